@@ -1,0 +1,219 @@
+#include "shm_segment.h"
+
+#include <sys/ipc.h>
+#include <sys/shm.h>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+namespace htntp {
+namespace {
+
+template <typename T>
+constexpr int64_t lowest() {
+  return static_cast<int64_t>(std::numeric_limits<T>::lowest());
+}
+template <typename T>
+constexpr int64_t highest() {
+  // time_t could in theory exceed int64_t; clamp so the table stays representable.
+  return std::numeric_limits<T>::max() > INT64_MAX
+             ? INT64_MAX
+             : static_cast<int64_t>(std::numeric_limits<T>::max());
+}
+
+#define HTNTP_FIELD(name, type) \
+  { #name, offsetof(shmTime, name), lowest<type>(), highest<type>() }
+
+const FieldInfo kFields[kFieldCount] = {
+    HTNTP_FIELD(mode, int),
+    HTNTP_FIELD(count, int),
+    HTNTP_FIELD(clockTimeStampSec, time_t),
+    HTNTP_FIELD(clockTimeStampUSec, int),
+    HTNTP_FIELD(receiveTimeStampSec, time_t),
+    HTNTP_FIELD(receiveTimeStampUSec, int),
+    {"leap", offsetof(shmTime, leap), 0, 3},
+    HTNTP_FIELD(precision, int),
+    HTNTP_FIELD(nsamples, int),
+    HTNTP_FIELD(valid, int),
+    HTNTP_FIELD(clockTimeStampNSec, unsigned),
+    HTNTP_FIELD(receiveTimeStampNSec, unsigned),
+};
+#undef HTNTP_FIELD
+
+inline void fence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+
+// count is a signed int in the struct; step it in unsigned arithmetic so that the
+// wrap at INT_MAX is defined.
+inline void bump(volatile int* count) {
+  *count = static_cast<int>(static_cast<unsigned>(*count) + 1u);
+}
+
+}  // namespace
+
+const FieldInfo& fieldInfo(Field field) { return kFields[static_cast<int>(field)]; }
+
+Segment::~Segment() { detach(); }
+
+SysError Segment::attach(const AttachOptions& options) {
+  detach();
+  const key_t key = kKeyBase + options.unit;
+  const int access = options.readOnly ? SHM_RDONLY : 0;
+  bool created = false;
+  int id = -1;
+  // Attach first; create only if absent. IPC_EXCL tells us whether we made it, and a
+  // creator racing us just sends us back to attaching.
+  for (int attempt = 0; attempt < 3 && id < 0; ++attempt) {
+    id = shmget(key, sizeof(shmTime), 0);
+    if (id >= 0) break;
+    if (errno != ENOENT || !options.create) return {errno, "shmget"};
+    id = shmget(key, sizeof(shmTime), IPC_CREAT | IPC_EXCL | (options.perm & 0777));
+    if (id >= 0) {
+      created = true;
+      break;
+    }
+    if (errno != EEXIST) return {errno, "shmget"};
+  }
+  if (id < 0) return {EEXIST, "shmget"};
+
+  void* address = shmat(id, nullptr, access);
+  if (address == reinterpret_cast<void*>(-1)) return {errno, "shmat"};
+  shm_ = static_cast<shmTime*>(address);
+  shmId_ = id;
+  key_ = key;
+  readOnly_ = options.readOnly;
+  created_ = created;
+  if (created && !readOnly_) {
+    // What gpsd puts in a new segment: protocol mode, "not in sync" until a sample.
+    shm_->mode = 1;
+    shm_->leap = 3;
+    shm_->precision = -20;
+    shm_->nsamples = 3;
+  }
+  return {};
+}
+
+SysError Segment::detach() {
+  if (shm_ == nullptr) return {};
+  shmTime* shm = shm_;
+  shm_ = nullptr;
+  if (shmdt(shm) != 0) return {errno, "shmdt"};
+  return {};
+}
+
+int64_t Segment::get(Field field) const {
+  switch (field) {
+    case Field::mode: return shm_->mode;
+    case Field::count: return shm_->count;
+    case Field::clockTimeStampSec: return shm_->clockTimeStampSec;
+    case Field::clockTimeStampUSec: return shm_->clockTimeStampUSec;
+    case Field::receiveTimeStampSec: return shm_->receiveTimeStampSec;
+    case Field::receiveTimeStampUSec: return shm_->receiveTimeStampUSec;
+    case Field::leap: return shm_->leap;
+    case Field::precision: return shm_->precision;
+    case Field::nsamples: return shm_->nsamples;
+    case Field::valid: return shm_->valid;
+    case Field::clockTimeStampNSec: return shm_->clockTimeStampNSec;
+    case Field::receiveTimeStampNSec: return shm_->receiveTimeStampNSec;
+  }
+  return 0;
+}
+
+void Segment::set(Field field, int64_t value) {
+  switch (field) {
+    case Field::mode: shm_->mode = static_cast<int>(value); break;
+    case Field::count: shm_->count = static_cast<int>(value); break;
+    case Field::clockTimeStampSec: shm_->clockTimeStampSec = static_cast<time_t>(value); break;
+    case Field::clockTimeStampUSec: shm_->clockTimeStampUSec = static_cast<int>(value); break;
+    case Field::receiveTimeStampSec: shm_->receiveTimeStampSec = static_cast<time_t>(value); break;
+    case Field::receiveTimeStampUSec: shm_->receiveTimeStampUSec = static_cast<int>(value); break;
+    case Field::leap: shm_->leap = static_cast<int>(value); break;
+    case Field::precision: shm_->precision = static_cast<int>(value); break;
+    case Field::nsamples: shm_->nsamples = static_cast<int>(value); break;
+    case Field::valid: shm_->valid = static_cast<int>(value); break;
+    case Field::clockTimeStampNSec: shm_->clockTimeStampNSec = static_cast<unsigned>(value); break;
+    case Field::receiveTimeStampNSec: shm_->receiveTimeStampNSec = static_cast<unsigned>(value); break;
+  }
+}
+
+void Segment::write(const Sample& sample) {
+  shmTime* shm = shm_;
+  shm->valid = 0;
+  bump(&shm->count);
+  fence();
+  shm->mode = 1;
+  shm->clockTimeStampSec = static_cast<time_t>(sample.clock.sec);
+  shm->clockTimeStampUSec = static_cast<int>(sample.clock.nsec / 1000);  // truncated
+  shm->clockTimeStampNSec = static_cast<unsigned>(sample.clock.nsec);
+  shm->receiveTimeStampSec = static_cast<time_t>(sample.receive.sec);
+  shm->receiveTimeStampUSec = static_cast<int>(sample.receive.nsec / 1000);
+  shm->receiveTimeStampNSec = static_cast<unsigned>(sample.receive.nsec);
+  shm->leap = sample.leap;
+  shm->precision = sample.precision;
+  fence();
+  bump(&shm->count);
+  fence();
+  shm->valid = 1;
+}
+
+Snapshot Segment::snapshot() const {
+  // Readers' rule: a copy is good if count did not move across it. Bounded, because a
+  // writer in a tight loop could otherwise keep us here.
+  constexpr int kMaxRetries = 1000;
+  Snapshot out{};
+  for (int attempt = 0; attempt <= kMaxRetries; ++attempt) {
+    const int before = shm_->count;
+    fence();
+    for (int i = 0; i < kFieldCount; ++i) out.values[i] = get(static_cast<Field>(i));
+    fence();
+    const int after = shm_->count;
+    out.retries = attempt;
+    out.consistent = before == after;
+    if (out.consistent) break;
+  }
+  return out;
+}
+
+SysError Segment::stat(SegmentStat* out) const {
+  struct shmid_ds ds;
+  if (shmctl(shmId_, IPC_STAT, &ds) != 0) return {errno, "shmctl"};
+  out->size = ds.shm_segsz;
+  out->perm = ds.shm_perm.mode & 0777;
+  out->uid = ds.shm_perm.uid;
+  out->cuid = ds.shm_perm.cuid;
+  out->cpid = ds.shm_cpid;
+  out->lpid = ds.shm_lpid;
+  out->nattch = ds.shm_nattch;
+#ifdef SHM_DEST
+  out->removed = (ds.shm_perm.mode & SHM_DEST) != 0;
+#else
+  out->removed = false;
+#endif
+  return {};
+}
+
+SysError Segment::remove() {
+  if (shmctl(shmId_, IPC_RMID, nullptr) != 0) return {errno, "shmctl"};
+  return {};
+}
+
+SysError clockNow(clockid_t clock, Timespec* out) {
+  struct timespec ts;
+  if (clock_gettime(clock, &ts) != 0) return {errno, "clock_gettime"};
+  out->sec = ts.tv_sec;
+  out->nsec = ts.tv_nsec;
+  return {};
+}
+
+clockid_t monotonicRawClock() {
+#ifdef CLOCK_MONOTONIC_RAW
+  return CLOCK_MONOTONIC_RAW;
+#else
+  return CLOCK_MONOTONIC;  // FreeBSD has no raw clock; its monotonic clock is not slewed by ntpd's PLL in the same way
+#endif
+}
+
+}  // namespace htntp

@@ -1,0 +1,142 @@
+// The ntpd SHM reference clock segment (driver 28), free of any Node API.
+// Layout and protocol follow ntpd/ntpsec refclock_shm.c and gpsd's ntpshmwrite.c.
+#pragma once
+
+#include <sys/types.h>
+#include <time.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace htntp {
+
+// Declared exactly as ntpd, ntpsec and gpsd do, with this platform's own time_t, so
+// that 32- and 64-bit ABIs both get the layout their ntpd expects.
+struct shmTime {
+  int mode;  // 0: no count check by readers; 1: count/valid protocol
+  volatile int count;
+  time_t clockTimeStampSec;
+  int clockTimeStampUSec;
+  time_t receiveTimeStampSec;
+  int receiveTimeStampUSec;
+  int leap;
+  int precision;
+  int nsamples;
+  volatile int valid;
+  unsigned clockTimeStampNSec;
+  unsigned receiveTimeStampNSec;
+  int dummy[8];
+};
+
+constexpr key_t kKeyBase = 0x4E545030;  // "NTP0"
+constexpr int kMaxUnit = 255;
+
+// Fields in declaration order; the index is what the binding passes around.
+enum class Field : int {
+  mode,
+  count,
+  clockTimeStampSec,
+  clockTimeStampUSec,
+  receiveTimeStampSec,
+  receiveTimeStampUSec,
+  leap,
+  precision,
+  nsamples,
+  valid,
+  clockTimeStampNSec,
+  receiveTimeStampNSec,
+};
+constexpr int kFieldCount = 12;
+
+struct FieldInfo {
+  const char* name;
+  size_t offset;
+  int64_t min;  // the C type's range; leap narrows it to 0..3
+  int64_t max;
+};
+const FieldInfo& fieldInfo(Field field);
+
+// An error from a system call: errno and the call's name. err == 0 means success.
+struct SysError {
+  int err = 0;
+  const char* syscall = nullptr;
+  explicit operator bool() const { return err != 0; }
+};
+
+struct Timespec {
+  int64_t sec;
+  int64_t nsec;
+};
+
+struct Sample {
+  Timespec clock;    // the reference ("true") time of the event
+  Timespec receive;  // CLOCK_REALTIME when the event was seen
+  int leap;
+  int precision;
+};
+
+// Every field, copied while count stood still (or the last try, if it never did).
+struct Snapshot {
+  int64_t values[kFieldCount];
+  bool consistent;
+  int retries;
+};
+
+// What IPC_STAT says of the segment.
+struct SegmentStat {
+  size_t size;
+  unsigned perm;  // the low 9 mode bits
+  uid_t uid;
+  uid_t cuid;
+  pid_t cpid;  // creator
+  pid_t lpid;  // last shmat/shmdt
+  unsigned long nattch;
+  bool removed;  // marked for destruction (ipcrm) but still attached here
+};
+
+struct AttachOptions {
+  int unit = 0;
+  bool create = true;
+  int perm = 0600;
+  bool readOnly = false;
+};
+
+class Segment {
+ public:
+  Segment() = default;
+  ~Segment();
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+
+  // Attaches to the unit's segment, creating it (initialised the way gpsd does) when
+  // allowed and absent. On failure the segment stays detached.
+  SysError attach(const AttachOptions& options);
+  SysError detach();
+  bool attached() const { return shm_ != nullptr; }
+  bool readOnly() const { return readOnly_; }
+  bool created() const { return created_; }
+  int shmId() const { return shmId_; }
+  key_t key() const { return key_; }
+
+  int64_t get(Field field) const;
+  void set(Field field, int64_t value);
+
+  // One sample, the way gpsd's ntp_write does it (valid/count protocol with fences).
+  void write(const Sample& sample);
+  Snapshot snapshot() const;
+  SysError stat(SegmentStat* out) const;
+  // IPC_RMID: the segment goes when the last process detaches.
+  SysError remove();
+
+ private:
+  shmTime* shm_ = nullptr;
+  int shmId_ = -1;
+  key_t key_ = 0;
+  bool readOnly_ = false;
+  bool created_ = false;
+};
+
+SysError clockNow(clockid_t clock, Timespec* out);
+clockid_t monotonicRawClock();
+
+}  // namespace htntp

@@ -1,0 +1,19 @@
+// Commander wiring only: each command's logic lives in commands/<name>.ts.
+import { Command } from 'commander';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const { version } = require('../../package.json') as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('htntp')
+    .description('Feed ntpd, ntpsec or chrony (SHM refclock, driver 28) from HTTP Date headers, GPS NMEA or a fixed offset')
+    .version(version)
+    .showHelpAfterError();
+  // Commands register themselves here, one line each.
+  return program;
+}
+
+export async function main(argv: string[] = process.argv): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}

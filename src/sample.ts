@@ -1,0 +1,23 @@
+// What sources produce and the feeder writes. Sources never touch the segment.
+import type { Leap } from './shm.js';
+import type { Timespec } from './time.js';
+
+export interface Sample {
+  /** The reference ("true") time of the event. */
+  clockTime: Timespec;
+  /** CLOCK_REALTIME when the event was seen (offset = clockTime - receiveTime). */
+  receiveTime: Timespec;
+  /** log2 of the sample's error bound in seconds. */
+  precision: number;
+  /** The source's own leap indicator; the feeder may add a scheduled leap second. */
+  leap?: Leap;
+}
+
+/**
+ * A time source: yields samples until `signal` aborts, then returns. A sample it cannot
+ * stand behind is never yielded; faults it recovers from go to its logger.
+ */
+export interface SampleSource {
+  readonly name: string;
+  samples(signal: AbortSignal): AsyncIterable<Sample>;
+}

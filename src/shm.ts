@@ -1,0 +1,245 @@
+// The typed API of the ntpd SHM reference clock segment (driver 28).
+import { getSystemErrorName } from 'node:util';
+import { native, type NativeSegment, type NativeStat, type Timespec } from './native.js';
+import { toTimespec, type Time } from './time.js';
+
+export type { Time, Timespec };
+
+/** 0 no warning, 1 insert a second at the end of the UTC day, 2 delete one, 3 not in sync. */
+export type Leap = 0 | 1 | 2 | 3;
+
+export interface NtpdShmOptions {
+  unit: number;
+  /** Create the segment when it does not exist (default true). false: attach only. */
+  create?: boolean;
+  /** Permissions for a segment we create: default 0600 for units 0-1, 0666 above (ntpd/gpsd). */
+  perm?: number;
+  /** Attach with SHM_RDONLY: reading never disturbs a writer; every write throws. */
+  readOnly?: boolean;
+}
+
+export interface UpdateOptions {
+  /** When the event was seen on the local clock; default CLOCK_REALTIME now, read in the native call. */
+  receiveTime?: Time;
+  /** log2 of the sample's error in seconds (default -20, about 1 us). */
+  precision?: number;
+  leap?: Leap;
+}
+
+/** Every field of the segment, read while `count` stood still. */
+export interface ShmSnapshot {
+  unit: number;
+  mode: number;
+  count: number;
+  clockTimeStampSec: number;
+  clockTimeStampUSec: number;
+  clockTimeStampNSec: number;
+  receiveTimeStampSec: number;
+  receiveTimeStampUSec: number;
+  receiveTimeStampNSec: number;
+  leap: number;
+  precision: number;
+  nsamples: number;
+  valid: number;
+  /** false if a writer kept moving `count` through every retry */
+  consistent: boolean;
+}
+
+export type ShmStat = NativeStat;
+
+export const DEFAULT_PRECISION = -20;
+export const KEY_BASE = native.layout.keyBase;
+export const MAX_UNIT = 255;
+
+export function keyOfUnit(unit: number): number {
+  return KEY_BASE + unit;
+}
+
+export function defaultPerm(unit: number): number {
+  return unit < 2 ? 0o600 : 0o666;
+}
+
+// Field indexes as the native side numbers them (declaration order of struct shmTime).
+const FIELD = Object.fromEntries(native.layout.fields.map((field, index) => [field.name, index])) as Record<
+  keyof Omit<ShmSnapshot, 'unit' | 'consistent'>,
+  number
+>;
+
+function hintFor(error: NodeJS.ErrnoException, unit: number): string {
+  const key = `0x${keyOfUnit(unit).toString(16)}`;
+  switch (error.code) {
+    case 'EACCES':
+      return unit < 2
+        ? `unit ${unit} is root-only by convention: run as root, or use a unit >= 2, or have the segment (key ${key}) created with other permissions`
+        : `the segment (key ${key}) belongs to another user with permissions that exclude you; see \`ipcs -m\``;
+    case 'EINVAL':
+      return `an existing segment with key ${key} has another size (a 32/64-bit mismatch or another program); remove it with \`ipcrm -M ${key}\``;
+    case 'ENOENT':
+      return `no segment exists for unit ${unit} (key ${key})`;
+    case 'ENOSPC':
+    case 'ENOMEM':
+      return 'the system limit on shared memory segments is reached (see /proc/sys/kernel/shmmni)';
+    default:
+      return `unit ${unit}, key ${key}`;
+  }
+}
+
+/** Adds Node's `code` and a hint to an errno/syscall error from the addon. */
+function systemError(error: unknown, unit: number): unknown {
+  if (!(error instanceof Error)) return error;
+  const errnoError = error as NodeJS.ErrnoException;
+  if (typeof errnoError.errno !== 'number' || typeof errnoError.syscall !== 'string') return error;
+  errnoError.code = getSystemErrorName(errnoError.errno);
+  errnoError.message = `${errnoError.syscall} ${errnoError.code}: ${hintFor(errnoError, unit)}`;
+  return errnoError;
+}
+
+function invalidOption(message: string): TypeError {
+  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_TYPE' });
+}
+
+/** Seconds and nanoseconds of a timestamp, the way ntpd reads them: NSec only if it agrees with USec. */
+function timestampOf(sec: number, usec: number, nsec: number): Timespec {
+  return { sec, nsec: Math.floor(nsec / 1000) === usec ? nsec : usec * 1000 };
+}
+
+export class NtpdShm {
+  readonly #segment: NativeSegment;
+  readonly unit: number;
+  readonly key: number;
+  readonly shmId: number;
+  /** Bytes of the segment, as IPC_STAT reports it. */
+  readonly size: number;
+  /** This instance created the segment (and initialised it the way gpsd does). */
+  readonly created: boolean;
+  readonly readOnly: boolean;
+
+  constructor(unitOrOptions: number | NtpdShmOptions) {
+    const options: NtpdShmOptions =
+      typeof unitOrOptions === 'object' && unitOrOptions !== null ? unitOrOptions : { unit: unitOrOptions };
+    const { unit, create = true, readOnly = false } = options;
+    if (typeof create !== 'boolean') throw invalidOption('The "create" option must be a boolean');
+    if (typeof readOnly !== 'boolean') throw invalidOption('The "readOnly" option must be a boolean');
+    // The addon checks unit and perm as integers in range (TypeError/RangeError).
+    const perm = options.perm ?? (typeof unit === 'number' && unit >= 0 ? defaultPerm(unit) : 0);
+    try {
+      this.#segment = new native.Segment(unit, create, perm, readOnly);
+    } catch (error) {
+      throw systemError(error, unit);
+    }
+    this.unit = unit;
+    this.key = this.#segment.key;
+    this.shmId = this.#segment.shmId;
+    this.created = this.#segment.created;
+    this.readOnly = readOnly;
+    this.size = this.#call(() => this.#segment.stat().size);
+  }
+
+  #call<T>(action: () => T): T {
+    try {
+      return action();
+    } catch (error) {
+      throw systemError(error, this.unit);
+    }
+  }
+
+  get attached(): boolean {
+    return this.#segment.attached;
+  }
+
+  get mode(): number { return this.#segment.get(FIELD.mode); }
+  set mode(value: number) { this.#segment.set(FIELD.mode, value); }
+  get count(): number { return this.#segment.get(FIELD.count); }
+  set count(value: number) { this.#segment.set(FIELD.count, value); }
+  get clockTimeStampSec(): number { return this.#segment.get(FIELD.clockTimeStampSec); }
+  set clockTimeStampSec(value: number) { this.#segment.set(FIELD.clockTimeStampSec, value); }
+  get clockTimeStampUSec(): number { return this.#segment.get(FIELD.clockTimeStampUSec); }
+  set clockTimeStampUSec(value: number) { this.#segment.set(FIELD.clockTimeStampUSec, value); }
+  get clockTimeStampNSec(): number { return this.#segment.get(FIELD.clockTimeStampNSec); }
+  set clockTimeStampNSec(value: number) { this.#segment.set(FIELD.clockTimeStampNSec, value); }
+  get receiveTimeStampSec(): number { return this.#segment.get(FIELD.receiveTimeStampSec); }
+  set receiveTimeStampSec(value: number) { this.#segment.set(FIELD.receiveTimeStampSec, value); }
+  get receiveTimeStampUSec(): number { return this.#segment.get(FIELD.receiveTimeStampUSec); }
+  set receiveTimeStampUSec(value: number) { this.#segment.set(FIELD.receiveTimeStampUSec, value); }
+  get receiveTimeStampNSec(): number { return this.#segment.get(FIELD.receiveTimeStampNSec); }
+  set receiveTimeStampNSec(value: number) { this.#segment.set(FIELD.receiveTimeStampNSec, value); }
+  get leap(): number { return this.#segment.get(FIELD.leap); }
+  set leap(value: number) { this.#segment.set(FIELD.leap, value); }
+  get precision(): number { return this.#segment.get(FIELD.precision); }
+  set precision(value: number) { this.#segment.set(FIELD.precision, value); }
+  get nsamples(): number { return this.#segment.get(FIELD.nsamples); }
+  set nsamples(value: number) { this.#segment.set(FIELD.nsamples, value); }
+  get valid(): number { return this.#segment.get(FIELD.valid); }
+  set valid(value: number) { this.#segment.set(FIELD.valid, value); }
+
+  /** The clock timestamp as float seconds (sub-microsecond digits are lost to float). */
+  get clockTimeStamp(): number {
+    const time = this.clockTime;
+    return time.sec + time.nsec / 1e9;
+  }
+  set clockTimeStamp(value: number) {
+    this.#setTimestamp('clockTimeStamp', toTimespec(value, 'clockTimeStamp'));
+  }
+  get receiveTimeStamp(): number {
+    const time = this.receiveTime;
+    return time.sec + time.nsec / 1e9;
+  }
+  set receiveTimeStamp(value: number) {
+    this.#setTimestamp('receiveTimeStamp', toTimespec(value, 'receiveTimeStamp'));
+  }
+
+  /** The clock timestamp, exact. */
+  get clockTime(): Timespec {
+    return timestampOf(this.clockTimeStampSec, this.clockTimeStampUSec, this.clockTimeStampNSec);
+  }
+  get receiveTime(): Timespec {
+    return timestampOf(this.receiveTimeStampSec, this.receiveTimeStampUSec, this.receiveTimeStampNSec);
+  }
+
+  #setTimestamp(prefix: 'clockTimeStamp' | 'receiveTimeStamp', time: Timespec): void {
+    // Sec first: it is the one field that can be out of range (32-bit time_t).
+    this.#segment.set(FIELD[`${prefix}Sec`], time.sec);
+    this.#segment.set(FIELD[`${prefix}USec`], Math.floor(time.nsec / 1000));
+    this.#segment.set(FIELD[`${prefix}NSec`], time.nsec);
+  }
+
+  /**
+   * Publishes one sample with gpsd's protocol: valid=0, count++, fence, fields, fence,
+   * count++, fence, valid=1. Every argument is checked before anything is written.
+   */
+  update(clockTime: Time, options: UpdateOptions = {}): void {
+    if (typeof options !== 'object' || options === null) throw invalidOption('The "options" argument must be an object');
+    const clock = toTimespec(clockTime, 'clockTime');
+    const { precision = DEFAULT_PRECISION, leap = 0 } = options;
+    if (options.receiveTime === undefined) {
+      this.#segment.writeNow(clock.sec, clock.nsec, leap, precision);
+    } else {
+      const receive = toTimespec(options.receiveTime, 'receiveTime');
+      this.#segment.write(clock.sec, clock.nsec, receive.sec, receive.nsec, leap, precision);
+    }
+  }
+
+  /** A consistent copy of every field; never clears `valid`, so readers lose nothing. */
+  snapshot(): ShmSnapshot {
+    const { retries: _retries, ...fields } = this.#segment.snapshot();
+    return { unit: this.unit, ...fields };
+  }
+
+  /** IPC_STAT: size, permissions, owner, attached processes, removal mark. */
+  stat(): ShmStat {
+    return this.#call(() => this.#segment.stat());
+  }
+
+  /** Marks the segment for removal (IPC_RMID); it goes when the last process detaches. */
+  remove(): void {
+    this.#call(() => this.#segment.remove());
+  }
+
+  /** shmdt. Idempotent; afterwards every access throws ERR_SHM_DETACHED. */
+  detach(): void {
+    this.#call(() => this.#segment.detach());
+  }
+}
+
+/** The struct as compiled on this platform (size, field offsets and C ranges). */
+export const layout = native.layout;

@@ -1,0 +1,77 @@
+// Exact time values: whole seconds + nanoseconds. Float seconds lose ~240 ns at
+// today's epoch, so arithmetic on absolute times stays in Timespec.
+import type { Timespec } from './native.js';
+
+export type { Timespec };
+
+/** A time as float seconds since the epoch, or exact `{ sec, nsec }`. */
+export type Time = number | Timespec;
+
+const NS_PER_SEC = 1_000_000_000;
+
+function invalidType(name: string, value: unknown): TypeError {
+  const received = value === null ? 'null' : typeof value === 'object' ? 'an instance of Object' : `type ${typeof value} (${String(value)})`;
+  const error = new TypeError(`The "${name}" argument must be of type number or { sec, nsec }. Received ${received}`);
+  return Object.assign(error, { code: 'ERR_INVALID_ARG_TYPE' });
+}
+
+function outOfRange(name: string, expected: string, value: unknown): RangeError {
+  const error = new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${String(value)}`);
+  return Object.assign(error, { code: 'ERR_OUT_OF_RANGE' });
+}
+
+/** Float seconds to Timespec, rounding to the nearest nanosecond. */
+export function fromSeconds(seconds: number): Timespec {
+  let sec = Math.floor(seconds);
+  let nsec = Math.round((seconds - sec) * NS_PER_SEC);
+  if (nsec >= NS_PER_SEC) {
+    sec += 1;
+    nsec -= NS_PER_SEC;
+  }
+  return { sec, nsec };
+}
+
+export function toSeconds(time: Timespec): number {
+  return time.sec + time.nsec / NS_PER_SEC;
+}
+
+/** Checks a user-supplied time (non-negative, finite, nsec in range) and makes it exact. */
+export function toTimespec(time: unknown, name: string): Timespec {
+  if (typeof time === 'number') {
+    if (!Number.isFinite(time) || time < 0) throw outOfRange(name, 'a finite number >= 0', time);
+    return fromSeconds(time);
+  }
+  if (typeof time !== 'object' || time === null) throw invalidType(name, time);
+  const { sec, nsec } = time as Partial<Timespec>;
+  if (typeof sec !== 'number' || typeof nsec !== 'number') throw invalidType(name, time);
+  if (!Number.isSafeInteger(sec) || sec < 0) throw outOfRange(`${name}.sec`, 'an integer >= 0', sec);
+  if (!Number.isInteger(nsec) || nsec < 0 || nsec >= NS_PER_SEC) throw outOfRange(`${name}.nsec`, 'an integer >= 0 && <= 999999999', nsec);
+  return { sec, nsec };
+}
+
+/** a - b in seconds; exact to the nanosecond for differences below ~100 days. */
+export function diffSeconds(a: Timespec, b: Timespec): number {
+  return a.sec - b.sec + (a.nsec - b.nsec) / NS_PER_SEC;
+}
+
+/** time + seconds (may be negative or fractional). */
+export function addSeconds(time: Timespec, seconds: number): Timespec {
+  const whole = Math.floor(seconds);
+  let sec = time.sec + whole;
+  let nsec = time.nsec + Math.round((seconds - whole) * NS_PER_SEC);
+  if (nsec >= NS_PER_SEC) {
+    sec += Math.floor(nsec / NS_PER_SEC);
+    nsec %= NS_PER_SEC;
+  }
+  return { sec, nsec };
+}
+
+export function compare(a: Timespec, b: Timespec): number {
+  return a.sec - b.sec || a.nsec - b.nsec;
+}
+
+/** ISO 8601 UTC with all nine fraction digits: 2026-11-22T02:05:55.123456789Z */
+export function formatUtc(time: Timespec): string {
+  const iso = new Date(time.sec * 1000).toISOString();
+  return `${iso.slice(0, 19)}.${String(time.nsec).padStart(9, '0')}Z`;
+}
