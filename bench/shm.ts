@@ -1,0 +1,81 @@
+// `npm run bench`: NtpdShm#update() and #snapshot() calls per second next to gpsd's
+// ntp_write loop in C (bench/c/, compiled here with cc -O2), in one run, with the ratio.
+// Target: update() within 3x of the C loop.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { monotonicRaw } from '../src/clock.js';
+import { NtpdShm } from '../src/shm.js';
+import { diffSeconds } from '../src/time.js';
+import { cBuild, repoRoot } from '../test/helpers/cc.js';
+
+const UNIT = 139; // issue 2's range; the bench removes its segment when done
+const SECONDS = Number(process.env.HTNTP_BENCH_SECONDS ?? 1);
+const BATCH = 10_000;
+
+/** Runs `body` in batches for about SECONDS; returns nanoseconds per call. */
+function measure(body: (iterations: number) => void): number {
+  body(BATCH * 10); // warm-up: let V8 optimise
+  let calls = 0;
+  const start = monotonicRaw();
+  let elapsed = 0;
+  do {
+    body(BATCH);
+    calls += BATCH;
+    elapsed = diffSeconds(monotonicRaw(), start);
+  } while (elapsed < SECONDS);
+  return (elapsed * 1e9) / calls;
+}
+
+interface CResult {
+  writes: number;
+  writeNs: number;
+  reads: number;
+  readNs: number;
+}
+
+function row(name: string, nsPerCall: number, anchorNs: number): string {
+  const perSecond = (1e9 / nsPerCall / 1e6).toFixed(2).padStart(7);
+  return `${name.padEnd(44)} ${nsPerCall.toFixed(1).padStart(8)} ns ${perSecond} M/s ${(nsPerCall / anchorNs).toFixed(2).padStart(6)}x`;
+}
+
+const build = cBuild('htntp-bench-');
+const shm = new NtpdShm(UNIT);
+try {
+  const loop = build.compile(join(repoRoot, 'bench', 'c', 'gpsd_write_loop.c'));
+  const c = JSON.parse(execFileSync(loop, [String(UNIT), String(SECONDS)], { encoding: 'utf8' })) as CResult;
+  const cWrite = c.writeNs / c.writes;
+  const cRead = c.readNs / c.reads;
+
+  const clockSeconds = 1_700_000_000.123456;
+  const clockTimespec = { sec: 1_700_000_000, nsec: 123_456_789 };
+  const receiveTimespec = { sec: 1_700_000_000, nsec: 23_456_789 };
+  const updateFloat = measure((n) => {
+    for (let i = 0; i < n; i++) shm.update(clockSeconds);
+  });
+  const updateTimespec = measure((n) => {
+    for (let i = 0; i < n; i++) shm.update(clockTimespec, { precision: -20, leap: 0 });
+  });
+  const updateBoth = measure((n) => {
+    for (let i = 0; i < n; i++) shm.update(clockTimespec, { receiveTime: receiveTimespec });
+  });
+  let sink = 0;
+  const snapshot = measure((n) => {
+    for (let i = 0; i < n; i++) sink += shm.snapshot().count;
+  });
+  if (sink === -1) console.log(sink);
+
+  console.log(`htntp SHM benchmark: ${SECONDS} s per loop, unit ${UNIT}, node ${process.version}`);
+  console.log(`${'loop'.padEnd(44)} ${'per call'.padStart(11)} ${'rate'.padStart(11)} ${'vs C'.padStart(7)}`);
+  console.log(row('C gpsd ntp_write + clock_gettime', cWrite, cWrite));
+  console.log(row('update(float)  [receive = realtime now]', updateFloat, cWrite));
+  console.log(row('update({sec,nsec}, {precision, leap})', updateTimespec, cWrite));
+  console.log(row('update({sec,nsec}, {receiveTime})', updateBoth, cWrite));
+  console.log(row('C consistent read (count, fence, copy)', cRead, cRead));
+  console.log(row('snapshot()', snapshot, cRead));
+  const ratio = updateFloat / cWrite;
+  console.log(`update() / C write loop: ${ratio.toFixed(2)}x (target <= 3x): ${ratio <= 3 ? 'met' : 'NOT met'}`);
+} finally {
+  shm.remove();
+  shm.detach();
+  build.cleanup();
+}

@@ -1,0 +1,38 @@
+// Compiles the small C programs of the tests (test/c/) and of the benchmark (bench/c/)
+// with the system compiler, against test/c/shm_time.h: the reference struct, declared
+// independently of native/.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = resolve(here, '..', '..');
+export const testCDir = join(repoRoot, 'test', 'c');
+
+export interface CBuild {
+  dir: string;
+  /** Compiles `source` (a path, or a file name inside test/c/) and returns the binary's path. */
+  compile(source: string, extraFlags?: string[]): string;
+  /** Removes the build folder. */
+  cleanup(): void;
+}
+
+export function cBuild(prefix = 'htntp-c-'): CBuild {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return {
+    dir,
+    compile(source, extraFlags = []) {
+      const path = source.includes('/') ? source : join(testCDir, source);
+      const output = join(dir, basename(path, '.c'));
+      execFileSync('cc', ['-std=c11', '-D_GNU_SOURCE', '-O2', '-Wall', '-Wextra', '-Werror', '-I', testCDir, ...extraFlags, path, '-o', output], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      return output;
+    },
+    cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
