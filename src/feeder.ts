@@ -1,7 +1,21 @@
 // The one loop that writes samples to the segment. Sources produce; only this writes.
+//
+// Events it logs (the feeder's vocabulary; sources log their own faults):
+//   info  segment attached      unit key shmId created perm source
+//   warn  segment world-writable unit key perm        (units 0-1: anyone could feed ntpd)
+//   warn  segment removed        unit key             (ipcrm under us) -> info segment reattached
+//   warn  segment reattach failed unit error          (retried before the next sample)
+//   debug segment watch unavailable unit error        (IPC_STAT refused after a privilege drop)
+//   debug sample published       unit offset precision leap
+//   warn  sample rejected        unit error           (a sample the segment API refuses: nothing written)
+//   error source failed          source error         (the source threw: feed rejects)
+//   info  stopping               reason               (the signal aborted)
+//   info  segment detached       unit published       (valid = 0 written first)
 import { NtpdShm, type Leap } from './shm.js';
 import type { Sample, SampleSource } from './sample.js';
 import { silentLogger, type Logger } from './log.js';
+import type { FeedMetrics } from './metrics.js';
+import { diffSeconds, type Timespec } from './time.js';
 
 export interface FeedOptions {
   unit: number;
@@ -11,36 +25,168 @@ export interface FeedOptions {
   logger?: Logger;
   /** Called after each sample is published. */
   onSample?: (sample: Sample) => void;
+  /** Leap indicator for samples whose source says 0 or nothing (e.g. a LeapSchedule from leap-seconds.list). */
+  leapSchedule?: { leapAt(clockTime: Timespec): Leap };
+  /** Runs once the segment is attached and before the source starts: the privilege drop goes here. */
+  afterAttach?: (shm: NtpdShm) => void;
+  metrics?: FeedMetrics;
 }
 
 export interface FeedResult {
   published: number;
+  /** Times the segment was removed under the feeder and attached anew. */
+  reattached: number;
+}
+
+/** How long a stopping feeder waits for the source to wind down (the segment is already released). */
+const SOURCE_STOP_GRACE_MS = 500;
+
+/** Units 0-1 are root-only by convention: a world-writable one lets anyone steer ntpd. */
+export function isUnsafeSegment(unit: number, perm: number): boolean {
+  return unit < 2 && (perm & 0o002) !== 0;
+}
+
+function keyText(shm: NtpdShm): string {
+  return `0x${shm.key.toString(16)}`;
 }
 
 /**
  * Attaches to the unit's segment and publishes every sample the source yields until
- * `signal` aborts or the source ends. Last act: valid = 0 (so no reader takes a sample
- * from a feeder that is gone), then detach.
+ * `signal` aborts or the source ends. Until the first sample the segment says "not in
+ * sync" (valid = 0, leap = 3). A segment removed under it (ipcrm) is attached anew.
+ * On abort it stops at once, even if the source is mid-wait. Last act: valid = 0 (so no
+ * reader takes a sample from a feeder that is gone), then detach.
  */
 export async function feed(source: SampleSource, options: FeedOptions): Promise<FeedResult> {
-  const { signal, logger = silentLogger, onSample } = options;
-  const shm = new NtpdShm({ unit: options.unit, ...(options.perm === undefined ? {} : { perm: options.perm }) });
-  logger.info('segment attached', { unit: shm.unit, key: `0x${shm.key.toString(16)}`, created: shm.created, source: source.name });
+  const { signal, logger = silentLogger, onSample, leapSchedule, metrics } = options;
+  const { unit } = options;
+  const shmOptions = { unit, ...(options.perm === undefined ? {} : { perm: options.perm }) };
+
+  const prepare = (segment: NtpdShm): void => {
+    segment.valid = 0;
+    segment.leap = 3;
+    const { perm } = segment.stat();
+    if (isUnsafeSegment(unit, perm)) {
+      logger.warn('segment world-writable', { unit, key: keyText(segment), perm: `0${perm.toString(8)}`, hint: 'any local user can feed the time daemon; recreate it 0600' });
+    }
+  };
+
+  let shm = new NtpdShm(shmOptions);
+  prepare(shm);
+  logger.info('segment attached', { unit, key: keyText(shm), shmId: shm.shmId, created: shm.created, perm: `0${shm.stat().perm.toString(8)}`, source: source.name });
   let published = 0;
-  try {
-    for await (const sample of source.samples(signal)) {
-      if (signal.aborted) break;
-      const leap: Leap = sample.leap ?? 0;
+  let reattached = 0;
+  let watchable = true;
+  let reattachFailures = 0;
+
+  /** The segment we write to still is the unit's segment; otherwise attach the new one. */
+  const ensureSegment = (): void => {
+    if (!watchable) return;
+    let removed: boolean;
+    try {
+      removed = shm.stat().removed;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EACCES') throw error;
+      // A root-only segment stays writable after the privilege drop, but IPC_STAT needs read access.
+      watchable = false;
+      logger.debug('segment watch unavailable', { unit, error });
+      return;
+    }
+    if (!removed) return;
+    if (reattachFailures === 0) logger.warn('segment removed', { unit, key: keyText(shm), hint: 'readers attached to the old segment see nothing until they restart' });
+    try {
+      const fresh = new NtpdShm(shmOptions);
+      prepare(fresh);
+      shm.detach();
+      shm = fresh;
+    } catch (error) {
+      reattachFailures += 1;
+      (reattachFailures === 1 ? logger.warn : logger.debug)('segment reattach failed', { unit, error });
+      return;
+    }
+    reattachFailures = 0;
+    reattached += 1;
+    metrics?.reattached();
+    logger.info('segment reattached', { unit, key: keyText(shm), shmId: shm.shmId, created: shm.created });
+  };
+
+  const publish = (sample: Sample): void => {
+    ensureSegment();
+    const sourceLeap = sample.leap ?? 0;
+    const leap = sourceLeap === 0 && leapSchedule !== undefined ? leapSchedule.leapAt(sample.clockTime) : sourceLeap;
+    try {
       shm.update(sample.clockTime, { receiveTime: sample.receiveTime, precision: sample.precision, leap });
-      published += 1;
-      onSample?.(sample);
+    } catch (error) {
+      if (!(error instanceof TypeError || error instanceof RangeError)) throw error;
+      logger.warn('sample rejected', { unit, source: source.name, error });
+      return;
+    }
+    published += 1;
+    metrics?.published(sample, leap);
+    logger.debug('sample published', { unit, offset: diffSeconds(sample.clockTime, sample.receiveTime), precision: sample.precision, leap });
+    onSample?.(sample);
+  };
+
+  const iterator = source.samples(signal)[Symbol.asyncIterator]();
+  let onAbort: (() => void) | undefined;
+  const stopped = new Promise<IteratorResult<Sample>>((resolve) => {
+    onAbort = () => resolve({ done: true, value: undefined });
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  let finished = false;
+  try {
+    options.afterAttach?.(shm);
+    for (;;) {
+      const next = iterator.next();
+      // After a stop, whatever the source's pending step ends with is no longer ours.
+      next.catch(() => {});
+      let result: IteratorResult<Sample>;
+      try {
+        result = await Promise.race([next, stopped]);
+      } catch (error) {
+        if (!signal.aborted) {
+          finished = true;
+          logger.error('source failed', { source: source.name, error });
+          throw error;
+        }
+        result = { done: true, value: undefined };
+      }
+      if (signal.aborted) {
+        const reason: unknown = signal.reason;
+        logger.info('stopping', { reason: reason instanceof Error ? reason.message : String(reason) });
+        break;
+      }
+      if (result.done) {
+        finished = true;
+        break;
+      }
+      publish(result.value);
     }
   } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
     if (shm.attached) {
       shm.valid = 0;
       shm.detach();
     }
-    logger.info('segment detached', { unit: options.unit, published });
+    logger.info('segment detached', { unit, published });
+    if (!finished) await stopSource(iterator, logger);
   }
-  return { published };
+  return { published, reattached };
+}
+
+/** Lets the source run its cleanup (close sockets, ports), bounded: a stuck source cannot hold the stop. */
+async function stopSource(iterator: AsyncIterator<Sample>, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), SOURCE_STOP_GRACE_MS);
+  });
+  try {
+    const outcome = await Promise.race([Promise.resolve(iterator.return?.()).then(() => 'done' as const), grace]);
+    if (outcome === 'timeout') logger.debug('source stop timed out', { graceMs: SOURCE_STOP_GRACE_MS });
+  } catch (error) {
+    logger.debug('source stop failed', { error });
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -1,11 +1,16 @@
-// What every long-running feeder command shares: the segment options, logging, and
-// the run itself (signal -> feed -> clean stop). Commands only build their source.
-import { Option, type Command } from 'commander';
+// What every long-running feeder command shares: the segment options, privileges,
+// logging, leap seconds, metrics, and the run itself (signal -> feed -> clean stop).
+// Commands only build their source.
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { feed, type FeedResult } from '../feeder.js';
+import { systemClock, type Clock } from '../clock.js';
 import { createLogger, type Logger } from '../log.js';
+import { LeapSchedule, defaultLeapFile, loadLeapSeconds, leapAt } from '../leap.js';
+import { ServiceMetrics, noSourceMetrics, parseMetricsAddress, serveMetrics, type MetricsAddress, type MetricsServer, type SourceMetrics } from '../metrics.js';
+import { dropPrivileges } from '../privileges.js';
 import type { SampleSource } from '../sample.js';
 import { integerOption, permOption } from './options.js';
-import { shutdownSignal } from './signals.js';
+import { exitAfterStop, shutdownSignal } from './signals.js';
 
 export interface ServiceOptions {
   unit: number;
@@ -13,12 +18,34 @@ export interface ServiceOptions {
   logFormat: 'text' | 'json';
   quiet?: boolean;
   verbose?: boolean;
+  /** Become this user (and its primary group) once the segment is attached. */
+  user?: string;
+  group?: string;
+  /** leap-seconds.list path; false = no leap second handling; undefined = the system file if present. */
+  leapfile?: string | false;
+  /** Serve Prometheus metrics here. */
+  metrics?: MetricsAddress;
+}
+
+function metricsOption(value: string): MetricsAddress {
+  try {
+    return parseMetricsAddress(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 export function addServiceOptions(command: Command, defaults: { unit: number }): Command {
   return command
     .option('-u, --unit <n>', 'SHM unit (segment key 0x4E545030 + unit)', integerOption('unit', 0, 255), defaults.unit)
     .option('--perm <octal>', 'permissions if the segment is created (default 0600 for units 0-1, 0666 above)', permOption)
+    .option('--user <name>', 'run as this user once the segment is attached (needs root)')
+    .option('--group <name>', "run as this group (default: the --user's primary group)")
+    .option('--leapfile <path>', 'leap-seconds.list announcing leap seconds (default /usr/share/zoneinfo/leap-seconds.list when present)')
+    .option('--no-leapfile', 'never announce leap seconds')
+    .addOption(
+      new Option('--metrics [host:port]', 'serve Prometheus metrics (default address 127.0.0.1:9815)').argParser(metricsOption).preset('127.0.0.1:9815'),
+    )
     .addOption(new Option('--log-format <format>', 'log lines on stderr').choices(['text', 'json']).default('text'))
     .option('-q, --quiet', 'log warnings and errors only')
     .option('-v, --verbose', 'log every probe and sample');
@@ -32,24 +59,83 @@ export function serviceLogger(options: Pick<ServiceOptions, 'logFormat' | 'quiet
 export interface ServiceContext {
   signal: AbortSignal;
   logger: Logger;
+  /**
+   * Where a source reports what only it knows: per-server status/rtt (HTTP), fix state
+   * (GPS). Always given by runService (a no-op unless --metrics); optional for callers
+   * that build a context by hand.
+   */
+  metrics?: SourceMetrics;
+}
+
+/**
+ * The leap second schedule for the run, or undefined. A file asked for by name must
+ * load; the system default is skipped with a warning if it is unusable.
+ */
+export function loadLeapSchedule(leapfile: string | false | undefined, logger: Logger, clock: Clock = systemClock): LeapSchedule | undefined {
+  if (leapfile === false) return undefined;
+  const file = leapfile ?? defaultLeapFile();
+  if (file === undefined) {
+    logger.info('leap file absent', { hint: 'install tzdata or pass --leapfile to announce leap seconds' });
+    return undefined;
+  }
+  try {
+    const table = loadLeapSeconds(file);
+    if (table.hashValid === false) {
+      throw Object.assign(new Error(`${file}: the #h hash does not match the data (damaged or edited file)`), { code: 'ERR_LEAPFILE_INVALID' });
+    }
+    const schedule = new LeapSchedule(table, logger);
+    const now = clock.realtime();
+    const status = leapAt(table, now);
+    logger.info('leap file loaded', {
+      file,
+      taiOffset: status.taiOffset,
+      expires: status.expires === undefined ? undefined : new Date(status.expires * 1000).toISOString(),
+      next: status.next === undefined ? undefined : new Date(status.next.time * 1000).toISOString(),
+    });
+    schedule.leapAt(now); // logs "leap file expired" / "leap second pending" right away
+    return schedule;
+  } catch (error) {
+    if (leapfile !== undefined) throw error;
+    logger.warn('leap file unusable', { file, error });
+    return undefined;
+  }
 }
 
 /**
  * Runs a source into the segment until SIGINT/SIGTERM (or `signal`), then stops cleanly:
- * valid = 0, detach, resolve. `makeSource` gets the signal and logger the run uses.
+ * valid = 0, detach, resolve. `makeSource` gets the signal, logger and metrics the run
+ * uses; it should only build the source (network/serial work starts when the feeder
+ * iterates it, after the segment is attached and privileges are dropped).
  */
 export async function runService(
   options: ServiceOptions,
   makeSource: (context: ServiceContext) => SampleSource,
-  signal: AbortSignal = shutdownSignal(),
+  signal?: AbortSignal,
 ): Promise<FeedResult> {
+  const stopSignal = signal ?? shutdownSignal();
   const logger = serviceLogger(options);
-  const source = makeSource({ signal, logger });
-  return feed(source, {
-    unit: options.unit,
-    ...(options.perm === undefined ? {} : { perm: options.perm }),
-    signal,
-    logger,
-    onSample: (sample) => logger.debug('sample published', { unit: options.unit, precision: sample.precision }),
-  });
+  const leapSchedule = loadLeapSchedule(options.leapfile, logger);
+  const metrics = options.metrics === undefined ? undefined : new ServiceMetrics({ unit: options.unit });
+  let metricsServer: MetricsServer | undefined;
+  try {
+    if (metrics !== undefined && options.metrics !== undefined) metricsServer = await serveMetrics(metrics.registry, options.metrics, logger);
+    const source = makeSource({ signal: stopSignal, logger, metrics: metrics ?? noSourceMetrics });
+    metrics?.setSource(source.name);
+    return await feed(source, {
+      unit: options.unit,
+      ...(options.perm === undefined ? {} : { perm: options.perm }),
+      signal: stopSignal,
+      logger,
+      ...(leapSchedule === undefined ? {} : { leapSchedule }),
+      ...(metrics === undefined ? {} : { metrics }),
+      afterAttach: () => {
+        dropPrivileges({ ...(options.user === undefined ? {} : { user: options.user }), ...(options.group === undefined ? {} : { group: options.group }) }, logger);
+      },
+    });
+  } finally {
+    await metricsServer?.close();
+    // Our own shutdown signal means we are the process: a source that keeps a handle
+    // open must not hold the exit past the 2 s a service manager is promised.
+    if (signal === undefined && stopSignal.aborted) exitAfterStop(logger);
+  }
 }
