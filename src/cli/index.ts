@@ -1,6 +1,7 @@
 // Commander wiring only: each command's logic lives in commands/<name>.ts.
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
+import { registerGps } from './commands/gps.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
@@ -11,6 +12,7 @@ export function buildProgram(): Command {
     .version(version)
     .showHelpAfterError();
   // Commands register themselves here, one line each.
+  registerGps(program);
   return program;
 }
 
