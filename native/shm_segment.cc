@@ -167,7 +167,21 @@ Snapshot Segment::snapshot() const {
   for (int attempt = 0; attempt <= kMaxRetries; ++attempt) {
     const int before = shm_->count;
     fence();
-    for (int i = 0; i < kFieldCount; ++i) out.values[i] = get(static_cast<Field>(i));
+    // Straight-line copy: get()'s switch, taken 12 times, cost more than the rest.
+    const shmTime* shm = shm_;
+    int64_t* values = out.values;
+    values[static_cast<int>(Field::mode)] = shm->mode;
+    values[static_cast<int>(Field::count)] = shm->count;
+    values[static_cast<int>(Field::clockTimeStampSec)] = shm->clockTimeStampSec;
+    values[static_cast<int>(Field::clockTimeStampUSec)] = shm->clockTimeStampUSec;
+    values[static_cast<int>(Field::receiveTimeStampSec)] = shm->receiveTimeStampSec;
+    values[static_cast<int>(Field::receiveTimeStampUSec)] = shm->receiveTimeStampUSec;
+    values[static_cast<int>(Field::leap)] = shm->leap;
+    values[static_cast<int>(Field::precision)] = shm->precision;
+    values[static_cast<int>(Field::nsamples)] = shm->nsamples;
+    values[static_cast<int>(Field::valid)] = shm->valid;
+    values[static_cast<int>(Field::clockTimeStampNSec)] = shm->clockTimeStampNSec;
+    values[static_cast<int>(Field::receiveTimeStampNSec)] = shm->receiveTimeStampNSec;
     fence();
     const int after = shm_->count;
     out.retries = attempt;

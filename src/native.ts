@@ -9,23 +9,21 @@ export interface Timespec {
   nsec: number;
 }
 
-export interface NativeSnapshot {
-  mode: number;
-  count: number;
-  clockTimeStampSec: number;
-  clockTimeStampUSec: number;
-  receiveTimeStampSec: number;
-  receiveTimeStampUSec: number;
-  leap: number;
-  precision: number;
-  nsamples: number;
-  valid: number;
-  clockTimeStampNSec: number;
-  receiveTimeStampNSec: number;
-  /** count did not move across the copy */
-  consistent: boolean;
-  retries: number;
-}
+/**
+ * Slots of NativeSegment#io. write()/writeNow() take their arguments from it and
+ * snapshot() leaves its results in it, so a call passes no N-API values at all.
+ */
+export const IO = {
+  clockSec: 0,
+  clockNsec: 1,
+  receiveSec: 2,
+  receiveNsec: 3,
+  leap: 4,
+  precision: 5,
+  /** snapshot(): the 12 fields in declaration order (layout.fields), then these two */
+  consistent: 12,
+  retries: 13,
+} as const;
 
 export interface NativeStat {
   size: number;
@@ -47,9 +45,14 @@ export interface NativeSegment {
   readonly shmId: number;
   get(field: number): number;
   set(field: number, value: number): void;
-  write(clockSec: number, clockNsec: number, receiveSec: number, receiveNsec: number, leap: number, precision: number): void;
-  writeNow(clockSec: number, clockNsec: number, leap: number, precision: number): void;
-  snapshot(): NativeSnapshot;
+  /** Shared argument/result array (see IO); private to src/shm.ts, never transferred. */
+  readonly io: Float64Array;
+  /** One sample from io: clock, receive, leap, precision (range-checked before writing). */
+  write(): void;
+  /** As write(), with receive = CLOCK_REALTIME read inside the call. */
+  writeNow(): void;
+  /** Consistent copy of the fields into io (never clears valid). */
+  snapshot(): void;
   stat(): NativeStat;
   remove(): void;
   detach(): void;

@@ -1,6 +1,6 @@
 // The typed API of the ntpd SHM reference clock segment (driver 28).
 import { getSystemErrorName } from 'node:util';
-import { native, type NativeSegment, type NativeStat, type Timespec } from './native.js';
+import { IO, native, type NativeSegment, type NativeStat, type Timespec } from './native.js';
 import { toTimespec, type Time } from './time.js';
 
 export type { Time, Timespec };
@@ -60,10 +60,25 @@ export function defaultPerm(unit: number): number {
 }
 
 // Field indexes as the native side numbers them (declaration order of struct shmTime).
-const FIELD = Object.fromEntries(native.layout.fields.map((field, index) => [field.name, index])) as Record<
-  keyof Omit<ShmSnapshot, 'unit' | 'consistent'>,
-  number
->;
+// Literal constants keep the hot paths fast; the check below ties them to the addon.
+const FIELD = {
+  mode: 0,
+  count: 1,
+  clockTimeStampSec: 2,
+  clockTimeStampUSec: 3,
+  receiveTimeStampSec: 4,
+  receiveTimeStampUSec: 5,
+  leap: 6,
+  precision: 7,
+  nsamples: 8,
+  valid: 9,
+  clockTimeStampNSec: 10,
+  receiveTimeStampNSec: 11,
+} as const satisfies Record<keyof Omit<ShmSnapshot, 'unit' | 'consistent'>, number>;
+type IoSlots = Readonly<Record<(typeof FIELD)[keyof typeof FIELD] | typeof IO.consistent, number>>;
+native.layout.fields.forEach((field, index) => {
+  if (FIELD[field.name as keyof typeof FIELD] !== index) throw new Error(`htntp: the addon numbers field ${field.name} ${index}; rebuild it`);
+});
 
 function hintFor(error: NodeJS.ErrnoException, unit: number): string {
   const key = `0x${keyOfUnit(unit).toString(16)}`;
@@ -94,6 +109,11 @@ function systemError(error: unknown, unit: number): unknown {
   return errnoError;
 }
 
+function invalidArgType(name: string, expected: string, value: unknown): TypeError {
+  const received = value === null ? 'null' : typeof value === 'object' ? 'an instance of Object' : `type ${typeof value} (${String(value)})`;
+  return invalidOption(`The "${name}" argument must be of type ${expected}. Received ${received}`);
+}
+
 function invalidOption(message: string): TypeError {
   return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_TYPE' });
 }
@@ -105,6 +125,8 @@ function timestampOf(sec: number, usec: number, nsec: number): Timespec {
 
 export class NtpdShm {
   readonly #segment: NativeSegment;
+  /** The addon's argument/result array for update() and snapshot(). */
+  readonly #io: Float64Array;
   readonly unit: number;
   readonly key: number;
   readonly shmId: number;
@@ -127,6 +149,7 @@ export class NtpdShm {
     } catch (error) {
       throw systemError(error, unit);
     }
+    this.#io = this.#segment.io;
     this.unit = unit;
     this.key = this.#segment.key;
     this.shmId = this.#segment.shmId;
@@ -207,22 +230,56 @@ export class NtpdShm {
    * Publishes one sample with gpsd's protocol: valid=0, count++, fence, fields, fence,
    * count++, fence, valid=1. Every argument is checked before anything is written.
    */
-  update(clockTime: Time, options: UpdateOptions = {}): void {
-    if (typeof options !== 'object' || options === null) throw invalidOption('The "options" argument must be an object');
+  update(clockTime: Time, options?: UpdateOptions): void {
+    let receiveTime: Time | undefined;
+    let precision: unknown = DEFAULT_PRECISION;
+    let leap: unknown = 0;
+    if (options !== undefined) {
+      if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'object', options);
+      receiveTime = options.receiveTime;
+      precision = options.precision ?? DEFAULT_PRECISION;
+      leap = options.leap ?? 0;
+    }
+    // Types are checked here (the Float64Array would coerce anything); integer ranges
+    // natively, before the first byte is written.
     const clock = toTimespec(clockTime, 'clockTime');
-    const { precision = DEFAULT_PRECISION, leap = 0 } = options;
-    if (options.receiveTime === undefined) {
-      this.#segment.writeNow(clock.sec, clock.nsec, leap, precision);
+    if (typeof precision !== 'number') throw invalidArgType('precision', 'number', precision);
+    if (typeof leap !== 'number') throw invalidArgType('leap', 'number', leap);
+    const io = this.#io;
+    io[IO.clockSec] = clock.sec;
+    io[IO.clockNsec] = clock.nsec;
+    io[IO.leap] = leap;
+    io[IO.precision] = precision;
+    if (receiveTime === undefined) {
+      this.#segment.writeNow();
     } else {
-      const receive = toTimespec(options.receiveTime, 'receiveTime');
-      this.#segment.write(clock.sec, clock.nsec, receive.sec, receive.nsec, leap, precision);
+      const receive = toTimespec(receiveTime, 'receiveTime');
+      io[IO.receiveSec] = receive.sec;
+      io[IO.receiveNsec] = receive.nsec;
+      this.#segment.write();
     }
   }
 
   /** A consistent copy of every field; never clears `valid`, so readers lose nothing. */
   snapshot(): ShmSnapshot {
-    const { retries: _retries, ...fields } = this.#segment.snapshot();
-    return { unit: this.unit, ...fields };
+    this.#segment.snapshot();
+    const io = this.#io as unknown as IoSlots; // the 14 slots snapshot() fills
+    return {
+      unit: this.unit,
+      mode: io[FIELD.mode],
+      count: io[FIELD.count],
+      clockTimeStampSec: io[FIELD.clockTimeStampSec],
+      clockTimeStampUSec: io[FIELD.clockTimeStampUSec],
+      clockTimeStampNSec: io[FIELD.clockTimeStampNSec],
+      receiveTimeStampSec: io[FIELD.receiveTimeStampSec],
+      receiveTimeStampUSec: io[FIELD.receiveTimeStampUSec],
+      receiveTimeStampNSec: io[FIELD.receiveTimeStampNSec],
+      leap: io[FIELD.leap],
+      precision: io[FIELD.precision],
+      nsamples: io[FIELD.nsamples],
+      valid: io[FIELD.valid],
+      consistent: io[IO.consistent] === 1,
+    };
   }
 
   /** IPC_STAT: size, permissions, owner, attached processes, removal mark. */
