@@ -1,0 +1,104 @@
+// The HTTP Date header (RFC 9110 section 5.6.7), parsed by hand: Date.parse reads asctime
+// as local time, turns :60 into :00 and maps RFC 850 year 50 to 1950.
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'] as const;
+const LONG_DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'] as const;
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'] as const;
+
+const IMF_FIXDATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) ([A-Z][a-z]{2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const RFC850 = /^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\d{2})-([A-Z][a-z]{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const ASCTIME = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2}) ([ \d]\d) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/;
+
+export type HttpDateFormat = 'imf-fixdate' | 'rfc850' | 'asctime';
+
+export interface HttpDate {
+  /**
+   * POSIX seconds of the stamped second. A leap second 23:59:60 counts as the next
+   * day's 00:00:00, which is what CLOCK_REALTIME reads once the leap is over.
+   */
+  seconds: number;
+  format: HttpDateFormat;
+}
+
+function daysFromCivil(year: number, month: number, day: number): number {
+  // Howard Hinnant's days_from_civil: exact for every proleptic Gregorian date.
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146097 + dayOfEra - 719468;
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+
+/** RFC 9110: a two-digit year more than 50 years in the future is the most recent past year with those digits. */
+export function rfc850Year(twoDigits: number, nowYear: number): number {
+  let year = nowYear - (nowYear % 100) + twoDigits;
+  if (year > nowYear + 50) year -= 100;
+  else if (year < nowYear - 49) year += 100;
+  return year;
+}
+
+function build(format: HttpDateFormat, weekday: number, year: number, monthName: string, day: number, hour: number, minute: number, second: number): HttpDate | undefined {
+  const month = (MONTHS as readonly string[]).indexOf(monthName) + 1;
+  if (month === 0 || day < 1 || day > daysInMonth(year, month)) return undefined;
+  if (hour > 23 || minute > 59 || second > 60) return undefined;
+  const days = daysFromCivil(year, month, day);
+  // 1970-01-01 was a Thursday (index 4).
+  if ((((days + 4) % 7) + 7) % 7 !== weekday) return undefined;
+  return { seconds: days * 86400 + hour * 3600 + minute * 60 + second, format };
+}
+
+/**
+ * Parses the three formats RFC 9110 requires a recipient to accept, case-sensitively,
+ * including the weekday check; anything else is undefined. `nowYear` anchors RFC 850's
+ * two-digit years (the local clock's year is close enough: only 50-year boundaries matter).
+ */
+export function parseHttpDate(value: string, nowYear: number): HttpDate | undefined {
+  let match = IMF_FIXDATE.exec(value);
+  if (match) {
+    const [, weekday = '', day = '', month = '', year = '', hour = '', minute = '', second = ''] = match;
+    return build('imf-fixdate', DAYS.indexOf(weekday as (typeof DAYS)[number]), Number(year), month, Number(day), Number(hour), Number(minute), Number(second));
+  }
+  match = RFC850.exec(value);
+  if (match) {
+    const [, weekday = '', day = '', month = '', year = '', hour = '', minute = '', second = ''] = match;
+    const fullYear = rfc850Year(Number(year), nowYear);
+    return build('rfc850', LONG_DAYS.indexOf(weekday as (typeof LONG_DAYS)[number]), fullYear, month, Number(day), Number(hour), Number(minute), Number(second));
+  }
+  match = ASCTIME.exec(value);
+  if (match) {
+    const [, weekday = '', month = '', day = '', hour = '', minute = '', second = '', year = ''] = match;
+    // asctime pads the day with a space, never a zero.
+    if (/^0/.test(day)) return undefined;
+    return build('asctime', DAYS.indexOf(weekday as (typeof DAYS)[number]), Number(year), month, Number(day.trim()), Number(hour), Number(minute), Number(second));
+  }
+  return undefined;
+}
+
+/** The UTC year of POSIX seconds (for parseHttpDate's nowYear). */
+export function utcYear(seconds: number): number {
+  return new Date(seconds * 1000).getUTCFullYear();
+}
+
+/** Formats POSIX seconds in one of the three formats (test servers and fixtures use it). */
+export function formatHttpDate(seconds: number, format: HttpDateFormat = 'imf-fixdate'): string {
+  const date = new Date(seconds * 1000);
+  const two = (n: number): string => String(n).padStart(2, '0');
+  const weekday = date.getUTCDay();
+  const month = MONTHS[date.getUTCMonth()] ?? '';
+  const time = `${two(date.getUTCHours())}:${two(date.getUTCMinutes())}:${two(date.getUTCSeconds())}`;
+  const year = date.getUTCFullYear();
+  const day = date.getUTCDate();
+  switch (format) {
+    case 'imf-fixdate':
+      return `${DAYS[weekday] ?? ''}, ${two(day)} ${month} ${year} ${time} GMT`;
+    case 'rfc850':
+      return `${LONG_DAYS[weekday] ?? ''}, ${two(day)}-${month}-${two(year % 100)} ${time} GMT`;
+    case 'asctime':
+      return `${DAYS[weekday] ?? ''} ${month} ${String(day).padStart(2, ' ')} ${time} ${year}`;
+  }
+}

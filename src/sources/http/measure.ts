@@ -1,0 +1,261 @@
+// One measurement: every server probed concurrently on its own connection, probes aimed
+// at the server's second boundary, per-server intervals intersected, then Marzullo's
+// selection across servers. Always ends by its deadline.
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import type { Dispatcher } from 'undici';
+import { systemClock, type Clock } from '../../clock.js';
+import { silentLogger, type Logger } from '../../log.js';
+import { addSeconds, diffSeconds, formatUtc, toSeconds, type Timespec } from '../../time.js';
+import { parseHttpDate, utcYear } from './date.js';
+import { halfWidth, intersect, midpoint, probeInterval, selectMajority, type Interval } from './interval.js';
+import { createDispatcher, probe } from './probe.js';
+import { redact, serverUrl } from './servers.js';
+
+export const DEFAULT_PROBES = 8;
+
+export interface MeasureOptions {
+  /** HEAD probes per server (default 8). */
+  probes?: number;
+  /** Deadline of the whole measurement in seconds (default probes + 5). */
+  timeout?: number;
+  /** `host:port` of an HTTP proxy; without it HTTPS_PROXY/HTTP_PROXY/NO_PROXY apply. */
+  proxy?: string;
+  /** Extra trusted CA certificates (PEM). */
+  ca?: string | Buffer;
+  clock?: Clock;
+  logger?: Logger;
+  signal?: AbortSignal;
+}
+
+export type ServerStatus = 'ok' | 'falseticker' | 'failed';
+
+export interface ServerResult {
+  url: string;
+  /** Server clock - local clock, seconds (midpoint of the server's interval). */
+  offset: number | null;
+  /** Half-width of the server's interval, seconds. */
+  error: number | null;
+  /** Shortest round trip seen, seconds. */
+  rtt: number | null;
+  /** Probes answered with a usable Date. */
+  probes: number;
+  status: ServerStatus;
+  reason: string | null;
+  /** The server's interval for theta, seconds. */
+  low: number | null;
+  high: number | null;
+}
+
+export interface MeasurementResult {
+  /** Server time - local time (CLOCK_REALTIME), seconds; null without an estimate. */
+  offset: number | null;
+  /** Half-width of the final interval, seconds. */
+  error: number | null;
+  servers: ServerResult[];
+  /** Servers that agree (the majority). */
+  survivors: number;
+  /** Why there is no estimate. */
+  reason: string | null;
+  /** When the measurement ended (local clock, UTC). */
+  time: string;
+  /** Wall time of the measurement, seconds. */
+  duration: number;
+}
+
+/** The estimate as it outlives the moment: true time at a CLOCK_MONOTONIC_RAW instant. */
+export interface Estimate {
+  monotonicRaw: Timespec;
+  trueTime: Timespec;
+  /** Error bound at that instant, seconds. */
+  error: number;
+}
+
+export interface Measurement {
+  result: MeasurementResult;
+  estimate: Estimate | undefined;
+}
+
+interface ServerOutcome {
+  interval: Interval | undefined;
+  rtt: number | null;
+  probes: number;
+  reason: string | null;
+}
+
+/** A failure as `kind: detail` (proxy credentials redacted). */
+export function failureReason(error: unknown): string {
+  if (!(error instanceof Error)) return `error: ${String(error)}`;
+  const cause = error.cause instanceof Error ? (error.cause as NodeJS.ErrnoException) : undefined;
+  const code = (error as NodeJS.ErrnoException).code ?? cause?.code ?? '';
+  const detail = redact(cause && cause.message !== error.message ? `${error.message} (${cause.message})` : error.message);
+  const kind = ((): string => {
+    if (/^(ENOTFOUND|EAI_)/.test(code)) return 'dns';
+    if (code === 'ECONNREFUSED') return 'refused';
+    if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_/.test(code) || /certificate|ssl|tls/i.test(error.message)) return 'tls';
+    if (/TIMEOUT|ETIMEDOUT/.test(code)) return 'timeout';
+    if (/^(ECONNRESET|EPIPE|UND_ERR_SOCKET)$/.test(code)) return 'reset';
+    if (code === 'UND_ERR_HEADERS_OVERFLOW') return 'headers too large';
+    if (code.startsWith('HPE_')) return 'not HTTP';
+    if (/proxy/i.test(error.message)) return 'proxy';
+    return 'error';
+  })();
+  return `${kind}: ${code ? `${code} ` : ''}${detail}`;
+}
+
+/** Waits until the local clock reads `target`: a timer for the bulk, then turns of the event loop. */
+async function waitUntil(clock: Clock, target: number, signal: AbortSignal): Promise<void> {
+  const early = target - toSeconds(clock.realtime()) - 0.002;
+  if (early > 0) await sleep(early * 1000, undefined, { signal });
+  // Spinning through setImmediate keeps other servers' sockets served meanwhile.
+  while (toSeconds(clock.realtime()) < target) {
+    signal.throwIfAborted();
+    await nextTurn();
+  }
+}
+
+class ServerFailure extends Error {}
+
+async function measureServer(url: URL, dispatcher: Dispatcher, probes: number, clock: Clock, signal: AbortSignal, logger: Logger): Promise<ServerOutcome> {
+  let interval: Interval | undefined;
+  let rtt = Infinity;
+  let answered = 0;
+  let lastDate: number | undefined;
+  const outcome = (reason: string | null): ServerOutcome => ({ interval, rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, reason });
+  try {
+    for (let index = 0; index < probes; index += 1) {
+      if (interval !== undefined) {
+        // Aim the server's stamp at its next second boundary as the interval's midpoint
+        // predicts it: bisection while wide, then alternately just before and just after.
+        const theta = midpoint(interval);
+        const upDelay = rtt / 2;
+        const earliest = toSeconds(clock.realtime()) + 0.003 + upDelay;
+        const tick = Math.ceil(earliest + theta);
+        await waitUntil(clock, tick - theta - upDelay, signal);
+      }
+      const response = await probe(dispatcher, url, clock);
+      rtt = Math.min(rtt, diffSeconds(response.receiveTime, response.sendTime));
+      if (response.age !== undefined) throw new ServerFailure(`cached: response carries Age: ${response.age}`);
+      if (response.date === undefined) throw new ServerFailure(`no Date header (status ${response.statusCode})`);
+      const date = parseHttpDate(response.date, utcYear(response.sendTime.sec));
+      if (date === undefined) throw new ServerFailure(`unparseable Date: ${JSON.stringify(response.date.slice(0, 64))}`);
+      const probeBounds = probeInterval(date.seconds, response.sendTime, response.receiveTime);
+      logger.debug('http probe', {
+        url: url.href,
+        date: response.date,
+        low: probeBounds.low,
+        high: probeBounds.high,
+        rtt: diffSeconds(response.receiveTime, response.sendTime),
+      });
+      const narrowed = interval === undefined ? probeBounds : intersect(interval, probeBounds);
+      if (narrowed === undefined) {
+        const frozen = lastDate === date.seconds && interval !== undefined && probeBounds.high < interval.low;
+        throw new ServerFailure(
+          frozen
+            ? `Date does not advance with local time (stuck at ${response.date}): a cached or frozen Date`
+            : `Date intervals do not intersect after ${answered + 1} probes: not one clock (load balancer backends) or a clock step`,
+        );
+      }
+      interval = narrowed;
+      lastDate = date.seconds;
+      answered += 1;
+    }
+    return outcome(null);
+  } catch (error) {
+    if (error instanceof ServerFailure) return { ...outcome(error.message), interval: undefined };
+    if (signal.aborted && answered > 0) return outcome(null); // the deadline ends probing; what was measured stands
+    return { ...outcome(signal.aborted ? failureReason(signal.reason) : failureReason(error)), interval: undefined };
+  }
+}
+
+function deadlineError(seconds: number): Error {
+  return Object.assign(new Error(`no answer within the ${seconds} s deadline`), { code: 'ETIMEDOUT' });
+}
+
+/** A measurement with the estimate it yields, anchored on CLOCK_MONOTONIC_RAW. */
+export async function measure(servers: readonly string[], options: MeasureOptions = {}): Promise<Measurement> {
+  const { probes = DEFAULT_PROBES, clock = systemClock, logger = silentLogger, signal } = options;
+  if (!Number.isInteger(probes) || probes < 1 || probes > 64) {
+    throw Object.assign(new RangeError(`The value of "probes" is out of range. It must be an integer from 1 to 64. Received ${probes}`), { code: 'ERR_OUT_OF_RANGE' });
+  }
+  const timeout = options.timeout ?? probes + 5;
+  if (!(timeout > 0) || !Number.isFinite(timeout)) {
+    throw Object.assign(new RangeError(`The value of "timeout" is out of range. It must be a number > 0. Received ${timeout}`), { code: 'ERR_OUT_OF_RANGE' });
+  }
+  if (servers.length === 0) throw Object.assign(new TypeError('At least one server is needed'), { code: 'ERR_INVALID_ARG_VALUE' });
+  const urls = servers.map(serverUrl);
+  signal?.throwIfAborted();
+
+  const startRaw = clock.monotonicRaw();
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(deadlineError(timeout)), timeout * 1000);
+  const stop = (): void => deadline.abort(signal?.reason);
+  signal?.addEventListener('abort', stop, { once: true });
+  const connection = { timeoutMs: timeout * 1000, ...(options.proxy === undefined ? {} : { proxy: options.proxy }), ...(options.ca === undefined ? {} : { ca: options.ca }) };
+  const dispatchers = urls.map((url) => createDispatcher(url, connection));
+  // Aborting destroys the connections: every pending probe fails at once.
+  deadline.signal.addEventListener('abort', () => {
+    for (const dispatcher of dispatchers) dispatcher.destroy(deadline.signal.reason as Error).catch(() => {});
+  }, { once: true });
+  let outcomes: ServerOutcome[];
+  try {
+    outcomes = await Promise.all(urls.map((url, index) => measureServer(url, dispatchers[index] as Dispatcher, probes, clock, deadline.signal, logger)));
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', stop);
+    await Promise.all(dispatchers.map((dispatcher) => dispatcher.destroy().catch(() => {})));
+  }
+  signal?.throwIfAborted();
+  // The anchor: both clocks back to back, raw read on each side of realtime.
+  const rawBefore = clock.monotonicRaw();
+  const realtime = clock.realtime();
+  const rawAfter = clock.monotonicRaw();
+
+  const candidates = outcomes.flatMap((outcome, index) => (outcome.interval ? [{ index, interval: outcome.interval }] : []));
+  const selection = selectMajority(candidates.map((candidate) => candidate.interval));
+  const truechimers = new Set(selection?.truechimers.map((position) => candidates[position]?.index));
+  const results: ServerResult[] = outcomes.map((outcome, index) => {
+    const { interval } = outcome;
+    const url = redact(urls[index]?.href ?? '');
+    const base = { url, rtt: outcome.rtt, probes: outcome.probes };
+    if (interval === undefined) {
+      return { ...base, offset: null, error: null, status: 'failed', reason: outcome.reason ?? 'no probe answered', low: null, high: null };
+    }
+    const measured = { ...base, offset: midpoint(interval), error: halfWidth(interval), low: interval.low, high: interval.high };
+    if (selection === undefined) return { ...measured, status: 'ok', reason: null };
+    if (truechimers.has(index)) return { ...measured, status: 'ok', reason: null };
+    return {
+      ...measured,
+      status: 'falseticker',
+      reason: `interval [${interval.low.toFixed(6)}, ${interval.high.toFixed(6)}] s excludes the majority's [${selection.interval.low.toFixed(6)}, ${selection.interval.high.toFixed(6)}] s`,
+    };
+  });
+  const noEstimate =
+    candidates.length === 0
+      ? `no server gave a usable Date (${results.length} failed)`
+      : selection === undefined
+        ? `no majority: no region is shared by more than half of the ${candidates.length} servers that answered`
+        : null;
+  const result: MeasurementResult = {
+    offset: selection ? midpoint(selection.interval) : null,
+    error: selection ? halfWidth(selection.interval) : null,
+    servers: results,
+    survivors: selection ? selection.truechimers.length : 0,
+    reason: noEstimate,
+    time: formatUtc(realtime),
+    duration: diffSeconds(rawAfter, startRaw),
+  };
+  if (selection === undefined) return { result, estimate: undefined };
+  const monotonicRaw = addSeconds(rawBefore, diffSeconds(rawAfter, rawBefore) / 2);
+  const trueTime = addSeconds(realtime, midpoint(selection.interval));
+  return { result, estimate: { monotonicRaw, trueTime, error: halfWidth(selection.interval) } };
+}
+
+/**
+ * Measures the offset of the local clock against `servers` (host[:port] = https, or
+ * http(s):// URLs): `offset` = server time - local time in seconds, `error` = the final
+ * interval's half-width, one entry per server. offset and error are null without a
+ * majority. Rejects only for bad arguments or when `signal` aborts.
+ */
+export async function measureOffset(servers: readonly string[], options: MeasureOptions = {}): Promise<MeasurementResult> {
+  return (await measure(servers, options)).result;
+}
