@@ -39,7 +39,7 @@ export interface FeedResult {
 }
 
 /** How long a stopping feeder waits for the source to wind down (the segment is already released). */
-const SOURCE_STOP_GRACE_MS = 500;
+const SOURCE_STOP_GRACE_MS = 400;
 
 /** Units 0-1 are root-only by convention: a world-writable one lets anyone steer ntpd. */
 export function isUnsafeSegment(unit: number, perm: number): boolean {

@@ -3,7 +3,7 @@
 import type { Logger } from '../log.js';
 
 /** After a stop the process exits by itself once its handles close; this is the bound. */
-export const EXIT_GRACE_MS = 1000;
+export const EXIT_GRACE_MS = 600;
 
 export function shutdownSignal(): AbortSignal {
   const controller = new AbortController();
