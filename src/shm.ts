@@ -80,13 +80,14 @@ native.layout.fields.forEach((field, index) => {
   if (FIELD[field.name as keyof typeof FIELD] !== index) throw new Error(`htntp: the addon numbers field ${field.name} ${index}; rebuild it`);
 });
 
-function hintFor(error: NodeJS.ErrnoException, unit: number): string {
+/** What a failed shmget/shmat on `unit` most likely means, and the fix. */
+export function errorHint(code: string | undefined, unit: number): string {
   const key = `0x${keyOfUnit(unit).toString(16)}`;
-  switch (error.code) {
+  switch (code) {
     case 'EACCES':
       return unit < 2
-        ? `unit ${unit} is root-only by convention: run as root, or use a unit >= 2, or have the segment (key ${key}) created with other permissions`
-        : `the segment (key ${key}) belongs to another user with permissions that exclude you; see \`ipcs -m\``;
+        ? `unit ${unit} is root-only by convention (units 0-1 are created 0600): run as root, or use a unit >= 2, or have the segment (key ${key}) created with other permissions`
+        : `the segment (key ${key}) belongs to another user and its permissions exclude you: run as root, or have it created with permissions that let you in (0666 is the convention for units >= 2); see \`ipcs -m\``;
     case 'EINVAL':
       return `an existing segment with key ${key} has another size (a 32/64-bit mismatch or another program); remove it with \`ipcrm -M ${key}\``;
     case 'ENOENT':
@@ -105,7 +106,7 @@ function systemError(error: unknown, unit: number): unknown {
   const errnoError = error as NodeJS.ErrnoException;
   if (typeof errnoError.errno !== 'number' || typeof errnoError.syscall !== 'string') return error;
   errnoError.code = getSystemErrorName(errnoError.errno);
-  errnoError.message = `${errnoError.syscall} ${errnoError.code}: ${hintFor(errnoError, unit)}`;
+  errnoError.message = `${errnoError.syscall} ${errnoError.code}: ${errorHint(errnoError.code, unit)}`;
   return errnoError;
 }
 
@@ -156,6 +157,10 @@ export class NtpdShm {
     this.created = this.#segment.created;
     this.readOnly = readOnly;
     this.size = this.#call(() => this.#segment.stat().size);
+    // readonly at run time too, not only for the type checker
+    for (const name of ['unit', 'key', 'shmId', 'size', 'created', 'readOnly'] as const) {
+      Object.defineProperty(this, name, { writable: false });
+    }
   }
 
   #call<T>(action: () => T): T {

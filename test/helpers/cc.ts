@@ -4,11 +4,10 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join } from 'node:path';
+import { repoRoot } from './process.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-export const repoRoot = resolve(here, '..', '..');
+export { repoRoot };
 export const testCDir = join(repoRoot, 'test', 'c');
 
 export interface CBuild {
