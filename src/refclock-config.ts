@@ -1,0 +1,119 @@
+// The one source of the refclock lines for ntpd, ntpsec and chrony: `htntp config`,
+// ntp.conf.example and the end-to-end tests all print or use what this returns.
+import { defaultPerm, MAX_UNIT } from './shm.js';
+
+/** 'ntpd' = classic ntp 4.2.x (`server 127.127.28.N` + `fudge`). */
+export type RefclockDaemon = 'ntpd' | 'ntpsec' | 'chrony';
+export const REFCLOCK_DAEMONS: readonly RefclockDaemon[] = ['ntpd', 'ntpsec', 'chrony'];
+
+export interface RefclockConfigOptions {
+  daemon: RefclockDaemon;
+  unit: number;
+  /** Up to 4 characters, shown by ntpq/chronyc. */
+  refid: string;
+  /** Seconds added to every sample (ntpd `time1`, chrony `offset`): a known constant error. */
+  offset?: number;
+  /** log2 seconds between polls (ntpd minpoll = maxpoll, chrony poll). Default 4. */
+  poll?: number;
+  /** Show the source but never synchronise to it. */
+  noselect?: boolean;
+  prefer?: boolean;
+  stratum?: number;
+  /** chrony only (it ignores the segment's precision field): log2 seconds, like htntp's --precision. */
+  precision?: number;
+  /** chrony only: the assumed delay, seconds. */
+  delay?: number;
+  /** Segment permissions when the daemon creates it. Default the ntpd convention: 0600 for units 0-1, 0666 above. */
+  perm?: number;
+}
+
+/** minpoll/poll ranges each daemon accepts for a refclock. */
+const POLL_RANGE: Record<RefclockDaemon, [number, number]> = { ntpd: [3, 17], ntpsec: [0, 17], chrony: [-6, 17] };
+
+function rangeError(name: string, expected: string, value: unknown): RangeError {
+  return Object.assign(new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${String(value)}`), {
+    code: 'ERR_OUT_OF_RANGE',
+  });
+}
+
+function typeError(name: string, expected: string, value: unknown): TypeError {
+  return Object.assign(new TypeError(`The "${name}" option must be ${expected}. Received ${typeof value}`), {
+    code: 'ERR_INVALID_ARG_TYPE',
+  });
+}
+
+function checkInteger(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number') throw typeError(name, 'of type number', value);
+  if (!Number.isInteger(value) || value < min || value > max) throw rangeError(name, `an integer >= ${min} && <= ${max}`, value);
+  return value;
+}
+
+function checkNumber(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number') throw typeError(name, 'of type number', value);
+  if (!Number.isFinite(value) || value < min || value > max) throw rangeError(name, `a finite number >= ${min} && <= ${max}`, value);
+  return value;
+}
+
+/** Plain decimal seconds (chrony and ntpd both parse them; no exponent for small offsets). */
+function seconds(value: number): string {
+  return Number.isInteger(value) ? value.toFixed(1) : value.toFixed(9).replace(/0+$/, '');
+}
+
+function octal(perm: number): string {
+  return `0${perm.toString(8).padStart(3, '0')}`;
+}
+
+/** The config lines that register unit `unit` in `daemon`. Throws TypeError/RangeError on bad options. */
+export function refclockLines(options: RefclockConfigOptions): string[] {
+  const { daemon, noselect = false, prefer = false } = options;
+  if (!REFCLOCK_DAEMONS.includes(daemon)) throw rangeError('daemon', `one of ${REFCLOCK_DAEMONS.join(', ')}`, daemon);
+  const unit = checkInteger('unit', options.unit, 0, MAX_UNIT);
+  const refid = options.refid;
+  if (typeof refid !== 'string') throw typeError('refid', 'of type string', refid);
+  if (!/^[\x21-\x7e]{1,4}$/.test(refid)) throw rangeError('refid', '1 to 4 printable ASCII characters', JSON.stringify(refid));
+  const offset = checkNumber('offset', options.offset ?? 0, -86_400, 86_400);
+  const [minPoll, maxPoll] = POLL_RANGE[daemon];
+  const poll = checkInteger('poll', options.poll ?? 4, minPoll, maxPoll);
+  const stratum = options.stratum === undefined ? undefined : checkInteger('stratum', options.stratum, 0, 15);
+  const perm = checkInteger('perm', options.perm ?? defaultPerm(unit), 0, 0o777);
+  if (noselect && prefer) throw Object.assign(new TypeError('noselect and prefer exclude each other'), { code: 'ERR_INVALID_ARG_VALUE' });
+  const selection = noselect ? ['noselect'] : prefer ? ['prefer'] : [];
+
+  if (daemon === 'chrony') {
+    if (options.precision !== undefined) checkInteger('precision', options.precision, -30, 0);
+    if (options.delay !== undefined) checkNumber('delay', options.delay, 0, 10);
+    // chrony creates every unit 0600; the ntpd convention (0666 above unit 1) needs :perm.
+    const segment = perm === 0o600 ? `${unit}` : `${unit}:perm=${octal(perm)}`;
+    return [
+      [
+        `refclock SHM ${segment} refid ${refid} poll ${poll} dpoll 0 offset ${seconds(offset)}`,
+        ...(options.delay === undefined ? [] : [`delay ${options.delay}`]),
+        ...(options.precision === undefined ? [] : [`precision ${2 ** options.precision}`]),
+        ...(stratum === undefined ? [] : [`stratum ${stratum}`]),
+        ...selection,
+      ].join(' '),
+    ];
+  }
+
+  // ntpd and ntpsec only know two permissions: 0600 for units 0-1; above, 0666 unless
+  // "mode 1" (bit 0 = private segment; nothing to do with the segment's mode field).
+  if (options.precision !== undefined || options.delay !== undefined) {
+    throw Object.assign(new TypeError(`precision and delay are chrony options; ${daemon} takes the precision from each sample`), {
+      code: 'ERR_INVALID_ARG_VALUE',
+    });
+  }
+  if (perm !== 0o600 && perm !== 0o666) throw rangeError('perm', `0600 or 0666 for ${daemon}`, octal(perm));
+  if (unit < 2 && perm !== 0o600) throw rangeError('perm', `0600 for units 0-1 in ${daemon} (root only)`, octal(perm));
+  const mode = unit >= 2 && perm === 0o600 ? ['mode 1'] : [];
+  const polls = `minpoll ${poll} maxpoll ${poll}`;
+  if (daemon === 'ntpsec') {
+    return [
+      [`refclock shm unit ${unit} refid ${refid}`, ...(stratum === undefined ? [] : [`stratum ${stratum}`]), `time1 ${seconds(offset)}`, polls, ...mode, ...selection].join(' '),
+    ];
+  }
+  const address = `127.127.28.${unit}`;
+  return [
+    [`server ${address}`, polls, ...mode, ...selection].join(' '),
+    [`fudge ${address} refid ${refid}`, ...(stratum === undefined ? [] : [`stratum ${stratum}`]), `time1 ${seconds(offset)}`].join(' '),
+  ];
+}

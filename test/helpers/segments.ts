@@ -1,0 +1,38 @@
+// Segments in tests: read without disturbing anyone, and clean up a unit for good.
+import { NtpdShm, type ShmSnapshot } from '../../src/shm.js';
+
+function isMissing(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+/** Removes the unit's segment (IPC_RMID + detach); a unit without one is fine. */
+export function removeSegment(unit: number): void {
+  let shm: NtpdShm;
+  try {
+    shm = new NtpdShm({ unit, create: false });
+  } catch (error) {
+    if (isMissing(error)) return;
+    throw error;
+  }
+  try {
+    shm.remove();
+  } finally {
+    shm.detach();
+  }
+}
+
+/** A read-only snapshot of the unit's segment, or undefined if it does not exist. */
+export function readSegment(unit: number): ShmSnapshot | undefined {
+  let shm: NtpdShm;
+  try {
+    shm = new NtpdShm({ unit, create: false, readOnly: true });
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+  try {
+    return shm.snapshot();
+  } finally {
+    shm.detach();
+  }
+}

@@ -1,0 +1,111 @@
+// Where the external programs of the end-to-end tests are, and the HTNTP_E2E rule:
+// with HTNTP_E2E=required (CI) a missing program FAILS the test; otherwise the test
+// skips and says why. Never a silent skip.
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { describe, it, type TestContext } from 'vitest';
+
+export type ToolName =
+  | 'chronyd'
+  | 'chronyc'
+  | 'ntpd' // ntpsec's, extracted side by side (it conflicts with the chrony package)
+  | 'ntpshmmon'
+  | 'socat'
+  | 'htpdate'
+  | 'unshare'
+  | 'ip'
+  | 'cc'
+  | 'stdbuf';
+
+export const e2eRequired = process.env.HTNTP_E2E === 'required';
+
+/** Where `.ci/run` extracts ntpsec (`usr/sbin/ntpd` below it). */
+export const ntpsecRoot = process.env.HTNTP_NTPSEC_ROOT ?? '/opt/htntp-ntpsec';
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function onPath(name: string): string | undefined {
+  // sbin too: chronyd and ip live there and a non-login PATH may lack it.
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin'];
+  return dirs.filter(Boolean).map((dir) => join(dir, name)).find(executable);
+}
+
+/** The tool's absolute path, or undefined. */
+export function findTool(name: ToolName): string | undefined {
+  if (name === 'ntpd') {
+    const path = join(ntpsecRoot, 'usr/sbin/ntpd');
+    return executable(path) ? path : undefined;
+  }
+  return onPath(name);
+}
+
+const installHint: Record<ToolName, string> = {
+  chronyd: 'apt-get install chrony',
+  chronyc: 'apt-get install chrony',
+  ntpd: `apt-get download ntpsec python3-ntp && dpkg-deb -x each into ${ntpsecRoot} (or set HTNTP_NTPSEC_ROOT); .ci/run does it`,
+  ntpshmmon: 'apt-get install gpsd-clients',
+  socat: 'apt-get install socat',
+  htpdate: 'apt-get install htpdate',
+  unshare: 'apt-get install util-linux',
+  ip: 'apt-get install iproute2',
+  cc: 'apt-get install build-essential',
+  stdbuf: 'apt-get install coreutils',
+};
+
+/** Tools a daemon needs beyond itself. ntpd runs as root in its own network namespace. */
+const companions: Partial<Record<ToolName, ToolName[]>> = {
+  ntpd: ['unshare', 'ip'],
+  chronyd: ['chronyc'],
+  ntpshmmon: ['stdbuf'],
+};
+
+/** Why these tools cannot be used here (undefined: all present). */
+export function missingTools(names: readonly ToolName[]): string | undefined {
+  const wanted = [...new Set(names.flatMap((name) => [name, ...(companions[name] ?? [])]))];
+  const reasons = wanted.filter((name) => findTool(name) === undefined).map((name) => `${name} not found (${installHint[name]})`);
+  if (wanted.some((name) => name === 'ntpd' || name === 'chronyd') && process.getuid?.() !== 0) {
+    reasons.push('the daemons must run as root (chronyd -u root, ntpd in its own network namespace)');
+  }
+  return reasons.length === 0 ? undefined : reasons.join('; ');
+}
+
+/**
+ * In a test: the tool's path. Missing: fails under HTNTP_E2E=required, otherwise skips the
+ * test with the reason (shown by the reporter and on stderr).
+ */
+export function e2eTool(context: TestContext, name: ToolName): string {
+  const reason = missingTools([name]);
+  const path = findTool(name);
+  if (reason === undefined && path !== undefined) return path;
+  const message = `${reason ?? `${name} not found`}`;
+  if (e2eRequired) throw new Error(`HTNTP_E2E=required: ${message}`);
+  process.stderr.write(`[htntp e2e] skipping "${context.task.name}": ${message}\n`);
+  return context.skip(message);
+}
+
+/**
+ * describe() for a suite that needs `tools`. Missing: under HTNTP_E2E=required the suite
+ * holds one failing test naming them; otherwise it is skipped with the reason in its title.
+ */
+export function describeE2e(title: string, tools: readonly ToolName[], body: () => void): void {
+  const reason = missingTools(tools);
+  if (reason === undefined) {
+    describe(title, body);
+  } else if (e2eRequired) {
+    describe(title, () => {
+      it(`needs ${tools.join(', ')}`, () => {
+        throw new Error(`HTNTP_E2E=required: ${reason}`);
+      });
+    });
+  } else {
+    process.stderr.write(`[htntp e2e] skipping "${title}": ${reason}\n`);
+    describe.skip(`${title} [skipped: ${reason}]`, body);
+  }
+}
