@@ -9,3 +9,5 @@ export { feed } from './feeder.js';
 export type { FeedOptions, FeedResult } from './feeder.js';
 export { createLogger, silentLogger } from './log.js';
 export type { Logger, LogLevel, LogFields, LoggerOptions } from './log.js';
+export { measureOffset } from './sources/http/measure.js';
+export type { MeasureOptions, MeasurementResult, ServerResult as HttpServerResult } from './sources/http/measure.js';

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { registerGps } from './commands/gps.js';
+import { registerHttp } from './commands/http.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   // Commands register themselves here, one line each.
   registerGps(program);
+  registerHttp(program);
   return program;
 }
 

@@ -4,12 +4,12 @@
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../../clock.js';
-import { silentLogger, type Logger } from '../../log.js';
+import { redactCredentials, silentLogger, type Logger } from '../../log.js';
 import { addSeconds, diffSeconds, formatUtc, toSeconds, type Timespec } from '../../time.js';
 import { parseHttpDate, utcYear } from './date.js';
 import { halfWidth, intersect, midpoint, probeInterval, selectMajority, type Interval } from './interval.js';
 import { createDispatcher, probe } from './probe.js';
-import { redact, serverUrl } from './servers.js';
+import { serverUrl } from './servers.js';
 
 export const DEFAULT_PROBES = 8;
 
@@ -87,7 +87,7 @@ export function failureReason(error: unknown): string {
   if (!(error instanceof Error)) return `error: ${String(error)}`;
   const cause = error.cause instanceof Error ? (error.cause as NodeJS.ErrnoException) : undefined;
   const code = (error as NodeJS.ErrnoException).code ?? cause?.code ?? '';
-  const detail = redact(cause && cause.message !== error.message ? `${error.message} (${cause.message})` : error.message);
+  const detail = redactCredentials(cause && cause.message !== error.message ? `${error.message} (${cause.message})` : error.message);
   const kind = ((): string => {
     if (/^(ENOTFOUND|EAI_)/.test(code)) return 'dns';
     if (code === 'ECONNREFUSED') return 'refused';
@@ -215,7 +215,7 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const truechimers = new Set(selection?.truechimers.map((position) => candidates[position]?.index));
   const results: ServerResult[] = outcomes.map((outcome, index) => {
     const { interval } = outcome;
-    const url = redact(urls[index]?.href ?? '');
+    const url = redactCredentials(urls[index]?.href ?? '');
     const base = { url, rtt: outcome.rtt, probes: outcome.probes };
     if (interval === undefined) {
       return { ...base, offset: null, error: null, status: 'failed', reason: outcome.reason ?? 'no probe answered', low: null, high: null };

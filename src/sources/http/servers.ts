@@ -26,8 +26,3 @@ export function serverUrl(spec: string): URL {
   }
   return url;
 }
-
-/** A URL or proxy address with any user:password@ replaced, for logs and reasons. */
-export function redact(text: string): string {
-  return text.replace(/(\/\/)[^/@\s]*@/g, '$1***@');
-}

@@ -1,0 +1,127 @@
+// `htntp http` (the default command): time from the Date headers of several web servers
+// into the SHM segment, or with --once --dry-run one measurement printed.
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { Logger } from '../../log.js';
+import { diffSeconds } from '../../time.js';
+import { DEFAULT_PROBES, measureOffset, type MeasureOptions, type MeasurementResult } from '../../sources/http/measure.js';
+import { HttpSource } from '../../sources/http/publisher.js';
+import { DEFAULT_SERVERS, serverUrl } from '../../sources/http/servers.js';
+import { integerOption, numberOption } from '../options.js';
+import { addServiceOptions, runService, serviceLogger, type ServiceOptions } from '../service.js';
+import { shutdownSignal } from '../signals.js';
+import { checkUnitAllowed } from './gps.js';
+
+export interface HttpOptions extends ServiceOptions {
+  interval: number;
+  probes: number;
+  timeout?: number;
+  once?: boolean;
+  dryRun?: boolean;
+  json?: boolean;
+  proxy?: string;
+  /** PEM file of extra trusted CA certificates. */
+  ca?: string;
+}
+
+export interface HttpRun {
+  exitCode: number;
+  /** The measurement of --once --dry-run. */
+  result?: MeasurementResult;
+  published?: number;
+}
+
+function measureOptions(options: HttpOptions): Omit<MeasureOptions, 'logger' | 'signal'> {
+  return {
+    probes: options.probes,
+    ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+    ...(options.proxy === undefined ? {} : { proxy: options.proxy }),
+    ...(options.ca === undefined ? {} : { ca: readFileSync(options.ca) }),
+  };
+}
+
+/** People-readable form of a measurement (stdout of --once --dry-run without --json). */
+export function formatMeasurement(result: MeasurementResult): string {
+  const ms = (seconds: number | null): string => (seconds === null ? '-' : `${(seconds * 1000).toFixed(3)} ms`);
+  const lines = result.servers.map(
+    (server) =>
+      `${server.status.padEnd(11)} ${server.url}  offset ${ms(server.offset)} ± ${ms(server.error)}  rtt ${ms(server.rtt)}  probes ${server.probes}${server.reason ? `  (${server.reason})` : ''}`,
+  );
+  lines.push(
+    result.offset === null
+      ? `no estimate: ${result.reason ?? ''}`
+      : `offset ${ms(result.offset)} ± ${ms(result.error)} (server - local; ${result.survivors} of ${result.servers.length} servers agree)`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+/** The command's logic, outside the commander wiring. */
+export async function runHttp(serverArgs: readonly string[], options: HttpOptions, signal?: AbortSignal): Promise<HttpRun> {
+  const servers = serverArgs.length > 0 ? serverArgs : DEFAULT_SERVERS;
+  servers.forEach(serverUrl); // bad arguments fail before anything starts
+  if (options.json) options.logFormat = 'json';
+  if (options.once && options.dryRun) {
+    const logger = serviceLogger(options);
+    const result = await measureOffset(servers, { ...measureOptions(options), logger, ...(signal === undefined ? {} : { signal }) });
+    process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : formatMeasurement(result));
+    return { exitCode: result.offset === null ? 1 : 0, result };
+  }
+  let estimated = false;
+  const sourceOptions = (logger: Logger) => ({
+    ...measureOptions(options),
+    servers,
+    interval: options.interval,
+    once: options.once ?? false,
+    logger,
+  });
+  if (options.dryRun) {
+    // Samples as they would be published, logged instead of written.
+    const logger = serviceLogger(options);
+    const stop = signal ?? shutdownSignal();
+    const source = new HttpSource({ ...sourceOptions(logger), onMeasurement: (result) => (estimated ||= result.offset !== null) });
+    for await (const sample of source.samples(stop)) {
+      logger.info('sample (dry run)', { offset: diffSeconds(sample.clockTime, sample.receiveTime), precision: sample.precision });
+    }
+    return { exitCode: estimated ? 0 : 1 };
+  }
+  checkUnitAllowed(options.unit);
+  const { published } = await runService(
+    options,
+    ({ logger, metrics }) =>
+      new HttpSource({
+        ...sourceOptions(logger),
+        onMeasurement: (result) => {
+          estimated ||= result.offset !== null;
+          for (const server of result.servers) {
+            metrics?.server(server.url, {
+              status: server.status,
+              ...(server.rtt === null ? {} : { rtt: server.rtt }),
+              ...(server.offset === null ? {} : { offset: server.offset }),
+            });
+          }
+        },
+      }),
+    signal,
+  );
+  return { exitCode: options.once && !estimated ? 1 : 0, published };
+}
+
+export function registerHttp(program: Command): void {
+  const command = program
+    .command('http', { isDefault: true })
+    .description('Publish time from the Date headers of several web servers (HEAD probes, Marzullo selection) to the SHM segment')
+    .argument('[servers...]', 'host[:port] (https) or http(s):// URLs; default: a built-in list of well-run HTTPS sites')
+    .option('--interval <seconds>', 'seconds between measurements', numberOption('interval', 1, 86_400), 300)
+    .option('-p, --probes <n>', 'probes per server per measurement', integerOption('probes', 1, 64), DEFAULT_PROBES)
+    .option('--timeout <seconds>', 'deadline of one measurement (default probes + 5)', numberOption('timeout', 0.1, 3600))
+    .option('--proxy <host:port>', 'HTTP proxy (CONNECT for https); default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY')
+    .option('--ca <file>', 'PEM file of extra CA certificates to trust')
+    .option('--once', 'one measurement: publish its samples until it expires (2 x interval), then exit')
+    .option('-n, --dry-run', 'never touch the segment (with --once: print the measurement)')
+    .option('--json', 'machine-readable output: with --once --dry-run one JSON object; logs as JSON');
+  addServiceOptions(command, { unit: 2 }).action(async (servers: string[], options: HttpOptions) => {
+    const run = await runHttp(servers, options);
+    if (!options.dryRun && options.json) process.stdout.write(`${JSON.stringify({ published: run.published ?? 0, exitCode: run.exitCode })}\n`);
+    process.exitCode = run.exitCode;
+  });
+}

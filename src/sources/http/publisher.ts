@@ -1,0 +1,143 @@
+// Publishing an HTTP estimate: held as true time at a CLOCK_MONOTONIC_RAW instant, so a
+// realtime clock that ntpd steps or slews afterwards never drags it along. Every second
+// a sample: clock = true time now (from the raw clock), receive = CLOCK_REALTIME now.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { systemClock, type Clock } from '../../clock.js';
+import { silentLogger, type Logger } from '../../log.js';
+import type { Sample, SampleSource } from '../../sample.js';
+import { addSeconds, diffSeconds, type Timespec } from '../../time.js';
+import { measure, type Estimate, type MeasureOptions, type MeasurementResult } from './measure.js';
+
+/** What an unsteered oscillator may drift (the precision field's growth with age). */
+export const DRIFT_PPM = 50;
+const MIN_PRECISION = -30;
+
+export interface ClockPair {
+  monotonicRaw: Timespec;
+  realtime: Timespec;
+}
+
+/** Both clocks back to back: realtime between two raw reads, raw taken as their middle. */
+export function readClockPair(clock: Clock): ClockPair {
+  const before = clock.monotonicRaw();
+  const realtime = clock.realtime();
+  const after = clock.monotonicRaw();
+  return { monotonicRaw: addSeconds(before, diffSeconds(after, before) / 2), realtime };
+}
+
+/** ceil(log2(bound)): the SHM precision field for an error bound in seconds. */
+export function precisionOf(boundSeconds: number): number {
+  return boundSeconds > 0 ? Math.max(MIN_PRECISION, Math.ceil(Math.log2(boundSeconds))) : MIN_PRECISION;
+}
+
+/**
+ * The sample an estimate gives at `pair`, or undefined once it is older than `maxAge`
+ * seconds (or from before the estimate). The error bound grows DRIFT_PPM with age.
+ */
+export function sampleAt(estimate: Estimate, pair: ClockPair, maxAge: number): Sample | undefined {
+  const age = diffSeconds(pair.monotonicRaw, estimate.monotonicRaw);
+  if (!(age >= 0 && age <= maxAge)) return undefined;
+  const bound = estimate.error + age * DRIFT_PPM * 1e-6;
+  return { clockTime: addSeconds(estimate.trueTime, age), receiveTime: pair.realtime, precision: precisionOf(bound), leap: 0 };
+}
+
+export interface HttpSourceOptions extends Omit<MeasureOptions, 'signal' | 'logger'> {
+  servers: readonly string[];
+  /** Seconds between measurements (samples stop 2 x interval after the last estimate). */
+  interval: number;
+  /** One measurement, its samples until the estimate expires, then the source ends. */
+  once?: boolean;
+  logger?: Logger;
+  /** Called with every measurement's result. */
+  onMeasurement?: (result: MeasurementResult) => void;
+}
+
+export class HttpSource implements SampleSource {
+  readonly name = 'http';
+  readonly #options: HttpSourceOptions;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  #estimate: Estimate | undefined;
+
+  constructor(options: HttpSourceOptions) {
+    if (!(options.interval > 0) || !Number.isFinite(options.interval)) {
+      throw Object.assign(new RangeError(`The value of "interval" is out of range. It must be a number > 0. Received ${options.interval}`), {
+        code: 'ERR_OUT_OF_RANGE',
+      });
+    }
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#logger = options.logger ?? silentLogger;
+  }
+
+  get estimate(): Estimate | undefined {
+    return this.#estimate;
+  }
+
+  /** Holds a new estimate (measurements call this; tests too). */
+  hold(estimate: Estimate): void {
+    this.#estimate = estimate;
+  }
+
+  /** The sample for now, or undefined without a fresh estimate. */
+  sample(): Sample | undefined {
+    return this.#estimate && sampleAt(this.#estimate, readClockPair(this.#clock), 2 * this.#options.interval);
+  }
+
+  /** One measurement: logs it and holds its estimate; a failed one keeps the old estimate to age out. */
+  async measureOnce(signal: AbortSignal): Promise<MeasurementResult> {
+    const { servers, interval: _interval, once: _once, onMeasurement, ...measureOptions } = this.#options;
+    const { result, estimate } = await measure(servers, { ...measureOptions, logger: this.#logger, signal });
+    for (const server of result.servers) {
+      const fields = { url: server.url, status: server.status, offset: server.offset, error: server.error, rtt: server.rtt, probes: server.probes, reason: server.reason ?? undefined };
+      if (server.status === 'ok') this.#logger.debug('http server', fields);
+      else this.#logger.warn('http server', fields);
+    }
+    if (estimate) {
+      this.hold(estimate);
+      this.#logger.info('http estimate', { offset: result.offset, error: result.error, survivors: result.survivors, servers: result.servers.length, duration: result.duration });
+    } else {
+      this.#logger.warn('http no estimate: nothing published from this measurement', { reason: result.reason, servers: result.servers.length });
+    }
+    onMeasurement?.(result);
+    return result;
+  }
+
+  async #measureLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const started = this.#clock.monotonicRaw();
+      try {
+        await this.measureOnce(signal);
+      } catch (error) {
+        if (signal.aborted) return;
+        this.#logger.error('http measurement failed', { error });
+      }
+      if (this.#options.once) return;
+      const elapsed = diffSeconds(this.#clock.monotonicRaw(), started);
+      await sleep(Math.max(0, this.#options.interval - elapsed) * 1000, undefined, { signal }).catch(() => {});
+    }
+  }
+
+  async *samples(signal: AbortSignal): AsyncIterable<Sample> {
+    const stop = new AbortController();
+    const onAbort = (): void => stop.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    let measuring = true;
+    const loop = this.#measureLoop(stop.signal).finally(() => {
+      measuring = false;
+    });
+    try {
+      while (!stop.signal.aborted) {
+        const sample = this.sample();
+        if (sample) yield sample;
+        else if (this.#options.once && !measuring) return; // the one estimate is gone (or never came)
+        const now = this.#clock.monotonicRaw();
+        await sleep(1000 - now.nsec / 1e6, undefined, { signal: stop.signal }).catch(() => {});
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      stop.abort();
+      await loop;
+    }
+  }
+}
