@@ -4,12 +4,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { realtime } from '../../src/clock.js';
-import { NtpdShm, defaultPerm, errorHint, keyOfUnit, layout, type ShmSnapshot } from '../../src/shm.js';
-import { compare, type Timespec } from '../../src/time.js';
-import { cBuild, type CBuild } from '../helpers/cc.js';
-import { removeSegment } from '../helpers/segments.js';
-import { e2eRequired } from '../helpers/tools.js';
+import { realtime } from '../src/clock.js';
+import { NtpdShm, defaultPerm, errorHint, keyOfUnit, layout, type ShmSnapshot } from '../src/shm.js';
+import { compare, type Timespec } from '../src/time.js';
+import { cBuild, type CBuild } from './helpers/cc.js';
+import { removeSegment } from './helpers/segments.js';
+import { e2eRequired } from './helpers/tools.js';
 
 const UNIT = 120;
 const UNIT_PERM = 121;
@@ -141,13 +141,13 @@ describe('constructor', () => {
     const shm = new NtpdShm({ unit: UNIT_EACCES, perm: 0o600 });
     shm.detach();
     const script = `
-      import { NtpdShm } from ${JSON.stringify(new URL('../../src/shm.js', import.meta.url).pathname)};
+      import { NtpdShm } from ${JSON.stringify(new URL('../src/shm.js', import.meta.url).pathname)};
       try { new NtpdShm({ unit: ${UNIT_EACCES}, create: false }); console.log('{"attached":true}'); }
       catch (e) { console.log(JSON.stringify({ code: e.code, errno: e.errno, syscall: e.syscall, message: e.message })); }`;
     const output = execFileSync(
       setpriv,
       ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script],
-      { encoding: 'utf8', cwd: new URL('../..', import.meta.url).pathname, env: { ...process.env, HOME: '/tmp' } },
+      { encoding: 'utf8', cwd: new URL('..', import.meta.url).pathname, env: { ...process.env, HOME: '/tmp' } },
     );
     const result = JSON.parse(output.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
     expect(result).toMatchObject({ code: 'EACCES', errno: -13 });

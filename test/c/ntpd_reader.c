@@ -2,6 +2,7 @@
  * skip if valid == 0; count, fence, copy, valid = 0, fence; mode 1 and count moved ->
  * clash (sample dropped). Every accepted sample must have clock - receive equal to the
  * constant the writer keeps, and USec == NSec / 1000; anything else is torn.
+ * `reads` counts the copies (valid was 1); `notValid` the polls that found valid 0.
  * Usage: ntpd_reader UNIT SECONDS MAX_READS DIFF_SEC DIFF_NSEC; prints one JSON line. */
 #include "shm_time.h"
 
@@ -36,12 +37,13 @@ int main(int argc, char **argv) {
   long long reads = 0, not_valid = 0, clashes = 0, bad_mode = 0, accepted = 0, torn = 0;
   char first_torn[200] = "";
   const int64_t start = now_ns();
-  while (reads < max_reads && (reads % 4096 != 0 || now_ns() - start < budget)) {
-    reads++;
+  long long polls = 0;
+  while (reads < max_reads && (++polls % 4096 != 0 || now_ns() - start < budget)) {
     if (shm->valid == 0) {
       not_valid++;
       continue;
     }
+    reads++;
     struct shmTime copy;
     const int count = shm->count;
     memory_barrier();
