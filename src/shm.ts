@@ -124,6 +124,14 @@ function timestampOf(sec: number, usec: number, nsec: number): Timespec {
   return { sec, nsec: Math.floor(nsec / 1000) === usec ? nsec : usec * 1000 };
 }
 
+/** The clock and receive times of a snapshot, exact, by the readers' NSec/USec rule. */
+export function snapshotTimes(snapshot: ShmSnapshot): { clockTime: Timespec; receiveTime: Timespec } {
+  return {
+    clockTime: timestampOf(snapshot.clockTimeStampSec, snapshot.clockTimeStampUSec, snapshot.clockTimeStampNSec),
+    receiveTime: timestampOf(snapshot.receiveTimeStampSec, snapshot.receiveTimeStampUSec, snapshot.receiveTimeStampNSec),
+  };
+}
+
 export class NtpdShm {
   readonly #segment: NativeSegment;
   /** The addon's argument/result array for update() and snapshot(). */

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { registerGps } from './commands/gps.js';
 import { registerHttp } from './commands/http.js';
+import { registerStatus } from './commands/status.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   // Commands register themselves here, one line each.
   registerGps(program);
   registerHttp(program);
+  registerStatus(program);
   return program;
 }
 

@@ -1,0 +1,219 @@
+// `htntp status`: what is in the SHM segments, without disturbing anyone. Attaches
+// read-only (SHM_RDONLY), never creates a segment, never clears `valid`.
+import type { Command } from 'commander';
+import { setTimeout as delay } from 'node:timers/promises';
+import { systemClock, type Clock } from '../../clock.js';
+import { MAX_UNIT, NtpdShm, keyOfUnit, snapshotTimes, type ShmSnapshot } from '../../shm.js';
+import { diffSeconds, formatUtc, type Timespec } from '../../time.js';
+import { collect, integerOption, numberOption } from '../options.js';
+import { shutdownSignal } from '../signals.js';
+
+/**
+ * consuming: a reader took the last sample (valid back to 0 after a complete write);
+ * waiting: a sample is there (valid 1) that no reader has taken yet;
+ * unknown: nothing written yet, a write in progress (odd count), or mode 0.
+ */
+export type ReaderState = 'consuming' | 'waiting' | 'unknown';
+
+export interface UnitStatus {
+  unit: number;
+  key: string;
+  shmId: number;
+  mode: number;
+  count: number;
+  valid: number;
+  /** ISO 8601 UTC, nanoseconds: the reference time of the sample */
+  clockTime: string;
+  /** ISO 8601 UTC, nanoseconds: the local time the sample was taken */
+  receiveTime: string;
+  clock: Timespec;
+  receive: Timespec;
+  /** clock - receive, seconds (exact to the nanosecond, from the two Timespecs) */
+  offset: number;
+  /** realtime now - receive, seconds */
+  age: number;
+  leap: number;
+  precision: number;
+  nsamples: number;
+  /** count stood still across the copy */
+  consistent: boolean;
+  reader: ReaderState;
+  /** With --watch: valid was seen going from 1 to 0 with count unchanged. */
+  readerSeen: boolean;
+  /** IPC_STAT */
+  size: number;
+  perm: string;
+  uid: number;
+  creatorUid: number;
+  creatorPid: number;
+  lastPid: number;
+  attached: number;
+}
+
+export interface UnitError {
+  unit: number;
+  key: string;
+  error: { code: string; message: string };
+}
+
+export type UnitReport = UnitStatus | UnitError;
+
+export interface StatusResult {
+  units: UnitReport[];
+  /** Units asked for that have no segment. */
+  missing: number[];
+}
+
+export interface StatusOptions {
+  /** Units to show; default every unit 0..255 that exists. */
+  units?: readonly number[];
+  clock?: Clock;
+  /** The previous round of a watch, for readerSeen. */
+  previous?: StatusResult;
+}
+
+const keyText = (unit: number): string => `0x${keyOfUnit(unit).toString(16)}`;
+
+function readerState(snapshot: ShmSnapshot): ReaderState {
+  if (snapshot.mode !== 1 || snapshot.count === 0 || snapshot.count % 2 !== 0) return 'unknown';
+  return snapshot.valid === 0 ? 'consuming' : 'waiting';
+}
+
+function unitStatus(shm: NtpdShm, clock: Clock, previous: UnitReport | undefined): UnitStatus {
+  const snapshot = shm.snapshot();
+  const stat = shm.stat();
+  const now = clock.realtime();
+  const { clockTime, receiveTime } = snapshotTimes(snapshot);
+  const reader = readerState(snapshot);
+  let readerSeen = false;
+  if (previous !== undefined && 'valid' in previous) {
+    // The same sample, taken between two looks: a reader is consuming for sure.
+    readerSeen = previous.readerSeen || (previous.valid === 1 && snapshot.valid === 0 && previous.count === snapshot.count);
+  }
+  return {
+    unit: shm.unit,
+    key: keyText(shm.unit),
+    shmId: shm.shmId,
+    mode: snapshot.mode,
+    count: snapshot.count,
+    valid: snapshot.valid,
+    clockTime: formatUtc(clockTime),
+    receiveTime: formatUtc(receiveTime),
+    clock: clockTime,
+    receive: receiveTime,
+    offset: diffSeconds(clockTime, receiveTime),
+    age: diffSeconds(now, receiveTime),
+    leap: snapshot.leap,
+    precision: snapshot.precision,
+    nsamples: snapshot.nsamples,
+    consistent: snapshot.consistent,
+    reader,
+    readerSeen,
+    size: stat.size,
+    perm: `0${stat.perm.toString(8)}`,
+    uid: stat.uid,
+    creatorUid: stat.cuid,
+    creatorPid: stat.cpid,
+    lastPid: stat.lpid,
+    attached: stat.nattch,
+  };
+}
+
+/** One look at the units: plain objects, read-only, nothing created or cleared. */
+export function readStatus(options: StatusOptions = {}): StatusResult {
+  const { clock = systemClock, previous } = options;
+  const asked = options.units !== undefined;
+  const units = options.units ?? Array.from({ length: MAX_UNIT + 1 }, (_, unit) => unit);
+  const result: StatusResult = { units: [], missing: [] };
+  for (const unit of [...new Set(units)]) {
+    let shm: NtpdShm;
+    try {
+      shm = new NtpdShm({ unit, create: false, readOnly: true });
+    } catch (error) {
+      const { code = 'ERROR', message } = error as NodeJS.ErrnoException;
+      if (code === 'ENOENT') {
+        if (asked) result.missing.push(unit);
+      } else {
+        result.units.push({ unit, key: keyText(unit), error: { code, message } });
+      }
+      continue;
+    }
+    try {
+      result.units.push(unitStatus(shm, clock, previous?.units.find((report) => report.unit === unit)));
+    } finally {
+      shm.detach();
+    }
+  }
+  return result;
+}
+
+const READER_TEXT: Record<ReaderState, string> = {
+  consuming: 'consuming (valid went back to 0 after a write)',
+  waiting: 'not consuming yet (a sample is waiting, valid 1)',
+  unknown: 'unknown (no complete sample, or mode 0)',
+};
+
+export function formatStatus(result: StatusResult): string {
+  const blocks = result.units.map((report) => {
+    if ('error' in report) return `unit ${report.unit} (key ${report.key}): ${report.error.message}`;
+    const seconds = (value: number): string => `${value >= 0 ? '+' : ''}${value.toFixed(9)} s`;
+    return [
+      `unit ${report.unit} (key ${report.key}, shmid ${report.shmId}, ${report.size} bytes, perm ${report.perm}, owner uid ${report.uid}, creator pid ${report.creatorPid}, ${report.attached} attached, last pid ${report.lastPid})`,
+      `  mode ${report.mode}  count ${report.count}  valid ${report.valid}  leap ${report.leap}  precision ${report.precision}  nsamples ${report.nsamples}${report.consistent ? '' : '  (copy inconsistent: a writer kept moving count)'}`,
+      `  clock    ${report.clockTime}`,
+      `  receive  ${report.receiveTime}`,
+      `  offset   ${seconds(report.offset)} (clock - receive)`,
+      `  age      ${report.age.toFixed(3)} s`,
+      `  reader   ${READER_TEXT[report.reader]}${report.readerSeen ? ' [seen]' : ''}`,
+    ].join('\n');
+  });
+  if (blocks.length === 0) blocks.push('no SHM refclock segments');
+  return `${blocks.join('\n\n')}\n`;
+}
+
+export function missingMessage(unit: number): string {
+  return `htntp status: unit ${unit} has no segment (key ${keyText(unit)}): nothing has created it yet`;
+}
+
+export interface StatusCliOptions {
+  unit?: number[];
+  json?: boolean;
+  watch?: boolean;
+  interval: number;
+}
+
+/** Prints status (once, or every interval until SIGINT/SIGTERM); returns the exit code. */
+export async function runStatus(options: StatusCliOptions, signal?: AbortSignal): Promise<number> {
+  const print = (result: StatusResult): void => {
+    if (options.json) process.stdout.write(`${JSON.stringify(result.units)}\n`);
+    else process.stdout.write(`${options.watch ? '\x1b[H\x1b[2J' : ''}${formatStatus(result)}`);
+    for (const unit of result.missing) process.stderr.write(`${missingMessage(unit)}\n`);
+  };
+  const units = options.unit;
+  let result = readStatus(units === undefined ? {} : { units });
+  print(result);
+  if (!options.watch) return result.missing.length > 0 ? 1 : 0;
+  const stop = signal ?? shutdownSignal();
+  for (;;) {
+    try {
+      await delay(options.interval * 1000, undefined, { signal: stop });
+    } catch {
+      return 0; // SIGINT/SIGTERM: a watch ends normally
+    }
+    result = readStatus({ ...(units === undefined ? {} : { units }), previous: result });
+    print(result);
+  }
+}
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description('Show the SHM segments (read-only: never creates one, never clears valid)')
+    .option('-u, --unit <n>', 'a unit to show (repeatable); default every unit that exists', collect(integerOption('unit', 0, MAX_UNIT)))
+    .option('--json', 'print an array of plain objects')
+    .option('-w, --watch', 'refresh every interval until interrupted')
+    .option('--interval <seconds>', 'seconds between refreshes with --watch', numberOption('interval', 0.1, 3600), 1)
+    .action(async (options: StatusCliOptions) => {
+      process.exitCode = await runStatus(options);
+    });
+}
