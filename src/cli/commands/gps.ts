@@ -43,7 +43,7 @@ export function checkUnitAllowed(unit: number, euid: number | undefined = proces
 export async function runGps(options: GpsOptions, signal?: AbortSignal): Promise<GpsResult> {
   checkUnitAllowed(options.unit);
   let source: GpsSource | undefined;
-  const makeSource = ({ logger }: ServiceContext): GpsSource => {
+  const makeSource = ({ logger, metrics }: ServiceContext): GpsSource => {
     source = new GpsSource({
       device: options.device,
       baud: options.baud,
@@ -51,6 +51,7 @@ export async function runGps(options: GpsOptions, signal?: AbortSignal): Promise
       minFixes: options.minFixes,
       precision: options.precision,
       logger,
+      ...(metrics === undefined ? {} : { metrics }),
     });
     return source;
   };

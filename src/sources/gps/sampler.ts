@@ -124,6 +124,13 @@ export class NmeaSampler {
       if (sentence.fix === false) this.#breakFixes();
       return this.#skip(result, 'no-time');
     }
+    const label = tod.hour * 3600 + tod.minute * 60 + tod.second;
+    if (sentence.fix === false) {
+      // The receiver says its data is not to be trusted: time and date alike.
+      if (this.#second?.label === label) this.#second.fix = false;
+      this.#breakFixes();
+      return this.#skip(result, 'invalid-fix');
+    }
     let time: Timespec | null;
     if (sentence.type === 'RMC' || sentence.type === 'ZDA') {
       time = sentence.date === null ? null : this.#dates.dated(sentence.date, tod);
@@ -148,7 +155,6 @@ export class NmeaSampler {
       this.#lastSeenSec = time.sec;
     }
 
-    const label = tod.hour * 3600 + tod.minute * 60 + tod.second;
     let second = this.#second;
     if (second === null || second.label !== label) {
       second = { label, firstTime: tod, receiveTime, arrival, time: null, fix: null, counted: false, published: false };
@@ -157,11 +163,6 @@ export class NmeaSampler {
     // The first sentence of the second may have come before any date (GGA before RMC).
     if (second.time === null && time !== null) second.time = { sec: time.sec, nsec: second.firstTime.nsec };
 
-    if (sentence.fix === false) {
-      second.fix = false;
-      this.#breakFixes();
-      return this.#skip(result, 'invalid-fix');
-    }
     if (sentence.fix === true && second.fix !== false && !second.counted) {
       second.fix = true;
       second.counted = true;

@@ -2,6 +2,7 @@
 // baud hunting), receive stamps taken as bytes arrive, the sampler's rules for the rest.
 import { systemClock, type Clock } from '../../clock.js';
 import { silentLogger, type Logger } from '../../log.js';
+import type { SourceMetrics } from '../../metrics.js';
 import type { Sample, SampleSource } from '../../sample.js';
 import type { Timespec } from '../../time.js';
 import { LineSplitter, MAX_LINE_LENGTH } from './lines.js';
@@ -26,6 +27,10 @@ export interface GpsSourceOptions {
   huntWindow?: number;
   /** Counters are logged this often (ms) when they changed, and at the end. */
   statsInterval?: number;
+  /** Fix state of every sentence that carries one (--metrics). */
+  metrics?: SourceMetrics;
+  /** Every complete line with its receive stamp (benchmarks, diagnostics). */
+  onLine?: (line: string, receiveTime: Timespec) => void;
 }
 
 // Short and capped: the device must be read again within 5 s of coming back.
@@ -76,7 +81,11 @@ export class GpsSource implements SampleSource {
     let lastSample: Sample | null = null;
     const splitter = new LineSplitter(
       (line, receiveTime, arrival) => {
+        this.#options.onLine?.(line, receiveTime);
         const result = sampler.line(line, receiveTime, arrival);
+        if (result.parsed.kind === 'time' && result.parsed.fix !== null) {
+          this.#options.metrics?.fix({ valid: result.parsed.fix, consecutive: sampler.goodFixes });
+        }
         if (result.parsed.kind !== 'rejected' && !heardSentence) {
           heardSentence = true;
           if (hunting) logger.info('baud rate found', { device, baud: baudRate() });
