@@ -51,7 +51,10 @@ export function toTimespec(time: unknown, name: string): Timespec {
 
 /** a - b in seconds; exact to the nanosecond for differences below ~100 days. */
 export function diffSeconds(a: Timespec, b: Timespec): number {
-  return a.sec - b.sec + (a.nsec - b.nsec) / NS_PER_SEC;
+  const ns = (a.sec - b.sec) * NS_PER_SEC + (a.nsec - b.nsec);
+  // Whole nanoseconds, then one division: the nearest double to the true difference
+  // (1.000000002, not 1.0000000020000002), as long as the nanoseconds are exact.
+  return Number.isSafeInteger(ns) ? ns / NS_PER_SEC : a.sec - b.sec + (a.nsec - b.nsec) / NS_PER_SEC;
 }
 
 /** time + seconds (may be negative or fractional). */

@@ -47,6 +47,7 @@ export interface UnitStatus {
   creatorUid: number;
   creatorPid: number;
   lastPid: number;
+  /** Processes attached, not counting this status itself */
   attached: number;
 }
 
@@ -115,7 +116,7 @@ function unitStatus(shm: NtpdShm, clock: Clock, previous: UnitReport | undefined
     creatorUid: stat.cuid,
     creatorPid: stat.cpid,
     lastPid: stat.lpid,
-    attached: stat.nattch,
+    attached: stat.nattch - 1,
   };
 }
 
@@ -158,7 +159,7 @@ export function formatStatus(result: StatusResult): string {
     if ('error' in report) return `unit ${report.unit} (key ${report.key}): ${report.error.message}`;
     const seconds = (value: number): string => `${value >= 0 ? '+' : ''}${value.toFixed(9)} s`;
     return [
-      `unit ${report.unit} (key ${report.key}, shmid ${report.shmId}, ${report.size} bytes, perm ${report.perm}, owner uid ${report.uid}, creator pid ${report.creatorPid}, ${report.attached} attached, last pid ${report.lastPid})`,
+      `unit ${report.unit} (key ${report.key}, shmid ${report.shmId}, ${report.size} bytes, perm ${report.perm}, owner uid ${report.uid}, creator pid ${report.creatorPid}, ${report.attached} other processes attached, last pid ${report.lastPid})`,
       `  mode ${report.mode}  count ${report.count}  valid ${report.valid}  leap ${report.leap}  precision ${report.precision}  nsamples ${report.nsamples}${report.consistent ? '' : '  (copy inconsistent: a writer kept moving count)'}`,
       `  clock    ${report.clockTime}`,
       `  receive  ${report.receiveTime}`,
