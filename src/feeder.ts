@@ -30,6 +30,8 @@ export interface FeedOptions {
   /** Runs once the segment is attached and before the source starts: the privilege drop goes here. */
   afterAttach?: (shm: NtpdShm) => void;
   metrics?: FeedMetrics;
+  /** A one-shot source that ends by itself leaves its last sample valid for the reader (a stop signal still clears it). */
+  keepLastSample?: boolean;
 }
 
 export interface FeedResult {
@@ -135,6 +137,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
     else signal.addEventListener('abort', onAbort, { once: true });
   });
   let finished = false;
+  let sourceEnded = false;
   try {
     options.afterAttach?.(shm);
     for (;;) {
@@ -159,6 +162,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
       }
       if (result.done) {
         finished = true;
+        sourceEnded = true;
         break;
       }
       publish(result.value);
@@ -166,7 +170,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
   } finally {
     if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
     if (shm.attached) {
-      shm.valid = 0;
+      if (!(options.keepLastSample && sourceEnded && published > 0)) shm.valid = 0;
       shm.detach();
     }
     logger.info('segment detached', { unit, published });

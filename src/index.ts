@@ -11,3 +11,5 @@ export { createLogger, silentLogger } from './log.js';
 export type { Logger, LogLevel, LogFields, LoggerOptions } from './log.js';
 export { measureOffset } from './sources/http/measure.js';
 export type { MeasureOptions, MeasurementResult, ServerResult as HttpServerResult } from './sources/http/measure.js';
+export { FixedSource, type FixedSourceOptions } from './sources/fixed/index.js';
+export { refclockLines, REFCLOCK_DAEMONS, type RefclockConfigOptions, type RefclockDaemon } from './refclock-config.js';

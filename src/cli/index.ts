@@ -1,6 +1,8 @@
 // Commander wiring only: each command's logic lives in commands/<name>.ts.
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
+import { registerConfig } from './commands/config.js';
+import { registerFixed } from './commands/fixed.js';
 import { registerGps } from './commands/gps.js';
 import { registerHttp } from './commands/http.js';
 import { registerStatus } from './commands/status.js';
@@ -14,6 +16,8 @@ export function buildProgram(): Command {
     .version(version)
     .showHelpAfterError();
   // Commands register themselves here, one line each.
+  registerFixed(program);
+  registerConfig(program);
   registerGps(program);
   registerHttp(program);
   registerStatus(program);

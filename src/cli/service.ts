@@ -25,6 +25,8 @@ export interface ServiceOptions {
   leapfile?: string | false;
   /** Serve Prometheus metrics here. */
   metrics?: MetricsAddress;
+  /** A one-shot source leaves its last sample valid when it ends by itself (see FeedOptions). */
+  keepLastSample?: boolean;
 }
 
 function metricsOption(value: string): MetricsAddress {
@@ -128,6 +130,7 @@ export async function runService(
       logger,
       ...(leapSchedule === undefined ? {} : { leapSchedule }),
       ...(metrics === undefined ? {} : { metrics }),
+      ...(options.keepLastSample ? { keepLastSample: true } : {}),
       afterAttach: () => {
         dropPrivileges({ ...(options.user === undefined ? {} : { user: options.user }), ...(options.group === undefined ? {} : { group: options.group }) }, logger);
       },
