@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Leap } from './shm.js';
-import type { Timespec } from './time.js';
+import { formatUtc, type Timespec } from './time.js';
 import { realtime } from './clock.js';
 import { silentLogger, type Logger } from './log.js';
 
@@ -175,4 +175,43 @@ export class LeapSchedule {
     }
     return status.leap;
   }
+}
+
+/** What `htntp status` shows per unit: the sample's clock time as TAI and the leap second ahead. */
+export interface TaiReport {
+  file: string;
+  /** TAI - UTC at the sample's clock time, seconds. */
+  taiOffset: number;
+  /** The sample's clock time in TAI (ISO 8601 digits, nanoseconds, suffix TAI). */
+  tai: string;
+  /** 1 insert / 2 delete during the last UTC day before a leap second, else 0. */
+  leapPending: Leap;
+  /** When the next listed leap second takes effect (UTC midnight), if any. */
+  nextLeap?: string;
+  expires?: string;
+  expired: boolean;
+}
+
+const isoOf = (unixSeconds: number): string => new Date(unixSeconds * 1000).toISOString();
+
+export function taiReport(leap: { file: string; table: LeapTable }, clockTime: Timespec): TaiReport {
+  const status = leapAt(leap.table, clockTime);
+  const tai = formatUtc({ sec: clockTime.sec + status.taiOffset, nsec: clockTime.nsec }).replace(/Z$/, ' TAI');
+  return {
+    file: leap.file,
+    taiOffset: status.taiOffset,
+    tai,
+    leapPending: status.leap,
+    ...(status.next === undefined ? {} : { nextLeap: isoOf(status.next.time) }),
+    ...(status.expires === undefined ? {} : { expires: isoOf(status.expires) }),
+    expired: status.expired,
+  };
+}
+
+/** One line: `2026-11-22T02:45:14.000000000 TAI (TAI-UTC 37 s; no leap second pending; ...)` */
+export function formatTaiReport(report: TaiReport): string {
+  const pending =
+    report.leapPending === 1 ? `leap second pending: inserted before ${report.nextLeap}` : report.leapPending === 2 ? `leap second pending: deleted before ${report.nextLeap}` : 'no leap second pending';
+  const expiry = report.expired ? `; ${report.file} EXPIRED ${report.expires ?? ''}`.trimEnd() : '';
+  return `${report.tai} (TAI-UTC ${report.taiOffset} s; ${pending}${expiry})`;
 }

@@ -1,10 +1,11 @@
 // leap-seconds.list: parsing, TAI - UTC, the leap indicator during the last UTC day before
 // a leap second, expiry and the #h hash, with fixture files and fake clocks; and the
-// feeder applying it to samples (units 200-201).
+// feeder applying it to samples, and htntp status's TAI line (units 200, 201, 207).
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { leapAt, leapStatus, loadLeapSeconds, parseLeapSeconds, LeapSchedule } from '../../src/leap.js';
 import { loadLeapSchedule } from '../../src/cli/service.js';
+import { formatStatus, readStatus } from '../../src/cli/commands/status.js';
 import { feed } from '../../src/feeder.js';
 import { NtpdShm, type Leap } from '../../src/shm.js';
 import type { Sample, SampleSource } from '../../src/sample.js';
@@ -161,5 +162,32 @@ describe('the feeder applies the schedule', () => {
     release();
     await running;
     earlier.detach();
+  });
+});
+
+describe('htntp status: TAI and the pending leap second (unit 207)', () => {
+  afterEach(() => removeSegment(207));
+
+  it('shows the sample clock time as TAI, TAI - UTC and a pending insertion from the fixture, in text and json', () => {
+    const shm = new NtpdShm({ unit: 207 });
+    shm.update(at('2077-06-30T12:00:00Z'), { receiveTime: at('2077-06-30T12:00:01Z'), leap: 1 });
+    shm.detach();
+    const result = readStatus({ units: [207], leapfile: FUTURE, clock: fakeClock('2077-06-30T12:00:02Z') });
+    const [status] = result.units;
+    expect(status !== undefined && 'tai' in status ? status.tai : undefined).toEqual({
+      file: FUTURE,
+      taiOffset: 37,
+      tai: '2077-06-30T12:00:37.000000000 TAI',
+      leapPending: 1,
+      nextLeap: '2077-07-01T00:00:00.000Z',
+      expires: '2079-06-28T00:00:00.000Z',
+      expired: false,
+    });
+    expect(formatStatus(result)).toContain(
+      '  TAI      2077-06-30T12:00:37.000000000 TAI (TAI-UTC 37 s; leap second pending: inserted before 2077-07-01T00:00:00.000Z)',
+    );
+    const expired = readStatus({ units: [207], leapfile: REAL });
+    expect(formatStatus(expired)).toMatch(/TAI-UTC 37 s; no leap second pending; .*leap-seconds\.list EXPIRED 2076-06-28T00:00:00\.000Z\)/);
+    expect(readStatus({ units: [207] }).units[0]).not.toHaveProperty('tai');
   });
 });

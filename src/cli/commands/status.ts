@@ -5,6 +5,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { systemClock, type Clock } from '../../clock.js';
 import { MAX_UNIT, NtpdShm, keyOfUnit, snapshotTimes, type ShmSnapshot } from '../../shm.js';
 import { diffSeconds, formatUtc, type Timespec } from '../../time.js';
+import { defaultLeapFile, formatTaiReport, loadLeapSeconds, taiReport, type TaiReport } from '../../leap.js';
 import { collect, integerOption, numberOption } from '../options.js';
 import { shutdownSignal } from '../signals.js';
 
@@ -49,6 +50,8 @@ export interface UnitStatus {
   lastPid: number;
   /** Processes attached, not counting this status itself */
   attached: number;
+  /** The clock time as TAI and the pending leap second, from the leap file (absent without one). */
+  tai?: TaiReport;
 }
 
 export interface UnitError {
@@ -71,6 +74,8 @@ export interface StatusOptions {
   clock?: Clock;
   /** The previous round of a watch, for readerSeen. */
   previous?: StatusResult;
+  /** leap-seconds.list for the TAI line (none without). */
+  leapfile?: string;
 }
 
 const keyText = (unit: number): string => `0x${keyOfUnit(unit).toString(16)}`;
@@ -126,6 +131,7 @@ export function readStatus(options: StatusOptions = {}): StatusResult {
   const asked = options.units !== undefined;
   const units = options.units ?? Array.from({ length: MAX_UNIT + 1 }, (_, unit) => unit);
   const result: StatusResult = { units: [], missing: [] };
+  const leap = options.leapfile === undefined ? undefined : { file: options.leapfile, table: loadLeapSeconds(options.leapfile) };
   for (const unit of [...new Set(units)]) {
     let shm: NtpdShm;
     try {
@@ -140,7 +146,9 @@ export function readStatus(options: StatusOptions = {}): StatusResult {
       continue;
     }
     try {
-      result.units.push(unitStatus(shm, clock, previous?.units.find((report) => report.unit === unit)));
+      const status = unitStatus(shm, clock, previous?.units.find((report) => report.unit === unit));
+      if (leap !== undefined) status.tai = taiReport(leap, status.clock);
+      result.units.push(status);
     } finally {
       shm.detach();
     }
@@ -165,6 +173,7 @@ export function formatStatus(result: StatusResult): string {
       `  receive  ${report.receiveTime}`,
       `  offset   ${seconds(report.offset)} (clock - receive)`,
       `  age      ${report.age.toFixed(3)} s`,
+      ...(report.tai === undefined ? [] : [`  TAI      ${formatTaiReport(report.tai)}`]),
       `  reader   ${READER_TEXT[report.reader]}${report.readerSeen ? ' [seen]' : ''}`,
     ].join('\n');
   });
@@ -181,6 +190,7 @@ export interface StatusCliOptions {
   json?: boolean;
   watch?: boolean;
   interval: number;
+  leapfile?: string;
 }
 
 /** Prints status (once, or every interval until SIGINT/SIGTERM); returns the exit code. */
@@ -191,7 +201,9 @@ export async function runStatus(options: StatusCliOptions, signal?: AbortSignal)
     for (const unit of result.missing) process.stderr.write(`${missingMessage(unit)}\n`);
   };
   const units = options.unit;
-  let result = readStatus(units === undefined ? {} : { units });
+  const leapPath = options.leapfile ?? defaultLeapFile();
+  const leapfile = leapPath === undefined ? {} : { leapfile: leapPath };
+  let result = readStatus({ ...(units === undefined ? {} : { units }), ...leapfile });
   print(result);
   if (!options.watch) return result.missing.length > 0 ? 1 : 0;
   const stop = signal ?? shutdownSignal();
@@ -201,7 +213,7 @@ export async function runStatus(options: StatusCliOptions, signal?: AbortSignal)
     } catch {
       return 0; // SIGINT/SIGTERM: a watch ends normally
     }
-    result = readStatus({ ...(units === undefined ? {} : { units }), previous: result });
+    result = readStatus({ ...(units === undefined ? {} : { units }), ...leapfile, previous: result });
     print(result);
   }
 }
@@ -214,6 +226,7 @@ export function registerStatus(program: Command): void {
     .option('--json', 'print an array of plain objects')
     .option('-w, --watch', 'refresh every interval until interrupted')
     .option('--interval <seconds>', 'seconds between refreshes with --watch', numberOption('interval', 0.1, 3600), 1)
+    .option('--leapfile <path>', 'leap-seconds.list for the TAI line (default /usr/share/zoneinfo/leap-seconds.list when present)')
     .action(async (options: StatusCliOptions) => {
       process.exitCode = await runStatus(options);
     });
