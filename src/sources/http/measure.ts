@@ -95,7 +95,7 @@ export function failureReason(error: unknown): string {
     if (/TIMEOUT|ETIMEDOUT/.test(code)) return 'timeout';
     if (/^(ECONNRESET|EPIPE|UND_ERR_SOCKET)$/.test(code)) return 'reset';
     if (code === 'UND_ERR_HEADERS_OVERFLOW') return 'headers too large';
-    if (code.startsWith('HPE_')) return 'not HTTP';
+    if (code.startsWith('HPE_') || error.name === 'HTTPParserError') return 'not HTTP';
     if (/proxy/i.test(error.message)) return 'proxy';
     return 'error';
   })();
@@ -120,16 +120,20 @@ async function measureServer(url: URL, dispatcher: Dispatcher, probes: number, c
   let rtt = Infinity;
   let answered = 0;
   let lastDate: number | undefined;
+  let lastTick = -Infinity;
   const outcome = (reason: string | null): ServerOutcome => ({ interval, rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, reason });
   try {
     for (let index = 0; index < probes; index += 1) {
       if (interval !== undefined) {
-        // Aim the server's stamp at its next second boundary as the interval's midpoint
-        // predicts it: bisection while wide, then alternately just before and just after.
+        // Aim the server's stamp at a second boundary as the interval's midpoint predicts
+        // it (bisection: the answer tightens the upper bound if the stamp falls just before
+        // the tick, the lower one if just after). One tick per probe, each a later one:
+        // probes then span probes - 1 seconds, so a Date that does not advance shows.
         const theta = midpoint(interval);
         const upDelay = rtt / 2;
         const earliest = toSeconds(clock.realtime()) + 0.003 + upDelay;
-        const tick = Math.ceil(earliest + theta);
+        const tick = Math.max(Math.ceil(earliest + theta), lastTick + 1);
+        lastTick = tick;
         await waitUntil(clock, tick - theta - upDelay, signal);
       }
       const response = await probe(dispatcher, url, clock);
@@ -157,6 +161,7 @@ async function measureServer(url: URL, dispatcher: Dispatcher, probes: number, c
       }
       interval = narrowed;
       lastDate = date.seconds;
+      lastTick = Math.max(lastTick, date.seconds);
       answered += 1;
     }
     return outcome(null);
