@@ -6,10 +6,9 @@ import { createSocket } from 'node:dgram';
 import { afterEach, expect, it } from 'vitest';
 import { refclockLines } from '../../src/refclock-config.js';
 import { describeE2e, readSegment, removeSegment, startChronyd, waitFor, type Chronyd } from '../helpers/daemons.js';
-import { repoRoot, startProcess, type RunningProcess } from '../helpers/process.js';
+import { repoRoot, startHtntp, type RunningProcess } from '../helpers/process.js';
 
 const UNITS = { restart: 225, hierarchy: 226 };
-const FIXTURE = new URL('./fixtures/feeder.ts', import.meta.url).pathname;
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -18,8 +17,8 @@ afterEach(async () => {
 });
 
 function startFeeder(unit: number, offset: number): RunningProcess {
-  // 4 samples a second: more than chrony's refclock filter needs per poll
-  const child = startProcess(process.execPath, ['--import', 'tsx', FIXTURE, '--no-leapfile', '--unit', String(unit), '--every-ms', '250', '--offset', String(offset)], { cwd: repoRoot });
+  // htntp fixed, 4 samples a second: more than chrony's refclock filter needs per poll
+  const child = startHtntp(['fixed', '--no-leapfile', '--unit', String(unit), '--interval', '0.25', '--offset', String(offset)], { cwd: repoRoot });
   cleanups.push(() => child.stop('SIGTERM', 3_000));
   return child;
 }

@@ -1,12 +1,13 @@
-// The service layer in a real process (units 215-219): node runs a small feeder through
-// addServiceOptions + runService (test/service/fixtures/feeder.ts). SIGTERM/SIGINT stop it
-// within 2 s with exit 0 and valid = 0, even mid-wait; --user drops root after the attach
-// and it keeps publishing (and reattaches after ipcrm as that user); --metrics answers.
+// The service layer in a real process (units 215-219): the real bin (`htntp fixed`), and
+// for a source that ignores the stop signal a small feeder through addServiceOptions +
+// runService (test/service/fixtures/feeder.ts). SIGTERM/SIGINT stop it within 2 s with
+// exit 0 and valid = 0, even mid-wait; --user drops root after the attach and it keeps
+// publishing (and reattaches after ipcrm as that user); --metrics answers.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NtpdShm, keyOfUnit } from '../../src/shm.js';
-import { repoRoot, startProcess, type RunningProcess } from '../helpers/process.js';
+import { repoRoot, startHtntp, startProcess, type RunningProcess } from '../helpers/process.js';
 import { readSegment, removeSegment } from '../helpers/segments.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -21,6 +22,13 @@ afterEach(async () => {
 
 function startFeeder(args: string[]): RunningProcess {
   const child = startProcess(process.execPath, ['--import', 'tsx', FIXTURE, '--no-leapfile', ...args], { cwd: repoRoot });
+  started.push(child);
+  return child;
+}
+
+/** `htntp fixed` as users run it. */
+function startFixed(args: string[]): RunningProcess {
+  const child = startHtntp(['fixed', '--no-leapfile', ...args], { cwd: repoRoot });
   started.push(child);
   return child;
 }
@@ -41,7 +49,7 @@ function procStatus(pid: number, field: 'Uid' | 'Gid'): number[] {
 describe('shutdown', () => {
   it('SIGTERM while the source waits for its next sample: exit 0 within 2 s, valid = 0', async () => {
     const unit = UNITS.term;
-    const child = startFeeder(['--unit', String(unit), '--every-ms', '60000', '-v']);
+    const child = startFixed(['--offset', '0.25', '--interval', '60', '--unit', String(unit), '-v']);
     await child.waitForLine(/^debug sample published unit=215/, { timeoutMs: 15_000 });
     expect(readSegment(unit)?.valid).toBe(1);
     const { code, elapsedMs } = await stopTimed(child, 'SIGTERM');
@@ -72,7 +80,7 @@ describe('--user', () => {
   it('runs as that user after the attach, keeps publishing, and reattaches as that user after ipcrm', async () => {
     const unit = UNITS.user;
     const nobody = { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) };
-    const child = startFeeder(['--unit', String(unit), '--every-ms', '100', '--user', 'nobody']);
+    const child = startFixed(['--offset', '0.25', '--interval', '0.1', '--unit', String(unit), '--user', 'nobody']);
     await child.waitForLine(/^info privileges dropped user=nobody/, { timeoutMs: 15_000 });
     expect(procStatus(child.pid, 'Uid')).toEqual([nobody.uid, nobody.uid, nobody.uid, nobody.uid]);
     expect(procStatus(child.pid, 'Gid')).toEqual([nobody.gid, nobody.gid, nobody.gid, nobody.gid]);
@@ -97,7 +105,7 @@ describe('--user', () => {
 
   it('refuses to run when the switch is not permitted (exit 1, the segment released)', async () => {
     const unit = UNITS.user;
-    const child = startFeeder(['--unit', String(unit), '--user', 'no-such-user-htntp']);
+    const child = startFixed(['--offset', '0.25', '--unit', String(unit), '--user', 'no-such-user-htntp']);
     const exit = await child.exited;
     expect(exit.code).toBe(1);
     expect(child.output()).toMatch(/no such user: no-such-user-htntp/);
@@ -118,7 +126,7 @@ function creatorOf(unit: number): number {
 describe('--metrics', () => {
   it('serves the feeder metrics on a loopback port', async () => {
     const unit = UNITS.metrics;
-    const child = startFeeder(['--unit', String(unit), '--every-ms', '100', '--offset', '0.25', '--metrics', '127.0.0.1:0']);
+    const child = startFixed(['--offset', '0.25', '--interval', '0.1', '--unit', String(unit), '--metrics', '127.0.0.1:0']);
     const line = await child.waitForLine(/^info metrics listening url=/, { timeoutMs: 15_000 });
     const url = line.replace(/^.*url=/, '');
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
@@ -127,7 +135,7 @@ describe('--metrics', () => {
       return /^htntp_samples_published_total\{unit="218"\} ([3-9]|\d\d+)$/m.test(body) ? body : undefined;
     }, { what: 'three published samples in the metrics', timeoutMs: 10_000 });
     expect(text).toMatch(/^htntp_offset_seconds\{unit="218"\} 0\.25$/m);
-    expect(text).toMatch(/^htntp_info\{source="fixture-ticker",unit="218"\} 1$/m);
+    expect(text).toMatch(/^htntp_info\{source="fixed",unit="218"\} 1$/m);
     expect(text).toMatch(/^process_cpu_seconds_total\{unit="218"\} /m);
     const { code } = await stopTimed(child, 'SIGTERM');
     expect(code, child.output()).toBe(0);
