@@ -27,7 +27,8 @@ export function readClockPair(clock: Clock): ClockPair {
 
 /** ceil(log2(bound)): the SHM precision field for an error bound in seconds. */
 export function precisionOf(boundSeconds: number): number {
-  return boundSeconds > 0 ? Math.max(MIN_PRECISION, Math.ceil(Math.log2(boundSeconds))) : MIN_PRECISION;
+  // + 0 turns ceil's -0 (bounds in (0.5, 1]) into 0.
+  return boundSeconds > 0 ? Math.max(MIN_PRECISION, Math.ceil(Math.log2(boundSeconds))) + 0 : MIN_PRECISION;
 }
 
 /**
