@@ -13,3 +13,8 @@ export { measureOffset } from './sources/http/measure.js';
 export type { MeasureOptions, MeasurementResult, ServerResult as HttpServerResult } from './sources/http/measure.js';
 export { FixedSource, type FixedSourceOptions } from './sources/fixed/index.js';
 export { refclockLines, REFCLOCK_DAEMONS, type RefclockConfigOptions, type RefclockDaemon } from './refclock-config.js';
+export { leapStatus, leapAt, parseLeapSeconds, loadLeapSeconds, LeapSchedule, DEFAULT_LEAPFILE } from './leap.js';
+export type { LeapStatus, LeapTable, LeapEntry, TaiReport } from './leap.js';
+export { ServiceMetrics, serveMetrics, noSourceMetrics } from './metrics.js';
+export type { SourceMetrics, FixState, FeedMetrics, MetricsServer, MetricsAddress, ServerResult as MetricsServerResult } from './metrics.js';
+export { redactCredentials } from './log.js';
