@@ -1,0 +1,140 @@
+// `npm run bench:gps`: line arrival -> receive stamp latency of the GPS source on a socat
+// pty, over 1000 sentences (median, p99, worst), next to the anchor: a C reader stamping
+// CLOCK_REALTIME right after read() returns (gpsd's way). Latency = stamp - the time the
+// writer took just before write(). Targets: median <= 1 ms, worst <= 5 ms, idle machine.
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { createLogger } from '../src/log.js';
+import { GpsSource } from '../src/sources/gps/source.js';
+import { diffSeconds, type Timespec } from '../src/time.js';
+import { cBuild, repoRoot } from '../test/helpers/cc.js';
+import { makeTempDir, startProcess } from '../test/helpers/process.js';
+import { findTool } from '../test/helpers/tools.js';
+import { PacedWriter, startPtyPair } from '../test/gps/pty.js';
+import { rmc } from '../test/gps/sentences.js';
+
+const LINES = Number(process.env.HTNTP_BENCH_LINES ?? 1000);
+const INTERVAL_MS = 10; // one sentence per write, the reader idle in between
+const T0 = Date.UTC(2026, 10, 22) / 1000;
+
+interface Figures {
+  median: number;
+  p99: number;
+  worst: number;
+  mean: number;
+  /** Lines stamped more than 5 ms after their write. */
+  over5ms: number;
+}
+
+function figures(latencies: number[]): Figures {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+  return {
+    median: at(0.5),
+    p99: at(0.99),
+    worst: sorted[sorted.length - 1] ?? Number.NaN,
+    mean: sorted.reduce((a, b) => a + b, 0) / sorted.length,
+    over5ms: sorted.filter((latency) => latency > 0.005).length,
+  };
+}
+
+/** Writes LINES sentences INTERVAL_MS apart; returns each write's CLOCK_REALTIME. */
+async function writeAll(writer: PacedWriter): Promise<Timespec[]> {
+  const writeTimes: Timespec[] = [];
+  for (let index = 0; index < LINES; index += 1) {
+    const writeTime = writer.writeLines([rmc(T0 + index)]);
+    if (writeTime === null) throw new Error('the pty went away during the benchmark');
+    writeTimes.push(writeTime);
+    await delay(INTERVAL_MS);
+  }
+  return writeTimes;
+}
+
+function latencies(stamps: readonly Timespec[], writeTimes: readonly Timespec[]): number[] {
+  if (stamps.length !== writeTimes.length) throw new Error(`${stamps.length} stamps for ${writeTimes.length} writes`);
+  return stamps.map((stamp, index) => diffSeconds(stamp, writeTimes[index]!));
+}
+
+async function anchorC(devicePath: string, writer: PacedWriter, build: ReturnType<typeof cBuild>): Promise<number[]> {
+  const binary = build.compile(join(repoRoot, 'test', 'gps', 'c', 'read_stamp.c'));
+  const reader = startProcess(binary, [devicePath, String(LINES)]);
+  await reader.waitForLine(/^ready$/, { stream: 'stderr' });
+  const writeTimes = await writeAll(writer);
+  const exit = await reader.exited;
+  if (exit.code !== 0) throw new Error(`C reader failed\n${reader.output()}`);
+  const stamps = reader.stdoutLines.filter(Boolean).map((line) => {
+    const [sec, nsec] = line.split(' ').map(Number);
+    return { sec: sec!, nsec: nsec! };
+  });
+  return latencies(stamps, writeTimes);
+}
+
+async function htntpSource(devicePath: string, writer: PacedWriter): Promise<{ latencies: number[]; lowLatency: string }> {
+  const stamps: Timespec[] = [];
+  let lowLatency = 'unknown';
+  let opened: () => void = () => undefined;
+  const open = new Promise<void>((resolve) => (opened = resolve));
+  const logger = createLogger({
+    level: 'info',
+    write: (line) => {
+      const match = /device open .*lowLatency=(\w+)/.exec(line);
+      if (match) {
+        lowLatency = match[1] === 'true' ? 'on' : 'not supported by this tty';
+        opened();
+      }
+    },
+  });
+  // No samples wanted: every line's receive stamp comes through onLine.
+  const source = new GpsSource({ device: devicePath, baud: 9600, minFixes: 1_000_000, logger, onLine: (_line, receiveTime) => stamps.push(receiveTime) });
+  const controller = new AbortController();
+  const running = (async () => {
+    for await (const _sample of source.samples(controller.signal)) {
+      // none expected
+    }
+  })();
+  await open;
+  const writeTimes = await writeAll(writer);
+  await delay(100);
+  controller.abort();
+  await running;
+  return { latencies: latencies(stamps, writeTimes), lowLatency };
+}
+
+function ms(seconds: number): string {
+  return `${(seconds * 1000).toFixed(3).padStart(8)} ms`;
+}
+
+function row(name: string, result: Figures): string {
+  return `${name.padEnd(40)} ${ms(result.median)} ${ms(result.p99)} ${ms(result.worst)} ${ms(result.mean)} ${String(result.over5ms).padStart(6)}`;
+}
+
+const socat = findTool('socat');
+if (socat === undefined) throw new Error('socat not found (apt-get install socat)');
+const temp = await makeTempDir('bench-gps');
+const build = cBuild('htntp-bench-gps-');
+const pair = await startPtyPair(socat, temp.path);
+const writer = new PacedWriter(pair.writerPath, { latency: 0, burst: () => ({ lines: [], valid: false }) });
+try {
+  writer.reopen();
+  const before = loadavg()[0] ?? 0;
+  const anchor = figures(await anchorC(pair.devicePath, writer, build));
+  const htntp = await htntpSource(pair.devicePath, writer);
+  const ours = figures(htntp.latencies);
+  process.stdout.write(
+    [
+      `GPS line arrival -> receive stamp on a socat pty, ${LINES} sentences ${INTERVAL_MS} ms apart (load average ${before.toFixed(2)} -> ${(loadavg()[0] ?? 0).toFixed(2)})`,
+      `${''.padEnd(40)} ${'median'.padStart(11)} ${'p99'.padStart(11)} ${'worst'.padStart(11)} ${'mean'.padStart(11)} ${'>5 ms'.padStart(6)}`,
+      row('C read() + clock_gettime (anchor)', anchor),
+      row('htntp GpsSource (serialport data event)', ours),
+      `median ${(ours.median / anchor.median).toFixed(2)}x the anchor; targets: median <= 1 ms ${ours.median <= 0.001 ? 'met' : 'MISSED'}, worst <= 5 ms ${ours.worst <= 0.005 ? 'met' : 'MISSED'}`,
+      `lowLatency (ASYNC_LOW_LATENCY): ${htntp.lowLatency}`,
+      '',
+    ].join('\n'),
+  );
+} finally {
+  writer.stop();
+  await pair.stop();
+  build.cleanup();
+  await temp.remove();
+}

@@ -1,0 +1,83 @@
+// GpsSource wiring with serialport's mock binding and a fake clock: the receive stamp is
+// the clock reading of the data event that completed the line.
+import { MockBinding, type MockPortBinding } from '@serialport/binding-mock';
+import { SerialPortStream } from '@serialport/stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Clock } from '../../src/clock.js';
+import type { Sample } from '../../src/sample.js';
+import { GpsSource } from '../../src/sources/gps/source.js';
+import type { Port } from '../../src/sources/gps/serial.js';
+import type { Timespec } from '../../src/time.js';
+import { burst } from './sentences.js';
+
+const T0 = Date.UTC(2026, 10, 22, 12, 0, 0) / 1000;
+
+class FakeClock implements Clock {
+  now: Timespec = { sec: T0, nsec: 0 };
+  realtime(): Timespec {
+    return { ...this.now };
+  }
+  monotonicRaw(): Timespec {
+    return { sec: this.now.sec - T0 + 1000, nsec: this.now.nsec };
+  }
+}
+
+afterEach(() => MockBinding.reset());
+
+describe('GpsSource', () => {
+  it('stamps lines with the clock at their data event and publishes after --min-fixes', async () => {
+    MockBinding.createPort('/dev/fakegps', { echo: false, record: false });
+    let port: Port | undefined;
+    const clock = new FakeClock();
+    const source = new GpsSource({
+      device: '/dev/fakegps',
+      baud: 9600,
+      minFixes: 2,
+      offset: 0.1,
+      clock,
+      ports: ({ path, baudRate }) => {
+        port = new SerialPortStream({ binding: MockBinding, path, baudRate, autoOpen: false });
+        return port;
+      },
+    });
+    const controller = new AbortController();
+    const samples: Sample[] = [];
+    const running = (async () => {
+      for await (const sample of source.samples(controller.signal)) {
+        samples.push(sample);
+        if (samples.length === 2) controller.abort();
+      }
+    })();
+    const binding = async (): Promise<MockPortBinding> => {
+      while (port?.port === undefined) await new Promise((resolve) => setImmediate(resolve));
+      return port.port as unknown as MockPortBinding;
+    };
+    const mock = await binding();
+    for (let offset = 0; offset < 4 && !controller.signal.aborted; offset += 1) {
+      clock.now = { sec: T0 + offset, nsec: 350_000_000 };
+      // A burst split across two reads: the second chunk completes the first line.
+      const bytes = burst(T0 + offset).map((line) => `${line}\r\n`).join('');
+      mock.emitData(bytes.slice(0, 20));
+      await new Promise((resolve) => setImmediate(resolve));
+      clock.now = { sec: T0 + offset, nsec: 360_000_000 };
+      mock.emitData(bytes.slice(20));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await running;
+    expect(samples).toEqual([
+      { clockTime: { sec: T0 + 1, nsec: 100_000_000 }, receiveTime: { sec: T0 + 1, nsec: 360_000_000 }, precision: -1 },
+      { clockTime: { sec: T0 + 2, nsec: 100_000_000 }, receiveTime: { sec: T0 + 2, nsec: 360_000_000 }, precision: -1 },
+    ]);
+    expect(port?.isOpen).toBe(false);
+  });
+
+  it('rejects before any sample when the device cannot be opened', async () => {
+    const source = new GpsSource({
+      device: '/dev/nothing-here',
+      baud: 9600,
+      ports: ({ path, baudRate }) => new SerialPortStream({ binding: MockBinding, path, baudRate, autoOpen: false }),
+    });
+    const iterator = source.samples(new AbortController().signal)[Symbol.asyncIterator]();
+    await expect(iterator.next()).rejects.toMatchObject({ device: '/dev/nothing-here' });
+  });
+});
