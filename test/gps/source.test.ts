@@ -1,7 +1,6 @@
 // GpsSource wiring with serialport's mock binding and a fake clock: the receive stamp is
 // the clock reading of the data event that completed the line.
-import { MockBinding, type MockPortBinding } from '@serialport/binding-mock';
-import { SerialPortStream } from '@serialport/stream';
+import { SerialPortMock } from 'serialport';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/clock.js';
 import type { Sample } from '../../src/sample.js';
@@ -10,6 +9,8 @@ import type { Port } from '../../src/sources/gps/serial.js';
 import type { Timespec } from '../../src/time.js';
 import { burst } from './sentences.js';
 
+const MockBinding = SerialPortMock.binding;
+type MockPortBinding = NonNullable<SerialPortMock['port']>;
 const T0 = Date.UTC(2026, 10, 22, 12, 0, 0) / 1000;
 
 class FakeClock implements Clock {
@@ -36,7 +37,7 @@ describe('GpsSource', () => {
       offset: 0.1,
       clock,
       ports: ({ path, baudRate }) => {
-        port = new SerialPortStream({ binding: MockBinding, path, baudRate, autoOpen: false });
+        port = new SerialPortMock({ path, baudRate, autoOpen: false }) as unknown as Port;
         return port;
       },
     });
@@ -75,7 +76,7 @@ describe('GpsSource', () => {
     const source = new GpsSource({
       device: '/dev/nothing-here',
       baud: 9600,
-      ports: ({ path, baudRate }) => new SerialPortStream({ binding: MockBinding, path, baudRate, autoOpen: false }),
+      ports: ({ path, baudRate }) => new SerialPortMock({ path, baudRate, autoOpen: false }) as unknown as Port,
     });
     const iterator = source.samples(new AbortController().signal)[Symbol.asyncIterator]();
     await expect(iterator.next()).rejects.toMatchObject({ device: '/dev/nothing-here' });
