@@ -170,24 +170,24 @@ describe('htntp status: TAI and the pending leap second (unit 207)', () => {
 
   it('shows the sample clock time as TAI, TAI - UTC and a pending insertion from the fixture, in text and json', () => {
     const shm = new NtpdShm({ unit: 207 });
-    shm.update(at('2077-06-30T12:00:00Z'), { receiveTime: at('2077-06-30T12:00:01Z'), leap: 1 });
+    shm.update(at('2027-06-30T12:00:00Z'), { receiveTime: at('2027-06-30T12:00:01Z'), leap: 1 });
     shm.detach();
-    const result = readStatus({ units: [207], leapfile: FUTURE, clock: fakeClock('2077-06-30T12:00:02Z') });
+    const result = readStatus({ units: [207], leapfile: FUTURE, clock: fakeClock('2027-06-30T12:00:02Z') });
     const [status] = result.units;
     expect(status !== undefined && 'tai' in status ? status.tai : undefined).toEqual({
       file: FUTURE,
       taiOffset: 37,
-      tai: '2077-06-30T12:00:37.000000000 TAI',
+      tai: '2027-06-30T12:00:37.000000000 TAI',
       leapPending: 1,
-      nextLeap: '2077-07-01T00:00:00.000Z',
-      expires: '2079-06-28T00:00:00.000Z',
+      nextLeap: '2027-07-01T00:00:00.000Z',
+      expires: '2029-06-28T00:00:00.000Z',
       expired: false,
     });
     expect(formatStatus(result)).toContain(
-      '  TAI      2077-06-30T12:00:37.000000000 TAI (TAI-UTC 37 s; leap second pending: inserted before 2077-07-01T00:00:00.000Z)',
+      '  TAI      2027-06-30T12:00:37.000000000 TAI (TAI-UTC 37 s; leap second pending: inserted before 2027-07-01T00:00:00.000Z)',
     );
     const expired = readStatus({ units: [207], leapfile: REAL });
-    expect(formatStatus(expired)).toMatch(/TAI-UTC 37 s; no leap second pending; .*leap-seconds\.list EXPIRED 2076-06-28T00:00:00\.000Z\)/);
+    expect(formatStatus(expired)).toMatch(/TAI-UTC 37 s; no leap second pending; .*leap-seconds\.list EXPIRED 2026-06-28T00:00:00\.000Z\)/);
     expect(readStatus({ units: [207] }).units[0]).not.toHaveProperty('tai');
   });
 });
