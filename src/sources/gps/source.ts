@@ -109,7 +109,8 @@ export class GpsSource implements SampleSource {
       this.#options.maxLineLength ?? MAX_LINE_LENGTH,
     );
 
-    let port: Port | null = null;
+    // Asserted, not annotated: assigned in attach(), so TS must not narrow it to null here.
+    let port = null as Port | null;
     let lost = false;
     const onData = (chunk: Buffer): void => {
       // Stamp first: everything after this line is parsing work the stamp must not include.
@@ -184,10 +185,9 @@ export class GpsSource implements SampleSource {
       if (huntTimer !== null) clearInterval(huntTimer);
       clearInterval(statsTimer);
       reportCounts();
-      const open: Port | null = port;
-      if (open !== null) {
-        (open as Port).off('close', onClose);
-        await closePort(open);
+      if (port !== null) {
+        port.off('close', onClose);
+        await closePort(port);
       }
     }
   }
