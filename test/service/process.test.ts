@@ -6,12 +6,13 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { e2eRequired } from '../helpers/tools.js';
 import { NtpdShm, keyOfUnit } from '../../src/shm.js';
 import { repoRoot, startHtntp, startProcess, type RunningProcess } from '../helpers/process.js';
 import { readSegment, removeSegment } from '../helpers/segments.js';
 import { waitFor } from '../helpers/wait.js';
 
-const UNITS = { term: 215, int: 216, user: 217, metrics: 218 };
+const UNITS = { term: 215, int: 216, user: 217, metrics: 218, private: 219 };
 const FIXTURE = new URL('./fixtures/feeder.ts', import.meta.url).pathname;
 
 const started: RunningProcess[] = [];
@@ -76,7 +77,23 @@ describe('shutdown', () => {
   });
 });
 
-describe('--user', () => {
+// The privilege drop needs root: without it the suite skips with the reason, or fails
+// under HTNTP_E2E=required (the describeE2e rule).
+function describeAsRoot(title: string, body: () => void): void {
+  const reason = process.getuid?.() === 0 ? undefined : 'needs root (setuid/setgid)';
+  if (reason === undefined) return describe(title, body);
+  if (e2eRequired) {
+    return describe(title, () => {
+      it('runs as root', () => {
+        throw new Error(`HTNTP_E2E=required: ${reason}`);
+      });
+    });
+  }
+  process.stderr.write(`[htntp e2e] skipping "${title}": ${reason}\n`);
+  return describe.skip(`${title} [skipped: ${reason}]`, body);
+}
+
+describeAsRoot('--user', () => {
   it('runs as that user after the attach, keeps publishing, and reattaches as that user after ipcrm', async () => {
     const unit = UNITS.user;
     const nobody = { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) };
@@ -101,6 +118,22 @@ describe('--user', () => {
     expect(creatorOf(unit)).toBe(nobody.uid);
     const { code } = await stopTimed(child, 'SIGTERM');
     expect(code, child.output()).toBe(0);
+  });
+
+  it('a root-only (0600) segment stays writable after the drop; only the removal watch is lost (debug line)', async () => {
+    const unit = UNITS.private;
+    const child = startFixed(['--offset', '0.25', '--interval', '0.1', '--unit', String(unit), '--perm', '0600', '--user', 'nobody', '-v']);
+    await child.waitForLine(/^info privileges dropped user=nobody/, { timeoutMs: 15_000 });
+    await child.waitForLine(/^debug segment watch unavailable unit=219 .*EACCES/, { timeoutMs: 5_000 });
+    const countAfterDrop = readSegment(unit)?.count ?? 0;
+    await waitFor(() => ((readSegment(unit)?.count ?? 0) >= countAfterDrop + 6 ? true : undefined), {
+      what: 'count to advance in the 0600 segment after the drop',
+      timeoutMs: 5_000,
+      intervalMs: 50,
+    });
+    const { code } = await stopTimed(child, 'SIGTERM');
+    expect(code, child.output()).toBe(0);
+    expect(readSegment(unit)).toMatchObject({ valid: 0 });
   });
 
   it('refuses to run when the switch is not permitted (exit 1, the segment released)', async () => {
