@@ -1,13 +1,17 @@
 // The protocol under load: update() as fast as it can, clock - receive held constant,
 // while another process reads the ntpd way (count, fence, copy, clear valid, fence,
-// compare count) millions of times. No accepted sample may be torn. Unit 128.
+// compare count) millions of times. Unit 128.
+//
+// ntpd's read order has a hole of its own (see test/c/ntpd_reader.c): a copy taken while
+// a write is in progress, with count odd and unchanged across it, passes its count check.
+// Such copies carry valid == 0, which tells them apart from a writer bug; a reader that
+// also drops copies with valid 0 (chrony does) accepts nothing torn at all.
 import { spawn } from 'node:child_process';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { monotonicRaw } from '../src/clock.js';
-import { NtpdShm } from '../src/shm.js';
 import { diffSeconds } from '../src/time.js';
 import { cBuild, type CBuild } from './helpers/cc.js';
-import { removeSegment } from './helpers/segments.js';
+import { exclusiveSegment } from './helpers/exclusive.js';
 
 const UNIT = 128;
 const READ_SECONDS = 3;
@@ -19,56 +23,73 @@ interface ReaderResult {
   notValid: number;
   clashes: number;
   badMode: number;
+  midWrite: number;
   accepted: number;
-  torn: number;
+  tornMidWrite: number;
+  tornUnexplained: number;
   firstTorn: string;
 }
 
 let c: CBuild;
+let readerPath: string;
 beforeAll(() => {
   c = cBuild();
-  removeSegment(UNIT);
+  readerPath = c.compile('ntpd_reader.c');
 });
 afterAll(() => c.cleanup());
-afterEach(() => removeSegment(UNIT));
+
+/** Writes as fast as update() goes while the C reader runs; returns what the reader saw. */
+async function underLoad(mode: 'ntpd' | 'checked'): Promise<ReaderResult> {
+  const shm = await exclusiveSegment(UNIT);
+  const reader = spawn(readerPath, [mode, String(UNIT), String(READ_SECONDS), String(MAX_READS), String(DIFF.sec), String(DIFF.nsec)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  reader.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  reader.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => reader.once('close', (code) => resolve(code)));
+  let finished = false;
+  void exited.then(() => (finished = true));
+
+  // Bursts of updates, yielding between them so the reader's exit can be seen; bounded
+  // by a deadline in case the reader hangs.
+  let written = 0;
+  const start = monotonicRaw();
+  try {
+    while (!finished && diffSeconds(monotonicRaw(), start) < READ_SECONDS + 15) {
+      for (let i = 0; i < 20_000; i++, written++) {
+        // Every field changes from one sample to the next; the difference never does.
+        const receive = { sec: 1_700_000_000 + (written % 100_000), nsec: (written * 7_919) % 999_000_000 };
+        shm.update({ sec: receive.sec + DIFF.sec, nsec: receive.nsec + DIFF.nsec }, { receiveTime: receive, precision: -20, leap: 0 });
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    if (!finished) reader.kill('SIGKILL');
+    shm.remove();
+    shm.detach();
+  }
+  expect(await exited, output).toBe(0);
+  const result = JSON.parse(output) as ReaderResult;
+  console.log(`torn test (${mode} reader): ${written} updates; reader: ${JSON.stringify(result)}`);
+  // Millions of ntpd-style polls; how many find valid 1 and copy depends on the machine's load.
+  expect(result.reads + result.notValid).toBeGreaterThan(1_000_000);
+  expect(result.reads).toBeGreaterThan(10_000);
+  expect(result.accepted, 'the reader must accept samples, or the test proves nothing').toBeGreaterThan(0);
+  expect(result.badMode).toBe(0);
+  return result;
+}
 
 describe('protocol under load', () => {
-  it('an ntpd-style reader never accepts a torn sample', async () => {
-    const readerPath = c.compile('ntpd_reader.c');
-    const shm = new NtpdShm(UNIT);
-    const reader = spawn(readerPath, [String(UNIT), String(READ_SECONDS), String(MAX_READS), String(DIFF.sec), String(DIFF.nsec)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    reader.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    reader.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    const exited = new Promise<number | null>((resolve) => reader.once('close', (code) => resolve(code)));
-    let finished = false;
-    void exited.then(() => (finished = true));
+  it('an ntpd-order reader accepts nothing torn but copies taken mid-write (its own race)', async () => {
+    const result = await underLoad('ntpd');
+    // tornMidWrite may be a few per million here; a real ntpd polls once per poll interval
+    // against one write a second, so its window is a few ns a second.
+    expect(result.tornUnexplained, result.firstTorn).toBe(0);
+  });
 
-    // Bursts of updates, yielding between them so the reader's exit can be seen;
-    // bounded by a deadline in case the reader hangs.
-    let written = 0;
-    const start = monotonicRaw();
-    try {
-      while (!finished && diffSeconds(monotonicRaw(), start) < READ_SECONDS + 15) {
-        for (let i = 0; i < 20_000; i++, written++) {
-          // Every field changes from one sample to the next; the difference never does.
-          const receive = { sec: 1_700_000_000 + (written % 100_000), nsec: (written * 7_919) % 999_000_000 };
-          shm.update({ sec: receive.sec + DIFF.sec, nsec: receive.nsec + DIFF.nsec }, { receiveTime: receive, precision: -20, leap: 0 });
-        }
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    } finally {
-      if (!finished) reader.kill('SIGKILL');
-      shm.detach();
-    }
-    expect(await exited, output).toBe(0);
-    const result = JSON.parse(output) as ReaderResult;
-    console.log(`torn test: ${written} updates; reader: ${JSON.stringify(result)}`);
-    expect(result.reads).toBeGreaterThan(1_000_000);
-    expect(result.accepted, 'the reader must accept samples, or the test proves nothing').toBeGreaterThan(0);
-    expect(result.badMode).toBe(0);
-    expect(result.torn, result.firstTorn).toBe(0);
+  it('a reader that also drops copies with valid 0 (as chrony does) accepts nothing torn', async () => {
+    const result = await underLoad('checked');
+    expect(result.tornMidWrite + result.tornUnexplained, result.firstTorn).toBe(0);
   });
 });

@@ -4,14 +4,6 @@
  * Usage: gpsd_write_loop UNIT SECONDS_PER_LOOP; prints one JSON line. */
 #include "shm_time.h"
 
-#include <stdint.h>
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_RAW, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: %s UNIT SECONDS\n", argv[0]);

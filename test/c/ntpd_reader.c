@@ -1,28 +1,28 @@
-/* Reads the segment the way ntpd/ntpsec's refclock_shm.c does, as fast as it can:
- * skip if valid == 0; count, fence, copy, valid = 0, fence; mode 1 and count moved ->
- * clash (sample dropped). Every accepted sample must have clock - receive equal to the
- * constant the writer keeps, and USec == NSec / 1000; anything else is torn.
+/* Reads the segment the way ntpd/ntpsec's refclock_shm.c (and gpsd's shm_query) do, as
+ * fast as it can: skip if valid == 0; count, fence, copy, valid = 0, fence; mode 1 and
+ * count moved -> clash (sample dropped). Every accepted sample must have clock - receive
+ * equal to the constant the writer keeps, and USec == NSec / 1000; anything else is torn.
+ *
+ * That order has a hole no writer can close: a write that starts between the reader's
+ * valid check and its count read leaves count odd and unchanged across a copy that falls
+ * inside the field stores. Such a copy carries valid == 0 (the writer clears valid before
+ * the first count++), so torn samples are split into `tornMidWrite` (odd count, copied
+ * valid 0: the reader's race) and `tornUnexplained` (anything else: a writer bug).
+ * Mode `checked` also drops a copy whose valid is 0, as chrony does: nothing torn then.
  * `reads` counts the copies (valid was 1); `notValid` the polls that found valid 0.
- * Usage: ntpd_reader UNIT SECONDS MAX_READS DIFF_SEC DIFF_NSEC; prints one JSON line. */
+ * Usage: ntpd_reader ntpd|checked UNIT SECONDS MAX_READS DIFF_SEC DIFF_NSEC; prints JSON. */
 #include "shm_time.h"
 
-#include <stdint.h>
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_RAW, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int main(int argc, char **argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: %s UNIT SECONDS MAX_READS DIFF_SEC DIFF_NSEC\n", argv[0]);
+  if (argc != 7 || (strcmp(argv[1], "ntpd") != 0 && strcmp(argv[1], "checked") != 0)) {
+    fprintf(stderr, "usage: %s ntpd|checked UNIT SECONDS MAX_READS DIFF_SEC DIFF_NSEC\n", argv[0]);
     return 2;
   }
-  volatile struct shmTime *shm = shm_attach(atoi(argv[1]), 0, 0);
-  const int64_t budget = (int64_t)(atof(argv[2]) * 1e9);
-  const long long max_reads = atoll(argv[3]);
-  const int64_t expected = (int64_t)atoll(argv[4]) * 1000000000 + atoll(argv[5]);
+  const int checked = strcmp(argv[1], "checked") == 0;
+  volatile struct shmTime *shm = shm_attach(atoi(argv[2]), 0, 0);
+  const int64_t budget = (int64_t)(atof(argv[3]) * 1e9);
+  const long long max_reads = atoll(argv[4]);
+  const int64_t expected = (int64_t)atoll(argv[5]) * 1000000000 + atoll(argv[6]);
 
   /* Start the clock when the writer is seen writing, so the whole budget overlaps it. */
   const int initial = shm->count;
@@ -34,7 +34,8 @@ int main(int argc, char **argv) {
     }
   }
 
-  long long reads = 0, not_valid = 0, clashes = 0, bad_mode = 0, accepted = 0, torn = 0;
+  long long reads = 0, not_valid = 0, clashes = 0, bad_mode = 0, mid_write = 0, accepted = 0;
+  long long torn_mid_write = 0, torn_unexplained = 0;
   char first_torn[200] = "";
   const int64_t start = now_ns();
   long long polls = 0;
@@ -58,23 +59,33 @@ int main(int argc, char **argv) {
       clashes++;
       continue;
     }
+    if (checked && copy.valid == 0) {
+      mid_write++;
+      continue;
+    }
     accepted++;
     const int64_t clock = (int64_t)copy.clockTimeStampSec * 1000000000 + copy.clockTimeStampNSec;
     const int64_t receive = (int64_t)copy.receiveTimeStampSec * 1000000000 + copy.receiveTimeStampNSec;
     const int usec_ok = copy.clockTimeStampUSec == (int)(copy.clockTimeStampNSec / 1000) &&
                         copy.receiveTimeStampUSec == (int)(copy.receiveTimeStampNSec / 1000);
     if (clock - receive != expected || !usec_ok) {
-      if (torn == 0) {
-        snprintf(first_torn, sizeof first_torn, "clock %lld.%09u receive %lld.%09u usec %d/%d",
-                 (long long)copy.clockTimeStampSec, copy.clockTimeStampNSec,
-                 (long long)copy.receiveTimeStampSec, copy.receiveTimeStampNSec,
-                 copy.clockTimeStampUSec, copy.receiveTimeStampUSec);
+      const int race = (count & 1) != 0 && copy.valid == 0;
+      if (race) {
+        torn_mid_write++;
+      } else {
+        torn_unexplained++;
       }
-      torn++;
+      if (first_torn[0] == '\0' || !race) {
+        snprintf(first_torn, sizeof first_torn, "count %d valid %d clock %lld.%09u receive %lld.%09u usec %d/%d", count,
+                 copy.valid, (long long)copy.clockTimeStampSec, copy.clockTimeStampNSec,
+                 (long long)copy.receiveTimeStampSec, copy.receiveTimeStampNSec, copy.clockTimeStampUSec,
+                 copy.receiveTimeStampUSec);
+      }
     }
   }
-  printf("{\"reads\":%lld,\"notValid\":%lld,\"clashes\":%lld,\"badMode\":%lld,\"accepted\":%lld,"
-         "\"torn\":%lld,\"firstTorn\":\"%s\",\"ns\":%lld}\n",
-         reads, not_valid, clashes, bad_mode, accepted, torn, first_torn, (long long)(now_ns() - start));
+  printf("{\"reads\":%lld,\"notValid\":%lld,\"clashes\":%lld,\"badMode\":%lld,\"midWrite\":%lld,\"accepted\":%lld,"
+         "\"tornMidWrite\":%lld,\"tornUnexplained\":%lld,\"firstTorn\":\"%s\",\"ns\":%lld}\n",
+         reads, not_valid, clashes, bad_mode, mid_write, accepted, torn_mid_write, torn_unexplained, first_torn,
+         (long long)(now_ns() - start));
   return 0;
 }

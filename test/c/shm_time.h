@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,13 @@ struct shmTime {
 };
 
 #define NTPD_BASE 0x4e545030
+
+/* For bounding loops by time: CLOCK_MONOTONIC_RAW in nanoseconds. */
+static inline int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_RAW, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static inline void memory_barrier(void) { atomic_thread_fence(memory_order_seq_cst); }
 
