@@ -81,16 +81,18 @@ describe('shutdown', () => {
 // under HTNTP_E2E=required (the describeE2e rule).
 function describeAsRoot(title: string, body: () => void): void {
   const reason = process.getuid?.() === 0 ? undefined : 'needs root (setuid/setgid)';
-  if (reason === undefined) return describe(title, body);
-  if (e2eRequired) {
-    return describe(title, () => {
+  if (reason === undefined) {
+    describe(title, body);
+  } else if (e2eRequired) {
+    describe(title, () => {
       it('runs as root', () => {
         throw new Error(`HTNTP_E2E=required: ${reason}`);
       });
     });
+  } else {
+    process.stderr.write(`[htntp e2e] skipping "${title}": ${reason}\n`);
+    describe.skip(`${title} [skipped: ${reason}]`, body);
   }
-  process.stderr.write(`[htntp e2e] skipping "${title}": ${reason}\n`);
-  return describe.skip(`${title} [skipped: ${reason}]`, body);
 }
 
 describeAsRoot('--user', () => {
