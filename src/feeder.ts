@@ -67,7 +67,12 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
   const prepare = (segment: NtpdShm): void => {
     segment.valid = 0;
     segment.leap = 3;
-    const { perm } = segment.stat();
+    let perm: number;
+    try {
+      ({ perm } = segment.stat());
+    } catch {
+      return; // IPC_STAT refused (a root-only segment after the privilege drop): nothing to check
+    }
     if (isUnsafeSegment(unit, perm)) {
       logger.warn('segment world-writable', { unit, key: keyText(segment), perm: `0${perm.toString(8)}`, hint: 'any local user can feed the time daemon; recreate it 0600' });
     }
