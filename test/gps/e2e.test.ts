@@ -15,7 +15,8 @@ const UNIT_CHRONY = 171;
 const UNIT_ERRORS = 172;
 const UNIT_HUNT = 173;
 const UNIT_DENIED = 174;
-const UNITS = [UNIT_SHMMON, UNIT_CHRONY, UNIT_ERRORS, UNIT_HUNT, UNIT_DENIED];
+const UNIT_CHRONY_OFFSET = 175;
+const UNITS = [UNIT_SHMMON, UNIT_CHRONY, UNIT_ERRORS, UNIT_HUNT, UNIT_DENIED, UNIT_CHRONY_OFFSET];
 
 const LATENCY = 0.3; // the simulated receiver's burst comes 300 ms after the second
 const OFFSET = 0.25; // --offset: clock = sentence second + 0.25
@@ -206,23 +207,33 @@ describeE2e('htntp gps feeds chronyd', ['socat', 'chronyd'], () => {
     await chronyd?.stop();
   });
 
-  it('chronyd -x measures offset = latency - --offset', async () => {
-    const pair = await ptyPair('chrony');
-    chronyd = await startChronyd({
-      lines: refclockLines({ daemon: 'chrony', unit: UNIT_CHRONY, refid: 'GPS', poll: 2, precision: -10, delay: 0.2 }).map((line) =>
-        line.startsWith('refclock') ? `${line} dpoll 0 filter 4` : line,
-      ),
-    });
-    const feeder = htntp(['--device', pair.devicePath, '--unit', String(UNIT_CHRONY), '--offset', String(OFFSET), '--min-fixes', '2']);
-    await feeder.waitForLine(/"event":"device open"/);
-    const paced = writer(pair.writerPath, 0);
-    paced.start();
-    const source = await waitFor(
-      async () => (await chronyd!.sources()).find((entry) => entry.name === 'GPS' && entry.lastRx !== undefined && entry.reach > 0),
-      { what: 'chronyd to take GPS samples', timeoutMs: 25_000, intervalMs: 500 },
+  it('chronyd -x measures offset = latency - --offset, and chrony `offset` is the same correction', async () => {
+    // Unit 171: htntp --offset 0.25, chrony offset 0. Unit 175: htntp --offset 0, chrony offset 0.25.
+    const chronyLine = (unit: number, refid: string, offset: number): string =>
+      `${refclockLines({ daemon: 'chrony', unit, refid, poll: 2, offset, precision: -10, delay: 0.2 })[0]} dpoll 0 filter 4`;
+    chronyd = await startChronyd({ lines: [chronyLine(UNIT_CHRONY, 'GPS', 0), chronyLine(UNIT_CHRONY_OFFSET, 'GPSO', OFFSET)] });
+    for (const [unit, offset] of [
+      [UNIT_CHRONY, OFFSET],
+      [UNIT_CHRONY_OFFSET, 0],
+    ] as const) {
+      const pair = await ptyPair(`chrony-${unit}`);
+      const feeder = htntp(['--device', pair.devicePath, '--unit', String(unit), '--offset', String(offset), '--min-fixes', '2']);
+      await feeder.waitForLine(/"event":"device open"/);
+      writer(pair.writerPath, 0).start();
+    }
+    const sources = await waitFor(
+      async () => {
+        const all = await chronyd!.sources();
+        const sampled = all.filter((entry) => entry.lastRx !== undefined && entry.reach > 0).map((entry) => entry.name);
+        return sampled.includes('GPS') && sampled.includes('GPSO') ? all : undefined;
+      },
+      { what: 'chronyd to take samples from both units', timeoutMs: 25_000, intervalMs: 500 },
     );
     // chrony: positive = local clock ahead of the source. receive - clock = latency - offset.
-    expect(source.measuredOffset).toBeGreaterThan(LATENCY - OFFSET - 0.001);
-    expect(source.measuredOffset).toBeLessThan(LATENCY - OFFSET + RECEIVE_TOLERANCE);
+    for (const name of ['GPS', 'GPSO']) {
+      const source = sources.find((entry) => entry.name === name)!;
+      expect(source.measuredOffset, name).toBeGreaterThan(LATENCY - OFFSET - 0.001);
+      expect(source.measuredOffset, name).toBeLessThan(LATENCY - OFFSET + RECEIVE_TOLERANCE);
+    }
   }, 45_000);
 });
