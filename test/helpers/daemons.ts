@@ -136,8 +136,8 @@ export function parseChronyTracking(csv: string): ChronyTracking {
     systemTimeFast: -number(4),
     lastOffset: number(5),
     rmsOffset: number(6),
-    // chrony prints "N ppm slow" as -N in CSV.
-    frequencyPpm: -number(7),
+    // chrony prints "N ppm slow" as -N in CSV: positive = fast, as documented above.
+    frequencyPpm: number(7),
     residualFrequencyPpm: number(8),
     skewPpm: number(9),
     rootDelay: number(10),
