@@ -9,10 +9,26 @@ export interface Clock {
   monotonicRaw(): Timespec;
 }
 
-export const systemClock: Clock = {
-  realtime: native.realtime,
-  monotonicRaw: native.monotonicRaw,
-};
+// The addon leaves readings in this array; building the object here is ~10x cheaper
+// than building it through N-API.
+const io = native.clockIo as unknown as Readonly<Record<0 | 1 | 2 | 3, number>>;
 
-export const realtime = native.realtime;
-export const monotonicRaw = native.monotonicRaw;
+/** CLOCK_REALTIME now, from clock_gettime. */
+export function realtime(): Timespec {
+  native.readRealtime();
+  return { sec: io[0], nsec: io[1] };
+}
+
+/** CLOCK_MONOTONIC_RAW now, from clock_gettime. */
+export function monotonicRaw(): Timespec {
+  native.readMonotonicRaw();
+  return { sec: io[0], nsec: io[1] };
+}
+
+/** Both clocks back to back (raw first), for turning a raw-monotonic estimate into a sample. */
+export function clockPair(): { monotonicRaw: Timespec; realtime: Timespec } {
+  native.readClockPair();
+  return { monotonicRaw: { sec: io[0], nsec: io[1] }, realtime: { sec: io[2], nsec: io[3] } };
+}
+
+export const systemClock: Clock = { realtime, monotonicRaw };

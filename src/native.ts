@@ -68,9 +68,14 @@ export interface NativeLayout {
 
 export interface NativeAddon {
   Segment: new (unit: number, create: boolean, perm: number, readOnly: boolean) => NativeSegment;
-  realtime(): Timespec;
-  monotonicRaw(): Timespec;
-  clockPair(): { monotonicRaw: Timespec; realtime: Timespec };
+  /** Where the read* clock functions leave their readings (see src/clock.ts). */
+  clockIo: Float64Array;
+  /** clockIo = [sec, nsec] of CLOCK_REALTIME */
+  readRealtime(): void;
+  /** clockIo = [sec, nsec] of CLOCK_MONOTONIC_RAW (CLOCK_MONOTONIC where there is none) */
+  readMonotonicRaw(): void;
+  /** clockIo = [raw sec, raw nsec, realtime sec, realtime nsec], read back to back */
+  readClockPair(): void;
   layout: NativeLayout;
 }
 
