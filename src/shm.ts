@@ -10,7 +10,7 @@ export type Leap = 0 | 1 | 2 | 3;
 
 export interface NtpdShmOptions {
   unit: number;
-  /** Create the segment when it does not exist (default true). false: attach only. */
+  /** Create the segment when it does not exist (default true, false with readOnly). false: attach only. */
   create?: boolean;
   /** Permissions for a segment we create: default 0600 for units 0-1, 0666 above (ntpd/gpsd). */
   perm?: number;
@@ -148,7 +148,9 @@ export class NtpdShm {
   constructor(unitOrOptions: number | NtpdShmOptions) {
     const options: NtpdShmOptions =
       typeof unitOrOptions === 'object' && unitOrOptions !== null ? unitOrOptions : { unit: unitOrOptions };
-    const { unit, create = true, readOnly = false } = options;
+    const { unit, readOnly = false } = options;
+    // A read-only attacher could not initialise a segment it made: it only attaches.
+    const { create = !readOnly } = options;
     if (typeof create !== 'boolean') throw invalidOption('The "create" option must be a boolean');
     if (typeof readOnly !== 'boolean') throw invalidOption('The "readOnly" option must be a boolean');
     // The addon checks unit and perm as integers in range (TypeError/RangeError).

@@ -116,6 +116,8 @@ describe('constructor', () => {
     expect(error).toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'shmget' });
     expect(error.message).toContain(`no segment exists for unit ${UNIT_ENOENT}`);
     expect(caught(() => new NtpdShm({ unit: UNIT_ENOENT, create: false, readOnly: true })).code).toBe('ENOENT');
+    // readOnly alone never creates either
+    expect(caught(() => new NtpdShm({ unit: UNIT_ENOENT, readOnly: true })).code).toBe('ENOENT');
   });
 
   it('an existing segment of another size (a 32-bit ntpd: 80 bytes) is EINVAL with the ipcrm hint', () => {
