@@ -1,7 +1,7 @@
 // The typed API of the ntpd SHM reference clock segment (driver 28).
 import { getSystemErrorName } from 'node:util';
 import { IO, native, type NativeSegment, type NativeStat, type Timespec } from './native.js';
-import { toTimespec, type Time } from './time.js';
+import { fromSeconds, toTimespec, type Time } from './time.js';
 
 export type { Time, Timespec };
 
@@ -122,6 +122,16 @@ function invalidOption(message: string): TypeError {
 /** Seconds and nanoseconds of a timestamp, the way ntpd reads them: NSec only if it agrees with USec. */
 function timestampOf(sec: number, usec: number, nsec: number): Timespec {
   return { sec, nsec: Math.floor(nsec / 1000) === usec ? nsec : usec * 1000 };
+}
+
+/**
+ * A checked time into two io slots (sec, nsec). Plain non-negative finite numbers take
+ * the short way: update()'s hot path, where V8 inlines it and allocates nothing.
+ */
+function putTime(io: Float64Array, slot: number, time: unknown, name: string): void {
+  const exact = typeof time === 'number' && time >= 0 && time < Infinity ? fromSeconds(time) : toTimespec(time, name);
+  io[slot] = exact.sec;
+  io[slot + 1] = exact.nsec;
 }
 
 /** The clock and receive times of a snapshot, exact, by the readers' NSec/USec rule. */
@@ -257,20 +267,16 @@ export class NtpdShm {
     }
     // Types are checked here (the Float64Array would coerce anything); integer ranges
     // natively, before the first byte is written.
-    const clock = toTimespec(clockTime, 'clockTime');
+    const io = this.#io;
+    putTime(io, IO.clockSec, clockTime, 'clockTime');
     if (typeof precision !== 'number') throw invalidArgType('precision', 'number', precision);
     if (typeof leap !== 'number') throw invalidArgType('leap', 'number', leap);
-    const io = this.#io;
-    io[IO.clockSec] = clock.sec;
-    io[IO.clockNsec] = clock.nsec;
     io[IO.leap] = leap;
     io[IO.precision] = precision;
     if (receiveTime === undefined) {
       this.#segment.writeNow();
     } else {
-      const receive = toTimespec(receiveTime, 'receiveTime');
-      io[IO.receiveSec] = receive.sec;
-      io[IO.receiveNsec] = receive.nsec;
+      putTime(io, IO.receiveSec, receiveTime, 'receiveTime');
       this.#segment.write();
     }
   }
