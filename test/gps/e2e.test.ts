@@ -111,7 +111,11 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
 
     const samples: ShmmonSample[] = await monitor;
     paced.stop();
+    await feeder.stop('SIGTERM');
     const output = feeder.output();
+    // The no-fix seconds were counted, and the run ended cleanly.
+    expect(output).toMatch(/"event":"gps counts".*"invalid-fix":\d+/);
+    expect(feeder.exit()?.code, output).toBe(0);
 
     expect(samples.length, output).toBeGreaterThanOrEqual(8);
     const seenSeconds = new Set<number>();
@@ -134,6 +138,10 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
       expect(sample.precision).toBe(-1);
     }
 
+    const latencies = samples.map((sample) => diffSeconds(sample.receive, writtenAt(paced.written, sample.clock.sec)!.writeTime) * 1000).sort((a, b) => a - b);
+    process.stderr.write(
+      `[gps e2e] ${samples.length} samples; receive - write: median ${latencies[Math.floor(latencies.length / 2)]?.toFixed(3)} ms, worst ${latencies.at(-1)?.toFixed(3)} ms\n`,
+    );
     // Nothing stale: no sample carries a second of the outage, every later one a second
     // written after the device came back.
     expect(samples.filter((sample) => sample.clock.sec > lostAt.sec + 1 && sample.clock.sec < backAt.sec)).toEqual([]);
@@ -185,7 +193,7 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     const paced = new PacedWriter(pair.writerPath, {
       latency: LATENCY,
       burst: (second) =>
-        hunted ? { lines: burst(second), valid: true } : { lines: ['\x8f\xf3x\x11\xa0~~\x13', GSV.replace(/\*..$/, '*00')], valid: false },
+        hunted ? { lines: burst(second), valid: true } : { lines: ['\x8f\xf3x\x11\xa0~~\x13', GSV.replace(/\*..$/, '*00'), `$GPGSV,${'9'.repeat(300)}`], valid: false },
     });
     cleanups.push(() => paced.stop());
     paced.start();
@@ -198,6 +206,7 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     // The garbage was counted, not fatal.
     await feeder.stop('SIGTERM');
     expect(feeder.output()).toMatch(/"event":"gps counts".*"bad-checksum":\d+/);
+    expect(feeder.output()).toMatch(/"event":"gps counts".*"overlong":\d+/);
   }, 30_000);
 });
 
