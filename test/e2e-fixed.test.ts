@@ -70,13 +70,7 @@ describeE2e('htntp fixed --offset -1 read by ntpsec ntpd', ['ntpd'], () => {
     const ntpd = await startNtpd({ lines: refclockLines({ daemon: 'ntpsec', unit, refid: 'FIX', poll: 1 }) });
     cleanups.push(() => ntpd.stop());
     // minpoll 1: a line every 2 s; three lines = three samples ntpd accepted.
-    const lines: PeerstatsLine[] = await waitFor(
-      async () => {
-        const ours = (await ntpd.peerstats()).filter((line) => line.unit === unit);
-        return ours.length >= 3 ? ours : undefined;
-      },
-      { what: `3 peerstats lines for SHM(${unit})`, timeoutMs: 40_000, intervalMs: 500 },
-    );
+    const lines: PeerstatsLine[] = await ntpd.waitForPeerstats(unit, 3);
     console.info(`ntpd peerstats SHM(${unit}) offsets: ${lines.map((line) => line.offset.toFixed(9)).join(' ')}`);
     expect(lines.every((line) => line.peer === `SHM(${unit})`)).toBe(true);
     for (const line of lines) {

@@ -48,6 +48,22 @@ interface DaemonBase {
   stop(): Promise<void>;
 }
 
+/**
+ * Waits until `ready()` says yes. If the daemon exits or the deadline passes, stops it
+ * and throws with its output and log.
+ */
+async function whenReady(daemon: DaemonBase, what: string, ready: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  try {
+    // An exit ends the wait at once (a probe error would only count as "not yet").
+    const outcome = await waitFor(async () => (daemon.process.exit() ? 'exited' : (await ready()) ? 'ready' : undefined), { what, timeoutMs });
+    if (outcome === 'exited') throw new Error(`${what}: the daemon exited ${JSON.stringify(daemon.process.exit())}`);
+  } catch (error) {
+    const log = await daemon.log();
+    await daemon.stop();
+    throw new Error(`${(error as Error).message}\n${daemon.process.output()}\n${log}`, { cause: error });
+  }
+}
+
 function stopper(process: RunningProcess, removeDir: () => Promise<void>): () => Promise<void> {
   let stopping: Promise<void> | undefined;
   return () => {
@@ -205,18 +221,7 @@ export async function startChronyd(options: ChronydOptions): Promise<Chronyd> {
     tracking: async () => parseChronyTracking(await chronyc(['-c', 'tracking'])),
     sources: async () => parseChronySources(await chronyc(['-c', 'sources'])),
   };
-  try {
-    await waitFor(
-      async () => {
-        if (daemon.exit()) throw new Error(`chronyd exited ${JSON.stringify(daemon.exit())}\n${daemon.output()}\n${await chronyd.log()}`);
-        return existsSync(socketPath) ? await chronyd.tracking() : undefined;
-      },
-      { what: 'chronyd to answer chronyc', timeoutMs: options.timeoutMs ?? 10_000 },
-    );
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+  await whenReady(chronyd, 'chronyd to answer chronyc', async () => existsSync(socketPath) && (await chronyd.tracking()) !== undefined, options.timeoutMs);
   return chronyd;
 }
 
@@ -251,6 +256,8 @@ export interface PeerstatsLine {
 export interface Ntpd extends DaemonBase {
   readonly peerstatsPath: string;
   peerstats(): Promise<PeerstatsLine[]>;
+  /** The unit's peerstats lines once there are `count` of them (ntpd accepted that many samples). */
+  waitForPeerstats(unit: number, count: number, timeoutMs?: number): Promise<PeerstatsLine[]>;
 }
 
 const MJD_UNIX_EPOCH = 40587;
@@ -315,19 +322,21 @@ export async function startNtpd(options: NtpdOptions): Promise<Ntpd> {
     log: () => readIfExists(logPath),
     stop,
     peerstats: async () => parsePeerstats(await readIfExists(peerstatsPath)),
+    waitForPeerstats: (unit, count, timeoutMs = 40_000) =>
+      waitFor(
+        async () => {
+          const ours = (await ntpd.peerstats()).filter((line) => line.unit === unit);
+          return ours.length >= count ? ours : undefined;
+        },
+        { what: `${count} peerstats lines for SHM(${unit})`, timeoutMs, intervalMs: 500 },
+      ),
   };
-  try {
-    await waitFor(
-      async () => {
-        const log = await ntpd.log();
-        if (daemon.exit()) throw new Error(`ntpd exited ${JSON.stringify(daemon.exit())}\n${daemon.output()}\n${log}`);
-        return /Listen normally on \d+ lo 127\.0\.0\.1/.test(log) ? true : undefined;
-      },
-      { what: 'ntpd to listen on 127.0.0.1', timeoutMs: options.timeoutMs ?? 10_000 },
-    );
-  } catch (error) {
-    await stop();
-    throw error;
+  await whenReady(ntpd, 'ntpd to listen on 127.0.0.1', async () => /Listen normally on \d+ lo 127\.0\.0\.1/.test(await ntpd.log()), options.timeoutMs);
+  // ntpd skips a line it cannot parse and runs on: a test would wait for nothing.
+  const configErrors = (await ntpd.log()).split('\n').filter((line) => /CONFIG: syntax error/.test(line));
+  if (configErrors.length > 0) {
+    await ntpd.stop();
+    throw new Error(`ntpd refused lines of its config:\n${configErrors.join('\n')}\n${conf.map((line, index) => `${index + 1}: ${line}`).join('\n')}`);
   }
   return ntpd;
 }
