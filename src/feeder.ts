@@ -64,23 +64,26 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
   const { unit } = options;
   const shmOptions = { unit, ...(options.perm === undefined ? {} : { perm: options.perm }) };
 
-  const prepare = (segment: NtpdShm): void => {
+  /** "Not in sync" until the first sample; warns about a world-writable root-only unit. Returns the perm text. */
+  const prepare = (segment: NtpdShm): string | undefined => {
     segment.valid = 0;
     segment.leap = 3;
     let perm: number;
     try {
       ({ perm } = segment.stat());
     } catch {
-      return; // IPC_STAT refused (a root-only segment after the privilege drop): nothing to check
+      return undefined; // IPC_STAT refused (a root-only segment after the privilege drop): nothing to check
     }
+    const permText = `0${perm.toString(8)}`;
     if (isUnsafeSegment(unit, perm)) {
-      logger.warn('segment world-writable', { unit, key: keyText(segment), perm: `0${perm.toString(8)}`, hint: 'any local user can feed the time daemon; recreate it 0600' });
+      logger.warn('segment world-writable', { unit, key: keyText(segment), perm: permText, hint: 'any local user can feed the time daemon; recreate it 0600' });
     }
+    return permText;
   };
 
   let shm = new NtpdShm(shmOptions);
-  prepare(shm);
-  logger.info('segment attached', { unit, key: keyText(shm), shmId: shm.shmId, created: shm.created, perm: `0${shm.stat().perm.toString(8)}`, source: source.name });
+  const perm = prepare(shm);
+  logger.info('segment attached', { unit, key: keyText(shm), shmId: shm.shmId, created: shm.created, perm, source: source.name });
   let published = 0;
   let reattached = 0;
   let watchable = true;
@@ -134,7 +137,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
     onSample?.(sample);
   };
 
-  const iterator = source.samples(signal)[Symbol.asyncIterator]();
+  let iterator: AsyncIterator<Sample> | undefined;
   let onAbort: (() => void) | undefined;
   const stopped = new Promise<IteratorResult<Sample>>((resolve) => {
     onAbort = () => resolve({ done: true, value: undefined });
@@ -145,6 +148,8 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
   let sourceEnded = false;
   try {
     options.afterAttach?.(shm);
+    // Only now may the source open sockets or ports: after the attach and the privilege drop.
+    iterator = source.samples(signal)[Symbol.asyncIterator]();
     for (;;) {
       const next = iterator.next();
       // After a stop, whatever the source's pending step ends with is no longer ours.
@@ -179,7 +184,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
       shm.detach();
     }
     logger.info('segment detached', { unit, published });
-    if (!finished) await stopSource(iterator, logger);
+    if (!finished && iterator !== undefined) await stopSource(iterator, logger);
   }
   return { published, reattached };
 }

@@ -13,7 +13,7 @@ import { readSegment, removeSegment } from '../helpers/segments.js';
 import { waitFor } from '../helpers/wait.js';
 import { memoryLogger } from './log-capture.js';
 
-const UNITS = { reattach: 202, stop: 203, stubborn: 204, rejected: 205, failing: 206 };
+const UNITS = { reattach: 202, stop: 203, stubborn: 204, rejected: 205, failing: 206, order: 208 };
 afterEach(() => Object.values(UNITS).forEach(removeSegment));
 
 function sampleNow(offset = 0.5): Sample {
@@ -108,6 +108,39 @@ describe('stop', () => {
     controller.abort();
     await running;
     expect(performance.now() - started).toBeLessThan(1_500);
+    expect(readSegment(unit)?.valid).toBe(0);
+  });
+});
+
+describe('order', () => {
+  it('runs afterAttach (the privilege drop) after the attach and before the source is asked for samples', async () => {
+    const unit = UNITS.order;
+    const steps: string[] = [];
+    const source: SampleSource = {
+      name: 'ordered',
+      samples() {
+        steps.push('source started');
+        return (async function* () {
+          yield sampleNow();
+        })();
+      },
+    };
+    await feed(source, {
+      unit,
+      signal: new AbortController().signal,
+      afterAttach: (shm) => steps.push(`after attach: attached=${shm.attached} valid=${shm.valid} leap=${shm.leap}`),
+      onSample: () => steps.push('published'),
+    });
+    expect(steps).toEqual(['after attach: attached=true valid=0 leap=3', 'source started', 'published']);
+  });
+
+  it('a failing afterAttach stops before the source starts, and the segment is released', async () => {
+    const unit = UNITS.order;
+    let started = false;
+    const source: SampleSource = { name: 'never', samples: () => { started = true; return (async function* () {})(); } };
+    const failure = Object.assign(new Error('cannot switch to user htntp'), { code: 'ERR_PRIVILEGE_DROP' });
+    await expect(feed(source, { unit, signal: new AbortController().signal, afterAttach: () => { throw failure; } })).rejects.toBe(failure);
+    expect(started).toBe(false);
     expect(readSegment(unit)?.valid).toBe(0);
   });
 });
