@@ -45,9 +45,8 @@ export function addServiceOptions(command: Command, defaults: { unit: number }):
     .option('--group <name>', "run as this group (default: the --user's primary group)")
     .option('--leapfile <path>', 'leap-seconds.list announcing leap seconds (default /usr/share/zoneinfo/leap-seconds.list when present)')
     .option('--no-leapfile', 'never announce leap seconds')
-    .addOption(
-      new Option('--metrics [host:port]', 'serve Prometheus metrics (default address 127.0.0.1:9815)').argParser(metricsOption).preset('127.0.0.1:9815'),
-    )
+    // A required value: an optional one would swallow the first server of `htntp http`.
+    .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://host:port/metrics (host default 127.0.0.1, e.g. 9815)', metricsOption)
     .addOption(new Option('--log-format <format>', 'log lines on stderr').choices(['text', 'json']).default('text'))
     .option('-q, --quiet', 'log warnings and errors only')
     .option('-v, --verbose', 'log every probe and sample');

@@ -17,8 +17,8 @@ describe('addServiceOptions', () => {
     expect(parse([])).toEqual({ unit: 2, logFormat: 'text', leapfile: undefined });
   });
 
-  it('--metrics alone is 127.0.0.1:9815; a bare port stays on loopback; IPv6 in brackets', () => {
-    expect(parse(['--metrics']).metrics).toEqual({ host: '127.0.0.1', port: 9815 });
+  it('--metrics: a bare port stays on loopback; host:port; IPv6 in brackets; a value is required', () => {
+    expect(() => parse(['--metrics'])).toThrow(/argument missing/);
     expect(parse(['--metrics', '9900']).metrics).toEqual({ host: '127.0.0.1', port: 9900 });
     expect(parse(['--metrics', '[::1]:9815']).metrics).toEqual({ host: '::1', port: 9815 });
     expect(() => parse(['--metrics', 'localhost'])).toThrow(/metrics address must be \[host:\]port/);
