@@ -1,7 +1,7 @@
 // The typed API of the ntpd SHM reference clock segment (driver 28).
 import { getSystemErrorName } from 'node:util';
 import { IO, native, type NativeSegment, type NativeStat, type Timespec } from './native.js';
-import { fromSeconds, toTimespec, type Time } from './time.js';
+import { fromSeconds, invalidArgType, toTimespec, type Time } from './time.js';
 
 export type { Time, Timespec };
 
@@ -110,11 +110,6 @@ function systemError(error: unknown, unit: number): unknown {
   return errnoError;
 }
 
-function invalidArgType(name: string, expected: string, value: unknown): TypeError {
-  const received = value === null ? 'null' : typeof value === 'object' ? 'an instance of Object' : `type ${typeof value} (${String(value)})`;
-  return invalidOption(`The "${name}" argument must be of type ${expected}. Received ${received}`);
-}
-
 function invalidOption(message: string): TypeError {
   return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_TYPE' });
 }
@@ -176,7 +171,12 @@ export class NtpdShm {
     this.shmId = this.#segment.shmId;
     this.created = this.#segment.created;
     this.readOnly = readOnly;
-    this.size = this.#call(() => this.#segment.stat().size);
+    try {
+      this.size = this.#call(() => this.#segment.stat().size);
+    } catch (error) {
+      this.#segment.detach(); // no attachment left behind by a constructor that throws
+      throw error;
+    }
     // readonly at run time too, not only for the type checker
     for (const name of ['unit', 'key', 'shmId', 'size', 'created', 'readOnly'] as const) {
       Object.defineProperty(this, name, { writable: false });

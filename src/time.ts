@@ -9,9 +9,10 @@ export type Time = number | Timespec;
 
 const NS_PER_SEC = 1_000_000_000;
 
-function invalidType(name: string, value: unknown): TypeError {
+/** Node's wording and code for an argument of the wrong type. */
+export function invalidArgType(name: string, expected: string, value: unknown): TypeError {
   const received = value === null ? 'null' : typeof value === 'object' ? 'an instance of Object' : `type ${typeof value} (${String(value)})`;
-  const error = new TypeError(`The "${name}" argument must be of type number or { sec, nsec }. Received ${received}`);
+  const error = new TypeError(`The "${name}" argument must be of type ${expected}. Received ${received}`);
   return Object.assign(error, { code: 'ERR_INVALID_ARG_TYPE' });
 }
 
@@ -41,9 +42,9 @@ export function toTimespec(time: unknown, name: string): Timespec {
     if (!Number.isFinite(time) || time < 0) throw outOfRange(name, 'a finite number >= 0', time);
     return fromSeconds(time);
   }
-  if (typeof time !== 'object' || time === null) throw invalidType(name, time);
+  if (typeof time !== 'object' || time === null) throw invalidArgType(name, 'number or { sec, nsec }', time);
   const { sec, nsec } = time as Partial<Timespec>;
-  if (typeof sec !== 'number' || typeof nsec !== 'number') throw invalidType(name, time);
+  if (typeof sec !== 'number' || typeof nsec !== 'number') throw invalidArgType(name, 'number or { sec, nsec }', time);
   if (!Number.isSafeInteger(sec) || sec < 0) throw outOfRange(`${name}.sec`, 'an integer >= 0', sec);
   if (!Number.isInteger(nsec) || nsec < 0 || nsec >= NS_PER_SEC) throw outOfRange(`${name}.nsec`, 'an integer >= 0 && <= 999999999', nsec);
   return { sec, nsec };
