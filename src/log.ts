@@ -1,6 +1,7 @@
 // One line per event on stderr, readable by people and by journald: `text` is
 // `level event key=value ...` (journald adds the time), `json` is one object per line.
 // Every line passes through redactCredentials: proxy and URL credentials never reach a log.
+import { fstatSync } from 'node:fs';
 import { realtime } from './clock.js';
 import { formatUtc } from './time.js';
 
@@ -20,7 +21,7 @@ export interface LoggerOptions {
   level?: LogLevel;
   /**
    * Prefix text lines with the syslog priority (`<4>` for warn ...), which journald turns
-   * into the entry's priority (default: when stderr is the journal, JOURNAL_STREAM set).
+   * into the entry's priority (default: when stderr is the journal stream, see stderrIsJournal).
    */
   syslogPriority?: boolean;
   write?: (line: string) => void;
@@ -36,6 +37,22 @@ const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#"']+@/gi;
 const BARE_USERINFO = /(^|[\s"'=(<,[])[^\s/?#@:"'=]+:[^\s/?#"']*@(?=[\w[])/g;
 // Authorization / Proxy-Authorization header values
 const AUTHORIZATION = /\b((?:proxy-)?authorization["']?\s*[:=]\s*["']?)[^"'\r\n,}]+/gi;
+
+/**
+ * systemd sets JOURNAL_STREAM=<dev>:<inode> for a service whose stderr goes to the
+ * journal; a child whose stderr was redirected elsewhere inherits the variable, hence
+ * the comparison with stderr itself (as sd_journal_stream_fd's documentation advises).
+ */
+export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
+  const match = /^(\d+):(\d+)$/.exec(env.JOURNAL_STREAM ?? '');
+  if (match === null) return false;
+  try {
+    const stat = fstatSync(2, { bigint: true });
+    return stat.dev === BigInt(match[1] ?? '') && stat.ino === BigInt(match[2] ?? '');
+  } catch {
+    return false;
+  }
+}
 
 /** Replaces URL credentials (user:pass@) and Authorization values with `***`. */
 export function redactCredentials(text: string): string {
@@ -57,7 +74,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const {
     format = 'text',
     level = 'info',
-    syslogPriority = Boolean(process.env.JOURNAL_STREAM),
+    syslogPriority = stderrIsJournal(),
     write = (line: string) => process.stderr.write(`${line}\n`),
   } = options;
   const emit = (lineLevel: LogLevel, event: string, fields: LogFields = {}): void => {

@@ -1,7 +1,8 @@
 // Log lines: one per event, text and json, levels, journald priorities, and credentials
 // never written (proxy URLs, user:pass@host, Authorization values).
 import { describe, expect, it } from 'vitest';
-import { redactCredentials } from '../../src/log.js';
+import { fstatSync } from 'node:fs';
+import { redactCredentials, stderrIsJournal } from '../../src/log.js';
 import { memoryLogger } from './log-capture.js';
 
 describe('redactCredentials', () => {
@@ -51,5 +52,15 @@ describe('createLogger', () => {
     quiet.logger.warn('segment removed', { unit: 2 });
     quiet.logger.error('source failed');
     expect(quiet.lines).toEqual(['<4>warn segment removed unit=2', '<3>error source failed']);
+  });
+});
+
+describe('stderrIsJournal', () => {
+  it('is true only when JOURNAL_STREAM names the device and inode of stderr itself', () => {
+    const stat = fstatSync(2, { bigint: true });
+    expect(stderrIsJournal({ JOURNAL_STREAM: `${stat.dev}:${stat.ino}` })).toBe(true);
+    expect(stderrIsJournal({ JOURNAL_STREAM: `${stat.dev}:${stat.ino + 1n}` })).toBe(false);
+    expect(stderrIsJournal({ JOURNAL_STREAM: 'garbage' })).toBe(false);
+    expect(stderrIsJournal({})).toBe(false);
   });
 });
