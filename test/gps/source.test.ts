@@ -1,8 +1,9 @@
 // GpsSource wiring with serialport's mock binding and a fake clock: the receive stamp is
 // the clock reading of the data event that completed the line.
 import { SerialPortMock } from 'serialport';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Clock } from '../../src/clock.js';
+import { createLogger } from '../../src/log.js';
 import type { Sample } from '../../src/sample.js';
 import { GpsSource } from '../../src/sources/gps/source.js';
 import type { Port } from '../../src/sources/gps/serial.js';
@@ -70,6 +71,35 @@ describe('GpsSource', () => {
       { clockTime: { sec: T0 + 2, nsec: 100_000_000 }, receiveTime: { sec: T0 + 2, nsec: 360_000_000 }, precision: -1 },
     ]);
     expect(port?.isOpen).toBe(false);
+  });
+
+  it('warns once when an open device says nothing for 10 s, and when data comes again', async () => {
+    MockBinding.createPort('/dev/quietgps', { echo: false, record: false });
+    const clock = new FakeClock();
+    const lines: string[] = [];
+    let port: Port | undefined;
+    const source = new GpsSource({
+      device: '/dev/quietgps',
+      baud: 9600,
+      clock,
+      logger: createLogger({ write: (line) => lines.push(line) }),
+      ports: ({ path, baudRate }) => (port = new SerialPortMock({ path, baudRate, autoOpen: false }) as unknown as Port),
+    });
+    const controller = new AbortController();
+    const running = (async () => {
+      for await (const _sample of source.samples(controller.signal)) {
+        // none expected
+      }
+    })();
+    while (port?.port === undefined) await new Promise((resolve) => setImmediate(resolve));
+    clock.now = { sec: T0 + 11, nsec: 0 };
+    const logged = (pattern: RegExp): number => lines.filter((line) => pattern.test(line)).length;
+    await vi.waitFor(() => expect(logged(/^warn no data device=\/dev\/quietgps seconds=11$/)).toBe(1), { timeout: 3_000 });
+    (port.port as unknown as MockPortBinding).emitData('$GPGSV,1*00\r\n');
+    await vi.waitFor(() => expect(logged(/^info data again /)).toBe(1), { timeout: 1_000 });
+    controller.abort();
+    await running;
+    expect(logged(/^warn no data /)).toBe(1);
   });
 
   it('rejects before any sample when the device cannot be opened', async () => {

@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '../../clock.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { SourceMetrics } from '../../metrics.js';
 import type { Sample, SampleSource } from '../../sample.js';
-import type { Timespec } from '../../time.js';
+import { diffSeconds, type Timespec } from '../../time.js';
 import { LineSplitter, MAX_LINE_LENGTH } from './lines.js';
 import { NmeaSampler } from './sampler.js';
 import { BAUD_RATES, closePort, openPort, setBaudRate, setLowLatency, systemPorts, type Port, type PortFactory } from './serial.js';
@@ -37,6 +37,7 @@ export interface GpsSourceOptions {
 const REOPEN_DELAYS = [100, 250, 500, 1000];
 // Receivers talk at least every 2 s (Garmin's RMC); a little more than that per rate.
 const HUNT_WINDOW = 2500;
+const SILENCE_SECONDS = 10;
 
 export class GpsSource implements SampleSource {
   readonly name = 'gps';
@@ -112,10 +113,17 @@ export class GpsSource implements SampleSource {
     // Asserted, not annotated: assigned in attach(), so TS must not narrow it to null here.
     let port = null as Port | null;
     let lost = false;
+    let lastDataAt = clock.monotonicRaw();
+    let silent = false;
     const onData = (chunk: Buffer): void => {
       // Stamp first: everything after this line is parsing work the stamp must not include.
       const receiveTime = clock.realtime();
       const arrival = clock.monotonicRaw();
+      lastDataAt = arrival;
+      if (silent) {
+        silent = false;
+        logger.info('data again', { device });
+      }
       splitter.push(chunk, receiveTime, arrival);
     };
     const onClose = (): void => {
@@ -124,6 +132,7 @@ export class GpsSource implements SampleSource {
     };
     const attach = async (opened: Port): Promise<void> => {
       port = opened;
+      lastDataAt = clock.monotonicRaw();
       heardSentence = false;
       splitter.clear();
       opened.on('data', onData);
@@ -155,6 +164,14 @@ export class GpsSource implements SampleSource {
       logger.info('gps counts', { device, ...Object.fromEntries(sampler.counts) });
     };
     const statsTimer = setInterval(reportCounts, this.#options.statsInterval ?? 60_000);
+    // An open port that says nothing: receiver unpowered, wrong device, wrong baud rate.
+    const silenceTimer = setInterval(() => {
+      const quiet = diffSeconds(clock.monotonicRaw(), lastDataAt);
+      if (!silent && port?.isOpen === true && quiet > SILENCE_SECONDS) {
+        silent = true;
+        logger.warn('no data', { device, seconds: Math.round(quiet) });
+      }
+    }, 1000);
     const onAbort = (): void => notify();
     signal.addEventListener('abort', onAbort);
 
@@ -184,6 +201,7 @@ export class GpsSource implements SampleSource {
       signal.removeEventListener('abort', onAbort);
       if (huntTimer !== null) clearInterval(huntTimer);
       clearInterval(statsTimer);
+      clearInterval(silenceTimer);
       reportCounts();
       if (port !== null) {
         port.off('close', onClose);
