@@ -149,6 +149,7 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     expect(after.length, output).toBeGreaterThanOrEqual(2);
     // Resumed within 5 s of the device coming back (3 fixes again: about 3 s).
     const resumed = after[0]!;
+    process.stderr.write(`[gps e2e] first sample ${diffSeconds(resumed.seen, backAt).toFixed(3)} s after the device came back\n`);
     expect(diffSeconds(resumed.seen, backAt)).toBeLessThan(5);
     for (const sample of after) expect(compare(writtenAt(paced.written, sample.clock.sec)!.writeTime, backAt)).toBeGreaterThan(0);
   }, 45_000);
