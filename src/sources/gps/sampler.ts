@@ -76,7 +76,10 @@ export class NmeaSampler {
     return this.#goodFixes;
   }
 
-  /** The device went away: what comes next may be another receiver, or old buffered data. */
+  /**
+   * The device went away: what comes next may be another receiver, or old buffered data.
+   * The last published second stays: no second is ever published twice.
+   */
   reset(): void {
     this.#dates.reset();
     this.#second = null;
