@@ -54,7 +54,6 @@ export class ServiceMetrics implements SourceMetrics, FeedMetrics {
   #sampleGauges: { offset: Gauge; errorBound: Gauge; leap: Gauge; lastSample: Gauge } | undefined;
   #gpsGauges: { fix: Gauge; consecutive: Gauge; satellites: Gauge } | undefined;
   #lastReceive: Sample['receiveTime'] | undefined;
-
   readonly #info: Gauge;
 
   constructor(options: { unit: number; source?: string; clock?: Clock; processMetrics?: boolean }) {
