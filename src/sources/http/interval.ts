@@ -25,7 +25,6 @@ export function intersect(a: Interval, b: Interval): Interval | undefined {
 }
 
 export const midpoint = (interval: Interval): number => (interval.low + interval.high) / 2;
-export const halfWidth = (interval: Interval): number => (interval.high - interval.low) / 2;
 
 export interface Selection {
   /** The region every truechimer contains. */

@@ -1,13 +1,14 @@
 // One measurement: every server probed concurrently on its own connection, probes aimed
 // at the server's second boundary, per-server intervals intersected, then Marzullo's
 // selection across servers. Always ends by its deadline.
+import { setMaxListeners } from 'node:events';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../../clock.js';
 import { redactCredentials, silentLogger, type Logger } from '../../log.js';
 import { addSeconds, diffSeconds, formatUtc, toSeconds, type Timespec } from '../../time.js';
 import { parseHttpDate, utcYear } from './date.js';
-import { halfWidth, intersect, midpoint, probeInterval, selectMajority, type Interval } from './interval.js';
+import { intersect, midpoint, probeInterval, selectMajority, type Interval } from './interval.js';
 import { createDispatcher, probe } from './probe.js';
 import { serverUrl } from './servers.js';
 
@@ -31,9 +32,9 @@ export type ServerStatus = 'ok' | 'falseticker' | 'failed';
 
 export interface ServerResult {
   url: string;
-  /** Server clock - local clock, seconds (midpoint of the server's interval). */
+  /** Server clock - local clock, seconds: the middle of the bounds taken with symmetric legs, kept inside the hard interval. */
   offset: number | null;
-  /** Half-width of the server's interval, seconds. */
+  /** offset ± error covers the server's whole hard interval, seconds. */
   error: number | null;
   /** Shortest round trip seen, seconds. */
   rtt: number | null;
@@ -49,7 +50,10 @@ export interface ServerResult {
 export interface MeasurementResult {
   /** Server time - local time (CLOCK_REALTIME), seconds; null without an estimate. */
   offset: number | null;
-  /** Half-width of the final interval, seconds. */
+  /**
+   * Seconds such that offset ± error covers the whole final interval (the region the
+   * majority shares, which holds the truth): its half-width when offset is its middle.
+   */
   error: number | null;
   servers: ServerResult[];
   /** Servers that agree (the majority). */
@@ -77,6 +81,8 @@ export interface Measurement {
 
 interface ServerOutcome {
   interval: Interval | undefined;
+  /** The point estimate, inside `interval`. */
+  offset: number | undefined;
   rtt: number | null;
   probes: number;
   reason: string | null;
@@ -115,21 +121,38 @@ async function waitUntil(clock: Clock, target: number, signal: AbortSignal): Pro
 
 class ServerFailure extends Error {}
 
+const clamp = (value: number, interval: Interval): number => Math.min(interval.high, Math.max(interval.low, value));
+
+/** The half-width around `offset` that still covers all of `interval` (the truth is in there). */
+const errorAround = (offset: number, interval: Interval): number => Math.max(offset - interval.low, interval.high - offset);
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2;
+}
+
 async function measureServer(url: URL, dispatcher: Dispatcher, probes: number, clock: Clock, signal: AbortSignal, logger: Logger): Promise<ServerOutcome> {
   let interval: Interval | undefined;
   let rtt = Infinity;
   let answered = 0;
   let lastDate: number | undefined;
   let lastTick = -Infinity;
-  const outcome = (reason: string | null): ServerOutcome => ({ interval, rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, reason });
+  // The same bounds with the stamp taken at the middle of each round trip (symmetric
+  // legs): no longer hard, and they may cross, but their middle is the better estimate.
+  let symmetricLow = -Infinity;
+  let symmetricHigh = Infinity;
+  const estimate = (): number | undefined =>
+    interval && clamp((symmetricLow + symmetricHigh) / 2, interval);
+  const outcome = (reason: string | null): ServerOutcome => ({ interval, offset: estimate(), rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, reason });
   try {
     for (let index = 0; index < probes; index += 1) {
       if (interval !== undefined) {
-        // Aim the server's stamp at a second boundary as the interval's midpoint predicts
+        // Aim the server's stamp at a second boundary as the current estimate predicts
         // it (bisection: the answer tightens the upper bound if the stamp falls just before
         // the tick, the lower one if just after). One tick per probe, each a later one:
         // probes then span probes - 1 seconds, so a Date that does not advance shows.
-        const theta = midpoint(interval);
+        const theta = estimate() ?? midpoint(interval);
         const upDelay = rtt / 2;
         const earliest = toSeconds(clock.realtime()) + 0.003 + upDelay;
         const tick = Math.max(Math.ceil(earliest + theta), lastTick + 1);
@@ -160,15 +183,19 @@ async function measureServer(url: URL, dispatcher: Dispatcher, probes: number, c
         );
       }
       interval = narrowed;
+      const middle = addSeconds(response.sendTime, diffSeconds(response.receiveTime, response.sendTime) / 2);
+      const symmetric = diffSeconds({ sec: date.seconds, nsec: 0 }, middle);
+      symmetricLow = Math.max(symmetricLow, symmetric);
+      symmetricHigh = Math.min(symmetricHigh, symmetric + 1);
       lastDate = date.seconds;
       lastTick = Math.max(lastTick, date.seconds);
       answered += 1;
     }
     return outcome(null);
   } catch (error) {
-    if (error instanceof ServerFailure) return { ...outcome(error.message), interval: undefined };
+    if (error instanceof ServerFailure) return { ...outcome(error.message), interval: undefined, offset: undefined };
     if (signal.aborted && answered > 0) return outcome(null); // the deadline ends probing; what was measured stands
-    return { ...outcome(signal.aborted ? failureReason(signal.reason) : failureReason(error)), interval: undefined };
+    return { ...outcome(signal.aborted ? failureReason(signal.reason) : failureReason(error)), interval: undefined, offset: undefined };
   }
 }
 
@@ -192,6 +219,8 @@ export async function measure(servers: readonly string[], options: MeasureOption
 
   const startRaw = clock.monotonicRaw();
   const deadline = new AbortController();
+  // Every server waits on it at once (20 servers are normal): not a listener leak.
+  setMaxListeners(0, deadline.signal);
   const timer = setTimeout(() => deadline.abort(deadlineError(timeout)), timeout * 1000);
   const stop = (): void => deadline.abort(signal?.reason);
   signal?.addEventListener('abort', stop, { once: true });
@@ -225,7 +254,8 @@ export async function measure(servers: readonly string[], options: MeasureOption
     if (interval === undefined) {
       return { ...base, offset: null, error: null, status: 'failed', reason: outcome.reason ?? 'no probe answered', low: null, high: null };
     }
-    const measured = { ...base, offset: midpoint(interval), error: halfWidth(interval), low: interval.low, high: interval.high };
+    const offset = outcome.offset ?? midpoint(interval);
+    const measured = { ...base, offset, error: errorAround(offset, interval), low: interval.low, high: interval.high };
     if (selection === undefined) return { ...measured, status: 'ok', reason: null };
     if (truechimers.has(index)) return { ...measured, status: 'ok', reason: null };
     return {
@@ -240,19 +270,21 @@ export async function measure(servers: readonly string[], options: MeasureOption
       : selection === undefined
         ? `no majority: no region is shared by more than half of the ${candidates.length} servers that answered`
         : null;
+  // The truechimers' own estimates decide the point; the region they share bounds the error.
+  const offset = selection && clamp(median(selection.truechimers.map((position) => outcomes[candidates[position]?.index ?? -1]?.offset ?? NaN)), selection.interval);
+  const error = selection && offset !== undefined ? errorAround(offset, selection.interval) : undefined;
   const result: MeasurementResult = {
-    offset: selection ? midpoint(selection.interval) : null,
-    error: selection ? halfWidth(selection.interval) : null,
+    offset: offset ?? null,
+    error: error ?? null,
     servers: results,
     survivors: selection ? selection.truechimers.length : 0,
     reason: noEstimate,
     time: formatUtc(realtime),
     duration: diffSeconds(rawAfter, startRaw),
   };
-  if (selection === undefined) return { result, estimate: undefined };
+  if (offset === undefined || error === undefined) return { result, estimate: undefined };
   const monotonicRaw = addSeconds(rawBefore, diffSeconds(rawAfter, rawBefore) / 2);
-  const trueTime = addSeconds(realtime, midpoint(selection.interval));
-  return { result, estimate: { monotonicRaw, trueTime, error: halfWidth(selection.interval) } };
+  return { result, estimate: { monotonicRaw, trueTime: addSeconds(realtime, offset), error } };
 }
 
 /**

@@ -128,12 +128,19 @@ export class HttpSource implements SampleSource {
       measuring = false;
     });
     try {
+      // One sample per second of the raw clock, at its whole seconds.
+      let due = this.#clock.monotonicRaw().sec;
       while (!stop.signal.aborted) {
+        const now = this.#clock.monotonicRaw();
+        if (now.sec < due) {
+          // Timers may fire a little early: wait out the rest of the second.
+          await sleep(diffSeconds({ sec: due, nsec: 0 }, now) * 1000 + 1, undefined, { signal: stop.signal }).catch(() => {});
+          continue;
+        }
+        due = now.sec + 1;
         const sample = this.sample();
         if (sample) yield sample;
         else if (this.#options.once && !measuring) return; // the one estimate is gone (or never came)
-        const now = this.#clock.monotonicRaw();
-        await sleep(1000 - now.nsec / 1e6, undefined, { signal: stop.signal }).catch(() => {});
       }
     } finally {
       signal.removeEventListener('abort', onAbort);

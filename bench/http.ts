@@ -1,0 +1,153 @@
+// `npm run bench:http`: htntp next to Debian's htpdate on the same local servers (plain
+// http: htpdate 1.3.7 has no TLS), at the same probes per server, for several true
+// offsets and three symmetric delays. Then 20 servers at once, and what undici's
+// first-byte hook gains over its head-complete hook and a raw socket. Loopback only;
+// every step has a deadline.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Client } from 'undici';
+import { realtime, systemClock } from '../src/clock.js';
+import { measureOffset } from '../src/sources/http/measure.js';
+import { probe } from '../src/sources/http/probe.js';
+import { diffSeconds } from '../src/time.js';
+import type { TimeServerConfig } from '../test/http/servers.js';
+
+const PROBES = 8;
+const OFFSETS = [0.1234567, -0.6180339, 0.4142136, 2.7182818, -1.7320508, 0.9876543];
+const DELAYS: { name: string; delay?: TimeServerConfig['delay'] }[] = [
+  { name: 'no delay' },
+  { name: '20±5 ms each way', delay: { up: 20, down: 20, jitter: 5 } },
+  { name: '50±10 ms each way', delay: { up: 50, down: 50, jitter: 10 } },
+];
+const serveScript = fileURLToPath(new URL('../test/http/serve.ts', import.meta.url));
+const execFileAsync = promisify(execFile);
+
+interface Served {
+  urls: string[];
+  child: ChildProcess;
+}
+
+async function serve(configs: TimeServerConfig[]): Promise<Served> {
+  const child = spawn(process.execPath, ['--import', 'tsx', serveScript, JSON.stringify(configs)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const first = await Promise.race([
+    new Promise<string>((resolve) => lines.once('line', resolve)),
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error('servers did not start in 15 s')), 15_000)),
+  ]);
+  return { urls: JSON.parse(first) as string[], child };
+}
+
+async function stop(served: Served): Promise<void> {
+  served.child.stdin?.end();
+  await new Promise((resolve) => served.child.once('exit', resolve));
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2;
+};
+const ms = (seconds: number): string => `${(seconds * 1000).toFixed(2)} ms`.padStart(11);
+
+interface Row {
+  tool: string;
+  errors: number[];
+  wall: number;
+  note?: string;
+}
+
+async function runHtntp(urls: string[], probes: number): Promise<Row> {
+  const result = await measureOffset(urls, { probes });
+  const errors = result.servers.map((server, index) => Math.abs((server.offset ?? NaN) - (OFFSETS[index] ?? NaN)));
+  const bounds = result.servers.map((server) => server.error ?? NaN);
+  const inside = errors.filter((error, index) => error <= (bounds[index] ?? 0) + 1e-6).length;
+  return { tool: `htntp -p ${probes}`, errors, wall: result.duration, note: `truth inside bound ${inside}/${errors.length}, median bound ±${(median(bounds) * 1000).toFixed(2)} ms` };
+}
+
+async function runHtpdate(urls: string[], probes: number): Promise<Row> {
+  const hosts = urls.map((url) => `127.0.0.1:${new URL(url).port}`);
+  const started = realtime();
+  const output = await execFileAsync('htpdate', ['-d', '-p', String(Math.min(probes, 9)), ...hosts], { timeout: 240_000 }).catch(
+    (error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }),
+  );
+  const wall = diffSeconds(realtime(), started);
+  const offsets = [...output.stdout.matchAll(/^offset: (-?[\d.]+)$/gm)].map((match) => Number(match[1]));
+  const errors = offsets.map((offset, index) => Math.abs(offset - (OFFSETS[index] ?? NaN)));
+  return { tool: `htpdate -p ${probes}`, errors, wall, note: offsets.length === urls.length ? '' : `${offsets.length}/${urls.length} offsets parsed` };
+}
+
+function printRow(row: Row): void {
+  console.log(`  ${row.tool.padEnd(13)} median |error| ${ms(median(row.errors))}   worst ${ms(Math.max(...row.errors))}   wall ${row.wall.toFixed(1).padStart(5)} s   ${row.note ?? ''}`);
+}
+
+async function comparison(): Promise<void> {
+  console.log(`htntp vs htpdate ${(await execFileAsync('htpdate', ['-h']).catch((error: { stdout?: string; stderr?: string }) => error)).stdout?.match(/htpdate version [\d.]+/)?.[0] ?? ''}: ${OFFSETS.length} servers, true offsets ${OFFSETS.join(', ')} s`);
+  for (const { name, delay } of DELAYS) {
+    const served = await serve(OFFSETS.map((offset) => ({ offset, ...(delay ? { delay } : {}) })));
+    try {
+      console.log(`${name}:`);
+      // One after the other: each tool alone on the servers and the CPU.
+      printRow(await runHtntp(served.urls, PROBES));
+      printRow(await runHtntp(served.urls, PROBES + 2));
+      printRow(await runHtpdate(served.urls, PROBES));
+    } finally {
+      await stop(served);
+    }
+  }
+}
+
+async function twentyServers(): Promise<void> {
+  const truth = 0.3141593;
+  const served = await serve(Array.from({ length: 20 }, () => ({ offset: truth })));
+  try {
+    const result = await measureOffset(served.urls, { probes: PROBES });
+    const ok = result.servers.filter((server) => server.status === 'ok').length;
+    console.log(
+      `20 servers at once, ${PROBES} probes: ${result.duration.toFixed(2)} s (target <= ${PROBES + 2} s), ${ok}/20 ok, offset error ${ms(Math.abs((result.offset ?? NaN) - truth))} ± ${ms(result.error ?? NaN)}`,
+    );
+  } finally {
+    await stop(served);
+  }
+}
+
+/** Round trips of back-to-back HEADs on one keep-alive connection, three ways of timing b. */
+async function firstByteTiming(): Promise<void> {
+  const served = await serve([{ offset: 0 }]);
+  const url = new URL(served.urls[0] ?? '');
+  const count = 400;
+  try {
+    const client = new Client(url.origin, { pipelining: 1 });
+    const firstByte: number[] = [];
+    const headComplete: number[] = [];
+    for (let index = 0; index < count; index += 1) {
+      const response = await probe(client, url, systemClock);
+      firstByte.push(diffSeconds(response.receiveTime, response.sendTime));
+      headComplete.push(diffSeconds(response.headTime, response.sendTime));
+    }
+    await client.close();
+    const raw: number[] = [];
+    const socket = connect(Number(url.port), url.hostname);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    for (let index = 0; index < count; index += 1) {
+      const sendTime = realtime();
+      socket.write(`HEAD / HTTP/1.1\r\nhost: ${url.host}\r\ncache-control: no-cache\r\n\r\n`);
+      const receiveTime = await new Promise<ReturnType<typeof realtime>>((resolve) => socket.once('data', () => resolve(realtime())));
+      raw.push(diffSeconds(receiveTime, sendTime));
+    }
+    socket.destroy();
+    const line = (name: string, values: number[]): string => `  ${name.padEnd(44)} min ${ms(Math.min(...values))}  median ${ms(median(values))}`;
+    console.log(`first-byte timing, ${count} HEADs on one loopback connection (round trip = b - a):`);
+    console.log(line('undici onRequestStart -> onResponseStarted', firstByte));
+    console.log(line('undici onRequestStart -> onResponseStart', headComplete));
+    console.log(line('raw socket write -> first data event', raw));
+  } finally {
+    await stop(served);
+  }
+}
+
+await comparison();
+await twentyServers();
+await firstByteTiming();
