@@ -1,21 +1,28 @@
 // `htntp status`: the plain function (fake clock, exact offset and age, reader state,
 // never creates, never clears valid) and the CLI (--json, exit code, --watch + SIGINT).
 // Units 131-133 are this file's.
+import { spawnSync, execFileSync } from 'node:child_process';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readStatus, type UnitReport, type UnitStatus } from '../src/cli/commands/status.js';
 import type { Clock } from '../src/clock.js';
-import { NtpdShm } from '../src/shm.js';
+import { NtpdShm, keyOfUnit } from '../src/shm.js';
 import { addSeconds, type Timespec } from '../src/time.js';
+import { cBuild } from './helpers/cc.js';
 import { runCommand, startHtntp, htntpBin } from './helpers/process.js';
 import { readSegment, removeSegment } from './helpers/segments.js';
 
 const UNIT = 131;
 const UNIT_MISSING = 132;
 const UNIT_WATCH = 133;
+const UNIT_WRONG_SIZE = 135;
 const UNITS = [UNIT, UNIT_MISSING, UNIT_WATCH];
 
-beforeAll(() => UNITS.forEach(removeSegment));
-afterEach(() => UNITS.forEach(removeSegment));
+function cleanUp(): void {
+  UNITS.forEach(removeSegment);
+  spawnSync('ipcrm', ['-M', String(keyOfUnit(UNIT_WRONG_SIZE))], { stdio: 'ignore' }); // NtpdShm cannot attach it
+}
+beforeAll(cleanUp);
+afterEach(cleanUp);
 
 const receive: Timespec = { sec: 1_700_000_000, nsec: 999_999_999 };
 const clockTime: Timespec = { sec: 1_700_000_002, nsec: 1 }; // clock - receive = 1.000000002 s
@@ -128,6 +135,20 @@ describe('htntp status (CLI)', () => {
     } finally {
       shm.detach();
     }
+  });
+
+  it('a unit asked for that cannot be read (another size) is an error entry and exit code 1', async () => {
+    const c = cBuild();
+    try {
+      execFileSync(c.compile('shm_create.c'), [String(UNIT_WRONG_SIZE), '80', '666']);
+    } finally {
+      c.cleanup();
+    }
+    const run = startHtntp(['status', '--unit', String(UNIT_WRONG_SIZE), '--json']);
+    expect((await run.exited).code, run.output()).toBe(1);
+    const [entry] = JSON.parse(run.stdoutLines.join('\n')) as UnitReport[];
+    expect(entry).toMatchObject({ unit: UNIT_WRONG_SIZE, error: { code: 'EINVAL' } });
+    expect(entry !== undefined && 'error' in entry && entry.error.message).toContain(`ipcrm -M 0x${keyOfUnit(UNIT_WRONG_SIZE).toString(16)}`);
   });
 
   it('--watch refreshes, observes a reader taking the sample, and stops on SIGINT', async () => {

@@ -205,7 +205,10 @@ export async function runStatus(options: StatusCliOptions, signal?: AbortSignal)
   const leapfile = leapPath === undefined ? {} : { leapfile: leapPath };
   let result = readStatus({ ...(units === undefined ? {} : { units }), ...leapfile });
   print(result);
-  if (!options.watch) return result.missing.length > 0 ? 1 : 0;
+  // A unit asked for that is missing or cannot be read is a failure; in a scan of all
+  // units, one that cannot be read (a root-only unit for a user) is only reported.
+  const failed = result.missing.length > 0 || (units !== undefined && result.units.some((report) => 'error' in report));
+  if (!options.watch) return failed ? 1 : 0;
   const stop = signal ?? shutdownSignal();
   for (;;) {
     try {
