@@ -12,6 +12,7 @@ import { Client } from 'undici';
 import { realtime, systemClock } from '../src/clock.js';
 import { measureOffset } from '../src/sources/http/measure.js';
 import { probe } from '../src/sources/http/probe.js';
+import { carryInterval } from '../src/sources/http/publisher.js';
 import { diffSeconds } from '../src/time.js';
 import type { TimeServerConfig } from '../test/http/servers.js';
 
@@ -59,12 +60,18 @@ interface Row {
   note?: string;
 }
 
-async function runHtntp(urls: string[], probes: number): Promise<Row> {
-  const result = await measureOffset(urls, { probes });
+/** With `steady`, a first measurement seeds the second's aim as a service 300 s later would. */
+async function runHtntp(urls: string[], probes: number, steady = false): Promise<Row> {
+  const priors = steady
+    ? (await measureOffset(urls, { probes })).servers.map((server) =>
+        server.low === null || server.high === null ? undefined : carryInterval({ low: server.low, high: server.high }, 300),
+      )
+    : undefined;
+  const result = await measureOffset(urls, { probes, ...(priors ? { priors } : {}) });
   const errors = result.servers.map((server, index) => Math.abs((server.offset ?? NaN) - (OFFSETS[index] ?? NaN)));
   const bounds = result.servers.map((server) => server.error ?? NaN);
   const inside = errors.filter((error, index) => error <= (bounds[index] ?? 0) + 1e-6).length;
-  return { tool: `htntp -p ${probes}`, errors, wall: result.duration, note: `truth inside bound ${inside}/${errors.length}, median bound ±${(median(bounds) * 1000).toFixed(2)} ms` };
+  return { tool: `htntp -p ${probes}${steady ? ' (2nd)' : ''}`, errors, wall: result.duration, note: `truth inside bound ${inside}/${errors.length}, median bound ±${(median(bounds) * 1000).toFixed(2)} ms` };
 }
 
 async function runHtpdate(urls: string[], probes: number): Promise<Row> {
@@ -80,7 +87,7 @@ async function runHtpdate(urls: string[], probes: number): Promise<Row> {
 }
 
 function printRow(row: Row): void {
-  console.log(`  ${row.tool.padEnd(13)} median |error| ${ms(median(row.errors))}   worst ${ms(Math.max(...row.errors))}   wall ${row.wall.toFixed(1).padStart(5)} s   ${row.note ?? ''}`);
+  console.log(`  ${row.tool.padEnd(19)} median |error| ${ms(median(row.errors))}   worst ${ms(Math.max(...row.errors))}   wall ${row.wall.toFixed(1).padStart(5)} s   ${row.note ?? ''}`);
 }
 
 async function comparison(): Promise<void> {
@@ -91,6 +98,7 @@ async function comparison(): Promise<void> {
       console.log(`${name}:`);
       // One after the other: each tool alone on the servers and the CPU.
       printRow(await runHtntp(served.urls, PROBES));
+      printRow(await runHtntp(served.urls, PROBES, true));
       printRow(await runHtntp(served.urls, PROBES + 2));
       printRow(await runHtpdate(served.urls, PROBES));
     } finally {

@@ -143,3 +143,19 @@ describe('measureOffset', () => {
     await expect(measureOffset(['http://127.0.0.1:1/'], { timeout: -1 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
   });
 });
+
+describe('measureOffset with priors (aiming only)', () => {
+  it('splits a good prior finely and survives a wrong one', async () => {
+    const urls = await start([{ offset: 0.6543 }, { offset: 0.6543 }]);
+    const result = await measureOffset(urls, {
+      probes: 6,
+      // The first server's prior holds the truth (40 ms wide); the second's is 0.3 s off.
+      priors: [{ low: 0.63, high: 0.67 }, { low: 0.3, high: 0.34 }],
+    });
+    const [good, wrong] = result.servers;
+    for (const server of [good, wrong]) expectWithinBound(server ?? { offset: null, error: null }, 0.6543);
+    // 5 aimed probes over 40 ms: about 2.5 ms; the wrong prior falls back to bisecting the second.
+    expect(good?.error).toBeLessThan(0.004);
+    expect(wrong?.status).toBe('ok');
+  });
+});

@@ -6,6 +6,7 @@ import { systemClock, type Clock } from '../../clock.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { Sample, SampleSource } from '../../sample.js';
 import { addSeconds, diffSeconds, type Timespec } from '../../time.js';
+import type { Interval } from './interval.js';
 import { measure, type Estimate, type MeasureOptions, type MeasurementResult } from './measure.js';
 
 /** What an unsteered oscillator may drift (the precision field's growth with age). */
@@ -42,7 +43,17 @@ export function sampleAt(estimate: Estimate, pair: ClockPair, maxAge: number): S
   return { clockTime: addSeconds(estimate.trueTime, age), receiveTime: pair.realtime, precision: precisionOf(bound), leap: 0 };
 }
 
-export interface HttpSourceOptions extends Omit<MeasureOptions, 'signal' | 'logger'> {
+/**
+ * A server's interval `elapsed` seconds later, `shift` seconds moved (what the realtime
+ * clock was stepped or slewed by, negated), widened for both clocks' drift and 1 ms of
+ * Date-stamping slack.
+ */
+export function carryInterval(interval: Interval, elapsed: number, shift = 0): Interval {
+  const widen = 2 * DRIFT_PPM * 1e-6 * elapsed + 0.001;
+  return { low: interval.low + shift - widen, high: interval.high + shift + widen };
+}
+
+export interface HttpSourceOptions extends Omit<MeasureOptions, 'signal' | 'logger' | 'priors'> {
   servers: readonly string[];
   /** Seconds between measurements (samples stop 2 x interval after the last estimate). */
   interval: number;
@@ -59,6 +70,8 @@ export class HttpSource implements SampleSource {
   readonly #clock: Clock;
   readonly #logger: Logger;
   #estimate: Estimate | undefined;
+  /** The last measurement's per-server intervals and when they were true, to aim the next one. */
+  #priors: { intervals: (Interval | undefined)[]; at: ClockPair } | undefined;
 
   constructor(options: HttpSourceOptions) {
     if (!(options.interval > 0) || !Number.isFinite(options.interval)) {
@@ -88,7 +101,12 @@ export class HttpSource implements SampleSource {
   /** One measurement: logs it and holds its estimate; a failed one keeps the old estimate to age out. */
   async measureOnce(signal: AbortSignal): Promise<MeasurementResult> {
     const { servers, interval: _interval, once: _once, onMeasurement, ...measureOptions } = this.#options;
-    const { result, estimate } = await measure(servers, { ...measureOptions, logger: this.#logger, signal });
+    const priors = this.#carriedPriors();
+    const { result, estimate } = await measure(servers, { ...measureOptions, logger: this.#logger, signal, ...(priors ? { priors } : {}) });
+    this.#priors = {
+      intervals: result.servers.map((server) => (server.low === null || server.high === null ? undefined : { low: server.low, high: server.high })),
+      at: readClockPair(this.#clock),
+    };
     for (const server of result.servers) {
       const fields = { url: server.url, status: server.status, offset: server.offset, error: server.error, rtt: server.rtt, probes: server.probes, reason: server.reason ?? undefined };
       if (server.status === 'ok') this.#logger.debug('http server', fields);
@@ -102,6 +120,18 @@ export class HttpSource implements SampleSource {
     }
     onMeasurement?.(result);
     return result;
+  }
+
+  /**
+   * The last intervals moved to now: theta is server - realtime, so a realtime clock that
+   * ntpd stepped or slewed since shifts it; both clocks may drift DRIFT_PPM meanwhile.
+   */
+  #carriedPriors(): (Interval | undefined)[] | undefined {
+    if (this.#priors === undefined) return undefined;
+    const now = readClockPair(this.#clock);
+    const elapsed = diffSeconds(now.monotonicRaw, this.#priors.at.monotonicRaw);
+    const shift = elapsed - diffSeconds(now.realtime, this.#priors.at.realtime);
+    return this.#priors.intervals.map((interval) => interval && carryInterval(interval, elapsed, shift));
   }
 
   async #measureLoop(signal: AbortSignal): Promise<void> {
