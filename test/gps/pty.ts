@@ -53,6 +53,7 @@ export class PacedWriter {
   #fd: number | null = null;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
+  #lastSecond = -1;
 
   constructor(
     private path: string,
@@ -83,8 +84,11 @@ export class PacedWriter {
     // The next second whose burst time (second + latency) is still ahead.
     let second = now.sec;
     if (diffSeconds(now, { sec: second, nsec: 0 }) >= this.options.latency) second += 1;
+    // A timer may fire a little early on CLOCK_REALTIME: never write a second twice.
+    if (second <= this.#lastSecond) second = this.#lastSecond + 1;
     const delayMs = Math.max(0, (this.options.latency - diffSeconds(now, { sec: second, nsec: 0 })) * 1000);
     this.#timer = setTimeout(() => {
+      this.#lastSecond = second;
       this.#write(second);
       this.#schedule();
     }, delayMs);

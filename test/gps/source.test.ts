@@ -1,5 +1,8 @@
 // GpsSource wiring with serialport's mock binding and a fake clock: the receive stamp is
 // the clock reading of the data event that completed the line.
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SerialPortMock } from 'serialport';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Clock } from '../../src/clock.js';
@@ -91,15 +94,54 @@ describe('GpsSource', () => {
         // none expected
       }
     })();
-    while (port?.port === undefined) await new Promise((resolve) => setImmediate(resolve));
-    clock.now = { sec: T0 + 11, nsec: 0 };
     const logged = (pattern: RegExp): number => lines.filter((line) => pattern.test(line)).length;
+    await vi.waitFor(() => expect(logged(/^info device open /)).toBe(1));
+    clock.now = { sec: T0 + 11, nsec: 0 };
     await vi.waitFor(() => expect(logged(/^warn no data device=\/dev\/quietgps seconds=11$/)).toBe(1), { timeout: 3_000 });
-    (port.port as unknown as MockPortBinding).emitData('$GPGSV,1*00\r\n');
+    (port!.port as unknown as MockPortBinding).emitData('$GPGSV,1*00\r\n');
     await vi.waitFor(() => expect(logged(/^info data again /)).toBe(1), { timeout: 1_000 });
     controller.abort();
     await running;
     expect(logged(/^warn no data /)).toBe(1);
+  });
+
+  it('closes and reopens when the device path vanishes or names another device, though the port said nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'htntp-gps-path-'));
+    const device = join(dir, 'ttyGPS');
+    writeFileSync(device, '');
+    MockBinding.createPort(device, { echo: false, record: false });
+    const lines: string[] = [];
+    const source = new GpsSource({
+      device,
+      baud: 9600,
+      logger: createLogger({ write: (line) => lines.push(line) }),
+      reopenDelays: [50],
+      ports: ({ path, baudRate }) => new SerialPortMock({ path, baudRate, autoOpen: false }) as unknown as Port,
+    });
+    const controller = new AbortController();
+    const running = (async () => {
+      for await (const _sample of source.samples(controller.signal)) {
+        // none expected
+      }
+    })();
+    const logged = (pattern: RegExp): number => lines.filter((line) => pattern.test(line)).length;
+    try {
+      await vi.waitFor(() => expect(logged(/^info device open /)).toBe(1));
+      // Another device under the same name (a new inode), as when socat or udev recreates it.
+      // (created before the old one goes, so the inode number cannot be reused)
+      writeFileSync(`${device}.new`, 'x');
+      renameSync(`${device}.new`, device);
+      await vi.waitFor(() => expect(logged(/^warn device path replaced /)).toBe(1), { timeout: 3_000 });
+      await vi.waitFor(() => expect(logged(/^info device back /)).toBe(1), { timeout: 3_000 });
+      expect(logged(/^warn device lost /)).toBe(1);
+      rmSync(device);
+      await vi.waitFor(() => expect(logged(/^warn device path gone /)).toBe(1), { timeout: 3_000 });
+      await vi.waitFor(() => expect(logged(/^warn device lost /)).toBe(2));
+    } finally {
+      controller.abort();
+      await running;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects before any sample when the device cannot be opened', async () => {

@@ -1,5 +1,6 @@
 // GPS NMEA over a serial port as a SampleSource: port handling (reopen with backoff,
 // baud hunting), receive stamps taken as bytes arrive, the sampler's rules for the rest.
+import { stat } from 'node:fs/promises';
 import { systemClock, type Clock } from '../../clock.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { SourceMetrics } from '../../metrics.js';
@@ -130,8 +131,12 @@ export class GpsSource implements SampleSource {
       lost = true;
       notify();
     };
+    // What the path named when it was opened (device number + inode): a path that vanished
+    // or names another device now means ours is gone, even if the port never said so.
+    let openedIdentity: string | null = null;
     const attach = async (opened: Port): Promise<void> => {
       port = opened;
+      openedIdentity = await deviceIdentity(device);
       lastDataAt = clock.monotonicRaw();
       heardSentence = false;
       splitter.clear();
@@ -165,12 +170,22 @@ export class GpsSource implements SampleSource {
     };
     const statsTimer = setInterval(reportCounts, this.#options.statsInterval ?? 60_000);
     // An open port that says nothing: receiver unpowered, wrong device, wrong baud rate.
-    const silenceTimer = setInterval(() => {
+    const watchTimer = setInterval(() => {
+      const watched = port;
+      if (watched === null || !watched.isOpen) return;
       const quiet = diffSeconds(clock.monotonicRaw(), lastDataAt);
-      if (!silent && port?.isOpen === true && quiet > SILENCE_SECONDS) {
+      if (!silent && quiet > SILENCE_SECONDS) {
         silent = true;
         logger.warn('no data', { device, seconds: Math.round(quiet) });
       }
+      if (openedIdentity === null) return;
+      const expected = openedIdentity;
+      void deviceIdentity(device).then((current) => {
+        if (current === expected || watched !== port || !watched.isOpen) return;
+        logger.warn(current === null ? 'device path gone' : 'device path replaced', { device });
+        // Closing emits 'close': the same path as a disconnect the port reports itself.
+        void closePort(watched);
+      });
     }, 1000);
     const onAbort = (): void => notify();
     signal.addEventListener('abort', onAbort);
@@ -201,7 +216,7 @@ export class GpsSource implements SampleSource {
       signal.removeEventListener('abort', onAbort);
       if (huntTimer !== null) clearInterval(huntTimer);
       clearInterval(statsTimer);
-      clearInterval(silenceTimer);
+      clearInterval(watchTimer);
       reportCounts();
       if (port !== null) {
         port.off('close', onClose);
@@ -229,6 +244,15 @@ export class GpsSource implements SampleSource {
         lastError = message;
       }
     }
+    return null;
+  }
+}
+
+async function deviceIdentity(path: string): Promise<string | null> {
+  try {
+    const info = await stat(path);
+    return `${info.rdev}:${info.ino}`;
+  } catch {
     return null;
   }
 }
