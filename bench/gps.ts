@@ -2,8 +2,11 @@
 // pty, over 1000 sentences (median, p99, worst), next to the anchor: a C reader stamping
 // CLOCK_REALTIME right after read() returns (gpsd's way). Latency = stamp - the time the
 // writer took just before write(). Targets: median <= 1 ms, worst <= 5 ms, idle machine.
+// The writer is a process of its own (this file with `writer <path>`), as a receiver
+// would be: nothing else shares the reader's event loop.
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createLogger } from '../src/log.js';
 import { GpsSource } from '../src/sources/gps/source.js';
@@ -39,8 +42,10 @@ function figures(latencies: number[]): Figures {
   };
 }
 
-/** Writes LINES sentences INTERVAL_MS apart; returns each write's CLOCK_REALTIME. */
-async function writeAll(writer: PacedWriter): Promise<Timespec[]> {
+/** Writer mode: LINES sentences INTERVAL_MS apart, then each write's CLOCK_REALTIME as JSON. */
+async function writerMain(path: string): Promise<void> {
+  const writer = new PacedWriter(path, { latency: 0, burst: () => ({ lines: [], valid: false }) });
+  writer.reopen();
   const writeTimes: Timespec[] = [];
   for (let index = 0; index < LINES; index += 1) {
     const writeTime = writer.writeLines([rmc(T0 + index)]);
@@ -48,7 +53,16 @@ async function writeAll(writer: PacedWriter): Promise<Timespec[]> {
     writeTimes.push(writeTime);
     await delay(INTERVAL_MS);
   }
-  return writeTimes;
+  writer.stop();
+  process.stdout.write(`${JSON.stringify(writeTimes)}\n`);
+}
+
+/** Runs the writer process to the end; returns its write times. */
+async function writeAll(writerPath: string): Promise<Timespec[]> {
+  const writer = startProcess(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), 'writer', writerPath]);
+  const exit = await writer.exited;
+  if (exit.code !== 0) throw new Error(`writer failed\n${writer.output()}`);
+  return JSON.parse(writer.stdoutLines.join('')) as Timespec[];
 }
 
 function latencies(stamps: readonly Timespec[], writeTimes: readonly Timespec[]): number[] {
@@ -56,11 +70,11 @@ function latencies(stamps: readonly Timespec[], writeTimes: readonly Timespec[])
   return stamps.map((stamp, index) => diffSeconds(stamp, writeTimes[index]!));
 }
 
-async function anchorC(devicePath: string, writer: PacedWriter, build: ReturnType<typeof cBuild>): Promise<number[]> {
+async function anchorC(devicePath: string, writerPath: string, build: ReturnType<typeof cBuild>): Promise<number[]> {
   const binary = build.compile(join(repoRoot, 'test', 'gps', 'c', 'read_stamp.c'));
   const reader = startProcess(binary, [devicePath, String(LINES)]);
   await reader.waitForLine(/^ready$/, { stream: 'stderr' });
-  const writeTimes = await writeAll(writer);
+  const writeTimes = await writeAll(writerPath);
   const exit = await reader.exited;
   if (exit.code !== 0) throw new Error(`C reader failed\n${reader.output()}`);
   const stamps = reader.stdoutLines.filter(Boolean).map((line) => {
@@ -70,7 +84,7 @@ async function anchorC(devicePath: string, writer: PacedWriter, build: ReturnTyp
   return latencies(stamps, writeTimes);
 }
 
-async function htntpSource(devicePath: string, writer: PacedWriter): Promise<{ latencies: number[]; lowLatency: string }> {
+async function htntpSource(devicePath: string, writerPath: string): Promise<{ latencies: number[]; lowLatency: string }> {
   const stamps: Timespec[] = [];
   let lowLatency = 'unknown';
   let opened: () => void = () => undefined;
@@ -94,7 +108,7 @@ async function htntpSource(devicePath: string, writer: PacedWriter): Promise<{ l
     }
   })();
   await open;
-  const writeTimes = await writeAll(writer);
+  const writeTimes = await writeAll(writerPath);
   await delay(100);
   controller.abort();
   await running;
@@ -109,32 +123,34 @@ function row(name: string, result: Figures): string {
   return `${name.padEnd(40)} ${ms(result.median)} ${ms(result.p99)} ${ms(result.worst)} ${ms(result.mean)} ${String(result.over5ms).padStart(6)}`;
 }
 
-const socat = findTool('socat');
-if (socat === undefined) throw new Error('socat not found (apt-get install socat)');
-const temp = await makeTempDir('bench-gps');
-const build = cBuild('htntp-bench-gps-');
-const pair = await startPtyPair(socat, temp.path);
-const writer = new PacedWriter(pair.writerPath, { latency: 0, burst: () => ({ lines: [], valid: false }) });
-try {
-  writer.reopen();
-  const before = loadavg()[0] ?? 0;
-  const anchor = figures(await anchorC(pair.devicePath, writer, build));
-  const htntp = await htntpSource(pair.devicePath, writer);
-  const ours = figures(htntp.latencies);
-  process.stdout.write(
-    [
-      `GPS line arrival -> receive stamp on a socat pty, ${LINES} sentences ${INTERVAL_MS} ms apart (load average ${before.toFixed(2)} -> ${(loadavg()[0] ?? 0).toFixed(2)})`,
-      `${''.padEnd(40)} ${'median'.padStart(11)} ${'p99'.padStart(11)} ${'worst'.padStart(11)} ${'mean'.padStart(11)} ${'>5 ms'.padStart(6)}`,
-      row('C read() + clock_gettime (anchor)', anchor),
-      row('htntp GpsSource (serialport data event)', ours),
-      `median ${(ours.median / anchor.median).toFixed(2)}x the anchor; targets: median <= 1 ms ${ours.median <= 0.001 ? 'met' : 'MISSED'}, worst <= 5 ms ${ours.worst <= 0.005 ? 'met' : 'MISSED'}`,
-      `lowLatency (ASYNC_LOW_LATENCY): ${htntp.lowLatency}`,
-      '',
-    ].join('\n'),
-  );
-} finally {
-  writer.stop();
-  await pair.stop();
-  build.cleanup();
-  await temp.remove();
+async function main(): Promise<void> {
+  const socat = findTool('socat');
+  if (socat === undefined) throw new Error('socat not found (apt-get install socat)');
+  const temp = await makeTempDir('bench-gps');
+  const build = cBuild('htntp-bench-gps-');
+  const pair = await startPtyPair(socat, temp.path);
+  try {
+    const before = loadavg()[0] ?? 0;
+    const anchor = figures(await anchorC(pair.devicePath, pair.writerPath, build));
+    const htntp = await htntpSource(pair.devicePath, pair.writerPath);
+    const ours = figures(htntp.latencies);
+    process.stdout.write(
+      [
+        `GPS line arrival -> receive stamp on a socat pty, ${LINES} sentences ${INTERVAL_MS} ms apart (load average ${before.toFixed(2)} -> ${(loadavg()[0] ?? 0).toFixed(2)})`,
+        `${''.padEnd(40)} ${'median'.padStart(11)} ${'p99'.padStart(11)} ${'worst'.padStart(11)} ${'mean'.padStart(11)} ${'>5 ms'.padStart(6)}`,
+        row('C read() + clock_gettime (anchor)', anchor),
+        row('htntp GpsSource (serialport data event)', ours),
+        `median ${(ours.median / anchor.median).toFixed(2)}x the anchor; targets: median <= 1 ms ${ours.median <= 0.001 ? 'met' : 'MISSED'}, worst <= 5 ms ${ours.worst <= 0.005 ? 'met' : 'MISSED'}`,
+        `lowLatency (ASYNC_LOW_LATENCY): ${htntp.lowLatency}`,
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    await pair.stop();
+    build.cleanup();
+    await temp.remove();
+  }
 }
+
+if (process.argv[2] === 'writer') await writerMain(process.argv[3] ?? '');
+else await main();
