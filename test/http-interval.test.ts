@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { asymmetrySigma, posteriorMedian } from '../src/sources/http/estimate.js';
 import { intersect, probeInterval, selectMajority } from '../src/sources/http/interval.js';
 
 describe('probeInterval', () => {
@@ -36,5 +37,27 @@ describe('selectMajority (Marzullo)', () => {
   it('counts touching intervals as agreeing and decides with one server', () => {
     expect(selectMajority([{ low: 0, high: 1 }, { low: 1, high: 2 }])).toEqual({ interval: { low: 1, high: 1 }, truechimers: [0, 1] });
     expect(selectMajority([{ low: 0.5, high: 0.6 }])).toEqual({ interval: { low: 0.5, high: 0.6 }, truechimers: [0] });
+  });
+});
+
+describe('posteriorMedian (the estimate inside the hard interval)', () => {
+  it('is the middle of sharp symmetric bounds', () => {
+    // Probes put theta in [0.30, 0.31]: lows 0.28, 0.30 and an upper bound 0.31 (= low - 0.69 + 1).
+    const estimate = posteriorMedian([0.28, 0.3, -0.69], 1e-6, { low: 0.25, high: 0.35 });
+    expect(estimate).toBeCloseTo(0.305, 4);
+  });
+
+  it('averages crossing noisy bounds instead of trusting the extremes', () => {
+    // Lows above highs by noise around 0.5: the posterior centres between them.
+    const estimate = posteriorMedian([0.503, 0.499, 0.501 - 1, 0.497 - 1], 0.004, { low: 0.4, high: 0.6 });
+    expect(estimate).toBeGreaterThan(0.498);
+    expect(estimate).toBeLessThan(0.502);
+    // Always inside the hard interval it is given.
+    expect(posteriorMedian([0.503, 0.499], 0.004, { low: 0.45, high: 0.46 })).toBeLessThanOrEqual(0.46);
+  });
+
+  it('reads the asymmetry from the round trips spread, with a floor', () => {
+    expect(asymmetrySigma([0.04, 0.04, 0.04])).toBe(20e-6);
+    expect(asymmetrySigma([0.03, 0.05])).toBeCloseTo(Math.sqrt(0.0002) / 2, 9);
   });
 });

@@ -8,6 +8,7 @@ import { systemClock, type Clock } from '../../clock.js';
 import { redactCredentials, silentLogger, type Logger } from '../../log.js';
 import { addSeconds, diffSeconds, formatUtc, toSeconds, type Timespec } from '../../time.js';
 import { parseHttpDate, utcYear } from './date.js';
+import { asymmetrySigma, posteriorMedian } from './estimate.js';
 import { intersect, midpoint, probeInterval, selectMajority, type Interval } from './interval.js';
 import { createDispatcher, probe } from './probe.js';
 import { serverUrl } from './servers.js';
@@ -155,11 +156,12 @@ async function measureServer({ url, dispatcher, probes, prior, clock, signal, lo
   let lastDate: number | undefined;
   let lastTick = -Infinity;
   // The same bounds with the stamp taken at the middle of each round trip (symmetric
-  // legs): no longer hard, and they may cross, but their middle is the better estimate.
+  // legs): no longer hard, and they may cross, but they carry the estimate.
   let symmetricLow = -Infinity;
   let symmetricHigh = Infinity;
-  const estimate = (): number | undefined =>
-    interval && clamp((symmetricLow + symmetricHigh) / 2, interval);
+  const lows: number[] = [];
+  const rtts: number[] = [];
+  const estimate = (): number | undefined => interval && clamp(posteriorMedian(lows, asymmetrySigma(rtts), interval), interval);
   const outcome = (reason: string | null): ServerOutcome => ({ interval, offset: estimate(), rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, reason });
   try {
     for (let index = 0; index < probes; index += 1) {
@@ -204,6 +206,8 @@ async function measureServer({ url, dispatcher, probes, prior, clock, signal, lo
       interval = narrowed;
       const middle = addSeconds(response.sendTime, diffSeconds(response.receiveTime, response.sendTime) / 2);
       const symmetric = diffSeconds({ sec: date.seconds, nsec: 0 }, middle);
+      lows.push(symmetric);
+      rtts.push(diffSeconds(response.receiveTime, response.sendTime));
       symmetricLow = Math.max(symmetricLow, symmetric);
       symmetricHigh = Math.min(symmetricHigh, symmetric + 1);
       lastDate = date.seconds;
