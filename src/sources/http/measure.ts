@@ -39,7 +39,7 @@ export type ServerStatus = 'ok' | 'falseticker' | 'failed';
 
 export interface ServerResult {
   url: string;
-  /** Server clock - local clock, seconds: the middle of the bounds taken with symmetric legs, kept inside the hard interval. */
+  /** Server clock - local clock, seconds: the posterior median with symmetric legs (estimate.ts), inside the hard interval. */
   offset: number | null;
   /** offset ± error covers the server's whole hard interval, seconds. */
   error: number | null;
