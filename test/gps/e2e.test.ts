@@ -3,7 +3,18 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { realtime } from '../../src/clock.js';
 import { addSeconds, compare, diffSeconds, type Timespec } from '../../src/time.js';
-import { describeE2e, findTool, removeSegment, runNtpshmmon, startChronyd, waitFor, type Chronyd, type ShmmonSample } from '../helpers/daemons.js';
+import {
+  describeE2e,
+  findTool,
+  removeSegment,
+  runNtpshmmon,
+  startChronyd,
+  startNtpd,
+  waitFor,
+  type Chronyd,
+  type Ntpd,
+  type ShmmonSample,
+} from '../helpers/daemons.js';
 import { makeTempDir, startHtntp, type RunningProcess, type TempDir } from '../helpers/process.js';
 import { refclockLines } from '../../src/refclock-config.js';
 import { PacedWriter, startPtyPair, type PtyPair, type Written } from './pty.js';
@@ -16,7 +27,9 @@ const UNIT_ERRORS = 172;
 const UNIT_HUNT = 173;
 const UNIT_DENIED = 174;
 const UNIT_CHRONY_OFFSET = 175;
-const UNITS = [UNIT_SHMMON, UNIT_CHRONY, UNIT_ERRORS, UNIT_HUNT, UNIT_DENIED, UNIT_CHRONY_OFFSET];
+const UNIT_NTPD = 176;
+const UNIT_NTPD_TIME1 = 177;
+const UNITS = [UNIT_SHMMON, UNIT_CHRONY, UNIT_ERRORS, UNIT_HUNT, UNIT_DENIED, UNIT_CHRONY_OFFSET, UNIT_NTPD, UNIT_NTPD_TIME1];
 
 const LATENCY = 0.3; // the simulated receiver's burst comes 300 ms after the second
 const OFFSET = 0.25; // --offset: clock = sentence second + 0.25
@@ -256,4 +269,44 @@ describeE2e('htntp gps feeds chronyd', ['socat', 'chronyd'], () => {
       expect(source.measuredOffset, name).toBeLessThan(LATENCY - OFFSET + 4 * RECEIVE_MEDIAN_TOLERANCE);
     }
   }, 45_000);
+});
+
+describeE2e('htntp gps feeds ntpsec ntpd', ['socat', 'ntpd'], () => {
+  let ntpd: Ntpd | undefined;
+  afterEach(async () => {
+    await ntpd?.stop();
+  });
+
+  it('ntpd measures offset = --offset - latency, and time1 is the same correction', async () => {
+    // Unit 176: htntp --offset 0.25, time1 0. Unit 177: htntp --offset 0, time1 0.25.
+    ntpd = await startNtpd({
+      lines: [
+        ...refclockLines({ daemon: 'ntpsec', unit: UNIT_NTPD, refid: 'GPS', poll: 1 }),
+        ...refclockLines({ daemon: 'ntpsec', unit: UNIT_NTPD_TIME1, refid: 'GPST', poll: 1, offset: OFFSET }),
+      ],
+    });
+    for (const [unit, offset] of [
+      [UNIT_NTPD, OFFSET],
+      [UNIT_NTPD_TIME1, 0],
+    ] as const) {
+      const pair = await ptyPair(`ntpd-${unit}`);
+      const feeder = htntp(['--device', pair.devicePath, '--unit', String(unit), '--offset', String(offset), '--min-fixes', '2']);
+      await feeder.waitForLine(/"event":"device open"/);
+      writer(pair.writerPath, 0).start();
+    }
+    const lines = await waitFor(
+      async () => {
+        const stats = await ntpd!.peerstats();
+        const units = new Set(stats.map((line) => line.unit));
+        return units.has(UNIT_NTPD) && units.has(UNIT_NTPD_TIME1) ? stats : undefined;
+      },
+      { what: 'ntpd peerstats for both units', timeoutMs: 30_000, intervalMs: 500 },
+    );
+    // ntpd's sign: reference - local. clock - receive + time1 = offset - latency.
+    for (const unit of [UNIT_NTPD, UNIT_NTPD_TIME1]) {
+      const last = lines.filter((line) => line.unit === unit).at(-1)!;
+      expect(last.offset, `unit ${unit}`).toBeLessThan(OFFSET - LATENCY + 0.001);
+      expect(last.offset, `unit ${unit}`).toBeGreaterThan(OFFSET - LATENCY - 4 * RECEIVE_MEDIAN_TOLERANCE);
+    }
+  }, 60_000);
 });
