@@ -88,6 +88,14 @@ function writer(path: string, validFrom: number): PacedWriter {
   return paced;
 }
 
+/** A pty with a receiver that always has a fix, and `htntp gps --offset` publishing it on `unit`. */
+async function simulatedReceiver(unit: number, offset: number): Promise<void> {
+  const pair = await ptyPair(`receiver-${unit}`);
+  const feeder = htntp(['--device', pair.devicePath, '--unit', String(unit), '--offset', String(offset), '--min-fixes', '2']);
+  await feeder.waitForLine(/"event":"device open"/);
+  writer(pair.writerPath, 0).start();
+}
+
 function writtenAt(written: readonly Written[], second: number): Written | undefined {
   return written.find((entry) => entry.second === second);
 }
@@ -244,15 +252,8 @@ describeE2e('htntp gps feeds chronyd', ['socat', 'chronyd'], () => {
     const chronyLine = (unit: number, refid: string, offset: number): string =>
       `${refclockLines({ daemon: 'chrony', unit, refid, poll: 2, offset, precision: -10, delay: 0.2 })[0]} dpoll 0 filter 4`;
     chronyd = await startChronyd({ lines: [chronyLine(UNIT_CHRONY, 'GPS', 0), chronyLine(UNIT_CHRONY_OFFSET, 'GPSO', OFFSET)] });
-    for (const [unit, offset] of [
-      [UNIT_CHRONY, OFFSET],
-      [UNIT_CHRONY_OFFSET, 0],
-    ] as const) {
-      const pair = await ptyPair(`chrony-${unit}`);
-      const feeder = htntp(['--device', pair.devicePath, '--unit', String(unit), '--offset', String(offset), '--min-fixes', '2']);
-      await feeder.waitForLine(/"event":"device open"/);
-      writer(pair.writerPath, 0).start();
-    }
+    await simulatedReceiver(UNIT_CHRONY, OFFSET);
+    await simulatedReceiver(UNIT_CHRONY_OFFSET, 0);
     const sources = await waitFor(
       async () => {
         const all = await chronyd!.sources();
@@ -285,15 +286,8 @@ describeE2e('htntp gps feeds ntpsec ntpd', ['socat', 'ntpd'], () => {
         ...refclockLines({ daemon: 'ntpsec', unit: UNIT_NTPD_TIME1, refid: 'GPST', poll: 1, offset: OFFSET }),
       ],
     });
-    for (const [unit, offset] of [
-      [UNIT_NTPD, OFFSET],
-      [UNIT_NTPD_TIME1, 0],
-    ] as const) {
-      const pair = await ptyPair(`ntpd-${unit}`);
-      const feeder = htntp(['--device', pair.devicePath, '--unit', String(unit), '--offset', String(offset), '--min-fixes', '2']);
-      await feeder.waitForLine(/"event":"device open"/);
-      writer(pair.writerPath, 0).start();
-    }
+    await simulatedReceiver(UNIT_NTPD, OFFSET);
+    await simulatedReceiver(UNIT_NTPD_TIME1, 0);
     const lines = await waitFor(
       async () => {
         const stats = await ntpd!.peerstats();
