@@ -77,13 +77,14 @@ describe('sentences', () => {
   });
 
   it('reads GGA quality, GLL status and GNS modes', () => {
-    expect(time(withChecksum('GPGGA,150119.000,5104.0859,N,11405.7387,W,2,8,0.94,1102.4,M,-17.2,M,,')).fix).toBe(true);
+    expect(time(withChecksum('GPGGA,150119.000,5104.0859,N,11405.7387,W,2,8,0.94,1102.4,M,-17.2,M,,'))).toMatchObject({ fix: true, satellites: 8 });
     expect(time(withChecksum('GPGGA,235946.005,8960.0,N,00000.0,E,0,0,,137.000,M,13.000,M,,')).fix).toBe(false);
     expect(time(withChecksum('GPGGA,120000,8960.0,N,00000.0,E,8,0,,137.000,M,13.000,M,,')).fix).toBe(false);
     expect(time(withChecksum('GPGLL,4002.10504,N,07531.20566,W,143251.00,A,A')).fix).toBe(true);
     expect(time(withChecksum('GPGLL,4002.10504,N,07531.20566,W,143251.00,V,N')).fix).toBe(false);
-    expect(time(withChecksum('GNGNS,014035.00,4332.69262,S,17235.48549,E,RR,13,0.9,25.63,11.24,,')).fix).toBe(true);
-    expect(time(withChecksum('GNGNS,014035.00,,,,,NN,00,,,,,')).fix).toBe(false);
+    expect(time(withChecksum('GNGNS,014035.00,4332.69262,S,17235.48549,E,RR,13,0.9,25.63,11.24,,'))).toMatchObject({ fix: true, satellites: 13 });
+    expect(time(withChecksum('GNGNS,014035.00,,,,,NN,00,,,,,'))).toMatchObject({ fix: false, satellites: 0 });
+    expect(time(withChecksum('GPGGA,120000,8960.0,N,00000.0,E,0,,,137.000,M,13.000,M,,')).satellites).toBeUndefined();
     expect(time(withChecksum('GNGNS,014035.00,,,,,NN,00,,,,,')).time?.second).toBe(35);
   });
 

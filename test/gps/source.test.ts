@@ -7,6 +7,7 @@ import { SerialPortMock } from 'serialport';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Clock } from '../../src/clock.js';
 import { createLogger } from '../../src/log.js';
+import type { FixState } from '../../src/metrics.js';
 import type { Sample } from '../../src/sample.js';
 import { GpsSource } from '../../src/sources/gps/source.js';
 import type { Port } from '../../src/sources/gps/serial.js';
@@ -34,12 +35,14 @@ describe('GpsSource', () => {
     MockBinding.createPort('/dev/fakegps', { echo: false, record: false });
     let port: Port | undefined;
     const clock = new FakeClock();
+    const fixStates: FixState[] = [];
     const source = new GpsSource({
       device: '/dev/fakegps',
       baud: 9600,
       minFixes: 2,
       offset: 0.1,
       clock,
+      metrics: { server() {}, fix: (state) => fixStates.push(state) },
       ports: ({ path, baudRate }) => {
         port = new SerialPortMock({ path, baudRate, autoOpen: false }) as unknown as Port;
         return port;
@@ -74,6 +77,9 @@ describe('GpsSource', () => {
       { clockTime: { sec: T0 + 2, nsec: 100_000_000 }, receiveTime: { sec: T0 + 2, nsec: 360_000_000 }, precision: -1 },
     ]);
     expect(port?.isOpen).toBe(false);
+    // --metrics: every fix-carrying sentence reports; GGA says how many satellites.
+    expect(fixStates).toContainEqual({ valid: true, consecutive: 2, satellites: 7 });
+    expect(fixStates.every((state) => state.valid)).toBe(true);
   });
 
   it('warns once when an open device says nothing for 10 s, and when data comes again', async () => {

@@ -30,6 +30,8 @@ export interface TimeSentence {
   date: NmeaDate | null;
   /** true/false from RMC/GLL status, GGA quality, GNS mode; null for ZDA (no validity flag). */
   fix: boolean | null;
+  /** Satellites in use (GGA, GNS), when the field holds a number. */
+  satellites?: number;
 }
 
 export type RejectReason = 'not-nmea' | 'no-checksum' | 'bad-checksum' | 'malformed';
@@ -105,6 +107,11 @@ function gnsModeIsFix(mode: string): boolean {
   return /[ADPRF]/.test(mode);
 }
 
+function satellitesIn(field: string): { satellites?: number } {
+  const count = digitsValue(field);
+  return Number.isNaN(count) ? {} : { satellites: count };
+}
+
 /**
  * Parses one line (without its line end). Checksum required on every sentence: a line
  * without `*HH` is rejected, so noise can never yield a time.
@@ -163,7 +170,7 @@ function parseTimeSentence(talker: string, type: TimeSentenceType, fields: strin
       if (time === undefined) return null;
       const quality = field(6) === '' ? 0 : digitsValue(field(6));
       if (Number.isNaN(quality)) return null;
-      return { kind: 'time', talker, type, time, date: null, fix: quality >= 1 && quality <= 5 };
+      return { kind: 'time', talker, type, time, date: null, fix: quality >= 1 && quality <= 5, ...satellitesIn(field(7)) };
     }
     case 'GLL': {
       // $--GLL,llll.ll,a,yyyyy.yy,a,hhmmss.ss,A[,m]: time and status arrived in NMEA 2.x.
@@ -177,7 +184,7 @@ function parseTimeSentence(talker: string, type: TimeSentenceType, fields: strin
       if (fields.length < 7) return null;
       const time = parseTimeOfDay(field(1));
       if (time === undefined) return null;
-      return { kind: 'time', talker, type, time, date: null, fix: gnsModeIsFix(field(6)) };
+      return { kind: 'time', talker, type, time, date: null, fix: gnsModeIsFix(field(6)), ...satellitesIn(field(7)) };
     }
   }
 }

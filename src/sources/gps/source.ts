@@ -86,7 +86,8 @@ export class GpsSource implements SampleSource {
         this.#options.onLine?.(line, receiveTime);
         const result = sampler.line(line, receiveTime, arrival);
         if (result.parsed.kind === 'time' && result.parsed.fix !== null) {
-          this.#options.metrics?.fix({ valid: result.parsed.fix, consecutive: sampler.goodFixes });
+          const { fix, satellites } = result.parsed;
+          this.#options.metrics?.fix({ valid: fix, consecutive: sampler.goodFixes, ...(satellites === undefined ? {} : { satellites }) });
         }
         if (result.parsed.kind !== 'rejected' && !heardSentence) {
           heardSentence = true;
