@@ -217,7 +217,7 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
 
   it('--baud auto hunts past a rate that gives only garbage, then publishes', async () => {
     const pair = await ptyPair('hunt');
-    const feeder = htntp(['--device', pair.devicePath, '--unit', String(UNIT_HUNT), '--baud', 'auto', '--min-fixes', '1']);
+    const feeder = htntp(['--device', pair.devicePath, '--unit', String(UNIT_HUNT), '--baud', 'auto', '--min-fixes', '1', '--json']);
     await feeder.waitForLine(/"event":"device open"/);
     // A pty takes any rate, so "wrong rate" is simulated: garbage until the feeder moved on.
     let hunted = false;
@@ -238,6 +238,12 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     await feeder.stop('SIGTERM');
     expect(feeder.output()).toMatch(/"event":"gps counts".*"bad-checksum":\d+/);
     expect(feeder.output()).toMatch(/"event":"gps counts".*"overlong":\d+/);
+    // --json: the run's summary, one object on stdout.
+    const summary = JSON.parse(feeder.stdoutLines.join('')) as { device: string; unit: number; published: number; counts: Record<string, number> };
+    expect(summary).toMatchObject({ device: pair.devicePath, unit: UNIT_HUNT });
+    expect(summary.published).toBeGreaterThanOrEqual(1);
+    expect(summary.counts.samples).toBe(summary.published);
+    expect(summary.counts['bad-checksum']).toBeGreaterThan(0);
   }, 30_000);
 });
 
