@@ -1,12 +1,14 @@
 // The parser and sampler against every real receiver log in ../shared/nmea: the times
 // gpsd decoded (the .chk TPV "time" values) are the expected ones.
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NmeaSampler } from '../../src/sources/gps/sampler.js';
 import { formatUtc, type Timespec } from '../../src/time.js';
 
-const LOG_DIR = process.env.HTNTP_NMEA_LOGS ?? join(import.meta.dirname, '../../../shared/nmea');
+// Copies of ../shared/nmea (the team's read-only originals), so the tests run anywhere.
+const LOG_DIR = process.env.HTNTP_NMEA_LOGS ?? join(import.meta.dirname, 'fixtures');
+const SHARED_DIR = join(import.meta.dirname, '../../../shared/nmea');
 const logs = readdirSync(LOG_DIR)
   .filter((name) => name.endsWith('.log'))
   .sort();
@@ -74,6 +76,12 @@ function replay(name: string) {
 describe('real receiver logs', () => {
   it('finds the logs', () => {
     expect(logs.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it.runIf(existsSync(SHARED_DIR))('has unchanged copies of every shared log (skipped where ../shared/nmea is absent)', () => {
+    const shared = readdirSync(SHARED_DIR).filter((name) => name.endsWith('.log') || name.endsWith('.log.chk'));
+    expect(shared.length).toBeGreaterThanOrEqual(16);
+    for (const name of shared) expect(readFileSync(join(LOG_DIR, name)).equals(readFileSync(join(SHARED_DIR, name))), name).toBe(true);
   });
 
   for (const name of logs) {
