@@ -61,3 +61,11 @@ describe('posteriorMedian (the estimate inside the hard interval)', () => {
     expect(asymmetrySigma([0.03, 0.05])).toBeCloseTo(Math.sqrt(0.0002) / 2, 9);
   });
 });
+
+describe('probeInterval with a stale Date allowance', () => {
+  it('widens only the top', () => {
+    const sendTime = { sec: 100, nsec: 0 };
+    const receiveTime = { sec: 100, nsec: 1_000_000 };
+    expect(probeInterval(100, sendTime, receiveTime, 0.002)).toEqual({ low: -0.001, high: 1.002 });
+  });
+});

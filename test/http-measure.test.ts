@@ -68,6 +68,14 @@ describe('measureOffset', () => {
     expect(Math.abs((symmetric?.offset ?? NaN) + 1.4321)).toBeLessThan(0.008);
   });
 
+  it('keeps servers whose cached Date lags its tick (Node, nginx) within the bound', async () => {
+    const urls = await start([{ offset: 0.875, stale: 0.0018 }, { offset: 0.875, stale: 0.0018 }]);
+    // Aimed finely (a prior around the truth), the probes land within the stale window.
+    const result = await measureOffset(urls, { probes: 10, priors: [{ low: 0.86, high: 0.89 }, { low: 0.86, high: 0.89 }] });
+    expect(result.servers.map((server) => server.status)).toEqual(['ok', 'ok']);
+    for (const server of result.servers) expectWithinBound(server, 0.875);
+  });
+
   it('names liars as falsetickers and takes the majority', async () => {
     const urls = await start([{ offset: 0.05 }, { offset: 0.05 }, { offset: 0.05 }, { offset: 7.5 }, { offset: -200 }]);
     const result = await measureOffset(urls, { probes: 6 });

@@ -38,6 +38,8 @@ export interface TimeServerConfig {
   split?: number[];
   delay?: Delay;
   format?: HttpDateFormat;
+  /** every other answer carries a cached Date this many seconds old (a cache timer firing late) */
+  stale?: number;
   fault?: Fault;
   tls?: { key: string; cert: string };
 }
@@ -93,7 +95,7 @@ function rawHandler(fault: Fault, sockets: Set<Socket>): (socket: Socket) => voi
 }
 
 export async function startTimeServer(config: TimeServerConfig = {}): Promise<TimeServer> {
-  const { offset = 0, delay, format = 'imf-fixdate', fault = 'none', split } = config;
+  const { offset = 0, delay, format = 'imf-fixdate', fault = 'none', split, stale = 0 } = config;
   const sockets = new Set<Socket>();
   let frozen: number | undefined;
   const state = { requests: 0 };
@@ -101,7 +103,7 @@ export async function startTimeServer(config: TimeServerConfig = {}): Promise<Ti
     const backend = split ? (split[state.requests % split.length] ?? 0) : offset;
     state.requests += 1;
     if (delay) await sleep(legDelay(delay.up, delay.jitter ?? 0));
-    const stamp = addSeconds(realtime(), backend).sec;
+    const stamp = addSeconds(realtime(), backend - (state.requests % 2 === 0 ? stale : 0)).sec;
     if (fault === 'frozen') frozen ??= stamp;
     if (delay) await sleep(legDelay(delay.down, delay.jitter ?? 0));
     const headers: Record<string, string> = { 'content-length': '0', 'cache-control': 'no-store' };

@@ -10,11 +10,13 @@ export interface Interval {
 
 /**
  * One probe: sent at local `sendTime`, first byte at `receiveTime`, server stamped Date
- * second `dateSeconds` somewhere in between, so D - b < theta < D + 1 - a.
+ * second `dateSeconds` somewhere in between, so D - b < theta < D + 1 - a. A server that
+ * caches its Date string (nginx per event-loop turn, Node per second on a timer) may hand
+ * out the previous second for `staleness` seconds after its tick: that widens the top.
  */
-export function probeInterval(dateSeconds: number, sendTime: Timespec, receiveTime: Timespec): Interval {
+export function probeInterval(dateSeconds: number, sendTime: Timespec, receiveTime: Timespec, staleness = 0): Interval {
   const stamp = { sec: dateSeconds, nsec: 0 };
-  return { low: diffSeconds(stamp, receiveTime), high: diffSeconds(stamp, sendTime) + 1 };
+  return { low: diffSeconds(stamp, receiveTime), high: diffSeconds(stamp, sendTime) + 1 + staleness };
 }
 
 /** The common part of two intervals, or undefined when they do not meet. */

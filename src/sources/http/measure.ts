@@ -15,6 +15,13 @@ import { serverUrl } from './servers.js';
 
 export const DEFAULT_PROBES = 8;
 
+/**
+ * How long after its tick a server may still send the previous second's cached Date (Node
+ * was seen 1 ms late on an idle loopback): without it an aimed probe could reject a good
+ * server as "not one clock".
+ */
+export const DATE_STALENESS = 0.002;
+
 export interface MeasureOptions {
   /** HEAD probes per server (default 8). */
   probes?: number;
@@ -186,7 +193,7 @@ async function measureServer({ url, dispatcher, probes, prior, clock, signal, lo
       if (response.date === undefined) throw new ServerFailure(`no Date header (status ${response.statusCode})`);
       const date = parseHttpDate(response.date, utcYear(response.sendTime.sec));
       if (date === undefined) throw new ServerFailure(`unparseable Date: ${JSON.stringify(response.date.slice(0, 64))}`);
-      const probeBounds = probeInterval(date.seconds, response.sendTime, response.receiveTime);
+      const probeBounds = probeInterval(date.seconds, response.sendTime, response.receiveTime, DATE_STALENESS);
       logger.debug('http probe', {
         url: url.href,
         date: response.date,
