@@ -76,9 +76,14 @@ function htntp(args: string[]): RunningProcess {
   return child;
 }
 
+// Sentences of a burst 30 ms apart (a 4800-9600 baud receiver): a stamp taken on any
+// line but the first would be 30-90 ms late, and the latency checks would see it.
+const LINE_SPACING_MS = 30;
+
 function writer(path: string, validFrom: number): PacedWriter {
   const paced = new PacedWriter(path, {
     latency: LATENCY,
+    lineSpacingMs: LINE_SPACING_MS,
     burst: (second) => {
       const valid = second >= validFrom;
       return { lines: burst(second, { valid }), valid };

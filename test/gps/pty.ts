@@ -42,6 +42,8 @@ export interface WriterOptions {
   /** The burst for a second (sentence lines without line ends). */
   burst: (second: number) => { lines: string[]; valid: boolean };
   lineEnd?: string;
+  /** Write the burst's lines this far apart (ms), as a receiver at a low baud rate does; default all at once. */
+  lineSpacingMs?: number;
 }
 
 /**
@@ -54,6 +56,7 @@ export class PacedWriter {
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
   #lastSecond = -1;
+  readonly #pending = new Set<NodeJS.Timeout>();
 
   constructor(
     private path: string,
@@ -110,13 +113,25 @@ export class PacedWriter {
 
   #write(second: number): void {
     const { lines, valid } = this.options.burst(second);
-    const writeTime = this.writeLines(lines);
+    const spacing = this.options.lineSpacingMs;
+    // The stamp that counts is the first line's: that is the one the feeder must stamp.
+    const writeTime = this.writeLines(spacing === undefined ? lines : lines.slice(0, 1));
     if (writeTime !== null) this.written.push({ second, writeTime, valid });
+    if (spacing === undefined) return;
+    lines.slice(1).forEach((line, index) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(timer);
+        if (!this.#stopped) this.writeLines([line]);
+      }, spacing * (index + 1));
+      this.#pending.add(timer);
+    });
   }
 
   stop(): void {
     this.#stopped = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
+    for (const timer of this.#pending) clearTimeout(timer);
+    this.#pending.clear();
     this.detach();
   }
 }
