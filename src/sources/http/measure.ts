@@ -181,7 +181,9 @@ async function measureServer({ url, dispatcher, probes, prior, clock, signal, lo
         // split ~40 ms rather than a whole second.
         const window = prior && intersect(prior, { low: symmetricLow, high: symmetricHigh });
         const theta = window ? midpoint(window) : (estimate() ?? midpoint(interval));
-        const upDelay = rtt / 2;
+        // The typical up-leg, not the shortest: aiming early by the jitter would put the
+        // split outside a narrow interval and waste the probe.
+        const upDelay = median(rtts) / 2;
         const earliest = toSeconds(clock.realtime()) + 0.003 + upDelay;
         const tick = Math.max(Math.ceil(earliest + theta), lastTick + 1);
         lastTick = tick;
@@ -283,19 +285,25 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const truechimers = new Set(selection?.truechimers.map((position) => candidates[position]?.index));
   const results: ServerResult[] = outcomes.map((outcome, index) => {
     const { interval } = outcome;
-    const url = redactCredentials(urls[index]?.href ?? '');
-    const base = { url, rtt: outcome.rtt, probes: outcome.probes };
-    if (interval === undefined) {
-      return { ...base, offset: null, error: null, status: 'failed', reason: outcome.reason ?? 'no probe answered', low: null, high: null };
-    }
-    const offset = outcome.offset ?? midpoint(interval);
-    const measured = { ...base, offset, error: errorAround(offset, interval), low: interval.low, high: interval.high };
-    if (selection === undefined) return { ...measured, status: 'ok', reason: null };
-    if (truechimers.has(index)) return { ...measured, status: 'ok', reason: null };
+    const offset = interval && (outcome.offset ?? midpoint(interval));
+    const status: ServerStatus = interval === undefined ? 'failed' : selection === undefined || truechimers.has(index) ? 'ok' : 'falseticker';
+    const reason =
+      status === 'failed'
+        ? (outcome.reason ?? 'no probe answered')
+        : status === 'falseticker' && interval && selection
+          ? `interval [${interval.low.toFixed(6)}, ${interval.high.toFixed(6)}] s excludes the majority's [${selection.interval.low.toFixed(6)}, ${selection.interval.high.toFixed(6)}] s`
+          : null;
+    // The issue's field order first; the interval itself last.
     return {
-      ...measured,
-      status: 'falseticker',
-      reason: `interval [${interval.low.toFixed(6)}, ${interval.high.toFixed(6)}] s excludes the majority's [${selection.interval.low.toFixed(6)}, ${selection.interval.high.toFixed(6)}] s`,
+      url: redactCredentials(urls[index]?.href ?? ''),
+      offset: offset ?? null,
+      error: interval && offset !== undefined ? errorAround(offset, interval) : null,
+      rtt: outcome.rtt,
+      probes: outcome.probes,
+      status,
+      reason,
+      low: interval?.low ?? null,
+      high: interval?.high ?? null,
     };
   });
   const noEstimate =
