@@ -17,7 +17,8 @@ import { diffSeconds } from '../src/time.js';
 import type { TimeServerConfig } from '../test/http/servers.js';
 
 const PROBES = 8;
-const OFFSETS = [0.1234567, -0.6180339, 0.4142136, 2.7182818, -1.7320508, 0.9876543];
+// Fractions spread over the second (htpdate's bisection and ours meet every phase).
+const OFFSETS = [0.1234567, -0.6180339, 0.4142136, 2.7182818, -1.7320508, 0.9876543, -0.0523599, 0.5772157, -3.3333333, 1.6487213];
 const DELAYS: { name: string; delay?: TimeServerConfig['delay'] }[] = [
   { name: 'no delay' },
   { name: '20±5 ms each way', delay: { up: 20, down: 20, jitter: 5 } },
