@@ -85,8 +85,9 @@ describe('HttpSource', () => {
       received.push({ offset: diffSeconds(sample.clockTime, sample.receiveTime), at: performance.now() });
     }
     expect(results).toHaveLength(1);
-    // 3 s of life (2 x interval) at 1 Hz: 3 or 4 samples, depending on the phase.
-    expect(received.length).toBeGreaterThanOrEqual(3);
+    // 3 s of life (2 x interval) at 1 Hz: 3 or 4 samples, depending on the phase (2 on a
+    // machine so busy that a whole second's turn comes late).
+    expect(received.length).toBeGreaterThanOrEqual(2);
     expect(received.length).toBeLessThanOrEqual(4);
     for (const { offset } of received) expect(Math.abs(offset - 1.375)).toBeLessThan(0.15);
     const gaps = received.slice(1).map((sample, index) => sample.at - (received[index]?.at ?? 0));
