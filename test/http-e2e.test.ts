@@ -4,7 +4,9 @@
 // htntp reports (plus 2 ms for their own filtering). Units 140-141 (issue 3's range).
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { refclockLines } from '../src/refclock-config.js';
-import { describeE2e, removeSegment, startChronyd, startNtpd, waitFor, type PeerstatsLine } from './helpers/daemons.js';
+import type { NtpdShm } from '../src/shm.js';
+import { describeE2e, startChronyd, startNtpd, waitFor, type PeerstatsLine } from './helpers/daemons.js';
+import { exclusiveSegment } from './helpers/exclusive.js';
 import { startHtntp, type RunningProcess } from './helpers/process.js';
 import { closeAll, startTimeServers, type TimeServer } from './http/servers.js';
 
@@ -15,13 +17,18 @@ const DAEMON_SLACK = 0.002;
 
 let servers: TimeServer[] = [];
 const cleanups: (() => Promise<unknown>)[] = [];
+/** Units this process holds, so a concurrent run of this file waits instead of removing them under a reader. */
+const held: NtpdShm[] = [];
 
 beforeAll(async () => {
   servers = await startTimeServers([{ offset: TRUTH }, { offset: TRUTH, format: 'rfc850' }, { offset: TRUTH }, { offset: 12 }]);
 });
 afterEach(async () => {
   await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
-  Object.values(UNITS).forEach(removeSegment);
+  for (const segment of held.splice(0)) {
+    segment.remove();
+    segment.detach();
+  }
 });
 afterAll(async () => {
   await closeAll(servers);
@@ -29,7 +36,7 @@ afterAll(async () => {
 
 /** Starts `htntp http` on `unit` and returns it with the offset and error of its first estimate. */
 async function startHttp(unit: number): Promise<{ feeder: RunningProcess; offset: number; error: number }> {
-  removeSegment(unit);
+  held.push(await exclusiveSegment(unit));
   const feeder = startHtntp(['http', '--unit', String(unit), '--interval', '60', '--probes', '6', ...servers.map((server) => server.url)]);
   cleanups.push(() => feeder.stop('SIGTERM', 3_000));
   const line = await feeder.waitForLine(/^info http estimate /, { stream: 'stderr', timeoutMs: 20_000 });
