@@ -103,6 +103,21 @@ export function loadLeapSchedule(leapfile: string | false | undefined, logger: L
 }
 
 /**
+ * Units 0-1 are root-only by convention (ntpd and gpsd create them 0600). A non-root
+ * feeder there would create a segment ntpd cannot trust, or fail to attach to ntpd's.
+ */
+export function checkUnitAllowed(unit: number, euid: number | undefined = process.geteuid?.()): void {
+  if (unit < 2 && euid !== undefined && euid !== 0) {
+    throw Object.assign(
+      new Error(
+        `unit ${unit} is root-only by convention (ntpd and gpsd keep units 0-1 at mode 0600): run as root, or use --unit 2 or higher (and the same unit in ntp.conf / chrony.conf)`,
+      ),
+      { code: 'EACCES' },
+    );
+  }
+}
+
+/**
  * Runs a source into the segment until SIGINT/SIGTERM (or `signal`), then stops cleanly:
  * valid = 0, detach, resolve. `makeSource` gets the signal, logger and metrics the run
  * uses; it should only build the source (network/serial work starts when the feeder
@@ -113,6 +128,7 @@ export async function runService(
   makeSource: (context: ServiceContext) => SampleSource,
   signal?: AbortSignal,
 ): Promise<FeedResult> {
+  checkUnitAllowed(options.unit);
   const stopSignal = signal ?? shutdownSignal();
   const logger = serviceLogger(options);
   const leapSchedule = loadLeapSchedule(options.leapfile, logger);

@@ -4,7 +4,6 @@ import type { Command } from 'commander';
 import { DEFAULT_FIXED_PRECISION, FixedSource, MAX_FIXED_OFFSET } from '../../sources/fixed/index.js';
 import { integerOption, numberOption } from '../options.js';
 import { addServiceOptions, runService, type ServiceOptions } from '../service.js';
-import { checkUnitAllowed } from './gps.js';
 
 export interface FixedOptions extends ServiceOptions {
   offset: number;
@@ -21,7 +20,6 @@ export interface FixedResult {
 }
 
 export async function runFixed(options: FixedOptions, signal?: AbortSignal): Promise<FixedResult> {
-  checkUnitAllowed(options.unit);
   const source = new FixedSource({ offset: options.offset, interval: options.interval, precision: options.precision, once: options.once ?? false });
   // --once leaves its sample valid for the reader; a stop signal still clears it.
   const { published } = await runService({ ...options, keepLastSample: options.once ?? false }, () => source, signal);

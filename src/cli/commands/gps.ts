@@ -25,23 +25,7 @@ function baudOption(value: string): number | 'auto' {
   return integerOption('baud', 50, 4_000_000)(value);
 }
 
-/**
- * Units 0-1 are root-only by convention (ntpd and gpsd create them 0600). A non-root
- * feeder there would create a segment ntpd cannot trust, or fail to attach to ntpd's.
- */
-export function checkUnitAllowed(unit: number, euid: number | undefined = process.geteuid?.()): void {
-  if (unit < 2 && euid !== undefined && euid !== 0) {
-    throw Object.assign(
-      new Error(
-        `unit ${unit} is root-only by convention (ntpd and gpsd keep units 0-1 at mode 0600): run as root, or use --unit 2 or higher (and the same unit in ntp.conf / chrony.conf)`,
-      ),
-      { code: 'EACCES' },
-    );
-  }
-}
-
 export async function runGps(options: GpsOptions, signal?: AbortSignal): Promise<GpsResult> {
-  checkUnitAllowed(options.unit);
   let source: GpsSource | undefined;
   const makeSource = ({ logger, metrics }: ServiceContext): GpsSource => {
     source = new GpsSource({

@@ -10,7 +10,6 @@ import { DEFAULT_SERVERS, serverUrl } from '../../sources/http/servers.js';
 import { integerOption, numberOption } from '../options.js';
 import { addServiceOptions, runService, serviceLogger, type ServiceOptions } from '../service.js';
 import { shutdownSignal } from '../signals.js';
-import { checkUnitAllowed } from './gps.js';
 
 export interface HttpOptions extends ServiceOptions {
   interval: number;
@@ -84,7 +83,6 @@ export async function runHttp(serverArgs: readonly string[], options: HttpOption
     }
     return { exitCode: estimated ? 0 : 1 };
   }
-  checkUnitAllowed(options.unit);
   const { published } = await runService(
     options,
     ({ logger, metrics }) =>
