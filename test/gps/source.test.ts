@@ -36,12 +36,14 @@ describe('GpsSource', () => {
     let port: Port | undefined;
     const clock = new FakeClock();
     const fixStates: FixState[] = [];
+    const lines: string[] = [];
     const source = new GpsSource({
       device: '/dev/fakegps',
       baud: 9600,
       minFixes: 2,
       offset: 0.1,
       clock,
+      logger: createLogger({ write: (line) => lines.push(line) }),
       metrics: { server() {}, fix: (state) => fixStates.push(state) },
       ports: ({ path, baudRate }) => {
         port = new SerialPortMock({ path, baudRate, autoOpen: false }) as unknown as Port;
@@ -61,6 +63,8 @@ describe('GpsSource', () => {
       return port.port as unknown as MockPortBinding;
     };
     const mock = await binding();
+    // The source listens for data only once it has opened the port and says so.
+    await vi.waitFor(() => expect(lines.some((line) => line.startsWith('info device open '))).toBe(true));
     for (let offset = 0; offset < 4 && !controller.signal.aborted; offset += 1) {
       clock.now = { sec: T0 + offset, nsec: 350_000_000 };
       // A burst split across two reads: the second chunk completes the first line.

@@ -42,6 +42,8 @@ export interface TimeServerConfig {
   stale?: number;
   fault?: Fault;
   tls?: { key: string; cert: string };
+  /** listen on this port (a server coming back where it was); default: any free port */
+  port?: number;
 }
 
 export interface TimeServer {
@@ -127,7 +129,7 @@ export async function startTimeServer(config: TimeServerConfig = {}): Promise<Ti
       socket.on('close', () => sockets.delete(socket));
     });
   }
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(config.port ?? 0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const scheme = config.tls ? 'https' : 'http';
   return {
