@@ -83,6 +83,36 @@ Napi::Error systemError(Napi::Env env, const htntp::SysError& failure) {
   return error;
 }
 
+// The slot arrays the hot calls read and write are Float64Arrays over a
+// SharedArrayBuffer made by the TypeScript side: such a buffer can never be detached
+// or transferred away, and the reference kept here holds it as long as it is used.
+struct Slots {
+  Napi::Reference<Napi::Float64Array> ref;
+  double* data = nullptr;
+};
+
+Slots sharedSlots(const Napi::Value& value, const char* name, size_t count) {
+  const Napi::Env env = value.Env();
+  const auto invalid = [&]() {
+    return codedError(Napi::TypeError::New(env, std::string("The \"") + name + "\" argument must be a Float64Array of at least " +
+                                                  std::to_string(count) + " elements over a SharedArrayBuffer"),
+                      "ERR_INVALID_ARG_TYPE");
+  };
+  if (!value.IsTypedArray()) throw invalid();
+  const Napi::TypedArray typed = value.As<Napi::TypedArray>();
+  if (typed.TypedArrayType() != napi_float64_array || typed.ElementLength() < count) throw invalid();
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  napi_value buffer = nullptr;
+  size_t offset = 0;
+  NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, value, &type, &length, &data, &buffer, &offset), Slots());
+  bool plain = true;  // a plain ArrayBuffer could be detached under us; a SharedArrayBuffer cannot
+  NAPI_THROW_IF_FAILED(env, napi_is_arraybuffer(env, buffer, &plain), Slots());
+  if (plain || data == nullptr) throw invalid();
+  return Slots{Napi::Persistent(typed.As<Napi::Float64Array>()), static_cast<double*>(data)};
+}
+
 htntp::Timespec readClock(Napi::Env env, clockid_t clock) {
   htntp::Timespec now{};
   if (const htntp::SysError failure = htntp::clockNow(clock, &now)) throw systemError(env, failure);
@@ -105,7 +135,6 @@ class Segment : public Napi::ObjectWrap<Segment> {
                            InstanceAccessor<&Segment::Unit>("unit"),
                            InstanceAccessor<&Segment::Key>("key"),
                            InstanceAccessor<&Segment::ShmId>("shmId"),
-                           InstanceAccessor<&Segment::Io>("io"),
                        });
   }
 
@@ -122,23 +151,27 @@ class Segment : public Napi::ObjectWrap<Segment> {
     kIoSlots = htntp::kFieldCount + 2,
   };
 
-  // new Segment(unit, create, perm, readOnly)
+  // new Segment(unit, create, perm, readOnly, io): io = Float64Array(kIoSlots) over a SharedArrayBuffer
   explicit Segment(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Segment>(info) {
+    const Napi::Env env = info.Env();
     htntp::AttachOptions options;
     options.unit = static_cast<int>(toInteger(info[0], "unit", 0, htntp::kMaxUnit));
     options.create = info[1].ToBoolean();
     options.perm = static_cast<int>(toInteger(info[2], "perm", 0, 0777));
     options.readOnly = info[3].ToBoolean();
     unit_ = options.unit;
-    Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(info.Env(), kIoSlots * sizeof(double));
-    io_ = static_cast<double*>(buffer.Data());
-    std::fill(io_, io_ + kIoSlots, 0.0);
-    io_ref_ = Napi::Persistent(Napi::Float64Array::New(info.Env(), kIoSlots, buffer, 0));
+    io_ = sharedSlots(info[4], "io", kIoSlots);
+    if (const htntp::SysError failure = segment_.attach(options)) throw systemError(env, failure);
+    // Only a segment that exists gets its hot functions. Defined, not assigned (no
+    // setter up the prototype chain sees them), read-only, and each holds the wrapper,
+    // so `this` lives as long as any of them can still be called.
     Napi::Object self = info.This().As<Napi::Object>();
-    self.Set("write", hotFunction<&Segment::Write>(info.Env(), "write"));
-    self.Set("writeNow", hotFunction<&Segment::WriteNow>(info.Env(), "writeNow"));
-    self.Set("snapshot", hotFunction<&Segment::Snapshot>(info.Env(), "snapshot"));
-    if (const htntp::SysError failure = segment_.attach(options)) throw systemError(info.Env(), failure);
+    const Napi::Symbol owner = Napi::Symbol::New(env, "htntp segment");
+    self.DefineProperties({
+        hotProperty<&Segment::Write>(env, self, owner, "write"),
+        hotProperty<&Segment::WriteNow>(env, self, owner, "writeNow"),
+        hotProperty<&Segment::Snapshot>(env, self, owner, "snapshot"),
+    });
   }
 
  private:
@@ -191,11 +224,13 @@ class Segment : public Napi::ObjectWrap<Segment> {
     return nullptr;
   }
   template <void (Segment::*method)(Napi::Env)>
-  Napi::Function hotFunction(Napi::Env env, const char* name) {
+  Napi::PropertyDescriptor hotProperty(Napi::Env env, Napi::Object self, Napi::Symbol owner, const char* name) {
     napi_value function = nullptr;
     NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, hotCall<method>, this, &function),
-                         Napi::Function());
-    return Napi::Function(env, function);
+                         Napi::PropertyDescriptor::Value(name, env.Undefined()));
+    Napi::Function hot(env, function);
+    hot.DefineProperty(Napi::PropertyDescriptor::Value(owner, self, napi_default));
+    return Napi::PropertyDescriptor::Value(name, hot, napi_default);
   }
 
   // The arguments of write()/writeNow() arrive in io_ (the TypeScript side has checked
@@ -204,14 +239,14 @@ class Segment : public Napi::ObjectWrap<Segment> {
     const htntp::FieldInfo& seconds = htntp::fieldInfo(Field::clockTimeStampSec);
     const htntp::FieldInfo& precision = htntp::fieldInfo(Field::precision);
     htntp::Sample sample{};
-    sample.clock.sec = checkInteger(env, io_[kClockSec], "clockTime.sec", 0, seconds.max);
-    sample.clock.nsec = checkInteger(env, io_[kClockNsec], "clockTime.nsec", 0, 999999999);
+    sample.clock.sec = checkInteger(env, io_.data[kClockSec], "clockTime.sec", 0, seconds.max);
+    sample.clock.nsec = checkInteger(env, io_.data[kClockNsec], "clockTime.nsec", 0, 999999999);
     if (withReceive) {
-      sample.receive.sec = checkInteger(env, io_[kReceiveSec], "receiveTime.sec", 0, seconds.max);
-      sample.receive.nsec = checkInteger(env, io_[kReceiveNsec], "receiveTime.nsec", 0, 999999999);
+      sample.receive.sec = checkInteger(env, io_.data[kReceiveSec], "receiveTime.sec", 0, seconds.max);
+      sample.receive.nsec = checkInteger(env, io_.data[kReceiveNsec], "receiveTime.nsec", 0, 999999999);
     }
-    sample.leap = static_cast<int>(checkInteger(env, io_[kLeap], "leap", 0, 3));
-    sample.precision = static_cast<int>(checkInteger(env, io_[kPrecision], "precision", precision.min, precision.max));
+    sample.leap = static_cast<int>(checkInteger(env, io_.data[kLeap], "leap", 0, 3));
+    sample.precision = static_cast<int>(checkInteger(env, io_.data[kPrecision], "precision", precision.min, precision.max));
     requireWritable(env);
     return sample;
   }
@@ -230,12 +265,10 @@ class Segment : public Napi::ObjectWrap<Segment> {
   void Snapshot(Napi::Env env) {
     requireAttached(env);
     const htntp::Snapshot snapshot = segment_.snapshot();
-    for (int i = 0; i < htntp::kFieldCount; ++i) io_[i] = static_cast<double>(snapshot.values[i]);
-    io_[kConsistent] = snapshot.consistent ? 1 : 0;
-    io_[kRetries] = snapshot.retries;
+    for (int i = 0; i < htntp::kFieldCount; ++i) io_.data[i] = static_cast<double>(snapshot.values[i]);
+    io_.data[kConsistent] = snapshot.consistent ? 1 : 0;
+    io_.data[kRetries] = snapshot.retries;
   }
-
-  Napi::Value Io(const Napi::CallbackInfo&) { return io_ref_.Value(); }
 
   Napi::Value Stat(const Napi::CallbackInfo& info) {
     const Napi::Env env = info.Env();
@@ -275,24 +308,26 @@ class Segment : public Napi::ObjectWrap<Segment> {
   htntp::Segment segment_;
   int unit_ = 0;
   // Arguments and results pass through this array instead of N-API values: one
-  // argument-less call per update() is what keeps it near the C loop. Off-heap (so
-  // io_ stays put) and private to the TypeScript wrapper (never transferred).
-  Napi::Reference<Napi::Float64Array> io_ref_;
-  double* io_ = nullptr;
+  // argument-less call per update() is what keeps it near the C loop.
+  Slots io_;
 };
 
 // The clocks write into a Float64Array the TypeScript side turns into { sec, nsec }:
 // an object built in JavaScript costs a tenth of one built through N-API. The array
-// belongs to this module instance (one per Node environment) and stays referenced from
-// the exports object; the functions get its data pointer as their data.
+// (over a SharedArrayBuffer) is handed over once per Node environment by useClockSlots;
+// the functions get this environment's Slots as their data.
 constexpr int kClockSlots = 4;
 
 template <void (*read)(Napi::Env, double*)>
 napi_value clockCall(napi_env env, napi_callback_info info) {
-  void* slots = nullptr;
-  if (napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &slots) != napi_ok) return nullptr;
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &data) != napi_ok) return nullptr;
   try {
-    read(Napi::Env(env), static_cast<double*>(slots));
+    const Slots& slots = *static_cast<Slots*>(data);
+    if (slots.data == nullptr) {
+      throw codedError(Napi::Error::New(env, "useClockSlots() has not been called"), "ERR_INVALID_STATE");
+    }
+    read(Napi::Env(env), slots.data);
   } catch (const Napi::Error& error) {
     error.ThrowAsJavaScriptException();
   }
@@ -317,7 +352,7 @@ void ReadClockPair(Napi::Env env, double* slots) {
 }
 
 template <void (*read)(Napi::Env, double*)>
-void exportClock(Napi::Env env, Napi::Object exports, const char* name, double* slots) {
+void exportClock(Napi::Env env, Napi::Object exports, const char* name, Slots* slots) {
   napi_value function = nullptr;
   NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, clockCall<read>, slots, &function));
   exports.Set(name, Napi::Value(env, function));
@@ -346,10 +381,12 @@ Napi::Object Layout(Napi::Env env) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Segment", Segment::Init(env));
-  Napi::ArrayBuffer clockBuffer = Napi::ArrayBuffer::New(env, kClockSlots * sizeof(double));
-  double* clockSlots = static_cast<double*>(clockBuffer.Data());
-  std::fill(clockSlots, clockSlots + kClockSlots, 0.0);
-  exports.Set("clockIo", Napi::Float64Array::New(env, kClockSlots, clockBuffer, 0));
+  // Freed with the environment, which outlives every function that points to it.
+  Slots* clockSlots = new Slots();
+  env.SetInstanceData<Slots>(clockSlots);
+  exports.Set("useClockSlots", Napi::Function::New(env, [clockSlots](const Napi::CallbackInfo& info) {
+    *clockSlots = sharedSlots(info[0], "slots", kClockSlots);
+  }, "useClockSlots"));
   exportClock<ReadRealtime>(env, exports, "readRealtime", clockSlots);
   exportClock<ReadMonotonicRaw>(env, exports, "readMonotonicRaw", clockSlots);
   exportClock<ReadClockPair>(env, exports, "readClockPair", clockSlots);

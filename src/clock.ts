@@ -1,6 +1,6 @@
 // The two clocks every source reads, behind an interface so tests can step and slew a
 // fake realtime clock against a steady raw one.
-import { native, type Timespec } from './native.js';
+import { native, sharedSlots, type Timespec } from './native.js';
 
 export interface Clock {
   /** CLOCK_REALTIME: the system clock that ntpd/chrony steer. */
@@ -11,7 +11,9 @@ export interface Clock {
 
 // The addon leaves readings in this array; building the object here is ~10x cheaper
 // than building it through N-API.
-const io = native.clockIo as unknown as Readonly<Record<0 | 1 | 2 | 3, number>>;
+const slots = sharedSlots(4);
+native.useClockSlots(slots);
+const io = slots as unknown as Readonly<Record<0 | 1 | 2 | 3, number>>;
 
 /** CLOCK_REALTIME now, from clock_gettime. */
 export function realtime(): Timespec {

@@ -138,12 +138,6 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
   };
 
   let iterator: AsyncIterator<Sample> | undefined;
-  let onAbort: (() => void) | undefined;
-  const stopped = new Promise<IteratorResult<Sample>>((resolve) => {
-    onAbort = () => resolve({ done: true, value: undefined });
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
   let finished = false;
   let sourceEnded = false;
   try {
@@ -151,12 +145,9 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
     // Only now may the source open sockets or ports: after the attach and the privilege drop.
     iterator = source.samples(signal)[Symbol.asyncIterator]();
     for (;;) {
-      const next = iterator.next();
-      // After a stop, whatever the source's pending step ends with is no longer ours.
-      next.catch(() => {});
       let result: IteratorResult<Sample>;
       try {
-        result = await Promise.race([next, stopped]);
+        result = await nextOrStop(iterator, signal);
       } catch (error) {
         if (!signal.aborted) {
           finished = true;
@@ -178,7 +169,6 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
       publish(result.value);
     }
   } finally {
-    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
     if (shm.attached) {
       if (!(options.keepLastSample && sourceEnded && published > 0)) shm.valid = 0;
       shm.detach();
@@ -187,6 +177,31 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
     if (!finished && iterator !== undefined) await stopSource(iterator, logger);
   }
   return { published, reattached };
+}
+
+/**
+ * The source's next step, or `done` as soon as `signal` aborts: a stop never waits for a
+ * source that is mid-wait. The abort listener lives for one step only (a promise shared
+ * by every step would keep each step's result alive: a leak of every sample).
+ */
+function nextOrStop(iterator: AsyncIterator<Sample>, signal: AbortSignal): Promise<IteratorResult<Sample>> {
+  const stopped: IteratorResult<Sample> = { done: true, value: undefined };
+  if (signal.aborted) return Promise.resolve(stopped);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => resolve(stopped);
+    signal.addEventListener('abort', onAbort, { once: true });
+    // After a stop, whatever the pending step ends with is no longer ours (resolve/reject are then no-ops).
+    iterator.next().then(
+      (result) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(result);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 /** Lets the source run its cleanup (close sockets, ports), bounded: a stuck source cannot hold the stop. */

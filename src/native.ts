@@ -23,7 +23,17 @@ export const IO = {
   /** snapshot(): the 12 fields in declaration order (layout.fields), then these two */
   consistent: 12,
   retries: 13,
+  /** how many slots the array has */
+  slots: 14,
 } as const;
+
+/**
+ * A Float64Array over a SharedArrayBuffer: what the addon reads and writes between
+ * calls. A SharedArrayBuffer can never be detached or transferred away under it.
+ */
+export function sharedSlots(count: number): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(count * Float64Array.BYTES_PER_ELEMENT));
+}
 
 export interface NativeStat {
   size: number;
@@ -45,8 +55,6 @@ export interface NativeSegment {
   readonly shmId: number;
   get(field: number): number;
   set(field: number, value: number): void;
-  /** Shared argument/result array (see IO); private to src/shm.ts, never transferred. */
-  readonly io: Float64Array;
   /** One sample from io: clock, receive, leap, precision (range-checked before writing). */
   write(): void;
   /** As write(), with receive = CLOCK_REALTIME read inside the call. */
@@ -67,14 +75,15 @@ export interface NativeLayout {
 }
 
 export interface NativeAddon {
-  Segment: new (unit: number, create: boolean, perm: number, readOnly: boolean) => NativeSegment;
-  /** Where the read* clock functions leave their readings (see src/clock.ts). */
-  clockIo: Float64Array;
-  /** clockIo = [sec, nsec] of CLOCK_REALTIME */
+  /** io: the Float64Array (IO.slots long, over a SharedArrayBuffer) write()/writeNow()/snapshot() work through. */
+  Segment: new (unit: number, create: boolean, perm: number, readOnly: boolean, io: Float64Array) => NativeSegment;
+  /** Hands over the array (4 elements, over a SharedArrayBuffer) the read* clock functions fill. */
+  useClockSlots(slots: Float64Array): void;
+  /** slots = [sec, nsec] of CLOCK_REALTIME */
   readRealtime(): void;
-  /** clockIo = [sec, nsec] of CLOCK_MONOTONIC_RAW (CLOCK_MONOTONIC where there is none) */
+  /** slots = [sec, nsec] of CLOCK_MONOTONIC_RAW (CLOCK_MONOTONIC where there is none) */
   readMonotonicRaw(): void;
-  /** clockIo = [raw sec, raw nsec, realtime sec, realtime nsec], read back to back */
+  /** slots = [raw sec, raw nsec, realtime sec, realtime nsec], read back to back */
   readClockPair(): void;
   layout: NativeLayout;
 }

@@ -1,6 +1,6 @@
 // The typed API of the ntpd SHM reference clock segment (driver 28).
 import { getSystemErrorName } from 'node:util';
-import { IO, native, type NativeSegment, type NativeStat, type Timespec } from './native.js';
+import { IO, native, sharedSlots, type NativeSegment, type NativeStat, type Timespec } from './native.js';
 import { fromSeconds, invalidArgType, toTimespec, type Time } from './time.js';
 
 export type { Time, Timespec };
@@ -140,7 +140,7 @@ export function snapshotTimes(snapshot: ShmSnapshot): { clockTime: Timespec; rec
 export class NtpdShm {
   readonly #segment: NativeSegment;
   /** The addon's argument/result array for update() and snapshot(). */
-  readonly #io: Float64Array;
+  readonly #io: Float64Array = sharedSlots(IO.slots);
   readonly unit: number;
   readonly key: number;
   readonly shmId: number;
@@ -161,11 +161,10 @@ export class NtpdShm {
     // The addon checks unit and perm as integers in range (TypeError/RangeError).
     const perm = options.perm ?? (typeof unit === 'number' && unit >= 0 ? defaultPerm(unit) : 0);
     try {
-      this.#segment = new native.Segment(unit, create, perm, readOnly);
+      this.#segment = new native.Segment(unit, create, perm, readOnly, this.#io);
     } catch (error) {
       throw systemError(error, unit);
     }
-    this.#io = this.#segment.io;
     this.unit = unit;
     this.key = this.#segment.key;
     this.shmId = this.#segment.shmId;
