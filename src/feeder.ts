@@ -11,7 +11,7 @@
 //   error source failed          source error         (the source threw: feed rejects)
 //   info  stopping               reason               (the signal aborted)
 //   info  segment detached       unit published       (valid = 0 written first)
-import { NtpdShm, type Leap } from './shm.js';
+import { NtpdShm, keyText, type Leap } from './shm.js';
 import type { Sample, SampleSource } from './sample.js';
 import { silentLogger, type Logger } from './log.js';
 import type { FeedMetrics } from './metrics.js';
@@ -48,10 +48,6 @@ export function isUnsafeSegment(unit: number, perm: number): boolean {
   return unit < 2 && (perm & 0o002) !== 0;
 }
 
-function keyText(shm: NtpdShm): string {
-  return `0x${shm.key.toString(16)}`;
-}
-
 /**
  * Attaches to the unit's segment and publishes every sample the source yields until
  * `signal` aborts or the source ends. Until the first sample the segment says "not in
@@ -76,14 +72,14 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
     }
     const permText = `0${perm.toString(8)}`;
     if (isUnsafeSegment(unit, perm)) {
-      logger.warn('segment world-writable', { unit, key: keyText(segment), perm: permText, hint: 'any local user can feed the time daemon; recreate it 0600' });
+      logger.warn('segment world-writable', { unit, key: keyText(unit), perm: permText, hint: 'any local user can feed the time daemon; recreate it 0600' });
     }
     return permText;
   };
 
   let shm = new NtpdShm(shmOptions);
   const perm = prepare(shm);
-  logger.info('segment attached', { unit, key: keyText(shm), shmId: shm.shmId, created: shm.created, perm, source: source.name });
+  logger.info('segment attached', { unit, key: keyText(unit), shmId: shm.shmId, created: shm.created, perm, source: source.name });
   let published = 0;
   let reattached = 0;
   let watchable = true;
@@ -103,7 +99,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
       return;
     }
     if (!removed) return;
-    if (reattachFailures === 0) logger.warn('segment removed', { unit, key: keyText(shm), hint: 'readers attached to the old segment see nothing until they restart' });
+    if (reattachFailures === 0) logger.warn('segment removed', { unit, key: keyText(unit), hint: 'readers attached to the old segment see nothing until they restart' });
     try {
       const fresh = new NtpdShm(shmOptions);
       prepare(fresh);
@@ -117,7 +113,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
     reattachFailures = 0;
     reattached += 1;
     metrics?.reattached();
-    logger.info('segment reattached', { unit, key: keyText(shm), shmId: shm.shmId, created: shm.created });
+    logger.info('segment reattached', { unit, key: keyText(unit), shmId: shm.shmId, created: shm.created });
   };
 
   const publish = (sample: Sample): void => {

@@ -1,5 +1,5 @@
 // Public library API.
-export { NtpdShm, layout, keyOfUnit, defaultPerm, DEFAULT_PRECISION, MAX_UNIT } from './shm.js';
+export { NtpdShm, layout, keyOfUnit, keyText, defaultPerm, DEFAULT_PRECISION, MAX_UNIT } from './shm.js';
 export type { NtpdShmOptions, UpdateOptions, ShmSnapshot, ShmStat, Leap } from './shm.js';
 export { realtime, monotonicRaw, systemClock } from './clock.js';
 export type { Clock } from './clock.js';

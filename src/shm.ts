@@ -55,6 +55,11 @@ export function keyOfUnit(unit: number): number {
   return KEY_BASE + unit;
 }
 
+/** The key as ipcs prints it and ipcrm -M takes it: 0x4e545032 for unit 2. */
+export function keyText(unit: number): string {
+  return `0x${keyOfUnit(unit).toString(16)}`;
+}
+
 export function defaultPerm(unit: number): number {
   return unit < 2 ? 0o600 : 0o666;
 }
@@ -82,7 +87,7 @@ native.layout.fields.forEach((field, index) => {
 
 /** What a failed shmget/shmat on `unit` most likely means, and the fix. */
 export function errorHint(code: string | undefined, unit: number): string {
-  const key = `0x${keyOfUnit(unit).toString(16)}`;
+  const key = keyText(unit);
   switch (code) {
     case 'EACCES':
       return unit < 2

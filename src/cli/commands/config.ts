@@ -2,7 +2,7 @@
 // ntpsec or chrony, from the same generator as ntp.conf.example and the e2e tests.
 import { Option, type Command } from 'commander';
 import { REFCLOCK_DAEMONS, refclockLines, type RefclockConfigOptions, type RefclockDaemon } from '../../refclock-config.js';
-import { keyOfUnit } from '../../shm.js';
+import { keyText } from '../../shm.js';
 import { integerOption, numberOption, permOption } from '../options.js';
 
 export interface ConfigOptions extends Omit<RefclockConfigOptions, 'daemon'> {
@@ -22,7 +22,7 @@ export interface ConfigResult {
 export function refclockConfig(options: ConfigOptions): ConfigResult {
   const { json: _json, ...refclock } = options;
   const lines = refclockLines(refclock);
-  return { daemon: options.daemon, unit: options.unit, refid: options.refid, key: `0x${keyOfUnit(options.unit).toString(16)}`, lines };
+  return { daemon: options.daemon, unit: options.unit, refid: options.refid, key: keyText(options.unit), lines };
 }
 
 export function registerConfig(program: Command): void {

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { setTimeout as delay } from 'node:timers/promises';
 import { systemClock, type Clock } from '../../clock.js';
-import { MAX_UNIT, NtpdShm, keyOfUnit, snapshotTimes, type ShmSnapshot } from '../../shm.js';
+import { MAX_UNIT, NtpdShm, keyText, snapshotTimes, type ShmSnapshot } from '../../shm.js';
 import { diffSeconds, formatUtc, type Timespec } from '../../time.js';
 import { defaultLeapFile, formatTaiReport, loadLeapSeconds, taiReport, type TaiReport } from '../../leap.js';
 import { collect, integerOption, numberOption } from '../options.js';
@@ -78,7 +78,6 @@ export interface StatusOptions {
   leapfile?: string;
 }
 
-const keyText = (unit: number): string => `0x${keyOfUnit(unit).toString(16)}`;
 
 function readerState(snapshot: ShmSnapshot): ReaderState {
   if (snapshot.mode !== 1 || snapshot.count === 0 || snapshot.count % 2 !== 0) return 'unknown';
