@@ -81,9 +81,11 @@ describe('HttpSource', () => {
       onMeasurement: (result) => results.push(result.offset),
     });
     const received: { offset: number; at: number }[] = [];
-    for await (const sample of source.samples(AbortSignal.timeout(20_000))) {
+    const signal = AbortSignal.timeout(20_000);
+    for await (const sample of source.samples(signal)) {
       received.push({ offset: diffSeconds(sample.clockTime, sample.receiveTime), at: performance.now() });
     }
+    expect(signal.aborted).toBe(false); // the source ended by itself, not by the timeout
     expect(results).toHaveLength(1);
     // 3 s of life (2 x interval) at 1 Hz: 3 or 4 samples, depending on the phase (2 on a
     // machine so busy that a whole second's turn comes late).
@@ -97,7 +99,9 @@ describe('HttpSource', () => {
   it('ends without a sample when no estimate can be made', async () => {
     const source = new HttpSource({ servers: ['http://127.0.0.1:1/'], interval: 5, once: true, probes: 1 });
     const received = [];
-    for await (const sample of source.samples(AbortSignal.timeout(10_000))) received.push(sample);
+    const signal = AbortSignal.timeout(10_000);
+    for await (const sample of source.samples(signal)) received.push(sample);
+    expect(signal.aborted).toBe(false); // the source ended by itself, not by the timeout
     expect(received).toEqual([]);
   });
 });

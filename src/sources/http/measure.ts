@@ -7,6 +7,7 @@ import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../../clock.js';
 import { redactCredentials, silentLogger, type Logger } from '../../log.js';
 import { addSeconds, diffSeconds, formatUtc, toSeconds, type Timespec } from '../../time.js';
+import { readClockPair, steadyClock, steadyRealtime } from './clock-pair.js';
 import { parseHttpDate, utcYear } from './date.js';
 import { asymmetrySigma, posteriorMedian } from './estimate.js';
 import { intersect, midpoint, probeInterval, selectMajority, type Interval } from './interval.js';
@@ -36,8 +37,8 @@ export interface MeasureOptions {
   signal?: AbortSignal;
   /**
    * Where each server's offset is expected (same order as `servers`), e.g. the last
-   * measurement's interval carried forward. Used only to aim probes, never as a bound:
-   * a wrong prior costs accuracy, never correctness.
+   * measurement's interval carried forward, against CLOCK_REALTIME as it reads at the start.
+   * Used only to aim probes, never as a bound: a wrong prior costs accuracy, never correctness.
    */
   priors?: readonly (Interval | undefined)[];
 }
@@ -46,7 +47,7 @@ export type ServerStatus = 'ok' | 'falseticker' | 'failed';
 
 export interface ServerResult {
   url: string;
-  /** Server clock - local clock, seconds: the posterior median with symmetric legs (estimate.ts), inside the hard interval. */
+  /** Server clock - local clock (CLOCK_REALTIME at the end), seconds: the posterior median with symmetric legs (estimate.ts), inside the hard interval. */
   offset: number | null;
   /** offset ± error covers the server's whole hard interval, seconds. */
   error: number | null;
@@ -62,7 +63,7 @@ export interface ServerResult {
 }
 
 export interface MeasurementResult {
-  /** Server time - local time (CLOCK_REALTIME), seconds; null without an estimate. */
+  /** Server time - local time (CLOCK_REALTIME at the end), seconds; null without an estimate. */
   offset: number | null;
   /**
    * Seconds such that offset ± error covers the whole final interval (the region the
@@ -249,7 +250,11 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const urls = servers.map(serverUrl);
   signal?.throwIfAborted();
 
-  const startRaw = clock.monotonicRaw();
+  // The daemon htntp feeds slews CLOCK_REALTIME (chrony up to 83 ms/s) while probes seconds
+  // apart are intersected: everything inside runs on a realtime that nobody steers after
+  // this instant (start's realtime + raw seconds), so every theta is against that timescale.
+  const start = readClockPair(clock);
+  const steady = steadyClock(clock, start);
   const deadline = new AbortController();
   // Every server waits on it at once (20 servers are normal): not a listener leak.
   setMaxListeners(0, deadline.signal);
@@ -266,7 +271,7 @@ export async function measure(servers: readonly string[], options: MeasureOption
   try {
     outcomes = await Promise.all(
       urls.map((url, index) =>
-        measureServer({ url, dispatcher: dispatchers[index] as Dispatcher, probes, prior: options.priors?.[index], clock, signal: deadline.signal, logger }),
+        measureServer({ url, dispatcher: dispatchers[index] as Dispatcher, probes, prior: options.priors?.[index], clock: steady, signal: deadline.signal, logger }),
       ),
     );
   } finally {
@@ -275,23 +280,26 @@ export async function measure(servers: readonly string[], options: MeasureOption
     await Promise.all(dispatchers.map((dispatcher) => dispatcher.destroy().catch(() => {})));
   }
   signal?.throwIfAborted();
-  // The anchor: both clocks back to back, raw read on each side of realtime.
-  const rawBefore = clock.monotonicRaw();
-  const realtime = clock.realtime();
-  const rawAfter = clock.monotonicRaw();
+  // The anchor: one clock pair. Theta is against the steady timescale; what is reported is
+  // against CLOCK_REALTIME as it reads now, whatever was done to it since the start.
+  const end = readClockPair(clock);
+  const steadyEnd = steadyRealtime(start, end.monotonicRaw);
+  const toRealtime = diffSeconds(steadyEnd, end.realtime);
+  const reported = (interval: Interval): Interval => ({ low: interval.low + toRealtime, high: interval.high + toRealtime });
 
   const candidates = outcomes.flatMap((outcome, index) => (outcome.interval ? [{ index, interval: outcome.interval }] : []));
   const selection = selectMajority(candidates.map((candidate) => candidate.interval));
   const truechimers = new Set(selection?.truechimers.map((position) => candidates[position]?.index));
+  const majority = selection && reported(selection.interval);
   const results: ServerResult[] = outcomes.map((outcome, index) => {
-    const { interval } = outcome;
-    const offset = interval && (outcome.offset ?? midpoint(interval));
+    const interval = outcome.interval && reported(outcome.interval);
+    const offset = outcome.interval && (outcome.offset ?? midpoint(outcome.interval)) + toRealtime;
     const status: ServerStatus = interval === undefined ? 'failed' : selection === undefined || truechimers.has(index) ? 'ok' : 'falseticker';
     const reason =
       status === 'failed'
         ? (outcome.reason ?? 'no probe answered')
-        : status === 'falseticker' && interval && selection
-          ? `interval [${interval.low.toFixed(6)}, ${interval.high.toFixed(6)}] s excludes the majority's [${selection.interval.low.toFixed(6)}, ${selection.interval.high.toFixed(6)}] s`
+        : status === 'falseticker' && interval && majority
+          ? `interval [${interval.low.toFixed(6)}, ${interval.high.toFixed(6)}] s excludes the majority's [${majority.low.toFixed(6)}, ${majority.high.toFixed(6)}] s`
           : null;
     // The issue's field order first; the interval itself last.
     return {
@@ -313,20 +321,19 @@ export async function measure(servers: readonly string[], options: MeasureOption
         ? `no majority: no region is shared by more than half of the ${candidates.length} servers that answered`
         : null;
   // The truechimers' own estimates decide the point; the region they share bounds the error.
-  const offset = selection && clamp(median(selection.truechimers.map((position) => outcomes[candidates[position]?.index ?? -1]?.offset ?? NaN)), selection.interval);
-  const error = selection && offset !== undefined ? errorAround(offset, selection.interval) : undefined;
+  const theta = selection && clamp(median(selection.truechimers.map((position) => outcomes[candidates[position]?.index ?? -1]?.offset ?? NaN)), selection.interval);
+  const error = selection && theta !== undefined ? errorAround(theta, selection.interval) : undefined;
   const result: MeasurementResult = {
-    offset: offset ?? null,
+    offset: theta === undefined ? null : theta + toRealtime,
     error: error ?? null,
     servers: results,
     survivors: selection ? selection.truechimers.length : 0,
     reason: noEstimate,
-    time: formatUtc(realtime),
-    duration: diffSeconds(rawAfter, startRaw),
+    time: formatUtc(end.realtime),
+    duration: diffSeconds(end.monotonicRaw, start.monotonicRaw),
   };
-  if (offset === undefined || error === undefined) return { result, estimate: undefined };
-  const monotonicRaw = addSeconds(rawBefore, diffSeconds(rawAfter, rawBefore) / 2);
-  return { result, estimate: { monotonicRaw, trueTime: addSeconds(realtime, offset), error } };
+  if (theta === undefined || error === undefined) return { result, estimate: undefined };
+  return { result, estimate: { monotonicRaw: end.monotonicRaw, trueTime: addSeconds(steadyEnd, theta), error } };
 }
 
 /**

@@ -57,12 +57,16 @@ export function createDispatcher(url: URL, options: ConnectionOptions): Dispatch
   return new Client(url.origin, { ...common, pipelining: 1, connect: tls });
 }
 
-/** Sends one HEAD probe. Rejects with undici's error (code, message) on any failure. */
+/**
+ * Sends one HEAD probe. Rejects with undici's error (code, message) on any failure, and
+ * with ERR_HTTP_NO_SEND_TIME for an answer whose send time was never taken.
+ */
 export function probe(dispatcher: Dispatcher, url: URL, clock: Clock): Promise<ProbeResponse> {
   return new Promise((resolve, reject) => {
     let sendTime: Timespec | undefined;
     let firstByteTime: Timespec | undefined;
     let response: ProbeResponse | undefined;
+    let noSendTime = false;
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart() {
         // Called right before the request bytes are written (again on a retry).
@@ -79,11 +83,15 @@ export function probe(dispatcher: Dispatcher, url: URL, clock: Clock): Promise<P
           const value = headers[name];
           return Array.isArray(value) ? value.join(', ') : value;
         };
-        response = { sendTime: sendTime ?? receiveTime, receiveTime, headTime, statusCode, date: header('date'), age: header('age') };
+        // Without a send time there is no upper bound: borrowing the receive time would make
+        // one tighter than the truth.
+        if (sendTime !== undefined) response = { sendTime, receiveTime, headTime, statusCode, date: header('date'), age: header('age') };
+        else noSendTime = true;
       },
       onResponseData() {},
       onResponseEnd() {
         if (response) resolve(response);
+        else if (noSendTime) reject(Object.assign(new Error('response came without a send time (onRequestStart never ran): no upper bound'), { code: 'ERR_HTTP_NO_SEND_TIME' }));
         else reject(Object.assign(new Error('response ended without a head'), { code: 'ERR_HTTP_NO_RESPONSE' }));
       },
       onResponseError(_controller, error) {

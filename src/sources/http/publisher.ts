@@ -5,26 +5,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { systemClock, type Clock } from '../../clock.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { Sample, SampleSource } from '../../sample.js';
-import { addSeconds, diffSeconds, type Timespec } from '../../time.js';
+import { addSeconds, diffSeconds } from '../../time.js';
+import { readClockPair, type ClockPair } from './clock-pair.js';
 import type { Interval } from './interval.js';
 import { measure, type Estimate, type MeasureOptions, type MeasurementResult } from './measure.js';
+
+export { readClockPair, type ClockPair } from './clock-pair.js';
 
 /** What an unsteered oscillator may drift (the precision field's growth with age). */
 export const DRIFT_PPM = 50;
 const MIN_PRECISION = -30;
-
-export interface ClockPair {
-  monotonicRaw: Timespec;
-  realtime: Timespec;
-}
-
-/** Both clocks back to back: realtime between two raw reads, raw taken as their middle. */
-export function readClockPair(clock: Clock): ClockPair {
-  const before = clock.monotonicRaw();
-  const realtime = clock.realtime();
-  const after = clock.monotonicRaw();
-  return { monotonicRaw: addSeconds(before, diffSeconds(after, before) / 2), realtime };
-}
 
 /** ceil(log2(bound)): the SHM precision field for an error bound in seconds. */
 export function precisionOf(boundSeconds: number): number {
@@ -70,7 +60,11 @@ export class HttpSource implements SampleSource {
   readonly #clock: Clock;
   readonly #logger: Logger;
   #estimate: Estimate | undefined;
-  /** The last measurement's per-server intervals and when they were true, to aim the next one. */
+  /**
+   * The last measurement's per-server intervals and when they were true, to aim the next
+   * one. Their theta is server - CLOCK_REALTIME as it read at `at` (measure() reports them
+   * against realtime at its end, not its internal steady timescale).
+   */
   #priors: { intervals: (Interval | undefined)[]; at: ClockPair } | undefined;
 
   constructor(options: HttpSourceOptions) {
@@ -124,7 +118,9 @@ export class HttpSource implements SampleSource {
 
   /**
    * The last intervals moved to now: theta is server - realtime, so a realtime clock that
-   * ntpd stepped or slewed since shifts it; both clocks may drift DRIFT_PPM meanwhile.
+   * ntpd stepped or slewed since shifts it; both clocks may drift DRIFT_PPM meanwhile. The
+   * result is against realtime now, which is where the next measurement's steady
+   * timescale starts (measure.ts), so the priors are on its timescale too.
    */
   #carriedPriors(): (Interval | undefined)[] | undefined {
     if (this.#priors === undefined) return undefined;
