@@ -1,5 +1,6 @@
 // The two clocks every source reads, behind an interface so tests can step and slew a
 // fake realtime clock against a steady raw one.
+import { setTimeout as delay } from 'node:timers/promises';
 import { native, sharedSlots, type Timespec } from './native.js';
 
 export interface Clock {
@@ -34,3 +35,8 @@ export function clockPair(): { monotonicRaw: Timespec; realtime: Timespec } {
 }
 
 export const systemClock: Clock = { realtime, monotonicRaw };
+
+/** Waits `ms`, or less if `signal` aborts first. Never rejects: callers look at the signal. */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return delay(ms, undefined, { signal }).catch(() => undefined);
+}

@@ -1,5 +1,6 @@
 // The one source of the refclock lines for ntpd, ntpsec and chrony: `htntp config`,
 // ntp.conf.example and the end-to-end tests all print or use what this returns.
+import { outOfRange } from './time.js';
 import { defaultPerm, MAX_UNIT } from './shm.js';
 
 /** 'ntpd' = classic ntp 4.2.x (`server 127.127.28.N` + `fudge`). */
@@ -30,11 +31,6 @@ export interface RefclockConfigOptions {
 /** minpoll/poll ranges each daemon accepts for a refclock. */
 const POLL_RANGE: Record<RefclockDaemon, [number, number]> = { ntpd: [3, 17], ntpsec: [0, 17], chrony: [-6, 17] };
 
-function rangeError(name: string, expected: string, value: unknown): RangeError {
-  return Object.assign(new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${String(value)}`), {
-    code: 'ERR_OUT_OF_RANGE',
-  });
-}
 
 function typeError(name: string, expected: string, value: unknown): TypeError {
   return Object.assign(new TypeError(`The "${name}" option must be ${expected}. Received ${typeof value}`), {
@@ -44,13 +40,13 @@ function typeError(name: string, expected: string, value: unknown): TypeError {
 
 function checkInteger(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number') throw typeError(name, 'of type number', value);
-  if (!Number.isInteger(value) || value < min || value > max) throw rangeError(name, `an integer >= ${min} && <= ${max}`, value);
+  if (!Number.isInteger(value) || value < min || value > max) throw outOfRange(name, `an integer >= ${min} && <= ${max}`, value);
   return value;
 }
 
 function checkNumber(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number') throw typeError(name, 'of type number', value);
-  if (!Number.isFinite(value) || value < min || value > max) throw rangeError(name, `a finite number >= ${min} && <= ${max}`, value);
+  if (!Number.isFinite(value) || value < min || value > max) throw outOfRange(name, `a finite number >= ${min} && <= ${max}`, value);
   return value;
 }
 
@@ -66,11 +62,11 @@ function octal(perm: number): string {
 /** The config lines that register unit `unit` in `daemon`. Throws TypeError/RangeError on bad options. */
 export function refclockLines(options: RefclockConfigOptions): string[] {
   const { daemon, noselect = false, prefer = false } = options;
-  if (!REFCLOCK_DAEMONS.includes(daemon)) throw rangeError('daemon', `one of ${REFCLOCK_DAEMONS.join(', ')}`, daemon);
+  if (!REFCLOCK_DAEMONS.includes(daemon)) throw outOfRange('daemon', `one of ${REFCLOCK_DAEMONS.join(', ')}`, daemon);
   const unit = checkInteger('unit', options.unit, 0, MAX_UNIT);
   const refid = options.refid;
   if (typeof refid !== 'string') throw typeError('refid', 'of type string', refid);
-  if (!/^[\x21-\x7e]{1,4}$/.test(refid)) throw rangeError('refid', '1 to 4 printable ASCII characters', JSON.stringify(refid));
+  if (!/^[\x21-\x7e]{1,4}$/.test(refid)) throw outOfRange('refid', '1 to 4 printable ASCII characters', JSON.stringify(refid));
   const offset = checkNumber('offset', options.offset ?? 0, -86_400, 86_400);
   const [minPoll, maxPoll] = POLL_RANGE[daemon];
   const poll = checkInteger('poll', options.poll ?? 4, minPoll, maxPoll);
@@ -102,8 +98,8 @@ export function refclockLines(options: RefclockConfigOptions): string[] {
       code: 'ERR_INVALID_ARG_VALUE',
     });
   }
-  if (perm !== 0o600 && perm !== 0o666) throw rangeError('perm', `0600 or 0666 for ${daemon}`, octal(perm));
-  if (unit < 2 && perm !== 0o600) throw rangeError('perm', `0600 for units 0-1 in ${daemon} (root only)`, octal(perm));
+  if (perm !== 0o600 && perm !== 0o666) throw outOfRange('perm', `0600 or 0666 for ${daemon}`, octal(perm));
+  if (unit < 2 && perm !== 0o600) throw outOfRange('perm', `0600 for units 0-1 in ${daemon} (root only)`, octal(perm));
   const mode = unit >= 2 && perm === 0o600 ? ['mode 1'] : [];
   const polls = `minpoll ${poll} maxpoll ${poll}`;
   if (daemon === 'ntpsec') {

@@ -16,7 +16,8 @@ export function invalidArgType(name: string, expected: string, value: unknown): 
   return Object.assign(error, { code: 'ERR_INVALID_ARG_TYPE' });
 }
 
-function outOfRange(name: string, expected: string, value: unknown): RangeError {
+/** Node's RangeError for an argument out of range (code ERR_OUT_OF_RANGE). */
+export function outOfRange(name: string, expected: string, value: unknown): RangeError {
   const error = new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${String(value)}`);
   return Object.assign(error, { code: 'ERR_OUT_OF_RANGE' });
 }

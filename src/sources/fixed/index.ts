@@ -2,10 +2,9 @@
 // sample saying the true time is CLOCK_REALTIME + offset. Receive time = the same
 // realtime reading, so clock - receive is exactly the offset. Ticks are scheduled on
 // CLOCK_MONOTONIC_RAW from the start (no setInterval drift, no drag when realtime steps).
-import { setTimeout as delay } from 'node:timers/promises';
-import { systemClock, type Clock } from '../../clock.js';
+import { abortableSleep, systemClock, type Clock } from '../../clock.js';
 import type { Sample, SampleSource } from '../../sample.js';
-import { addSeconds, diffSeconds } from '../../time.js';
+import { addSeconds, diffSeconds, outOfRange } from '../../time.js';
 
 export const DEFAULT_FIXED_PRECISION = -10;
 
@@ -26,11 +25,6 @@ export interface FixedSourceOptions {
 /** Far enough for any test, near enough that now + offset stays a valid time. */
 export const MAX_FIXED_OFFSET = 1e6;
 
-function outOfRange(name: string, expected: string, value: unknown): RangeError {
-  return Object.assign(new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${String(value)}`), {
-    code: 'ERR_OUT_OF_RANGE',
-  });
-}
 
 function checkNumber(name: string, value: unknown): number {
   if (typeof value !== 'number') {
@@ -39,7 +33,6 @@ function checkNumber(name: string, value: unknown): number {
   return value;
 }
 
-const abortableSleep = (ms: number, signal: AbortSignal): Promise<void> => delay(ms, undefined, { signal }).catch(() => undefined);
 
 export class FixedSource implements SampleSource {
   readonly name = 'fixed';

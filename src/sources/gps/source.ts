@@ -1,7 +1,7 @@
 // GPS NMEA over a serial port as a SampleSource: port handling (reopen with backoff,
 // baud hunting), receive stamps taken as bytes arrive, the sampler's rules for the rest.
 import { stat } from 'node:fs/promises';
-import { systemClock, type Clock } from '../../clock.js';
+import { abortableSleep, systemClock, type Clock } from '../../clock.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { SourceMetrics } from '../../metrics.js';
 import type { Sample, SampleSource } from '../../sample.js';
@@ -232,7 +232,7 @@ export class GpsSource implements SampleSource {
     let lastError = '';
     for (let attempt = 0; !signal.aborted; attempt += 1) {
       const delay = delays[Math.min(attempt, delays.length - 1)] ?? 1000;
-      await sleep(delay, signal);
+      await abortableSleep(delay, signal);
       if (signal.aborted) break;
       try {
         const port = await openPort(ports, this.#options.device, baudRate);
@@ -258,14 +258,3 @@ async function deviceIdentity(path: string): Promise<string | null> {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

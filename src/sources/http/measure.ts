@@ -6,7 +6,7 @@ import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promi
 import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../../clock.js';
 import { redactCredentials, silentLogger, type Logger } from '../../log.js';
-import { addSeconds, diffSeconds, formatUtc, toSeconds, type Timespec } from '../../time.js';
+import { addSeconds, diffSeconds, formatUtc, outOfRange, toSeconds, type Timespec } from '../../time.js';
 import { readClockPair, steadyClock, steadyRealtime } from './clock-pair.js';
 import { parseHttpDate, utcYear } from './date.js';
 import { asymmetrySigma, posteriorMedian } from './estimate.js';
@@ -240,11 +240,11 @@ function deadlineError(seconds: number): Error {
 export async function measure(servers: readonly string[], options: MeasureOptions = {}): Promise<Measurement> {
   const { probes = DEFAULT_PROBES, clock = systemClock, logger = silentLogger, signal } = options;
   if (!Number.isInteger(probes) || probes < 1 || probes > 64) {
-    throw Object.assign(new RangeError(`The value of "probes" is out of range. It must be an integer from 1 to 64. Received ${probes}`), { code: 'ERR_OUT_OF_RANGE' });
+    throw outOfRange('probes', 'an integer from 1 to 64', probes);
   }
   const timeout = options.timeout ?? probes + 5;
   if (!(timeout > 0) || !Number.isFinite(timeout)) {
-    throw Object.assign(new RangeError(`The value of "timeout" is out of range. It must be a number > 0. Received ${timeout}`), { code: 'ERR_OUT_OF_RANGE' });
+    throw outOfRange('timeout', 'a number > 0', timeout);
   }
   if (servers.length === 0) throw Object.assign(new TypeError('At least one server is needed'), { code: 'ERR_INVALID_ARG_VALUE' });
   const urls = servers.map(serverUrl);

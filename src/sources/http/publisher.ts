@@ -1,11 +1,10 @@
 // Publishing an HTTP estimate: held as true time at a CLOCK_MONOTONIC_RAW instant, so a
 // realtime clock that ntpd steps or slews afterwards never drags it along. Every second
 // a sample: clock = true time now (from the raw clock), receive = CLOCK_REALTIME now.
-import { setTimeout as sleep } from 'node:timers/promises';
-import { systemClock, type Clock } from '../../clock.js';
+import { abortableSleep, systemClock, type Clock } from '../../clock.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { Sample, SampleSource } from '../../sample.js';
-import { addSeconds, diffSeconds } from '../../time.js';
+import { addSeconds, diffSeconds, outOfRange } from '../../time.js';
 import { readClockPair, type ClockPair } from './clock-pair.js';
 import type { Interval } from './interval.js';
 import { measure, type Estimate, type MeasureOptions, type MeasurementResult } from './measure.js';
@@ -69,9 +68,7 @@ export class HttpSource implements SampleSource {
 
   constructor(options: HttpSourceOptions) {
     if (!(options.interval > 0) || !Number.isFinite(options.interval)) {
-      throw Object.assign(new RangeError(`The value of "interval" is out of range. It must be a number > 0. Received ${options.interval}`), {
-        code: 'ERR_OUT_OF_RANGE',
-      });
+      throw outOfRange('interval', 'a number > 0', options.interval);
     }
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
@@ -141,7 +138,7 @@ export class HttpSource implements SampleSource {
       }
       if (this.#options.once) return;
       const elapsed = diffSeconds(this.#clock.monotonicRaw(), started);
-      await sleep(Math.max(0, this.#options.interval - elapsed) * 1000, undefined, { signal }).catch(() => {});
+      await abortableSleep(Math.max(0, this.#options.interval - elapsed) * 1000, signal);
     }
   }
 
@@ -160,7 +157,7 @@ export class HttpSource implements SampleSource {
         const now = this.#clock.monotonicRaw();
         if (now.sec < due) {
           // Timers may fire a little early: wait out the rest of the second.
-          await sleep(diffSeconds({ sec: due, nsec: 0 }, now) * 1000 + 1, undefined, { signal: stop.signal }).catch(() => {});
+          await abortableSleep(diffSeconds({ sec: due, nsec: 0 }, now) * 1000 + 1, stop.signal);
           continue;
         }
         due = now.sec + 1;
