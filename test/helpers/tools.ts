@@ -91,16 +91,16 @@ export function e2eTool(context: TestContext, name: ToolName): string {
 }
 
 /**
- * describe() for a suite that needs `tools`. Missing: under HTNTP_E2E=required the suite
- * holds one failing test naming them; otherwise it is skipped with the reason in its title.
+ * describe() for a suite that can only run when `reason` is undefined. Otherwise: under
+ * HTNTP_E2E=required the suite holds one failing test (`need`) naming the reason; else it
+ * is skipped with the reason in its title and on stderr. Never a silent skip.
  */
-export function describeE2e(title: string, tools: readonly ToolName[], body: () => void): void {
-  const reason = missingTools(tools);
+export function describeIf(title: string, need: string, reason: string | undefined, body: () => void): void {
   if (reason === undefined) {
     describe(title, body);
   } else if (e2eRequired) {
     describe(title, () => {
-      it(`needs ${tools.join(', ')}`, () => {
+      it(need, () => {
         throw new Error(`HTNTP_E2E=required: ${reason}`);
       });
     });
@@ -108,4 +108,9 @@ export function describeE2e(title: string, tools: readonly ToolName[], body: () 
     process.stderr.write(`[htntp e2e] skipping "${title}": ${reason}\n`);
     describe.skip(`${title} [skipped: ${reason}]`, body);
   }
+}
+
+/** describe() for a suite that needs `tools` (see describeIf). */
+export function describeE2e(title: string, tools: readonly ToolName[], body: () => void): void {
+  describeIf(title, `needs ${tools.join(', ')}`, missingTools(tools), body);
 }

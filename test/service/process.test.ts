@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { e2eRequired } from '../helpers/tools.js';
+import { describeIf } from '../helpers/tools.js';
 import { NtpdShm, keyOfUnit } from '../../src/shm.js';
 import { repoRoot, startHtntp, startProcess, type RunningProcess } from '../helpers/process.js';
 import { readSegment, removeSegment } from '../helpers/segments.js';
@@ -78,21 +78,9 @@ describe('shutdown', () => {
 });
 
 // The privilege drop needs root: without it the suite skips with the reason, or fails
-// under HTNTP_E2E=required (the describeE2e rule).
+// under HTNTP_E2E=required.
 function describeAsRoot(title: string, body: () => void): void {
-  const reason = process.getuid?.() === 0 ? undefined : 'needs root (setuid/setgid)';
-  if (reason === undefined) {
-    describe(title, body);
-  } else if (e2eRequired) {
-    describe(title, () => {
-      it('runs as root', () => {
-        throw new Error(`HTNTP_E2E=required: ${reason}`);
-      });
-    });
-  } else {
-    process.stderr.write(`[htntp e2e] skipping "${title}": ${reason}\n`);
-    describe.skip(`${title} [skipped: ${reason}]`, body);
-  }
+  describeIf(title, 'runs as root', process.getuid?.() === 0 ? undefined : 'needs root (setuid/setgid)', body);
 }
 
 describeAsRoot('--user', () => {
