@@ -18,7 +18,7 @@ import { findTool, type ToolName } from './tools.js';
 import { waitFor } from './wait.js';
 
 export { waitFor } from './wait.js';
-export { removeSegment, readSegment } from './segments.js';
+export { removeSegment, readSegment, waitForCount } from './segments.js';
 export { e2eTool, describeE2e, findTool, missingTools, e2eRequired } from './tools.js';
 
 function toolPath(name: ToolName): string {

@@ -1,5 +1,6 @@
 // Segments in tests: read without disturbing anyone, and clean up a unit for good.
 import { NtpdShm, type ShmSnapshot } from '../../src/shm.js';
+import { waitFor } from './wait.js';
 
 function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
@@ -35,4 +36,9 @@ export function readSegment(unit: number): ShmSnapshot | undefined {
   } finally {
     shm.detach();
   }
+}
+
+/** Waits (5 s at most) until the unit's count has reached `count`: each sample adds 2. */
+export async function waitForCount(unit: number, count: number, what: string): Promise<void> {
+  await waitFor(() => ((readSegment(unit)?.count ?? 0) >= count ? true : undefined), { what, timeoutMs: 5_000, intervalMs: 50 });
 }

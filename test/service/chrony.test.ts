@@ -5,7 +5,7 @@
 import { createSocket } from 'node:dgram';
 import { afterEach, expect, it } from 'vitest';
 import { refclockLines } from '../../src/refclock-config.js';
-import { describeE2e, readSegment, removeSegment, startChronyd, waitFor, type Chronyd } from '../helpers/daemons.js';
+import { describeE2e, readSegment, removeSegment, startChronyd, waitFor, waitForCount, type Chronyd, type ChronyTracking } from '../helpers/daemons.js';
 import { repoRoot, startHtntp, type RunningProcess } from '../helpers/process.js';
 
 const UNITS = { restart: 225, hierarchy: 226 };
@@ -43,6 +43,17 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
+/** chronyd's tracking once it follows `referenceName` with a normal leap status (40 s at most). */
+function synchronisedTo(daemon: Chronyd, referenceName: string, what: string): Promise<ChronyTracking> {
+  return waitFor(
+    async () => {
+      const tracking = await daemon.tracking();
+      return tracking.referenceName === referenceName && tracking.leapStatus === 'Normal' ? tracking : undefined;
+    },
+    { what, timeoutMs: 40_000, intervalMs: 500 },
+  );
+}
+
 describeE2e('service with real chronyd', ['chronyd'], () => {
   it('a reader restarting does not disturb the feeder', async () => {
     const unit = UNITS.restart;
@@ -56,11 +67,7 @@ describeE2e('service with real chronyd', ['chronyd'], () => {
 
     // No reader at all: the feeder carries on.
     const countWithoutReader = readSegment(unit)?.count ?? 0;
-    await waitFor(() => ((readSegment(unit)?.count ?? 0) >= countWithoutReader + 8 ? true : undefined), {
-      what: 'samples while no reader runs',
-      timeoutMs: 5_000,
-      intervalMs: 50,
-    });
+    await waitForCount(unit, countWithoutReader + 8, 'samples while no reader runs');
 
     const second = await chronyd(lines);
     const secondOffset = await waitFor(() => refclockSample(second, 'SVC'), { what: 'the restarted chronyd to read the refclock', timeoutMs: 20_000 });
@@ -76,25 +83,13 @@ describeE2e('service with real chronyd', ['chronyd'], () => {
     await feeder.waitForLine(/^info segment attached unit=226/, { timeoutMs: 15_000 });
     const port = await freeUdpPort();
     const server = await chronyd([...refclockLines({ daemon: 'chrony', unit, refid: 'HTNT', poll: 1 }), 'allow 127.0.0.1'], port);
-    const serverTracking = await waitFor(
-      async () => {
-        const tracking = await server.tracking();
-        return tracking.referenceName === 'HTNT' && tracking.leapStatus === 'Normal' ? tracking : undefined;
-      },
-      { what: 'the serving chronyd to synchronise to the refclock', timeoutMs: 40_000, intervalMs: 500 },
-    );
+    const serverTracking = await synchronisedTo(server, 'HTNT', 'the serving chronyd to synchronise to the refclock');
     expect(serverTracking.stratum).toBe(1);
     // The reference is 1 s behind the system clock: the system clock is 1 s fast of it.
     expect(Math.abs(serverTracking.systemTimeFast - 1)).toBeLessThan(0.002);
 
     const client = await chronyd([`server 127.0.0.1 port ${port} iburst minpoll -2 maxpoll -2`]);
-    const clientTracking = await waitFor(
-      async () => {
-        const tracking = await client.tracking();
-        return tracking.referenceName === '127.0.0.1' && tracking.leapStatus === 'Normal' ? tracking : undefined;
-      },
-      { what: 'the client chronyd to synchronise to the serving one', timeoutMs: 40_000, intervalMs: 500 },
-    );
+    const clientTracking = await synchronisedTo(client, '127.0.0.1', 'the client chronyd to synchronise to the serving one');
     expect(clientTracking.stratum).toBe(2);
     const [source] = await client.sources();
     expect(source).toMatchObject({ mode: '^', name: '127.0.0.1', stratum: 1 });

@@ -3,7 +3,7 @@
 // namespace (the harness), SysV IPC is shared.
 import { afterEach, expect, it } from 'vitest';
 import { refclockLines } from '../../src/refclock-config.js';
-import { describeE2e, readSegment, removeSegment, startNtpd, waitFor, type Ntpd } from '../helpers/daemons.js';
+import { describeE2e, readSegment, removeSegment, startNtpd, waitFor, waitForCount, type Ntpd } from '../helpers/daemons.js';
 import { repoRoot, startHtntp } from '../helpers/process.js';
 
 const UNIT = 227;
@@ -39,11 +39,7 @@ describeE2e('service with real ntpd (ntpsec)', ['ntpd'], () => {
     await first.stop();
 
     const countWithoutReader = readSegment(UNIT)?.count ?? 0;
-    await waitFor(() => ((readSegment(UNIT)?.count ?? 0) >= countWithoutReader + 4 ? true : undefined), {
-      what: 'samples while no reader runs',
-      timeoutMs: 5_000,
-      intervalMs: 50,
-    });
+    await waitForCount(UNIT, countWithoutReader + 4, 'samples while no reader runs');
 
     const second = await ntpd();
     expect(Math.abs((await firstOffset(second)) - 0.5)).toBeLessThan(0.002);

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { describeIf } from '../helpers/tools.js';
 import { NtpdShm, keyOfUnit } from '../../src/shm.js';
 import { repoRoot, startHtntp, startProcess, type RunningProcess } from '../helpers/process.js';
-import { readSegment, removeSegment } from '../helpers/segments.js';
+import { readSegment, removeSegment, waitForCount } from '../helpers/segments.js';
 import { waitFor } from '../helpers/wait.js';
 
 const UNITS = { term: 215, int: 216, user: 217, metrics: 218, private: 219 };
@@ -93,11 +93,7 @@ describeAsRoot('--user', () => {
     expect(procStatus(child.pid, 'Gid')).toEqual([nobody.gid, nobody.gid, nobody.gid, nobody.gid]);
     // still publishing: count moves on by several samples after the drop
     const countAfterDrop = readSegment(unit)?.count ?? 0;
-    await waitFor(() => ((readSegment(unit)?.count ?? 0) >= countAfterDrop + 6 ? true : undefined), {
-      what: 'count to advance after the privilege drop',
-      timeoutMs: 5_000,
-      intervalMs: 50,
-    });
+    await waitForCount(unit, countAfterDrop + 6, 'count to advance after the privilege drop');
     execFileSync('ipcrm', ['-M', `0x${keyOfUnit(unit).toString(16)}`]);
     await child.waitForLine(/^info segment reattached unit=217 .*created=true/, { timeoutMs: 5_000 });
     const fresh = await waitFor(() => {
@@ -116,11 +112,7 @@ describeAsRoot('--user', () => {
     await child.waitForLine(/^info privileges dropped user=nobody/, { timeoutMs: 15_000 });
     await child.waitForLine(/^debug segment watch unavailable unit=219 .*EACCES/, { timeoutMs: 5_000 });
     const countAfterDrop = readSegment(unit)?.count ?? 0;
-    await waitFor(() => ((readSegment(unit)?.count ?? 0) >= countAfterDrop + 6 ? true : undefined), {
-      what: 'count to advance in the 0600 segment after the drop',
-      timeoutMs: 5_000,
-      intervalMs: 50,
-    });
+    await waitForCount(unit, countAfterDrop + 6, 'count to advance in the 0600 segment after the drop');
     const { code } = await stopTimed(child, 'SIGTERM');
     expect(code, child.output()).toBe(0);
     expect(readSegment(unit)).toMatchObject({ valid: 0 });

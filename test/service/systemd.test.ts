@@ -5,9 +5,8 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { htntpBin, repoRoot, runCommand, startProcess, type RunningProcess } from '../helpers/process.js';
-import { readSegment, removeSegment } from '../helpers/segments.js';
+import { readSegment, removeSegment, waitForCount } from '../helpers/segments.js';
 import { e2eRequired } from '../helpers/tools.js';
-import { waitFor } from '../helpers/wait.js';
 
 const UNIT = 220;
 const unitFile = (name: string): string => readFileSync(new URL(`../../contrib/systemd/${name}`, import.meta.url), 'utf8');
@@ -79,11 +78,7 @@ describe.skipIf(missing !== undefined && !e2eRequired)(`htntp.service's capabili
     await feeder.waitForLine(/^info segment attached unit=220 .*created=false perm=0600/, { timeoutMs: 15_000 });
     await feeder.waitForLine(/^info privileges dropped user=nobody uid=65534/, { timeoutMs: 5_000 });
     const countAfterDrop = readSegment(UNIT)?.count ?? 0;
-    await waitFor(() => ((readSegment(UNIT)?.count ?? 0) >= countAfterDrop + 6 ? true : undefined), {
-      what: 'samples in the foreign 0600 segment after the drop',
-      timeoutMs: 5_000,
-      intervalMs: 50,
-    });
+    await waitForCount(UNIT, countAfterDrop + 6, 'samples in the foreign 0600 segment after the drop');
     feeder.child.kill('SIGTERM');
     expect((await feeder.exited).code, feeder.output()).toBe(0);
     expect(readSegment(UNIT)?.valid).toBe(0);
