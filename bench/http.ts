@@ -75,7 +75,7 @@ async function runHtntp(urls: string[], probes: number, steady = false): Promise
   return { tool: `htntp -p ${probes}${steady ? ' (2nd)' : ''}`, errors, wall: result.duration, note: `truth inside bound ${inside}/${errors.length}, median bound ±${(median(bounds) * 1000).toFixed(2)} ms` };
 }
 
-async function runHtpdate(urls: string[], probes: number): Promise<Row> {
+async function runHtpdate(urls: string[], probes: number, truths: readonly number[] = OFFSETS): Promise<{ row: Row; offsets: number[] }> {
   const hosts = urls.map((url) => `127.0.0.1:${new URL(url).port}`);
   const started = realtime();
   const output = await execFileAsync('htpdate', ['-d', '-p', String(Math.min(probes, 9)), ...hosts], { timeout: 240_000 }).catch(
@@ -83,8 +83,8 @@ async function runHtpdate(urls: string[], probes: number): Promise<Row> {
   );
   const wall = diffSeconds(realtime(), started);
   const offsets = [...output.stdout.matchAll(/^offset: (-?[\d.]+)$/gm)].map((match) => Number(match[1]));
-  const errors = offsets.map((offset, index) => Math.abs(offset - (OFFSETS[index] ?? NaN)));
-  return { tool: `htpdate -p ${probes}`, errors, wall, note: offsets.length === urls.length ? '' : `${offsets.length}/${urls.length} offsets parsed` };
+  const errors = offsets.map((offset, index) => Math.abs(offset - (truths[index] ?? NaN)));
+  return { row: { tool: `htpdate -p ${probes}`, errors, wall, note: offsets.length === urls.length ? '' : `${offsets.length}/${urls.length} offsets parsed` }, offsets };
 }
 
 function printRow(row: Row): void {
@@ -101,9 +101,63 @@ async function comparison(): Promise<void> {
       printRow(await runHtntp(served.urls, PROBES));
       printRow(await runHtntp(served.urls, PROBES, true));
       printRow(await runHtntp(served.urls, PROBES + 2));
-      printRow(await runHtpdate(served.urls, PROBES));
+      printRow((await runHtpdate(served.urls, PROBES)).row);
     } finally {
       await stop(served);
+    }
+  }
+}
+
+// The published quantity: one estimate from servers that keep the same time (web servers
+// keep UTC; the local clock is what is off). Several true offsets, each with its own
+// servers; the cold measurement then seeds an aimed one, as a service's next would be.
+const SHARED_TRUTHS = OFFSETS.slice(0, 6);
+const SHARED_COUNTS = [10, 3];
+const HTPDATE_TRUTHS = 3;
+
+/** htpdate's own way of combining (upper median, values within 0.5 s of it, mean), without its halving below 1 s. */
+function htpdateCombined(offsets: number[]): number {
+  const sorted = [...offsets].sort((a, b) => a - b);
+  const upper = sorted[Math.floor(sorted.length / 2)] ?? NaN;
+  const kept = sorted.filter((offset) => Math.abs(offset - upper) <= 0.5);
+  return kept.reduce((sum, offset) => sum + offset, 0) / kept.length;
+}
+
+async function sharedTruth(): Promise<void> {
+  console.log(`servers sharing one time, the combined estimate (what is published), ${PROBES} probes, true offsets ${SHARED_TRUTHS.join(', ')} s:`);
+  for (const { name, delay } of DELAYS) {
+    console.log(`${name}:`);
+    for (const count of SHARED_COUNTS) {
+      const rows: Row[] = [
+        { tool: `htntp ${count} servers`, errors: [], wall: 0 },
+        { tool: `htntp ${count} (2nd)`, errors: [], wall: 0 },
+      ];
+      const htpdate: Row = { tool: `htpdate ${count} servers`, errors: [], wall: 0 };
+      const inside = [0, 0];
+      for (const [run, truth] of SHARED_TRUTHS.entries()) {
+        const served = await serve(Array.from({ length: count }, () => ({ offset: truth, ...(delay ? { delay } : {}) })));
+        try {
+          const cold = await measureOffset(served.urls, { probes: PROBES });
+          const priors = cold.servers.map((server) => (server.low === null || server.high === null ? undefined : carryInterval({ low: server.low, high: server.high }, 300)));
+          const aimed = await measureOffset(served.urls, { probes: PROBES, priors });
+          for (const [index, result] of [cold, aimed].entries()) {
+            const error = Math.abs((result.offset ?? NaN) - truth);
+            const row = rows[index] as Row;
+            row.errors.push(error);
+            row.wall = Math.max(row.wall, result.duration);
+            if (error <= (result.error ?? -1) + 1e-6) inside[index] = (inside[index] ?? 0) + 1;
+          }
+          if (count <= 3 && run < HTPDATE_TRUTHS) {
+            const measured = await runHtpdate(served.urls, PROBES, Array.from({ length: count }, () => truth));
+            htpdate.errors.push(Math.abs(htpdateCombined(measured.offsets) - truth));
+            htpdate.wall = Math.max(htpdate.wall, measured.row.wall);
+          }
+        } finally {
+          await stop(served);
+        }
+      }
+      rows.forEach((row, index) => printRow({ ...row, note: `truth inside bound ${inside[index]}/${row.errors.length}` }));
+      if (htpdate.errors.length > 0) printRow({ ...htpdate, note: `its combining rule, unhalved; ${htpdate.errors.length} offsets` });
     }
   }
 }
@@ -157,6 +211,9 @@ async function firstByteTiming(): Promise<void> {
   }
 }
 
-await comparison();
-await twentyServers();
-await firstByteTiming();
+// `npm run bench:http -- shared` (or any section names) runs just those sections.
+const sections: Record<string, () => Promise<void>> = { comparison, shared: sharedTruth, twenty: twentyServers, timing: firstByteTiming };
+const chosen = process.argv.slice(2);
+for (const [name, section] of Object.entries(sections)) {
+  if (chosen.length === 0 || chosen.includes(name)) await section();
+}

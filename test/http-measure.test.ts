@@ -53,6 +53,30 @@ describe('measureOffset', () => {
     expect(result.duration).toBeLessThan(8 + 2);
   });
 
+  it('aims agreeing servers as a team: three cold servers resolve far finer than one can', async () => {
+    const urls = await start([{ offset: TRUTH }, { offset: TRUTH }, { offset: TRUTH }]);
+    const result = await measureOffset(urls, { probes: 8 });
+    expect(result.survivors).toBe(3);
+    expectWithinBound(result, TRUTH);
+    // Alone, each server's 7 aimed probes split the second into 1/128 s (7.8 ms); side by
+    // side they would all split it along the same lines. As a team each second splits four
+    // ways: the region the three share narrows to the stale-Date allowance and the round trip.
+    expect(result.error).toBeLessThan(0.0035);
+    expect(Math.abs((result.offset ?? NaN) - TRUTH)).toBeLessThan(0.001);
+  });
+
+  it('lets servers a fraction of a second apart each resolve their own clock', async () => {
+    // After one probe the four often share the very same interval and look like one team; the
+    // team's aims must not hold any of them at the edge of its own interval.
+    const truths = [0.2, 0.35, 0.5, 0.65];
+    const urls = await start(truths.map((offset) => ({ offset })));
+    const result = await measureOffset(urls, { probes: 8 });
+    result.servers.forEach((server, index) => {
+      expectWithinBound(server, truths[index] ?? NaN);
+      expect(server.error).toBeLessThan(0.05);
+    });
+  });
+
   it('stays within its bound under symmetric and asymmetric delay with jitter', async () => {
     const urls = await start([
       { offset: -1.4321, delay: { up: 20, down: 20, jitter: 5 } },
@@ -155,14 +179,16 @@ describe('measureOffset', () => {
 
 describe('measureOffset with priors (aiming only)', () => {
   it('splits a good prior finely and survives a wrong one', async () => {
-    const urls = await start([{ offset: 0.6543 }, { offset: 0.6543 }]);
+    // Two clocks seconds apart, so each is aimed on its own.
+    const urls = await start([{ offset: 0.6543 }, { offset: 2.6543 }]);
     const result = await measureOffset(urls, {
       probes: 6,
       // The first server's prior holds the truth (40 ms wide); the second's is 0.3 s off.
-      priors: [{ low: 0.63, high: 0.67 }, { low: 0.3, high: 0.34 }],
+      priors: [{ low: 0.63, high: 0.67 }, { low: 2.3, high: 2.34 }],
     });
     const [good, wrong] = result.servers;
-    for (const server of [good, wrong]) expectWithinBound(server ?? { offset: null, error: null }, 0.6543);
+    expectWithinBound(good ?? { offset: null, error: null }, 0.6543);
+    expectWithinBound(wrong ?? { offset: null, error: null }, 2.6543);
     // 5 aimed probes over 40 ms: about 2.5 ms; the wrong prior falls back to bisecting the second.
     expect(good?.error).toBeLessThan(0.004);
     expect(wrong?.status).toBe('ok');

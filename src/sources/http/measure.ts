@@ -9,7 +9,8 @@ import { redactCredentials, silentLogger, type Logger } from '../../log.js';
 import { addSeconds, diffSeconds, formatUtc, outOfRange, toSeconds, type Timespec } from '../../time.js';
 import { readClockPair, steadyClock, steadyRealtime } from './clock-pair.js';
 import { parseHttpDate, utcYear } from './date.js';
-import { asymmetrySigma, posteriorMedian } from './estimate.js';
+import { Ensemble } from './ensemble.js';
+import { asymmetrySigma, posteriorQuantiles } from './estimate.js';
 import { intersect, midpoint, probeInterval, selectMajority, type Interval } from './interval.js';
 import { createDispatcher, probe } from './probe.js';
 import { serverUrl } from './servers.js';
@@ -22,6 +23,16 @@ export const DEFAULT_PROBES = 8;
  * server as "not one clock".
  */
 export const DATE_STALENESS = 0.002;
+
+/**
+ * A probe's aim is settled this long before it is sent, so that the other servers'
+ * answers to the previous second are in (round trips up to ~0.7 s; slower ones aim with
+ * what has arrived).
+ */
+const DECIDE_AHEAD = 0.2;
+
+/** The part of its own posterior (quantiles) where a server takes its team's aim, and its median. */
+const FAIR_CUT = [0.01, 0.5, 0.99];
 
 export interface MeasureOptions {
   /** HEAD probes per server (default 8). */
@@ -96,8 +107,6 @@ export interface Measurement {
 
 interface ServerOutcome {
   interval: Interval | undefined;
-  /** The point estimate, inside `interval`. */
-  offset: number | undefined;
   rtt: number | null;
   probes: number;
   reason: string | null;
@@ -148,45 +157,54 @@ function median(values: readonly number[]): number {
 }
 
 interface ServerProbing {
+  index: number;
   url: URL;
   dispatcher: Dispatcher;
   probes: number;
   prior: Interval | undefined;
+  ensemble: Ensemble;
   clock: Clock;
   signal: AbortSignal;
   logger: Logger;
 }
 
-async function measureServer({ url, dispatcher, probes, prior, clock, signal, logger }: ServerProbing): Promise<ServerOutcome> {
+async function measureServer({ index, url, dispatcher, probes, prior, ensemble, clock, signal, logger }: ServerProbing): Promise<ServerOutcome> {
   let interval: Interval | undefined;
   let rtt = Infinity;
   let answered = 0;
   let lastDate: number | undefined;
   let lastTick = -Infinity;
-  // The same bounds with the stamp taken at the middle of each round trip (symmetric
-  // legs): no longer hard, and they may cross, but they carry the estimate.
-  let symmetricLow = -Infinity;
-  let symmetricHigh = Infinity;
+  // Each probe's bound with the stamp taken at the middle of its round trip (symmetric
+  // legs): not hard, and they may cross, but they carry the estimate.
   const lows: number[] = [];
   const rtts: number[] = [];
-  const estimate = (): number | undefined => interval && clamp(posteriorMedian(lows, asymmetrySigma(rtts), interval), interval);
-  const outcome = (reason: string | null): ServerOutcome => ({ interval, offset: estimate(), rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, reason });
+  const outcome = (reason: string | null): ServerOutcome => ({ interval, rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, reason });
+  // Alone, a server bisects its own posterior (inside the prior where the answers allow).
+  // In a team it takes its share of the joint one, where that still cuts its own posterior
+  // fairly (between its 5 % and 95 % points); otherwise it bisects its own.
+  const aim = (own: Interval): number => {
+    const [fifth = own.low, half = midpoint(own), last = own.high] = posteriorQuantiles([{ lows, sigma: asymmetrySigma(rtts) }], own, FAIR_CUT);
+    const joint = ensemble.jointAim(index);
+    return clamp(joint !== undefined && joint >= fifth && joint <= last ? joint : half, own);
+  };
   try {
-    for (let index = 0; index < probes; index += 1) {
+    for (let probeIndex = 0; probeIndex < probes; probeIndex += 1) {
       if (interval !== undefined) {
-        // Aim the server's stamp at a second boundary as the current estimate predicts
-        // it (bisection: the answer tightens the upper bound if the stamp falls just before
-        // the tick, the lower one if just after). One tick per probe, each a later one:
-        // probes then span probes - 1 seconds, so a Date that does not advance shows.
-        // With a prior, bisect the part of it the answers so far allow: 7 probes then
-        // split ~40 ms rather than a whole second.
-        const window = prior && intersect(prior, { low: symmetricLow, high: symmetricHigh });
-        const theta = window ? midpoint(window) : (estimate() ?? midpoint(interval));
-        // The typical up-leg, not the shortest: aiming early by the jitter would put the
-        // split outside a narrow interval and waste the probe.
+        // Aim the server's stamp at a second boundary where theta is in doubt: the answer
+        // tightens the upper bound if the stamp falls just before the tick, the lower one
+        // if just after. One tick per probe, each a later one: probes then span probes - 1
+        // seconds, so a Date that does not advance shows. The typical up-leg, not the
+        // shortest: aiming early by the jitter would waste the probe.
+        // No arithmetic here, right after an answer: other servers' answers may be waiting
+        // to be stamped. The tick leaves room for any theta in the interval; the aim is
+        // settled DECIDE_AHEAD before the earliest send it could ask for.
         const upDelay = median(rtts) / 2;
-        const earliest = toSeconds(clock.realtime()) + 0.003 + upDelay;
-        const tick = Math.max(Math.ceil(earliest + theta), lastTick + 1);
+        const own = (prior && intersect(prior, interval)) ?? interval;
+        const tick = Math.max(Math.ceil(toSeconds(clock.realtime()) + 0.003 + upDelay + own.high), lastTick + 1);
+        await waitUntil(clock, tick - own.high - upDelay - DECIDE_AHEAD, signal);
+        // Even with no time to spare, answers already read are stamped before the arithmetic.
+        await nextTurn();
+        const theta = aim(own);
         lastTick = tick;
         await waitUntil(clock, tick - theta - upDelay, signal);
       }
@@ -215,20 +233,19 @@ async function measureServer({ url, dispatcher, probes, prior, clock, signal, lo
       }
       interval = narrowed;
       const middle = addSeconds(response.sendTime, diffSeconds(response.receiveTime, response.sendTime) / 2);
-      const symmetric = diffSeconds({ sec: date.seconds, nsec: 0 }, middle);
-      lows.push(symmetric);
+      lows.push(diffSeconds({ sec: date.seconds, nsec: 0 }, middle));
       rtts.push(diffSeconds(response.receiveTime, response.sendTime));
-      symmetricLow = Math.max(symmetricLow, symmetric);
-      symmetricHigh = Math.min(symmetricHigh, symmetric + 1);
+      ensemble.update(index, interval, lows, rtts);
       lastDate = date.seconds;
       lastTick = Math.max(lastTick, date.seconds);
       answered += 1;
     }
     return outcome(null);
   } catch (error) {
-    if (error instanceof ServerFailure) return { ...outcome(error.message), interval: undefined, offset: undefined };
-    if (signal.aborted && answered > 0) return outcome(null); // the deadline ends probing; what was measured stands
-    return { ...outcome(signal.aborted ? failureReason(signal.reason) : failureReason(error)), interval: undefined, offset: undefined };
+    if (signal.aborted && answered > 0 && !(error instanceof ServerFailure)) return outcome(null); // the deadline ends probing; what was measured stands
+    ensemble.update(index, undefined, [], []);
+    const reason = error instanceof ServerFailure ? error.message : failureReason(signal.aborted ? signal.reason : error);
+    return { ...outcome(reason), interval: undefined };
   }
 }
 
@@ -267,11 +284,13 @@ export async function measure(servers: readonly string[], options: MeasureOption
   deadline.signal.addEventListener('abort', () => {
     for (const dispatcher of dispatchers) dispatcher.destroy(deadline.signal.reason as Error).catch(() => {});
   }, { once: true });
+  const priors = urls.map((_, index) => options.priors?.[index]);
+  const ensemble = new Ensemble(priors);
   let outcomes: ServerOutcome[];
   try {
     outcomes = await Promise.all(
       urls.map((url, index) =>
-        measureServer({ url, dispatcher: dispatchers[index] as Dispatcher, probes, prior: options.priors?.[index], clock: steady, signal: deadline.signal, logger }),
+        measureServer({ index, url, dispatcher: dispatchers[index] as Dispatcher, probes, prior: priors[index], ensemble, clock: steady, signal: deadline.signal, logger }),
       ),
     );
   } finally {
@@ -293,7 +312,8 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const majority = selection && reported(selection.interval);
   const results: ServerResult[] = outcomes.map((outcome, index) => {
     const interval = outcome.interval && reported(outcome.interval);
-    const offset = outcome.interval && (outcome.offset ?? midpoint(outcome.interval)) + toRealtime;
+    // Each server's own estimate, worked out now that no answer is waiting to be stamped.
+    const offset = outcome.interval && clamp(posteriorQuantiles(ensemble.groups([index]), outcome.interval, [0.5])[0] ?? midpoint(outcome.interval), outcome.interval) + toRealtime;
     const status: ServerStatus = interval === undefined ? 'failed' : selection === undefined || truechimers.has(index) ? 'ok' : 'falseticker';
     const reason =
       status === 'failed'
@@ -320,8 +340,10 @@ export async function measure(servers: readonly string[], options: MeasureOption
       : selection === undefined
         ? `no majority: no region is shared by more than half of the ${candidates.length} servers that answered`
         : null;
-  // The truechimers' own estimates decide the point; the region they share bounds the error.
-  const theta = selection && clamp(median(selection.truechimers.map((position) => outcomes[candidates[position]?.index ?? -1]?.offset ?? NaN)), selection.interval);
+  // The truechimers measure one theta: their joint posterior decides the point; the region
+  // they share bounds the error.
+  const team = selection?.truechimers.map((position) => candidates[position]?.index ?? -1) ?? [];
+  const theta = selection && clamp(posteriorQuantiles(ensemble.groups(team), selection.interval, [0.5])[0] ?? midpoint(selection.interval), selection.interval);
   const error = selection && theta !== undefined ? errorAround(theta, selection.interval) : undefined;
   const result: MeasurementResult = {
     offset: theta === undefined ? null : theta + toRealtime,

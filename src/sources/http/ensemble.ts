@@ -1,0 +1,131 @@
+// The servers of one measurement seen together. Servers that agree measure one theta (web
+// servers keep UTC), so their probes are aimed as a team: each at its own quantile of the
+// joint posterior. N servers then split what is left N + 1 ways per second instead of two
+// each along the same lines (servers probed side by side would otherwise bisect the same
+// grid and share one error), and with noisy paths their probes all land where the answer
+// is still in doubt.
+//
+// A team forms from intervals that are nearly the same (after the first answers, servers
+// with one time have the very same interval), never from intervals that merely touch: a
+// sliver where two groups' edges meet looks like agreement, and round trips can keep the
+// probes aimed there from ever cutting it. It then only loses members: those whose
+// intervals leave the rest (Marzullo among the team), and those whose own probes make the
+// team's median unlikely. And a member takes the team's aim only where it is a fair cut of
+// its own posterior too (measure.ts): a probe at the edge of its own interval would teach
+// it nothing, and a false team could hold it there.
+import { asymmetrySigma, posteriorQuantiles, relativeLogLikelihood, type ProbeGroup } from './estimate.js';
+import { intersect, midpoint, selectMajority, type Interval } from './interval.js';
+
+/** A member is out of the team where its own probes make the team's median e^4 (~55x) less likely than their best. */
+const UNLIKELY = 4;
+
+/** Intervals are "nearly the same" when their common part is at least this share of each. */
+const SAME = 0.5;
+
+interface Member {
+  interval: Interval | undefined;
+  lows: readonly number[];
+  rtts: readonly number[];
+  prior: Interval | undefined;
+}
+
+const width = (interval: Interval): number => interval.high - interval.low;
+
+export class Ensemble {
+  readonly #members: Member[];
+  /** Bumped on every change: aims are computed once per state and shared by all servers. */
+  #version = 0;
+  #aims: { version: number; byServer: Map<number, number> } | undefined;
+  /** undefined until formed; once formed it only shrinks (empty: disbanded). */
+  #team: number[] | undefined;
+
+  constructor(priors: readonly (Interval | undefined)[]) {
+    this.#members = priors.map((prior) => ({ interval: undefined, lows: [], rtts: [], prior }));
+  }
+
+  /** A server's state after a probe (or its failure: interval undefined drops it). */
+  update(index: number, interval: Interval | undefined, lows: readonly number[], rtts: readonly number[]): void {
+    const member = this.#members[index];
+    if (member === undefined) return;
+    Object.assign(member, { interval, lows: [...lows], rtts: [...rtts] });
+    this.#version += 1;
+  }
+
+  /** The probes of `indexes` for a posterior. */
+  groups(indexes: readonly number[]): ProbeGroup[] {
+    return indexes.flatMap((index) => {
+      const member = this.#members[index];
+      return member && member.lows.length > 0 ? [{ lows: member.lows, sigma: asymmetrySigma(member.rtts) }] : [];
+    });
+  }
+
+  /**
+   * Where server `index` should aim its next probe as one of the team, or undefined when
+   * it is not in a team of at least two (then it aims on its own).
+   */
+  jointAim(index: number): number | undefined {
+    if (this.#aims?.version !== this.#version) this.#aims = { version: this.#version, byServer: this.#teamAims() };
+    return this.#aims.byServer.get(index);
+  }
+
+  #interval(index: number): Interval | undefined {
+    return this.#members[index]?.interval;
+  }
+
+  /** The largest set of servers whose intervals are nearly the same. */
+  #form(): number[] {
+    const answered = this.#members.flatMap((member, index) => (member.interval ? [index] : []));
+    const alike = (a: Interval, b: Interval): boolean => {
+      const common = intersect(a, b);
+      return common !== undefined && width(common) >= SAME * Math.max(width(a), width(b));
+    };
+    let best: number[] = [];
+    for (const candidate of answered) {
+      const own = this.#interval(candidate) as Interval;
+      const group = answered.filter((other) => alike(own, this.#interval(other) as Interval));
+      if (group.length > best.length) best = group;
+    }
+    return best;
+  }
+
+  /** The team as it stands: members still answering, agreeing among themselves and with its median. */
+  #current(): { members: number[]; support: Interval } | undefined {
+    if (this.#team === undefined) {
+      const formed = this.#form();
+      if (formed.length < 2) return undefined;
+      this.#team = formed;
+    }
+    let members = this.#team.filter((index) => this.#interval(index) !== undefined);
+    // Intervals that no longer meet: the team's own majority stays, the rest leave.
+    const selection = selectMajority(members.map((index) => this.#interval(index) as Interval));
+    members = selection ? selection.truechimers.map((position) => members[position] ?? -1) : [];
+    for (let pass = 0; pass < 2 && members.length >= 2; pass += 1) {
+      const support = members.reduce<Interval | undefined>((common, index) => common && intersect(common, this.#interval(index) as Interval), this.#interval(members[0] ?? -1));
+      if (support === undefined) break;
+      const [median = midpoint(support)] = posteriorQuantiles(this.groups(members), support, [0.5]);
+      const consistent = members.filter((index) => {
+        const [group] = this.groups([index]);
+        return !group || relativeLogLikelihood(group, this.#interval(index) as Interval, median) > -UNLIKELY;
+      });
+      if (consistent.length === members.length) break;
+      members = consistent;
+    }
+    this.#team = members;
+    const support = members.reduce<Interval | undefined>((common, index) => common && intersect(common, this.#interval(index) as Interval), this.#interval(members[0] ?? -1));
+    return members.length >= 2 && support ? { members, support } : undefined;
+  }
+
+  #teamAims(): Map<number, number> {
+    const team = this.#current();
+    if (team === undefined) return new Map();
+    const { members, support } = team;
+    // The priors only place the aim (never a bound): the region most of them share, where
+    // the answers so far allow it.
+    const priors = members.flatMap((index) => this.#members[index]?.prior ?? []);
+    const shared = selectMajority(priors)?.interval;
+    const prior = shared && intersect(shared, support);
+    const quantiles = members.map((_, rank) => (rank + 1) / (members.length + 1));
+    const aims = posteriorQuantiles(this.groups(members), prior ?? support, quantiles);
+    return new Map(members.map((index, rank) => [index, aims[rank] ?? NaN]));
+  }
+}
