@@ -74,5 +74,10 @@ describe('posteriorQuantiles', () => {
     const [median] = posteriorQuantiles([{ lows: [0.30001, 0.30002 - 1], sigma: 1e-6 }], { low: 0, high: 1 }, [0.5]);
     expect(median).toBeGreaterThan(0.30001);
     expect(median).toBeLessThan(0.30002);
+    // Several servers, each as a mixture with a flat part over the whole support.
+    const sharp = { lows: [0.30001, 0.30002 - 1], sigma: 1e-6 };
+    const [joint] = posteriorQuantiles([sharp, sharp, sharp], { low: 0, high: 1 }, [0.5]);
+    expect(joint).toBeGreaterThan(0.30001);
+    expect(joint).toBeLessThan(0.30002);
   });
 });

@@ -61,7 +61,7 @@ describe('measureOffset', () => {
     // Alone, each server's 7 aimed probes split the second into 1/128 s (7.8 ms); side by
     // side they would all split it along the same lines. As a team each second splits four
     // ways: the region the three share narrows to the stale-Date allowance and the round trip.
-    expect(result.error).toBeLessThan(0.0035);
+    expect(result.error).toBeLessThan(0.0045);
     expect(Math.abs((result.offset ?? NaN) - TRUTH)).toBeLessThan(0.001);
   });
 
@@ -73,7 +73,8 @@ describe('measureOffset', () => {
     const result = await measureOffset(urls, { probes: 8 });
     result.servers.forEach((server, index) => {
       expectWithinBound(server, truths[index] ?? NaN);
-      expect(server.error).toBeLessThan(0.05);
+      // Held at the edge of its own interval, a server would end about 0.3 s wide.
+      expect(server.error).toBeLessThan(0.06);
     });
   });
 
@@ -180,17 +181,21 @@ describe('measureOffset', () => {
 describe('measureOffset with priors (aiming only)', () => {
   it('splits a good prior finely and survives a wrong one', async () => {
     // Two clocks seconds apart, so each is aimed on its own.
-    const urls = await start([{ offset: 0.6543 }, { offset: 2.6543 }]);
+    // The second is 20 ms away: a probe's bound then stays a round trip short of where it
+    // was aimed, so only letting the prior go frees its probes.
+    const urls = await start([{ offset: 0.6543 }, { offset: 2.6543, delay: { up: 20, down: 20, jitter: 1 } }]);
     const result = await measureOffset(urls, {
-      probes: 6,
+      probes: 8,
       // The first server's prior holds the truth (40 ms wide); the second's is 0.3 s off.
       priors: [{ low: 0.63, high: 0.67 }, { low: 2.3, high: 2.34 }],
     });
     const [good, wrong] = result.servers;
     expectWithinBound(good ?? { offset: null, error: null }, 0.6543);
     expectWithinBound(wrong ?? { offset: null, error: null }, 2.6543);
-    // 5 aimed probes over 40 ms: about 2.5 ms; the wrong prior falls back to bisecting the second.
+    // 7 aimed probes over 40 ms: about 2.5 ms. The wrong prior is let go once the answers
+    // leave it behind (held at its edge, the server would end ~0.3 s wide), and the probes
+    // left bisect the rest of the second.
     expect(good?.error).toBeLessThan(0.004);
-    expect(wrong?.status).toBe('ok');
+    expect(wrong?.error).toBeLessThan(0.1);
   });
 });

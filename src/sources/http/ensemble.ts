@@ -5,10 +5,10 @@
 // grid and share one error), and with noisy paths their probes all land where the answer
 // is still in doubt.
 //
-// A team forms from intervals that are nearly the same (after the first answers, servers
-// with one time have the very same interval), never from intervals that merely touch: a
-// sliver where two groups' edges meet looks like agreement, and round trips can keep the
-// probes aimed there from ever cutting it. It then only loses members: those whose
+// A team forms from a majority of intervals that are nearly the same (after the first
+// answers, servers with one time have the very same interval), never from intervals that
+// merely touch: a sliver where two groups' edges meet looks like agreement, and round
+// trips can keep the probes aimed there from ever cutting it. It then only loses members: those whose
 // intervals leave the rest (Marzullo among the team), and those whose own probes make the
 // team's median unlikely. And a member takes the team's aim only where it is a fair cut of
 // its own posterior too (measure.ts): a probe at the edge of its own interval would teach
@@ -23,6 +23,7 @@ const UNLIKELY = 4;
 const SAME = 0.5;
 
 interface Member {
+  state: 'pending' | 'answered' | 'failed';
   interval: Interval | undefined;
   lows: readonly number[];
   rtts: readonly number[];
@@ -40,14 +41,22 @@ export class Ensemble {
   #team: number[] | undefined;
 
   constructor(priors: readonly (Interval | undefined)[]) {
-    this.#members = priors.map((prior) => ({ interval: undefined, lows: [], rtts: [], prior }));
+    this.#members = priors.map((prior) => ({ state: 'pending', interval: undefined, lows: [], rtts: [], prior }));
   }
 
   /** A server's state after a probe (or its failure: interval undefined drops it). */
   update(index: number, interval: Interval | undefined, lows: readonly number[], rtts: readonly number[]): void {
     const member = this.#members[index];
     if (member === undefined) return;
-    Object.assign(member, { interval, lows: [...lows], rtts: [...rtts] });
+    Object.assign(member, { interval, lows: [...lows], rtts: [...rtts], state: interval ? 'answered' : 'failed' });
+    this.#version += 1;
+  }
+
+  /** A server's prior that its answers have left behind: it no longer steers the team. */
+  forgetPrior(index: number): void {
+    const member = this.#members[index];
+    if (member?.prior === undefined) return;
+    member.prior = undefined;
     this.#version += 1;
   }
 
@@ -72,8 +81,14 @@ export class Ensemble {
     return this.#members[index]?.interval;
   }
 
-  /** The largest set of servers whose intervals are nearly the same. */
+  /**
+   * The largest set of servers whose intervals are nearly the same, if it is a majority of
+   * those that answered; none until every server has answered (or failed), or a second
+   * round has begun without the slow ones.
+   */
   #form(): number[] {
+    const waiting = this.#members.some((member) => member.state === 'pending');
+    if (waiting && !this.#members.some((member) => member.lows.length >= 2)) return [];
     const answered = this.#members.flatMap((member, index) => (member.interval ? [index] : []));
     const alike = (a: Interval, b: Interval): boolean => {
       const common = intersect(a, b);
@@ -85,7 +100,9 @@ export class Ensemble {
       const group = answered.filter((other) => alike(own, this.#interval(other) as Interval));
       if (group.length > best.length) best = group;
     }
-    return best;
+    // Servers that keep one time are most of them; a minority alike may be chance (clocks
+    // a fraction of a second apart), and teaming them up would cost them probes.
+    return best.length * 2 > answered.length ? best : [];
   }
 
   /** The team as it stands: members still answering, agreeing among themselves and with its median. */
@@ -119,11 +136,11 @@ export class Ensemble {
     const team = this.#current();
     if (team === undefined) return new Map();
     const { members, support } = team;
-    // The priors only place the aim (never a bound): the region most of them share, where
-    // the answers so far allow it.
+    // The priors only place the aim (never a bound): the region more than half of the team's
+    // members share, where the answers so far allow it.
     const priors = members.flatMap((index) => this.#members[index]?.prior ?? []);
-    const shared = selectMajority(priors)?.interval;
-    const prior = shared && intersect(shared, support);
+    const shared = selectMajority(priors);
+    const prior = shared && shared.truechimers.length * 2 > members.length ? intersect(shared.interval, support) : undefined;
     const quantiles = members.map((_, rank) => (rank + 1) / (members.length + 1));
     const aims = posteriorQuantiles(this.groups(members), prior ?? support, quantiles);
     return new Map(members.map((index, rank) => [index, aims[rank] ?? NaN]));

@@ -18,6 +18,7 @@ const LOGISTIC = Math.sqrt(3) / Math.PI;
 // Quantiles are interpolated inside a cell: 256 cells keep one server's call near 0.15 ms,
 // which matters because it runs while other servers' answers may be arriving.
 const GRID = 256;
+const COARSE = GRID / 4;
 
 /** The asymmetry's standard deviation from the round trips: Var(e) = Var(up - down) / 4 = Var(rtt) / 4 for independent legs. */
 export function asymmetrySigma(rtts: readonly number[]): number {
@@ -36,42 +37,74 @@ export interface ProbeGroup {
 
 /**
  * The chance that a server of an agreeing majority is off by more than its probes can show
- * (its own clock a few ms out, one path's legs lopsided): each server's likelihood is a
- * mixture with this much of "anything", so one such server cannot drag the joint estimate.
+ * (its own clock a few ms out, one path's legs lopsided): each server's likelihood, as a
+ * density, is mixed with this much of a flat one over the support, so one such server
+ * cannot drag the joint estimate.
  */
 const OUTLIER = 0.05;
 
-/** Log-posterior of theta at the centres of `cells` cells over [low, high] (flat prior), and its maximum. */
-function logPosterior(groups: readonly ProbeGroup[], low: number, high: number, cells: number): { logs: Float64Array; best: number } {
+/** One server's log-likelihood at the centres of `cells` cells over [low, high]. */
+function logLikelihoods({ lows, sigma }: ProbeGroup, low: number, high: number, cells: number): Float64Array {
+  const scale = sigma * LOGISTIC;
   const step = (high - low) / cells;
-  const perGroup = groups.map(({ lows, sigma }) => {
-    const scale = sigma * LOGISTIC;
-    const values = new Float64Array(cells);
-    for (let index = 0; index < cells; index += 1) {
-      const theta = low + (index + 0.5) * step;
-      let sum = 0;
-      for (const lower of lows) sum += logCdf((theta - lower) / scale) + logCdf((lower + 1 - theta) / scale);
-      values[index] = sum;
-    }
-    return values;
-  });
-  const logs = perGroup.length === 1 ? (perGroup[0] ?? new Float64Array(cells)) : new Float64Array(cells);
-  if (perGroup.length > 1) {
-    for (const values of perGroup) {
-      const peak = Math.max(...values);
-      for (let index = 0; index < cells; index += 1) {
-        // log((1 - OUTLIER) L / max L + OUTLIER), stable for any log-likelihood.
-        const relative = (values[index] ?? -Infinity) - peak;
-        logs[index] = (logs[index] ?? 0) + Math.log(OUTLIER + (1 - OUTLIER) * Math.exp(relative));
-      }
-    }
+  const values = new Float64Array(cells);
+  for (let index = 0; index < cells; index += 1) {
+    const theta = low + (index + 0.5) * step;
+    let sum = 0;
+    for (const lower of lows) sum += logCdf((theta - lower) / scale) + logCdf((lower + 1 - theta) / scale);
+    values[index] = sum;
   }
+  return values;
+}
+
+/** Where one server's likelihood lives: outside max(lows) - 8 sigma .. min(lows) + 1 + 8 sigma it is negligible. */
+function ownRange({ lows, sigma }: ProbeGroup, support: { low: number; high: number }): { low: number; high: number } {
+  const low = Math.max(support.low, Math.max(...lows) - 8 * sigma);
+  const high = Math.min(support.high, Math.min(...lows) + 1 + 8 * sigma);
+  return high > low ? { low, high } : support;
+}
+
+const logSumExp = (a: number, b: number): number => (a > b ? a + Math.log1p(Math.exp(b - a)) : b + Math.log1p(Math.exp(a - b)));
+
+/** log of the integral of one server's likelihood, on a fine grid over where it lives. */
+function logMass(group: ProbeGroup, support: { low: number; high: number }): number {
+  const range = ownRange(group, support);
+  // Coarse is enough: the range hugs the likelihood, whose ramps are smooth on its scale.
+  const values = logLikelihoods(group, range.low, range.high, COARSE);
+  const peak = Math.max(...values);
+  const sum = values.reduce((total, value) => total + Math.exp(value - peak), 0);
+  return peak + Math.log((sum * (range.high - range.low)) / COARSE);
+}
+
+/** How `groups` combine: one server alone, or several as mixtures (their masses and the flat part). */
+interface Combination {
+  masses: number[] | undefined;
+  logFlat: number;
+}
+
+function combination(groups: readonly ProbeGroup[], support: { low: number; high: number }): Combination {
+  return groups.length === 1
+    ? { masses: undefined, logFlat: 0 }
+    : { masses: groups.map((group) => logMass(group, support)), logFlat: Math.log(OUTLIER / (support.high - support.low)) };
+}
+
+/** Log-posterior of theta at the centres of `cells` cells over [low, high] (flat prior), and its maximum. */
+function logPosterior(groups: readonly ProbeGroup[], low: number, high: number, cells: number, { masses, logFlat }: Combination): { logs: Float64Array; best: number } {
+  const perGroup = groups.map((group) => logLikelihoods(group, low, high, cells));
+  if (masses === undefined) {
+    const logs = perGroup[0] ?? new Float64Array(cells);
+    return { logs, best: Math.max(...logs) };
+  }
+  const logs = new Float64Array(cells);
+  perGroup.forEach((values, group) => {
+    const logDensity = Math.log(1 - OUTLIER) - (masses[group] ?? 0);
+    for (let index = 0; index < cells; index += 1) logs[index] = (logs[index] ?? 0) + logSumExp((values[index] ?? -Infinity) + logDensity, logFlat);
+  });
   return { logs, best: Math.max(...logs) };
 }
 
-// Cells whose posterior is below e^-30 of the peak carry nothing a quantile can see.
-const NEGLIGIBLE = 30;
-const COARSE = GRID / 4;
+// Cells below a millionth of the peak carry nothing a quantile can see.
+const NEGLIGIBLE = Math.log(1e6);
 
 /**
  * Quantiles (each in (0, 1)) of theta's posterior on [support.low, support.high] given
@@ -84,24 +117,22 @@ export function posteriorQuantiles(groups: readonly ProbeGroup[], support: { low
   const probes = groups.filter((group) => group.lows.length > 0);
   const middle = (support.low + support.high) / 2;
   if (probes.length === 0) return quantiles.map((quantile) => support.low + quantile * (support.high - support.low));
-  // One server: outside max(lows) - 8 sigma .. min(lows) + 1 + 8 sigma its posterior is
-  // negligible. Several: any one of them may be the outlier, so the whole support counts.
-  let low = support.low;
-  let high = support.high;
-  for (const { lows, sigma } of probes.length === 1 ? probes : []) {
-    low = Math.max(low, Math.max(...lows) - 8 * sigma);
-    high = Math.min(high, Math.min(...lows) + 1 + 8 * sigma);
-  }
-  // The probes' own bounds miss the support (noise, or servers that disagree): its middle.
+  // Where the servers' likelihoods live (any one of them may be the outlier, so where any
+  // of them lives): elsewhere only the flat parts remain, and a sharp peak could fall
+  // between the cells of a grid over the whole support.
+  const ranges = probes.map((group) => ownRange(group, support));
+  let low = Math.min(...ranges.map((range) => range.low));
+  let high = Math.max(...ranges.map((range) => range.high));
   if (!(high > low)) return quantiles.map(() => middle);
-  const coarse = logPosterior(probes, low, high, COARSE);
+  const mixing = combination(probes, support);
+  const coarse = logPosterior(probes, low, high, COARSE, mixing);
   const coarseStep = (high - low) / COARSE;
   const carrying = [...coarse.logs.keys()].filter((index) => (coarse.logs[index] ?? -Infinity) > coarse.best - NEGLIGIBLE);
   // A cell either side: a peak narrower than a coarse cell may sit just past the best centre.
   const first = Math.max(0, (carrying[0] ?? 0) - 1);
   const last = Math.min(COARSE - 1, (carrying[carrying.length - 1] ?? COARSE - 1) + 1);
   [low, high] = [low + first * coarseStep, low + (last + 1) * coarseStep];
-  const { logs, best } = logPosterior(probes, low, high, GRID);
+  const { logs, best } = logPosterior(probes, low, high, GRID, mixing);
   const step = (high - low) / GRID;
   const weights = Array.from(logs, (value) => Math.exp(value - best));
   const total = weights.reduce((sum, weight) => sum + weight, 0);
@@ -122,8 +153,8 @@ export function posteriorQuantiles(groups: readonly ProbeGroup[], support: { low
  */
 export function relativeLogLikelihood(group: ProbeGroup, support: { low: number; high: number }, theta: number): number {
   if (group.lows.length === 0) return 0;
-  const at = logPosterior([group], theta, theta, 1).best;
-  return Math.min(0, at - logPosterior([group], support.low, support.high, GRID).best);
+  const [at = -Infinity] = logLikelihoods(group, theta, theta, 1);
+  return Math.min(0, at - Math.max(...logLikelihoods(group, support.low, support.high, GRID)));
 }
 
 /**

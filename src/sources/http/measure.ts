@@ -31,7 +31,7 @@ export const DATE_STALENESS = 0.002;
  */
 const DECIDE_AHEAD = 0.2;
 
-/** The part of its own posterior (quantiles) where a server takes its team's aim, and its median. */
+/** The part of its own posterior (quantiles) where a server takes its team's aim or keeps its prior, and its median. */
 const FAIR_CUT = [0.01, 0.5, 0.99];
 
 export interface MeasureOptions {
@@ -179,13 +179,22 @@ async function measureServer({ index, url, dispatcher, probes, prior, ensemble, 
   const lows: number[] = [];
   const rtts: number[] = [];
   const outcome = (reason: string | null): ServerOutcome => ({ interval, rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, reason });
-  // Alone, a server bisects its own posterior (inside the prior where the answers allow).
-  // In a team it takes its share of the joint one, where that still cuts its own posterior
-  // fairly (between its 5 % and 95 % points); otherwise it bisects its own.
-  const aim = (own: Interval): number => {
-    const [fifth = own.low, half = midpoint(own), last = own.high] = posteriorQuantiles([{ lows, sigma: asymmetrySigma(rtts) }], own, FAIR_CUT);
+  // Alone, a server bisects its own posterior, inside the prior while the answers leave
+  // it plausible (a wrong prior must not hold the probes at its edge). In a team it takes
+  // its share of the joint posterior where that still cuts its own fairly (between its
+  // 1 % and 99 % points); otherwise it bisects its own.
+  let aimPrior = prior;
+  const aim = (current: Interval): number => {
+    const group = [{ lows, sigma: asymmetrySigma(rtts) }];
+    const [first = current.low, half = midpoint(current), last = current.high] = posteriorQuantiles(group, current, FAIR_CUT);
+    if (aimPrior && !intersect(aimPrior, { low: first, high: last })) {
+      aimPrior = undefined;
+      ensemble.forgetPrior(index);
+    }
     const joint = ensemble.jointAim(index);
-    return clamp(joint !== undefined && joint >= fifth && joint <= last ? joint : half, own);
+    if (joint !== undefined && joint >= first && joint <= last) return joint;
+    const inPrior = aimPrior && intersect(aimPrior, current);
+    return inPrior ? clamp(posteriorQuantiles(group, inPrior, [0.5])[0] ?? midpoint(inPrior), inPrior) : half;
   };
   try {
     for (let probeIndex = 0; probeIndex < probes; probeIndex += 1) {
@@ -195,16 +204,16 @@ async function measureServer({ index, url, dispatcher, probes, prior, ensemble, 
         // if just after. One tick per probe, each a later one: probes then span probes - 1
         // seconds, so a Date that does not advance shows. The typical up-leg, not the
         // shortest: aiming early by the jitter would waste the probe.
-        // No arithmetic here, right after an answer: other servers' answers may be waiting
-        // to be stamped. The tick leaves room for any theta in the interval; the aim is
-        // settled DECIDE_AHEAD before the earliest send it could ask for.
+        // The tick leaves room for any theta in the interval, and the aim is settled
+        // DECIDE_AHEAD before the earliest send it could ask for where the schedule allows:
+        // right after an answer other servers' answers may be waiting to be stamped.
         const upDelay = median(rtts) / 2;
-        const own = (prior && intersect(prior, interval)) ?? interval;
-        const tick = Math.max(Math.ceil(toSeconds(clock.realtime()) + 0.003 + upDelay + own.high), lastTick + 1);
-        await waitUntil(clock, tick - own.high - upDelay - DECIDE_AHEAD, signal);
+        const current = interval;
+        const tick = Math.max(Math.ceil(toSeconds(clock.realtime()) + 0.003 + upDelay + current.high), lastTick + 1);
+        await waitUntil(clock, tick - current.high - upDelay - DECIDE_AHEAD, signal);
         // Even with no time to spare, answers already read are stamped before the arithmetic.
         await nextTurn();
-        const theta = aim(own);
+        const theta = clamp(aim(current), current);
         lastTick = tick;
         await waitUntil(clock, tick - theta - upDelay, signal);
       }
