@@ -184,17 +184,19 @@ async function measureServer({ index, url, dispatcher, probes, prior, ensemble, 
   // its share of the joint posterior where that still cuts its own fairly (between its
   // 1 % and 99 % points); otherwise it bisects its own.
   let aimPrior = prior;
-  const aim = (current: Interval): number => {
-    const group = [{ lows, sigma: asymmetrySigma(rtts) }];
-    const [first = current.low, half = midpoint(current), last = current.high] = posteriorQuantiles(group, current, FAIR_CUT);
+  const ownQuantiles = (current: Interval): { first: number; half: number; last: number } => {
+    const [first = current.low, half = midpoint(current), last = current.high] = posteriorQuantiles([{ lows, sigma: asymmetrySigma(rtts) }], current, FAIR_CUT);
     if (aimPrior && !intersect(aimPrior, { low: first, high: last })) {
       aimPrior = undefined;
       ensemble.forgetPrior(index);
     }
+    return { first, half, last };
+  };
+  const aim = (current: Interval, { first, half, last }: { first: number; half: number; last: number }): number => {
     const joint = ensemble.jointAim(index);
     if (joint !== undefined && joint >= first && joint <= last) return joint;
     const inPrior = aimPrior && intersect(aimPrior, current);
-    return inPrior ? clamp(posteriorQuantiles(group, inPrior, [0.5])[0] ?? midpoint(inPrior), inPrior) : half;
+    return inPrior ? (posteriorQuantiles([{ lows, sigma: asymmetrySigma(rtts) }], inPrior, [0.5])[0] ?? midpoint(inPrior)) : half;
   };
   try {
     for (let probeIndex = 0; probeIndex < probes; probeIndex += 1) {
@@ -204,16 +206,19 @@ async function measureServer({ index, url, dispatcher, probes, prior, ensemble, 
         // if just after. One tick per probe, each a later one: probes then span probes - 1
         // seconds, so a Date that does not advance shows. The typical up-leg, not the
         // shortest: aiming early by the jitter would waste the probe.
-        // The tick leaves room for any theta in the interval, and the aim is settled
-        // DECIDE_AHEAD before the earliest send it could ask for where the schedule allows:
-        // right after an answer other servers' answers may be waiting to be stamped.
+        // The tick leaves room for any aim up to the server's own 99 % point (or its prior);
+        // the aim itself, which may need the team's posterior, is settled DECIDE_AHEAD
+        // before the earliest send where the schedule allows: right after an answer, other
+        // servers' answers may be waiting to be stamped.
         const upDelay = median(rtts) / 2;
         const current = interval;
-        const tick = Math.max(Math.ceil(toSeconds(clock.realtime()) + 0.003 + upDelay + current.high), lastTick + 1);
-        await waitUntil(clock, tick - current.high - upDelay - DECIDE_AHEAD, signal);
+        const own = ownQuantiles(current);
+        const highest = aimPrior ? Math.min(own.last, Math.max(aimPrior.high, own.first)) : own.last;
+        const tick = Math.max(Math.ceil(toSeconds(clock.realtime()) + 0.003 + upDelay + highest), lastTick + 1);
+        await waitUntil(clock, tick - highest - upDelay - DECIDE_AHEAD, signal);
         // Even with no time to spare, answers already read are stamped before the arithmetic.
         await nextTurn();
-        const theta = clamp(aim(current), current);
+        const theta = Math.min(highest, clamp(aim(current, own), current));
         lastTick = tick;
         await waitUntil(clock, tick - theta - upDelay, signal);
       }
