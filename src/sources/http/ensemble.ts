@@ -32,6 +32,15 @@ interface Member {
 
 const width = (interval: Interval): number => interval.high - interval.low;
 
+interface Answered {
+  index: number;
+  interval: Interval;
+}
+
+/** The part all of `answered` share, or undefined. */
+const common = (answered: readonly Answered[]): Interval | undefined =>
+  answered.reduce<Interval | undefined>((shared, { interval }) => shared && intersect(shared, interval), answered[0]?.interval);
+
 export class Ensemble {
   readonly #members: Member[];
   /** Bumped on every change: aims are computed once per state and shared by all servers. */
@@ -77,8 +86,12 @@ export class Ensemble {
     return this.#aims.byServer.get(index);
   }
 
-  #interval(index: number): Interval | undefined {
-    return this.#members[index]?.interval;
+  /** The servers (all, or of `indexes`) that have an interval, each with it. */
+  #answered(indexes?: readonly number[]): Answered[] {
+    return (indexes ?? this.#members.map((_, index) => index)).flatMap((index) => {
+      const interval = this.#members[index]?.interval;
+      return interval ? [{ index, interval }] : [];
+    });
   }
 
   /**
@@ -89,16 +102,15 @@ export class Ensemble {
   #form(): number[] {
     const waiting = this.#members.some((member) => member.state === 'pending');
     if (waiting && !this.#members.some((member) => member.lows.length >= 2)) return [];
-    const answered = this.#members.flatMap((member, index) => (member.interval ? [index] : []));
+    const answered = this.#answered();
     const alike = (a: Interval, b: Interval): boolean => {
       const common = intersect(a, b);
       return common !== undefined && width(common) >= SAME * Math.max(width(a), width(b));
     };
     let best: number[] = [];
     for (const candidate of answered) {
-      const own = this.#interval(candidate) as Interval;
-      const group = answered.filter((other) => alike(own, this.#interval(other) as Interval));
-      if (group.length > best.length) best = group;
+      const group = answered.filter((other) => alike(candidate.interval, other.interval));
+      if (group.length > best.length) best = group.map((other) => other.index);
     }
     // Servers that keep one time are most of them; a minority alike may be chance (clocks
     // a fraction of a second apart), and teaming them up would cost them probes.
@@ -112,24 +124,24 @@ export class Ensemble {
       if (formed.length < 2) return undefined;
       this.#team = formed;
     }
-    let members = this.#team.filter((index) => this.#interval(index) !== undefined);
+    let members = this.#answered(this.#team);
     // Intervals that no longer meet: the team's own majority stays, the rest leave.
-    const selection = selectMajority(members.map((index) => this.#interval(index) as Interval));
-    members = selection ? selection.truechimers.map((position) => members[position] ?? -1) : [];
+    const selection = selectMajority(members.map((member) => member.interval));
+    members = selection ? selection.truechimers.flatMap((position) => members[position] ?? []) : [];
     for (let pass = 0; pass < 2 && members.length >= 2; pass += 1) {
-      const support = members.reduce<Interval | undefined>((common, index) => common && intersect(common, this.#interval(index) as Interval), this.#interval(members[0] ?? -1));
+      const support = common(members);
       if (support === undefined) break;
-      const [median = midpoint(support)] = posteriorQuantiles(this.groups(members), support, [0.5]);
-      const consistent = members.filter((index) => {
-        const [group] = this.groups([index]);
-        return !group || relativeLogLikelihood(group, this.#interval(index) as Interval, median) > -UNLIKELY;
+      const [median = midpoint(support)] = posteriorQuantiles(this.groups(members.map((member) => member.index)), support, [0.5]);
+      const consistent = members.filter((member) => {
+        const [group] = this.groups([member.index]);
+        return !group || relativeLogLikelihood(group, member.interval, median) > -UNLIKELY;
       });
       if (consistent.length === members.length) break;
       members = consistent;
     }
-    this.#team = members;
-    const support = members.reduce<Interval | undefined>((common, index) => common && intersect(common, this.#interval(index) as Interval), this.#interval(members[0] ?? -1));
-    return members.length >= 2 && support ? { members, support } : undefined;
+    this.#team = members.map((member) => member.index);
+    const support = common(members);
+    return members.length >= 2 && support ? { members: this.#team, support } : undefined;
   }
 
   #teamAims(): Map<number, number> {
