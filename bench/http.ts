@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Client } from 'undici';
 import { realtime, systemClock } from '../src/clock.js';
+import { median } from '../src/sources/http/estimate.js';
 import { measureOffset } from '../src/sources/http/measure.js';
 import { probe } from '../src/sources/http/probe.js';
 import { carryInterval } from '../src/sources/http/publisher.js';
@@ -47,11 +48,6 @@ async function stop(served: Served): Promise<void> {
   await new Promise((resolve) => served.child.once('exit', resolve));
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2;
-};
 const ms = (seconds: number): string => `${(seconds * 1000).toFixed(2)} ms`.padStart(11);
 
 interface Row {

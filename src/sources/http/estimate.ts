@@ -20,6 +20,13 @@ const LOGISTIC = Math.sqrt(3) / Math.PI;
 const GRID = 256;
 const COARSE = GRID / 4;
 
+/** The middle value (the mean of the two middle ones for an even count); NaN for none. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2;
+}
+
 /** The asymmetry's standard deviation from the round trips: Var(e) = Var(up - down) / 4 = Var(rtt) / 4 for independent legs. */
 export function asymmetrySigma(rtts: readonly number[]): number {
   const mean = rtts.reduce((sum, rtt) => sum + rtt, 0) / rtts.length;

@@ -10,7 +10,7 @@ import { addSeconds, diffSeconds, formatUtc, outOfRange, toSeconds, type Timespe
 import { readClockPair, steadyClock, steadyRealtime } from './clock-pair.js';
 import { parseHttpDate, utcYear } from './date.js';
 import { Ensemble } from './ensemble.js';
-import { asymmetrySigma, posteriorQuantiles } from './estimate.js';
+import { asymmetrySigma, median, posteriorMedian, posteriorQuantiles } from './estimate.js';
 import { intersect, midpoint, probeInterval, selectMajority, type Interval } from './interval.js';
 import { createDispatcher, probe } from './probe.js';
 import { serverUrl } from './servers.js';
@@ -150,12 +150,6 @@ const clamp = (value: number, interval: Interval): number => Math.min(interval.h
 /** The half-width around `offset` that still covers all of `interval` (the truth is in there). */
 const errorAround = (offset: number, interval: Interval): number => Math.max(offset - interval.low, interval.high - offset);
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2;
-}
-
 interface ServerProbing {
   index: number;
   url: URL;
@@ -196,7 +190,7 @@ async function measureServer({ index, url, dispatcher, probes, prior, ensemble, 
     const joint = ensemble.jointAim(index);
     if (joint !== undefined && joint >= first && joint <= last) return joint;
     const inPrior = aimPrior && intersect(aimPrior, current);
-    return inPrior ? (posteriorQuantiles([{ lows, sigma: asymmetrySigma(rtts) }], inPrior, [0.5])[0] ?? midpoint(inPrior)) : half;
+    return inPrior ? posteriorMedian(lows, asymmetrySigma(rtts), inPrior) : half;
   };
   try {
     for (let probeIndex = 0; probeIndex < probes; probeIndex += 1) {
@@ -327,7 +321,8 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const results: ServerResult[] = outcomes.map((outcome, index) => {
     const interval = outcome.interval && reported(outcome.interval);
     // Each server's own estimate, worked out now that no answer is waiting to be stamped.
-    const offset = outcome.interval && clamp(posteriorQuantiles(ensemble.groups([index]), outcome.interval, [0.5])[0] ?? midpoint(outcome.interval), outcome.interval) + toRealtime;
+    const [group] = ensemble.groups([index]);
+    const offset = outcome.interval && clamp(group ? posteriorMedian(group.lows, group.sigma, outcome.interval) : midpoint(outcome.interval), outcome.interval) + toRealtime;
     const status: ServerStatus = interval === undefined ? 'failed' : selection === undefined || truechimers.has(index) ? 'ok' : 'falseticker';
     const reason =
       status === 'failed'
