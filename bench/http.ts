@@ -8,13 +8,14 @@ import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Client } from 'undici';
+import { Client, type Dispatcher } from 'undici';
 import { realtime, systemClock } from '../src/clock.js';
-import { median } from '../src/sources/http/estimate.js';
-import { measureOffset } from '../src/sources/http/measure.js';
-import { probe } from '../src/sources/http/probe.js';
+import { parseHttpDate, utcYear } from '../src/sources/http/date.js';
+import { asymmetrySigma, median, posteriorMedian, posteriorQuantiles, type ProbeGroup } from '../src/sources/http/estimate.js';
+import { measureOffset, waitUntil } from '../src/sources/http/measure.js';
+import { createDispatcher, probe } from '../src/sources/http/probe.js';
 import { carryInterval } from '../src/sources/http/publisher.js';
-import { diffSeconds } from '../src/time.js';
+import { addSeconds, diffSeconds, toSeconds } from '../src/time.js';
 import type { TimeServerConfig } from '../test/http/servers.js';
 
 const PROBES = 8;
@@ -158,6 +159,75 @@ async function sharedTruth(): Promise<void> {
   }
 }
 
+/**
+ * The floor of jittery paths: every probe (the first too) sent so that the middle of its
+ * round trip lands on the server's true second boundary, as an aim that knew the answer
+ * would. What is left is the legs' asymmetry, which each probe can only show as one bit.
+ * (Without delay there is no such floor: there the answers are sharp and bisecting, not
+ * sitting on the tick, is what gains.)
+ */
+async function oracleFloor(): Promise<void> {
+  const counts = [3, 10];
+  console.log(`floor: ${PROBES} probes per server aimed by an oracle at the true tick, true offsets ${SHARED_TRUTHS.join(', ')} s (groups of 3: the disjoint threes of the ten):`);
+  for (const { name, delay } of DELAYS.filter((entry) => entry.delay)) {
+    const perServer: number[] = [];
+    const combined = new Map<number, number[]>(counts.map((count) => [count, []]));
+    for (const truth of SHARED_TRUTHS) {
+      const served = await serve(Array.from({ length: Math.max(...counts) }, () => ({ offset: truth, ...(delay ? { delay } : {}) })));
+      try {
+        const groups = await aimedAtTruth(served.urls, truth);
+        perServer.push(...groups.map((group) => Math.abs(posteriorMedian(group.lows, group.sigma, { low: truth - 0.5, high: truth + 0.5 }) - truth)));
+        for (const count of counts) {
+          for (let first = 0; first + count <= groups.length; first += count) {
+            const [joint = NaN] = posteriorQuantiles(groups.slice(first, first + count), { low: truth - 0.5, high: truth + 0.5 }, [0.5]);
+            combined.get(count)?.push(Math.abs(joint - truth));
+          }
+        }
+      } finally {
+        await stop(served);
+      }
+    }
+    const cells = [`one server ${ms(median(perServer))}`, ...counts.map((count) => `${count} servers ${ms(median(combined.get(count) ?? []))}`)];
+    console.log(`  ${name.padEnd(18)} median |error|: ${cells.join('   ')}`);
+  }
+}
+
+/** Probes every server of `urls` (one clock, `truth`) with the middle of each round trip at its true tick. */
+async function aimedAtTruth(urls: string[], truth: number): Promise<ProbeGroup[]> {
+  const dispatchers = urls.map((url) => createDispatcher(new URL(url), { timeoutMs: 30_000 }));
+  const signal = new AbortController().signal;
+  try {
+    // One unaimed request each: the connection and a first round trip to aim with.
+    const rtts = await Promise.all(
+      urls.map(async (url, index) => {
+        const response = await probe(dispatchers[index] as Dispatcher, new URL(url), systemClock);
+        return [diffSeconds(response.receiveTime, response.sendTime)];
+      }),
+    );
+    const lows: number[][] = urls.map(() => []);
+    const start = toSeconds(systemClock.realtime());
+    for (let round = 0; round < PROBES; round += 1) {
+      // Local time when the server's clock reads a whole second: t + truth is an integer.
+      const tick = Math.ceil(start + truth) + 1 + round - truth;
+      await Promise.all(
+        urls.map(async (url, index) => {
+          const ownRtts = rtts[index] ?? [];
+          await waitUntil(systemClock, tick - median(ownRtts) / 2, signal);
+          const response = await probe(dispatchers[index] as Dispatcher, new URL(url), systemClock);
+          const date = parseHttpDate(response.date ?? '', utcYear(response.sendTime.sec));
+          const rtt = diffSeconds(response.receiveTime, response.sendTime);
+          ownRtts.push(rtt);
+          lows[index]?.push(diffSeconds({ sec: date?.seconds ?? NaN, nsec: 0 }, addSeconds(response.sendTime, rtt / 2)));
+        }),
+      );
+    }
+    // The aim's round trips are the warm-up's and the probes'; the noise is the probes' alone.
+    return lows.map((own, index) => ({ lows: own, sigma: asymmetrySigma((rtts[index] ?? []).slice(1)) }));
+  } finally {
+    await Promise.all(dispatchers.map((dispatcher) => dispatcher.destroy().catch(() => {})));
+  }
+}
+
 async function twentyServers(): Promise<void> {
   const truth = 0.3141593;
   const served = await serve(Array.from({ length: 20 }, () => ({ offset: truth })));
@@ -208,7 +278,7 @@ async function firstByteTiming(): Promise<void> {
 }
 
 // `npm run bench:http -- shared` (or any section names) runs just those sections.
-const sections: Record<string, () => Promise<void>> = { comparison, shared: sharedTruth, twenty: twentyServers, timing: firstByteTiming };
+const sections: Record<string, () => Promise<void>> = { comparison, shared: sharedTruth, floor: oracleFloor, twenty: twentyServers, timing: firstByteTiming };
 const chosen = process.argv.slice(2);
 for (const [name, section] of Object.entries(sections)) {
   if (chosen.length === 0 || chosen.includes(name)) await section();

@@ -32,6 +32,35 @@ describe('Ensemble', () => {
     expect(ensemble.jointAim(0)).toBeUndefined();
   });
 
+  it('does not team up clocks a fraction of a second apart, even where their intervals mostly overlap', () => {
+    const ensemble = new Ensemble([undefined, undefined, undefined]);
+    // 0.15 s apart: after one probe each, 85 % of each interval is common.
+    ensemble.update(0, firstProbe.interval, firstProbe.lows, firstProbe.rtts);
+    ensemble.update(1, { low: 0.35, high: 1.35 }, [0.35], [0.001]);
+    ensemble.update(2, { low: 0.5, high: 1.5 }, [0.5], [0.001]);
+    expect([0, 1, 2].map((index) => ensemble.jointAim(index))).toEqual([undefined, undefined, undefined]);
+    // A round trip's worth apart is one clock.
+    ensemble.update(1, { low: 0.21, high: 1.21 }, [0.21], [0.001]);
+    expect(ensemble.jointAim(0)).toBeCloseTo(0.21 + 0.99 / 3, 2);
+  });
+
+  it('aims a member at the edge of its own interval where the team needs it', () => {
+    const ensemble = new Ensemble([undefined, undefined]);
+    // Both saw theta in [0.2, 1.2): a team. Then member 0 learned theta < 0.47, member 1
+    // theta > 0.469 (round trips of 1 ms: sharp).
+    for (const index of [0, 1]) ensemble.update(index, firstProbe.interval, firstProbe.lows, firstProbe.rtts);
+    expect(ensemble.jointAim(0)).toBeCloseTo(0.2 + 1 / 3, 2);
+    ensemble.update(0, { low: 0.2, high: 0.47 }, [0.2, 0.47 - 1], [0.001, 0.001]);
+    ensemble.update(1, { low: 0.469, high: 1.2 }, [0.2, 0.469], [0.001, 0.001]);
+    // The team's time is in [0.469, 0.47]: above member 0's own 99 % point, at the top
+    // edge of its 0.27 s interval. That is where its probe tells the team most.
+    const aims = [0, 1].map((index) => ensemble.jointAim(index) ?? NaN);
+    expect(aims[0]).toBeCloseTo(0.469 + 0.001 / 3, 4);
+    expect(aims[1]).toBeCloseTo(0.469 + 0.002 / 3, 4);
+    const [ownTop = NaN] = posteriorQuantiles([{ lows: [0.2, 0.47 - 1], sigma: 20e-6 }], { low: 0.2, high: 0.47 }, [0.99]);
+    expect(aims[0]).toBeGreaterThan(ownTop);
+  });
+
   it('aims inside the region most priors share, and ignores priors that disagree', () => {
     const agreeing = new Ensemble([{ low: 0.5, high: 0.6 }, { low: 0.55, high: 0.65 }, { low: 0.9, high: 1 }]);
     for (const index of [0, 1, 2]) agreeing.update(index, firstProbe.interval, firstProbe.lows, firstProbe.rtts);

@@ -1,6 +1,7 @@
 // measureOffset against local servers whose clocks are off by known amounts: the truth
 // must lie inside the reported bound, and every fault must be named.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../src/log.js';
 import { measureOffset, type MeasurementResult, type ServerResult } from '../src/sources/http/measure.js';
 import { closeAll, startTimeServer, startTimeServers, type TimeServer, type TimeServerConfig } from './http/servers.js';
 
@@ -63,6 +64,34 @@ describe('measureOffset', () => {
     // ways: the region the three share narrows to the stale-Date allowance and the round trip.
     expect(result.error).toBeLessThan(0.0045);
     expect(Math.abs((result.offset ?? NaN) - TRUTH)).toBeLessThan(0.001);
+  });
+
+  it('keeps every team member aimed at the tick once the team has found it, even with all its own answers on one side', async () => {
+    const delay = { up: 20, down: 20, jitter: 5 };
+    const urls = await start(Array.from({ length: 6 }, () => ({ offset: TRUTH, delay })));
+    const probes = new Map<string, number[]>();
+    const logger = {
+      ...silentLogger,
+      debug(event: string, fields?: Record<string, unknown>) {
+        if (event !== 'http probe' || !fields) return;
+        // Where the middle of the round trip fell against the server's second boundary: the
+        // server read TRUTH + (Date - low - rtt / 2) there, Date a whole second.
+        const serverTime = TRUTH - Number(fields.low) - Number(fields.rtt) / 2;
+        const fromTick = serverTime - Math.round(serverTime);
+        probes.set(String(fields.url), [...(probes.get(String(fields.url)) ?? []), fromTick]);
+      },
+    };
+    const result = await measureOffset(urls, { probes: 8, logger });
+    expect(result.survivors).toBe(6);
+    expectWithinBound(result, TRUTH);
+    // Six servers split each second seven ways: by the fourth probe the team has the tick
+    // to a few ms. A member whose own answers all fell on one side has its interval's edge
+    // at the tick; sent off to bisect the rest of its own interval instead, its probe lands
+    // 50-500 ms away and teaches the team nothing.
+    for (const fromTicks of probes.values()) {
+      expect(fromTicks).toHaveLength(8);
+      for (const fromTick of fromTicks.slice(4)) expect(Math.abs(fromTick), `ms from the tick: ${fromTicks.map((value) => (value * 1000).toFixed(1)).join(' ')}`).toBeLessThan(0.03);
+    }
   });
 
   it('lets servers a fraction of a second apart each resolve their own clock', async () => {

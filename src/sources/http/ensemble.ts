@@ -10,17 +10,19 @@
 // merely touch: a sliver where two groups' edges meet looks like agreement, and round
 // trips can keep the probes aimed there from ever cutting it. It then only loses members: those whose
 // intervals leave the rest (Marzullo among the team), and those whose own probes make the
-// team's median unlikely. And a member takes the team's aim only where it is a fair cut of
-// its own posterior too (measure.ts): a probe at the edge of its own interval would teach
-// it nothing, and a false team could hold it there.
+// team's median unlikely. A member's aim must be plausible under its own probes too.
 import { asymmetrySigma, posteriorQuantiles, relativeLogLikelihood, type ProbeGroup } from './estimate.js';
 import { intersect, midpoint, selectMajority, type Interval } from './interval.js';
 
 /** A member is out of the team where its own probes make the team's median e^4 (~55x) less likely than their best. */
 const UNLIKELY = 4;
 
-/** Intervals are "nearly the same" when their common part is at least this share of each. */
-const SAME = 0.5;
+/**
+ * Servers are "nearly the same" when their symmetric intervals share at least this much of
+ * each: after one probe, clocks up to 50 ms apart. Clocks a fraction of a second apart must
+ * not team up: each would spend its probes where the others' time is.
+ */
+const SAME = 0.95;
 
 interface Member {
   state: 'pending' | 'answered' | 'failed';
@@ -102,7 +104,9 @@ export class Ensemble {
   #form(): number[] {
     const waiting = this.#members.some((member) => member.state === 'pending');
     if (waiting && !this.#members.some((member) => member.lows.length >= 2)) return [];
-    const answered = this.#answered();
+    // Compared on their symmetric bounds, which are a second wide whatever the round trip:
+    // servers that keep one time then differ by the legs' asymmetry alone.
+    const answered = this.#answered().map(({ index }) => ({ index, interval: this.#symmetric(index) }));
     const alike = (a: Interval, b: Interval): boolean => {
       const common = intersect(a, b);
       return common !== undefined && width(common) >= SAME * Math.max(width(a), width(b));
@@ -115,6 +119,14 @@ export class Ensemble {
     // Servers that keep one time are most of them; a minority alike may be chance (clocks
     // a fraction of a second apart), and teaming them up would cost them probes.
     return best.length * 2 > answered.length ? best : [];
+  }
+
+  /** Where a server's probes put theta taking each stamp at the middle of its round trip (a point where they cross). */
+  #symmetric(index: number): Interval {
+    const lows = this.#members[index]?.lows ?? [];
+    const low = Math.max(...lows);
+    const high = Math.min(...lows) + 1;
+    return high >= low ? { low, high } : { low: (low + high) / 2, high: (low + high) / 2 };
   }
 
   /** The team as it stands: members still answering, agreeing among themselves and with its median. */
@@ -155,6 +167,18 @@ export class Ensemble {
     const prior = shared && shared.truechimers.length * 2 > members.length ? intersect(shared.interval, support) : undefined;
     const quantiles = members.map((_, rank) => (rank + 1) / (members.length + 1));
     const aims = posteriorQuantiles(this.groups(members), prior ?? support, quantiles);
-    return new Map(members.map((index, rank) => [index, aims[rank] ?? NaN]));
+    // A member takes its aim where its own probes leave it plausible. At the edge of its own
+    // interval is fine (a member whose probes all fell on one side of the truth has its
+    // interval's edge there, and that is where the team needs it); well outside, the answer
+    // would teach it nothing.
+    return new Map(
+      members.flatMap((index, rank) => {
+        const aim = aims[rank];
+        const member = this.#members[index];
+        const [group] = this.groups([index]);
+        const plausible = aim !== undefined && member?.interval && (!group || relativeLogLikelihood(group, member.interval, aim) > -UNLIKELY);
+        return plausible ? [[index, aim]] : [];
+      }),
+    );
   }
 }

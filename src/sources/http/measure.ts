@@ -31,8 +31,19 @@ export const DATE_STALENESS = 0.002;
  */
 const DECIDE_AHEAD = 0.2;
 
-/** The part of its own posterior (quantiles) where a server takes its team's aim or keeps its prior, and its median. */
-const FAIR_CUT = [0.01, 0.5, 0.99];
+/**
+ * Quantiles of a server's own posterior: the part a prior must meet to be kept (1 % to
+ * 99 %), the median, and the top a tick leaves room for (a team's aim may sit at the edge
+ * of a member's own interval).
+ */
+const OWN_QUANTILES = [0.01, 0.5, 0.99, 0.999];
+
+interface OwnQuantiles {
+  first: number;
+  half: number;
+  last: number;
+  top: number;
+}
 
 export interface MeasureOptions {
   /** HEAD probes per server (default 8). */
@@ -133,7 +144,7 @@ export function failureReason(error: unknown): string {
 }
 
 /** Waits until the local clock reads `target`: a timer for the bulk, then turns of the event loop. */
-async function waitUntil(clock: Clock, target: number, signal: AbortSignal): Promise<void> {
+export async function waitUntil(clock: Clock, target: number, signal: AbortSignal): Promise<void> {
   const early = target - toSeconds(clock.realtime()) - 0.002;
   if (early > 0) await sleep(early * 1000, undefined, { signal });
   // Spinning through setImmediate keeps other servers' sockets served meanwhile.
@@ -173,22 +184,25 @@ async function measureServer({ index, url, dispatcher, probes, prior, ensemble, 
   const lows: number[] = [];
   const rtts: number[] = [];
   const outcome = (reason: string | null): ServerOutcome => ({ interval, rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, reason });
-  // Alone, a server bisects its own posterior, inside the prior while the answers leave
-  // it plausible (a wrong prior must not hold the probes at its edge). In a team it takes
-  // its share of the joint posterior where that still cuts its own fairly (between its
-  // 1 % and 99 % points); otherwise it bisects its own.
+  // In a team a server takes its share of the joint posterior (ensemble.ts). Alone, it
+  // bisects its own posterior, inside the prior while the answers leave it plausible (a
+  // wrong prior must not hold the probes at its edge).
   let aimPrior = prior;
-  const ownQuantiles = (current: Interval): { first: number; half: number; last: number } => {
-    const [first = current.low, half = midpoint(current), last = current.high] = posteriorQuantiles([{ lows, sigma: asymmetrySigma(rtts) }], current, FAIR_CUT);
+  const ownQuantilesDroppingPrior = (current: Interval): OwnQuantiles => {
+    const [first = current.low, half = midpoint(current), last = current.high, top = current.high] = posteriorQuantiles(
+      [{ lows, sigma: asymmetrySigma(rtts) }],
+      current,
+      OWN_QUANTILES,
+    );
     if (aimPrior && !intersect(aimPrior, { low: first, high: last })) {
       aimPrior = undefined;
       ensemble.forgetPrior(index);
     }
-    return { first, half, last };
+    return { first, half, last, top };
   };
-  const aim = (current: Interval, { first, half, last }: { first: number; half: number; last: number }): number => {
+  const aim = (current: Interval, { half }: OwnQuantiles): number => {
     const joint = ensemble.jointAim(index);
-    if (joint !== undefined && joint >= first && joint <= last) return joint;
+    if (joint !== undefined) return joint;
     const inPrior = aimPrior && intersect(aimPrior, current);
     return inPrior ? posteriorMedian(lows, asymmetrySigma(rtts), inPrior) : half;
   };
@@ -200,14 +214,14 @@ async function measureServer({ index, url, dispatcher, probes, prior, ensemble, 
         // if just after. One tick per probe, each a later one: probes then span probes - 1
         // seconds, so a Date that does not advance shows. The typical up-leg, not the
         // shortest: aiming early by the jitter would waste the probe.
-        // The tick leaves room for any aim up to the server's own 99 % point (or its prior);
+        // The tick leaves room for any aim up to the server's own 99.9 % point (or its prior);
         // the aim itself, which may need the team's posterior, is settled DECIDE_AHEAD
         // before the earliest send where the schedule allows: right after an answer, other
         // servers' answers may be waiting to be stamped.
         const upDelay = median(rtts) / 2;
         const current = interval;
-        const own = ownQuantiles(current);
-        const highest = aimPrior ? Math.min(own.last, Math.max(aimPrior.high, own.first)) : own.last;
+        const own = ownQuantilesDroppingPrior(current);
+        const highest = aimPrior ? Math.min(own.top, Math.max(aimPrior.high, own.first)) : own.top;
         const tick = Math.max(Math.ceil(toSeconds(clock.realtime()) + 0.003 + upDelay + highest), lastTick + 1);
         await waitUntil(clock, tick - highest - upDelay - DECIDE_AHEAD, signal);
         // Even with no time to spare, answers already read are stamped before the arithmetic.
