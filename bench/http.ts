@@ -13,9 +13,10 @@ import { realtime, systemClock } from '../src/clock.js';
 import { parseHttpDate, utcYear } from '../src/sources/http/date.js';
 import { asymmetrySigma, median, posteriorMedian, posteriorQuantiles, type ProbeGroup } from '../src/sources/http/estimate.js';
 import { measureOffset, waitUntil } from '../src/sources/http/measure.js';
+import { symmetricLow } from '../src/sources/http/interval.js';
 import { createDispatcher, probe } from '../src/sources/http/probe.js';
 import { carryInterval } from '../src/sources/http/publisher.js';
-import { addSeconds, diffSeconds, toSeconds } from '../src/time.js';
+import { diffSeconds, toSeconds } from '../src/time.js';
 import type { TimeServerConfig } from '../test/http/servers.js';
 
 const PROBES = 8;
@@ -217,7 +218,7 @@ async function aimedAtTruth(urls: string[], truth: number): Promise<ProbeGroup[]
           const date = parseHttpDate(response.date ?? '', utcYear(response.sendTime.sec));
           const rtt = diffSeconds(response.receiveTime, response.sendTime);
           ownRtts.push(rtt);
-          lows[index]?.push(diffSeconds({ sec: date?.seconds ?? NaN, nsec: 0 }, addSeconds(response.sendTime, rtt / 2)));
+          lows[index]?.push(symmetricLow(date?.seconds ?? NaN, response.sendTime, response.receiveTime));
         }),
       );
     }

@@ -1,7 +1,7 @@
 // The one source of the refclock lines for ntpd, ntpsec and chrony: `htntp config`,
 // ntp.conf.example and the end-to-end tests all print or use what this returns.
-import { outOfRange } from './time.js';
 import { defaultPerm, MAX_UNIT } from './shm.js';
+import { outOfRange } from './time.js';
 
 /** 'ntpd' = classic ntp 4.2.x (`server 127.127.28.N` + `fudge`). */
 export type RefclockDaemon = 'ntpd' | 'ntpsec' | 'chrony';
@@ -30,7 +30,6 @@ export interface RefclockConfigOptions {
 
 /** minpoll/poll ranges each daemon accepts for a refclock. */
 const POLL_RANGE: Record<RefclockDaemon, [number, number]> = { ntpd: [3, 17], ntpsec: [0, 17], chrony: [-6, 17] };
-
 
 function typeError(name: string, expected: string, value: unknown): TypeError {
   return Object.assign(new TypeError(`The "${name}" option must be ${expected}. Received ${typeof value}`), {

@@ -95,8 +95,8 @@ describe('measureOffset', () => {
   });
 
   it('lets servers a fraction of a second apart each resolve their own clock', async () => {
-    // After one probe the four often share the very same interval and look like one team; the
-    // team's aims must not hold any of them at the edge of its own interval.
+    // After one probe most of their intervals are common (85 % for neighbours): teamed up,
+    // each would spend its probes where the others' time is.
     const truths = [0.2, 0.35, 0.5, 0.65];
     const urls = await start(truths.map((offset) => ({ offset })));
     const result = await measureOffset(urls, { probes: 8 });

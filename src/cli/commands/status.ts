@@ -1,8 +1,7 @@
 // `htntp status`: what is in the SHM segments, without disturbing anyone. Attaches
 // read-only (SHM_RDONLY), never creates a segment, never clears `valid`.
 import type { Command } from 'commander';
-import { setTimeout as delay } from 'node:timers/promises';
-import { systemClock, type Clock } from '../../clock.js';
+import { abortableSleep, systemClock, type Clock } from '../../clock.js';
 import { MAX_UNIT, NtpdShm, keyText, snapshotTimes, type ShmSnapshot } from '../../shm.js';
 import { diffSeconds, formatUtc, type Timespec } from '../../time.js';
 import { defaultLeapFile, formatTaiReport, loadLeapSeconds, taiReport, type TaiReport } from '../../leap.js';
@@ -77,7 +76,6 @@ export interface StatusOptions {
   /** leap-seconds.list for the TAI line (none without). */
   leapfile?: string;
 }
-
 
 function readerState(snapshot: ShmSnapshot): ReaderState {
   if (snapshot.mode !== 1 || snapshot.count === 0 || snapshot.count % 2 !== 0) return 'unknown';
@@ -210,11 +208,8 @@ export async function runStatus(options: StatusCliOptions, signal?: AbortSignal)
   if (!options.watch) return failed ? 1 : 0;
   const stop = signal ?? shutdownSignal();
   for (;;) {
-    try {
-      await delay(options.interval * 1000, undefined, { signal: stop });
-    } catch {
-      return 0; // SIGINT/SIGTERM: a watch ends normally
-    }
+    await abortableSleep(options.interval * 1000, stop);
+    if (stop.aborted) return 0; // SIGINT/SIGTERM: a watch ends normally
     result = readStatus({ ...(units === undefined ? {} : { units }), ...leapfile, previous: result });
     print(result);
   }

@@ -25,14 +25,12 @@ export interface FixedSourceOptions {
 /** Far enough for any test, near enough that now + offset stays a valid time. */
 export const MAX_FIXED_OFFSET = 1e6;
 
-
 function checkNumber(name: string, value: unknown): number {
   if (typeof value !== 'number') {
     throw Object.assign(new TypeError(`The "${name}" option must be of type number. Received ${typeof value}`), { code: 'ERR_INVALID_ARG_TYPE' });
   }
   return value;
 }
-
 
 export class FixedSource implements SampleSource {
   readonly name = 'fixed';

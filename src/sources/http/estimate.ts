@@ -154,14 +154,15 @@ export function posteriorQuantiles(groups: readonly ProbeGroup[], support: { low
   });
 }
 
-/**
- * How much less likely `theta` is than the most likely theta in `support`, for one
- * server's probes: log L(theta) - max log L (0 at the best, negative elsewhere).
- */
-export function relativeLogLikelihood(group: ProbeGroup, support: { low: number; high: number }, theta: number): number {
-  if (group.lows.length === 0) return 0;
+/** One server's log-likelihood at `theta` (0 without probes). */
+export function logLikelihoodAt(group: ProbeGroup, theta: number): number {
   const [at = -Infinity] = logLikelihoods(group, theta, theta, 1);
-  return Math.min(0, at - Math.max(...logLikelihoods(group, support.low, support.high, GRID)));
+  return at;
+}
+
+/** The most one server's log-likelihood reaches in `support` (0 without probes): what logLikelihoodAt is measured against. */
+export function bestLogLikelihood(group: ProbeGroup, support: { low: number; high: number }): number {
+  return group.lows.length === 0 ? 0 : Math.max(...logLikelihoods(group, support.low, support.high, GRID));
 }
 
 /**

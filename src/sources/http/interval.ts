@@ -1,6 +1,6 @@
 // The arithmetic of Date probes: one probe's hard bounds on theta (server clock - local
 // clock), their intersection per server, and Marzullo's selection across servers.
-import { diffSeconds, type Timespec } from '../../time.js';
+import { addSeconds, diffSeconds, type Timespec } from '../../time.js';
 
 /** theta lies in [low, high] (seconds). */
 export interface Interval {
@@ -17,6 +17,15 @@ export interface Interval {
 export function probeInterval(dateSeconds: number, sendTime: Timespec, receiveTime: Timespec, staleness = 0): Interval {
   const stamp = { sec: dateSeconds, nsec: 0 };
   return { low: diffSeconds(stamp, receiveTime), high: diffSeconds(stamp, sendTime) + 1 + staleness };
+}
+
+/**
+ * The same probe's lower bound with the stamp taken at the middle of its round trip
+ * (symmetric legs), its upper bound one second above: not hard, but what the estimate is
+ * made of (estimate.ts).
+ */
+export function symmetricLow(dateSeconds: number, sendTime: Timespec, receiveTime: Timespec): number {
+  return diffSeconds({ sec: dateSeconds, nsec: 0 }, addSeconds(sendTime, diffSeconds(receiveTime, sendTime) / 2));
 }
 
 /** The common part of two intervals, or undefined when they do not meet. */

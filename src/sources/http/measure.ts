@@ -11,7 +11,7 @@ import { readClockPair, steadyClock, steadyRealtime } from './clock-pair.js';
 import { parseHttpDate, utcYear } from './date.js';
 import { Ensemble } from './ensemble.js';
 import { asymmetrySigma, median, posteriorMedian, posteriorQuantiles } from './estimate.js';
-import { intersect, midpoint, probeInterval, selectMajority, type Interval } from './interval.js';
+import { intersect, midpoint, probeInterval, selectMajority, symmetricLow, type Interval } from './interval.js';
 import { createDispatcher, probe } from './probe.js';
 import { serverUrl } from './servers.js';
 
@@ -41,7 +41,6 @@ const OWN_QUANTILES = [0.01, 0.5, 0.99, 0.999];
 interface OwnQuantiles {
   first: number;
   half: number;
-  last: number;
   top: number;
 }
 
@@ -198,7 +197,7 @@ async function measureServer({ index, url, dispatcher, probes, prior, ensemble, 
       aimPrior = undefined;
       ensemble.forgetPrior(index);
     }
-    return { first, half, last, top };
+    return { first, half, top };
   };
   const aim = (current: Interval, { half }: OwnQuantiles): number => {
     const joint = ensemble.jointAim(index);
@@ -254,8 +253,7 @@ async function measureServer({ index, url, dispatcher, probes, prior, ensemble, 
         );
       }
       interval = narrowed;
-      const middle = addSeconds(response.sendTime, diffSeconds(response.receiveTime, response.sendTime) / 2);
-      lows.push(diffSeconds({ sec: date.seconds, nsec: 0 }, middle));
+      lows.push(symmetricLow(date.seconds, response.sendTime, response.receiveTime));
       rtts.push(diffSeconds(response.receiveTime, response.sendTime));
       ensemble.update(index, interval, lows, rtts);
       lastDate = date.seconds;

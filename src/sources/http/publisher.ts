@@ -9,8 +9,6 @@ import { readClockPair, type ClockPair } from './clock-pair.js';
 import type { Interval } from './interval.js';
 import { measure, type Estimate, type MeasureOptions, type MeasurementResult } from './measure.js';
 
-export { readClockPair, type ClockPair } from './clock-pair.js';
-
 /** What an unsteered oscillator may drift (the precision field's growth with age). */
 export const DRIFT_PPM = 50;
 const MIN_PRECISION = -30;
