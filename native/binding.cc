@@ -316,7 +316,7 @@ class Segment : public Napi::ObjectWrap<Segment> {
 // an object built in JavaScript costs a tenth of one built through N-API. The array
 // (over a SharedArrayBuffer) is handed over once per Node environment by useClockSlots;
 // the functions get this environment's Slots as their data.
-constexpr int kClockSlots = 4;
+constexpr int kClockSlots = 2;
 
 template <void (*read)(Napi::Env, double*)>
 napi_value clockCall(napi_env env, napi_callback_info info) {
@@ -344,12 +344,6 @@ void putClock(Napi::Env env, clockid_t clock, double* slots) {
 void ReadRealtime(Napi::Env env, double* slots) { putClock(env, CLOCK_REALTIME, slots); }
 // clockIo = [sec, nsec] of CLOCK_MONOTONIC_RAW
 void ReadMonotonicRaw(Napi::Env env, double* slots) { putClock(env, htntp::monotonicRawClock(), slots); }
-// Both back to back, for turning a raw-monotonic estimate into a sample:
-// clockIo = [raw sec, raw nsec, realtime sec, realtime nsec]
-void ReadClockPair(Napi::Env env, double* slots) {
-  putClock(env, htntp::monotonicRawClock(), slots);
-  putClock(env, CLOCK_REALTIME, slots + 2);
-}
 
 template <void (*read)(Napi::Env, double*)>
 void exportClock(Napi::Env env, Napi::Object exports, const char* name, Slots* slots) {
@@ -389,7 +383,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }, "useClockSlots"));
   exportClock<ReadRealtime>(env, exports, "readRealtime", clockSlots);
   exportClock<ReadMonotonicRaw>(env, exports, "readMonotonicRaw", clockSlots);
-  exportClock<ReadClockPair>(env, exports, "readClockPair", clockSlots);
   exports.Set("layout", Layout(env));
   return exports;
 }

@@ -1,7 +1,9 @@
 // The two clocks every source reads, behind an interface so tests can step and slew a
-// fake realtime clock against a steady raw one.
+// fake realtime clock against a steady raw one; both read at one instant; and a realtime
+// clock nobody steers, what a measurement runs on while ntpd/chrony slew CLOCK_REALTIME.
 import { setTimeout as delay } from 'node:timers/promises';
-import { native, sharedSlots, type Timespec } from './native.js';
+import { native, sharedSlots } from './native.js';
+import { addSeconds, diffSeconds, type Timespec } from './time.js';
 
 export interface Clock {
   /** CLOCK_REALTIME: the system clock that ntpd/chrony steer. */
@@ -12,9 +14,9 @@ export interface Clock {
 
 // The addon leaves readings in this array; building the object here is ~10x cheaper
 // than building it through N-API.
-const slots = sharedSlots(4);
+const slots = sharedSlots(2);
 native.useClockSlots(slots);
-const io = slots as unknown as Readonly<Record<0 | 1 | 2 | 3, number>>;
+const io = slots as unknown as Readonly<Record<0 | 1, number>>;
 
 /** CLOCK_REALTIME now, from clock_gettime. */
 export function realtime(): Timespec {
@@ -28,13 +30,36 @@ export function monotonicRaw(): Timespec {
   return { sec: io[0], nsec: io[1] };
 }
 
-/** Both clocks back to back (raw first), for turning a raw-monotonic estimate into a sample. */
-export function clockPair(): { monotonicRaw: Timespec; realtime: Timespec } {
-  native.readClockPair();
-  return { monotonicRaw: { sec: io[0], nsec: io[1] }, realtime: { sec: io[2], nsec: io[3] } };
+export const systemClock: Clock = { realtime, monotonicRaw };
+
+export interface ClockPair {
+  monotonicRaw: Timespec;
+  realtime: Timespec;
 }
 
-export const systemClock: Clock = { realtime, monotonicRaw };
+/** Both clocks back to back: realtime between two raw reads, raw taken as their middle. */
+export function readClockPair(clock: Clock = systemClock): ClockPair {
+  const before = clock.monotonicRaw();
+  const realtime = clock.realtime();
+  const after = clock.monotonicRaw();
+  return { monotonicRaw: addSeconds(before, diffSeconds(after, before) / 2), realtime };
+}
+
+/**
+ * What realtime would read had nobody stepped or slewed it since `start`: start's realtime
+ * plus the raw seconds elapsed. Its own raw clock is the real one.
+ */
+export function steadyClock(clock: Clock, start: ClockPair): Clock {
+  return {
+    realtime: () => steadyRealtime(start, clock.monotonicRaw()),
+    monotonicRaw: () => clock.monotonicRaw(),
+  };
+}
+
+/** The steady realtime (see steadyClock) at raw instant `monotonicRaw`. */
+export function steadyRealtime(start: ClockPair, monotonicRaw: Timespec): Timespec {
+  return addSeconds(start.realtime, diffSeconds(monotonicRaw, start.monotonicRaw));
+}
 
 /** Waits `ms`, or less if `signal` aborts first. Never rejects: callers look at the signal. */
 export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -11,7 +11,7 @@
 //   error source failed          source error         (the source threw: feed rejects)
 //   info  stopping               reason               (the signal aborted)
 //   info  segment detached       unit published       (valid = 0 written first)
-import { NtpdShm, keyText, type Leap } from './shm.js';
+import { NtpdShm, isRootOnlyUnit, keyText, type Leap } from './shm.js';
 import type { Sample, SampleSource } from './sample.js';
 import { silentLogger, type Logger } from './log.js';
 import type { FeedMetrics } from './metrics.js';
@@ -49,7 +49,7 @@ const SOURCE_STOP_GRACE_MS = 400;
 
 /** Units 0-1 are root-only by convention: a world-writable one lets anyone steer ntpd. */
 export function isUnsafeSegment(unit: number, perm: number): boolean {
-  return unit < 2 && (perm & 0o002) !== 0;
+  return isRootOnlyUnit(unit) && (perm & 0o002) !== 0;
 }
 
 /**

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Leap } from './shm.js';
+import { codedError } from './errors.js';
 import { formatUtc, type Timespec } from './time.js';
 import { realtime } from './clock.js';
 import { silentLogger, type Logger } from './log.js';
@@ -52,7 +53,7 @@ export interface LeapStatus {
 
 function leapFileError(message: string, line?: number): Error {
   const where = line === undefined ? '' : ` (line ${line})`;
-  return Object.assign(new Error(`leap-seconds.list: ${message}${where}`), { code: 'ERR_LEAPFILE_INVALID' });
+  return codedError(`leap-seconds.list: ${message}${where}`, 'ERR_LEAPFILE_INVALID');
 }
 
 /** The `#h` hash: SHA-1 over the digits of `#$`, `#@` and every data line's fields, as ntpd computes it. */

@@ -8,6 +8,7 @@ import type { Leap } from './shm.js';
 import type { Sample } from './sample.js';
 import { diffSeconds } from './time.js';
 import { redactCredentials, silentLogger, type Logger } from './log.js';
+import { invalidArgValue } from './errors.js';
 
 /** What a source may report (ServiceContext.metrics). Every method is cheap and never throws. */
 export interface SourceMetrics {
@@ -137,9 +138,7 @@ export function parseMetricsAddress(text: string): MetricsAddress {
   const match = /^(?:\[([0-9a-fA-F:.]+)\]:|([^:[\]]*):)?(\d{1,5})$/.exec(text.trim());
   const port = Number(match?.[3]);
   if (match === null || !Number.isInteger(port) || port > 65_535) {
-    throw Object.assign(new TypeError(`metrics address must be [host:]port, e.g. 127.0.0.1:9815; got ${JSON.stringify(text)}`), {
-      code: 'ERR_INVALID_ARG_VALUE',
-    });
+    throw invalidArgValue(`metrics address must be [host:]port, e.g. 127.0.0.1:9815; got ${JSON.stringify(text)}`);
   }
   const host = match[1] ?? (match[2] || DEFAULT_METRICS_ADDRESS.host);
   return { host, port };

@@ -3,11 +3,7 @@
 // shm.ts and clock.ts.
 import { createRequire } from 'node:module';
 
-/** A CLOCK_* reading: whole seconds and nanoseconds (0..999999999). */
-export interface Timespec {
-  sec: number;
-  nsec: number;
-}
+import type { Timespec } from './time.js';
 
 /**
  * Slots of NativeSegment#io. write()/writeNow() take their arguments from it and
@@ -77,14 +73,12 @@ export interface NativeLayout {
 export interface NativeAddon {
   /** io: the Float64Array (IO.slots long, over a SharedArrayBuffer) write()/writeNow()/snapshot() work through. */
   Segment: new (unit: number, create: boolean, perm: number, readOnly: boolean, io: Float64Array) => NativeSegment;
-  /** Hands over the array (4 elements, over a SharedArrayBuffer) the read* clock functions fill. */
+  /** Hands over the array (2 elements, over a SharedArrayBuffer) the read* clock functions fill. */
   useClockSlots(slots: Float64Array): void;
   /** slots = [sec, nsec] of CLOCK_REALTIME */
   readRealtime(): void;
   /** slots = [sec, nsec] of CLOCK_MONOTONIC_RAW (CLOCK_MONOTONIC where there is none) */
   readMonotonicRaw(): void;
-  /** slots = [raw sec, raw nsec, realtime sec, realtime nsec], read back to back */
-  readClockPair(): void;
   layout: NativeLayout;
 }
 

@@ -2,6 +2,7 @@
 // create). setuid as root sets real, effective and saved ids: there is no way back.
 import { execFileSync } from 'node:child_process';
 import { silentLogger, type Logger } from './log.js';
+import { codedError } from './errors.js';
 
 export interface PrivilegeOptions {
   /** User name or uid to become. */
@@ -17,7 +18,7 @@ export interface Identity {
 }
 
 function privilegeError(message: string, cause?: unknown): Error {
-  return Object.assign(new Error(message, cause === undefined ? {} : { cause }), { code: 'ERR_PRIVILEGE_DROP' });
+  return codedError(message, 'ERR_PRIVILEGE_DROP', {}, cause);
 }
 
 /** The primary group of `user` through NSS (`id -g`), so LDAP/sssd users work too. */

@@ -1,7 +1,9 @@
 // The one source of the refclock lines for ntpd, ntpsec and chrony: `htntp config`,
 // ntp.conf.example and the end-to-end tests all print or use what this returns.
 import { defaultPerm, MAX_UNIT } from './shm.js';
-import { outOfRange } from './time.js';
+import { invalidArgType, invalidArgValue, outOfRange } from './errors.js';
+import { isRootOnlyUnit } from './shm.js';
+import { MAX_PRECISION, MIN_PRECISION } from './sample.js';
 
 /** 'ntpd' = classic ntp 4.2.x (`server 127.127.28.N` + `fudge`). */
 export type RefclockDaemon = 'ntpd' | 'ntpsec' | 'chrony';
@@ -31,20 +33,14 @@ export interface RefclockConfigOptions {
 /** minpoll/poll ranges each daemon accepts for a refclock. */
 const POLL_RANGE: Record<RefclockDaemon, [number, number]> = { ntpd: [3, 17], ntpsec: [0, 17], chrony: [-6, 17] };
 
-function typeError(name: string, expected: string, value: unknown): TypeError {
-  return Object.assign(new TypeError(`The "${name}" option must be ${expected}. Received ${typeof value}`), {
-    code: 'ERR_INVALID_ARG_TYPE',
-  });
-}
-
 function checkInteger(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number') throw typeError(name, 'of type number', value);
+  if (typeof value !== 'number') throw invalidArgType(name, 'number', value);
   if (!Number.isInteger(value) || value < min || value > max) throw outOfRange(name, `an integer >= ${min} && <= ${max}`, value);
   return value;
 }
 
 function checkNumber(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number') throw typeError(name, 'of type number', value);
+  if (typeof value !== 'number') throw invalidArgType(name, 'number', value);
   if (!Number.isFinite(value) || value < min || value > max) throw outOfRange(name, `a finite number >= ${min} && <= ${max}`, value);
   return value;
 }
@@ -64,18 +60,18 @@ export function refclockLines(options: RefclockConfigOptions): string[] {
   if (!REFCLOCK_DAEMONS.includes(daemon)) throw outOfRange('daemon', `one of ${REFCLOCK_DAEMONS.join(', ')}`, daemon);
   const unit = checkInteger('unit', options.unit, 0, MAX_UNIT);
   const refid = options.refid;
-  if (typeof refid !== 'string') throw typeError('refid', 'of type string', refid);
+  if (typeof refid !== 'string') throw invalidArgType('refid', 'string', refid);
   if (!/^[\x21-\x7e]{1,4}$/.test(refid)) throw outOfRange('refid', '1 to 4 printable ASCII characters', JSON.stringify(refid));
   const offset = checkNumber('offset', options.offset ?? 0, -86_400, 86_400);
   const [minPoll, maxPoll] = POLL_RANGE[daemon];
   const poll = checkInteger('poll', options.poll ?? 4, minPoll, maxPoll);
   const stratum = options.stratum === undefined ? undefined : checkInteger('stratum', options.stratum, 0, 15);
   const perm = checkInteger('perm', options.perm ?? defaultPerm(unit), 0, 0o777);
-  if (noselect && prefer) throw Object.assign(new TypeError('noselect and prefer exclude each other'), { code: 'ERR_INVALID_ARG_VALUE' });
+  if (noselect && prefer) throw invalidArgValue('noselect and prefer exclude each other');
   const selection = noselect ? ['noselect'] : prefer ? ['prefer'] : [];
 
   if (daemon === 'chrony') {
-    if (options.precision !== undefined) checkInteger('precision', options.precision, -30, 0);
+    if (options.precision !== undefined) checkInteger('precision', options.precision, MIN_PRECISION, MAX_PRECISION);
     if (options.delay !== undefined) checkNumber('delay', options.delay, 0, 10);
     // chrony creates every unit 0600; the ntpd convention (0666 above unit 1) needs :perm.
     const segment = perm === 0o600 ? `${unit}` : `${unit}:perm=${octal(perm)}`;
@@ -93,12 +89,10 @@ export function refclockLines(options: RefclockConfigOptions): string[] {
   // ntpd and ntpsec only know two permissions: 0600 for units 0-1; above, 0666 unless
   // "mode 1" (bit 0 = private segment; nothing to do with the segment's mode field).
   if (options.precision !== undefined || options.delay !== undefined) {
-    throw Object.assign(new TypeError(`precision and delay are chrony options; ${daemon} takes the precision from each sample`), {
-      code: 'ERR_INVALID_ARG_VALUE',
-    });
+    throw invalidArgValue(`precision and delay are chrony options; ${daemon} takes the precision from each sample`);
   }
   if (perm !== 0o600 && perm !== 0o666) throw outOfRange('perm', `0600 or 0666 for ${daemon}`, octal(perm));
-  if (unit < 2 && perm !== 0o600) throw outOfRange('perm', `0600 for units 0-1 in ${daemon} (root only)`, octal(perm));
+  if (isRootOnlyUnit(unit) && perm !== 0o600) throw outOfRange('perm', `0600 for units 0-1 in ${daemon} (root only)`, octal(perm));
   const mode = unit >= 2 && perm === 0o600 ? ['mode 1'] : [];
   const polls = `minpoll ${poll} maxpoll ${poll}`;
   if (daemon === 'ntpsec') {

@@ -2,6 +2,10 @@
 import type { Leap } from './shm.js';
 import type { Timespec } from './time.js';
 
+/** The precision a sample may claim, log2 seconds: 1 ns to 1 s. */
+export const MIN_PRECISION = -30;
+export const MAX_PRECISION = 0;
+
 export interface Sample {
   /** The reference ("true") time of the event. */
   clockTime: Timespec;

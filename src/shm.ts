@@ -1,7 +1,7 @@
 // The typed API of the ntpd SHM reference clock segment (driver 28).
-import { getSystemErrorName } from 'node:util';
-import { IO, native, sharedSlots, type NativeSegment, type NativeStat, type Timespec } from './native.js';
-import { fromSeconds, invalidArgType, toTimespec, type Time } from './time.js';
+import { IO, native, sharedSlots, type NativeSegment, type NativeStat } from './native.js';
+import { explainSystemError, invalidArgType } from './errors.js';
+import { fromSeconds, toTimespec, type Time, type Timespec } from './time.js';
 
 export type { Time, Timespec };
 
@@ -60,8 +60,13 @@ export function keyText(unit: number): string {
   return `0x${keyOfUnit(unit).toString(16)}`;
 }
 
+/** Units 0-1 are root-only by the ntpd/gpsd convention (created 0600): what feeds them can steer ntpd. */
+export function isRootOnlyUnit(unit: number): boolean {
+  return unit < 2;
+}
+
 export function defaultPerm(unit: number): number {
-  return unit < 2 ? 0o600 : 0o666;
+  return isRootOnlyUnit(unit) ? 0o600 : 0o666;
 }
 
 // Field indexes as the native side numbers them (declaration order of struct shmTime).
@@ -90,7 +95,7 @@ export function errorHint(code: string | undefined, unit: number): string {
   const key = keyText(unit);
   switch (code) {
     case 'EACCES':
-      return unit < 2
+      return isRootOnlyUnit(unit)
         ? `unit ${unit} is root-only by convention (units 0-1 are created 0600): run as root, or use a unit >= 2, or have the segment (key ${key}) created with other permissions`
         : `the segment (key ${key}) belongs to another user and its permissions exclude you: run as root, or have it created with permissions that let you in (0666 is the convention for units >= 2); see \`ipcs -m\``;
     case 'EINVAL':
@@ -103,20 +108,6 @@ export function errorHint(code: string | undefined, unit: number): string {
     default:
       return `unit ${unit}, key ${key}`;
   }
-}
-
-/** Adds Node's `code` and a hint to an errno/syscall error from the addon. */
-function systemError(error: unknown, unit: number): unknown {
-  if (!(error instanceof Error)) return error;
-  const errnoError = error as NodeJS.ErrnoException;
-  if (typeof errnoError.errno !== 'number' || typeof errnoError.syscall !== 'string') return error;
-  errnoError.code = getSystemErrorName(errnoError.errno);
-  errnoError.message = `${errnoError.syscall} ${errnoError.code}: ${errorHint(errnoError.code, unit)}`;
-  return errnoError;
-}
-
-function invalidOption(message: string): TypeError {
-  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_TYPE' });
 }
 
 /** Seconds and nanoseconds of a timestamp, the way ntpd reads them: NSec only if it agrees with USec. */
@@ -161,14 +152,14 @@ export class NtpdShm {
     const { unit, readOnly = false } = options;
     // A read-only attacher could not initialise a segment it made: it only attaches.
     const { create = !readOnly } = options;
-    if (typeof create !== 'boolean') throw invalidOption('The "create" option must be a boolean');
-    if (typeof readOnly !== 'boolean') throw invalidOption('The "readOnly" option must be a boolean');
+    if (typeof create !== 'boolean') throw invalidArgType('options.create', 'boolean', create);
+    if (typeof readOnly !== 'boolean') throw invalidArgType('options.readOnly', 'boolean', readOnly);
     // The addon checks unit and perm as integers in range (TypeError/RangeError).
     const perm = options.perm ?? (typeof unit === 'number' && unit >= 0 ? defaultPerm(unit) : 0);
     try {
       this.#segment = new native.Segment(unit, create, perm, readOnly, this.#io);
     } catch (error) {
-      throw systemError(error, unit);
+      throw explainSystemError(error, (code) => errorHint(code, unit));
     }
     this.unit = unit;
     this.key = this.#segment.key;
@@ -191,7 +182,7 @@ export class NtpdShm {
     try {
       return action();
     } catch (error) {
-      throw systemError(error, this.unit);
+      throw explainSystemError(error, (code) => errorHint(code, this.unit));
     }
   }
 

@@ -1,26 +1,17 @@
 // Exact time values: whole seconds + nanoseconds. Float seconds lose ~240 ns at
 // today's epoch, so arithmetic on absolute times stays in Timespec.
-import type { Timespec } from './native.js';
+import { invalidArgType, outOfRange } from './errors.js';
 
-export type { Timespec };
+/** A CLOCK_* reading: whole seconds and nanoseconds (0..999999999). */
+export interface Timespec {
+  sec: number;
+  nsec: number;
+}
 
 /** A time as float seconds since the epoch, or exact `{ sec, nsec }`. */
 export type Time = number | Timespec;
 
 const NS_PER_SEC = 1_000_000_000;
-
-/** Node's wording and code for an argument of the wrong type. */
-export function invalidArgType(name: string, expected: string, value: unknown): TypeError {
-  const received = value === null ? 'null' : typeof value === 'object' ? 'an instance of Object' : `type ${typeof value} (${String(value)})`;
-  const error = new TypeError(`The "${name}" argument must be of type ${expected}. Received ${received}`);
-  return Object.assign(error, { code: 'ERR_INVALID_ARG_TYPE' });
-}
-
-/** Node's RangeError for an argument out of range (code ERR_OUT_OF_RANGE). */
-export function outOfRange(name: string, expected: string, value: unknown): RangeError {
-  const error = new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${String(value)}`);
-  return Object.assign(error, { code: 'ERR_OUT_OF_RANGE' });
-}
 
 /** Float seconds to Timespec, rounding to the nearest nanosecond. */
 export function fromSeconds(seconds: number): Timespec {

@@ -1,9 +1,8 @@
 // The publisher holds an estimate on CLOCK_MONOTONIC_RAW: whatever the realtime clock
 // does afterwards (steps, slews), clock - receive follows it.
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Clock } from '../src/clock.js';
+import { readClockPair, type Clock } from '../src/clock.js';
 import type { Estimate } from '../src/sources/http/measure.js';
-import { readClockPair } from '../src/sources/http/clock-pair.js';
 import { DRIFT_PPM, HttpSource, precisionOf, sampleAt } from '../src/sources/http/publisher.js';
 import { addSeconds, diffSeconds, fromSeconds, type Timespec } from '../src/time.js';
 import { closeAll, startTimeServers, type TimeServer } from './http/servers.js';

@@ -2,7 +2,7 @@
 // 83 ms/s): the estimate held on the raw clock must still cover the truth, and the
 // reported offset must be against realtime as it reads at the end.
 import { afterAll, describe, expect, it } from 'vitest';
-import { clockPair, monotonicRaw, realtime, type Clock } from '../src/clock.js';
+import { readClockPair, monotonicRaw, realtime, type Clock } from '../src/clock.js';
 import { measure } from '../src/sources/http/measure.js';
 import { addSeconds, diffSeconds, type Timespec } from '../src/time.js';
 import { closeAll, startTimeServers, type TimeServer } from './http/servers.js';
@@ -42,7 +42,7 @@ describe('a measurement while realtime is slewed', () => {
     expect(clock.slewAt(estimate.monotonicRaw)).toBeGreaterThan(0.3);
     expect(result.error).toBeLessThan(0.02);
     // The truth at the estimate's raw instant, from the real clocks read back to back.
-    const now = clockPair();
+    const now = readClockPair();
     const trueTime = addSeconds(now.realtime, TRUTH - diffSeconds(now.monotonicRaw, estimate.monotonicRaw));
     expect(Math.abs(diffSeconds(estimate.trueTime, trueTime))).toBeLessThanOrEqual(estimate.error + 1e-6);
     // Server - (slewed) realtime at the end: the slew so far is in it.

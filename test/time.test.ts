@@ -1,6 +1,6 @@
 // Exact time helpers (src/time.ts) and the addon's clocks (src/clock.ts).
 import { describe, expect, it } from 'vitest';
-import { clockPair, monotonicRaw, realtime, systemClock } from '../src/clock.js';
+import { readClockPair, monotonicRaw, realtime, systemClock } from '../src/clock.js';
 import { addSeconds, compare, diffSeconds, formatUtc, fromSeconds, toSeconds, toTimespec } from '../src/time.js';
 
 describe('time helpers', () => {
@@ -62,10 +62,10 @@ describe('clocks', () => {
     expect(realtime().sec).toBeGreaterThan(1_600_000_000);
   });
 
-  it('clockPair() reads both clocks between two plain readings', () => {
+  it('readClockPair() reads both clocks between two plain readings', () => {
     const rawBefore = monotonicRaw();
     const realBefore = realtime();
-    const pair = clockPair();
+    const pair = readClockPair();
     const realAfter = realtime();
     const rawAfter = monotonicRaw();
     expect(compare(pair.monotonicRaw, rawBefore)).toBeGreaterThanOrEqual(0);

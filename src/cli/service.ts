@@ -9,8 +9,10 @@ import { LeapSchedule, defaultLeapFile, loadLeapSeconds, leapAt } from '../leap.
 import { ServiceMetrics, noSourceMetrics, parseMetricsAddress, serveMetrics, type MetricsAddress, type MetricsServer, type SourceMetrics } from '../metrics.js';
 import { dropPrivileges } from '../privileges.js';
 import type { SampleSource } from '../sample.js';
+import { MAX_UNIT, isRootOnlyUnit } from '../shm.js';
 import { integerOption, permOption } from './options.js';
 import { exitAfterStop, shutdownSignal } from './signals.js';
+import { codedError } from '../errors.js';
 
 export interface ServiceOptions {
   unit: number;
@@ -39,7 +41,7 @@ function metricsOption(value: string): MetricsAddress {
 
 export function addServiceOptions(command: Command, defaults: { unit: number }): Command {
   return command
-    .option('-u, --unit <n>', 'SHM unit (segment key 0x4E545030 + unit)', integerOption('unit', 0, 255), defaults.unit)
+    .option('-u, --unit <n>', 'SHM unit (segment key 0x4E545030 + unit)', integerOption('unit', 0, MAX_UNIT), defaults.unit)
     .option('--perm <octal>', 'permissions if the segment is created (default 0600 for units 0-1, 0666 above)', permOption)
     .option('--user <name>', 'run as this user once the segment is attached (needs root)')
     .option('--group <name>', "run as this group (default: the --user's primary group)")
@@ -82,7 +84,7 @@ export function loadLeapSchedule(leapfile: string | false | undefined, logger: L
   try {
     const table = loadLeapSeconds(file);
     if (table.hashValid === false) {
-      throw Object.assign(new Error(`${file}: the #h hash does not match the data (damaged or edited file)`), { code: 'ERR_LEAPFILE_INVALID' });
+      throw codedError(`${file}: the #h hash does not match the data (damaged or edited file)`, 'ERR_LEAPFILE_INVALID');
     }
     const schedule = new LeapSchedule(table, logger);
     const now = clock.realtime();
@@ -107,12 +109,10 @@ export function loadLeapSchedule(leapfile: string | false | undefined, logger: L
  * feeder there would create a segment ntpd cannot trust, or fail to attach to ntpd's.
  */
 export function checkUnitAllowed(unit: number, euid: number | undefined = process.geteuid?.()): void {
-  if (unit < 2 && euid !== undefined && euid !== 0) {
-    throw Object.assign(
-      new Error(
-        `unit ${unit} is root-only by convention (ntpd and gpsd keep units 0-1 at mode 0600): run as root, or use --unit 2 or higher (and the same unit in ntp.conf / chrony.conf)`,
-      ),
-      { code: 'EACCES' },
+  if (isRootOnlyUnit(unit) && euid !== undefined && euid !== 0) {
+    throw codedError(
+      `unit ${unit} is root-only by convention (ntpd and gpsd keep units 0-1 at mode 0600): run as root, or use --unit 2 or higher (and the same unit in ntp.conf / chrony.conf)`,
+      'EACCES',
     );
   }
 }

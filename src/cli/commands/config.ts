@@ -2,7 +2,8 @@
 // ntpsec or chrony, from the same generator as ntp.conf.example and the e2e tests.
 import { Option, type Command } from 'commander';
 import { REFCLOCK_DAEMONS, refclockLines, type RefclockConfigOptions, type RefclockDaemon } from '../../refclock-config.js';
-import { keyText } from '../../shm.js';
+import { MAX_PRECISION, MIN_PRECISION } from '../../sample.js';
+import { MAX_UNIT, keyText } from '../../shm.js';
 import { integerOption, numberOption, permOption } from '../options.js';
 
 export interface ConfigOptions extends Omit<RefclockConfigOptions, 'daemon'> {
@@ -30,14 +31,14 @@ export function registerConfig(program: Command): void {
     .command('config')
     .description('Print the config lines that register an htntp unit as a refclock in ntpd (classic), ntpsec or chrony')
     .addOption(new Option('--daemon <name>', 'the time daemon reading the segment').choices(REFCLOCK_DAEMONS).makeOptionMandatory())
-    .option('-u, --unit <n>', 'SHM unit the feeder writes (its --unit)', integerOption('unit', 0, 255), 2)
+    .option('-u, --unit <n>', 'SHM unit the feeder writes (its --unit)', integerOption('unit', 0, MAX_UNIT), 2)
     .requiredOption('--refid <id>', 'reference id shown by ntpq/chronyc (up to 4 characters)')
     .option('--offset <seconds>', 'constant correction added to every sample (ntpd time1, chrony offset)', numberOption('offset', -86_400, 86_400))
     .option('--poll <log2>', 'log2 seconds between polls (ntpd minpoll/maxpoll, chrony poll)', integerOption('poll', -6, 17))
     .addOption(new Option('--noselect', 'show the source but never synchronise to it').conflicts('prefer'))
     .option('--prefer', 'prefer this source')
     .option('--stratum <n>', 'stratum the daemon gives the source', integerOption('stratum', 0, 15))
-    .option('--precision <log2>', "chrony only: the sample precision (chrony ignores the segment's)", integerOption('precision', -30, 0))
+    .option('--precision <log2>', "chrony only: the sample precision (chrony ignores the segment's)", integerOption('precision', MIN_PRECISION, MAX_PRECISION))
     .option('--delay <seconds>', 'chrony only: assumed delay of the source', numberOption('delay', 0, 10))
     .option('--perm <octal>', 'segment permissions if the daemon creates it (default 0600 for units 0-1, 0666 above)', permOption)
     .option('--json', 'print a plain object instead of the lines')

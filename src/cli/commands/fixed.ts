@@ -1,6 +1,7 @@
 // `htntp fixed`: the "off by N seconds" reference clock (python-ntpdshm's example) for
 // checking a refclock set-up end to end: ntpd shows the offset (-1000 ms for --offset -1).
 import type { Command } from 'commander';
+import { MAX_PRECISION, MIN_PRECISION } from '../../sample.js';
 import { DEFAULT_FIXED_PRECISION, FixedSource, MAX_FIXED_OFFSET } from '../../sources/fixed/index.js';
 import { integerOption, numberOption } from '../options.js';
 import { addServiceOptions, runService, type ServiceOptions } from '../service.js';
@@ -32,7 +33,7 @@ export function registerFixed(program: Command): void {
     .description('Publish the local clock shifted by a fixed offset (clock = now + offset): checks a refclock set-up end to end')
     .requiredOption('--offset <seconds>', 'seconds added to the local clock; -1 makes ntpd show -1000 ms', numberOption('offset', -MAX_FIXED_OFFSET, MAX_FIXED_OFFSET))
     .option('--interval <seconds>', 'seconds between samples', numberOption('interval', 0.001, 86_400), 1)
-    .option('--precision <log2>', 'precision written with every sample (log2 seconds)', integerOption('precision', -30, 0), DEFAULT_FIXED_PRECISION)
+    .option('--precision <log2>', 'precision written with every sample (log2 seconds)', integerOption('precision', MIN_PRECISION, MAX_PRECISION), DEFAULT_FIXED_PRECISION)
     .option('--once', 'write one sample and exit, leaving it valid for the reader')
     .option('--json', 'print a summary object on exit');
   addServiceOptions(command, { unit: 2 }).action(async (options: FixedOptions) => {

@@ -1,5 +1,6 @@
 // `htntp gps`: a GPS receiver's NMEA time on a serial port into the SHM segment.
 import type { Command } from 'commander';
+import { MAX_PRECISION, MIN_PRECISION } from '../../sample.js';
 import { GpsSource } from '../../sources/gps/source.js';
 import { integerOption, numberOption } from '../options.js';
 import { addServiceOptions, runService, type ServiceContext, type ServiceOptions } from '../service.js';
@@ -51,7 +52,7 @@ export function registerGps(program: Command): void {
     .option('-b, --baud <rate|auto>', 'baud rate, or auto to hunt 4800..115200', baudOption, 9600)
     .option('--offset <seconds>', "receiver latency correction added to the sentence time (like ntpd's time1)", numberOption('offset', -10, 10), 0)
     .option('--min-fixes <n>', 'consecutive good fixes before the first sample', integerOption('min-fixes', 1, 3600), 3)
-    .option('--precision <log2>', 'precision written with every sample (log2 seconds)', integerOption('precision', -30, 0), -1)
+    .option('--precision <log2>', 'precision written with every sample (log2 seconds)', integerOption('precision', MIN_PRECISION, MAX_PRECISION), -1)
     .option('--json', 'print a summary object on exit');
   addServiceOptions(command, { unit: 0 }).action(async (options: GpsOptions) => {
     const result = await runGps(options);

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { Logger } from '../../log.js';
 import { diffSeconds } from '../../time.js';
-import { DEFAULT_PROBES, measureOffset, type MeasureOptions, type MeasurementResult } from '../../sources/http/measure.js';
+import { DEFAULT_PROBES, MAX_PROBES, measureOffset, type MeasureOptions, type MeasurementResult } from '../../sources/http/measure.js';
 import { HttpSource } from '../../sources/http/publisher.js';
 import { DEFAULT_SERVERS, serverUrl } from '../../sources/http/servers.js';
 import { integerOption, numberOption } from '../options.js';
@@ -110,7 +110,7 @@ export function registerHttp(program: Command): void {
     .description('Publish time from the Date headers of several web servers (HEAD probes, Marzullo selection) to the SHM segment')
     .argument('[servers...]', 'host[:port] (https) or http(s):// URLs; default: a built-in list of well-run HTTPS sites')
     .option('--interval <seconds>', 'seconds between measurements', numberOption('interval', 1, 86_400), 300)
-    .option('-p, --probes <n>', 'probes per server per measurement', integerOption('probes', 1, 64), DEFAULT_PROBES)
+    .option('-p, --probes <n>', 'probes per server per measurement', integerOption('probes', 1, MAX_PROBES), DEFAULT_PROBES)
     .option('--timeout <seconds>', 'deadline of one measurement (default probes + 5)', numberOption('timeout', 0.1, 3600))
     .option('--proxy <host:port>', 'HTTP proxy (CONNECT for https); default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY')
     .option('--ca <file>', 'PEM file of extra CA certificates to trust')

@@ -3,8 +3,9 @@
 // realtime reading, so clock - receive is exactly the offset. Ticks are scheduled on
 // CLOCK_MONOTONIC_RAW from the start (no setInterval drift, no drag when realtime steps).
 import { abortableSleep, systemClock, type Clock } from '../../clock.js';
-import type { Sample, SampleSource } from '../../sample.js';
-import { addSeconds, diffSeconds, outOfRange } from '../../time.js';
+import { MAX_PRECISION, MIN_PRECISION, type Sample, type SampleSource } from '../../sample.js';
+import { invalidArgType, outOfRange } from '../../errors.js';
+import { addSeconds, diffSeconds } from '../../time.js';
 
 export const DEFAULT_FIXED_PRECISION = -10;
 
@@ -27,7 +28,7 @@ export const MAX_FIXED_OFFSET = 1e6;
 
 function checkNumber(name: string, value: unknown): number {
   if (typeof value !== 'number') {
-    throw Object.assign(new TypeError(`The "${name}" option must be of type number. Received ${typeof value}`), { code: 'ERR_INVALID_ARG_TYPE' });
+    throw invalidArgType(name, 'number', value);
   }
   return value;
 }
@@ -51,8 +52,8 @@ export class FixedSource implements SampleSource {
       throw outOfRange('interval', 'a number >= 0.001 && <= 86400 (seconds)', this.interval);
     }
     this.precision = checkNumber('precision', options.precision ?? DEFAULT_FIXED_PRECISION);
-    if (!Number.isInteger(this.precision) || this.precision < -30 || this.precision > 0) {
-      throw outOfRange('precision', 'an integer >= -30 && <= 0', this.precision);
+    if (!Number.isInteger(this.precision) || this.precision < MIN_PRECISION || this.precision > MAX_PRECISION) {
+      throw outOfRange('precision', `an integer >= ${MIN_PRECISION} && <= ${MAX_PRECISION}`, this.precision);
     }
     this.once = options.once ?? false;
     this.#clock = options.clock ?? systemClock;

@@ -1,6 +1,7 @@
 // Opening the receiver's serial port with errors that name the cause.
 import { SerialPort } from 'serialport';
 import type { SerialPortStream } from '@serialport/stream';
+import { codedError } from '../../errors.js';
 
 /** What `--baud auto` tries, in order: the rates NMEA receivers ship with. */
 export const BAUD_RATES = [4800, 9600, 19200, 38400, 57600, 115200] as const;
@@ -36,7 +37,7 @@ export function deviceError(error: unknown, device: string): DeviceError {
     code = 'ENOTTY';
     text = `${device} is not a serial port`;
   }
-  return Object.assign(new Error(text, { cause: error }), { code, device });
+  return codedError(text, code, { device }, error);
 }
 
 function callback(run: (done: (error?: Error | null) => void) => void): Promise<void> {

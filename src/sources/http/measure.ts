@@ -4,10 +4,10 @@
 import { setMaxListeners } from 'node:events';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
-import { systemClock, type Clock } from '../../clock.js';
+import { readClockPair, steadyClock, steadyRealtime, systemClock, type Clock } from '../../clock.js';
 import { redactCredentials, silentLogger, type Logger } from '../../log.js';
-import { addSeconds, diffSeconds, formatUtc, outOfRange, toSeconds, type Timespec } from '../../time.js';
-import { readClockPair, steadyClock, steadyRealtime } from './clock-pair.js';
+import { codedError, invalidArgValue, outOfRange } from '../../errors.js';
+import { addSeconds, diffSeconds, formatUtc, toSeconds, type Timespec } from '../../time.js';
 import { parseHttpDate, utcYear } from './date.js';
 import { Ensemble } from './ensemble.js';
 import { asymmetrySigma, median, posteriorMedian, posteriorQuantiles } from './estimate.js';
@@ -16,6 +16,8 @@ import { createDispatcher, probe } from './probe.js';
 import { serverUrl } from './servers.js';
 
 export const DEFAULT_PROBES = 8;
+/** More probes than this add seconds without adding bits worth having. */
+export const MAX_PROBES = 64;
 
 /**
  * How long after its tick a server may still send the previous second's cached Date (Node
@@ -270,20 +272,20 @@ async function measureServer({ index, url, dispatcher, probes, prior, ensemble, 
 }
 
 function deadlineError(seconds: number): Error {
-  return Object.assign(new Error(`no answer within the ${seconds} s deadline`), { code: 'ETIMEDOUT' });
+  return codedError(`no answer within the ${seconds} s deadline`, 'ETIMEDOUT');
 }
 
 /** A measurement with the estimate it yields, anchored on CLOCK_MONOTONIC_RAW. */
 export async function measure(servers: readonly string[], options: MeasureOptions = {}): Promise<Measurement> {
   const { probes = DEFAULT_PROBES, clock = systemClock, logger = silentLogger, signal } = options;
-  if (!Number.isInteger(probes) || probes < 1 || probes > 64) {
-    throw outOfRange('probes', 'an integer from 1 to 64', probes);
+  if (!Number.isInteger(probes) || probes < 1 || probes > MAX_PROBES) {
+    throw outOfRange('probes', `an integer from 1 to ${MAX_PROBES}`, probes);
   }
   const timeout = options.timeout ?? probes + 5;
   if (!(timeout > 0) || !Number.isFinite(timeout)) {
     throw outOfRange('timeout', 'a number > 0', timeout);
   }
-  if (servers.length === 0) throw Object.assign(new TypeError('At least one server is needed'), { code: 'ERR_INVALID_ARG_VALUE' });
+  if (servers.length === 0) throw invalidArgValue('At least one server is needed');
   const urls = servers.map(serverUrl);
   signal?.throwIfAborted();
 

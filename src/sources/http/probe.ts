@@ -7,6 +7,7 @@ import { rootCertificates } from 'node:tls';
 import { Client, EnvHttpProxyAgent, ProxyAgent, type Dispatcher } from 'undici';
 import type { Clock } from '../../clock.js';
 import type { Timespec } from '../../time.js';
+import { codedError } from '../../errors.js';
 
 export interface ConnectionOptions {
   /** `host:port` or `http://[user:pass@]host:port` of an HTTP proxy (CONNECT for https). */
@@ -91,8 +92,8 @@ export function probe(dispatcher: Dispatcher, url: URL, clock: Clock): Promise<P
       onResponseData() {},
       onResponseEnd() {
         if (response) resolve(response);
-        else if (noSendTime) reject(Object.assign(new Error('response came without a send time (onRequestStart never ran): no upper bound'), { code: 'ERR_HTTP_NO_SEND_TIME' }));
-        else reject(Object.assign(new Error('response ended without a head'), { code: 'ERR_HTTP_NO_RESPONSE' }));
+        else if (noSendTime) reject(codedError('response came without a send time (onRequestStart never ran): no upper bound', 'ERR_HTTP_NO_SEND_TIME'));
+        else reject(codedError('response ended without a head', 'ERR_HTTP_NO_RESPONSE'));
       },
       onResponseError(_controller, error) {
         reject(error);

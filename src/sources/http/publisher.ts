@@ -1,17 +1,16 @@
 // Publishing an HTTP estimate: held as true time at a CLOCK_MONOTONIC_RAW instant, so a
 // realtime clock that ntpd steps or slews afterwards never drags it along. Every second
 // a sample: clock = true time now (from the raw clock), receive = CLOCK_REALTIME now.
-import { abortableSleep, systemClock, type Clock } from '../../clock.js';
+import { abortableSleep, readClockPair, systemClock, type Clock, type ClockPair } from '../../clock.js';
 import { silentLogger, type Logger } from '../../log.js';
-import type { Sample, SampleSource } from '../../sample.js';
-import { addSeconds, diffSeconds, outOfRange } from '../../time.js';
-import { readClockPair, type ClockPair } from './clock-pair.js';
+import { MIN_PRECISION, type Sample, type SampleSource } from '../../sample.js';
+import { outOfRange } from '../../errors.js';
+import { addSeconds, diffSeconds } from '../../time.js';
 import type { Interval } from './interval.js';
 import { measure, type Estimate, type MeasureOptions, type MeasurementResult } from './measure.js';
 
 /** What an unsteered oscillator may drift (the precision field's growth with age). */
 export const DRIFT_PPM = 50;
-const MIN_PRECISION = -30;
 
 /** ceil(log2(bound)): the SHM precision field for an error bound in seconds. */
 export function precisionOf(boundSeconds: number): number {

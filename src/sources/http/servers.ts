@@ -1,4 +1,5 @@
 // Which servers to ask: a bare host[:port] means https://host, URLs are taken as given.
+import { withCode } from '../../errors.js';
 
 /** Well-run HTTPS sites with disciplined clocks, used when no server is given. */
 export const DEFAULT_SERVERS: readonly string[] = [
@@ -19,10 +20,10 @@ export function serverUrl(spec: string): URL {
   try {
     url = new URL(withScheme);
   } catch {
-    throw Object.assign(new TypeError(`Invalid server "${spec}": expected host[:port] or an http(s):// URL`), { code: 'ERR_INVALID_URL' });
+    throw withCode(new TypeError(`Invalid server "${spec}": expected host[:port] or an http(s):// URL`), 'ERR_INVALID_URL');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw Object.assign(new TypeError(`Invalid server "${spec}": only http:// and https:// are supported`), { code: 'ERR_INVALID_URL' });
+    throw withCode(new TypeError(`Invalid server "${spec}": only http:// and https:// are supported`), 'ERR_INVALID_URL');
   }
   return url;
 }
