@@ -151,6 +151,21 @@ class Segment : public Napi::ObjectWrap<Segment> {
     kIoSlots = htntp::kFieldCount + 2,
   };
 
+  // The slot numbers, exported so the TypeScript side can check its constants against them.
+  static Napi::Object IoSlotNumbers(Napi::Env env) {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("clockSec", Napi::Number::New(env, kClockSec));
+    out.Set("clockNsec", Napi::Number::New(env, kClockNsec));
+    out.Set("receiveSec", Napi::Number::New(env, kReceiveSec));
+    out.Set("receiveNsec", Napi::Number::New(env, kReceiveNsec));
+    out.Set("leap", Napi::Number::New(env, kLeap));
+    out.Set("precision", Napi::Number::New(env, kPrecision));
+    out.Set("consistent", Napi::Number::New(env, kConsistent));
+    out.Set("retries", Napi::Number::New(env, kRetries));
+    out.Set("slots", Napi::Number::New(env, kIoSlots));
+    return out;
+  }
+
   // new Segment(unit, create, perm, readOnly, io): io = Float64Array(kIoSlots) over a SharedArrayBuffer
   explicit Segment(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Segment>(info) {
     const Napi::Env env = info.Env();
@@ -316,6 +331,8 @@ class Segment : public Napi::ObjectWrap<Segment> {
 // an object built in JavaScript costs a tenth of one built through N-API. The array
 // (over a SharedArrayBuffer) is handed over once per Node environment by useClockSlots;
 // the functions get this environment's Slots as their data.
+constexpr int kClockSec = 0;
+constexpr int kClockNsec = 1;
 constexpr int kClockSlots = 2;
 
 template <void (*read)(Napi::Env, double*)>
@@ -336,8 +353,8 @@ napi_value clockCall(napi_env env, napi_callback_info info) {
 
 void putClock(Napi::Env env, clockid_t clock, double* slots) {
   const htntp::Timespec now = readClock(env, clock);
-  slots[0] = static_cast<double>(now.sec);
-  slots[1] = static_cast<double>(now.nsec);
+  slots[kClockSec] = static_cast<double>(now.sec);
+  slots[kClockNsec] = static_cast<double>(now.nsec);
 }
 
 // clockIo = [sec, nsec] of CLOCK_REALTIME
@@ -384,6 +401,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exportClock<ReadRealtime>(env, exports, "readRealtime", clockSlots);
   exportClock<ReadMonotonicRaw>(env, exports, "readMonotonicRaw", clockSlots);
   exports.Set("layout", Layout(env));
+  Napi::Object slotNumbers = Napi::Object::New(env);
+  slotNumbers.Set("io", Segment::IoSlotNumbers(env));
+  Napi::Object clock = Napi::Object::New(env);
+  clock.Set("sec", Napi::Number::New(env, kClockSec));
+  clock.Set("nsec", Napi::Number::New(env, kClockNsec));
+  clock.Set("slots", Napi::Number::New(env, kClockSlots));
+  slotNumbers.Set("clock", clock);
+  exports.Set("slotNumbers", slotNumbers);
   return exports;
 }
 

@@ -25,24 +25,27 @@ constexpr int64_t highest() {
              : static_cast<int64_t>(std::numeric_limits<T>::max());
 }
 
-#define HTNTP_FIELD(name, type) \
-  { #name, offsetof(shmTime, name), lowest<type>(), highest<type>() }
+// The C type's range, except leap: its values mean something only from 0 to 3.
+constexpr FieldInfo fieldEntry(Field field, const char* name, size_t offset, int64_t min, int64_t max) {
+  return field == Field::leap ? FieldInfo{name, offset, 0, 3} : FieldInfo{name, offset, min, max};
+}
 
-const FieldInfo kFields[kFieldCount] = {
-    HTNTP_FIELD(mode, int),
-    HTNTP_FIELD(count, int),
-    HTNTP_FIELD(clockTimeStampSec, time_t),
-    HTNTP_FIELD(clockTimeStampUSec, int),
-    HTNTP_FIELD(receiveTimeStampSec, time_t),
-    HTNTP_FIELD(receiveTimeStampUSec, int),
-    {"leap", offsetof(shmTime, leap), 0, 3},
-    HTNTP_FIELD(precision, int),
-    HTNTP_FIELD(nsamples, int),
-    HTNTP_FIELD(valid, int),
-    HTNTP_FIELD(clockTimeStampNSec, unsigned),
-    HTNTP_FIELD(receiveTimeStampNSec, unsigned),
-};
-#undef HTNTP_FIELD
+#define HTNTP_FIELD_INFO(name, type) \
+  fieldEntry(Field::name, #name, offsetof(shmTime, name), lowest<type>(), highest<type>()),
+const FieldInfo kFields[kFieldCount] = {HTNTP_SHM_FIELDS(HTNTP_FIELD_INFO)};
+#undef HTNTP_FIELD_INFO
+
+// The list must follow the struct's declaration order: each field after the one before.
+#define HTNTP_FIELD_OFFSET(name, type) offsetof(shmTime, name),
+constexpr size_t kOffsets[kFieldCount] = {HTNTP_SHM_FIELDS(HTNTP_FIELD_OFFSET)};
+#undef HTNTP_FIELD_OFFSET
+constexpr bool inDeclarationOrder() {
+  for (int i = 1; i < kFieldCount; ++i) {
+    if (kOffsets[i] <= kOffsets[i - 1]) return false;
+  }
+  return true;
+}
+static_assert(inDeclarationOrder(), "HTNTP_SHM_FIELDS must list struct shmTime's fields in declaration order");
 
 inline void fence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 
@@ -106,36 +109,23 @@ SysError Segment::detach() {
 
 int64_t Segment::get(Field field) const {
   switch (field) {
-    case Field::mode: return shm_->mode;
-    case Field::count: return shm_->count;
-    case Field::clockTimeStampSec: return shm_->clockTimeStampSec;
-    case Field::clockTimeStampUSec: return shm_->clockTimeStampUSec;
-    case Field::receiveTimeStampSec: return shm_->receiveTimeStampSec;
-    case Field::receiveTimeStampUSec: return shm_->receiveTimeStampUSec;
-    case Field::leap: return shm_->leap;
-    case Field::precision: return shm_->precision;
-    case Field::nsamples: return shm_->nsamples;
-    case Field::valid: return shm_->valid;
-    case Field::clockTimeStampNSec: return shm_->clockTimeStampNSec;
-    case Field::receiveTimeStampNSec: return shm_->receiveTimeStampNSec;
+#define HTNTP_FIELD_GET(name, type) \
+  case Field::name:                 \
+    return static_cast<int64_t>(shm_->name);
+    HTNTP_SHM_FIELDS(HTNTP_FIELD_GET)
+#undef HTNTP_FIELD_GET
   }
   return 0;
 }
 
 void Segment::set(Field field, int64_t value) {
   switch (field) {
-    case Field::mode: shm_->mode = static_cast<int>(value); break;
-    case Field::count: shm_->count = static_cast<int>(value); break;
-    case Field::clockTimeStampSec: shm_->clockTimeStampSec = static_cast<time_t>(value); break;
-    case Field::clockTimeStampUSec: shm_->clockTimeStampUSec = static_cast<int>(value); break;
-    case Field::receiveTimeStampSec: shm_->receiveTimeStampSec = static_cast<time_t>(value); break;
-    case Field::receiveTimeStampUSec: shm_->receiveTimeStampUSec = static_cast<int>(value); break;
-    case Field::leap: shm_->leap = static_cast<int>(value); break;
-    case Field::precision: shm_->precision = static_cast<int>(value); break;
-    case Field::nsamples: shm_->nsamples = static_cast<int>(value); break;
-    case Field::valid: shm_->valid = static_cast<int>(value); break;
-    case Field::clockTimeStampNSec: shm_->clockTimeStampNSec = static_cast<unsigned>(value); break;
-    case Field::receiveTimeStampNSec: shm_->receiveTimeStampNSec = static_cast<unsigned>(value); break;
+#define HTNTP_FIELD_SET(name, type)              \
+  case Field::name:                              \
+    shm_->name = static_cast<type>(value);       \
+    break;
+    HTNTP_SHM_FIELDS(HTNTP_FIELD_SET)
+#undef HTNTP_FIELD_SET
   }
 }
 
@@ -170,18 +160,9 @@ Snapshot Segment::snapshot() const {
     // Straight-line copy: get()'s switch, taken 12 times, cost more than the rest.
     const shmTime* shm = shm_;
     int64_t* values = out.values;
-    values[static_cast<int>(Field::mode)] = shm->mode;
-    values[static_cast<int>(Field::count)] = shm->count;
-    values[static_cast<int>(Field::clockTimeStampSec)] = shm->clockTimeStampSec;
-    values[static_cast<int>(Field::clockTimeStampUSec)] = shm->clockTimeStampUSec;
-    values[static_cast<int>(Field::receiveTimeStampSec)] = shm->receiveTimeStampSec;
-    values[static_cast<int>(Field::receiveTimeStampUSec)] = shm->receiveTimeStampUSec;
-    values[static_cast<int>(Field::leap)] = shm->leap;
-    values[static_cast<int>(Field::precision)] = shm->precision;
-    values[static_cast<int>(Field::nsamples)] = shm->nsamples;
-    values[static_cast<int>(Field::valid)] = shm->valid;
-    values[static_cast<int>(Field::clockTimeStampNSec)] = shm->clockTimeStampNSec;
-    values[static_cast<int>(Field::receiveTimeStampNSec)] = shm->receiveTimeStampNSec;
+#define HTNTP_FIELD_COPY(name, type) values[static_cast<int>(Field::name)] = static_cast<int64_t>(shm->name);
+    HTNTP_SHM_FIELDS(HTNTP_FIELD_COPY)
+#undef HTNTP_FIELD_COPY
     fence();
     const int after = shm_->count;
     out.retries = attempt;

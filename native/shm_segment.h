@@ -31,22 +31,32 @@ struct shmTime {
 constexpr key_t kKeyBase = 0x4E545030;  // "NTP0"
 constexpr int kMaxUnit = 255;
 
+// The one list of the struct's fields, in declaration order, with each field's C type:
+// the enum, the range table, get/set and the snapshot copy are all generated from it.
+// (The struct itself stays written out above, exactly as ntpd declares it.)
+#define HTNTP_SHM_FIELDS(X)    \
+  X(mode, int)                 \
+  X(count, int)                \
+  X(clockTimeStampSec, time_t) \
+  X(clockTimeStampUSec, int)   \
+  X(receiveTimeStampSec, time_t) \
+  X(receiveTimeStampUSec, int) \
+  X(leap, int)                 \
+  X(precision, int)            \
+  X(nsamples, int)             \
+  X(valid, int)                \
+  X(clockTimeStampNSec, unsigned) \
+  X(receiveTimeStampNSec, unsigned)
+
 // Fields in declaration order; the index is what the binding passes around.
 enum class Field : int {
-  mode,
-  count,
-  clockTimeStampSec,
-  clockTimeStampUSec,
-  receiveTimeStampSec,
-  receiveTimeStampUSec,
-  leap,
-  precision,
-  nsamples,
-  valid,
-  clockTimeStampNSec,
-  receiveTimeStampNSec,
+#define HTNTP_FIELD_ENUM(name, type) name,
+  HTNTP_SHM_FIELDS(HTNTP_FIELD_ENUM)
+#undef HTNTP_FIELD_ENUM
 };
-constexpr int kFieldCount = 12;
+#define HTNTP_FIELD_COUNT(name, type) +1
+constexpr int kFieldCount = 0 HTNTP_SHM_FIELDS(HTNTP_FIELD_COUNT);
+#undef HTNTP_FIELD_COUNT
 
 struct FieldInfo {
   const char* name;

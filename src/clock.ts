@@ -2,7 +2,7 @@
 // fake realtime clock against a steady raw one; both read at one instant; and a realtime
 // clock nobody steers, what a measurement runs on while ntpd/chrony slew CLOCK_REALTIME.
 import { setTimeout as delay } from 'node:timers/promises';
-import { native, sharedSlots } from './native.js';
+import { CLOCK, native, sharedSlots } from './native.js';
 import { addSeconds, diffSeconds, type Timespec } from './time.js';
 
 export interface Clock {
@@ -14,20 +14,20 @@ export interface Clock {
 
 // The addon leaves readings in this array; building the object here is ~10x cheaper
 // than building it through N-API.
-const slots = sharedSlots(2);
+const slots = sharedSlots(CLOCK.slots);
 native.useClockSlots(slots);
-const io = slots as unknown as Readonly<Record<0 | 1, number>>;
+const io = slots as unknown as Readonly<Record<(typeof CLOCK)['sec' | 'nsec'], number>>;
 
 /** CLOCK_REALTIME now, from clock_gettime. */
 export function realtime(): Timespec {
   native.readRealtime();
-  return { sec: io[0], nsec: io[1] };
+  return { sec: io[CLOCK.sec], nsec: io[CLOCK.nsec] };
 }
 
 /** CLOCK_MONOTONIC_RAW now, from clock_gettime. */
 export function monotonicRaw(): Timespec {
   native.readMonotonicRaw();
-  return { sec: io[0], nsec: io[1] };
+  return { sec: io[CLOCK.sec], nsec: io[CLOCK.nsec] };
 }
 
 export const systemClock: Clock = { realtime, monotonicRaw };

@@ -23,6 +23,14 @@ export const IO = {
   slots: 14,
 } as const;
 
+/** Slots of the array the clock functions fill: [sec, nsec]. */
+export const CLOCK = {
+  sec: 0,
+  nsec: 1,
+  /** how many slots the array has */
+  slots: 2,
+} as const;
+
 /**
  * A Float64Array over a SharedArrayBuffer: what the addon reads and writes between
  * calls. A SharedArrayBuffer can never be detached or transferred away under it.
@@ -80,6 +88,8 @@ export interface NativeAddon {
   /** slots = [sec, nsec] of CLOCK_MONOTONIC_RAW (CLOCK_MONOTONIC where there is none) */
   readMonotonicRaw(): void;
   layout: NativeLayout;
+  /** The slot numbers as the addon was compiled with them (checked against IO and CLOCK at load). */
+  slotNumbers: { io: Record<keyof typeof IO, number>; clock: Record<keyof typeof CLOCK, number> };
 }
 
 function load(): NativeAddon {
@@ -99,4 +109,20 @@ function load(): NativeAddon {
   });
 }
 
-export const native: NativeAddon = load();
+/** The addon and this file must number the slots alike: a stale build would read the wrong ones. */
+function checkSlots(addon: NativeAddon): NativeAddon {
+  const expected = { io: IO, clock: CLOCK } as const;
+  for (const table of ['io', 'clock'] as const) {
+    const built: Record<string, number> = addon.slotNumbers?.[table] ?? {};
+    const wanted: Record<string, number> = expected[table];
+    const names = new Set([...Object.keys(built), ...Object.keys(wanted)]);
+    for (const name of names) {
+      if (built[name] !== wanted[name]) {
+        throw new Error(`htntp: the addon numbers ${table} slot ${name} ${String(built[name])}, this code ${String(wanted[name])}: rebuild it (npm rebuild htntp)`);
+      }
+    }
+  }
+  return addon;
+}
+
+export const native: NativeAddon = checkSlots(load());

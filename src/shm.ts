@@ -26,21 +26,30 @@ export interface UpdateOptions {
   leap?: Leap;
 }
 
+/**
+ * The fields of struct shmTime in declaration order, the way the addon numbers them (checked
+ * against its layout at load). The accessors, the snapshot and its type come from this list.
+ */
+export const FIELD_NAMES = [
+  'mode',
+  'count',
+  'clockTimeStampSec',
+  'clockTimeStampUSec',
+  'receiveTimeStampSec',
+  'receiveTimeStampUSec',
+  'leap',
+  'precision',
+  'nsamples',
+  'valid',
+  'clockTimeStampNSec',
+  'receiveTimeStampNSec',
+] as const;
+export type FieldName = (typeof FIELD_NAMES)[number];
+export type ShmFields = Record<FieldName, number>;
+
 /** Every field of the segment, read while `count` stood still. */
-export interface ShmSnapshot {
+export interface ShmSnapshot extends ShmFields {
   unit: number;
-  mode: number;
-  count: number;
-  clockTimeStampSec: number;
-  clockTimeStampUSec: number;
-  clockTimeStampNSec: number;
-  receiveTimeStampSec: number;
-  receiveTimeStampUSec: number;
-  receiveTimeStampNSec: number;
-  leap: number;
-  precision: number;
-  nsamples: number;
-  valid: number;
   /** false if a writer kept moving `count` through every retry */
   consistent: boolean;
 }
@@ -69,26 +78,21 @@ export function defaultPerm(unit: number): number {
   return isRootOnlyUnit(unit) ? 0o600 : 0o666;
 }
 
-// Field indexes as the native side numbers them (declaration order of struct shmTime).
-// Literal constants keep the hot paths fast; the check below ties them to the addon.
-const FIELD = {
-  mode: 0,
-  count: 1,
-  clockTimeStampSec: 2,
-  clockTimeStampUSec: 3,
-  receiveTimeStampSec: 4,
-  receiveTimeStampUSec: 5,
-  leap: 6,
-  precision: 7,
-  nsamples: 8,
-  valid: 9,
-  clockTimeStampNSec: 10,
-  receiveTimeStampNSec: 11,
-} as const satisfies Record<keyof Omit<ShmSnapshot, 'unit' | 'consistent'>, number>;
-type IoSlots = Readonly<Record<(typeof FIELD)[keyof typeof FIELD] | typeof IO.consistent, number>>;
-native.layout.fields.forEach((field, index) => {
-  if (FIELD[field.name as keyof typeof FIELD] !== index) throw new Error(`htntp: the addon numbers field ${field.name} ${index}; rebuild it`);
-});
+const FIELD = Object.fromEntries(FIELD_NAMES.map((name, index) => [name, index])) as Readonly<Record<FieldName, number>>;
+if (native.layout.fields.map((field) => field.name).join() !== FIELD_NAMES.join()) {
+  throw new Error(`htntp: the addon's fields (${native.layout.fields.map((field) => field.name).join(', ')}) are not this code's: rebuild it (npm rebuild htntp)`);
+}
+
+/**
+ * Turns the slots snapshot() fills into a ShmSnapshot. Compiled from FIELD_NAMES into one
+ * object literal with constant slot numbers: as fast as writing it out by hand (a loop
+ * with computed keys costs several times more), yet the list stays the only spelling.
+ */
+const readSnapshot = new Function(
+  'io',
+  'unit',
+  `return { unit, ${FIELD_NAMES.map((name, index) => `${name}: io[${index}]`).join(', ')}, consistent: io[${IO.consistent}] === 1 };`,
+) as (io: Float64Array, unit: number) => ShmSnapshot;
 
 /** What a failed shmget/shmat on `unit` most likely means, and the fix. */
 export function errorHint(code: string | undefined, unit: number): string {
@@ -133,7 +137,24 @@ export function snapshotTimes(snapshot: ShmSnapshot): { clockTime: Timespec; rec
   };
 }
 
+/** Every field under its C name (mode, count, ..., receiveTimeStampNSec): get reads it, set range-checks and writes it. */
+export interface NtpdShm extends ShmFields {}
+
 export class NtpdShm {
+  static {
+    FIELD_NAMES.forEach((name, index) => {
+      Object.defineProperty(NtpdShm.prototype, name, {
+        get(this: NtpdShm): number {
+          return this.#segment.get(index);
+        },
+        set(this: NtpdShm, value: number) {
+          this.#segment.set(index, value);
+        },
+        configurable: true,
+      });
+    });
+  }
+
   readonly #segment: NativeSegment;
   /** The addon's argument/result array for update() and snapshot(). */
   readonly #io: Float64Array = sharedSlots(IO.slots);
@@ -189,31 +210,6 @@ export class NtpdShm {
   get attached(): boolean {
     return this.#segment.attached;
   }
-
-  get mode(): number { return this.#segment.get(FIELD.mode); }
-  set mode(value: number) { this.#segment.set(FIELD.mode, value); }
-  get count(): number { return this.#segment.get(FIELD.count); }
-  set count(value: number) { this.#segment.set(FIELD.count, value); }
-  get clockTimeStampSec(): number { return this.#segment.get(FIELD.clockTimeStampSec); }
-  set clockTimeStampSec(value: number) { this.#segment.set(FIELD.clockTimeStampSec, value); }
-  get clockTimeStampUSec(): number { return this.#segment.get(FIELD.clockTimeStampUSec); }
-  set clockTimeStampUSec(value: number) { this.#segment.set(FIELD.clockTimeStampUSec, value); }
-  get clockTimeStampNSec(): number { return this.#segment.get(FIELD.clockTimeStampNSec); }
-  set clockTimeStampNSec(value: number) { this.#segment.set(FIELD.clockTimeStampNSec, value); }
-  get receiveTimeStampSec(): number { return this.#segment.get(FIELD.receiveTimeStampSec); }
-  set receiveTimeStampSec(value: number) { this.#segment.set(FIELD.receiveTimeStampSec, value); }
-  get receiveTimeStampUSec(): number { return this.#segment.get(FIELD.receiveTimeStampUSec); }
-  set receiveTimeStampUSec(value: number) { this.#segment.set(FIELD.receiveTimeStampUSec, value); }
-  get receiveTimeStampNSec(): number { return this.#segment.get(FIELD.receiveTimeStampNSec); }
-  set receiveTimeStampNSec(value: number) { this.#segment.set(FIELD.receiveTimeStampNSec, value); }
-  get leap(): number { return this.#segment.get(FIELD.leap); }
-  set leap(value: number) { this.#segment.set(FIELD.leap, value); }
-  get precision(): number { return this.#segment.get(FIELD.precision); }
-  set precision(value: number) { this.#segment.set(FIELD.precision, value); }
-  get nsamples(): number { return this.#segment.get(FIELD.nsamples); }
-  set nsamples(value: number) { this.#segment.set(FIELD.nsamples, value); }
-  get valid(): number { return this.#segment.get(FIELD.valid); }
-  set valid(value: number) { this.#segment.set(FIELD.valid, value); }
 
   /** The clock timestamp as float seconds (sub-microsecond digits are lost to float). */
   get clockTimeStamp(): number {
@@ -279,23 +275,7 @@ export class NtpdShm {
   /** A consistent copy of every field; never clears `valid`, so readers lose nothing. */
   snapshot(): ShmSnapshot {
     this.#segment.snapshot();
-    const io = this.#io as unknown as IoSlots; // the 14 slots snapshot() fills
-    return {
-      unit: this.unit,
-      mode: io[FIELD.mode],
-      count: io[FIELD.count],
-      clockTimeStampSec: io[FIELD.clockTimeStampSec],
-      clockTimeStampUSec: io[FIELD.clockTimeStampUSec],
-      clockTimeStampNSec: io[FIELD.clockTimeStampNSec],
-      receiveTimeStampSec: io[FIELD.receiveTimeStampSec],
-      receiveTimeStampUSec: io[FIELD.receiveTimeStampUSec],
-      receiveTimeStampNSec: io[FIELD.receiveTimeStampNSec],
-      leap: io[FIELD.leap],
-      precision: io[FIELD.precision],
-      nsamples: io[FIELD.nsamples],
-      valid: io[FIELD.valid],
-      consistent: io[IO.consistent] === 1,
-    };
+    return readSnapshot(this.#io, this.unit);
   }
 
   /** IPC_STAT: size, permissions, owner, attached processes, removal mark. */
