@@ -2,7 +2,7 @@
 // checking a refclock set-up end to end: ntpd shows the offset (-1000 ms for --offset -1).
 import type { Command } from 'commander';
 import { MAX_PRECISION, MIN_PRECISION } from '../../sample.js';
-import { DEFAULT_FIXED_PRECISION, FixedSource, MAX_FIXED_OFFSET } from '../../sources/fixed/index.js';
+import { DEFAULT_FIXED_PRECISION, FixedSource, MAX_FIXED_OFFSET } from '../../sources/fixed/source.js';
 import { integerOption, numberOption } from '../options.js';
 import { addServiceOptions, runService, type ServiceOptions } from '../service.js';
 
