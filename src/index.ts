@@ -17,5 +17,4 @@ export { refclockLines, REFCLOCK_DAEMONS, type RefclockConfigOptions, type Refcl
 export { leapStatus, leapAt, parseLeapSeconds, loadLeapSeconds, LeapSchedule, DEFAULT_LEAPFILE } from './leap.js';
 export type { LeapStatus, LeapTable, LeapEntry, TaiReport } from './leap.js';
 export { ServiceMetrics, serveMetrics, noSourceMetrics } from './metrics.js';
-export type { SourceMetrics, FixState, FeedMetrics, MetricsServer, MetricsAddress, ServerResult as MetricsServerResult } from './metrics.js';
-export { redactCredentials } from './log.js';
+export type { SourceMetrics, FixState, FeedMetrics, MetricsServer, MetricsAddress, ServerReport } from './metrics.js';

@@ -13,12 +13,12 @@ import { invalidArgValue } from './errors.js';
 /** What a source may report (ServiceContext.metrics). Every method is cheap and never throws. */
 export interface SourceMetrics {
   /** HTTP: one server's outcome in the latest measurement (`server` is its URL; credentials are removed). */
-  server(server: string, result: ServerResult): void;
+  server(server: string, result: ServerReport): void;
   /** GPS: the fix state, whenever a sentence carrying one arrives. */
   fix(state: FixState): void;
 }
 
-export interface ServerResult {
+export interface ServerReport {
   status: 'ok' | 'falseticker' | 'failed';
   /** Round trip of the server's best probe, seconds. */
   rtt?: number;
@@ -105,7 +105,7 @@ export class ServiceMetrics implements SourceMetrics, FeedMetrics {
     this.#reattaches.inc();
   }
 
-  server(server: string, result: ServerResult): void {
+  server(server: string, result: ServerReport): void {
     const label = redactCredentials(server);
     for (const status of SERVER_STATUSES) this.#serverStatus.set({ server: label, status }, status === result.status ? 1 : 0);
     if (result.rtt === undefined) this.#serverRtt.remove({ server: label });
