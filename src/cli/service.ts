@@ -146,7 +146,7 @@ export async function runService(
       ...(leapSchedule === undefined ? {} : { leapSchedule }),
       ...(metrics === undefined ? {} : { metrics }),
       ...(options.keepLastSample ? { keepLastSample: true } : {}),
-      afterAttach: () => {
+      afterOpen: () => {
         dropPrivileges({ ...(options.user === undefined ? {} : { user: options.user }), ...(options.group === undefined ? {} : { group: options.group }) }, logger);
       },
     });
