@@ -1,6 +1,8 @@
 // The only file that knows N-API: argument checks, errors and object shapes around
-// the plain segment code in shm_segment.cc.
+// the plain segment and socket code in shm_segment.cc and sock_sample.cc.
 #include <napi.h>
+
+#include <sys/un.h>
 
 #include <cerrno>
 #include <cmath>
@@ -9,6 +11,7 @@
 #include <string>
 
 #include "shm_segment.h"
+#include "sock_sample.h"
 
 namespace {
 
@@ -327,6 +330,109 @@ class Segment : public Napi::ObjectWrap<Segment> {
   Slots io_;
 };
 
+// A client end of chrony's SOCK refclock socket. Faults come back as errno values (0 =
+// done), not exceptions: a reader that is down is the normal case, retried by the sink.
+class SockClient : public Napi::ObjectWrap<SockClient> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "SockClient",
+                       {
+                           InstanceMethod<&SockClient::Connect>("connect"),
+                           InstanceMethod<&SockClient::Close>("close"),
+                           InstanceAccessor<&SockClient::Connected>("connected"),
+                       });
+  }
+
+  // Slots of io_: send() reads the sample and leaves its errno in kResult.
+  enum IoSlot : int {
+    kClockSec = 0,
+    kClockNsec = 1,
+    kReceiveSec = 2,
+    kReceiveNsec = 3,
+    kLeap = 4,
+    kResult = 5,
+    kIoSlots = 6,
+  };
+
+  static Napi::Object IoSlotNumbers(Napi::Env env) {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("clockSec", Napi::Number::New(env, kClockSec));
+    out.Set("clockNsec", Napi::Number::New(env, kClockNsec));
+    out.Set("receiveSec", Napi::Number::New(env, kReceiveSec));
+    out.Set("receiveNsec", Napi::Number::New(env, kReceiveNsec));
+    out.Set("leap", Napi::Number::New(env, kLeap));
+    out.Set("result", Napi::Number::New(env, kResult));
+    out.Set("slots", Napi::Number::New(env, kIoSlots));
+    return out;
+  }
+
+  // new SockClient(io): io = Float64Array(kIoSlots) over a SharedArrayBuffer
+  explicit SockClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SockClient>(info) {
+    const Napi::Env env = info.Env();
+    io_ = sharedSlots(info[0], "io", kIoSlots);
+    Napi::Object self = info.This().As<Napi::Object>();
+    napi_value function = nullptr;
+    NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, "send", NAPI_AUTO_LENGTH, SendCall, this, &function));
+    Napi::Function send(env, function);
+    send.DefineProperty(Napi::PropertyDescriptor::Value(Napi::Symbol::New(env, "htntp sock"), self, napi_default));
+    self.DefineProperty(Napi::PropertyDescriptor::Value("send", send, napi_default));
+  }
+
+ private:
+  // connect(path): errno (0 = connected). The path is checked for type and length here.
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    if (!info[0].IsString()) {
+      throw codedError(Napi::TypeError::New(env, "The \"path\" argument must be of type string. Received " + describe(info[0])),
+                       "ERR_INVALID_ARG_TYPE");
+    }
+    const std::string path = info[0].As<Napi::String>().Utf8Value();
+    if (path.empty() || path.size() >= sizeof(sockaddr_un{}.sun_path) || path.find('\0') != std::string::npos) {
+      throw codedError(Napi::RangeError::New(env, "The \"path\" argument must be 1 to " +
+                                                      std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
+                                                      " bytes without NUL. Received '" + path + "'"),
+                       "ERR_OUT_OF_RANGE");
+    }
+    return Napi::Number::New(env, client_.connect(path.c_str()).err);
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    client_.close();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Connected(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), client_.connected()); }
+
+  // send(): io_ = [clockSec, clockNsec, receiveSec, receiveNsec, leap] -> io_[kResult] = errno.
+  // A plain N-API function bound to this instance, as Segment's hot calls are.
+  static napi_value SendCall(napi_env env, napi_callback_info info) {
+    void* data = nullptr;
+    if (napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &data) != napi_ok) return nullptr;
+    try {
+      static_cast<SockClient*>(data)->Send(Napi::Env(env));
+    } catch (const Napi::Error& error) {
+      error.ThrowAsJavaScriptException();
+    }
+    return nullptr;
+  }
+
+  void Send(Napi::Env env) {
+    const int64_t secondsMax = static_cast<int64_t>(htntp::fieldInfo(Field::clockTimeStampSec).max);
+    htntp::Timespec clock{};
+    htntp::Timespec receive{};
+    clock.sec = checkInteger(env, io_.data[kClockSec], "clockTime.sec", 0, secondsMax);
+    clock.nsec = checkInteger(env, io_.data[kClockNsec], "clockTime.nsec", 0, 999999999);
+    receive.sec = checkInteger(env, io_.data[kReceiveSec], "receiveTime.sec", 0, secondsMax);
+    receive.nsec = checkInteger(env, io_.data[kReceiveNsec], "receiveTime.nsec", 0, 999999999);
+    // chrony knows 0 (none), 1 (insert) and 2 (delete) and drops anything else.
+    const int leap = static_cast<int>(checkInteger(env, io_.data[kLeap], "leap", 0, 2));
+    io_.data[kResult] = client_.send(htntp::makeSockSample(clock, receive, leap)).err;
+  }
+
+  htntp::SockClient client_;
+  Slots io_;
+};
+
 // The clocks write into a Float64Array the TypeScript side turns into { sec, nsec }:
 // an object built in JavaScript costs a tenth of one built through N-API. The array
 // (over a SharedArrayBuffer) is handed over once per Node environment by useClockSlots;
@@ -390,6 +496,26 @@ Napi::Object Layout(Napi::Env env) {
   return out;
 }
 
+// struct sock_sample as this platform compiled it.
+Napi::Object SockLayout(Napi::Env env) {
+  using htntp::sock_sample;
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("size", Napi::Number::New(env, sizeof(sock_sample)));
+  out.Set("timevalSize", Napi::Number::New(env, sizeof(struct timeval)));
+  Napi::Object offsets = Napi::Object::New(env);
+  offsets.Set("tv_sec", Napi::Number::New(env, offsetof(sock_sample, tv) + offsetof(struct timeval, tv_sec)));
+  offsets.Set("tv_usec", Napi::Number::New(env, offsetof(sock_sample, tv) + offsetof(struct timeval, tv_usec)));
+  offsets.Set("offset", Napi::Number::New(env, offsetof(sock_sample, offset)));
+  offsets.Set("pulse", Napi::Number::New(env, offsetof(sock_sample, pulse)));
+  offsets.Set("leap", Napi::Number::New(env, offsetof(sock_sample, leap)));
+  offsets.Set("_pad", Napi::Number::New(env, offsetof(sock_sample, _pad)));
+  offsets.Set("magic", Napi::Number::New(env, offsetof(sock_sample, magic)));
+  out.Set("offsets", offsets);
+  out.Set("magic", Napi::Number::New(env, htntp::kSockMagic));
+  out.Set("maxPathBytes", Napi::Number::New(env, sizeof(sockaddr_un{}.sun_path) - 1));
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Segment", Segment::Init(env));
   // Freed with the environment, which outlives every function that points to it.
@@ -408,7 +534,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   clock.Set("nsec", Napi::Number::New(env, kClockNsec));
   clock.Set("slots", Napi::Number::New(env, kClockSlots));
   slotNumbers.Set("clock", clock);
+  slotNumbers.Set("sock", SockClient::IoSlotNumbers(env));
   exports.Set("slotNumbers", slotNumbers);
+  exports.Set("SockClient", SockClient::Init(env));
+  exports.Set("sockLayout", SockLayout(env));
   return exports;
 }
 

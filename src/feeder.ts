@@ -7,16 +7,20 @@
 import type { Leap } from './shm.js';
 import type { Sample, SampleSource } from './sample.js';
 import { silentLogger, type Logger } from './log.js';
+import { invalidArgValue } from './errors.js';
 import type { FeedMetrics } from './metrics.js';
 import { diffSeconds, type Timespec } from './time.js';
 import type { Sink } from './sinks/sink.js';
 import { ShmSink } from './sinks/shm.js';
+import { SockSink } from './sinks/sock.js';
 
 export interface FeedOptions {
-  /** The SHM unit to write. */
-  unit: number;
+  /** The SHM unit to write; none without it. */
+  unit?: number;
   /** Permissions if the segment has to be created (default: ntpd's convention). */
   perm?: number;
+  /** chrony SOCK refclock sockets to send every sample to (`refclock SOCK <path>`). */
+  sockets?: readonly string[];
   signal: AbortSignal;
   logger?: Logger;
   /** Called after each sample is published. */
@@ -48,14 +52,22 @@ const SOURCE_STOP_GRACE_MS = 400;
  */
 export async function feed(source: SampleSource, options: FeedOptions): Promise<FeedResult> {
   const { signal, logger = silentLogger, onSample, leapSchedule, metrics } = options;
-  const shmSink = new ShmSink({
-    unit: options.unit,
-    ...(options.perm === undefined ? {} : { perm: options.perm }),
-    logger,
-    sourceName: source.name,
-    onReattach: () => metrics?.reattached(),
-  });
-  const sinks: Sink[] = [shmSink];
+  const shmSink =
+    options.unit === undefined
+      ? undefined
+      : new ShmSink({
+          unit: options.unit,
+          ...(options.perm === undefined ? {} : { perm: options.perm }),
+          logger,
+          sourceName: source.name,
+          onReattach: () => metrics?.reattached(),
+        });
+  // Paths are checked here, before any sink is opened.
+  const sockSinks = [...new Set(options.sockets ?? [])].map((path) => new SockSink({ path, logger }));
+  const sinks: Sink[] = [...(shmSink === undefined ? [] : [shmSink]), ...sockSinks];
+  if (sinks.length === 0) {
+    throw invalidArgValue('feed() needs a sink: an SHM unit, a SOCK socket path, or both');
+  }
   const opened: Sink[] = [];
   let published = 0;
 
@@ -64,12 +76,15 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
     const leap = sourceLeap === 0 && leapSchedule !== undefined ? leapSchedule.leapAt(sample.clockTime) : sourceLeap;
     let delivered = false;
     for (const sink of sinks) {
+      let sent = false;
       try {
-        if (sink.publish(sample, leap)) delivered = true;
+        sent = sink.publish(sample, leap);
       } catch (error) {
         if (!(error instanceof TypeError || error instanceof RangeError)) throw error;
         logger.warn('sample rejected', { sink: sink.name, source: source.name, error });
       }
+      if (sent) delivered = true;
+      metrics?.sinkResult(sink.name, sent);
     }
     if (!delivered) return;
     published += 1;
@@ -85,6 +100,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
     for (const sink of sinks) {
       sink.open();
       opened.push(sink);
+      metrics?.sinkResult(sink.name, undefined);
     }
     options.afterOpen?.(sinks);
     // Only now may the source open sockets or ports: after the sinks and the privilege drop.
@@ -118,7 +134,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
     for (const sink of opened) sink.close({ keepLastSample });
     if (!finished && iterator !== undefined) await stopSource(iterator, logger);
   }
-  return { published, reattached: shmSink.reattached };
+  return { published, reattached: shmSink?.reattached ?? 0 };
 }
 
 /**
