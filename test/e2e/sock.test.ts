@@ -212,6 +212,19 @@ describe('feed() with sockets', () => {
     removeSegment(unit);
   });
 
+  it('the leap indicator: the sample\'s own, else the leap-file schedule, as for the segment', async (context) => {
+    e2eTool(context, 'cc');
+    const unit = SOCK_TEST_UNIT + 1;
+    const path = join(dir.path, 'leap-schedule.sock');
+    const listening = await reader(path);
+    const own = { ...sample(-1), leap: 2 as const };
+    await feed(list([sample(-1), own]), { unit, sockets: [path], signal: new AbortController().signal, leapSchedule: { leapAt: () => 1 }, keepLastSample: true });
+    const datagrams = await listening.waitForDatagrams(2);
+    expect(datagrams.map((datagram) => datagram.leap)).toEqual([1, 2]);
+    expect(readSegment(unit)?.leap).toBe(2);
+    removeSegment(unit);
+  });
+
   it('no sink at all is a TypeError', async () => {
     await expect(feed(list([]), { signal: new AbortController().signal })).rejects.toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
   });
