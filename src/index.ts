@@ -1,6 +1,8 @@
 // Public library API.
 export { NtpdShm, layout, keyOfUnit, keyText, defaultPerm, DEFAULT_PRECISION, MAX_UNIT } from './shm.js';
 export type { NtpdShmOptions, UpdateOptions, ShmSnapshot, ShmStat, Leap } from './shm.js';
+export { ChronySock, sockLayout } from './sock.js';
+export type { SockLeap } from './sock.js';
 export { realtime, monotonicRaw, systemClock } from './clock.js';
 export type { Clock } from './clock.js';
 export type { Time, Timespec } from './time.js';
