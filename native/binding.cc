@@ -122,6 +122,61 @@ htntp::Timespec readClock(Napi::Env env, clockid_t clock) {
   return now;
 }
 
+// The slots both io arrays (Segment's and SockClient's) begin with: one sample's times
+// and leap indicator.
+enum SampleSlot : int {
+  kSampleClockSec = 0,
+  kSampleClockNsec = 1,
+  kSampleReceiveSec = 2,
+  kSampleReceiveNsec = 3,
+  kSampleLeap = 4,
+  kSampleSlots = 5,
+};
+
+void setSampleSlotNumbers(Napi::Env env, Napi::Object out) {
+  out.Set("clockSec", Napi::Number::New(env, kSampleClockSec));
+  out.Set("clockNsec", Napi::Number::New(env, kSampleClockNsec));
+  out.Set("receiveSec", Napi::Number::New(env, kSampleReceiveSec));
+  out.Set("receiveNsec", Napi::Number::New(env, kSampleReceiveNsec));
+  out.Set("leap", Napi::Number::New(env, kSampleLeap));
+}
+
+// A time from two slots, range-checked as the segment's time_t allows.
+htntp::Timespec slotTime(Napi::Env env, const double* io, int secSlot, const char* secName, const char* nsecName) {
+  htntp::Timespec time{};
+  time.sec = checkInteger(env, io[secSlot], secName, 0, htntp::fieldInfo(Field::clockTimeStampSec).max);
+  time.nsec = checkInteger(env, io[secSlot + 1], nsecName, 0, 999999999);
+  return time;
+}
+
+// The hot calls as plain N-API functions bound to an instance (data = the instance): no
+// ObjectWrap unwrap, no CallbackInfo, no argument values. Through ObjectWrap methods
+// they cost ~150 ns a call here, plain they cost ~40. They live as own properties of
+// the wrapped object, which the TypeScript side never lets go of separately.
+template <typename T, void (T::*method)(Napi::Env)>
+napi_value hotCall(napi_env env, napi_callback_info info) {
+  void* self = nullptr;
+  if (napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &self) != napi_ok) return nullptr;
+  try {
+    (static_cast<T*>(self)->*method)(Napi::Env(env));
+  } catch (const Napi::Error& error) {
+    error.ThrowAsJavaScriptException();
+  }
+  return nullptr;
+}
+
+// Defined, not assigned (no setter up the prototype chain sees it), read-only, and holding
+// the wrapper (`self`, under `owner`), so the instance lives as long as the function can be called.
+template <typename T, void (T::*method)(Napi::Env)>
+Napi::PropertyDescriptor hotProperty(Napi::Env env, T* instance, Napi::Object self, Napi::Symbol owner, const char* name) {
+  napi_value function = nullptr;
+  NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, hotCall<T, method>, instance, &function),
+                       Napi::PropertyDescriptor::Value(name, env.Undefined()));
+  Napi::Function hot(env, function);
+  hot.DefineProperty(Napi::PropertyDescriptor::Value(owner, self, napi_default));
+  return Napi::PropertyDescriptor::Value(name, hot, napi_default);
+}
+
 class Segment : public Napi::ObjectWrap<Segment> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -143,12 +198,7 @@ class Segment : public Napi::ObjectWrap<Segment> {
 
   // Slots of io_ (see below).
   enum IoSlot : int {
-    kClockSec = 0,
-    kClockNsec = 1,
-    kReceiveSec = 2,
-    kReceiveNsec = 3,
-    kLeap = 4,
-    kPrecision = 5,
+    kPrecision = kSampleSlots,
     kConsistent = htntp::kFieldCount,  // snapshot(): after the fields
     kRetries = htntp::kFieldCount + 1,
     kIoSlots = htntp::kFieldCount + 2,
@@ -157,11 +207,7 @@ class Segment : public Napi::ObjectWrap<Segment> {
   // The slot numbers, exported so the TypeScript side can check its constants against them.
   static Napi::Object IoSlotNumbers(Napi::Env env) {
     Napi::Object out = Napi::Object::New(env);
-    out.Set("clockSec", Napi::Number::New(env, kClockSec));
-    out.Set("clockNsec", Napi::Number::New(env, kClockNsec));
-    out.Set("receiveSec", Napi::Number::New(env, kReceiveSec));
-    out.Set("receiveNsec", Napi::Number::New(env, kReceiveNsec));
-    out.Set("leap", Napi::Number::New(env, kLeap));
+    setSampleSlotNumbers(env, out);
     out.Set("precision", Napi::Number::New(env, kPrecision));
     out.Set("consistent", Napi::Number::New(env, kConsistent));
     out.Set("retries", Napi::Number::New(env, kRetries));
@@ -186,9 +232,9 @@ class Segment : public Napi::ObjectWrap<Segment> {
     Napi::Object self = info.This().As<Napi::Object>();
     const Napi::Symbol owner = Napi::Symbol::New(env, "htntp segment");
     self.DefineProperties({
-        hotProperty<&Segment::Write>(env, self, owner, "write"),
-        hotProperty<&Segment::WriteNow>(env, self, owner, "writeNow"),
-        hotProperty<&Segment::Snapshot>(env, self, owner, "snapshot"),
+        hotProperty<Segment, &Segment::Write>(env, this, self, owner, "write"),
+        hotProperty<Segment, &Segment::WriteNow>(env, this, self, owner, "writeNow"),
+        hotProperty<Segment, &Segment::Snapshot>(env, this, self, owner, "snapshot"),
     });
   }
 
@@ -226,44 +272,14 @@ class Segment : public Napi::ObjectWrap<Segment> {
     return info.Env().Undefined();
   }
 
-  // The hot calls as plain N-API functions bound to this instance (data = this): no
-  // ObjectWrap unwrap, no CallbackInfo, no argument values. Through ObjectWrap methods
-  // they cost ~150 ns a call here, plain they cost ~40. They live as own properties of
-  // the wrapped object, which the TypeScript side never lets go of separately.
-  template <void (Segment::*method)(Napi::Env)>
-  static napi_value hotCall(napi_env env, napi_callback_info info) {
-    void* self = nullptr;
-    if (napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &self) != napi_ok) return nullptr;
-    try {
-      (static_cast<Segment*>(self)->*method)(Napi::Env(env));
-    } catch (const Napi::Error& error) {
-      error.ThrowAsJavaScriptException();
-    }
-    return nullptr;
-  }
-  template <void (Segment::*method)(Napi::Env)>
-  Napi::PropertyDescriptor hotProperty(Napi::Env env, Napi::Object self, Napi::Symbol owner, const char* name) {
-    napi_value function = nullptr;
-    NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, hotCall<method>, this, &function),
-                         Napi::PropertyDescriptor::Value(name, env.Undefined()));
-    Napi::Function hot(env, function);
-    hot.DefineProperty(Napi::PropertyDescriptor::Value(owner, self, napi_default));
-    return Napi::PropertyDescriptor::Value(name, hot, napi_default);
-  }
-
   // The arguments of write()/writeNow() arrive in io_ (the TypeScript side has checked
   // their types); every one is checked here before the first byte is written.
   htntp::Sample sampleArgs(Napi::Env env, bool withReceive) const {
-    const htntp::FieldInfo& seconds = htntp::fieldInfo(Field::clockTimeStampSec);
     const htntp::FieldInfo& precision = htntp::fieldInfo(Field::precision);
     htntp::Sample sample{};
-    sample.clock.sec = checkInteger(env, io_.data[kClockSec], "clockTime.sec", 0, seconds.max);
-    sample.clock.nsec = checkInteger(env, io_.data[kClockNsec], "clockTime.nsec", 0, 999999999);
-    if (withReceive) {
-      sample.receive.sec = checkInteger(env, io_.data[kReceiveSec], "receiveTime.sec", 0, seconds.max);
-      sample.receive.nsec = checkInteger(env, io_.data[kReceiveNsec], "receiveTime.nsec", 0, 999999999);
-    }
-    sample.leap = static_cast<int>(checkInteger(env, io_.data[kLeap], "leap", 0, 3));
+    sample.clock = slotTime(env, io_.data, kSampleClockSec, "clockTime.sec", "clockTime.nsec");
+    if (withReceive) sample.receive = slotTime(env, io_.data, kSampleReceiveSec, "receiveTime.sec", "receiveTime.nsec");
+    sample.leap = static_cast<int>(checkInteger(env, io_.data[kSampleLeap], "leap", 0, 3));
     sample.precision = static_cast<int>(checkInteger(env, io_.data[kPrecision], "precision", precision.min, precision.max));
     requireWritable(env);
     return sample;
@@ -345,22 +361,13 @@ class SockClient : public Napi::ObjectWrap<SockClient> {
 
   // Slots of io_: send() reads the sample and leaves its errno in kResult.
   enum IoSlot : int {
-    kClockSec = 0,
-    kClockNsec = 1,
-    kReceiveSec = 2,
-    kReceiveNsec = 3,
-    kLeap = 4,
-    kResult = 5,
-    kIoSlots = 6,
+    kResult = kSampleSlots,
+    kIoSlots = kSampleSlots + 1,
   };
 
   static Napi::Object IoSlotNumbers(Napi::Env env) {
     Napi::Object out = Napi::Object::New(env);
-    out.Set("clockSec", Napi::Number::New(env, kClockSec));
-    out.Set("clockNsec", Napi::Number::New(env, kClockNsec));
-    out.Set("receiveSec", Napi::Number::New(env, kReceiveSec));
-    out.Set("receiveNsec", Napi::Number::New(env, kReceiveNsec));
-    out.Set("leap", Napi::Number::New(env, kLeap));
+    setSampleSlotNumbers(env, out);
     out.Set("result", Napi::Number::New(env, kResult));
     out.Set("slots", Napi::Number::New(env, kIoSlots));
     return out;
@@ -371,11 +378,7 @@ class SockClient : public Napi::ObjectWrap<SockClient> {
     const Napi::Env env = info.Env();
     io_ = sharedSlots(info[0], "io", kIoSlots);
     Napi::Object self = info.This().As<Napi::Object>();
-    napi_value function = nullptr;
-    NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, "send", NAPI_AUTO_LENGTH, SendCall, this, &function));
-    Napi::Function send(env, function);
-    send.DefineProperty(Napi::PropertyDescriptor::Value(Napi::Symbol::New(env, "htntp sock"), self, napi_default));
-    self.DefineProperty(Napi::PropertyDescriptor::Value("send", send, napi_default));
+    self.DefineProperty(hotProperty<SockClient, &SockClient::Send>(env, this, self, Napi::Symbol::New(env, "htntp sock"), "send"));
   }
 
  private:
@@ -404,28 +407,11 @@ class SockClient : public Napi::ObjectWrap<SockClient> {
   Napi::Value Connected(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), client_.connected()); }
 
   // send(): io_ = [clockSec, clockNsec, receiveSec, receiveNsec, leap] -> io_[kResult] = errno.
-  // A plain N-API function bound to this instance, as Segment's hot calls are.
-  static napi_value SendCall(napi_env env, napi_callback_info info) {
-    void* data = nullptr;
-    if (napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &data) != napi_ok) return nullptr;
-    try {
-      static_cast<SockClient*>(data)->Send(Napi::Env(env));
-    } catch (const Napi::Error& error) {
-      error.ThrowAsJavaScriptException();
-    }
-    return nullptr;
-  }
-
   void Send(Napi::Env env) {
-    const int64_t secondsMax = static_cast<int64_t>(htntp::fieldInfo(Field::clockTimeStampSec).max);
-    htntp::Timespec clock{};
-    htntp::Timespec receive{};
-    clock.sec = checkInteger(env, io_.data[kClockSec], "clockTime.sec", 0, secondsMax);
-    clock.nsec = checkInteger(env, io_.data[kClockNsec], "clockTime.nsec", 0, 999999999);
-    receive.sec = checkInteger(env, io_.data[kReceiveSec], "receiveTime.sec", 0, secondsMax);
-    receive.nsec = checkInteger(env, io_.data[kReceiveNsec], "receiveTime.nsec", 0, 999999999);
+    const htntp::Timespec clock = slotTime(env, io_.data, kSampleClockSec, "clockTime.sec", "clockTime.nsec");
+    const htntp::Timespec receive = slotTime(env, io_.data, kSampleReceiveSec, "receiveTime.sec", "receiveTime.nsec");
     // chrony knows 0 (none), 1 (insert) and 2 (delete) and drops anything else.
-    const int leap = static_cast<int>(checkInteger(env, io_.data[kLeap], "leap", 0, 2));
+    const int leap = static_cast<int>(checkInteger(env, io_.data[kSampleLeap], "leap", 0, 2));
     io_.data[kResult] = client_.send(htntp::makeSockSample(clock, receive, leap)).err;
   }
 

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { monotonicRaw } from '../../src/clock.js';
 import { refclockLines, type RefclockConfigOptions } from '../../src/refclock-config.js';
 import { diffSeconds, type Timespec } from '../../src/time.js';
-import { describeE2e, findTool, startChronyd, waitFor, type Chronyd, type ChronySource } from '../helpers/daemons.js';
+import { describeE2e, findTool, startChronyd, waitFor, waitForChronySelection, type Chronyd, type ChronySource } from '../helpers/daemons.js';
 import { htntpBin, makeTempDir, startHtntp, startProcess, type RunningProcess, type TempDir } from '../helpers/process.js';
 import { closeAll, startTimeServers, type TimeServer } from '../http/servers.js';
 import { PacedWriter, startPtyPair } from '../gps/pty.js';
@@ -141,14 +141,7 @@ describeE2e('htntp fixed --sock read by chronyd -x', ['chronyd'], () => {
     const daemon = await chronyd([sockLine(path, 'SOCK')]);
     const fixed = feeder(['fixed', '--offset', '-1', '--sock', path, '--verbose']);
     await fixed.waitForLine(/^info socket connected sink=sock:/, { stream: 'stderr', timeoutMs: 15_000 });
-    const tracking = await waitFor(
-      async () => {
-        const source = (await daemon.sources()).find((candidate) => candidate.name === 'SOCK');
-        const current = await daemon.tracking();
-        return source?.state === '*' && (source.reach & 0o17) === 0o17 && current.referenceName === 'SOCK' ? current : undefined;
-      },
-      { what: 'chronyd to select SOCK with 4 samples', timeoutMs: 60_000, intervalMs: 500 },
-    );
+    const tracking = await waitForChronySelection(daemon, 'SOCK');
     console.info(`chronyd tracking over SOCK: System time ${tracking.systemTimeFast.toFixed(9)} s fast, stratum ${tracking.stratum}`);
     expect(tracking.systemTimeFast).toBeGreaterThan(1 - TOLERANCE);
     expect(tracking.systemTimeFast).toBeLessThan(1 + TOLERANCE);
