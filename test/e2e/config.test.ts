@@ -35,7 +35,7 @@ async function createdPerms(): Promise<string[]> {
           shm.detach();
         }
       }),
-    { what: 'the daemon to create segments 105-107', timeoutMs: 10_000 },
+    { what: `the daemon to create segments ${UNITS.join(', ')}`, timeoutMs: 20_000 },
   );
 }
 
@@ -44,7 +44,7 @@ function linesFor(daemon: RefclockConfigOptions['daemon'], extra: Partial<Refclo
 }
 
 describeE2e('generated lines in chronyd', ['chronyd'], () => {
-  it('chronyd starts with them, lists every refclock and creates the segments as asked', { timeout: 30_000 }, async () => {
+  it('chronyd starts with them, lists every refclock and creates the segments as asked', { timeout: 60_000 }, async () => {
     const chronyd = await startChronyd({ lines: linesFor('chrony', { precision: -10, delay: 0.2 }) });
     stops.push(() => chronyd.stop());
     const names = (await chronyd.sources()).map((source) => source.name).sort();
@@ -55,7 +55,7 @@ describeE2e('generated lines in chronyd', ['chronyd'], () => {
 });
 
 describeE2e('generated lines in ntpsec ntpd', ['ntpd'], () => {
-  it.each(['ntpsec', 'ntpd'] as const)('ntpd takes the %s form: no syntax error, segments with the asked permissions', { timeout: 30_000 }, async (daemon) => {
+  it.each(['ntpsec', 'ntpd'] as const)('ntpd takes the %s form: no syntax error, segments with the asked permissions', { timeout: 60_000 }, async (daemon) => {
     const lines = linesFor(daemon);
     const ntpd = await startNtpd({ lines });
     stops.push(() => ntpd.stop());

@@ -122,7 +122,7 @@ describeE2e('htntp fixed as a process', [], () => {
   it('SIGTERM: exit 0, and the segment says valid = 0 afterwards', { timeout: 60_000 }, async () => {
     const unit = UNITS.sigterm;
     const feeder = await startFixed(unit, ['--interval', '0.2']);
-    await feeder.waitForLine(new RegExp(`^debug sample published sinks=shm:${unit} offset=-1 `), { stream: 'stderr', timeoutMs: 10_000 });
+    await feeder.waitForLine(new RegExp(`^debug sample published sinks=shm:${unit} offset=-1 `), { stream: 'stderr', timeoutMs: 20_000 });
     expect(readSegment(unit)?.valid).toBe(1); // nobody consumes this unit
     feeder.child.kill('SIGTERM');
     const exit = await feeder.exited;

@@ -13,6 +13,7 @@ import {
   waitFor,
   type Chronyd,
   type Ntpd,
+  type PeerstatsLine,
   type ShmmonSample,
 } from '../../helpers/daemons.js';
 import { makeTempDir, startHtntp, type RunningProcess, type TempDir } from '../../helpers/process.js';
@@ -36,9 +37,9 @@ const LATENCY = 0.3; // the simulated receiver's burst comes 300 ms after the se
 const OFFSET = 0.25; // --offset: clock = sentence second + 0.25
 // A write on a pty and the feeder's stamp of it: well under a ms typically on an idle
 // machine. The median must stay within a few ms; single samples get room for scheduling
-// delays, because several developers' tests share 2 cores.
+// delays on a loaded machine, yet a stamp of another burst (a second away) fails.
 const RECEIVE_MEDIAN_TOLERANCE = 0.005;
-const RECEIVE_TOLERANCE = 0.1;
+const RECEIVE_TOLERANCE = 0.5;
 // Daemon samples judged as a set: chronyd's filtered samples, ntpd's peerstats lines.
 const CHRONY_SAMPLES = 4;
 const NTPD_SAMPLES = 5;
@@ -98,11 +99,23 @@ function writer(path: string, validFrom: number): PacedWriter {
 }
 
 /** A pty with a receiver that always has a fix, and `htntp gps --offset` publishing it on `unit`. */
-async function simulatedReceiver(unit: number, offset: number): Promise<void> {
+async function simulatedReceiver(unit: number, offset: number): Promise<PacedWriter> {
   const pair = await ptyPair(`receiver-${unit}`);
   const feeder = htntp(['--device', pair.devicePath, '--unit', String(unit), '--offset', String(offset), '--min-fixes', '2']);
   await feeder.waitForLine(/"event":"device open"/);
-  writer(pair.writerPath, 0).start();
+  const paced = writer(pair.writerPath, 0);
+  paced.start();
+  return paced;
+}
+
+/**
+ * How late the simulated receivers wrote their bursts, median over every burst: the
+ * writer's timers fire late on a loaded machine, and a daemon sees that lateness as
+ * latency. The daemons' figures are judged against LATENCY plus this.
+ */
+function writerLateness(writers: readonly PacedWriter[]): number {
+  const late = writers.flatMap((paced) => paced.written.map((entry) => diffSeconds(entry.writeTime, { sec: entry.second, nsec: 0 }) - LATENCY));
+  return median(late);
 }
 
 function writtenAt(written: readonly Written[], second: number): Written | undefined {
@@ -119,13 +132,20 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     const start = realtime();
     const validFrom = start.sec + 3;
     const paced = writer(first.writerPath, validFrom);
-    const monitor = runNtpshmmon({ units: [UNIT_SHMMON], seconds: 22 });
+    // ntpshmmon runs until it has 8 samples, two of them after the device came back (or a
+    // generous bound).
+    let monitorBackAt: Timespec | undefined;
+    const monitor = runNtpshmmon({
+      units: [UNIT_SHMMON],
+      seconds: 60,
+      until: (seen) => monitorBackAt !== undefined && seen.length >= 8 && seen.filter((sample) => compare(sample.clock, monitorBackAt!) > 0).length >= 2,
+    });
     paced.start();
 
-    await feeder.waitForLine(/"event":"fix acquired"/, { timeoutMs: 10_000 });
+    await feeder.waitForLine(/"event":"fix acquired"/, { timeoutMs: 20_000 });
     await waitFor(() => (paced.written.filter((entry) => entry.second >= validFrom).length >= 7 ? true : undefined), {
       what: '7 valid bursts',
-      timeoutMs: 12_000,
+      timeoutMs: 20_000,
     });
 
     // The device vanishes (socat killed: the pty is gone) ...
@@ -133,13 +153,14 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     paced.detach();
     await first.stop();
     await feeder.waitForLine(/"event":"device lost"/);
-    await waitFor(() => (diffSeconds(realtime(), lostAt) > 2 ? true : undefined), { what: '2 s without the device', timeoutMs: 4_000, intervalMs: 100 });
+    await waitFor(() => (diffSeconds(realtime(), lostAt) > 2 ? true : undefined), { what: '2 s without the device', timeoutMs: 20_000, intervalMs: 100 });
     // ... and comes back under the same name.
     const second = await startPtyPair(socat(), first.writerPath.replace(/\/writer$/, ''));
     cleanups.push(() => second.stop());
     const backAt = second.readyAt;
+    monitorBackAt = backAt;
     paced.reopen(second.writerPath);
-    await feeder.waitForLine(/"event":"device back"/, { timeoutMs: 5_000 });
+    await feeder.waitForLine(/"event":"device back"/, { timeoutMs: 20_000 });
 
     const samples: ShmmonSample[] = await monitor;
     paced.stop();
@@ -180,12 +201,13 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     expect(samples.filter((sample) => sample.clock.sec > lostAt.sec + 1 && sample.clock.sec < backAt.sec)).toEqual([]);
     const after = samples.filter((sample) => compare(sample.clock, backAt) > 0);
     expect(after.length, output).toBeGreaterThanOrEqual(2);
-    // Resumed within 5 s of the device coming back (3 fixes again: about 3 s).
+    // Resumed within 8 s of the device coming back (3 fixes again: about 3 s; the rest is
+    // room for a loaded machine).
     const resumed = after[0]!;
     process.stderr.write(`[gps e2e] first sample ${diffSeconds(resumed.seen, backAt).toFixed(3)} s after the device came back\n`);
-    expect(diffSeconds(resumed.seen, backAt)).toBeLessThan(5);
+    expect(diffSeconds(resumed.seen, backAt)).toBeLessThan(8);
     for (const sample of after) expect(compare(writtenAt(paced.written, sample.clock.sec)!.writeTime, backAt)).toBeGreaterThan(0);
-  }, 45_000);
+  }, 120_000);
 
   it('refuses a missing device, a file that is no tty, a locked device, unit 0 without root, and a forbidden device, with clear errors', async () => {
     const missing = htntp(['--device', `${temp.path}/no-such-tty`, '--unit', String(UNIT_ERRORS)]);
@@ -222,7 +244,7 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     } else {
       process.stderr.write('[htntp e2e] not root: the unit 0 / permission checks need setpriv as root\n');
     }
-  }, 30_000);
+  }, 60_000);
 
   it('--baud auto hunts past a rate that gives only garbage, then publishes', async () => {
     const pair = await ptyPair('hunt');
@@ -237,12 +259,12 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     });
     cleanups.push(() => paced.stop());
     paced.start();
-    const huntLine = await feeder.waitForLine(/"event":"baud rate hunt"/, { timeoutMs: 8_000 });
+    const huntLine = await feeder.waitForLine(/"event":"baud rate hunt"/, { timeoutMs: 20_000 });
     expect(JSON.parse(huntLine)).toMatchObject({ baud: 9600 });
     hunted = true;
-    const found = await feeder.waitForLine(/"event":"baud rate found"/, { timeoutMs: 5_000 });
+    const found = await feeder.waitForLine(/"event":"baud rate found"/, { timeoutMs: 20_000 });
     expect(JSON.parse(found)).toMatchObject({ baud: 9600 });
-    await feeder.waitForLine(/"event":"sample published"/, { timeoutMs: 5_000 });
+    await feeder.waitForLine(/"event":"sample published"/, { timeoutMs: 20_000 });
     // The garbage was counted, not fatal.
     await feeder.stop('SIGTERM');
     expect(feeder.output()).toMatch(/"event":"gps counts".*"bad-checksum":\d+/);
@@ -253,7 +275,7 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     expect(summary.published).toBeGreaterThanOrEqual(1);
     expect(summary.counts.samples).toBe(summary.published);
     expect(summary.counts['bad-checksum']).toBeGreaterThan(0);
-  }, 30_000);
+  }, 60_000);
 });
 
 describeE2e('htntp gps feeds chronyd', ['socat', 'chronyd'], () => {
@@ -267,8 +289,7 @@ describeE2e('htntp gps feeds chronyd', ['socat', 'chronyd'], () => {
     const chronyLine = (unit: number, refid: string, offset: number): string =>
       `${refclockLines({ daemon: 'chrony', unit, refid, poll: 2, offset, precision: -10, delay: 0.2, noselect: true })[0]} dpoll 0 filter 4`;
     chronyd = await startChronyd({ lines: [chronyLine(UNIT_CHRONY, 'GPS', 0), chronyLine(UNIT_CHRONY_OFFSET, 'GPSO', OFFSET)] });
-    await simulatedReceiver(UNIT_CHRONY, OFFSET);
-    await simulatedReceiver(UNIT_CHRONY_OFFSET, 0);
+    const writers = [await simulatedReceiver(UNIT_CHRONY, OFFSET), await simulatedReceiver(UNIT_CHRONY_OFFSET, 0)];
     // Several of chrony's filtered samples per source (a new one every 4 s at poll 2), each
     // told apart by its lastRx going back. noselect: a selected source would make chronyd
     // -x correct its model of the clock, and later samples would be measured against that.
@@ -289,17 +310,26 @@ describeE2e('htntp gps feeds chronyd', ['socat', 'chronyd'], () => {
       { what: `${CHRONY_SAMPLES} chronyd samples from both units`, timeoutMs: 60_000, intervalMs: 250 },
     );
     // chrony: positive = local clock ahead of the source. receive - clock = latency - offset.
+    const late = writerLateness(writers);
     for (const name of names) {
       const offsets = measured.get(name)!;
-      console.log(`[gps e2e] chronyd ${name}: measured offsets ${offsets.map((value) => value.toFixed(4)).join(' ')}`);
+      console.log(`[gps e2e] chronyd ${name}: measured offsets ${offsets.map((value) => value.toFixed(4)).join(' ')}; writer late ${(late * 1000).toFixed(1)} ms`);
       // A stamp is never early: no sample can fall below latency - offset.
       expect(Math.min(...offsets), name).toBeGreaterThan(LATENCY - OFFSET - 0.001);
-      // Late stamps (scheduling) only push samples up; their median stays close. chrony's
+      // Late writes and stamps (scheduling) only push samples up; their median stays close. chrony's
       // value is filtered (filter 4): a median, with a little more room than ours.
-      expect(median(offsets), name).toBeLessThan(LATENCY - OFFSET + 4 * RECEIVE_MEDIAN_TOLERANCE);
+      expect(median(offsets), name).toBeLessThan(LATENCY - OFFSET + late + 4 * RECEIVE_MEDIAN_TOLERANCE);
     }
   }, 90_000);
 });
+
+/**
+ * A peerstats line of `unit` that holds a measurement. Lines of exactly 0 s show up when
+ * ntpd polled and found no new sample; every sample here is about 50 ms away from 0.
+ */
+function measured(line: PeerstatsLine, unit: number): boolean {
+  return line.unit === unit && line.offset !== 0;
+}
 
 describeE2e('htntp gps feeds ntpsec ntpd', ['socat', 'ntpd'], () => {
   let ntpd: Ntpd | undefined;
@@ -315,24 +345,24 @@ describeE2e('htntp gps feeds ntpsec ntpd', ['socat', 'ntpd'], () => {
         ...refclockLines({ daemon: 'ntpsec', unit: UNIT_NTPD_TIME1, refid: 'GPST', poll: 1, offset: OFFSET }),
       ],
     });
-    await simulatedReceiver(UNIT_NTPD, OFFSET);
-    await simulatedReceiver(UNIT_NTPD_TIME1, 0);
+    const writers = [await simulatedReceiver(UNIT_NTPD, OFFSET), await simulatedReceiver(UNIT_NTPD_TIME1, 0)];
     const lines = await waitFor(
       async () => {
         const stats = await ntpd!.peerstats();
-        const enough = [UNIT_NTPD, UNIT_NTPD_TIME1].every((unit) => stats.filter((line) => line.unit === unit).length >= NTPD_SAMPLES);
+        const enough = [UNIT_NTPD, UNIT_NTPD_TIME1].every((unit) => stats.filter((line) => measured(line, unit)).length >= NTPD_SAMPLES);
         return enough ? stats : undefined;
       },
       { what: `${NTPD_SAMPLES} ntpd peerstats lines for both units`, timeoutMs: 60_000, intervalMs: 500 },
     );
     // ntpd's sign: reference - local. clock - receive + time1 = offset - latency.
+    const late = writerLateness(writers);
     for (const unit of [UNIT_NTPD, UNIT_NTPD_TIME1]) {
-      const offsets = lines.filter((line) => line.unit === unit).map((line) => line.offset);
-      console.log(`[gps e2e] ntpd SHM(${unit}): peerstats offsets ${offsets.map((value) => value.toFixed(4)).join(' ')}`);
+      const offsets = lines.filter((line) => measured(line, unit)).map((line) => line.offset);
+      console.log(`[gps e2e] ntpd SHM(${unit}): peerstats offsets ${offsets.map((value) => value.toFixed(4)).join(' ')}; writer late ${(late * 1000).toFixed(1)} ms`);
       // A stamp is never early: no sample can rise above offset - latency.
       expect(Math.max(...offsets), `unit ${unit}`).toBeLessThan(OFFSET - LATENCY + 0.001);
-      // Late stamps (scheduling) only push samples down; their median stays close.
-      expect(median(offsets), `unit ${unit}`).toBeGreaterThan(OFFSET - LATENCY - 4 * RECEIVE_MEDIAN_TOLERANCE);
+      // Late writes and stamps (scheduling) only push samples down; their median stays close.
+      expect(median(offsets), `unit ${unit}`).toBeGreaterThan(OFFSET - LATENCY - late - 4 * RECEIVE_MEDIAN_TOLERANCE);
     }
   }, 90_000);
 });

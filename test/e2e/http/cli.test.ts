@@ -31,7 +31,7 @@ describe('htntp http', () => {
     expect(seen?.options.unit).toBe(2);
   });
 
-  it('--once --dry-run --json prints exactly one JSON object with every server', { timeout: 30_000 }, async () => {
+  it('--once --dry-run --json prints exactly one JSON object with every server', { timeout: 60_000 }, async () => {
     const run = startHtntp(['--once', '--dry-run', '--json', '--probes', '4', ...servers.map((server) => server.url)]);
     const exit = await run.exited;
     expect(exit, run.output()).toEqual({ code: 0, signal: null });
@@ -45,7 +45,7 @@ describe('htntp http', () => {
     }
   });
 
-  it('exits 1 with a clear line when no estimate can be made', { timeout: 30_000 }, async () => {
+  it('exits 1 with a clear line when no estimate can be made', { timeout: 60_000 }, async () => {
     const run = startHtntp(['http', '--once', '--dry-run', '--probes', '2', 'http://127.0.0.1:1/', servers[2]?.url ?? '', servers[0]?.url ?? '']);
     const exit = await run.exited;
     expect(exit.code, run.output()).toBe(1);
@@ -53,7 +53,7 @@ describe('htntp http', () => {
     expect(run.stdoutLines.some((line) => /^failed +http:\/\/127\.0\.0\.1:1\/ .*refused: ECONNREFUSED/.test(line))).toBe(true);
   });
 
-  it('rejects a bad server argument before anything starts', { timeout: 15_000 }, async () => {
+  it('rejects a bad server argument before anything starts', { timeout: 60_000 }, async () => {
     const run = startHtntp(['http', '--once', '--dry-run', 'ftp://example.com/']);
     const exit = await run.exited;
     expect(exit.code).toBe(1);

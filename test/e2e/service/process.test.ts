@@ -35,7 +35,12 @@ function startFixed(args: string[]): RunningProcess {
   return child;
 }
 
-/** Sends `signal` once the feeder is waiting, returns the exit and how long it took. */
+/**
+ * Sends `signal` once the feeder is waiting, returns the exit and how long it took. An idle
+ * machine exits within a few hundred ms; STOP_BOUND_MS leaves room for a loaded one and
+ * stays far below what a stop that waited for the source would take (60 s, or never).
+ */
+const STOP_BOUND_MS = 10_000;
 async function stopTimed(child: RunningProcess, signal: NodeJS.Signals): Promise<{ code: number | null; elapsedMs: number }> {
   const sent = performance.now();
   child.child.kill(signal);
@@ -49,27 +54,27 @@ function procStatus(pid: number, field: 'Uid' | 'Gid'): number[] {
 }
 
 describe('shutdown', () => {
-  it('SIGTERM while the source waits for its next sample: exit 0 within 2 s, valid = 0', async () => {
+  it('SIGTERM while the source waits for its next sample: exit 0 at once (not at the next sample), valid = 0', async () => {
     const unit = UNITS.term;
     const child = startFixed(['--offset', '0.25', '--interval', '60', '--unit', String(unit), '-v']);
     await child.waitForLine(new RegExp(`^debug sample published sinks=shm:${unit}`), { timeoutMs: 15_000 });
     expect(readSegment(unit)?.valid).toBe(1);
     const { code, elapsedMs } = await stopTimed(child, 'SIGTERM');
     expect(code, child.output()).toBe(0);
-    expect(elapsedMs).toBeLessThan(2_000);
+    expect(elapsedMs).toBeLessThan(STOP_BOUND_MS);
     expect(readSegment(unit)?.valid).toBe(0);
     expect(child.stderrLines).toContain('info stopping reason="received SIGTERM"');
     expect(child.stderrLines).toContain(`info segment detached unit=${unit} published=1`);
   });
 
-  it('SIGINT with a source that ignores the signal and holds a timer: exit 0 within 2 s; json log lines', async () => {
+  it('SIGINT with a source that ignores the signal and holds a timer: exit 0 after the grace (not the timer); json log lines', async () => {
     const unit = UNITS.int;
     const child = startFeeder(['--unit', String(unit), '--source', 'stuck', '--log-format', 'json']);
     await child.waitForLine(/^fixture waiting$/, { timeoutMs: 15_000 });
-    await waitFor(() => (readSegment(unit)?.valid === 1 ? true : undefined), { what: 'the sample', timeoutMs: 5_000, intervalMs: 20 });
+    await waitFor(() => (readSegment(unit)?.valid === 1 ? true : undefined), { what: 'the sample', timeoutMs: 20_000, intervalMs: 20 });
     const { code, elapsedMs } = await stopTimed(child, 'SIGINT');
     expect(code, child.output()).toBe(0);
-    expect(elapsedMs).toBeLessThan(2_000);
+    expect(elapsedMs).toBeLessThan(STOP_BOUND_MS);
     expect(readSegment(unit)?.valid).toBe(0);
     const events = child.stderrLines
       .filter((line) => line.startsWith('{'))
@@ -96,11 +101,11 @@ describeAsRoot('--user', () => {
     const countAfterDrop = readSegment(unit)?.count ?? 0;
     await waitForCount(unit, countAfterDrop + 6, 'count to advance after the privilege drop');
     execFileSync('ipcrm', ['-M', `0x${keyOfUnit(unit).toString(16)}`]);
-    await child.waitForLine(new RegExp(`^info segment reattached unit=${unit} .*created=true`), { timeoutMs: 5_000 });
+    await child.waitForLine(new RegExp(`^info segment reattached unit=${unit} .*created=true`), { timeoutMs: 20_000 });
     const fresh = await waitFor(() => {
       const snapshot = readSegment(unit);
       return snapshot !== undefined && snapshot.count >= 6 && snapshot.valid === 1 ? snapshot : undefined;
-    }, { what: 'samples in the new segment', timeoutMs: 5_000, intervalMs: 50 });
+    }, { what: 'samples in the new segment', timeoutMs: 20_000, intervalMs: 50 });
     expect(fresh.mode).toBe(1);
     expect(creatorOf(unit)).toBe(nobody.uid);
     const { code } = await stopTimed(child, 'SIGTERM');
@@ -111,7 +116,7 @@ describeAsRoot('--user', () => {
     const unit = UNITS.private;
     const child = startFixed(['--offset', '0.25', '--interval', '0.1', '--unit', String(unit), '--perm', '0600', '--user', 'nobody', '-v']);
     await child.waitForLine(/^info privileges dropped user=nobody/, { timeoutMs: 15_000 });
-    await child.waitForLine(new RegExp(`^debug segment watch unavailable unit=${unit} .*EACCES`), { timeoutMs: 5_000 });
+    await child.waitForLine(new RegExp(`^debug segment watch unavailable unit=${unit} .*EACCES`), { timeoutMs: 20_000 });
     const countAfterDrop = readSegment(unit)?.count ?? 0;
     await waitForCount(unit, countAfterDrop + 6, 'count to advance in the 0600 segment after the drop');
     const { code } = await stopTimed(child, 'SIGTERM');
@@ -149,7 +154,7 @@ describe('--metrics', () => {
     const text = await waitFor(async () => {
       const body = await (await fetch(url)).text();
       return new RegExp(`^htntp_samples_published_total\\{unit="${unit}"\\} ([3-9]|\\d\\d+)$`, 'm').test(body) ? body : undefined;
-    }, { what: 'three published samples in the metrics', timeoutMs: 10_000 });
+    }, { what: 'three published samples in the metrics', timeoutMs: 20_000 });
     expect(text).toMatch(new RegExp(`^htntp_offset_seconds\\{unit="${unit}"\\} 0\\.25$`, 'm'));
     expect(text).toMatch(new RegExp(`^htntp_info\\{source="fixed",unit="${unit}"\\} 1$`, 'm'));
     expect(text).toMatch(new RegExp(`^process_cpu_seconds_total\\{unit="${unit}"\\} `, 'm'));

@@ -77,7 +77,7 @@ describe.skipIf(missing !== undefined && !e2eRequired)(`htntp.service's capabili
       { cwd: repoRoot },
     );
     await feeder.waitForLine(new RegExp(`^info segment attached unit=${UNIT} .*created=false perm=0600`), { timeoutMs: 15_000 });
-    await feeder.waitForLine(/^info privileges dropped user=nobody uid=65534/, { timeoutMs: 5_000 });
+    await feeder.waitForLine(/^info privileges dropped user=nobody uid=65534/, { timeoutMs: 20_000 });
     const countAfterDrop = readSegment(UNIT)?.count ?? 0;
     await waitForCount(UNIT, countAfterDrop + 6, 'samples in the foreign 0600 segment after the drop');
     feeder.child.kill('SIGTERM');

@@ -64,7 +64,7 @@ describe('GpsSource', () => {
     };
     const mock = await binding();
     // The source listens for data only once it has opened the port and says so.
-    await vi.waitFor(() => expect(lines.some((line) => line.startsWith('info device open '))).toBe(true));
+    await vi.waitFor(() => expect(lines.some((line) => line.startsWith('info device open '))).toBe(true), { timeout: 20_000 });
     for (let offset = 0; offset < 4 && !controller.signal.aborted; offset += 1) {
       clock.now = { sec: T0 + offset, nsec: 350_000_000 };
       // A burst split across two reads: the second chunk completes the first line.
@@ -105,11 +105,11 @@ describe('GpsSource', () => {
       }
     })();
     const logged = (pattern: RegExp): number => lines.filter((line) => pattern.test(line)).length;
-    await vi.waitFor(() => expect(logged(/^info device open /)).toBe(1));
+    await vi.waitFor(() => expect(logged(/^info device open /)).toBe(1), { timeout: 20_000 });
     clock.now = { sec: T0 + 11, nsec: 0 };
-    await vi.waitFor(() => expect(logged(/^warn no data device=\/dev\/quietgps seconds=11$/)).toBe(1), { timeout: 3_000 });
+    await vi.waitFor(() => expect(logged(/^warn no data device=\/dev\/quietgps seconds=11$/)).toBe(1), { timeout: 20_000 });
     (port!.port as unknown as MockPortBinding).emitData('$GPGSV,1*00\r\n');
-    await vi.waitFor(() => expect(logged(/^info data again /)).toBe(1), { timeout: 1_000 });
+    await vi.waitFor(() => expect(logged(/^info data again /)).toBe(1), { timeout: 20_000 });
     controller.abort();
     await running;
     expect(logged(/^warn no data /)).toBe(1);
@@ -136,17 +136,17 @@ describe('GpsSource', () => {
     })();
     const logged = (pattern: RegExp): number => lines.filter((line) => pattern.test(line)).length;
     try {
-      await vi.waitFor(() => expect(logged(/^info device open /)).toBe(1));
+      await vi.waitFor(() => expect(logged(/^info device open /)).toBe(1), { timeout: 20_000 });
       // Another device under the same name (a new inode), as when socat or udev recreates it.
       // (created before the old one goes, so the inode number cannot be reused)
       writeFileSync(`${device}.new`, 'x');
       renameSync(`${device}.new`, device);
-      await vi.waitFor(() => expect(logged(/^warn device path replaced /)).toBe(1), { timeout: 3_000 });
-      await vi.waitFor(() => expect(logged(/^info device back /)).toBe(1), { timeout: 3_000 });
+      await vi.waitFor(() => expect(logged(/^warn device path replaced /)).toBe(1), { timeout: 20_000 });
+      await vi.waitFor(() => expect(logged(/^info device back /)).toBe(1), { timeout: 20_000 });
       expect(logged(/^warn device lost /)).toBe(1);
       rmSync(device);
-      await vi.waitFor(() => expect(logged(/^warn device path gone /)).toBe(1), { timeout: 3_000 });
-      await vi.waitFor(() => expect(logged(/^warn device lost /)).toBe(2));
+      await vi.waitFor(() => expect(logged(/^warn device path gone /)).toBe(1), { timeout: 20_000 });
+      await vi.waitFor(() => expect(logged(/^warn device lost /)).toBe(2), { timeout: 20_000 });
     } finally {
       controller.abort();
       await running;

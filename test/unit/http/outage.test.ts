@@ -77,7 +77,7 @@ describe('all HTTP servers down, then back', () => {
       // And the segment saw nothing after them: count stands still across a further failed measurement.
       const countDuringOutage = readSegment(UNIT)?.count;
       const failedSoFar = failedSince(outage);
-      await waitFor(() => (failedSince(outage) > failedSoFar ? true : undefined), { what: 'one more failed measurement', timeoutMs: 10_000 });
+      await waitFor(() => (failedSince(outage) > failedSoFar ? true : undefined), { what: 'one more failed measurement', timeoutMs: 20_000 });
       expect(readSegment(UNIT)?.count).toBe(countDuringOutage);
       const silentFrom = published.length;
 

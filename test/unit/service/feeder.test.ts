@@ -52,14 +52,14 @@ describe('segment removed under a running feeder', () => {
       const before = await waitFor(() => {
         const snapshot = readSegment(unit);
         return snapshot !== undefined && snapshot.count >= 4 ? snapshot : undefined;
-      }, { what: 'samples in the first segment', timeoutMs: 5_000, intervalMs: 20 });
+      }, { what: 'samples in the first segment', timeoutMs: 20_000, intervalMs: 20 });
       const oldId = segmentId(unit);
       execFileSync('ipcrm', ['-M', `0x${keyOfUnit(unit).toString(16)}`]);
-      await waitFor(() => (log.events().includes('info segment reattached') ? true : undefined), { what: 'segment reattached', timeoutMs: 5_000, intervalMs: 20 });
+      await waitFor(() => (log.events().includes('info segment reattached') ? true : undefined), { what: 'segment reattached', timeoutMs: 20_000, intervalMs: 20 });
       const after = await waitFor(() => {
         const snapshot = readSegment(unit);
         return snapshot !== undefined && snapshot.valid === 1 && snapshot.count >= 4 ? snapshot : undefined;
-      }, { what: 'samples in the new segment', timeoutMs: 5_000, intervalMs: 20 });
+      }, { what: 'samples in the new segment', timeoutMs: 20_000, intervalMs: 20 });
       const newId = segmentId(unit);
       expect(newId).not.toBe(oldId);
       expect(after.clockTimeStampSec - after.receiveTimeStampSec).toBeGreaterThanOrEqual(0);
@@ -74,19 +74,23 @@ describe('segment removed under a running feeder', () => {
   });
 });
 
+// An idle machine stops within the source's grace (a few hundred ms); the bound leaves room
+// for a loaded one and stays far below what waiting for the source would take.
+const STOP_BOUND_MS = 10_000;
+
 describe('stop', () => {
-  it('aborts a source mid-wait: resolves at once, valid = 0, detached', async () => {
+  it('aborts a source mid-wait: resolves without waiting for it, valid = 0, detached', async () => {
     const unit = UNITS.stop;
     const controller = new AbortController();
     const log = memoryLogger();
     const running = feed(ticker(60_000), { unit, signal: controller.signal, logger: log.logger });
-    await waitFor(() => (readSegment(unit)?.valid === 1 ? true : undefined), { what: 'the first sample', timeoutMs: 5_000, intervalMs: 10 });
+    await waitFor(() => (readSegment(unit)?.valid === 1 ? true : undefined), { what: 'the first sample', timeoutMs: 20_000, intervalMs: 10 });
     const started = performance.now();
     controller.abort(new Error('received SIGTERM'));
     const result = await running;
     const elapsedMs = performance.now() - started;
     expect(result.published).toBe(1);
-    expect(elapsedMs).toBeLessThan(1_000);
+    expect(elapsedMs).toBeLessThan(STOP_BOUND_MS); // the source would wait 60 s
     expect(readSegment(unit)).toMatchObject({ valid: 0, count: 2 });
     expect(log.events().slice(-2)).toEqual(['info stopping', 'info segment detached']);
     expect(log.lines.find((line) => line.startsWith('info stopping'))).toContain('reason="received SIGTERM"');
@@ -105,11 +109,11 @@ describe('stop', () => {
       },
     };
     const running = feed(stubborn, { unit, signal: controller.signal });
-    await waitFor(() => (yielded ? true : undefined), { what: 'the first sample', timeoutMs: 5_000, intervalMs: 10 });
+    await waitFor(() => (yielded ? true : undefined), { what: 'the first sample', timeoutMs: 20_000, intervalMs: 10 });
     const started = performance.now();
     controller.abort();
     await running;
-    expect(performance.now() - started).toBeLessThan(1_500);
+    expect(performance.now() - started).toBeLessThan(STOP_BOUND_MS); // the source never ends
     expect(readSegment(unit)?.valid).toBe(0);
   });
 });
