@@ -6,21 +6,13 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NtpdShm, keyOfUnit, layout } from '../../src/shm.js';
 import { cBuild, type CBuild } from '../helpers/cc.js';
+import { caught } from '../helpers/caught.js';
 import { removeSegment } from '../helpers/segments.js';
 import { units } from '../helpers/units.js';
 
 const UNIT_ADDON_WRITES = units.crossAddonWrites;
 const UNIT_C_WRITES = units.crossCWrites;
 const UNIT_EINVAL = units.shmWrongSize;
-
-function caught(action: () => unknown): NodeJS.ErrnoException {
-  try {
-    action();
-  } catch (error) {
-    return error as NodeJS.ErrnoException;
-  }
-  throw new Error('expected a throw');
-}
 
 let c: CBuild;
 let reader: string;

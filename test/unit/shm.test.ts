@@ -7,6 +7,7 @@ import { realtime } from '../../src/clock.js';
 import { NtpdShm, defaultPerm, type NtpdShmOptions, errorHint, keyOfUnit, layout, type ShmSnapshot } from '../../src/shm.js';
 import { compare, type Timespec } from '../../src/time.js';
 import { removeSegment } from '../helpers/segments.js';
+import { caught } from '../helpers/caught.js';
 import { e2eRequired } from '../helpers/tools.js';
 import { units } from '../helpers/units.js';
 
@@ -58,15 +59,6 @@ function expectRejected(shm: NtpdShm, action: () => void, type: ErrorConstructor
   expect(error).toBeInstanceOf(type);
   if (code !== undefined) expect(error.code).toBe(code);
   expect(shm.snapshot()).toEqual(before);
-}
-
-function caught(action: () => unknown): NodeJS.ErrnoException {
-  try {
-    action();
-  } catch (error) {
-    return error as NodeJS.ErrnoException;
-  }
-  throw new Error('expected a throw');
 }
 
 describe('constructor', () => {
