@@ -305,7 +305,9 @@ describeE2e('htntp gps feeds chronyd', ['socat', 'chronyd'], () => {
           if (entry.lastRx! < (lastSeen.get(entry.name) ?? Infinity)) measured.get(entry.name)!.push(entry.measuredOffset);
         }
         lastSeen = seen;
-        return names.every((name) => measured.get(name)!.length >= CHRONY_SAMPLES) ? true : undefined;
+        if (names.every((name) => measured.get(name)!.length >= CHRONY_SAMPLES)) return true;
+        // Not yet: what was seen, for the timeout message.
+        throw new Error(`samples so far ${JSON.stringify(Object.fromEntries(measured))}; sources ${JSON.stringify(sampled)}`);
       },
       { what: `${CHRONY_SAMPLES} chronyd samples from both units`, timeoutMs: 60_000, intervalMs: 250 },
     );
