@@ -58,6 +58,9 @@ export const units = {
   chronyHierarchy: 226,
   ntpdRestart: 227,
   feederMemory: 235,
+  sockShm: 241,
+  sinkMetrics: 242,
+  sockShmSecond: 243,
 } as const;
 
 export type TestUnit = (typeof units)[keyof typeof units];
