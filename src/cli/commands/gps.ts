@@ -42,7 +42,7 @@ export async function runGps(options: GpsOptions, signal?: AbortSignal): Promise
     return source;
   };
   const { published } = await runService(options, makeSource, signal);
-  return { device: options.device, ...(options.unit === undefined ? {} : { unit: options.unit }), published, counts: Object.fromEntries(source?.sampler.counts ?? []) };
+  return { device: options.device, ...(options.unit === undefined ? {} : { unit: options.unit }), published, counts: source?.counts() ?? {} };
 }
 
 export function registerGps(program: Command): void {

@@ -2,8 +2,9 @@
 // dates (midnight, two-digit years, rollover, 1980), leap seconds, stale data.
 import { describe, expect, it } from 'vitest';
 import { datedTime, RELEASE_FLOOR } from '../../../src/sources/gps/date.js';
-import { LineSplitter } from '../../../src/sources/gps/lines.js';
-import { NmeaSampler, type SamplerOptions } from '../../../src/sources/gps/sampler.js';
+import type { ClockSync } from '../../../src/clock.js';
+import { LineSplitter, printableLine } from '../../../src/sources/gps/lines.js';
+import { NmeaSampler, type Notice, type SamplerOptions } from '../../../src/sources/gps/sampler.js';
 import type { Sample } from '../../../src/sample.js';
 import { addSeconds, type Timespec } from '../../../src/time.js';
 import { burst, gga, gll, rmc, zda } from '../../helpers/gps/sentences.js';
@@ -93,14 +94,14 @@ describe('fix gating', () => {
     const gps = sampler({ minFixes: 3 });
     const flood = [0, 1, 2, 3, 4, 5].flatMap((offset) => burst(T0 + offset));
     expect(feed(gps, T0 + 10, flood)).toHaveLength(0);
-    expect(gps.counts.get('timing')).toBeGreaterThan(0);
+    expect(gps.counts()['timing']).toBeGreaterThan(0);
   });
 
-  it('time going backwards restarts the count and never republishes a second', () => {
+  it('time going backwards is a jump: not published, and the timeline goes on from where it was', () => {
     const gps = sampler({ minFixes: 1 });
     expect(feed(gps, T0, [rmc(T0)])).toHaveLength(1);
     expect(feed(gps, T0 + 1, [rmc(T0 - 5)])).toHaveLength(0);
-    expect(gps.counts.get('backwards')).toBe(1);
+    expect(gps.counts()['jump']).toBe(1);
     expect(feed(gps, T0 + 2, [rmc(T0)])).toHaveLength(0);
     expect(feed(gps, T0 + 3, [rmc(T0 + 3)])).toHaveLength(1);
   });
@@ -164,7 +165,7 @@ describe('dates', () => {
     expect(feed(gps, midnight - 1, [rmc(midnight - 1)])).toHaveLength(1);
     const leapLines = [rmc(midnight - 1, { second: '60' }), gga(midnight - 1, { second: '60' })];
     expect(feed(gps, midnight, leapLines)).toHaveLength(0);
-    expect(gps.counts.get('leap-second')).toBeGreaterThan(0);
+    expect(gps.counts()['leap-second']).toBeGreaterThan(0);
     expect(feed(gps, midnight + 1, [rmc(midnight)])).toHaveLength(1);
   });
 });
@@ -195,5 +196,123 @@ describe('line splitter', () => {
     splitter.push(Buffer.from('tail\n$OK*00\n0123456789abcdef\n0123456789abcdefX\n'), stamp(2), stamp(2));
     expect(lines).toEqual(['$OK*00', '0123456789abcdef']);
     expect(overlong).toBe(2);
+  });
+});
+
+describe('date jumps', () => {
+  const SYNCHRONISED: ClockSync = { synchronised: true, maxError: 0.01, status: 0x1 };
+  const UNSYNCHRONISED: ClockSync = { synchronised: false, maxError: 16, status: 0x41 };
+  const YEAR_99_SHIFT = Date.UTC(1999, 10, 22) / 1000 + 2 * WEEKS_1024 - Date.UTC(2026, 10, 22) / 1000;
+
+  /** One second of a run: its RMC+GGA burst arrives 0.2 s after `arrival` on the raw clock; the local clock reads arrival + localShift. */
+  function run(gps: NmeaSampler, arrival: number, stated: number, localShift = 0, notices: Notice[] = []): number {
+    let published = 0;
+    for (const [index, line] of [rmc(stated), gga(stated)].entries()) {
+      const raw = addSeconds({ sec: arrival, nsec: 0 }, 0.2 + index * 0.005);
+      const result = gps.line(line, addSeconds(raw, localShift), raw);
+      notices.push(...result.notices);
+      if (result.sample !== null) {
+        // Nothing published is ever off the receiver's true timeline by more than the latency.
+        published += 1;
+        expect(result.sample.clockTime.sec).toBe(stated);
+      }
+    }
+    return published;
+  }
+
+  it('a burst of year-99 RMC (1999 moved to 2039) is never published and good fixes come back after --min-fixes', () => {
+    const gps = sampler({ minFixes: 3, witness: () => SYNCHRONISED });
+    const notices: Notice[] = [];
+    let published = 0;
+    for (let second = 0; second < 6; second += 1) published += run(gps, T0 + second, T0 + second, 0, notices);
+    expect(published).toBe(4);
+    // 30 s of consistent bad dates: a synchronised local clock that vouched for the old timeline contradicts them.
+    for (let second = 6; second < 36; second += 1) expect(run(gps, T0 + second, T0 + second + YEAR_99_SHIFT, 0, notices)).toBe(0);
+    const refused = notices.find((notice) => notice.event === 'fixes refused');
+    expect(refused?.level).toBe('warn');
+    expect(refused?.fields).toMatchObject({ why: 'jump', receiverTime: expect.stringMatching(/^2039-/) });
+    expect(notices.filter((notice) => notice.event === 'fixes refused').length).toBeLessThanOrEqual(2);
+    const back = [36, 37, 38, 39].map((second) => run(gps, T0 + second, T0 + second, 0, notices));
+    expect(back).toEqual([0, 0, 1, 1]);
+    expect(notices.at(-1)).toMatchObject({ event: 'fixes accepted again', level: 'info' });
+    expect(gps.counts()['time-changed']).toBeUndefined();
+  });
+
+  it('without a synchronised local clock a burst shorter than --min-fixes is never published either', () => {
+    const gps = sampler({ minFixes: 3, witness: () => UNSYNCHRONISED });
+    for (let second = 0; second < 4; second += 1) run(gps, T0 + second, T0 + second);
+    for (let second = 4; second < 6; second += 1) expect(run(gps, T0 + second, T0 + second + YEAR_99_SHIFT)).toBe(0);
+    expect([6, 7, 8].map((second) => run(gps, T0 + second, T0 + second))).toEqual([0, 0, 1]);
+  });
+
+  it('a real change of the receiver time (wrong by a day before, the local clock agrees with the new time) wins after --min-fixes', () => {
+    const gps = sampler({ minFixes: 3, witness: () => SYNCHRONISED });
+    const notices: Notice[] = [];
+    const DAY = 86_400;
+    // The first fix is a day ahead of a synchronised local clock: warned, published after the run.
+    expect([0, 1, 2].map((second) => run(gps, T0 + second, T0 + second + DAY, 0, notices))).toEqual([0, 0, 1]);
+    expect(notices[0]).toMatchObject({ level: 'warn', event: 'first fix far from the synchronised local clock' });
+    // The receiver corrects itself: three consistent fixes, the third is published.
+    expect([3, 4, 5, 6].map((second) => run(gps, T0 + second, T0 + second, 0, notices))).toEqual([0, 0, 1, 1]);
+    expect(notices.find((notice) => notice.event === 'receiver time changed')?.fields).toMatchObject({ jumpSeconds: -DAY, fixes: 3 });
+  });
+
+  it('a change the synchronised local clock contradicts needs 600 consistent fixes, then wins; a break in the run starts it over', () => {
+    const gps = sampler({ minFixes: 3, witness: () => SYNCHRONISED });
+    for (let second = 0; second < 3; second += 1) run(gps, T0 + second, T0 + second);
+    const SHIFT = 3600;
+    let published = 0;
+    for (let second = 3; second < 300; second += 1) published += run(gps, T0 + second, T0 + second + SHIFT);
+    // One fix back on the old timeline: the candidate run is gone.
+    published += run(gps, T0 + 300, T0 + 300);
+    for (let second = 301; second < 900; second += 1) published += run(gps, T0 + second, T0 + second + SHIFT);
+    expect(published).toBe(0);
+    expect(run(gps, T0 + 900, T0 + 900 + SHIFT)).toBe(1);
+    expect(gps.counts()['time-changed']).toBe(1);
+  });
+
+  it('a machine at 1970 (local clock unsynchronised) is set by its receiver after --min-fixes, without warnings', () => {
+    const gps = sampler({ minFixes: 3, witness: () => UNSYNCHRONISED });
+    const notices: Notice[] = [];
+    const toEpoch = -T0 + 86_400;
+    expect([0, 1, 2, 3].map((second) => run(gps, T0 + second, T0 + second, toEpoch, notices))).toEqual([0, 0, 1, 1]);
+    expect(notices).toEqual([]);
+  });
+
+  it('the witness is read only when fixes disagree, and a witness that throws counts as none', () => {
+    let reads = 0;
+    const gps = sampler({ minFixes: 1, witness: () => ((reads += 1), SYNCHRONISED) });
+    for (let second = 0; second < 10; second += 1) run(gps, T0 + second, T0 + second);
+    expect(reads).toBe(1);
+    const failing = sampler({
+      minFixes: 1,
+      witness: () => {
+        throw new Error('ntp_adjtime failed');
+      },
+    });
+    expect([0, 1, 2].map((second) => run(failing, T0 + second, T0 + second + 7200))).toEqual([1, 1, 1]);
+  });
+
+  it('a time 1 s off the raw monotonic pace is tolerated; 2 s is a jump', () => {
+    const gps = sampler({ minFixes: 1 });
+    run(gps, T0, T0);
+    expect(run(gps, T0 + 10, T0 + 11)).toBe(1);
+    expect(run(gps, T0 + 20, T0 + 23)).toBe(0);
+    expect(gps.counts()['jump']).toBe(1);
+  });
+
+  it('a ZDA dated 2150 (past the window of one rollover period after the floor) is refused', () => {
+    const gps = sampler({ minFixes: 1 });
+    const at: Timespec = { sec: T0, nsec: 200_000_000 };
+    expect(gps.line(zda(Date.UTC(2150, 0, 1) / 1000), at, at).skip).toBe('bogus-date');
+    expect(datedTime({ day: 1, month: 1, year: 2046, twoDigitYear: false }, { hour: 0, minute: 0, second: 0, nsec: 0 })).not.toBeNull();
+    expect(datedTime({ day: 1, month: 1, year: 2047, twoDigitYear: false }, { hour: 0, minute: 0, second: 0, nsec: 0 })).toBeNull();
+  });
+});
+
+describe('log text of received lines', () => {
+  it('escapes control characters, bytes above 0x7e and the backslash', () => {
+    expect(printableLine('$GPRMC,\x1b[2J\x9b31m\\x,\x00\x7f\xff')).toBe('$GPRMC,\\x1b[2J\\x9b31m\\\\x,\\x00\\x7f\\xff');
+    expect(printableLine('$GPGGA,123519,4807.038,N*47')).toBe('$GPGGA,123519,4807.038,N*47');
   });
 });
