@@ -123,3 +123,37 @@ describe('htntp config', () => {
     expect(cli.stderrLines.join('\n')).toMatch(/refid.*1 to 4 printable ASCII characters/);
   });
 });
+
+describe('PPS pairing lines', () => {
+  it('chrony: the unit noselect with NMEA delay and precision, the pulse locked to its refid and preferred', () => {
+    expect(refclockLines({ daemon: 'chrony', unit: 2, refid: 'GPS', pps: '/dev/pps1', prefer: true })).toEqual([
+      'refclock SHM 2:perm=0666 refid GPS poll 4 dpoll 0 offset 0.0 delay 0.2 precision 0.125 noselect',
+      'refclock PPS /dev/pps1 lock GPS refid PPS prefer',
+    ]);
+    expect(refclockLines({ daemon: 'chrony', unit: 2, refid: 'GPS', pps: '/dev/pps0', delay: 0.1, precision: -5, poll: 3 })).toEqual([
+      'refclock SHM 2:perm=0666 refid GPS poll 3 dpoll 0 offset 0.0 delay 0.1 precision 0.03125 noselect',
+      'refclock PPS /dev/pps0 lock GPS refid PPS poll 3 prefer',
+    ]);
+  });
+
+  it('ntpsec and ntpd: the unit preferred (driver 22 needs a prefer peer), the pulse as driver 22; ntpsec names other paths', () => {
+    expect(refclockLines({ daemon: 'ntpsec', unit: 0, refid: 'GPS', pps: '/dev/gps0pps' })).toEqual([
+      'refclock shm unit 0 refid GPS time1 0.0 minpoll 4 maxpoll 4 prefer',
+      'refclock pps unit 0 path /dev/gps0pps refid PPS minpoll 4 maxpoll 4',
+    ]);
+    expect(refclockLines({ daemon: 'ntpd', unit: 0, refid: 'GPS', pps: '/dev/pps2', poll: 5 })).toEqual([
+      'server 127.127.28.0 minpoll 5 maxpoll 5 prefer',
+      'fudge 127.127.28.0 refid GPS time1 0.0',
+      'server 127.127.22.2 minpoll 5 maxpoll 5',
+      'fudge 127.127.22.2 refid PPS',
+    ]);
+  });
+
+  it('refuses what would break the config: a relative or spaced path, refid PPS, a classic ntpd path that is not /dev/ppsK', () => {
+    expect(() => refclockLines({ daemon: 'chrony', unit: 2, refid: 'GPS', pps: 'pps0' })).toThrow(RangeError);
+    expect(() => refclockLines({ daemon: 'chrony', unit: 2, refid: 'GPS', pps: '/dev/pps0 lock X' })).toThrow(RangeError);
+    expect(() => refclockLines({ daemon: 'chrony', unit: 2, refid: 'PPS', pps: '/dev/pps0' })).toThrow(/other than PPS/);
+    expect(() => refclockLines({ daemon: 'ntpd', unit: 2, refid: 'GPS', pps: '/dev/gpspps' })).toThrow(/ln -s \/dev\/gpspps \/dev\/pps0/);
+    expect(() => refclockLines({ daemon: 'ntpd', unit: 2, refid: 'GPS', pps: 7 as unknown as string })).toThrow(TypeError);
+  });
+});
