@@ -137,7 +137,7 @@ const NMEA_PRECISION = -3;
  */
 export function ppsPairingLines(options: RefclockConfigOptions): string[] {
   const { pps, daemon } = options;
-  if (typeof pps !== 'string') throw typeError('pps', 'of type string', pps);
+  if (typeof pps !== 'string') throw invalidArgType('pps', 'string', pps);
   if (!/^\/[^\s"#;]+$/.test(pps)) throw outOfRange('pps', 'an absolute device path without spaces, quotes, # or ;', JSON.stringify(pps));
   if (options.refid === PPS_REFID) throw outOfRange('refid', `a refid other than ${PPS_REFID} (the pulse's own)`, JSON.stringify(options.refid));
   const { pps: _pps, ...unit } = options;
