@@ -33,18 +33,23 @@ function baudOption(value: string): number | 'auto' {
   return integerOption('baud', 50, 4_000_000)(value);
 }
 
+/** The source the command's options describe. */
+function gpsSource(options: GpsOptions, { logger, metrics }: Pick<ServiceContext, 'logger'> & Partial<Pick<ServiceContext, 'metrics'>>): GpsSource {
+  return new GpsSource({
+    device: options.device,
+    baud: options.baud,
+    offset: options.offset,
+    minFixes: options.minFixes,
+    precision: options.precision,
+    logger,
+    ...(metrics === undefined ? {} : { metrics }),
+  });
+}
+
 export async function runGps(options: GpsOptions, signal?: AbortSignal): Promise<GpsResult> {
   let source: GpsSource | undefined;
-  const makeSource = ({ logger, metrics }: ServiceContext): GpsSource => {
-    source = new GpsSource({
-      device: options.device,
-      baud: options.baud,
-      offset: options.offset,
-      minFixes: options.minFixes,
-      precision: options.precision,
-      logger,
-      ...(metrics === undefined ? {} : { metrics }),
-    });
+  const makeSource = (context: ServiceContext): GpsSource => {
+    source = gpsSource(options, context);
     return source;
   };
   const { published } = await runService(options, makeSource, signal);
@@ -100,14 +105,7 @@ function localClock(): ClockSync | null {
 export async function reportOffset(options: GpsOptions, signal: AbortSignal = shutdownSignal()): Promise<OffsetReport> {
   const seconds = options.reportOffset ?? 0;
   const logger = serviceLogger(options);
-  const source = new GpsSource({
-    device: options.device,
-    baud: options.baud,
-    offset: options.offset,
-    minFixes: options.minFixes,
-    precision: options.precision,
-    logger,
-  });
+  const source = gpsSource(options, { logger });
   // A timer of our own: Node 20 may collect an AbortSignal.timeout() held only by AbortSignal.any().
   const done = new AbortController();
   const timer = setTimeout(() => done.abort(), seconds * 1000);

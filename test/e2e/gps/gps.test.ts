@@ -192,7 +192,9 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     }
 
     const latencies = samples.map((sample) => diffSeconds(sample.receive, writtenAt(paced.written, sample.clock.sec)!.writeTime) * 1000).sort((a, b) => a - b);
-    expect(latencies[Math.floor(latencies.length / 2)]).toBeLessThan(RECEIVE_MEDIAN_TOLERANCE * 1000);
+    // The first line is the one stamped: the median stamp is nearer its write than the
+    // second line's (30 ms later), even when a busy machine delays the reads by a few ms.
+    expect(latencies[Math.floor(latencies.length / 2)]).toBeLessThan(LINE_SPACING_MS / 2);
     process.stderr.write(
       `[gps e2e] ${samples.length} samples; receive - write: median ${latencies[Math.floor(latencies.length / 2)]?.toFixed(3)} ms, worst ${latencies.at(-1)?.toFixed(3)} ms\n`,
     );
