@@ -301,6 +301,19 @@ describe('date jumps', () => {
     expect(gps.counts()['jump']).toBe(1);
   });
 
+  it('a receiver whose good fixes carry an unusable date warns after 5 s, naming the reason, then once a minute', () => {
+    const gps = sampler({ minFixes: 1 });
+    const notices: Notice[] = [];
+    for (let second = 0; second < 70; second += 1) {
+      const at: Timespec = { sec: T0 + second, nsec: 200_000_000 };
+      notices.push(...gps.line(zda(Date.UTC(2150, 0, 1) / 1000 + second), at, at).notices);
+      notices.push(...gps.line(rmc(Date.UTC(2150, 0, 1) / 1000 + second), at, at).notices);
+    }
+    const refused = notices.filter((notice) => notice.event === 'fixes refused');
+    expect(refused.map((notice) => notice.fields['seconds'])).toEqual([5, 65]);
+    expect(refused[0]?.fields).toMatchObject({ why: 'bogus-date', 'bogus-date': 6 });
+  });
+
   it('a ZDA dated 2150 (past the window of one rollover period after the floor) is refused', () => {
     const gps = sampler({ minFixes: 1 });
     const at: Timespec = { sec: T0, nsec: 200_000_000 };
