@@ -118,10 +118,11 @@ function iso(time: Timespec | null | undefined): string | null {
   return Number.isNaN(date.getTime()) ? `${time.sec}` : date.toISOString().replace('.000Z', 'Z');
 }
 
-function continues(from: Anchor, time: Timespec, arrival: Timespec): boolean {
+/** The fix advanced from `from` as the raw clock did, within `tolerance` s plus 1000 ppm of the elapsed time. */
+function continues(from: Anchor, time: Timespec, arrival: Timespec, tolerance = JUMP_TOLERANCE_SECONDS): boolean {
   const elapsed = diffSeconds(arrival, from.arrival);
   const advanced = diffSeconds(time, from.time);
-  return Math.abs(advanced - elapsed) <= JUMP_TOLERANCE_SECONDS + JUMP_TOLERANCE_RATE * Math.abs(elapsed);
+  return Math.abs(advanced - elapsed) <= tolerance + JUMP_TOLERANCE_RATE * Math.abs(elapsed);
 }
 
 export class NmeaSampler {
@@ -262,8 +263,9 @@ export class NmeaSampler {
     // Not published; it may be the start of a real change of the receiver's time.
     this.#breakFixes();
     const previous = this.#candidate;
-    const candidate: Candidate =
-      previous !== null && continues(previous.last, time, second.arrival) ? { last: anchor, fixes: previous.fixes + 1 } : { last: anchor, fixes: 1 };
+    // Fix to fix, a run must keep the live pace: buffered or replayed data comes faster.
+    const keepsPace = previous !== null && continues(previous.last, time, second.arrival, TIMING_TOLERANCE_SECONDS);
+    const candidate: Candidate = keepsPace ? { last: anchor, fixes: previous.fixes + 1 } : { last: anchor, fixes: 1 };
     this.#candidate = candidate;
     const needed = this.#runNeeded(reference, anchor);
     if (candidate.fixes < needed) {

@@ -271,6 +271,15 @@ describe('date jumps', () => {
     expect(gps.counts()['time-changed']).toBe(1);
   });
 
+  it('replayed data (an hour old, arriving in a flood) never builds a candidate run', () => {
+    const gps = sampler({ minFixes: 3, witness: () => UNSYNCHRONISED });
+    for (let second = 0; second < 4; second += 1) run(gps, T0 + second, T0 + second);
+    const flood = [0, 1, 2, 3, 4, 5].flatMap((offset) => burst(T0 - 3600 + offset));
+    expect(feed(gps, T0 + 4, flood)).toHaveLength(0);
+    expect(gps.counts()['time-changed']).toBeUndefined();
+    expect(gps.counts()['jump']).toBe(6);
+  });
+
   it('a machine at 1970 (local clock unsynchronised) is set by its receiver after --min-fixes, without warnings', () => {
     const gps = sampler({ minFixes: 3, witness: () => UNSYNCHRONISED });
     const notices: Notice[] = [];
