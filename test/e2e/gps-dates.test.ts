@@ -10,8 +10,8 @@ import { GpsSource } from '../../src/sources/gps/source.js';
 import { addSeconds, diffSeconds } from '../../src/time.js';
 import { describeE2e, findTool, waitFor } from '../helpers/daemons.js';
 import { makeTempDir, startHtntp, type TempDir } from '../helpers/process.js';
-import { PacedWriter, startPtyPair, type PtyPair } from '../gps/pty.js';
-import { burst, gga, gll, rmc } from '../gps/sentences.js';
+import { PacedWriter, startPtyPair, type PtyPair } from '../helpers/gps/pty.js';
+import { burst, gga, gll, rmc } from '../helpers/gps/sentences.js';
 
 const LATENCY = 0.3;
 const MIN_FIXES = 3;

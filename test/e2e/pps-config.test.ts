@@ -11,8 +11,9 @@ import { refclockLines, type RefclockDaemon } from '../../src/refclock-config.js
 import { NtpdShm } from '../../src/shm.js';
 import { describeE2e, findTool, removeSegment, startNtpd, waitFor } from '../helpers/daemons.js';
 import { startHtntp } from '../helpers/process.js';
+import { units } from '../helpers/units.js';
 
-const UNIT = 178;
+const UNIT = units.gpsPpsConfig;
 const stops: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   await Promise.all(stops.splice(0).map((stop) => stop()));

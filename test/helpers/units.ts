@@ -37,6 +37,7 @@ export const units = {
   gpsChronyOffset: 175,
   gpsNtpd: 176,
   gpsNtpdTime1: 177,
+  gpsPpsConfig: 178,
   leapApplied: 200,
   leapEarlier: 201,
   feederReattach: 202,
