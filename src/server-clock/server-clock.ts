@@ -126,6 +126,8 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
   #lastPair: ClockPair;
   #stepTimer: NodeJS.Timeout;
   #wake: AbortController | undefined;
+  /** A step seen while a measurement ran: the next one starts right after it. */
+  #remeasure = false;
   #closed = false;
 
   constructor(options: ServerClockOptions) {
@@ -250,6 +252,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
       this.#held = this.#held.map((held) => held && { ...held, high: held.high + step });
       if (this.#estimate) this.#estimate = { ...this.#estimate, interval: { ...this.#estimate.interval, high: this.#estimate.interval.high + step } };
     }
+    this.#remeasure = true;
     this.#wake?.abort();
     this.emit('step', { step });
   }
@@ -303,11 +306,12 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
         }
         this.#report(failure);
       }
-      // Failures retry after 1, 2, 4 ... s (at most the refresh period); a step wakes it early.
+      // Failures retry after 1, 2, 4 ... s (at most the refresh period); a step cuts it short.
       const delay = failures > 0 ? Math.min(this.#refresh, 2 ** (failures - 1)) : this.#refresh * (0.9 + 0.2 * Math.random());
       this.#wake = new AbortController();
-      await sleep(delay * 1000, undefined, { signal: AbortSignal.any([signal, this.#wake.signal]), ref: false }).catch(() => undefined);
+      if (!this.#remeasure) await sleep(delay * 1000, undefined, { signal: AbortSignal.any([signal, this.#wake.signal]), ref: false }).catch(() => undefined);
       this.#wake = undefined;
+      this.#remeasure = false;
     }
     this.emit('close');
   }

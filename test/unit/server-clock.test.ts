@@ -8,7 +8,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { monotonicRaw, realtime, type Clock } from '../../src/clock.js';
 import { ServerClock, type ServerClockUpdate } from '../../src/server-clock/server-clock.js';
 import { addSeconds } from '../../src/time.js';
+import { startProxy } from '../http/proxy.js';
 import { closeAll, startTimeServers, type TimeServer, type TimeServerConfig } from '../http/servers.js';
+import { makeTestPki } from '../http/tls.js';
 
 const OFFSET = 2.3456789;
 
@@ -191,6 +193,19 @@ describe('ServerClock on Date-header servers', () => {
     const narrow = expectBoundsHoldTruth(clock, OFFSET);
     expect(narrow.latest - narrow.earliest).toBeLessThan(widthBefore + 1);
   }, 60_000);
+
+  it('reaches an https server through a proxy, trusting the given CA', async () => {
+    const pki = makeTestPki();
+    cleanups.push(() => pki.cleanup());
+    const started = await servers([{ offset: OFFSET, tls: { key: pki.key, cert: pki.cert } }]);
+    const proxy = await startProxy();
+    cleanups.push(() => proxy.close());
+    const clock = track(new ServerClock({ servers: started.map((server) => server.url), proxy: proxy.uri, ca: pki.ca }));
+    await clock.ready();
+    expectBoundsHoldTruth(clock, OFFSET);
+    // One CONNECT per keep-alive connection of the sweep.
+    expect(proxy.connects).toBe(4);
+  });
 
   it('shares one measurement among concurrent ready() callers', async () => {
     const [server] = await servers([{ offset: OFFSET }]);
