@@ -357,9 +357,17 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     signal.addEventListener('abort', abort, { once: true });
     try {
       const at = this.#clock.monotonicRaw();
-      const outcomes = await Promise.allSettled(sweeps.map((sweep) => sweep.first(signal)));
+      // A majority of all the servers is enough for ready(): a slow or hanging one need not be waited for.
+      const firsts = sweeps.map(async (sweep, index) => {
+        const interval = await sweep.first(signal);
+        this.#hold(index, { ...interval, at });
+        const selection = this.#estimate === undefined ? selectHeld(this.#held, this.#clock.monotonicRaw(), this.#drift) : undefined;
+        if (selection && selection.truechimers.length * 2 > urls.length) this.#publish('sweep');
+        return interval;
+      });
+      const outcomes = await Promise.allSettled(firsts);
       signal.throwIfAborted();
-      this.#holdOutcomes(outcomes, at);
+      this.#logFailures(outcomes);
       if (!this.#publish('sweep')) throw codedError(this.#noMajority(outcomes), 'ERR_SERVER_CLOCK_NO_MAJORITY');
       let active = sweeps.filter((_, index) => outcomes[index]?.status === 'fulfilled');
       let stalled = 0;
@@ -386,10 +394,9 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     }
   }
 
-  #holdOutcomes(outcomes: PromiseSettledResult<{ low: number; high: number }>[], at: Timespec): void {
+  #logFailures(outcomes: PromiseSettledResult<unknown>[]): void {
     outcomes.forEach((outcome, index) => {
-      if (outcome.status === 'fulfilled') this.#hold(index, { ...outcome.value, at });
-      else this.#logger.warn('server clock server failed', { url: this.#urls?.[index]?.href, reason: outcome.reason instanceof Error ? outcome.reason.message : String(outcome.reason) });
+      if (outcome.status === 'rejected') this.#logger.warn('server clock server failed', { url: this.#urls?.[index]?.href, reason: outcome.reason instanceof Error ? outcome.reason.message : String(outcome.reason) });
     });
   }
 

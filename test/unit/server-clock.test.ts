@@ -165,6 +165,20 @@ describe('ServerClock on Date-header servers', () => {
     expectBoundsHoldTruth(clock, OFFSET);
   });
 
+  it('is ready once a majority of all servers agrees, without waiting for a hanging one', async () => {
+    const started = await servers([{ offset: OFFSET }, { fault: 'hang' }, { offset: OFFSET }]);
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, error() {}, warn: (event: string, fields?: Record<string, unknown>) => warnings.push(`${event} ${String(fields?.reason)}`) };
+    const clock = track(new ServerClock({ servers: started.map((server) => server.url), logger }));
+    const [[first]] = await Promise.all([updates(clock, 1), clock.ready()]);
+    expect(first?.survivors).toBe(2);
+    expect(warnings.filter((warning) => warning.startsWith('server clock server failed'))).toEqual([]);
+    expectBoundsHoldTruth(clock, OFFSET);
+    // The hanging server is given up on when its probes time out, and said why.
+    await updates(clock, 1);
+    expect(warnings.some((warning) => /server clock server failed .*timeout/i.test(warning))).toBe(true);
+  });
+
   it('keeps now() right through a step of the local realtime clock and emits step', async () => {
     const [server] = await servers([{ offset: OFFSET }]);
     const fake = steppableClock();
