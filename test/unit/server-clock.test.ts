@@ -126,7 +126,8 @@ describe('ServerClock on Date-header servers', () => {
     const [first] = await Promise.all([updates(clock, 1), clock.ready()]);
     const readyMs = performance.now() - begin;
     expect(first?.[0]?.source).toBe('sweep');
-    expect(first?.[0]?.survivors).toBe(3);
+    // ready() may come with two of the three: a majority of all of them.
+    expect(first?.[0]?.survivors).toBeGreaterThanOrEqual(2);
     // The sweep brackets each server's tick between two of ~20 sends in a second.
     expect(first?.[0]?.error).toBeLessThan(0.2);
     // Generous on a loaded machine; bench:server-clock measures it.
