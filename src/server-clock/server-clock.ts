@@ -349,6 +349,16 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     this.#held[index] = interval;
   }
 
+  /**
+   * A server that failed stops voting until it answers again: "not one clock", a cache or a
+   * frozen Date make what was held from it meaningless, and a network failure is not told
+   * apart. The estimate already published stays, with its growing bound.
+   */
+  #drop(index: number, reason: unknown): void {
+    this.#held[index] = undefined;
+    this.#logger.warn('server clock server failed', { url: this.#urls?.[index]?.href, reason: reason instanceof Error ? reason.message : String(reason) });
+  }
+
   /** The first estimate: sweeps on all servers at once, then their refinement tick by tick. */
   async #sweepRound(urls: URL[], signal: AbortSignal): Promise<void> {
     const connection = { ...(this.#proxy === undefined ? {} : { proxy: this.#proxy }), ...(this.#ca === undefined ? {} : { ca: this.#ca }) };
@@ -380,6 +390,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
         refined.forEach((outcome, position) => {
           const index = sweeps.indexOf(active[position] as DateSweep);
           if (outcome.status === 'fulfilled') this.#hold(index, { ...outcome.value, at: now });
+          else this.#drop(index, outcome.reason);
         });
         active = active.filter((_, position) => refined[position]?.status === 'fulfilled');
         this.#publish('refine');
@@ -430,7 +441,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     const toPhi = diffSeconds(endRealtime, steadyRealtime(this.#origin, estimate.monotonicRaw));
     result.servers.forEach((server, index) => {
       if (server.low !== null && server.high !== null) this.#hold(index, { low: server.low + toPhi, high: server.high + toPhi, at: estimate.monotonicRaw });
-      else if (server.status === 'failed') this.#logger.warn('server clock server failed', { url: server.url, reason: server.reason });
+      else if (server.status === 'failed') this.#drop(index, server.reason);
     });
     if (!this.#publish('measure', diffSeconds(estimate.trueTime, steadyRealtime(this.#origin, estimate.monotonicRaw)))) {
       throw codedError('refresh: the servers no longer agree', 'ERR_SERVER_CLOCK_NO_MAJORITY');

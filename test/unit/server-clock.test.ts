@@ -180,6 +180,27 @@ describe('ServerClock on Date-header servers', () => {
     expect(warnings.some((warning) => /server clock server failed .*timeout/i.test(warning))).toBe(true);
   });
 
+  it('stops counting a load balancer over two clocks once its answers contradict each other', async () => {
+    const started = await servers([{ split: [OFFSET, OFFSET + 0.5] }, { offset: OFFSET }, { offset: OFFSET }]);
+    let sawNotOneClock: () => void = () => {};
+    const notOneClock = new Promise<void>((resolve) => {
+      sawNotOneClock = resolve;
+    });
+    const warn = (_event: string, fields?: Record<string, unknown>): void => {
+      if (/not one clock/.test(String(fields?.reason))) sawNotOneClock();
+    };
+    // The target is out of reach: refinement probes the balancer finely enough to catch it.
+    const clock = track(new ServerClock({ servers: started.map((server) => server.url), target: 1e-6, logger: { debug() {}, info() {}, error() {}, warn } }));
+    const seen: ServerClockUpdate[] = [];
+    clock.on('update', (update) => seen.push(update));
+    await clock.ready();
+    await notOneClock;
+    // The selection without it is published in the same turn (or, from the first sweep, a few microtasks on).
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(seen.at(-1)?.candidates).toBe(2);
+    expectBoundsHoldTruth(clock, OFFSET);
+  });
+
   it('keeps now() right through a step of the local realtime clock and emits step', async () => {
     const [server] = await servers([{ offset: OFFSET }]);
     const fake = steppableClock();
