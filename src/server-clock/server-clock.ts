@@ -165,12 +165,10 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     this.#held = (this.#urls ?? [undefined]).map(() => undefined);
     this.#signal = options.signal;
     this.#stepTimer = setInterval(() => this.#checkStep(readClockPair(this.#clock)), STEP_CHECK_MS).unref();
-    if (this.#signal?.aborted) {
-      this.close();
-      return;
-    }
-    this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
-    // Next turn: listeners attached right after construction hear the first events.
+    if (this.#signal?.aborted) this.close();
+    else this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
+    // Next turn: listeners attached right after construction hear the first events (a clock
+    // closed by then only emits close).
     setImmediate(() => void this.#run());
   }
 

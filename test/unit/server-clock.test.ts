@@ -408,6 +408,21 @@ describe('ServerClock on a provider (JSON time endpoint, ms resolution)', () => 
     expect(aborted).toMatchObject({ code: 'ERR_SERVER_CLOCK_CLOSED' });
   });
 
+  it('a signal aborted before construction: closed at once, ready() rejects, close is emitted', async () => {
+    let calls = 0;
+    const clock = new ServerClock({
+      provider: () => {
+        calls += 1;
+        return realtimeMs();
+      },
+      signal: AbortSignal.abort(),
+    });
+    const closed = once(clock, 'close');
+    await expect(clock.ready()).rejects.toMatchObject({ code: 'ERR_SERVER_CLOCK_CLOSED' });
+    await closed;
+    expect(calls).toBe(0);
+  });
+
   it('an aborted signal closes the clock', async () => {
     const controller = new AbortController();
     const clock = new ServerClock({ provider: () => new Promise<number>(() => {}), signal: controller.signal });
