@@ -11,7 +11,7 @@ import { MAX_PROBES, measure } from '../sources/http/measure.js';
 import { DRIFT_PPM } from '../sources/http/source.js';
 import { serverUrl } from '../sources/http/servers.js';
 import { addSeconds, diffSeconds, type Timespec } from '../time.js';
-import { carry, merge, selectHeld, type HeldInterval } from './held.js';
+import { carry, DATE_LAG, merge, selectHeld, type HeldInterval } from './held.js';
 import { providerRound, type TimeProvider } from './provider.js';
 import { DateSweep } from './sweep.js';
 
@@ -37,6 +37,13 @@ export interface ServerClockOptions {
   logger?: Logger;
   /** How fast the local raw oscillator may drift from true time, ppm (default 50): the bounds' growth with age. */
   driftPpm?: number;
+  /**
+   * With a single Date server: how far its Date may lag its own clock, seconds, added above
+   * the bounds (default 1: lighttpd refreshes its cached Date on its monotonic clock's
+   * second, up to a second late, and nothing else can tell). 0 for a server known to stamp
+   * every response (nginx, apache2, Node's http): the bounds then shrink to the probes'.
+   */
+  dateLag?: number;
   /** The provider's resolution, ms (default 1: a truncated ms timestamp). */
   resolution?: number;
   /** Per provider call, seconds (default 5). */
@@ -79,6 +86,8 @@ export interface ServerClockEvents {
 interface Estimate {
   /** The majority's region of phi, at raw instant `at`. */
   interval: HeldInterval;
+  /** What of its width is the single server's allowance for a lagging Date, not measured. */
+  lag: number;
   /** phi's point estimate, inside the region. */
   point: number;
   /** now() = base + raw ms. */
@@ -111,6 +120,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
   readonly #probes: number;
   readonly #drift: number;
   readonly #resolution: number;
+  readonly #dateLag: number;
   readonly #timeout: number;
   readonly #stepThreshold: number;
   readonly #proxy: string | undefined;
@@ -151,6 +161,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     if (!Number.isInteger(this.#probes) || this.#probes < 1 || this.#probes > MAX_PROBES) throw outOfRange('options.probes', `an integer from 1 to ${MAX_PROBES}`, options.probes);
     this.#drift = positive('driftPpm', options.driftPpm, DRIFT_PPM, true) * 1e-6;
     this.#resolution = positive('resolution', options.resolution, 1) / 1000;
+    this.#dateLag = positive('dateLag', options.dateLag, DATE_LAG, true);
     this.#timeout = positive('timeout', options.timeout, 5);
     this.#stepThreshold = positive('stepThreshold', options.stepThreshold, 0.1);
     this.#proxy = options.proxy;
@@ -266,10 +277,13 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     const pair = readClockPair(this.#clock);
     const selection = selectHeld(this.#held, pair.monotonicRaw, this.#drift);
     if (selection === undefined) return false;
-    const { interval } = selection;
-    const point = preferred !== undefined && preferred >= interval.low && preferred <= interval.high ? preferred : (interval.low + interval.high) / 2;
+    const { core } = selection;
+    // One Date server alone: nothing can outvote or expose a Date cache that lags its clock.
+    const lag = this.#urls?.length === 1 ? this.#dateLag : 0;
+    const interval = { ...selection.interval, high: selection.interval.high + lag };
+    const point = preferred !== undefined && preferred >= core.low && preferred <= core.high ? preferred : (core.low + core.high) / 2;
     const base = rawMs(steadyRealtime(this.#origin, { sec: 0, nsec: 0 })) + point * 1000;
-    this.#estimate = { interval, point, base };
+    this.#estimate = { interval, lag, point, base };
     this.#ready?.resolve();
     this.#ready = undefined;
     const { earliest, latest } = this.#boundsAt(this.#estimate, pair.monotonicRaw);
@@ -357,6 +371,12 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     this.#logger.warn('server clock server failed', { url: this.#urls?.[index]?.href, reason: reason instanceof Error ? reason.message : String(reason) });
   }
 
+  /** The estimate's width as measured (without the allowance for a lagging Date), seconds. */
+  #measuredWidth(): number | undefined {
+    const estimate = this.#estimate;
+    return estimate && estimate.interval.high - estimate.interval.low - estimate.lag;
+  }
+
   /** The first estimate: sweeps on all servers at once, then their refinement tick by tick. */
   async #sweepRound(urls: URL[], signal: AbortSignal): Promise<void> {
     const connection = { ...(this.#proxy === undefined ? {} : { proxy: this.#proxy }), ...(this.#ca === undefined ? {} : { ca: this.#ca }) };
@@ -380,8 +400,8 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
       let active = sweeps.filter((_, index) => outcomes[index]?.status === 'fulfilled');
       let stalled = 0;
       for (let tick = 0; tick < REFINE_TICKS && active.length > 0 && stalled < 2; tick += 1) {
-        const before = this.#estimate?.interval;
-        if (before === undefined || (before.high - before.low) / 2 <= this.#target) break;
+        const before = this.#measuredWidth();
+        if (before === undefined || before / 2 <= this.#target) break;
         const refined = await Promise.allSettled(active.map((sweep) => sweep.refine(signal)));
         signal.throwIfAborted();
         const now = this.#clock.monotonicRaw();
@@ -392,10 +412,10 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
         });
         active = active.filter((_, position) => refined[position]?.status === 'fulfilled');
         this.#publish('refine');
-        const after = this.#estimate?.interval;
+        const after = this.#measuredWidth();
         // Two ticks in a row that narrow by less than a tenth: the round trips' limit.
         if (after === undefined) break;
-        stalled = after.high - after.low > 0.9 * (before.high - before.low) ? stalled + 1 : 0;
+        stalled = after > 0.9 * before ? stalled + 1 : 0;
       }
     } finally {
       signal.removeEventListener('abort', abort);

@@ -47,6 +47,13 @@ describe('held intervals', () => {
     expect(selection?.candidates).toBe(3);
     expect(selection?.interval.low).toBeCloseTo(0.1, 12);
     expect(selection?.interval.high).toBeCloseTo(0.3, 12);
+    // A liar overlapping the honest servers' top: Marzullo's region is the overlap, the
+    // bound is every point a majority covers, which holds the truth (5) whoever lies.
+    const lied = selectHeld([{ low: 0, high: 10, at: at(0) }, { low: 0, high: 10, at: at(0) }, { low: 8, high: 20, at: at(0) }], at(0), 0);
+    expect(lied?.core).toEqual({ low: 8, high: 10 });
+    expect(lied?.interval).toEqual({ low: 0, high: 10, at: at(0) });
+    // Two that meet: either may be the liar, so the bound spans both.
+    expect(selectHeld([{ low: 0, high: 2, at: at(0) }, { low: 1, high: 3, at: at(0) }], at(0), 0)?.interval).toEqual({ low: 0, high: 3, at: at(0) });
     // Two that disagree: no majority.
     expect(selectHeld([intervals[0], intervals[3]], at(0), 0)).toBeUndefined();
   });

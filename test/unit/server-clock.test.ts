@@ -254,8 +254,21 @@ describe('ServerClock on Date-header servers', () => {
     const [update] = await first;
     expect(update?.source).toBe('sweep');
     // One sweep: 4 connections' first probes and at most 21 sends across the second.
-    expect(server?.requests).toBeLessThanOrEqual(25 + 8 * 6);
+    expect(server?.requests).toBeLessThanOrEqual(25 + 8 * 8);
     await clock.ready();
+  });
+
+  it('leaves room above for a lagging Date with one server alone, unless told the server stamps every answer', async () => {
+    const [server] = await servers([{ offset: OFFSET }]);
+    const cautious = track(new ServerClock({ servers: [server?.url ?? ''] }));
+    const stamping = track(new ServerClock({ servers: [server?.url ?? ''], dateLag: 0 }));
+    await Promise.all([cautious.ready(), stamping.ready()]);
+    const wide = expectBoundsHoldTruth(cautious, OFFSET);
+    const narrow = expectBoundsHoldTruth(stamping, OFFSET);
+    expect(wide.latest - wide.earliest).toBeGreaterThan(1000);
+    expect(narrow.latest - narrow.earliest).toBeLessThan(200);
+    // The allowance widens the bound, it does not move the estimate.
+    expect(Math.abs(cautious.now() - (realtimeMs() + OFFSET * 1000))).toBeLessThan(100);
   });
 
   it('close() mid-measurement rejects ready(), ends the connections and emits close', async () => {
