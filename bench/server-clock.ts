@@ -8,8 +8,8 @@ import { ServerClock, type ServerClockUpdate } from '../src/server-clock/server-
 import { median } from '../src/sources/http/estimate.js';
 import { measureOffset } from '../src/sources/http/measure.js';
 import { diffSeconds } from '../src/time.js';
-import type { TimeServerConfig } from '../test/http/servers.js';
-import { serve, stop } from '../test/http/spawn.js';
+import type { TimeServerConfig } from '../test/helpers/http/servers.js';
+import { serve, stop } from '../test/helpers/http/spawn.js';
 
 const SECONDS = Number(process.env.HTNTP_BENCH_SECONDS ?? 0.5);
 const ROUNDS = Number(process.env.HTNTP_BENCH_ROUNDS ?? 5);

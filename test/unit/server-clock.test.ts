@@ -8,9 +8,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { monotonicRaw, realtime, type Clock } from '../../src/clock.js';
 import { ServerClock, type ServerClockUpdate } from '../../src/server-clock/server-clock.js';
 import { addSeconds } from '../../src/time.js';
-import { startProxy } from '../http/proxy.js';
-import { closeAll, startTimeServers, type TimeServer, type TimeServerConfig } from '../http/servers.js';
-import { makeTestPki } from '../http/tls.js';
+import { startProxy } from '../helpers/http/proxy.js';
+import { closeAll, startTimeServers, type TimeServer, type TimeServerConfig } from '../helpers/http/servers.js';
+import { makeTestPki } from '../helpers/http/tls.js';
 
 const OFFSET = 2.3456789;
 
