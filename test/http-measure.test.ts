@@ -73,7 +73,8 @@ describe('measureOffset', () => {
     const logger = {
       ...silentLogger,
       debug(event: string, fields?: Record<string, unknown>) {
-        if (event !== 'http probe' || !fields) return;
+        // The bisecting probes (verification probes aim well off the tick on purpose).
+        if (event !== 'http probe' || !fields || String(fields.kind).startsWith('verify')) return;
         // Where the middle of the round trip fell against the server's second boundary: the
         // server read TRUTH + (Date - low - rtt / 2) there, Date a whole second.
         const serverTime = TRUTH - Number(fields.low) - Number(fields.rtt) / 2;
@@ -115,9 +116,14 @@ describe('measureOffset', () => {
     const [symmetric, asymmetric] = await Promise.all(urls.map((url) => measureOffset([url], { probes: 8 })));
     for (const result of [symmetric, asymmetric]) {
       expectWithinBound(result ?? { offset: null, error: null }, -1.4321);
-      // Never tighter than the fastest leg allows, never looser than the round trip.
-      expect(result?.error).toBeGreaterThan(0.004);
-      expect(result?.error).toBeLessThan(0.07);
+      // One server alone: the published bound leaves a second above for a lagging Date cache.
+      expect(result?.caveat).toMatch(/1 distinct server answered/);
+      expect(result?.error).toBeGreaterThan(0.5);
+      // Its own interval: never tighter than the fastest leg allows, never looser than the round trip.
+      const [server] = result?.servers ?? [];
+      expectWithinBound(server ?? { offset: null, error: null }, -1.4321);
+      expect(server?.error).toBeGreaterThan(0.004);
+      expect(server?.error).toBeLessThan(0.07);
     }
     // Symmetric delay: the midpoint is the truth up to the legs' jitter.
     expect(Math.abs((symmetric?.offset ?? NaN) + 1.4321)).toBeLessThan(0.008);
@@ -165,7 +171,7 @@ describe('measureOffset', () => {
     expect(reasons[1]).toEqual(['failed', expect.stringMatching(/Age/)]);
     expect(reasons[2]).toEqual(['failed', expect.stringMatching(/no Date header/)]);
     expect(reasons[3]).toEqual(['failed', expect.stringMatching(/does not advance/)]);
-    expect(reasons[4]).toEqual(['failed', expect.stringMatching(/do not intersect.*not one clock/)]);
+    expect(reasons[4]).toEqual(['failed', expect.stringMatching(/^not one clock: /)]);
     // One good server of five answering usefully is still a majority of those that did.
     expectWithinBound(result, 0.2);
   });
