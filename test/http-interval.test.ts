@@ -36,7 +36,7 @@ describe('select (clock selection)', () => {
   });
 
   it('counts touching intervals as agreeing and decides with one server', () => {
-    expect(select([{ low: 0, high: 1 }, { low: 1, high: 2 }])).toEqual({ bound: { low: 1, high: 1 }, core: { low: 1, high: 1 }, truechimers: [0, 1] });
+    expect(select([{ low: 0, high: 1 }, { low: 1, high: 2 }])).toEqual({ bound: { low: 0, high: 2 }, core: { low: 1, high: 1 }, truechimers: [0, 1] });
     expect(select([{ low: 0.5, high: 0.6 }])).toEqual({ bound: { low: 0.5, high: 0.6 }, core: { low: 0.5, high: 0.6 }, truechimers: [0] });
   });
 

@@ -20,8 +20,8 @@ export const DATE_STALENESS = 0.002;
 
 /**
  * How far a Date cache refreshed on a timer may lag the second it names (lighttpd
- * refreshes on its monotonic clock's second: any lag in [0, 1) s). A bound that no majority
- * of other servers backs must leave room for it above.
+ * refreshes on its monotonic clock's second: any lag in [0, 1) s). A bound from one server
+ * alone must leave room for it above.
  */
 export const DATE_LAG = 1;
 
@@ -75,9 +75,13 @@ export function serverBounds(probes: readonly ProbeBounds[]): ServerBounds {
   const interval = intersectAll(probes);
   if (interval !== undefined) return { interval };
   const last = probes[probes.length - 1];
-  const before = probes[probes.length - 2];
-  if (last && before && last.dateSeconds === before.dateSeconds && last.high < (intersectAll(probes.slice(0, -1))?.low ?? -Infinity)) {
-    return { fault: `Date does not advance with local time (stuck at second ${last.dateSeconds}): a cached or frozen Date` };
+  let sameSince = probes.length - 1;
+  while (last && sameSince > 0 && probes[sameSince - 1]?.dateSeconds === last.dateSeconds) sameSince -= 1;
+  const firstSame = probes[sameSince];
+  // The same Date second although the last probe was sent more than a second (and the
+  // staleness allowance) after the first of them was answered: its interval lies wholly below.
+  if (last && firstSame && firstSame !== last && last.high < firstSame.low) {
+    return { fault: `Date does not advance with local time (stuck at second ${last.dateSeconds}): a cached or frozen Date, or a clock stepped back` };
   }
   const split = stepPoint(probes);
   if (split !== undefined) {
@@ -107,8 +111,8 @@ function stepPoint(probes: readonly ProbeBounds[]): { at: number; by: number } |
 export interface Selection {
   /**
    * Every point covered by more than half of the intervals lies in here: it holds the
-   * truth whenever more than half of the servers are honest, whichever they are. This is
-   * the published bound.
+   * truth whenever more than half of the servers are honest, whichever they are (of two
+   * servers that meet, every point either covers: it holds the truth if one is honest).
    */
   bound: Interval;
   /** The region covered by the most intervals (Marzullo's): where the estimate is made. */
@@ -131,6 +135,8 @@ export function select(intervals: readonly Interval[]): Selection | undefined {
   // Starts before ends at the same point: touching intervals agree.
   edges.sort((x, y) => x.at - y.at || y.step - x.step);
   const majority = Math.floor(intervals.length / 2) + 1;
+  // Two servers that meet: either may be the faulty one, so the bound spans both.
+  const covering = intervals.length === 2 ? 1 : majority;
   let core: Interval | undefined;
   let coreCount = 0;
   let boundLow: number | undefined;
@@ -139,8 +145,8 @@ export function select(intervals: readonly Interval[]): Selection | undefined {
   edges.forEach((edge, index) => {
     const before = count;
     count += edge.step;
-    if (edge.step === 1 && count >= majority && boundLow === undefined) boundLow = edge.at;
-    if (edge.step === -1 && before >= majority) boundHigh = edge.at;
+    if (edge.step === 1 && count >= covering && boundLow === undefined) boundLow = edge.at;
+    if (edge.step === -1 && before >= covering) boundHigh = edge.at;
     const next = edges[index + 1];
     if (edge.step !== 1 || next === undefined) return;
     const region = { low: edge.at, high: next.at };
@@ -156,10 +162,10 @@ export function select(intervals: readonly Interval[]): Selection | undefined {
 }
 
 /**
- * The published bound from a selection among `servers` distinct servers: the points more
- * than half of them cover, and with fewer than three of them, room above for a Date that
- * lags its second by up to DATE_LAG (then no majority could outvote one such server).
+ * The published bound from a selection among `servers` distinct servers: with one server
+ * alone, room above for a Date that lags its second by up to DATE_LAG (nothing can outvote
+ * or expose such a cache); otherwise the selection's bound.
  */
 export function publishedBound(selection: Selection, servers: number): Interval {
-  return servers >= 3 ? selection.bound : { low: selection.bound.low, high: selection.bound.high + DATE_LAG };
+  return servers >= 2 ? selection.bound : { low: selection.bound.low, high: selection.bound.high + DATE_LAG };
 }

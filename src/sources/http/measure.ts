@@ -75,7 +75,7 @@ export interface MeasurementResult {
   survivors: number;
   /** Why there is no estimate. */
   reason: string | null;
-  /** Why the bound is wider than the servers' intervals, when it is (too few servers to outvote a lagging Date). */
+  /** Why the bound is wider than the servers' intervals, when it is (one server alone: room for a lagging Date). */
   caveat: string | null;
   /** When the measurement ended (local clock, UTC). */
   time: string;
@@ -337,8 +337,8 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const { theta, selection } = conclusion;
   const error = conclusionError(conclusion);
   const caveat =
-    theta !== undefined && conclusion.answered < 3
-      ? `${conclusion.answered} distinct server${conclusion.answered === 1 ? '' : 's'} answered: the bound leaves ${DATE_LAG} s above for a Date cached on a timer (a lag no majority can outvote with fewer than 3 servers)`
+    theta !== undefined && conclusion.answered === 1
+      ? `one server alone: the bound leaves ${DATE_LAG} s above its interval for a Date cached on a timer (as lighttpd's), which no other server can expose`
       : null;
   if (caveat) logger.warn('http bound widened', { caveat });
   const result: MeasurementResult = {

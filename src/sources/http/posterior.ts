@@ -251,7 +251,7 @@ export function conclude(servers: readonly ServerEvidence[], shift = 0): Conclus
     if (selection === undefined || truechimers.has(index)) return { offset, status: 'ok', reason: null };
     const majority = selection.bound;
     const excludes = `interval ${showInterval(server.interval, shift)} excludes the majority's ${showInterval(majority, shift)}`;
-    const behind = majority.low - server.interval.high;
+    const behind = selection.core.low - server.interval.high;
     // A Date cache refreshed late reads like a clock behind by up to a second.
     const lag = behind > 0 && behind < DATE_LAG ? `: its Date lags the majority by at least ${(behind * 1000).toFixed(1)} ms (a Date cached on a timer, or a clock that far behind)` : '';
     return { offset, status: 'falseticker', reason: `${excludes}${lag}` };
