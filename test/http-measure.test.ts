@@ -61,8 +61,8 @@ describe('measureOffset', () => {
     expectWithinBound(result, TRUTH);
     // Alone, each server's 7 aimed probes split the second into 1/128 s (7.8 ms); side by
     // side they would all split it along the same lines. As a team each second splits four
-    // ways: the region the three share narrows to the stale-Date allowance and the round trip.
-    expect(result.error).toBeLessThan(0.0045);
+    // ways. The bound spans what any two of the three share (one may be the liar): a few ms.
+    expect(result.error).toBeLessThan(0.01);
     expect(Math.abs((result.offset ?? NaN) - TRUTH)).toBeLessThan(0.001);
   });
 

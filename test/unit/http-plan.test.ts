@@ -143,23 +143,34 @@ describe('planTick and planProbes', () => {
     expect(probe?.sendAt).toBeCloseTo(101 - 0.301 - 0.0005, 3);
   });
 
-  it('flanks the aim with verification probes beyond the noise in the last seconds, each side on an odd and an even request', () => {
+  it('flanks the hard interval with verification probes beyond the noise in the last seconds, each side on an odd and an even request', () => {
     const kinds = [3, 4, 5, 6, 7].map((aimed) => planProbes(sharp, 101, undefined, aimed, 8).map((probe) => probe.kind));
-    expect(kinds).toEqual([['bisect', 'verify-low'], ['verify-high', 'bisect'], ['bisect'], ['bisect', 'verify-low'], ['verify-high', 'bisect']]);
-    // Requests 3.. in order (0 is the unaimed first, 1 and 2 bisect): each side at both parities.
-    const order = kinds.flat();
-    const parities = (kind: string): number[] => [...new Set(order.flatMap((each, position) => (each === kind ? [(position + 3) % 2] : [])))].sort();
+    expect(kinds).toEqual([['bisect', 'verify-low'], ['verify-high', 'bisect'], ['bisect', 'verify-low'], ['verify-high', 'bisect', 'verify-low'], ['verify-high', 'bisect']]);
+    // Requests 3.. in order (0 is the unaimed first, 1 and 2 bisect): the checks just outside
+    // the interval (the last three seconds) ask each side on both parities.
+    const order = [5, 6, 7].flatMap((aimed) => planProbes(sharp, 101, undefined, aimed, 8).map((probe) => probe.kind));
+    const parities = (kind: string): number[] => [...new Set(order.flatMap((each, position) => (each === kind ? [(position + 7) % 2] : [])))].sort();
     expect(parities('verify-low')).toEqual([0, 1]);
     expect(parities('verify-high')).toEqual([0, 1]);
-    const [low] = planProbes(sharp, 101, undefined, 3, 8).filter((probe) => probe.kind === 'verify-low');
-    expect(low?.aim).toBeCloseTo(0.301 - 0.01, 3);
+    // Just outside the hard interval [0.3, 0.302], by more than the noise.
+    const [low] = planProbes(sharp, 101, undefined, 5, 8).filter((probe) => probe.kind === 'verify-low');
+    expect(low?.aim).toBeCloseTo(0.3 - 0.002, 4);
     // Earlier seconds bisect only.
     expect(planProbes(sharp, 101, undefined, 2, 8).map((probe) => probe.kind)).toEqual(['bisect']);
   });
 
+  it('keeps the first checks near the aim where the interval is still wide', () => {
+    const wide: ServerState = { ...sharp, interval: { low: 0.2, high: 0.4 }, lows: [0.2, 0.4 - 1] };
+    const [low] = planProbes(wide, 101, 0.3, 3, 8).filter((probe) => probe.kind === 'verify-low');
+    expect(low?.aim).toBeCloseTo(0.29, 4);
+    const [edge] = planProbes(wide, 101, 0.3, 5, 8).filter((probe) => probe.kind === 'verify-low');
+    expect(edge?.aim).toBeCloseTo(0.198, 4);
+  });
+
   it('leaves room in the tick for a verification probe above the estimate', () => {
-    const tick = planTick(sharp, 100.69, 4, 8);
-    // The high probe is sent 0.311 s + the up-leg before its tick: 101 is too near.
-    expect(tick?.tick).toBe(102);
+    // The bisecting probe alone would be sent 0.302 s + the up-leg (0.5 ms) before its tick,
+    // 3 ms ahead: 101 would do. The high probe is sent 2 ms earlier still: 101 is too near.
+    expect(planTick(sharp, 100.6935, 2, 8)?.tick).toBe(101);
+    expect(planTick(sharp, 100.6935, 6, 8)?.tick).toBe(102);
   });
 });

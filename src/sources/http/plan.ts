@@ -11,8 +11,8 @@
 // - Servers that agree measure one theta (web servers keep UTC) and aim as a team: each at
 //   its own quantile of the joint posterior, so N servers split what is left N + 1 ways per
 //   second instead of bisecting the same grid side by side.
-// - In the last seconds each server adds verification probes on either side of its aim,
-//   farther out than the path's noise: a one-clock server answers them as
+// - In the last seconds each server adds verification probes just outside its hard
+//   interval (or 10 ms from its aim where the interval is wider), beyond the path's noise: a one-clock server answers them as
 //   predicted; a second clock behind a load balancer, or a clock that stepped, answers
 //   against its earlier probes, and interval.ts names it.
 import { diffSeconds, type Timespec } from '../../time.js';
@@ -71,22 +71,38 @@ const UNLIKELY = 4;
 const SAME = 0.95;
 
 /**
- * The verification probes of the last aimed seconds, one per second or none. A low one is
- * sent after that second's bisecting probe, a high one before it; the pause shifts the
- * parity, so each side is asked on an odd and on an even request: a load balancer taking
- * its backends in turn cannot answer every check from the backend that passes it.
+ * The verification probes of the last aimed seconds. A low one is sent after that second's
+ * bisecting probe, a high one before it. The first two reach at most VERIFY_REACH from the
+ * aim (they still narrow a wide interval); the rest aim just outside the hard interval,
+ * each side once on an odd and once on an even request, so that a load balancer taking its
+ * backends in turn cannot answer every check from the backend that passes it.
  */
-const VERIFY_SIDES = ['low', 'high', undefined, 'low', 'high'] as const;
+const VERIFY_PLAN: readonly (readonly Check[])[] = [
+  [{ side: 'low', near: true }],
+  [{ side: 'high', near: true }],
+  [{ side: 'low', near: false }],
+  [{ side: 'high', near: false }, { side: 'low', near: false }],
+  [{ side: 'high', near: false }],
+];
+
+interface Check {
+  side: 'low' | 'high';
+  /** Within VERIFY_REACH of the aim, or just outside the interval. */
+  near: boolean;
+}
 
 /**
- * A verification probe aims this far from the bisecting one at least, and one round
- * trip plus 4 sigma of asymmetry farther on noisy paths, so that a one-clock server's answer
- * is certain and a clock beyond it contradicts.
+ * A verification probe aims just outside the server's hard interval, this much at least
+ * (and one round trip plus 4 sigma of asymmetry on noisy paths): a one-clock server then
+ * answers it as predicted whatever its theta in there, and a clock beyond contradicts.
  */
-const VERIFY_MARGIN = 0.01;
+const VERIFY_MARGIN = 0.002;
 
-/** Verification probes share a second with the bisecting one only when the three fit in this much of it. */
-const VERIFY_SPAN = 0.8;
+/** How far from the aim a near verification probe reaches at most (or the margin, if more). */
+const VERIFY_REACH = 0.01;
+
+/** Verification probes share a second with the bisecting one only within this much of its aim. */
+const VERIFY_SPAN = 0.4;
 
 export type ProbeKind = 'bisect' | 'verify-low' | 'verify-high';
 
@@ -136,18 +152,22 @@ const ownGroup = (server: ServerState): ProbeGroup => ({ lows: server.lows, sigm
 /** The typical up-leg: aiming early by the jitter would waste the probe. */
 const upDelay = (server: ServerState): number => median(server.rtts) / 2;
 
-/** How far verification probes aim from the bisecting one (seconds): its answer and a round trip fit between. */
+/** How far outside the hard interval verification probes aim at least (seconds): more than a round trip, so the bisecting probe's answer is in first. */
 export function verifyMargin(server: ServerState): number {
   return Math.max(VERIFY_MARGIN, median(server.rtts) + 4 * asymmetrySigma(server.rtts));
 }
 
-/** The verification probe, if any, of aimed probe `aimed` (1-based) of `probes`, and only where it fits the second. */
-function verification(server: ServerState, aimed: number, probes: number): ProbeKind | undefined {
-  const first = probes - VERIFY_SIDES.length;
-  const side = aimed >= 1 ? VERIFY_SIDES[aimed - first] : undefined;
-  if (side === undefined) return undefined;
-  if (2 * verifyMargin(server) + 2 * median(server.rtts) > VERIFY_SPAN) return undefined;
-  return side === 'low' ? 'verify-low' : 'verify-high';
+/** The verification probes of aimed probe `aimed` (1-based) of `probes`. */
+function checksOf(aimed: number, probes: number): readonly Check[] {
+  return aimed >= 1 ? (VERIFY_PLAN[aimed - (probes - VERIFY_PLAN.length)] ?? []) : [];
+}
+
+/** Where a verification probe aims, or undefined where it would not fit the second. */
+function checkAim(server: ServerState, interval: Interval, aim: number, { side, near }: Check): number | undefined {
+  const margin = verifyMargin(server);
+  const reach = near ? Math.max(VERIFY_REACH, margin) : Infinity;
+  const target = side === 'low' ? Math.max(interval.low - margin, aim - reach) : Math.min(interval.high + margin, aim + reach);
+  return Math.abs(target - aim) + median(server.rtts) <= VERIFY_SPAN ? target : undefined;
 }
 
 interface OwnQuantiles {
@@ -177,7 +197,8 @@ export function planTick(server: ServerState, now: number, aimed: number, probes
   const own = ownQuantiles(server, interval);
   const prior = livePrior(server, own);
   let highest = prior ? Math.min(own.top, Math.max(prior.high, own.first)) : own.top;
-  if (verification(server, aimed, probes) === 'verify-high') highest += verifyMargin(server);
+  // Room for a high verification probe: it aims at most this far above any aim up to `highest`.
+  for (const check of checksOf(aimed, probes)) if (check.side === 'high') highest = Math.max(highest, checkAim(server, interval, highest, check) ?? highest);
   const up = upDelay(server);
   const tick = Math.max(Math.ceil(now + TICK_LEAD + up + highest), server.lastTick + 1);
   return { tick, decideAt: tick - highest - up - DECIDE_AHEAD, dropPrior: server.prior !== undefined && prior === undefined };
@@ -198,11 +219,9 @@ export function planProbes(server: ServerState, tick: number, teamAim: number | 
   const aim = Math.min(highest, Math.min(interval.high, Math.max(interval.low, wanted)));
   const up = upDelay(server);
   const planned: PlannedProbe[] = [{ kind: 'bisect', aim, sendAt: tick - aim - up }];
-  const check = verification(server, aimed, probes);
-  if (check !== undefined) {
-    // Beside the bisecting probe, a margin apart: one round trip fits between them.
-    const checkAim = aim + (check === 'verify-low' ? -1 : 1) * verifyMargin(server);
-    planned.push({ kind: check, aim: checkAim, sendAt: tick - checkAim - up });
+  for (const check of checksOf(aimed, probes)) {
+    const target = checkAim(server, interval, aim, check);
+    if (target !== undefined) planned.push({ kind: check.side === 'low' ? 'verify-low' : 'verify-high', aim: target, sendAt: tick - target - up });
   }
   return planned.sort((a, b) => a.sendAt - b.sendAt);
 }
