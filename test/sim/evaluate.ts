@@ -1,7 +1,7 @@
 // Many seeded runs of one scenario, summed up: how often the published bound holds the
 // truth, how often each faulty server is named, and the error against the oracle's.
 import { median } from '../../src/sources/http/posterior.js';
-import { random } from './model.js';
+import { seededRandom } from '../helpers/random.js';
 import { oracle, simulate } from './run.js';
 import type { Scenario } from './scenarios.js';
 
@@ -30,7 +30,7 @@ export function evaluate(scenario: Scenario, runs: number, { probes = 8, seed = 
   const figures: Figures = { runs, estimates: 0, covered: 0, honestCovered: 0, honestIntervals: 0, named: 0, wrongReasons: [], errors: [], bounds: [], floor: [] };
   for (let run = 0; run < runs; run += 1) {
     const runSeed = seed * 100_003 + run;
-    const { servers, truth, faulty } = scenario.draw(random(runSeed));
+    const { servers, truth, faulty } = scenario.draw(seededRandom(runSeed));
     const outcome = simulate(servers, { probes, seed: runSeed });
     const { theta } = outcome.conclusion;
     if (theta !== undefined && outcome.error !== undefined) {

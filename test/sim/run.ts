@@ -4,7 +4,8 @@
 // in time order so the team sees the answers that would have arrived. No sockets, no timers.
 import { emptyServer, observe, planProbes, planTeam, planTick, type PlannedProbe, type ServerState } from '../../src/sources/http/plan.js';
 import { asymmetrySigma, conclude, conclusionError, median, posteriorQuantiles, symmetricLow, type Conclusion, type ProbeGroup } from '../../src/sources/http/posterior.js';
-import { random, SimulatedServer, type SimServer } from './model.js';
+import { seededRandom } from '../helpers/random.js';
+import { SimulatedServer, type SimServer } from './model.js';
 
 export interface SimOutcome {
   conclusion: Conclusion;
@@ -29,7 +30,7 @@ interface Track {
 const START = 1_000_000;
 
 export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1 }: { probes?: number; seed?: number } = {}): SimOutcome {
-  const uniform = random(seed);
+  const uniform = seededRandom(seed);
   const tracks: Track[] = servers.map((server) => ({
     server: new SimulatedServer(server, uniform),
     state: emptyServer(undefined),
@@ -103,7 +104,7 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1 }
  * that knew the answer), the same estimator. Servers must each be one clock at `truth`.
  */
 export function oracle(servers: readonly SimServer[], truth: number, { probes = 8, seed = 1 } = {}): { joint: number; perServer: number[] } {
-  const uniform = random(seed);
+  const uniform = seededRandom(seed);
   const groups: ProbeGroup[] = servers.map((server) => {
     const simulated = new SimulatedServer(server, uniform);
     const rtts: number[] = [];
