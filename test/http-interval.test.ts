@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { intersect, probeInterval, select } from '../src/sources/http/interval.js';
+import { intersect, probeInterval, select, serverBounds, type ProbeBounds } from '../src/sources/http/interval.js';
 import { asymmetrySigma, posteriorMedian } from '../src/sources/http/posterior.js';
 
 describe('probeInterval', () => {
@@ -81,5 +81,30 @@ describe('probeInterval with a stale Date allowance', () => {
     const sendTime = { sec: 100, nsec: 0 };
     const receiveTime = { sec: 100, nsec: 1_000_000 };
     expect(probeInterval(100, sendTime, receiveTime, 0.002)).toEqual({ low: -0.001, high: 1.002 });
+  });
+});
+
+describe('serverBounds (one server, one clock?)', () => {
+  // Probes of a clock at theta, each 1 ms wide around it: [theta - 0.0005, theta + 0.0005].
+  const at = (theta: number, dateSeconds = 100): ProbeBounds => ({ low: theta - 0.0005, high: theta + 0.0005, dateSeconds });
+
+  it('intersects the probes of one clock', () => {
+    expect(serverBounds([at(0.3), at(0.3002)])).toEqual({ interval: { low: 0.3002 - 0.0005, high: 0.3 + 0.0005 } });
+  });
+
+  it('names a step: the probes before and after a point each meet', () => {
+    const { fault } = serverBounds([at(0.3), at(0.3), at(0.3), at(0.6), at(0.6)]);
+    expect(fault).toMatch(/^clock stepped by about 300\.0 ms between probes 3 and 4/);
+  });
+
+  it('names several clocks when the answers alternate', () => {
+    const { fault } = serverBounds([at(0.3), at(0.55), at(0.3), at(0.55)]);
+    expect(fault).toMatch(/^not one clock: .*alternate between clocks about 250\.0 ms apart/);
+  });
+
+  it('names a Date that does not advance', () => {
+    // The same second, the later probe sent more than a second after the first was answered.
+    const { fault } = serverBounds([{ low: 0.2, high: 1.2, dateSeconds: 100 }, { low: -0.9, high: 0.1, dateSeconds: 100 }]);
+    expect(fault).toMatch(/^Date does not advance/);
   });
 });
