@@ -12,9 +12,10 @@
 //   its own quantile of the joint posterior, so N servers split what is left N + 1 ways per
 //   second instead of bisecting the same grid side by side.
 // - In the last seconds each server adds verification probes just outside its hard
-//   interval (or 10 ms from its aim where the interval is wider), beyond the path's noise: a one-clock server answers them as
-//   predicted; a second clock behind a load balancer, or a clock that stepped, answers
-//   against its earlier probes, and interval.ts names it.
+//   interval (first 10 ms from its aim, where the interval is wider), beyond the path's
+//   noise: a one-clock server answers them as predicted; a second clock behind a load
+//   balancer, or a clock that stepped, answers against its earlier probes, and
+//   interval.ts names it.
 import { diffSeconds, type Timespec } from '../../time.js';
 import { intersect, intersectAll, midpoint, probeInterval, select, serverBounds, width, type Interval, type ProbeBounds } from './interval.js';
 import { asymmetrySigma, bestLogLikelihood, logLikelihoodAt, median, posteriorMedian, posteriorQuantiles, symmetricLow, type ProbeGroup } from './posterior.js';
