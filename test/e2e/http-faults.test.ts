@@ -4,7 +4,9 @@
 // runs of each: no published bound excludes the truth, and each misbehaving server is
 // named with its reason.
 import { afterEach, expect, it } from 'vitest';
+import { realtime } from '../../src/clock.js';
 import { measureOffset, type MeasurementResult, type ServerResult } from '../../src/sources/http/measure.js';
+import { toSeconds } from '../../src/time.js';
 import { describeE2e } from '../helpers/tools.js';
 import { startBalancer, startWebServer, startWebServers, stopAll, type RealProcess, type RealWebServer } from '../helpers/webservers.js';
 
@@ -17,8 +19,8 @@ afterEach(async () => {
   await stopAll(started.splice(0));
 });
 
-async function honest(count: number): Promise<RealWebServer[]> {
-  const servers = await startWebServers(Array.from({ length: count }, () => ({ kind: 'nginx' as const, offset: TRUTH })));
+async function honest(count: number, offset = TRUTH): Promise<RealWebServer[]> {
+  const servers = await startWebServers(Array.from({ length: count }, () => ({ kind: 'nginx' as const, offset })));
   started.push(...servers);
   return servers;
 }
@@ -64,27 +66,32 @@ describeE2e('HTTP faults of real servers: load balancer', ['nginx', 'haproxy', '
 });
 
 describeE2e('HTTP faults of real servers: lagging Date', ['nginx', 'lighttpd', 'libfaketime'], () => {
-  it('lighttpd whose Date lags its second (real monotonic clock): never a wrong bound, named as lagging beside two honest servers', { timeout: 180_000 }, async () => {
-    const good = await honest(2);
-    const lagging = await startWebServer('lighttpd', { offset: TRUTH, realMonotonic: true });
+  it('lighttpd whose Date lags its second (real monotonic clock): never a wrong bound, named as lagging beside two honest servers', { timeout: 240_000 }, async () => {
+    // lighttpd's Date second changes frac(its REALTIME - MONOTONIC) late: with every clock
+    // at `truth` that is frac(REALTIME - MONOTONIC + truth) here; the truth is chosen so the
+    // lag is about 0.25 s (at TRUTH it could be anything in [0, 1) on this host).
+    const sinceBoot = toSeconds(realtime()) - Number(process.hrtime.bigint()) / 1e9;
+    const truth = (((0.25 - sinceBoot) % 1) + 1) % 1;
+    const good = await honest(2, truth);
+    const lagging = await startWebServer('lighttpd', { offset: truth, realMonotonic: true });
     started.push(lagging);
     let lagHidden = 0;
-    for (let run = 0; run < RUNS; run += 1) {
+    const runs = 5;
+    for (let run = 0; run < runs; run += 1) {
       const result = await measureOffset([...good.map((server) => server.url), lagging.url], { probes: 8 });
-      expectSound(result);
+      expectSound(result, truth);
       expect(result.offset).not.toBeNull();
       const verdict = byUrl(result, lagging.url);
-      // Its lag is frac(REALTIME - MONOTONIC) of this host. Where its own interval proves it
-      // behind the truth, it must be left out and named as lagging.
-      if ((verdict.high ?? Infinity) < TRUTH) {
-        expect(verdict.status, JSON.stringify(verdict)).toBe('falseticker');
-        expect(verdict.reason).toMatch(/lags the majority/);
-      } else lagHidden += 1;
+      // Named as lagging the majority, or rejected outright: its Date cache refreshes late,
+      // and later still when requests are sparse (then its Dates look like several clocks).
+      if (verdict.status === 'ok') lagHidden += 1;
+      else expect(verdict.reason).toMatch(/lags the majority|not one clock|does not advance|clock stepped/);
     }
-    // Its answers to probes aimed at the team's time say only "not later than that": its
-    // interval may reach the truth at its edge, and then it cannot be told from an honest
-    // server (the bound still holds).
-    console.info(`lighttpd lagging: left in (its interval reaching the truth) in ${lagHidden} of ${RUNS} runs`);
+    // Named in most runs (bench: about two in three); a run in which its answers to the
+    // team's aims all read "not later than that" leaves it in, its interval reaching the
+    // honest ones at its edge, and the bound still holds.
+    console.info(`lighttpd lagging 0.25 s: left in ${lagHidden} of ${runs} runs`);
+    expect(lagHidden).toBeLessThan(runs);
   });
 
   it('lighttpd alone: the bound leaves a second above for its lag, and says so', { timeout: 180_000 }, async () => {

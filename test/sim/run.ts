@@ -2,7 +2,8 @@
 // real one (plan.ts decides ticks, aims and verification probes; every answer goes through
 // plan.observe, the bounds of interval.ts; the end through posterior.conclude), events taken
 // in time order so the team sees the answers that would have arrived. No sockets, no timers.
-import { emptyServer, observe, planProbes, planTeam, planTick, type PlannedProbe, type ServerState } from '../../src/sources/http/plan.js';
+import type { Interval } from '../../src/sources/http/interval.js';
+import { emptyServer, observe, planProbes, planTeam, planTick, type PlannedProbe, type ServerState, type TeamPlan } from '../../src/sources/http/plan.js';
 import { asymmetrySigma, conclude, conclusionError, median, posteriorQuantiles, symmetricLow, type Conclusion, type ProbeGroup } from '../../src/sources/http/posterior.js';
 import { seededRandom } from '../helpers/random.js';
 import { SimulatedServer, type SimServer } from './model.js';
@@ -42,19 +43,20 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1 }
     next: { at: START + uniform() * 0.01, action: 'send' },
   }));
   let team: readonly number[] | undefined;
-  let teamCache: { version: number; aims: ReadonlyMap<number, number> } | undefined;
+  let teamCache: { version: number; plan: TeamPlan } | undefined;
   let version = 0;
-  const teamAim = (index: number): number | undefined => {
+  const teamOf = (index: number): { aim: number | undefined; support: Interval | undefined } => {
     if (teamCache?.version !== version) {
       const plan = planTeam({ servers: tracks.map((track) => track.state), team });
       team = plan.team;
-      teamCache = { version, aims: plan.aims };
+      teamCache = { version, plan };
     }
-    return teamCache.aims.get(index);
+    const { aims, support } = teamCache.plan;
+    return { aim: aims.get(index), support: teamCache.plan.team?.includes(index) ? support : undefined };
   };
   const scheduleTick = (track: Track, now: number): void => {
     track.aimed += 1;
-    const tick = track.aimed < probes ? planTick(track.state, now, track.aimed, probes) : undefined;
+    const tick = track.aimed < probes ? planTick(track.state, now, track.aimed, probes, teamOf(tracks.indexOf(track)).support) : undefined;
     if (tick === undefined) {
       track.next = { at: Infinity, action: 'done' };
       return;
@@ -73,7 +75,8 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1 }
     if (track === undefined) break;
     const now = track.next.at;
     if (track.next.action === 'decide') {
-      track.queue = planProbes(track.state, track.tick, teamAim(index), track.aimed, probes);
+      const { aim, support } = teamOf(index);
+      track.queue = planProbes(track.state, track.tick, aim, track.aimed, probes, support);
       const first = track.queue.shift();
       track.next = first ? { at: Math.max(now, first.sendAt), action: 'send', probe: first } : { at: Infinity, action: 'done' };
       continue;

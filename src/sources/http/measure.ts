@@ -152,13 +152,15 @@ class Progress {
     if (changesPlan) this.#version += 1;
   }
 
-  teamAim(index: number): number | undefined {
+  /** Server `index`'s aim as a team member, and the team's interval (undefined outside a team). */
+  team(index: number): { aim: number | undefined; support: Interval | undefined } {
     if (this.#plan?.version !== this.#version) {
       const plan = planTeam({ servers: this.servers, team: this.#team });
       this.#team = plan.team;
       this.#plan = { version: this.#version, plan };
     }
-    return this.#plan.plan.aims.get(index);
+    const { aims, team, support } = this.#plan.plan;
+    return { aim: aims.get(index), support: team?.includes(index) ? support : undefined };
   }
 }
 
@@ -210,7 +212,7 @@ async function measureServer({ index, url, dispatcher, probes, progress, clock, 
   try {
     await send(undefined);
     for (let aimed = 1; aimed < probes; aimed += 1) {
-      const tick = planTick(progress.get(index), toSeconds(clock.realtime()), aimed, probes);
+      const tick = planTick(progress.get(index), toSeconds(clock.realtime()), aimed, probes, progress.team(index).support);
       if (tick === undefined) break;
       if (tick.dropPrior) progress.set(index, { ...progress.get(index), prior: undefined });
       progress.set(index, { ...progress.get(index), lastTick: tick.tick }, false);
@@ -218,7 +220,8 @@ async function measureServer({ index, url, dispatcher, probes, progress, clock, 
       // earliest send; even with no time to spare, answers already read are stamped first.
       await waitUntil(clock, tick.decideAt, signal);
       await nextTurn();
-      for (const planned of planProbes(progress.get(index), tick.tick, progress.teamAim(index), aimed, probes)) await send(planned);
+      const team = progress.team(index);
+      for (const planned of planProbes(progress.get(index), tick.tick, team.aim, aimed, probes, team.support)) await send(planned);
     }
     return outcome(null);
   } catch (error) {

@@ -163,11 +163,16 @@ function checksOf(aimed: number, probes: number): readonly Check[] {
   return aimed >= 1 ? (VERIFY_PLAN[aimed - (probes - VERIFY_PLAN.length)] ?? []) : [];
 }
 
-/** Where a verification probe aims, or undefined where it would not fit the second. */
-function checkAim(server: ServerState, interval: Interval, aim: number, { side, near }: Check): number | undefined {
+/**
+ * Where a verification probe aims, or undefined where it would not fit the second: just
+ * outside `around`, the server's own interval, or for a team member the team's (a member
+ * whose Date lags the team's time answers every aim at that time "not later", and only a
+ * check below the team's interval shows it is elsewhere).
+ */
+function checkAim(server: ServerState, around: Interval, aim: number, { side, near }: Check): number | undefined {
   const margin = verifyMargin(server);
   const reach = near ? Math.max(VERIFY_REACH, margin) : Infinity;
-  const target = side === 'low' ? Math.max(interval.low - margin, aim - reach) : Math.min(interval.high + margin, aim + reach);
+  const target = side === 'low' ? Math.max(around.low - margin, aim - reach) : Math.min(around.high + margin, aim + reach);
   return Math.abs(target - aim) + median(server.rtts) <= VERIFY_SPAN ? target : undefined;
 }
 
@@ -192,14 +197,14 @@ const livePrior = (server: ServerState, own: OwnQuantiles): Interval | undefined
  * earliest second boundary after `now` that leaves room for any aim up to the server's own
  * 99.9 % point (or its prior) and its verification probe.
  */
-export function planTick(server: ServerState, now: number, aimed: number, probes: number): TickPlan | undefined {
+export function planTick(server: ServerState, now: number, aimed: number, probes: number, teamSupport?: Interval): TickPlan | undefined {
   const { interval } = server;
   if (interval === undefined) return undefined;
   const own = ownQuantiles(server, interval);
   const prior = livePrior(server, own);
   let highest = prior ? Math.min(own.top, Math.max(prior.high, own.first)) : own.top;
   // Room for a high verification probe: it aims at most this far above any aim up to `highest`.
-  for (const check of checksOf(aimed, probes)) if (check.side === 'high') highest = Math.max(highest, checkAim(server, interval, highest, check) ?? highest);
+  for (const check of checksOf(aimed, probes)) if (check.side === 'high') highest = Math.max(highest, checkAim(server, teamSupport ?? interval, highest, check) ?? highest);
   const up = upDelay(server);
   const tick = Math.max(Math.ceil(now + TICK_LEAD + up + highest), server.lastTick + 1);
   return { tick, decideAt: tick - highest - up - DECIDE_AHEAD, dropPrior: server.prior !== undefined && prior === undefined };
@@ -207,9 +212,10 @@ export function planTick(server: ServerState, now: number, aimed: number, probes
 
 /**
  * The probes of one tick, in sending order: the bisecting one (at the team's aim for it,
- * `teamAim`, or its own), and in the last seconds a verification probe.
+ * `teamAim`, or its own), and in the last seconds verification probes (around the team's
+ * interval `teamSupport` for a member).
  */
-export function planProbes(server: ServerState, tick: number, teamAim: number | undefined, aimed: number, probes: number): PlannedProbe[] {
+export function planProbes(server: ServerState, tick: number, teamAim: number | undefined, aimed: number, probes: number, teamSupport?: Interval): PlannedProbe[] {
   const { interval } = server;
   if (interval === undefined) return [];
   const own = ownQuantiles(server, interval);
@@ -221,7 +227,7 @@ export function planProbes(server: ServerState, tick: number, teamAim: number | 
   const up = upDelay(server);
   const planned: PlannedProbe[] = [{ kind: 'bisect', aim, sendAt: tick - aim - up }];
   for (const check of checksOf(aimed, probes)) {
-    const target = checkAim(server, interval, aim, check);
+    const target = checkAim(server, teamSupport ?? interval, aim, check);
     if (target !== undefined) planned.push({ kind: check.side === 'low' ? 'verify-low' : 'verify-high', aim: target, sendAt: tick - target - up });
   }
   return planned.sort((a, b) => a.sendAt - b.sendAt);
@@ -231,6 +237,8 @@ export function planProbes(server: ServerState, tick: number, teamAim: number | 
 export interface TeamPlan {
   team: number[] | undefined;
   aims: ReadonlyMap<number, number>;
+  /** The interval the team's members share (where the team's time is), with two or more members. */
+  support: Interval | undefined;
 }
 
 interface Answered {
@@ -304,7 +312,7 @@ const groupsOf = (state: PlanState, indexes: readonly number[]): ProbeGroup[] =>
  */
 export function planTeam(state: PlanState): TeamPlan {
   const formed = state.team ?? form(state);
-  if (formed.length < 2) return { team: state.team?.slice(), aims: new Map() };
+  if (formed.length < 2) return { team: state.team?.slice(), aims: new Map(), support: undefined };
   const best = new Map<ServerState, number>();
   let members = answeredOf(state, formed);
   const selection = select(members.map((member) => member.interval));
@@ -325,7 +333,7 @@ export function planTeam(state: PlanState): TeamPlan {
   }
   const team = members.map((member) => member.index);
   const support = intersectAll(members.map((member) => member.interval));
-  if (team.length < 2 || support === undefined) return { team, aims: new Map() };
+  if (team.length < 2 || support === undefined) return { team, aims: new Map(), support: undefined };
   // The priors only place the aim (never a bound): the region more than half of the team's
   // members share, where the answers so far allow it.
   const priors = team.flatMap((index) => state.servers[index]?.prior ?? []);
@@ -334,6 +342,7 @@ export function planTeam(state: PlanState): TeamPlan {
   const quantiles = prior || !aims ? posteriorQuantiles(groupsOf(state, team), prior ?? support, teamQuantiles(team.length)) : aims;
   return {
     team,
+    support,
     aims: new Map(
       team.flatMap((index, rank) => {
         const aim = quantiles[rank];
