@@ -1,0 +1,176 @@
+// plan.ts: servers that agree are aimed as a team (each at its own quantile of the joint
+// posterior); verification probes flank a server's own estimate in the last seconds.
+import { describe, expect, it } from 'vitest';
+import type { Interval } from '../../../src/sources/http/interval.js';
+import { emptyServer, planProbes, planTeam, planTick, type ServerState } from '../../../src/sources/http/plan.js';
+import { posteriorQuantiles } from '../../../src/sources/http/posterior.js';
+
+/** The team's state as measure.ts keeps it: servers replaced on each answer, the team carried. */
+class Ensemble {
+  servers: ServerState[];
+  team: readonly number[] | undefined;
+  constructor(priors: readonly (Interval | undefined)[]) {
+    this.servers = priors.map(emptyServer);
+  }
+  update(index: number, interval: Interval | undefined, lows: readonly number[], rtts: readonly number[]): void {
+    this.servers[index] = { ...(this.servers[index] as ServerState), interval, failed: interval === undefined, lows, rtts };
+  }
+  jointAim(index: number): number | undefined {
+    const plan = planTeam({ servers: this.servers, team: this.team });
+    this.team = plan.team;
+    return plan.aims.get(index);
+  }
+}
+
+// One probe each: theta somewhere in [0.2, 1.2) (the stamp mid-round-trip), 1 ms round trips.
+const firstProbe = { interval: { low: 0.2, high: 1.2 }, lows: [0.2], rtts: [0.001] };
+
+describe('planTeam', () => {
+  it('spreads agreeing servers over the posterior, one quantile each', () => {
+    const ensemble = new Ensemble([undefined, undefined, undefined]);
+    for (const index of [0, 1, 2]) ensemble.update(index, firstProbe.interval, firstProbe.lows, firstProbe.rtts);
+    const aims = [0, 1, 2].map((index) => ensemble.jointAim(index) ?? NaN);
+    // A flat posterior over the second: its quartiles.
+    expect(aims[0]).toBeCloseTo(0.45, 2);
+    expect(aims[1]).toBeCloseTo(0.7, 2);
+    expect(aims[2]).toBeCloseTo(0.95, 2);
+  });
+
+  it('leaves a server outside the majority, and a lone server, to aim on its own', () => {
+    const ensemble = new Ensemble([undefined, undefined, undefined]);
+    ensemble.update(0, firstProbe.interval, firstProbe.lows, firstProbe.rtts);
+    expect(ensemble.jointAim(0)).toBeUndefined();
+    ensemble.update(1, firstProbe.interval, firstProbe.lows, firstProbe.rtts);
+    ensemble.update(2, { low: 5.2, high: 6.2 }, [5.2], [0.001]);
+    expect(ensemble.jointAim(2)).toBeUndefined();
+    // Two of three agree: a team of two, at the thirds.
+    expect(ensemble.jointAim(0)).toBeCloseTo(0.2 + 1 / 3, 2);
+    expect(ensemble.jointAim(1)).toBeCloseTo(0.2 + 2 / 3, 2);
+    // A server that fails leaves the team; the one left aims alone.
+    ensemble.update(1, undefined, [], []);
+    expect(ensemble.jointAim(0)).toBeUndefined();
+  });
+
+  it('does not team up clocks a fraction of a second apart, even where their intervals mostly overlap', () => {
+    const ensemble = new Ensemble([undefined, undefined, undefined]);
+    // 0.15 s apart: after one probe each, 85 % of each interval is common.
+    ensemble.update(0, firstProbe.interval, firstProbe.lows, firstProbe.rtts);
+    ensemble.update(1, { low: 0.35, high: 1.35 }, [0.35], [0.001]);
+    ensemble.update(2, { low: 0.5, high: 1.5 }, [0.5], [0.001]);
+    expect([0, 1, 2].map((index) => ensemble.jointAim(index))).toEqual([undefined, undefined, undefined]);
+    // A round trip's worth apart is one clock.
+    ensemble.update(1, { low: 0.21, high: 1.21 }, [0.21], [0.001]);
+    expect(ensemble.jointAim(0)).toBeCloseTo(0.21 + 0.99 / 3, 2);
+  });
+
+  it('aims a member at the edge of its own interval where the team needs it', () => {
+    const ensemble = new Ensemble([undefined, undefined]);
+    // Both saw theta in [0.2, 1.2): a team. Then member 0 learned theta < 0.47, member 1
+    // theta > 0.469 (round trips of 1 ms: sharp).
+    for (const index of [0, 1]) ensemble.update(index, firstProbe.interval, firstProbe.lows, firstProbe.rtts);
+    expect(ensemble.jointAim(0)).toBeCloseTo(0.2 + 1 / 3, 2);
+    ensemble.update(0, { low: 0.2, high: 0.47 }, [0.2, 0.47 - 1], [0.001, 0.001]);
+    ensemble.update(1, { low: 0.469, high: 1.2 }, [0.2, 0.469], [0.001, 0.001]);
+    // The team's time is in [0.469, 0.47]: above member 0's own 99 % point, at the top
+    // edge of its 0.27 s interval. That is where its probe tells the team most.
+    const aims = [0, 1].map((index) => ensemble.jointAim(index) ?? NaN);
+    expect(aims[0]).toBeCloseTo(0.469 + 0.001 / 3, 4);
+    expect(aims[1]).toBeCloseTo(0.469 + 0.002 / 3, 4);
+    const [ownTop = NaN] = posteriorQuantiles([{ lows: [0.2, 0.47 - 1], sigma: 20e-6 }], { low: 0.2, high: 0.47 }, [0.99]);
+    expect(aims[0]).toBeGreaterThan(ownTop);
+  });
+
+  it('aims inside the region most priors share, and ignores priors that disagree', () => {
+    const agreeing = new Ensemble([{ low: 0.5, high: 0.6 }, { low: 0.55, high: 0.65 }, { low: 0.9, high: 1 }]);
+    for (const index of [0, 1, 2]) agreeing.update(index, firstProbe.interval, firstProbe.lows, firstProbe.rtts);
+    for (const index of [0, 1, 2]) {
+      expect(agreeing.jointAim(index)).toBeGreaterThanOrEqual(0.55);
+      expect(agreeing.jointAim(index)).toBeLessThanOrEqual(0.6);
+    }
+    const split = new Ensemble([{ low: 0.5, high: 0.6 }, { low: 0.9, high: 1 }]);
+    for (const index of [0, 1]) split.update(index, firstProbe.interval, firstProbe.lows, firstProbe.rtts);
+    expect(split.jointAim(0)).toBeCloseTo(0.2 + 1 / 3, 2);
+  });
+});
+
+describe('posteriorQuantiles', () => {
+  it('multiplies servers: two servers with crossing noisy bounds meet in the middle, narrower than either', () => {
+    const noisy = { low: 0.4, high: 0.6 };
+    const one = posteriorQuantiles([{ lows: [0.497, 0.503 - 1], sigma: 0.004 }], noisy, [0.25, 0.75]);
+    const two = posteriorQuantiles(
+      [
+        { lows: [0.497, 0.503 - 1], sigma: 0.004 },
+        { lows: [0.499, 0.501 - 1], sigma: 0.004 },
+      ],
+      noisy,
+      [0.25, 0.5, 0.75],
+    );
+    expect(two[1]).toBeCloseTo(0.5, 3);
+    expect((two[2] ?? NaN) - (two[0] ?? NaN)).toBeLessThan((one[1] ?? NaN) - (one[0] ?? NaN));
+  });
+
+  it('is not dragged by one server of the majority that is a few ms out', () => {
+    // Three servers put theta at 0.300 (+-1 ms noise), a fourth at 0.306: all overlap the
+    // same hard interval, so Marzullo keeps all four; the joint median stays with the three.
+    const near = (centre: number): { lows: number[]; sigma: number } => ({ lows: [centre - 0.0005, centre + 0.0005 - 1], sigma: 0.0003 });
+    const [median] = posteriorQuantiles([near(0.3), near(0.3), near(0.3), near(0.306)], { low: 0.25, high: 0.35 }, [0.5]);
+    expect(Math.abs((median ?? NaN) - 0.3)).toBeLessThan(0.0001);
+  });
+
+  it('keeps its resolution when the posterior is far narrower than the support', () => {
+    // Sharp bounds 10 us apart inside a 1 s support: the median lands between them.
+    const [median] = posteriorQuantiles([{ lows: [0.30001, 0.30002 - 1], sigma: 1e-6 }], { low: 0, high: 1 }, [0.5]);
+    expect(median).toBeGreaterThan(0.30001);
+    expect(median).toBeLessThan(0.30002);
+    // Several servers, each as a mixture with a flat part over the whole support.
+    const sharp = { lows: [0.30001, 0.30002 - 1], sigma: 1e-6 };
+    const [joint] = posteriorQuantiles([sharp, sharp, sharp], { low: 0, high: 1 }, [0.5]);
+    expect(joint).toBeGreaterThan(0.30001);
+    expect(joint).toBeLessThan(0.30002);
+  });
+});
+
+describe('planTick and planProbes', () => {
+  const sharp: ServerState = { ...emptyServer(undefined), interval: { low: 0.3, high: 0.302 }, lows: [0.3, 0.302 - 1], rtts: [0.001, 0.001], lastTick: 100 };
+
+  it('aims one probe per later tick at the server\'s own estimate, early by the up-leg', () => {
+    const tick = planTick(sharp, 100.2, 1, 8);
+    expect(tick?.tick).toBe(101);
+    const [probe, ...rest] = planProbes(sharp, 101, undefined, 1, 8);
+    expect(rest).toEqual([]);
+    expect(probe?.kind).toBe('bisect');
+    expect(probe?.aim).toBeCloseTo(0.301, 3);
+    expect(probe?.sendAt).toBeCloseTo(101 - 0.301 - 0.0005, 3);
+  });
+
+  it('flanks the hard interval with verification probes beyond the noise in the last seconds, each side on an odd and an even request', () => {
+    const kinds = [3, 4, 5, 6, 7].map((aimed) => planProbes(sharp, 101, undefined, aimed, 8).map((probe) => probe.kind));
+    expect(kinds).toEqual([['bisect', 'verify-low'], ['verify-high', 'bisect'], ['bisect', 'verify-low'], ['verify-high', 'bisect', 'verify-low'], ['verify-high', 'bisect']]);
+    // Requests 3.. in order (0 is the unaimed first, 1 and 2 bisect): the checks just outside
+    // the interval (the last three seconds) ask each side on both parities.
+    const order = [5, 6, 7].flatMap((aimed) => planProbes(sharp, 101, undefined, aimed, 8).map((probe) => probe.kind));
+    const parities = (kind: string): number[] => [...new Set(order.flatMap((each, position) => (each === kind ? [(position + 7) % 2] : [])))].sort();
+    expect(parities('verify-low')).toEqual([0, 1]);
+    expect(parities('verify-high')).toEqual([0, 1]);
+    // Just outside the hard interval [0.3, 0.302], by more than the noise.
+    const [low] = planProbes(sharp, 101, undefined, 5, 8).filter((probe) => probe.kind === 'verify-low');
+    expect(low?.aim).toBeCloseTo(0.3 - 0.002, 4);
+    // Earlier seconds bisect only.
+    expect(planProbes(sharp, 101, undefined, 2, 8).map((probe) => probe.kind)).toEqual(['bisect']);
+  });
+
+  it('keeps the first checks near the aim where the interval is still wide', () => {
+    const wide: ServerState = { ...sharp, interval: { low: 0.2, high: 0.4 }, lows: [0.2, 0.4 - 1] };
+    const [low] = planProbes(wide, 101, 0.3, 3, 8).filter((probe) => probe.kind === 'verify-low');
+    expect(low?.aim).toBeCloseTo(0.29, 4);
+    const [edge] = planProbes(wide, 101, 0.3, 5, 8).filter((probe) => probe.kind === 'verify-low');
+    expect(edge?.aim).toBeCloseTo(0.198, 4);
+  });
+
+  it('leaves room in the tick for a verification probe above the estimate', () => {
+    // The bisecting probe alone would be sent 0.302 s + the up-leg (0.5 ms) before its tick,
+    // 3 ms ahead: 101 would do. The high probe is sent 2 ms earlier still: 101 is too near.
+    expect(planTick(sharp, 100.6935, 2, 8)?.tick).toBe(101);
+    expect(planTick(sharp, 100.6935, 6, 8)?.tick).toBe(102);
+  });
+});
