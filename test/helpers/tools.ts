@@ -1,7 +1,7 @@
 // Where the external programs of the end-to-end tests are, and the HTNTP_E2E rule:
 // with HTNTP_E2E=required (CI) a missing program FAILS the test; otherwise the test
 // skips and says why. Never a silent skip.
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { describe, it, type TestContext } from 'vitest';
 
@@ -16,7 +16,14 @@ export type ToolName =
   | 'ip'
   | 'cc'
   | 'stdbuf'
-  | 'setpriv'; // runs a feeder as nobody
+  | 'setpriv' // runs a feeder as nobody
+  | 'nginx'
+  | 'apache2'
+  | 'lighttpd'
+  | 'haproxy'
+  | 'squid'
+  | 'tinyproxy'
+  | 'libfaketime'; // the preload library that shifts a server's clock
 
 export const e2eRequired = process.env.HTNTP_E2E === 'required';
 
@@ -50,8 +57,27 @@ function onPath(name: string): string | undefined {
   return dirs.filter(Boolean).map((dir) => join(dir, name)).find(executable);
 }
 
+/** libfaketime.so.1 in the multiarch library directory (/usr/lib/<triplet>/faketime). */
+function findLibfaketime(): string | undefined {
+  const roots = ['/usr/lib', '/usr/local/lib'];
+  for (const root of roots) {
+    const direct = join(root, 'faketime', 'libfaketime.so.1');
+    if (existsSync(direct)) return direct;
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(root);
+    } catch {
+      continue;
+    }
+    const found = entries.map((entry) => join(root, entry, 'faketime', 'libfaketime.so.1')).find((path) => existsSync(path));
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
 /** The tool's absolute path, or undefined. */
 export function findTool(name: ToolName): string | undefined {
+  if (name === 'libfaketime') return findLibfaketime();
   const path = extracted[name];
   if (path !== undefined && executable(path)) return path;
   // ntpd only from the extraction: a system ntpd may be classic ntp, not ntpsec.
@@ -70,6 +96,13 @@ const installHint: Record<ToolName, string> = {
   cc: 'apt-get install build-essential',
   stdbuf: 'apt-get install coreutils',
   setpriv: 'apt-get install util-linux',
+  nginx: 'apt-get install nginx-light (or nginx)',
+  apache2: 'apt-get install apache2',
+  lighttpd: 'apt-get install lighttpd',
+  haproxy: 'apt-get install haproxy',
+  squid: 'apt-get install squid',
+  tinyproxy: 'apt-get install tinyproxy',
+  libfaketime: 'apt-get install faketime',
 };
 
 /** Tools a daemon needs beyond itself. ntpd runs as root in its own network namespace. */
@@ -77,6 +110,10 @@ const companions: Partial<Record<ToolName, ToolName[]>> = {
   ntpd: ['unshare', 'ip'],
   chronyd: ['chronyc'],
   ntpshmmon: ['stdbuf'],
+  // Every web server runs with its clock shifted.
+  nginx: ['libfaketime'],
+  apache2: ['libfaketime'],
+  lighttpd: ['libfaketime'],
 };
 
 /** Why these tools cannot be used here (undefined: all present). */
