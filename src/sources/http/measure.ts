@@ -12,7 +12,7 @@ import { parseHttpDate, utcYear } from './date.js';
 import { Ensemble } from './ensemble.js';
 import { asymmetrySigma, median, posteriorMedian, posteriorQuantiles } from './estimate.js';
 import { intersect, midpoint, probeInterval, selectMajority, symmetricLow, type Interval } from './interval.js';
-import { createDispatcher, probe } from './probe.js';
+import { createDispatcher, probe, ProbeFault } from './probe.js';
 import { serverUrl } from './servers.js';
 
 export const DEFAULT_PROBES = 8;
@@ -126,6 +126,7 @@ interface ServerOutcome {
 
 /** A failure as `kind: detail` (proxy credentials redacted). */
 export function failureReason(error: unknown): string {
+  if (error instanceof ProbeFault) return redactCredentials(`${error.kind}: ${error.message}`);
   if (!(error instanceof Error)) return `error: ${String(error)}`;
   const cause = error.cause instanceof Error ? (error.cause as NodeJS.ErrnoException) : undefined;
   const code = (error as NodeJS.ErrnoException).code ?? cause?.code ?? '';
