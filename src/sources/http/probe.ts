@@ -21,7 +21,7 @@ import type { Timespec } from '../../time.js';
 import { codedError } from '../../errors.js';
 
 export interface ConnectionOptions {
-  /** `host:port` or `http://[user:pass@]host:port` of an HTTP proxy (CONNECT for https). */
+  /** `host:port` or `http://[user:pass@]host:port` of an HTTP proxy (CONNECT for https, absolute form for http). */
   proxy?: string;
   /** Extra trusted CA certificates (PEM), added to Node's bundled roots. */
   ca?: string | Buffer;
@@ -73,8 +73,11 @@ const routes = new WeakMap<Dispatcher, ProxyRoute>();
 /** Servers that refused HEAD: probed with GET for one byte from then on. */
 const getInstead = new WeakSet<Dispatcher>();
 
-/** Errors of opening a connection: through a proxy, the connection is the proxy's. */
-const CONNECT_CODES = /^(ECONNREFUSED|ENOTFOUND|EAI_.*|EHOSTUNREACH|ENETUNREACH|ECONNRESET|ETIMEDOUT|UND_ERR_CONNECT_TIMEOUT|UND_ERR_SOCKET)$/;
+/**
+ * Errors of opening a connection: through a proxy, the connection is the proxy's. (A reset
+ * later may be the server's, passed on through a tunnel: not counted.)
+ */
+const CONNECT_CODES = /^(ECONNREFUSED|ENOTFOUND|EAI_.*|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|UND_ERR_CONNECT_TIMEOUT)$/;
 
 /** A body bigger than this (a server that ignores Range) ends the probe. */
 const MAX_BODY = 64 * 1024;
