@@ -4,12 +4,12 @@
 // proxies show: absolute form for http:// through a proxy, CONNECT for https://, the
 // proxy's failures named as the proxy's, HEAD refused, 1xx, 3xx, 5xx, and --json failures.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { measureOffset, type MeasurementResult } from '../../src/sources/http/measure.js';
-import { startHtntp } from '../helpers/process.js';
-import { describeE2e } from '../helpers/tools.js';
-import { startBalancer, startProxy, startWebServers, stopAll, type RealProcess, type RealProxy, type RealWebServer } from '../helpers/webservers.js';
-import { closeAll, startTimeServers, type TimeServer } from '../http/servers.js';
-import { makeTestPki, type TestPki } from '../http/tls.js';
+import { measureOffset, type MeasurementResult } from '../../../src/sources/http/measure.js';
+import { startHtntp } from '../../helpers/process.js';
+import { describeE2e } from '../../helpers/tools.js';
+import { startBalancer, startProxy, startWebServers, stopAll, type RealProcess, type RealProxy, type RealWebServer } from '../../helpers/webservers.js';
+import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
+import { makeTestPki, type TestPki } from '../../helpers/http/tls.js';
 
 const RUNS = 3;
 const PROBES = 6;
