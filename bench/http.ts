@@ -2,7 +2,7 @@
 // http: htpdate 1.3.7 has no TLS), at the same probes per server, for several true
 // offsets and three symmetric delays. Then 20 servers at once, and what undici's
 // first-byte hook gains over its head-complete hook and a raw socket. Loopback only;
-// every step has a deadline.
+// every step has a deadline. `real`: the same cases against Debian's real web servers.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -17,6 +17,9 @@ import { createDispatcher, probe } from '../src/sources/http/probe.js';
 import { carryInterval } from '../src/sources/http/source.js';
 import { diffSeconds, toSeconds } from '../src/time.js';
 import type { TimeServerConfig } from '../test/helpers/http/servers.js';
+import { startRelayProcess, type LegDelay, type RelayProcess } from '../test/helpers/relay.js';
+import { missingTools } from '../test/helpers/tools.js';
+import { startWebServers, stopAll, type WebServerKind } from '../test/helpers/webservers.js';
 
 const PROBES = 8;
 // Fractions spread over the second (htpdate's bisection and ours meet every phase).
@@ -59,7 +62,7 @@ interface Row {
 }
 
 /** With `steady`, a first measurement seeds the second's aim as a service 300 s later would. */
-async function runHtntp(urls: string[], probes: number, steady = false): Promise<Row> {
+async function runHtntp(urls: string[], probes: number, steady = false, labels?: readonly string[]): Promise<Row> {
   const priors = steady
     ? (await measureOffset(urls, { probes })).servers.map((server) =>
         server.low === null || server.high === null ? undefined : carryInterval({ low: server.low, high: server.high }, 300),
@@ -68,8 +71,14 @@ async function runHtntp(urls: string[], probes: number, steady = false): Promise
   const result = await measureOffset(urls, { probes, ...(priors ? { priors } : {}) });
   const errors = result.servers.map((server, index) => Math.abs((server.offset ?? NaN) - (OFFSETS[index] ?? NaN)));
   const bounds = result.servers.map((server) => server.error ?? NaN);
-  const inside = errors.filter((error, index) => error <= (bounds[index] ?? 0) + 1e-6).length;
-  return { tool: `htntp -p ${probes}${steady ? ' (2nd)' : ''}`, errors, wall: result.duration, note: `truth inside bound ${inside}/${errors.length}, median bound ±${(median(bounds) * 1000).toFixed(2)} ms` };
+  const outside = errors.flatMap((error, index) => (error <= (bounds[index] ?? 0) + 1e-6 ? [] : [labels?.[index] ?? `#${index}`]));
+  const named = labels && outside.length > 0 ? ` (outside: ${outside.join(', ')})` : '';
+  return {
+    tool: `htntp -p ${probes}${steady ? ' (2nd)' : ''}`,
+    errors,
+    wall: result.duration,
+    note: `truth inside bound ${errors.length - outside.length}/${errors.length}${named}, median bound ±${(median(bounds) * 1000).toFixed(2)} ms`,
+  };
 }
 
 async function runHtpdate(urls: string[], probes: number, truths: readonly number[] = OFFSETS): Promise<{ row: Row; offsets: number[] }> {
@@ -120,6 +129,24 @@ function htpdateCombined(offsets: number[]): number {
   return kept.reduce((sum, offset) => sum + offset, 0) / kept.length;
 }
 
+/**
+ * A cold measurement of servers sharing `truth`, then the aimed one it seeds as a service's
+ * next would be: each combined estimate's error into rows[0] and rows[1], and whether the
+ * truth was inside its bound into inside[0] and inside[1].
+ */
+async function coldAndAimed(urls: string[], truth: number, rows: Row[], inside: number[]): Promise<void> {
+  const cold = await measureOffset(urls, { probes: PROBES });
+  const priors = cold.servers.map((server) => (server.low === null || server.high === null ? undefined : carryInterval({ low: server.low, high: server.high }, 300)));
+  const aimed = await measureOffset(urls, { probes: PROBES, priors });
+  for (const [index, result] of [cold, aimed].entries()) {
+    const error = Math.abs((result.offset ?? NaN) - truth);
+    const row = rows[index] as Row;
+    row.errors.push(error);
+    row.wall = Math.max(row.wall, result.duration);
+    if (error <= (result.error ?? -1) + 1e-6) inside[index] = (inside[index] ?? 0) + 1;
+  }
+}
+
 async function sharedTruth(): Promise<void> {
   console.log(`servers sharing one time, the combined estimate (what is published), ${PROBES} probes, true offsets ${SHARED_TRUTHS.join(', ')} s:`);
   for (const { name, delay } of DELAYS) {
@@ -134,16 +161,7 @@ async function sharedTruth(): Promise<void> {
       for (const [run, truth] of SHARED_TRUTHS.entries()) {
         const served = await serve(Array.from({ length: count }, () => ({ offset: truth, ...(delay ? { delay } : {}) })));
         try {
-          const cold = await measureOffset(served.urls, { probes: PROBES });
-          const priors = cold.servers.map((server) => (server.low === null || server.high === null ? undefined : carryInterval({ low: server.low, high: server.high }, 300)));
-          const aimed = await measureOffset(served.urls, { probes: PROBES, priors });
-          for (const [index, result] of [cold, aimed].entries()) {
-            const error = Math.abs((result.offset ?? NaN) - truth);
-            const row = rows[index] as Row;
-            row.errors.push(error);
-            row.wall = Math.max(row.wall, result.duration);
-            if (error <= (result.error ?? -1) + 1e-6) inside[index] = (inside[index] ?? 0) + 1;
-          }
+          await coldAndAimed(served.urls, truth, rows, inside);
           if (count <= 3 && run < HTPDATE_TRUTHS) {
             const measured = await runHtpdate(served.urls, PROBES, Array.from({ length: count }, () => truth));
             htpdate.errors.push(Math.abs(htpdateCombined(measured.offsets) - truth));
@@ -277,8 +295,85 @@ async function firstByteTiming(): Promise<void> {
   }
 }
 
+// Debian's nginx, apache2 and lighttpd with clocks shifted by libfaketime, paths delayed by
+// a relay process each (up and down legs with jitter, as the Node servers' delays above).
+const REAL_KINDS: WebServerKind[] = ['nginx', 'apache2', 'lighttpd', 'nginx', 'apache2', 'lighttpd'];
+const REAL_SHARED_TRUTHS = SHARED_TRUTHS.slice(0, 3);
+
+interface RealSet {
+  urls: string[];
+  stop(): Promise<void>;
+}
+
+/** One real server per offset (kinds in turn), each behind its own delaying relay when `delay` is given. */
+async function realServers(offsets: readonly number[], delay: TimeServerConfig['delay']): Promise<RealSet> {
+  const servers = await startWebServers(offsets.map((offset, index) => ({ kind: REAL_KINDS[index % REAL_KINDS.length] as WebServerKind, offset })));
+  const relays: RelayProcess[] = [];
+  try {
+    if (delay) {
+      const leg = (ms: number): LegDelay => ({ ms, jitterMs: delay.jitter ?? 0 });
+      relays.push(...(await Promise.all(servers.map((server) => startRelayProcess({ targetPort: server.port, up: leg(delay.up), down: leg(delay.down) })))));
+    }
+  } catch (error) {
+    await Promise.all([stopAll(servers), ...relays.map((relay) => relay.close())]);
+    throw error;
+  }
+  return {
+    urls: delay ? relays.map((relay) => relay.url) : servers.map((server) => server.url),
+    stop: async () => {
+      await Promise.all([stopAll(servers), ...relays.map((relay) => relay.close())]);
+    },
+  };
+}
+
+async function realWorld(): Promise<void> {
+  const missing = missingTools(['nginx', 'apache2', 'lighttpd', 'htpdate']);
+  if (missing !== undefined) {
+    console.log(`real servers: skipped (${missing})`);
+    return;
+  }
+  const offsets = OFFSETS.slice(0, REAL_KINDS.length);
+  console.log(`real servers (${REAL_KINDS.join(', ')}; libfaketime clocks, relay-delayed paths), true offsets ${offsets.join(', ')} s, per server:`);
+  for (const { name, delay } of DELAYS) {
+    const set = await realServers(offsets, delay);
+    try {
+      console.log(`${name}:`);
+      const labels = offsets.map((_, index) => `${REAL_KINDS[index % REAL_KINDS.length] ?? ''}#${index}`);
+      printRow(await runHtntp(set.urls, PROBES, false, labels));
+      printRow(await runHtntp(set.urls, PROBES, true, labels));
+      printRow((await runHtpdate(set.urls, PROBES, offsets)).row);
+    } finally {
+      await set.stop();
+    }
+  }
+  console.log(`real servers sharing one time (${REAL_KINDS.length}: ${REAL_KINDS.join(', ')}), the combined estimate, true offsets ${REAL_SHARED_TRUTHS.join(', ')} s:`);
+  for (const { name, delay } of DELAYS) {
+    const rows: Row[] = [
+      { tool: `htntp ${REAL_KINDS.length} servers`, errors: [], wall: 0 },
+      { tool: `htntp ${REAL_KINDS.length} (2nd)`, errors: [], wall: 0 },
+      { tool: `htpdate ${REAL_KINDS.length} servers`, errors: [], wall: 0 },
+    ];
+    const inside = [0, 0];
+    for (const truth of REAL_SHARED_TRUTHS) {
+      const set = await realServers(REAL_KINDS.map(() => truth), delay);
+      try {
+        await coldAndAimed(set.urls, truth, rows, inside);
+        const measured = await runHtpdate(set.urls, PROBES, REAL_KINDS.map(() => truth));
+        const htpdate = rows[2] as Row;
+        htpdate.errors.push(Math.abs(htpdateCombined(measured.offsets) - truth));
+        htpdate.wall = Math.max(htpdate.wall, measured.row.wall);
+      } finally {
+        await set.stop();
+      }
+    }
+    console.log(`${name}:`);
+    rows.slice(0, 2).forEach((row, index) => printRow({ ...row, note: `truth inside bound ${inside[index]}/${row.errors.length}` }));
+    printRow({ ...(rows[2] as Row), note: 'its combining rule, unhalved' });
+  }
+}
+
 // `npm run bench:http -- shared` (or any section names) runs just those sections.
-const sections: Record<string, () => Promise<void>> = { comparison, shared: sharedTruth, floor: oracleFloor, twenty: twentyServers, timing: firstByteTiming };
+const sections: Record<string, () => Promise<void>> = { comparison, shared: sharedTruth, floor: oracleFloor, twenty: twentyServers, timing: firstByteTiming, real: realWorld };
 const chosen = process.argv.slice(2);
 for (const [name, section] of Object.entries(sections)) {
   if (chosen.length === 0 || chosen.includes(name)) await section();

@@ -1,5 +1,5 @@
 // Commander wiring only: each command's logic lives in commands/<name>.ts.
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { registerConfig } from './commands/config.js';
 import { registerFixed } from './commands/fixed.js';
@@ -24,6 +24,38 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** `--json` among the options (before a `--`): then every outcome is one JSON object on stdout. */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
+}
+
+/** A failure as the one JSON object of a --json run: why, Node's code, the exit code. */
+export function failureObject(error: unknown, exitCode: number): { reason: string; code: string | null; exitCode: number } {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return { reason: message.replace(/^error: /, ''), code: typeof code === 'string' ? code : null, exitCode };
+}
+
 export async function main(argv: string[] = process.argv): Promise<void> {
-  await buildProgram().parseAsync(argv);
+  const program = buildProgram();
+  if (!wantsJson(argv)) {
+    await program.parseAsync(argv);
+    return;
+  }
+  // Bad options too: commander throws instead of exiting, and the failure is printed as JSON.
+  for (const command of [program, ...program.commands]) command.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError && (error.code === 'commander.helpDisplayed' || error.code === 'commander.version')) {
+      process.exitCode = error.exitCode;
+      return;
+    }
+    const exitCode = error instanceof CommanderError ? error.exitCode || 1 : 1;
+    // Commander has already said it on stderr; anything else is said here, as without --json.
+    if (!(error instanceof CommanderError)) process.stderr.write(`htntp: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stdout.write(`${JSON.stringify(failureObject(error, exitCode))}\n`);
+    process.exitCode = exitCode;
+  }
 }

@@ -99,13 +99,13 @@ const installHint: Record<ToolName, string> = {
   cc: 'apt-get install build-essential',
   stdbuf: 'apt-get install coreutils',
   setpriv: 'apt-get install util-linux',
-  nginx: 'apt-get install nginx',
+  nginx: 'apt-get install nginx-light (or nginx)',
   apache2: 'apt-get install apache2',
   lighttpd: 'apt-get install lighttpd',
   haproxy: 'apt-get install haproxy',
   squid: 'apt-get install squid',
   tinyproxy: 'apt-get install tinyproxy',
-  libfaketime: 'apt-get install libfaketime',
+  libfaketime: 'apt-get install faketime',
 };
 
 /** Tools a daemon needs beyond itself. ntpd runs as root in its own network namespace. */

@@ -34,6 +34,10 @@ export interface ClockOptions {
 export interface WebServerOptions extends ClockOptions {
   /** Sent as `X-Clock` on every answer (which server answered, through a balancer). */
   label?: string;
+  /** nginx only: every answer has this status (a 3xx goes to /elsewhere). */
+  status?: number;
+  /** nginx only: HEAD is answered with this status, GET as usual. */
+  refuseHead?: 405 | 501;
 }
 
 export interface RealProcess {
@@ -55,6 +59,8 @@ export interface RealWebServer extends RealProcess {
   readonly offset: number;
   /** Moves the clock to `offset` at once (steppable servers only). */
   step(offset: number): Promise<void>;
+  /** nginx: `METHOD STATUS` of every request so far. */
+  requests(): Promise<string[]>;
 }
 
 export interface RealBalancer extends RealProcess {
@@ -185,7 +191,17 @@ function stopper(child: RunningProcess, dir: TempDir): () => Promise<void> {
   };
 }
 
-function nginxConfig(dir: string, port: number, label: string): string {
+function nginxLocation(options: WebServerOptions): string {
+  const lines: string[] = [];
+  if (options.refuseHead !== undefined) lines.push(`if ($request_method = HEAD) { return ${options.refuseHead}; }`);
+  if (options.status !== undefined) {
+    if (!Number.isInteger(options.status) || options.status < 200 || options.status > 599) throw new RangeError(`status must be 200..599, got ${options.status}`);
+    lines.push(options.status >= 300 && options.status < 400 ? `return ${options.status} /elsewhere;` : `return ${options.status};`);
+  }
+  return lines.length === 0 ? '' : `location / { ${lines.join(' ')} }`;
+}
+
+function nginxConfig(dir: string, port: number, label: string, location = ''): string {
   return `daemon off;
 master_process on;
 worker_processes 1;
@@ -196,7 +212,8 @@ error_log stderr warn;
 env FAKETIME; env LD_PRELOAD; env DONT_FAKE_MONOTONIC; env FAKETIME_TIMESTAMP_FILE; env FAKETIME_NO_CACHE;
 events { worker_connections 256; }
 http {
-  access_log off;
+  log_format requests '$request_method $status';
+  access_log ${dir}/access.log requests;
   client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp; fastcgi_temp_path ${dir}/tmp;
   uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp;
   keepalive_timeout 60s;
@@ -205,6 +222,7 @@ http {
     listen 127.0.0.1:${port};
     root ${dir}/www;
     add_header X-Clock ${label} always;
+    ${location}
   }
 }
 `;
@@ -283,6 +301,7 @@ let labels = 0;
 /** A real web server on 127.0.0.1 whose clock is `offset` seconds off. */
 export async function startWebServer(kind: WebServerKind, options: WebServerOptions = {}): Promise<RealWebServer> {
   const { offset: initial = 0, steppable = false } = options;
+  if (kind !== 'nginx' && (options.status !== undefined || options.refuseHead !== undefined)) throw new TypeError('status and refuseHead are for nginx only');
   labels += 1;
   const label = options.label ?? `${kind}-${labels}`;
   const dir = await privateDir(kind);
@@ -294,7 +313,7 @@ export async function startWebServer(kind: WebServerKind, options: WebServerOpti
     switch (kind) {
       case 'nginx':
         await mkdir(join(dir.path, 'tmp'), { recursive: true });
-        await writeFile(conf, nginxConfig(dir.path, port, label));
+        await writeFile(conf, nginxConfig(dir.path, port, label, nginxLocation(options)));
         return { command: tool('nginx'), args: ['-p', dir.path, '-c', conf, '-e', 'stderr'], env };
       case 'apache2':
         await writeFile(conf, apacheConfig(dir.path, port, label));
@@ -320,6 +339,11 @@ export async function startWebServer(kind: WebServerKind, options: WebServerOpti
       if (clockFile === undefined) throw new Error(`${label} was not started steppable`);
       await writeAtomically(clockFile, `${fakeTimeSpec(next)}\n`);
       offset = next;
+    },
+    async requests() {
+      if (kind !== 'nginx') throw new Error('requests() is for nginx only');
+      const log = await readFile(join(dir.path, 'access.log'), 'utf8').catch(() => '');
+      return log.split('\n').filter(Boolean);
     },
     stop: stopper(child, dir),
   };

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { Logger } from '../../log.js';
 import { diffSeconds } from '../../time.js';
+import { codedError, invalidArgValue } from '../../errors.js';
 import { DEFAULT_PROBES, MAX_PROBES, measureOffset, type MeasureOptions, type MeasurementResult } from '../../sources/http/measure.js';
 import { HttpSource } from '../../sources/http/source.js';
 import { DEFAULT_SERVERS, serverUrl } from '../../sources/http/servers.js';
@@ -30,12 +31,25 @@ export interface HttpRun {
   published?: number;
 }
 
+/** The --ca file's certificates; a file that cannot be read or holds none fails before anything starts. */
+export function readCa(path: string): Buffer {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(path);
+  } catch (error) {
+    const failure = error as NodeJS.ErrnoException;
+    throw codedError(`--ca ${path}: ${failure.message}`, failure.code ?? 'ERR_CA_UNREADABLE', { errno: failure.errno, syscall: failure.syscall, path }, error);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw invalidArgValue(`--ca ${path}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file`);
+  return pem;
+}
+
 function measureOptions(options: HttpOptions): Omit<MeasureOptions, 'logger' | 'signal'> {
   return {
     probes: options.probes,
     ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
     ...(options.proxy === undefined ? {} : { proxy: options.proxy }),
-    ...(options.ca === undefined ? {} : { ca: readFileSync(options.ca) }),
+    ...(options.ca === undefined ? {} : { ca: readCa(options.ca) }),
   };
 }
 
@@ -59,6 +73,7 @@ export function formatMeasurement(result: MeasurementResult): string {
 export async function runHttp(serverArgs: readonly string[], options: HttpOptions, signal?: AbortSignal): Promise<HttpRun> {
   const servers = serverArgs.length > 0 ? serverArgs : DEFAULT_SERVERS;
   servers.forEach(serverUrl); // bad arguments fail before anything starts
+  if (options.ca !== undefined) readCa(options.ca);
   if (options.json) options.logFormat = 'json';
   if (options.once && options.dryRun) {
     const logger = serviceLogger(options);
@@ -113,11 +128,11 @@ export function registerHttp(program: Command): void {
     .option('--interval <seconds>', 'seconds between measurements', numberOption('interval', 1, 86_400), 300)
     .option('-p, --probes <n>', 'probes per server per measurement', integerOption('probes', 1, MAX_PROBES), DEFAULT_PROBES)
     .option('--timeout <seconds>', 'deadline of one measurement (default probes + 5)', numberOption('timeout', 0.1, 3600))
-    .option('--proxy <host:port>', 'HTTP proxy (CONNECT for https); default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY')
+    .option('--proxy <host:port>', 'HTTP proxy (CONNECT for https, absolute-form requests for http); default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY')
     .option('--ca <file>', 'PEM file of extra CA certificates to trust')
     .option('--once', 'one measurement: publish its samples until it expires (2 x interval), then exit')
     .option('-n, --dry-run', 'never touch the segment (with --once: print the measurement)')
-    .option('--json', 'machine-readable output: with --once --dry-run one JSON object; logs as JSON');
+    .option('--json', 'machine-readable output: with --once --dry-run one JSON object (a failure too: {reason, code, exitCode}); logs as JSON');
   addServiceOptions(command, { unit: 2 }).action(async (servers: string[], options: HttpOptions) => {
     const run = await runHttp(servers, options);
     if (!options.dryRun && options.json) process.stdout.write(`${JSON.stringify({ published: run.published ?? 0, exitCode: run.exitCode })}\n`);

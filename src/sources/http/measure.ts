@@ -14,7 +14,7 @@ import { parseHttpDate, utcYear } from './date.js';
 import { DATE_LAG, errorAround, type Interval } from './interval.js';
 import { emptyServer, observe, planProbes, planTeam, planTick, type PlannedProbe, type ServerState, type TeamPlan } from './plan.js';
 import { conclude, conclusionError, type ServerEvidence, type ServerStatus } from './posterior.js';
-import { createDispatcher, probe, PROXY_ENV } from './probe.js';
+import { createDispatcher, probe, ProbeFault, PROXY_ENV } from './probe.js';
 import { serverUrl } from './servers.js';
 
 export type { ServerStatus } from './posterior.js';
@@ -98,6 +98,7 @@ export interface Measurement {
 
 /** A failure as `kind: detail` (proxy credentials redacted). */
 export function failureReason(error: unknown): string {
+  if (error instanceof ProbeFault) return redactCredentials(`${error.kind}: ${error.message}`);
   if (!(error instanceof Error)) return `error: ${String(error)}`;
   const cause = error.cause instanceof Error ? (error.cause as NodeJS.ErrnoException) : undefined;
   const code = (error as NodeJS.ErrnoException).code ?? cause?.code ?? '';

@@ -29,7 +29,9 @@ export type Fault =
   | 'slow-headers' // response head one byte per 300 ms
   | 'huge-headers' // 64 KiB of headers
   | 'garbage' // not HTTP at all
-  | 'reset'; // RST on the request
+  | 'reset' // RST on the request
+  | 'continue' // an unasked-for 100 Continue before the answer
+  | 'early-hints'; // 103 Early Hints, then the answer 50 ms later
 
 export interface TimeServerConfig {
   /** server clock - true clock, seconds (may be fractional) */
@@ -104,6 +106,11 @@ export async function startTimeServer(config: TimeServerConfig = {}): Promise<Ti
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const backend = split ? (split[state.requests % split.length] ?? 0) : offset;
     state.requests += 1;
+    if (fault === 'continue') response.writeContinue();
+    if (fault === 'early-hints') {
+      response.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+      await sleep(50);
+    }
     if (delay) await sleep(legDelay(delay.up, delay.jitter ?? 0));
     const stamp = addSeconds(realtime(), backend - (state.requests % 2 === 0 ? stale : 0)).sec;
     if (fault === 'frozen') frozen ??= stamp;

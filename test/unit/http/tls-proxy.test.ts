@@ -1,6 +1,6 @@
 // Certificates are verified (a throwaway CA trusted only when asked), and proxies work:
-// --proxy (CONNECT for https) and HTTPS_PROXY/HTTP_PROXY with credentials that never
-// appear in a result or a log line.
+// --proxy (CONNECT for https, absolute-form requests for http) and HTTPS_PROXY/HTTP_PROXY
+// with credentials that never appear in a result or a log line.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/log.js';
 import { measureOffset } from '../../../src/sources/http/measure.js';
@@ -46,13 +46,15 @@ describe('TLS', () => {
 });
 
 describe('proxy', () => {
-  it('tunnels https and http through --proxy host:port', async () => {
+  it('tunnels https and sends http in absolute form through --proxy host:port', async () => {
     const connectsBefore = proxy.connects;
+    const forwardsBefore = proxy.forwards;
     const result = await measureOffset([httpsUrl(), httpUrl()], { probes: 4, ca: pki.ca, proxy: proxy.uri });
     expect(result.servers.map((server) => server.status)).toEqual(['ok', 'ok']);
     expect(Math.abs((result.offset ?? NaN) - TRUTH)).toBeLessThanOrEqual((result.error ?? NaN) + 1e-6);
-    // One keep-alive tunnel per server, not one per probe.
-    expect(proxy.connects - connectsBefore).toBe(2);
+    // One keep-alive tunnel for the https server, not one per probe; plain http is forwarded per request.
+    expect(proxy.connects - connectsBefore).toBe(1);
+    expect(proxy.forwards - forwardsBefore).toBe(result.servers[1]?.probes);
   });
 
   it('takes HTTPS_PROXY with credentials and never shows them', async () => {

@@ -5,11 +5,11 @@
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, expect, it } from 'vitest';
-import { realtime } from '../../src/clock.js';
-import { parseHttpDate } from '../../src/sources/http/date.js';
-import { diffSeconds, toSeconds } from '../../src/time.js';
-import { startRelay, type Relay } from '../helpers/relay.js';
-import { describeE2e } from '../helpers/tools.js';
+import { realtime } from '../../../src/clock.js';
+import { parseHttpDate } from '../../../src/sources/http/date.js';
+import { diffSeconds, toSeconds } from '../../../src/time.js';
+import { startRelay, type Relay } from '../../helpers/relay.js';
+import { describeE2e } from '../../helpers/tools.js';
 import {
   openHeadConnection,
   startBalancer,
@@ -19,7 +19,7 @@ import {
   stopAll,
   type HeadAnswer,
   type RealProcess,
-} from '../helpers/webservers.js';
+} from '../../helpers/webservers.js';
 
 /** A Date may be stamped this much before the request was sent (a cached stamp of the loop turn). */
 const STAMP_SLACK = 0.002;
