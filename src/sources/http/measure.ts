@@ -130,6 +130,9 @@ export async function waitUntil(clock: Clock, target: number, signal: AbortSigna
 
 class ServerFailure extends Error {}
 
+const isStaleConnection = (error: unknown): boolean =>
+  error instanceof Error && !(error instanceof ProbeFault) && /^(UND_ERR_SOCKET|ECONNRESET|EPIPE)$/.test((error as NodeJS.ErrnoException).code ?? '');
+
 /**
  * The servers' state while they are probed: each server replaces its own entry after an
  * answer; the team's plan is worked out once per state and shared by all servers.
@@ -190,7 +193,13 @@ async function measureServer({ index, url, dispatcher, probes, progress, clock, 
   const outcome = (failure: string | null): ServerOutcome => ({ rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, verifications, failure });
   const send = async (planned: PlannedProbe | undefined): Promise<void> => {
     if (planned) await waitUntil(clock, planned.sendAt, signal);
-    const response = await probe(dispatcher, url, clock);
+    const response = await probe(dispatcher, url, clock).catch((error: unknown) => {
+      // A kept-alive connection the other side closed as this request went out (a proxy
+      // closing after each answer, with verification probes close behind): HEAD is
+      // idempotent, so once more on a fresh connection, timed afresh.
+      if (signal.aborted || !isStaleConnection(error)) throw error;
+      return probe(dispatcher, url, clock);
+    });
     rtt = Math.min(rtt, diffSeconds(response.receiveTime, response.sendTime));
     if (response.age !== undefined) throw new ServerFailure(`cached: response carries Age: ${response.age}`);
     if (response.date === undefined) throw new ServerFailure(`no Date header (status ${response.statusCode})`);
