@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import { monotonicRaw, realtime } from '../src/clock.js';
 import { ServerClock, type ServerClockUpdate } from '../src/server-clock/server-clock.js';
-import { median } from '../src/sources/http/estimate.js';
+import { median } from '../src/sources/http/posterior.js';
 import { measureOffset } from '../src/sources/http/measure.js';
 import { diffSeconds } from '../src/time.js';
 import type { TimeServerConfig } from '../test/helpers/http/servers.js';

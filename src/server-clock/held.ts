@@ -3,7 +3,7 @@
 // does not move when the local realtime clock is stepped or slewed, only with the raw
 // oscillator's drift, so an interval measured once stays true, widened with age.
 import { diffSeconds, type Timespec } from '../time.js';
-import { intersect, selectMajority, type Interval } from '../sources/http/interval.js';
+import { intersect, select, type Interval } from '../sources/http/interval.js';
 
 /**
  * How far a Date cache refreshed on a timer may lag the second it names (lighttpd refreshes
@@ -49,35 +49,15 @@ export interface HeldSelection {
   candidates: number;
 }
 
-/** The span of the points covered by at least `covering` of `intervals`. */
-function coveredSpan(intervals: readonly Interval[], covering: number): Interval | undefined {
-  const edges = intervals.flatMap((interval) => [
-    { at: interval.low, step: 1 },
-    { at: interval.high, step: -1 },
-  ]);
-  // Starts before ends at the same point: touching intervals agree.
-  edges.sort((x, y) => x.at - y.at || y.step - x.step);
-  let low: number | undefined;
-  let high: number | undefined;
-  let count = 0;
-  for (const edge of edges) {
-    if (edge.step === -1 && count >= covering) high = edge.at;
-    count += edge.step;
-    if (edge.step === 1 && count >= covering) low ??= edge.at;
-  }
-  return low === undefined || high === undefined ? undefined : { low, high };
-}
-
-/** Every server's interval carried to `now`, then Marzullo's majority, as `htntp http` selects. */
+/** Every server's interval carried to `now`, then clock selection as `htntp http` selects. */
 export function selectHeld(intervals: readonly (HeldInterval | undefined)[], now: Timespec, drift: number): HeldSelection | undefined {
   const candidates = intervals.flatMap((held, index) => (held ? [{ index, interval: carry(held, now, drift) }] : []));
   const carried = candidates.map((candidate) => candidate.interval);
-  const selection = selectMajority(carried);
-  const span = coveredSpan(carried, carried.length === 2 ? 1 : Math.floor(carried.length / 2) + 1);
-  if (selection === undefined || span === undefined) return undefined;
+  const selection = select(carried);
+  if (selection === undefined) return undefined;
   return {
-    interval: { ...span, at: now },
-    core: selection.interval,
+    interval: { ...selection.bound, at: now },
+    core: selection.core,
     truechimers: selection.truechimers.map((position) => candidates[position]?.index ?? -1),
     candidates: candidates.length,
   };

@@ -4,7 +4,7 @@
 // so phi = server - u lies in [T - b, T + resolution - a]. A round's calls are combined by
 // Marzullo's majority like HTTP probes: a stale or wrong answer is a falseticker.
 import type { Clock } from '../clock.js';
-import { selectMajority, type Interval } from '../sources/http/interval.js';
+import { select, type Interval } from '../sources/http/interval.js';
 import { codedError, withCode } from '../errors.js';
 import { diffSeconds, fromSeconds } from '../time.js';
 
@@ -87,13 +87,13 @@ export async function providerRound(provider: TimeProvider, options: ProviderRou
       lastError = error;
       continue;
     }
-    const common = selectMajority(intervals);
+    const common = select(intervals);
     // Three agreeing answers at least: one alone cannot be told from a falseticker.
-    if (common && intervals.length >= 3 && common.truechimers.length === intervals.length && (common.interval.high - common.interval.low) / 2 <= options.target) break;
+    if (common && intervals.length >= 3 && common.truechimers.length === intervals.length && (common.bound.high - common.bound.low) / 2 <= options.target) break;
   }
-  const selection = selectMajority(intervals);
+  const selection = select(intervals);
   return {
-    interval: selection?.interval,
+    interval: selection?.bound,
     answered: intervals.length,
     failed,
     falsetickers: selection ? intervals.length - selection.truechimers.length : 0,

@@ -7,9 +7,9 @@ import type { Dispatcher } from 'undici';
 import type { Clock } from '../clock.js';
 import { silentLogger, type Logger } from '../log.js';
 import { parseHttpDate, utcYear } from '../sources/http/date.js';
-import { median } from '../sources/http/estimate.js';
+import { median } from '../sources/http/posterior.js';
 import { intersect, probeInterval, type Interval } from '../sources/http/interval.js';
-import { DATE_STALENESS, failureReason, waitUntil } from '../sources/http/measure.js';
+import { failureReason, waitUntil } from '../sources/http/measure.js';
 import { createDispatcher, probe, type ProbeResponse } from '../sources/http/probe.js';
 import { diffSeconds, toSeconds } from '../time.js';
 
@@ -157,7 +157,7 @@ export class DateSweep {
     if (response.date === undefined) return this.#fail(`no Date header (status ${response.statusCode})`);
     const date = parseHttpDate(response.date, utcYear(response.sendTime.sec));
     if (date === undefined) return this.#fail(`unparseable Date: ${JSON.stringify(response.date.slice(0, 64))}`);
-    const bounds = probeInterval(date.seconds, response.sendTime, response.receiveTime, DATE_STALENESS);
+    const bounds = probeInterval(date.seconds, response.sendTime, response.receiveTime);
     const narrowed = this.#interval === undefined ? bounds : intersect(this.#interval, bounds);
     if (narrowed === undefined) {
       return this.#fail(`Date intervals do not intersect after ${this.answered + 1} probes: not one clock (load balancer backends), a frozen Date or a clock step`);

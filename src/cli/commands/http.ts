@@ -65,6 +65,7 @@ export function formatMeasurement(result: MeasurementResult): string {
       ? `no estimate: ${result.reason ?? ''}`
       : `offset ${ms(result.offset)} ± ${ms(result.error)} (server - local; ${result.survivors} of ${result.servers.length} servers agree)`,
   );
+  if (result.caveat) lines.push(`bound widened: ${result.caveat}`);
   return `${lines.join('\n')}\n`;
 }
 

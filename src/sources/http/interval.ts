@@ -1,6 +1,9 @@
-// The arithmetic of Date probes: one probe's hard bounds on theta (server clock - local
-// clock), their intersection per server, and Marzullo's selection across servers.
-import { addSeconds, diffSeconds, type Timespec } from '../../time.js';
+// The safety argument, and nothing else: what one probe proves about theta (server clock
+// - local clock), when a server's probes cannot all come from one clock, and which region
+// holds the truth when more than half of the servers are honest. Every published bound is
+// made here; nothing in this file estimates (posterior.ts does). docs/http-estimator.md
+// states the assumptions and the proof.
+import { diffSeconds, type Timespec } from '../../time.js';
 
 /** theta lies in [low, high] (seconds). */
 export interface Interval {
@@ -9,23 +12,27 @@ export interface Interval {
 }
 
 /**
- * One probe: sent at local `sendTime`, first byte at `receiveTime`, server stamped Date
- * second `dateSeconds` somewhere in between, so D - b < theta < D + 1 - a. A server that
- * caches its Date string (nginx per event-loop turn, Node per second on a timer) may hand
- * out the previous second for `staleness` seconds after its tick: that widens the top.
+ * How long after its tick a server may still send the previous second's cached Date (nginx
+ * caches per event-loop turn, Node per second on a timer, seen 1 ms late on an idle
+ * loopback): part of what "an honest server" means (assumption A1).
  */
-export function probeInterval(dateSeconds: number, sendTime: Timespec, receiveTime: Timespec, staleness = 0): Interval {
-  const stamp = { sec: dateSeconds, nsec: 0 };
-  return { low: diffSeconds(stamp, receiveTime), high: diffSeconds(stamp, sendTime) + 1 + staleness };
-}
+export const DATE_STALENESS = 0.002;
 
 /**
- * The same probe's lower bound with the stamp taken at the middle of its round trip
- * (symmetric legs), its upper bound one second above: not hard, but what the estimate is
- * made of (estimate.ts).
+ * How far a Date cache refreshed on a timer may lag the second it names (lighttpd
+ * refreshes on its monotonic clock's second: any lag in [0, 1) s). A bound from one server
+ * alone must leave room for it above.
  */
-export function symmetricLow(dateSeconds: number, sendTime: Timespec, receiveTime: Timespec): number {
-  return diffSeconds({ sec: dateSeconds, nsec: 0 }, addSeconds(sendTime, diffSeconds(receiveTime, sendTime) / 2));
+export const DATE_LAG = 1;
+
+/**
+ * One probe: sent at local `sendTime`, first byte at `receiveTime`, server stamped Date
+ * second `dateSeconds` somewhere in between, so D - b < theta < D + 1 - a, the top widened
+ * by `staleness` for a Date string cached past its tick.
+ */
+export function probeInterval(dateSeconds: number, sendTime: Timespec, receiveTime: Timespec, staleness = DATE_STALENESS): Interval {
+  const stamp = { sec: dateSeconds, nsec: 0 };
+  return { low: diffSeconds(stamp, receiveTime), high: diffSeconds(stamp, sendTime) + 1 + staleness };
 }
 
 /** The common part of two intervals, or undefined when they do not meet. */
@@ -35,44 +42,130 @@ export function intersect(a: Interval, b: Interval): Interval | undefined {
   return low <= high ? { low, high } : undefined;
 }
 
+/** The common part of all of `intervals` (undefined for none, or when they do not all meet). */
+export function intersectAll(intervals: readonly Interval[]): Interval | undefined {
+  const [first, ...rest] = intervals;
+  return rest.reduce<Interval | undefined>((shared, interval) => shared && intersect(shared, interval), first);
+}
+
 export const midpoint = (interval: Interval): number => (interval.low + interval.high) / 2;
 
+export const width = (interval: Interval): number => interval.high - interval.low;
+
+/** The half-width around `offset` that still covers all of `interval`. */
+export const errorAround = (offset: number, interval: Interval): number => Math.max(offset - interval.low, interval.high - offset);
+
+/** One server's probes so far, each with its Date second. */
+export interface ProbeBounds extends Interval {
+  dateSeconds: number;
+}
+
+/** What a server's probes prove: its interval, or why they cannot come from one steady clock. */
+export type ServerBounds = { interval: Interval; fault?: undefined } | { interval?: undefined; fault: string };
+
+const ms = (seconds: number): string => `${(seconds * 1000).toFixed(1)} ms`;
+
+/**
+ * The intersection of a server's probe intervals. An honest one-clock server's probes all
+ * contain its theta, so they always meet; when they do not, the reason is named: a Date
+ * that stopped advancing, a clock that stepped (the probes before and after a point agree
+ * among themselves, and not with strictly alternating answers), or several clocks.
+ */
+export function serverBounds(probes: readonly ProbeBounds[]): ServerBounds {
+  const interval = intersectAll(probes);
+  if (interval !== undefined) return { interval };
+  const last = probes[probes.length - 1];
+  let sameSince = probes.length - 1;
+  while (last && sameSince > 0 && probes[sameSince - 1]?.dateSeconds === last.dateSeconds) sameSince -= 1;
+  const firstSame = probes[sameSince];
+  // The same Date second although the last probe was sent more than a second (and the
+  // staleness allowance) after the first of them was answered: its interval lies wholly below.
+  if (last && firstSame && firstSame !== last && last.high < firstSame.low) {
+    return { fault: `Date does not advance with local time (stuck at second ${last.dateSeconds}): a cached or frozen Date, or a clock stepped back` };
+  }
+  const split = stepPoint(probes);
+  if (split !== undefined) {
+    return { fault: `clock stepped by about ${ms(split.by)} between probes ${split.at} and ${split.at + 1}: the Date intervals before and after do not meet` };
+  }
+  const even = intersectAll(probes.filter((_, index) => index % 2 === 0));
+  const odd = intersectAll(probes.filter((_, index) => index % 2 === 1));
+  const apart = even && odd && probes.length >= 4 ? `, answers alternate between clocks about ${ms(Math.abs(midpoint(odd) - midpoint(even)))} apart` : '';
+  return { fault: `not one clock: Date intervals do not meet after ${probes.length} probes (a load balancer over backends whose clocks differ${apart})` };
+}
+
+/**
+ * Where a server's probes split into a run before and a run after (two or more each) that
+ * each meet, the answers not merely alternating between two clocks; with the step's size.
+ */
+function stepPoint(probes: readonly ProbeBounds[]): { at: number; by: number } | undefined {
+  const alternating = intersectAll(probes.filter((_, index) => index % 2 === 0)) && intersectAll(probes.filter((_, index) => index % 2 === 1));
+  if (alternating && probes.length >= 4) return undefined;
+  for (let at = probes.length - 2; at >= 2; at -= 1) {
+    const earlier = intersectAll(probes.slice(0, at));
+    const later = intersectAll(probes.slice(at));
+    if (earlier && later && !intersect(earlier, later)) return { at, by: midpoint(later) - midpoint(earlier) };
+  }
+  return undefined;
+}
+
 export interface Selection {
-  /** The region every truechimer contains. */
-  interval: Interval;
-  /** Indexes (into the input) of the servers that contain it. */
+  /**
+   * Every point covered by more than half of the intervals lies in here: it holds the
+   * truth whenever more than half of the servers are honest, whichever they are (of two
+   * servers that meet, every point either covers: it holds the truth if one is honest).
+   */
+  bound: Interval;
+  /** The region covered by the most intervals (Marzullo's): where the estimate is made. */
+  core: Interval;
+  /** Indexes (into the input) of the intervals that contain the core. */
   truechimers: number[];
 }
 
 /**
- * Marzullo's algorithm (NTP's clock selection without the distance weighting): the
- * region covered by the most intervals. It decides only with a majority (more than
- * half of `intervals`); otherwise undefined. Equal counts in disjoint regions: the
- * narrowest region wins.
+ * Clock selection over servers' hard intervals (NTP's intersection algorithm with the
+ * largest tolerated number of falsetickers, fewer than half). Without a region covered by
+ * more than half of `intervals`: undefined. Touching intervals agree. Equal counts in
+ * disjoint regions: the core is the narrowest (the bound spans them all).
  */
-export function selectMajority(intervals: readonly Interval[]): Selection | undefined {
+export function select(intervals: readonly Interval[]): Selection | undefined {
   const edges = intervals.flatMap((interval) => [
     { at: interval.low, step: 1 },
     { at: interval.high, step: -1 },
   ]);
   // Starts before ends at the same point: touching intervals agree.
   edges.sort((x, y) => x.at - y.at || y.step - x.step);
-  let best: Interval | undefined;
-  let bestCount = 0;
+  const majority = Math.floor(intervals.length / 2) + 1;
+  // Two servers that meet: either may be the faulty one, so the bound spans both.
+  const covering = intervals.length === 2 ? 1 : majority;
+  let core: Interval | undefined;
+  let coreCount = 0;
+  let boundLow: number | undefined;
+  let boundHigh: number | undefined;
   let count = 0;
   edges.forEach((edge, index) => {
+    const before = count;
     count += edge.step;
+    if (edge.step === 1 && count >= covering && boundLow === undefined) boundLow = edge.at;
+    if (edge.step === -1 && before >= covering) boundHigh = edge.at;
     const next = edges[index + 1];
     if (edge.step !== 1 || next === undefined) return;
     const region = { low: edge.at, high: next.at };
-    const narrower = best !== undefined && region.high - region.low < best.high - best.low;
-    if (count > bestCount || (count === bestCount && narrower)) {
-      bestCount = count;
-      best = region;
+    if (count > coreCount || (count === coreCount && core !== undefined && width(region) < width(core))) {
+      coreCount = count;
+      core = region;
     }
   });
-  if (best === undefined || bestCount * 2 <= intervals.length) return undefined;
-  const region = best;
+  if (core === undefined || coreCount < majority || boundLow === undefined || boundHigh === undefined) return undefined;
+  const region = core;
   const truechimers = intervals.flatMap((interval, index) => (interval.low <= region.low && interval.high >= region.high ? [index] : []));
-  return { interval: region, truechimers };
+  return { bound: { low: boundLow, high: boundHigh }, core: region, truechimers };
+}
+
+/**
+ * The published bound from a selection among `servers` distinct servers: with one server
+ * alone, room above for a Date that lags its second by up to DATE_LAG (nothing can outvote
+ * or expose such a cache); otherwise the selection's bound.
+ */
+export function publishedBound(selection: Selection, servers: number): Interval {
+  return servers >= 2 ? selection.bound : { low: selection.bound.low, high: selection.bound.high + DATE_LAG };
 }

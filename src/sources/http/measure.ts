@@ -1,6 +1,8 @@
-// One measurement: every server probed concurrently on its own connection, probes aimed
-// at the server's second boundary, per-server intervals intersected, then Marzullo's
-// selection across servers. Always ends by its deadline.
+// One measurement, the part that touches the world: servers deduplicated, each probed
+// concurrently on its own connection at the times plan.ts chooses, each answer checked
+// (Age, Date) and bounded (interval.ts), then the conclusion (posterior.ts) reported
+// against CLOCK_REALTIME. Always ends by its deadline.
+import { lookup } from 'node:dns/promises';
 import { setMaxListeners } from 'node:events';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
@@ -9,42 +11,17 @@ import { redactCredentials, silentLogger, type Logger } from '../../log.js';
 import { codedError, invalidArgValue, outOfRange } from '../../errors.js';
 import { addSeconds, diffSeconds, formatUtc, toSeconds, type Timespec } from '../../time.js';
 import { parseHttpDate, utcYear } from './date.js';
-import { Ensemble } from './ensemble.js';
-import { asymmetrySigma, median, posteriorMedian, posteriorQuantiles } from './estimate.js';
-import { intersect, midpoint, probeInterval, selectMajority, symmetricLow, type Interval } from './interval.js';
-import { createDispatcher, probe, ProbeFault } from './probe.js';
+import { DATE_LAG, errorAround, type Interval } from './interval.js';
+import { emptyServer, observe, planProbes, planTeam, planTick, type PlannedProbe, type ServerState, type TeamPlan } from './plan.js';
+import { conclude, conclusionError, type ServerEvidence, type ServerStatus } from './posterior.js';
+import { createDispatcher, probe, ProbeFault, PROXY_ENV } from './probe.js';
 import { serverUrl } from './servers.js';
+
+export type { ServerStatus } from './posterior.js';
 
 export const DEFAULT_PROBES = 8;
 /** More probes than this add seconds without adding bits worth having. */
 export const MAX_PROBES = 64;
-
-/**
- * How long after its tick a server may still send the previous second's cached Date (Node
- * was seen 1 ms late on an idle loopback): without it an aimed probe could reject a good
- * server as "not one clock".
- */
-export const DATE_STALENESS = 0.002;
-
-/**
- * A probe's aim is settled this long before it is sent, so that the other servers'
- * answers to the previous second are in (round trips up to ~0.7 s; slower ones aim with
- * what has arrived).
- */
-const DECIDE_AHEAD = 0.2;
-
-/**
- * Quantiles of a server's own posterior: the part a prior must meet to be kept (1 % to
- * 99 %), the median, and the top a tick leaves room for (a team's aim may sit at the edge
- * of a member's own interval).
- */
-const OWN_QUANTILES = [0.01, 0.5, 0.99, 0.999];
-
-interface OwnQuantiles {
-  first: number;
-  half: number;
-  top: number;
-}
 
 export interface MeasureOptions {
   /** HEAD probes per server (default 8). */
@@ -66,8 +43,6 @@ export interface MeasureOptions {
   priors?: readonly (Interval | undefined)[];
 }
 
-export type ServerStatus = 'ok' | 'falseticker' | 'failed';
-
 export interface ServerResult {
   url: string;
   /** Server clock - local clock (CLOCK_REALTIME at the end), seconds: the posterior median with symmetric legs (estimate.ts), inside the hard interval. */
@@ -76,8 +51,10 @@ export interface ServerResult {
   error: number | null;
   /** Shortest round trip seen, seconds. */
   rtt: number | null;
-  /** Probes answered with a usable Date. */
+  /** Probes answered with a usable Date (the bisecting ones: `probes` of the options). */
   probes: number;
+  /** Verification probes answered besides (plan.ts): a one-clock server answers them as predicted. */
+  verifications: number;
   status: ServerStatus;
   reason: string | null;
   /** The server's interval for theta, seconds. */
@@ -98,6 +75,8 @@ export interface MeasurementResult {
   survivors: number;
   /** Why there is no estimate. */
   reason: string | null;
+  /** Why the bound is wider than the servers' intervals, when it is (one server alone: room for a lagging Date). */
+  caveat: string | null;
   /** When the measurement ended (local clock, UTC). */
   time: string;
   /** Wall time of the measurement, seconds. */
@@ -115,13 +94,6 @@ export interface Estimate {
 export interface Measurement {
   result: MeasurementResult;
   estimate: Estimate | undefined;
-}
-
-interface ServerOutcome {
-  interval: Interval | undefined;
-  rtt: number | null;
-  probes: number;
-  reason: string | null;
 }
 
 /** A failure as `kind: detail` (proxy credentials redacted). */
@@ -158,122 +130,139 @@ export async function waitUntil(clock: Clock, target: number, signal: AbortSigna
 
 class ServerFailure extends Error {}
 
-const clamp = (value: number, interval: Interval): number => Math.min(interval.high, Math.max(interval.low, value));
+const isStaleConnection = (error: unknown): boolean =>
+  error instanceof Error && !(error instanceof ProbeFault) && /^(UND_ERR_SOCKET|ECONNRESET|EPIPE)$/.test((error as NodeJS.ErrnoException).code ?? '');
 
-/** The half-width around `offset` that still covers all of `interval` (the truth is in there). */
-const errorAround = (offset: number, interval: Interval): number => Math.max(offset - interval.low, interval.high - offset);
+/**
+ * The servers' state while they are probed: each server replaces its own entry after an
+ * answer; the team's plan is worked out once per state and shared by all servers.
+ */
+class Progress {
+  readonly servers: ServerState[];
+  #team: readonly number[] | undefined;
+  #version = 0;
+  #plan: { version: number; plan: TeamPlan } | undefined;
+
+  constructor(priors: readonly (Interval | undefined)[]) {
+    this.servers = priors.map(emptyServer);
+  }
+
+  get(index: number): ServerState {
+    return this.servers[index] as ServerState;
+  }
+
+  set(index: number, server: ServerState, changesPlan = true): void {
+    this.servers[index] = server;
+    if (changesPlan) this.#version += 1;
+  }
+
+  /** Server `index`'s aim as a team member, and the team's interval (undefined outside a team). */
+  team(index: number): { aim: number | undefined; support: Interval | undefined } {
+    if (this.#plan?.version !== this.#version) {
+      const plan = planTeam({ servers: this.servers, team: this.#team });
+      this.#team = plan.team;
+      this.#plan = { version: this.#version, plan };
+    }
+    const { aims, team, support } = this.#plan.plan;
+    return { aim: aims.get(index), support: team?.includes(index) ? support : undefined };
+  }
+}
+
+interface ServerOutcome {
+  rtt: number | null;
+  probes: number;
+  verifications: number;
+  failure: string | null;
+}
 
 interface ServerProbing {
   index: number;
   url: URL;
   dispatcher: Dispatcher;
   probes: number;
-  prior: Interval | undefined;
-  ensemble: Ensemble;
+  progress: Progress;
   clock: Clock;
   signal: AbortSignal;
   logger: Logger;
 }
 
-async function measureServer({ index, url, dispatcher, probes, prior, ensemble, clock, signal, logger }: ServerProbing): Promise<ServerOutcome> {
-  let interval: Interval | undefined;
+async function measureServer({ index, url, dispatcher, probes, progress, clock, signal, logger }: ServerProbing): Promise<ServerOutcome> {
   let rtt = Infinity;
   let answered = 0;
-  let lastDate: number | undefined;
-  let lastTick = -Infinity;
-  // Each probe's bound with the stamp taken at the middle of its round trip (symmetric
-  // legs): not hard, and they may cross, but they carry the estimate.
-  const lows: number[] = [];
-  const rtts: number[] = [];
-  const outcome = (reason: string | null): ServerOutcome => ({ interval, rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, reason });
-  // In a team a server takes its share of the joint posterior (ensemble.ts). Alone, it
-  // bisects its own posterior, inside the prior while the answers leave it plausible (a
-  // wrong prior must not hold the probes at its edge).
-  let aimPrior = prior;
-  const ownQuantilesDroppingPrior = (current: Interval): OwnQuantiles => {
-    const [first = current.low, half = midpoint(current), last = current.high, top = current.high] = posteriorQuantiles(
-      [{ lows, sigma: asymmetrySigma(rtts) }],
-      current,
-      OWN_QUANTILES,
-    );
-    if (aimPrior && !intersect(aimPrior, { low: first, high: last })) {
-      aimPrior = undefined;
-      ensemble.forgetPrior(index);
-    }
-    return { first, half, top };
-  };
-  const aim = (current: Interval, { half }: OwnQuantiles): number => {
-    const joint = ensemble.jointAim(index);
-    if (joint !== undefined) return joint;
-    const inPrior = aimPrior && intersect(aimPrior, current);
-    return inPrior ? posteriorMedian(lows, asymmetrySigma(rtts), inPrior) : half;
+  let verifications = 0;
+  const outcome = (failure: string | null): ServerOutcome => ({ rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, verifications, failure });
+  const send = async (planned: PlannedProbe | undefined): Promise<void> => {
+    if (planned) await waitUntil(clock, planned.sendAt, signal);
+    const response = await probe(dispatcher, url, clock).catch((error: unknown) => {
+      // A kept-alive connection the other side closed as this request went out (a proxy
+      // closing after each answer, with verification probes close behind): HEAD is
+      // idempotent, so once more on a fresh connection, timed afresh.
+      if (signal.aborted || !isStaleConnection(error)) throw error;
+      return probe(dispatcher, url, clock);
+    });
+    rtt = Math.min(rtt, diffSeconds(response.receiveTime, response.sendTime));
+    if (response.age !== undefined) throw new ServerFailure(`cached: response carries Age: ${response.age}`);
+    if (response.date === undefined) throw new ServerFailure(`no Date header (status ${response.statusCode})`);
+    const date = parseHttpDate(response.date, utcYear(response.sendTime.sec));
+    if (date === undefined) throw new ServerFailure(`unparseable Date: ${JSON.stringify(response.date.slice(0, 64))}`);
+    const next = observe(progress.get(index), { dateSeconds: date.seconds, sendTime: response.sendTime, receiveTime: response.receiveTime });
+    logger.debug('http probe', {
+      url: url.href,
+      kind: planned?.kind ?? 'first',
+      date: response.date,
+      low: diffSeconds({ sec: date.seconds, nsec: 0 }, response.receiveTime),
+      high: diffSeconds({ sec: date.seconds, nsec: 0 }, response.sendTime) + 1,
+      rtt: diffSeconds(response.receiveTime, response.sendTime),
+    });
+    if (next.fault !== undefined) throw new ServerFailure(next.fault);
+    progress.set(index, next.server);
+    if (planned === undefined || planned.kind === 'bisect') answered += 1;
+    else verifications += 1;
   };
   try {
-    for (let probeIndex = 0; probeIndex < probes; probeIndex += 1) {
-      if (interval !== undefined) {
-        // Aim the server's stamp at a second boundary where theta is in doubt: the answer
-        // tightens the upper bound if the stamp falls just before the tick, the lower one
-        // if just after. One tick per probe, each a later one: probes then span probes - 1
-        // seconds, so a Date that does not advance shows. The typical up-leg, not the
-        // shortest: aiming early by the jitter would waste the probe.
-        // The tick leaves room for any aim up to the server's own 99.9 % point (or its prior);
-        // the aim itself, which may need the team's posterior, is settled DECIDE_AHEAD
-        // before the earliest send where the schedule allows: right after an answer, other
-        // servers' answers may be waiting to be stamped.
-        const upDelay = median(rtts) / 2;
-        const current = interval;
-        const own = ownQuantilesDroppingPrior(current);
-        const highest = aimPrior ? Math.min(own.top, Math.max(aimPrior.high, own.first)) : own.top;
-        const tick = Math.max(Math.ceil(toSeconds(clock.realtime()) + 0.003 + upDelay + highest), lastTick + 1);
-        await waitUntil(clock, tick - highest - upDelay - DECIDE_AHEAD, signal);
-        // Even with no time to spare, answers already read are stamped before the arithmetic.
-        await nextTurn();
-        const theta = Math.min(highest, clamp(aim(current, own), current));
-        lastTick = tick;
-        await waitUntil(clock, tick - theta - upDelay, signal);
-      }
-      const response = await probe(dispatcher, url, clock);
-      rtt = Math.min(rtt, diffSeconds(response.receiveTime, response.sendTime));
-      if (response.age !== undefined) throw new ServerFailure(`cached: response carries Age: ${response.age}`);
-      if (response.date === undefined) throw new ServerFailure(`no Date header (status ${response.statusCode})`);
-      const date = parseHttpDate(response.date, utcYear(response.sendTime.sec));
-      if (date === undefined) throw new ServerFailure(`unparseable Date: ${JSON.stringify(response.date.slice(0, 64))}`);
-      const probeBounds = probeInterval(date.seconds, response.sendTime, response.receiveTime, DATE_STALENESS);
-      logger.debug('http probe', {
-        url: url.href,
-        date: response.date,
-        low: probeBounds.low,
-        high: probeBounds.high,
-        rtt: diffSeconds(response.receiveTime, response.sendTime),
-      });
-      const narrowed = interval === undefined ? probeBounds : intersect(interval, probeBounds);
-      if (narrowed === undefined) {
-        const frozen = lastDate === date.seconds && interval !== undefined && probeBounds.high < interval.low;
-        throw new ServerFailure(
-          frozen
-            ? `Date does not advance with local time (stuck at ${response.date}): a cached or frozen Date`
-            : `Date intervals do not intersect after ${answered + 1} probes: not one clock (load balancer backends) or a clock step`,
-        );
-      }
-      interval = narrowed;
-      lows.push(symmetricLow(date.seconds, response.sendTime, response.receiveTime));
-      rtts.push(diffSeconds(response.receiveTime, response.sendTime));
-      ensemble.update(index, interval, lows, rtts);
-      lastDate = date.seconds;
-      lastTick = Math.max(lastTick, date.seconds);
-      answered += 1;
+    await send(undefined);
+    for (let aimed = 1; aimed < probes; aimed += 1) {
+      const tick = planTick(progress.get(index), toSeconds(clock.realtime()), aimed, probes, progress.team(index).support);
+      if (tick === undefined) break;
+      if (tick.dropPrior) progress.set(index, { ...progress.get(index), prior: undefined });
+      progress.set(index, { ...progress.get(index), lastTick: tick.tick }, false);
+      // The aim, which may need the team's posterior, is settled DECIDE_AHEAD before the
+      // earliest send; even with no time to spare, answers already read are stamped first.
+      await waitUntil(clock, tick.decideAt, signal);
+      await nextTurn();
+      const team = progress.team(index);
+      for (const planned of planProbes(progress.get(index), tick.tick, team.aim, aimed, probes, team.support)) await send(planned);
     }
     return outcome(null);
   } catch (error) {
     if (signal.aborted && answered > 0 && !(error instanceof ServerFailure)) return outcome(null); // the deadline ends probing; what was measured stands
-    ensemble.update(index, undefined, [], []);
-    const reason = error instanceof ServerFailure ? error.message : failureReason(signal.aborted ? signal.reason : error);
-    return { ...outcome(reason), interval: undefined };
+    progress.set(index, { ...progress.get(index), interval: undefined, failed: true });
+    return outcome(error instanceof ServerFailure ? error.message : failureReason(signal.aborted ? signal.reason : error));
   }
 }
 
 function deadlineError(seconds: number): Error {
   return codedError(`no answer within the ${seconds} s deadline`, 'ETIMEDOUT');
+}
+
+/**
+ * Which of `urls` name a server already listed: the same resolved address, port and Host
+ * (path and query do not make another clock). Through a proxy the proxy resolves, so the
+ * host name stands for the address. Index of the first listing, or undefined.
+ */
+export async function duplicates(urls: readonly URL[], viaProxy: boolean, signal: AbortSignal): Promise<(number | undefined)[]> {
+  const port = (url: URL): string => url.port || (url.protocol === 'https:' ? '443' : '80');
+  const address = async (url: URL): Promise<string> => {
+    if (viaProxy) return url.hostname;
+    const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+    // A name that does not resolve is not a duplicate: its probes report the failure.
+    return Promise.race([lookup(url.hostname.replace(/^\[|\]$/g, '')).then((found) => found.address), aborted]).catch(() => `unresolved ${url.hostname}`);
+  };
+  const keys = await Promise.all(urls.map(async (url) => `${url.protocol}//${await address(url)}:${port(url)} Host ${url.host}`));
+  return keys.map((key, index) => {
+    const first = keys.indexOf(key);
+    return first < index ? first : undefined;
+  });
 }
 
 /** A measurement with the estimate it yields, anchored on CLOCK_MONOTONIC_RAW. */
@@ -302,24 +291,32 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const stop = (): void => deadline.abort(signal?.reason);
   signal?.addEventListener('abort', stop, { once: true });
   const connection = { timeoutMs: timeout * 1000, ...(options.proxy === undefined ? {} : { proxy: options.proxy }), ...(options.ca === undefined ? {} : { ca: options.ca }) };
-  const dispatchers = urls.map((url) => createDispatcher(url, connection));
-  // Aborting destroys the connections: every pending probe fails at once.
-  deadline.signal.addEventListener('abort', () => {
-    for (const dispatcher of dispatchers) dispatcher.destroy(deadline.signal.reason as Error).catch(() => {});
-  }, { once: true });
-  const priors = urls.map((_, index) => options.priors?.[index]);
-  const ensemble = new Ensemble(priors);
+  const viaProxy = options.proxy !== undefined || PROXY_ENV.some((name) => process.env[name]);
+  const progress = new Progress(urls.map((_, index) => options.priors?.[index]));
   let outcomes: ServerOutcome[];
+  const dispatchers = new Map<number, Dispatcher>();
   try {
+    const duplicateOf = await duplicates(urls, viaProxy, deadline.signal);
+    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) dispatchers.set(index, createDispatcher(url, connection));
+    // Aborting destroys the connections: every pending probe fails at once.
+    deadline.signal.addEventListener('abort', () => {
+      for (const dispatcher of dispatchers.values()) dispatcher.destroy(deadline.signal.reason as Error).catch(() => {});
+    }, { once: true });
     outcomes = await Promise.all(
-      urls.map((url, index) =>
-        measureServer({ index, url, dispatcher: dispatchers[index] as Dispatcher, probes, prior: priors[index], ensemble, clock: steady, signal: deadline.signal, logger }),
-      ),
+      urls.map(async (url, index): Promise<ServerOutcome> => {
+        const first = duplicateOf[index];
+        const dispatcher = dispatchers.get(index);
+        if (first !== undefined || dispatcher === undefined) {
+          progress.set(index, { ...progress.get(index), failed: true });
+          return { rtt: null, probes: 0, verifications: 0, failure: `duplicate of ${redactCredentials(urls[first ?? index]?.href ?? '')}: the same address, port and Host (one clock, counted once)` };
+        }
+        return measureServer({ index, url, dispatcher, probes, progress, clock: steady, signal: deadline.signal, logger });
+      }),
     );
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', stop);
-    await Promise.all(dispatchers.map((dispatcher) => dispatcher.destroy().catch(() => {})));
+    await Promise.all([...dispatchers.values()].map((dispatcher) => dispatcher.destroy().catch(() => {})));
   }
   signal?.throwIfAborted();
   // The anchor: one clock pair. Theta is against the steady timescale; what is reported is
@@ -327,54 +324,43 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const end = readClockPair(clock);
   const steadyEnd = steadyRealtime(start, end.monotonicRaw);
   const toRealtime = diffSeconds(steadyEnd, end.realtime);
-  const reported = (interval: Interval): Interval => ({ low: interval.low + toRealtime, high: interval.high + toRealtime });
 
-  const candidates = outcomes.flatMap((outcome, index) => (outcome.interval ? [{ index, interval: outcome.interval }] : []));
-  const selection = selectMajority(candidates.map((candidate) => candidate.interval));
-  const truechimers = new Set(selection?.truechimers.map((position) => candidates[position]?.index));
-  const majority = selection && reported(selection.interval);
+  const evidence: ServerEvidence[] = outcomes.map((outcome, index) => {
+    const server = progress.get(index);
+    return { interval: server.failed ? undefined : server.interval, lows: server.lows, rtts: server.rtts, failure: outcome.failure };
+  });
+  const conclusion = conclude(evidence, toRealtime);
   const results: ServerResult[] = outcomes.map((outcome, index) => {
-    const interval = outcome.interval && reported(outcome.interval);
-    // Each server's own estimate, worked out now that no answer is waiting to be stamped.
-    const [group] = ensemble.groups([index]);
-    const offset = outcome.interval && clamp(group ? posteriorMedian(group.lows, group.sigma, outcome.interval) : midpoint(outcome.interval), outcome.interval) + toRealtime;
-    const status: ServerStatus = interval === undefined ? 'failed' : selection === undefined || truechimers.has(index) ? 'ok' : 'falseticker';
-    const reason =
-      status === 'failed'
-        ? (outcome.reason ?? 'no probe answered')
-        : status === 'falseticker' && interval && majority
-          ? `interval [${interval.low.toFixed(6)}, ${interval.high.toFixed(6)}] s excludes the majority's [${majority.low.toFixed(6)}, ${majority.high.toFixed(6)}] s`
-          : null;
+    const { interval } = evidence[index] as ServerEvidence;
+    const { offset, status, reason } = conclusion.servers[index] as { offset: number | undefined; status: ServerStatus; reason: string | null };
     // The issue's field order first; the interval itself last.
     return {
       url: redactCredentials(urls[index]?.href ?? ''),
-      offset: offset ?? null,
+      offset: offset === undefined ? null : offset + toRealtime,
       error: interval && offset !== undefined ? errorAround(offset, interval) : null,
       rtt: outcome.rtt,
       probes: outcome.probes,
       status,
       reason,
-      low: interval?.low ?? null,
-      high: interval?.high ?? null,
+      low: interval ? interval.low + toRealtime : null,
+      high: interval ? interval.high + toRealtime : null,
+      verifications: outcome.verifications,
     };
   });
-  const noEstimate =
-    candidates.length === 0
-      ? `no server gave a usable Date (${results.length} failed)`
-      : selection === undefined
-        ? `no majority: no region is shared by more than half of the ${candidates.length} servers that answered`
-        : null;
-  // The truechimers measure one theta: their joint posterior decides the point; the region
-  // they share bounds the error.
-  const team = selection?.truechimers.map((position) => candidates[position]?.index ?? -1) ?? [];
-  const theta = selection && clamp(posteriorQuantiles(ensemble.groups(team), selection.interval, [0.5])[0] ?? midpoint(selection.interval), selection.interval);
-  const error = selection && theta !== undefined ? errorAround(theta, selection.interval) : undefined;
+  const { theta, selection } = conclusion;
+  const error = conclusionError(conclusion);
+  const caveat =
+    theta !== undefined && conclusion.answered === 1
+      ? `one server alone: the bound leaves ${DATE_LAG} s above its interval for a Date cached on a timer (as lighttpd's), which no other server can expose`
+      : null;
+  if (caveat) logger.warn('http bound widened', { caveat });
   const result: MeasurementResult = {
     offset: theta === undefined ? null : theta + toRealtime,
     error: error ?? null,
     servers: results,
     survivors: selection ? selection.truechimers.length : 0,
-    reason: noEstimate,
+    reason: conclusion.reason,
+    caveat,
     time: formatUtc(end.realtime),
     duration: diffSeconds(end.monotonicRaw, start.monotonicRaw),
   };

@@ -56,7 +56,7 @@ export interface ProbeResponse {
   age: string | undefined;
 }
 
-const PROXY_ENV = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'];
+export const PROXY_ENV = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'];
 
 /** `host:port` becomes `http://host:port`; URLs pass unchanged. */
 export function proxyUri(proxy: string): string {

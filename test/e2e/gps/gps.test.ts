@@ -18,7 +18,7 @@ import {
 } from '../../helpers/daemons.js';
 import { makeTempDir, startHtntp, type RunningProcess, type TempDir } from '../../helpers/process.js';
 import { refclockLines } from '../../../src/refclock-config.js';
-import { median } from '../../../src/sources/http/estimate.js';
+import { median } from '../../../src/sources/http/posterior.js';
 import { PacedWriter, startPtyPair, type PtyPair, type Written } from '../../helpers/gps/pty.js';
 import { burst, GSV } from '../../helpers/gps/sentences.js';
 import { units } from '../../helpers/units.js';

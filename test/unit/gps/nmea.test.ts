@@ -1,6 +1,7 @@
 // The hand-written NMEA parser: sentences, fields, checksums, and fuzzing.
 import { describe, expect, it } from 'vitest';
 import { checksumOf, parseLine, parseTimeOfDay, withChecksum, type ParsedLine } from '../../../src/sources/gps/nmea.js';
+import { seededRandom } from '../../helpers/random.js';
 
 function time(line: string): ParsedLine & { kind: 'time' } {
   const parsed = parseLine(line);
@@ -102,16 +103,7 @@ describe('sentences', () => {
 });
 
 // A small seeded PRNG: failures reproduce.
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = seededRandom;
 
 const REAL_LINES = [
   '$GPRMC,143252.00,A,4002.10513,N,07531.20562,W,0.016,,241013,,,A*60',

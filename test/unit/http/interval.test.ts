@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { asymmetrySigma, posteriorMedian } from '../../../src/sources/http/estimate.js';
-import { intersect, probeInterval, selectMajority } from '../../../src/sources/http/interval.js';
+import { intersect, probeInterval, select, serverBounds, type ProbeBounds } from '../../../src/sources/http/interval.js';
+import { asymmetrySigma, posteriorMedian } from '../../../src/sources/http/posterior.js';
 
 describe('probeInterval', () => {
   it('gives D - b < theta < D + 1 - a exactly, from nanosecond timestamps', () => {
     const sendTime = { sec: 1_795_000_000, nsec: 250_000_000 };
     const receiveTime = { sec: 1_795_000_000, nsec: 260_000_001 };
-    const interval = probeInterval(1_795_000_003, sendTime, receiveTime);
+    const interval = probeInterval(1_795_000_003, sendTime, receiveTime, 0);
     expect(interval.low).toBeCloseTo(2.739_999_999, 9);
     expect(interval.high).toBeCloseTo(3.75, 9);
   });
@@ -17,26 +17,40 @@ describe('probeInterval', () => {
   });
 });
 
-describe('selectMajority (Marzullo)', () => {
+describe('select (clock selection)', () => {
   it('finds the region most servers share and names the falsetickers', () => {
-    const selection = selectMajority([
+    const selection = select([
       { low: 0.1, high: 0.3 },
       { low: 0.2, high: 0.35 },
       { low: 5, high: 5.1 }, // liar
       { low: 0.15, high: 0.25 },
     ]);
-    expect(selection).toEqual({ interval: { low: 0.2, high: 0.25 }, truechimers: [0, 1, 3] });
+    // Three of four share [0.2, 0.25]; points three or more cover span [0.2, 0.25] too.
+    expect(selection).toEqual({ bound: { low: 0.2, high: 0.25 }, core: { low: 0.2, high: 0.25 }, truechimers: [0, 1, 3] });
   });
 
   it('gives nothing without a majority', () => {
-    expect(selectMajority([{ low: 0, high: 1 }, { low: 2, high: 3 }])).toBeUndefined();
-    expect(selectMajority([{ low: 0, high: 1 }, { low: 2, high: 3 }, { low: 4, high: 5 }])).toBeUndefined();
-    expect(selectMajority([])).toBeUndefined();
+    expect(select([{ low: 0, high: 1 }, { low: 2, high: 3 }])).toBeUndefined();
+    expect(select([{ low: 0, high: 1 }, { low: 2, high: 3 }, { low: 4, high: 5 }])).toBeUndefined();
+    expect(select([])).toBeUndefined();
   });
 
   it('counts touching intervals as agreeing and decides with one server', () => {
-    expect(selectMajority([{ low: 0, high: 1 }, { low: 1, high: 2 }])).toEqual({ interval: { low: 1, high: 1 }, truechimers: [0, 1] });
-    expect(selectMajority([{ low: 0.5, high: 0.6 }])).toEqual({ interval: { low: 0.5, high: 0.6 }, truechimers: [0] });
+    expect(select([{ low: 0, high: 1 }, { low: 1, high: 2 }])).toEqual({ bound: { low: 0, high: 2 }, core: { low: 1, high: 1 }, truechimers: [0, 1] });
+    expect(select([{ low: 0.5, high: 0.6 }])).toEqual({ bound: { low: 0.5, high: 0.6 }, core: { low: 0.5, high: 0.6 }, truechimers: [0] });
+  });
+
+  it('bounds by every point a majority covers: a liar overlapping a sliver of the truth cannot cut it', () => {
+    // Two honest servers share [0.40, 0.50] (the truth at 0.41); a liar covers [0.48, 0.60].
+    // The most-covered region is the sliver [0.48, 0.50], which misses the truth; the bound
+    // is everything two of three cover.
+    const selection = select([
+      { low: 0.3, high: 0.5 },
+      { low: 0.4, high: 0.7 },
+      { low: 0.48, high: 0.6 },
+    ]);
+    expect(selection?.core).toEqual({ low: 0.48, high: 0.5 });
+    expect(selection?.bound).toEqual({ low: 0.4, high: 0.6 });
   });
 });
 
@@ -67,5 +81,30 @@ describe('probeInterval with a stale Date allowance', () => {
     const sendTime = { sec: 100, nsec: 0 };
     const receiveTime = { sec: 100, nsec: 1_000_000 };
     expect(probeInterval(100, sendTime, receiveTime, 0.002)).toEqual({ low: -0.001, high: 1.002 });
+  });
+});
+
+describe('serverBounds (one server, one clock?)', () => {
+  // Probes of a clock at theta, each 1 ms wide around it: [theta - 0.0005, theta + 0.0005].
+  const at = (theta: number, dateSeconds = 100): ProbeBounds => ({ low: theta - 0.0005, high: theta + 0.0005, dateSeconds });
+
+  it('intersects the probes of one clock', () => {
+    expect(serverBounds([at(0.3), at(0.3002)])).toEqual({ interval: { low: 0.3002 - 0.0005, high: 0.3 + 0.0005 } });
+  });
+
+  it('names a step: the probes before and after a point each meet', () => {
+    const { fault } = serverBounds([at(0.3), at(0.3), at(0.3), at(0.6), at(0.6)]);
+    expect(fault).toMatch(/^clock stepped by about 300\.0 ms between probes 3 and 4/);
+  });
+
+  it('names several clocks when the answers alternate', () => {
+    const { fault } = serverBounds([at(0.3), at(0.55), at(0.3), at(0.55)]);
+    expect(fault).toMatch(/^not one clock: .*alternate between clocks about 250\.0 ms apart/);
+  });
+
+  it('names a Date that does not advance', () => {
+    // The same second, the later probe sent more than a second after the first was answered.
+    const { fault } = serverBounds([{ low: 0.2, high: 1.2, dateSeconds: 100 }, { low: -0.9, high: 0.1, dateSeconds: 100 }]);
+    expect(fault).toMatch(/^Date does not advance/);
   });
 });

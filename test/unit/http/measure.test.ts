@@ -61,11 +61,11 @@ describe('measureOffset', () => {
     const urls = await start([{ offset: TRUTH }, { offset: TRUTH }, { offset: TRUTH }]);
     // Alone, each server's 7 aimed probes split the second into 1/128 s (7.8 ms); side by
     // side they would all split it along the same lines. As a team each second splits four
-    // ways: the region the three share narrows to the stale-Date allowance and the round trip.
+    // ways. The bound spans what any two of the three share (one may be the liar): a few ms.
     const { results, fine } = await untilFine(
       RESOLUTION_ATTEMPTS,
       () => measureOffset(urls, { probes: 8 }),
-      (result) => (result.error ?? Infinity) < 0.0045 && Math.abs((result.offset ?? NaN) - TRUTH) < 0.001,
+      (result) => (result.error ?? Infinity) < 0.01 && Math.abs((result.offset ?? NaN) - TRUTH) < 0.001,
     );
     for (const result of results) {
       expect(result.survivors).toBe(3);
@@ -81,7 +81,8 @@ describe('measureOffset', () => {
     const logger = {
       ...silentLogger,
       debug(event: string, fields?: Record<string, unknown>) {
-        if (event !== 'http probe' || !fields) return;
+        // The bisecting probes (verification probes aim well off the tick on purpose).
+        if (event !== 'http probe' || !fields || String(fields.kind).startsWith('verify')) return;
         // Where the middle of the round trip fell against the server's second boundary: the
         // server read TRUTH + (Date - low - rtt / 2) there, Date a whole second.
         const serverTime = TRUTH - Number(fields.low) - Number(fields.rtt) / 2;
@@ -133,10 +134,15 @@ describe('measureOffset', () => {
         const [symmetric, asymmetric] = await Promise.all(urls.map((url) => measureOffset([url], { probes: 8 })));
         for (const result of [symmetric, asymmetric]) {
           expectWithinBound(result ?? { offset: null, error: null }, -1.4321);
-          // Never tighter than the fastest leg allows.
-          expect(result?.error).toBeGreaterThan(0.004);
+          // One server alone: the published bound leaves a second above for a lagging Date cache.
+          expect(result?.caveat).toMatch(/one server alone/);
+          expect(result?.error).toBeGreaterThan(0.5);
+          // Its own interval: never tighter than the fastest leg allows.
+          expectWithinBound(result?.servers[0] ?? { offset: null, error: null }, -1.4321);
+          expect(result?.servers[0]?.error).toBeGreaterThan(0.004);
         }
-        return { symmetric: symmetric ?? { offset: null, error: null }, asymmetric: asymmetric ?? { offset: null, error: null } };
+        const own = (result: MeasurementResult | undefined): { offset: number | null; error: number | null } => result?.servers[0] ?? { offset: null, error: null };
+        return { symmetric: own(symmetric), asymmetric: own(asymmetric) };
       },
       // Never looser than the round trip; with symmetric delay the midpoint is the truth up
       // to the legs' jitter.
@@ -188,7 +194,7 @@ describe('measureOffset', () => {
     expect(reasons[1]).toEqual(['failed', expect.stringMatching(/Age/)]);
     expect(reasons[2]).toEqual(['failed', expect.stringMatching(/no Date header/)]);
     expect(reasons[3]).toEqual(['failed', expect.stringMatching(/does not advance/)]);
-    expect(reasons[4]).toEqual(['failed', expect.stringMatching(/do not intersect.*not one clock/)]);
+    expect(reasons[4]).toEqual(['failed', expect.stringMatching(/^not one clock: /)]);
     // One good server of five answering usefully is still a majority of those that did.
     expectWithinBound(result, 0.2);
   });

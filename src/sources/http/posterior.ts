@@ -1,11 +1,25 @@
-// The point estimate inside a server's hard interval. Taking each probe's stamp at the
-// middle of its round trip gives bounds L <= theta < L + 1 that are off by the legs'
-// asymmetry e = (up - down) / 2: exact at no delay, noisy with jitter. The posterior
-// median of theta under that noise (logistic, scale from the round trips' spread, flat
-// prior on the hard interval) is the middle of the bounds when they are sharp, and an
-// average of the probes near the tick when they are noisy (where max/min would pick the
-// outliers). Servers that agree measure one theta: their likelihoods multiply, which is
-// how several servers' probes add up to a finer estimate than any one of them.
+// What the probes say beyond the hard bounds: each server's likelihood of theta and its
+// posterior, and the joint posterior of the servers that keep one time. Nothing here is a
+// bound (interval.ts makes those); the point estimate is clamped into the bound.
+//
+// Taking each probe's stamp at the middle of its round trip gives bounds L <= theta < L + 1
+// that are off by the legs' asymmetry e = (up - down) / 2: exact at no delay, noisy with
+// jitter. The posterior median of theta under that noise (logistic, scale from the round
+// trips' spread, flat prior on the hard interval) is the middle of the bounds when they are
+// sharp, and an average of the probes near the tick when they are noisy (where max/min
+// would pick the outliers). Servers that agree measure one theta: their likelihoods
+// multiply, each mixed with a little of a flat density so one server a few ms out cannot
+// drag the rest. docs/http-estimator.md has the equations.
+import { addSeconds, diffSeconds, type Timespec } from '../../time.js';
+import { DATE_LAG, errorAround, midpoint, publishedBound, select, type Interval, type Selection } from './interval.js';
+
+/**
+ * A probe's lower bound with the stamp taken at the middle of its round trip (symmetric
+ * legs), its upper bound one second above: not hard, but what the estimate is made of.
+ */
+export function symmetricLow(dateSeconds: number, sendTime: Timespec, receiveTime: Timespec): number {
+  return diffSeconds({ sec: dateSeconds, nsec: 0 }, addSeconds(sendTime, diffSeconds(receiveTime, sendTime) / 2));
+}
 
 /** log of the logistic CDF, stable for any z. */
 function logCdf(z: number): number {
@@ -14,6 +28,9 @@ function logCdf(z: number): number {
 
 /** The logistic scale for a noise of standard deviation `sigma` (matches the normal's slope). */
 const LOGISTIC = Math.sqrt(3) / Math.PI;
+
+/** The least asymmetry assumed (seconds): keeps a posterior proper when every round trip is alike. */
+const SIGMA_FLOOR = 20e-6;
 
 // Quantiles are interpolated inside a cell: 256 cells keep one server's call near 0.15 ms,
 // which matters because it runs while other servers' answers may be arriving.
@@ -32,7 +49,7 @@ export function asymmetrySigma(rtts: readonly number[]): number {
   const mean = rtts.reduce((sum, rtt) => sum + rtt, 0) / rtts.length;
   const variance = rtts.reduce((sum, rtt) => sum + (rtt - mean) ** 2, 0) / Math.max(1, rtts.length - 1);
   // A floor keeps the posterior proper when every round trip is alike.
-  return Math.max(Math.sqrt(variance) / 2, 20e-6);
+  return Math.max(Math.sqrt(variance) / 2, SIGMA_FLOOR);
 }
 
 /** One server's probes for the posterior: each probe's symmetric lower bound, and the server's noise. */
@@ -173,3 +190,90 @@ export function bestLogLikelihood(group: ProbeGroup, support: { low: number; hig
 export function posteriorMedian(lows: readonly number[], sigma: number, support: { low: number; high: number }): number {
   return posteriorQuantiles([{ lows, sigma }], support, [0.5])[0] ?? (support.low + support.high) / 2;
 }
+
+/** One server at the end of a measurement: its hard interval and probes, or why it has none. */
+export interface ServerEvidence {
+  interval: Interval | undefined;
+  lows: readonly number[];
+  rtts: readonly number[];
+  /** Why the server gave no interval (failed, duplicate, not one clock...). */
+  failure: string | null;
+}
+
+export type ServerStatus = 'ok' | 'falseticker' | 'failed';
+
+export interface ServerConclusion {
+  /** That server's own posterior median, inside its own interval. */
+  offset: number | undefined;
+  status: ServerStatus;
+  reason: string | null;
+}
+
+export interface Conclusion {
+  selection: Selection | undefined;
+  /** The published bound: holds the truth if more than half of the servers are honest. */
+  bound: Interval | undefined;
+  /** The point estimate: the truechimers' joint posterior median, inside `bound`. */
+  theta: number | undefined;
+  /** Distinct servers that gave an interval (the electorate). */
+  answered: number;
+  servers: ServerConclusion[];
+  reason: string | null;
+}
+
+const clamp = (value: number, interval: Interval): number => Math.min(interval.high, Math.max(interval.low, value));
+
+const group = (server: ServerEvidence): ProbeGroup[] => (server.lows.length > 0 ? [{ lows: server.lows, sigma: asymmetrySigma(server.rtts) }] : []);
+
+/** Where server `index`'s own probes put its theta (undefined without an interval). */
+export function ownOffset(server: ServerEvidence): number | undefined {
+  const { interval } = server;
+  if (interval === undefined) return undefined;
+  const [own] = group(server);
+  return clamp(own ? posteriorMedian(own.lows, own.sigma, interval) : midpoint(interval), interval);
+}
+
+const showInterval = (interval: Interval, shift: number): string => `[${(interval.low + shift).toFixed(6)}, ${(interval.high + shift).toFixed(6)}] s`;
+
+/**
+ * The end of a measurement: clock selection over the servers' hard intervals (interval.ts)
+ * gives the published bound; the truechimers' joint posterior gives the point inside it.
+ * `shift` is added to every figure in a reason (the timescale the result is reported on).
+ */
+export function conclude(servers: readonly ServerEvidence[], shift = 0): Conclusion {
+  const candidates = servers.flatMap((server, index) => (server.interval ? [{ index, interval: server.interval }] : []));
+  const selection = select(candidates.map((candidate) => candidate.interval));
+  const truechimers = new Set(selection?.truechimers.map((position) => candidates[position]?.index));
+  const bound = selection && publishedBound(selection, candidates.length);
+  const verdicts = servers.map((server, index): ServerConclusion => {
+    const offset = ownOffset(server);
+    if (server.interval === undefined) return { offset, status: 'failed', reason: server.failure ?? 'no probe answered' };
+    if (selection === undefined || truechimers.has(index)) return { offset, status: 'ok', reason: null };
+    const majority = selection.bound;
+    const excludes = `interval ${showInterval(server.interval, shift)} excludes the majority's ${showInterval(majority, shift)}`;
+    const behind = selection.core.low - server.interval.high;
+    // A Date cache refreshed late reads like a clock behind by up to a second.
+    const lag = behind > 0 && behind < DATE_LAG ? `: its Date lags the majority by at least ${(behind * 1000).toFixed(1)} ms (a Date cached on a timer, or a clock that far behind)` : '';
+    return { offset, status: 'falseticker', reason: `${excludes}${lag}` };
+  });
+  const reason =
+    candidates.length === 0
+      ? `no server gave a usable Date (${servers.length} failed)`
+      : selection === undefined
+        ? `no majority: no region is shared by more than half of the ${candidates.length} servers that answered`
+        : null;
+  let theta: number | undefined;
+  if (selection && bound) {
+    const team = selection.truechimers.flatMap((position) => {
+      const server = servers[candidates[position]?.index ?? -1];
+      return server ? group(server) : [];
+    });
+    const [jointMedian = midpoint(selection.core)] = posteriorQuantiles(team, selection.core, [0.5]);
+    theta = clamp(jointMedian, bound);
+  }
+  return { selection, bound, theta, answered: candidates.length, servers: verdicts, reason };
+}
+
+/** The half-width around the point estimate that covers the published bound. */
+export const conclusionError = (conclusion: Conclusion): number | undefined =>
+  conclusion.theta === undefined || conclusion.bound === undefined ? undefined : errorAround(conclusion.theta, conclusion.bound);

@@ -1,12 +1,31 @@
-// Servers that agree are aimed as a team: each at its own quantile of the joint posterior.
+// plan.ts: servers that agree are aimed as a team (each at its own quantile of the joint
+// posterior); verification probes flank a server's own estimate in the last seconds.
 import { describe, expect, it } from 'vitest';
-import { Ensemble } from '../../../src/sources/http/ensemble.js';
-import { posteriorQuantiles } from '../../../src/sources/http/estimate.js';
+import type { Interval } from '../../../src/sources/http/interval.js';
+import { emptyServer, planProbes, planTeam, planTick, type ServerState } from '../../../src/sources/http/plan.js';
+import { posteriorQuantiles } from '../../../src/sources/http/posterior.js';
+
+/** The team's state as measure.ts keeps it: servers replaced on each answer, the team carried. */
+class Ensemble {
+  servers: ServerState[];
+  team: readonly number[] | undefined;
+  constructor(priors: readonly (Interval | undefined)[]) {
+    this.servers = priors.map(emptyServer);
+  }
+  update(index: number, interval: Interval | undefined, lows: readonly number[], rtts: readonly number[]): void {
+    this.servers[index] = { ...(this.servers[index] as ServerState), interval, failed: interval === undefined, lows, rtts };
+  }
+  jointAim(index: number): number | undefined {
+    const plan = planTeam({ servers: this.servers, team: this.team });
+    this.team = plan.team;
+    return plan.aims.get(index);
+  }
+}
 
 // One probe each: theta somewhere in [0.2, 1.2) (the stamp mid-round-trip), 1 ms round trips.
 const firstProbe = { interval: { low: 0.2, high: 1.2 }, lows: [0.2], rtts: [0.001] };
 
-describe('Ensemble', () => {
+describe('planTeam', () => {
   it('spreads agreeing servers over the posterior, one quantile each', () => {
     const ensemble = new Ensemble([undefined, undefined, undefined]);
     for (const index of [0, 1, 2]) ensemble.update(index, firstProbe.interval, firstProbe.lows, firstProbe.rtts);
@@ -108,5 +127,50 @@ describe('posteriorQuantiles', () => {
     const [joint] = posteriorQuantiles([sharp, sharp, sharp], { low: 0, high: 1 }, [0.5]);
     expect(joint).toBeGreaterThan(0.30001);
     expect(joint).toBeLessThan(0.30002);
+  });
+});
+
+describe('planTick and planProbes', () => {
+  const sharp: ServerState = { ...emptyServer(undefined), interval: { low: 0.3, high: 0.302 }, lows: [0.3, 0.302 - 1], rtts: [0.001, 0.001], lastTick: 100 };
+
+  it('aims one probe per later tick at the server\'s own estimate, early by the up-leg', () => {
+    const tick = planTick(sharp, 100.2, 1, 8);
+    expect(tick?.tick).toBe(101);
+    const [probe, ...rest] = planProbes(sharp, 101, undefined, 1, 8);
+    expect(rest).toEqual([]);
+    expect(probe?.kind).toBe('bisect');
+    expect(probe?.aim).toBeCloseTo(0.301, 3);
+    expect(probe?.sendAt).toBeCloseTo(101 - 0.301 - 0.0005, 3);
+  });
+
+  it('flanks the hard interval with verification probes beyond the noise in the last seconds, each side on an odd and an even request', () => {
+    const kinds = [3, 4, 5, 6, 7].map((aimed) => planProbes(sharp, 101, undefined, aimed, 8).map((probe) => probe.kind));
+    expect(kinds).toEqual([['bisect', 'verify-low'], ['verify-high', 'bisect'], ['bisect', 'verify-low'], ['verify-high', 'bisect', 'verify-low'], ['verify-high', 'bisect']]);
+    // Requests 3.. in order (0 is the unaimed first, 1 and 2 bisect): the checks just outside
+    // the interval (the last three seconds) ask each side on both parities.
+    const order = [5, 6, 7].flatMap((aimed) => planProbes(sharp, 101, undefined, aimed, 8).map((probe) => probe.kind));
+    const parities = (kind: string): number[] => [...new Set(order.flatMap((each, position) => (each === kind ? [(position + 7) % 2] : [])))].sort();
+    expect(parities('verify-low')).toEqual([0, 1]);
+    expect(parities('verify-high')).toEqual([0, 1]);
+    // Just outside the hard interval [0.3, 0.302], by more than the noise.
+    const [low] = planProbes(sharp, 101, undefined, 5, 8).filter((probe) => probe.kind === 'verify-low');
+    expect(low?.aim).toBeCloseTo(0.3 - 0.002, 4);
+    // Earlier seconds bisect only.
+    expect(planProbes(sharp, 101, undefined, 2, 8).map((probe) => probe.kind)).toEqual(['bisect']);
+  });
+
+  it('keeps the first checks near the aim where the interval is still wide', () => {
+    const wide: ServerState = { ...sharp, interval: { low: 0.2, high: 0.4 }, lows: [0.2, 0.4 - 1] };
+    const [low] = planProbes(wide, 101, 0.3, 3, 8).filter((probe) => probe.kind === 'verify-low');
+    expect(low?.aim).toBeCloseTo(0.29, 4);
+    const [edge] = planProbes(wide, 101, 0.3, 5, 8).filter((probe) => probe.kind === 'verify-low');
+    expect(edge?.aim).toBeCloseTo(0.198, 4);
+  });
+
+  it('leaves room in the tick for a verification probe above the estimate', () => {
+    // The bisecting probe alone would be sent 0.302 s + the up-leg (0.5 ms) before its tick,
+    // 3 ms ahead: 101 would do. The high probe is sent 2 ms earlier still: 101 is too near.
+    expect(planTick(sharp, 100.6935, 2, 8)?.tick).toBe(101);
+    expect(planTick(sharp, 100.6935, 6, 8)?.tick).toBe(102);
   });
 });

@@ -1,0 +1,353 @@
+// Where and when to probe next: pure functions from what the servers have answered to the
+// next probes. No I/O, no timers, no clock: measure.ts (sockets) and the simulation
+// (test/sim) both drive them, and a plan can only cost accuracy, never soundness (every
+// answer is bounded by interval.ts whatever was aimed).
+//
+// A probe aims a server's stamp at one of its second boundaries: the answer tightens the
+// upper bound if the stamp falls just before the tick, the lower one if just after. One
+// tick per second, each a later one, so a Date that does not advance shows.
+// - Alone, a server bisects its own posterior (inside its prior while the answers leave
+//   the prior plausible: a wrong prior must not hold the probes at its edge).
+// - Servers that agree measure one theta (web servers keep UTC) and aim as a team: each at
+//   its own quantile of the joint posterior, so N servers split what is left N + 1 ways per
+//   second instead of bisecting the same grid side by side.
+// - In the last seconds each server adds verification probes just outside its hard
+//   interval (first 10 ms from its aim, where the interval is wider), beyond the path's
+//   noise: a one-clock server answers them as predicted; a second clock behind a load
+//   balancer, or a clock that stepped, answers against its earlier probes, and
+//   interval.ts names it.
+import { diffSeconds, type Timespec } from '../../time.js';
+import { intersect, intersectAll, midpoint, probeInterval, select, serverBounds, width, type Interval, type ProbeBounds } from './interval.js';
+import { asymmetrySigma, bestLogLikelihood, logLikelihoodAt, median, posteriorMedian, posteriorQuantiles, symmetricLow, type ProbeGroup } from './posterior.js';
+
+/** What is known of one server while it is being probed. */
+export interface ServerState {
+  /** The hard interval of its answers so far (undefined before the first, or after a failure). */
+  interval: Interval | undefined;
+  failed: boolean;
+  /** Each answer's hard interval, in order. */
+  bounds: readonly ProbeBounds[];
+  /** Each answer's symmetric lower bound (posterior.ts). */
+  lows: readonly number[];
+  rtts: readonly number[];
+  /** Where its theta is expected (aiming only, never a bound). */
+  prior: Interval | undefined;
+  /** The latest tick aimed at or Date second seen: the next tick is a later one. */
+  lastTick: number;
+}
+
+export interface PlanState {
+  servers: readonly ServerState[];
+  /** The team once formed (it then only shrinks; empty: disbanded). */
+  team: readonly number[] | undefined;
+}
+
+export const emptyServer = (prior: Interval | undefined): ServerState => ({ interval: undefined, failed: false, bounds: [], lows: [], rtts: [], prior, lastTick: -Infinity });
+
+/**
+ * A probe's aim is settled this long before it is sent, so that the other servers'
+ * answers to the previous second are in (round trips up to ~0.7 s; slower ones aim with
+ * what has arrived).
+ */
+export const DECIDE_AHEAD = 0.2;
+
+/** The earliest tick leaves this long for the wait and the send (event-loop latency). */
+const TICK_LEAD = 0.003;
+
+/**
+ * Quantiles of a server's own posterior: the part a prior must meet to be kept (1 % to
+ * 99 %), the median, and the top a tick leaves room for (a team's aim may sit at the edge
+ * of a member's own interval).
+ */
+const OWN_QUANTILES = [0.01, 0.5, 0.99, 0.999];
+
+/** A member is out of the team where its own probes make the team's median e^4 (~55x) less likely than their best. */
+const UNLIKELY = 4;
+
+/**
+ * Servers are "nearly the same" when their symmetric intervals share at least this much of
+ * each: after one probe, clocks up to 50 ms apart. Clocks a fraction of a second apart must
+ * not team up: each would spend its probes where the others' time is.
+ */
+const SAME = 0.95;
+
+/**
+ * The verification probes of the last aimed seconds. A low one is sent after that second's
+ * bisecting probe, a high one before it. The first two reach at most VERIFY_REACH from the
+ * aim (they still narrow a wide interval); the rest aim just outside the hard interval,
+ * each side once on an odd and once on an even request, so that a load balancer taking its
+ * backends in turn cannot answer every check from the backend that passes it.
+ */
+const VERIFY_PLAN: readonly (readonly Check[])[] = [
+  [{ side: 'low', near: true }],
+  [{ side: 'high', near: true }],
+  [{ side: 'low', near: false }],
+  [{ side: 'high', near: false }, { side: 'low', near: false }],
+  [{ side: 'high', near: false }],
+];
+
+interface Check {
+  side: 'low' | 'high';
+  /** Within VERIFY_REACH of the aim, or just outside the interval. */
+  near: boolean;
+}
+
+/**
+ * A verification probe aims just outside the server's hard interval, this much at least
+ * (and one round trip plus 4 sigma of asymmetry on noisy paths): a one-clock server then
+ * answers it as predicted whatever its theta in there, and a clock beyond contradicts.
+ */
+const VERIFY_MARGIN = 0.002;
+
+/** How far from the aim a near verification probe reaches at most (or the margin, if more). */
+const VERIFY_REACH = 0.01;
+
+/** Verification probes share a second with the bisecting one only within this much of its aim. */
+const VERIFY_SPAN = 0.4;
+
+export type ProbeKind = 'bisect' | 'verify-low' | 'verify-high';
+
+export interface PlannedProbe {
+  kind: ProbeKind;
+  /** The theta at which the stamp would fall exactly on `tick`. */
+  aim: number;
+  /** Local (steady) time to send it. */
+  sendAt: number;
+}
+
+export interface TickPlan {
+  tick: number;
+  /** When to settle the aims (DECIDE_AHEAD before the earliest send). */
+  decideAt: number;
+  /** The prior no longer meets the server's own 1-99 % posterior: stop aiming with it. */
+  dropPrior: boolean;
+}
+
+/** One answer: its Date second and local send and first-byte times (steady timescale). */
+export interface Answer {
+  dateSeconds: number;
+  sendTime: Timespec;
+  receiveTime: Timespec;
+}
+
+/** The server after an answer, or why its answers cannot come from one steady clock. */
+export function observe(server: ServerState, answer: Answer): { server: ServerState; fault?: undefined } | { server?: undefined; fault: string } {
+  const { dateSeconds, sendTime, receiveTime } = answer;
+  const bounds = [...server.bounds, { ...probeInterval(dateSeconds, sendTime, receiveTime), dateSeconds }];
+  const checked = serverBounds(bounds);
+  if (checked.fault !== undefined) return { fault: checked.fault };
+  return {
+    server: {
+      ...server,
+      interval: checked.interval,
+      bounds,
+      lows: [...server.lows, symmetricLow(dateSeconds, sendTime, receiveTime)],
+      rtts: [...server.rtts, diffSeconds(receiveTime, sendTime)],
+      lastTick: Math.max(server.lastTick, dateSeconds),
+    },
+  };
+}
+
+const ownGroup = (server: ServerState): ProbeGroup => ({ lows: server.lows, sigma: asymmetrySigma(server.rtts) });
+
+/** The typical up-leg: aiming early by the jitter would waste the probe. */
+const upDelay = (server: ServerState): number => median(server.rtts) / 2;
+
+/** How far outside the hard interval verification probes aim at least (seconds): more than a round trip, so the bisecting probe's answer is in first. */
+export function verifyMargin(server: ServerState): number {
+  return Math.max(VERIFY_MARGIN, median(server.rtts) + 4 * asymmetrySigma(server.rtts));
+}
+
+/** The verification probes of aimed probe `aimed` (1-based) of `probes`. */
+function checksOf(aimed: number, probes: number): readonly Check[] {
+  return aimed >= 1 ? (VERIFY_PLAN[aimed - (probes - VERIFY_PLAN.length)] ?? []) : [];
+}
+
+/**
+ * Where a verification probe aims, or undefined where it would not fit the second: just
+ * outside `around`, the server's own interval, or for a team member the team's (a member
+ * whose Date lags the team's time answers every aim at that time "not later", and only a
+ * check below the team's interval shows it is elsewhere).
+ */
+function checkAim(server: ServerState, around: Interval, aim: number, { side, near }: Check): number | undefined {
+  const margin = verifyMargin(server);
+  const reach = near ? Math.max(VERIFY_REACH, margin) : Infinity;
+  const target = side === 'low' ? Math.max(around.low - margin, aim - reach) : Math.min(around.high + margin, aim + reach);
+  return Math.abs(target - aim) + median(server.rtts) <= VERIFY_SPAN ? target : undefined;
+}
+
+interface OwnQuantiles {
+  first: number;
+  half: number;
+  last: number;
+  top: number;
+}
+
+function ownQuantiles(server: ServerState, interval: Interval): OwnQuantiles {
+  const [first = interval.low, half = midpoint(interval), last = interval.high, top = interval.high] = posteriorQuantiles([ownGroup(server)], interval, OWN_QUANTILES);
+  return { first, half, last, top };
+}
+
+/** The prior still steering this server's aim (undefined once its answers left it behind). */
+const livePrior = (server: ServerState, own: OwnQuantiles): Interval | undefined =>
+  server.prior && intersect(server.prior, { low: own.first, high: own.last }) ? server.prior : undefined;
+
+/**
+ * The next tick of an answered server (aimed probe `aimed`, 1-based, of `probes`): the
+ * earliest second boundary after `now` that leaves room for any aim up to the server's own
+ * 99.9 % point (or its prior) and its verification probe.
+ */
+export function planTick(server: ServerState, now: number, aimed: number, probes: number, teamSupport?: Interval): TickPlan | undefined {
+  const { interval } = server;
+  if (interval === undefined) return undefined;
+  const own = ownQuantiles(server, interval);
+  const prior = livePrior(server, own);
+  let highest = prior ? Math.min(own.top, Math.max(prior.high, own.first)) : own.top;
+  // Room for a high verification probe: it aims at most this far above any aim up to `highest`.
+  for (const check of checksOf(aimed, probes)) if (check.side === 'high') highest = Math.max(highest, checkAim(server, teamSupport ?? interval, highest, check) ?? highest);
+  const up = upDelay(server);
+  const tick = Math.max(Math.ceil(now + TICK_LEAD + up + highest), server.lastTick + 1);
+  return { tick, decideAt: tick - highest - up - DECIDE_AHEAD, dropPrior: server.prior !== undefined && prior === undefined };
+}
+
+/**
+ * The probes of one tick, in sending order: the bisecting one (at the team's aim for it,
+ * `teamAim`, or its own), and in the last seconds verification probes (around the team's
+ * interval `teamSupport` for a member).
+ */
+export function planProbes(server: ServerState, tick: number, teamAim: number | undefined, aimed: number, probes: number, teamSupport?: Interval): PlannedProbe[] {
+  const { interval } = server;
+  if (interval === undefined) return [];
+  const own = ownQuantiles(server, interval);
+  const prior = livePrior(server, own);
+  const highest = prior ? Math.min(own.top, Math.max(prior.high, own.first)) : own.top;
+  const inPrior = prior && intersect(prior, interval);
+  const wanted = teamAim ?? (inPrior ? posteriorMedian(server.lows, asymmetrySigma(server.rtts), inPrior) : own.half);
+  const aim = Math.min(highest, Math.min(interval.high, Math.max(interval.low, wanted)));
+  const up = upDelay(server);
+  const planned: PlannedProbe[] = [{ kind: 'bisect', aim, sendAt: tick - aim - up }];
+  for (const check of checksOf(aimed, probes)) {
+    const target = checkAim(server, teamSupport ?? interval, aim, check);
+    if (target !== undefined) planned.push({ kind: check.side === 'low' ? 'verify-low' : 'verify-high', aim: target, sendAt: tick - target - up });
+  }
+  return planned.sort((a, b) => a.sendAt - b.sendAt);
+}
+
+/** The team and each member's aim (by server index). */
+export interface TeamPlan {
+  team: number[] | undefined;
+  aims: ReadonlyMap<number, number>;
+  /** The interval the team's members share (where the team's time is), with two or more members. */
+  support: Interval | undefined;
+}
+
+interface Answered {
+  index: number;
+  interval: Interval;
+}
+
+const answeredOf = (state: PlanState, indexes?: readonly number[]): Answered[] =>
+  (indexes ?? state.servers.map((_, index) => index)).flatMap((index) => {
+    const interval = state.servers[index]?.interval;
+    return interval ? [{ index, interval }] : [];
+  });
+
+/** Where a server's probes put theta taking each stamp at the middle of its round trip (a point where they cross). */
+function symmetric(server: ServerState): Interval {
+  const low = Math.max(...server.lows);
+  const high = Math.min(...server.lows) + 1;
+  return high >= low ? { low, high } : { low: (low + high) / 2, high: (low + high) / 2 };
+}
+
+/**
+ * The largest set of servers whose symmetric intervals are nearly the same, if it is a
+ * majority of those that answered; none until every server has answered (or failed), or a
+ * second round has begun without the slow ones. Never from intervals that merely touch: a
+ * sliver where two groups' edges meet looks like agreement.
+ */
+function form(state: PlanState): number[] {
+  const waiting = state.servers.some((server) => server.interval === undefined && !server.failed);
+  if (waiting && !state.servers.some((server) => server.lows.length >= 2)) return [];
+  const answered = answeredOf(state).map(({ index }) => ({ index, interval: symmetric(state.servers[index] as ServerState) }));
+  const alike = (a: Interval, b: Interval): boolean => {
+    const shared = intersect(a, b);
+    return shared !== undefined && width(shared) >= SAME * Math.max(width(a), width(b));
+  };
+  let best: number[] = [];
+  for (const candidate of answered) {
+    const group = answered.filter((other) => alike(candidate.interval, other.interval));
+    if (group.length > best.length) best = group.map((other) => other.index);
+  }
+  return best.length * 2 > answered.length ? best : [];
+}
+
+/** Whether `theta` is plausible under server `index`'s own probes: no more than e^UNLIKELY less likely than their best. */
+function plausible(server: ServerState | undefined, theta: number, best: Map<ServerState, number>): boolean {
+  if (!server?.interval) return false;
+  if (server.lows.length === 0) return true;
+  const group = ownGroup(server);
+  let top = best.get(server);
+  if (top === undefined) {
+    top = bestLogLikelihood(group, server.interval);
+    best.set(server, top);
+  }
+  return logLikelihoodAt(group, theta) - top > -UNLIKELY;
+}
+
+/** Where the k-th of `count` members aims: its own quantile, k / (count + 1). */
+const teamQuantiles = (count: number): number[] => Array.from({ length: count }, (_, rank) => (rank + 1) / (count + 1));
+
+const groupsOf = (state: PlanState, indexes: readonly number[]): ProbeGroup[] =>
+  indexes.flatMap((index) => {
+    const server = state.servers[index];
+    return server && server.lows.length > 0 ? [ownGroup(server)] : [];
+  });
+
+/**
+ * The team as it stands and its members' aims. Members leave when their intervals leave
+ * the rest (the team's own majority stays) or their own probes make the team's median
+ * unlikely; a member takes its aim only where its own probes leave it plausible (at the
+ * edge of its own interval is fine: that is where a member whose answers all fell on one
+ * side is needed).
+ */
+export function planTeam(state: PlanState): TeamPlan {
+  const formed = state.team ?? form(state);
+  if (formed.length < 2) return { team: state.team?.slice(), aims: new Map(), support: undefined };
+  const best = new Map<ServerState, number>();
+  let members = answeredOf(state, formed);
+  const selection = select(members.map((member) => member.interval));
+  members = selection ? selection.truechimers.flatMap((position) => members[position] ?? []) : [];
+  // The median and the aims come from one posterior: it is the costly part (20 servers x 8
+  // probes: ~6 ms), and it runs in the window before the next sends.
+  let aims: number[] | undefined;
+  for (let pass = 0; pass < 2 && members.length >= 2; pass += 1) {
+    const support = intersectAll(members.map((member) => member.interval));
+    if (support === undefined) break;
+    const [teamMedian = midpoint(support), ...quantiles] = posteriorQuantiles(groupsOf(state, members.map((member) => member.index)), support, [0.5, ...teamQuantiles(members.length)]);
+    const consistent = members.filter((member) => plausible(state.servers[member.index], teamMedian, best));
+    if (consistent.length === members.length) {
+      aims = quantiles;
+      break;
+    }
+    members = consistent;
+  }
+  const team = members.map((member) => member.index);
+  const support = intersectAll(members.map((member) => member.interval));
+  if (team.length < 2 || support === undefined) return { team, aims: new Map(), support: undefined };
+  // The priors only place the aim (never a bound): the region more than half of the team's
+  // members share, where the answers so far allow it.
+  const priors = team.flatMap((index) => state.servers[index]?.prior ?? []);
+  const shared = select(priors);
+  const prior = shared && shared.truechimers.length * 2 > team.length ? intersect(shared.core, support) : undefined;
+  const quantiles = prior || !aims ? posteriorQuantiles(groupsOf(state, team), prior ?? support, teamQuantiles(team.length)) : aims;
+  return {
+    team,
+    support,
+    aims: new Map(
+      team.flatMap((index, rank) => {
+        const aim = quantiles[rank];
+        return aim !== undefined && plausible(state.servers[index], aim, best) ? [[index, aim] as [number, number]] : [];
+      }),
+    ),
+  };
+}

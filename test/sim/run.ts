@@ -1,0 +1,130 @@
+// One measurement on a virtual clock: each simulated server probed as measure.ts probes a
+// real one (plan.ts decides ticks, aims and verification probes; every answer goes through
+// plan.observe, the bounds of interval.ts; the end through posterior.conclude), events taken
+// in time order so the team sees the answers that would have arrived. No sockets, no timers.
+import type { Interval } from '../../src/sources/http/interval.js';
+import { emptyServer, observe, planProbes, planTeam, planTick, type PlannedProbe, type ServerState, type TeamPlan } from '../../src/sources/http/plan.js';
+import { asymmetrySigma, conclude, conclusionError, median, posteriorQuantiles, symmetricLow, type Conclusion, type ProbeGroup } from '../../src/sources/http/posterior.js';
+import { seededRandom } from '../helpers/random.js';
+import { SimulatedServer, type SimServer } from './model.js';
+
+export interface SimOutcome {
+  conclusion: Conclusion;
+  /** The published half-width (undefined without an estimate). */
+  error: number | undefined;
+  /** Each server's state at the end and why it failed, if it did. */
+  servers: { state: ServerState; failure: string | null }[];
+}
+
+interface Track {
+  server: SimulatedServer;
+  state: ServerState;
+  failure: string | null;
+  /** Aimed probes started (the first, unaimed, is 0). */
+  aimed: number;
+  queue: PlannedProbe[];
+  tick: number;
+  next: { at: number; action: 'send' | 'decide' | 'done'; probe?: PlannedProbe };
+}
+
+/** Where the virtual local clock starts (seconds): whole nanoseconds stay exact in a double. */
+const START = 1_000_000;
+
+export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1 }: { probes?: number; seed?: number } = {}): SimOutcome {
+  const uniform = seededRandom(seed);
+  const tracks: Track[] = servers.map((server) => ({
+    server: new SimulatedServer(server, uniform),
+    state: emptyServer(undefined),
+    failure: null,
+    aimed: 0,
+    queue: [],
+    tick: 0,
+    // Connections open within 10 ms of each other.
+    next: { at: START + uniform() * 0.01, action: 'send' },
+  }));
+  let team: readonly number[] | undefined;
+  let teamCache: { version: number; plan: TeamPlan } | undefined;
+  let version = 0;
+  const teamOf = (index: number): { aim: number | undefined; support: Interval | undefined } => {
+    if (teamCache?.version !== version) {
+      const plan = planTeam({ servers: tracks.map((track) => track.state), team });
+      team = plan.team;
+      teamCache = { version, plan };
+    }
+    const { aims, support } = teamCache.plan;
+    return { aim: aims.get(index), support: teamCache.plan.team?.includes(index) ? support : undefined };
+  };
+  const scheduleTick = (track: Track, now: number): void => {
+    track.aimed += 1;
+    const tick = track.aimed < probes ? planTick(track.state, now, track.aimed, probes, teamOf(tracks.indexOf(track)).support) : undefined;
+    if (tick === undefined) {
+      track.next = { at: Infinity, action: 'done' };
+      return;
+    }
+    if (tick.dropPrior) track.state = { ...track.state, prior: undefined };
+    track.state = { ...track.state, lastTick: tick.tick };
+    track.tick = tick.tick;
+    track.next = { at: Math.max(now, tick.decideAt), action: 'decide' };
+  };
+  for (;;) {
+    let index = -1;
+    tracks.forEach((track, candidate) => {
+      if (track.next.action !== 'done' && (index < 0 || track.next.at < (tracks[index]?.next.at ?? Infinity))) index = candidate;
+    });
+    const track = tracks[index];
+    if (track === undefined) break;
+    const now = track.next.at;
+    if (track.next.action === 'decide') {
+      const { aim, support } = teamOf(index);
+      track.queue = planProbes(track.state, track.tick, aim, track.aimed, probes, support);
+      const first = track.queue.shift();
+      track.next = first ? { at: Math.max(now, first.sendAt), action: 'send', probe: first } : { at: Infinity, action: 'done' };
+      continue;
+    }
+    const answer = track.server.answer(now);
+    const next = observe(track.state, answer);
+    if (next.fault !== undefined) {
+      track.failure = next.fault;
+      track.state = { ...track.state, interval: undefined, failed: true };
+      track.next = { at: Infinity, action: 'done' };
+      version += 1;
+      continue;
+    }
+    // The state changes when the answer arrives: only then can others' plans see it.
+    track.state = next.server;
+    version += 1;
+    const following = track.queue.shift();
+    if (following) track.next = { at: Math.max(answer.arrives, following.sendAt), action: 'send', probe: following };
+    else scheduleTick(track, answer.arrives);
+  }
+  const conclusion = conclude(tracks.map((track) => ({ interval: track.state.failed ? undefined : track.state.interval, lows: track.state.lows, rtts: track.state.rtts, failure: track.failure })));
+  return { conclusion, error: conclusionError(conclusion), servers: tracks.map((track) => ({ state: track.state, failure: track.failure })) };
+}
+
+/**
+ * The floor of jittery paths, as `bench:http -- floor` measures it on real sockets: every
+ * probe sent so that the middle of its round trip lands on the server's true tick (an aim
+ * that knew the answer), the same estimator. Servers must each be one clock at `truth`.
+ */
+export function oracle(servers: readonly SimServer[], truth: number, { probes = 8, seed = 1 } = {}): { joint: number; perServer: number[] } {
+  const uniform = seededRandom(seed);
+  const groups: ProbeGroup[] = servers.map((server) => {
+    const simulated = new SimulatedServer(server, uniform);
+    const rtts: number[] = [];
+    const lows: number[] = [];
+    const warm = simulated.answer(START);
+    const warmRtt = warm.arrives - START;
+    for (let round = 0; round < probes; round += 1) {
+      const tick = Math.ceil(START + truth) + 1 + round - truth;
+      const sendAt = tick - median(rtts.length > 0 ? rtts : [warmRtt]) / 2;
+      const answer = simulated.answer(sendAt);
+      rtts.push(answer.arrives - sendAt);
+      lows.push(symmetricLow(answer.dateSeconds, answer.sendTime, answer.receiveTime));
+    }
+    return { lows, sigma: asymmetrySigma(rtts) };
+  });
+  const support = { low: truth - 0.5, high: truth + 0.5 };
+  const [joint = NaN] = posteriorQuantiles(groups, support, [0.5]);
+  const perServer = groups.map((group) => posteriorQuantiles([group], support, [0.5])[0] ?? NaN);
+  return { joint, perServer };
+}
