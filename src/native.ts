@@ -87,6 +87,8 @@ export interface NativeAddon {
   readRealtime(): void;
   /** slots = [sec, nsec] of CLOCK_MONOTONIC_RAW (CLOCK_MONOTONIC where there is none) */
   readMonotonicRaw(): void;
+  /** IPC_STAT of the unit's segment without attaching (any size); errno/syscall error if absent (ENOENT). */
+  statUnit(unit: number): NativeStat & { shmId: number };
   layout: NativeLayout;
   /** The slot numbers as the addon was compiled with them (checked against IO and CLOCK at load). */
   slotNumbers: { io: Record<keyof typeof IO, number>; clock: Record<keyof typeof CLOCK, number> };

@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { realtime } from '../src/clock.js';
-import { NtpdShm, defaultPerm, type NtpdShmOptions, errorHint, keyOfUnit, layout, type ShmSnapshot } from '../src/shm.js';
+import { NtpdShm, defaultPerm, type NtpdShmOptions, errorHint, keyOfUnit, layout, rootOnlyUnitConcern, statUnit, type ShmSnapshot } from '../src/shm.js';
 import { compare, type Timespec } from '../src/time.js';
 import { cBuild, type CBuild } from './helpers/cc.js';
 import { removeSegment } from './helpers/segments.js';
@@ -120,15 +120,31 @@ describe('constructor', () => {
     expect(caught(() => new NtpdShm({ unit: UNIT_ENOENT, readOnly: true })).code).toBe('ENOENT');
   });
 
-  it('an existing segment of another size (a 32-bit ntpd: 80 bytes) is EINVAL with the ipcrm hint', () => {
-    execFileSync(c.compile('shm_create.c'), [String(UNIT_EINVAL), '80', '666']);
+  it.each([80, 97, 4096])('an existing segment of %i bytes (not sizeof(struct shmTime)) is EINVAL with the ipcrm hint, nothing written', (size) => {
+    spawnSync('ipcrm', ['-M', String(keyOfUnit(UNIT_EINVAL))], { stdio: 'ignore' });
+    execFileSync(c.compile('shm_create.c'), [String(UNIT_EINVAL), String(size), '666']);
     const key = `0x${keyOfUnit(UNIT_EINVAL).toString(16)}`;
-    for (const create of [true, false]) {
-      const error = caught(() => new NtpdShm({ unit: UNIT_EINVAL, create }));
+    for (const options of [{ create: true }, { create: false }, { create: false, readOnly: true }]) {
+      const error = caught(() => new NtpdShm({ unit: UNIT_EINVAL, ...options }));
       expect(error).toMatchObject({ code: 'EINVAL', errno: -22, syscall: 'shmget' });
       expect(error.message).toContain(`ipcrm -M ${key}`);
-      expect(error.message).toMatch(/another size.*32\/64-bit/);
+      expect(error.message).toMatch(new RegExp(`not ${layout.size} bytes.*32/64-bit`));
     }
+    // Seen without attaching: the size is there for a diagnosis, and nobody attached.
+    expect(statUnit(UNIT_EINVAL)).toMatchObject({ size, nattch: 0, perm: 0o666 });
+  });
+
+  it('units 0-1 are a concern when not owned by root or world-writable; units >= 2 never', () => {
+    expect(rootOnlyUnitConcern(0, { uid: 0, perm: 0o600 })).toBeUndefined();
+    expect(rootOnlyUnitConcern(1, { uid: 1000, perm: 0o600 })).toMatch(/owned by uid 1000, not root.*ipcrm -M 0x4e545031/);
+    expect(rootOnlyUnitConcern(0, { uid: 0, perm: 0o666 })).toMatch(/world-writable \(0666\)/);
+    expect(rootOnlyUnitConcern(2, { uid: 1000, perm: 0o666 })).toBeUndefined();
+  });
+
+  it('statUnit of a missing unit is ENOENT with the hint; of ours, what stat() says', () => {
+    expect(caught(() => statUnit(UNIT_ENOENT))).toMatchObject({ code: 'ENOENT', syscall: 'shmget' });
+    const shm = open(UNIT);
+    expect(statUnit(UNIT)).toEqual({ ...shm.stat(), shmId: shm.shmId });
   });
 
   it('a non-root process on a 0600 root segment gets EACCES with the permission hint', (context) => {
@@ -407,6 +423,13 @@ describe('snapshot(), detach(), read-only', () => {
       expectRejected(reader, action, Error, 'ERR_SHM_READ_ONLY');
     }
     expect(writer.valid).toBe(1);
+  });
+
+  it('a read-only handle cannot remove the segment', () => {
+    const writer = open(UNIT_RO);
+    const reader = open({ unit: UNIT_RO, create: false, readOnly: true });
+    expectRejected(reader, () => reader.remove(), Error, 'ERR_SHM_READ_ONLY');
+    expect(writer.stat().removed).toBe(false);
   });
 });
 
