@@ -6,7 +6,7 @@ import { MAX_UNIT, NtpdShm, keyText, snapshotTimes, type ShmSnapshot } from '../
 import { diffSeconds, formatUtc, type Timespec } from '../../time.js';
 import { defaultLeapFile, formatTaiReport, loadLeapSeconds, taiReport, type TaiReport } from '../../leap.js';
 import { collect, integerOption, numberOption } from '../options.js';
-import { shutdownSignal } from '../signals.js';
+import { shutdownSignal, stdoutClosedSignal } from '../signals.js';
 
 /**
  * consuming: a reader took the last sample while its writer was attached (valid went 1 -> 0
@@ -210,7 +210,9 @@ export interface StatusCliOptions {
 
 /** Prints status (once, or every interval until SIGINT/SIGTERM); returns the exit code. */
 export async function runStatus(options: StatusCliOptions, signal?: AbortSignal): Promise<number> {
+  const closed = stdoutClosedSignal();
   const print = (result: StatusResult): void => {
+    if (closed.aborted) return;
     if (options.json) process.stdout.write(`${JSON.stringify(result.units)}\n`);
     else process.stdout.write(`${options.watch ? '\x1b[H\x1b[2J' : ''}${formatStatus(result)}`);
     for (const unit of result.missing) process.stderr.write(`${missingMessage(unit)}\n`);
@@ -224,10 +226,10 @@ export async function runStatus(options: StatusCliOptions, signal?: AbortSignal)
   // units, one that cannot be read (a root-only unit for a user) is only reported.
   const failed = result.missing.length > 0 || (units !== undefined && result.units.some((report) => 'error' in report));
   if (!options.watch) return failed ? 1 : 0;
-  const stop = signal ?? shutdownSignal();
+  const stop = AbortSignal.any([signal ?? shutdownSignal(), closed]);
   for (;;) {
     await abortableSleep(options.interval * 1000, stop);
-    if (stop.aborted) return 0; // SIGINT/SIGTERM: a watch ends normally
+    if (stop.aborted) return 0; // a stop signal or a closed stdout: a watch ends normally
     result = readStatus({ ...(units === undefined ? {} : { units }), ...leapfile, previous: result });
     print(result);
   }
