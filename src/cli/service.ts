@@ -7,7 +7,7 @@ import { systemClock, type Clock } from '../clock.js';
 import { createLogger, type Logger } from '../log.js';
 import { LeapSchedule, defaultLeapFile, loadLeapSeconds, leapAt } from '../leap.js';
 import { ServiceMetrics, noSourceMetrics, parseMetricsAddress, serveMetrics, type MetricsAddress, type MetricsServer, type SourceMetrics } from '../metrics.js';
-import { dropPrivileges } from '../privileges.js';
+import { checkPrivilegeOptions, dropPrivileges } from '../privileges.js';
 import type { SampleSource } from '../sample.js';
 import { MAX_UNIT, isRootOnlyUnit } from '../shm.js';
 import { integerOption, permOption } from './options.js';
@@ -129,6 +129,8 @@ export async function runService(
   signal?: AbortSignal,
 ): Promise<FeedResult> {
   checkUnitAllowed(options.unit);
+  const privileges = { ...(options.user === undefined ? {} : { user: options.user }), ...(options.group === undefined ? {} : { group: options.group }) };
+  checkPrivilegeOptions(privileges);
   const stopSignal = signal ?? shutdownSignal();
   const logger = serviceLogger(options);
   const leapSchedule = loadLeapSchedule(options.leapfile, logger);
@@ -147,7 +149,7 @@ export async function runService(
       ...(metrics === undefined ? {} : { metrics }),
       ...(options.keepLastSample ? { keepLastSample: true } : {}),
       afterAttach: () => {
-        dropPrivileges({ ...(options.user === undefined ? {} : { user: options.user }), ...(options.group === undefined ? {} : { group: options.group }) }, logger);
+        dropPrivileges(privileges, logger);
       },
     });
   } finally {

@@ -1,4 +1,5 @@
 // `htntp gps`: a GPS receiver's NMEA time on a serial port into the SHM segment.
+import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { MAX_PRECISION, MIN_PRECISION } from '../../sample.js';
 import { GpsSource } from '../../sources/gps/source.js';
@@ -27,6 +28,7 @@ function baudOption(value: string): number | 'auto' {
 }
 
 export async function runGps(options: GpsOptions, signal?: AbortSignal): Promise<GpsResult> {
+  statSync(options.device); // a missing device fails (ENOENT, with the path) before the segment is touched
   let source: GpsSource | undefined;
   const makeSource = ({ logger, metrics }: ServiceContext): GpsSource => {
     source = new GpsSource({
