@@ -129,6 +129,11 @@ function putTime(io: Float64Array, slot: number, time: unknown, name: string): v
   io[slot + 1] = exact.nsec;
 }
 
+/** A sample was ever written: a segment only initialised (gpsd's way, or by a reader) has count 0 and no times. */
+export function everWritten(snapshot: ShmSnapshot): boolean {
+  return snapshot.count !== 0 || snapshot.clockTimeStampSec !== 0 || snapshot.receiveTimeStampSec !== 0;
+}
+
 /** The clock and receive times of a snapshot, exact, by the readers' NSec/USec rule. */
 export function snapshotTimes(snapshot: ShmSnapshot): { clockTime: Timespec; receiveTime: Timespec } {
   return {

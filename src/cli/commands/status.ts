@@ -2,7 +2,7 @@
 // read-only (SHM_RDONLY), never creates a segment, never clears `valid`.
 import type { Command } from 'commander';
 import { abortableSleep, systemClock, type Clock } from '../../clock.js';
-import { MAX_UNIT, NtpdShm, keyText, snapshotTimes, type ShmSnapshot } from '../../shm.js';
+import { MAX_UNIT, NtpdShm, everWritten, keyText, snapshotTimes, type ShmSnapshot } from '../../shm.js';
 import { diffSeconds, formatUtc, type Timespec } from '../../time.js';
 import { defaultLeapFile, formatTaiReport, loadLeapSeconds, taiReport, type TaiReport } from '../../leap.js';
 import { collect, integerOption, numberOption } from '../options.js';
@@ -81,11 +81,6 @@ export interface StatusOptions {
   previous?: StatusResult;
   /** leap-seconds.list for the TAI line (none without). */
   leapfile?: string;
-}
-
-/** A sample was ever written: a segment only initialised (gpsd's way, or by a reader) has count 0 and no times. */
-export function everWritten(snapshot: ShmSnapshot): boolean {
-  return snapshot.count !== 0 || snapshot.clockTimeStampSec !== 0 || snapshot.receiveTimeStampSec !== 0;
 }
 
 /** `others`: processes attached besides the one looking. */
