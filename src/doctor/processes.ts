@@ -22,6 +22,7 @@ const READERS = new Set(['chronyd', 'ntpd']);
 const WRITERS = new Set(['gpsd', 'ntpd_driver', 'ptp4l', 'phc2sys']);
 const MONITORS = new Set(['ntpshmmon', 'ipcs']);
 const HTNTP_FEEDERS = new Set(['http', 'gps', 'fixed']);
+const HTNTP_COMMANDS = new Set([...HTNTP_FEEDERS, 'status', 'doctor', 'config']);
 
 function readText(path: string): string | undefined {
   try {
@@ -35,8 +36,8 @@ function readText(path: string): string | undefined {
 function htntpCommand(argv: string[]): string | undefined {
   const index = argv.findIndex((arg) => /(^|\/)htntp(\.js)?$/.test(arg));
   if (index === -1) return undefined;
-  const command = argv.slice(index + 1).find((arg) => !arg.startsWith('-'));
-  return command ?? 'http';
+  // `http` is the default command: without a known command word, that is what runs.
+  return argv.slice(index + 1).find((arg) => HTNTP_COMMANDS.has(arg)) ?? 'http';
 }
 
 export function describeProcess(comm: string, argv: string[]): { name: string; role: ProcessRole } {
