@@ -8,6 +8,7 @@ import { createLogger, type Logger } from '../log.js';
 import { LeapSchedule, defaultLeapFile, loadLeapSeconds, leapAt } from '../leap.js';
 import { ServiceMetrics, noSourceMetrics, parseMetricsAddress, serveMetrics, type MetricsAddress, type MetricsServer, type SourceMetrics } from '../metrics.js';
 import { checkPrivilegeOptions, dropPrivileges } from '../privileges.js';
+import { lockUnit } from '../unit-lock.js';
 import type { SampleSource } from '../sample.js';
 import { MAX_UNIT, isRootOnlyUnit } from '../shm.js';
 import { integerOption, permOption } from './options.js';
@@ -131,12 +132,14 @@ export async function runService(
   checkUnitAllowed(options.unit);
   const privileges = { ...(options.user === undefined ? {} : { user: options.user }), ...(options.group === undefined ? {} : { group: options.group }) };
   checkPrivilegeOptions(privileges);
+  // One writer per unit, taken before the segment is touched.
+  const lock = await lockUnit(options.unit);
   const stopSignal = signal ?? shutdownSignal();
   const logger = serviceLogger(options);
-  const leapSchedule = loadLeapSchedule(options.leapfile, logger);
-  const metrics = options.metrics === undefined ? undefined : new ServiceMetrics({ unit: options.unit });
   let metricsServer: MetricsServer | undefined;
   try {
+    const leapSchedule = loadLeapSchedule(options.leapfile, logger);
+    const metrics = options.metrics === undefined ? undefined : new ServiceMetrics({ unit: options.unit });
     if (metrics !== undefined && options.metrics !== undefined) metricsServer = await serveMetrics(metrics.registry, options.metrics, logger);
     const source = makeSource({ signal: stopSignal, logger, metrics: metrics ?? noSourceMetrics });
     metrics?.setSource(source.name);
@@ -154,6 +157,7 @@ export async function runService(
     });
   } finally {
     await metricsServer?.close();
+    await lock.release();
     // Our own shutdown signal means we are the process: a source that keeps a handle
     // open must not hold the exit past the 2 s a service manager is promised.
     if (signal === undefined && stopSignal.aborted) exitAfterStop(logger);

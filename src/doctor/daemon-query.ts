@@ -91,12 +91,27 @@ function run(command: string, args: readonly string[], timeoutMs: number): Promi
   });
 }
 
-/** chronyd's sources, through its command socket (`socket`) or chronyc's default. */
-export async function queryChrony(socket: string | undefined, timeoutMs = 3_000): Promise<Answer<ChronySource[]>> {
-  const answer = await run('chronyc', ['-n', '-c', ...(socket === undefined ? [] : ['-h', socket]), 'sources'], timeoutMs);
-  if (!answer.ok) return answer;
+export interface ChronyView {
+  sources: ChronySource[];
+  /**
+   * The correction chronyd still means to apply to the system clock, seconds (`chronyc -c
+   * tracking`, its "System time" with the sign of a correction: negative when the clock is
+   * fast). Its measured offsets are taken against the corrected clock, so a published
+   * offset o shows as -o + correction.
+   */
+  correction: number;
+}
+
+/** chronyd's sources and pending correction, through its command socket (`socket`) or chronyc's default. */
+export async function queryChrony(socket: string | undefined, timeoutMs = 3_000): Promise<Answer<ChronyView>> {
+  const base = ['-n', '-c', ...(socket === undefined ? [] : ['-h', socket])];
+  const [sources, tracking] = await Promise.all([run('chronyc', [...base, 'sources'], timeoutMs), run('chronyc', [...base, 'tracking'], timeoutMs)]);
+  if (!sources.ok) return sources;
+  if (!tracking.ok) return tracking;
   try {
-    return { ok: true, value: parseChronySources(answer.value) };
+    const correction = Number(tracking.value.trim().split(',')[4]);
+    if (!Number.isFinite(correction)) throw new Error(`unexpected chronyc tracking line: ${JSON.stringify(tracking.value)}`);
+    return { ok: true, value: { sources: parseChronySources(sources.value), correction } };
   } catch (error) {
     return { ok: false, reason: (error as Error).message };
   }

@@ -4,7 +4,7 @@
 import { everWritten, layout, keyText, rootOnlyUnitConcern, snapshotTimes, type ShmSnapshot, type ShmStat } from '../shm.js';
 import { diffSeconds, type Timespec } from '../time.js';
 import type { ConfiguredUnit } from './daemon-config.js';
-import type { Answer, ChronySource, NtpPeer } from './daemon-query.js';
+import type { Answer, ChronySource, ChronyView, NtpPeer } from './daemon-query.js';
 import type { AttachedProcess } from './processes.js';
 
 export type Severity = 'problem' | 'unchecked' | 'warning' | 'ok';
@@ -37,7 +37,7 @@ export interface UnitFacts {
   /** The config files searched, for the messages. */
   configFiles: string[];
   /** undefined: not asked (no chrony config or process for this unit). */
-  chrony?: Answer<ChronySource[]>;
+  chrony?: Answer<ChronyView>;
   ntpd?: Answer<NtpPeer[]>;
   now: Timespec;
   /** A sample older than this (seconds) is stale. */
@@ -113,7 +113,7 @@ function daemonFindings(facts: UnitFacts, sample: SampleView | undefined, fresh:
       findings.push({ severity: 'unchecked', code: 'chrony-unreachable', message: `could not ask chronyd: ${facts.chrony.reason}`, fix: 'run doctor as root where chronyd runs (chronyc needs its command socket)' });
       continue;
     }
-    const source = facts.chrony.value.find((candidate) => candidate.mode === '#' && candidate.name === entry.refid);
+    const source = facts.chrony.value.sources.find((candidate) => candidate.mode === '#' && candidate.name === entry.refid);
     if (source === undefined) {
       findings.push({
         severity: 'problem',
@@ -133,14 +133,15 @@ function daemonFindings(facts: UnitFacts, sample: SampleView | undefined, fresh:
         fix: 'chronyd attached to another segment (restart it after the segment was recreated), or the samples are refused: see `chronyc sources -v` and its log',
       });
     } else if (source.lastRx !== undefined) {
-      // chronyc: positive = local clock ahead of the source, the opposite of clock - receive.
-      const expected = -(sample.offset + entry.offset);
-      const difference = source.measuredOffset - expected;
+      // chronyc: positive = local clock ahead of the source, the opposite of clock - receive;
+      // the adjusted offset is against the clock as chronyd has corrected it since (or means to).
+      const expected = -(sample.offset + entry.offset) + facts.chrony.value.correction;
+      const difference = source.adjustedOffset - expected;
       if (Math.abs(difference) > tolerance(sample, source.error)) {
         findings.push({
           severity: 'problem',
           code: 'chrony-disagrees',
-          message: `chronyd sees refid ${source.name} at ${source.measuredOffset.toFixed(6)} s (local - source) but ${expected.toFixed(6)} s is published: it reads another unit or adds an offset`,
+          message: `chronyd sees refid ${source.name} at ${source.adjustedOffset.toFixed(6)} s (local - source, as it corrected the clock) but ${expected.toFixed(6)} s is published: it reads another unit or adds an offset`,
           fix: `check that ${entry.file}:${entry.line} names unit ${facts.unit} and that its offset is meant`,
         });
       }

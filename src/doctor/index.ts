@@ -3,7 +3,7 @@
 import { systemClock, type Clock } from '../clock.js';
 import { MAX_UNIT, NtpdShm, keyOfUnit, statUnit } from '../shm.js';
 import { DEFAULT_CONFIG_PATHS, readDaemonConfig, type ConfigPaths } from './daemon-config.js';
-import { queryChrony, queryNtpd, type Answer, type ChronySource, type NtpPeer } from './daemon-query.js';
+import { queryChrony, queryNtpd, type Answer, type ChronyView, type NtpPeer } from './daemon-query.js';
 import { diagnose, type SegmentFacts, type UnitDiagnosis } from './diagnose.js';
 import { sysvAttachments, type AttachedProcess } from './processes.js';
 
@@ -77,7 +77,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   const configuredFor = (unit: number) => config.units.filter((entry) => entry.unit === unit);
   const wants = (daemon: 'chrony' | 'ntpd', processName: string): boolean =>
     units.some((unit) => configuredFor(unit).some((entry) => entry.daemon === daemon) || attachedTo(unit).some((process) => process.name === processName));
-  const [chrony, ntpd]: [Answer<ChronySource[]> | undefined, Answer<NtpPeer[]> | undefined] = await Promise.all([
+  const [chrony, ntpd]: [Answer<ChronyView> | undefined, Answer<NtpPeer[]> | undefined] = await Promise.all([
     wants('chrony', 'chronyd') ? queryChrony(options.chronySocket ?? config.chronySockets[0]) : undefined,
     wants('ntpd', 'ntpd') ? queryNtpd(options.ntpq) : undefined,
   ]);

@@ -1,6 +1,6 @@
 // `htntp doctor` against the real readers: each fault an operator meets, reproduced with a
 // real chronyd -x or ntpsec ntpd and real `htntp fixed` feeders, and named by doctor with
-// its fix. Units 234, 236, 238, 241, 245-248 are this file's.
+// its fix. Units 186-191, 193 and 194 are this file's.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { cBuild } from '../helpers/cc.js';
 import { describeE2e, startChronyd, startNtpd, waitFor, type Chronyd } from '../helpers/daemons.js';
 import { makeTempDir, startHtntp, type RunningProcess } from '../helpers/process.js';
 
-const UNIT = { healthy: 234, removed: 236, size: 238, private: 241, unconfigured: 245, disagree: 246, absent: 247, ntpd: 248 };
+const UNIT = { healthy: 186, removed: 187, size: 188, private: 189, unconfigured: 190, disagree: 191, absent: 193, ntpd: 194 };
 const ALL = Object.values(UNIT);
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -70,7 +70,8 @@ describeE2e('htntp doctor with chronyd -x', ['chronyd'], () => {
     expect(diagnosis, JSON.stringify(diagnosis)).toMatchObject({ verdict: 'healthy', segment: 'present', size: 96 });
     expect(diagnosis.processes.map((process) => [process.name, process.role]).sort()).toEqual([['chronyd', 'reader'], ['htntp fixed', 'feeder']]);
     expect(diagnosis.chrony?.name).toBe('FIX');
-    expect(Math.abs((diagnosis.chrony?.measuredOffset ?? 0) - 1)).toBeLessThan(0.01); // chronyc: local 1 s ahead
+    // No disagreement found: chronyd's offset, with its pending correction, is what htntp publishes.
+    expect(codes(diagnosis).filter((code) => code.startsWith('chrony'))).toEqual([]);
     const cli = startHtntp(['doctor', '--unit', String(unit), '--chrony-conf', chronyd.confPath, '--ntp-conf', '/nonexistent']);
     expect((await cli.exited).code, cli.output()).toBe(0);
     expect(cli.stdoutLines[0]).toMatch(new RegExp(`^unit ${unit} \\(key 0x[0-9a-f]+\\): ok: fed by htntp fixed\\[\\d+\\]; read by chronyd\\[\\d+\\]`));
@@ -132,20 +133,22 @@ describeE2e('htntp doctor with chronyd -x', ['chronyd'], () => {
     const diagnosis = only(await runDoctor({ units: [configured], configPaths: { chrony: [edited], ntp: [] } }), configured);
     expect(diagnosis.verdict).toBe('problem');
     expect(codes(diagnosis)).toEqual(expect.arrayContaining(['chrony-disagrees', 'no-reader']));
-    expect(diagnosis.findings.find((finding) => finding.code === 'chrony-disagrees')?.message).toMatch(/chronyd sees refid MIX at 1\.0\d* s .* but -0\.500000 s is published/);
+    expect(diagnosis.findings.find((finding) => finding.code === 'chrony-disagrees')?.message).toMatch(/chronyd sees refid MIX at -?[01]\.\d+ s .* but -?[01]\.500000 s is published/);
   });
 });
 
 describeE2e('htntp doctor without a daemon', [], () => {
-  it('fed but not configured, configured but not fed, two feeders on one unit', { timeout: 60_000 }, async () => {
+  it('fed but not configured, configured but not fed; a second feeder is refused', { timeout: 60_000 }, async () => {
     const temp = await makeTempDir('doctor-conf');
     cleanups.push(() => temp.remove());
     const conf = join(temp.path, 'chrony.conf');
     await writeFile(conf, `${refclockLines(presetOptions('gps', { daemon: 'chrony', unit: UNIT.absent })).join('\n')}\n`);
     await startFixed(UNIT.unconfigured);
-    const second = startHtntp(['fixed', '--offset', '1', '--unit', String(UNIT.unconfigured), '--interval', '0.25']);
-    cleanups.push(() => second.stop('SIGTERM', 3_000));
-    await second.waitForLine(/^info segment attached|^htntp:/, { stream: 'stderr', timeoutMs: 15_000 });
+    // A second feeder on the fed unit is refused before it writes (doctor names two writers
+    // that something else started: see the unit tests).
+    const second = startHtntp(['fixed', '--offset', '1', '--unit', String(UNIT.unconfigured)]);
+    expect((await second.exited).code).toBe(1);
+    expect(second.stderrLines.join('\n')).toMatch(/already fed by pid \d+/);
     const report = await runDoctor({ units: [UNIT.unconfigured, UNIT.absent], configPaths: { chrony: [conf], ntp: [] } });
     expect(report.exitCode).toBe(1);
     const absent = only(report, UNIT.absent);
@@ -154,12 +157,7 @@ describeE2e('htntp doctor without a daemon', [], () => {
     expect(absent.fix).toMatch(/start the feeder.*--ipc=host/);
     const fed = only(report, UNIT.unconfigured);
     expect(fed.verdict).toBe('problem');
-    if (second.exit() === undefined) {
-      // Nothing stops a second feeder: doctor names both.
-      expect(fed.summary).toMatch(/2 feeders write unit 245: htntp fixed\[\d+\], htntp fixed\[\d+\]/);
-    } else {
-      expect(second.stderrLines.join('\n')).toMatch(/already fed by pid \d+/);
-    }
+    expect(fed.processes.filter((process) => process.role === 'feeder'), JSON.stringify(fed.processes)).toHaveLength(1);
     expect(codes(fed)).toContain('not-configured');
   });
 });

@@ -1,6 +1,7 @@
 // The CLI as operators meet it: SIGHUP stops a feeder like SIGTERM (valid 0, exit 0),
-// `status --watch | head -1` ends quietly, proxy credentials stay out of `ps`, and bad
-// --user/--group/--device fail before any segment exists. Units 230-233 are this file's.
+// `status --watch | head -1` ends quietly, proxy credentials stay out of `ps`, bad
+// --user/--group/--device fail before any segment exists, and a second feeder on a unit
+// is refused. Units 180-182, 184 and 185 are this file's.
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -10,11 +11,12 @@ import { closeAll, startTimeServers, type TimeServer } from '../http/servers.js'
 import { htntpBin, makeTempDir, startHtntp, startProcess, type TempDir } from '../helpers/process.js';
 import { readSegment, removeSegment } from '../helpers/segments.js';
 
-const UNIT_HUP = 230;
-const UNIT_WATCH = 231;
-const UNIT_USER = 232;
-const UNIT_DEVICE = 233;
-const UNITS = [UNIT_HUP, UNIT_WATCH, UNIT_USER, UNIT_DEVICE];
+const UNIT_HUP = 180;
+const UNIT_WATCH = 181;
+const UNIT_USER = 182;
+const UNIT_DEVICE = 184;
+const UNIT_LOCK = 185;
+const UNITS = [UNIT_HUP, UNIT_WATCH, UNIT_USER, UNIT_DEVICE, UNIT_LOCK];
 
 let temp: TempDir;
 let servers: TimeServer[];
@@ -132,6 +134,30 @@ describe('validate before touching', () => {
       expect(readSegment(UNIT_DEVICE)).toBeUndefined();
     } finally {
       await holder.stop('SIGTERM');
+    }
+  });
+});
+
+describe('one writer per unit', () => {
+  it('a second feeder on a unit exits 1 naming the first one\'s pid, before writing anything', async () => {
+    const first = startHtntp(['fixed', '--unit', String(UNIT_LOCK), '--offset', '-1', '--interval', '0.2', '--verbose']);
+    try {
+      await first.waitForLine(/^debug sample published/, { stream: 'stderr' });
+      const countBefore = readSegment(UNIT_LOCK)?.count;
+      const second = startHtntp(['fixed', '--unit', String(UNIT_LOCK), '--offset', '1']);
+      expect((await second.exited).code, second.output()).toBe(1);
+      expect(second.stderrLines.join('\n')).toMatch(new RegExp(`unit ${UNIT_LOCK} \\(key 0x[0-9a-f]+\\) is already fed by pid ${first.pid} \\(.*fixed.*\\): one writer per unit`));
+      expect(second.stderrLines.some((line) => /segment attached/.test(line))).toBe(false);
+      // The first feeder's samples went on untouched: count moved only by its own writes, offset -1 s.
+      const after = readSegment(UNIT_LOCK);
+      expect(after?.count ?? 0).toBeGreaterThanOrEqual(countBefore ?? 0);
+      expect((after?.clockTimeStampSec ?? 0) - (after?.receiveTimeStampSec ?? 0)).toBe(-1);
+      // Once the first is gone, the unit is free again.
+      expect((await first.stop('SIGTERM')).code).toBe(0);
+      const third = startHtntp(['fixed', '--unit', String(UNIT_LOCK), '--offset', '1', '--once']);
+      expect((await third.exited).code, third.output()).toBe(0);
+    } finally {
+      await first.stop('SIGKILL');
     }
   });
 });

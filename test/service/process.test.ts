@@ -118,13 +118,13 @@ describeAsRoot('--user', () => {
     expect(readSegment(unit)).toMatchObject({ valid: 0 });
   });
 
-  it('refuses to run when the switch is not permitted (exit 1, the segment released)', async () => {
+  it('refuses to run when the user does not exist (exit 1, before any segment is created)', async () => {
     const unit = UNITS.user;
     const child = startFixed(['--offset', '0.25', '--unit', String(unit), '--user', 'no-such-user-htntp']);
     const exit = await child.exited;
     expect(exit.code).toBe(1);
     expect(child.output()).toMatch(/no such user: no-such-user-htntp/);
-    expect(readSegment(unit)?.valid).toBe(0);
+    expect(readSegment(unit)).toBeUndefined();
   });
 });
 

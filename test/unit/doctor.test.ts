@@ -138,7 +138,16 @@ describe('diagnose', () => {
 
   it('chronyd lists the refid with reach 0 while fresh samples are published', () => {
     const source = { mode: '#', state: '?', name: 'FIX', stratum: 0, poll: 4, reach: 0, lastRx: undefined, adjustedOffset: 0, measuredOffset: 0, error: 0 };
-    const result = diagnose(facts({ chrony: { ok: true, value: [source] } }));
+    const result = diagnose(facts({ chrony: { ok: true, value: { sources: [source], correction: 0 } } }));
     expect(result.summary).toMatch(/chronyd has accepted no sample from refid FIX \(reach 0\)/);
+  });
+
+  it("chronyd's offsets are taken against the clock as it corrected it: agreement accounts for the pending correction", () => {
+    // Published clock - receive = -1 s; chronyd -x selected it and thinks the clock is 1 s fast (correction -1): it measures 0.
+    const source = { mode: '#', state: '*', name: 'FIX', stratum: 0, poll: 0, reach: 0o377, lastRx: 1, adjustedOffset: 0.0002, measuredOffset: 1.0002, error: 0.0001 };
+    const segment = { ...facts().segment, snapshot: snapshot({ clockTimeStampSec: NOW.sec - 2, receiveTimeStampSec: NOW.sec - 1 }) } as UnitFacts['segment'];
+    expect(diagnose(facts({ segment, chrony: { ok: true, value: { sources: [source], correction: -1 } } })).verdict).toBe('healthy');
+    const disagree = diagnose(facts({ segment, chrony: { ok: true, value: { sources: [source], correction: 0 } } }));
+    expect(disagree.summary).toMatch(/chronyd sees refid FIX at 0\.000200 s \(local - source, as it corrected the clock\) but 1\.000000 s is published/);
   });
 });

@@ -40,7 +40,7 @@ function formatUnit(unit: UnitDiagnosis): string {
   for (const entry of unit.configured) lines.push(`  config   ${entry.file}:${entry.line} (${entry.daemon}${entry.refid === undefined ? '' : ` refid ${entry.refid}`})`);
   if (unit.chrony !== undefined) {
     const source = unit.chrony;
-    lines.push(`  chronyd  ${source.name}: state ${source.state}, reach ${source.reach.toString(8)}, offset ${source.measuredOffset >= 0 ? '+' : ''}${source.measuredOffset.toFixed(6)} s (local - source)`);
+    lines.push(`  chronyd  ${source.name}: state ${source.state}, reach ${source.reach.toString(8)}, offset ${source.adjustedOffset >= 0 ? '+' : ''}${source.adjustedOffset.toFixed(6)} s (local - source, corrected)`);
   }
   if (unit.ntpd !== undefined) {
     const peer = unit.ntpd;
