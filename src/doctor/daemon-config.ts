@@ -19,6 +19,14 @@ export interface ConfiguredUnit {
   noselect: boolean;
 }
 
+/** A chrony `refclock SOCK /path` line. */
+export interface ChronySockConfig {
+  file: string;
+  line: number;
+  path: string;
+  refid?: string;
+}
+
 export interface ConfigPaths {
   /** Files or directories (searched recursively for *.conf) of chrony. */
   chrony: readonly string[];
@@ -34,6 +42,8 @@ export interface DaemonConfig {
   files: string[];
   /** chronyd command sockets named by `bindcmdaddress /path`. */
   chronySockets: string[];
+  /** chrony SOCK refclocks. */
+  socks: ChronySockConfig[];
 }
 
 function confFiles(path: string): string[] {
@@ -78,6 +88,10 @@ function parseChrony(file: string, result: DaemonConfig): void {
     const words = text.replace(/[#!;%].*$/, '').trim().split(/\s+/);
     const directive = words[0]?.toLowerCase();
     if (directive === 'bindcmdaddress' && words[1]?.startsWith('/')) result.chronySockets.push(words[1]);
+    if (directive === 'refclock' && words[1]?.toUpperCase() === 'SOCK' && words[2] !== undefined) {
+      const refid = wordAfter(words, 'refid');
+      result.socks.push({ file, line: index + 1, path: words[2], ...(refid === undefined ? {} : { refid }) });
+    }
     if (directive !== 'refclock' || words[1]?.toUpperCase() !== 'SHM') return;
     const unit = Number((words[2] ?? '').split(':')[0]);
     if (!Number.isInteger(unit)) return;
@@ -128,7 +142,7 @@ function parseNtp(file: string, result: DaemonConfig): void {
 
 /** Every SHM unit registered in the given config files (missing files are skipped). */
 export function readDaemonConfig(paths: ConfigPaths = DEFAULT_CONFIG_PATHS): DaemonConfig {
-  const result: DaemonConfig = { units: [], files: [], chronySockets: [] };
+  const result: DaemonConfig = { units: [], files: [], chronySockets: [], socks: [] };
   for (const file of paths.chrony.flatMap(confFiles)) {
     result.files.push(file);
     parseChrony(file, result);

@@ -174,6 +174,18 @@ function daemonFindings(facts: UnitFacts, sample: SampleView | undefined, fresh:
   return seen;
 }
 
+/**
+ * Sorts the findings worst first and derives the verdict: the worst finding's message and
+ * fix, or `healthy` with the summary `describe` gives when nothing worse than a warning.
+ */
+export function finish(findings: Finding[], describe: () => string): { verdict: Verdict; summary: string; fix?: string } {
+  findings.sort((a, b) => RANK[a.severity] - RANK[b.severity]);
+  const first = findings[0];
+  const verdict: Verdict = first?.severity === 'problem' ? 'problem' : first?.severity === 'unchecked' ? 'unknown' : 'healthy';
+  if (verdict === 'healthy' || first === undefined) return { verdict, summary: describe() };
+  return { verdict, summary: first.message, ...(first.fix === undefined ? {} : { fix: first.fix }) };
+}
+
 export function diagnose(facts: UnitFacts): UnitDiagnosis {
   const { unit, segment } = facts;
   const key = keyText(unit);
@@ -279,29 +291,24 @@ export function diagnose(facts: UnitFacts): UnitDiagnosis {
   }
 
   const views = daemonFindings(facts, sample, fresh, findings);
-  findings.sort((a, b) => RANK[a.severity] - RANK[b.severity]);
-  const first = findings[0];
-  const verdict: Verdict = first?.severity === 'problem' ? 'problem' : first?.severity === 'unchecked' ? 'unknown' : 'healthy';
-  let summary: string;
-  if (verdict === 'healthy') {
-    const parts = [
+  const { verdict, summary, fix } = finish(findings, () =>
+    [
       feeders.length > 0 ? `fed by ${who(feeders)}` : undefined,
       readers.length > 0 ? `read by ${who(readers)}` : undefined,
       sample?.age !== null && sample?.age !== undefined ? `last sample ${sample.age.toFixed(1)} s ago` : undefined,
       views.chrony !== undefined ? `chronyd: ${views.chrony.name} reach ${views.chrony.reach.toString(8)} state ${views.chrony.state}` : undefined,
       views.ntpd !== undefined ? `ntpd: SHM(${unit}) reach ${views.ntpd.reach.toString(8)}` : undefined,
-    ].filter((part): part is string => part !== undefined);
-    summary = parts.length > 0 ? parts.join('; ') : 'nothing wrong seen';
-  } else {
-    summary = first?.message ?? '';
-  }
+    ]
+      .filter((part): part is string => part !== undefined)
+      .join('; ') || 'nothing wrong seen',
+  );
   const stat = segment.state === 'present' ? segment.stat : undefined;
   return {
     unit,
     key,
     verdict,
     summary,
-    ...(verdict !== 'healthy' && first?.fix !== undefined ? { fix: first.fix } : {}),
+    ...(fix === undefined ? {} : { fix }),
     findings,
     segment: segment.state,
     ...(stat === undefined ? {} : { size: stat.size, perm: `0${stat.perm.toString(8)}`, uid: stat.uid, nattch: stat.nattch }),

@@ -6,12 +6,16 @@ import { DEFAULT_CONFIG_PATHS, readDaemonConfig, type ConfigPaths } from './daem
 import { queryChrony, queryNtpd, type Answer, type ChronyView, type NtpPeer } from './daemon-query.js';
 import { diagnose, type SegmentFacts, type UnitDiagnosis } from './diagnose.js';
 import { sysvAttachments, type AttachedProcess } from './processes.js';
+import { diagnoseSock, sockFacts, type SockDiagnosis } from './sock.js';
 
 export type { UnitDiagnosis, Finding, Verdict, Severity } from './diagnose.js';
+export type { SockDiagnosis } from './sock.js';
 
 export interface DoctorOptions {
-  /** Units to check; default every unit that has a segment, an attachment or a config line. */
+  /** Units to check; default every unit that has a segment, an attachment or a config line (none when only socks are asked for). */
   units?: readonly number[];
+  /** chrony SOCK refclock paths to check; default those a chrony config names. */
+  socks?: readonly string[];
   configPaths?: ConfigPaths;
   /** chronyd's command socket (default: a `bindcmdaddress` of the config, else chronyc's own default). */
   chronySocket?: string;
@@ -25,6 +29,7 @@ export interface DoctorOptions {
 
 export interface DoctorReport {
   units: UnitDiagnosis[];
+  socks: SockDiagnosis[];
   /** Config files read. */
   configFiles: string[];
   /** 0 healthy, 1 a problem found, 2 something could not be checked. */
@@ -59,7 +64,8 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   const attachments = sysvAttachments(options.procRoot);
   const attachedTo = (unit: number): AttachedProcess[] => (attachments.get(keyOfUnit(unit)) ?? []).filter((process) => process.pid !== globalThis.process.pid);
 
-  let units = options.units === undefined ? undefined : [...new Set(options.units)];
+  let units = options.units === undefined ? (options.socks === undefined ? undefined : []) : [...new Set(options.units)];
+  const socks = [...new Set(options.socks ?? (options.units === undefined ? config.socks.map((entry) => entry.path) : []))];
   if (units === undefined) {
     const found = new Set(config.units.map((entry) => entry.unit));
     for (let unit = 0; unit <= MAX_UNIT; unit += 1) {
@@ -76,6 +82,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
 
   const configuredFor = (unit: number) => config.units.filter((entry) => entry.unit === unit);
   const wants = (daemon: 'chrony' | 'ntpd', processName: string): boolean =>
+    (daemon === 'chrony' && socks.length > 0) ||
     units.some((unit) => configuredFor(unit).some((entry) => entry.daemon === daemon) || attachedTo(unit).some((process) => process.name === processName));
   const [chrony, ntpd]: [Answer<ChronyView> | undefined, Answer<NtpPeer[]> | undefined] = await Promise.all([
     wants('chrony', 'chronyd') ? queryChrony(options.chronySocket ?? config.chronySockets[0]) : undefined,
@@ -102,6 +109,10 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
       maxAge,
     });
   });
-  const exitCode = diagnoses.some((unit) => unit.verdict === 'problem') ? 1 : diagnoses.some((unit) => unit.verdict === 'unknown') ? 2 : 0;
-  return { units: diagnoses, configFiles: config.files, exitCode };
+  const sockDiagnoses = socks.map((path) =>
+    diagnoseSock(sockFacts(path, { ...(options.procRoot === undefined ? {} : { procRoot: options.procRoot }), configured: config.socks, configFiles: config.files, ...(chrony === undefined ? {} : { chrony }) })),
+  );
+  const verdicts = [...diagnoses, ...sockDiagnoses].map((entry) => entry.verdict);
+  const exitCode = verdicts.includes('problem') ? 1 : verdicts.includes('unknown') ? 2 : 0;
+  return { units: diagnoses, socks: sockDiagnoses, configFiles: config.files, exitCode };
 }

@@ -184,3 +184,28 @@ describeE2e('htntp doctor with ntpsec ntpd', ['ntpd'], () => {
     expect(after.fix).toMatch(/restart ntpd/);
   });
 });
+
+describeE2e('htntp doctor --sock with chronyd -x', ['chronyd'], () => {
+  it("chronyd's SOCK socket: held by chronyd and configured; a leftover file nobody listens on; no socket at all", { timeout: 60_000 }, async () => {
+    const temp = await makeTempDir('doctor-sock');
+    cleanups.push(() => temp.remove());
+    const path = join(temp.path, 'htntp.sock');
+    const chronyd = await chronydWith([`refclock SOCK ${path} refid SCK poll 0`]);
+    const options: DoctorOptions = { socks: [path], configPaths: { chrony: [chronyd.confPath], ntp: [] } };
+    const live = (await runDoctor(options)).socks[0];
+    expect(live, JSON.stringify(live)).toMatchObject({ path, verdict: 'healthy', exists: true, configured: [{ path, refid: 'SCK' }] });
+    expect(live?.holders).toEqual([{ pid: chronyd.process.pid, name: 'chronyd' }]);
+    expect(live?.chrony?.name).toBe('SCK');
+    // chronyd never chmods it: a non-root feeder could not write it.
+    expect(live?.findings.map((finding) => finding.code)).toContain('sock-private');
+    await chronyd.stop();
+    const gone = await runDoctor({ ...options, configPaths: { chrony: [], ntp: [] } });
+    expect(gone.exitCode).toBe(1);
+    expect(gone.socks[0]?.summary).toBe(`no socket at ${path} and no chrony config names it`);
+    // A socket file left bound by a process that exited: nothing listens.
+    execFileSync('python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).bind(sys.argv[1])', path]);
+    const stale = (await runDoctor({ ...options, configPaths: { chrony: [], ntp: [] } })).socks[0];
+    expect(stale).toMatchObject({ verdict: 'problem', exists: true, holders: [] });
+    expect(stale?.summary).toMatch(/nothing listens on .*leftover socket file/);
+  });
+});

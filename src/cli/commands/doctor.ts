@@ -1,14 +1,15 @@
-// `htntp doctor`: one verdict per SHM unit, with the fix in words. Read-only: attaches
+// `htntp doctor`: one verdict per SHM unit (and chrony SOCK socket), with the fix in words. Read-only: attaches
 // with SHM_RDONLY, never creates a segment, never clears valid. Exit 0 healthy, 1 a
 // problem found, 2 something could not be checked.
 import type { Command } from 'commander';
 import { MAX_UNIT } from '../../shm.js';
 import { DEFAULT_CONFIG_PATHS } from '../../doctor/daemon-config.js';
-import { DEFAULT_MAX_AGE, runDoctor, type DoctorOptions, type DoctorReport, type UnitDiagnosis } from '../../doctor/index.js';
+import { DEFAULT_MAX_AGE, runDoctor, type DoctorOptions, type DoctorReport, type SockDiagnosis, type UnitDiagnosis } from '../../doctor/index.js';
 import { collect, integerOption, numberOption } from '../options.js';
 
 export interface DoctorCliOptions {
   unit?: number[];
+  sock?: string[];
   json?: boolean;
   chronyConf?: string[];
   ntpConf?: string[];
@@ -53,14 +54,29 @@ function formatUnit(unit: UnitDiagnosis): string {
   return lines.join('\n');
 }
 
+function formatSock(sock: SockDiagnosis): string {
+  const lines = [`sock ${sock.path}: ${VERDICT_TEXT[sock.verdict]}: ${sock.summary}`];
+  if (sock.fix !== undefined) lines.push(`  fix      ${sock.fix}`);
+  lines.push(sock.exists ? `  socket   mode ${sock.mode ?? '?'}, owner uid ${sock.uid ?? '?'}${sock.holders.length === 0 ? '' : `, held by ${sock.holders.map((holder) => `${holder.name}[${holder.pid}]`).join(', ')}`}` : '  socket   absent');
+  for (const entry of sock.configured) lines.push(`  config   ${entry.file}:${entry.line} (chrony${entry.refid === undefined ? '' : ` refid ${entry.refid}`})`);
+  if (sock.chrony !== undefined) lines.push(`  chronyd  ${sock.chrony.name}: state ${sock.chrony.state}, reach ${sock.chrony.reach.toString(8)}`);
+  for (const finding of sock.findings.slice(sock.verdict === 'healthy' ? 0 : 1)) {
+    lines.push(`  ${finding.severity.padEnd(8)} ${finding.message}${finding.fix === undefined ? '' : ` (fix: ${finding.fix})`}`);
+  }
+  return lines.join('\n');
+}
+
 export function formatDoctor(report: DoctorReport): string {
-  if (report.units.length === 0) return `no SHM units: no segment exists and no config file names one (searched: ${report.configFiles.join(', ') || 'none found'})\n`;
-  return `${report.units.map(formatUnit).join('\n\n')}\n`;
+  if (report.units.length === 0 && report.socks.length === 0) {
+    return `no SHM units: no segment exists and no config file names one (searched: ${report.configFiles.join(', ') || 'none found'})\n`;
+  }
+  return `${[...report.units.map(formatUnit), ...report.socks.map(formatSock)].join('\n\n')}\n`;
 }
 
 export function doctorOptions(options: DoctorCliOptions): DoctorOptions {
   return {
     ...(options.unit === undefined ? {} : { units: options.unit }),
+    ...(options.sock === undefined ? {} : { socks: options.sock }),
     configPaths: {
       chrony: options.chronyConf ?? DEFAULT_CONFIG_PATHS.chrony,
       ntp: options.ntpConf ?? DEFAULT_CONFIG_PATHS.ntp,
@@ -76,6 +92,7 @@ export function registerDoctor(program: Command): void {
     .command('doctor')
     .description('Diagnose SHM units: segment, attached processes, the daemons\' config and view; one verdict and fix per unit (exit 0 healthy, 1 problem, 2 could not check)')
     .option('-u, --unit <n>', 'a unit to check (repeatable); default every unit that exists, is attached or is configured', collect(integerOption('unit', 0, MAX_UNIT)))
+    .option('--sock <path>', "a chrony SOCK refclock socket to check (repeatable); default those chrony's config names", collect(String))
     .option('--json', 'print one plain object')
     .option('--chrony-conf <path>', `chrony config file or directory (repeatable; default ${DEFAULT_CONFIG_PATHS.chrony.join(', ')})`, collect(String))
     .option('--ntp-conf <path>', `ntpd/ntpsec config file (repeatable; default ${DEFAULT_CONFIG_PATHS.ntp.join(', ')})`, collect(String))
