@@ -144,6 +144,15 @@ Napi::Value StatUnit(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// unitShmId(unit): the shmid the unit's key names now (key lookup only: no permission needed).
+Napi::Value UnitShmId(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const int unit = static_cast<int>(toInteger(info[0], "unit", 0, htntp::kMaxUnit));
+  int shmId = -1;
+  if (const htntp::SysError failure = htntp::unitShmId(unit, &shmId)) throw systemError(env, failure);
+  return Napi::Number::New(env, shmId);
+}
+
 class Segment : public Napi::ObjectWrap<Segment> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -417,6 +426,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exportClock<ReadRealtime>(env, exports, "readRealtime", clockSlots);
   exportClock<ReadMonotonicRaw>(env, exports, "readMonotonicRaw", clockSlots);
   exports.Set("statUnit", Napi::Function::New(env, StatUnit, "statUnit"));
+  exports.Set("unitShmId", Napi::Function::New(env, UnitShmId, "unitShmId"));
   exports.Set("layout", Layout(env));
   Napi::Object slotNumbers = Napi::Object::New(env);
   slotNumbers.Set("io", Segment::IoSlotNumbers(env));

@@ -208,11 +208,16 @@ SysError Segment::remove() {
   return {};
 }
 
-SysError statUnit(int unit, SegmentStat* out, int* shmId) {
+SysError unitShmId(int unit, int* shmId) {
   const int id = shmget(kKeyBase + unit, 0, 0);
   if (id < 0) return {errno, "shmget"};
   *shmId = id;
-  return statId(id, out);
+  return {};
+}
+
+SysError statUnit(int unit, SegmentStat* out, int* shmId) {
+  if (const SysError failure = unitShmId(unit, shmId)) return failure;
+  return statId(*shmId, out);
 }
 
 SysError clockNow(clockid_t clock, Timespec* out) {

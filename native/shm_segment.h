@@ -150,6 +150,11 @@ class Segment {
 // diagnosis needs for a segment it could not (or must not) attach. ENOENT if absent.
 SysError statUnit(int unit, SegmentStat* out, int* shmId);
 
+// The shmid the unit's key names now, by key lookup alone: shmget asking for no access
+// bits needs no permission on the segment, so a process that dropped privileges (and can
+// no longer IPC_STAT a 0600 segment) still sees a removal (ENOENT, or another shmid).
+SysError unitShmId(int unit, int* shmId);
+
 SysError clockNow(clockid_t clock, Timespec* out);
 clockid_t monotonicRawClock();
 

@@ -89,6 +89,8 @@ export interface NativeAddon {
   readMonotonicRaw(): void;
   /** IPC_STAT of the unit's segment without attaching (any size); errno/syscall error if absent (ENOENT). */
   statUnit(unit: number): NativeStat & { shmId: number };
+  /** The shmid the unit's key names now (shmget without access bits: no permission needed); ENOENT if none. */
+  unitShmId(unit: number): number;
   layout: NativeLayout;
   /** The slot numbers as the addon was compiled with them (checked against IO and CLOCK at load). */
   slotNumbers: { io: Record<keyof typeof IO, number>; clock: Record<keyof typeof CLOCK, number> };

@@ -312,6 +312,22 @@ export function statUnit(unit: number): ShmStat & { shmId: number } {
 }
 
 /**
+ * The shmid the unit's key names now, or undefined if no segment has it: by key lookup
+ * alone, which needs no permission on the segment. A writer that can no longer IPC_STAT
+ * its segment (privileges dropped on a 0600 segment) compares this with its own shmId to
+ * see a removal (ipcrm) or a segment made anew.
+ */
+export function currentShmId(unit: number): number | undefined {
+  try {
+    return native.unitShmId(unit);
+  } catch (error) {
+    const explained = explainSystemError(error, (code) => errorHint(code, unit));
+    if ((explained as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw explained;
+  }
+}
+
+/**
  * Why a root-only unit (0-1) cannot be trusted, or undefined: ntpd and gpsd create them
  * 0600 owned by root, so another owner or a world-writable mode lets a local user steer
  * the time daemon.

@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { realtime } from '../src/clock.js';
-import { NtpdShm, defaultPerm, type NtpdShmOptions, errorHint, keyOfUnit, layout, rootOnlyUnitConcern, statUnit, type ShmSnapshot } from '../src/shm.js';
+import { NtpdShm, defaultPerm, type NtpdShmOptions, errorHint, keyOfUnit, layout, currentShmId, rootOnlyUnitConcern, statUnit, type ShmSnapshot } from '../src/shm.js';
 import { compare, type Timespec } from '../src/time.js';
 import { cBuild, type CBuild } from './helpers/cc.js';
 import { removeSegment } from './helpers/segments.js';
@@ -139,6 +139,14 @@ describe('constructor', () => {
     expect(rootOnlyUnitConcern(1, { uid: 1000, perm: 0o600 })).toMatch(/owned by uid 1000, not root.*ipcrm -M 0x4e545031/);
     expect(rootOnlyUnitConcern(0, { uid: 0, perm: 0o666 })).toMatch(/world-writable \(0666\)/);
     expect(rootOnlyUnitConcern(2, { uid: 1000, perm: 0o666 })).toBeUndefined();
+  });
+
+  it('currentShmId follows the key: ours while attached, undefined once removed', () => {
+    const shm = open(UNIT);
+    expect(currentShmId(UNIT)).toBe(shm.shmId);
+    shm.remove();
+    expect(currentShmId(UNIT)).toBeUndefined();
+    expect(currentShmId(UNIT_ENOENT)).toBeUndefined();
   });
 
   it('statUnit of a missing unit is ENOENT with the hint; of ours, what stat() says', () => {
