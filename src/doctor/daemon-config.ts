@@ -95,17 +95,22 @@ function parseChrony(file: string, result: DaemonConfig): void {
     if (directive !== 'refclock' || words[1]?.toUpperCase() !== 'SHM') return;
     const unit = Number((words[2] ?? '').split(':')[0]);
     if (!Number.isInteger(unit)) return;
-    const refid = wordAfter(words, 'refid');
-    result.units.push({
-      daemon: 'chrony',
-      file,
-      line: index + 1,
-      unit,
-      ...(refid === undefined ? {} : { refid }),
-      offset: Number(wordAfter(words, 'offset') ?? 0),
-      noselect: words.includes('noselect'),
-    });
+    result.units.push(refclockEntry('chrony', file, index, unit, words, 'offset'));
   });
+}
+
+/** One refclock line's unit: its refid, its constant correction (`offsetWord`) and noselect. */
+function refclockEntry(daemon: ConfigDaemon, file: string, index: number, unit: number, words: string[], offsetWord: string): ConfiguredUnit {
+  const refid = wordAfter(words, 'refid');
+  return {
+    daemon,
+    file,
+    line: index + 1,
+    unit,
+    ...(refid === undefined ? {} : { refid }),
+    offset: Number(wordAfter(words, offsetWord) ?? 0),
+    noselect: words.includes('noselect'),
+  };
 }
 
 function parseNtp(file: string, result: DaemonConfig): void {
@@ -121,17 +126,7 @@ function parseNtp(file: string, result: DaemonConfig): void {
       const refid = wordAfter(words, 'refid');
       fudges.set(Number(legacy[1]), { ...(refid === undefined ? {} : { refid }), offset: Number(wordAfter(words, 'time1') ?? 0) });
     } else if (directive === 'refclock' && words[1]?.toLowerCase() === 'shm') {
-      const unit = Number(wordAfter(words, 'unit') ?? 0);
-      const refid = wordAfter(words, 'refid');
-      found.push({
-        daemon: 'ntpd',
-        file,
-        line: index + 1,
-        unit,
-        ...(refid === undefined ? {} : { refid }),
-        offset: Number(wordAfter(words, 'time1') ?? 0),
-        noselect: words.includes('noselect'),
-      });
+      found.push(refclockEntry('ntpd', file, index, Number(wordAfter(words, 'unit') ?? 0), words, 'time1'));
     }
   });
   for (const entry of found) {
