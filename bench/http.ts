@@ -15,7 +15,7 @@ import { asymmetrySigma, median, posteriorMedian, posteriorQuantiles, type Probe
 import { measureOffset, waitUntil } from '../src/sources/http/measure.js';
 import { symmetricLow } from '../src/sources/http/interval.js';
 import { createDispatcher, probe } from '../src/sources/http/probe.js';
-import { carryInterval } from '../src/sources/http/publisher.js';
+import { carryInterval } from '../src/sources/http/source.js';
 import { diffSeconds, toSeconds } from '../src/time.js';
 import type { TimeServerConfig } from '../test/http/servers.js';
 

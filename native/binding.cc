@@ -1,6 +1,8 @@
 // The only file that knows N-API: argument checks, errors and object shapes around
-// the plain segment code in shm_segment.cc.
+// the plain segment and socket code in shm_segment.cc and sock_sample.cc.
 #include <napi.h>
+
+#include <sys/un.h>
 
 #include <cerrno>
 #include <cmath>
@@ -9,6 +11,7 @@
 #include <string>
 
 #include "shm_segment.h"
+#include "sock_sample.h"
 
 namespace {
 
@@ -153,6 +156,61 @@ Napi::Value UnitShmId(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, shmId);
 }
 
+// The slots both io arrays (Segment's and SockClient's) begin with: one sample's times
+// and leap indicator.
+enum SampleSlot : int {
+  kSampleClockSec = 0,
+  kSampleClockNsec = 1,
+  kSampleReceiveSec = 2,
+  kSampleReceiveNsec = 3,
+  kSampleLeap = 4,
+  kSampleSlots = 5,
+};
+
+void setSampleSlotNumbers(Napi::Env env, Napi::Object out) {
+  out.Set("clockSec", Napi::Number::New(env, kSampleClockSec));
+  out.Set("clockNsec", Napi::Number::New(env, kSampleClockNsec));
+  out.Set("receiveSec", Napi::Number::New(env, kSampleReceiveSec));
+  out.Set("receiveNsec", Napi::Number::New(env, kSampleReceiveNsec));
+  out.Set("leap", Napi::Number::New(env, kSampleLeap));
+}
+
+// A time from two slots, range-checked as the segment's time_t allows.
+htntp::Timespec slotTime(Napi::Env env, const double* io, int secSlot, const char* secName, const char* nsecName) {
+  htntp::Timespec time{};
+  time.sec = checkInteger(env, io[secSlot], secName, 0, htntp::fieldInfo(Field::clockTimeStampSec).max);
+  time.nsec = checkInteger(env, io[secSlot + 1], nsecName, 0, 999999999);
+  return time;
+}
+
+// The hot calls as plain N-API functions bound to an instance (data = the instance): no
+// ObjectWrap unwrap, no CallbackInfo, no argument values. Through ObjectWrap methods
+// they cost ~150 ns a call here, plain they cost ~40. They live as own properties of
+// the wrapped object, which the TypeScript side never lets go of separately.
+template <typename T, void (T::*method)(Napi::Env)>
+napi_value hotCall(napi_env env, napi_callback_info info) {
+  void* self = nullptr;
+  if (napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &self) != napi_ok) return nullptr;
+  try {
+    (static_cast<T*>(self)->*method)(Napi::Env(env));
+  } catch (const Napi::Error& error) {
+    error.ThrowAsJavaScriptException();
+  }
+  return nullptr;
+}
+
+// Defined, not assigned (no setter up the prototype chain sees it), read-only, and holding
+// the wrapper (`self`, under `owner`), so the instance lives as long as the function can be called.
+template <typename T, void (T::*method)(Napi::Env)>
+Napi::PropertyDescriptor hotProperty(Napi::Env env, T* instance, Napi::Object self, Napi::Symbol owner, const char* name) {
+  napi_value function = nullptr;
+  NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, hotCall<T, method>, instance, &function),
+                       Napi::PropertyDescriptor::Value(name, env.Undefined()));
+  Napi::Function hot(env, function);
+  hot.DefineProperty(Napi::PropertyDescriptor::Value(owner, self, napi_default));
+  return Napi::PropertyDescriptor::Value(name, hot, napi_default);
+}
+
 class Segment : public Napi::ObjectWrap<Segment> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -174,12 +232,7 @@ class Segment : public Napi::ObjectWrap<Segment> {
 
   // Slots of io_ (see below).
   enum IoSlot : int {
-    kClockSec = 0,
-    kClockNsec = 1,
-    kReceiveSec = 2,
-    kReceiveNsec = 3,
-    kLeap = 4,
-    kPrecision = 5,
+    kPrecision = kSampleSlots,
     kConsistent = htntp::kFieldCount,  // snapshot(): after the fields
     kRetries = htntp::kFieldCount + 1,
     kIoSlots = htntp::kFieldCount + 2,
@@ -188,11 +241,7 @@ class Segment : public Napi::ObjectWrap<Segment> {
   // The slot numbers, exported so the TypeScript side can check its constants against them.
   static Napi::Object IoSlotNumbers(Napi::Env env) {
     Napi::Object out = Napi::Object::New(env);
-    out.Set("clockSec", Napi::Number::New(env, kClockSec));
-    out.Set("clockNsec", Napi::Number::New(env, kClockNsec));
-    out.Set("receiveSec", Napi::Number::New(env, kReceiveSec));
-    out.Set("receiveNsec", Napi::Number::New(env, kReceiveNsec));
-    out.Set("leap", Napi::Number::New(env, kLeap));
+    setSampleSlotNumbers(env, out);
     out.Set("precision", Napi::Number::New(env, kPrecision));
     out.Set("consistent", Napi::Number::New(env, kConsistent));
     out.Set("retries", Napi::Number::New(env, kRetries));
@@ -217,9 +266,9 @@ class Segment : public Napi::ObjectWrap<Segment> {
     Napi::Object self = info.This().As<Napi::Object>();
     const Napi::Symbol owner = Napi::Symbol::New(env, "htntp segment");
     self.DefineProperties({
-        hotProperty<&Segment::Write>(env, self, owner, "write"),
-        hotProperty<&Segment::WriteNow>(env, self, owner, "writeNow"),
-        hotProperty<&Segment::Snapshot>(env, self, owner, "snapshot"),
+        hotProperty<Segment, &Segment::Write>(env, this, self, owner, "write"),
+        hotProperty<Segment, &Segment::WriteNow>(env, this, self, owner, "writeNow"),
+        hotProperty<Segment, &Segment::Snapshot>(env, this, self, owner, "snapshot"),
     });
   }
 
@@ -257,44 +306,14 @@ class Segment : public Napi::ObjectWrap<Segment> {
     return info.Env().Undefined();
   }
 
-  // The hot calls as plain N-API functions bound to this instance (data = this): no
-  // ObjectWrap unwrap, no CallbackInfo, no argument values. Through ObjectWrap methods
-  // they cost ~150 ns a call here, plain they cost ~40. They live as own properties of
-  // the wrapped object, which the TypeScript side never lets go of separately.
-  template <void (Segment::*method)(Napi::Env)>
-  static napi_value hotCall(napi_env env, napi_callback_info info) {
-    void* self = nullptr;
-    if (napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &self) != napi_ok) return nullptr;
-    try {
-      (static_cast<Segment*>(self)->*method)(Napi::Env(env));
-    } catch (const Napi::Error& error) {
-      error.ThrowAsJavaScriptException();
-    }
-    return nullptr;
-  }
-  template <void (Segment::*method)(Napi::Env)>
-  Napi::PropertyDescriptor hotProperty(Napi::Env env, Napi::Object self, Napi::Symbol owner, const char* name) {
-    napi_value function = nullptr;
-    NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, hotCall<method>, this, &function),
-                         Napi::PropertyDescriptor::Value(name, env.Undefined()));
-    Napi::Function hot(env, function);
-    hot.DefineProperty(Napi::PropertyDescriptor::Value(owner, self, napi_default));
-    return Napi::PropertyDescriptor::Value(name, hot, napi_default);
-  }
-
   // The arguments of write()/writeNow() arrive in io_ (the TypeScript side has checked
   // their types); every one is checked here before the first byte is written.
   htntp::Sample sampleArgs(Napi::Env env, bool withReceive) const {
-    const htntp::FieldInfo& seconds = htntp::fieldInfo(Field::clockTimeStampSec);
     const htntp::FieldInfo& precision = htntp::fieldInfo(Field::precision);
     htntp::Sample sample{};
-    sample.clock.sec = checkInteger(env, io_.data[kClockSec], "clockTime.sec", 0, seconds.max);
-    sample.clock.nsec = checkInteger(env, io_.data[kClockNsec], "clockTime.nsec", 0, 999999999);
-    if (withReceive) {
-      sample.receive.sec = checkInteger(env, io_.data[kReceiveSec], "receiveTime.sec", 0, seconds.max);
-      sample.receive.nsec = checkInteger(env, io_.data[kReceiveNsec], "receiveTime.nsec", 0, 999999999);
-    }
-    sample.leap = static_cast<int>(checkInteger(env, io_.data[kLeap], "leap", 0, 3));
+    sample.clock = slotTime(env, io_.data, kSampleClockSec, "clockTime.sec", "clockTime.nsec");
+    if (withReceive) sample.receive = slotTime(env, io_.data, kSampleReceiveSec, "receiveTime.sec", "receiveTime.nsec");
+    sample.leap = static_cast<int>(checkInteger(env, io_.data[kSampleLeap], "leap", 0, 3));
     sample.precision = static_cast<int>(checkInteger(env, io_.data[kPrecision], "precision", precision.min, precision.max));
     requireWritable(env);
     return sample;
@@ -349,6 +368,79 @@ class Segment : public Napi::ObjectWrap<Segment> {
   int unit_ = 0;
   // Arguments and results pass through this array instead of N-API values: one
   // argument-less call per update() is what keeps it near the C loop.
+  Slots io_;
+};
+
+// A client end of chrony's SOCK refclock socket. Faults come back as errno values (0 =
+// done), not exceptions: a reader that is down is the normal case, retried by the sink.
+class SockClient : public Napi::ObjectWrap<SockClient> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "SockClient",
+                       {
+                           InstanceMethod<&SockClient::Connect>("connect"),
+                           InstanceMethod<&SockClient::Close>("close"),
+                           InstanceAccessor<&SockClient::Connected>("connected"),
+                       });
+  }
+
+  // Slots of io_: send() reads the sample and leaves its errno in kResult.
+  enum IoSlot : int {
+    kResult = kSampleSlots,
+    kIoSlots = kSampleSlots + 1,
+  };
+
+  static Napi::Object IoSlotNumbers(Napi::Env env) {
+    Napi::Object out = Napi::Object::New(env);
+    setSampleSlotNumbers(env, out);
+    out.Set("result", Napi::Number::New(env, kResult));
+    out.Set("slots", Napi::Number::New(env, kIoSlots));
+    return out;
+  }
+
+  // new SockClient(io): io = Float64Array(kIoSlots) over a SharedArrayBuffer
+  explicit SockClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SockClient>(info) {
+    const Napi::Env env = info.Env();
+    io_ = sharedSlots(info[0], "io", kIoSlots);
+    Napi::Object self = info.This().As<Napi::Object>();
+    self.DefineProperty(hotProperty<SockClient, &SockClient::Send>(env, this, self, Napi::Symbol::New(env, "htntp sock"), "send"));
+  }
+
+ private:
+  // connect(path): errno (0 = connected). The path is checked for type and length here.
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    if (!info[0].IsString()) {
+      throw codedError(Napi::TypeError::New(env, "The \"path\" argument must be of type string. Received " + describe(info[0])),
+                       "ERR_INVALID_ARG_TYPE");
+    }
+    const std::string path = info[0].As<Napi::String>().Utf8Value();
+    if (path.empty() || path.size() >= sizeof(sockaddr_un{}.sun_path) || path.find('\0') != std::string::npos) {
+      throw codedError(Napi::RangeError::New(env, "The \"path\" argument must be 1 to " +
+                                                      std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
+                                                      " bytes without NUL. Received '" + path + "'"),
+                       "ERR_OUT_OF_RANGE");
+    }
+    return Napi::Number::New(env, client_.connect(path.c_str()).err);
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    client_.close();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Connected(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), client_.connected()); }
+
+  // send(): io_ = [clockSec, clockNsec, receiveSec, receiveNsec, leap] -> io_[kResult] = errno.
+  void Send(Napi::Env env) {
+    const htntp::Timespec clock = slotTime(env, io_.data, kSampleClockSec, "clockTime.sec", "clockTime.nsec");
+    const htntp::Timespec receive = slotTime(env, io_.data, kSampleReceiveSec, "receiveTime.sec", "receiveTime.nsec");
+    // chrony knows 0 (none), 1 (insert) and 2 (delete) and drops anything else.
+    const int leap = static_cast<int>(checkInteger(env, io_.data[kSampleLeap], "leap", 0, 2));
+    io_.data[kResult] = client_.send(htntp::makeSockSample(clock, receive, leap)).err;
+  }
+
+  htntp::SockClient client_;
   Slots io_;
 };
 
@@ -415,6 +507,26 @@ Napi::Object Layout(Napi::Env env) {
   return out;
 }
 
+// struct sock_sample as this platform compiled it.
+Napi::Object SockLayout(Napi::Env env) {
+  using htntp::sock_sample;
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("size", Napi::Number::New(env, sizeof(sock_sample)));
+  out.Set("timevalSize", Napi::Number::New(env, sizeof(struct timeval)));
+  Napi::Object offsets = Napi::Object::New(env);
+  offsets.Set("tv_sec", Napi::Number::New(env, offsetof(sock_sample, tv) + offsetof(struct timeval, tv_sec)));
+  offsets.Set("tv_usec", Napi::Number::New(env, offsetof(sock_sample, tv) + offsetof(struct timeval, tv_usec)));
+  offsets.Set("offset", Napi::Number::New(env, offsetof(sock_sample, offset)));
+  offsets.Set("pulse", Napi::Number::New(env, offsetof(sock_sample, pulse)));
+  offsets.Set("leap", Napi::Number::New(env, offsetof(sock_sample, leap)));
+  offsets.Set("_pad", Napi::Number::New(env, offsetof(sock_sample, _pad)));
+  offsets.Set("magic", Napi::Number::New(env, offsetof(sock_sample, magic)));
+  out.Set("offsets", offsets);
+  out.Set("magic", Napi::Number::New(env, htntp::kSockMagic));
+  out.Set("maxPathBytes", Napi::Number::New(env, sizeof(sockaddr_un{}.sun_path) - 1));
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Segment", Segment::Init(env));
   // Freed with the environment, which outlives every function that points to it.
@@ -435,7 +547,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   clock.Set("nsec", Napi::Number::New(env, kClockNsec));
   clock.Set("slots", Napi::Number::New(env, kClockSlots));
   slotNumbers.Set("clock", clock);
+  slotNumbers.Set("sock", SockClient::IoSlotNumbers(env));
   exports.Set("slotNumbers", slotNumbers);
+  exports.Set("SockClient", SockClient::Init(env));
+  exports.Set("sockLayout", SockLayout(env));
   return exports;
 }
 

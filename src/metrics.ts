@@ -13,12 +13,12 @@ import { invalidArgValue } from './errors.js';
 /** What a source may report (ServiceContext.metrics). Every method is cheap and never throws. */
 export interface SourceMetrics {
   /** HTTP: one server's outcome in the latest measurement (`server` is its URL; credentials are removed). */
-  server(server: string, result: ServerResult): void;
+  server(server: string, result: ServerReport): void;
   /** GPS: the fix state, whenever a sentence carrying one arrives. */
   fix(state: FixState): void;
 }
 
-export interface ServerResult {
+export interface ServerReport {
   status: 'ok' | 'falseticker' | 'failed';
   /** Round trip of the server's best probe, seconds. */
   rtt?: number;
@@ -37,6 +37,8 @@ export interface FixState {
 export interface FeedMetrics {
   published(sample: Sample, leap: Leap): void;
   reattached(): void;
+  /** One sample's fate at one sink (`shm:2`, `sock:/run/...`); undefined: the sink opened (its counters start at 0). */
+  sinkResult(sink: string, sent: boolean | undefined): void;
 }
 
 export const noSourceMetrics: SourceMetrics = { server() {}, fix() {} };
@@ -49,6 +51,8 @@ export class ServiceMetrics implements SourceMetrics, FeedMetrics {
   readonly #clock: Clock;
   readonly #published: Counter;
   readonly #reattaches: Counter;
+  readonly #sinkSent: Counter;
+  readonly #sinkErrors: Counter;
   readonly #serverStatus: Gauge;
   readonly #serverRtt: Gauge;
   readonly #serverOffset: Gauge;
@@ -57,15 +61,18 @@ export class ServiceMetrics implements SourceMetrics, FeedMetrics {
   #lastReceive: Sample['receiveTime'] | undefined;
   readonly #info: Gauge;
 
-  constructor(options: { unit: number; source?: string; clock?: Clock; processMetrics?: boolean }) {
+  /** `unit`: the SHM unit, a label on every metric (none when the feeder writes sockets only). */
+  constructor(options: { unit?: number; source?: string; clock?: Clock; processMetrics?: boolean }) {
     this.#clock = options.clock ?? systemClock;
-    this.registry.setDefaultLabels({ unit: String(options.unit) });
+    if (options.unit !== undefined) this.registry.setDefaultLabels({ unit: String(options.unit) });
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     this.#info = this.#gauge('htntp_info', 'The running feeder (value 1)', ['source']);
     if (options.source !== undefined) this.setSource(options.source);
     const registers = [this.registry];
     this.#published = new Counter({ name: 'htntp_samples_published_total', help: 'Samples written to the segment', registers });
     this.#reattaches = new Counter({ name: 'htntp_segment_reattaches_total', help: 'Times the segment was removed under the feeder and attached anew', registers });
+    this.#sinkSent = new Counter({ name: 'htntp_sink_samples_sent_total', help: 'Samples that reached a sink (shm:UNIT, sock:PATH)', labelNames: ['sink'], registers });
+    this.#sinkErrors = new Counter({ name: 'htntp_sink_errors_total', help: 'Samples a sink did not deliver (reader down, refused, rejected)', labelNames: ['sink'], registers });
     this.#serverStatus = this.#gauge('htntp_http_server_status', 'HTTP: 1 for the status of each server in the latest measurement', ['server', 'status']);
     this.#serverRtt = this.#gauge('htntp_http_server_rtt_seconds', 'HTTP: round trip of the best probe per server', ['server']);
     this.#serverOffset = this.#gauge('htntp_http_server_offset_seconds', 'HTTP: server time - local time per server', ['server']);
@@ -105,7 +112,18 @@ export class ServiceMetrics implements SourceMetrics, FeedMetrics {
     this.#reattaches.inc();
   }
 
-  server(server: string, result: ServerResult): void {
+  sinkResult(sink: string, sent: boolean | undefined): void {
+    if (sent === undefined) {
+      this.#sinkSent.inc({ sink }, 0);
+      this.#sinkErrors.inc({ sink }, 0);
+    } else if (sent) {
+      this.#sinkSent.inc({ sink });
+    } else {
+      this.#sinkErrors.inc({ sink });
+    }
+  }
+
+  server(server: string, result: ServerReport): void {
     const label = redactCredentials(server);
     for (const status of SERVER_STATUSES) this.#serverStatus.set({ server: label, status }, status === result.status ? 1 : 0);
     if (result.rtt === undefined) this.#serverRtt.remove({ server: label });

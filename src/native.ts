@@ -1,6 +1,6 @@
 // Loads the compiled addon (build/Release, or build/Debug for `node-gyp build --debug`)
 // and gives it types. Nothing else in the package touches the addon directly but
-// shm.ts and clock.ts.
+// shm.ts, sock.ts and clock.ts.
 import { createRequire } from 'node:module';
 
 import type { Timespec } from './time.js';
@@ -78,6 +78,35 @@ export interface NativeLayout {
   keyBase: number;
 }
 
+/** Slots of NativeSockClient's io array: send() reads the sample and leaves its errno in `result`. */
+export const SOCK_IO = {
+  clockSec: 0,
+  clockNsec: 1,
+  receiveSec: 2,
+  receiveNsec: 3,
+  leap: 4,
+  result: 5,
+  slots: 6,
+} as const;
+
+export interface NativeSockClient {
+  readonly connected: boolean;
+  /** A non-blocking AF_UNIX datagram socket connected to `path`: errno, 0 when connected. */
+  connect(path: string): number;
+  /** One struct sock_sample from io (range-checked first); io[SOCK_IO.result] = errno, 0 when sent. */
+  send(): void;
+  close(): void;
+}
+
+export interface NativeSockLayout {
+  size: number;
+  timevalSize: number;
+  offsets: Record<'tv_sec' | 'tv_usec' | 'offset' | 'pulse' | 'leap' | '_pad' | 'magic', number>;
+  magic: number;
+  /** Longest socket path (sun_path less its NUL). */
+  maxPathBytes: number;
+}
+
 export interface NativeAddon {
   /** io: the Float64Array (IO.slots long, over a SharedArrayBuffer) write()/writeNow()/snapshot() work through. */
   Segment: new (unit: number, create: boolean, perm: number, readOnly: boolean, io: Float64Array) => NativeSegment;
@@ -93,7 +122,10 @@ export interface NativeAddon {
   unitShmId(unit: number): number;
   layout: NativeLayout;
   /** The slot numbers as the addon was compiled with them (checked against IO and CLOCK at load). */
-  slotNumbers: { io: Record<keyof typeof IO, number>; clock: Record<keyof typeof CLOCK, number> };
+  slotNumbers: { io: Record<keyof typeof IO, number>; clock: Record<keyof typeof CLOCK, number>; sock: Record<keyof typeof SOCK_IO, number> };
+  /** io: the Float64Array (SOCK_IO.slots long, over a SharedArrayBuffer) send() works through. */
+  SockClient: new (io: Float64Array) => NativeSockClient;
+  sockLayout: NativeSockLayout;
 }
 
 function load(): NativeAddon {
@@ -115,8 +147,8 @@ function load(): NativeAddon {
 
 /** The addon and this file must number the slots alike: a stale build would read the wrong ones. */
 function checkSlots(addon: NativeAddon): NativeAddon {
-  const expected = { io: IO, clock: CLOCK } as const;
-  for (const table of ['io', 'clock'] as const) {
+  const expected = { io: IO, clock: CLOCK, sock: SOCK_IO } as const;
+  for (const table of ['io', 'clock', 'sock'] as const) {
     const built: Record<string, number> = addon.slotNumbers?.[table] ?? {};
     const wanted: Record<string, number> = expected[table];
     const names = new Set([...Object.keys(built), ...Object.keys(wanted)]);

@@ -4,6 +4,7 @@ import { defaultPerm, MAX_UNIT } from './shm.js';
 import { invalidArgType, invalidArgValue, outOfRange } from './errors.js';
 import { isRootOnlyUnit } from './shm.js';
 import { MAX_PRECISION, MIN_PRECISION } from './sample.js';
+import { checkSockPath } from './sock.js';
 
 /** 'ntpd' = classic ntp 4.2.x (`server 127.127.28.N` + `fudge`). */
 export type RefclockDaemon = 'ntpd' | 'ntpsec' | 'chrony';
@@ -28,6 +29,8 @@ export interface RefclockConfigOptions {
   delay?: number;
   /** Segment permissions when the daemon creates it. Default the ntpd convention: 0600 for units 0-1, 0666 above. */
   perm?: number;
+  /** chrony only: register this SOCK socket path (`refclock SOCK`) instead of the unit's segment. */
+  sock?: string;
 }
 
 /** What feeds the unit: each kind has its refid and, for chrony, its delay and precision. */
@@ -110,9 +113,11 @@ export function refclockLines(options: RefclockConfigOptions): string[] {
     if (options.delay !== undefined) checkNumber('delay', options.delay, 0, 10);
     // chrony creates every unit 0600; the ntpd convention (0666 above unit 1) needs :perm.
     const segment = perm === 0o600 ? `${unit}` : `${unit}:perm=${octal(perm)}`;
+    // SOCK samples arrive when sent: no dpoll (it only paces reading a segment).
+    const driver = options.sock === undefined ? `SHM ${segment}` : `SOCK ${checkSockPath(options.sock)}`;
     return [
       [
-        `refclock SHM ${segment} refid ${refid} poll ${poll} dpoll 0 offset ${seconds(offset)}`,
+        `refclock ${driver} refid ${refid} poll ${poll}${options.sock === undefined ? ' dpoll 0' : ''} offset ${seconds(offset)}`,
         ...(options.delay === undefined ? [] : [`delay ${options.delay}`]),
         ...(options.precision === undefined ? [] : [`precision ${2 ** options.precision}`]),
         ...(stratum === undefined ? [] : [`stratum ${stratum}`]),
@@ -121,6 +126,9 @@ export function refclockLines(options: RefclockConfigOptions): string[] {
     ];
   }
 
+  if (options.sock !== undefined) {
+    throw invalidArgValue(`sock is a chrony option; ${daemon} reads the SHM segment only`);
+  }
   // ntpd and ntpsec only know two permissions: 0600 for units 0-1; above, 0666 unless
   // "mode 1" (bit 0 = private segment; nothing to do with the segment's mode field).
   if (options.precision !== undefined || options.delay !== undefined) {

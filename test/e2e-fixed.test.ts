@@ -121,7 +121,7 @@ describeE2e('htntp fixed as a process', [], () => {
   it('SIGTERM: exit 0, and the segment says valid = 0 afterwards', { timeout: 60_000 }, async () => {
     const unit = UNITS.sigterm;
     const feeder = await startFixed(unit, ['--interval', '0.2']);
-    await feeder.waitForLine(/^debug sample published unit=103 offset=-1 /, { stream: 'stderr', timeoutMs: 10_000 });
+    await feeder.waitForLine(/^debug sample published sinks=shm:103 offset=-1 /, { stream: 'stderr', timeoutMs: 10_000 });
     expect(readSegment(unit)?.valid).toBe(1); // nobody consumes unit 103
     feeder.child.kill('SIGTERM');
     const exit = await feeder.exited;

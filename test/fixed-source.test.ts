@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Clock } from '../src/clock.js';
 import type { Sample } from '../src/sample.js';
-import { FixedSource, type FixedSourceOptions } from '../src/sources/fixed/index.js';
+import { FixedSource, type FixedSourceOptions } from '../src/sources/fixed/source.js';
 import { addSeconds, diffSeconds, type Timespec } from '../src/time.js';
 
 /** Realtime and raw clocks that only move when told; sleep() moves both (plus `lateMs`). */

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { monotonicRaw } from '../src/clock.js';
 import { feed } from '../src/feeder.js';
 import type { MeasurementResult } from '../src/sources/http/measure.js';
-import { HttpSource } from '../src/sources/http/publisher.js';
+import { HttpSource } from '../src/sources/http/source.js';
 import type { Sample } from '../src/sample.js';
 import { diffSeconds, type Timespec } from '../src/time.js';
 import { exclusiveSegment } from './helpers/exclusive.js';

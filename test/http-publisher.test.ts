@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readClockPair, type Clock } from '../src/clock.js';
 import type { Estimate } from '../src/sources/http/measure.js';
-import { DRIFT_PPM, HttpSource, precisionOf, sampleAt } from '../src/sources/http/publisher.js';
+import { DRIFT_PPM, HttpSource, precisionOf, sampleAt } from '../src/sources/http/source.js';
 import { addSeconds, diffSeconds, fromSeconds, type Timespec } from '../src/time.js';
 import { closeAll, startTimeServers, type TimeServer } from './http/servers.js';
 

@@ -8,7 +8,8 @@ import { createLogger, type Logger } from '../log.js';
 import { LeapSchedule, defaultLeapFile, loadLeapSeconds, leapAt } from '../leap.js';
 import { ServiceMetrics, noSourceMetrics, parseMetricsAddress, serveMetrics, type MetricsAddress, type MetricsServer, type SourceMetrics } from '../metrics.js';
 import { checkPrivilegeOptions, dropPrivileges } from '../privileges.js';
-import { lockUnit } from '../unit-lock.js';
+import { checkSockPath } from '../sock.js';
+import { lockUnit, type UnitLock } from '../unit-lock.js';
 import type { SampleSource } from '../sample.js';
 import { MAX_UNIT, isRootOnlyUnit } from '../shm.js';
 import { integerOption, permOption } from './options.js';
@@ -16,12 +17,15 @@ import { exitAfterStop, shutdownSignal } from './signals.js';
 import { codedError } from '../errors.js';
 
 export interface ServiceOptions {
-  unit: number;
+  /** The SHM unit; none: no segment is created or touched (a feeder of SOCK sockets only). */
+  unit?: number;
   perm?: number;
+  /** chrony SOCK refclock sockets (`--sock`, repeatable). */
+  sock?: string[];
   logFormat: 'text' | 'json';
   quiet?: boolean;
   verbose?: boolean;
-  /** Become this user (and its primary group) once the segment is attached. */
+  /** Become this user (and its primary group) once the segment is attached and the sockets connected. */
   user?: string;
   group?: string;
   /** leap-seconds.list path; false = no leap second handling; undefined = the system file if present. */
@@ -40,11 +44,26 @@ function metricsOption(value: string): MetricsAddress {
   }
 }
 
+/** --sock paths as given: a bad one is a usage error before anything runs. */
+function sockOption(value: string, previous: string[] | undefined): string[] {
+  try {
+    return [...(previous ?? []), checkSockPath(value)];
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
 export function addServiceOptions(command: Command, defaults: { unit: number }): Command {
+  // The default unit applies only without --sock: a socket-only feeder touches no segment.
+  command.hook('preAction', (action) => {
+    const options = action.opts<Pick<ServiceOptions, 'unit' | 'sock'>>();
+    if (options.unit === undefined && (options.sock ?? []).length === 0) action.setOptionValue('unit', defaults.unit);
+  });
   return command
-    .option('-u, --unit <n>', 'SHM unit (segment key 0x4E545030 + unit)', integerOption('unit', 0, MAX_UNIT), defaults.unit)
+    .option('-u, --unit <n>', `SHM unit (segment key 0x4E545030 + unit; default ${defaults.unit} unless --sock is given)`, integerOption('unit', 0, MAX_UNIT))
+    .option('--sock <path>', "send samples to chrony's refclock SOCK socket at this path (repeatable; with --unit too, both are written)", sockOption)
     .option('--perm <octal>', 'permissions if the segment is created (default 0600 for units 0-1, 0666 above)', permOption)
-    .option('--user <name>', 'run as this user once the segment is attached (needs root)')
+    .option('--user <name>', 'run as this user once the segment is attached and the sockets connected (needs root)')
     .option('--group <name>', "run as this group (default: the --user's primary group)")
     .option('--leapfile <path>', 'leap-seconds.list announcing leap seconds (default /usr/share/zoneinfo/leap-seconds.list when present)')
     .option('--no-leapfile', 'never announce leap seconds')
@@ -129,35 +148,36 @@ export async function runService(
   makeSource: (context: ServiceContext) => SampleSource,
   signal?: AbortSignal,
 ): Promise<FeedResult> {
-  checkUnitAllowed(options.unit);
+  if (options.unit !== undefined) checkUnitAllowed(options.unit);
   const privileges = { ...(options.user === undefined ? {} : { user: options.user }), ...(options.group === undefined ? {} : { group: options.group }) };
   checkPrivilegeOptions(privileges);
   // One writer per unit, taken before the segment is touched.
-  const lock = await lockUnit(options.unit);
+  const lock: UnitLock | undefined = options.unit === undefined ? undefined : await lockUnit(options.unit);
   const stopSignal = signal ?? shutdownSignal();
   const logger = serviceLogger(options);
   let metricsServer: MetricsServer | undefined;
   try {
     const leapSchedule = loadLeapSchedule(options.leapfile, logger);
-    const metrics = options.metrics === undefined ? undefined : new ServiceMetrics({ unit: options.unit });
+    const metrics = options.metrics === undefined ? undefined : new ServiceMetrics(options.unit === undefined ? {} : { unit: options.unit });
     if (metrics !== undefined && options.metrics !== undefined) metricsServer = await serveMetrics(metrics.registry, options.metrics, logger);
     const source = makeSource({ signal: stopSignal, logger, metrics: metrics ?? noSourceMetrics });
     metrics?.setSource(source.name);
     return await feed(source, {
-      unit: options.unit,
+      ...(options.unit === undefined ? {} : { unit: options.unit }),
+      ...(options.sock === undefined ? {} : { sockets: options.sock }),
       ...(options.perm === undefined ? {} : { perm: options.perm }),
       signal: stopSignal,
       logger,
       ...(leapSchedule === undefined ? {} : { leapSchedule }),
       ...(metrics === undefined ? {} : { metrics }),
       ...(options.keepLastSample ? { keepLastSample: true } : {}),
-      afterAttach: () => {
+      afterOpen: () => {
         dropPrivileges(privileges, logger);
       },
     });
   } finally {
     await metricsServer?.close();
-    await lock.release();
+    await lock?.release();
     // Our own shutdown signal means we are the process: a source that keeps a handle
     // open must not hold the exit past the 2 s a service manager is promised.
     if (signal === undefined && stopSignal.aborted) exitAfterStop(logger);

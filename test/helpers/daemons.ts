@@ -191,6 +191,18 @@ export async function startChronyd(options: ChronydOptions): Promise<Chronyd> {
   return chronyd;
 }
 
+/** chronyd's tracking once it has selected `refid` ('*') with 4 samples behind the estimate (reach 0o17). */
+export async function waitForChronySelection(chronyd: Chronyd, refid: string, timeoutMs = 60_000): Promise<ChronyTracking> {
+  return waitFor(
+    async () => {
+      const source = (await chronyd.sources()).find((candidate) => candidate.name === refid);
+      const current = await chronyd.tracking();
+      return source?.state === '*' && (source.reach & 0o17) === 0o17 && current.referenceName === refid ? current : undefined;
+    },
+    { what: `chronyd to select ${refid} with 4 samples`, timeoutMs, intervalMs: 500 },
+  );
+}
+
 // ---------------------------------------------------------------- ntpd (ntpsec)
 
 export interface NtpdOptions {

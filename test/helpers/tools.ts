@@ -15,7 +15,8 @@ export type ToolName =
   | 'unshare'
   | 'ip'
   | 'cc'
-  | 'stdbuf';
+  | 'stdbuf'
+  | 'setpriv'; // runs a feeder as nobody
 
 export const e2eRequired = process.env.HTNTP_E2E === 'required';
 
@@ -57,6 +58,7 @@ const installHint: Record<ToolName, string> = {
   ip: 'apt-get install iproute2',
   cc: 'apt-get install build-essential',
   stdbuf: 'apt-get install coreutils',
+  setpriv: 'apt-get install util-linux',
 };
 
 /** Tools a daemon needs beyond itself. ntpd runs as root in its own network namespace. */

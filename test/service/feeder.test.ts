@@ -4,7 +4,8 @@
 import { execFileSync } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { feed, isUnsafeSegment } from '../../src/feeder.js';
+import { feed } from '../../src/feeder.js';
+import { ShmSink, isUnsafeSegment } from '../../src/sinks/shm.js';
 import { systemClock } from '../../src/clock.js';
 import { NtpdShm, keyOfUnit } from '../../src/shm.js';
 import type { Sample, SampleSource } from '../../src/sample.js';
@@ -113,7 +114,7 @@ describe('stop', () => {
 });
 
 describe('order', () => {
-  it('runs afterAttach (the privilege drop) after the attach and before the source is asked for samples', async () => {
+  it('runs afterOpen (the privilege drop) after the attach and before the source is asked for samples', async () => {
     const unit = UNITS.order;
     const steps: string[] = [];
     const source: SampleSource = {
@@ -128,18 +129,21 @@ describe('order', () => {
     await feed(source, {
       unit,
       signal: new AbortController().signal,
-      afterAttach: (shm) => steps.push(`after attach: attached=${shm.attached} valid=${shm.valid} leap=${shm.leap}`),
+      afterOpen: (sinks) => {
+        const shm = sinks.find((sink): sink is ShmSink => sink instanceof ShmSink)?.segment;
+        steps.push(`after attach: attached=${shm?.attached} valid=${shm?.valid} leap=${shm?.leap}`);
+      },
       onSample: () => steps.push('published'),
     });
     expect(steps).toEqual(['after attach: attached=true valid=0 leap=3', 'source started', 'published']);
   });
 
-  it('a failing afterAttach stops before the source starts, and the segment is released', async () => {
+  it('a failing afterOpen stops before the source starts, and the segment is released', async () => {
     const unit = UNITS.order;
     let started = false;
     const source: SampleSource = { name: 'never', samples: () => { started = true; return (async function* () {})(); } };
     const failure = Object.assign(new Error('cannot switch to user htntp'), { code: 'ERR_PRIVILEGE_DROP' });
-    await expect(feed(source, { unit, signal: new AbortController().signal, afterAttach: () => { throw failure; } })).rejects.toBe(failure);
+    await expect(feed(source, { unit, signal: new AbortController().signal, afterOpen: () => { throw failure; } })).rejects.toBe(failure);
     expect(started).toBe(false);
     expect(readSegment(unit)?.valid).toBe(0);
   });

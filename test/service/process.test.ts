@@ -51,7 +51,7 @@ describe('shutdown', () => {
   it('SIGTERM while the source waits for its next sample: exit 0 within 2 s, valid = 0', async () => {
     const unit = UNITS.term;
     const child = startFixed(['--offset', '0.25', '--interval', '60', '--unit', String(unit), '-v']);
-    await child.waitForLine(/^debug sample published unit=215/, { timeoutMs: 15_000 });
+    await child.waitForLine(/^debug sample published sinks=shm:215/, { timeoutMs: 15_000 });
     expect(readSegment(unit)?.valid).toBe(1);
     const { code, elapsedMs } = await stopTimed(child, 'SIGTERM');
     expect(code, child.output()).toBe(0);

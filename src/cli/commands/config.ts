@@ -1,13 +1,15 @@
-// `htntp config`: the ready-to-use lines that register a unit as a refclock in ntpd,
-// ntpsec or chrony, from the same generator as ntp.conf.example and the e2e tests.
+// `htntp config`: the ready-to-use lines that register a unit (or a chrony SOCK socket)
+// as a refclock in ntpd, ntpsec or chrony, from the same generator as ntp.conf.example and the e2e tests.
 import { Option, type Command } from 'commander';
 import { REFCLOCK_DAEMONS, SOURCE_KINDS, presetOptions, refclockLines, type RefclockConfigOptions, type RefclockDaemon, type SourceKind } from '../../refclock-config.js';
 import { MAX_PRECISION, MIN_PRECISION } from '../../sample.js';
 import { MAX_UNIT, keyText } from '../../shm.js';
 import { integerOption, numberOption, permOption } from '../options.js';
 
-export interface ConfigOptions extends Omit<RefclockConfigOptions, 'daemon' | 'refid'> {
+export interface ConfigOptions extends Omit<RefclockConfigOptions, 'daemon' | 'unit' | 'refid'> {
   daemon: RefclockDaemon;
+  /** Default 2, unless `sock` is given (then only the SOCK line; with both, both lines). */
+  unit?: number;
   /** What feeds the unit: its refid, and chrony's delay and precision for that kind. */
   source?: SourceKind;
   refid?: string;
@@ -16,25 +18,40 @@ export interface ConfigOptions extends Omit<RefclockConfigOptions, 'daemon' | 'r
 
 export interface ConfigResult {
   daemon: RefclockDaemon;
-  unit: number;
+  /** The SHM unit registered (absent for a SOCK-only line). */
+  unit?: number;
   refid: string;
   /** The segment's SysV key, as `ipcs -m` shows it. */
-  key: string;
+  key?: string;
+  /** The SOCK socket path registered. */
+  sock?: string;
   lines: string[];
 }
 
+export const DEFAULT_CONFIG_UNIT = 2;
+
 export function refclockConfig(options: ConfigOptions): ConfigResult {
-  const { json: _json, source, refid, ...rest } = options;
-  let refclock: RefclockConfigOptions;
-  if (source !== undefined) {
-    refclock = presetOptions(source, { ...rest, ...(refid === undefined ? {} : { refid }) });
-  } else if (refid !== undefined) {
-    refclock = { ...rest, refid };
-  } else {
+  const { json: _json, sock, unit: givenUnit, source, refid, ...rest } = options;
+  const unit = givenUnit ?? (sock === undefined ? DEFAULT_CONFIG_UNIT : undefined);
+  if (source === undefined && refid === undefined) {
     throw Object.assign(new TypeError('give --source (http, gps, fixed) or --refid'), { code: 'ERR_MISSING_OPTION' });
   }
-  const lines = refclockLines(refclock);
-  return { daemon: options.daemon, unit: options.unit, refid: refclock.refid, key: keyText(options.unit), lines };
+  const lineOptions = (lineUnit: number, extra: Partial<RefclockConfigOptions> = {}): RefclockConfigOptions => {
+    const given = { ...rest, unit: lineUnit, ...(refid === undefined ? {} : { refid }), ...extra };
+    return source === undefined ? { ...given, refid: refid ?? '' } : presetOptions(source, given);
+  };
+  const lines = [
+    ...(unit === undefined ? [] : refclockLines(lineOptions(unit))),
+    // The SOCK line takes no unit: the default one stands in for the checks.
+    ...(sock === undefined ? [] : refclockLines(lineOptions(DEFAULT_CONFIG_UNIT, { sock }))),
+  ];
+  return {
+    daemon: options.daemon,
+    ...(unit === undefined ? {} : { unit, key: keyText(unit) }),
+    refid: lineOptions(DEFAULT_CONFIG_UNIT).refid,
+    ...(sock === undefined ? {} : { sock }),
+    lines,
+  };
 }
 
 export function registerConfig(program: Command): void {
@@ -42,7 +59,8 @@ export function registerConfig(program: Command): void {
     .command('config')
     .description('Print the config lines that register an htntp unit as a refclock in ntpd (classic), ntpsec or chrony')
     .addOption(new Option('--daemon <name>', 'the time daemon reading the segment').choices(REFCLOCK_DAEMONS).makeOptionMandatory())
-    .option('-u, --unit <n>', 'SHM unit the feeder writes (its --unit)', integerOption('unit', 0, MAX_UNIT), 2)
+    .option('-u, --unit <n>', 'SHM unit the feeder writes (its --unit; default 2 unless --sock is given)', integerOption('unit', 0, MAX_UNIT))
+    .option('--sock <path>', "chrony only: the refclock SOCK socket the feeder sends to (its --sock)")
     .addOption(new Option('--source <kind>', "what feeds the unit: sets the refid and chrony's delay/precision for it").choices(SOURCE_KINDS))
     .option('--refid <id>', 'reference id shown by ntpq/chronyc (up to 4 characters; default from --source)')
     .option('--offset <seconds>', 'constant correction added to every sample (ntpd time1, chrony offset)', numberOption('offset', -86_400, 86_400))

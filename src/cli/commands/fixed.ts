@@ -2,7 +2,7 @@
 // checking a refclock set-up end to end: ntpd shows the offset (-1000 ms for --offset -1).
 import type { Command } from 'commander';
 import { MAX_PRECISION, MIN_PRECISION } from '../../sample.js';
-import { DEFAULT_FIXED_PRECISION, FixedSource, MAX_FIXED_OFFSET } from '../../sources/fixed/index.js';
+import { DEFAULT_FIXED_PRECISION, FixedSource, MAX_FIXED_OFFSET } from '../../sources/fixed/source.js';
 import { integerOption, numberOption } from '../options.js';
 import { addServiceOptions, runService, type ServiceOptions } from '../service.js';
 
@@ -15,7 +15,8 @@ export interface FixedOptions extends ServiceOptions {
 }
 
 export interface FixedResult {
-  unit: number;
+  /** The SHM unit written (absent for a SOCK-only feeder). */
+  unit?: number;
   offset: number;
   published: number;
 }
@@ -24,7 +25,7 @@ export async function runFixed(options: FixedOptions, signal?: AbortSignal): Pro
   const source = new FixedSource({ offset: options.offset, interval: options.interval, precision: options.precision, once: options.once ?? false });
   // --once leaves its sample valid for the reader; a stop signal still clears it.
   const { published } = await runService({ ...options, keepLastSample: options.once ?? false }, () => source, signal);
-  return { unit: options.unit, offset: options.offset, published };
+  return { ...(options.unit === undefined ? {} : { unit: options.unit }), offset: options.offset, published };
 }
 
 export function registerFixed(program: Command): void {

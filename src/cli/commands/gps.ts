@@ -17,7 +17,8 @@ export interface GpsOptions extends ServiceOptions {
 
 export interface GpsResult {
   device: string;
-  unit: number;
+  /** The SHM unit written (absent for a SOCK-only feeder). */
+  unit?: number;
   published: number;
   counts: Record<string, number>;
 }
@@ -43,7 +44,7 @@ export async function runGps(options: GpsOptions, signal?: AbortSignal): Promise
     return source;
   };
   const { published } = await runService(options, makeSource, signal);
-  return { device: options.device, unit: options.unit, published, counts: Object.fromEntries(source?.sampler.counts ?? []) };
+  return { device: options.device, ...(options.unit === undefined ? {} : { unit: options.unit }), published, counts: Object.fromEntries(source?.sampler.counts ?? []) };
 }
 
 export function registerGps(program: Command): void {

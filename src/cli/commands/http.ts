@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { redactCredentials, type Logger } from '../../log.js';
 import { diffSeconds } from '../../time.js';
 import { DEFAULT_PROBES, MAX_PROBES, measureOffset, type MeasureOptions, type MeasurementResult } from '../../sources/http/measure.js';
-import { HttpSource } from '../../sources/http/publisher.js';
+import { HttpSource } from '../../sources/http/source.js';
 import { DEFAULT_SERVERS, serverUrl } from '../../sources/http/servers.js';
 import { integerOption, numberOption } from '../options.js';
 import { addServiceOptions, runService, serviceLogger, type ServiceOptions } from '../service.js';

@@ -1,0 +1,77 @@
+#include "sock_sample.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace htntp {
+
+static_assert(sizeof(sock_sample) == sizeof(struct timeval) + 24, "sock_sample must match chrony's layout");
+
+sock_sample makeSockSample(const Timespec& clock, const Timespec& receive, int leap) {
+  sock_sample sample;
+  std::memset(&sample, 0, sizeof sample);
+  sample.tv.tv_sec = static_cast<time_t>(receive.sec);
+  sample.tv.tv_usec = static_cast<suseconds_t>(receive.nsec / 1000);
+  // Whole seconds and nanoseconds apart first: a double keeps ns only near zero.
+  sample.offset = static_cast<double>(clock.sec - receive.sec) +
+                  static_cast<double>(clock.nsec - static_cast<int64_t>(sample.tv.tv_usec) * 1000) / 1e9;
+  sample.pulse = 0;
+  sample.leap = leap;
+  sample.magic = kSockMagic;
+  return sample;
+}
+
+SockClient::~SockClient() { close(); }
+
+void SockClient::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+SysError SockClient::connect(const char* path) {
+  close();
+  sockaddr_un address;
+  std::memset(&address, 0, sizeof address);
+  address.sun_family = AF_UNIX;
+  const size_t length = std::strlen(path);
+  if (length == 0 || length >= sizeof address.sun_path) return SysError{ENAMETOOLONG, "connect"};
+  std::memcpy(address.sun_path, path, length + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+  if (fd < 0) return SysError{errno, "socket"};
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 || ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return SysError{err, "fcntl"};
+  }
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return SysError{err, "connect"};
+  }
+  fd_ = fd;
+  return SysError{};
+}
+
+SysError SockClient::send(const sock_sample& sample) const {
+  if (fd_ < 0) return SysError{ENOTCONN, "send"};
+#ifdef MSG_NOSIGNAL
+  const int flags = MSG_NOSIGNAL;
+#else
+  const int flags = 0;
+#endif
+  ssize_t sent;
+  do {
+    sent = ::send(fd_, &sample, sizeof sample, flags);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) return SysError{errno, "send"};
+  // A datagram goes whole or not at all; anything else would be a truncated sample.
+  if (static_cast<size_t>(sent) != sizeof sample) return SysError{EMSGSIZE, "send"};
+  return SysError{};
+}
+
+}  // namespace htntp

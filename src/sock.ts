@@ -1,0 +1,96 @@
+// The typed API of chrony's SOCK reference clock: a client end that sends one
+// struct sock_sample datagram per sample to the socket chronyd made for
+// `refclock SOCK <path>`. System faults come back as Node-style errors, never thrown:
+// a reader that is down (or restarting) is the normal case for the caller to retry.
+import { getSystemErrorName } from 'node:util';
+import { SOCK_IO, native, sharedSlots, type NativeSockClient } from './native.js';
+import { invalidArgType, outOfRange, systemError } from './errors.js';
+import { toTimespec, type Time } from './time.js';
+
+/** Leap indicators chrony's SOCK driver accepts: 0 none, 1 insert, 2 delete. */
+export type SockLeap = 0 | 1 | 2;
+
+/** struct sock_sample as compiled on this platform (size, offsets, magic). */
+export const sockLayout = native.sockLayout;
+
+/** What a failed connect/send to a SOCK socket most likely means, and the fix. */
+export function sockErrorHint(code: string | undefined, path: string): string {
+  switch (code) {
+    case 'ENOENT':
+      return `no socket at ${path}: chronyd is not running, or its refclock SOCK line names another path`;
+    case 'ECONNREFUSED':
+      return `nothing reads ${path}: chronyd stopped or is restarting (the socket file is left over)`;
+    case 'EACCES':
+    case 'EPERM':
+      return `chronyd creates ${path} root-only: run htntp as root with --user so it connects before dropping privileges (it then cannot reconnect after a chronyd restart), or give the socket to a group htntp is in (chgrp, chmod g+w after chronyd starts)`;
+    case 'EAGAIN':
+    case 'ENOBUFS':
+      return `the reader of ${path} is not keeping up: the sample was dropped`;
+    case 'ENOTSOCK':
+    case 'EPROTOTYPE':
+      return `${path} is not a datagram socket: is it chronyd's refclock SOCK path?`;
+    default:
+      return `socket ${path}`;
+  }
+}
+
+/** errno from the addon (positive) as Node's error, with the path and a hint. */
+function sockError(errno: number, syscall: string, path: string): NodeJS.ErrnoException {
+  return Object.assign(systemError(syscall, -errno, sockErrorHint(getSystemErrorName(-errno), path)), { path });
+}
+
+/** The socket path as given; TypeError/RangeError before anything is opened. */
+export function checkSockPath(path: unknown): string {
+  if (typeof path !== 'string') throw invalidArgType('path', 'string', path);
+  const bytes = Buffer.byteLength(path);
+  if (bytes === 0 || bytes > sockLayout.maxPathBytes || path.includes('\0')) {
+    throw outOfRange('path', `1 to ${sockLayout.maxPathBytes} bytes without NUL`, JSON.stringify(path));
+  }
+  return path;
+}
+
+export class ChronySock {
+  readonly path: string;
+  readonly #client: NativeSockClient;
+  readonly #io: Float64Array = sharedSlots(SOCK_IO.slots);
+
+  constructor(path: string) {
+    this.path = checkSockPath(path);
+    this.#client = new native.SockClient(this.#io);
+  }
+
+  get connected(): boolean {
+    return this.#client.connected;
+  }
+
+  /** (Re)connects: undefined when connected, else the error (ENOENT, ECONNREFUSED, EACCES...). */
+  connect(): NodeJS.ErrnoException | undefined {
+    const errno = this.#client.connect(this.path);
+    return errno === 0 ? undefined : sockError(errno, 'connect', this.path);
+  }
+
+  /**
+   * One sample: tv = receiveTime (truncated to microseconds), offset = clockTime - tv.
+   * Arguments are checked before anything is sent (TypeError/RangeError). Undefined when
+   * sent, else the error (ENOTCONN before connect(), ECONNREFUSED once the reader is gone).
+   */
+  send(clockTime: Time, receiveTime: Time, leap: SockLeap = 0): NodeJS.ErrnoException | undefined {
+    const io = this.#io;
+    const clock = toTimespec(clockTime, 'clockTime');
+    const receive = toTimespec(receiveTime, 'receiveTime');
+    if (typeof leap !== 'number') throw invalidArgType('leap', 'number', leap);
+    io[SOCK_IO.clockSec] = clock.sec;
+    io[SOCK_IO.clockNsec] = clock.nsec;
+    io[SOCK_IO.receiveSec] = receive.sec;
+    io[SOCK_IO.receiveNsec] = receive.nsec;
+    io[SOCK_IO.leap] = leap;
+    this.#client.send();
+    const errno = io[SOCK_IO.result] ?? 0;
+    return errno === 0 ? undefined : sockError(errno, 'send', this.path);
+  }
+
+  /** Idempotent; a later connect() opens a new socket. */
+  close(): void {
+    this.#client.close();
+  }
+}
