@@ -1,6 +1,7 @@
 // `htntp doctor`'s work outside the CLI: gather the facts of each unit (segment, attached
 // processes, config files, the daemons' own view) and diagnose them.
 import { systemClock, type Clock } from '../clock.js';
+import { STALE_SAMPLE_SECONDS } from '../sample.js';
 import { MAX_UNIT, NtpdShm, keyOfUnit, statUnit } from '../shm.js';
 import { DEFAULT_CONFIG_PATHS, readDaemonConfig, type ConfigPaths } from './daemon-config.js';
 import { queryChrony, queryNtpd, type Answer, type ChronyView, type NtpPeer } from './daemon-query.js';
@@ -36,7 +37,7 @@ export interface DoctorReport {
   exitCode: 0 | 1 | 2;
 }
 
-export const DEFAULT_MAX_AGE = 10;
+export const DEFAULT_MAX_AGE = STALE_SAMPLE_SECONDS;
 
 function segmentFacts(unit: number): SegmentFacts {
   let stat;
