@@ -66,7 +66,7 @@ describe('one list of metrics', () => {
 
   it('names keep the conventions: counters end in _total, durations in _seconds', async () => {
     // Counters are all registered up front; the lazily made series are gauges.
-    const types = new Map((await metricsAt({ time: { sec: 0, nsec: 0 } }).registry.getMetricsAsJSON()).map((entry) => [entry.name, entry.type]));
+    const types = new Map((await metricsAt({ time: { sec: 0, nsec: 0 } }).registry.getMetricsAsJSON()).map((entry) => [entry.name, String(entry.type)]));
     for (const name of await registeredNames()) {
       if (types.get(name) === 'counter') expect(name).toMatch(/_total$/);
       expect(name).not.toMatch(/_(ms|milliseconds|us|ns)$/);
