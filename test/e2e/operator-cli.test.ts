@@ -118,7 +118,7 @@ describe('validate before touching', () => {
   it('gps with a missing device: exit 1, no segment', async () => {
     const cli = startHtntp(['gps', '--unit', String(UNIT_DEVICE), '--device', join(temp.path, 'ttyNOPE')]);
     expect((await cli.exited).code, cli.output()).toBe(1);
-    expect(cli.stderrLines.join('\n')).toMatch(/ENOENT.*ttyNOPE/);
+    expect(cli.stderrLines.join('\n')).toMatch(/device .*ttyNOPE does not exist/);
     expect(readSegment(UNIT_DEVICE)).toBeUndefined();
   });
 

@@ -3,6 +3,7 @@ import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { MAX_PRECISION, MIN_PRECISION } from '../../sample.js';
 import { GpsSource } from '../../sources/gps/source.js';
+import { deviceError } from '../../sources/gps/serial.js';
 import { integerOption, numberOption } from '../options.js';
 import { addServiceOptions, runService, type ServiceContext, type ServiceOptions } from '../service.js';
 
@@ -29,7 +30,13 @@ function baudOption(value: string): number | 'auto' {
 }
 
 export async function runGps(options: GpsOptions, signal?: AbortSignal): Promise<GpsResult> {
-  statSync(options.device); // a missing device fails (ENOENT, with the path) before the segment is touched
+  try {
+    statSync(options.device);
+  } catch (error) {
+    // A missing device fails before the segment is touched; whether it may be opened is
+    // decided at the open, after the privilege drop (the rights that count then).
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw deviceError(error, options.device);
+  }
   let source: GpsSource | undefined;
   const makeSource = ({ logger, metrics }: ServiceContext): GpsSource => {
     source = new GpsSource({
