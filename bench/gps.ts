@@ -14,8 +14,8 @@ import { diffSeconds, type Timespec } from '../src/time.js';
 import { cBuild, repoRoot } from '../test/helpers/cc.js';
 import { makeTempDir, startProcess } from '../test/helpers/process.js';
 import { findTool } from '../test/helpers/tools.js';
-import { PacedWriter, startPtyPair } from '../test/gps/pty.js';
-import { rmc } from '../test/gps/sentences.js';
+import { PacedWriter, startPtyPair } from '../test/helpers/gps/pty.js';
+import { rmc } from '../test/helpers/gps/sentences.js';
 
 const LINES = Number(process.env.HTNTP_BENCH_LINES ?? 1000);
 const INTERVAL_MS = 10; // one sentence per write, the reader idle in between
@@ -71,7 +71,7 @@ function latencies(stamps: readonly Timespec[], writeTimes: readonly Timespec[])
 }
 
 async function anchorC(devicePath: string, writerPath: string, build: ReturnType<typeof cBuild>): Promise<number[]> {
-  const binary = build.compile(join(repoRoot, 'test', 'gps', 'c', 'read_stamp.c'));
+  const binary = build.compile(join(repoRoot, 'test', 'e2e', 'gps', 'c', 'read_stamp.c'));
   const reader = startProcess(binary, [devicePath, String(LINES)]);
   await reader.waitForLine(/^ready$/, { stream: 'stderr' });
   const writeTimes = await writeAll(writerPath);

@@ -17,7 +17,7 @@ import { symmetricLow } from '../src/sources/http/interval.js';
 import { createDispatcher, probe } from '../src/sources/http/probe.js';
 import { carryInterval } from '../src/sources/http/source.js';
 import { diffSeconds, toSeconds } from '../src/time.js';
-import type { TimeServerConfig } from '../test/http/servers.js';
+import type { TimeServerConfig } from '../test/helpers/http/servers.js';
 
 const PROBES = 8;
 // Fractions spread over the second (htpdate's bisection and ours meet every phase).
@@ -27,7 +27,7 @@ const DELAYS: { name: string; delay?: TimeServerConfig['delay'] }[] = [
   { name: '20±5 ms each way', delay: { up: 20, down: 20, jitter: 5 } },
   { name: '50±10 ms each way', delay: { up: 50, down: 50, jitter: 10 } },
 ];
-const serveScript = fileURLToPath(new URL('../test/http/serve.ts', import.meta.url));
+const serveScript = fileURLToPath(new URL('../test/helpers/http/serve.ts', import.meta.url));
 const execFileAsync = promisify(execFile);
 
 interface Served {

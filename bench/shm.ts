@@ -12,8 +12,9 @@ import { ChronySock } from '../src/sock.js';
 import { makeTempDir, startProcess } from '../test/helpers/process.js';
 import { diffSeconds } from '../src/time.js';
 import { cBuild, repoRoot } from '../test/helpers/cc.js';
+import { units } from '../test/helpers/units.js';
 
-const UNIT = 139; // issue 2's range; the bench removes its segment when done
+const UNIT = units.benchShm; // the bench removes its segment when done
 const SECONDS = Number(process.env.HTNTP_BENCH_SECONDS ?? 0.5);
 const ROUNDS = Number(process.env.HTNTP_BENCH_ROUNDS ?? 3);
 const BATCH = 10_000;

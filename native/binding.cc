@@ -486,6 +486,20 @@ void exportClock(Napi::Env env, Napi::Object exports, const char* name, Slots* s
   exports.Set(name, Napi::Value(env, function));
 }
 
+// readClockState(): the kernel's clock discipline state (ntp_adjtime, modes 0).
+Napi::Value ReadClockState(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  htntp::ClockState state;
+  if (const htntp::SysError failure = htntp::clockState(&state)) throw systemError(env, failure);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("state", Napi::Number::New(env, state.state));
+  out.Set("status", Napi::Number::New(env, state.status));
+  out.Set("maxErrorUs", Napi::Number::New(env, static_cast<double>(state.maxErrorUs)));
+  out.Set("estErrorUs", Napi::Number::New(env, static_cast<double>(state.estErrorUs)));
+  out.Set("unsynchronised", Napi::Boolean::New(env, state.unsynchronised));
+  return out;
+}
+
 // The struct as this platform compiled it: size, offsets and field ranges.
 Napi::Object Layout(Napi::Env env) {
   Napi::Object out = Napi::Object::New(env);
@@ -539,6 +553,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exportClock<ReadMonotonicRaw>(env, exports, "readMonotonicRaw", clockSlots);
   exports.Set("statUnit", Napi::Function::New(env, StatUnit, "statUnit"));
   exports.Set("unitShmId", Napi::Function::New(env, UnitShmId, "unitShmId"));
+  exports.Set("readClockState", Napi::Function::New(env, ReadClockState, "readClockState"));
   exports.Set("layout", Layout(env));
   Napi::Object slotNumbers = Napi::Object::New(env);
   slotNumbers.Set("io", Segment::IoSlotNumbers(env));

@@ -2,6 +2,7 @@
 
 #include <sys/ipc.h>
 #include <sys/shm.h>
+#include <sys/timex.h>
 
 #include <atomic>
 #include <cerrno>
@@ -234,6 +235,20 @@ clockid_t monotonicRawClock() {
 #else
   return CLOCK_MONOTONIC;  // FreeBSD has no raw clock; its monotonic clock is not slewed by ntpd's PLL in the same way
 #endif
+}
+
+SysError clockState(ClockState* out) {
+  // modes = 0 reads without changing anything, so no privilege is needed.
+  struct timex tx {};
+  tx.modes = 0;
+  const int state = ntp_adjtime(&tx);
+  if (state == -1) return {errno, "ntp_adjtime"};
+  out->state = state;
+  out->status = tx.status;
+  out->maxErrorUs = tx.maxerror;
+  out->estErrorUs = tx.esterror;
+  out->unsynchronised = (tx.status & STA_UNSYNC) != 0 || state == TIME_ERROR;
+  return {};
 }
 
 }  // namespace htntp

@@ -158,4 +158,14 @@ SysError unitShmId(int unit, int* shmId);
 SysError clockNow(clockid_t clock, Timespec* out);
 clockid_t monotonicRawClock();
 
+// The kernel's view of the system clock's discipline, as ntp_adjtime() reports it.
+struct ClockState {
+  int state = 0;          // TIME_OK, TIME_INS, ..., TIME_ERROR
+  int status = 0;         // STA_* bits
+  long maxErrorUs = 0;    // the daemon's bound on the clock's error, microseconds
+  long estErrorUs = 0;
+  bool unsynchronised = true;  // STA_UNSYNC set (or TIME_ERROR)
+};
+SysError clockState(ClockState* out);
+
 }  // namespace htntp

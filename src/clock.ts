@@ -61,6 +61,22 @@ export function steadyRealtime(start: ClockPair, monotonicRaw: Timespec): Timesp
   return addSeconds(start.realtime, diffSeconds(monotonicRaw, start.monotonicRaw));
 }
 
+/** What the kernel says about the discipline of CLOCK_REALTIME (ntp_adjtime, read only). */
+export interface ClockSync {
+  /** A daemon vouches for the clock: STA_UNSYNC clear and not TIME_ERROR. */
+  synchronised: boolean;
+  /** The daemon's bound on the clock's error, seconds (maxerror). */
+  maxError: number;
+  /** STA_* bits, for logs. */
+  status: number;
+}
+
+/** The kernel's clock discipline state from ntp_adjtime(), via the addon. */
+export function clockSync(): ClockSync {
+  const state = native.readClockState();
+  return { synchronised: !state.unsynchronised, maxError: state.maxErrorUs / 1e6, status: state.status };
+}
+
 /** Waits `ms`, or less if `signal` aborts first. Never rejects: callers look at the signal. */
 export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   return delay(ms, undefined, { signal }).catch(() => undefined);

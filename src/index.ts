@@ -3,8 +3,8 @@ export { NtpdShm, layout, keyOfUnit, keyText, defaultPerm, DEFAULT_PRECISION, MA
 export type { NtpdShmOptions, UpdateOptions, ShmSnapshot, ShmStat, Leap } from './shm.js';
 export { ChronySock, sockLayout } from './sock.js';
 export type { SockLeap } from './sock.js';
-export { realtime, monotonicRaw, systemClock } from './clock.js';
-export type { Clock } from './clock.js';
+export { realtime, monotonicRaw, systemClock, clockSync } from './clock.js';
+export type { Clock, ClockSync } from './clock.js';
 export type { Time, Timespec } from './time.js';
 export type { Sample, SampleSource } from './sample.js';
 export { feed } from './feeder.js';

@@ -70,6 +70,18 @@ export interface NativeSegment {
   detach(): void;
 }
 
+export interface NativeClockState {
+  /** ntp_adjtime's return: TIME_OK (0) .. TIME_ERROR (5). */
+  state: number;
+  /** STA_* bits. */
+  status: number;
+  /** The daemon's bound on the clock's error, µs (the kernel grows it 500 µs/s). */
+  maxErrorUs: number;
+  estErrorUs: number;
+  /** STA_UNSYNC set, or TIME_ERROR: no daemon vouches for the clock. */
+  unsynchronised: boolean;
+}
+
 export interface NativeLayout {
   size: number;
   timeTSize: number;
@@ -120,6 +132,8 @@ export interface NativeAddon {
   statUnit(unit: number): NativeStat & { shmId: number };
   /** The shmid the unit's key names now (shmget without access bits: no permission needed); ENOENT if none. */
   unitShmId(unit: number): number;
+  /** ntp_adjtime() with modes 0: the kernel's view of the clock's discipline. */
+  readClockState(): NativeClockState;
   layout: NativeLayout;
   /** The slot numbers as the addon was compiled with them (checked against IO and CLOCK at load). */
   slotNumbers: { io: Record<keyof typeof IO, number>; clock: Record<keyof typeof CLOCK, number>; sock: Record<keyof typeof SOCK_IO, number> };

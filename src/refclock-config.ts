@@ -31,6 +31,11 @@ export interface RefclockConfigOptions {
   perm?: number;
   /** chrony only: register this SOCK socket path (`refclock SOCK`) instead of the unit's segment. */
   sock?: string;
+  /**
+   * A PPS device (/dev/ppsN) whose pulse the daemon reads itself: the unit then only
+   * numbers the seconds and the pulse is the preferred source (see ppsPairingLines).
+   */
+  pps?: string;
 }
 
 /** What feeds the unit: each kind has its refid and, for chrony, its delay and precision. */
@@ -94,6 +99,7 @@ function octal(perm: number): string {
 
 /** The config lines that register unit `unit` in `daemon`. Throws TypeError/RangeError on bad options. */
 export function refclockLines(options: RefclockConfigOptions): string[] {
+  if (options.pps !== undefined) return ppsPairingLines(options);
   const { daemon, noselect = false, prefer = false } = options;
   if (!REFCLOCK_DAEMONS.includes(daemon)) throw outOfRange('daemon', `one of ${REFCLOCK_DAEMONS.join(', ')}`, daemon);
   const unit = checkInteger('unit', options.unit, 0, MAX_UNIT);
@@ -148,4 +154,52 @@ export function refclockLines(options: RefclockConfigOptions): string[] {
     [`server ${address}`, polls, ...mode, ...selection].join(' '),
     [`fudge ${address} refid ${refid}`, ...(stratum === undefined ? [] : [`stratum ${stratum}`]), `time1 ${seconds(offset)}`].join(' '),
   ];
+}
+
+/** The PPS source's refid in every daemon. */
+export const PPS_REFID = 'PPS';
+// NMEA seconds in chrony when a pulse is paired: the sentence lags the second by
+// 0.1-0.9 s with ms of jitter, so a 0.2 s delay and 0.125 s precision (2^-3) keep it
+// out of any role but numbering the pulses.
+const NMEA_DELAY = 0.2;
+const NMEA_PRECISION = -3;
+
+/**
+ * A unit paired with a PPS device. chrony: the unit `noselect` and the pulse locked to
+ * it (`lock`), preferred. ntpd and ntpsec: the PPS driver (22) only counts while a
+ * `prefer` peer numbers the seconds, so the unit is `prefer` and the pulse a driver 22
+ * source (ntpsec `refclock pps`, classic `server 127.127.22.K`, which reads /dev/ppsK).
+ */
+export function ppsPairingLines(options: RefclockConfigOptions): string[] {
+  const { pps, daemon } = options;
+  if (typeof pps !== 'string') throw invalidArgType('pps', 'string', pps);
+  if (!/^\/[^\s"#;]+$/.test(pps)) throw outOfRange('pps', 'an absolute device path without spaces, quotes, # or ;', JSON.stringify(pps));
+  if (options.refid === PPS_REFID) throw outOfRange('refid', `a refid other than ${PPS_REFID} (the pulse's own)`, JSON.stringify(options.refid));
+  const { pps: _pps, ...unit } = options;
+  const pollWords = (lines: string[]): string => /minpoll \d+ maxpoll \d+/.exec(lines[0] ?? '')?.[0] ?? '';
+  if (daemon === 'chrony') {
+    const nmea = refclockLines({
+      ...unit,
+      noselect: true,
+      prefer: false,
+      delay: options.delay ?? NMEA_DELAY,
+      precision: options.precision ?? NMEA_PRECISION,
+    });
+    const poll = options.poll === undefined ? [] : [`poll ${options.poll}`];
+    return [...nmea, [`refclock PPS ${pps} lock ${options.refid} refid ${PPS_REFID}`, ...poll, ...(options.noselect ? ['noselect'] : ['prefer'])].join(' ')];
+  }
+  const nmea = refclockLines({ ...unit, noselect: options.noselect ?? false, prefer: !(options.noselect ?? false) });
+  const polls = pollWords(nmea);
+  const ppsUnitMatch = /^\/dev\/pps(\d+)$/.exec(pps);
+  const ppsUnit = ppsUnitMatch === null ? 0 : Number(ppsUnitMatch[1]);
+  if (daemon === 'ntpsec') {
+    const path = ppsUnitMatch === null ? [`path ${pps}`] : [];
+    return [...nmea, [`refclock pps unit ${ppsUnit}`, ...path, `refid ${PPS_REFID}`, polls].join(' ')];
+  }
+  // Classic ntpd's driver 22 opens /dev/ppsK and nothing else.
+  if (ppsUnitMatch === null || ppsUnit > 255) {
+    throw outOfRange('pps', `/dev/ppsK for classic ntpd (link the device there: ln -s ${pps} /dev/pps0)`, JSON.stringify(pps));
+  }
+  const address = `127.127.22.${ppsUnit}`;
+  return [...nmea, `server ${address} ${polls}`, `fudge ${address} refid ${PPS_REFID}`];
 }

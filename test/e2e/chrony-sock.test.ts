@@ -11,9 +11,9 @@ import { refclockLines, type RefclockConfigOptions } from '../../src/refclock-co
 import { diffSeconds, type Timespec } from '../../src/time.js';
 import { describeE2e, findTool, startChronyd, waitFor, waitForChronySelection, type Chronyd, type ChronySource } from '../helpers/daemons.js';
 import { htntpBin, makeTempDir, startHtntp, startProcess, type RunningProcess, type TempDir } from '../helpers/process.js';
-import { closeAll, startTimeServers, type TimeServer } from '../http/servers.js';
-import { PacedWriter, startPtyPair } from '../gps/pty.js';
-import { burst } from '../gps/sentences.js';
+import { closeAll, startTimeServers, type TimeServer } from '../helpers/http/servers.js';
+import { PacedWriter, startPtyPair } from '../helpers/gps/pty.js';
+import { burst } from '../helpers/gps/sentences.js';
 
 /** The tolerance on what chronyd reports for a -1 s reference. */
 const TOLERANCE = 0.002;

@@ -1,6 +1,6 @@
 // `htntp doctor` against the real readers: each fault an operator meets, reproduced with a
 // real chronyd -x or ntpsec ntpd and real `htntp fixed` feeders, and named by doctor with
-// its fix. Units 186-191, 193 and 194 are this file's.
+// its fix.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,8 +11,18 @@ import { keyOfUnit } from '../../src/shm.js';
 import { cBuild } from '../helpers/cc.js';
 import { describeE2e, startChronyd, startNtpd, waitFor, type Chronyd } from '../helpers/daemons.js';
 import { makeTempDir, startHtntp, type RunningProcess } from '../helpers/process.js';
+import { units } from '../helpers/units.js';
 
-const UNIT = { healthy: 186, removed: 187, size: 188, private: 189, unconfigured: 190, disagree: 191, absent: 193, ntpd: 194 };
+const UNIT = {
+  healthy: units.doctorHealthy,
+  removed: units.doctorRemoved,
+  size: units.doctorSize,
+  private: units.doctorPrivate,
+  unconfigured: units.doctorUnconfigured,
+  disagree: units.doctorDisagree,
+  absent: units.doctorAbsent,
+  ntpd: units.doctorNtpd,
+};
 const ALL = Object.values(UNIT);
 
 const cleanups: (() => Promise<unknown>)[] = [];

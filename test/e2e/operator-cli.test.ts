@@ -1,21 +1,22 @@
 // The CLI as operators meet it: SIGHUP stops a feeder like SIGTERM (valid 0, exit 0),
 // `status --watch | head -1` ends quietly, proxy credentials stay out of `ps`, bad
 // --user/--group/--device fail before any segment exists, and a second feeder on a unit
-// is refused. Units 180-182, 184 and 185 are this file's.
+// is refused.
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NtpdShm } from '../../src/shm.js';
-import { startProxy, type TestProxy } from '../http/proxy.js';
-import { closeAll, startTimeServers, type TimeServer } from '../http/servers.js';
+import { startProxy, type TestProxy } from '../helpers/http/proxy.js';
+import { closeAll, startTimeServers, type TimeServer } from '../helpers/http/servers.js';
 import { htntpBin, makeTempDir, startHtntp, startProcess, type TempDir } from '../helpers/process.js';
 import { readSegment, removeSegment } from '../helpers/segments.js';
+import { units } from '../helpers/units.js';
 
-const UNIT_HUP = 180;
-const UNIT_WATCH = 181;
-const UNIT_USER = 182;
-const UNIT_DEVICE = 184;
-const UNIT_LOCK = 185;
+const UNIT_HUP = units.operatorHup;
+const UNIT_WATCH = units.operatorWatch;
+const UNIT_USER = units.operatorUser;
+const UNIT_DEVICE = units.operatorDevice;
+const UNIT_LOCK = units.operatorLock;
 const UNITS = [UNIT_HUP, UNIT_WATCH, UNIT_USER, UNIT_DEVICE, UNIT_LOCK];
 
 let temp: TempDir;

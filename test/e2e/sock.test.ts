@@ -16,10 +16,11 @@ import { makeTempDir, type TempDir } from '../helpers/process.js';
 import { cleanupSockReaders, startSockReader, type SockReader } from '../helpers/sock-reader.js';
 import { readSegment, removeSegment } from '../helpers/segments.js';
 import { e2eTool } from '../helpers/tools.js';
-import { memoryLogger } from '../service/log-capture.js';
+import { memoryLogger } from '../helpers/log-capture.js';
+import { units } from '../helpers/units.js';
 
 /** Units 241-246 are the SOCK tests'. */
-const SOCK_TEST_UNIT = 241;
+const SOCK_TEST_UNIT = units.sockShm;
 
 let dir: TempDir;
 const readers: SockReader[] = [];
@@ -214,7 +215,7 @@ describe('feed() with sockets', () => {
 
   it('the leap indicator: the sample\'s own, else the leap-file schedule, as for the segment', async (context) => {
     e2eTool(context, 'cc');
-    const unit = SOCK_TEST_UNIT + 1;
+    const unit = units.sockShmSecond;
     const path = join(dir.path, 'leap-schedule.sock');
     const listening = await reader(path);
     const own = { ...sample(-1), leap: 2 as const };

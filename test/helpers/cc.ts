@@ -1,5 +1,5 @@
-// Compiles the small C programs of the tests (test/c/) and of the benchmark (bench/c/)
-// with the system compiler, against test/c/shm_time.h: the reference struct, declared
+// Compiles the small C programs of the tests (test/e2e/c/) and of the benchmark (bench/c/)
+// with the system compiler, against test/e2e/c/shm_time.h: the reference struct, declared
 // independently of native/.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,11 +8,11 @@ import { basename, join } from 'node:path';
 import { repoRoot } from './process.js';
 
 export { repoRoot };
-export const testCDir = join(repoRoot, 'test', 'c');
+export const testCDir = join(repoRoot, 'test', 'e2e', 'c');
 
 export interface CBuild {
   dir: string;
-  /** Compiles `source` (a path, or a file name inside test/c/) and returns the binary's path. */
+  /** Compiles `source` (a path, or a file name inside test/e2e/c/) and returns the binary's path. */
   compile(source: string, extraFlags?: string[]): string;
   /** Removes the build folder. */
   cleanup(): void;

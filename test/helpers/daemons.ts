@@ -53,7 +53,7 @@ interface DaemonBase {
  * Waits until `ready()` says yes. If the daemon exits or the deadline passes, stops it
  * and throws with its output and log.
  */
-async function whenReady(daemon: DaemonBase, what: string, ready: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+async function whenReady(daemon: DaemonBase, what: string, ready: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   try {
     // An exit ends the wait at once (a probe error would only count as "not yet").
     const outcome = await waitFor(async () => (daemon.process.exit() ? 'exited' : (await ready()) ? 'ready' : undefined), { what, timeoutMs });
@@ -174,7 +174,7 @@ export async function startChronyd(options: ChronydOptions): Promise<Chronyd> {
   // -n: stay in the foreground so the pid is ours; -x: never touch the system clock.
   const daemon = startProcess(chronydPath, ['-n', '-x', '-u', 'root', '-f', confPath, '-L', '0', '-l', logPath]);
   const stop = stopper(daemon, temp.remove);
-  const chronyc = (args: readonly string[]): Promise<string> => runCommand(chronycPath, ['-n', '-h', socketPath, ...args], { timeoutMs: 5_000 });
+  const chronyc = (args: readonly string[]): Promise<string> => runCommand(chronycPath, ['-n', '-h', socketPath, ...args], { timeoutMs: 15_000 });
   const chronyd: Chronyd = {
     dir,
     confPath,
@@ -362,20 +362,23 @@ export interface NtpshmmonOptions {
   units?: readonly number[];
   /** Stop once this many samples of `units` were seen (default: run for `seconds`). */
   count?: number;
+  /** Stop once this holds for the samples of `units` seen so far. */
+  until?: (samples: readonly ShmmonSample[]) => boolean;
   /** ntpshmmon -t: it stops by itself after this long. */
   seconds: number;
 }
 
 /** Runs `ntpshmmon -t SECS` (read-only: it never clears valid) and returns the samples seen. */
 export async function runNtpshmmon(options: NtpshmmonOptions): Promise<ShmmonSample[]> {
-  const { units, count, seconds } = options;
+  const { units, count, until, seconds } = options;
   const wanted = (sample: ShmmonSample): boolean => units === undefined || units.includes(sample.unit);
   // ntpshmmon's stdout is block-buffered into a pipe: stdbuf makes it line by line, so
   // `count` can end the run early.
   const monitor = startProcess(toolPath('stdbuf'), ['-oL', toolPath('ntpshmmon'), '-t', String(seconds)], { encoding: 'latin1' });
   const collected = (): ShmmonSample[] => parseNtpshmmon(monitor.stdoutLines.join('\n')).filter(wanted);
   try {
-    await waitFor(() => (monitor.exit() || (count !== undefined && collected().length >= count) ? true : undefined), {
+    const enough = (): boolean => (count !== undefined && collected().length >= count) || (until?.(collected()) ?? false);
+    await waitFor(() => (monitor.exit() || enough() ? true : undefined), {
       what: `${count ?? 'the'} ntpshmmon samples`,
       timeoutMs: seconds * 1000 + 5_000,
       intervalMs: 100,

@@ -97,7 +97,7 @@ export function startProcess(command: string, args: readonly string[], options: 
     [`$ ${command} ${args.join(' ')}`, ...lines.stdout.map((line) => `out| ${line}`), ...lines.stderr.map((line) => `err| ${line}`)].join('\n');
 
   const waitForLine: RunningProcess['waitForLine'] = (pattern, lineOptions = {}) => {
-    const { stream, timeoutMs = 10_000 } = lineOptions;
+    const { stream, timeoutMs = 20_000 } = lineOptions;
     return new Promise<string>((resolveLine, rejectLine) => {
       const find = (): string | undefined => {
         const pool = stream ? lines[stream] : [...lines.stdout, ...lines.stderr];
@@ -156,7 +156,7 @@ export function startProcess(command: string, args: readonly string[], options: 
 
 /** Runs a command to completion; rejects with its output on a non-zero exit. */
 export async function runCommand(command: string, args: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
-  const { timeoutMs = 10_000, env } = options;
+  const { timeoutMs = 20_000, env } = options;
   try {
     const { stdout } = await execFileAsync(command, [...args], { timeout: timeoutMs, killSignal: 'SIGKILL', ...(env ? { env } : {}) });
     return stdout;

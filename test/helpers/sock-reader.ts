@@ -1,5 +1,5 @@
 // A SOCK refclock reader standing in for chronyd where the test needs to see the
-// datagrams themselves: test/c/sock_recv.c binds the path and prints each datagram,
+// datagrams themselves: test/e2e/c/sock_recv.c binds the path and prints each datagram,
 // decoded with the reference struct (test/c/sock_sample.h).
 import { cBuild, type CBuild } from './cc.js';
 import { startProcess, type RunningProcess } from './process.js';

@@ -9,6 +9,7 @@ export type ToolName =
   | 'chronyd'
   | 'chronyc'
   | 'ntpd' // ntpsec's, extracted side by side (it conflicts with the chrony package)
+  | 'ntptime' // ntpsec's, beside its ntpd
   | 'ntpshmmon'
   | 'socat'
   | 'htpdate'
@@ -22,6 +23,19 @@ export const e2eRequired = process.env.HTNTP_E2E === 'required';
 
 /** Where `.ci/run` extracts ntpsec (`usr/sbin/ntpd` below it). */
 export const ntpsecRoot = process.env.HTNTP_NTPSEC_ROOT ?? '/opt/htntp-ntpsec';
+
+/**
+ * Where `.ci/run` extracts chrony (`usr/sbin/chronyd`, `usr/bin/chronyc`): installing the
+ * chrony package would remove the host's ntpsec, ntp or systemd-timesyncd. Used before PATH.
+ */
+export const chronyRoot = process.env.HTNTP_CHRONY_ROOT ?? '/opt/htntp-chrony';
+
+const extracted: Partial<Record<ToolName, string>> = {
+  ntpd: join(ntpsecRoot, 'usr/sbin/ntpd'),
+  chronyd: join(chronyRoot, 'usr/sbin/chronyd'),
+  chronyc: join(chronyRoot, 'usr/bin/chronyc'),
+  ntptime: join(ntpsecRoot, 'usr/sbin/ntptime'),
+};
 
 function executable(path: string): boolean {
   try {
@@ -40,17 +54,17 @@ function onPath(name: string): string | undefined {
 
 /** The tool's absolute path, or undefined. */
 export function findTool(name: ToolName): string | undefined {
-  if (name === 'ntpd') {
-    const path = join(ntpsecRoot, 'usr/sbin/ntpd');
-    return executable(path) ? path : undefined;
-  }
-  return onPath(name);
+  const path = extracted[name];
+  if (path !== undefined && executable(path)) return path;
+  // ntpd and ntptime only from the extraction: a system ntpd may be classic ntp, not ntpsec.
+  return name === 'ntpd' || name === 'ntptime' ? undefined : onPath(name);
 }
 
 const installHint: Record<ToolName, string> = {
-  chronyd: 'apt-get install chrony',
-  chronyc: 'apt-get install chrony',
+  chronyd: `apt-get download chrony && dpkg-deb -x it into ${chronyRoot} (or set HTNTP_CHRONY_ROOT, or apt-get install chrony where no other time daemon is installed); .ci/run does it`,
+  chronyc: `as chronyd (${chronyRoot}/usr/bin/chronyc)`,
   ntpd: `apt-get download ntpsec python3-ntp && dpkg-deb -x each into ${ntpsecRoot} (or set HTNTP_NTPSEC_ROOT); .ci/run does it`,
+  ntptime: `apt-get download ntpsec && dpkg-deb -x it into ${ntpsecRoot}; .ci/run does it`,
   ntpshmmon: 'apt-get install gpsd-clients',
   socat: 'apt-get install socat',
   htpdate: 'apt-get install htpdate',

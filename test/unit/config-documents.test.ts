@@ -1,6 +1,6 @@
-// Every refclock line the documents show (README, docs/, ntp.conf.example) is one the
-// generator makes for some source kind, and every `$ htntp config ...` example prints
-// exactly what the command prints.
+// Every refclock line the documents show (README, docs/, ntp.conf.example) with the default
+// correction is one the generator makes for some source kind, and every `$ htntp config ...`
+// example prints exactly what the command prints.
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -14,7 +14,10 @@ function documents(): string[] {
   return ['README.md', 'ntp.conf.example', ...docs];
 }
 
-const LINE = /(refclock SHM \d+\S* refid .*|refclock shm unit \d+ .*|server 127\.127\.28\.\d+ .*|fudge 127\.127\.28\.\d+ .*)$/;
+// Lines with the default correction (offset/time1 0.0): what `htntp config --source` prints
+// unchanged. Lines with an explicit correction or pairing (--offset, --pps) come from the
+// `$ htntp config` examples, checked below.
+const LINE = /(refclock SHM \d+\S* refid .* offset 0\.0\b.*|refclock shm unit \d+ .* time1 0\.0\b.*|fudge 127\.127\.28\.\d+ .* time1 0\.0\b.*)$/;
 
 /** Every line the generator makes for `unit`, over source kinds and daemons. */
 function generated(unit: number): Set<string> {

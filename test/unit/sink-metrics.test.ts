@@ -9,10 +9,11 @@ import { realtime } from '../../src/clock.js';
 import { addSeconds } from '../../src/time.js';
 import type { Sample, SampleSource } from '../../src/sample.js';
 import { removeSegment } from '../helpers/segments.js';
-import { memoryLogger } from '../service/log-capture.js';
+import { memoryLogger } from '../helpers/log-capture.js';
+import { units } from '../helpers/units.js';
 
 /** Units 241-246 are the SOCK tests'. */
-const UNIT = 242;
+const UNIT = units.sinkMetrics;
 afterAll(() => removeSegment(UNIT));
 
 function list(count: number): SampleSource {

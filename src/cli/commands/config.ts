@@ -70,6 +70,7 @@ export function registerConfig(program: Command): void {
     .option('--stratum <n>', 'stratum the daemon gives the source', integerOption('stratum', 0, 15))
     .option('--precision <log2>', "chrony only: the sample precision (chrony ignores the segment's)", integerOption('precision', MIN_PRECISION, MAX_PRECISION))
     .option('--delay <seconds>', 'chrony only: assumed delay of the source', numberOption('delay', 0, 10))
+    .option('--pps <device>', 'pair with a PPS device the daemon reads itself (e.g. /dev/pps0): the unit numbers the seconds, the pulse is preferred')
     .option('--perm <octal>', 'segment permissions if the daemon creates it (default 0600 for units 0-1, 0666 above)', permOption)
     .option('--json', 'print a plain object instead of the lines')
     .addHelpText('after', '\nExample: htntp config --daemon chrony --unit 2 --source http')

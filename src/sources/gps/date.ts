@@ -28,14 +28,17 @@ function secondsOfDay(time: TimeOfDay): number {
 
 /**
  * The absolute time of a dated sentence, rollover corrected; null for a date no working
- * receiver reports: 1980 is the default of receivers without a fix (MTK: 05-01-1980), and
- * anything before the GPS epoch is no GPS time at all.
+ * receiver reports: 1980 is the default of receivers without a fix (MTK: 05-01-1980),
+ * anything before the GPS epoch is no GPS time at all, and a date more than one rollover
+ * period (19.6 years) after the floor is past anything this release can vouch for
+ * (a ZDA dated 2150).
  */
 export function datedTime(date: NmeaDate, time: TimeOfDay, floor: Timespec = RELEASE_FLOOR): Timespec | null {
   const year = fullYear(date);
   if (year <= 1980) return null;
   let sec = Date.UTC(year, date.month - 1, date.day) / 1000 + secondsOfDay(time);
   while (sec < floor.sec) sec += GPS_ROLLOVER_SECONDS;
+  if (sec >= floor.sec + GPS_ROLLOVER_SECONDS) return null;
   return { sec, nsec: time.nsec };
 }
 

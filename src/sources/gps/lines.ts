@@ -58,3 +58,11 @@ export class LineSplitter {
     this.#discarding = false;
   }
 }
+
+/**
+ * A received line as log text: bytes outside printable ASCII as \xHH, and the backslash
+ * as \\, so a device (or line noise) can never put terminal escapes into a log.
+ */
+export function printableLine(line: string): string {
+  return line.replace(/[^\x20-\x5b\x5d-\x7e]/g, (char) => (char === '\\' ? '\\\\' : `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}

@@ -1,0 +1,100 @@
+// contrib/systemd: the units' promises checked against the files, and the feeder run the
+// way htntp.service runs it: root limited to the unit's CapabilityBoundingSet with
+// no_new_privs (setpriv), attaching to a 0600 segment another user created (as chronyd
+// running as _chrony does) and dropping to --user nobody..
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { htntpBin, repoRoot, runCommand, startProcess, type RunningProcess } from '../../helpers/process.js';
+import { readSegment, removeSegment, waitForCount } from '../../helpers/segments.js';
+import { e2eRequired } from '../../helpers/tools.js';
+import { units } from '../../helpers/units.js';
+
+const UNIT = units.systemd;
+const unitFile = (name: string): string => readFileSync(new URL(`../../../contrib/systemd/${name}`, import.meta.url), 'utf8');
+
+/** `Key=value` settings of a unit file, comments dropped, repeated keys kept in order. */
+function settings(text: string): [string, string][] {
+  return text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#') && !line.startsWith('[') && line.includes('='))
+    .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]);
+}
+
+describe('unit files', () => {
+  for (const name of ['htntp.service', 'htntp-gps@.service']) {
+    it(`${name}: Type=exec, Restart=on-failure, starts as root and drops with --user, keeps SysV IPC visible`, () => {
+      const unit = new Map(settings(unitFile(name)));
+      expect(unit.get('Type')).toBe('exec');
+      expect(unit.get('Restart')).toBe('on-failure');
+      expect(unit.get('ExecStart')).toMatch(/ --user htntp /);
+      expect(unit.has('User')).toBe(false);
+      for (const forbidden of ['PrivateIPC', 'DynamicUser', 'RemoveIPC', 'MemoryDenyWriteExecute']) expect(unit.has(forbidden), forbidden).toBe(false);
+      expect(unit.get('CapabilityBoundingSet')).toBe('CAP_SETUID CAP_SETGID CAP_IPC_OWNER');
+      expect(unit.get('NoNewPrivileges')).toBe('yes');
+      expect(unit.get('SystemCallFilter')).toBe('@system-service');
+    });
+  }
+});
+
+function setprivPath(): string | undefined {
+  for (const path of ['/usr/bin/setpriv', '/bin/setpriv']) {
+    try {
+      accessSync(path, constants.X_OK);
+      return path;
+    } catch {
+      // next
+    }
+  }
+  return undefined;
+}
+
+const setpriv = setprivPath();
+const missing = setpriv === undefined ? 'setpriv not found (apt-get install util-linux)' : process.getuid?.() !== 0 ? 'needs root' : undefined;
+if (missing !== undefined && !e2eRequired) process.stderr.write(`[htntp e2e] skipping "htntp.service's capabilities": ${missing}\n`);
+
+/** The segment as chronyd (running as _chrony) leaves it: 0600, owned by another user. */
+async function createForeignSegment(setprivPath: string): Promise<void> {
+  const create = `import('${repoRoot}/dist/shm.js').then(({ NtpdShm }) => new NtpdShm({ unit: ${UNIT}, perm: 0o600 }).detach())`;
+  await runCommand(setprivPath, ['--reuid', '12345', '--regid', '12345', '--clear-groups', process.execPath, '-e', create]);
+}
+
+describe.skipIf(missing !== undefined && !e2eRequired)(`htntp.service's capabilities${missing === undefined ? '' : ` [skipped: ${missing}]`}`, () => {
+  let feeder: RunningProcess | undefined;
+  afterEach(async () => {
+    await feeder?.stop('SIGKILL', 2_000);
+    removeSegment(UNIT);
+  });
+
+  it('are enough to attach a 0600 segment of another user, drop to nobody and keep publishing', async () => {
+    if (missing !== undefined || setpriv === undefined) throw new Error(`HTNTP_E2E=required: ${missing ?? 'setpriv'}`);
+    await createForeignSegment(setpriv);
+    // CAP_SETUID CAP_SETGID CAP_IPC_OWNER -> setpriv's names
+    const caps = new Map(settings(unitFile('htntp.service'))).get('CapabilityBoundingSet')?.split(' ').map((cap) => `+${cap.replace(/^CAP_/, '').toLowerCase()}`) ?? [];
+    feeder = startProcess(
+      setpriv,
+      ['--bounding-set', ['-all', ...caps].join(','), '--inh-caps', '-all', '--no-new-privs', process.execPath, htntpBin, 'fixed', '--offset', '0.5', '--interval', '0.1', '--unit', String(UNIT), '--user', 'nobody', '--no-leapfile'],
+      { cwd: repoRoot },
+    );
+    await feeder.waitForLine(new RegExp(`^info segment attached unit=${UNIT} .*created=false perm=0600`), { timeoutMs: 15_000 });
+    await feeder.waitForLine(/^info privileges dropped user=nobody uid=65534/, { timeoutMs: 20_000 });
+    const countAfterDrop = readSegment(UNIT)?.count ?? 0;
+    await waitForCount(UNIT, countAfterDrop + 6, 'samples in the foreign 0600 segment after the drop');
+    feeder.child.kill('SIGTERM');
+    expect((await feeder.exited).code, feeder.output()).toBe(0);
+    expect(readSegment(UNIT)?.valid).toBe(0);
+  });
+
+  it('without CAP_IPC_OWNER the same attach is refused with EACCES (why the unit keeps it)', async () => {
+    if (missing !== undefined || setpriv === undefined) throw new Error(`HTNTP_E2E=required: ${missing ?? 'setpriv'}`);
+    await createForeignSegment(setpriv);
+    feeder = startProcess(
+      setpriv,
+      ['--bounding-set', '-all,+setuid,+setgid', '--inh-caps', '-all', '--no-new-privs', process.execPath, htntpBin, 'fixed', '--offset', '0.5', '--unit', String(UNIT), '--user', 'nobody', '--no-leapfile'],
+      { cwd: repoRoot },
+    );
+    const exit = await feeder.exited;
+    expect(exit.code).toBe(1);
+    expect(feeder.output()).toMatch(/shmat EACCES/);
+  });
+});
