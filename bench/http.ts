@@ -3,10 +3,8 @@
 // offsets and three symmetric delays. Then 20 servers at once, and what undici's
 // first-byte hook gains over its head-complete hook and a raw socket. Loopback only;
 // every step has a deadline.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Client, type Dispatcher } from 'undici';
 import { realtime, systemClock } from '../src/clock.js';
@@ -18,6 +16,7 @@ import { createDispatcher, probe } from '../src/sources/http/probe.js';
 import { carryInterval } from '../src/sources/http/source.js';
 import { diffSeconds, toSeconds } from '../src/time.js';
 import type { TimeServerConfig } from '../test/helpers/http/servers.js';
+import { serve, stop } from '../test/helpers/http/spawn.js';
 
 const PROBES = 8;
 // Fractions spread over the second (htpdate's bisection and ours meet every phase).
@@ -27,28 +26,7 @@ const DELAYS: { name: string; delay?: TimeServerConfig['delay'] }[] = [
   { name: '20±5 ms each way', delay: { up: 20, down: 20, jitter: 5 } },
   { name: '50±10 ms each way', delay: { up: 50, down: 50, jitter: 10 } },
 ];
-const serveScript = fileURLToPath(new URL('../test/helpers/http/serve.ts', import.meta.url));
 const execFileAsync = promisify(execFile);
-
-interface Served {
-  urls: string[];
-  child: ChildProcess;
-}
-
-async function serve(configs: TimeServerConfig[]): Promise<Served> {
-  const child = spawn(process.execPath, ['--import', 'tsx', serveScript, JSON.stringify(configs)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  const first = await Promise.race([
-    new Promise<string>((resolve) => lines.once('line', resolve)),
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error('servers did not start in 15 s')), 15_000)),
-  ]);
-  return { urls: JSON.parse(first) as string[], child };
-}
-
-async function stop(served: Served): Promise<void> {
-  served.child.stdin?.end();
-  await new Promise((resolve) => served.child.once('exit', resolve));
-}
 
 const ms = (seconds: number): string => `${(seconds * 1000).toFixed(2)} ms`.padStart(11);
 

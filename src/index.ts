@@ -20,3 +20,5 @@ export { leapStatus, leapAt, parseLeapSeconds, loadLeapSeconds, LeapSchedule, DE
 export type { LeapStatus, LeapTable, LeapEntry, TaiReport } from './leap.js';
 export { ServiceMetrics, serveMetrics, noSourceMetrics } from './metrics.js';
 export type { SourceMetrics, FixState, FeedMetrics, MetricsServer, MetricsAddress, ServerReport } from './metrics.js';
+export { ServerClock } from './server-clock/server-clock.js';
+export type { ServerClockOptions, ServerClockUpdate, ServerClockStep, ServerClockEvents, ServerClockSource, TimeProvider } from './server-clock/server-clock.js';

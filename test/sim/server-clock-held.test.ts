@@ -1,0 +1,112 @@
+// The arithmetic under ServerClock, on a simulated clock: intervals held on the raw clock
+// (carried with drift, merged, selected by majority) and a provider round's timed calls.
+import { describe, expect, it } from 'vitest';
+import type { Clock } from '../../src/clock.js';
+import { carry, merge, selectHeld } from '../../src/server-clock/held.js';
+import { callProvider, providerRound } from '../../src/server-clock/provider.js';
+import { addSeconds, type Timespec } from '../../src/time.js';
+
+const at = (seconds: number): Timespec => addSeconds({ sec: 1000, nsec: 0 }, seconds);
+
+/** A clock whose realtime and raw advance only when told; the provider moves it by `callSeconds`. */
+function simClock(startRealtime = 1_800_000_000): Clock & { advance(seconds: number): void } {
+  let elapsed = 0;
+  return {
+    realtime: () => addSeconds({ sec: startRealtime, nsec: 0 }, elapsed),
+    monotonicRaw: () => at(elapsed),
+    advance(seconds: number) {
+      elapsed += seconds;
+    },
+  };
+}
+
+describe('held intervals', () => {
+  it('carry widens both ends by drift x raw seconds, either way in time', () => {
+    const held = { low: 0.1, high: 0.2, at: at(0) };
+    const later = carry(held, at(1000), 50e-6);
+    expect(later.low).toBeCloseTo(0.05, 12);
+    expect(later.high).toBeCloseTo(0.25, 12);
+    expect(later.at).toEqual(at(1000));
+    expect(carry(held, at(-1000), 50e-6).low).toBeCloseTo(0.05, 12);
+  });
+
+  it('merge intersects a fresh interval with the carried one, or replaces it when they no longer meet', () => {
+    const held = { low: 0.1, high: 0.2, at: at(0) };
+    const met = merge(held, { low: 0.15, high: 0.4, at: at(100) }, 50e-6);
+    expect(met.replaced).toBe(false);
+    expect(met.interval).toEqual({ low: 0.15, high: 0.2 + 0.005, at: at(100) });
+    const moved = merge(held, { low: 0.5, high: 0.6, at: at(100) }, 50e-6);
+    expect(moved).toEqual({ interval: { low: 0.5, high: 0.6, at: at(100) }, replaced: true });
+    expect(merge(undefined, { low: 1, high: 2, at: at(0) }, 0).replaced).toBe(false);
+  });
+
+  it('selects the majority region at a common instant; intervals of different ages count with their drift', () => {
+    const intervals = [{ low: 0.1, high: 0.2, at: at(0) }, undefined, { low: 0.15, high: 0.3, at: at(500) }, { low: 5, high: 5.1, at: at(500) }];
+    const selection = selectHeld(intervals, at(1000), 100e-6);
+    expect(selection?.truechimers).toEqual([0, 2]);
+    expect(selection?.candidates).toBe(3);
+    expect(selection?.interval.low).toBeCloseTo(0.1, 12);
+    expect(selection?.interval.high).toBeCloseTo(0.3, 12);
+    // A liar overlapping the honest servers' top: Marzullo's region is the overlap, the
+    // bound is every point a majority covers, which holds the truth (5) whoever lies.
+    const lied = selectHeld([{ low: 0, high: 10, at: at(0) }, { low: 0, high: 10, at: at(0) }, { low: 8, high: 20, at: at(0) }], at(0), 0);
+    expect(lied?.core).toEqual({ low: 8, high: 10 });
+    expect(lied?.interval).toEqual({ low: 0, high: 10, at: at(0) });
+    // Two that meet: either may be the liar, so the bound spans both.
+    expect(selectHeld([{ low: 0, high: 2, at: at(0) }, { low: 1, high: 3, at: at(0) }], at(0), 0)?.interval).toEqual({ low: 0, high: 3, at: at(0) });
+    // Two that disagree: no majority.
+    expect(selectHeld([intervals[0], intervals[3]], at(0), 0)).toBeUndefined();
+  });
+});
+
+describe('provider calls', () => {
+  it('one call: phi in [T - b, T + resolution - a] on the clock it is given', async () => {
+    const clock = simClock();
+    const signal = new AbortController().signal;
+    // The server reads 2.5 s ahead at the call's middle; the call takes 4 ms.
+    const interval = await callProvider(
+      () => {
+        clock.advance(0.002);
+        const ms = (clock.realtime().sec + clock.realtime().nsec / 1e9 + 2.5) * 1000;
+        clock.advance(0.002);
+        return Math.floor(ms);
+      },
+      { clock, resolution: 0.001, timeout: 1, signal },
+    );
+    expect(interval.low).toBeLessThanOrEqual(2.5);
+    expect(interval.high).toBeGreaterThanOrEqual(2.5);
+    expect(interval.high - interval.low).toBeCloseTo(0.005, 4);
+  });
+
+  it('a round outvotes a stale answer, counts failures and stops early at the target', async () => {
+    const clock = simClock();
+    const signal = new AbortController().signal;
+    let call = 0;
+    const provider = (): number => {
+      call += 1;
+      clock.advance(0.001);
+      if (call === 2) throw new Error('flaky');
+      const ms = (clock.realtime().sec + clock.realtime().nsec / 1e9 + 2.5) * 1000 - (call === 3 ? 1500 : 0);
+      clock.advance(0.001);
+      return ms;
+    };
+    const round = await providerRound(provider, { clock, calls: 10, resolution: 0.001, timeout: 1, target: 0.01, signal });
+    expect(round.failed).toBe(1);
+    expect(round.falsetickers).toBe(1);
+    expect(round.interval?.low).toBeLessThanOrEqual(2.5);
+    expect(round.interval?.high).toBeGreaterThanOrEqual(2.5);
+    // The stale third call keeps the round from stopping at three agreeing answers: all ten run.
+    expect(call).toBe(10);
+    call = 100;
+    const quick = await providerRound(provider, { clock, calls: 10, resolution: 0.001, timeout: 1, target: 0.01, signal });
+    expect(quick.answered).toBe(3);
+  });
+
+  it('a non-number, a non-finite or a non-positive answer is a TypeError with a code', async () => {
+    const clock = simClock();
+    const signal = new AbortController().signal;
+    for (const value of [Number.NaN, Infinity, -5, '1800000000000' as unknown as number]) {
+      await expect(callProvider(() => value, { clock, resolution: 0.001, timeout: 1, signal })).rejects.toMatchObject({ code: 'ERR_INVALID_RETURN_VALUE', name: 'TypeError' });
+    }
+  });
+});
