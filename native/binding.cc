@@ -122,6 +122,40 @@ htntp::Timespec readClock(Napi::Env env, clockid_t clock) {
   return now;
 }
 
+Napi::Object statObject(Napi::Env env, const htntp::SegmentStat& stat) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("size", Napi::Number::New(env, static_cast<double>(stat.size)));
+  out.Set("perm", Napi::Number::New(env, stat.perm));
+  out.Set("uid", Napi::Number::New(env, stat.uid));
+  out.Set("cuid", Napi::Number::New(env, stat.cuid));
+  out.Set("cpid", Napi::Number::New(env, stat.cpid));
+  out.Set("lpid", Napi::Number::New(env, stat.lpid));
+  out.Set("nattch", Napi::Number::New(env, static_cast<double>(stat.nattch)));
+  out.Set("removed", Napi::Boolean::New(env, stat.removed));
+  return out;
+}
+
+// statUnit(unit): IPC_STAT of the unit's segment without attaching, plus its shmId.
+Napi::Value StatUnit(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const int unit = static_cast<int>(toInteger(info[0], "unit", 0, htntp::kMaxUnit));
+  htntp::SegmentStat stat{};
+  int shmId = -1;
+  if (const htntp::SysError failure = htntp::statUnit(unit, &stat, &shmId)) throw systemError(env, failure);
+  Napi::Object out = statObject(env, stat);
+  out.Set("shmId", Napi::Number::New(env, shmId));
+  return out;
+}
+
+// unitShmId(unit): the shmid the unit's key names now (key lookup only: no permission needed).
+Napi::Value UnitShmId(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const int unit = static_cast<int>(toInteger(info[0], "unit", 0, htntp::kMaxUnit));
+  int shmId = -1;
+  if (const htntp::SysError failure = htntp::unitShmId(unit, &shmId)) throw systemError(env, failure);
+  return Napi::Number::New(env, shmId);
+}
+
 // The slots both io arrays (Segment's and SockClient's) begin with: one sample's times
 // and leap indicator.
 enum SampleSlot : int {
@@ -309,20 +343,11 @@ class Segment : public Napi::ObjectWrap<Segment> {
     requireAttached(env);
     htntp::SegmentStat stat{};
     if (const htntp::SysError failure = segment_.stat(&stat)) throw systemError(env, failure);
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("size", Napi::Number::New(env, static_cast<double>(stat.size)));
-    out.Set("perm", Napi::Number::New(env, stat.perm));
-    out.Set("uid", Napi::Number::New(env, stat.uid));
-    out.Set("cuid", Napi::Number::New(env, stat.cuid));
-    out.Set("cpid", Napi::Number::New(env, stat.cpid));
-    out.Set("lpid", Napi::Number::New(env, stat.lpid));
-    out.Set("nattch", Napi::Number::New(env, static_cast<double>(stat.nattch)));
-    out.Set("removed", Napi::Boolean::New(env, stat.removed));
-    return out;
+    return statObject(env, stat);
   }
 
   Napi::Value Remove(const Napi::CallbackInfo& info) {
-    requireAttached(info.Env());
+    requireWritable(info.Env());
     if (const htntp::SysError failure = segment_.remove()) throw systemError(info.Env(), failure);
     return info.Env().Undefined();
   }
@@ -526,6 +551,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }, "useClockSlots"));
   exportClock<ReadRealtime>(env, exports, "readRealtime", clockSlots);
   exportClock<ReadMonotonicRaw>(env, exports, "readMonotonicRaw", clockSlots);
+  exports.Set("statUnit", Napi::Function::New(env, StatUnit, "statUnit"));
+  exports.Set("unitShmId", Napi::Function::New(env, UnitShmId, "unitShmId"));
   exports.Set("readClockState", Napi::Function::New(env, ReadClockState, "readClockState"));
   exports.Set("layout", Layout(env));
   Napi::Object slotNumbers = Napi::Object::New(env);

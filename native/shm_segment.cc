@@ -56,6 +56,24 @@ inline void bump(volatile int* count) {
   *count = static_cast<int>(static_cast<unsigned>(*count) + 1u);
 }
 
+SysError statId(int id, SegmentStat* out) {
+  struct shmid_ds ds;
+  if (shmctl(id, IPC_STAT, &ds) != 0) return {errno, "shmctl"};
+  out->size = ds.shm_segsz;
+  out->perm = ds.shm_perm.mode & 0777;
+  out->uid = ds.shm_perm.uid;
+  out->cuid = ds.shm_perm.cuid;
+  out->cpid = ds.shm_cpid;
+  out->lpid = ds.shm_lpid;
+  out->nattch = ds.shm_nattch;
+#ifdef SHM_DEST
+  out->removed = (ds.shm_perm.mode & SHM_DEST) != 0;
+#else
+  out->removed = false;
+#endif
+  return {};
+}
+
 }  // namespace
 
 const FieldInfo& fieldInfo(Field field) { return kFields[static_cast<int>(field)]; }
@@ -82,6 +100,16 @@ SysError Segment::attach(const AttachOptions& options) {
     if (errno != EEXIST) return {errno, "shmget"};
   }
   if (id < 0) return {EEXIST, "shmget"};
+  if (!created) {
+    // shmget accepts any existing segment at least as large as asked: a larger one is
+    // another program's or another ABI's struct, and writing ours into it would feed its
+    // readers garbage. Refuse it as shmget refuses a smaller one.
+    // IPC_STAT and shmat both need read permission: if this is refused, shmat says so.
+    SegmentStat existing{};
+    const SysError failure = statId(id, &existing);
+    if (failure && failure.err != EACCES) return failure;
+    if (!failure && existing.size != sizeof(shmTime)) return {EINVAL, "shmget"};
+  }
 
   void* address = shmat(id, nullptr, access);
   if (address == reinterpret_cast<void*>(-1)) return {errno, "shmat"};
@@ -173,27 +201,24 @@ Snapshot Segment::snapshot() const {
   return out;
 }
 
-SysError Segment::stat(SegmentStat* out) const {
-  struct shmid_ds ds;
-  if (shmctl(shmId_, IPC_STAT, &ds) != 0) return {errno, "shmctl"};
-  out->size = ds.shm_segsz;
-  out->perm = ds.shm_perm.mode & 0777;
-  out->uid = ds.shm_perm.uid;
-  out->cuid = ds.shm_perm.cuid;
-  out->cpid = ds.shm_cpid;
-  out->lpid = ds.shm_lpid;
-  out->nattch = ds.shm_nattch;
-#ifdef SHM_DEST
-  out->removed = (ds.shm_perm.mode & SHM_DEST) != 0;
-#else
-  out->removed = false;
-#endif
+SysError Segment::stat(SegmentStat* out) const { return statId(shmId_, out); }
+
+SysError Segment::remove() {
+  if (readOnly_) return {EPERM, "shmctl"};
+  if (shmctl(shmId_, IPC_RMID, nullptr) != 0) return {errno, "shmctl"};
   return {};
 }
 
-SysError Segment::remove() {
-  if (shmctl(shmId_, IPC_RMID, nullptr) != 0) return {errno, "shmctl"};
+SysError unitShmId(int unit, int* shmId) {
+  const int id = shmget(kKeyBase + unit, 0, 0);
+  if (id < 0) return {errno, "shmget"};
+  *shmId = id;
   return {};
+}
+
+SysError statUnit(int unit, SegmentStat* out, int* shmId) {
+  if (const SysError failure = unitShmId(unit, shmId)) return failure;
+  return statId(*shmId, out);
 }
 
 SysError clockNow(clockid_t clock, Timespec* out) {

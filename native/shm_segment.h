@@ -135,7 +135,7 @@ class Segment {
   void write(const Sample& sample);
   Snapshot snapshot() const;
   SysError stat(SegmentStat* out) const;
-  // IPC_RMID: the segment goes when the last process detaches.
+  // IPC_RMID (refused on a read-only attachment: looking must never destroy): the segment goes when the last process detaches.
   SysError remove();
 
  private:
@@ -145,6 +145,15 @@ class Segment {
   bool readOnly_ = false;
   bool created_ = false;
 };
+
+// IPC_STAT of the unit's segment without attaching to it, whatever its size: what a
+// diagnosis needs for a segment it could not (or must not) attach. ENOENT if absent.
+SysError statUnit(int unit, SegmentStat* out, int* shmId);
+
+// The shmid the unit's key names now, by key lookup alone: shmget asking for no access
+// bits needs no permission on the segment, so a process that dropped privileges (and can
+// no longer IPC_STAT a 0600 segment) still sees a removal (ENOENT, or another shmid).
+SysError unitShmId(int unit, int* shmId);
 
 SysError clockNow(clockid_t clock, Timespec* out);
 clockid_t monotonicRawClock();

@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock, type Clock } from './clock.js';
 import type { Leap } from './shm.js';
-import type { Sample } from './sample.js';
+import { STALE_SAMPLE_SECONDS, type Sample } from './sample.js';
 import { diffSeconds } from './time.js';
 import { redactCredentials, silentLogger, type Logger } from './log.js';
 import { invalidArgValue } from './errors.js';
@@ -67,6 +67,10 @@ export class ServiceMetrics implements SourceMetrics, FeedMetrics {
     if (options.unit !== undefined) this.registry.setDefaultLabels({ unit: String(options.unit) });
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     this.#info = this.#gauge('htntp_info', 'The running feeder (value 1)', ['source']);
+    this.#gauge('htntp_up', `1 while the last published sample is at most ${STALE_SAMPLE_SECONDS} s old (a daemon can use it), else 0`, [], (gauge) => {
+      const fresh = this.#lastReceive !== undefined && diffSeconds(this.#clock.realtime(), this.#lastReceive) <= STALE_SAMPLE_SECONDS;
+      gauge.set(fresh ? 1 : 0);
+    });
     if (options.source !== undefined) this.setSource(options.source);
     const registers = [this.registry];
     this.#published = new Counter({ name: 'htntp_samples_published_total', help: 'Samples written to the segment', registers });

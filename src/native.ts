@@ -128,6 +128,10 @@ export interface NativeAddon {
   readRealtime(): void;
   /** slots = [sec, nsec] of CLOCK_MONOTONIC_RAW (CLOCK_MONOTONIC where there is none) */
   readMonotonicRaw(): void;
+  /** IPC_STAT of the unit's segment without attaching (any size); errno/syscall error if absent (ENOENT). */
+  statUnit(unit: number): NativeStat & { shmId: number };
+  /** The shmid the unit's key names now (shmget without access bits: no permission needed); ENOENT if none. */
+  unitShmId(unit: number): number;
   /** ntp_adjtime() with modes 0: the kernel's view of the clock's discipline. */
   readClockState(): NativeClockState;
   layout: NativeLayout;

@@ -34,6 +34,26 @@ function asId(value: string): string | number {
   return /^\d+$/.test(value) ? Number(value) : value;
 }
 
+/**
+ * Checks --user/--group before anything is touched: the names resolve (NSS, so LDAP/sssd
+ * too) and this process may switch. A failure here leaves no segment behind.
+ */
+export function checkPrivilegeOptions(options: PrivilegeOptions, euid: number | undefined = process.geteuid?.()): void {
+  const { user, group } = options;
+  if (user === undefined && group === undefined) return;
+  if (user !== undefined && !/^\d+$/.test(user)) primaryGroupOf(user);
+  if (group !== undefined && !/^\d+$/.test(group)) {
+    try {
+      execFileSync('getent', ['group', '--', group], { stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (error) {
+      throw privilegeError(`no such group: ${group}`, error);
+    }
+  }
+  if (euid !== undefined && euid !== 0) {
+    throw privilegeError(`--user/--group need root to switch (running as uid ${euid}): start as root, or leave them out`);
+  }
+}
+
 export function currentIdentity(): Identity {
   return { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1, groups: process.getgroups?.() ?? [] };
 }

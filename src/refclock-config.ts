@@ -38,6 +38,41 @@ export interface RefclockConfigOptions {
   pps?: string;
 }
 
+/** What feeds the unit: each kind has its refid and, for chrony, its delay and precision. */
+export type SourceKind = 'http' | 'gps' | 'fixed';
+export const SOURCE_KINDS: readonly SourceKind[] = ['http', 'gps', 'fixed'];
+
+type Preset = Pick<RefclockConfigOptions, 'refid' | 'noselect' | 'stratum' | 'delay' | 'precision'>;
+
+/**
+ * The lines each source kind needs. chrony ignores the segment's precision field, so it
+ * is told here: HTTP 2^-10 s with delay 0.2 s (NTP servers, where reachable, outrank it),
+ * NMEA time 2^-5 s (sentence timing jitters by tens of ms). The fixed test clock is never
+ * selected. ntpd and ntpsec read precision from each sample and take no delay.
+ */
+export const SOURCE_PRESETS: Readonly<Record<SourceKind, Preset>> = {
+  http: { refid: 'HTTP', delay: 0.2, precision: -10 },
+  gps: { refid: 'GPS', precision: -5 },
+  fixed: { refid: 'FIX', noselect: true, stratum: 10 },
+};
+
+/**
+ * Options for `source`'s lines in `daemon`, with `overrides` (explicit options) winning;
+ * chrony-only options are left out for ntpd and ntpsec.
+ */
+export function presetOptions(
+  source: SourceKind,
+  base: Pick<RefclockConfigOptions, 'daemon' | 'unit'> & Partial<RefclockConfigOptions>,
+): RefclockConfigOptions {
+  if (!SOURCE_KINDS.includes(source)) throw outOfRange('source', `one of ${SOURCE_KINDS.join(', ')}`, source);
+  const { delay, precision, ...common } = SOURCE_PRESETS[source];
+  const chronyOnly = base.daemon === 'chrony' ? { ...(delay === undefined ? {} : { delay }), ...(precision === undefined ? {} : { precision }) } : {};
+  const merged: RefclockConfigOptions = { ...common, ...chronyOnly, ...base };
+  // An explicit --prefer replaces the preset's noselect rather than clashing with it.
+  if (base.prefer === true && base.noselect === undefined) delete merged.noselect;
+  return merged;
+}
+
 /** minpoll/poll ranges each daemon accepts for a refclock. */
 const POLL_RANGE: Record<RefclockDaemon, [number, number]> = { ntpd: [3, 17], ntpsec: [0, 17], chrony: [-6, 17] };
 

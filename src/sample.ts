@@ -25,3 +25,10 @@ export interface SampleSource {
   readonly name: string;
   samples(signal: AbortSignal): AsyncIterable<Sample>;
 }
+
+/**
+ * A sample whose receive time is older than this (seconds) is of no use to a daemon
+ * (ntpd drops receive times older than 5 s, chrony those older than its poll): the feeder
+ * is not feeding. htntp_up and `htntp doctor` use it.
+ */
+export const STALE_SAMPLE_SECONDS = 10;

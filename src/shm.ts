@@ -103,7 +103,7 @@ export function errorHint(code: string | undefined, unit: number): string {
         ? `unit ${unit} is root-only by convention (units 0-1 are created 0600): run as root, or use a unit >= 2, or have the segment (key ${key}) created with other permissions`
         : `the segment (key ${key}) belongs to another user and its permissions exclude you: run as root, or have it created with permissions that let you in (0666 is the convention for units >= 2); see \`ipcs -m\``;
     case 'EINVAL':
-      return `an existing segment with key ${key} has another size (a 32/64-bit mismatch or another program); remove it with \`ipcrm -M ${key}\``;
+      return `an existing segment with key ${key} is not ${native.layout.size} bytes (sizeof(struct shmTime) here): a 32/64-bit mismatch or another program's segment; remove it with \`ipcrm -M ${key}\``;
     case 'ENOENT':
       return `no segment exists for unit ${unit} (key ${key})`;
     case 'ENOSPC':
@@ -127,6 +127,11 @@ function putTime(io: Float64Array, slot: number, time: unknown, name: string): v
   const exact = typeof time === 'number' && time >= 0 && time < Infinity ? fromSeconds(time) : toTimespec(time, name);
   io[slot] = exact.sec;
   io[slot + 1] = exact.nsec;
+}
+
+/** A sample was ever written: a segment only initialised (gpsd's way, or by a reader) has count 0 and no times. */
+export function everWritten(snapshot: ShmSnapshot): boolean {
+  return snapshot.count !== 0 || snapshot.clockTimeStampSec !== 0 || snapshot.receiveTimeStampSec !== 0;
 }
 
 /** The clock and receive times of a snapshot, exact, by the readers' NSec/USec rule. */
@@ -283,7 +288,7 @@ export class NtpdShm {
     return this.#call(() => this.#segment.stat());
   }
 
-  /** Marks the segment for removal (IPC_RMID); it goes when the last process detaches. */
+  /** Marks the segment for removal (IPC_RMID); it goes when the last process detaches. Refused (ERR_SHM_READ_ONLY) on a read-only handle. */
   remove(): void {
     this.#call(() => this.#segment.remove());
   }
@@ -292,6 +297,49 @@ export class NtpdShm {
   detach(): void {
     this.#call(() => this.#segment.detach());
   }
+}
+
+/**
+ * IPC_STAT of the unit's segment without attaching to it, whatever its size: for a
+ * diagnosis of a segment that cannot be attached. Throws ENOENT (with `code`) if absent.
+ */
+export function statUnit(unit: number): ShmStat & { shmId: number } {
+  try {
+    return native.statUnit(unit);
+  } catch (error) {
+    throw explainSystemError(error, (code) => errorHint(code, unit));
+  }
+}
+
+/**
+ * The shmid the unit's key names now, or undefined if no segment has it: by key lookup
+ * alone, which needs no permission on the segment. A writer that can no longer IPC_STAT
+ * its segment (privileges dropped on a 0600 segment) compares this with its own shmId to
+ * see a removal (ipcrm) or a segment made anew.
+ */
+export function currentShmId(unit: number): number | undefined {
+  try {
+    return native.unitShmId(unit);
+  } catch (error) {
+    const explained = explainSystemError(error, (code) => errorHint(code, unit));
+    if ((explained as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw explained;
+  }
+}
+
+/**
+ * Why a root-only unit (0-1) cannot be trusted, or undefined: ntpd and gpsd create them
+ * 0600 owned by root, so another owner or a world-writable mode lets a local user steer
+ * the time daemon.
+ */
+export function rootOnlyUnitConcern(unit: number, stat: Pick<ShmStat, 'uid' | 'perm'>): string | undefined {
+  if (!isRootOnlyUnit(unit)) return undefined;
+  const problems = [
+    ...(stat.uid !== 0 ? [`owned by uid ${stat.uid}, not root`] : []),
+    ...((stat.perm & 0o002) !== 0 ? [`world-writable (0${stat.perm.toString(8)})`] : []),
+  ];
+  if (problems.length === 0) return undefined;
+  return `unit ${unit} is root-only by convention but its segment is ${problems.join(' and ')}: anyone who can write it steers the time daemon; remove it (\`ipcrm -M ${keyText(unit)}\`) and let root recreate it 0600`;
 }
 
 /** The struct as compiled on this platform (size, field offsets and C ranges). */

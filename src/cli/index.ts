@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { registerConfig } from './commands/config.js';
+import { registerDoctor } from './commands/doctor.js';
 import { registerFixed } from './commands/fixed.js';
 import { registerGps } from './commands/gps.js';
 import { registerHttp } from './commands/http.js';
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   // Commands register themselves here, one line each.
   registerFixed(program);
   registerConfig(program);
+  registerDoctor(program);
   registerGps(program);
   registerHttp(program);
   registerStatus(program);

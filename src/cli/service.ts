@@ -7,8 +7,9 @@ import { systemClock, type Clock } from '../clock.js';
 import { createLogger, type Logger } from '../log.js';
 import { LeapSchedule, defaultLeapFile, loadLeapSeconds, leapAt } from '../leap.js';
 import { ServiceMetrics, noSourceMetrics, parseMetricsAddress, serveMetrics, type MetricsAddress, type MetricsServer, type SourceMetrics } from '../metrics.js';
-import { dropPrivileges } from '../privileges.js';
+import { checkPrivilegeOptions, dropPrivileges } from '../privileges.js';
 import { checkSockPath } from '../sock.js';
+import { lockUnit, type UnitLock } from '../unit-lock.js';
 import type { SampleSource } from '../sample.js';
 import { MAX_UNIT, isRootOnlyUnit } from '../shm.js';
 import { integerOption, permOption } from './options.js';
@@ -148,12 +149,16 @@ export async function runService(
   signal?: AbortSignal,
 ): Promise<FeedResult> {
   if (options.unit !== undefined) checkUnitAllowed(options.unit);
+  const privileges = { ...(options.user === undefined ? {} : { user: options.user }), ...(options.group === undefined ? {} : { group: options.group }) };
+  checkPrivilegeOptions(privileges);
+  // One writer per unit, taken before the segment is touched.
+  const lock: UnitLock | undefined = options.unit === undefined ? undefined : await lockUnit(options.unit);
   const stopSignal = signal ?? shutdownSignal();
   const logger = serviceLogger(options);
-  const leapSchedule = loadLeapSchedule(options.leapfile, logger);
-  const metrics = options.metrics === undefined ? undefined : new ServiceMetrics(options.unit === undefined ? {} : { unit: options.unit });
   let metricsServer: MetricsServer | undefined;
   try {
+    const leapSchedule = loadLeapSchedule(options.leapfile, logger);
+    const metrics = options.metrics === undefined ? undefined : new ServiceMetrics(options.unit === undefined ? {} : { unit: options.unit });
     if (metrics !== undefined && options.metrics !== undefined) metricsServer = await serveMetrics(metrics.registry, options.metrics, logger);
     const source = makeSource({ signal: stopSignal, logger, metrics: metrics ?? noSourceMetrics });
     metrics?.setSource(source.name);
@@ -167,11 +172,12 @@ export async function runService(
       ...(metrics === undefined ? {} : { metrics }),
       ...(options.keepLastSample ? { keepLastSample: true } : {}),
       afterOpen: () => {
-        dropPrivileges({ ...(options.user === undefined ? {} : { user: options.user }), ...(options.group === undefined ? {} : { group: options.group }) }, logger);
+        dropPrivileges(privileges, logger);
       },
     });
   } finally {
     await metricsServer?.close();
+    await lock?.release();
     // Our own shutdown signal means we are the process: a source that keeps a handle
     // open must not hold the exit past the 2 s a service manager is promised.
     if (signal === undefined && stopSignal.aborted) exitAfterStop(logger);

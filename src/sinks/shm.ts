@@ -3,12 +3,14 @@
 //
 // Events it logs:
 //   info  segment attached       unit key shmId created perm source
-//   warn  segment world-writable unit key perm        (units 0-1: anyone could feed ntpd)
+//   warn  segment not root-only  unit key perm uid hint (units 0-1 not root's 0600: anyone could feed ntpd)
 //   warn  segment removed        unit key             (ipcrm under us) -> info segment reattached
 //   warn  segment reattach failed unit error          (retried at the next check, once a second)
-//   debug segment watch unavailable unit error        (IPC_STAT refused after a privilege drop)
-//   info  segment detached       unit published       (valid = 0 written first)
-import { NtpdShm, isRootOnlyUnit, keyText, type Leap } from '../shm.js';
+//   debug segment watched by key unit reason          (IPC_STAT refused after a privilege drop)
+//   info  segment detached       unit published       (valid = 0, leap = 3 written first)
+// A root-only unit removed after the privilege drop fails the feed (ERR_SEGMENT_REMOVED).
+import { codedError } from '../errors.js';
+import { NtpdShm, currentShmId, isRootOnlyUnit, keyText, rootOnlyUnitConcern, type Leap } from '../shm.js';
 import type { Sample } from '../sample.js';
 import type { Logger } from '../log.js';
 import { monotonicRaw } from '../clock.js';
@@ -29,10 +31,6 @@ export interface ShmSinkOptions {
 /** How often the sink checks that its segment was not removed under it (ipcrm). */
 const WATCH_INTERVAL_SECONDS = 1;
 
-/** Units 0-1 are root-only by convention: a world-writable one lets anyone steer ntpd. */
-export function isUnsafeSegment(unit: number, perm: number): boolean {
-  return isRootOnlyUnit(unit) && (perm & 0o002) !== 0;
-}
 
 export class ShmSink implements Sink {
   readonly name: string;
@@ -42,7 +40,11 @@ export class ShmSink implements Sink {
   #shm: NtpdShm | undefined;
   #published = 0;
   #reattached = 0;
-  #watchable = true;
+  /**
+   * How removal is noticed: IPC_STAT's removal mark, or (once IPC_STAT is refused after a
+   * privilege drop on a 0600 segment) the shmid the unit's key names, which needs no permission.
+   */
+  #watch: 'stat' | 'key' = 'stat';
   #lastWatch: Timespec | undefined;
   #reattachFailures = 0;
 
@@ -71,45 +73,59 @@ export class ShmSink implements Sink {
     logger.info('segment attached', { unit, key: keyText(unit), shmId: shm.shmId, created: shm.created, perm, source: sourceName });
   }
 
-  /** "Not in sync" until the first sample; warns about a world-writable root-only unit. Returns the perm text. */
+  /** "Not in sync" until the first sample; warns about a root-only unit anyone may write. Returns the perm text. */
   #prepare(segment: NtpdShm): string | undefined {
     const { unit, logger } = this.#options;
     segment.valid = 0;
     segment.leap = 3;
-    let perm: number;
+    let stat;
     try {
-      ({ perm } = segment.stat());
+      stat = segment.stat();
     } catch {
       return undefined; // IPC_STAT refused (a root-only segment after the privilege drop): nothing to check
     }
-    const permText = `0${perm.toString(8)}`;
-    if (isUnsafeSegment(unit, perm)) {
-      logger.warn('segment world-writable', { unit, key: keyText(unit), perm: permText, hint: 'any local user can feed the time daemon; recreate it 0600' });
-    }
+    const permText = `0${stat.perm.toString(8)}`;
+    const concern = rootOnlyUnitConcern(unit, stat);
+    if (concern !== undefined) logger.warn('segment not root-only', { unit, key: keyText(unit), perm: permText, uid: stat.uid, hint: concern });
     return permText;
+  }
+
+  /** The segment was removed (ipcrm) or replaced, by IPC_STAT while allowed, by key lookup after. */
+  #removed(shm: NtpdShm): boolean {
+    const { unit, logger } = this.#options;
+    if (this.#watch === 'stat') {
+      try {
+        return shm.stat().removed;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EACCES') throw error;
+        // A 0600 segment stays writable after the privilege drop, but IPC_STAT needs read access.
+        this.#watch = 'key';
+        logger.debug('segment watched by key', { unit, reason: 'IPC_STAT refused after the privilege drop' });
+      }
+    }
+    return currentShmId(unit) !== shm.shmId;
   }
 
   /** The segment we write to still is the unit's segment; otherwise attach the new one. */
   #ensureSegment(shm: NtpdShm): NtpdShm {
-    if (!this.#watchable) return shm;
     const { unit, logger } = this.#options;
     // An IPC_STAT per sample is a syscall on the write path for nothing: a removal is
     // noticed within a second of the raw clock all the same.
     const now = monotonicRaw();
     if (this.#lastWatch !== undefined && diffSeconds(now, this.#lastWatch) < WATCH_INTERVAL_SECONDS) return shm;
     this.#lastWatch = now;
-    let removed: boolean;
-    try {
-      removed = shm.stat().removed;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EACCES') throw error;
-      // A root-only segment stays writable after the privilege drop, but IPC_STAT needs read access.
-      this.#watchable = false;
-      logger.debug('segment watch unavailable', { unit, error });
-      return shm;
-    }
-    if (!removed) return shm;
+    if (!this.#removed(shm)) return shm;
     if (this.#reattachFailures === 0) logger.warn('segment removed', { unit, key: keyText(unit), hint: 'readers attached to the old segment see nothing until they restart' });
+    const euid = process.geteuid?.();
+    if (isRootOnlyUnit(unit) && euid !== undefined && euid !== 0) {
+      // Made anew by this unprivileged process, a root-only unit would be owned by a user:
+      // exactly what must never feed the daemon. Stop loudly; a service manager restarts us as root.
+      throw codedError(
+        `the segment of unit ${unit} (key ${keyText(unit)}) was removed and a root-only unit cannot be recreated after the privilege drop: restart htntp (as root)`,
+        'ERR_SEGMENT_REMOVED',
+        { unit },
+      );
+    }
     let fresh: NtpdShm;
     try {
       fresh = new NtpdShm(this.#shmOptions);
@@ -140,7 +156,12 @@ export class ShmSink implements Sink {
     const shm = this.#shm;
     if (shm === undefined) return;
     if (shm.attached) {
-      if (!(keepLastSample && this.#published > 0)) shm.valid = 0;
+      if (!(keepLastSample && this.#published > 0)) {
+        // valid 0: no reader takes a sample from a feeder that is gone; leap 3 tells a look
+        // (htntp status/doctor) that the writer stopped, not that a reader consumed it.
+        shm.valid = 0;
+        shm.leap = 3;
+      }
       shm.detach();
     }
     this.#options.logger.info('segment detached', { unit: this.unit, published: this.#published });

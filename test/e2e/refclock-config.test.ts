@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { refclockLines, type RefclockConfigOptions, type RefclockDaemon } from '../../src/refclock-config.js';
+import { presetOptions, refclockLines, type RefclockConfigOptions, type RefclockDaemon, type SourceKind } from '../../src/refclock-config.js';
 import { refclockConfig } from '../../src/cli/commands/config.js';
 import { repoRoot, startHtntp } from '../helpers/process.js';
 
@@ -59,11 +59,11 @@ describe('refclockLines', () => {
   });
 });
 
-/** The option sets ntp.conf.example shows, per block (chrony-only options added for chrony). */
-const EXAMPLES: { options: Omit<RefclockConfigOptions, 'daemon'>; chrony?: Partial<RefclockConfigOptions> }[] = [
-  { options: { unit: 2, refid: 'FIX', noselect: true, stratum: 10 } },
-  { options: { unit: 3, refid: 'HTTP' }, chrony: { delay: 0.2, precision: -10 } },
-  { options: { unit: 0, refid: 'GPS' }, chrony: { precision: -5 } },
+/** The units and source kinds ntp.conf.example shows, per block. */
+const EXAMPLES: [number, SourceKind][] = [
+  [2, 'fixed'],
+  [3, 'http'],
+  [0, 'gps'],
 ];
 
 /** Config lines (not comments, not blank) of each `# ===== [daemon]` block. */
@@ -90,12 +90,30 @@ describe('ntp.conf.example', () => {
   });
 
   it.each<RefclockDaemon>(['ntpd', 'ntpsec', 'chrony'])('the %s block holds exactly the generated lines', (daemon) => {
-    const expected = EXAMPLES.flatMap(({ options, chrony }) => refclockLines({ daemon, ...options, ...(daemon === 'chrony' ? chrony : {}) }));
+    const expected = EXAMPLES.flatMap(([unit, source]) => refclockLines(presetOptions(source, { daemon, unit })));
     expect(blocks.get(daemon)).toEqual(expected);
   });
 });
 
 describe('htntp config', () => {
+  it('--source gives each kind its refid, and chrony its delay and precision', () => {
+    expect(refclockConfig({ daemon: 'chrony', unit: 2, source: 'http' }).lines).toEqual([
+      'refclock SHM 2:perm=0666 refid HTTP poll 4 dpoll 0 offset 0.0 delay 0.2 precision 0.0009765625',
+    ]);
+    expect(refclockConfig({ daemon: 'chrony', unit: 0, source: 'gps' }).lines).toEqual(['refclock SHM 0 refid GPS poll 4 dpoll 0 offset 0.0 precision 0.03125']);
+    expect(refclockConfig({ daemon: 'ntpsec', unit: 2, source: 'http' }).lines).toEqual(['refclock shm unit 2 refid HTTP time1 0.0 minpoll 4 maxpoll 4']);
+    expect(refclockConfig({ daemon: 'ntpd', unit: 2, source: 'fixed' }).lines).toEqual([
+      'server 127.127.28.2 minpoll 4 maxpoll 4 noselect',
+      'fudge 127.127.28.2 refid FIX stratum 10 time1 0.0',
+    ]);
+    // Explicit options win; --prefer replaces the fixed clock's noselect.
+    expect(refclockConfig({ daemon: 'chrony', unit: 4, source: 'http', refid: 'WEB', precision: -7 }).lines[0]).toBe(
+      'refclock SHM 4:perm=0666 refid WEB poll 4 dpoll 0 offset 0.0 delay 0.2 precision 0.0078125',
+    );
+    expect(refclockConfig({ daemon: 'ntpsec', unit: 2, source: 'fixed', prefer: true }).lines[0]).toMatch(/ prefer$/);
+    expect(() => refclockConfig({ daemon: 'chrony', unit: 2 })).toThrow(/--source.*--refid/);
+  });
+
   it('--json gives a plain object with the generator lines and the segment key', () => {
     const result = refclockConfig({ daemon: 'ntpsec', unit: 2, refid: 'FIX', noselect: true });
     expect(result).toEqual({

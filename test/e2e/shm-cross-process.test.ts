@@ -4,7 +4,7 @@
 // addon's layout against the platform's struct as a C compiler lays it out.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { NtpdShm, keyOfUnit, layout } from '../../src/shm.js';
+import { NtpdShm, keyOfUnit, layout, statUnit } from '../../src/shm.js';
 import { cBuild, type CBuild } from '../helpers/cc.js';
 import { caught } from '../helpers/caught.js';
 import { removeSegment } from '../helpers/segments.js';
@@ -101,19 +101,20 @@ describe('cross-process', () => {
 });
 
 describe('a segment of another size', () => {
-  it('an existing segment of another size (a 32-bit ntpd: 80 bytes) is EINVAL with the ipcrm hint', () => {
-    execFileSync(c.compile('shm_create.c'), [String(UNIT_EINVAL), '80', '666']);
+  it.each([80, 97, 4096])('an existing segment of %i bytes (not sizeof(struct shmTime)) is EINVAL with the ipcrm hint, nothing written', (size) => {
+    spawnSync('ipcrm', ['-M', String(keyOfUnit(UNIT_EINVAL))], { stdio: 'ignore' });
+    execFileSync(c.compile('shm_create.c'), [String(UNIT_EINVAL), String(size), '666']);
     const key = `0x${keyOfUnit(UNIT_EINVAL).toString(16)}`;
-    for (const create of [true, false]) {
-      const error = caught(() => new NtpdShm({ unit: UNIT_EINVAL, create }));
+    for (const options of [{ create: true }, { create: false }, { create: false, readOnly: true }]) {
+      const error = caught(() => new NtpdShm({ unit: UNIT_EINVAL, ...options }));
       expect(error).toMatchObject({ code: 'EINVAL', errno: -22, syscall: 'shmget' });
       expect(error.message).toContain(`ipcrm -M ${key}`);
-      expect(error.message).toMatch(/another size.*32\/64-bit/);
+      expect(error.message).toMatch(new RegExp(`not ${layout.size} bytes.*32/64-bit`));
     }
+    // Seen without attaching: the size is there for a diagnosis, and nobody attached.
+    expect(statUnit(UNIT_EINVAL)).toMatchObject({ size, nattch: 0, perm: 0o666 });
   });
-});
 
-describe('layout', () => {
   it('is the platform struct shmTime: size and offsets agree with a C program using offsetof', () => {
     const reference = JSON.parse(execFileSync(c.compile('layout.c'), { encoding: 'utf8' })) as {
       size: number;

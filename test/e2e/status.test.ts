@@ -2,7 +2,7 @@
 // never creates, never clears valid) and the CLI (--json, exit code, --watch + SIGINT).
 import { spawnSync, execFileSync } from 'node:child_process';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readStatus, type UnitReport, type UnitStatus } from '../../src/cli/commands/status.js';
+import { formatStatus, readStatus, type UnitReport, type UnitStatus } from '../../src/cli/commands/status.js';
 import type { Clock } from '../../src/clock.js';
 import { NtpdShm, keyOfUnit } from '../../src/shm.js';
 import { addSeconds, type Timespec } from '../../src/time.js';
@@ -10,6 +10,7 @@ import { cBuild } from '../helpers/cc.js';
 import { runCommand, startHtntp, htntpBin } from '../helpers/process.js';
 import { readSegment, removeSegment } from '../helpers/segments.js';
 import { units } from '../helpers/units.js';
+import { waitFor } from '../helpers/wait.js';
 
 const UNIT = units.status;
 const UNIT_MISSING = units.statusMissing;
@@ -94,6 +95,38 @@ describe('readStatus()', () => {
       expect(statusOf(readStatus({ units: [UNIT], clock }).units, UNIT).reader).toBe('unknown');
     } finally {
       shm.detach();
+    }
+  });
+
+  it('a never-written segment says so: no 1970 times, no offset or age', () => {
+    const shm = new NtpdShm(UNIT);
+    try {
+      const status = statusOf(readStatus({ units: [UNIT], clock: fakeClock(receive) }).units, UNIT);
+      expect(status).toMatchObject({ written: false, clockTime: null, receiveTime: null, offset: null, age: null, reader: 'unknown' });
+      const text = formatStatus(readStatus({ units: [UNIT] }));
+      expect(text).toContain('clock    never written');
+      expect(text).not.toMatch(/1970|NaN/);
+      expect(text).toMatch(/offset   -\n {2}age      -\n/);
+    } finally {
+      shm.detach();
+    }
+  });
+
+  it("after a feeder's clean stop a reader still attached is not 'consuming'", async () => {
+    const feeder = startHtntp(['fixed', '--unit', String(UNIT), '--offset', '-1', '--interval', '0.2']);
+    let reader: NtpdShm | undefined;
+    try {
+      await feeder.waitForLine(/segment attached/, { stream: 'stderr' });
+      reader = new NtpdShm({ unit: UNIT, create: false });
+      await waitFor(() => (reader?.valid === 1 ? true : undefined), { what: 'a sample', timeoutMs: 10_000, intervalMs: 20 });
+      reader.valid = 0; // consumed while the feeder is attached
+      expect(statusOf(readStatus({ units: [UNIT] }).units, UNIT).reader).toBe('consuming');
+      expect((await feeder.stop('SIGTERM')).code, feeder.output()).toBe(0);
+      const stopped = statusOf(readStatus({ units: [UNIT] }).units, UNIT);
+      expect(stopped).toMatchObject({ valid: 0, written: true, attached: 1, reader: 'idle' });
+    } finally {
+      reader?.detach();
+      await feeder.stop('SIGKILL');
     }
   });
 

@@ -13,6 +13,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Timespec } from '../../src/time.js';
 import { diffSeconds } from '../../src/time.js';
+import { parseChronySources, type ChronySource } from '../../src/doctor/daemon-query.js';
 import { makeTempDir, runCommand, startProcess, type RunningProcess } from './process.js';
 import { findTool, type ToolName } from './tools.js';
 import { waitFor } from './wait.js';
@@ -107,23 +108,7 @@ export interface ChronyTracking {
   leapStatus: string;
 }
 
-export interface ChronySource {
-  /** '#' refclock, '^' server, '=' peer */
-  mode: string;
-  /** '*' selected, '+' combined, '-' not combined, '?' unreachable, 'x' falseticker, '~' too variable */
-  state: string;
-  name: string;
-  stratum: number;
-  poll: number;
-  /** The reach register (chronyc prints it in octal). */
-  reach: number;
-  /** Seconds since the last sample, undefined if none. */
-  lastRx: number | undefined;
-  /** Last sample's offset adjusted for later slews; positive = local clock ahead of the source. */
-  adjustedOffset: number;
-  measuredOffset: number;
-  error: number;
-}
+export type { ChronySource };
 
 export interface Chronyd extends DaemonBase {
   readonly socketPath: string;
@@ -163,26 +148,7 @@ export function parseChronyTracking(csv: string): ChronyTracking {
   };
 }
 
-export function parseChronySources(csv: string): ChronySource[] {
-  return csv
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => {
-      const f = csvFields(line, 10, 'sources');
-      return {
-        mode: f[0] ?? '',
-        state: f[1] ?? '',
-        name: f[2] ?? '',
-        stratum: Number(f[3]),
-        poll: Number(f[4]),
-        reach: Number.parseInt(f[5] ?? '0', 8),
-        lastRx: f[6] === '-' || f[6] === undefined ? undefined : Number(f[6]),
-        adjustedOffset: Number(f[7]),
-        measuredOffset: Number(f[8]),
-        error: Number(f[9]),
-      };
-    });
-}
+export { parseChronySources };
 
 export async function startChronyd(options: ChronydOptions): Promise<Chronyd> {
   const chronydPath = toolPath('chronyd');

@@ -62,6 +62,19 @@ export const units = {
   sockShm: 241,
   sinkMetrics: 242,
   sockShmSecond: 243,
+  operatorHup: 180,
+  operatorWatch: 181,
+  operatorUser: 182,
+  operatorDevice: 184,
+  operatorLock: 185,
+  doctorHealthy: 186,
+  doctorRemoved: 187,
+  doctorSize: 188,
+  doctorPrivate: 189,
+  doctorUnconfigured: 190,
+  doctorDisagree: 191,
+  doctorAbsent: 193,
+  doctorNtpd: 194,
 } as const;
 
 export type TestUnit = (typeof units)[keyof typeof units];

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { realtime } from '../../src/clock.js';
-import { NtpdShm, defaultPerm, type NtpdShmOptions, errorHint, keyOfUnit, layout, type ShmSnapshot } from '../../src/shm.js';
+import { NtpdShm, defaultPerm, type NtpdShmOptions, errorHint, keyOfUnit, layout, currentShmId, rootOnlyUnitConcern, statUnit, type ShmSnapshot } from '../../src/shm.js';
 import { compare, type Timespec } from '../../src/time.js';
 import { removeSegment } from '../helpers/segments.js';
 import { caught } from '../helpers/caught.js';
@@ -99,6 +99,27 @@ describe('constructor', () => {
     expect(caught(() => new NtpdShm({ unit: UNIT_ENOENT, create: false, readOnly: true })).code).toBe('ENOENT');
     // readOnly alone never creates either
     expect(caught(() => new NtpdShm({ unit: UNIT_ENOENT, readOnly: true })).code).toBe('ENOENT');
+  });
+
+  it('units 0-1 are a concern when not owned by root or world-writable; units >= 2 never', () => {
+    expect(rootOnlyUnitConcern(0, { uid: 0, perm: 0o600 })).toBeUndefined();
+    expect(rootOnlyUnitConcern(1, { uid: 1000, perm: 0o600 })).toMatch(/owned by uid 1000, not root.*ipcrm -M 0x4e545031/);
+    expect(rootOnlyUnitConcern(0, { uid: 0, perm: 0o666 })).toMatch(/world-writable \(0666\)/);
+    expect(rootOnlyUnitConcern(2, { uid: 1000, perm: 0o666 })).toBeUndefined();
+  });
+
+  it('currentShmId follows the key: ours while attached, undefined once removed', () => {
+    const shm = open(UNIT);
+    expect(currentShmId(UNIT)).toBe(shm.shmId);
+    shm.remove();
+    expect(currentShmId(UNIT)).toBeUndefined();
+    expect(currentShmId(UNIT_ENOENT)).toBeUndefined();
+  });
+
+  it('statUnit of a missing unit is ENOENT with the hint; of ours, what stat() says', () => {
+    expect(caught(() => statUnit(UNIT_ENOENT))).toMatchObject({ code: 'ENOENT', syscall: 'shmget' });
+    const shm = open(UNIT);
+    expect(statUnit(UNIT)).toEqual({ ...shm.stat(), shmId: shm.shmId });
   });
 
   it('a non-root process on a 0600 root segment gets EACCES with the permission hint', (context) => {
@@ -377,5 +398,12 @@ describe('snapshot(), detach(), read-only', () => {
       expectRejected(reader, action, Error, 'ERR_SHM_READ_ONLY');
     }
     expect(writer.valid).toBe(1);
+  });
+
+  it('a read-only handle cannot remove the segment', () => {
+    const writer = open(UNIT_RO);
+    const reader = open({ unit: UNIT_RO, create: false, readOnly: true });
+    expectRejected(reader, () => reader.remove(), Error, 'ERR_SHM_READ_ONLY');
+    expect(writer.stat().removed).toBe(false);
   });
 });

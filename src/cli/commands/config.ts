@@ -1,15 +1,18 @@
 // `htntp config`: the ready-to-use lines that register a unit (or a chrony SOCK socket)
 // as a refclock in ntpd, ntpsec or chrony, from the same generator as ntp.conf.example and the e2e tests.
 import { Option, type Command } from 'commander';
-import { REFCLOCK_DAEMONS, refclockLines, type RefclockConfigOptions, type RefclockDaemon } from '../../refclock-config.js';
+import { REFCLOCK_DAEMONS, SOURCE_KINDS, presetOptions, refclockLines, type RefclockConfigOptions, type RefclockDaemon, type SourceKind } from '../../refclock-config.js';
 import { MAX_PRECISION, MIN_PRECISION } from '../../sample.js';
 import { MAX_UNIT, keyText } from '../../shm.js';
 import { integerOption, numberOption, permOption } from '../options.js';
 
-export interface ConfigOptions extends Omit<RefclockConfigOptions, 'daemon' | 'unit'> {
+export interface ConfigOptions extends Omit<RefclockConfigOptions, 'daemon' | 'unit' | 'refid'> {
   daemon: RefclockDaemon;
   /** Default 2, unless `sock` is given (then only the SOCK line; with both, both lines). */
   unit?: number;
+  /** What feeds the unit: its refid, and chrony's delay and precision for that kind. */
+  source?: SourceKind;
+  refid?: string;
   json?: boolean;
 }
 
@@ -28,17 +31,24 @@ export interface ConfigResult {
 export const DEFAULT_CONFIG_UNIT = 2;
 
 export function refclockConfig(options: ConfigOptions): ConfigResult {
-  const { json: _json, sock, unit: givenUnit, ...refclock } = options;
+  const { json: _json, sock, unit: givenUnit, source, refid, ...rest } = options;
   const unit = givenUnit ?? (sock === undefined ? DEFAULT_CONFIG_UNIT : undefined);
+  if (source === undefined && refid === undefined) {
+    throw Object.assign(new TypeError('give --source (http, gps, fixed) or --refid'), { code: 'ERR_MISSING_OPTION' });
+  }
+  const lineOptions = (lineUnit: number, extra: Partial<RefclockConfigOptions> = {}): RefclockConfigOptions => {
+    const given = { ...rest, unit: lineUnit, ...(refid === undefined ? {} : { refid }), ...extra };
+    return source === undefined ? { ...given, refid: refid ?? '' } : presetOptions(source, given);
+  };
   const lines = [
-    ...(unit === undefined ? [] : refclockLines({ ...refclock, unit })),
+    ...(unit === undefined ? [] : refclockLines(lineOptions(unit))),
     // The SOCK line takes no unit: the default one stands in for the checks.
-    ...(sock === undefined ? [] : refclockLines({ ...refclock, unit: DEFAULT_CONFIG_UNIT, sock })),
+    ...(sock === undefined ? [] : refclockLines(lineOptions(DEFAULT_CONFIG_UNIT, { sock }))),
   ];
   return {
     daemon: options.daemon,
     ...(unit === undefined ? {} : { unit, key: keyText(unit) }),
-    refid: options.refid,
+    refid: lineOptions(DEFAULT_CONFIG_UNIT).refid,
     ...(sock === undefined ? {} : { sock }),
     lines,
   };
@@ -51,7 +61,8 @@ export function registerConfig(program: Command): void {
     .addOption(new Option('--daemon <name>', 'the time daemon reading the segment').choices(REFCLOCK_DAEMONS).makeOptionMandatory())
     .option('-u, --unit <n>', 'SHM unit the feeder writes (its --unit; default 2 unless --sock is given)', integerOption('unit', 0, MAX_UNIT))
     .option('--sock <path>', "chrony only: the refclock SOCK socket the feeder sends to (its --sock)")
-    .requiredOption('--refid <id>', 'reference id shown by ntpq/chronyc (up to 4 characters)')
+    .addOption(new Option('--source <kind>', "what feeds the unit: sets the refid and chrony's delay/precision for it").choices(SOURCE_KINDS))
+    .option('--refid <id>', 'reference id shown by ntpq/chronyc (up to 4 characters; default from --source)')
     .option('--offset <seconds>', 'constant correction added to every sample (ntpd time1, chrony offset)', numberOption('offset', -86_400, 86_400))
     .option('--poll <log2>', 'log2 seconds between polls (ntpd minpoll/maxpoll, chrony poll)', integerOption('poll', -6, 17))
     .addOption(new Option('--noselect', 'show the source but never synchronise to it').conflicts('prefer'))
@@ -62,6 +73,7 @@ export function registerConfig(program: Command): void {
     .option('--pps <device>', 'pair with a PPS device the daemon reads itself (e.g. /dev/pps0): the unit numbers the seconds, the pulse is preferred')
     .option('--perm <octal>', 'segment permissions if the daemon creates it (default 0600 for units 0-1, 0666 above)', permOption)
     .option('--json', 'print a plain object instead of the lines')
+    .addHelpText('after', '\nExample: htntp config --daemon chrony --unit 2 --source http')
     .action((options: ConfigOptions) => {
       const result = refclockConfig(options);
       process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${result.lines.join('\n')}\n`);

@@ -1,9 +1,11 @@
 // `htntp gps`: a GPS receiver's NMEA time on a serial port into the SHM segment, or
 // (--report-offset) the receiver's latency measured against the local clock.
+import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { clockSync, type ClockSync } from '../../clock.js';
 import { MAX_PRECISION, MIN_PRECISION } from '../../sample.js';
 import { GpsSource, GPS_DEFAULTS } from '../../sources/gps/source.js';
+import { deviceError } from '../../sources/gps/serial.js';
 import { diffSeconds } from '../../time.js';
 import { integerOption, numberOption } from '../options.js';
 import { addServiceOptions, runService, serviceLogger, type ServiceContext, type ServiceOptions } from '../service.js';
@@ -47,6 +49,13 @@ function gpsSource(options: GpsOptions, { logger, metrics }: Pick<ServiceContext
 }
 
 export async function runGps(options: GpsOptions, signal?: AbortSignal): Promise<GpsResult> {
+  try {
+    statSync(options.device);
+  } catch (error) {
+    // A missing device fails before the segment is touched; whether it may be opened is
+    // decided at the open, after the privilege drop (the rights that count then).
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw deviceError(error, options.device);
+  }
   let source: GpsSource | undefined;
   const makeSource = (context: ServiceContext): GpsSource => {
     source = gpsSource(options, context);

@@ -2,7 +2,7 @@
 // into the SHM segment, or with --once --dry-run one measurement printed.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import type { Logger } from '../../log.js';
+import { redactCredentials, type Logger } from '../../log.js';
 import { diffSeconds } from '../../time.js';
 import { codedError, invalidArgValue } from '../../errors.js';
 import { DEFAULT_PROBES, MAX_PROBES, measureOffset, type MeasureOptions, type MeasurementResult } from '../../sources/http/measure.js';
@@ -20,6 +20,8 @@ export interface HttpOptions extends ServiceOptions {
   dryRun?: boolean;
   json?: boolean;
   proxy?: string;
+  /** A file holding the proxy (`http://user:pass@host:port`): credentials kept out of argv and `ps`. */
+  proxyFile?: string;
   /** PEM file of extra trusted CA certificates. */
   ca?: string;
 }
@@ -53,6 +55,40 @@ function measureOptions(options: HttpOptions): Omit<MeasureOptions, 'logger' | '
   };
 }
 
+/** `user[:pass]@` in a proxy given as `[scheme://]user:pass@host:port`. */
+export function hasProxyCredentials(proxy: string): boolean {
+  return /^(?:[a-z][a-z0-9+.-]*:\/\/)?[^/?#]*@/i.test(proxy);
+}
+
+/** The proxy of a --proxy-file: its first line that is neither blank nor a # comment. */
+export function readProxyFile(path: string): string {
+  const line = readFileSync(path, 'utf8')
+    .split('\n')
+    .map((text) => text.trim())
+    .find((text) => text !== '' && !text.startsWith('#'));
+  if (line === undefined) throw Object.assign(new Error(`${path}: no proxy in the file (one line such as http://user:pass@proxy:3128)`), { code: 'ERR_INVALID_ARG_VALUE' });
+  return line;
+}
+
+/**
+ * The proxy the run uses, read and checked before anything starts. Credentials in argv
+ * are visible to every local user (`ps`, /proc/PID/cmdline): warn, and overwrite the
+ * process title so they vanish from it for the rest of the run.
+ */
+export function resolveProxy(options: Pick<HttpOptions, 'proxy' | 'proxyFile'>, logger: Logger): string | undefined {
+  if (options.proxy !== undefined && options.proxyFile !== undefined) {
+    throw Object.assign(new TypeError('--proxy and --proxy-file exclude each other'), { code: 'ERR_INVALID_ARG_VALUE' });
+  }
+  if (options.proxyFile !== undefined) return readProxyFile(options.proxyFile);
+  if (options.proxy !== undefined && hasProxyCredentials(options.proxy)) {
+    process.title = process.argv.map((arg, index) => (index === 0 ? 'htntp' : redactCredentials(arg))).filter((_arg, index) => index !== 1).join(' ');
+    logger.warn('proxy credentials on the command line', {
+      hint: 'every local user could read them (ps, /proc); put the proxy in HTTPS_PROXY or a file given with --proxy-file',
+    });
+  }
+  return options.proxy;
+}
+
 /** People-readable form of a measurement (stdout of --once --dry-run without --json). */
 export function formatMeasurement(result: MeasurementResult): string {
   const ms = (seconds: number | null): string => (seconds === null ? '-' : `${(seconds * 1000).toFixed(3)} ms`);
@@ -70,11 +106,14 @@ export function formatMeasurement(result: MeasurementResult): string {
 }
 
 /** The command's logic, outside the commander wiring. */
-export async function runHttp(serverArgs: readonly string[], options: HttpOptions, signal?: AbortSignal): Promise<HttpRun> {
+export async function runHttp(serverArgs: readonly string[], givenOptions: HttpOptions, signal?: AbortSignal): Promise<HttpRun> {
   const servers = serverArgs.length > 0 ? serverArgs : DEFAULT_SERVERS;
   servers.forEach(serverUrl); // bad arguments fail before anything starts
-  if (options.ca !== undefined) readCa(options.ca);
-  if (options.json) options.logFormat = 'json';
+  if (givenOptions.ca !== undefined) readCa(givenOptions.ca);
+  if (givenOptions.json) givenOptions.logFormat = 'json';
+  const { proxyFile: _proxyFile, proxy: _proxy, ...rest } = givenOptions;
+  const proxy = resolveProxy(givenOptions, serviceLogger(givenOptions));
+  const options: HttpOptions = { ...rest, ...(proxy === undefined ? {} : { proxy }) };
   if (options.once && options.dryRun) {
     const logger = serviceLogger(options);
     const result = await measureOffset(servers, { ...measureOptions(options), logger, ...(signal === undefined ? {} : { signal }) });
@@ -128,7 +167,8 @@ export function registerHttp(program: Command): void {
     .option('--interval <seconds>', 'seconds between measurements', numberOption('interval', 1, 86_400), 300)
     .option('-p, --probes <n>', 'probes per server per measurement', integerOption('probes', 1, MAX_PROBES), DEFAULT_PROBES)
     .option('--timeout <seconds>', 'deadline of one measurement (default probes + 5)', numberOption('timeout', 0.1, 3600))
-    .option('--proxy <host:port>', 'HTTP proxy (CONNECT for https, absolute-form requests for http); default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY')
+    .option('--proxy <host:port>', 'HTTP proxy (CONNECT for https, absolute-form requests for http); default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY. Credentials here are visible in ps: use --proxy-file or the environment')
+    .option('--proxy-file <path>', 'file holding the proxy, e.g. http://user:pass@proxy:3128 (keep it 0600)')
     .option('--ca <file>', 'PEM file of extra CA certificates to trust')
     .option('--once', 'one measurement: publish its samples until it expires (2 x interval), then exit')
     .option('-n, --dry-run', 'never touch the segment (with --once: print the measurement)')

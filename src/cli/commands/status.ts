@@ -2,18 +2,22 @@
 // read-only (SHM_RDONLY), never creates a segment, never clears `valid`.
 import type { Command } from 'commander';
 import { abortableSleep, systemClock, type Clock } from '../../clock.js';
-import { MAX_UNIT, NtpdShm, keyText, snapshotTimes, type ShmSnapshot } from '../../shm.js';
+import { MAX_UNIT, NtpdShm, everWritten, keyText, snapshotTimes, type ShmSnapshot } from '../../shm.js';
 import { diffSeconds, formatUtc, type Timespec } from '../../time.js';
 import { defaultLeapFile, formatTaiReport, loadLeapSeconds, taiReport, type TaiReport } from '../../leap.js';
 import { collect, integerOption, numberOption } from '../options.js';
-import { shutdownSignal } from '../signals.js';
+import { shutdownSignal, stdoutClosedSignal } from '../signals.js';
 
 /**
- * consuming: a reader took the last sample (valid back to 0 after a complete write);
+ * consuming: a reader took the last sample while its writer was attached (valid went 1 -> 0
+ * between two looks, or valid 0 with at least two other processes attached: a writer and
+ * a reader);
  * waiting: a sample is there (valid 1) that no reader has taken yet;
+ * idle: valid 0 and no sample offered: the writer stopped (it clears valid on a clean
+ * stop), says "not in sync" (leap 3), or fewer than two processes are attached;
  * unknown: nothing written yet, a write in progress (odd count), or mode 0.
  */
-export type ReaderState = 'consuming' | 'waiting' | 'unknown';
+export type ReaderState = 'consuming' | 'waiting' | 'idle' | 'unknown';
 
 export interface UnitStatus {
   unit: number;
@@ -22,16 +26,18 @@ export interface UnitStatus {
   mode: number;
   count: number;
   valid: number;
+  /** false: no sample was ever written (count 0, both timestamps 0): times, offset and age are null */
+  written: boolean;
   /** ISO 8601 UTC, nanoseconds: the reference time of the sample */
-  clockTime: string;
+  clockTime: string | null;
   /** ISO 8601 UTC, nanoseconds: the local time the sample was taken */
-  receiveTime: string;
-  clock: Timespec;
-  receive: Timespec;
+  receiveTime: string | null;
+  clock: Timespec | null;
+  receive: Timespec | null;
   /** clock - receive, seconds (exact to the nanosecond, from the two Timespecs) */
-  offset: number;
+  offset: number | null;
   /** realtime now - receive, seconds */
-  age: number;
+  age: number | null;
   leap: number;
   precision: number;
   nsamples: number;
@@ -77,9 +83,12 @@ export interface StatusOptions {
   leapfile?: string;
 }
 
-function readerState(snapshot: ShmSnapshot): ReaderState {
-  if (snapshot.mode !== 1 || snapshot.count === 0 || snapshot.count % 2 !== 0) return 'unknown';
-  return snapshot.valid === 0 ? 'consuming' : 'waiting';
+/** `others`: processes attached besides the one looking. */
+function readerState(snapshot: ShmSnapshot, others: number, readerSeen: boolean): ReaderState {
+  if (readerSeen) return 'consuming';
+  if (snapshot.mode !== 1 || !everWritten(snapshot) || snapshot.count % 2 !== 0) return 'unknown';
+  if (snapshot.valid !== 0) return 'waiting';
+  return snapshot.leap === 3 || others < 2 ? 'idle' : 'consuming';
 }
 
 function unitStatus(shm: NtpdShm, clock: Clock, previous: UnitReport | undefined): UnitStatus {
@@ -87,12 +96,13 @@ function unitStatus(shm: NtpdShm, clock: Clock, previous: UnitReport | undefined
   const stat = shm.stat();
   const now = clock.realtime();
   const { clockTime, receiveTime } = snapshotTimes(snapshot);
-  const reader = readerState(snapshot);
+  const written = everWritten(snapshot);
   let readerSeen = false;
   if (previous !== undefined && 'valid' in previous) {
     // The same sample, taken between two looks: a reader is consuming for sure.
     readerSeen = previous.readerSeen || (previous.valid === 1 && snapshot.valid === 0 && previous.count === snapshot.count);
   }
+  const reader = readerState(snapshot, stat.nattch - 1, readerSeen);
   return {
     unit: shm.unit,
     key: keyText(shm.unit),
@@ -100,12 +110,13 @@ function unitStatus(shm: NtpdShm, clock: Clock, previous: UnitReport | undefined
     mode: snapshot.mode,
     count: snapshot.count,
     valid: snapshot.valid,
-    clockTime: formatUtc(clockTime),
-    receiveTime: formatUtc(receiveTime),
-    clock: clockTime,
-    receive: receiveTime,
-    offset: diffSeconds(clockTime, receiveTime),
-    age: diffSeconds(now, receiveTime),
+    written,
+    clockTime: written ? formatUtc(clockTime) : null,
+    receiveTime: written ? formatUtc(receiveTime) : null,
+    clock: written ? clockTime : null,
+    receive: written ? receiveTime : null,
+    offset: written ? diffSeconds(clockTime, receiveTime) : null,
+    age: written ? diffSeconds(now, receiveTime) : null,
     leap: snapshot.leap,
     precision: snapshot.precision,
     nsamples: snapshot.nsamples,
@@ -144,7 +155,7 @@ export function readStatus(options: StatusOptions = {}): StatusResult {
     }
     try {
       const status = unitStatus(shm, clock, previous?.units.find((report) => report.unit === unit));
-      if (leap !== undefined) status.tai = taiReport(leap, status.clock);
+      if (leap !== undefined && status.clock !== null) status.tai = taiReport(leap, status.clock);
       result.units.push(status);
     } finally {
       shm.detach();
@@ -154,22 +165,24 @@ export function readStatus(options: StatusOptions = {}): StatusResult {
 }
 
 const READER_TEXT: Record<ReaderState, string> = {
-  consuming: 'consuming (valid went back to 0 after a write)',
+  consuming: 'consuming (valid went back to 0 after a write, a writer attached)',
   waiting: 'not consuming yet (a sample is waiting, valid 1)',
+  idle: 'no sample offered (valid 0: the writer stopped, is not in sync, or no reader is attached)',
   unknown: 'unknown (no complete sample, or mode 0)',
 };
 
 export function formatStatus(result: StatusResult): string {
   const blocks = result.units.map((report) => {
     if ('error' in report) return `unit ${report.unit} (key ${report.key}): ${report.error.message}`;
-    const seconds = (value: number): string => `${value >= 0 ? '+' : ''}${value.toFixed(9)} s`;
+    const seconds = (value: number | null): string => (value === null ? '-' : `${value >= 0 ? '+' : ''}${value.toFixed(9)} s`);
+    const never = 'never written';
     return [
       `unit ${report.unit} (key ${report.key}, shmid ${report.shmId}, ${report.size} bytes, perm ${report.perm}, owner uid ${report.uid}, creator pid ${report.creatorPid}, ${report.attached} other processes attached, last pid ${report.lastPid})`,
       `  mode ${report.mode}  count ${report.count}  valid ${report.valid}  leap ${report.leap}  precision ${report.precision}  nsamples ${report.nsamples}${report.consistent ? '' : '  (copy inconsistent: a writer kept moving count)'}`,
-      `  clock    ${report.clockTime}`,
-      `  receive  ${report.receiveTime}`,
-      `  offset   ${seconds(report.offset)} (clock - receive)`,
-      `  age      ${report.age.toFixed(3)} s`,
+      `  clock    ${report.clockTime ?? never}`,
+      `  receive  ${report.receiveTime ?? never}`,
+      `  offset   ${seconds(report.offset)}${report.offset === null ? '' : ' (clock - receive)'}`,
+      `  age      ${report.age === null ? '-' : `${report.age.toFixed(3)} s`}`,
       ...(report.tai === undefined ? [] : [`  TAI      ${formatTaiReport(report.tai)}`]),
       `  reader   ${READER_TEXT[report.reader]}${report.readerSeen ? ' [seen]' : ''}`,
     ].join('\n');
@@ -192,7 +205,9 @@ export interface StatusCliOptions {
 
 /** Prints status (once, or every interval until SIGINT/SIGTERM); returns the exit code. */
 export async function runStatus(options: StatusCliOptions, signal?: AbortSignal): Promise<number> {
+  const closed = stdoutClosedSignal();
   const print = (result: StatusResult): void => {
+    if (closed.aborted) return;
     if (options.json) process.stdout.write(`${JSON.stringify(result.units)}\n`);
     else process.stdout.write(`${options.watch ? '\x1b[H\x1b[2J' : ''}${formatStatus(result)}`);
     for (const unit of result.missing) process.stderr.write(`${missingMessage(unit)}\n`);
@@ -206,10 +221,10 @@ export async function runStatus(options: StatusCliOptions, signal?: AbortSignal)
   // units, one that cannot be read (a root-only unit for a user) is only reported.
   const failed = result.missing.length > 0 || (units !== undefined && result.units.some((report) => 'error' in report));
   if (!options.watch) return failed ? 1 : 0;
-  const stop = signal ?? shutdownSignal();
+  const stop = AbortSignal.any([signal ?? shutdownSignal(), closed]);
   for (;;) {
     await abortableSleep(options.interval * 1000, stop);
-    if (stop.aborted) return 0; // SIGINT/SIGTERM: a watch ends normally
+    if (stop.aborted) return 0; // a stop signal or a closed stdout: a watch ends normally
     result = readStatus({ ...(units === undefined ? {} : { units }), ...leapfile, previous: result });
     print(result);
   }

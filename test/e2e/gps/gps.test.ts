@@ -225,7 +225,8 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     const pair = await ptyPair('errors');
     const holder = htntp(['--device', pair.devicePath, '--unit', String(UNIT_ERRORS)]);
     await holder.waitForLine(/"event":"device open"/);
-    const second = htntp(['--device', pair.devicePath, '--unit', String(UNIT_ERRORS)]);
+    // Another unit: a second feeder on the holder's unit would be refused for the unit first.
+    const second = htntp(['--device', pair.devicePath, '--unit', String(UNIT_DENIED)]);
     expect((await second.exited).code).toBe(1);
     expect(second.stderrLines.join('\n')).toMatch(/htntp: .*device is locked by another program \(gpsd, ModemManager/);
 

@@ -112,25 +112,31 @@ describeAsRoot('--user', () => {
     expect(code, child.output()).toBe(0);
   });
 
-  it('a root-only (0600) segment stays writable after the drop; only the removal watch is lost (debug line)', async () => {
+  it('a 0600 segment stays writable after the drop, and its removal is still seen (by key) and a new one attached', async () => {
     const unit = UNITS.private;
     const child = startFixed(['--offset', '0.25', '--interval', '0.1', '--unit', String(unit), '--perm', '0600', '--user', 'nobody', '-v']);
     await child.waitForLine(/^info privileges dropped user=nobody/, { timeoutMs: 15_000 });
-    await child.waitForLine(new RegExp(`^debug segment watch unavailable unit=${unit} .*EACCES`), { timeoutMs: 20_000 });
+    await child.waitForLine(new RegExp(`^debug segment watched by key unit=${unit} `), { timeoutMs: 20_000 });
     const countAfterDrop = readSegment(unit)?.count ?? 0;
     await waitForCount(unit, countAfterDrop + 6, 'count to advance in the 0600 segment after the drop');
+    // IPC_STAT is refused now; the key lookup still sees the removal.
+    execFileSync('ipcrm', ['-M', `0x${keyOfUnit(unit).toString(16)}`]);
+    await child.waitForLine(new RegExp(`^warn segment removed unit=${unit} `), { timeoutMs: 20_000 });
+    await child.waitForLine(new RegExp(`^info segment reattached unit=${unit} .*created=true`), { timeoutMs: 20_000 });
+    await waitForCount(unit, 6, 'samples in the new segment');
+    expect(creatorOf(unit)).toBe(Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })));
     const { code } = await stopTimed(child, 'SIGTERM');
     expect(code, child.output()).toBe(0);
-    expect(readSegment(unit)).toMatchObject({ valid: 0 });
+    expect(readSegment(unit)).toMatchObject({ valid: 0, leap: 3 });
   });
 
-  it('refuses to run when the switch is not permitted (exit 1, the segment released)', async () => {
+  it('refuses to run when the user does not exist (exit 1, before any segment is created)', async () => {
     const unit = UNITS.user;
     const child = startFixed(['--offset', '0.25', '--unit', String(unit), '--user', 'no-such-user-htntp']);
     const exit = await child.exited;
     expect(exit.code).toBe(1);
     expect(child.output()).toMatch(/no such user: no-such-user-htntp/);
-    expect(readSegment(unit)?.valid).toBe(0);
+    expect(readSegment(unit)).toBeUndefined();
   });
 });
 

@@ -1,11 +1,11 @@
 // The feeder's service behaviour in-process: the segment removed under it
 // with the real `ipcrm` is attached anew and publishing continues; a stop aborts a source
-// that is mid-wait at once; bad samples are refused; the world-writable check.
+// that is mid-wait at once; bad samples are refused.
 import { execFileSync } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { feed } from '../../../src/feeder.js';
-import { ShmSink, isUnsafeSegment } from '../../../src/sinks/shm.js';
+import { ShmSink } from '../../../src/sinks/shm.js';
 import { systemClock } from '../../../src/clock.js';
 import { NtpdShm, keyOfUnit } from '../../../src/shm.js';
 import type { Sample, SampleSource } from '../../../src/sample.js';
@@ -180,11 +180,4 @@ describe('faults', () => {
     expect(log.events().slice(-2)).toEqual(['error source failed', 'info segment detached']);
   });
 
-  it('flags world-writable segments on the root-only units 0-1 only', () => {
-    expect(isUnsafeSegment(0, 0o666)).toBe(true);
-    expect(isUnsafeSegment(1, 0o602)).toBe(true);
-    expect(isUnsafeSegment(0, 0o600)).toBe(false);
-    expect(isUnsafeSegment(0, 0o644)).toBe(false);
-    expect(isUnsafeSegment(2, 0o666)).toBe(false);
-  });
 });

@@ -1,0 +1,221 @@
+// `htntp doctor` against the real readers: each fault an operator meets, reproduced with a
+// real chronyd -x or ntpsec ntpd and real `htntp fixed` feeders, and named by doctor with
+// its fix.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { runDoctor, type DoctorOptions, type UnitDiagnosis } from '../../src/doctor/index.js';
+import { presetOptions, refclockLines } from '../../src/refclock-config.js';
+import { keyOfUnit } from '../../src/shm.js';
+import { cBuild } from '../helpers/cc.js';
+import { describeE2e, startChronyd, startNtpd, waitFor, type Chronyd } from '../helpers/daemons.js';
+import { makeTempDir, startHtntp, type RunningProcess } from '../helpers/process.js';
+import { units } from '../helpers/units.js';
+
+const UNIT = {
+  healthy: units.doctorHealthy,
+  removed: units.doctorRemoved,
+  size: units.doctorSize,
+  private: units.doctorPrivate,
+  unconfigured: units.doctorUnconfigured,
+  disagree: units.doctorDisagree,
+  absent: units.doctorAbsent,
+  ntpd: units.doctorNtpd,
+};
+const ALL = Object.values(UNIT);
+
+const cleanups: (() => Promise<unknown>)[] = [];
+function cleanSegments(): void {
+  // By key: NtpdShm (removeSegment) cannot attach the wrong-size one.
+  for (const unit of ALL) spawnSync('ipcrm', ['-M', String(keyOfUnit(unit))], { stdio: 'ignore' });
+}
+beforeEach(cleanSegments);
+afterEach(async () => {
+  await Promise.all(cleanups.splice(0).reverse().map((cleanup) => cleanup()));
+  cleanSegments();
+});
+
+async function startFixed(unit: number, offset = -1): Promise<RunningProcess> {
+  const feeder = startHtntp(['fixed', '--offset', String(offset), '--unit', String(unit), '--interval', '0.25', '--precision', '-10']);
+  cleanups.push(() => feeder.stop('SIGTERM', 3_000));
+  await feeder.waitForLine(/^info segment attached/, { stream: 'stderr', timeoutMs: 15_000 });
+  return feeder;
+}
+
+async function chronydWith(lines: string[]): Promise<Chronyd> {
+  const chronyd = await startChronyd({ lines });
+  cleanups.push(() => chronyd.stop());
+  return chronyd;
+}
+
+/** doctor pointed at this chronyd's config (and nothing of the host's). */
+function chronyOptions(chronyd: Chronyd, units: number[]): DoctorOptions {
+  return { units, configPaths: { chrony: [chronyd.confPath], ntp: [] } };
+}
+
+function only(report: { units: UnitDiagnosis[] }, unit: number): UnitDiagnosis {
+  const diagnosis = report.units.find((entry) => entry.unit === unit);
+  if (diagnosis === undefined) throw new Error(`no diagnosis of unit ${unit}: ${JSON.stringify(report)}`);
+  return diagnosis;
+}
+
+const codes = (diagnosis: UnitDiagnosis): string[] => diagnosis.findings.map((finding) => finding.code);
+
+async function reached(chronyd: Chronyd, refid: string): Promise<void> {
+  await waitFor(async () => ((await chronyd.sources()).find((source) => source.name === refid && (source.reach & 0o3) === 0o3) ? true : undefined), {
+    what: `chronyd to take samples of ${refid}`,
+    timeoutMs: 30_000,
+    intervalMs: 250,
+  });
+}
+
+describeE2e('htntp doctor with chronyd -x', ['chronyd'], () => {
+  it('healthy: fed by htntp, read by chronyd, chronyd agrees with what is published; exit 0 from the CLI', { timeout: 60_000 }, async () => {
+    const unit = UNIT.healthy;
+    await startFixed(unit);
+    const chronyd = await chronydWith(refclockLines({ daemon: 'chrony', unit, refid: 'FIX', poll: 0, precision: -10 }));
+    await reached(chronyd, 'FIX');
+    const diagnosis = only(await runDoctor(chronyOptions(chronyd, [unit])), unit);
+    expect(diagnosis, JSON.stringify(diagnosis)).toMatchObject({ verdict: 'healthy', segment: 'present', size: 96 });
+    expect(diagnosis.processes.map((process) => [process.name, process.role]).sort()).toEqual([['chronyd', 'reader'], ['htntp fixed', 'feeder']]);
+    expect(diagnosis.chrony?.name).toBe('FIX');
+    // No disagreement found: chronyd's offset, with its pending correction, is what htntp publishes.
+    expect(codes(diagnosis).filter((code) => code.startsWith('chrony'))).toEqual([]);
+    const cli = startHtntp(['doctor', '--unit', String(unit), '--chrony-conf', chronyd.confPath, '--ntp-conf', '/nonexistent']);
+    expect((await cli.exited).code, cli.output()).toBe(0);
+    expect(cli.stdoutLines[0]).toMatch(new RegExp(`^unit ${unit} \\(key 0x[0-9a-f]+\\): ok: fed by htntp fixed\\[\\d+\\]; read by chronyd\\[\\d+\\]`));
+  });
+
+  it('the segment removed (ipcrm) under chronyd: chronyd named as reading a removed segment, restart it', { timeout: 60_000 }, async () => {
+    const unit = UNIT.removed;
+    const feeder = await startFixed(unit);
+    const chronyd = await chronydWith(refclockLines({ daemon: 'chrony', unit, refid: 'RMV', poll: 0, precision: -10 }));
+    await reached(chronyd, 'RMV');
+    execFileSync('ipcrm', ['-M', String(keyOfUnit(unit))]);
+    await feeder.waitForLine(/^info segment reattached/, { stream: 'stderr', timeoutMs: 10_000 });
+    const diagnosis = only(await runDoctor(chronyOptions(chronyd, [unit])), unit);
+    expect(diagnosis.verdict).toBe('problem');
+    expect(diagnosis.summary).toMatch(new RegExp(`chronyd\\[${chronyd.process.pid}\\] still reads a removed segment`));
+    expect(diagnosis.fix).toMatch(/restart chronyd/);
+    expect(codes(diagnosis)).toEqual(expect.arrayContaining(['reader-on-removed', 'no-reader']));
+  });
+
+  it('a segment of the wrong size (4096 bytes) that chronyd attached: the size, and the ipcrm fix', { timeout: 60_000 }, async () => {
+    const unit = UNIT.size;
+    execFileSync(cBuild().compile('shm_create.c'), [String(unit), '4096', '666']);
+    const chronyd = await chronydWith(refclockLines({ daemon: 'chrony', unit, refid: 'BIG', poll: 0 }));
+    // A feeder refuses it outright, before writing anything.
+    const feeder = startHtntp(['fixed', '--unit', String(unit), '--offset', '-1']);
+    expect((await feeder.exited).code).toBe(1);
+    expect(feeder.stderrLines.join('\n')).toMatch(/EINVAL.*not 96 bytes.*ipcrm -M/);
+    const report = await runDoctor(chronyOptions(chronyd, [unit]));
+    const diagnosis = only(report, unit);
+    expect(report.exitCode).toBe(1);
+    expect(diagnosis).toMatchObject({ verdict: 'problem', size: 4096 });
+    expect(diagnosis.summary).toMatch(/4096 bytes, not 96/);
+    expect(diagnosis.fix).toContain(`ipcrm -M 0x${keyOfUnit(unit).toString(16)}`);
+  });
+
+  it('chronyd created the unit 0600 and nothing writes it: never written, read by chronyd, private', { timeout: 60_000 }, async () => {
+    const unit = UNIT.private;
+    const chronyd = await chronydWith(refclockLines({ daemon: 'chrony', unit, refid: 'PRV', poll: 0, perm: 0o600 }));
+    await waitFor(() => (spawnSync('ipcs', ['-m']).stdout.toString().includes(`0x${keyOfUnit(unit).toString(16)}`) ? true : undefined), { what: 'chronyd to create the segment', timeoutMs: 10_000 });
+    const diagnosis = only(await runDoctor(chronyOptions(chronyd, [unit])), unit);
+    expect(diagnosis).toMatchObject({ verdict: 'problem', perm: '0600' });
+    expect(diagnosis.summary).toMatch(new RegExp(`nothing has ever written unit ${unit} \\(read by chronyd\\[${chronyd.process.pid}\\]\\)`));
+    expect(diagnosis.sample).toMatchObject({ written: false, offset: null, age: null });
+    expect(codes(diagnosis)).toContain('private');
+  });
+
+  it('chronyd reads another unit than its config file now says: the offsets disagree', { timeout: 60_000 }, async () => {
+    const read = UNIT.healthy;
+    const configured = UNIT.disagree;
+    await startFixed(read, -1);
+    await startFixed(configured, 0.5);
+    const chronyd = await chronydWith(refclockLines({ daemon: 'chrony', unit: read, refid: 'MIX', poll: 0, precision: -10 }));
+    await reached(chronyd, 'MIX');
+    // The file as edited since chronyd started: MIX moved to the other unit.
+    const temp = await makeTempDir('doctor-conf');
+    cleanups.push(() => temp.remove());
+    const edited = join(temp.path, 'chrony.conf');
+    await writeFile(edited, `bindcmdaddress ${chronyd.socketPath}\n${refclockLines({ daemon: 'chrony', unit: configured, refid: 'MIX', poll: 0, precision: -10 }).join('\n')}\n`);
+    const diagnosis = only(await runDoctor({ units: [configured], configPaths: { chrony: [edited], ntp: [] } }), configured);
+    expect(diagnosis.verdict).toBe('problem');
+    expect(codes(diagnosis)).toEqual(expect.arrayContaining(['chrony-disagrees', 'no-reader']));
+    expect(diagnosis.findings.find((finding) => finding.code === 'chrony-disagrees')?.message).toMatch(/chronyd sees refid MIX at -?[01]\.\d+ s .* but -?[01]\.500000 s is published/);
+  });
+});
+
+describeE2e('htntp doctor without a daemon', [], () => {
+  it('fed but not configured, configured but not fed; a second feeder is refused', { timeout: 60_000 }, async () => {
+    const temp = await makeTempDir('doctor-conf');
+    cleanups.push(() => temp.remove());
+    const conf = join(temp.path, 'chrony.conf');
+    await writeFile(conf, `${refclockLines(presetOptions('gps', { daemon: 'chrony', unit: UNIT.absent })).join('\n')}\n`);
+    await startFixed(UNIT.unconfigured);
+    // A second feeder on the fed unit is refused before it writes (doctor names two writers
+    // that something else started: see the unit tests).
+    const second = startHtntp(['fixed', '--offset', '1', '--unit', String(UNIT.unconfigured)]);
+    expect((await second.exited).code).toBe(1);
+    expect(second.stderrLines.join('\n')).toMatch(/already fed by pid \d+/);
+    const report = await runDoctor({ units: [UNIT.unconfigured, UNIT.absent], configPaths: { chrony: [conf], ntp: [] } });
+    expect(report.exitCode).toBe(1);
+    const absent = only(report, UNIT.absent);
+    expect(absent).toMatchObject({ verdict: 'problem', segment: 'absent' });
+    expect(absent.summary).toMatch(new RegExp(`configured in ${conf}:1 \\(chrony refid GPS\\) but no segment exists in this IPC namespace`));
+    expect(absent.fix).toMatch(/start the feeder.*--ipc=host/);
+    const fed = only(report, UNIT.unconfigured);
+    expect(fed.verdict).toBe('problem');
+    expect(fed.processes.filter((process) => process.role === 'feeder'), JSON.stringify(fed.processes)).toHaveLength(1);
+    expect(codes(fed)).toContain('not-configured');
+  });
+});
+
+describeE2e('htntp doctor with ntpsec ntpd', ['ntpd'], () => {
+  it('ntpd is seen attached as the reader; a segment removed under it is named with the restart fix', { timeout: 60_000 }, async () => {
+    const unit = UNIT.ntpd;
+    const feeder = await startFixed(unit);
+    const ntpd = await startNtpd({ lines: refclockLines({ daemon: 'ntpsec', unit, refid: 'NTF', poll: 1 }) });
+    cleanups.push(() => ntpd.stop());
+    await ntpd.waitForPeerstats(unit, 1);
+    const options: DoctorOptions = { units: [unit], configPaths: { chrony: [], ntp: [ntpd.confPath] }, ntpq: ['/nonexistent/ntpq'] };
+    const before = only(await runDoctor(options), unit);
+    expect(before.processes.map((process) => [process.name, process.role]).sort()).toEqual([['htntp fixed', 'feeder'], ['ntpd', 'reader']]);
+    expect(before.configured).toMatchObject([{ daemon: 'ntpd', unit, refid: 'NTF', file: ntpd.confPath }]);
+    // ntpq cannot be run here: that part is unknown (exit 2), never a false "healthy".
+    expect(before.verdict, JSON.stringify(before)).toBe('unknown');
+    expect(codes(before)).toEqual(['ntpd-unreachable']);
+    execFileSync('ipcrm', ['-M', String(keyOfUnit(unit))]);
+    await feeder.waitForLine(/^info segment reattached/, { stream: 'stderr', timeoutMs: 10_000 });
+    const after = only(await runDoctor(options), unit);
+    expect(after.verdict).toBe('problem');
+    expect(after.summary).toMatch(new RegExp(`ntpd\\[${ntpd.process.pid}\\] still reads a removed segment`));
+    expect(after.fix).toMatch(/restart ntpd/);
+  });
+});
+
+describeE2e('htntp doctor --sock with chronyd -x', ['chronyd'], () => {
+  it("chronyd's SOCK socket: held by chronyd and configured; a leftover file nobody listens on; no socket at all", { timeout: 60_000 }, async () => {
+    const temp = await makeTempDir('doctor-sock');
+    cleanups.push(() => temp.remove());
+    const path = join(temp.path, 'htntp.sock');
+    const chronyd = await chronydWith([`refclock SOCK ${path} refid SCK poll 0`]);
+    const options: DoctorOptions = { socks: [path], configPaths: { chrony: [chronyd.confPath], ntp: [] } };
+    const live = (await runDoctor(options)).socks[0];
+    expect(live, JSON.stringify(live)).toMatchObject({ path, verdict: 'healthy', exists: true, configured: [{ path, refid: 'SCK' }] });
+    expect(live?.holders).toEqual([{ pid: chronyd.process.pid, name: 'chronyd' }]);
+    expect(live?.chrony?.name).toBe('SCK');
+    // chronyd never chmods it: a non-root feeder could not write it.
+    expect(live?.findings.map((finding) => finding.code)).toContain('sock-private');
+    await chronyd.stop();
+    const gone = await runDoctor({ ...options, configPaths: { chrony: [], ntp: [] } });
+    expect(gone.exitCode).toBe(1);
+    expect(gone.socks[0]?.summary).toBe(`no socket at ${path} and no chrony config names it`);
+    // A socket file left bound by a process that exited: nothing listens.
+    execFileSync('python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).bind(sys.argv[1])', path]);
+    const stale = (await runDoctor({ ...options, configPaths: { chrony: [], ntp: [] } })).socks[0];
+    expect(stale).toMatchObject({ verdict: 'problem', exists: true, holders: [] });
+    expect(stale?.summary).toMatch(/nothing listens on .*leftover socket file/);
+  });
+});
