@@ -1,5 +1,5 @@
 // The typed API of the ntpd SHM reference clock segment (driver 28).
-import { IO, native, sharedSlots, type NativeSegment, type NativeStat } from './native.js';
+import { IO, lazyLayout, nativeAddon, sharedSlots, type NativeAddon, type NativeLayout, type NativeSegment, type NativeStat } from './native.js';
 import { explainSystemError, invalidArgType } from './errors.js';
 import { fromSeconds, toTimespec, type Time, type Timespec } from './time.js';
 
@@ -57,7 +57,8 @@ export interface ShmSnapshot extends ShmFields {
 export type ShmStat = NativeStat;
 
 export const DEFAULT_PRECISION = -20;
-export const KEY_BASE = native.layout.keyBase;
+/** ntpd's key of unit 0, "NTP0"; the addon's own is checked against it on first use. */
+export const KEY_BASE = 0x4e545030;
 export const MAX_UNIT = 255;
 
 export function keyOfUnit(unit: number): number {
@@ -79,8 +80,17 @@ export function defaultPerm(unit: number): number {
 }
 
 const FIELD = Object.fromEntries(FIELD_NAMES.map((name, index) => [name, index])) as Readonly<Record<FieldName, number>>;
-if (native.layout.fields.map((field) => field.name).join() !== FIELD_NAMES.join()) {
-  throw new Error(`htntp: the addon's fields (${native.layout.fields.map((field) => field.name).join(', ')}) are not this code's: rebuild it (npm rebuild htntp)`);
+let checkedAddon: NativeAddon | undefined;
+/** The addon, checked once against the key base and field list above. */
+function segmentAddon(): NativeAddon {
+  if (checkedAddon !== undefined) return checkedAddon;
+  const addon = nativeAddon();
+  if (addon.layout.keyBase !== KEY_BASE) throw new Error(`htntp: the addon's key base is ${addon.layout.keyBase}, not ${KEY_BASE}: rebuild it (npm rebuild htntp)`);
+  if (addon.layout.fields.map((field) => field.name).join() !== FIELD_NAMES.join()) {
+    throw new Error(`htntp: the addon's fields (${addon.layout.fields.map((field) => field.name).join(', ')}) are not this code's: rebuild it (npm rebuild htntp)`);
+  }
+  checkedAddon = addon;
+  return addon;
 }
 
 /**
@@ -178,7 +188,7 @@ export class NtpdShm {
     // The addon checks unit and perm as integers in range (TypeError/RangeError).
     const perm = options.perm ?? (typeof unit === 'number' && unit >= 0 ? defaultPerm(unit) : 0);
     try {
-      this.#segment = new native.Segment(unit, create, perm, readOnly, this.#io);
+      this.#segment = new (segmentAddon().Segment)(unit, create, perm, readOnly, this.#io);
     } catch (error) {
       throw explainSystemError(error, (code) => errorHint(code, unit));
     }
@@ -294,5 +304,5 @@ export class NtpdShm {
   }
 }
 
-/** The struct as compiled on this platform (size, field offsets and C ranges). */
-export const layout = native.layout;
+/** The struct as compiled on this platform (size, field offsets and C ranges), read on first use. */
+export const layout: NativeLayout = lazyLayout('layout');

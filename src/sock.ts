@@ -3,15 +3,15 @@
 // `refclock SOCK <path>`. System faults come back as Node-style errors, never thrown:
 // a reader that is down (or restarting) is the normal case for the caller to retry.
 import { getSystemErrorName } from 'node:util';
-import { SOCK_IO, native, sharedSlots, type NativeSockClient } from './native.js';
+import { SOCK_IO, lazyLayout, nativeAddon, sharedSlots, type NativeSockClient, type NativeSockLayout } from './native.js';
 import { invalidArgType, outOfRange, systemError } from './errors.js';
 import { toTimespec, type Time } from './time.js';
 
 /** Leap indicators chrony's SOCK driver accepts: 0 none, 1 insert, 2 delete. */
 export type SockLeap = 0 | 1 | 2;
 
-/** struct sock_sample as compiled on this platform (size, offsets, magic). */
-export const sockLayout = native.sockLayout;
+/** struct sock_sample as compiled on this platform (size, offsets, magic), read on first use. */
+export const sockLayout: NativeSockLayout = lazyLayout('sockLayout');
 
 /** What a failed connect/send to a SOCK socket most likely means, and the fix. */
 export function sockErrorHint(code: string | undefined, path: string): string {
@@ -56,7 +56,7 @@ export class ChronySock {
 
   constructor(path: string) {
     this.path = checkSockPath(path);
-    this.#client = new native.SockClient(this.#io);
+    this.#client = new (nativeAddon().SockClient)(this.#io);
   }
 
   get connected(): boolean {

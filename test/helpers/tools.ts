@@ -17,7 +17,12 @@ export type ToolName =
   | 'ip'
   | 'cc'
   | 'stdbuf'
-  | 'setpriv'; // runs a feeder as nobody
+  | 'setpriv' // runs a feeder as nobody
+  // the prebuilt addons: cross compilers and qemu-user for arm64 / armv7 (package tests)
+  | 'aarch64-linux-gnu-g++'
+  | 'arm-linux-gnueabihf-g++'
+  | 'qemu-aarch64-static'
+  | 'qemu-arm-static';
 
 export const e2eRequired = process.env.HTNTP_E2E === 'required';
 
@@ -73,6 +78,10 @@ const installHint: Record<ToolName, string> = {
   cc: 'apt-get install build-essential',
   stdbuf: 'apt-get install coreutils',
   setpriv: 'apt-get install util-linux',
+  'aarch64-linux-gnu-g++': 'apt-get install g++-aarch64-linux-gnu',
+  'arm-linux-gnueabihf-g++': 'apt-get install g++-arm-linux-gnueabihf',
+  'qemu-aarch64-static': 'apt-get install qemu-user-static',
+  'qemu-arm-static': 'apt-get install qemu-user-static',
 };
 
 /** Tools a daemon needs beyond itself. ntpd runs as root in its own network namespace. */
