@@ -22,7 +22,8 @@ export type ToolName =
   | 'aarch64-linux-gnu-g++'
   | 'arm-linux-gnueabihf-g++'
   | 'qemu-aarch64-static'
-  | 'qemu-arm-static';
+  | 'qemu-arm-static'
+  | 'systemd-analyze';
 
 export const e2eRequired = process.env.HTNTP_E2E === 'required';
 
@@ -82,6 +83,7 @@ const installHint: Record<ToolName, string> = {
   'arm-linux-gnueabihf-g++': 'apt-get install g++-arm-linux-gnueabihf',
   'qemu-aarch64-static': 'apt-get install qemu-user-static',
   'qemu-arm-static': 'apt-get install qemu-user-static',
+  'systemd-analyze': 'apt-get install systemd',
 };
 
 /** Tools a daemon needs beyond itself. ntpd runs as root in its own network namespace. */
