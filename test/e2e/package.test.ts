@@ -6,7 +6,7 @@
 // sample the addon writes read back field by field by that platform's C reader.
 // Units 241-243.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { crossNodeBinary } from '../../scripts/cross-node.js';
@@ -167,10 +167,18 @@ describeE2e('the npm tarball', packTools, () => {
     symlinkSync(process.execPath, join(bareBin, 'node'));
     symlinkSync('/bin/sh', join(bareBin, 'sh')); // npm runs scripts with it
     symlinkSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim(), join(bareBin, 'npm'));
-    // The pack itself builds: prepack (the prebuilds) and prepare (dist/), with the full PATH.
+    // The pack builds (prepack: the prebuilds; prepare: dist/) with the full PATH, in a
+    // copy of the sources: rewriting this checkout's dist/ would pull it from under the
+    // tests that run bin/htntp.js meanwhile.
+    const source = join(temp.path, 'source');
+    mkdirSync(source);
+    for (const name of readdirSync(repoRoot)) {
+      if (!['node_modules', 'build', 'dist', 'prebuilds', '.git', 'test', 'bench'].includes(name)) cpSync(join(repoRoot, name), join(source, name), { recursive: true });
+    }
+    symlinkSync(join(repoRoot, 'node_modules'), join(source, 'node_modules'));
     const packDir = join(temp.path, 'pack');
     mkdirSync(packDir);
-    const pack = startProcess('npm', ['pack', '--pack-destination', packDir], { cwd: repoRoot });
+    const pack = startProcess('npm', ['pack', '--pack-destination', packDir], { cwd: source });
     const packed = await pack.exited;
     expect(packed.code, pack.output()).toBe(0);
     tarball = join(packDir, readdirSync(packDir).find((name) => name.endsWith('.tgz')) ?? 'none.tgz');
