@@ -233,6 +233,9 @@ describeE2e('the npm tarball', packTools, () => {
     const config = await run(htntp, ['config', '--daemon', 'chrony', '--unit', '2', '--refid', 'HTTP', '--offset', '0'], withoutScripts.dir, 30_000);
     expect([config.code, config.stderr]).toEqual([0, '']);
     expect(config.stdout).toMatch(/^refclock SHM 2/m);
+    const sockConfig = await run(htntp, ['config', '--daemon', 'chrony', '--refid', 'SOCK', '--sock', '/run/htntp.sock'], withoutScripts.dir, 30_000);
+    expect([sockConfig.code, sockConfig.stderr]).toEqual([0, '']);
+    expect(sockConfig.stdout).toMatch(/^refclock SOCK \/run\/htntp.sock/m);
     const subcommandHelp = await run(htntp, ['fixed', '--help'], withoutScripts.dir, 30_000);
     expect([subcommandHelp.code, subcommandHelp.stderr]).toEqual([0, '']);
     for (const args of [['status', '--unit', String(UNITS.x64)], ['fixed', '--offset', '0', '--unit', String(UNITS.x64), '--once']]) {
