@@ -89,6 +89,16 @@ shm.detach();
 console.log(JSON.stringify({ arch: process.arch, armv: process.config.variables.arm_version ?? null, file: relative(packageDir, file), layouts, beyond2038, snapshot }));
 `;
 
+// Run by each platform's Node: one sample to a SOCK socket through the public API.
+const SEND = `
+import { ChronySock, sockLayout } from 'htntp';
+const socket = new ChronySock(process.argv[2]);
+const failed = socket.connect() ?? socket.send(${JSON.stringify(CLOCK)}, ${JSON.stringify(RECEIVE)}, ${LEAP});
+socket.close();
+if (failed) throw failed;
+console.log(JSON.stringify({ size: sockLayout.size }));
+`;
+
 const packTools: ToolName[] = ['cc', 'aarch64-linux-gnu-g++', 'arm-linux-gnueabihf-g++'];
 
 let temp: TempDir;
@@ -308,6 +318,30 @@ describeE2e('the npm tarball', packTools, () => {
           receiveTimeStampNSec: RECEIVE.nsec,
         });
         removeAnySegment(unit);
+      });
+
+      it("sends a SOCK datagram that its C reader decodes field by field with the platform's struct sock_sample", { timeout: 240_000 }, async () => {
+        const project = withScripts.dir;
+        const socketPath = join(project, `refclock-${platform.arch}.sock`);
+        const reader = emulated === undefined
+          ? startProcess(c.compile('sock_recv.c'), [socketPath, '666', '1'], { cwd: project })
+          : startProcess(findTool(emulated.qemu as ToolName) ?? emulated.qemu, ['-L', emulated.sysroot, c.compile('sock_recv.c'), socketPath, '666', '1'], { cwd: project });
+        try {
+          await reader.waitForLine(/^ready$/, { timeoutMs: 60_000 });
+          const senderFile = join(project, `send-${platform.arch}.mjs`);
+          writeFileSync(senderFile, SEND);
+          const sent = await runOnPlatform(nodeBinary, [senderFile, socketPath], project);
+          expect(sent.code, sent.stderr).toBe(0);
+          const { size } = JSON.parse(sent.stdout) as { size: number };
+          const exit = await reader.exited;
+          expect(exit.code, reader.output()).toBe(0);
+          const datagram = JSON.parse(reader.stdoutLines.find((line) => line.startsWith('{')) ?? '{}') as Record<string, number>;
+          expect(datagram).toMatchObject({ bytes: size, sec: RECEIVE.sec, usec: Math.floor(RECEIVE.nsec / 1000), pulse: 0, leap: LEAP, pad: 0, magic: 0x534f434b });
+          // clock - the receive time as sent (whole microseconds)
+          expect(datagram.offset).toBeCloseTo(CLOCK.sec - RECEIVE.sec + (CLOCK.nsec - Math.floor(RECEIVE.nsec / 1000) * 1000) / 1e9, 9);
+        } finally {
+          await reader.stop('SIGTERM', 5_000);
+        }
       });
     });
   }
