@@ -6,7 +6,7 @@
 // of every thread) and the main thread's wake-ups per second (context switches).
 // Subjects: `fixed` (1 Hz), `http` (3 loopback servers, default interval), `gps` (socat
 // pty, one NMEA burst a second). Targets: RSS <= 50 MB, CPU <= 1 ms/s between measurements.
-// Units 244-246. Needs socat; gpsd (optional anchor) runs in its own IPC namespace so its
+// Units from test/helpers/units.ts. Needs socat; gpsd (optional anchor) runs in its own IPC namespace so its
 // SHM segments never reach the host's time daemon.
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -14,13 +14,14 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { keyText } from '../src/shm.js';
 import { htntpBin, makeTempDir, repoRoot, runCommand, startProcess, type RunningProcess } from '../test/helpers/process.js';
 import { findTool } from '../test/helpers/tools.js';
-import { PacedWriter, startPtyPair, type PtyPair } from '../test/gps/pty.js';
-import { burst } from '../test/gps/sentences.js';
-import { closeAll, startTimeServers } from '../test/http/servers.js';
+import { units } from '../test/helpers/units.js';
+import { PacedWriter, startPtyPair, type PtyPair } from '../test/helpers/gps/pty.js';
+import { burst } from '../test/helpers/gps/sentences.js';
+import { closeAll, startTimeServers } from '../test/helpers/http/servers.js';
 
 const WARMUP_SECONDS = Number(process.env.HTNTP_BENCH_WARMUP ?? 15);
 const SECONDS = Number(process.env.HTNTP_BENCH_SECONDS ?? 60);
-const UNITS = { fixed: 244, http: 245, gps: 246 } as const;
+const UNITS = { fixed: units.footprintFixed, http: units.footprintHttp, gps: units.footprintGps } as const;
 const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
 interface Reading {

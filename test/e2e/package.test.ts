@@ -4,7 +4,6 @@
 // (arm64 and armv7 under qemu-user): the file node-gyp-build picks, every struct the
 // addon shares with C readers against a C program compiled for that platform, and a
 // sample the addon writes read back field by field by that platform's C reader.
-// Units 241-243.
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,8 +14,9 @@ import { keyText } from '../../src/shm.js';
 import { cBuild, type CBuild } from '../helpers/cc.js';
 import { makeTempDir, repoRoot, startProcess, type TempDir } from '../helpers/process.js';
 import { describeE2e, describeIf, findTool, type ToolName } from '../helpers/tools.js';
+import { units, type TestUnit } from '../helpers/units.js';
 
-const UNITS: Record<Platform['arch'], number> = { x64: 241, arm64: 242, arm: 243 };
+const PLATFORM_UNITS: Record<Platform['arch'], TestUnit> = { x64: units.packageX64, arm64: units.packageArm64, arm: units.packageArm };
 
 /** Below 2^31 so that a 32-bit time_t holds it; every field a different value. */
 const CLOCK = { sec: 1_900_000_123, nsec: 456_789_012 };
@@ -198,7 +198,7 @@ describeE2e('the npm tarball', packTools, () => {
   }, 400_000);
 
   afterAll(async () => {
-    for (const unit of Object.values(UNITS)) removeAnySegment(unit);
+    for (const unit of Object.values(PLATFORM_UNITS)) removeAnySegment(unit);
     await temp?.remove();
   });
 
@@ -226,7 +226,7 @@ describeE2e('the npm tarball', packTools, () => {
     expect(emptyFolders(installed)).toEqual([]);
     const dist = readdirSync(join(installed, 'dist'), { recursive: true, encoding: 'utf8' }).filter((path) => path.endsWith('.js'));
     expect(dist.filter((path) => readFileSync(join(installed, 'dist', path), 'utf8').includes('sourceMappingURL'))).toEqual([]);
-    const status = await run(join(withScripts.dir, 'node_modules', '.bin', 'htntp'), ['status', '--unit', String(UNITS.x64), '--json'], withScripts.dir, 30_000);
+    const status = await run(join(withScripts.dir, 'node_modules', '.bin', 'htntp'), ['status', '--unit', String(PLATFORM_UNITS.x64), '--json'], withScripts.dir, 30_000);
     expect(status.stderr).not.toMatch(/addon/);
   });
 
@@ -248,7 +248,7 @@ describeE2e('the npm tarball', packTools, () => {
     expect(sockConfig.stdout).toMatch(/^refclock SOCK \/run\/htntp.sock/m);
     const subcommandHelp = await run(htntp, ['fixed', '--help'], withoutScripts.dir, 30_000);
     expect([subcommandHelp.code, subcommandHelp.stderr]).toEqual([0, '']);
-    for (const args of [['status', '--unit', String(UNITS.x64)], ['fixed', '--offset', '0', '--unit', String(UNITS.x64), '--once']]) {
+    for (const args of [['status', '--unit', String(PLATFORM_UNITS.x64)], ['fixed', '--offset', '0', '--unit', String(PLATFORM_UNITS.x64), '--once']]) {
       const failed = await run(htntp, args, withoutScripts.dir, 30_000);
       expect(failed.code, args[0]).toBe(1);
       expect(failed.stdout).toBe('');
@@ -279,7 +279,7 @@ describeE2e('the npm tarball', packTools, () => {
         emulated === undefined ? run(program, args, cwd, 120_000) : run(findTool(emulated.qemu as ToolName) ?? emulated.qemu, ['-L', emulated.sysroot, program, ...args], cwd, 120_000);
 
       it('loads the prebuild for its platform; the layouts match its C compiler; a sample written is read back field by field by its C reader', { timeout: 240_000 }, async () => {
-        const unit = UNITS[platform.arch];
+        const unit = PLATFORM_UNITS[platform.arch];
         removeAnySegment(unit);
         const project = withScripts.dir;
         const probeFile = join(project, `probe-${platform.arch}.mjs`);

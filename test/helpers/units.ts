@@ -62,6 +62,12 @@ export const units = {
   sockShm: 241,
   sinkMetrics: 242,
   sockShmSecond: 243,
+  footprintFixed: 250,
+  footprintHttp: 251,
+  footprintGps: 252,
+  packageX64: 253,
+  packageArm64: 254,
+  packageArm: 255,
 } as const;
 
 export type TestUnit = (typeof units)[keyof typeof units];
