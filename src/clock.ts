@@ -2,7 +2,7 @@
 // fake realtime clock against a steady raw one; both read at one instant; and a realtime
 // clock nobody steers, what a measurement runs on while ntpd/chrony slew CLOCK_REALTIME.
 import { setTimeout as delay } from 'node:timers/promises';
-import { CLOCK, native, sharedSlots } from './native.js';
+import { CLOCK, nativeAddon, sharedSlots, type NativeAddon } from './native.js';
 import { addSeconds, diffSeconds, type Timespec } from './time.js';
 
 export interface Clock {
@@ -15,24 +15,31 @@ export interface Clock {
 // The addon leaves readings in this array; building the object here is ~10x cheaper
 // than building it through N-API.
 const slots = sharedSlots(CLOCK.slots);
-native.useClockSlots(slots);
+let clockAddon: NativeAddon | undefined;
+function addon(): NativeAddon {
+  if (clockAddon === undefined) {
+    clockAddon = nativeAddon();
+    clockAddon.useClockSlots(slots);
+  }
+  return clockAddon;
+}
 const io = slots as unknown as Readonly<Record<(typeof CLOCK)['sec' | 'nsec'], number>>;
 
 /** CLOCK_REALTIME now, from clock_gettime. */
 export function realtime(): Timespec {
-  native.readRealtime();
+  addon().readRealtime();
   return { sec: io[CLOCK.sec], nsec: io[CLOCK.nsec] };
 }
 
 /** CLOCK_MONOTONIC_RAW now, from clock_gettime. */
 export function monotonicRaw(): Timespec {
-  native.readMonotonicRaw();
+  addon().readMonotonicRaw();
   return { sec: io[CLOCK.sec], nsec: io[CLOCK.nsec] };
 }
 
 /** CLOCK_MONOTONIC_RAW now in ms, with no object built: for reads on an app's hot path. */
 export function monotonicRawMs(): number {
-  native.readMonotonicRaw();
+  addon().readMonotonicRaw();
   return io[CLOCK.sec] * 1000 + io[CLOCK.nsec] / 1e6;
 }
 
@@ -79,7 +86,7 @@ export interface ClockSync {
 
 /** The kernel's clock discipline state from ntp_adjtime(), via the addon. */
 export function clockSync(): ClockSync {
-  const state = native.readClockState();
+  const state = nativeAddon().readClockState();
   return { synchronised: !state.unsynchronised, maxError: state.maxErrorUs / 1e6, status: state.status };
 }
 

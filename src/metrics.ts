@@ -1,8 +1,9 @@
 // Prometheus text endpoint (`--metrics host:port`, loopback by default): what the feeder
 // published and what sources report through `SourceMetrics`. Own Registry, so an app
 // embedding htntp keeps its global registry to itself.
-import { createServer, type Server } from 'node:http';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Server } from 'node:http';
+import { createRequire } from 'node:module';
+import type { Counter, Gauge, Registry } from 'prom-client';
 import { systemClock, type Clock } from './clock.js';
 import type { Leap } from './shm.js';
 import { STALE_SAMPLE_SECONDS, type Sample } from './sample.js';
@@ -41,13 +42,21 @@ export interface FeedMetrics {
   sinkResult(sink: string, sent: boolean | undefined): void;
 }
 
+type PromClient = typeof import('prom-client');
+let promClient: PromClient | undefined;
+/** prom-client, loaded with the first ServiceMetrics: a feeder without --metrics never carries its ~12 MB. */
+function prom(): PromClient {
+  promClient ??= createRequire(import.meta.url)('prom-client') as PromClient;
+  return promClient;
+}
+
 export const noSourceMetrics: SourceMetrics = { server() {}, fix() {} };
 
 const SERVER_STATUSES = ['ok', 'falseticker', 'failed'] as const;
 
 /** Metrics of one feeder. Per-sample and GPS gauges appear with their first value, never as a misleading 0. */
 export class ServiceMetrics implements SourceMetrics, FeedMetrics {
-  readonly registry = new Registry();
+  readonly registry: Registry = new (prom().Registry)();
   readonly #clock: Clock;
   readonly #published: Counter;
   readonly #reattaches: Counter;
@@ -65,7 +74,7 @@ export class ServiceMetrics implements SourceMetrics, FeedMetrics {
   constructor(options: { unit?: number; source?: string; clock?: Clock; processMetrics?: boolean }) {
     this.#clock = options.clock ?? systemClock;
     if (options.unit !== undefined) this.registry.setDefaultLabels({ unit: String(options.unit) });
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (options.processMetrics ?? true) prom().collectDefaultMetrics({ register: this.registry });
     this.#info = this.#gauge('htntp_info', 'The running feeder (value 1)', ['source']);
     this.#gauge('htntp_up', `1 while the last published sample is at most ${STALE_SAMPLE_SECONDS} s old (a daemon can use it), else 0`, [], (gauge) => {
       const fresh = this.#lastReceive !== undefined && diffSeconds(this.#clock.realtime(), this.#lastReceive) <= STALE_SAMPLE_SECONDS;
@@ -73,17 +82,17 @@ export class ServiceMetrics implements SourceMetrics, FeedMetrics {
     });
     if (options.source !== undefined) this.setSource(options.source);
     const registers = [this.registry];
-    this.#published = new Counter({ name: 'htntp_samples_published_total', help: 'Samples written to the segment', registers });
-    this.#reattaches = new Counter({ name: 'htntp_segment_reattaches_total', help: 'Times the segment was removed under the feeder and attached anew', registers });
-    this.#sinkSent = new Counter({ name: 'htntp_sink_samples_sent_total', help: 'Samples that reached a sink (shm:UNIT, sock:PATH)', labelNames: ['sink'], registers });
-    this.#sinkErrors = new Counter({ name: 'htntp_sink_errors_total', help: 'Samples a sink did not deliver (reader down, refused, rejected)', labelNames: ['sink'], registers });
+    this.#published = new (prom().Counter)({ name: 'htntp_samples_published_total', help: 'Samples written to the segment', registers });
+    this.#reattaches = new (prom().Counter)({ name: 'htntp_segment_reattaches_total', help: 'Times the segment was removed under the feeder and attached anew', registers });
+    this.#sinkSent = new (prom().Counter)({ name: 'htntp_sink_samples_sent_total', help: 'Samples that reached a sink (shm:UNIT, sock:PATH)', labelNames: ['sink'], registers });
+    this.#sinkErrors = new (prom().Counter)({ name: 'htntp_sink_errors_total', help: 'Samples a sink did not deliver (reader down, refused, rejected)', labelNames: ['sink'], registers });
     this.#serverStatus = this.#gauge('htntp_http_server_status', 'HTTP: 1 for the status of each server in the latest measurement', ['server', 'status']);
     this.#serverRtt = this.#gauge('htntp_http_server_rtt_seconds', 'HTTP: round trip of the best probe per server', ['server']);
     this.#serverOffset = this.#gauge('htntp_http_server_offset_seconds', 'HTTP: server time - local time per server', ['server']);
   }
 
   #gauge(name: string, help: string, labelNames: string[] = [], collect?: (gauge: Gauge) => void): Gauge {
-    return new Gauge({ name, help, labelNames, registers: [this.registry], ...(collect === undefined ? {} : { collect() { collect(this); } }) });
+    return new (prom().Gauge)({ name, help, labelNames, registers: [this.registry], ...(collect === undefined ? {} : { collect() { collect(this); } }) });
   }
 
   /** Names the source in htntp_info (known once the command has built it). */
@@ -175,6 +184,8 @@ export interface MetricsServer {
 
 /** Serves `registry` at /metrics (and /) until close(). Rejects if the address is taken. */
 export async function serveMetrics(registry: Registry, address: MetricsAddress, logger: Logger = silentLogger): Promise<MetricsServer> {
+  // node:http only with --metrics: a feeder without it stays smaller.
+  const { createServer } = await import('node:http');
   const server: Server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
     if (request.method !== 'GET' && request.method !== 'HEAD') {

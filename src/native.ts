@@ -1,7 +1,9 @@
-// Loads the compiled addon (build/Release, or build/Debug for `node-gyp build --debug`)
-// and gives it types. Nothing else in the package touches the addon directly but
+// Loads the addon (built here, or the package's prebuilt one for this platform) and
+// gives it types. Nothing else in the package touches the addon directly but
 // shm.ts, sock.ts and clock.ts.
 import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import type { Timespec } from './time.js';
 
@@ -142,21 +144,35 @@ export interface NativeAddon {
   sockLayout: NativeSockLayout;
 }
 
+/** Where the package keeps build/ and prebuilds/: one folder up from src/ or dist/. */
+const packageRoot = dirname(dirname(fileURLToPath(import.meta.url)));
+
+/** One line saying what is missing and how to get it: the CLI prints it as it is. */
+function addonError(message: string, cause: unknown): Error {
+  return Object.assign(new Error(`${message}: build it with \`npm rebuild htntp\` (needs python3, make and a C++ compiler)`, { cause }), {
+    code: 'ERR_HTNTP_ADDON',
+  });
+}
+
 function load(): NativeAddon {
   const require = createRequire(import.meta.url);
-  const candidates = ['../build/Release/htntp.node', '../build/Debug/htntp.node'];
-  let firstError: unknown;
-  for (const candidate of candidates) {
-    try {
-      return require(candidate) as NativeAddon;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw error;
-      firstError ??= error;
-    }
+  // build/Release (or build/Debug) when built here, else prebuilds/<platform>-<arch>/.
+  const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+  let file: string;
+  try {
+    file = nodeGypBuild.resolve(packageRoot);
+  } catch (error) {
+    throw addonError(
+      `the htntp native addon is missing: none built in ${packageRoot} and no prebuilt one for ${process.platform}-${process.arch} (prebuilt: linux-x64, linux-arm64, linux-armv7 with glibc)`,
+      error,
+    );
   }
-  throw new Error('The htntp native addon is not built: run `npm install` (or `npx node-gyp rebuild`) in the package folder', {
-    cause: firstError,
-  });
+  try {
+    return require(file) as NativeAddon;
+  } catch (error) {
+    const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+    throw addonError(`the htntp native addon ${file} does not load (${reason})`, error);
+  }
 }
 
 /** The addon and this file must number the slots alike: a stale build would read the wrong ones. */
@@ -175,4 +191,30 @@ function checkSlots(addon: NativeAddon): NativeAddon {
   return addon;
 }
 
-export const native: NativeAddon = checkSlots(load());
+let loaded: NativeAddon | undefined;
+
+/**
+ * The addon, loaded and checked on first use: commands and modules that never touch a
+ * segment or a clock (help, config) work without it.
+ */
+export function nativeAddon(): NativeAddon {
+  loaded ??= checkSlots(load());
+  return loaded;
+}
+
+/**
+ * A struct layout the addon reports (`layout`, `sockLayout`), read from the addon on first
+ * access, so that importing the module exporting it needs no addon.
+ */
+export function lazyLayout<K extends 'layout' | 'sockLayout'>(key: K): NativeAddon[K] {
+  const real = (): NativeAddon[K] => nativeAddon()[key];
+  return new Proxy({} as NativeAddon[K], {
+    get: (_target, property) => Reflect.get(real(), property),
+    has: (_target, property) => Reflect.has(real(), property),
+    ownKeys: () => Reflect.ownKeys(real()),
+    getOwnPropertyDescriptor: (_target, property) => {
+      const descriptor = Reflect.getOwnPropertyDescriptor(real(), property);
+      return descriptor === undefined ? undefined : { ...descriptor, configurable: true };
+    },
+  });
+}

@@ -1,5 +1,5 @@
 // The typed API of the ntpd SHM reference clock segment (driver 28).
-import { IO, native, sharedSlots, type NativeSegment, type NativeStat } from './native.js';
+import { IO, lazyLayout, nativeAddon, sharedSlots, type NativeAddon, type NativeLayout, type NativeSegment, type NativeStat } from './native.js';
 import { explainSystemError, invalidArgType } from './errors.js';
 import { fromSeconds, toTimespec, type Time, type Timespec } from './time.js';
 
@@ -57,7 +57,8 @@ export interface ShmSnapshot extends ShmFields {
 export type ShmStat = NativeStat;
 
 export const DEFAULT_PRECISION = -20;
-export const KEY_BASE = native.layout.keyBase;
+/** ntpd's key of unit 0, "NTP0"; the addon's own is checked against it on first use. */
+export const KEY_BASE = 0x4e545030;
 export const MAX_UNIT = 255;
 
 export function keyOfUnit(unit: number): number {
@@ -79,8 +80,17 @@ export function defaultPerm(unit: number): number {
 }
 
 const FIELD = Object.fromEntries(FIELD_NAMES.map((name, index) => [name, index])) as Readonly<Record<FieldName, number>>;
-if (native.layout.fields.map((field) => field.name).join() !== FIELD_NAMES.join()) {
-  throw new Error(`htntp: the addon's fields (${native.layout.fields.map((field) => field.name).join(', ')}) are not this code's: rebuild it (npm rebuild htntp)`);
+let checkedAddon: NativeAddon | undefined;
+/** The addon, checked once against the key base and field list above. */
+function segmentAddon(): NativeAddon {
+  if (checkedAddon !== undefined) return checkedAddon;
+  const addon = nativeAddon();
+  if (addon.layout.keyBase !== KEY_BASE) throw new Error(`htntp: the addon's key base is ${addon.layout.keyBase}, not ${KEY_BASE}: rebuild it (npm rebuild htntp)`);
+  if (addon.layout.fields.map((field) => field.name).join() !== FIELD_NAMES.join()) {
+    throw new Error(`htntp: the addon's fields (${addon.layout.fields.map((field) => field.name).join(', ')}) are not this code's: rebuild it (npm rebuild htntp)`);
+  }
+  checkedAddon = addon;
+  return addon;
 }
 
 /**
@@ -103,7 +113,7 @@ export function errorHint(code: string | undefined, unit: number): string {
         ? `unit ${unit} is root-only by convention (units 0-1 are created 0600): run as root, or use a unit >= 2, or have the segment (key ${key}) created with other permissions`
         : `the segment (key ${key}) belongs to another user and its permissions exclude you: run as root, or have it created with permissions that let you in (0666 is the convention for units >= 2); see \`ipcs -m\``;
     case 'EINVAL':
-      return `an existing segment with key ${key} is not ${native.layout.size} bytes (sizeof(struct shmTime) here): a 32/64-bit mismatch or another program's segment; remove it with \`ipcrm -M ${key}\``;
+      return `an existing segment with key ${key} is not ${layout.size} bytes (sizeof(struct shmTime) here): a 32/64-bit mismatch or another program's segment; remove it with \`ipcrm -M ${key}\``;
     case 'ENOENT':
       return `no segment exists for unit ${unit} (key ${key})`;
     case 'ENOSPC':
@@ -183,7 +193,7 @@ export class NtpdShm {
     // The addon checks unit and perm as integers in range (TypeError/RangeError).
     const perm = options.perm ?? (typeof unit === 'number' && unit >= 0 ? defaultPerm(unit) : 0);
     try {
-      this.#segment = new native.Segment(unit, create, perm, readOnly, this.#io);
+      this.#segment = new (segmentAddon().Segment)(unit, create, perm, readOnly, this.#io);
     } catch (error) {
       throw explainSystemError(error, (code) => errorHint(code, unit));
     }
@@ -305,7 +315,7 @@ export class NtpdShm {
  */
 export function statUnit(unit: number): ShmStat & { shmId: number } {
   try {
-    return native.statUnit(unit);
+    return nativeAddon().statUnit(unit);
   } catch (error) {
     throw explainSystemError(error, (code) => errorHint(code, unit));
   }
@@ -319,7 +329,7 @@ export function statUnit(unit: number): ShmStat & { shmId: number } {
  */
 export function currentShmId(unit: number): number | undefined {
   try {
-    return native.unitShmId(unit);
+    return nativeAddon().unitShmId(unit);
   } catch (error) {
     const explained = explainSystemError(error, (code) => errorHint(code, unit));
     if ((explained as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -342,5 +352,5 @@ export function rootOnlyUnitConcern(unit: number, stat: Pick<ShmStat, 'uid' | 'p
   return `unit ${unit} is root-only by convention but its segment is ${problems.join(' and ')}: anyone who can write it steers the time daemon; remove it (\`ipcrm -M ${keyText(unit)}\`) and let root recreate it 0600`;
 }
 
-/** The struct as compiled on this platform (size, field offsets and C ranges). */
-export const layout = native.layout;
+/** The struct as compiled on this platform (size, field offsets and C ranges), read on first use. */
+export const layout: NativeLayout = lazyLayout('layout');

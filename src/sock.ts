@@ -3,15 +3,22 @@
 // `refclock SOCK <path>`. System faults come back as Node-style errors, never thrown:
 // a reader that is down (or restarting) is the normal case for the caller to retry.
 import { getSystemErrorName } from 'node:util';
-import { SOCK_IO, native, sharedSlots, type NativeSockClient } from './native.js';
+import { SOCK_IO, lazyLayout, nativeAddon, sharedSlots, type NativeSockClient, type NativeSockLayout } from './native.js';
 import { invalidArgType, outOfRange, systemError } from './errors.js';
 import { toTimespec, type Time } from './time.js';
 
 /** Leap indicators chrony's SOCK driver accepts: 0 none, 1 insert, 2 delete. */
 export type SockLeap = 0 | 1 | 2;
 
-/** struct sock_sample as compiled on this platform (size, offsets, magic). */
-export const sockLayout = native.sockLayout;
+/**
+ * The longest socket path: sizeof(sockaddr_un.sun_path) less its NUL, 108 bytes on Linux
+ * and 104 on the BSDs and macOS. Known without the addon, so `htntp config --sock` and
+ * option parsing need none; the addon's own figure is checked against it on first use.
+ */
+export const MAX_SOCK_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
+
+/** struct sock_sample as compiled on this platform (size, offsets, magic), read on first use. */
+export const sockLayout: NativeSockLayout = lazyLayout('sockLayout');
 
 /** What a failed connect/send to a SOCK socket most likely means, and the fix. */
 export function sockErrorHint(code: string | undefined, path: string): string {
@@ -43,8 +50,8 @@ function sockError(errno: number, syscall: string, path: string): NodeJS.ErrnoEx
 export function checkSockPath(path: unknown): string {
   if (typeof path !== 'string') throw invalidArgType('path', 'string', path);
   const bytes = Buffer.byteLength(path);
-  if (bytes === 0 || bytes > sockLayout.maxPathBytes || path.includes('\0')) {
-    throw outOfRange('path', `1 to ${sockLayout.maxPathBytes} bytes without NUL`, JSON.stringify(path));
+  if (bytes === 0 || bytes > MAX_SOCK_PATH_BYTES || path.includes('\0')) {
+    throw outOfRange('path', `1 to ${MAX_SOCK_PATH_BYTES} bytes without NUL`, JSON.stringify(path));
   }
   return path;
 }
@@ -56,7 +63,11 @@ export class ChronySock {
 
   constructor(path: string) {
     this.path = checkSockPath(path);
-    this.#client = new native.SockClient(this.#io);
+    const addon = nativeAddon();
+    if (addon.sockLayout.maxPathBytes !== MAX_SOCK_PATH_BYTES) {
+      throw new Error(`htntp: the addon's socket paths hold ${addon.sockLayout.maxPathBytes} bytes, this code's ${MAX_SOCK_PATH_BYTES}: rebuild it (npm rebuild htntp)`);
+    }
+    this.#client = new (addon.SockClient)(this.#io);
   }
 
   get connected(): boolean {

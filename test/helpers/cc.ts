@@ -1,5 +1,5 @@
 // Compiles the small C programs of the tests (test/e2e/c/) and of the benchmark (bench/c/)
-// with the system compiler, against test/e2e/c/shm_time.h: the reference struct, declared
+// with the system compiler (or a cross compiler), against test/e2e/c/shm_time.h: the reference struct, declared
 // independently of native/.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,14 +18,15 @@ export interface CBuild {
   cleanup(): void;
 }
 
-export function cBuild(prefix = 'htntp-c-'): CBuild {
+/** `compiler`: the system's cc, or a cross compiler (aarch64-linux-gnu-gcc) for another platform. */
+export function cBuild(prefix = 'htntp-c-', compiler = 'cc'): CBuild {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return {
     dir,
     compile(source, extraFlags = []) {
       const path = source.includes('/') ? source : join(testCDir, source);
       const output = join(dir, basename(path, '.c'));
-      execFileSync('cc', ['-std=c11', '-D_GNU_SOURCE', '-O2', '-Wall', '-Wextra', '-Werror', '-I', testCDir, ...extraFlags, path, '-o', output], {
+      execFileSync(compiler, ['-std=c11', '-D_GNU_SOURCE', '-O2', '-Wall', '-Wextra', '-Werror', '-I', testCDir, ...extraFlags, path, '-o', output], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       return output;

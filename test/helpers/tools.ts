@@ -24,7 +24,13 @@ export type ToolName =
   | 'haproxy'
   | 'squid'
   | 'tinyproxy'
-  | 'libfaketime'; // the preload library that shifts a server's clock
+  | 'libfaketime' // the preload library that shifts a server's clock
+  // the prebuilt addons: cross compilers and qemu-user for arm64 / armv7 (package tests)
+  | 'aarch64-linux-gnu-g++'
+  | 'arm-linux-gnueabihf-g++'
+  | 'qemu-aarch64-static'
+  | 'qemu-arm-static'
+  | 'systemd-analyze';
 
 export const e2eRequired = process.env.HTNTP_E2E === 'required';
 
@@ -106,6 +112,11 @@ const installHint: Record<ToolName, string> = {
   squid: 'apt-get install squid',
   tinyproxy: 'apt-get install tinyproxy',
   libfaketime: 'apt-get install faketime',
+  'aarch64-linux-gnu-g++': 'apt-get install g++-aarch64-linux-gnu',
+  'arm-linux-gnueabihf-g++': 'apt-get install g++-arm-linux-gnueabihf',
+  'qemu-aarch64-static': 'apt-get install qemu-user-static',
+  'qemu-arm-static': 'apt-get install qemu-user-static',
+  'systemd-analyze': 'apt-get install systemd',
 };
 
 /** Tools a daemon needs beyond itself. ntpd runs as root in its own network namespace. */

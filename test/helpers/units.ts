@@ -75,6 +75,12 @@ export const units = {
   doctorDisagree: 191,
   doctorAbsent: 193,
   doctorNtpd: 194,
+  footprintFixed: 250,
+  footprintHttp: 251,
+  footprintGps: 252,
+  packageX64: 253,
+  packageArm64: 254,
+  packageArm: 255,
 } as const;
 
 export type TestUnit = (typeof units)[keyof typeof units];

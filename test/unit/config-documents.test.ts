@@ -33,7 +33,8 @@ async function htntpConfig(args: string[]): Promise<string[]> {
     return true;
   }) as typeof process.stdout.write;
   try {
-    await buildProgram().exitOverride().parseAsync(['node', 'htntp', ...args]);
+    const argv = ['node', 'htntp', ...args];
+    await (await buildProgram(argv)).exitOverride().parseAsync(argv);
   } finally {
     process.stdout.write = write;
   }

@@ -17,7 +17,7 @@ afterAll(async () => {
 
 describe('htntp http', () => {
   it('is the default command: the planned invocation parses unchanged', async () => {
-    const program = buildProgram().exitOverride();
+    const program = (await buildProgram()).exitOverride();
     const http = program.commands.find((command) => command.name() === 'http');
     let seen: { servers: string[]; options: HttpOptions } | undefined;
     http?.action((servers: string[], options: HttpOptions) => {

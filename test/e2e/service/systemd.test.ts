@@ -2,11 +2,12 @@
 // way htntp.service runs it: root limited to the unit's CapabilityBoundingSet with
 // no_new_privs (setpriv), attaching to a 0600 segment another user created (as chronyd
 // running as _chrony does) and dropping to --user nobody..
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { htntpBin, repoRoot, runCommand, startProcess, type RunningProcess } from '../../helpers/process.js';
+import { htntpBin, makeTempDir, repoRoot, runCommand, startProcess, type RunningProcess } from '../../helpers/process.js';
 import { readSegment, removeSegment, waitForCount } from '../../helpers/segments.js';
-import { e2eRequired } from '../../helpers/tools.js';
+import { e2eRequired, e2eTool } from '../../helpers/tools.js';
 import { units } from '../../helpers/units.js';
 
 const UNIT = units.systemd;
@@ -34,7 +35,33 @@ describe('unit files', () => {
       expect(unit.get('NoNewPrivileges')).toBe('yes');
       expect(unit.get('SystemCallFilter')).toBe('@system-service');
     });
+
+    it(`${name}: finds htntp on systemd's PATH, wherever npm -g put it`, () => {
+      expect(new Map(settings(unitFile(name))).get('ExecStart')).toMatch(/^\/usr\/bin\/env htntp /);
+    });
   }
+
+  it('every GPS instance has its own options file; the shared defaults hold none', () => {
+    const gps = settings(unitFile('htntp-gps@.service'));
+    expect(gps.filter(([key]) => key === 'EnvironmentFile').map(([, value]) => value)).toEqual(['/etc/htntp/gps-%i.env']);
+    expect(unitFile('htntp.default')).not.toMatch(/^HTNTP_GPS_OPTS=/m);
+    const example = unitFile('gps.env.example');
+    expect(example).toMatch(/^HTNTP_GPS_OPTS="[^"]*--unit \d+[^"]*--metrics 127\.0\.0\.1:\d+/m);
+  });
+
+  it('pass systemd-analyze verify (the template as an instance)', async (context) => {
+    const analyze = e2eTool(context, 'systemd-analyze');
+    const dir = await makeTempDir('units');
+    try {
+      writeFileSync(join(dir.path, 'htntp.service'), unitFile('htntp.service'));
+      writeFileSync(join(dir.path, 'htntp-gps@ttyUSB0.service'), unitFile('htntp-gps@.service'));
+      const run = startProcess(analyze, ['verify', join(dir.path, 'htntp.service'), join(dir.path, 'htntp-gps@ttyUSB0.service')]);
+      const exit = await run.exited;
+      expect([exit.code, ...run.stdoutLines, ...run.stderrLines]).toEqual([0]);
+    } finally {
+      await dir.remove();
+    }
+  });
 });
 
 function setprivPath(): string | undefined {
