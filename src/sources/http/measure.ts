@@ -7,13 +7,15 @@ import type { Dispatcher } from 'undici';
 import { readClockPair, steadyClock, steadyRealtime, systemClock, type Clock } from '../../clock.js';
 import { redactCredentials, silentLogger, type Logger } from '../../log.js';
 import { codedError, invalidArgValue, outOfRange } from '../../errors.js';
-import { addSeconds, diffSeconds, formatUtc, toSeconds, type Timespec } from '../../time.js';
+import { addSeconds, diffSeconds, formatUtc, fromSeconds, toSeconds, type Timespec } from '../../time.js';
 import { parseHttpDate, utcYear } from './date.js';
 import { Ensemble } from './ensemble.js';
 import { asymmetrySigma, median, posteriorMedian, posteriorQuantiles } from './estimate.js';
 import { intersect, midpoint, probeInterval, selectMajority, symmetricLow, type Interval } from './interval.js';
 import { createDispatcher, probe, ProbeFault } from './probe.js';
 import { serverUrl } from './servers.js';
+import type { CertificateWindow, TlsConnection, TlsTrust } from './tls.js';
+import { commonWindow, selectWithinValidity, thetaWithin } from './validity.js';
 
 export const DEFAULT_PROBES = 8;
 /** More probes than this add seconds without adding bits worth having. */
@@ -83,6 +85,13 @@ export interface ServerResult {
   /** The server's interval for theta, seconds. */
   low: number | null;
   high: number | null;
+  /**
+   * https: `verified` (certificates checked at the local clock) or `time-unverified`
+   * (checked in full but for time, which the local clock could not judge; tls.ts); null for http.
+   */
+  tls: TlsTrust | null;
+  /** https: the validity window of each certificate of its chain(s), which the published time must lie in. */
+  certificates: CertificateWindow[] | null;
 }
 
 export interface MeasurementResult {
@@ -98,6 +107,8 @@ export interface MeasurementResult {
   survivors: number;
   /** Why there is no estimate. */
   reason: string | null;
+  /** Some of the agreeing servers' certificates were checked against the servers' time, not the local clock's. */
+  timeUnverified: boolean;
   /** When the measurement ended (local clock, UTC). */
   time: string;
   /** Wall time of the measurement, seconds. */
@@ -302,7 +313,8 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const stop = (): void => deadline.abort(signal?.reason);
   signal?.addEventListener('abort', stop, { once: true });
   const connection = { timeoutMs: timeout * 1000, ...(options.proxy === undefined ? {} : { proxy: options.proxy }), ...(options.ca === undefined ? {} : { ca: options.ca }) };
-  const dispatchers = urls.map((url) => createDispatcher(url, connection));
+  const connections: TlsConnection[][] = urls.map(() => []);
+  const dispatchers = urls.map((url, index) => createDispatcher(url, { ...connection, onTls: (tls) => connections[index]?.push(tls) }));
   // Aborting destroys the connections: every pending probe fails at once.
   deadline.signal.addEventListener('abort', () => {
     for (const dispatcher of dispatchers) dispatcher.destroy(deadline.signal.reason as Error).catch(() => {});
@@ -329,18 +341,30 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const toRealtime = diffSeconds(steadyEnd, end.realtime);
   const reported = (interval: Interval): Interval => ({ low: interval.low + toRealtime, high: interval.high + toRealtime });
 
-  const candidates = outcomes.flatMap((outcome, index) => (outcome.interval ? [{ index, interval: outcome.interval }] : []));
-  const selection = selectMajority(candidates.map((candidate) => candidate.interval));
+  // Certificates bound theta: the true time over the measurement must lie in every window.
+  const trust = connections.map((list): TlsTrust | null => (list.length === 0 ? null : list.some((tls) => tls.trust === 'time-unverified') ? 'time-unverified' : 'verified'));
+  const windows = connections.map((list) => uniqueWindows(list.flatMap((tls) => tls.windows)));
+  const validity = windows.map((list) => {
+    const window = commonWindow(list);
+    return window && thetaWithin(window, toSeconds(start.realtime), toSeconds(steadyEnd));
+  });
+  const candidates = outcomes.flatMap((outcome, index) => (outcome.interval ? [{ index, interval: outcome.interval, validity: validity[index] }] : []));
+  const { selection, outside } = selectWithinValidity(candidates, selectMajority);
   const truechimers = new Set(selection?.truechimers.map((position) => candidates[position]?.index));
+  const outsideByServer = new Map([...outside].map(([position, agreed]) => [candidates[position]?.index ?? -1, agreed]));
   const majority = selection && reported(selection.interval);
   const results: ServerResult[] = outcomes.map((outcome, index) => {
     const interval = outcome.interval && reported(outcome.interval);
     // Each server's own estimate, worked out now that no answer is waiting to be stamped.
     const [group] = ensemble.groups([index]);
     const offset = outcome.interval && clamp(group ? posteriorMedian(group.lows, group.sigma, outcome.interval) : midpoint(outcome.interval), outcome.interval) + toRealtime;
-    const status: ServerStatus = interval === undefined ? 'failed' : selection === undefined || truechimers.has(index) ? 'ok' : 'falseticker';
+    const agreed = outsideByServer.get(index);
+    const window = commonWindow(windows[index] ?? []);
+    const status: ServerStatus = interval === undefined || agreed ? 'failed' : selection === undefined || truechimers.has(index) ? 'ok' : 'falseticker';
     const reason =
-      status === 'failed'
+      agreed && window
+        ? `tls: its certificates, valid ${formatUtc(fromSeconds(window.low))} to ${formatUtc(fromSeconds(window.high))}, are not valid at the time the servers agree on (${formatUtc(addSeconds(steadyEnd, agreed.low))})`
+        : status === 'failed'
         ? (outcome.reason ?? 'no probe answered')
         : status === 'falseticker' && interval && majority
           ? `interval [${interval.low.toFixed(6)}, ${interval.high.toFixed(6)}] s excludes the majority's [${majority.low.toFixed(6)}, ${majority.high.toFixed(6)}] s`
@@ -356,13 +380,17 @@ export async function measure(servers: readonly string[], options: MeasureOption
       reason,
       low: interval?.low ?? null,
       high: interval?.high ?? null,
+      tls: trust[index] ?? null,
+      certificates: trust[index] ? (windows[index] ?? []) : null,
     };
   });
   const noEstimate =
     candidates.length === 0
       ? `no server gave a usable Date (${results.length} failed)`
       : selection === undefined
-        ? `no majority: no region is shared by more than half of the ${candidates.length} servers that answered`
+        ? outside.size > 0
+          ? `no majority once the ${outside.size} server(s) whose certificates are not valid at the agreed time are left out: no region is shared by more than half of the ${candidates.length} servers that answered`
+          : `no majority: no region is shared by more than half of the ${candidates.length} servers that answered`
         : null;
   // The truechimers measure one theta: their joint posterior decides the point; the region
   // they share bounds the error.
@@ -375,11 +403,39 @@ export async function measure(servers: readonly string[], options: MeasureOption
     servers: results,
     survivors: selection ? selection.truechimers.length : 0,
     reason: noEstimate,
+    timeUnverified: selection !== undefined && [...truechimers].some((index) => index !== undefined && trust[index] === 'time-unverified'),
     time: formatUtc(end.realtime),
     duration: diffSeconds(end.monotonicRaw, start.monotonicRaw),
   };
+  logTimeUnverified(logger, result, trust);
   if (theta === undefined || error === undefined) return { result, estimate: undefined };
   return { result, estimate: { monotonicRaw: end.monotonicRaw, trueTime: addSeconds(steadyEnd, theta), error } };
+}
+
+const uniqueWindows = (windows: readonly CertificateWindow[]): CertificateWindow[] => [...new Map(windows.map((window) => [JSON.stringify(window), window])).values()];
+
+/** "400 days", "3.2 hours", "12 s": a clock error said plainly. */
+export function formatDuration(seconds: number): string {
+  const size = Math.abs(seconds);
+  if (size >= 2 * 86_400) return `${Math.round(size / 86_400)} days`;
+  if (size >= 2 * 3_600) return `${(size / 3_600).toFixed(1)} hours`;
+  if (size >= 120) return `${Math.round(size / 60)} minutes`;
+  return `${size.toFixed(3)} s`;
+}
+
+/** Once per measurement that needed it: the local clock is wrong, and what the certificates were checked against. */
+function logTimeUnverified(logger: Logger, result: MeasurementResult, trust: readonly (TlsTrust | null)[]): void {
+  const count = trust.filter((value) => value === 'time-unverified').length;
+  if (count === 0) return;
+  const servers = `${count} of ${trust.length} server(s)`;
+  if (result.offset !== null) {
+    logger.warn(
+      `the local clock is ${result.offset > 0 ? 'behind' : 'ahead'} by about ${formatDuration(result.offset)}: the certificates of ${servers} were not valid at the local clock's time and were checked against the servers' time instead`,
+      { offset: result.offset, timeUnverified: count },
+    );
+  } else {
+    logger.warn(`the certificates of ${servers} were not valid at the local clock's time (the local clock may be wrong) and were checked against the servers' time: no estimate (${result.reason ?? ''})`, { timeUnverified: count, reason: result.reason });
+  }
 }
 
 /**

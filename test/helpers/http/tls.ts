@@ -32,3 +32,74 @@ export function makeTestPki(): TestPki {
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+/** A certificate and its key (PEM); `chain` is the certificate followed by the intermediates to present. */
+export interface TestCertificate {
+  key: string;
+  cert: string;
+  chain: string;
+  /** Self-signed. */
+  root: boolean;
+  keyPath: string;
+  certPath: string;
+}
+
+export interface CertificateSpec {
+  subject: string;
+  /** Validity, both ends (seconds since the epoch). */
+  notBefore: number;
+  notAfter: number;
+  /** Extension lines (openssl x509v3 config), e.g. `basicConstraints=critical,CA:TRUE`. */
+  extensions: string[];
+}
+
+/**
+ * A throwaway PKI with exact validity windows (openssl ca -startdate/-enddate), EC P-256
+ * keys. issue(spec, issuer) signs with `issuer` (undefined: self-signed).
+ */
+export interface TestAuthority {
+  dir: string;
+  issue(spec: CertificateSpec, issuer?: TestCertificate): TestCertificate;
+  cleanup(): void;
+}
+
+const opensslTime = (seconds: number): string => new Date(seconds * 1000).toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
+
+export function makeTestAuthority(): TestAuthority {
+  const dir = mkdtempSync(join(tmpdir(), 'htntp-ca-'));
+  const path = (name: string): string => join(dir, name);
+  const openssl = (...args: string[]): void => {
+    execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
+  };
+  writeFileSync(path('index.txt'), '');
+  writeFileSync(path('serial'), '1000\n');
+  writeFileSync(
+    path('ca.cnf'),
+    ['[ca]', 'default_ca = any', '[any]', `database = ${path('index.txt')}`, `new_certs_dir = ${dir}`, `serial = ${path('serial')}`,
+      'default_md = sha256', 'policy = anything', 'unique_subject = no', 'copy_extensions = none', '[anything]', 'commonName = supplied', ''].join('\n'),
+  );
+  let count = 0;
+  return {
+    dir,
+    issue(spec, issuer) {
+      count += 1;
+      const name = `cert${count}`;
+      openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${spec.subject}`, '-keyout', path(`${name}.key`), '-out', path(`${name}.csr`));
+      writeFileSync(path(`${name}.ext`), `[ext]\n${spec.extensions.join('\n')}\n`);
+      const signer = issuer ? ['-cert', issuer.certPath, '-keyfile', issuer.keyPath] : ['-selfsign', '-keyfile', path(`${name}.key`)];
+      openssl('ca', '-batch', '-notext', '-config', path('ca.cnf'), ...signer, '-in', path(`${name}.csr`), '-out', path(`${name}.pem`),
+        '-startdate', opensslTime(spec.notBefore), '-enddate', opensslTime(spec.notAfter), '-extfile', path(`${name}.ext`), '-extensions', 'ext');
+      const cert = readFileSync(path(`${name}.pem`), 'utf8');
+      return {
+        key: readFileSync(path(`${name}.key`), 'utf8'),
+        cert,
+        // A server presents its certificate and the intermediates above it, not the root.
+        chain: issuer && !issuer.root ? `${cert}${issuer.chain}` : cert,
+        root: issuer === undefined,
+        keyPath: path(`${name}.key`),
+        certPath: path(`${name}.pem`),
+      };
+    },
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
