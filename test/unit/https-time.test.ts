@@ -78,3 +78,101 @@ describe.each([
     expect(warnings[0]).toContain(shift > 0 ? 'behind by about 400 days' : 'ahead by about 1095 days');
   });
 });
+
+describe('local clock 400 days behind: what is still rejected', () => {
+  const shift = 400 * DAY;
+
+  it('rejects a wrong host name', async () => {
+    const { root, server } = pkiAround(now + shift, { extensions: leafExtensions('DNS:wrong.example') });
+    const result = await measureOffset(await serve(shift, server), { probes: 1, ca: root.cert });
+    expect(result.offset).toBeNull();
+    expect(result.servers[0]?.status).toBe('failed');
+    expect(result.servers[0]?.reason).toMatch(/^tls: ERR_TLS_CERT_ALTNAME_INVALID .*127\.0\.0\.1 is not in the cert's list/);
+  });
+
+  it('rejects an unknown CA (OpenSSL reports only the time error for it)', async () => {
+    const { server } = pkiAround(now + shift);
+    const { root: other } = pkiAround(now + shift);
+    const result = await measureOffset(await serve(shift, server), { probes: 1, ca: other.cert });
+    expect(result.offset).toBeNull();
+    expect(result.servers[0]?.reason).toMatch(/^tls: UNABLE_TO_GET_ISSUER_CERT_LOCALLY .*no trusted issuer/);
+  });
+
+  it('rejects a server whose chain is not valid at the agreed time, and still publishes the majority', async () => {
+    const { root, server } = pkiAround(now + shift);
+    // Not yet valid at the local clock either, so it is checked the same way; valid long before the truth.
+    const expired = authority.issue({ subject: '127.0.0.1', notBefore: now + shift - 200 * DAY, notAfter: now + shift - 100 * DAY, extensions: leafExtensions() }, root);
+    const urls = [...(await serve(shift, server, 3)), ...(await serve(shift, expired))];
+    const result = await measureOffset(urls, { probes: 3, ca: root.cert });
+    expectNear(result, shift);
+    expect(result.survivors).toBe(3);
+    expect(result.servers.map((entry) => entry.status)).toEqual(['ok', 'ok', 'ok', 'failed']);
+    expect(result.servers[3]?.tls).toBe('time-unverified');
+    expect(result.servers[3]?.reason).toMatch(/^tls: its certificates, valid .* are not valid at the time the servers agree on/);
+  });
+
+  it('rejects an expired key\'s claim of a time inside its old window (a falseticker and outside)', async () => {
+    const { root, server } = pkiAround(now + shift);
+    const old = now + shift - 150 * DAY;
+    const stolen = authority.issue({ subject: '127.0.0.1', notBefore: old - 50 * DAY, notAfter: old + 50 * DAY, extensions: leafExtensions() }, root);
+    const urls = [...(await serve(shift, server, 2)), ...(await serve(old - now, stolen))];
+    const result = await measureOffset(urls, { probes: 3, ca: root.cert });
+    expectNear(result, shift);
+    expect(result.servers.map((entry) => entry.status)).toEqual(['ok', 'ok', 'falseticker']);
+  });
+
+  it('publishes nothing when leaving out a chain not valid at the agreed time leaves no majority', async () => {
+    const { root, server } = pkiAround(now + shift);
+    const expired = authority.issue({ subject: '127.0.0.1', notBefore: now + shift - 200 * DAY, notAfter: now + shift - 100 * DAY, extensions: leafExtensions() }, root);
+    const urls = [...(await serve(shift, server)), ...(await serve(shift, expired))];
+    const result = await measureOffset(urls, { probes: 2, ca: root.cert });
+    expect(result.offset).toBeNull();
+    expect(result.timeUnverified).toBe(false);
+    expect(result.reason).toMatch(/no majority once the 1 server\(s\) whose certificates are not valid at the agreed time are left out/);
+  });
+
+  it('publishes nothing when all servers are time-unverified and disagree', async () => {
+    const { root, server } = pkiAround(now + shift);
+    const urls = [...(await serve(shift, server)), ...(await serve(shift + 30, server)), ...(await serve(shift + 60, server))];
+    const lines: string[] = [];
+    const result = await measureOffset(urls, { probes: 2, ca: root.cert, logger: createLogger({ level: 'warn', write: (line) => lines.push(line) }) });
+    expect(result.offset).toBeNull();
+    expect(result.reason).toMatch(/^no majority/);
+    expect(result.servers.every((entry) => entry.tls === 'time-unverified')).toBe(true);
+    expect(lines.filter((line) => /checked against the servers' time: no estimate/.test(line))).toHaveLength(1);
+  });
+
+  it('works through a proxy\'s CONNECT tunnel', async () => {
+    const { root, server } = pkiAround(now + shift);
+    const urls = await serve(shift, server, 3);
+    const connects = proxy.connects;
+    const result = await measureOffset(urls, { probes: 2, ca: root.cert, proxy: proxy.uri });
+    expectNear(result, shift);
+    expect(result.servers.every((entry) => entry.tls === 'time-unverified')).toBe(true);
+    // Per server: the strict attempt's tunnel, then the one kept.
+    expect(proxy.connects - connects).toBe(6);
+  });
+});
+
+describe('local clock right', () => {
+  it('verifies normally: no retry, no warning, verified', async () => {
+    const { root, server } = pkiAround(now);
+    const urls = await serve(0.25, server, 3);
+    const lines: string[] = [];
+    const connects = proxy.connects;
+    const result = await measureOffset(urls, { probes: 2, ca: root.cert, proxy: proxy.uri, logger: createLogger({ level: 'warn', write: (line) => lines.push(line) }) });
+    expectNear(result, 0.25);
+    expect(result.timeUnverified).toBe(false);
+    expect(result.servers.map((entry) => entry.tls)).toEqual(['verified', 'verified', 'verified']);
+    expect(proxy.connects - connects).toBe(3);
+    expect(lines.join('\n')).not.toMatch(/certificates/);
+  });
+
+  it('still rejects a wrong host name without trying again', async () => {
+    const { root, server } = pkiAround(now, { extensions: leafExtensions('DNS:wrong.example') });
+    const connects = proxy.connects;
+    const result = await measureOffset(await serve(0, server), { probes: 1, ca: root.cert, proxy: proxy.uri });
+    expect(result.servers[0]?.reason).toMatch(/^tls: ERR_TLS_CERT_ALTNAME_INVALID/);
+    expect(proxy.connects - connects).toBe(1);
+  });
+});
