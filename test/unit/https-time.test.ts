@@ -111,6 +111,20 @@ describe('local clock 400 days behind: what is still rejected', () => {
     expect(result.servers[3]?.reason).toMatch(/^tls: its certificates, valid .* are not valid at the time the servers agree on/);
   });
 
+  it('rejects a chain valid at the wrong local clock but expired at the agreed time', async () => {
+    const { root, server } = pkiAround(now + shift);
+    // The root too must be valid at the local clock for OpenSSL to accept the chain.
+    const localRoot = authority.issue({ subject: 'htntp test local root', notBefore: now - 10 * DAY, notAfter: now + 100 * DAY, extensions: CA_EXTENSIONS });
+    const local = authority.issue({ subject: '127.0.0.1', notBefore: now - 10 * DAY, notAfter: now + 100 * DAY, extensions: leafExtensions() }, localRoot);
+    const urls = [...(await serve(shift, server, 3)), ...(await serve(shift, local))];
+    const result = await measureOffset(urls, { probes: 3, ca: `${root.cert}${localRoot.cert}` });
+    expectNear(result, shift);
+    expect(result.servers.map((entry) => [entry.status, entry.tls])).toEqual([
+      ['ok', 'time-unverified'], ['ok', 'time-unverified'], ['ok', 'time-unverified'], ['failed', 'verified'],
+    ]);
+    expect(result.servers[3]?.reason).toMatch(/^tls: its certificates, valid .* are not valid at the time the servers agree on/);
+  });
+
   it('rejects an expired key\'s claim of a time inside its old window (a falseticker and outside)', async () => {
     const { root, server } = pkiAround(now + shift);
     const old = now + shift - 150 * DAY;

@@ -341,13 +341,12 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const toRealtime = diffSeconds(steadyEnd, end.realtime);
   const reported = (interval: Interval): Interval => ({ low: interval.low + toRealtime, high: interval.high + toRealtime });
 
-  // Certificates not judged at the local clock bound theta: the true time over the
-  // measurement must lie in every window of their chains.
+  // Certificates bound theta: the true time over the measurement must lie in every window
+  // of the chains (a chain valid at a wrong local clock may not be at the true time).
   const trust = connections.map((list): TlsTrust | null => (list.length === 0 ? null : list.some((tls) => tls.trust === 'time-unverified') ? 'time-unverified' : 'verified'));
   const windows = connections.map((list) => uniqueWindows(list.flatMap((tls) => tls.windows)));
-  // Verified chains were judged by OpenSSL at the local clock; the others only here.
-  const validity = windows.map((list, index) => {
-    const window = trust[index] === 'time-unverified' ? commonWindow(list) : undefined;
+  const validity = windows.map((list) => {
+    const window = commonWindow(list);
     return window && thetaWithin(window, toSeconds(start.realtime), toSeconds(steadyEnd));
   });
   const candidates = outcomes.flatMap((outcome, index) => (outcome.interval ? [{ index, interval: outcome.interval, validity: validity[index] }] : []));
