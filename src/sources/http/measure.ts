@@ -416,7 +416,7 @@ export async function measure(servers: readonly string[], options: MeasureOption
 const uniqueWindows = (windows: readonly CertificateWindow[]): CertificateWindow[] => [...new Map(windows.map((window) => [JSON.stringify(window), window])).values()];
 
 /** "400 days", "3.2 hours", "12 s": a clock error said plainly. */
-export function formatDuration(seconds: number): string {
+function formatDuration(seconds: number): string {
   const size = Math.abs(seconds);
   if (size >= 2 * 86_400) return `${Math.round(size / 86_400)} days`;
   if (size >= 2 * 3_600) return `${(size / 3_600).toFixed(1)} hours`;

@@ -251,6 +251,8 @@ export function timeTolerantConnector(options: ConnectorOptions): buildConnector
         const host = hostOf(connectOptions.hostname);
         const secure = tlsConnect({
           socket: raw,
+          // The name Node checks the certificate against should the clock be right by now.
+          host,
           ...tls,
           ...(isIP(host) ? {} : { servername: connectOptions.servername ?? host }),
           ALPNProtocols: ['http/1.1'],
