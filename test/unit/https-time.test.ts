@@ -1,9 +1,12 @@
 // HTTPS with a wrong local clock: servers whose certificates fail only on time are measured
 // (time-unverified) and bounded by their chains' validity; everything else is rejected as
 // with a right clock. The servers' clocks and certificates are moved together by `shift`
-// (seconds): for the measuring side that is its own clock `shift` behind.
+// (seconds): for the measuring side that is its own clock `shift` behind (OpenSSL judges
+// certificates on the process clock, which an injected Clock does not move; the last suite
+// injects one to show the windows are judged at the agreed time).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { realtime } from '../../src/clock.js';
+import { monotonicRaw, realtime, type Clock } from '../../src/clock.js';
+import { addSeconds } from '../../src/time.js';
 import { createLogger } from '../../src/log.js';
 import { measureOffset, type MeasurementResult } from '../../src/sources/http/measure.js';
 import { startProxy, type TestProxy } from '../http/proxy.js';
@@ -188,5 +191,23 @@ describe('local clock right', () => {
     const result = await measureOffset(await serve(0, server), { probes: 1, ca: root.cert, proxy: proxy.uri });
     expect(result.servers[0]?.reason).toMatch(/^tls: ERR_TLS_CERT_ALTNAME_INVALID/);
     expect(proxy.connects - connects).toBe(1);
+  });
+});
+
+describe('the measurement\'s own clock (injected) 400 days behind, servers and OpenSSL on the right time', () => {
+  const shift = 400 * DAY;
+  const behind: Clock = { realtime: () => addSeconds(realtime(), -shift), monotonicRaw };
+
+  it('judges the chains\' windows at the agreed time, not at the injected clock: a chain valid only then is rejected', async () => {
+    const { root, server } = pkiAround(now);
+    // Valid around the injected clock's time only: OpenSSL (right clock) finds it expired; the check ignoring time passes it.
+    const stale = pkiAround(now - shift);
+    const urls = [...(await serve(0, server, 3)), ...(await serve(0, stale.server))];
+    const result = await measureOffset(urls, { probes: 3, ca: `${root.cert}${stale.root.cert}`, clock: behind });
+    expectNear(result, shift);
+    expect(result.servers.map((entry) => [entry.status, entry.tls])).toEqual([
+      ['ok', 'verified'], ['ok', 'verified'], ['ok', 'verified'], ['failed', 'time-unverified'],
+    ]);
+    expect(result.timeUnverified).toBe(false);
   });
 });
