@@ -350,7 +350,7 @@ export async function measure(servers: readonly string[], options: MeasureOption
     return window && thetaWithin(window, toSeconds(start.realtime), toSeconds(steadyEnd));
   });
   const candidates = outcomes.flatMap((outcome, index) => (outcome.interval ? [{ index, interval: outcome.interval, validity: validity[index] }] : []));
-  const { selection, outside } = selectWithinValidity(candidates, selectMajority);
+  const { selection, outside } = selectWithinValidity(candidates, selectMajority, (found) => found.interval);
   const truechimers = new Set(selection?.truechimers.map((position) => candidates[position]?.index));
   const outsideByServer = new Map([...outside].map(([position, agreed]) => [candidates[position]?.index ?? -1, agreed]));
   const majority = selection && reported(selection.interval);

@@ -33,8 +33,7 @@ export interface ValidCandidate {
 }
 
 export interface MajoritySelection {
-  interval: Interval;
-  /** Positions (in the input) of the servers that contain it. */
+  /** Positions (in the input) of the servers that agree. */
   truechimers: number[];
 }
 
@@ -47,22 +46,29 @@ export interface ValidSelection<S extends MajoritySelection> {
 
 /**
  * `select` (a majority selection over intervals) such that every truechimer's validity
- * contains the agreed interval: truechimers whose validity does not are dropped and the
- * selection runs again, and a majority must still be more than half of all candidates.
+ * contains the agreed interval (`agreed` of the selection: what would be published):
+ * truechimers whose validity does not are dropped and the selection runs again, and a
+ * majority must still be more than half of all candidates (a server dropped so still counts
+ * against it: dropping an honest clock behind an expired certificate must not hand the
+ * majority to the rest).
  */
-export function selectWithinValidity<S extends MajoritySelection>(candidates: readonly ValidCandidate[], select: (intervals: Interval[]) => S | undefined): ValidSelection<S> {
+export function selectWithinValidity<S extends MajoritySelection>(
+  candidates: readonly ValidCandidate[],
+  select: (intervals: Interval[]) => S | undefined,
+  agreed: (selection: S) => Interval,
+): ValidSelection<S> {
   const outside = new Map<number, Interval>();
   for (;;) {
-    const remaining = candidates.flatMap((candidate, position) => (outside.has(position) ? [] : [position]));
+    const remaining = candidates.flatMap((_, position) => (outside.has(position) ? [] : [position]));
     const found = select(remaining.map((position) => (candidates[position] as ValidCandidate).interval));
     if (found === undefined || found.truechimers.length * 2 <= candidates.length) return { selection: undefined, outside };
     const truechimers = found.truechimers.map((index) => remaining[index] as number);
-    const agreed = found.interval;
+    const region = agreed(found);
     const excluded = truechimers.filter((position) => {
       const { validity } = candidates[position] as ValidCandidate;
-      return validity !== undefined && !(validity.low <= agreed.low && agreed.high <= validity.high);
+      return validity !== undefined && !(validity.low <= region.low && region.high <= validity.high);
     });
     if (excluded.length === 0) return { selection: { ...found, truechimers }, outside };
-    for (const position of excluded) outside.set(position, agreed);
+    for (const position of excluded) outside.set(position, region);
   }
 }
