@@ -112,6 +112,7 @@ describe('local clock 400 days behind: what is still rejected', () => {
     expect(result.servers.map((entry) => entry.status)).toEqual(['ok', 'ok', 'ok', 'failed']);
     expect(result.servers[3]?.tls).toBe('time-unverified');
     expect(result.servers[3]?.reason).toMatch(/^tls: its certificates, valid .* are not valid at the time the servers agree on/);
+    expect(result.servers[3]?.low).toBeNull();
   });
 
   it('rejects a chain valid at the wrong local clock but expired at the agreed time', async () => {
@@ -126,6 +127,7 @@ describe('local clock 400 days behind: what is still rejected', () => {
       ['ok', 'time-unverified'], ['ok', 'time-unverified'], ['ok', 'time-unverified'], ['failed', 'verified'],
     ]);
     expect(result.servers[3]?.reason).toMatch(/^tls: its certificates, valid .* are not valid at the time the servers agree on/);
+    expect(result.servers[3]?.low).toBeNull();
   });
 
   it('rejects an expired key\'s claim of a time inside its old window (a falseticker and outside)', async () => {

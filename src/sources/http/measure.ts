@@ -355,11 +355,13 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const outsideByServer = new Map([...outside].map(([position, agreed]) => [candidates[position]?.index ?? -1, agreed]));
   const majority = selection && reported(selection.interval);
   const results: ServerResult[] = outcomes.map((outcome, index) => {
-    const interval = outcome.interval && reported(outcome.interval);
+    // A server whose certificates are not valid at the agreed time failed: no figures from it.
+    const agreed = outsideByServer.get(index);
+    const measured = agreed ? undefined : outcome.interval;
+    const interval = measured && reported(measured);
     // Each server's own estimate, worked out now that no answer is waiting to be stamped.
     const [group] = ensemble.groups([index]);
-    const offset = outcome.interval && clamp(group ? posteriorMedian(group.lows, group.sigma, outcome.interval) : midpoint(outcome.interval), outcome.interval) + toRealtime;
-    const agreed = outsideByServer.get(index);
+    const offset = measured && clamp(group ? posteriorMedian(group.lows, group.sigma, measured) : midpoint(measured), measured) + toRealtime;
     const window = commonWindow(windows[index] ?? []);
     const status: ServerStatus = interval === undefined || agreed ? 'failed' : selection === undefined || truechimers.has(index) ? 'ok' : 'falseticker';
     const reason =
