@@ -225,6 +225,20 @@ export function timeTolerantConnector(options: ConnectorOptions): buildConnector
     }
     options.onConnection?.({ trust: 'verified', windows });
   };
+  /**
+   * The verdict on a connection OpenSSL did not reject: undefined when it verified after all
+   * (the clock was corrected meanwhile), time-unverified when only time failed and the chain
+   * verifies ignoring it; throws otherwise.
+   */
+  const judge = (secure: TLSSocket, host: string): TlsConnection | undefined => {
+    if (secure.authorized) return undefined;
+    const why = String(secure.authorizationError ?? '');
+    if (!TIME_ERRORS.has(why)) throw codedError(`certificate verification failed: ${why}`, why || 'ERR_TLS_CERT_UNVERIFIED');
+    const { peer, chain } = peerChain(secure);
+    anchors ??= trustAnchors(options.extraCa);
+    // Without its windows such a server could not be bounded: a failure here rejects it.
+    return { trust: 'time-unverified', windows: chainWindows(verifyIgnoringTime(chain, host, anchors, peer)) };
+  };
   return (connectOptions, callback) => {
     if (connectOptions.protocol !== 'https:') {
       plain(connectOptions, callback);
@@ -268,25 +282,17 @@ export function timeTolerantConnector(options: ConnectorOptions): buildConnector
         secure.once('secureConnect', () => {
           clearTimeout(timer);
           secure.off('error', fail);
+          let trust: TlsConnection | undefined;
           try {
-            if (secure.authorized) {
-              verified(secure);
-              callback(null, secure);
-              return;
-            }
-            const why = String(secure.authorizationError ?? '');
-            if (!TIME_ERRORS.has(why)) throw codedError(`certificate verification failed: ${why}`, why || 'ERR_TLS_CERT_UNVERIFIED');
-            const { peer, chain } = peerChain(secure);
-            anchors ??= trustAnchors(options.extraCa);
-            // Without its windows such a server could not be bounded: a failure here rejects it.
-            const windows = chainWindows(verifyIgnoringTime(chain, host, anchors, peer));
-            options.onConnection?.({ trust: 'time-unverified', windows });
-            secure.setNoDelay(true);
-            callback(null, secure);
+            trust = judge(secure, host);
           } catch (failure) {
-            secure.destroy();
-            callback(failure as Error, null);
+            fail(failure as Error);
+            return;
           }
+          if (trust === undefined) verified(secure);
+          else options.onConnection?.(trust);
+          secure.setNoDelay(true);
+          callback(null, secure);
         });
       });
     });
