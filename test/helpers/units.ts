@@ -62,6 +62,7 @@ export const units = {
   sockShm: 241,
   sinkMetrics: 242,
   sockShmSecond: 243,
+  httpsWrongClockChronyd: 251,
 } as const;
 
 export type TestUnit = (typeof units)[keyof typeof units];

@@ -2,10 +2,10 @@
 // verifies besides time is still verified. Certificates from a throwaway openssl CA.
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { realtime } from '../../src/clock.js';
-import { certificateFields } from '../../src/sources/http/der.js';
-import { chainWindows, verifyIgnoringTime } from '../../src/sources/http/tls.js';
-import { makeTestAuthority, type TestAuthority, type TestCertificate } from '../http/tls.js';
+import { realtime } from '../../../src/clock.js';
+import { certificateFields } from '../../../src/sources/http/der.js';
+import { chainWindows, verifyIgnoringTime } from '../../../src/sources/http/tls.js';
+import { makeTestAuthority, type TestAuthority, type TestCertificate } from '../../helpers/http/tls.js';
 
 const DAY = 86_400;
 const now = realtime().sec;

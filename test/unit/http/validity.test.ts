@@ -1,7 +1,7 @@
 // Selection within certificate validity: pure interval arithmetic.
 import { describe, expect, it } from 'vitest';
-import { selectMajority } from '../../src/sources/http/interval.js';
-import { commonWindow, selectWithinValidity, thetaWithin } from '../../src/sources/http/validity.js';
+import { selectMajority } from '../../../src/sources/http/interval.js';
+import { commonWindow, selectWithinValidity, thetaWithin } from '../../../src/sources/http/validity.js';
 
 const around = (theta: number, half = 0.01) => ({ low: theta - half, high: theta + half });
 const run = (candidates: Parameters<typeof selectWithinValidity>[0]) => selectWithinValidity(candidates, selectMajority, (found) => found.interval);

@@ -1,18 +1,19 @@
 // End to end with a wrong local clock: the real `htntp http` under libfaketime (which
 // shifts the addon's clock_gettime and OpenSSL's time alike) measures HTTPS servers on the
 // right time whose certificates are not valid at the shifted clock; and chronyd -x, on the
-// same wrong clock, receives the estimate through SHM. Unit 251.
+// same wrong clock, receives the estimate through SHM.
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { refclockLines } from '../../src/refclock-config.js';
-import type { NtpdShm } from '../../src/shm.js';
-import type { MeasurementResult } from '../../src/sources/http/measure.js';
-import { describeE2e, findTool, startChronyd, waitForChronySelection } from '../helpers/daemons.js';
-import { exclusiveSegment } from '../helpers/exclusive.js';
-import { startHtntp } from '../helpers/process.js';
-import { closeAll, startTimeServers, type TimeServer } from '../helpers/http/servers.js';
-import { makeTestAuthority, makeTestPki, type TestPki } from '../helpers/http/tls.js';
+import { refclockLines } from '../../../src/refclock-config.js';
+import type { NtpdShm } from '../../../src/shm.js';
+import type { MeasurementResult } from '../../../src/sources/http/measure.js';
+import { describeE2e, findTool, startChronyd, waitForChronySelection } from '../../helpers/daemons.js';
+import { exclusiveSegment } from '../../helpers/exclusive.js';
+import { units } from '../../helpers/units.js';
+import { startHtntp } from '../../helpers/process.js';
+import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
+import { makeTestAuthority, makeTestPki, type TestPki } from '../../helpers/http/tls.js';
 
-const UNIT = 251;
+const UNIT = units.httpsWrongClockChronyd;
 const DAY = 86_400;
 const DAEMON_SLACK = 0.002;
 

@@ -5,13 +5,13 @@
 // certificates on the process clock, which an injected Clock does not move; the last suite
 // injects one to show the windows are judged at the agreed time).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { monotonicRaw, realtime, type Clock } from '../../src/clock.js';
-import { addSeconds } from '../../src/time.js';
-import { createLogger } from '../../src/log.js';
-import { measureOffset, type MeasurementResult } from '../../src/sources/http/measure.js';
-import { startProxy, type TestProxy } from '../http/proxy.js';
-import { closeAll, startTimeServers, type TimeServer } from '../http/servers.js';
-import { makeTestAuthority, type CertificateSpec, type TestAuthority, type TestCertificate } from '../http/tls.js';
+import { monotonicRaw, realtime, type Clock } from '../../../src/clock.js';
+import { addSeconds } from '../../../src/time.js';
+import { createLogger } from '../../../src/log.js';
+import { measureOffset, type MeasurementResult } from '../../../src/sources/http/measure.js';
+import { startProxy, type TestProxy } from '../../helpers/http/proxy.js';
+import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
+import { makeTestAuthority, type CertificateSpec, type TestAuthority, type TestCertificate } from '../../helpers/http/tls.js';
 
 const DAY = 86_400;
 const now = realtime().sec;
