@@ -4,7 +4,6 @@
 // same wrong clock, receives the estimate through SHM.
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { refclockLines } from '../../../src/refclock-config.js';
-import type { NtpdShm } from '../../../src/shm.js';
 import type { MeasurementResult } from '../../../src/sources/http/measure.js';
 import { describeE2e, findTool, startChronyd, waitForChronySelection } from '../../helpers/daemons.js';
 import { exclusiveSegment } from '../../helpers/exclusive.js';
@@ -20,7 +19,6 @@ const DAEMON_SLACK = 0.002;
 let pki: TestPki;
 let servers: TimeServer[] = [];
 const cleanups: (() => Promise<unknown>)[] = [];
-const held: NtpdShm[] = [];
 
 /** The environment of a process whose clock is `days` off (monotonic clocks untouched). */
 function shiftedClock(days: number): NodeJS.ProcessEnv {
@@ -34,11 +32,8 @@ beforeAll(async () => {
   servers = await startTimeServers([{ tls }, { tls }, { tls }]);
 });
 afterEach(async () => {
-  await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
-  for (const segment of held.splice(0)) {
-    segment.remove();
-    segment.detach();
-  }
+  // Last started, first stopped: chronyd, the feeder, then the segment.
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 afterAll(async () => {
   await closeAll(servers);
@@ -85,7 +80,11 @@ describeE2e('htntp http with its clock far off (libfaketime)', ['libfaketime'], 
 describeE2e('chronyd -x fed by htntp, both on a clock a year behind', ['chronyd', 'libfaketime'], () => {
   it('chronyd sees its clock a year slow, within htntp\'s error', { timeout: 120_000 }, async () => {
     const env = shiftedClock(-365);
-    held.push(await exclusiveSegment(UNIT));
+    const segment = await exclusiveSegment(UNIT);
+    cleanups.push(async () => {
+      segment.remove();
+      segment.detach();
+    });
     const feeder = startHtntp(['http', '--unit', String(UNIT), '--interval', '60', '--probes', '4', '--ca', pki.caPath, ...servers.map((server) => server.url)], { env });
     cleanups.push(() => feeder.stop('SIGTERM', 3_000));
     const line = await feeder.waitForLine(/^info http estimate /, { stream: 'stderr', timeoutMs: 30_000 });
