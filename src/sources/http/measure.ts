@@ -7,7 +7,7 @@ import type { Dispatcher } from 'undici';
 import { readClockPair, steadyClock, steadyRealtime, systemClock, type Clock } from '../../clock.js';
 import { redactCredentials, silentLogger, type Logger } from '../../log.js';
 import { codedError, invalidArgValue, outOfRange } from '../../errors.js';
-import { addSeconds, diffSeconds, formatUtc, fromSeconds, toSeconds, type Timespec } from '../../time.js';
+import { addSeconds, diffSeconds, formatDuration, formatUtc, fromSeconds, toSeconds, type Timespec } from '../../time.js';
 import { parseHttpDate, utcYear } from './date.js';
 import { Ensemble } from './ensemble.js';
 import { asymmetrySigma, median, posteriorMedian, posteriorQuantiles } from './estimate.js';
@@ -416,15 +416,6 @@ export async function measure(servers: readonly string[], options: MeasureOption
 }
 
 const uniqueWindows = (windows: readonly CertificateWindow[]): CertificateWindow[] => [...new Map(windows.map((window) => [JSON.stringify(window), window])).values()];
-
-/** "400 days", "3.2 hours", "12 s": a clock error said plainly. */
-function formatDuration(seconds: number): string {
-  const size = Math.abs(seconds);
-  if (size >= 2 * 86_400) return `${Math.round(size / 86_400)} days`;
-  if (size >= 2 * 3_600) return `${(size / 3_600).toFixed(1)} hours`;
-  if (size >= 120) return `${Math.round(size / 60)} minutes`;
-  return `${size.toFixed(3)} s`;
-}
 
 /** Once per measurement that needed it: the local clock is wrong, and what the certificates were checked against. */
 function logTimeUnverified(logger: Logger, result: MeasurementResult, trust: readonly (TlsTrust | null)[]): void {

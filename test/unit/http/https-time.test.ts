@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { monotonicRaw, realtime, type Clock } from '../../../src/clock.js';
 import { addSeconds } from '../../../src/time.js';
 import { createLogger } from '../../../src/log.js';
+import { waitFor } from '../../helpers/wait.js';
 import { measureOffset, type MeasurementResult } from '../../../src/sources/http/measure.js';
+import { ServerClock } from '../../../src/server-clock/server-clock.js';
 import { startProxy, type TestProxy } from '../../helpers/http/proxy.js';
 import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
 import { makeTestAuthority, type CertificateSpec, type TestAuthority, type TestCertificate } from '../../helpers/http/tls.js';
@@ -211,5 +213,29 @@ describe('the measurement\'s own clock (injected) 400 days behind, servers and O
       ['ok', 'verified'], ['ok', 'verified'], ['ok', 'verified'], ['failed', 'time-unverified'],
     ]);
     expect(result.timeUnverified).toBe(false);
+  });
+});
+
+describe('ServerClock with the local clock 400 days behind', () => {
+  const shift = 400 * DAY;
+
+  it('becomes ready on the servers\' time, warns once, and drops a server telling a time outside its chain\'s window', async () => {
+    const { root, server } = pkiAround(now + shift);
+    const old = now + shift - 150 * DAY;
+    const stolen = authority.issue({ subject: '127.0.0.1', notBefore: old - 50 * DAY, notAfter: old + 50 * DAY, extensions: leafExtensions() }, root);
+    // The fourth tells the true time with a chain valid only long before it.
+    const urls = [...(await serve(shift, server, 3)), ...(await serve(shift, stolen))];
+    const lines: string[] = [];
+    const clock = new ServerClock({ servers: urls, ca: root.cert, logger: createLogger({ level: 'warn', write: (line) => lines.push(line) }) });
+    try {
+      await clock.ready();
+      expect(Math.abs(clock.offset - shift)).toBeLessThan(1);
+      // ready() may come with a majority before every sweep is in; the warning follows them.
+      await waitFor(() => lines.some((line) => /server clock: the local clock is behind by about 400 days/.test(line)) || undefined, { what: 'the wrong-clock warning', timeoutMs: 30_000, intervalMs: 50 });
+      expect(lines.filter((line) => /server clock: the local clock is behind by about 400 days/.test(line))).toHaveLength(1);
+      expect(lines.some((line) => /are not valid at the time it tells/.test(line))).toBe(true);
+    } finally {
+      clock.close();
+    }
   });
 });
