@@ -13,6 +13,7 @@ export { createLogger, silentLogger } from './log.js';
 export type { Logger, LogLevel, LogFields, LoggerOptions } from './log.js';
 export { measureOffset } from './sources/http/measure.js';
 export type { MeasureOptions, MeasurementResult, ServerResult as HttpServerResult } from './sources/http/measure.js';
+export type { CertificateWindow, TlsTrust } from './sources/http/tls.js';
 export { FixedSource, type FixedSourceOptions } from './sources/fixed/source.js';
 export { GpsSource, NmeaSampler, parseLine as parseNmeaLine, type GpsSourceOptions, type SamplerOptions as NmeaSamplerOptions } from './sources/gps/index.js';
 export { refclockLines, REFCLOCK_DAEMONS, type RefclockConfigOptions, type RefclockDaemon } from './refclock-config.js';

@@ -71,3 +71,12 @@ export function formatUtc(time: Timespec): string {
   const iso = new Date(time.sec * 1000).toISOString();
   return `${iso.slice(0, 19)}.${String(time.nsec).padStart(9, '0')}Z`;
 }
+
+/** "400 days", "3.2 hours", "12 s": a clock error said plainly. */
+export function formatDuration(seconds: number): string {
+  const size = Math.abs(seconds);
+  if (size >= 2 * 86_400) return `${Math.round(size / 86_400)} days`;
+  if (size >= 2 * 3_600) return `${(size / 3_600).toFixed(1)} hours`;
+  if (size >= 120) return `${Math.round(size / 60)} minutes`;
+  return `${size.toFixed(3)} s`;
+}

@@ -10,7 +10,9 @@ import { silentLogger, type Logger } from '../log.js';
 import { MAX_PROBES, measure } from '../sources/http/measure.js';
 import { DRIFT_PPM } from '../sources/http/source.js';
 import { serverUrl } from '../sources/http/servers.js';
-import { addSeconds, diffSeconds, type Timespec } from '../time.js';
+import { intersect } from '../sources/http/interval.js';
+import { commonWindow, thetaWithin } from '../sources/http/validity.js';
+import { addSeconds, diffSeconds, formatDuration, formatUtc, fromSeconds, toSeconds, type Timespec } from '../time.js';
 import { carry, DATE_LAG, merge, selectHeld, type HeldInterval } from './held.js';
 import { providerRound, type TimeProvider } from './provider.js';
 import { DateSweep } from './sweep.js';
@@ -387,8 +389,8 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
       const at = this.#clock.monotonicRaw();
       // A majority of all the servers is enough for ready(): a slow or hanging one need not be waited for.
       const firsts = sweeps.map(async (sweep, index) => {
-        const interval = await sweep.first(signal);
-        this.#hold(index, { ...interval, at });
+        const interval = this.#withinCertificates(sweep, { ...(await sweep.first(signal)), at }, at);
+        this.#hold(index, interval);
         const selection = this.#estimate === undefined ? selectHeld(this.#held, this.#clock.monotonicRaw(), this.#drift) : undefined;
         if (selection && selection.truechimers.length * 2 > urls.length) this.#publish('sweep');
         return interval;
@@ -397,6 +399,11 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
       signal.throwIfAborted();
       this.#logFailures(outcomes);
       if (!this.#publish('sweep')) throw codedError(this.#noMajority(outcomes), 'ERR_SERVER_CLOCK_NO_MAJORITY');
+      const unverified = sweeps.filter((sweep) => sweep.timeUnverified).length;
+      const offset = this.#estimate && diffSeconds(steadyRealtime(this.#origin, this.#clock.monotonicRaw()), this.#clock.realtime()) + this.#estimate.point;
+      if (unverified > 0 && offset !== undefined) {
+        this.#logger.warn(`server clock: the local clock is ${offset > 0 ? 'behind' : 'ahead'} by about ${formatDuration(offset)}: the certificates of ${unverified} of ${sweeps.length} server(s) were not valid at the local clock's time and were checked against the servers' time instead`, { offset, timeUnverified: unverified });
+      }
       let active = sweeps.filter((_, index) => outcomes[index]?.status === 'fulfilled');
       let stalled = 0;
       for (let tick = 0; tick < REFINE_TICKS && active.length > 0 && stalled < 2; tick += 1) {
@@ -407,8 +414,15 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
         const now = this.#clock.monotonicRaw();
         refined.forEach((outcome, position) => {
           const index = sweeps.indexOf(active[position] as DateSweep);
-          if (outcome.status === 'fulfilled') this.#hold(index, { ...outcome.value, at: now });
-          else this.#drop(index, outcome.reason);
+          if (outcome.status === 'rejected') {
+            this.#drop(index, outcome.reason);
+            return;
+          }
+          try {
+            this.#hold(index, this.#withinCertificates(active[position] as DateSweep, { ...outcome.value, at: now }, at));
+          } catch (error) {
+            this.#drop(index, error);
+          }
         });
         active = active.filter((_, position) => refined[position]?.status === 'fulfilled');
         this.#publish('refine');
@@ -421,6 +435,22 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
       signal.removeEventListener('abort', abort);
       await Promise.all(sweeps.map((sweep) => sweep.close()));
     }
+  }
+
+  /**
+   * A sweep's interval cut to where its certificates are valid from `since` to the interval's
+   * instant (the measurement's rule, validity.ts); throws when nothing is left: the server
+   * tells a time its own certificates are not valid at.
+   */
+  #withinCertificates(sweep: DateSweep, fresh: HeldInterval, since: Timespec): HeldInterval {
+    const window = commonWindow(sweep.windows);
+    if (window === undefined) return fresh;
+    const validity = thetaWithin(window, toSeconds(steadyRealtime(this.#origin, since)), toSeconds(steadyRealtime(this.#origin, fresh.at)));
+    const inside = intersect(fresh, validity);
+    if (inside === undefined) {
+      throw codedError(`tls: its certificates, valid ${formatUtc(fromSeconds(window.low))} to ${formatUtc(fromSeconds(window.high))}, are not valid at the time it tells`, 'ERR_SERVER_CLOCK_CERTIFICATE');
+    }
+    return { ...inside, at: fresh.at };
   }
 
   #logFailures(outcomes: PromiseSettledResult<unknown>[]): void {

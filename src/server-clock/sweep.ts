@@ -11,6 +11,7 @@ import { median } from '../sources/http/posterior.js';
 import { intersect, probeInterval, type Interval } from '../sources/http/interval.js';
 import { failureReason, waitUntil } from '../sources/http/measure.js';
 import { createDispatcher, probe, type ProbeResponse } from '../sources/http/probe.js';
+import type { CertificateWindow } from '../sources/http/tls.js';
 import { diffSeconds, toSeconds } from '../time.js';
 
 export interface SweepOptions {
@@ -48,6 +49,10 @@ export class DateSweep {
   #failure: SweepFailure | undefined;
   /** Probes answered with a usable Date. */
   answered = 0;
+  /** The validity windows of the certificate chains its https connections were trusted on. */
+  readonly windows: CertificateWindow[] = [];
+  /** Some connection's certificates could be judged only against the servers' time (tls.ts). */
+  timeUnverified = false;
 
   constructor(url: URL, options: SweepOptions) {
     this.url = url;
@@ -59,6 +64,10 @@ export class DateSweep {
       timeoutMs: options.timeoutMs ?? 3000,
       ...(options.proxy === undefined ? {} : { proxy: options.proxy }),
       ...(options.ca === undefined ? {} : { ca: options.ca }),
+      onTls: ({ trust, windows }: { trust: string; windows: CertificateWindow[] }) => {
+        this.windows.push(...windows);
+        if (trust === 'time-unverified') this.timeUnverified = true;
+      },
     };
     const count = options.connections ?? 4;
     this.#dispatchers = Array.from({ length: count }, () => createDispatcher(url, connection));

@@ -85,6 +85,8 @@ export interface ChronydOptions {
   port?: number;
   /** Start-up deadline: chronyc answers (default 10 s). */
   timeoutMs?: number;
+  /** chronyd's environment (e.g. libfaketime to give it a wrong clock). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface ChronyTracking {
@@ -172,7 +174,7 @@ export async function startChronyd(options: ChronydOptions): Promise<Chronyd> {
   ];
   await writeFile(confPath, `${conf.join('\n')}\n`);
   // -n: stay in the foreground so the pid is ours; -x: never touch the system clock.
-  const daemon = startProcess(chronydPath, ['-n', '-x', '-u', 'root', '-f', confPath, '-L', '0', '-l', logPath]);
+  const daemon = startProcess(chronydPath, ['-n', '-x', '-u', 'root', '-f', confPath, '-L', '0', '-l', logPath], options.env === undefined ? {} : { env: options.env });
   const stop = stopper(daemon, temp.remove);
   const chronyc = (args: readonly string[]): Promise<string> => runCommand(chronycPath, ['-n', '-h', socketPath, ...args], { timeoutMs: 15_000 });
   const chronyd: Chronyd = {

@@ -81,6 +81,7 @@ export const units = {
   packageX64: 253,
   packageArm64: 254,
   packageArm: 255,
+  httpsWrongClockChronyd: 244,
 } as const;
 
 export type TestUnit = (typeof units)[keyof typeof units];

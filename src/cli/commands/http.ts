@@ -94,12 +94,12 @@ export function formatMeasurement(result: MeasurementResult): string {
   const ms = (seconds: number | null): string => (seconds === null ? '-' : `${(seconds * 1000).toFixed(3)} ms`);
   const lines = result.servers.map(
     (server) =>
-      `${server.status.padEnd(11)} ${server.url}  offset ${ms(server.offset)} ± ${ms(server.error)}  rtt ${ms(server.rtt)}  probes ${server.probes}${server.reason ? `  (${server.reason})` : ''}`,
+      `${server.status.padEnd(11)} ${server.url}  offset ${ms(server.offset)} ± ${ms(server.error)}  rtt ${ms(server.rtt)}  probes ${server.probes}${server.tls === 'time-unverified' ? '  time-unverified' : ''}${server.reason ? `  (${server.reason})` : ''}`,
   );
   lines.push(
     result.offset === null
       ? `no estimate: ${result.reason ?? ''}`
-      : `offset ${ms(result.offset)} ± ${ms(result.error)} (server - local; ${result.survivors} of ${result.servers.length} servers agree)`,
+      : `offset ${ms(result.offset)} ± ${ms(result.error)} (server - local; ${result.survivors} of ${result.servers.length} servers agree${result.timeUnverified ? "; certificates checked against the servers' time" : ''})`,
   );
   if (result.caveat) lines.push(`bound widened: ${result.caveat}`);
   return `${lines.join('\n')}\n`;

@@ -9,13 +9,15 @@ import type { Dispatcher } from 'undici';
 import { readClockPair, steadyClock, steadyRealtime, systemClock, type Clock } from '../../clock.js';
 import { redactCredentials, silentLogger, type Logger } from '../../log.js';
 import { codedError, invalidArgValue, outOfRange } from '../../errors.js';
-import { addSeconds, diffSeconds, formatUtc, toSeconds, type Timespec } from '../../time.js';
+import { addSeconds, diffSeconds, formatDuration, formatUtc, toSeconds, type Timespec } from '../../time.js';
 import { parseHttpDate, utcYear } from './date.js';
 import { DATE_LAG, errorAround, type Interval } from './interval.js';
 import { emptyServer, observe, planProbes, planTeam, planTick, type PlannedProbe, type ServerState, type TeamPlan } from './plan.js';
 import { conclude, conclusionError, type ServerEvidence, type ServerStatus } from './posterior.js';
 import { createDispatcher, probe, ProbeFault, PROXY_ENV } from './probe.js';
 import { serverUrl } from './servers.js';
+import type { CertificateWindow, TlsConnection, TlsTrust } from './tls.js';
+import { commonWindow, thetaWithin } from './validity.js';
 
 export type { ServerStatus } from './posterior.js';
 
@@ -60,6 +62,13 @@ export interface ServerResult {
   /** The server's interval for theta, seconds. */
   low: number | null;
   high: number | null;
+  /**
+   * https: `verified` (certificates checked at the local clock) or `time-unverified`
+   * (checked in full but for time, which the local clock could not judge; tls.ts); null for http.
+   */
+  tls: TlsTrust | null;
+  /** https: the validity window of each certificate of its chain(s), which the published time must lie in. */
+  certificates: CertificateWindow[] | null;
 }
 
 export interface MeasurementResult {
@@ -77,6 +86,8 @@ export interface MeasurementResult {
   reason: string | null;
   /** Why the bound is wider than the servers' intervals, when it is (one server alone: room for a lagging Date). */
   caveat: string | null;
+  /** Some of the agreeing servers' certificates were checked against the servers' time, not the local clock's. */
+  timeUnverified: boolean;
   /** When the measurement ended (local clock, UTC). */
   time: string;
   /** Wall time of the measurement, seconds. */
@@ -295,9 +306,10 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const progress = new Progress(urls.map((_, index) => options.priors?.[index]));
   let outcomes: ServerOutcome[];
   const dispatchers = new Map<number, Dispatcher>();
+  const connections: TlsConnection[][] = urls.map(() => []);
   try {
     const duplicateOf = await duplicates(urls, viaProxy, deadline.signal);
-    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) dispatchers.set(index, createDispatcher(url, connection));
+    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) dispatchers.set(index, createDispatcher(url, { ...connection, onTls: (tls) => connections[index]?.push(tls) }));
     // Aborting destroys the connections: every pending probe fails at once.
     deadline.signal.addEventListener('abort', () => {
       for (const dispatcher of dispatchers.values()) dispatcher.destroy(deadline.signal.reason as Error).catch(() => {});
@@ -325,14 +337,21 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const steadyEnd = steadyRealtime(start, end.monotonicRaw);
   const toRealtime = diffSeconds(steadyEnd, end.realtime);
 
+  // Certificates bound theta: the true time over the measurement must lie in every window
+  // of the chains (a chain valid at a wrong local clock may not be at the true time).
+  const trust = connections.map((list): TlsTrust | null => (list.length === 0 ? null : list.some((tls) => tls.trust === 'time-unverified') ? 'time-unverified' : 'verified'));
+  const windows = connections.map((list) => uniqueWindows(list.flatMap((tls) => tls.windows)));
   const evidence: ServerEvidence[] = outcomes.map((outcome, index) => {
     const server = progress.get(index);
-    return { interval: server.failed ? undefined : server.interval, lows: server.lows, rtts: server.rtts, failure: outcome.failure };
+    const window = commonWindow(windows[index] ?? []);
+    const validity = window && thetaWithin(window, toSeconds(start.realtime), toSeconds(steadyEnd));
+    return { interval: server.failed ? undefined : server.interval, lows: server.lows, rtts: server.rtts, failure: outcome.failure, validity };
   });
   const conclusion = conclude(evidence, toRealtime);
   const results: ServerResult[] = outcomes.map((outcome, index) => {
-    const { interval } = evidence[index] as ServerEvidence;
     const { offset, status, reason } = conclusion.servers[index] as { offset: number | undefined; status: ServerStatus; reason: string | null };
+    // A failed server gives no figures (one whose certificates are not valid at the agreed time included).
+    const interval = status === 'failed' ? undefined : evidence[index]?.interval;
     // The issue's field order first; the interval itself last.
     return {
       url: redactCredentials(urls[index]?.href ?? ''),
@@ -345,6 +364,8 @@ export async function measure(servers: readonly string[], options: MeasureOption
       low: interval ? interval.low + toRealtime : null,
       high: interval ? interval.high + toRealtime : null,
       verifications: outcome.verifications,
+      tls: trust[index] ?? null,
+      certificates: trust[index] ? (windows[index] ?? []) : null,
     };
   });
   const { theta, selection } = conclusion;
@@ -361,11 +382,30 @@ export async function measure(servers: readonly string[], options: MeasureOption
     survivors: selection ? selection.truechimers.length : 0,
     reason: conclusion.reason,
     caveat,
+    timeUnverified: selection !== undefined && results.some((server) => server.status === 'ok' && server.tls === 'time-unverified'),
     time: formatUtc(end.realtime),
     duration: diffSeconds(end.monotonicRaw, start.monotonicRaw),
   };
+  logTimeUnverified(logger, result, trust);
   if (theta === undefined || error === undefined) return { result, estimate: undefined };
   return { result, estimate: { monotonicRaw: end.monotonicRaw, trueTime: addSeconds(steadyEnd, theta), error } };
+}
+
+const uniqueWindows = (windows: readonly CertificateWindow[]): CertificateWindow[] => [...new Map(windows.map((window) => [JSON.stringify(window), window])).values()];
+
+/** Once per measurement that needed it: the local clock is wrong, and what the certificates were checked against. */
+function logTimeUnverified(logger: Logger, result: MeasurementResult, trust: readonly (TlsTrust | null)[]): void {
+  const count = trust.filter((value) => value === 'time-unverified').length;
+  if (count === 0) return;
+  const servers = `${count} of ${trust.length} server(s)`;
+  if (result.offset !== null) {
+    logger.warn(
+      `the local clock is ${result.offset > 0 ? 'behind' : 'ahead'} by about ${formatDuration(result.offset)}: the certificates of ${servers} were not valid at the local clock's time and were checked against the servers' time instead`,
+      { offset: result.offset, timeUnverified: count },
+    );
+  } else {
+    logger.warn(`the certificates of ${servers} were not valid at the local clock's time (the local clock may be wrong) and were checked against the servers' time: no estimate (${result.reason ?? ''})`, { timeUnverified: count, reason: result.reason });
+  }
 }
 
 /**

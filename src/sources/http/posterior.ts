@@ -12,6 +12,7 @@
 // drag the rest. docs/http-estimator.md has the equations.
 import { addSeconds, diffSeconds, type Timespec } from '../../time.js';
 import { DATE_LAG, errorAround, midpoint, publishedBound, select, type Interval, type Selection } from './interval.js';
+import { selectWithinValidity } from './validity.js';
 
 /**
  * A probe's lower bound with the stamp taken at the middle of its round trip (symmetric
@@ -198,6 +199,8 @@ export interface ServerEvidence {
   rtts: readonly number[];
   /** Why the server gave no interval (failed, duplicate, not one clock...). */
   failure: string | null;
+  /** https: where theta must lie for its certificates to be valid over the whole measurement (validity.ts); undefined for http. */
+  validity?: Interval | undefined;
 }
 
 export type ServerStatus = 'ok' | 'falseticker' | 'failed';
@@ -241,11 +244,18 @@ const showInterval = (interval: Interval, shift: number): string => `[${(interva
  * `shift` is added to every figure in a reason (the timescale the result is reported on).
  */
 export function conclude(servers: readonly ServerEvidence[], shift = 0): Conclusion {
-  const candidates = servers.flatMap((server, index) => (server.interval ? [{ index, interval: server.interval }] : []));
-  const selection = select(candidates.map((candidate) => candidate.interval));
+  const candidates = servers.flatMap((server, index) => (server.interval ? [{ index, interval: server.interval, validity: server.validity }] : []));
+  // What is published must lie where every contributing server's certificates are valid:
+  // a server whose certificates are not is left out and the selection made again.
+  const { selection, outside } = selectWithinValidity(candidates, select, (found) => publishedBound(found, candidates.length));
   const truechimers = new Set(selection?.truechimers.map((position) => candidates[position]?.index));
+  const outsideByServer = new Map([...outside].map(([position, agreed]) => [candidates[position]?.index ?? -1, agreed]));
   const bound = selection && publishedBound(selection, candidates.length);
   const verdicts = servers.map((server, index): ServerConclusion => {
+    const agreed = outsideByServer.get(index);
+    if (agreed !== undefined && server.validity !== undefined) {
+      return { offset: undefined, status: 'failed', reason: `tls: its certificates, valid for offsets ${showInterval(server.validity, shift)}, are not valid at the time the servers agree on (${showInterval(agreed, shift)})` };
+    }
     const offset = ownOffset(server);
     if (server.interval === undefined) return { offset, status: 'failed', reason: server.failure ?? 'no probe answered' };
     if (selection === undefined || truechimers.has(index)) return { offset, status: 'ok', reason: null };
@@ -260,7 +270,9 @@ export function conclude(servers: readonly ServerEvidence[], shift = 0): Conclus
     candidates.length === 0
       ? `no server gave a usable Date (${servers.length} failed)`
       : selection === undefined
-        ? `no majority: no region is shared by more than half of the ${candidates.length} servers that answered`
+        ? outside.size > 0
+          ? `no majority once the ${outside.size} server(s) whose certificates are not valid at the agreed time are left out: no region is shared by more than half of the ${candidates.length} servers that answered`
+          : `no majority: no region is shared by more than half of the ${candidates.length} servers that answered`
         : null;
   let theta: number | undefined;
   if (selection && bound) {

@@ -15,10 +15,11 @@
 // CONNECT to port 80) and https:// through a CONNECT tunnel; what fails at the proxy is
 // reported as the proxy's fault.
 import { rootCertificates } from 'node:tls';
-import { Client, EnvHttpProxyAgent, ProxyAgent, type Dispatcher } from 'undici';
+import { Client, EnvHttpProxyAgent, ProxyAgent, type buildConnector, type Dispatcher } from 'undici';
 import type { Clock } from '../../clock.js';
 import type { Timespec } from '../../time.js';
 import { codedError } from '../../errors.js';
+import { timeTolerantConnector, type TlsConnection } from './tls.js';
 
 export interface ConnectionOptions {
   /** `host:port` or `http://[user:pass@]host:port` of an HTTP proxy (CONNECT for https, absolute form for http). */
@@ -29,6 +30,8 @@ export interface ConnectionOptions {
   maxHeaderSize?: number;
   /** Per-request limit on connect and on waiting for the response head, ms. */
   timeoutMs: number;
+  /** Told how each new https connection was trusted (tls.ts). */
+  onTls?: (connection: TlsConnection) => void;
 }
 
 /** Why a probe gave nothing usable, as `kind: detail` where kind says whose fault it is. */
@@ -101,6 +104,10 @@ export function createDispatcher(url: URL, options: ConnectionOptions): Dispatch
     // HEAD probes follow each other about once a second: keep the connection that long.
     keepAliveTimeout: 10_000,
   };
+  // Every https connection, direct or through a proxy's CONNECT tunnel, goes through the
+  // connector that copes with a wrong local clock (tls.ts); below it, the tunnel or TCP.
+  const connector = (base?: buildConnector.connector): buildConnector.connector =>
+    timeTolerantConnector({ ...tls, ...(options.ca === undefined ? {} : { extraCa: options.ca }), timeoutMs: options.timeoutMs, ...(base ? { base } : {}), ...(options.onTls ? { onConnection: options.onTls } : {}) });
   // Through a proxy too: one keep-alive connection per server with the limits above, and
   // plain http:// in absolute form (proxyTunnel: false), https:// through CONNECT.
   const proxied = {
@@ -108,7 +115,8 @@ export function createDispatcher(url: URL, options: ConnectionOptions): Dispatch
     proxyTunnel: false,
     requestTls: tls,
     proxyTls: tls,
-    factory: (origin: string | URL, factoryOptions: object): Dispatcher => new Client(origin, { ...common, ...factoryOptions, pipelining: 1 }),
+    factory: (origin: string | URL, factoryOptions: { connect?: unknown }): Dispatcher =>
+      new Client(origin, { ...common, ...factoryOptions, pipelining: 1, connect: connector(typeof factoryOptions.connect === 'function' ? (factoryOptions.connect as buildConnector.connector) : undefined) }),
   };
   if (options.proxy !== undefined) {
     const dispatcher = new ProxyAgent({ ...proxied, uri: proxyUri(options.proxy) });
@@ -126,7 +134,7 @@ export function createDispatcher(url: URL, options: ConnectionOptions): Dispatch
     routes.set(dispatcher, { proxies, only: false });
     return dispatcher;
   }
-  return new Client(url.origin, { ...common, pipelining: 1, connect: tls });
+  return new Client(url.origin, { ...common, pipelining: 1, connect: connector() });
 }
 
 /** The proxy plain http:// goes through (from the environment: HTTP_PROXY, unless NO_PROXY let the server bypass it). */

@@ -1,0 +1,100 @@
+// End to end with a wrong local clock: the real `htntp http` under libfaketime (which
+// shifts the addon's clock_gettime and OpenSSL's time alike) measures HTTPS servers on the
+// right time whose certificates are not valid at the shifted clock; and chronyd -x, on the
+// same wrong clock, receives the estimate through SHM.
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { refclockLines } from '../../../src/refclock-config.js';
+import type { MeasurementResult } from '../../../src/sources/http/measure.js';
+import { describeE2e, findTool, startChronyd, waitForChronySelection } from '../../helpers/daemons.js';
+import { exclusiveSegment } from '../../helpers/exclusive.js';
+import { units } from '../../helpers/units.js';
+import { startHtntp } from '../../helpers/process.js';
+import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
+import { makeTestAuthority, makeTestPki, type TestPki } from '../../helpers/http/tls.js';
+
+const UNIT = units.httpsWrongClockChronyd;
+const DAY = 86_400;
+const DAEMON_SLACK = 0.002;
+
+let pki: TestPki;
+let servers: TimeServer[] = [];
+const cleanups: (() => Promise<unknown>)[] = [];
+
+/** The environment of a process whose clock is `days` off (monotonic clocks untouched). */
+function shiftedClock(days: number): NodeJS.ProcessEnv {
+  return { ...process.env, LD_PRELOAD: findTool('libfaketime') ?? '', FAKETIME: `${days >= 0 ? '+' : ''}${days}d`, FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+}
+
+beforeAll(async () => {
+  // Valid from now for two days: 400 days behind it is not yet valid, 3 years ahead expired.
+  pki = makeTestPki();
+  const tls = { key: pki.key, cert: pki.cert };
+  servers = await startTimeServers([{ tls }, { tls }, { tls }]);
+});
+afterEach(async () => {
+  // Last started, first stopped: chronyd, the feeder, then the segment.
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+afterAll(async () => {
+  await closeAll(servers);
+  pki.cleanup();
+});
+
+describeE2e('htntp http with its clock far off (libfaketime)', ['libfaketime'], () => {
+  it.each([
+    { what: '400 days behind', days: -400 },
+    { what: '3 years ahead', days: 3 * 365 + 1 },
+  ])('clock $what: the servers\' time is published, time-unverified, with one warning', { timeout: 60_000 }, async ({ days }) => {
+    const run = startHtntp(['http', '--once', '--dry-run', '--json', '--probes', '3', '--ca', pki.caPath, ...servers.map((server) => server.url)], { env: shiftedClock(days) });
+    const exit = await run.exited;
+    expect(exit, run.output()).toEqual({ code: 0, signal: null });
+    const result = JSON.parse(run.stdoutLines.at(-1) ?? '') as MeasurementResult;
+    // Server - local: the clock's shift, reversed.
+    expect(Math.abs((result.offset ?? NaN) + days * DAY)).toBeLessThanOrEqual((result.error ?? NaN) + 1e-3);
+    expect(result.timeUnverified).toBe(true);
+    expect(result.servers.map((server) => [server.status, server.tls])).toEqual(Array.from({ length: 3 }, () => ['ok', 'time-unverified']));
+    const warnings = run.stderrLines.filter((line) => /the local clock is (behind|ahead) by about/.test(line));
+    expect(warnings, run.output()).toHaveLength(1);
+  });
+
+  it('a wrong host name: still rejected', { timeout: 60_000 }, async () => {
+    const authority = makeTestAuthority();
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      const window = { notBefore: now - DAY, notAfter: now + DAY };
+      const root = authority.issue({ subject: 'htntp test root', ...window, extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign'] });
+      const server = authority.issue({ subject: 'wrong.example', ...window, extensions: ['extendedKeyUsage=serverAuth', 'subjectAltName=DNS:wrong.example'] }, root);
+      const [wrong] = await startTimeServers([{ tls: { key: server.key, cert: server.chain } }]);
+      cleanups.push(() => closeAll(wrong ? [wrong] : []));
+      const run = startHtntp(['http', '--once', '--dry-run', '--json', '--probes', '1', '--ca', root.certPath, wrong?.url ?? ''], { env: shiftedClock(-400) });
+      const exit = await run.exited;
+      expect(exit.code, run.output()).toBe(1);
+      const result = JSON.parse(run.stdoutLines.at(-1) ?? '') as MeasurementResult;
+      expect(result.servers[0]?.reason).toMatch(/^tls: ERR_TLS_CERT_ALTNAME_INVALID .*outside their validity at the local clock/);
+    } finally {
+      authority.cleanup();
+    }
+  });
+});
+
+describeE2e('chronyd -x fed by htntp, both on a clock a year behind', ['chronyd', 'libfaketime'], () => {
+  it('chronyd sees its clock a year slow, within htntp\'s error', { timeout: 120_000 }, async () => {
+    const env = shiftedClock(-365);
+    const segment = await exclusiveSegment(UNIT);
+    cleanups.push(async () => {
+      segment.remove();
+      segment.detach();
+    });
+    const feeder = startHtntp(['http', '--unit', String(UNIT), '--interval', '60', '--probes', '4', '--ca', pki.caPath, ...servers.map((server) => server.url)], { env });
+    cleanups.push(() => feeder.stop('SIGTERM', 3_000));
+    const line = await feeder.waitForLine(/^info http estimate /, { stream: 'stderr', timeoutMs: 30_000 });
+    const offset = Number(/ offset=(\S+)/.exec(line)?.[1]);
+    const error = Number(/ error=(\S+)/.exec(line)?.[1]);
+    expect(Math.abs(offset - 365 * DAY)).toBeLessThanOrEqual(error + 1e-3);
+    const chronyd = await startChronyd({ lines: refclockLines({ daemon: 'chrony', unit: UNIT, refid: 'HTTP', poll: 0, precision: -7 }), env });
+    cleanups.push(() => chronyd.stop());
+    const tracking = await waitForChronySelection(chronyd, 'HTTP', 60_000);
+    console.info(`chronyd on a clock 365 days behind: system time ${tracking.systemTimeFast.toFixed(6)} s fast, last offset ${tracking.lastOffset.toFixed(6)} s (htntp offset ${offset.toFixed(6)} ± ${error.toFixed(6)})`);
+    expect(Math.abs(tracking.systemTimeFast + 365 * DAY)).toBeLessThanOrEqual(error + DAEMON_SLACK);
+  });
+});

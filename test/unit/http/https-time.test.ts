@@ -1,0 +1,241 @@
+// HTTPS with a wrong local clock: servers whose certificates fail only on time are measured
+// (time-unverified) and bounded by their chains' validity; everything else is rejected as
+// with a right clock. The servers' clocks and certificates are moved together by `shift`
+// (seconds): for the measuring side that is its own clock `shift` behind (OpenSSL judges
+// certificates on the process clock, which an injected Clock does not move; the last suite
+// injects one to show the windows are judged at the agreed time).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { monotonicRaw, realtime, type Clock } from '../../../src/clock.js';
+import { addSeconds } from '../../../src/time.js';
+import { createLogger } from '../../../src/log.js';
+import { waitFor } from '../../helpers/wait.js';
+import { measureOffset, type MeasurementResult } from '../../../src/sources/http/measure.js';
+import { ServerClock } from '../../../src/server-clock/server-clock.js';
+import { startProxy, type TestProxy } from '../../helpers/http/proxy.js';
+import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
+import { makeTestAuthority, type CertificateSpec, type TestAuthority, type TestCertificate } from '../../helpers/http/tls.js';
+
+const DAY = 86_400;
+const now = realtime().sec;
+let authority: TestAuthority;
+const started: TimeServer[] = [];
+let proxy: TestProxy;
+
+const CA_EXTENSIONS = ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign', 'subjectKeyIdentifier=hash'];
+const leafExtensions = (hosts = 'IP:127.0.0.1,DNS:localhost'): string[] => [
+  'basicConstraints=critical,CA:FALSE',
+  'keyUsage=critical,digitalSignature',
+  'extendedKeyUsage=serverAuth',
+  `subjectAltName=${hosts}`,
+  'authorityKeyIdentifier=keyid',
+];
+
+/** A root, an intermediate and a server certificate valid around `center` (days around it). */
+function pkiAround(center: number, leaf: Partial<CertificateSpec> = {}): { root: TestCertificate; server: TestCertificate } {
+  const root = authority.issue({ subject: 'htntp test root', notBefore: center - 400 * DAY, notAfter: center + 400 * DAY, extensions: CA_EXTENSIONS });
+  const intermediate = authority.issue({ subject: 'htntp test intermediate', notBefore: center - 300 * DAY, notAfter: center + 300 * DAY, extensions: [...CA_EXTENSIONS, 'authorityKeyIdentifier=keyid'] }, root);
+  const server = authority.issue({ subject: '127.0.0.1', notBefore: center - 30 * DAY, notAfter: center + 60 * DAY, extensions: leafExtensions(), ...leaf }, intermediate);
+  return { root, server };
+}
+
+async function serve(offset: number, certificate: TestCertificate, count = 1): Promise<string[]> {
+  const servers = await startTimeServers(Array.from({ length: count }, () => ({ offset, tls: { key: certificate.key, cert: certificate.chain } })));
+  started.push(...servers);
+  return servers.map((server) => server.url);
+}
+
+function expectNear(result: MeasurementResult, truth: number): void {
+  expect(result.offset).not.toBeNull();
+  expect(Math.abs((result.offset ?? NaN) - truth)).toBeLessThanOrEqual((result.error ?? NaN) + 1e-3);
+}
+
+beforeAll(async () => {
+  authority = makeTestAuthority();
+  proxy = await startProxy();
+});
+
+afterAll(async () => {
+  await closeAll(started);
+  await proxy.close();
+  authority.cleanup();
+});
+
+describe.each([
+  { what: 'local clock 400 days behind', shift: 400 * DAY },
+  { what: 'local clock 3 years ahead', shift: -3 * 365 * DAY },
+])('$what', ({ shift }) => {
+  it('publishes the servers\' time, marked time-unverified, with the chains\' windows', async () => {
+    const { root, server } = pkiAround(now + shift);
+    const urls = await serve(shift, server, 3);
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', write: (line) => lines.push(line) });
+    const result = await measureOffset(urls, { probes: 3, ca: root.cert, logger });
+    expectNear(result, shift);
+    expect(result.timeUnverified).toBe(true);
+    expect(result.survivors).toBe(3);
+    for (const entry of result.servers) {
+      expect(entry.status).toBe('ok');
+      expect(entry.tls).toBe('time-unverified');
+      expect(entry.certificates?.map((window) => window.subject)).toEqual(['CN=127.0.0.1', 'CN=htntp test intermediate', 'CN=htntp test root']);
+    }
+    const warnings = lines.filter((line) => /local clock is (behind|ahead) by about/.test(line));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(shift > 0 ? 'behind by about 400 days' : 'ahead by about 1095 days');
+  });
+});
+
+describe('local clock 400 days behind: what is still rejected', () => {
+  const shift = 400 * DAY;
+
+  it('rejects a wrong host name', async () => {
+    const { root, server } = pkiAround(now + shift, { extensions: leafExtensions('DNS:wrong.example') });
+    const result = await measureOffset(await serve(shift, server), { probes: 1, ca: root.cert });
+    expect(result.offset).toBeNull();
+    expect(result.servers[0]?.status).toBe('failed');
+    expect(result.servers[0]?.reason).toMatch(/^tls: ERR_TLS_CERT_ALTNAME_INVALID .*127\.0\.0\.1 is not in the cert's list/);
+  });
+
+  it('rejects an unknown CA (OpenSSL reports only the time error for it)', async () => {
+    const { server } = pkiAround(now + shift);
+    const { root: other } = pkiAround(now + shift);
+    const result = await measureOffset(await serve(shift, server), { probes: 1, ca: other.cert });
+    expect(result.offset).toBeNull();
+    expect(result.servers[0]?.reason).toMatch(/^tls: UNABLE_TO_GET_ISSUER_CERT_LOCALLY .*no trusted issuer/);
+  });
+
+  it('rejects a server whose chain is not valid at the agreed time, and still publishes the majority', async () => {
+    const { root, server } = pkiAround(now + shift);
+    // Not yet valid at the local clock either, so it is checked the same way; valid long before the truth.
+    const expired = authority.issue({ subject: '127.0.0.1', notBefore: now + shift - 200 * DAY, notAfter: now + shift - 100 * DAY, extensions: leafExtensions() }, root);
+    const urls = [...(await serve(shift, server, 3)), ...(await serve(shift, expired))];
+    const result = await measureOffset(urls, { probes: 3, ca: root.cert });
+    expectNear(result, shift);
+    expect(result.survivors).toBe(3);
+    expect(result.servers.map((entry) => entry.status)).toEqual(['ok', 'ok', 'ok', 'failed']);
+    expect(result.servers[3]?.tls).toBe('time-unverified');
+    expect(result.servers[3]?.reason).toMatch(/^tls: its certificates, valid .* are not valid at the time the servers agree on/);
+    expect(result.servers[3]?.low).toBeNull();
+  });
+
+  it('rejects a chain valid at the wrong local clock but expired at the agreed time', async () => {
+    const { root, server } = pkiAround(now + shift);
+    // The root too must be valid at the local clock for OpenSSL to accept the chain.
+    const localRoot = authority.issue({ subject: 'htntp test local root', notBefore: now - 10 * DAY, notAfter: now + 100 * DAY, extensions: CA_EXTENSIONS });
+    const local = authority.issue({ subject: '127.0.0.1', notBefore: now - 10 * DAY, notAfter: now + 100 * DAY, extensions: leafExtensions() }, localRoot);
+    const urls = [...(await serve(shift, server, 3)), ...(await serve(shift, local))];
+    const result = await measureOffset(urls, { probes: 3, ca: `${root.cert}${localRoot.cert}` });
+    expectNear(result, shift);
+    expect(result.servers.map((entry) => [entry.status, entry.tls])).toEqual([
+      ['ok', 'time-unverified'], ['ok', 'time-unverified'], ['ok', 'time-unverified'], ['failed', 'verified'],
+    ]);
+    expect(result.servers[3]?.reason).toMatch(/^tls: its certificates, valid .* are not valid at the time the servers agree on/);
+    expect(result.servers[3]?.low).toBeNull();
+  });
+
+  it('rejects an expired key\'s claim of a time inside its old window (a falseticker and outside)', async () => {
+    const { root, server } = pkiAround(now + shift);
+    const old = now + shift - 150 * DAY;
+    const stolen = authority.issue({ subject: '127.0.0.1', notBefore: old - 50 * DAY, notAfter: old + 50 * DAY, extensions: leafExtensions() }, root);
+    const urls = [...(await serve(shift, server, 2)), ...(await serve(old - now, stolen))];
+    const result = await measureOffset(urls, { probes: 3, ca: root.cert });
+    expectNear(result, shift);
+    expect(result.servers.map((entry) => entry.status)).toEqual(['ok', 'ok', 'falseticker']);
+  });
+
+  it('publishes nothing when leaving out a chain not valid at the agreed time leaves no majority', async () => {
+    const { root, server } = pkiAround(now + shift);
+    const expired = authority.issue({ subject: '127.0.0.1', notBefore: now + shift - 200 * DAY, notAfter: now + shift - 100 * DAY, extensions: leafExtensions() }, root);
+    const urls = [...(await serve(shift, server)), ...(await serve(shift, expired))];
+    const result = await measureOffset(urls, { probes: 2, ca: root.cert });
+    expect(result.offset).toBeNull();
+    expect(result.timeUnverified).toBe(false);
+    expect(result.reason).toMatch(/no majority once the 1 server\(s\) whose certificates are not valid at the agreed time are left out/);
+  });
+
+  it('publishes nothing when all servers are time-unverified and disagree', async () => {
+    const { root, server } = pkiAround(now + shift);
+    const urls = [...(await serve(shift, server)), ...(await serve(shift + 30, server)), ...(await serve(shift + 60, server))];
+    const lines: string[] = [];
+    const result = await measureOffset(urls, { probes: 2, ca: root.cert, logger: createLogger({ level: 'warn', write: (line) => lines.push(line) }) });
+    expect(result.offset).toBeNull();
+    expect(result.reason).toMatch(/^no majority/);
+    expect(result.servers.every((entry) => entry.tls === 'time-unverified')).toBe(true);
+    expect(lines.filter((line) => /checked against the servers' time: no estimate/.test(line))).toHaveLength(1);
+  });
+
+  it('works through a proxy\'s CONNECT tunnel', async () => {
+    const { root, server } = pkiAround(now + shift);
+    const urls = await serve(shift, server, 3);
+    const connects = proxy.connects;
+    const result = await measureOffset(urls, { probes: 2, ca: root.cert, proxy: proxy.uri });
+    expectNear(result, shift);
+    expect(result.servers.every((entry) => entry.tls === 'time-unverified')).toBe(true);
+    // Per server: the strict attempt's tunnel, then the one kept.
+    expect(proxy.connects - connects).toBe(6);
+  });
+});
+
+describe('local clock right', () => {
+  it('verifies normally: no retry, no warning, verified', async () => {
+    const { root, server } = pkiAround(now);
+    const urls = await serve(0.25, server, 3);
+    const lines: string[] = [];
+    const connects = proxy.connects;
+    const result = await measureOffset(urls, { probes: 2, ca: root.cert, proxy: proxy.uri, logger: createLogger({ level: 'warn', write: (line) => lines.push(line) }) });
+    expectNear(result, 0.25);
+    expect(result.timeUnverified).toBe(false);
+    expect(result.servers.map((entry) => entry.tls)).toEqual(['verified', 'verified', 'verified']);
+    expect(proxy.connects - connects).toBe(3);
+    expect(lines.join('\n')).not.toMatch(/certificates/);
+  });
+
+  it('still rejects a wrong host name without trying again', async () => {
+    const { root, server } = pkiAround(now, { extensions: leafExtensions('DNS:wrong.example') });
+    const connects = proxy.connects;
+    const result = await measureOffset(await serve(0, server), { probes: 1, ca: root.cert, proxy: proxy.uri });
+    expect(result.servers[0]?.reason).toMatch(/^tls: ERR_TLS_CERT_ALTNAME_INVALID/);
+    expect(proxy.connects - connects).toBe(1);
+  });
+});
+
+describe('the measurement\'s own clock (injected) 400 days behind, servers and OpenSSL on the right time', () => {
+  const shift = 400 * DAY;
+  const behind: Clock = { realtime: () => addSeconds(realtime(), -shift), monotonicRaw };
+
+  it('judges the chains\' windows at the agreed time, not at the injected clock: a chain valid only then is rejected', async () => {
+    const { root, server } = pkiAround(now);
+    // Valid around the injected clock's time only: OpenSSL (right clock) finds it expired; the check ignoring time passes it.
+    const stale = pkiAround(now - shift);
+    const urls = [...(await serve(0, server, 3)), ...(await serve(0, stale.server))];
+    const result = await measureOffset(urls, { probes: 3, ca: `${root.cert}${stale.root.cert}`, clock: behind });
+    expectNear(result, shift);
+    expect(result.servers.map((entry) => [entry.status, entry.tls])).toEqual([
+      ['ok', 'verified'], ['ok', 'verified'], ['ok', 'verified'], ['failed', 'time-unverified'],
+    ]);
+    expect(result.timeUnverified).toBe(false);
+  });
+});
+
+describe('ServerClock with the local clock 400 days behind', () => {
+  const shift = 400 * DAY;
+
+  it('becomes ready on the servers\' time, warns once, and drops a server telling a time outside its chain\'s window', async () => {
+    const { root, server } = pkiAround(now + shift);
+    const old = now + shift - 150 * DAY;
+    const stolen = authority.issue({ subject: '127.0.0.1', notBefore: old - 50 * DAY, notAfter: old + 50 * DAY, extensions: leafExtensions() }, root);
+    // The fourth tells the true time with a chain valid only long before it.
+    const urls = [...(await serve(shift, server, 3)), ...(await serve(shift, stolen))];
+    const lines: string[] = [];
+    const clock = new ServerClock({ servers: urls, ca: root.cert, logger: createLogger({ level: 'warn', write: (line) => lines.push(line) }) });
+    try {
+      await clock.ready();
+      expect(Math.abs(clock.offset - shift)).toBeLessThan(1);
+      // ready() may come with a majority before every sweep is in; the warning follows them.
+      await waitFor(() => lines.some((line) => /server clock: the local clock is behind by about 400 days/.test(line)) || undefined, { what: 'the wrong-clock warning', timeoutMs: 30_000, intervalMs: 50 });
+      expect(lines.filter((line) => /server clock: the local clock is behind by about 400 days/.test(line))).toHaveLength(1);
+      expect(lines.some((line) => /are not valid at the time it tells/.test(line))).toBe(true);
+    } finally {
+      clock.close();
+    }
+  });
+});
