@@ -128,7 +128,7 @@ describe('a segment of another size', () => {
       Object.fromEntries(Object.entries(reference.offsets).filter(([name]) => name !== 'dummy')),
     );
     if (reference.timeTSize === 8) {
-      // ../shared/notes/shm-refclock.md, x86_64 and other LP64 ABIs
+      // x86_64 and other LP64 ABIs (ntpd's struct with a 64-bit time_t)
       expect(reference.size).toBe(96);
       expect(reference.offsets).toEqual({
         mode: 0,

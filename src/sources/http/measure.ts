@@ -352,7 +352,7 @@ export async function measure(servers: readonly string[], options: MeasureOption
     const { offset, status, reason } = conclusion.servers[index] as { offset: number | undefined; status: ServerStatus; reason: string | null };
     // A failed server gives no figures (one whose certificates are not valid at the agreed time included).
     const interval = status === 'failed' ? undefined : evidence[index]?.interval;
-    // The field order first; the interval itself last.
+    // The fields in the order users have always seen them; the interval itself last.
     return {
       url: redactCredentials(urls[index]?.href ?? ''),
       offset: offset === undefined ? null : offset + toRealtime,
