@@ -31,7 +31,6 @@ export interface ShmSinkOptions {
 /** How often the sink checks that its segment was not removed under it (ipcrm). */
 const WATCH_INTERVAL_SECONDS = 1;
 
-
 export class ShmSink implements Sink {
   readonly name: string;
   readonly unit: number;
