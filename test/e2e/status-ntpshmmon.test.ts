@@ -1,7 +1,7 @@
 // "Anything ntpshmmon shows, status shows too": gpsd's ntpshmmon and `htntp status --json`
 // on the same segment report the same sample..
 import { afterEach, beforeAll, expect, it } from 'vitest';
-import type { UnitStatus } from '../../src/cli/commands/status.js';
+import type { UnitStatus } from '../../src/status.js';
 import { realtime } from '../../src/clock.js';
 import { NtpdShm } from '../../src/shm.js';
 import { addSeconds } from '../../src/time.js';

@@ -2,7 +2,7 @@
 // never creates, never clears valid) and the CLI (--json, exit code, --watch + SIGINT).
 import { spawnSync, execFileSync } from 'node:child_process';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { formatStatus, readStatus, type UnitReport, type UnitStatus } from '../../src/cli/commands/status.js';
+import { formatStatus, readStatus, type UnitReport, type UnitStatus } from '../../src/status.js';
 import type { Clock } from '../../src/clock.js';
 import { NtpdShm, keyOfUnit } from '../../src/shm.js';
 import { addSeconds, type Timespec } from '../../src/time.js';

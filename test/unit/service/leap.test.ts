@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { leapAt, leapStatus, loadLeapSeconds, parseLeapSeconds, LeapSchedule } from '../../../src/leap.js';
 import { loadLeapSchedule } from '../../../src/cli/service.js';
-import { formatStatus, readStatus } from '../../../src/cli/commands/status.js';
+import { formatStatus, readStatus } from '../../../src/status.js';
 import { feed } from '../../../src/feeder.js';
 import { NtpdShm, type Leap } from '../../../src/shm.js';
 import type { Sample, SampleSource } from '../../../src/sample.js';

@@ -1,12 +1,12 @@
 // `htntp status`: what is in the SHM segments, without disturbing anyone. Attaches
 // read-only (SHM_RDONLY), never creates a segment, never clears `valid`.
 import type { Command } from 'commander';
-import { abortableSleep, systemClock, type Clock } from '../../clock.js';
-import { MAX_UNIT, NtpdShm, everWritten, keyText, snapshotTimes, type ShmSnapshot } from '../../shm.js';
-import { diffSeconds, formatUtc, type Timespec } from '../../time.js';
-import { defaultLeapFile, formatTaiReport, loadLeapSeconds, taiReport, type TaiReport } from '../../leap.js';
-import { collect, integerOption, numberOption } from '../options.js';
-import { shutdownSignal, stdoutClosedSignal } from '../signals.js';
+import { abortableSleep, systemClock, type Clock } from './clock.js';
+import { MAX_UNIT, NtpdShm, everWritten, keyText, snapshotTimes, type ShmSnapshot } from './shm.js';
+import { diffSeconds, formatUtc, type Timespec } from './time.js';
+import { defaultLeapFile, formatTaiReport, loadLeapSeconds, taiReport, type TaiReport } from './leap.js';
+import { collect, integerOption, numberOption } from './cli/options.js';
+import { shutdownSignal, stdoutClosedSignal } from './cli/signals.js';
 
 /**
  * consuming: a reader took the last sample while its writer was attached (valid went 1 -> 0
