@@ -1,12 +1,9 @@
-// `htntp status`: what is in the SHM segments, without disturbing anyone. Attaches
-// read-only (SHM_RDONLY), never creates a segment, never clears `valid`.
-import type { Command } from 'commander';
-import { abortableSleep, systemClock, type Clock } from './clock.js';
+// The SHM segments as plain objects, read without disturbing anyone: attaches read-only
+// (SHM_RDONLY), never creates a segment, never clears `valid`.
+import { systemClock, type Clock } from './clock.js';
 import { MAX_UNIT, NtpdShm, everWritten, keyText, snapshotTimes, type ShmSnapshot } from './shm.js';
 import { diffSeconds, formatUtc, type Timespec } from './time.js';
-import { defaultLeapFile, formatTaiReport, loadLeapSeconds, taiReport, type TaiReport } from './leap.js';
-import { collect, integerOption, numberOption } from './cli/options.js';
-import { shutdownSignal, stdoutClosedSignal } from './cli/signals.js';
+import { formatTaiReport, loadLeapSeconds, taiReport, type TaiReport } from './leap.js';
 
 /**
  * consuming: a reader took the last sample while its writer was attached (valid went 1 -> 0
@@ -193,53 +190,4 @@ export function formatStatus(result: StatusResult): string {
 
 export function missingMessage(unit: number): string {
   return `htntp status: unit ${unit} has no segment (key ${keyText(unit)}): nothing has created it yet`;
-}
-
-export interface StatusCliOptions {
-  unit?: number[];
-  json?: boolean;
-  watch?: boolean;
-  interval: number;
-  leapfile?: string;
-}
-
-/** Prints status (once, or every interval until SIGINT/SIGTERM); returns the exit code. */
-export async function runStatus(options: StatusCliOptions, signal?: AbortSignal): Promise<number> {
-  const closed = stdoutClosedSignal();
-  const print = (result: StatusResult): void => {
-    if (closed.aborted) return;
-    if (options.json) process.stdout.write(`${JSON.stringify(result.units)}\n`);
-    else process.stdout.write(`${options.watch ? '\x1b[H\x1b[2J' : ''}${formatStatus(result)}`);
-    for (const unit of result.missing) process.stderr.write(`${missingMessage(unit)}\n`);
-  };
-  const units = options.unit;
-  const leapPath = options.leapfile ?? defaultLeapFile();
-  const leapfile = leapPath === undefined ? {} : { leapfile: leapPath };
-  let result = readStatus({ ...(units === undefined ? {} : { units }), ...leapfile });
-  print(result);
-  // A unit asked for that is missing or cannot be read is a failure; in a scan of all
-  // units, one that cannot be read (a root-only unit for a user) is only reported.
-  const failed = result.missing.length > 0 || (units !== undefined && result.units.some((report) => 'error' in report));
-  if (!options.watch) return failed ? 1 : 0;
-  const stop = AbortSignal.any([signal ?? shutdownSignal(), closed]);
-  for (;;) {
-    await abortableSleep(options.interval * 1000, stop);
-    if (stop.aborted) return 0; // a stop signal or a closed stdout: a watch ends normally
-    result = readStatus({ ...(units === undefined ? {} : { units }), ...leapfile, previous: result });
-    print(result);
-  }
-}
-
-export function registerStatus(program: Command): void {
-  program
-    .command('status')
-    .description('Show the SHM segments (read-only: never creates one, never clears valid)')
-    .option('-u, --unit <n>', 'a unit to show (repeatable); default every unit that exists', collect(integerOption('unit', 0, MAX_UNIT)))
-    .option('--json', 'print an array of plain objects')
-    .option('-w, --watch', 'refresh every interval until interrupted')
-    .option('--interval <seconds>', 'seconds between refreshes with --watch', numberOption('interval', 0.1, 3600), 1)
-    .option('--leapfile <path>', 'leap-seconds.list for the TAI line (default /usr/share/zoneinfo/leap-seconds.list when present)')
-    .action(async (options: StatusCliOptions) => {
-      process.exitCode = await runStatus(options);
-    });
 }

@@ -22,7 +22,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   doctor: { load: async () => (await import('./commands/doctor.js')).registerDoctor, needsAddon: true },
   gps: { load: async () => (await import('./commands/gps.js')).registerGps, needsAddon: true },
   http: { load: async () => (await import('./commands/http.js')).registerHttp, needsAddon: true },
-  status: { load: async () => (await import('../status.js')).registerStatus, needsAddon: true },
+  status: { load: async () => (await import('./commands/status.js')).registerStatus, needsAddon: true },
 };
 
 /**
