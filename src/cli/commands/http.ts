@@ -105,19 +105,19 @@ export function formatMeasurement(result: MeasurementResult): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** The command's logic, outside the commander wiring. */
+/** The command's logic, outside the commander wiring; it prints nothing (--once --dry-run returns its measurement). */
 export async function runHttp(serverArgs: readonly string[], givenOptions: HttpOptions, signal?: AbortSignal): Promise<HttpRun> {
   const servers = serverArgs.length > 0 ? serverArgs : DEFAULT_SERVERS;
   servers.forEach(serverUrl); // bad arguments fail before anything starts
   if (givenOptions.ca !== undefined) readCa(givenOptions.ca);
-  if (givenOptions.json) givenOptions.logFormat = 'json';
-  const { proxyFile: _proxyFile, proxy: _proxy, ...rest } = givenOptions;
-  const proxy = resolveProxy(givenOptions, serviceLogger(givenOptions));
+  // --json logs as JSON too (a copy: the caller's object is left as given).
+  const given: HttpOptions = givenOptions.json ? { ...givenOptions, logFormat: 'json' } : givenOptions;
+  const { proxyFile: _proxyFile, proxy: _proxy, ...rest } = given;
+  const proxy = resolveProxy(given, serviceLogger(given));
   const options: HttpOptions = { ...rest, ...(proxy === undefined ? {} : { proxy }) };
   if (options.once && options.dryRun) {
     const logger = serviceLogger(options);
     const result = await measureOffset(servers, { ...measureOptions(options), logger, ...(signal === undefined ? {} : { signal }) });
-    process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : formatMeasurement(result));
     return { exitCode: result.offset === null ? 1 : 0, result };
   }
   let estimated = false;
@@ -175,7 +175,8 @@ export function registerHttp(program: Command): void {
     .option('--json', 'machine-readable output: with --once --dry-run one JSON object (a failure too: {reason, code, exitCode}); logs as JSON');
   addServiceOptions(command, { unit: 2 }).action(async (servers: string[], options: HttpOptions) => {
     const run = await runHttp(servers, options);
-    if (!options.dryRun && options.json) process.stdout.write(`${JSON.stringify({ published: run.published ?? 0, exitCode: run.exitCode })}\n`);
+    if (run.result !== undefined) process.stdout.write(options.json ? `${JSON.stringify(run.result)}\n` : formatMeasurement(run.result));
+    else if (!options.dryRun && options.json) process.stdout.write(`${JSON.stringify({ published: run.published ?? 0, exitCode: run.exitCode })}\n`);
     process.exitCode = run.exitCode;
   });
 }
