@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { codedError } from './errors.js';
 import type { Timespec } from './time.js';
 
 /**
@@ -149,9 +150,7 @@ const packageRoot = dirname(dirname(fileURLToPath(import.meta.url)));
 
 /** One line saying what is missing and how to get it: the CLI prints it as it is. */
 function addonError(message: string, cause: unknown): Error {
-  return Object.assign(new Error(`${message}: build it with \`npm rebuild htntp\` (needs python3, make and a C++ compiler)`, { cause }), {
-    code: 'ERR_HTNTP_ADDON',
-  });
+  return codedError(`${message}: build it with \`npm rebuild htntp\` (needs python3, make and a C++ compiler)`, 'ERR_HTNTP_ADDON', {}, cause);
 }
 
 function load(): NativeAddon {

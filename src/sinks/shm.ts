@@ -144,7 +144,7 @@ export class ShmSink implements Sink {
   }
 
   publish(sample: Sample, leap: Leap): boolean {
-    if (this.#shm === undefined) throw Object.assign(new Error(`${this.name} is not open`), { code: 'ERR_INVALID_STATE' });
+    if (this.#shm === undefined) throw codedError(`${this.name} is not open`, 'ERR_INVALID_STATE');
     const shm = this.#ensureSegment(this.#shm);
     shm.update(sample.clockTime, { receiveTime: sample.receiveTime, precision: sample.precision, leap });
     this.#published += 1;

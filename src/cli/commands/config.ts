@@ -4,6 +4,7 @@ import { Option, type Command } from 'commander';
 import { REFCLOCK_DAEMONS, SOURCE_KINDS, presetOptions, refclockLines, type RefclockConfigOptions, type RefclockDaemon, type SourceKind } from '../../refclock-config.js';
 import { MAX_PRECISION, MIN_PRECISION } from '../../sample.js';
 import { MAX_UNIT, keyText } from '../../shm.js';
+import { withCode } from '../../errors.js';
 import { integerOption, numberOption, permOption } from '../options.js';
 
 export interface ConfigOptions extends Omit<RefclockConfigOptions, 'daemon' | 'unit' | 'refid'> {
@@ -34,7 +35,7 @@ export function refclockConfig(options: ConfigOptions): ConfigResult {
   const { json: _json, sock, unit: givenUnit, source, refid, ...rest } = options;
   const unit = givenUnit ?? (sock === undefined ? DEFAULT_CONFIG_UNIT : undefined);
   if (source === undefined && refid === undefined) {
-    throw Object.assign(new TypeError('give --source (http, gps, fixed) or --refid'), { code: 'ERR_MISSING_OPTION' });
+    throw withCode(new TypeError('give --source (http, gps, fixed) or --refid'), 'ERR_MISSING_OPTION');
   }
   const lineOptions = (lineUnit: number, extra: Partial<RefclockConfigOptions> = {}): RefclockConfigOptions => {
     const given = { ...rest, unit: lineUnit, ...(refid === undefined ? {} : { refid }), ...extra };

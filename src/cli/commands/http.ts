@@ -66,7 +66,7 @@ export function readProxyFile(path: string): string {
     .split('\n')
     .map((text) => text.trim())
     .find((text) => text !== '' && !text.startsWith('#'));
-  if (line === undefined) throw Object.assign(new Error(`${path}: no proxy in the file (one line such as http://user:pass@proxy:3128)`), { code: 'ERR_INVALID_ARG_VALUE' });
+  if (line === undefined) throw codedError(`${path}: no proxy in the file (one line such as http://user:pass@proxy:3128)`, 'ERR_INVALID_ARG_VALUE');
   return line;
 }
 
@@ -77,7 +77,7 @@ export function readProxyFile(path: string): string {
  */
 export function resolveProxy(options: Pick<HttpOptions, 'proxy' | 'proxyFile'>, logger: Logger): string | undefined {
   if (options.proxy !== undefined && options.proxyFile !== undefined) {
-    throw Object.assign(new TypeError('--proxy and --proxy-file exclude each other'), { code: 'ERR_INVALID_ARG_VALUE' });
+    throw invalidArgValue('--proxy and --proxy-file exclude each other');
   }
   if (options.proxyFile !== undefined) return readProxyFile(options.proxyFile);
   if (options.proxy !== undefined && hasProxyCredentials(options.proxy)) {
