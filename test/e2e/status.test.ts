@@ -1,8 +1,10 @@
 // `htntp status`: the plain function (fake clock, exact offset and age, reader state,
-// never creates, never clears valid) and the CLI (--json, exit code, --watch + SIGINT).
+// never creates, never clears valid), the command's logic in-process (each look and the
+// exit code returned) and the CLI (--json, exit code, --watch + SIGINT).
 import { spawnSync, execFileSync } from 'node:child_process';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { formatStatus, readStatus, type UnitReport, type UnitStatus } from '../../src/status.js';
+import { formatStatus, readStatus, type StatusResult, type UnitReport, type UnitStatus } from '../../src/status.js';
+import { runStatus } from '../../src/cli/commands/status.js';
 import type { Clock } from '../../src/clock.js';
 import { NtpdShm, keyOfUnit } from '../../src/shm.js';
 import { addSeconds, type Timespec } from '../../src/time.js';
@@ -142,6 +144,45 @@ describe('readStatus()', () => {
       const units = readStatus().units.map((report) => report.unit);
       expect(units).toContain(UNIT);
       expect(units).not.toContain(UNIT_MISSING);
+    } finally {
+      shm.detach();
+    }
+  });
+});
+
+describe('runStatus()', () => {
+  it('returns the look and the exit code: a missing unit asked for is exit code 1', async () => {
+    const shm = new NtpdShm(UNIT);
+    try {
+      shm.update(clockTime, { receiveTime: receive, precision: -13 });
+      const looks: StatusResult[] = [];
+      const run = await runStatus({ unit: [UNIT, UNIT_MISSING], interval: 1 }, (result) => looks.push(result));
+      expect(run.exitCode).toBe(1);
+      expect(run.result.missing).toEqual([UNIT_MISSING]);
+      expect(run.result.units).toMatchObject([{ unit: UNIT, count: 2, valid: 1, offset: 1.000000002, precision: -13 }]);
+      expect(looks).toEqual([run.result]);
+      expect((await runStatus({ unit: [UNIT], interval: 1 })).exitCode).toBe(0);
+      expect(readSegment(UNIT_MISSING)).toBeUndefined();
+    } finally {
+      shm.detach();
+    }
+  });
+
+  it('--watch hands over a look every interval, each seeing the one before, until its signal stops it (exit 0)', async () => {
+    const shm = new NtpdShm(UNIT_WATCH);
+    try {
+      shm.update(clockTime, { receiveTime: receive });
+      const stop = new AbortController();
+      const looks: StatusResult[] = [];
+      const run = await runStatus({ unit: [UNIT_WATCH], watch: true, interval: 0.1 }, (result) => {
+        looks.push(result);
+        if (looks.length === 1) shm.valid = 0; // a reader takes the sample between two looks
+        if (looks.length === 3) stop.abort();
+      }, stop.signal);
+      expect(run.exitCode).toBe(0);
+      expect(looks).toHaveLength(3);
+      expect(run.result).toBe(looks[2]);
+      expect(looks.map((look) => statusOf(look.units, UNIT_WATCH).readerSeen)).toEqual([false, true, true]);
     } finally {
       shm.detach();
     }

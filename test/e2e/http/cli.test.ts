@@ -1,9 +1,9 @@
 // The `htntp http` command through the real bin: the default command (python-ntpdshm's
-// invocation parses unchanged), --once --dry-run --json prints exactly one object, exit 1
-// without an estimate.
+// invocation parses unchanged), runHttp returns its measurement, --once --dry-run --json
+// prints exactly one object, exit 1 without an estimate.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../../../src/cli/index.js';
-import type { HttpOptions } from '../../../src/cli/commands/http.js';
+import { runHttp, type HttpOptions } from '../../../src/cli/commands/http.js';
 import { startHtntp } from '../../helpers/process.js';
 import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
 
@@ -29,6 +29,17 @@ describe('htntp http', () => {
     await program.parseAsync(['node', 'htntp']);
     expect(seen?.servers).toEqual([]); // runHttp then takes the embedded list
     expect(seen?.options.unit).toBe(2);
+  });
+
+  it('runHttp --once --dry-run returns the measurement and leaves the options object as given', { timeout: 60_000 }, async () => {
+    const options: HttpOptions = { once: true, dryRun: true, json: true, quiet: true, interval: 300, probes: 4, logFormat: 'text' };
+    const given = structuredClone(options);
+    const run = await runHttp(servers.map((server) => server.url), options);
+    expect(run.exitCode).toBe(0);
+    expect(run.published).toBeUndefined();
+    expect(run.result?.servers.map((server) => server.status)).toEqual(['ok', 'ok', 'falseticker']);
+    expect(Math.abs((run.result?.offset ?? Infinity) - 2.125)).toBeLessThanOrEqual((run.result?.error ?? 0) + 1e-6);
+    expect(options).toEqual(given);
   });
 
   it('--once --dry-run --json prints exactly one JSON object with every server', { timeout: 60_000 }, async () => {
