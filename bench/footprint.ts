@@ -1,13 +1,13 @@
 // `npm run bench:footprint`: memory and CPU of the long-running commands as a service
-// runs them, next to their anchors: bare Node (a 1 s timer) and gpsd on a pty of its own
-// fed the same sentences. Each process is started together, left to settle
-// (HTNTP_BENCH_WARMUP s, default 15), then watched for HTNTP_BENCH_SECONDS (default 60):
+// runs them (with the NODE_OPTIONS of the systemd units), next to their anchors: bare Node
+// (a 1 s timer) and gpsd on a pty of its own fed the same sentences. Each process is started together, left to settle
+// (HTNTP_BENCH_WARMUP s, default 45), then watched for HTNTP_BENCH_SECONDS (default 60):
 // RSS (VmRSS at the end, VmHWM: the peak since start), CPU ms per second (utime + stime
 // of every thread) and the main thread's wake-ups per second (context switches).
 // Subjects: `fixed` (1 Hz), `http` (3 loopback servers, default interval), `gps` (socat
 // pty, one NMEA burst a second). Targets: RSS <= 50 MB, CPU <= 1 ms/s between measurements.
-// Units from test/helpers/units.ts. Needs socat; gpsd (optional anchor) runs in its own IPC namespace so its
-// SHM segments never reach the host's time daemon.
+// Units from test/helpers/units.ts. Needs socat; gpsd (optional anchor) runs in its own
+// IPC namespace so its SHM segments never reach the host's time daemon.
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -19,7 +19,9 @@ import { PacedWriter, startPtyPair, type PtyPair } from '../test/helpers/gps/pty
 import { burst } from '../test/helpers/gps/sentences.js';
 import { closeAll, startTimeServers } from '../test/helpers/http/servers.js';
 
-const WARMUP_SECONDS = Number(process.env.HTNTP_BENCH_WARMUP ?? 15);
+// Between measurements: an HTTP measurement's connections close 10 s after its last probe,
+// and its garbage is collected over the next half minute.
+const WARMUP_SECONDS = Number(process.env.HTNTP_BENCH_WARMUP ?? 45);
 const SECONDS = Number(process.env.HTNTP_BENCH_SECONDS ?? 60);
 const UNITS = { fixed: units.footprintFixed, http: units.footprintHttp, gps: units.footprintGps } as const;
 const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ on Linux
@@ -43,6 +45,14 @@ function read(pid: number): Reading {
     rssKb: value('VmRSS'),
     peakKb: value('VmHWM'),
   };
+}
+
+/** NODE_OPTIONS of contrib/systemd/htntp.service, which the GPS unit shares. */
+function unitNodeOptions(): string {
+  const unit = readFileSync(new URL('../contrib/systemd/htntp.service', import.meta.url), 'utf8');
+  const options = /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1];
+  if (options === undefined) throw new Error('contrib/systemd/htntp.service sets no NODE_OPTIONS');
+  return options;
 }
 
 interface Subject {
@@ -79,10 +89,14 @@ async function main(): Promise<void> {
     };
     const gpsPty = await feed(`${temp.path}/gps`);
     const node = (args: string[]): RunningProcess => startProcess(process.execPath, args, { cwd: repoRoot });
+    // htntp as its systemd units run it: with their NODE_OPTIONS.
+    const serviceEnvironment = { ...process.env, NODE_OPTIONS: unitNodeOptions() };
+    const service = (args: string[]): RunningProcess => startProcess(process.execPath, args, { cwd: repoRoot, env: serviceEnvironment });
+    process.stdout.write(`htntp runs with the units' NODE_OPTIONS=${serviceEnvironment.NODE_OPTIONS}\n`);
     subjects.push({ name: 'bare node (1 s timer)', process: node(['-e', 'setInterval(() => {}, 1000)']) });
-    subjects.push({ name: 'htntp fixed', process: node([htntpBin, 'fixed', '--unit', String(UNITS.fixed), '--offset', '0', '--quiet']) });
-    subjects.push({ name: 'htntp http (3 servers)', process: node([htntpBin, 'http', '--unit', String(UNITS.http), '--quiet', ...servers.map((server) => server.url)]) });
-    subjects.push({ name: 'htntp gps (pty)', process: node([htntpBin, 'gps', '--device', gpsPty.devicePath, '--unit', String(UNITS.gps), '--quiet']) });
+    subjects.push({ name: 'htntp fixed', process: service([htntpBin, 'fixed', '--unit', String(UNITS.fixed), '--offset', '0', '--quiet']) });
+    subjects.push({ name: 'htntp http (3 servers)', process: service([htntpBin, 'http', '--unit', String(UNITS.http), '--quiet', ...servers.map((server) => server.url)]) });
+    subjects.push({ name: 'htntp gps (pty)', process: service([htntpBin, 'gps', '--device', gpsPty.devicePath, '--unit', String(UNITS.gps), '--quiet']) });
     if (gpsd !== undefined && unshare !== undefined && process.getuid?.() === 0) {
       const gpsdPty = await feed(`${temp.path}/gpsd`);
       // -N foreground, -n read without a client, -b never write to the device; a port of

@@ -1,7 +1,7 @@
 // The receiver's serial port kept alive: open, baud-rate hunt, a watch for silence and
 // for the device path naming another device, reopen with backoff after a loss. Lines
 // come out with the receive stamps taken in the data event that completed them.
-import { stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { abortableSleep, type Clock } from '../../clock.js';
 import type { Logger } from '../../log.js';
 import { diffSeconds, type Timespec } from '../../time.js';
@@ -37,10 +37,14 @@ const HUNT_WINDOW = 2500;
 const SILENCE_SECONDS = 10;
 const WATCH_INTERVAL = 1000;
 
-/** What a path names (device number + inode): another value means another device. */
-async function deviceIdentity(path: string): Promise<string | null> {
+/**
+ * What a path names (device number + inode): another value means another device. Synchronous:
+ * a stat of a device node takes microseconds, and a thread-pool round trip every second
+ * would wake the process twice for it.
+ */
+function deviceIdentity(path: string): string | null {
   try {
-    const info = await stat(path);
+    const info = statSync(path);
     return `${info.rdev}:${info.ino}`;
   } catch {
     return null;
@@ -145,7 +149,7 @@ export class ReceiverPort {
   async #attach(port: Port): Promise<void> {
     const { device, clock, logger } = this.#options;
     this.#port = port;
-    this.#identity = await deviceIdentity(device);
+    this.#identity = deviceIdentity(device);
     this.#lastDataAt = clock.monotonicRaw();
     this.#heard = false;
     this.#splitter.clear();
@@ -190,11 +194,10 @@ export class ReceiverPort {
     }
     const expected = this.#identity;
     if (expected === null) return;
-    void deviceIdentity(device).then((current) => {
-      if (current === expected || watched !== this.#port || !watched.isOpen) return;
-      logger.warn(current === null ? 'device path gone' : 'device path replaced', { device });
-      // Closing emits 'close': the same path as a disconnect the port reports itself.
-      void closePort(watched);
-    });
+    const current = deviceIdentity(device);
+    if (current === expected) return;
+    logger.warn(current === null ? 'device path gone' : 'device path replaced', { device });
+    // Closing emits 'close': the same path as a disconnect the port reports itself.
+    void closePort(watched);
   }
 }

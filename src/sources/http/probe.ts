@@ -15,7 +15,8 @@
 // CONNECT to port 80) and https:// through a CONNECT tunnel; what fails at the proxy is
 // reported as the proxy's fault.
 import { rootCertificates } from 'node:tls';
-import { Client, EnvHttpProxyAgent, ProxyAgent, type buildConnector, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Client, proxyAgents, type Connector } from './undici.js';
 import type { Clock } from '../../clock.js';
 import type { Timespec } from '../../time.js';
 import { codedError } from '../../errors.js';
@@ -106,7 +107,7 @@ export function createDispatcher(url: URL, options: ConnectionOptions): Dispatch
   };
   // Every https connection, direct or through a proxy's CONNECT tunnel, goes through the
   // connector that copes with a wrong local clock (tls.ts); below it, the tunnel or TCP.
-  const connector = (base?: buildConnector.connector): buildConnector.connector =>
+  const connector = (base?: Connector): Connector =>
     timeTolerantConnector({ ...tls, ...(options.ca === undefined ? {} : { extraCa: options.ca }), timeoutMs: options.timeoutMs, ...(base ? { base } : {}), ...(options.onTls ? { onConnection: options.onTls } : {}) });
   // Through a proxy too: one keep-alive connection per server with the limits above, and
   // plain http:// in absolute form (proxyTunnel: false), https:// through CONNECT.
@@ -116,15 +117,17 @@ export function createDispatcher(url: URL, options: ConnectionOptions): Dispatch
     requestTls: tls,
     proxyTls: tls,
     factory: (origin: string | URL, factoryOptions: { connect?: unknown }): Dispatcher =>
-      new Client(origin, { ...common, ...factoryOptions, pipelining: 1, connect: connector(typeof factoryOptions.connect === 'function' ? (factoryOptions.connect as buildConnector.connector) : undefined) }),
+      new Client(origin, { ...common, ...factoryOptions, pipelining: 1, connect: connector(typeof factoryOptions.connect === 'function' ? (factoryOptions.connect as Connector) : undefined) }),
   };
   if (options.proxy !== undefined) {
+    const { ProxyAgent } = proxyAgents();
     const dispatcher = new ProxyAgent({ ...proxied, uri: proxyUri(options.proxy) });
     const proxy = parseProxy(options.proxy);
     if (proxy) routes.set(dispatcher, { proxies: [proxy], only: true });
     return dispatcher;
   }
   if (PROXY_ENV.some((name) => process.env[name])) {
+    const { EnvHttpProxyAgent } = proxyAgents();
     const dispatcher = new EnvHttpProxyAgent({ ...proxied, connect: tls });
     const proxies = PROXY_ENV.flatMap((name) => {
       const value = process.env[name];

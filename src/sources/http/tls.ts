@@ -12,7 +12,7 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, rootCertificates, type PeerCertificate, type TLSSocket } from 'node:tls';
-import { buildConnector } from 'undici';
+import { buildConnector, type Connector } from './undici.js';
 import { codedError } from '../../errors.js';
 import { basicConstraints, certificateFields, extendedKeyUsage, KEY_USAGE, keyUsage, type CertificateFields } from './der.js';
 
@@ -205,7 +205,7 @@ export interface ConnectorOptions {
   /** Connect and handshake limit, ms. */
   timeoutMs: number;
   /** How the connection below TLS is made: undici's connector or a proxy tunnel (default: TCP). */
-  base?: buildConnector.connector;
+  base?: Connector;
   /** Told how each new TLS connection was trusted. */
   onConnection?: (connection: TlsConnection) => void;
 }
@@ -217,7 +217,7 @@ const hostOf = (hostname: string): string => hostname.replace(/^\[|\]$/g, '');
  * connection taken only when the chain verifies ignoring time (see above). Plain http passes
  * to the base connector unchanged.
  */
-export function timeTolerantConnector(options: ConnectorOptions): buildConnector.connector {
+export function timeTolerantConnector(options: ConnectorOptions): Connector {
   const tls = options.ca === undefined ? {} : { ca: options.ca };
   const base = options.base;
   const plain = base ?? buildConnector({ timeout: options.timeoutMs });

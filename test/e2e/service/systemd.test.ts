@@ -36,6 +36,15 @@ describe('unit files', () => {
       expect(unit.get('SystemCallFilter')).toBe('@system-service');
     });
 
+    it(`${name}: its NODE_OPTIONS are options this node takes`, async () => {
+      const environment = settings(unitFile(name)).filter(([key]) => key === 'Environment').map(([, value]) => value);
+      const nodeOptions = environment.find((value) => value.startsWith('NODE_OPTIONS='))?.slice('NODE_OPTIONS='.length);
+      expect(nodeOptions).toBeDefined();
+      const run = startProcess(process.execPath, ['-e', 'process.stdout.write(process.env.NODE_OPTIONS ?? "")'], { env: { ...process.env, NODE_OPTIONS: nodeOptions } });
+      const exit = await run.exited;
+      expect([exit.code, ...run.stdoutLines, ...run.stderrLines]).toEqual([0, nodeOptions]);
+    });
+
     it(`${name}: finds htntp on systemd's PATH, wherever npm -g put it`, () => {
       expect(new Map(settings(unitFile(name))).get('ExecStart')).toMatch(/^\/usr\/bin\/env htntp /);
     });
