@@ -1,7 +1,7 @@
-// undici's parts that probes use, each loaded from its own file. The package's index also
-// loads fetch, WebSocket, caches, mocks and the SOCKS agent, about 6 MB of a feeder's memory
-// that a probe never uses. The file paths are undici 7's (package.json keeps it to 7.30.x); the
-// types are the package's own.
+// undici's parts that direct probes use, each loaded from its own file: the package's index
+// also loads fetch, WebSocket, caches, mocks and the SOCKS agent, about 6 MB of a feeder's
+// memory. The file paths are undici 7's (package.json keeps it to 7.30.x); the types are
+// the package's own.
 import { createRequire } from 'node:module';
 import type * as Undici from 'undici';
 
@@ -12,10 +12,10 @@ export const buildConnector = require('undici/lib/core/connect.js') as typeof Un
 /** How a dispatcher opens its connections. */
 export type Connector = Undici.buildConnector.connector;
 
-/** The proxy agents, loaded only by a run that goes through a proxy. */
+/**
+ * The proxy agents, loaded only by a run that goes through a proxy: from the index, which
+ * gives dispatchers the `connect()` the agents' CONNECT tunnels call.
+ */
 export function proxyAgents(): Pick<typeof Undici, 'ProxyAgent' | 'EnvHttpProxyAgent'> {
-  return {
-    ProxyAgent: require('undici/lib/dispatcher/proxy-agent.js') as typeof Undici.ProxyAgent,
-    EnvHttpProxyAgent: require('undici/lib/dispatcher/env-http-proxy-agent.js') as typeof Undici.EnvHttpProxyAgent,
-  };
+  return require('undici') as typeof Undici;
 }
