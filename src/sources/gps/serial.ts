@@ -1,7 +1,7 @@
 // Opening the receiver's serial port with errors that name the cause.
-import { SerialPort } from 'serialport';
-import type { SerialPortStream } from '@serialport/stream';
+import { SerialPortStream } from '@serialport/stream';
 import { codedError } from '../../errors.js';
+import { mainLoopBinding } from './binding.js';
 
 /** What `--baud auto` tries, in order: the rates NMEA receivers ship with. */
 export const BAUD_RATES = [4800, 9600, 19200, 38400, 57600, 115200] as const;
@@ -12,7 +12,7 @@ export type PortFactory = (options: { path: string; baudRate: number }) => Port;
 
 export const systemPorts: PortFactory = ({ path, baudRate }) =>
   // lock: a second reader (gpsd, ModemManager) would steal half the lines.
-  new SerialPort({ path, baudRate, autoOpen: false, lock: true }) as unknown as Port;
+  new SerialPortStream({ binding: mainLoopBinding, path, baudRate, autoOpen: false, lock: true });
 
 export interface DeviceError extends Error {
   code: string;
