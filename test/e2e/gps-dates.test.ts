@@ -1,16 +1,15 @@
 // Date jumps over a real pty: a receiver simulated on a socat pair, paced in real time,
 // read by GpsSource in this process (so the local clock and the kernel's clock state,
 // the witness, can be set) and by the real `htntp gps --report-offset` CLI.
-import { mkdir } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { monotonicRaw, realtime, type Clock, type ClockSync } from '../../src/clock.js';
 import { createLogger } from '../../src/log.js';
 import type { Sample } from '../../src/sample.js';
 import { GpsSource } from '../../src/sources/gps/source.js';
 import { addSeconds, diffSeconds } from '../../src/time.js';
-import { describeE2e, findTool, waitFor } from '../helpers/daemons.js';
+import { describeE2e, waitFor } from '../helpers/daemons.js';
 import { makeTempDir, startHtntp, type TempDir } from '../helpers/process.js';
-import { PacedWriter, startPtyPair, type PtyPair } from '../helpers/gps/pty.js';
+import { PacedWriter, startPtyPairIn, type PtyPair } from '../helpers/gps/pty.js';
 import { burst, gga, gll, rmc } from '../helpers/gps/sentences.js';
 
 const LATENCY = 0.3;
@@ -32,9 +31,7 @@ afterAll(async () => {
 });
 
 async function ptyPair(name: string): Promise<PtyPair> {
-  const dir = `${temp.path}/${name}`;
-  await mkdir(dir, { recursive: true });
-  const pair = await startPtyPair(findTool('socat') as string, dir);
+  const pair = await startPtyPairIn(temp.path, name);
   cleanups.push(() => pair.stop());
   return pair;
 }

@@ -19,7 +19,7 @@ import {
 import { makeTempDir, startHtntp, type RunningProcess, type TempDir } from '../../helpers/process.js';
 import { refclockLines } from '../../../src/refclock-config.js';
 import { median } from '../../../src/sources/http/posterior.js';
-import { PacedWriter, startPtyPair, type PtyPair, type Written } from '../../helpers/gps/pty.js';
+import { PacedWriter, startPtyPair, startPtyPairIn, type PtyPair, type Written } from '../../helpers/gps/pty.js';
 import { burst, GSV } from '../../helpers/gps/sentences.js';
 import { units } from '../../helpers/units.js';
 
@@ -67,10 +67,7 @@ function socat(): string {
 }
 
 async function ptyPair(name: string): Promise<PtyPair> {
-  const { mkdir } = await import('node:fs/promises');
-  const dir = `${temp.path}/${name}`;
-  await mkdir(dir, { recursive: true });
-  const pair = await startPtyPair(socat(), dir);
+  const pair = await startPtyPairIn(temp.path, name);
   cleanups.push(() => pair.stop());
   return pair;
 }

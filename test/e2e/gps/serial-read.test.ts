@@ -2,14 +2,13 @@
 // order however the writer splits them, and a read waiting for data ends (canceled) when
 // the port closes, or as a disconnect when the device goes away, never hangs.
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
 import { mainLoopBinding } from '../../../src/sources/gps/binding.js';
 import { closePort, openPort, systemPorts } from '../../../src/sources/gps/serial.js';
-import { describeE2e, findTool, waitFor } from '../../helpers/daemons.js';
+import { describeE2e, waitFor } from '../../helpers/daemons.js';
 import { makeTempDir, type TempDir } from '../../helpers/process.js';
-import { startPtyPair, type PtyPair } from '../../helpers/gps/pty.js';
+import { startPtyPairIn, type PtyPair } from '../../helpers/gps/pty.js';
 import { seededRandom } from '../../helpers/random.js';
 import { burst } from '../../helpers/gps/sentences.js';
 
@@ -17,28 +16,20 @@ const BURSTS = 150;
 const SEED = 0x5e71a1;
 
 let temp: TempDir;
-const cleanups: (() => Promise<void> | void)[] = [];
 beforeAll(async () => {
   temp = await makeTempDir('gps-serial-read');
 });
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-afterAll(async () => {
-  await temp?.remove();
-});
+afterAll(() => temp?.remove());
 
 async function ptyPair(name: string): Promise<PtyPair> {
-  const dir = `${temp.path}/${name}`;
-  await mkdir(dir, { recursive: true });
-  const pair = await startPtyPair(findTool('socat') as string, dir);
-  cleanups.push(() => pair.stop());
+  const pair = await startPtyPairIn(temp.path, name);
+  onTestFinished(() => pair.stop());
   return pair;
 }
 
 function openWriter(path: string): number {
   const fd = openSync(path, constants.O_WRONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
-  cleanups.push(() => closeSync(fd));
+  onTestFinished(() => closeSync(fd));
   return fd;
 }
 
@@ -64,7 +55,7 @@ describeE2e('GPS serial reads (socat pty)', ['socat'], () => {
   it('every byte of many bursts, split at random points, arrives once and in order', async () => {
     const pair = await ptyPair('order');
     const port = await openPort(systemPorts, pair.devicePath, 9600);
-    cleanups.push(() => closePort(port));
+    onTestFinished(() => closePort(port));
     const chunks: Buffer[] = [];
     let received = 0;
     port.on('data', (chunk: Buffer) => {
@@ -100,7 +91,7 @@ describeE2e('GPS serial reads (socat pty)', ['socat'], () => {
   it('a read that finds data returns it at once; a read waiting for data is canceled by close, not left hanging', async () => {
     const pair = await ptyPair('close');
     const port = await mainLoopBinding.open({ path: pair.devicePath, baudRate: 9600 });
-    cleanups.push(() => (port.isOpen ? port.close() : undefined));
+    onTestFinished(() => (port.isOpen ? port.close() : undefined));
     const writer = openWriter(pair.writerPath);
 
     await writeAll(writer, Buffer.from('$GPTXT,ready*00\r\n', 'latin1'));
@@ -130,7 +121,7 @@ describeE2e('GPS serial reads (socat pty)', ['socat'], () => {
   it('a read waiting for data when the device goes away fails as a disconnect', async () => {
     const pair = await ptyPair('unplug');
     const port = await mainLoopBinding.open({ path: pair.devicePath, baudRate: 9600 });
-    cleanups.push(() => (port.isOpen ? port.close() : undefined));
+    onTestFinished(() => (port.isOpen ? port.close() : undefined));
     const pending = port.read(Buffer.alloc(64), 0, 64);
     pending.catch(() => undefined);
     expect(await settledWithin(pending, 100)).toBe(false);

@@ -1,10 +1,12 @@
 // A pseudo-terminal pair from socat (write to `writerPath`, the feeder opens `devicePath`)
 // and a writer paced in real time like a receiver: a burst `latency` s after each second.
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { realtime } from '../../../src/clock.js';
 import { diffSeconds, type Timespec } from '../../../src/time.js';
 import { startProcess, type RunningProcess } from '../process.js';
+import { findTool } from '../tools.js';
 
 export interface PtyPair {
   writerPath: string;
@@ -25,6 +27,15 @@ export async function startPtyPair(socat: string, dir: string): Promise<PtyPair>
   const ptys = process.stderrLines.filter((line) => / N PTY is /.test(line));
   if (ptys.length !== 2) throw new Error(`socat reported ${ptys.length} ptys\n${process.output()}`);
   return { writerPath, devicePath, process, readyAt: realtime(), stop: async () => void (await process.stop('SIGTERM', 2_000)) };
+}
+
+/** A pair in `parent`/`name` (made if missing), with the socat the e2e tools found. */
+export async function startPtyPairIn(parent: string, name: string): Promise<PtyPair> {
+  const socat = findTool('socat');
+  if (socat === undefined) throw new Error('socat not found (apt-get install socat)');
+  const dir = join(parent, name);
+  await mkdir(dir, { recursive: true });
+  return startPtyPair(socat, dir);
 }
 
 export interface Written {
