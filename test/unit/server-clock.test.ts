@@ -172,11 +172,12 @@ describe('ServerClock on Date-header servers', () => {
   it('outvotes a server whose clock is off, as htntp http does', async () => {
     const started = await servers([{ offset: OFFSET }, { offset: OFFSET + 5 }, { offset: OFFSET }]);
     const clock = track(new ServerClock({ servers: started.map((server) => server.url) }));
-    const [update] = await updates(clock, 1);
+    // On a loaded machine a server can miss the first round (ready() needs a majority, not
+    // all): the round that judged all three.
+    const [update] = await updates(clock, 1, (round) => round.candidates === 3);
     expect(update?.survivors).toBe(2);
-    expect(update?.candidates).toBe(3);
     expectBoundsHoldTruth(clock, OFFSET);
-  });
+  }, 60_000);
 
   it('is ready once a majority of all servers agrees, without waiting for a hanging one', async () => {
     const started = await servers([{ offset: OFFSET }, { fault: 'hang' }, { offset: OFFSET }]);
