@@ -1,17 +1,16 @@
 // `npm run bench:http`: htntp next to Debian's htpdate on the same local servers (plain
 // http: htpdate 1.3.7 has no TLS), at the same probes per server, for several true
-// offsets and three symmetric delays. Then 20 servers at once, and what undici's
-// first-byte hook gains over its head-complete hook and a raw socket. Loopback only;
+// offsets and three symmetric delays. Then 20 servers at once, and what the probe's
+// first-byte stamp gains over its head-parsed one, next to a raw socket. Loopback only;
 // every step has a deadline. `real`: the same cases against Debian's real web servers.
 import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
 import { promisify } from 'node:util';
-import { Client, type Dispatcher } from 'undici';
 import { realtime, systemClock } from '../src/clock.js';
 import { parseHttpDate, utcYear } from '../src/sources/http/date.js';
 import { measureOffset, waitUntil } from '../src/sources/http/measure.js';
 import { asymmetrySigma, median, posteriorMedian, posteriorQuantiles, symmetricLow, type ProbeGroup } from '../src/sources/http/posterior.js';
-import { createDispatcher, probe } from '../src/sources/http/probe.js';
+import { createConnection, probe, type ProbeConnection } from '../src/sources/http/probe.js';
 import { carryInterval } from '../src/sources/http/source.js';
 import { diffSeconds, toSeconds } from '../src/time.js';
 import type { TimeServerConfig } from '../test/helpers/http/servers.js';
@@ -190,13 +189,13 @@ async function oracleFloor(): Promise<void> {
 
 /** Probes every server of `urls` (one clock, `truth`) with the middle of each round trip at its true tick. */
 async function aimedAtTruth(urls: string[], truth: number): Promise<ProbeGroup[]> {
-  const dispatchers = urls.map((url) => createDispatcher(new URL(url), { timeoutMs: 30_000 }));
+  const connections = urls.map((url) => createConnection(new URL(url), { timeoutMs: 30_000 }));
   const signal = new AbortController().signal;
   try {
     // One unaimed request each: the connection and a first round trip to aim with.
     const rtts = await Promise.all(
       urls.map(async (url, index) => {
-        const response = await probe(dispatchers[index] as Dispatcher, new URL(url), systemClock);
+        const response = await probe(connections[index] as ProbeConnection, new URL(url), systemClock);
         return [diffSeconds(response.receiveTime, response.sendTime)];
       }),
     );
@@ -209,7 +208,7 @@ async function aimedAtTruth(urls: string[], truth: number): Promise<ProbeGroup[]
         urls.map(async (url, index) => {
           const ownRtts = rtts[index] ?? [];
           await waitUntil(systemClock, tick - median(ownRtts) / 2, signal);
-          const response = await probe(dispatchers[index] as Dispatcher, new URL(url), systemClock);
+          const response = await probe(connections[index] as ProbeConnection, new URL(url), systemClock);
           const date = parseHttpDate(response.date ?? '', utcYear(response.sendTime.sec));
           const rtt = diffSeconds(response.receiveTime, response.sendTime);
           ownRtts.push(rtt);
@@ -220,7 +219,7 @@ async function aimedAtTruth(urls: string[], truth: number): Promise<ProbeGroup[]
     // The aim's round trips are the warm-up's and the probes'; the noise is the probes' alone.
     return lows.map((own, index) => ({ lows: own, sigma: asymmetrySigma((rtts[index] ?? []).slice(1)) }));
   } finally {
-    await Promise.all(dispatchers.map((dispatcher) => dispatcher.destroy().catch(() => {})));
+    await Promise.all(connections.map((connection) => connection.destroy().catch(() => {})));
   }
 }
 
@@ -244,15 +243,15 @@ async function firstByteTiming(): Promise<void> {
   const url = new URL(served.urls[0] ?? '');
   const count = 400;
   try {
-    const client = new Client(url.origin, { pipelining: 1 });
+    const connection = createConnection(url, { timeoutMs: 30_000 });
     const firstByte: number[] = [];
     const headComplete: number[] = [];
     for (let index = 0; index < count; index += 1) {
-      const response = await probe(client, url, systemClock);
+      const response = await probe(connection, url, systemClock);
       firstByte.push(diffSeconds(response.receiveTime, response.sendTime));
       headComplete.push(diffSeconds(response.headTime, response.sendTime));
     }
-    await client.close();
+    await connection.destroy();
     const raw: number[] = [];
     const socket = connect(Number(url.port), url.hostname);
     await new Promise((resolve) => socket.once('connect', resolve));
@@ -265,8 +264,8 @@ async function firstByteTiming(): Promise<void> {
     socket.destroy();
     const line = (name: string, values: number[]): string => `  ${name.padEnd(44)} min ${ms(Math.min(...values))}  median ${ms(median(values))}`;
     console.log(`first-byte timing, ${count} HEADs on one loopback connection (round trip = b - a):`);
-    console.log(line('undici onRequestStart -> onResponseStarted', firstByte));
-    console.log(line('undici onRequestStart -> onResponseStart', headComplete));
+    console.log(line('probe: send -> first data (receiveTime)', firstByte));
+    console.log(line('probe: send -> head parsed (headTime)', headComplete));
     console.log(line('raw socket write -> first data event', raw));
   } finally {
     await stop(served);

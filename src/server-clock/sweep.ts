@@ -3,14 +3,13 @@
 // and its phase to the sends' spacing at once), then each later tick is met by probes
 // spread over the window where it can still fall, narrowing it several-fold per second.
 // Hard bounds only: every answer is one probeInterval(), intersected.
-import type { Dispatcher } from 'undici';
 import type { Clock } from '../clock.js';
 import { silentLogger, type Logger } from '../log.js';
 import { parseHttpDate, utcYear } from '../sources/http/date.js';
 import { median } from '../sources/http/posterior.js';
 import { intersect, probeInterval, type Interval } from '../sources/http/interval.js';
 import { failureReason, waitUntil } from '../sources/http/measure.js';
-import { createDispatcher, probe, type ProbeResponse } from '../sources/http/probe.js';
+import { createConnection, probe, type ProbeConnection, type ProbeResponse } from '../sources/http/probe.js';
 import type { CertificateWindow } from '../sources/http/tls.js';
 import { diffSeconds, toSeconds } from '../time.js';
 
@@ -41,7 +40,7 @@ export class DateSweep {
   readonly #rtts: number[] = [];
   readonly #dates = new Set<number>();
   readonly #clock: Clock;
-  readonly #dispatchers: Dispatcher[];
+  readonly #connections: ProbeConnection[];
   readonly #busy: boolean[];
   readonly #sweepSends: number;
   readonly #tickSends: number;
@@ -70,8 +69,8 @@ export class DateSweep {
       },
     };
     const count = options.connections ?? 4;
-    this.#dispatchers = Array.from({ length: count }, () => createDispatcher(url, connection));
-    this.#busy = this.#dispatchers.map(() => false);
+    this.#connections = Array.from({ length: count }, () => createConnection(url, connection));
+    this.#busy = this.#connections.map(() => false);
   }
 
   /** theta on the sweep clock's timescale, or undefined before the first answer. */
@@ -89,7 +88,7 @@ export class DateSweep {
    * second until two Date seconds have been seen: the tick lies between them.
    */
   async first(signal: AbortSignal): Promise<Interval> {
-    await Promise.all(this.#dispatchers.map((_, index) => this.#send(index)));
+    await Promise.all(this.#connections.map((_, index) => this.#send(index)));
     this.#throwIfFailed();
     const spacing = 1 / this.#sweepSends;
     const start = toSeconds(this.#clock.realtime());
@@ -118,7 +117,7 @@ export class DateSweep {
       await waitUntil(this.#clock, tick - current.high + step * spacing - upDelay, signal);
       this.#throwIfFailed();
       // Round robin from the step, so sends closer together than a round trip still go out.
-      const free = this.#dispatchers.findIndex((_, offset) => !this.#busy[(step + offset) % this.#busy.length]);
+      const free = this.#connections.findIndex((_, offset) => !this.#busy[(step + offset) % this.#busy.length]);
       if (free >= 0) inFlight.push(this.#send((step + free) % this.#busy.length));
     }
     await Promise.all(inFlight);
@@ -126,12 +125,12 @@ export class DateSweep {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.#dispatchers.map((dispatcher) => dispatcher.destroy().catch(() => {})));
+    await Promise.all(this.#connections.map((connection) => connection.destroy().catch(() => {})));
   }
 
   /** Destroys the connections at once: pending probes fail (the caller is aborting). */
   abort(reason: Error): void {
-    for (const dispatcher of this.#dispatchers) dispatcher.destroy(reason).catch(() => {});
+    for (const connection of this.#connections) connection.destroy(reason).catch(() => {});
   }
 
   #result(): Interval {
@@ -145,12 +144,12 @@ export class DateSweep {
   }
 
   async #send(index: number): Promise<void> {
-    const dispatcher = this.#dispatchers[index];
-    if (dispatcher === undefined || this.#failure) return;
+    const connection = this.#connections[index];
+    if (connection === undefined || this.#failure) return;
     this.#busy[index] = true;
     let response: ProbeResponse;
     try {
-      response = await probe(dispatcher, this.url, this.#clock);
+      response = await probe(connection, this.url, this.#clock);
     } catch (error) {
       // One lost probe on one connection is not the server's fault unless none answer.
       this.#failure ??= this.answered === 0 ? new SweepFailure(failureReason(error)) : undefined;

@@ -5,7 +5,6 @@
 import { lookup } from 'node:dns/promises';
 import { setMaxListeners } from 'node:events';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
-import type { Dispatcher } from 'undici';
 import { readClockPair, steadyClock, steadyRealtime, systemClock, type Clock } from '../../clock.js';
 import { redactCredentials, silentLogger, type Logger } from '../../log.js';
 import { codedError, invalidArgValue, outOfRange } from '../../errors.js';
@@ -14,7 +13,7 @@ import { parseHttpDate, utcYear } from './date.js';
 import { DATE_LAG, errorAround, type Interval } from './interval.js';
 import { emptyServer, observe, planProbes, planTeam, planTick, type PlannedProbe, type ServerState, type TeamPlan } from './plan.js';
 import { conclude, conclusionError, type ServerEvidence, type ServerStatus } from './posterior.js';
-import { createDispatcher, probe, ProbeFault, PROXY_ENV } from './probe.js';
+import { createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
 import { serverUrl } from './servers.js';
 import type { CertificateWindow, TlsConnection, TlsTrust } from './tls.js';
 import { commonWindow, thetaWithin } from './validity.js';
@@ -120,7 +119,7 @@ export function failureReason(error: unknown): string {
     if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_/.test(code) || /certificate|ssl|tls/i.test(error.message)) return 'tls';
     if (/TIMEOUT|ETIMEDOUT/.test(code)) return 'timeout';
     if (/^(ECONNRESET|EPIPE|UND_ERR_SOCKET)$/.test(code)) return 'reset';
-    if (code === 'UND_ERR_HEADERS_OVERFLOW') return 'headers too large';
+    if (code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'HPE_HEADER_OVERFLOW') return 'headers too large';
     if (code.startsWith('HPE_') || error.name === 'HTTPParserError') return 'not HTTP';
     if (/proxy/i.test(error.message)) return 'proxy';
     return 'error';
@@ -189,7 +188,7 @@ interface ServerOutcome {
 interface ServerProbing {
   index: number;
   url: URL;
-  dispatcher: Dispatcher;
+  connection: ProbeConnection;
   probes: number;
   progress: Progress;
   clock: Clock;
@@ -197,19 +196,19 @@ interface ServerProbing {
   logger: Logger;
 }
 
-async function measureServer({ index, url, dispatcher, probes, progress, clock, signal, logger }: ServerProbing): Promise<ServerOutcome> {
+async function measureServer({ index, url, connection, probes, progress, clock, signal, logger }: ServerProbing): Promise<ServerOutcome> {
   let rtt = Infinity;
   let answered = 0;
   let verifications = 0;
   const outcome = (failure: string | null): ServerOutcome => ({ rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, verifications, failure });
   const send = async (planned: PlannedProbe | undefined): Promise<void> => {
     if (planned) await waitUntil(clock, planned.sendAt, signal);
-    const response = await probe(dispatcher, url, clock).catch((error: unknown) => {
+    const response = await probe(connection, url, clock).catch((error: unknown) => {
       // A kept-alive connection the other side closed as this request went out (a proxy
       // closing after each answer, with verification probes close behind): HEAD is
       // idempotent, so once more on a fresh connection, timed afresh.
       if (signal.aborted || !isStaleConnection(error)) throw error;
-      return probe(dispatcher, url, clock);
+      return probe(connection, url, clock);
     });
     rtt = Math.min(rtt, diffSeconds(response.receiveTime, response.sendTime));
     if (response.age !== undefined) throw new ServerFailure(`cached: response carries Age: ${response.age}`);
@@ -301,34 +300,34 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const timer = setTimeout(() => deadline.abort(deadlineError(timeout)), timeout * 1000);
   const stop = (): void => deadline.abort(signal?.reason);
   signal?.addEventListener('abort', stop, { once: true });
-  const connection = { timeoutMs: timeout * 1000, ...(options.proxy === undefined ? {} : { proxy: options.proxy }), ...(options.ca === undefined ? {} : { ca: options.ca }) };
-  const viaProxy = options.proxy !== undefined || PROXY_ENV.some((name) => process.env[name]);
+  const connectionOptions = { timeoutMs: timeout * 1000, ...(options.proxy === undefined ? {} : { proxy: options.proxy }), ...(options.ca === undefined ? {} : { ca: options.ca }) };
+  const viaProxy = usesProxy(options.proxy);
   const progress = new Progress(urls.map((_, index) => options.priors?.[index]));
   let outcomes: ServerOutcome[];
-  const dispatchers = new Map<number, Dispatcher>();
-  const connections: TlsConnection[][] = urls.map(() => []);
+  const connections = new Map<number, ProbeConnection>();
+  const tlsConnections: TlsConnection[][] = urls.map(() => []);
   try {
     const duplicateOf = await duplicates(urls, viaProxy, deadline.signal);
-    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) dispatchers.set(index, createDispatcher(url, { ...connection, onTls: (tls) => connections[index]?.push(tls) }));
+    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, { ...connectionOptions, onTls: (tls) => tlsConnections[index]?.push(tls) }));
     // Aborting destroys the connections: every pending probe fails at once.
     deadline.signal.addEventListener('abort', () => {
-      for (const dispatcher of dispatchers.values()) dispatcher.destroy(deadline.signal.reason as Error).catch(() => {});
+      for (const connection of connections.values()) connection.destroy(deadline.signal.reason as Error).catch(() => {});
     }, { once: true });
     outcomes = await Promise.all(
       urls.map(async (url, index): Promise<ServerOutcome> => {
         const first = duplicateOf[index];
-        const dispatcher = dispatchers.get(index);
-        if (first !== undefined || dispatcher === undefined) {
+        const connection = connections.get(index);
+        if (first !== undefined || connection === undefined) {
           progress.set(index, { ...progress.get(index), failed: true });
           return { rtt: null, probes: 0, verifications: 0, failure: `duplicate of ${redactCredentials(urls[first ?? index]?.href ?? '')}: the same address, port and Host (one clock, counted once)` };
         }
-        return measureServer({ index, url, dispatcher, probes, progress, clock: steady, signal: deadline.signal, logger });
+        return measureServer({ index, url, connection, probes, progress, clock: steady, signal: deadline.signal, logger });
       }),
     );
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', stop);
-    await Promise.all([...dispatchers.values()].map((dispatcher) => dispatcher.destroy().catch(() => {})));
+    await Promise.all([...connections.values()].map((connection) => connection.destroy().catch(() => {})));
   }
   signal?.throwIfAborted();
   // The anchor: one clock pair. Theta is against the steady timescale; what is reported is
@@ -339,8 +338,8 @@ export async function measure(servers: readonly string[], options: MeasureOption
 
   // Certificates bound theta: the true time over the measurement must lie in every window
   // of the chains (a chain valid at a wrong local clock may not be at the true time).
-  const trust = connections.map((list): TlsTrust | null => (list.length === 0 ? null : list.some((tls) => tls.trust === 'time-unverified') ? 'time-unverified' : 'verified'));
-  const windows = connections.map((list) => uniqueWindows(list.flatMap((tls) => tls.windows)));
+  const trust = tlsConnections.map((list): TlsTrust | null => (list.length === 0 ? null : list.some((tls) => tls.trust === 'time-unverified') ? 'time-unverified' : 'verified'));
+  const windows = tlsConnections.map((list) => uniqueWindows(list.flatMap((tls) => tls.windows)));
   const evidence: ServerEvidence[] = outcomes.map((outcome, index) => {
     const server = progress.get(index);
     const window = commonWindow(windows[index] ?? []);

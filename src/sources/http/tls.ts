@@ -12,8 +12,8 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, rootCertificates, type PeerCertificate, type TLSSocket } from 'node:tls';
-import { buildConnector, type Connector } from './undici.js';
 import { codedError } from '../../errors.js';
+import { hostOf, tcpConnector, whenReady, type Connector } from './connection.js';
 import { basicConstraints, certificateFields, extendedKeyUsage, KEY_USAGE, keyUsage, type CertificateFields } from './der.js';
 
 /** OpenSSL's verify results that say only "not at this time". */
@@ -198,30 +198,40 @@ function peerChain(socket: TLSSocket): { peer: PeerCertificate; chain: X509Certi
 }
 
 export interface ConnectorOptions {
-  /** Trusted CA certificates as given to tls.connect (undefined: Node's default store). */
-  ca?: string[];
-  /** The extra CA (PEM) among them, for the check that ignores time. */
+  /** A CA (PEM) trusted besides Node's bundled roots. */
   extraCa?: string | Buffer;
   /** Connect and handshake limit, ms. */
   timeoutMs: number;
-  /** How the connection below TLS is made: undici's connector or a proxy tunnel (default: TCP). */
+  /** How the connection below TLS is made: a proxy's tunnel (default: TCP, and TLS with Node's verification). */
   base?: Connector;
   /** Told how each new TLS connection was trusted. */
   onConnection?: (connection: TlsConnection) => void;
 }
 
-const hostOf = (hostname: string): string => hostname.replace(/^\[|\]$/g, '');
+/** TCP, or TLS with Node's normal verification (`tls`: its CA option). */
+function directConnector(tls: { ca?: string[] }, timeoutMs: number): Connector {
+  const tcp = tcpConnector(timeoutMs);
+  return (target, callback) => {
+    if (target.protocol !== 'https:') {
+      tcp(target, callback);
+      return;
+    }
+    const host = hostOf(target.hostname);
+    const socket = tlsConnect({ host, port: Number(target.port || 443), ...tls, ...(isIP(host) ? {} : { servername: target.servername ?? host }), ALPNProtocols: ['http/1.1'] });
+    whenReady(socket, 'secureConnect', 'connect and TLS handshake', timeoutMs, callback);
+  };
+}
 
 /**
- * An undici connector: https with normal verification, and after a time error a second
+ * A connector: https with normal verification, and after a time error a second
  * connection taken only when the chain verifies ignoring time (see above). Plain http passes
  * to the base connector unchanged.
  */
 export function timeTolerantConnector(options: ConnectorOptions): Connector {
-  const tls = options.ca === undefined ? {} : { ca: options.ca };
+  const tls = options.extraCa === undefined ? {} : { ca: [...rootCertificates, options.extraCa.toString()] };
   const base = options.base;
-  const plain = base ?? buildConnector({ timeout: options.timeoutMs });
-  const strict = base ?? buildConnector({ ...tls, timeout: options.timeoutMs });
+  const plain = base ?? directConnector({}, options.timeoutMs);
+  const strict = base ?? directConnector(tls, options.timeoutMs);
   let anchors: X509Certificate[] | undefined;
   const verified = (socket: TLSSocket): void => {
     let windows: CertificateWindow[] = [];
@@ -265,8 +275,8 @@ export function timeTolerantConnector(options: ConnectorOptions): Connector {
       // The raw stream again (TCP, or a new tunnel), then TLS that leaves the verdict to us.
       const port = connectOptions.port || '443';
       plain({ ...connectOptions, protocol: 'http:', port }, (rawError, raw) => {
-        if (rawError !== null) {
-          callback(rawError, null);
+        if (rawError !== null || raw === null) {
+          callback(rawError ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'), null);
           return;
         }
         const host = hostOf(connectOptions.hostname);
@@ -279,26 +289,21 @@ export function timeTolerantConnector(options: ConnectorOptions): Connector {
           ALPNProtocols: ['http/1.1'],
           rejectUnauthorized: false,
         });
-        const timer = setTimeout(() => secure.destroy(codedError(`TLS handshake took longer than ${options.timeoutMs} ms`, 'UND_ERR_CONNECT_TIMEOUT')), options.timeoutMs);
-        const fail = (failure: Error): void => {
-          clearTimeout(timer);
-          secure.destroy();
-          callback(failure, null);
-        };
-        secure.once('error', fail);
-        secure.once('secureConnect', () => {
-          clearTimeout(timer);
-          secure.off('error', fail);
+        whenReady(secure, 'secureConnect', 'TLS handshake', options.timeoutMs, (failure) => {
+          if (failure !== null) {
+            callback(failure, null);
+            return;
+          }
           let trust: TlsConnection | undefined;
           try {
             trust = judge(secure, host);
-          } catch (failure) {
-            fail(failure as Error);
+          } catch (rejection) {
+            secure.destroy();
+            callback(rejection as Error, null);
             return;
           }
           if (trust === undefined) verified(secure);
           else options.onConnection?.(trust);
-          secure.setNoDelay(true);
           callback(null, secure);
         });
       });

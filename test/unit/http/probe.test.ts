@@ -1,12 +1,20 @@
-// probe() against a dispatcher that answers without ever starting the request: no send
-// time means no upper bound, so the probe must be rejected, not bounded by its receive time.
+// probe() on both clients. Direct (Node's HTTP client): the send and receive stamps against
+// what a loopback server did and when, keep-alive, the GET fallback, the body limit and
+// destroy(). Through undici (proxies): an answer without a send time has no upper bound and
+// is rejected, not bounded by its receive time.
+import { createServer, type Server, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../../src/clock.js';
 import { formatHttpDate } from '../../../src/sources/http/date.js';
-import { probe } from '../../../src/sources/http/probe.js';
+import { createConnection, probe, type ProbeConnection } from '../../../src/sources/http/probe.js';
+import { undiciSend } from '../../../src/sources/http/proxied.js';
+import { diffSeconds, toSeconds, type Timespec } from '../../../src/time.js';
 
-/** Calls the response hooks only: onRequestStart never runs. */
+const ns = (time: Timespec): bigint => BigInt(time.sec) * 1_000_000_000n + BigInt(time.nsec);
+
+/** Calls the response hooks only, with or without onRequestStart. */
 function answeringDispatcher(withRequestStart: boolean): Dispatcher {
   const dispatcher = {
     dispatch(_options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
@@ -20,16 +28,183 @@ function answeringDispatcher(withRequestStart: boolean): Dispatcher {
   return dispatcher as unknown as Dispatcher;
 }
 
-describe('probe', () => {
+describe('undiciSend (the proxied client)', () => {
   const url = new URL('http://127.0.0.1:1/');
 
   it('rejects an answer whose send time was never taken', async () => {
-    await expect(probe(answeringDispatcher(false), url, systemClock)).rejects.toMatchObject({ code: 'ERR_HTTP_NO_SEND_TIME', message: expect.stringMatching(/send time/) });
+    await expect(undiciSend(answeringDispatcher(false), url, systemClock, 'HEAD')).rejects.toMatchObject({ code: 'ERR_HTTP_NO_SEND_TIME', message: expect.stringMatching(/send time/) });
   });
 
   it('takes the same answer once the request started', async () => {
-    const response = await probe(answeringDispatcher(true), url, systemClock);
-    expect(response.statusCode).toBe(200);
-    expect(response.receiveTime.sec * 1e9 + response.receiveTime.nsec).toBeGreaterThanOrEqual(response.sendTime.sec * 1e9 + response.sendTime.nsec);
+    const answer = await undiciSend(answeringDispatcher(true), url, systemClock, 'HEAD');
+    expect(answer.statusCode).toBe(200);
+    expect(ns(answer.response.receiveTime)).toBeGreaterThanOrEqual(ns(answer.response.sendTime));
+  });
+});
+
+interface Request {
+  method: string;
+  head: string;
+  /** When the request's last byte arrived, and when the server began and finished its answer. */
+  arrived: Timespec;
+  answerStart?: Timespec;
+  answerEnd?: Timespec;
+}
+
+/** A raw HTTP/1.1 server: `answer` writes the response to each request (keep-alive). */
+async function rawServer(answer: (socket: Socket, request: Request) => Promise<void>): Promise<{ url: URL; requests: Request[]; connections: () => number; close: () => Promise<void> }> {
+  const requests: Request[] = [];
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server: Server = createServer((socket) => {
+    connections += 1;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let buffered = '';
+    let queue = Promise.resolve();
+    socket.on('data', (chunk: Buffer) => {
+      const arrived = systemClock.realtime();
+      buffered += chunk.toString('latin1');
+      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
+        const head = buffered.slice(0, end);
+        buffered = buffered.slice(end + 4);
+        const request: Request = { method: head.split(' ')[0] ?? '', head, arrived };
+        requests.push(request);
+        queue = queue.then(() => answer(socket, request)).catch(() => {
+          socket.destroy();
+        });
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: new URL(`http://127.0.0.1:${port}/`),
+    requests,
+    connections: () => connections,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+const head = (status: string, fields: string[] = []): string => [`HTTP/1.1 ${status}`, `date: ${formatHttpDate(systemClock.realtime().sec)}`, 'content-length: 0', ...fields, '', ''].join('\r\n');
+
+describe('the direct client (Node http)', () => {
+  const closers: (() => Promise<void>)[] = [];
+  const connections: ProbeConnection[] = [];
+  afterEach(async () => {
+    await Promise.all(connections.splice(0).map((connection) => connection.destroy()));
+    await Promise.all(closers.splice(0).map((close) => close()));
+  });
+  const open = (url: URL): ProbeConnection => {
+    const connection = createConnection(url, { timeoutMs: 10_000 });
+    connections.push(connection);
+    return connection;
+  };
+
+  it('stamps the send before the request arrives and the receive after the answer left, on one keep-alive connection', async () => {
+    const server = await rawServer(async (socket, request) => {
+      request.answerStart = systemClock.realtime();
+      socket.write(head('200 OK'));
+    });
+    closers.push(server.close);
+    const connection = open(server.url);
+    const responses = [];
+    for (let index = 0; index < 30; index += 1) responses.push(await probe(connection, server.url, systemClock));
+    expect(server.connections()).toBe(1);
+    expect(server.requests).toHaveLength(30);
+    responses.forEach((response, index) => {
+      const request = server.requests[index];
+      expect(request?.method).toBe('HEAD');
+      expect(ns(response.sendTime)).toBeLessThanOrEqual(ns(request?.arrived ?? { sec: 0, nsec: 0 }));
+      expect(ns(response.receiveTime)).toBeGreaterThanOrEqual(ns(request?.answerStart ?? { sec: Infinity, nsec: 0 }));
+      expect(ns(response.headTime)).toBeGreaterThanOrEqual(ns(response.receiveTime));
+      expect(response.date).toMatch(/GMT$/);
+    });
+    expect(server.requests[0]?.head).toMatch(/^HEAD \/ HTTP\/1\.1\r\n/);
+    expect(server.requests[0]?.head.toLowerCase()).toContain('cache-control: no-cache');
+  });
+
+  it('takes the receive time at the first byte: a head sent in two parts is timed by its first', async () => {
+    const server = await rawServer(async (socket, request) => {
+      const whole = head('200 OK');
+      request.answerStart = systemClock.realtime();
+      socket.write(whole.slice(0, 9));
+      await sleep(300);
+      request.answerEnd = systemClock.realtime();
+      socket.write(whole.slice(9));
+    });
+    closers.push(server.close);
+    const connection = open(server.url);
+    for (let index = 0; index < 3; index += 1) {
+      const response = await probe(connection, server.url, systemClock);
+      const request = server.requests[index];
+      expect(ns(response.receiveTime)).toBeGreaterThanOrEqual(ns(request?.answerStart ?? { sec: Infinity, nsec: 0 }));
+      // The first part came before the second was written; the head was parsed after it.
+      expect(ns(response.receiveTime)).toBeLessThan(ns(request?.answerEnd ?? { sec: 0, nsec: 0 }));
+      expect(ns(response.headTime)).toBeGreaterThanOrEqual(ns(request?.answerEnd ?? { sec: Infinity, nsec: 0 }));
+    }
+  });
+
+  it('times the final answer after an informational one (103, and an unasked-for 100)', async () => {
+    for (const informational of ['103 Early Hints\r\nlink: </a.css>; rel=preload', '100 Continue']) {
+      const server = await rawServer(async (socket, request) => {
+        socket.write(`HTTP/1.1 ${informational}\r\n\r\n`);
+        await sleep(200);
+        request.answerStart = systemClock.realtime();
+        socket.write(head('200 OK'));
+      });
+      closers.push(server.close);
+      const response = await probe(open(server.url), server.url, systemClock);
+      expect(response.statusCode).toBe(200);
+      expect(ns(response.receiveTime)).toBeGreaterThanOrEqual(ns(server.requests[0]?.answerStart ?? { sec: Infinity, nsec: 0 }));
+    }
+  });
+
+  it('asks a server that refuses HEAD with GET for one byte, from then on', async () => {
+    const server = await rawServer(async (socket, request) => {
+      socket.write(request.method === 'HEAD' ? head('405 Method Not Allowed') : head('206 Partial Content').replace('content-length: 0', 'content-length: 1') + 'x');
+    });
+    closers.push(server.close);
+    const connection = open(server.url);
+    expect((await probe(connection, server.url, systemClock)).statusCode).toBe(206);
+    expect((await probe(connection, server.url, systemClock)).statusCode).toBe(206);
+    expect(server.requests.map((request) => request.method)).toEqual(['HEAD', 'GET', 'GET']);
+    expect(server.requests[1]?.head.toLowerCase()).toContain('range: bytes=0-0');
+  });
+
+  it('ends a probe whose body runs past the limit, and joins repeated fields', async () => {
+    const server = await rawServer(async (socket, request) => {
+      if (request.method === 'HEAD') socket.write(head('405 Method Not Allowed'));
+      else socket.write(head('200 OK', ['transfer-encoding: chunked']).replace('content-length: 0\r\n', '') + `10000\r\n${'x'.repeat(0x10000)}\r\n10000\r\n${'x'.repeat(0x10000)}\r\n0\r\n\r\n`);
+    });
+    closers.push(server.close);
+    await expect(probe(open(server.url), server.url, systemClock)).rejects.toMatchObject({ code: 'ERR_HTTP_BODY_TOO_LARGE', kind: 'protocol' });
+    const twice = await rawServer(async (socket) => {
+      socket.write(head('200 OK', ['age: 1', 'age: 2']));
+    });
+    closers.push(twice.close);
+    expect((await probe(open(twice.url), twice.url, systemClock)).age).toBe('1, 2');
+  });
+
+  it('fails a pending probe with the reason it was destroyed for, and a head that never comes with a timeout', async () => {
+    const silent = await rawServer(() => new Promise(() => {}));
+    closers.push(silent.close);
+    const connection = open(silent.url);
+    const pending = probe(connection, silent.url, systemClock);
+    while (silent.requests.length === 0) await sleep(10);
+    const reason = Object.assign(new Error('deadline'), { code: 'ERR_TEST_DEADLINE' });
+    await connection.destroy(reason);
+    await expect(pending).rejects.toBe(reason);
+    await expect(probe(connection, silent.url, systemClock)).rejects.toBe(reason);
+    const quick = createConnection(silent.url, { timeoutMs: 300 });
+    connections.push(quick);
+    const started = toSeconds(systemClock.realtime());
+    await expect(probe(quick, silent.url, systemClock)).rejects.toMatchObject({ code: 'ERR_HTTP_HEADERS_TIMEOUT' });
+    expect(diffSeconds(systemClock.realtime(), { sec: Math.floor(started), nsec: Math.round((started % 1) * 1e9) })).toBeGreaterThanOrEqual(0.29);
   });
 });

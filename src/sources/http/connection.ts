@@ -1,0 +1,152 @@
+// What a probe needs of a connection to one server, whichever client carries it: Node's
+// own for direct servers (direct.ts), undici's proxy agents through a proxy (proxied.ts).
+import { connect, type Socket } from 'node:net';
+import type { Clock } from '../../clock.js';
+import { codedError } from '../../errors.js';
+import type { Timespec } from '../../time.js';
+import type { TlsConnection } from './tls.js';
+
+export interface ConnectionOptions {
+  /** `host:port` or `http://[user:pass@]host:port` of an HTTP proxy (CONNECT for https, absolute form for http). */
+  proxy?: string;
+  /** Extra trusted CA certificates (PEM), added to Node's bundled roots. */
+  ca?: string | Buffer;
+  /** Limit for a response head (default 16 KiB). */
+  maxHeaderSize?: number;
+  /** Per-request limit on connect and on waiting for the response head, ms. */
+  timeoutMs: number;
+  /** Told how each new https connection was trusted (tls.ts). */
+  onTls?: (connection: TlsConnection) => void;
+}
+
+/** Why a probe gave nothing usable, as `kind: detail` where kind says whose fault it is. */
+export class ProbeFault extends Error {
+  override name = 'ProbeFault';
+  constructor(
+    /** `proxy` (the proxy failed), `status` (an answer whose Date is not used), `protocol`. */
+    readonly kind: 'proxy' | 'status' | 'protocol',
+    message: string,
+    readonly code: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export interface ProbeResponse {
+  sendTime: Timespec;
+  /** First byte of the response. */
+  receiveTime: Timespec;
+  /** Response head parsed (>= receiveTime; kept to show what the first-byte hook gains). */
+  headTime: Timespec;
+  statusCode: number;
+  date: string | undefined;
+  age: string | undefined;
+}
+
+/** A timed answer with what judging its status needs. */
+export interface Answer {
+  response: ProbeResponse;
+  statusCode: number;
+  statusText: string;
+  /** Lower-case names; repeated fields joined with ", " (RFC 9110 5.3). */
+  headers: Record<string, string | undefined>;
+}
+
+export type ProbeMethod = 'HEAD' | 'GET';
+
+/** One keep-alive connection to one server, one request at a time. */
+export interface ProbeConnection {
+  /**
+   * One request, timed on `clock`: the send time just before its bytes are written, the
+   * receive time at the final answer's first byte.
+   */
+  send(url: URL, clock: Clock, method: ProbeMethod): Promise<Answer>;
+  /** The proxy that answers plain http:// requests (absolute form), if one does: its errors are its own. */
+  httpProxy(): URL | undefined;
+  /** Closes the connection; a pending request fails with `reason`. */
+  destroy(reason?: Error): Promise<void>;
+}
+
+/** A body bigger than this (a server that ignores Range) ends the probe. */
+export const MAX_BODY = 64 * 1024;
+
+export const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
+
+/** HEAD probes follow each other about once a second: an idle connection is kept this long. */
+export const KEEP_ALIVE_MS = 10_000;
+
+/** The request's own fields: no cache may answer, and GET (for servers refusing HEAD) asks for one byte. */
+export function requestHeaders(method: ProbeMethod): Record<string, string> {
+  return { 'cache-control': 'no-cache', 'user-agent': 'htntp', ...(method === 'GET' ? { range: 'bytes=0-0' } : {}) };
+}
+
+export const bodyTooLarge = (): ProbeFault =>
+  new ProbeFault('protocol', `GET for one byte (Range: bytes=0-0) brought more than ${MAX_BODY} bytes of body`, 'ERR_HTTP_BODY_TOO_LARGE');
+
+/** A host name as sockets take it: an IPv6 literal without its brackets. */
+export const hostOf = (hostname: string): string => hostname.replace(/^\[|\]$/g, '');
+
+export const defaultPort = (url: URL): string => url.port || (url.protocol === 'https:' ? '443' : '80');
+
+/** Where a connector connects (undici's connect options have the same fields). */
+export interface ConnectTarget {
+  hostname: string;
+  protocol: string;
+  port: string;
+  servername?: string;
+}
+
+export type ConnectCallback = (error: Error | null, socket: Socket | null) => void;
+
+/** Opens a connection and calls back once it is usable: connected, or its TLS handshake done. */
+export type Connector = (target: ConnectTarget, callback: ConnectCallback) => void;
+
+/** Calls back once `socket` emits `ready` (or fails, or takes longer than `timeoutMs`). */
+export function whenReady(socket: Socket, ready: 'connect' | 'secureConnect', what: string, timeoutMs: number, callback: ConnectCallback): void {
+  const timer = setTimeout(() => socket.destroy(codedError(`${what} took longer than ${timeoutMs} ms`, 'ERR_HTTP_CONNECT_TIMEOUT')), timeoutMs);
+  const fail = (error: Error): void => {
+    clearTimeout(timer);
+    socket.destroy();
+    callback(error, null);
+  };
+  socket.once('error', fail);
+  socket.once(ready, () => {
+    clearTimeout(timer);
+    socket.off('error', fail);
+    socket.setNoDelay(true);
+    callback(null, socket);
+  });
+}
+
+/** Plain TCP. */
+export const tcpConnector = (timeoutMs: number): Connector => (target, callback) => {
+  whenReady(connect({ host: hostOf(target.hostname), port: Number(target.port || 80) }), 'connect', 'connect', timeoutMs, callback);
+};
+
+export const PROXY_ENV = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'];
+
+/** `host:port` becomes `http://host:port`; URLs pass unchanged. */
+export function proxyUri(proxy: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(proxy) ? proxy : `http://${proxy}`;
+}
+
+/** Whether probes go through a proxy: one given, or one in the environment. */
+export const usesProxy = (proxy: string | undefined): boolean => proxy !== undefined || PROXY_ENV.some((name) => process.env[name]);
+
+export function parseProxy(uri: string): URL | undefined {
+  try {
+    return new URL(proxyUri(uri));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The proxy that answers plain http:// requests (in absolute form): the one given, else
+ * HTTP_PROXY (unless NO_PROXY lets the server bypass it).
+ */
+export function httpProxy(proxy: string | undefined): URL | undefined {
+  const value = proxy ?? process.env.HTTP_PROXY ?? process.env.http_proxy;
+  return value ? parseProxy(value) : undefined;
+}
