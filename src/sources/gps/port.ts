@@ -35,7 +35,11 @@ const REOPEN_DELAYS = [100, 250, 500, 1000];
 // Receivers talk at least every 2 s (Garmin's RMC); a little more than that per rate.
 const HUNT_WINDOW = 2500;
 const SILENCE_SECONDS = 10;
-const WATCH_INTERVAL = 1000;
+// The path is checked once a second: in the data path while data flows, by a timer once
+// the port has been quiet QUIET_SECONDS. A receiver talking once a second then wakes the
+// process about once a second, as gpsd does, not twice.
+const WATCH_SECONDS = 1;
+const QUIET_SECONDS = 5;
 
 /**
  * What a path names (device number + inode): another value means another device. Synchronous:
@@ -60,7 +64,9 @@ export class ReceiverPort {
   #baudIndex = 0;
   #heard = false;
   #lastDataAt: Timespec;
+  #lastPathCheck: Timespec;
   #silent = false;
+  #closed = false;
   #huntTimer: NodeJS.Timeout | null = null;
   #watchTimer: NodeJS.Timeout | null = null;
 
@@ -68,6 +74,7 @@ export class ReceiverPort {
     this.#options = options;
     this.#events = events;
     this.#lastDataAt = options.clock.monotonicRaw();
+    this.#lastPathCheck = this.#lastDataAt;
     this.#splitter = new LineSplitter(events.line, events.overlong, options.maxLineLength ?? MAX_LINE_LENGTH);
   }
 
@@ -85,7 +92,7 @@ export class ReceiverPort {
     // The first open fails loudly: a wrong path or permissions are for the user to fix.
     await this.#attach(await openPort(this.#options.ports, this.#options.device, this.baudRate));
     if (this.#hunting) this.#huntTimer = setInterval(() => this.#nextRate(), this.#options.huntWindow ?? HUNT_WINDOW);
-    this.#watchTimer = setInterval(() => this.#watch(), WATCH_INTERVAL);
+    this.#armWatch();
   }
 
   /** A line was a sentence: the baud rate is right (the hunt stops). */
@@ -122,7 +129,8 @@ export class ReceiverPort {
 
   async close(): Promise<void> {
     if (this.#huntTimer !== null) clearInterval(this.#huntTimer);
-    if (this.#watchTimer !== null) clearInterval(this.#watchTimer);
+    this.#closed = true;
+    if (this.#watchTimer !== null) clearTimeout(this.#watchTimer);
     this.#huntTimer = null;
     this.#watchTimer = null;
     const port = this.#port;
@@ -140,6 +148,7 @@ export class ReceiverPort {
       this.#options.logger.info('data again', { device: this.#options.device });
     }
     this.#splitter.push(chunk, receiveTime, arrival);
+    if (diffSeconds(arrival, this.#lastPathCheck) >= WATCH_SECONDS) this.#checkPath();
   };
 
   readonly #onClose = (): void => this.#events.lost();
@@ -182,6 +191,17 @@ export class ReceiverPort {
     );
   }
 
+  /** The next look: QUIET_SECONDS after the last data, then every WATCH_SECONDS while it stays quiet. */
+  #armWatch(): void {
+    if (this.#closed) return;
+    const quiet = diffSeconds(this.#options.clock.monotonicRaw(), this.#lastDataAt);
+    const seconds = Math.min(Math.max(QUIET_SECONDS - quiet, WATCH_SECONDS), QUIET_SECONDS);
+    this.#watchTimer = setTimeout(() => {
+      this.#watch();
+      this.#armWatch();
+    }, seconds * 1000);
+  }
+
   /** An open port that says nothing (receiver unpowered, wrong device or rate), or a path that names another device now. */
   #watch(): void {
     const watched = this.#port;
@@ -192,8 +212,17 @@ export class ReceiverPort {
       this.#silent = true;
       logger.warn('no data', { device, seconds: Math.round(quiet) });
     }
+    this.#checkPath();
+  }
+
+  /** Closes the port when its path no longer names the device it opened. */
+  #checkPath(): void {
+    const watched = this.#port;
+    if (watched === null || !watched.isOpen) return;
+    this.#lastPathCheck = this.#options.clock.monotonicRaw();
     const expected = this.#identity;
     if (expected === null) return;
+    const { device, logger } = this.#options;
     const current = deviceIdentity(device);
     if (current === expected) return;
     logger.warn(current === null ? 'device path gone' : 'device path replaced', { device });
