@@ -144,7 +144,8 @@ export function parseProxy(uri: string): URL | undefined {
 
 /**
  * The proxy that answers plain http:// requests (in absolute form): the one given, else
- * HTTP_PROXY (unless NO_PROXY lets the server bypass it).
+ * HTTP_PROXY from the environment (NO_PROXY is not consulted: a server it exempts still
+ * has its gateway errors without Via put down to the proxy).
  */
 export function httpProxy(proxy: string | undefined): URL | undefined {
   const value = proxy ?? process.env.HTTP_PROXY ?? process.env.http_proxy;

@@ -123,10 +123,12 @@ export class DirectConnection implements ProbeConnection {
       };
       const limit = (what: string, code: string): NodeJS.Timeout =>
         setTimeout(() => fail(codedError(`${what} took longer than ${this.#timeoutMs} ms`, code)), this.#timeoutMs);
-      let timer = limit('the response head', 'ERR_HTTP_HEADERS_TIMEOUT');
+      // Connecting has its own limit (the connector's); the head's starts with the send.
+      let timer: NodeJS.Timeout | undefined;
       outgoing.once('socket', (assigned: Socket) => {
         socket = assigned;
         sendTime = clock.realtime();
+        timer = limit('the response head', 'ERR_HTTP_HEADERS_TIMEOUT');
         firstByteTime = undefined;
         assigned.prependListener('data', onData);
       });
