@@ -36,8 +36,9 @@ const REOPEN_DELAYS = [100, 250, 500, 1000];
 const HUNT_WINDOW = 2500;
 const SILENCE_SECONDS = 10;
 // The path is checked once a second: in the data path while data flows, by a timer once
-// the port has been quiet QUIET_SECONDS. A receiver talking once a second then wakes the
-// process about once a second, as gpsd does, not twice.
+// the port has been quiet QUIET_SECONDS. Data pushes the timer back, so while a receiver
+// talks once a second it fires about every 4 s: the process wakes about once a second, as
+// gpsd does, not twice.
 const WATCH_SECONDS = 1;
 const QUIET_SECONDS = 5;
 
@@ -197,8 +198,11 @@ export class ReceiverPort {
     const quiet = diffSeconds(this.#options.clock.monotonicRaw(), this.#lastDataAt);
     const seconds = Math.min(Math.max(QUIET_SECONDS - quiet, WATCH_SECONDS), QUIET_SECONDS);
     this.#watchTimer = setTimeout(() => {
-      this.#watch();
-      this.#armWatch();
+      try {
+        this.#watch();
+      } finally {
+        this.#armWatch();
+      }
     }, seconds * 1000);
   }
 

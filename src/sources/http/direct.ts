@@ -4,16 +4,16 @@
 // Timing: the request gets its socket only once the connection is up (the connector calls
 // back after connect or the TLS handshake), and Node writes the request's bytes right after
 // the `socket` event: the send time is taken there. The receive time is taken by a `data`
-// listener put before Node's parser, at the first bytes after the send; an informational
-// (1xx) answer restarts it, so only the final answer is timed. `response` (head parsed) is
+// listener put before Node's parser, at the first bytes after the send (CR and LF alone
+// do not count: the parser skips them); an informational (1xx) answer restarts it, so only the final answer is timed. `response` (head parsed) is
 // the fallback, when the final answer came in the same read as a 1xx.
-import { Agent, request, type ClientRequest, type ClientRequestArgs, type IncomingMessage } from 'node:http';
+import { Agent, request, type ClientRequestArgs, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../../clock.js';
 import type { Timespec } from '../../time.js';
 import { codedError } from '../../errors.js';
-import { bodyTooLarge, DEFAULT_MAX_HEADER_SIZE, defaultPort, hostOf, KEEP_ALIVE_MS, MAX_BODY, requestHeaders, tcpConnector, type Answer, type ConnectionOptions, type ConnectTarget, type Connector, type ProbeConnection, type ProbeMethod } from './connection.js';
+import { bodyTooLarge, DEFAULT_MAX_HEADER_SIZE, defaultPort, hostOf, KEEP_ALIVE_MS, MAX_BODY, ProbeFault, requestHeaders, tcpConnector, type Answer, type ConnectionOptions, type ConnectTarget, type Connector, type ProbeConnection, type ProbeMethod } from './connection.js';
 
 /**
  * https: TLS and the certificate checks (tls.ts, node:tls) load with the first connection,
@@ -27,14 +27,21 @@ function tlsConnector(options: ConnectionOptions): Connector {
       return;
     }
     import('./tls.js').then(({ timeTolerantConnector }) => {
-      connector ??= timeTolerantConnector({ timeoutMs: options.timeoutMs, ...(options.ca === undefined ? {} : { extraCa: options.ca }), ...(options.onTls ? { onConnection: options.onTls } : {}) });
-      connector(target, callback);
+      try {
+        connector ??= timeTolerantConnector({ timeoutMs: options.timeoutMs, ...(options.ca === undefined ? {} : { extraCa: options.ca }), ...(options.onTls ? { onConnection: options.onTls } : {}) });
+        connector(target, callback);
+      } catch (error) {
+        callback(error as Error, null);
+      }
     }, (error: Error) => callback(error, null));
   };
 }
 
 /** An agent with one keep-alive connection, opened by the time-tolerant connector. */
 class ServerAgent extends Agent {
+  /** Set by destroy(): a request still queued must not open a new connection. */
+  closed: Error | undefined;
+
   constructor(
     private readonly connector: Connector,
     private readonly target: ConnectTarget,
@@ -45,6 +52,10 @@ class ServerAgent extends Agent {
   override createConnection(_options: ClientRequestArgs, callback?: (error: Error | null, socket: Duplex) => void): undefined {
     // Node's callback reads its socket argument only when there is no error.
     const oncreate = callback as ((error: Error | null, socket?: Duplex) => void) | undefined;
+    if (this.closed) {
+      oncreate?.(this.closed);
+      return undefined;
+    }
     this.connector(this.target, (error, socket) => {
       if (error !== null || socket === null) oncreate?.(error ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'));
       else oncreate?.(null, socket);
@@ -69,7 +80,8 @@ export class DirectConnection implements ProbeConnection {
   readonly #agent: ServerAgent;
   readonly #timeoutMs: number;
   readonly #maxHeaderSize: number;
-  readonly #pending = new Set<ClientRequest>();
+  /** How to fail each probe not yet settled. */
+  readonly #pending = new Set<(error: Error) => void>();
   #destroyed: Error | undefined;
 
   constructor(url: URL, options: ConnectionOptions) {
@@ -85,7 +97,9 @@ export class DirectConnection implements ProbeConnection {
 
   async destroy(reason?: Error): Promise<void> {
     this.#destroyed ??= reason ?? codedError('connection closed', 'ERR_HTTP_CONNECTION_CLOSED');
-    for (const pending of this.#pending) pending.destroy(this.#destroyed);
+    this.#agent.closed = this.#destroyed;
+    // At once, whether a probe waits for its answer, its connection or its turn.
+    for (const fail of this.#pending) fail(this.#destroyed);
     this.#agent.destroy();
   }
 
@@ -96,8 +110,10 @@ export class DirectConnection implements ProbeConnection {
       let firstByteTime: Timespec | undefined;
       let socket: Socket | undefined;
       let settled = false;
-      const onData = (): void => {
-        firstByteTime ??= clock.realtime();
+      let timer: NodeJS.Timeout | undefined;
+      const onData = (chunk: Buffer): void => {
+        // The parser skips CR and LF before a status line: they are no answer yet.
+        if (firstByteTime === undefined && chunk.some((byte) => byte !== 0x0d && byte !== 0x0a)) firstByteTime = clock.realtime();
       };
       const outgoing = request({
         agent: this.#agent,
@@ -108,12 +124,11 @@ export class DirectConnection implements ProbeConnection {
         headers: { host: url.host, ...requestHeaders(method) },
         maxHeaderSize: this.#maxHeaderSize,
       });
-      this.#pending.add(outgoing);
       const finish = (): void => {
         settled = true;
         clearTimeout(timer);
         socket?.off('data', onData);
-        this.#pending.delete(outgoing);
+        this.#pending.delete(fail);
       };
       const fail = (error: Error): void => {
         if (settled) return;
@@ -121,22 +136,22 @@ export class DirectConnection implements ProbeConnection {
         reject(error);
         outgoing.destroy(error);
       };
+      this.#pending.add(fail);
       const limit = (what: string, code: string): NodeJS.Timeout =>
         setTimeout(() => fail(codedError(`${what} took longer than ${this.#timeoutMs} ms`, code)), this.#timeoutMs);
       // Connecting has its own limit (the connector's); the head's starts with the send.
-      let timer: NodeJS.Timeout | undefined;
       outgoing.once('socket', (assigned: Socket) => {
         socket = assigned;
         sendTime = clock.realtime();
         timer = limit('the response head', 'ERR_HTTP_HEADERS_TIMEOUT');
-        firstByteTime = undefined;
         assigned.prependListener('data', onData);
       });
-      const restart = (): void => {
+      // Node emits it for every 1xx but 101, 100 Continue included.
+      outgoing.on('information', () => {
         firstByteTime = undefined;
-      };
-      outgoing.on('continue', restart);
-      outgoing.on('information', restart);
+      });
+      // A 101 (an upgrade never asked for) ends in 'close' alone; a settled probe ignores it.
+      outgoing.once('close', () => fail(new ProbeFault('protocol', 'the connection closed without a final answer (such as an unasked-for 101 Switching Protocols)', 'ERR_HTTP_NO_RESPONSE')));
       outgoing.once('response', (incoming: IncomingMessage) => {
         const headTime = clock.realtime();
         const receiveTime = firstByteTime ?? headTime;

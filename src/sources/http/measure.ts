@@ -116,8 +116,8 @@ export function failureReason(error: unknown): string {
   const kind = ((): string => {
     if (/^(ENOTFOUND|EAI_)/.test(code)) return 'dns';
     if (code === 'ECONNREFUSED') return 'refused';
-    if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_/.test(code) || /certificate|ssl|tls/i.test(error.message)) return 'tls';
     if (/TIMEOUT|ETIMEDOUT/.test(code)) return 'timeout';
+    if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_/.test(code) || /certificate|ssl|tls/i.test(error.message)) return 'tls';
     if (/^(ECONNRESET|EPIPE|UND_ERR_SOCKET)$/.test(code)) return 'reset';
     if (code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'HPE_HEADER_OVERFLOW') return 'headers too large';
     if (code.startsWith('HPE_') || error.name === 'HTTPParserError') return 'not HTTP';

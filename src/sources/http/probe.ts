@@ -38,7 +38,7 @@ class DeferredProxiedConnection implements ProbeConnection {
 
   async destroy(reason?: Error): Promise<void> {
     this.#destroyed ??= reason ?? codedError('connection closed', 'ERR_HTTP_CONNECTION_CLOSED');
-    await (await this.#connection?.catch(() => undefined))?.destroy(reason);
+    await (await this.#connection?.catch(() => undefined))?.destroy(this.#destroyed);
   }
 }
 

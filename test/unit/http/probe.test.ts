@@ -165,6 +165,26 @@ describe('the direct client (Node http)', () => {
     }
   });
 
+  it('does not take stray CR LF before an answer for its first byte', async () => {
+    const server = await rawServer(async (socket, request) => {
+      socket.write('\r\n');
+      await sleep(200);
+      request.answerStart = systemClock.realtime();
+      socket.write(head('200 OK'));
+    });
+    closers.push(server.close);
+    const response = await probe(open(server.url), server.url, systemClock);
+    expect(ns(response.receiveTime)).toBeGreaterThanOrEqual(ns(server.requests[0]?.answerStart ?? { sec: Infinity, nsec: 0 }));
+  });
+
+  it('fails at once on a 101 never asked for, as a protocol fault', async () => {
+    const server = await rawServer(async (socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n');
+    });
+    closers.push(server.close);
+    await expect(probe(open(server.url), server.url, systemClock)).rejects.toMatchObject({ kind: 'protocol', code: 'ERR_HTTP_NO_RESPONSE' });
+  });
+
   it('asks a server that refuses HEAD with GET for one byte, from then on', async () => {
     const server = await rawServer(async (socket, request) => {
       socket.write(request.method === 'HEAD' ? head('405 Method Not Allowed') : head('206 Partial Content').replace('content-length: 0', 'content-length: 1') + 'x');
@@ -201,6 +221,19 @@ describe('the direct client (Node http)', () => {
     await connection.destroy(reason);
     await expect(pending).rejects.toBe(reason);
     await expect(probe(connection, silent.url, systemClock)).rejects.toBe(reason);
+    // A probe waiting for its answer and one queued behind it (one connection): both fail
+    // with the reason, and the queued one opens no connection of its own.
+    const shared = open(silent.url);
+    const requestsBefore = silent.requests.length;
+    const answering = probe(shared, silent.url, systemClock);
+    const queued = probe(shared, silent.url, systemClock);
+    while (silent.requests.length === requestsBefore) await sleep(10);
+    const connectionsBefore = silent.connections();
+    await shared.destroy(reason);
+    await expect(answering).rejects.toBe(reason);
+    await expect(queued).rejects.toBe(reason);
+    await sleep(100);
+    expect(silent.connections()).toBe(connectionsBefore);
     const quick = createConnection(silent.url, { timeoutMs: 300 });
     connections.push(quick);
     const started = toSeconds(systemClock.realtime());
