@@ -59,7 +59,7 @@ export class DateSweep {
     this.#sweepSends = options.sweepSends ?? 20;
     this.#tickSends = options.tickSends ?? 8;
     this.#logger = options.logger ?? silentLogger;
-    const connection = {
+    const connectionOptions = {
       timeoutMs: options.timeoutMs ?? 3000,
       ...(options.proxy === undefined ? {} : { proxy: options.proxy }),
       ...(options.ca === undefined ? {} : { ca: options.ca }),
@@ -69,7 +69,7 @@ export class DateSweep {
       },
     };
     const count = options.connections ?? 4;
-    this.#connections = Array.from({ length: count }, () => createConnection(url, connection));
+    this.#connections = Array.from({ length: count }, () => createConnection(url, connectionOptions));
     this.#busy = this.#connections.map(() => false);
   }
 

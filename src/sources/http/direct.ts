@@ -4,9 +4,10 @@
 // Timing: the request gets its socket only once the connection is up (the connector calls
 // back after connect or the TLS handshake), and Node writes the request's bytes right after
 // the `socket` event: the send time is taken there. The receive time is taken by a `data`
-// listener put before Node's parser, at the first bytes after the send (CR and LF alone
-// do not count: the parser skips them); an informational (1xx) answer restarts it, so only the final answer is timed. `response` (head parsed) is
-// the fallback, when the final answer came in the same read as a 1xx.
+// listener put before Node's parser, at the first bytes after the send (CR and LF alone do
+// not count: the parser skips them). An informational (1xx) answer restarts it, so only the
+// final answer is timed; `response` (head parsed) is the fallback when the final answer
+// came in the same read as a 1xx.
 import { Agent, request, type ClientRequestArgs, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';

@@ -11,6 +11,7 @@ import type { Clock } from '../../clock.js';
 import { codedError } from '../../errors.js';
 import { httpProxy, ProbeFault, usesProxy, type Answer, type ConnectionOptions, type ProbeConnection, type ProbeMethod, type ProbeResponse } from './connection.js';
 import { DirectConnection } from './direct.js';
+import type { ProxiedConnection } from './proxied.js';
 
 export { ProbeFault, PROXY_ENV, proxyUri, usesProxy, type ConnectionOptions, type ProbeConnection, type ProbeResponse } from './connection.js';
 
@@ -19,7 +20,7 @@ const getInstead = new WeakSet<ProbeConnection>();
 
 /** Through a proxy: undici, its proxy agents and TLS load with the first probe (proxied.ts). */
 class DeferredProxiedConnection implements ProbeConnection {
-  #connection: Promise<ProbeConnection> | undefined;
+  #connection: Promise<ProxiedConnection> | undefined;
   #destroyed: Error | undefined;
 
   constructor(private readonly options: ConnectionOptions) {}

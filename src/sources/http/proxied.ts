@@ -9,14 +9,13 @@
 // bytes). onResponseStart (head complete) is the fallback. An informational (1xx) answer
 // restarts the receive time.
 import { createRequire } from 'node:module';
-import { rootCertificates } from 'node:tls';
 import type * as Undici from 'undici';
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../../clock.js';
 import type { Timespec } from '../../time.js';
 import { codedError } from '../../errors.js';
-import { bodyTooLarge, DEFAULT_MAX_HEADER_SIZE, defaultPort, KEEP_ALIVE_MS, MAX_BODY, httpProxy, parseProxy, ProbeFault, PROXY_ENV, proxyUri, requestHeaders, type Answer, type ConnectionOptions, type Connector, type ProbeConnection, type ProbeMethod } from './connection.js';
-import { timeTolerantConnector } from './tls.js';
+import { bodyTooLarge, DEFAULT_MAX_HEADER_SIZE, defaultPort, KEEP_ALIVE_MS, MAX_BODY, parseProxy, ProbeFault, PROXY_ENV, proxyUri, requestHeaders, type Answer, type ConnectionOptions, type Connector, type ProbeMethod } from './connection.js';
+import { caOption, timeTolerantConnector } from './tls.js';
 
 const require = createRequire(import.meta.url);
 
@@ -38,14 +37,15 @@ const asUndiciConnect = (connector: Connector): Undici.buildConnector.connector 
 const fromUndiciConnect = (connect: Undici.buildConnector.connector): Connector =>
   (target, callback) => connect(target, (...args) => (args[0] === null ? callback(null, args[1]) : callback(args[0], null)));
 
-export class ProxiedConnection implements ProbeConnection {
+/** The proxied side of a ProbeConnection (probe.ts creates it with the first probe and answers httpProxy() itself). */
+export class ProxiedConnection {
   readonly #dispatcher: Dispatcher;
   /** The proxies it may go through; `only`: every connection it opens is to one of them. */
   readonly #proxies: URL[];
   readonly #only: boolean;
 
   constructor(options: ConnectionOptions) {
-    const tls = options.ca === undefined ? {} : { ca: [...rootCertificates, options.ca.toString()] };
+    const tls = caOption(options.ca);
     const common = {
       connectTimeout: options.timeoutMs,
       headersTimeout: options.timeoutMs,
@@ -85,10 +85,6 @@ export class ProxiedConnection implements ProbeConnection {
       return proxy ? [proxy] : [];
     });
     this.#only = false;
-  }
-
-  httpProxy(): URL | undefined {
-    return this.#only ? this.#proxies[0] : httpProxy(undefined);
   }
 
   async destroy(reason?: Error): Promise<void> {

@@ -208,14 +208,13 @@ export interface ConnectorOptions {
   onConnection?: (connection: TlsConnection) => void;
 }
 
-/** TCP, or TLS with Node's normal verification (`tls`: its CA option). */
-function directConnector(tls: { ca?: string[] }, timeoutMs: number): Connector {
-  const tcp = tcpConnector(timeoutMs);
+/** tls.connect's `ca`: Node's bundled roots and `extraCa` (none: Node's default store). */
+export const caOption = (extraCa: string | Buffer | undefined): { ca?: string[] } =>
+  extraCa === undefined ? {} : { ca: [...rootCertificates, extraCa.toString()] };
+
+/** TLS over TCP with Node's normal verification (`tls`: its CA option). */
+function strictTlsConnector(tls: { ca?: string[] }, timeoutMs: number): Connector {
   return (target, callback) => {
-    if (target.protocol !== 'https:') {
-      tcp(target, callback);
-      return;
-    }
     const host = hostOf(target.hostname);
     const socket = tlsConnect({ host, port: Number(target.port || 443), ...tls, ...(isIP(host) ? {} : { servername: target.servername ?? host }), ALPNProtocols: ['http/1.1'] });
     whenReady(socket, 'secureConnect', 'connect and TLS handshake', timeoutMs, callback);
@@ -228,10 +227,10 @@ function directConnector(tls: { ca?: string[] }, timeoutMs: number): Connector {
  * to the base connector unchanged.
  */
 export function timeTolerantConnector(options: ConnectorOptions): Connector {
-  const tls = options.extraCa === undefined ? {} : { ca: [...rootCertificates, options.extraCa.toString()] };
+  const tls = caOption(options.extraCa);
   const base = options.base;
-  const plain = base ?? directConnector({}, options.timeoutMs);
-  const strict = base ?? directConnector(tls, options.timeoutMs);
+  const plain = base ?? tcpConnector(options.timeoutMs);
+  const strict = base ?? strictTlsConnector(tls, options.timeoutMs);
   let anchors: X509Certificate[] | undefined;
   const verified = (socket: TLSSocket): void => {
     let windows: CertificateWindow[] = [];
