@@ -9,6 +9,7 @@
 // Units from test/helpers/units.ts. Needs socat; gpsd (optional anchor) runs in its own
 // IPC namespace so its SHM segments never reach the host's time daemon.
 import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { keyText } from '../src/shm.js';
@@ -63,14 +64,7 @@ interface Subject {
 async function main(): Promise<void> {
   const socat = findTool('socat');
   if (socat === undefined) throw new Error('socat not found (apt-get install socat)');
-  const gpsd = ['/usr/sbin/gpsd', '/usr/local/sbin/gpsd'].find((path) => {
-    try {
-      readFileSync(path);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  const gpsd = findTool('gpsd');
   const unshare = findTool('unshare');
   const temp = await makeTempDir('footprint');
   const ptys: PtyPair[] = [];
@@ -79,7 +73,7 @@ async function main(): Promise<void> {
   const servers = await startTimeServers([{}, {}, {}]);
   try {
     const feed = async (dir: string): Promise<PtyPair> => {
-      await runCommand('mkdir', ['-p', dir]);
+      await mkdir(dir, { recursive: true });
       const pair = await startPtyPair(socat, dir);
       const writer = new PacedWriter(pair.writerPath, { latency: 0.05, burst: (second) => ({ lines: burst(second), valid: true }) });
       writer.start();

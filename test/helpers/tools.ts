@@ -5,32 +5,60 @@ import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { describe, it, type TestContext } from 'vitest';
 
-export type ToolName =
-  | 'chronyd'
-  | 'chronyc'
-  | 'ntpd' // ntpsec's, extracted side by side (it conflicts with the chrony package)
-  | 'ntptime' // ntpsec's, beside its ntpd
-  | 'ntpshmmon'
-  | 'socat'
-  | 'htpdate'
-  | 'unshare'
-  | 'ip'
-  | 'cc'
-  | 'stdbuf'
-  | 'setpriv' // runs a feeder as nobody
-  | 'nginx'
-  | 'apache2'
-  | 'lighttpd'
-  | 'haproxy'
-  | 'squid'
-  | 'tinyproxy'
-  | 'libfaketime' // the preload library that shifts a server's clock
+/**
+ * Every external program (and the one preload library) the tests and benchmarks start, by
+ * name or by path: `.ci/run`'s self-check reads this list (`scripts/test-tools.ts`) and
+ * fails on one that no package it installs or extracts provides, and
+ * test/unit/tools-declared.test.ts fails on a program started by name that is not here.
+ */
+export const toolNames = [
+  'chronyd',
+  'chronyc',
+  'ntpd', // ntpsec's, extracted side by side (it conflicts with the chrony package)
+  'ntptime', // ntpsec's, beside its ntpd
+  'ntpq', // ntpsec's, beside its ntpd (a Python program: see toolEnvironment)
+  'ntpshmmon', // gpsd's, extracted side by side (the gpsd package; gpsd-clients lacks it)
+  'gpsd', // the GPS benchmark's anchor, beside ntpshmmon; never run as a service
+  'socat',
+  'htpdate',
+  'unshare',
+  'ip',
+  'cc',
+  'make', // node-gyp's builds of the addon and the prebuilds
+  'g++',
+  'python3', // node-gyp; a datagram socket bound by another program
+  'stdbuf',
+  'setpriv', // runs a feeder as nobody
+  'id',
+  'getent', // the feeder's --user/--group lookups
+  'ipcs',
+  'ipcrm',
+  'openssl', // the throwaway CA of the HTTPS tests
+  'sh',
+  'bash',
+  'tar',
+  'npm', // comes with Node.js
+  'nginx',
+  'apache2',
+  'lighttpd',
+  'haproxy',
+  'squid',
+  'tinyproxy',
+  'libfaketime', // the preload library that shifts a server's clock
   // the prebuilt addons: cross compilers and qemu-user for arm64 / armv7 (package tests)
-  | 'aarch64-linux-gnu-g++'
-  | 'arm-linux-gnueabihf-g++'
-  | 'qemu-aarch64-static'
-  | 'qemu-arm-static'
-  | 'systemd-analyze';
+  'aarch64-linux-gnu-gcc',
+  'aarch64-linux-gnu-g++',
+  'arm-linux-gnueabihf-gcc',
+  'arm-linux-gnueabihf-g++',
+  'qemu-aarch64-static',
+  'qemu-arm-static',
+  'systemd-analyze',
+] as const;
+
+export type ToolName = (typeof toolNames)[number];
+
+/** Tools that come with Node.js, which `.ci/run` requires of the host rather than installs. */
+export const toolsWithNode: readonly ToolName[] = ['npm'];
 
 export const e2eRequired = process.env.HTNTP_E2E === 'required';
 
@@ -43,12 +71,27 @@ export const ntpsecRoot = process.env.HTNTP_NTPSEC_ROOT ?? '/opt/htntp-ntpsec';
  */
 export const chronyRoot = process.env.HTNTP_CHRONY_ROOT ?? '/opt/htntp-chrony';
 
+/**
+ * Where `.ci/run` extracts gpsd (`usr/bin/ntpshmmon`, `usr/sbin/gpsd`): the gpsd package
+ * would install a service. Used before PATH.
+ */
+export const gpsdRoot = process.env.HTNTP_GPSD_ROOT ?? '/opt/htntp-gpsd';
+
+/** The trees `.ci/run` extracts packages into. */
+export const extractionRoots: readonly string[] = [ntpsecRoot, chronyRoot, gpsdRoot];
+
 const extracted: Partial<Record<ToolName, string>> = {
   ntpd: join(ntpsecRoot, 'usr/sbin/ntpd'),
   chronyd: join(chronyRoot, 'usr/sbin/chronyd'),
   chronyc: join(chronyRoot, 'usr/bin/chronyc'),
   ntptime: join(ntpsecRoot, 'usr/sbin/ntptime'),
+  ntpq: join(ntpsecRoot, 'usr/bin/ntpq'),
+  ntpshmmon: join(gpsdRoot, 'usr/bin/ntpshmmon'),
+  gpsd: join(gpsdRoot, 'usr/sbin/gpsd'),
 };
+
+/** ntpsec's own tools, taken only from its extraction: a system ntpd may be classic ntp. */
+const onlyExtracted: readonly ToolName[] = ['ntpd', 'ntptime', 'ntpq'];
 
 function executable(path: string): boolean {
   try {
@@ -88,8 +131,23 @@ export function findTool(name: ToolName): string | undefined {
   if (name === 'libfaketime') return findLibfaketime();
   const path = extracted[name];
   if (path !== undefined && executable(path)) return path;
-  // ntpd and ntptime only from the extraction: a system ntpd may be classic ntp, not ntpsec.
-  return name === 'ntpd' || name === 'ntptime' ? undefined : onPath(name);
+  return onlyExtracted.includes(name) ? undefined : onPath(name);
+}
+
+/**
+ * What the environment of a run of the tool must add: ntpsec's ntpq is Python, and its
+ * extracted `ntp` module (and the libntpc.so `.ci/run` links beside it) are not on the
+ * interpreter's path.
+ */
+export function toolEnvironment(name: ToolName): Record<string, string> {
+  if (name !== 'ntpq') return {};
+  const modules = join(ntpsecRoot, 'usr/lib/python3/dist-packages');
+  return { PYTHONPATH: [modules, process.env.PYTHONPATH].filter(Boolean).join(delimiter) };
+}
+
+/** Every declared tool and where it is found here (undefined: not found). */
+export function toolInventory(): { name: ToolName; path: string | undefined }[] {
+  return toolNames.map((name) => ({ name, path: findTool(name) }));
 }
 
 const installHint: Record<ToolName, string> = {
@@ -97,14 +155,28 @@ const installHint: Record<ToolName, string> = {
   chronyc: `as chronyd (${chronyRoot}/usr/bin/chronyc)`,
   ntpd: `apt-get download ntpsec python3-ntp && dpkg-deb -x each into ${ntpsecRoot} (or set HTNTP_NTPSEC_ROOT); .ci/run does it`,
   ntptime: `apt-get download ntpsec && dpkg-deb -x it into ${ntpsecRoot}; .ci/run does it`,
-  ntpshmmon: 'apt-get install gpsd-clients',
+  ntpq: `as ntpd (${ntpsecRoot}/usr/bin/ntpq)`,
+  ntpshmmon: `apt-get download gpsd && dpkg-deb -x it into ${gpsdRoot} (or HTNTP_GPSD_ROOT); .ci/run does it`,
+  gpsd: `as ntpshmmon (${gpsdRoot}/usr/sbin/gpsd)`,
   socat: 'apt-get install socat',
   htpdate: 'apt-get install htpdate',
   unshare: 'apt-get install util-linux',
   ip: 'apt-get install iproute2',
   cc: 'apt-get install build-essential',
+  make: 'apt-get install build-essential',
+  'g++': 'apt-get install build-essential',
+  python3: 'apt-get install python3',
   stdbuf: 'apt-get install coreutils',
   setpriv: 'apt-get install util-linux',
+  id: 'apt-get install coreutils',
+  getent: 'apt-get install libc-bin',
+  ipcs: 'apt-get install util-linux',
+  ipcrm: 'apt-get install util-linux',
+  openssl: 'apt-get install openssl',
+  sh: 'apt-get install dash',
+  bash: 'apt-get install bash',
+  tar: 'apt-get install tar',
+  npm: 'install Node.js >= 20 with its npm',
   nginx: 'apt-get install nginx-light (or nginx)',
   apache2: 'apt-get install apache2',
   lighttpd: 'apt-get install lighttpd',
@@ -112,7 +184,9 @@ const installHint: Record<ToolName, string> = {
   squid: 'apt-get install squid',
   tinyproxy: 'apt-get install tinyproxy',
   libfaketime: 'apt-get install faketime',
+  'aarch64-linux-gnu-gcc': 'apt-get install g++-aarch64-linux-gnu',
   'aarch64-linux-gnu-g++': 'apt-get install g++-aarch64-linux-gnu',
+  'arm-linux-gnueabihf-gcc': 'apt-get install g++-arm-linux-gnueabihf',
   'arm-linux-gnueabihf-g++': 'apt-get install g++-arm-linux-gnueabihf',
   'qemu-aarch64-static': 'apt-get install qemu-user-static',
   'qemu-arm-static': 'apt-get install qemu-user-static',

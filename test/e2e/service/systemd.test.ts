@@ -64,7 +64,9 @@ describe('unit files', () => {
     try {
       writeFileSync(join(dir.path, 'htntp.service'), unitFile('htntp.service'));
       writeFileSync(join(dir.path, 'htntp-gps@ttyUSB0.service'), unitFile('htntp-gps@.service'));
-      const run = startProcess(analyze, ['verify', join(dir.path, 'htntp.service'), join(dir.path, 'htntp-gps@ttyUSB0.service')]);
+      // --man=no: whether the Documentation= man pages are installed is the host's business.
+      const units = [join(dir.path, 'htntp.service'), join(dir.path, 'htntp-gps@ttyUSB0.service')];
+      const run = startProcess(analyze, ['verify', '--man=no', ...units]);
       const exit = await run.exited;
       expect([exit.code, ...run.stdoutLines, ...run.stderrLines]).toEqual([0]);
     } finally {
