@@ -37,7 +37,7 @@ export interface ServerClockOptions {
   /** How fast the local raw oscillator may drift from true time, ppm (default 50): the bounds' growth with age. */
   driftPpm?: number;
   /**
-   * With a single Date server: how far its Date may lag its own clock, seconds, added above
+   * When one Date server alone answers: how far its Date may lag its own clock, seconds, added above
    * the bounds (default 1: lighttpd refreshes its cached Date on its monotonic clock's
    * second, up to a second late, and nothing else can tell). 0 for a server known to stamp
    * every response (nginx, apache2, Node's http): the bounds then shrink to the probes'.
@@ -63,7 +63,7 @@ export interface ServerClockUpdate {
   latest: number;
   /** Half-width of the bounds, seconds. */
   error: number;
-  /** What produced the estimate: the first measurement's sweep, that measurement's end, a refresh measurement, a provider round. */
+  /** What produced it: the first measurement's sweep, that measurement's end, a refresh measurement, a provider round. */
   source: ServerClockSource;
   /** Servers (provider mode: this round's calls) in the majority, and how many gave an interval. */
   survivors: number;
@@ -91,8 +91,6 @@ export interface ServerClockEvents {
 interface HeldEstimate {
   /** The published region of phi, at raw instant `at`. */
   interval: HeldInterval;
-  /** What of its width is the single server's allowance for a lagging Date, not measured. */
-  lag: number;
   /** phi's point estimate, inside the region. */
   point: number;
   /** now() = base + raw ms. */
@@ -278,13 +276,13 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
    * neither time. Fresh bounds that miss the old ones carried to their instant are the
    * servers' clock stepping: `step` is emitted. Resolves ready() and emits `update`.
    */
-  #adopt(fresh: HeldInterval, point: number, lag: number, source: ServerClockSource, counts: { survivors: number; candidates: number }): void {
+  #adopt(fresh: HeldInterval, point: number, source: ServerClockSource, counts: Pick<ServerClockUpdate, 'survivors' | 'candidates'>): void {
     const previous = this.#estimate;
     const base = rawMs(steadyRealtime(this.#origin, { sec: 0, nsec: 0 })) + point * 1000;
-    this.#estimate = { interval: fresh, lag, point, base };
+    this.#estimate = { interval: fresh, point, base };
     if (previous && intersect(carry(previous.interval, fresh.at, this.#driftPpm), fresh) === undefined) {
       const step = point - previous.point;
-      this.#logger.warn('server clock: the new bounds exclude the ones held; the servers\' clock stepped', { step, source });
+      this.#logger.warn("server clock: the new bounds exclude the ones held; the servers' clock stepped", { step, source });
       this.emit('step', { step, clock: 'server' });
     }
     this.#ready?.resolve();
@@ -308,7 +306,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     const point = diffSeconds(estimate.trueTime, steadyRealtime(this.#origin, estimate.monotonicRaw));
     const fresh = { low: point + estimate.low, high: point + estimate.high, at: estimate.monotonicRaw };
     const candidates = result.servers.filter((server) => server.status !== 'failed').length;
-    this.#adopt(fresh, point, result.caveat === null ? 0 : this.#dateLag, source, { survivors: result.survivors, candidates });
+    this.#adopt(fresh, point, source, { survivors: result.survivors, candidates });
   }
 
   async #run(): Promise<void> {
@@ -361,7 +359,8 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
       throw codedError(`no estimate from the provider: ${round.answered} of ${round.answered + round.failed} calls answered${detail}`, 'ERR_SERVER_CLOCK_PROVIDER', undefined, round.lastError);
     }
     const { interval } = round;
-    this.#adopt({ ...interval, at }, (interval.low + interval.high) / 2, 0, 'provider', { survivors: round.answered - round.falsetickers, candidates: round.answered });
+    const counts = { survivors: round.answered - round.falsetickers, candidates: round.answered };
+    this.#adopt({ ...interval, at }, (interval.low + interval.high) / 2, 'provider', counts);
   }
 
   /**
@@ -402,10 +401,13 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     );
     this.#priors = priorsOf(result, readClockPair(this.#clock));
     const failed = result.servers.filter((server) => server.status !== 'ok');
-    for (const server of failed) this.#logger.warn(`server clock server ${server.status}`, { url: server.url, reason: server.reason ?? undefined });
+    for (const server of failed) {
+      this.#logger.warn(`server clock server ${server.status}`, { url: server.url, reason: server.reason ?? undefined });
+    }
     if (estimate === undefined) {
       const reasons = failed.map((server) => `${server.url}: ${server.reason ?? server.status}`).join('; ');
-      throw codedError(`${first ? '' : 'refresh: '}${result.reason ?? 'no estimate'}${reasons ? `; ${reasons}` : ''}`, 'ERR_SERVER_CLOCK_NO_MAJORITY');
+      const reason = `${first ? '' : 'refresh: '}${result.reason ?? 'no estimate'}${reasons ? `; ${reasons}` : ''}`;
+      throw codedError(reason, 'ERR_SERVER_CLOCK_NO_MAJORITY');
     }
     this.#adoptMeasurement(estimate, result, first ? 'refine' : 'measure');
   }

@@ -44,7 +44,8 @@ export interface HeldPriors {
 
 /** What a measurement leaves to aim the next one (a failed server: nothing). */
 export function priorsOf(result: MeasurementResult, at: ClockPair): HeldPriors {
-  return { intervals: result.servers.map((server) => (server.low === null || server.high === null ? undefined : { low: server.low, high: server.high })), at };
+  const intervals = result.servers.map(({ low, high }) => (low === null || high === null ? undefined : { low, high }));
+  return { intervals, at };
 }
 
 /**

@@ -128,7 +128,10 @@ export interface Selection {
  * `intervals`): undefined. Touching intervals agree. Equal counts in disjoint regions: the
  * core is the narrowest (the bound spans them all).
  */
-export function select(intervals: readonly Interval[], electorate: Electorate = { servers: intervals.length, pending: 0 }): Selection | undefined {
+export function select(
+  intervals: readonly Interval[],
+  electorate: Electorate = { servers: intervals.length, pending: 0 },
+): Selection | undefined {
   const edges = intervals.flatMap((interval) => [
     { at: interval.low, step: 1 },
     { at: interval.high, step: -1 },
@@ -158,7 +161,8 @@ export function select(intervals: readonly Interval[], electorate: Electorate = 
       core = region;
     }
   });
-  if (core === undefined || !publishable(coreCount, intervals.length, electorate) || boundLow === undefined || boundHigh === undefined) return undefined;
+  if (core === undefined || boundLow === undefined || boundHigh === undefined) return undefined;
+  if (!publishable(coreCount, intervals.length, electorate)) return undefined;
   const region = core;
   const truechimers = intervals.flatMap((interval, index) => (interval.low <= region.low && interval.high >= region.high ? [index] : []));
   return { bound: { low: boundLow, high: boundHigh }, core: region, truechimers };
@@ -193,4 +197,5 @@ export function publishedBound(selection: Selection, answered: number, dateLag =
 
 /** Why a bound from one server alone is wider than its interval. */
 export const oneServerCaveat = (dateLag: number): string =>
-  `one server alone: the bound leaves ${dateLag} s above its interval for a Date cached on a timer (as lighttpd's), which no other server can expose`;
+  `one server alone: the bound leaves ${dateLag} s above its interval for a Date cached on a timer (as lighttpd's), ` +
+  'which no other server can expose';

@@ -11,7 +11,8 @@ import { codedError, invalidArgValue, outOfRange } from '../../errors.js';
 import { addSeconds, diffSeconds, formatDuration, formatUtc, toSeconds, type Timespec } from '../../time.js';
 import { parseHttpDate, utcYear } from './date.js';
 import { DATE_LAG, errorAround, oneServerCaveat, type Interval } from './interval.js';
-import { emptyServer, observe, planProbes, planSweep, planTeam, planTick, swept, type PlannedProbe, type ServerState, type Strategy, type TeamPlan } from './plan.js';
+import { emptyServer, observe, planProbes, planSweep, planTeam, planTick, swept } from './plan.js';
+import type { PlannedProbe, ServerState, Strategy, TeamPlan } from './plan.js';
 import { conclude, conclusionError, type ServerEvidence, type ServerStatus } from './posterior.js';
 import { createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
 import { serverUrl } from './servers.js';
@@ -110,7 +111,7 @@ export interface Estimate {
   trueTime: Timespec;
   /** Error bound at that instant, seconds. */
   error: number;
-  /** The published bound at that instant: the true time lies in trueTime + [low, high] (seconds; low <= 0 <= high, both within error). */
+  /** The published bound then: the true time lies in trueTime + [low, high] (seconds; low <= 0 <= high, within error). */
   low: number;
   high: number;
 }
@@ -203,7 +204,14 @@ interface ServerOutcome {
   sweepEnded: boolean;
 }
 
-const newOutcome = (): ServerOutcome => ({ rtt: null, probes: 0, verifications: 0, swept: 0, failure: null, sweepEnded: false });
+const newOutcome = (): ServerOutcome => ({
+  rtt: null,
+  probes: 0,
+  verifications: 0,
+  swept: 0,
+  failure: null,
+  sweepEnded: false,
+});
 
 interface ServerProbing {
   index: number;
@@ -312,7 +320,8 @@ export async function duplicates(urls: readonly URL[], viaProxy: boolean, signal
 }
 
 /** A server's trust over all its TLS connections (null: plain http). */
-const trustOf = (list: readonly TlsConnection[]): TlsTrust | null => (list.length === 0 ? null : list.some((tls) => tls.trust === 'time-unverified') ? 'time-unverified' : 'verified');
+const trustOf = (list: readonly TlsConnection[]): TlsTrust | null =>
+  list.length === 0 ? null : list.some((tls) => tls.trust === 'time-unverified') ? 'time-unverified' : 'verified';
 
 /** What a measurement has gathered: enough to conclude at any instant, at its end or while probing goes on. */
 interface Gathered {
@@ -350,7 +359,9 @@ function concludeAt(gathered: Gathered, end: ClockPair): Measurement {
     return { interval: server.failed ? undefined : server.interval, lows: server.lows, rtts: server.rtts, failure: outcome.failure, validity };
   });
   const distinct = urls.filter((_, index) => duplicateOf[index] === undefined).length;
-  const pending = outcomes.filter((outcome, index) => duplicateOf[index] === undefined && outcome.failure === null && evidence[index]?.interval === undefined).length;
+  const pending = outcomes.filter(
+    (outcome, index) => duplicateOf[index] === undefined && outcome.failure === null && evidence[index]?.interval === undefined,
+  ).length;
   const conclusion = conclude(evidence, { shift: toRealtime, electorate: { servers: distinct, pending }, dateLag });
   const results: ServerResult[] = outcomes.map((outcome, index) => {
     const { offset, status, reason } = conclusion.servers[index] as { offset: number | undefined; status: ServerStatus; reason: string | null };
@@ -386,12 +397,14 @@ function concludeAt(gathered: Gathered, end: ClockPair): Measurement {
     duration: diffSeconds(end.monotonicRaw, start.monotonicRaw),
   };
   if (theta === undefined || error === undefined || bound === undefined) return { result, estimate: undefined };
-  return { result, estimate: { monotonicRaw: end.monotonicRaw, trueTime: addSeconds(steadyEnd, theta), error, low: bound.low - theta, high: bound.high - theta } };
+  const trueTime = addSeconds(steadyEnd, theta);
+  return { result, estimate: { monotonicRaw: end.monotonicRaw, trueTime, error, low: bound.low - theta, high: bound.high - theta } };
 }
 
 /** A measurement with the estimate it yields, anchored on CLOCK_MONOTONIC_RAW. */
 export async function measure(servers: readonly string[], options: MeasureOptions = {}): Promise<Measurement> {
-  const { probes = DEFAULT_PROBES, clock = systemClock, logger = silentLogger, signal, strategy = 'bisect', dateLag = DATE_LAG, onProgress } = options;
+  const { probes = DEFAULT_PROBES, clock = systemClock, logger = silentLogger, signal } = options;
+  const { strategy = 'bisect', dateLag = DATE_LAG, onProgress } = options;
   if (!Number.isInteger(probes) || probes < 1 || probes > MAX_PROBES) {
     throw outOfRange('probes', `an integer from 1 to ${MAX_PROBES}`, probes);
   }
@@ -420,15 +433,16 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const viaProxy = usesProxy(options.proxy);
   const outcomes = urls.map(newOutcome);
   const tlsConnections: TlsConnection[][] = urls.map(() => []);
-  const gathered: Gathered = { urls, start, progress: new Progress(urls.map((_, index) => options.priors?.[index])), outcomes, duplicateOf: [], tlsConnections, dateLag };
-  const { progress } = gathered;
+  const progress = new Progress(urls.map((_, index) => options.priors?.[index]));
+  const gathered: Gathered = { urls, start, progress, outcomes, duplicateOf: [], tlsConnections, dateLag };
   let measuring = true;
   // Once more than half of the servers have swept, or every sweep has ended: then at each later end.
   const onSweepEnd = (): void => {
     if (!measuring || onProgress === undefined) return;
     const ended = outcomes.filter((outcome) => outcome.sweepEnded);
     const distinct = gathered.duplicateOf.filter((first) => first === undefined).length;
-    if (ended.length === outcomes.length || ended.filter((outcome) => outcome.failure === null).length * 2 > distinct) onProgress(concludeAt(gathered, readClockPair(clock)));
+    const swept = ended.filter((outcome) => outcome.failure === null).length;
+    if (ended.length === outcomes.length || swept * 2 > distinct) onProgress(concludeAt(gathered, readClockPair(clock)));
   };
   const connections = new Map<number, ProbeConnection>();
   try {
@@ -450,7 +464,8 @@ export async function measure(servers: readonly string[], options: MeasureOption
           outcome.sweepEnded = true;
           return;
         }
-        await measureServer({ index, url, connection, probes, strategy, progress, outcome, onSweepEnd, clock: steady, signal: deadline.signal, logger });
+        const { signal: until } = deadline;
+        await measureServer({ index, url, connection, probes, strategy, progress, outcome, onSweepEnd, clock: steady, signal: until, logger });
       }),
     );
   } finally {

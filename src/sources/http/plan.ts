@@ -136,13 +136,14 @@ export type Strategy = 'bisect' | 'sweep';
 /** Sends across the sweep's second: the tick bracketed to 50 ms plus a round trip. */
 export const SWEEP_SENDS = 20;
 
-/** The sweep after the first answer at local time `now` (steady timescale): sends spread over the next second, in order. */
+/** The sweep after the first answer at local time `now` (steady timescale): sends over the next second, in order. */
 export function planSweep(now: number, sends = SWEEP_SENDS): PlannedProbe[] {
-  return Array.from({ length: sends }, (_, step) => ({ kind: 'sweep' as const, aim: NaN, sendAt: now + (step + 1) / sends }));
+  return Array.from({ length: sends }, (_, step): PlannedProbe => ({ kind: 'sweep', aim: NaN, sendAt: now + (step + 1) / sends }));
 }
 
 /** Whether a sweep is done: the server's answers name two Date seconds, so its tick lies between two of them. */
-export const swept = (server: ServerState): boolean => new Set(server.bounds.map((bounds) => bounds.dateSeconds)).size >= 2;
+export const swept = (server: ServerState): boolean =>
+  new Set(server.bounds.map((bounds) => bounds.dateSeconds)).size >= 2;
 
 /** One answer: its Date second and local send and first-byte times (steady timescale). */
 export interface Answer {

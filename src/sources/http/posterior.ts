@@ -11,7 +11,8 @@
 // multiply, each mixed with a little of a flat density so one server a few ms out cannot
 // drag the rest. docs/http-estimator.md has the equations.
 import { addSeconds, diffSeconds, type Timespec } from '../../time.js';
-import { DATE_LAG, errorAround, midpoint, publishedBound, select, type Electorate, type Interval, type Selection } from './interval.js';
+import { DATE_LAG, errorAround, midpoint, publishedBound, select } from './interval.js';
+import type { Electorate, Interval, Selection } from './interval.js';
 import { selectWithinValidity } from './validity.js';
 
 /**
