@@ -30,6 +30,8 @@ interface Tally {
   excluded: number;
   /** Checks made before the first estimate (bounds() throws then). */
   unready: number;
+  /** `step` events with clock 'server'. */
+  serverSteps: number;
   misses: string[];
 }
 
@@ -43,6 +45,8 @@ interface Scenario {
   setup(random: () => number, started: Started): Promise<{ options: ServerClockOptions; truth: Truth; servers: TimeServer[] }>;
   /** Runs alongside the clock (steps, faults) until `signal` aborts. */
   drive?(clock: ServerClock, signal: AbortSignal): Promise<void>;
+  /** The servers' clock steps: every run must report it (a `step` event with clock 'server'). */
+  serverStep?: boolean;
 }
 
 interface Started {
@@ -111,6 +115,7 @@ const scenarios: Scenario[] = [
   },
   {
     name: 'all three servers step +400 ms during refinement, and again -400 ms later',
+    serverStep: true,
     async setup(random, started) {
       const servers = [await serve(started, honest(0.2, random)), await serve(started, honest(0.2, random)), await serve(started, honest(0.2, random))];
       return { options: { servers: servers.map((server) => server.url) }, truth: new SteppingTruth(0.2), servers };
@@ -234,7 +239,7 @@ function check(clock: ServerClock, truth: Truth, tally: Tally, at: string): void
 async function runScenario(scenario: Scenario, seed: number): Promise<Tally> {
   const random = seededRandom(seed);
   const started: Started = { servers: [] };
-  const tally: Tally = { checks: 0, updates: 0, excluded: 0, unready: 0, misses: [] };
+  const tally: Tally = { checks: 0, updates: 0, excluded: 0, unready: 0, serverSteps: 0, misses: [] };
   const stop = new AbortController();
   try {
     const { options, truth, servers: list } = await scenario.setup(random, started);
@@ -249,7 +254,8 @@ async function runScenario(scenario: Scenario, seed: number): Promise<Tally> {
       tally.updates += 1;
       check(clock, truth, tally, `update ${update.source} ${update.survivors}/${update.candidates} at ${elapsed()}`);
     });
-    clock.on('step', () => {
+    clock.on('step', (step) => {
+      if (step.clock === 'server') tally.serverSteps += 1;
       if (truth instanceof SteppingTruth) truth.event();
     });
     const timer = setInterval(() => check(clock, truth, tally, `check at ${elapsed()}`), CHECK_MS);
@@ -272,17 +278,19 @@ describe('ServerClock under adversarial servers: no bound excludes the truth', (
   afterAll(() => {
     const total = [...results.values()].reduce((sum, tally) => ({ checks: sum.checks + tally.checks, excluded: sum.excluded + tally.excluded }), { checks: 0, excluded: 0 });
     console.log(`server-clock adversarial: ${total.excluded} of ${total.checks} checks excluded the truth (${RUNS} run(s) a scenario, ${DURATION} s each)`);
-    for (const [name, tally] of results) console.log(`  ${tally.excluded}/${tally.checks} (updates ${tally.updates}, before ready ${tally.unready}) ${name}${tally.misses.length ? `\n    ${tally.misses.join('\n    ')}` : ''}`);
+    for (const [name, tally] of results) console.log(`  ${tally.excluded}/${tally.checks} (updates ${tally.updates}, server steps ${tally.serverSteps}, before ready ${tally.unready}) ${name}${tally.misses.length ? `\n    ${tally.misses.join('\n    ')}` : ''}`);
   });
 
   it.concurrent.each(scenarios.map((scenario) => [scenario.name, scenario] as const))('%s', { timeout: RUNS * (DURATION + 20) * 1000 }, async (_name, scenario) => {
-    const tally: Tally = { checks: 0, updates: 0, excluded: 0, unready: 0, misses: [] };
+    const tally: Tally = { checks: 0, updates: 0, excluded: 0, unready: 0, serverSteps: 0, misses: [] };
     for (let seed = 1; seed <= RUNS; seed += 1) {
       const run = await runScenario(scenario, seed);
       tally.checks += run.checks;
       tally.updates += run.updates;
       tally.excluded += run.excluded;
       tally.unready += run.unready;
+      if (scenario.serverStep && run.serverSteps === 0) tally.misses.push(`seed ${seed}: the servers' step was never reported`);
+      tally.serverSteps += run.serverSteps;
       tally.misses.push(...run.misses.map((miss) => `seed ${seed} ${miss}`));
     }
     results.set(scenario.name, tally);

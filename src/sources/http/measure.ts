@@ -442,7 +442,13 @@ export async function measure(servers: readonly string[], options: MeasureOption
     const ended = outcomes.filter((outcome) => outcome.sweepEnded);
     const distinct = gathered.duplicateOf.filter((first) => first === undefined).length;
     const swept = ended.filter((outcome) => outcome.failure === null).length;
-    if (ended.length === outcomes.length || swept * 2 > distinct) onProgress(concludeAt(gathered, readClockPair(clock)));
+    if (ended.length < outcomes.length && swept * 2 <= distinct) return;
+    try {
+      onProgress(concludeAt(gathered, readClockPair(clock)));
+    } catch (error) {
+      // The caller's fault, not the server's whose sweep just ended.
+      logger.error('http progress callback failed', { error });
+    }
   };
   const connections = new Map<number, ProbeConnection>();
   try {
