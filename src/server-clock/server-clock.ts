@@ -11,7 +11,7 @@ import { carry, carryPriors, DRIFT_PPM, priorsOf, type HeldInterval, type HeldPr
 import { DATE_LAG, intersect } from '../sources/http/interval.js';
 import { MAX_PROBES, measure, type Estimate, type MeasurementResult } from '../sources/http/measure.js';
 import { serverUrl } from '../sources/http/servers.js';
-import { diffSeconds, type Timespec } from '../time.js';
+import { diffSeconds, formatDuration, type Timespec } from '../time.js';
 import { providerRound, type TimeProvider } from './provider.js';
 
 export type { TimeProvider } from './provider.js';
@@ -140,6 +140,8 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
   #wake: AbortController | undefined;
   /** A step seen while a measurement ran: the next one starts right after it. */
   #remeasure = false;
+  /** Why the estimate was withdrawn (the servers' clock stepped), until a new one is made. */
+  #withdrawn: string | undefined;
   #closed = false;
 
   constructor(options: ServerClockOptions) {
@@ -237,7 +239,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
   }
 
   #notReady(): Error {
-    return codedError('no estimate yet: await clock.ready() first', 'ERR_SERVER_CLOCK_NOT_READY');
+    return codedError(`no estimate${this.#withdrawn ? ` (${this.#withdrawn})` : ' yet'}: await clock.ready() first`, 'ERR_SERVER_CLOCK_NOT_READY');
   }
 
   #boundsAt(estimate: HeldEstimate, raw: Timespec): { earliest: number; latest: number } {
@@ -274,17 +276,25 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
    * Holds `fresh`, a round's published region of phi, in place of what was held: never
    * their intersection, which across a step of the servers' clock is a sliver that holds
    * neither time. Fresh bounds that miss the old ones carried to their instant are the
-   * servers' clock stepping: `step` is emitted. Resolves ready() and emits `update`.
+   * servers' clock stepping (or a fault that broke the old bound): `step` is emitted and
+   * nothing is held, for the round may straddle the step and hold neither time either;
+   * a new first measurement starts at once. Otherwise resolves ready() and emits `update`.
    */
   #adopt(fresh: HeldInterval, point: number, source: ServerClockSource, counts: Pick<ServerClockUpdate, 'survivors' | 'candidates'>): void {
     const previous = this.#estimate;
-    const base = rawMs(steadyRealtime(this.#origin, { sec: 0, nsec: 0 })) + point * 1000;
-    this.#estimate = { interval: fresh, point, base };
     if (previous && intersect(carry(previous.interval, fresh.at, this.#driftPpm), fresh) === undefined) {
       const step = point - previous.point;
-      this.#logger.warn("server clock: the new bounds exclude the ones held; the servers' clock stepped", { step, source });
+      this.#estimate = undefined;
+      this.#priors = undefined;
+      this.#withdrawn = `the servers' clock stepped by about ${formatDuration(step)}: measuring afresh`;
+      this.#logger.warn(`server clock: the new bounds exclude the ones held; ${this.#withdrawn}`, { step, source });
+      this.#remeasure = true;
       this.emit('step', { step, clock: 'server' });
+      return;
     }
+    const base = rawMs(steadyRealtime(this.#origin, { sec: 0, nsec: 0 })) + point * 1000;
+    this.#estimate = { interval: fresh, point, base };
+    this.#withdrawn = undefined;
     this.#ready?.resolve();
     this.#ready = undefined;
     const pair = readClockPair(this.#clock);
