@@ -179,6 +179,23 @@ describe('ServerClock on Date-header servers', () => {
     expectBoundsHoldTruth(clock, OFFSET);
   }, 60_000);
 
+  it('counts failed servers against the majority; one answering alone gets the lag allowance', async () => {
+    const dead = await startTimeServers([{}, {}, {}]);
+    const deadUrls = dead.map((server) => server.url);
+    await closeAll(dead);
+    const [first, second] = await servers([{ offset: OFFSET }, { offset: OFFSET }]);
+    const silenced = track(new ServerClock({ servers: [...deadUrls, first?.url ?? '', second?.url ?? ''], probes: 2 }));
+    // Two agreeing of five configured: the three refusing ones count against them.
+    const noMajority = expect.stringMatching(/more than half of the 5 servers \(2 answered\)[\s\S]*refused/) as string;
+    await expect(silenced.ready()).rejects.toMatchObject({ code: 'ERR_SERVER_CLOCK_NO_MAJORITY', message: noMajority });
+    const alone = track(new ServerClock({ servers: [deadUrls[0] ?? '', first?.url ?? '', deadUrls[1] ?? ''], probes: 2 }));
+    const [update] = await Promise.all([updates(alone, 1), alone.ready()]);
+    expect(update[0]?.candidates).toBe(1);
+    // The 1 s allowance above the measured interval: this one server cannot be checked for a lagging Date.
+    const { earliest, latest } = expectBoundsHoldTruth(alone, OFFSET);
+    expect(latest - earliest).toBeGreaterThan(1000);
+  }, 60_000);
+
   it('is ready once a majority of all servers agrees, without waiting for a hanging one', async () => {
     const started = await servers([{ offset: OFFSET }, { fault: 'hang' }, { offset: OFFSET }]);
     const warnings: string[] = [];
