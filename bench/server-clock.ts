@@ -78,8 +78,12 @@ interface Run {
 async function runOnce(urls: string[]): Promise<Run> {
   const start = performance.now();
   // The test servers stamp every answer: no allowance for a lagging Date with one server.
-  const clock = new ServerClock({ servers: urls, target: 0.0005, dateLag: 0 });
+  const clock = new ServerClock({ servers: urls, dateLag: 0 });
   let last: ServerClockUpdate | undefined;
+  let measured: () => void = () => {};
+  const refined = new Promise<void>((resolve) => {
+    measured = resolve;
+  });
   let lastMs = 0;
   let inside = true;
   let nowError = 0;
@@ -92,12 +96,13 @@ async function runOnce(urls: string[]): Promise<Run> {
     const after = realtimeMs() + OFFSET * 1000;
     inside &&= earliest <= after && latest >= before;
     nowError = Math.max(nowError, Math.abs(now - (before + after) / 2));
+    if (update.source === 'refine') measured();
   });
   await clock.ready();
   const readyMs = performance.now() - start;
   const readyError = last?.error ?? NaN;
-  // Refinement takes at most 8 ticks, about a second each; the first refresh is 270+ s away.
-  await new Promise((resolve) => setTimeout(resolve, 11_000));
+  // The first measurement's end (a sweep, then a probe a second); the first refresh is 270+ s away.
+  await Promise.race([refined, new Promise((resolve) => setTimeout(resolve, 20_000))]);
   clock.close();
   await once(clock, 'close');
   return { readyMs, readyError, refinedError: last?.error ?? NaN, refinedMs: lastMs, inside, nowError };
@@ -110,7 +115,7 @@ async function readyTimes(): Promise<void> {
     { name: '3 servers, 5±1 ms each way', configs: Array.from({ length: 3 }, () => ({ offset: OFFSET, delay: { up: 5, down: 5, jitter: 1 } })) },
     { name: '3 servers, 20±5 ms each way', configs: Array.from({ length: 3 }, () => ({ offset: OFFSET, delay: { up: 20, down: 20, jitter: 5 } })) },
   ];
-  console.log(`\nready() and bounds, ${RUNS} runs per row, true offset ${OFFSET} s (ServerClock: half-width at ready -> after refinement; anchor: measureOffset(), 8 probes):`);
+  console.log(`\nready() and bounds, ${RUNS} runs per row, true offset ${OFFSET} s (ServerClock: half-width at ready -> at the first measurement's end; anchor: measureOffset(), 8 probes):`);
   for (const { name, configs } of paths) {
     const served = await serve(configs);
     try {

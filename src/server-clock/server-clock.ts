@@ -7,15 +7,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { monotonicRawMs, readClockPair, steadyClock, steadyRealtime, systemClock, type Clock, type ClockPair } from '../clock.js';
 import { codedError, invalidArgType, invalidArgValue, outOfRange } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { MAX_PROBES, measure } from '../sources/http/measure.js';
-import { DRIFT_PPM } from '../sources/http/source.js';
+import { carry, carryPriors, DRIFT_PPM, priorsOf, type HeldInterval, type HeldPriors } from '../sources/http/held.js';
+import { DATE_LAG, intersect } from '../sources/http/interval.js';
+import { MAX_PROBES, measure, type Estimate, type MeasurementResult } from '../sources/http/measure.js';
 import { serverUrl } from '../sources/http/servers.js';
-import { intersect } from '../sources/http/interval.js';
-import { commonWindow, thetaWithin } from '../sources/http/validity.js';
-import { addSeconds, diffSeconds, formatDuration, formatUtc, fromSeconds, toSeconds, type Timespec } from '../time.js';
-import { carry, DATE_LAG, merge, selectHeld, type HeldInterval } from './held.js';
+import { diffSeconds, formatDuration, type Timespec } from '../time.js';
 import { providerRound, type TimeProvider } from './provider.js';
-import { DateSweep } from './sweep.js';
 
 export type { TimeProvider } from './provider.js';
 
@@ -26,7 +23,7 @@ export interface ServerClockOptions {
   provider?: TimeProvider;
   /** Seconds between re-measurements (default 300), each jittered ±10 %. */
   refresh?: number;
-  /** Half-width of the bounds, seconds, that refinement stops at (default 0.005). */
+  /** Provider mode: half-width, seconds, at which a round's calls stop early once three agree (default 0.005). */
   target?: number;
   /** Probes per server per refresh, or provider calls per round (default 8). */
   probes?: number;
@@ -40,7 +37,7 @@ export interface ServerClockOptions {
   /** How fast the local raw oscillator may drift from true time, ppm (default 50): the bounds' growth with age. */
   driftPpm?: number;
   /**
-   * With a single Date server: how far its Date may lag its own clock, seconds, added above
+   * When one Date server alone answers: how far its Date may lag its own clock, seconds, added above
    * the bounds (default 1: lighttpd refreshes its cached Date on its monotonic clock's
    * second, up to a second late, and nothing else can tell). 0 for a server known to stamp
    * every response (nginx, apache2, Node's http): the bounds then shrink to the probes'.
@@ -66,7 +63,7 @@ export interface ServerClockUpdate {
   latest: number;
   /** Half-width of the bounds, seconds. */
   error: number;
-  /** What produced the estimate: the first sweep, its refinement, a refresh measurement, a provider round. */
+  /** What produced it: the first measurement's sweep, that measurement's end, a refresh measurement, a provider round. */
   source: ServerClockSource;
   /** Servers (provider mode: this round's calls) in the majority, and how many gave an interval. */
   survivors: number;
@@ -74,8 +71,14 @@ export interface ServerClockUpdate {
 }
 
 export interface ServerClockStep {
-  /** How far realtime moved against the raw clock beyond any slew, seconds. */
+  /**
+   * `local`: how far realtime moved against the raw clock beyond any slew, seconds.
+   * `server`: how far the servers' time moved, seconds (the middle of the new bounds
+   * against the old ones carried to now, which they no longer meet).
+   */
   step: number;
+  /** Which clock stepped: the local realtime clock, or the servers' (provider's). */
+  clock: 'local' | 'server';
 }
 
 export interface ServerClockEvents {
@@ -85,11 +88,9 @@ export interface ServerClockEvents {
   close: [];
 }
 
-interface Estimate {
-  /** The majority's region of phi, at raw instant `at`. */
+interface HeldEstimate {
+  /** The published region of phi, at raw instant `at`. */
   interval: HeldInterval;
-  /** What of its width is the single server's allowance for a lagging Date, not measured. */
-  lag: number;
   /** phi's point estimate, inside the region. */
   point: number;
   /** now() = base + raw ms. */
@@ -97,7 +98,6 @@ interface Estimate {
 }
 
 const MAX_SLEW = 0.085;
-const REFINE_TICKS = 8;
 const STEP_CHECK_MS = 1000;
 
 function positive(name: string, value: number | undefined, fallback: number, allowZero = false): number {
@@ -120,7 +120,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
   readonly #refresh: number;
   readonly #target: number;
   readonly #probes: number;
-  readonly #drift: number;
+  readonly #driftPpm: number;
   readonly #resolution: number;
   readonly #dateLag: number;
   readonly #timeout: number;
@@ -131,15 +131,17 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
   readonly #stop = new AbortController();
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort = (): void => this.close();
-  /** Per server (one for a provider): what its measurements have shown, carried on the raw clock. */
-  #held: (HeldInterval | undefined)[];
-  #estimate: Estimate | undefined;
+  /** The last measurement's per-server intervals: where the next one aims (never a bound). */
+  #priors: HeldPriors | undefined;
+  #estimate: HeldEstimate | undefined;
   #ready: { promise: Promise<void>; resolve: () => void; reject: (error: Error) => void } | undefined;
   #lastPair: ClockPair;
   #stepTimer: NodeJS.Timeout;
   #wake: AbortController | undefined;
   /** A step seen while a measurement ran: the next one starts right after it. */
   #remeasure = false;
+  /** Why the estimate was withdrawn (the servers' clock stepped), until a new one is made. */
+  #withdrawn: string | undefined;
   #closed = false;
 
   constructor(options: ServerClockOptions) {
@@ -161,7 +163,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     this.#target = positive('target', options.target, 0.005);
     this.#probes = options.probes ?? 8;
     if (!Number.isInteger(this.#probes) || this.#probes < 1 || this.#probes > MAX_PROBES) throw outOfRange('options.probes', `an integer from 1 to ${MAX_PROBES}`, options.probes);
-    this.#drift = positive('driftPpm', options.driftPpm, DRIFT_PPM, true) * 1e-6;
+    this.#driftPpm = positive('driftPpm', options.driftPpm, DRIFT_PPM, true);
     this.#resolution = positive('resolution', options.resolution, 1) / 1000;
     this.#dateLag = positive('dateLag', options.dateLag, DATE_LAG, true);
     this.#timeout = positive('timeout', options.timeout, 5);
@@ -175,7 +177,6 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     this.#origin = readClockPair(this.#clock);
     this.#lastPair = this.#origin;
     this.#steady = steadyClock(this.#clock, this.#origin);
-    this.#held = (this.#urls ?? [undefined]).map(() => undefined);
     this.#signal = options.signal;
     this.#stepTimer = setInterval(() => this.#checkStep(readClockPair(this.#clock)), STEP_CHECK_MS).unref();
     if (this.#signal?.aborted) this.close();
@@ -238,11 +239,11 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
   }
 
   #notReady(): Error {
-    return codedError('no estimate yet: await clock.ready() first', 'ERR_SERVER_CLOCK_NOT_READY');
+    return codedError(`no estimate${this.#withdrawn ? ` (${this.#withdrawn})` : ' yet'}: await clock.ready() first`, 'ERR_SERVER_CLOCK_NOT_READY');
   }
 
-  #boundsAt(estimate: Estimate, raw: Timespec): { earliest: number; latest: number } {
-    const region = carry(estimate.interval, raw, this.#drift);
+  #boundsAt(estimate: HeldEstimate, raw: Timespec): { earliest: number; latest: number } {
+    const region = carry(estimate.interval, raw, this.#driftPpm);
     const u = rawMs(raw) + (estimate.base - estimate.point * 1000);
     return { earliest: u + region.low * 1000, latest: u + region.high * 1000 };
   }
@@ -259,13 +260,10 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     const step = diffSeconds(pair.realtime, last.realtime) - elapsed;
     if (Math.abs(step) <= this.#stepThreshold + MAX_SLEW * Math.abs(elapsed)) return;
     this.#logger.warn('server clock: local realtime clock stepped', { step });
-    if (step > 0) {
-      this.#held = this.#held.map((held) => held && { ...held, high: held.high + step });
-      if (this.#estimate) this.#estimate = { ...this.#estimate, interval: { ...this.#estimate.interval, high: this.#estimate.interval.high + step } };
-    }
+    if (step > 0 && this.#estimate) this.#estimate = { ...this.#estimate, interval: { ...this.#estimate.interval, high: this.#estimate.interval.high + step } };
     this.#remeasure = true;
     this.#wake?.abort();
-    this.emit('step', { step });
+    this.emit('step', { step, clock: 'local' });
   }
 
   /** Emits `error` to listeners; unheard, it is logged: a failed refresh must not crash the app while the last bound holds. */
@@ -274,33 +272,51 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     else this.#logger.error('server clock', { error: error.message, code: (error as NodeJS.ErrnoException).code });
   }
 
-  /** Selects across servers, holds the estimate, resolves ready() and emits `update`. False without a majority. */
-  #publish(source: ServerClockSource, preferred?: number, counts?: { survivors: number; candidates: number }): boolean {
-    const pair = readClockPair(this.#clock);
-    const selection = selectHeld(this.#held, pair.monotonicRaw, this.#drift);
-    if (selection === undefined) return false;
-    const { core } = selection;
-    // One Date server alone: nothing can outvote or expose a Date cache that lags its clock.
-    const lag = this.#urls?.length === 1 ? this.#dateLag : 0;
-    const interval = { ...selection.interval, high: selection.interval.high + lag };
-    const point = preferred !== undefined && preferred >= core.low && preferred <= core.high ? preferred : (core.low + core.high) / 2;
+  /**
+   * Holds `fresh`, a round's published region of phi, in place of what was held: never
+   * their intersection, which across a step of the servers' clock is a sliver that holds
+   * neither time. Fresh bounds that miss the old ones carried to their instant are the
+   * servers' clock stepping (or a fault that broke the old bound): `step` is emitted and
+   * nothing is held, for the round may straddle the step and hold neither time either;
+   * a new first measurement starts at once. Otherwise resolves ready() and emits `update`.
+   */
+  #adopt(fresh: HeldInterval, point: number, source: ServerClockSource, counts: Pick<ServerClockUpdate, 'survivors' | 'candidates'>): void {
+    const previous = this.#estimate;
+    if (previous && intersect(carry(previous.interval, fresh.at, this.#driftPpm), fresh) === undefined) {
+      const step = point - previous.point;
+      this.#estimate = undefined;
+      this.#priors = undefined;
+      this.#withdrawn = `the servers' clock stepped by about ${formatDuration(step)}: measuring afresh`;
+      this.#logger.warn(`server clock: the new bounds exclude the ones held; ${this.#withdrawn}`, { step, source });
+      this.#remeasure = true;
+      this.emit('step', { step, clock: 'server' });
+      return;
+    }
     const base = rawMs(steadyRealtime(this.#origin, { sec: 0, nsec: 0 })) + point * 1000;
-    this.#estimate = { interval, lag, point, base };
+    this.#estimate = { interval: fresh, point, base };
+    this.#withdrawn = undefined;
     this.#ready?.resolve();
     this.#ready = undefined;
+    const pair = readClockPair(this.#clock);
     const { earliest, latest } = this.#boundsAt(this.#estimate, pair.monotonicRaw);
     const update: ServerClockUpdate = {
       offset: diffSeconds(steadyRealtime(this.#origin, pair.monotonicRaw), pair.realtime) + point,
       earliest,
       latest,
-      error: (interval.high - interval.low) / 2,
+      error: (fresh.high - fresh.low) / 2,
       source,
-      survivors: counts?.survivors ?? selection.truechimers.length,
-      candidates: counts?.candidates ?? selection.candidates,
+      ...counts,
     };
     this.#logger.info('server clock update', { ...update });
     this.emit('update', update);
-    return true;
+  }
+
+  /** A measurement's estimate (measure.ts) as a region of phi: the true time at its raw instant, less u there. */
+  #adoptMeasurement(estimate: Estimate, result: MeasurementResult, source: ServerClockSource): void {
+    const point = diffSeconds(estimate.trueTime, steadyRealtime(this.#origin, estimate.monotonicRaw));
+    const fresh = { low: point + estimate.low, high: point + estimate.high, at: estimate.monotonicRaw };
+    const candidates = result.servers.filter((server) => server.status !== 'failed').length;
+    this.#adopt(fresh, point, source, { survivors: result.survivors, candidates });
   }
 
   async #run(): Promise<void> {
@@ -332,8 +348,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
 
   async #round(signal: AbortSignal): Promise<void> {
     if (this.#provider) return this.#providerRound(this.#provider, signal);
-    const urls = this.#urls ?? [];
-    return this.#estimate === undefined ? this.#sweepRound(urls, signal) : this.#measureRound(urls, signal);
+    return this.#measureRound(this.#urls ?? [], signal);
   }
 
   async #providerRound(provider: TimeProvider, signal: AbortSignal): Promise<void> {
@@ -353,123 +368,22 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
       const detail = round.lastError instanceof Error ? ` (${round.lastError.message})` : '';
       throw codedError(`no estimate from the provider: ${round.answered} of ${round.answered + round.failed} calls answered${detail}`, 'ERR_SERVER_CLOCK_PROVIDER', undefined, round.lastError);
     }
-    this.#hold(0, { ...round.interval, at });
-    if (!this.#publish('provider', undefined, { survivors: round.answered - round.falsetickers, candidates: round.answered })) throw codedError('no estimate from the provider', 'ERR_SERVER_CLOCK_NO_MAJORITY');
-  }
-
-  #hold(index: number, fresh: HeldInterval): void {
-    const { interval, replaced } = merge(this.#held[index], fresh, this.#drift);
-    if (replaced) this.#logger.warn('server clock: a measurement excludes what was held; the server clock moved', { server: this.#urls?.[index]?.href ?? 'provider' });
-    this.#held[index] = interval;
+    const { interval } = round;
+    const counts = { survivors: round.answered - round.falsetickers, candidates: round.answered };
+    this.#adopt({ ...interval, at }, (interval.low + interval.high) / 2, 'provider', counts);
   }
 
   /**
-   * A server that failed stops voting until it answers again: "not one clock", a cache or a
-   * frozen Date make what was held from it meaningless, and a network failure is not told
-   * apart. The estimate already published stays, with its growing bound.
+   * One measurement of the engine (measure.ts): the first sweeps, so that ready() resolves
+   * about a second in (`sweep`), then bisects to its end (`refine`); later ones are aimed by
+   * where the last one left each server (`measure`). Its published bound, which a majority
+   * of all the servers (or one server alone, with its Date-lag allowance) agrees on inside
+   * their certificates' windows, is what is held.
    */
-  #drop(index: number, reason: unknown): void {
-    this.#held[index] = undefined;
-    this.#logger.warn('server clock server failed', { url: this.#urls?.[index]?.href, reason: reason instanceof Error ? reason.message : String(reason) });
-  }
-
-  /** The estimate's width as measured (without the allowance for a lagging Date), seconds. */
-  #measuredWidth(): number | undefined {
-    const estimate = this.#estimate;
-    return estimate && estimate.interval.high - estimate.interval.low - estimate.lag;
-  }
-
-  /** The first estimate: sweeps on all servers at once, then their refinement tick by tick. */
-  async #sweepRound(urls: URL[], signal: AbortSignal): Promise<void> {
-    const connection = { ...(this.#proxy === undefined ? {} : { proxy: this.#proxy }), ...(this.#ca === undefined ? {} : { ca: this.#ca }) };
-    const sweeps = urls.map((url) => new DateSweep(url, { clock: this.#steady, logger: this.#logger, ...connection }));
-    const abort = (): void => sweeps.forEach((sweep) => sweep.abort(signal.reason as Error));
-    signal.addEventListener('abort', abort, { once: true });
-    try {
-      const at = this.#clock.monotonicRaw();
-      // A majority of all the servers is enough for ready(): a slow or hanging one need not be waited for.
-      const firsts = sweeps.map(async (sweep, index) => {
-        const interval = this.#withinCertificates(sweep, { ...(await sweep.first(signal)), at }, at);
-        this.#hold(index, interval);
-        const selection = this.#estimate === undefined ? selectHeld(this.#held, this.#clock.monotonicRaw(), this.#drift) : undefined;
-        if (selection && selection.truechimers.length * 2 > urls.length) this.#publish('sweep');
-        return interval;
-      });
-      const outcomes = await Promise.allSettled(firsts);
-      signal.throwIfAborted();
-      this.#logFailures(outcomes);
-      if (!this.#publish('sweep')) throw codedError(this.#noMajority(outcomes), 'ERR_SERVER_CLOCK_NO_MAJORITY');
-      const unverified = sweeps.filter((sweep) => sweep.timeUnverified).length;
-      const offset = this.#estimate && diffSeconds(steadyRealtime(this.#origin, this.#clock.monotonicRaw()), this.#clock.realtime()) + this.#estimate.point;
-      if (unverified > 0 && offset !== undefined) {
-        this.#logger.warn(`server clock: the local clock is ${offset > 0 ? 'behind' : 'ahead'} by about ${formatDuration(offset)}: the certificates of ${unverified} of ${sweeps.length} server(s) were not valid at the local clock's time and were checked against the servers' time instead`, { offset, timeUnverified: unverified });
-      }
-      let active = sweeps.filter((_, index) => outcomes[index]?.status === 'fulfilled');
-      let stalled = 0;
-      for (let tick = 0; tick < REFINE_TICKS && active.length > 0 && stalled < 2; tick += 1) {
-        const before = this.#measuredWidth();
-        if (before === undefined || before / 2 <= this.#target) break;
-        const refined = await Promise.allSettled(active.map((sweep) => sweep.refine(signal)));
-        signal.throwIfAborted();
-        const now = this.#clock.monotonicRaw();
-        refined.forEach((outcome, position) => {
-          const index = sweeps.indexOf(active[position] as DateSweep);
-          if (outcome.status === 'rejected') {
-            this.#drop(index, outcome.reason);
-            return;
-          }
-          try {
-            this.#hold(index, this.#withinCertificates(active[position] as DateSweep, { ...outcome.value, at: now }, at));
-          } catch (error) {
-            this.#drop(index, error);
-          }
-        });
-        active = active.filter((_, position) => refined[position]?.status === 'fulfilled');
-        this.#publish('refine');
-        const after = this.#measuredWidth();
-        // Two ticks in a row that narrow by less than a tenth: the round trips' limit.
-        if (after === undefined) break;
-        stalled = after > 0.9 * before ? stalled + 1 : 0;
-      }
-    } finally {
-      signal.removeEventListener('abort', abort);
-      await Promise.all(sweeps.map((sweep) => sweep.close()));
-    }
-  }
-
-  /**
-   * A sweep's interval cut to where its certificates are valid from `since` to the interval's
-   * instant (the measurement's rule, validity.ts); throws when nothing is left: the server
-   * tells a time its own certificates are not valid at.
-   */
-  #withinCertificates(sweep: DateSweep, fresh: HeldInterval, since: Timespec): HeldInterval {
-    const window = commonWindow(sweep.windows);
-    if (window === undefined) return fresh;
-    const validity = thetaWithin(window, toSeconds(steadyRealtime(this.#origin, since)), toSeconds(steadyRealtime(this.#origin, fresh.at)));
-    const inside = intersect(fresh, validity);
-    if (inside === undefined) {
-      throw codedError(`tls: its certificates, valid ${formatUtc(fromSeconds(window.low))} to ${formatUtc(fromSeconds(window.high))}, are not valid at the time it tells`, 'ERR_SERVER_CLOCK_CERTIFICATE');
-    }
-    return { ...inside, at: fresh.at };
-  }
-
-  #logFailures(outcomes: PromiseSettledResult<unknown>[]): void {
-    outcomes.forEach((outcome, index) => {
-      if (outcome.status === 'rejected') this.#logger.warn('server clock server failed', { url: this.#urls?.[index]?.href, reason: outcome.reason instanceof Error ? outcome.reason.message : String(outcome.reason) });
-    });
-  }
-
-  #noMajority(outcomes: PromiseSettledResult<unknown>[]): string {
-    const reasons = outcomes.flatMap((outcome, index) => (outcome.status === 'rejected' ? [`${this.#urls?.[index]?.href}: ${outcome.reason instanceof Error ? outcome.reason.message : String(outcome.reason)}`] : []));
-    return `no majority of the ${outcomes.length} servers agrees${reasons.length > 0 ? `; failed: ${reasons.join('; ')}` : ''}`;
-  }
-
-  /** A refresh: the HTTP source's measurement, aimed by what is held, intersected with it. */
   async #measureRound(urls: URL[], signal: AbortSignal): Promise<void> {
-    const start = readClockPair(this.#clock);
-    // measure() takes priors as server - realtime at its start.
-    const toRealtime = diffSeconds(steadyRealtime(this.#origin, start.monotonicRaw), start.realtime);
-    const priors = this.#held.map((held) => held && ((carried) => ({ low: carried.low + toRealtime, high: carried.high + toRealtime }))(carry(held, start.monotonicRaw, this.#drift)));
+    const first = this.#estimate === undefined;
+    const priors = this.#priors && carryPriors(this.#priors, readClockPair(this.#clock));
+    let swept: number | undefined;
     const { result, estimate } = await measure(
       urls.map((url) => url.href),
       {
@@ -477,22 +391,34 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
         clock: this.#clock,
         logger: this.#logger,
         signal,
-        priors,
+        dateLag: this.#dateLag,
+        strategy: first ? 'sweep' : 'bisect',
+        ...(priors ? { priors } : {}),
+        ...(first
+          ? {
+              // Each sweep that ends narrows what the first published.
+              onProgress: (progress) => {
+                const { estimate: interim } = progress;
+                if (interim === undefined || (swept !== undefined && interim.high - interim.low >= 0.9 * swept)) return;
+                swept = interim.high - interim.low;
+                this.#adoptMeasurement(interim, progress.result, 'sweep');
+              },
+            }
+          : {}),
         ...(this.#proxy === undefined ? {} : { proxy: this.#proxy }),
         ...(this.#ca === undefined ? {} : { ca: this.#ca }),
       },
     );
-    if (estimate === undefined || result.offset === null) throw codedError(`refresh: ${result.reason ?? 'no estimate'}`, 'ERR_SERVER_CLOCK_NO_MAJORITY');
-    // The result is against realtime at the measurement's end: that instant's realtime is the
-    // estimate's true time less its offset, its raw instant the estimate's.
-    const endRealtime = addSeconds(estimate.trueTime, -result.offset);
-    const toPhi = diffSeconds(endRealtime, steadyRealtime(this.#origin, estimate.monotonicRaw));
-    result.servers.forEach((server, index) => {
-      if (server.low !== null && server.high !== null) this.#hold(index, { low: server.low + toPhi, high: server.high + toPhi, at: estimate.monotonicRaw });
-      else if (server.status === 'failed') this.#drop(index, server.reason);
-    });
-    if (!this.#publish('measure', diffSeconds(estimate.trueTime, steadyRealtime(this.#origin, estimate.monotonicRaw)))) {
-      throw codedError('refresh: the servers no longer agree', 'ERR_SERVER_CLOCK_NO_MAJORITY');
+    this.#priors = priorsOf(result, readClockPair(this.#clock));
+    const failed = result.servers.filter((server) => server.status !== 'ok');
+    for (const server of failed) {
+      this.#logger.warn(`server clock server ${server.status}`, { url: server.url, reason: server.reason ?? undefined });
     }
+    if (estimate === undefined) {
+      const reasons = failed.map((server) => `${server.url}: ${server.reason ?? server.status}`).join('; ');
+      const reason = `${first ? '' : 'refresh: '}${result.reason ?? 'no estimate'}${reasons ? `; ${reasons}` : ''}`;
+      throw codedError(reason, 'ERR_SERVER_CLOCK_NO_MAJORITY');
+    }
+    this.#adoptMeasurement(estimate, result, first ? 'refine' : 'measure');
   }
 }

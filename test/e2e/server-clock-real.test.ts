@@ -64,15 +64,18 @@ describeE2e('ServerClock on real web servers', ['nginx', 'apache2'], () => {
     expectBoundsHoldTruth(clock, OFFSET);
     await nextUpdate(clock, (update) => update.source === 'measure');
     expectBoundsHoldTruth(clock, OFFSET);
-    // Every server's clock jumps 2 s: the held intervals no longer meet the new ones and are replaced.
+    // Every server's clock jumps 2 s: the new bounds miss the held ones, a server step is
+    // reported, and a new measurement makes the bounds afresh.
+    const stepped = new Promise<number>((resolve) => clock.on('step', (step) => step.clock === 'server' && resolve(step.step)));
     await Promise.all(servers.map((server) => server.step(OFFSET + 2)));
-    await nextUpdate(clock, (update) => update.source === 'measure' && update.offset > OFFSET + 1);
+    await nextUpdate(clock, (update) => update.offset > OFFSET + 1);
     expectBoundsHoldTruth(clock, OFFSET + 2);
+    expect(await stepped).toBeCloseTo(2, 0);
   }, 90_000);
 });
 
 describeE2e('ServerClock behind haproxy over two clocks', ['haproxy', 'nginx'], () => {
-  it('rejects the balancer as not one clock and keeps to the majority', async () => {
+  it('rejects the balancer (not one clock, or outside the majority) and keeps to the majority', async () => {
     const backends = await startWebServers([
       { kind: 'nginx', offset: OFFSET },
       { kind: 'nginx', offset: OFFSET + 0.5 },
@@ -87,18 +90,20 @@ describeE2e('ServerClock behind haproxy over two clocks', ['haproxy', 'nginx'], 
       sawNotOneClock = resolve;
     });
     const warn = (_event: string, fields?: Record<string, unknown>): void => {
-      if (/not one clock/.test(String(fields?.reason))) sawNotOneClock();
+      if (/not one clock|clock stepped|excludes the majority/.test(String(fields?.reason))) sawNotOneClock();
     };
-    // Refinement runs all its ticks (the target is out of reach), so the balancer is probed
-    // finely enough for its two clocks to contradict each other.
-    const clock = new ServerClock({ servers: [balancer.url, backends[2]?.url ?? '', backends[3]?.url ?? ''], target: 1e-6, logger: { debug() {}, info() {}, error() {}, warn } });
+    // The first measurement's verification probes ask each side on an odd and an even
+    // request: the balancer's two clocks contradict each other or the majority.
+    const clock = new ServerClock({ servers: [balancer.url, backends[2]?.url ?? '', backends[3]?.url ?? ''], logger: { debug() {}, info() {}, error() {}, warn } });
     clocks.push(clock);
     const seen: ServerClockUpdate[] = [];
     clock.on('update', (update) => seen.push(update));
     await clock.ready();
     await notOneClock;
     await new Promise((resolve) => setImmediate(resolve));
-    expect(seen.at(-1)?.candidates).toBe(2);
+    // The measurement's end: the balancer failed (2 candidates) or was outvoted (2 survivors).
+    expect(seen.at(-1)?.source).toBe('refine');
+    expect(seen.at(-1)?.survivors).toBe(2);
     expectBoundsHoldTruth(clock, OFFSET);
   }, 90_000);
 });

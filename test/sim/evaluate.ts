@@ -1,6 +1,7 @@
 // Many seeded runs of one scenario, summed up: how often the published bound holds the
 // truth, how often each faulty server is named, and the error against the oracle's.
-import { median } from '../../src/sources/http/posterior.js';
+import type { Strategy } from '../../src/sources/http/plan.js';
+import { median, type Conclusion } from '../../src/sources/http/posterior.js';
 import { seededRandom } from '../helpers/random.js';
 import { oracle, simulate } from './run.js';
 import type { Scenario } from './scenarios.js';
@@ -24,14 +25,28 @@ export interface Figures {
   bounds: number[];
   /** |oracle - truth| of each run, seconds (honest scenarios only). */
   floor: number[];
+  /** Strategy `sweep`: runs with an interim estimate, and those whose interim bound holds the truth. */
+  interims: number;
+  interimsCovered: number;
+  /** Interim half-widths, seconds. */
+  interimBounds: number[];
 }
 
-export function evaluate(scenario: Scenario, runs: number, { probes = 8, seed = 1, withOracle = false } = {}): Figures {
-  const figures: Figures = { runs, estimates: 0, covered: 0, honestCovered: 0, honestIntervals: 0, named: 0, wrongReasons: [], errors: [], bounds: [], floor: [] };
+const holds = (conclusion: Conclusion, truth: number): boolean =>
+  conclusion.bound !== undefined && conclusion.bound.low <= truth + 1e-9 && truth <= conclusion.bound.high + 1e-9;
+
+export function evaluate(scenario: Scenario, runs: number, { probes = 8, seed = 1, withOracle = false, strategy = 'bisect' as Strategy } = {}): Figures {
+  const figures: Figures = { runs, estimates: 0, covered: 0, honestCovered: 0, honestIntervals: 0, named: 0, wrongReasons: [], errors: [], bounds: [], floor: [], interims: 0, interimsCovered: 0, interimBounds: [] };
   for (let run = 0; run < runs; run += 1) {
     const runSeed = seed * 100_003 + run;
     const { servers, truth, faulty } = scenario.draw(seededRandom(runSeed));
-    const outcome = simulate(servers, { probes, seed: runSeed });
+    const outcome = simulate(servers, { probes, seed: runSeed, strategy });
+    const { interim } = outcome;
+    if (interim?.bound) {
+      figures.interims += 1;
+      if (holds(interim, truth)) figures.interimsCovered += 1;
+      figures.interimBounds.push((interim.bound.high - interim.bound.low) / 2);
+    }
     const { theta } = outcome.conclusion;
     if (theta !== undefined && outcome.error !== undefined) {
       figures.estimates += 1;

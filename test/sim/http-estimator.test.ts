@@ -60,3 +60,37 @@ describe('simulated faulty servers', () => {
     expect(named('3 honest + 2 liars (5 years ahead, 0.1 s behind)')).toBeGreaterThanOrEqual(0.85);
   }, 120_000);
 });
+
+describe('ServerClock\'s first measurement (the sweep strategy), simulated', () => {
+  const RUNS_SWEEP = 30;
+  for (const path of ['loopback', '50±10 ms']) {
+    it(`3 honest, ${path}: the interim bound at the sweeps and the final one hold the truth; the sweep brackets the tick`, () => {
+      const figures = evaluate(honestScenario(3, path), RUNS_SWEEP, { seed: 21, strategy: 'sweep' });
+      expect(figures.estimates).toBe(RUNS_SWEEP);
+      expect(figures.covered).toBe(RUNS_SWEEP);
+      expect(figures.interims).toBe(RUNS_SWEEP);
+      expect(figures.interimsCovered).toBe(RUNS_SWEEP);
+      // 20 sends over a second: the tick within 50 ms plus a round trip, then narrowed by the bisection.
+      expect(median(figures.interimBounds)).toBeLessThan(0.05 + 0.15);
+      expect(median(figures.bounds)).toBeLessThan(median(figures.interimBounds));
+    }, 120_000);
+  }
+
+  for (const scenario of FAULTS.filter((candidate) => candidate.sound)) {
+    it(`${scenario.name}: neither the interim nor the final bound excludes the truth`, () => {
+      const figures = evaluate(scenario, RUNS_SWEEP, { seed: 23, strategy: 'sweep' });
+      expect(figures.covered).toBe(figures.estimates);
+      expect(figures.interimsCovered).toBe(figures.interims);
+      expect(figures.honestCovered).toBe(figures.honestIntervals);
+    }, 120_000);
+  }
+
+  it('publishes the lone answering server of three with its lag allowance, and nothing from two agreeing of five', () => {
+    const lone = evaluate(FAULTS.find((scenario) => scenario.name === '2 dead + lagging Date (0.6 s)') as (typeof FAULTS)[number], 10, { seed: 5, strategy: 'sweep' });
+    expect(lone.estimates).toBe(10);
+    expect(Math.min(...lone.bounds)).toBeGreaterThan(0.5);
+    const silenced = evaluate(FAULTS.find((scenario) => scenario.name === '2 liars agreeing + 3 dead') as (typeof FAULTS)[number], 10, { seed: 5, strategy: 'sweep' });
+    expect(silenced.estimates).toBe(0);
+    expect(silenced.interims).toBe(0);
+  });
+});

@@ -23,6 +23,8 @@ export interface SimServer {
   stale?: number;
   /** The clock steps by `by` seconds at local time `at`. */
   step?: { at: number; by: number };
+  /** Refuses connections: it fails at once, and still counts against the majority. */
+  dead?: boolean;
   path: SimPath;
 }
 

@@ -1,15 +1,19 @@
 // One measurement on a virtual clock: each simulated server probed as measure.ts probes a
-// real one (plan.ts decides ticks, aims and verification probes; every answer goes through
-// plan.observe, the bounds of interval.ts; the end through posterior.conclude), events taken
-// in time order so the team sees the answers that would have arrived. No sockets, no timers.
+// real one (plan.ts decides the sweep, ticks, aims and verification probes; every answer
+// goes through plan.observe, the bounds of interval.ts; the end through posterior.conclude),
+// events taken in time order so the team sees the answers that would have arrived. With
+// the `sweep` strategy it is ServerClock's first measurement, and `interim` is what that
+// publishes once more than half of the servers have swept. No sockets, no timers.
 import type { Interval } from '../../src/sources/http/interval.js';
-import { emptyServer, observe, planProbes, planTeam, planTick, type PlannedProbe, type ServerState, type TeamPlan } from '../../src/sources/http/plan.js';
+import { emptyServer, observe, planProbes, planSweep, planTeam, planTick, swept, type PlannedProbe, type ServerState, type Strategy, type TeamPlan } from '../../src/sources/http/plan.js';
 import { asymmetrySigma, conclude, conclusionError, median, posteriorQuantiles, symmetricLow, type Conclusion, type ProbeGroup } from '../../src/sources/http/posterior.js';
 import { seededRandom } from '../helpers/random.js';
 import { SimulatedServer, type SimServer } from './model.js';
 
 export interface SimOutcome {
   conclusion: Conclusion;
+  /** Strategy `sweep`: the conclusion once more than half of the servers had swept (or every sweep ended), as measure.ts reports it. */
+  interim: Conclusion | undefined;
   /** The published half-width (undefined without an estimate). */
   error: number | undefined;
   /** Each server's state at the end and why it failed, if it did. */
@@ -23,6 +27,10 @@ interface Track {
   /** Aimed probes started (the first, unaimed, is 0). */
   aimed: number;
   queue: PlannedProbe[];
+  /** Sweeping (strategy `sweep`): the queue holds the sweep's sends. */
+  sweeping: boolean;
+  /** The sweep is over, or was never to be. */
+  sweepEnded: boolean;
   tick: number;
   next: { at: number; action: 'send' | 'decide' | 'done'; probe?: PlannedProbe };
 }
@@ -30,18 +38,31 @@ interface Track {
 /** Where the virtual local clock starts (seconds): whole nanoseconds stay exact in a double. */
 const START = 1_000_000;
 
-export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1 }: { probes?: number; seed?: number } = {}): SimOutcome {
+export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, strategy = 'bisect' }: { probes?: number; seed?: number; strategy?: Strategy } = {}): SimOutcome {
   const uniform = seededRandom(seed);
   const tracks: Track[] = servers.map((server) => ({
     server: new SimulatedServer(server, uniform),
-    state: emptyServer(undefined),
-    failure: null,
+    state: server.dead ? { ...emptyServer(undefined), failed: true } : emptyServer(undefined),
+    failure: server.dead ? 'refused: ECONNREFUSED' : null,
     aimed: 0,
     queue: [],
+    sweeping: false,
+    sweepEnded: server.dead === true,
     tick: 0,
     // Connections open within 10 ms of each other.
-    next: { at: START + uniform() * 0.01, action: 'send' },
+    next: server.dead ? { at: Infinity, action: 'done' } : { at: START + uniform() * 0.01, action: 'send' },
   }));
+  const evidence = (): Parameters<typeof conclude>[0] => tracks.map((track) => ({ interval: track.state.failed ? undefined : track.state.interval, lows: track.state.lows, rtts: track.state.rtts, failure: track.failure }));
+  let interim: Conclusion | undefined;
+  const endSweep = (track: Track): void => {
+    if (track.sweepEnded) return;
+    track.sweepEnded = true;
+    if (strategy !== 'sweep' || interim !== undefined) return;
+    const sweptCount = tracks.filter((other) => other.sweepEnded && other.failure === null).length;
+    if (sweptCount * 2 <= tracks.length && !tracks.every((other) => other.sweepEnded)) return;
+    const pending = tracks.filter((other) => other.failure === null && other.state.interval === undefined).length;
+    interim = conclude(evidence(), { electorate: { servers: tracks.length, pending } });
+  };
   let team: readonly number[] | undefined;
   let teamCache: { version: number; plan: TeamPlan } | undefined;
   let version = 0;
@@ -88,17 +109,27 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1 }
       track.state = { ...track.state, interval: undefined, failed: true };
       track.next = { at: Infinity, action: 'done' };
       version += 1;
+      endSweep(track);
       continue;
     }
     // The state changes when the answer arrives: only then can others' plans see it.
     track.state = next.server;
     version += 1;
+    if (strategy === 'sweep' && !track.sweeping && !track.sweepEnded) {
+      track.sweeping = true;
+      track.queue = planSweep(answer.arrives);
+    }
+    if (track.sweeping && (swept(track.state) || track.queue.length === 0)) {
+      track.sweeping = false;
+      track.queue = [];
+    }
+    if (!track.sweeping) endSweep(track);
     const following = track.queue.shift();
     if (following) track.next = { at: Math.max(answer.arrives, following.sendAt), action: 'send', probe: following };
     else scheduleTick(track, answer.arrives);
   }
-  const conclusion = conclude(tracks.map((track) => ({ interval: track.state.failed ? undefined : track.state.interval, lows: track.state.lows, rtts: track.state.rtts, failure: track.failure })));
-  return { conclusion, error: conclusionError(conclusion), servers: tracks.map((track) => ({ state: track.state, failure: track.failure })) };
+  const conclusion = conclude(evidence());
+  return { conclusion, interim, error: conclusionError(conclusion), servers: tracks.map((track) => ({ state: track.state, failure: track.failure })) };
 }
 
 /**

@@ -63,6 +63,10 @@ export const FAULTS: Scenario[] = [
   mixed('2 honest + lagging Date (3-5 ms)', 2, (truth, uniform) => [{ clocks: [truth], lag: between(uniform, 0.003, 0.005), path: loopback }], true),
   mixed('1 honest + lagging Date (0-1 s)', 1, (truth, uniform) => [{ clocks: [truth], lag: between(uniform, 0, 1), path: loopback }], true),
   mixed('lagging Date alone (0-1 s)', 0, (truth, uniform) => [{ clocks: [truth], lag: between(uniform, 0, 1), path: loopback }], true),
+  // Configured three, two refuse: the one that answers is alone, whatever was configured.
+  mixed('2 dead + lagging Date (0.6 s)', 0, (truth) => [{ clocks: [truth], dead: true, path: loopback }, { clocks: [truth], lag: 0.6, path: loopback }, { clocks: [truth], dead: true, path: loopback }], true),
+  // Two that agree of five configured are no majority, whatever they say.
+  mixed('2 liars agreeing + 3 dead', 0, (truth) => [0, 1, 2].map((): SimServer => ({ clocks: [truth], dead: true, path: loopback })).concat([{ clocks: [truth + 0.4], path: loopback }, { clocks: [truth + 0.4], path: loopback }]), true),
   // A load balancer over backends whose clocks differ.
   mixed('2 honest + load balancer (backends 0.25 s apart, round robin)', 2, (truth) => [{ clocks: [truth, truth + 0.25], path: loopback }], true, /not one clock|clock stepped|excludes the majority|does not advance/),
   mixed('2 honest + load balancer (backends 0.25 s apart, random)', 2, (truth) => [{ clocks: [truth, truth + 0.25], balance: 'random', path: loopback }], true, /not one clock|clock stepped|excludes the majority|does not advance/),

@@ -1,8 +1,8 @@
 // The arithmetic under ServerClock, on a simulated clock: intervals held on the raw clock
-// (carried with drift, merged, selected by majority) and a provider round's timed calls.
+// (carried with drift, as priors across a realtime step) and a provider round's timed calls.
 import { describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/clock.js';
-import { carry, merge, selectHeld } from '../../src/server-clock/held.js';
+import { carry, carryPriors, driftWidening } from '../../src/sources/http/held.js';
 import { callProvider, providerRound } from '../../src/server-clock/provider.js';
 import { addSeconds, type Timespec } from '../../src/time.js';
 
@@ -23,39 +23,22 @@ function simClock(startRealtime = 1_800_000_000): Clock & { advance(seconds: num
 describe('held intervals', () => {
   it('carry widens both ends by drift x raw seconds, either way in time', () => {
     const held = { low: 0.1, high: 0.2, at: at(0) };
-    const later = carry(held, at(1000), 50e-6);
+    const later = carry(held, at(1000), 50);
     expect(later.low).toBeCloseTo(0.05, 12);
     expect(later.high).toBeCloseTo(0.25, 12);
     expect(later.at).toEqual(at(1000));
-    expect(carry(held, at(-1000), 50e-6).low).toBeCloseTo(0.05, 12);
+    expect(carry(held, at(-1000), 50).low).toBeCloseTo(0.05, 12);
+    expect(carry(held, at(1000)).high).toBeCloseTo(0.2 + driftWidening(1000), 12);
   });
 
-  it('merge intersects a fresh interval with the carried one, or replaces it when they no longer meet', () => {
-    const held = { low: 0.1, high: 0.2, at: at(0) };
-    const met = merge(held, { low: 0.15, high: 0.4, at: at(100) }, 50e-6);
-    expect(met.replaced).toBe(false);
-    expect(met.interval).toEqual({ low: 0.15, high: 0.2 + 0.005, at: at(100) });
-    const moved = merge(held, { low: 0.5, high: 0.6, at: at(100) }, 50e-6);
-    expect(moved).toEqual({ interval: { low: 0.5, high: 0.6, at: at(100) }, replaced: true });
-    expect(merge(undefined, { low: 1, high: 2, at: at(0) }, 0).replaced).toBe(false);
-  });
-
-  it('selects the majority region at a common instant; intervals of different ages count with their drift', () => {
-    const intervals = [{ low: 0.1, high: 0.2, at: at(0) }, undefined, { low: 0.15, high: 0.3, at: at(500) }, { low: 5, high: 5.1, at: at(500) }];
-    const selection = selectHeld(intervals, at(1000), 100e-6);
-    expect(selection?.truechimers).toEqual([0, 2]);
-    expect(selection?.candidates).toBe(3);
-    expect(selection?.interval.low).toBeCloseTo(0.1, 12);
-    expect(selection?.interval.high).toBeCloseTo(0.3, 12);
-    // A liar overlapping the honest servers' top: Marzullo's region is the overlap, the
-    // bound is every point a majority covers, which holds the truth (5) whoever lies.
-    const lied = selectHeld([{ low: 0, high: 10, at: at(0) }, { low: 0, high: 10, at: at(0) }, { low: 8, high: 20, at: at(0) }], at(0), 0);
-    expect(lied?.core).toEqual({ low: 8, high: 10 });
-    expect(lied?.interval).toEqual({ low: 0, high: 10, at: at(0) });
-    // Two that meet: either may be the liar, so the bound spans both.
-    expect(selectHeld([{ low: 0, high: 2, at: at(0) }, { low: 1, high: 3, at: at(0) }], at(0), 0)?.interval).toEqual({ low: 0, high: 3, at: at(0) });
-    // Two that disagree: no majority.
-    expect(selectHeld([intervals[0], intervals[3]], at(0), 0)).toBeUndefined();
+  it('priors carried to a later clock pair shift with a realtime step and widen with the raw seconds', () => {
+    const pair = (raw: number, real: number) => ({ monotonicRaw: at(raw), realtime: addSeconds({ sec: 1_800_000_000, nsec: 0 }, real) });
+    const priors = { intervals: [{ low: 0.1, high: 0.2 }, undefined], at: pair(0, 0) };
+    // 100 raw seconds later realtime reads 2 s ahead (stepped): theta against it is 2 s less.
+    const [moved, none] = carryPriors(priors, pair(100, 102));
+    expect(none).toBeUndefined();
+    expect(moved?.low).toBeCloseTo(0.1 - 2 - 100 * 50e-6, 9);
+    expect(moved?.high).toBeCloseTo(0.2 - 2 + 100 * 50e-6, 9);
   });
 });
 

@@ -154,7 +154,7 @@ describe('ServerClock on Date-header servers', () => {
 
   it('holds the truth across refreshes, each a measurement aimed by what is held', async () => {
     const started = await servers([{ offset: -OFFSET }, { offset: -OFFSET, delay: { up: 2, down: 5, jitter: 1 } }, { offset: -OFFSET }]);
-    const clock = track(new ServerClock({ servers: started.map((server) => server.url), refresh: 0.5, probes: 2 }));
+    const clock = track(new ServerClock({ servers: started.map((server) => server.url), refresh: 0.5, probes: 4 }));
     await clock.ready();
     const checked: number[] = [];
     await new Promise<void>((resolve) => {
@@ -179,6 +179,23 @@ describe('ServerClock on Date-header servers', () => {
     expectBoundsHoldTruth(clock, OFFSET);
   }, 60_000);
 
+  it('counts failed servers against the majority; one answering alone gets the lag allowance', async () => {
+    const dead = await startTimeServers([{}, {}, {}]);
+    const deadUrls = dead.map((server) => server.url);
+    await closeAll(dead);
+    const [first, second] = await servers([{ offset: OFFSET }, { offset: OFFSET }]);
+    const silenced = track(new ServerClock({ servers: [...deadUrls, first?.url ?? '', second?.url ?? ''], probes: 2 }));
+    // Two agreeing of five configured: the three refusing ones count against them.
+    const noMajority = expect.stringMatching(/more than half of the 5 servers \(2 answered\)[\s\S]*refused/) as string;
+    await expect(silenced.ready()).rejects.toMatchObject({ code: 'ERR_SERVER_CLOCK_NO_MAJORITY', message: noMajority });
+    const alone = track(new ServerClock({ servers: [deadUrls[0] ?? '', first?.url ?? '', deadUrls[1] ?? ''], probes: 2 }));
+    const [update] = await Promise.all([updates(alone, 1), alone.ready()]);
+    expect(update[0]?.candidates).toBe(1);
+    // The 1 s allowance above the measured interval: this one server cannot be checked for a lagging Date.
+    const { earliest, latest } = expectBoundsHoldTruth(alone, OFFSET);
+    expect(latest - earliest).toBeGreaterThan(1000);
+  }, 60_000);
+
   it('is ready once a majority of all servers agrees, without waiting for a hanging one', async () => {
     const started = await servers([{ offset: OFFSET }, { fault: 'hang' }, { offset: OFFSET }]);
     const warnings: string[] = [];
@@ -188,8 +205,8 @@ describe('ServerClock on Date-header servers', () => {
     expect(first?.survivors).toBe(2);
     expect(warnings.filter((warning) => warning.startsWith('server clock server failed'))).toEqual([]);
     expectBoundsHoldTruth(clock, OFFSET);
-    // The hanging server is given up on when its probes time out, and said why.
-    await updates(clock, 1);
+    // The hanging server is given up on when the measurement's deadline ends it, and said why.
+    await updates(clock, 1, (update) => update.source === 'refine');
     expect(warnings.some((warning) => /server clock server failed .*timeout/i.test(warning))).toBe(true);
   });
 
@@ -253,8 +270,8 @@ describe('ServerClock on Date-header servers', () => {
     const clock = track(new ServerClock({ servers: started.map((server) => server.url), proxy: proxy.uri, ca: pki.ca }));
     await clock.ready();
     expectBoundsHoldTruth(clock, OFFSET);
-    // One CONNECT per keep-alive connection of the sweep.
-    expect(proxy.connects).toBe(4);
+    // One keep-alive connection per server, the sweep's probes included.
+    expect(proxy.connects).toBe(1);
   });
 
   it('shares one measurement among concurrent ready() callers', async () => {

@@ -123,20 +123,26 @@ export interface Selection {
 
 /**
  * Clock selection over servers' hard intervals (NTP's intersection algorithm with the
- * largest tolerated number of falsetickers, fewer than half). Without a region covered by
- * more than half of `intervals`: undefined. Touching intervals agree. Equal counts in
- * disjoint regions: the core is the narrowest (the bound spans them all).
+ * largest number of falsetickers fewer than half of the electorate tolerates). Without a
+ * region the electorate lets publish (`publishable`: by default the electorate is
+ * `intervals`): undefined. Touching intervals agree. Equal counts in disjoint regions: the
+ * core is the narrowest (the bound spans them all).
  */
-export function select(intervals: readonly Interval[]): Selection | undefined {
+export function select(
+  intervals: readonly Interval[],
+  electorate: Electorate = { servers: intervals.length, pending: 0 },
+): Selection | undefined {
   const edges = intervals.flatMap((interval) => [
     { at: interval.low, step: 1 },
     { at: interval.high, step: -1 },
   ]);
   // Starts before ends at the same point: touching intervals agree.
   edges.sort((x, y) => x.at - y.at || y.step - x.step);
-  const majority = Math.floor(intervals.length / 2) + 1;
-  // Two servers that meet: either may be the faulty one, so the bound spans both.
-  const covering = intervals.length === 2 ? 1 : majority;
+  // The bound is every point covered by all but the tolerated liars of those that answered,
+  // so it holds the truth whichever they are. Of two servers that meet either may be the
+  // faulty one: the bound spans both.
+  const tolerated = electorate.servers <= 1 ? 0 : Math.max(1, Math.ceil(electorate.servers / 2) - 1);
+  const covering = Math.max(1, intervals.length - tolerated);
   let core: Interval | undefined;
   let coreCount = 0;
   let boundLow: number | undefined;
@@ -155,17 +161,41 @@ export function select(intervals: readonly Interval[]): Selection | undefined {
       core = region;
     }
   });
-  if (core === undefined || coreCount < majority || boundLow === undefined || boundHigh === undefined) return undefined;
+  if (core === undefined || boundLow === undefined || boundHigh === undefined) return undefined;
+  if (!publishable(coreCount, intervals.length, electorate)) return undefined;
   const region = core;
   const truechimers = intervals.flatMap((interval, index) => (interval.low <= region.low && interval.high >= region.high ? [index] : []));
   return { bound: { low: boundLow, high: boundHigh }, core: region, truechimers };
 }
 
-/**
- * The published bound from a selection among `servers` distinct servers: with one server
- * alone, room above for a Date that lags its second by up to DATE_LAG (nothing can outvote
- * or expose such a cache); otherwise the selection's bound.
- */
-export function publishedBound(selection: Selection, servers: number): Interval {
-  return servers >= 2 ? selection.bound : { low: selection.bound.low, high: selection.bound.high + DATE_LAG };
+/** Who votes: every distinct server configured, and how many of them have not yet answered or failed. */
+export interface Electorate {
+  /** Distinct servers configured (a duplicate is one clock, counted once). */
+  servers: number;
+  /** Of those, still being probed (neither an interval nor a failure yet). */
+  pending: number;
 }
+
+/**
+ * Whether a selection may be published: its truechimers are more than half of ALL the
+ * distinct servers configured (one that failed or has not answered counts against it: an
+ * attacker who silences honest servers gains nothing), or one server alone answered and
+ * no other can any more (the one-server caveat: publishedBound leaves room for its Date lag).
+ */
+export function publishable(truechimers: number, answered: number, electorate: Electorate): boolean {
+  return truechimers * 2 > electorate.servers || (answered === 1 && truechimers === 1 && electorate.pending === 0);
+}
+
+/**
+ * The published bound from a selection among `answered` servers that gave an interval: with
+ * one alone, room above for a Date that lags its second by up to `dateLag` (nothing can
+ * outvote or expose such a cache); otherwise the selection's bound.
+ */
+export function publishedBound(selection: Selection, answered: number, dateLag = DATE_LAG): Interval {
+  return answered >= 2 ? selection.bound : { low: selection.bound.low, high: selection.bound.high + dateLag };
+}
+
+/** Why a bound from one server alone is wider than its interval. */
+export const oneServerCaveat = (dateLag: number): string =>
+  `one server alone: the bound leaves ${dateLag} s above its interval for a Date cached on a timer (as lighttpd's), ` +
+  'which no other server can expose';

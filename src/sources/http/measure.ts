@@ -5,13 +5,14 @@
 import { lookup } from 'node:dns/promises';
 import { setMaxListeners } from 'node:events';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
-import { readClockPair, steadyClock, steadyRealtime, systemClock, type Clock } from '../../clock.js';
+import { readClockPair, steadyClock, steadyRealtime, systemClock, type Clock, type ClockPair } from '../../clock.js';
 import { redactCredentials, silentLogger, type Logger } from '../../log.js';
 import { codedError, invalidArgValue, outOfRange } from '../../errors.js';
 import { addSeconds, diffSeconds, formatDuration, formatUtc, toSeconds, type Timespec } from '../../time.js';
 import { parseHttpDate, utcYear } from './date.js';
-import { DATE_LAG, errorAround, type Interval } from './interval.js';
-import { emptyServer, observe, planProbes, planTeam, planTick, type PlannedProbe, type ServerState, type TeamPlan } from './plan.js';
+import { DATE_LAG, errorAround, oneServerCaveat, type Interval } from './interval.js';
+import { emptyServer, observe, planProbes, planSweep, planTeam, planTick, swept } from './plan.js';
+import type { PlannedProbe, ServerState, Strategy, TeamPlan } from './plan.js';
 import { conclude, conclusionError, type ServerEvidence, type ServerStatus } from './posterior.js';
 import { createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
 import { serverUrl } from './servers.js';
@@ -42,6 +43,17 @@ export interface MeasureOptions {
    * Used only to aim probes, never as a bound: a wrong prior costs accuracy, never correctness.
    */
   priors?: readonly (Interval | undefined)[];
+  /** How each server's probing begins (plan.ts; default `bisect`). */
+  strategy?: Strategy;
+  /** With one server alone, room left above its interval for a Date that lags its second, seconds (default 1). */
+  dateLag?: number;
+  /**
+   * Called with the measurement as it stands once more than half of the servers have
+   * swept (strategy `sweep`) or every sweep has ended, then at each later sweep's end or
+   * failure: the same conclusion as at the end, from the answers so far, servers that have
+   * not answered yet counted against the majority.
+   */
+  onProgress?: (measurement: Measurement) => void;
 }
 
 export interface ServerResult {
@@ -99,6 +111,9 @@ export interface Estimate {
   trueTime: Timespec;
   /** Error bound at that instant, seconds. */
   error: number;
+  /** The published bound then: the true time lies in trueTime + [low, high] (seconds; low <= 0 <= high, within error). */
+  low: number;
+  high: number;
 }
 
 export interface Measurement {
@@ -182,25 +197,40 @@ interface ServerOutcome {
   rtt: number | null;
   probes: number;
   verifications: number;
+  /** Sweep probes answered (strategy `sweep`). */
+  swept: number;
   failure: string | null;
+  /** The sweep is over (or was never to be): the server no longer counts as pending. */
+  sweepEnded: boolean;
 }
+
+const newOutcome = (): ServerOutcome => ({
+  rtt: null,
+  probes: 0,
+  verifications: 0,
+  swept: 0,
+  failure: null,
+  sweepEnded: false,
+});
 
 interface ServerProbing {
   index: number;
   url: URL;
   connection: ProbeConnection;
   probes: number;
+  strategy: Strategy;
   progress: Progress;
+  /** Filled in as the server answers: the measurement may conclude while probing goes on. */
+  outcome: ServerOutcome;
+  /** The sweep ended, or the server failed. */
+  onSweepEnd: () => void;
   clock: Clock;
   signal: AbortSignal;
   logger: Logger;
 }
 
-async function measureServer({ index, url, connection, probes, progress, clock, signal, logger }: ServerProbing): Promise<ServerOutcome> {
-  let rtt = Infinity;
-  let answered = 0;
-  let verifications = 0;
-  const outcome = (failure: string | null): ServerOutcome => ({ rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, verifications, failure });
+async function measureServer(probing: ServerProbing): Promise<void> {
+  const { index, url, connection, probes, strategy, progress, outcome, clock, signal, logger } = probing;
   const send = async (planned: PlannedProbe | undefined): Promise<void> => {
     if (planned) await waitUntil(clock, planned.sendAt, signal);
     const response = await probe(connection, url, clock).catch((error: unknown) => {
@@ -210,7 +240,7 @@ async function measureServer({ index, url, connection, probes, progress, clock, 
       if (signal.aborted || !isStaleConnection(error)) throw error;
       return probe(connection, url, clock);
     });
-    rtt = Math.min(rtt, diffSeconds(response.receiveTime, response.sendTime));
+    outcome.rtt = Math.min(outcome.rtt ?? Infinity, diffSeconds(response.receiveTime, response.sendTime));
     if (response.age !== undefined) throw new ServerFailure(`cached: response carries Age: ${response.age}`);
     if (response.date === undefined) throw new ServerFailure(`no Date header (status ${response.statusCode})`);
     const date = parseHttpDate(response.date, utcYear(response.sendTime.sec));
@@ -226,11 +256,24 @@ async function measureServer({ index, url, connection, probes, progress, clock, 
     });
     if (next.fault !== undefined) throw new ServerFailure(next.fault);
     progress.set(index, next.server);
-    if (planned === undefined || planned.kind === 'bisect') answered += 1;
-    else verifications += 1;
+    if (planned === undefined || planned.kind === 'bisect') outcome.probes += 1;
+    else if (planned.kind === 'sweep') outcome.swept += 1;
+    else outcome.verifications += 1;
+  };
+  const endSweep = (): void => {
+    if (outcome.sweepEnded) return;
+    outcome.sweepEnded = true;
+    probing.onSweepEnd();
   };
   try {
     await send(undefined);
+    if (strategy === 'sweep') {
+      for (const planned of planSweep(toSeconds(clock.realtime()))) {
+        if (swept(progress.get(index))) break;
+        await send(planned);
+      }
+    }
+    endSweep();
     for (let aimed = 1; aimed < probes; aimed += 1) {
       const tick = planTick(progress.get(index), toSeconds(clock.realtime()), aimed, probes, progress.team(index).support);
       if (tick === undefined) break;
@@ -243,11 +286,12 @@ async function measureServer({ index, url, connection, probes, progress, clock, 
       const team = progress.team(index);
       for (const planned of planProbes(progress.get(index), tick.tick, team.aim, aimed, probes, team.support)) await send(planned);
     }
-    return outcome(null);
   } catch (error) {
-    if (signal.aborted && answered > 0 && !(error instanceof ServerFailure)) return outcome(null); // the deadline ends probing; what was measured stands
+    // The deadline ends probing; what was measured stands.
+    if (signal.aborted && outcome.probes + outcome.swept > 0 && !(error instanceof ServerFailure)) return endSweep();
     progress.set(index, { ...progress.get(index), interval: undefined, failed: true });
-    return outcome(error instanceof ServerFailure ? error.message : failureReason(signal.aborted ? signal.reason : error));
+    outcome.failure = error instanceof ServerFailure ? error.message : failureReason(signal.aborted ? signal.reason : error);
+    endSweep();
   }
 }
 
@@ -275,70 +319,38 @@ export async function duplicates(urls: readonly URL[], viaProxy: boolean, signal
   });
 }
 
-/** A measurement with the estimate it yields, anchored on CLOCK_MONOTONIC_RAW. */
-export async function measure(servers: readonly string[], options: MeasureOptions = {}): Promise<Measurement> {
-  const { probes = DEFAULT_PROBES, clock = systemClock, logger = silentLogger, signal } = options;
-  if (!Number.isInteger(probes) || probes < 1 || probes > MAX_PROBES) {
-    throw outOfRange('probes', `an integer from 1 to ${MAX_PROBES}`, probes);
-  }
-  const timeout = options.timeout ?? probes + 5;
-  if (!(timeout > 0) || !Number.isFinite(timeout)) {
-    throw outOfRange('timeout', 'a number > 0', timeout);
-  }
-  if (servers.length === 0) throw invalidArgValue('At least one server is needed');
-  const urls = servers.map(serverUrl);
-  signal?.throwIfAborted();
+/** A server's trust over all its TLS connections (null: plain http). */
+const trustOf = (list: readonly TlsConnection[]): TlsTrust | null =>
+  list.length === 0 ? null : list.some((tls) => tls.trust === 'time-unverified') ? 'time-unverified' : 'verified';
 
-  // The daemon htntp feeds slews CLOCK_REALTIME (chrony up to 83 ms/s) while probes seconds
-  // apart are intersected: everything inside runs on a realtime that nobody steers after
-  // this instant (start's realtime + raw seconds), so every theta is against that timescale.
-  const start = readClockPair(clock);
-  const steady = steadyClock(clock, start);
-  const deadline = new AbortController();
-  // Every server waits on it at once (20 servers are normal): not a listener leak.
-  setMaxListeners(0, deadline.signal);
-  const timer = setTimeout(() => deadline.abort(deadlineError(timeout)), timeout * 1000);
-  const stop = (): void => deadline.abort(signal?.reason);
-  signal?.addEventListener('abort', stop, { once: true });
-  const connectionOptions = { timeoutMs: timeout * 1000, ...(options.proxy === undefined ? {} : { proxy: options.proxy }), ...(options.ca === undefined ? {} : { ca: options.ca }) };
-  const viaProxy = usesProxy(options.proxy);
-  const progress = new Progress(urls.map((_, index) => options.priors?.[index]));
-  let outcomes: ServerOutcome[];
-  const connections = new Map<number, ProbeConnection>();
-  const tlsConnections: TlsConnection[][] = urls.map(() => []);
-  try {
-    const duplicateOf = await duplicates(urls, viaProxy, deadline.signal);
-    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, { ...connectionOptions, onTls: (tls) => tlsConnections[index]?.push(tls) }));
-    // Aborting destroys the connections: every pending probe fails at once.
-    deadline.signal.addEventListener('abort', () => {
-      for (const connection of connections.values()) connection.destroy(deadline.signal.reason as Error).catch(() => {});
-    }, { once: true });
-    outcomes = await Promise.all(
-      urls.map(async (url, index): Promise<ServerOutcome> => {
-        const first = duplicateOf[index];
-        const connection = connections.get(index);
-        if (first !== undefined || connection === undefined) {
-          progress.set(index, { ...progress.get(index), failed: true });
-          return { rtt: null, probes: 0, verifications: 0, failure: `duplicate of ${redactCredentials(urls[first ?? index]?.href ?? '')}: the same address, port and Host (one clock, counted once)` };
-        }
-        return measureServer({ index, url, connection, probes, progress, clock: steady, signal: deadline.signal, logger });
-      }),
-    );
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', stop);
-    await Promise.all([...connections.values()].map((connection) => connection.destroy().catch(() => {})));
-  }
-  signal?.throwIfAborted();
-  // The anchor: one clock pair. Theta is against the steady timescale; what is reported is
-  // against CLOCK_REALTIME as it reads now, whatever was done to it since the start.
-  const end = readClockPair(clock);
+/** What a measurement has gathered: enough to conclude at any instant, at its end or while probing goes on. */
+interface Gathered {
+  urls: readonly URL[];
+  start: ClockPair;
+  progress: Progress;
+  outcomes: readonly ServerOutcome[];
+  /** Index of the first listing of the same server, per server (undefined: not a duplicate). */
+  duplicateOf: readonly (number | undefined)[];
+  tlsConnections: readonly (readonly TlsConnection[])[];
+  dateLag: number;
+}
+
+/**
+ * The conclusion from what was gathered, reported against CLOCK_REALTIME as it reads at
+ * `end`: the published bound only when the electorate lets (interval.ts `publishable`,
+ * servers still probing counted as pending), inside every contributing chain's
+ * certificate window (validity.ts).
+ */
+function concludeAt(gathered: Gathered, end: ClockPair): Measurement {
+  const { urls, start, progress, outcomes, duplicateOf, tlsConnections, dateLag } = gathered;
+  // Theta is against the steady timescale; what is reported is against CLOCK_REALTIME as
+  // it reads at `end`, whatever was done to it since the start.
   const steadyEnd = steadyRealtime(start, end.monotonicRaw);
   const toRealtime = diffSeconds(steadyEnd, end.realtime);
 
   // Certificates bound theta: the true time over the measurement must lie in every window
   // of the chains (a chain valid at a wrong local clock may not be at the true time).
-  const trust = tlsConnections.map((list): TlsTrust | null => (list.length === 0 ? null : list.some((tls) => tls.trust === 'time-unverified') ? 'time-unverified' : 'verified'));
+  const trust = tlsConnections.map(trustOf);
   const windows = tlsConnections.map((list) => uniqueWindows(list.flatMap((tls) => tls.windows)));
   const evidence: ServerEvidence[] = outcomes.map((outcome, index) => {
     const server = progress.get(index);
@@ -346,7 +358,11 @@ export async function measure(servers: readonly string[], options: MeasureOption
     const validity = window && thetaWithin(window, toSeconds(start.realtime), toSeconds(steadyEnd));
     return { interval: server.failed ? undefined : server.interval, lows: server.lows, rtts: server.rtts, failure: outcome.failure, validity };
   });
-  const conclusion = conclude(evidence, toRealtime);
+  const distinct = urls.filter((_, index) => duplicateOf[index] === undefined).length;
+  const pending = outcomes.filter(
+    (outcome, index) => duplicateOf[index] === undefined && outcome.failure === null && evidence[index]?.interval === undefined,
+  ).length;
+  const conclusion = conclude(evidence, { shift: toRealtime, electorate: { servers: distinct, pending }, dateLag });
   const results: ServerResult[] = outcomes.map((outcome, index) => {
     const { offset, status, reason } = conclusion.servers[index] as { offset: number | undefined; status: ServerStatus; reason: string | null };
     // A failed server gives no figures (one whose certificates are not valid at the agreed time included).
@@ -367,27 +383,108 @@ export async function measure(servers: readonly string[], options: MeasureOption
       certificates: trust[index] ? (windows[index] ?? []) : null,
     };
   });
-  const { theta, selection } = conclusion;
+  const { theta, selection, bound } = conclusion;
   const error = conclusionError(conclusion);
-  const caveat =
-    theta !== undefined && conclusion.answered === 1
-      ? `one server alone: the bound leaves ${DATE_LAG} s above its interval for a Date cached on a timer (as lighttpd's), which no other server can expose`
-      : null;
-  if (caveat) logger.warn('http bound widened', { caveat });
   const result: MeasurementResult = {
     offset: theta === undefined ? null : theta + toRealtime,
     error: error ?? null,
     servers: results,
     survivors: selection ? selection.truechimers.length : 0,
     reason: conclusion.reason,
-    caveat,
+    caveat: theta !== undefined && conclusion.answered === 1 ? oneServerCaveat(dateLag) : null,
     timeUnverified: selection !== undefined && results.some((server) => server.status === 'ok' && server.tls === 'time-unverified'),
     time: formatUtc(end.realtime),
     duration: diffSeconds(end.monotonicRaw, start.monotonicRaw),
   };
-  logTimeUnverified(logger, result, trust);
-  if (theta === undefined || error === undefined) return { result, estimate: undefined };
-  return { result, estimate: { monotonicRaw: end.monotonicRaw, trueTime: addSeconds(steadyEnd, theta), error } };
+  if (theta === undefined || error === undefined || bound === undefined) return { result, estimate: undefined };
+  const trueTime = addSeconds(steadyEnd, theta);
+  return { result, estimate: { monotonicRaw: end.monotonicRaw, trueTime, error, low: bound.low - theta, high: bound.high - theta } };
+}
+
+/** A measurement with the estimate it yields, anchored on CLOCK_MONOTONIC_RAW. */
+export async function measure(servers: readonly string[], options: MeasureOptions = {}): Promise<Measurement> {
+  const { probes = DEFAULT_PROBES, clock = systemClock, logger = silentLogger, signal } = options;
+  const { strategy = 'bisect', dateLag = DATE_LAG, onProgress } = options;
+  if (!Number.isInteger(probes) || probes < 1 || probes > MAX_PROBES) {
+    throw outOfRange('probes', `an integer from 1 to ${MAX_PROBES}`, probes);
+  }
+  // The sweep takes a second more.
+  const timeout = options.timeout ?? probes + (strategy === 'sweep' ? 6 : 5);
+  if (!(timeout > 0) || !Number.isFinite(timeout)) {
+    throw outOfRange('timeout', 'a number > 0', timeout);
+  }
+  if (!(dateLag >= 0) || !Number.isFinite(dateLag)) throw outOfRange('dateLag', 'a finite number >= 0', dateLag);
+  if (servers.length === 0) throw invalidArgValue('At least one server is needed');
+  const urls = servers.map(serverUrl);
+  signal?.throwIfAborted();
+
+  // The daemon htntp feeds slews CLOCK_REALTIME (chrony up to 83 ms/s) while probes seconds
+  // apart are intersected: everything inside runs on a realtime that nobody steers after
+  // this instant (start's realtime + raw seconds), so every theta is against that timescale.
+  const start = readClockPair(clock);
+  const steady = steadyClock(clock, start);
+  const deadline = new AbortController();
+  // Every server waits on it at once (20 servers are normal): not a listener leak.
+  setMaxListeners(0, deadline.signal);
+  const timer = setTimeout(() => deadline.abort(deadlineError(timeout)), timeout * 1000);
+  const stop = (): void => deadline.abort(signal?.reason);
+  signal?.addEventListener('abort', stop, { once: true });
+  const connectionOptions = { timeoutMs: timeout * 1000, ...(options.proxy === undefined ? {} : { proxy: options.proxy }), ...(options.ca === undefined ? {} : { ca: options.ca }) };
+  const viaProxy = usesProxy(options.proxy);
+  const outcomes = urls.map(newOutcome);
+  const tlsConnections: TlsConnection[][] = urls.map(() => []);
+  const progress = new Progress(urls.map((_, index) => options.priors?.[index]));
+  const gathered: Gathered = { urls, start, progress, outcomes, duplicateOf: [], tlsConnections, dateLag };
+  let measuring = true;
+  // Once more than half of the servers have swept, or every sweep has ended: then at each later end.
+  const onSweepEnd = (): void => {
+    if (!measuring || onProgress === undefined) return;
+    const ended = outcomes.filter((outcome) => outcome.sweepEnded);
+    const distinct = gathered.duplicateOf.filter((first) => first === undefined).length;
+    const swept = ended.filter((outcome) => outcome.failure === null).length;
+    if (ended.length < outcomes.length && swept * 2 <= distinct) return;
+    try {
+      onProgress(concludeAt(gathered, readClockPair(clock)));
+    } catch (error) {
+      // The caller's fault, not the server's whose sweep just ended.
+      logger.error('http progress callback failed', { error });
+    }
+  };
+  const connections = new Map<number, ProbeConnection>();
+  try {
+    const duplicateOf = await duplicates(urls, viaProxy, deadline.signal);
+    gathered.duplicateOf = duplicateOf;
+    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, { ...connectionOptions, onTls: (tls) => tlsConnections[index]?.push(tls) }));
+    // Aborting destroys the connections: every pending probe fails at once.
+    deadline.signal.addEventListener('abort', () => {
+      for (const connection of connections.values()) connection.destroy(deadline.signal.reason as Error).catch(() => {});
+    }, { once: true });
+    await Promise.all(
+      urls.map(async (url, index): Promise<void> => {
+        const first = duplicateOf[index];
+        const connection = connections.get(index);
+        const outcome = outcomes[index] as ServerOutcome;
+        if (first !== undefined || connection === undefined) {
+          progress.set(index, { ...progress.get(index), failed: true });
+          outcome.failure = `duplicate of ${redactCredentials(urls[first ?? index]?.href ?? '')}: the same address, port and Host (one clock, counted once)`;
+          outcome.sweepEnded = true;
+          return;
+        }
+        const { signal: until } = deadline;
+        await measureServer({ index, url, connection, probes, strategy, progress, outcome, onSweepEnd, clock: steady, signal: until, logger });
+      }),
+    );
+  } finally {
+    measuring = false;
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', stop);
+    await Promise.all([...connections.values()].map((connection) => connection.destroy().catch(() => {})));
+  }
+  signal?.throwIfAborted();
+  const measurement = concludeAt(gathered, readClockPair(clock));
+  if (measurement.result.caveat) logger.warn('http bound widened', { caveat: measurement.result.caveat });
+  logTimeUnverified(logger, measurement.result, tlsConnections.map(trustOf));
+  return measurement;
 }
 
 const uniqueWindows = (windows: readonly CertificateWindow[]): CertificateWindow[] => [...new Map(windows.map((window) => [JSON.stringify(window), window])).values()];

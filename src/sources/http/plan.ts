@@ -105,11 +105,11 @@ const VERIFY_REACH = 0.01;
 /** Verification probes share a second with the bisecting one only within this much of its aim. */
 const VERIFY_SPAN = 0.4;
 
-export type ProbeKind = 'bisect' | 'verify-low' | 'verify-high';
+export type ProbeKind = 'bisect' | 'verify-low' | 'verify-high' | 'sweep';
 
 export interface PlannedProbe {
   kind: ProbeKind;
-  /** The theta at which the stamp would fall exactly on `tick`. */
+  /** The theta at which the stamp would fall exactly on `tick` (NaN for a sweep probe: it aims at no tick). */
   aim: number;
   /** Local (steady) time to send it. */
   sendAt: number;
@@ -122,6 +122,28 @@ export interface TickPlan {
   /** The prior no longer meets the server's own 1-99 % posterior: stop aiming with it. */
   dropPrior: boolean;
 }
+
+/**
+ * How a measurement begins. `bisect`: each later second one probe aimed at the middle of
+ * what the server's answers allow (and verification probes at the end). `sweep`: first
+ * SWEEP_SENDS sends spread over one second, until two Date seconds are seen, so the sends
+ * either side of the server's tick bracket it to their spacing plus a round trip in about
+ * a second, whatever its phase; then as `bisect`. For a first estimate soon (ServerClock's
+ * ready()); without a prior the bisection needs a probe per halving.
+ */
+export type Strategy = 'bisect' | 'sweep';
+
+/** Sends across the sweep's second: the tick bracketed to 50 ms plus a round trip. */
+export const SWEEP_SENDS = 20;
+
+/** The sweep after the first answer at local time `now` (steady timescale): sends over the next second, in order. */
+export function planSweep(now: number, sends = SWEEP_SENDS): PlannedProbe[] {
+  return Array.from({ length: sends }, (_, step): PlannedProbe => ({ kind: 'sweep', aim: NaN, sendAt: now + (step + 1) / sends }));
+}
+
+/** Whether a sweep is done: the server's answers name two Date seconds, so its tick lies between two of them. */
+export const swept = (server: ServerState): boolean =>
+  new Set(server.bounds.map((bounds) => bounds.dateSeconds)).size >= 2;
 
 /** One answer: its Date second and local send and first-byte times (steady timescale). */
 export interface Answer {

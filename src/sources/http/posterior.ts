@@ -11,7 +11,8 @@
 // multiply, each mixed with a little of a flat density so one server a few ms out cannot
 // drag the rest. docs/http-estimator.md has the equations.
 import { addSeconds, diffSeconds, type Timespec } from '../../time.js';
-import { DATE_LAG, errorAround, midpoint, publishedBound, select, type Interval, type Selection } from './interval.js';
+import { DATE_LAG, errorAround, midpoint, publishedBound, select } from './interval.js';
+import type { Electorate, Interval, Selection } from './interval.js';
 import { selectWithinValidity } from './validity.js';
 
 /**
@@ -238,19 +239,34 @@ export function ownOffset(server: ServerEvidence): number | undefined {
 
 const showInterval = (interval: Interval, shift: number): string => `[${(interval.low + shift).toFixed(6)}, ${(interval.high + shift).toFixed(6)}] s`;
 
+export interface ConclusionOptions {
+  /** Added to every figure in a reason (the timescale the result is reported on). */
+  shift?: number;
+  /** Who votes (default: every server given, none pending). */
+  electorate?: Electorate;
+  /** The one-server allowance for a lagging Date, seconds (default DATE_LAG). */
+  dateLag?: number;
+}
+
 /**
- * The end of a measurement: clock selection over the servers' hard intervals (interval.ts)
- * gives the published bound; the truechimers' joint posterior gives the point inside it.
- * `shift` is added to every figure in a reason (the timescale the result is reported on).
+ * A measurement's conclusion, at its end or while it runs: clock selection over the
+ * servers' hard intervals (interval.ts) gives the published bound; the truechimers' joint
+ * posterior gives the point inside it.
  */
-export function conclude(servers: readonly ServerEvidence[], shift = 0): Conclusion {
+export function conclude(servers: readonly ServerEvidence[], options: ConclusionOptions = {}): Conclusion {
+  const { shift = 0, electorate = { servers: servers.length, pending: 0 }, dateLag = DATE_LAG } = options;
   const candidates = servers.flatMap((server, index) => (server.interval ? [{ index, interval: server.interval, validity: server.validity }] : []));
   // What is published must lie where every contributing server's certificates are valid:
   // a server whose certificates are not is left out and the selection made again.
-  const { selection, outside } = selectWithinValidity(candidates, select, (found) => publishedBound(found, candidates.length));
+  const { selection, outside } = selectWithinValidity(
+    candidates,
+    (intervals) => select(intervals, electorate),
+    (found) => publishedBound(found, candidates.length, dateLag),
+    electorate,
+  );
   const truechimers = new Set(selection?.truechimers.map((position) => candidates[position]?.index));
   const outsideByServer = new Map([...outside].map(([position, agreed]) => [candidates[position]?.index ?? -1, agreed]));
-  const bound = selection && publishedBound(selection, candidates.length);
+  const bound = selection && publishedBound(selection, candidates.length, dateLag);
   const verdicts = servers.map((server, index): ServerConclusion => {
     const agreed = outsideByServer.get(index);
     if (agreed !== undefined && server.validity !== undefined) {
@@ -271,8 +287,8 @@ export function conclude(servers: readonly ServerEvidence[], shift = 0): Conclus
       ? `no server gave a usable Date (${servers.length} failed)`
       : selection === undefined
         ? outside.size > 0
-          ? `no majority once the ${outside.size} server(s) whose certificates are not valid at the agreed time are left out: no region is shared by more than half of the ${candidates.length} servers that answered`
-          : `no majority: no region is shared by more than half of the ${candidates.length} servers that answered`
+          ? `no majority once the ${outside.size} server(s) whose certificates are not valid at the agreed time are left out: no region is shared by more than half of the ${electorate.servers} servers (${candidates.length} answered)`
+          : `no majority: no region is shared by more than half of the ${electorate.servers} servers (${candidates.length} answered)`
         : null;
   let theta: number | undefined;
   if (selection && bound) {

@@ -6,11 +6,10 @@ import { silentLogger, type Logger } from '../../log.js';
 import { MIN_PRECISION, type Sample, type SampleSource } from '../../sample.js';
 import { outOfRange } from '../../errors.js';
 import { addSeconds, diffSeconds } from '../../time.js';
-import type { Interval } from './interval.js';
+import { carryPriors, driftWidening, priorsOf, type HeldPriors } from './held.js';
 import { measure, type Estimate, type MeasureOptions, type MeasurementResult } from './measure.js';
 
-/** What an unsteered oscillator may drift (the precision field's growth with age). */
-export const DRIFT_PPM = 50;
+export { carryInterval, DRIFT_PPM } from './held.js';
 
 /** ceil(log2(bound)): the SHM precision field for an error bound in seconds. */
 export function precisionOf(boundSeconds: number): number {
@@ -20,23 +19,13 @@ export function precisionOf(boundSeconds: number): number {
 
 /**
  * The sample an estimate gives at `pair`, or undefined once it is older than `maxAge`
- * seconds (or from before the estimate). The error bound grows DRIFT_PPM with age.
+ * seconds (or from before the estimate). The error bound grows with age as held.ts carries.
  */
 export function sampleAt(estimate: Estimate, pair: ClockPair, maxAge: number): Sample | undefined {
   const age = diffSeconds(pair.monotonicRaw, estimate.monotonicRaw);
   if (!(age >= 0 && age <= maxAge)) return undefined;
-  const bound = estimate.error + age * DRIFT_PPM * 1e-6;
+  const bound = estimate.error + driftWidening(age);
   return { clockTime: addSeconds(estimate.trueTime, age), receiveTime: pair.realtime, precision: precisionOf(bound), leap: 0 };
-}
-
-/**
- * A server's interval `elapsed` seconds later, `shift` seconds moved (what the realtime
- * clock was stepped or slewed by, negated), widened for both clocks' drift and 1 ms of
- * Date-stamping slack.
- */
-export function carryInterval(interval: Interval, elapsed: number, shift = 0): Interval {
-  const widen = 2 * DRIFT_PPM * 1e-6 * elapsed + 0.001;
-  return { low: interval.low + shift - widen, high: interval.high + shift + widen };
 }
 
 export interface HttpSourceOptions extends Omit<MeasureOptions, 'signal' | 'logger' | 'priors'> {
@@ -56,12 +45,8 @@ export class HttpSource implements SampleSource {
   readonly #clock: Clock;
   readonly #logger: Logger;
   #estimate: Estimate | undefined;
-  /**
-   * The last measurement's per-server intervals and when they were true, to aim the next
-   * one. Their theta is server - CLOCK_REALTIME as it read at `at` (measure() reports them
-   * against realtime at its end, not its internal steady timescale).
-   */
-  #priors: { intervals: (Interval | undefined)[]; at: ClockPair } | undefined;
+  /** The last measurement's per-server intervals and when they were true, to aim the next one. */
+  #priors: HeldPriors | undefined;
 
   constructor(options: HttpSourceOptions) {
     if (!(options.interval > 0) || !Number.isFinite(options.interval)) {
@@ -89,12 +74,9 @@ export class HttpSource implements SampleSource {
   /** One measurement: logs it and holds its estimate; a failed one keeps the old estimate to age out. */
   async measureOnce(signal: AbortSignal): Promise<MeasurementResult> {
     const { servers, interval: _interval, once: _once, onMeasurement, ...measureOptions } = this.#options;
-    const priors = this.#carriedPriors();
+    const priors = this.#priors && carryPriors(this.#priors, readClockPair(this.#clock));
     const { result, estimate } = await measure(servers, { ...measureOptions, logger: this.#logger, signal, ...(priors ? { priors } : {}) });
-    this.#priors = {
-      intervals: result.servers.map((server) => (server.low === null || server.high === null ? undefined : { low: server.low, high: server.high })),
-      at: readClockPair(this.#clock),
-    };
+    this.#priors = priorsOf(result, readClockPair(this.#clock));
     for (const server of result.servers) {
       const fields = { url: server.url, status: server.status, offset: server.offset, error: server.error, rtt: server.rtt, probes: server.probes, reason: server.reason ?? undefined };
       if (server.status === 'ok') this.#logger.debug('http server', fields);
@@ -108,20 +90,6 @@ export class HttpSource implements SampleSource {
     }
     onMeasurement?.(result);
     return result;
-  }
-
-  /**
-   * The last intervals moved to now: theta is server - realtime, so a realtime clock that
-   * ntpd stepped or slewed since shifts it; both clocks may drift DRIFT_PPM meanwhile. The
-   * result is against realtime now, which is where the next measurement's steady
-   * timescale starts (measure.ts), so the priors are on its timescale too.
-   */
-  #carriedPriors(): (Interval | undefined)[] | undefined {
-    if (this.#priors === undefined) return undefined;
-    const now = readClockPair(this.#clock);
-    const elapsed = diffSeconds(now.monotonicRaw, this.#priors.at.monotonicRaw);
-    const shift = elapsed - diffSeconds(now.realtime, this.#priors.at.realtime);
-    return this.#priors.intervals.map((interval) => interval && carryInterval(interval, elapsed, shift));
   }
 
   async #measureLoop(signal: AbortSignal): Promise<void> {

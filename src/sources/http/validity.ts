@@ -5,7 +5,7 @@
 // selection made again without it, the electorate unchanged (it still counts as a server
 // that answered, against the majority). With the local clock wrong this is the only time
 // check the certificates get (tls.ts).
-import type { Interval } from './interval.js';
+import { publishable, type Electorate, type Interval } from './interval.js';
 import type { CertificateWindow } from './tls.js';
 
 /** Seconds since the epoch in which every window holds (undefined: no window; empty: low > high). */
@@ -47,21 +47,22 @@ export interface ValidSelection<S extends MajoritySelection> {
 /**
  * `select` (a majority selection over intervals) such that every truechimer's validity
  * contains the agreed interval (`agreed` of the selection: what would be published):
- * truechimers whose validity does not are dropped and the selection runs again, and a
- * majority must still be more than half of all candidates (a server dropped so still counts
- * against it: dropping an honest clock behind an expired certificate must not hand the
- * majority to the rest).
+ * truechimers whose validity does not are dropped and the selection runs again, and the
+ * majority must still be publishable among all of `electorate` (a server dropped so still
+ * counts against it: dropping an honest clock behind an expired certificate must not hand
+ * the majority to the rest).
  */
 export function selectWithinValidity<S extends MajoritySelection>(
   candidates: readonly ValidCandidate[],
   select: (intervals: Interval[]) => S | undefined,
   agreed: (selection: S) => Interval,
+  electorate: Electorate = { servers: candidates.length, pending: 0 },
 ): ValidSelection<S> {
   const outside = new Map<number, Interval>();
   for (;;) {
     const remaining = candidates.flatMap((_, position) => (outside.has(position) ? [] : [position]));
     const found = select(remaining.map((position) => (candidates[position] as ValidCandidate).interval));
-    if (found === undefined || found.truechimers.length * 2 <= candidates.length) return { selection: undefined, outside };
+    if (found === undefined || !publishable(found.truechimers.length, candidates.length, electorate)) return { selection: undefined, outside };
     const truechimers = found.truechimers.map((index) => remaining[index] as number);
     const region = agreed(found);
     const excluded = truechimers.filter((position) => {

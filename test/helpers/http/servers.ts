@@ -46,19 +46,25 @@ export interface TimeServerConfig {
   tls?: { key: string; cert: string };
   /** listen on this port (a server coming back where it was); default: any free port */
   port?: number;
+  /** the Date second changes this many seconds after the clock's (a Date cache refreshed on its own timer, as lighttpd's) */
+  lag?: number;
+  /** uniforms in [0, 1) for the delays' jitter (default Math.random): a seeded run repeats */
+  random?: () => number;
 }
 
 export interface TimeServer {
   url: string;
   port: number;
   requests: number;
+  /** Steps the server's clock: from now on it is `offset` seconds off the true clock. */
+  setOffset(offset: number): void;
   close(): Promise<void>;
 }
 
 const RAW_FAULTS: ReadonlySet<Fault> = new Set(['hang', 'slow-headers', 'huge-headers', 'garbage', 'reset']);
 
-function legDelay(ms: number, jitter: number): number {
-  return Math.max(0, ms + (Math.random() * 2 - 1) * jitter);
+function legDelay(ms: number, jitter: number, random: () => number): number {
+  return Math.max(0, ms + (random() * 2 - 1) * jitter);
 }
 
 function rawHandler(fault: Fault, sockets: Set<Socket>): (socket: Socket) => void {
@@ -99,22 +105,22 @@ function rawHandler(fault: Fault, sockets: Set<Socket>): (socket: Socket) => voi
 }
 
 export async function startTimeServer(config: TimeServerConfig = {}): Promise<TimeServer> {
-  const { offset = 0, delay, format = 'imf-fixdate', fault = 'none', split, stale = 0 } = config;
+  const { delay, format = 'imf-fixdate', fault = 'none', split, stale = 0, lag = 0, random = Math.random } = config;
   const sockets = new Set<Socket>();
   let frozen: number | undefined;
-  const state = { requests: 0 };
+  const state = { requests: 0, offset: config.offset ?? 0 };
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
-    const backend = split ? (split[state.requests % split.length] ?? 0) : offset;
+    const backend = split ? (split[state.requests % split.length] ?? 0) : state.offset;
     state.requests += 1;
     if (fault === 'continue') response.writeContinue();
     if (fault === 'early-hints') {
       response.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
       await sleep(50);
     }
-    if (delay) await sleep(legDelay(delay.up, delay.jitter ?? 0));
-    const stamp = addSeconds(realtime(), backend - (state.requests % 2 === 0 ? stale : 0)).sec;
+    if (delay) await sleep(legDelay(delay.up, delay.jitter ?? 0, random));
+    const stamp = addSeconds(realtime(), backend - lag - (state.requests % 2 === 0 ? stale : 0)).sec;
     if (fault === 'frozen') frozen ??= stamp;
-    if (delay) await sleep(legDelay(delay.down, delay.jitter ?? 0));
+    if (delay) await sleep(legDelay(delay.down, delay.jitter ?? 0, random));
     const headers: Record<string, string> = { 'content-length': '0', 'cache-control': 'no-store' };
     if (fault !== 'no-date') headers.date = formatHttpDate(frozen ?? stamp, format);
     if (fault === 'age') headers.age = '42';
@@ -144,6 +150,9 @@ export async function startTimeServer(config: TimeServerConfig = {}): Promise<Ti
     port,
     get requests() {
       return state.requests;
+    },
+    setOffset(offset: number) {
+      state.offset = offset;
     },
     close: async () => {
       for (const socket of sockets) socket.destroy();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { intersect, probeInterval, select, serverBounds, type ProbeBounds } from '../../../src/sources/http/interval.js';
+import { intersect, probeInterval, publishable, publishedBound, select, serverBounds, type ProbeBounds } from '../../../src/sources/http/interval.js';
 import { asymmetrySigma, posteriorMedian } from '../../../src/sources/http/posterior.js';
 
 describe('probeInterval', () => {
@@ -51,6 +51,42 @@ describe('select (clock selection)', () => {
     ]);
     expect(selection?.core).toEqual({ low: 0.48, high: 0.5 });
     expect(selection?.bound).toEqual({ low: 0.4, high: 0.6 });
+  });
+});
+
+describe('the electorate: a majority of all the servers configured', () => {
+  const agreeing = [
+    { low: 0, high: 1 },
+    { low: 0.5, high: 1.5 },
+  ];
+
+  it('publishes two that agree of three configured, not of five (three silenced servers count against)', () => {
+    expect(select(agreeing, { servers: 3, pending: 0 })?.truechimers).toEqual([0, 1]);
+    expect(select(agreeing, { servers: 5, pending: 0 })).toBeUndefined();
+    expect(publishable(2, 2, { servers: 4, pending: 0 })).toBe(false);
+    expect(publishable(3, 4, { servers: 5, pending: 0 })).toBe(true);
+  });
+
+  it('publishes one server alone once no other can answer, with room for its Date lag', () => {
+    const one = [{ low: 0.2, high: 0.3 }];
+    expect(select(one, { servers: 3, pending: 1 })).toBeUndefined();
+    const selection = select(one, { servers: 3, pending: 0 });
+    expect(selection?.bound).toEqual({ low: 0.2, high: 0.3 });
+    expect(selection && publishedBound(selection, 1, 1)).toEqual({ low: 0.2, high: 1.3 });
+    expect(selection && publishedBound(selection, 1, 0)).toEqual({ low: 0.2, high: 0.3 });
+  });
+
+  it('spans every interval the tolerated liars of the electorate could leave: the truth is in the honest ones', () => {
+    // Five configured, four answered: two may lie, so every point two cover is bounded (the
+    // region three cover, where the two liars and one honest server meet, is not enough).
+    const intervals = [
+      { low: 0, high: 1 },
+      { low: 0.8, high: 2 },
+      { low: 0.9, high: 2 },
+      { low: 0.95, high: 2 },
+    ];
+    expect(select(intervals)?.bound).toEqual({ low: 0.9, high: 2 });
+    expect(select(intervals, { servers: 5, pending: 0 })?.bound).toEqual({ low: 0.8, high: 2 });
   });
 });
 
