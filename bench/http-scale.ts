@@ -3,7 +3,8 @@
 // `htntp http --once --dry-run --json` over all N ports (N servers to htntp: each port is
 // its own connection, deduplicated by port). Per run: wall, CPU of the process (user +
 // system, from the shell's `times`), |error| of the estimate against the true offset and
-// the published bound. HTNTP_BENCH_SCALE="20 50" chooses N, HTNTP_BENCH_RUNS the runs.
+// the published bound. HTNTP_BENCH_SCALE="20 50" chooses N, HTNTP_BENCH_RUNS the runs,
+// HTNTP_BENCH_NODE_ARGS options for node before the CLI (e.g. `--cpu-prof`).
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
@@ -20,6 +21,7 @@ import { fakeTimeSpec } from '../test/helpers/webservers.js';
 const TRUTH = 0.25;
 const COUNTS = (process.env.HTNTP_BENCH_SCALE ?? '20 50').split(/\s+/).filter(Boolean).map(Number);
 const RUNS = Number(process.env.HTNTP_BENCH_RUNS ?? 3);
+const NODE_ARGS = (process.env.HTNTP_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const execFileAsync = promisify(execFile);
 
 /** `count` ports that were free a moment ago, all held at once so that none repeats. */
@@ -112,7 +114,7 @@ async function once(urls: string[]): Promise<Run> {
   const out = join(dir.path, 'result.json');
   try {
     const started = realtime();
-    const { stderr } = await execFileAsync('sh', ['-c', script, 'sh', process.execPath, htntpBin, 'http', '--once', '--dry-run', '--json', '--quiet', ...urls], {
+    const { stderr } = await execFileAsync('sh', ['-c', script, 'sh', process.execPath, ...NODE_ARGS, htntpBin, 'http', '--once', '--dry-run', '--json', '--quiet', ...urls], {
       env: { ...process.env, HTNTP_SCALE_OUT: out },
       timeout: 120_000,
       maxBuffer: 1 << 24,
@@ -147,7 +149,7 @@ export async function scale(): Promise<void> {
     console.log(`scale: skipped (${missing})`);
     return;
   }
-  console.log(`scale: one nginx on N ports, clock ${fakeTimeSpec(TRUTH)}; htntp http --once --dry-run --json, ${RUNS} runs per N; node ${process.version}`);
+  console.log(`scale: one nginx on N ports, clock ${fakeTimeSpec(TRUTH)}; node ${[process.version, ...NODE_ARGS].join(' ')} htntp http --once --dry-run --json, ${RUNS} runs per N`);
   console.log(`${'N'.padStart(4)}  ${'run'.padStart(3)}  ${'wall s'.padStart(7)}  ${'CPU s'.padStart(6)}  ${'|error|'.padStart(10)}  ${'bound ±'.padStart(10)}  ok   load`);
   for (const count of COUNTS) {
     const served = await nginxOnPorts(count, TRUTH);
