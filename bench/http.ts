@@ -2,7 +2,8 @@
 // http: htpdate 1.3.7 has no TLS), at the same probes per server, for several true
 // offsets and three symmetric delays. Then 20 servers at once, and what the probe's
 // first-byte stamp gains over its head-parsed one, next to a raw socket. Loopback only;
-// every step has a deadline. `real`: the same cases against Debian's real web servers.
+// every step has a deadline. `real`: the same cases against Debian's real web servers;
+// `scale`: one measurement over N ports of one nginx (bench/http-scale.ts).
 import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
 import { promisify } from 'node:util';
@@ -13,6 +14,7 @@ import { asymmetrySigma, median, posteriorMedian, posteriorQuantiles, symmetricL
 import { createConnection, probe, type ProbeConnection } from '../src/sources/http/probe.js';
 import { carryInterval } from '../src/sources/http/source.js';
 import { diffSeconds, toSeconds } from '../src/time.js';
+import { scale } from './http-scale.js';
 import type { TimeServerConfig } from '../test/helpers/http/servers.js';
 import { serve, stop } from '../test/helpers/http/spawn.js';
 import { startRelayProcess, type LegDelay, type RelayProcess } from '../test/helpers/relay.js';
@@ -350,7 +352,7 @@ async function realWorld(): Promise<void> {
 }
 
 // `npm run bench:http -- shared` (or any section names) runs just those sections.
-const sections: Record<string, () => Promise<void>> = { comparison, shared: sharedTruth, floor: oracleFloor, twenty: twentyServers, timing: firstByteTiming, real: realWorld };
+const sections: Record<string, () => Promise<void>> = { comparison, shared: sharedTruth, floor: oracleFloor, twenty: twentyServers, timing: firstByteTiming, real: realWorld, scale };
 const chosen = process.argv.slice(2);
 for (const [name, section] of Object.entries(sections)) {
   if (chosen.length === 0 || chosen.includes(name)) await section();

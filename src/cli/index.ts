@@ -1,7 +1,6 @@
 // Commander wiring only: each command's logic lives in commands/<name>.ts.
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
-import { setFlagsFromString } from 'node:v8';
 import { nativeAddon } from '../native.js';
 
 const require = createRequire(import.meta.url);
@@ -57,26 +56,7 @@ export function failureObject(error: unknown, exitCode: number): { reason: strin
   return { reason: message.replace(/^error: /, ''), code: typeof code === 'string' ? code : null, exitCode };
 }
 
-/**
- * V8 kept lean in the CLI. A feeder's work is a loop that runs about once a second, which
- * the interpreter and baseline compilers serve as well: the optimizing compiler's code and
- * output cost about 4 MB, and its compile of undici's HTTP parser (WebAssembly) briefly
- * takes 40 MB more and keeps 5 MB. A flag given on node's command line (`node --opt`) wins;
- * the library leaves V8 as the application set it.
- */
-const LEAN_V8_FLAGS = [
-  { flag: '--no-opt', given: /^--(?:no-)?(?:opt|turbofan)$/ },
-  { flag: '--liftoff-only', given: /^--(?:no-)?(?:liftoff-only|liftoff|wasm-tier-up)$/ },
-];
-
-function keepV8Lean(): void {
-  for (const { flag, given } of LEAN_V8_FLAGS) {
-    if (!process.execArgv.some((option) => given.test(option))) setFlagsFromString(flag);
-  }
-}
-
 export async function main(argv: string[] = process.argv): Promise<void> {
-  keepV8Lean();
   const program = await buildProgram(argv);
   if (!wantsJson(argv)) {
     await program.parseAsync(argv);

@@ -5,7 +5,7 @@
 // the `sweep` strategy it is ServerClock's first measurement, and `interim` is what that
 // publishes once more than half of the servers have swept. No sockets, no timers.
 import type { Interval } from '../../src/sources/http/interval.js';
-import { emptyServer, observe, planProbes, planSweep, planTeam, planTick, swept, type PlannedProbe, type ServerState, type Strategy, type TeamPlan } from '../../src/sources/http/plan.js';
+import { emptyServer, observe, planProbes, planSweep, planTeam, planTick, standingSupport, swept, type PlannedProbe, type ServerState, type Strategy, type TeamPlan } from '../../src/sources/http/plan.js';
 import { asymmetrySigma, conclude, conclusionError, median, posteriorQuantiles, symmetricLow, type Conclusion, type ProbeGroup } from '../../src/sources/http/posterior.js';
 import { seededRandom } from '../helpers/random.js';
 import { SimulatedServer, type SimServer } from './model.js';
@@ -77,7 +77,8 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, 
   };
   const scheduleTick = (track: Track, now: number): void => {
     track.aimed += 1;
-    const tick = track.aimed < probes ? planTick(track.state, now, track.aimed, probes, teamOf(tracks.indexOf(track)).support) : undefined;
+    const support = standingSupport({ servers: tracks.map((other) => other.state), team }, teamCache?.plan, tracks.indexOf(track));
+    const tick = track.aimed < probes ? planTick(track.state, now, track.aimed, probes, support) : undefined;
     if (tick === undefined) {
       track.next = { at: Infinity, action: 'done' };
       return;

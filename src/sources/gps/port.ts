@@ -22,8 +22,11 @@ export interface ReceiverPortOptions {
 }
 
 export interface ReceiverPortEvents {
-  /** A complete line: `receiveTime` (CLOCK_REALTIME) and `arrival` (CLOCK_MONOTONIC_RAW) of its data event. */
-  line(line: string, receiveTime: Timespec, arrival: Timespec): void;
+  /**
+   * A complete line: `receiveTime` (CLOCK_REALTIME) and `arrival` (CLOCK_MONOTONIC_RAW) of
+   * its data event. True: the next lines wait for the next turn of the event loop.
+   */
+  line(line: string, receiveTime: Timespec, arrival: Timespec): boolean;
   /** A line longer than the cap was dropped. */
   overlong(): void;
   /** The port closed (unplugged, path replaced): call reopen(). */
@@ -136,6 +139,7 @@ export class ReceiverPort {
     this.#watchTimer = null;
     const port = this.#port;
     this.#detach();
+    this.#splitter.clear();
     if (port !== null) await closePort(port);
   }
 

@@ -103,10 +103,11 @@ export class GpsSource implements SampleSource {
           const result = this.#sampler.line(line, receiveTime, arrival);
           if (result.parsed.kind !== 'rejected') port.heard();
           fixHeld = this.#report(result, line, fixHeld);
-          if (result.sample !== null) {
-            pending.push(result.sample);
-            notify();
-          }
+          if (result.sample === null) return false;
+          // Published before the burst's other sentences are parsed.
+          pending.push(result.sample);
+          notify();
+          return true;
         },
         overlong: () => {
           this.#sampler.count('overlong');

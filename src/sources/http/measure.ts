@@ -11,7 +11,7 @@ import { codedError, invalidArgValue, outOfRange } from '../../errors.js';
 import { addSeconds, diffSeconds, formatDuration, formatUtc, toSeconds, type Timespec } from '../../time.js';
 import { parseHttpDate, utcYear } from './date.js';
 import { DATE_LAG, errorAround, oneServerCaveat, type Interval } from './interval.js';
-import { emptyServer, observe, planProbes, planSweep, planTeam, planTick, swept } from './plan.js';
+import { emptyServer, observe, planProbes, planSweep, planTeam, planTick, standingSupport, swept } from './plan.js';
 import type { PlannedProbe, ServerState, Strategy, TeamPlan } from './plan.js';
 import { conclude, conclusionError, type ServerEvidence, type ServerStatus } from './posterior.js';
 import { createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
@@ -191,6 +191,11 @@ class Progress {
     const { aims, team, support } = this.#plan.plan;
     return { aim: aims.get(index), support: team?.includes(index) ? support : undefined };
   }
+
+  /** The team's interval as its members' intervals stand, without working out a new plan (undefined outside a team). */
+  support(index: number): Interval | undefined {
+    return standingSupport({ servers: this.servers, team: this.#team }, this.#plan?.plan, index);
+  }
 }
 
 interface ServerOutcome {
@@ -275,7 +280,7 @@ async function measureServer(probing: ServerProbing): Promise<void> {
     }
     endSweep();
     for (let aimed = 1; aimed < probes; aimed += 1) {
-      const tick = planTick(progress.get(index), toSeconds(clock.realtime()), aimed, probes, progress.team(index).support);
+      const tick = planTick(progress.get(index), toSeconds(clock.realtime()), aimed, probes, progress.support(index));
       if (tick === undefined) break;
       if (tick.dropPrior) progress.set(index, { ...progress.get(index), prior: undefined });
       progress.set(index, { ...progress.get(index), lastTick: tick.tick }, false);

@@ -274,6 +274,17 @@ const answeredOf = (state: PlanState, indexes?: readonly number[]): Answered[] =
     return interval ? [{ index, interval }] : [];
   });
 
+/**
+ * The interval `plan`'s team shares with its members' intervals as they stand in `state`
+ * (undefined for a server outside it): the room a tick leaves for checks. The plan itself
+ * (a joint posterior, N servers x their probes) is worked out only where aims are settled,
+ * not after every answer: that made a measurement's work grow as N^2.
+ */
+export function standingSupport(state: PlanState, plan: TeamPlan | undefined, index: number): Interval | undefined {
+  if (plan?.support === undefined || !plan.team?.includes(index)) return undefined;
+  return intersectAll(answeredOf(state, plan.team).map((member) => member.interval));
+}
+
 /** Where a server's probes put theta taking each stamp at the middle of its round trip (a point where they cross). */
 function symmetric(server: ServerState): Interval {
   const low = Math.max(...server.lows);
@@ -303,8 +314,11 @@ function form(state: PlanState): number[] {
   return best.length * 2 > answered.length ? best : [];
 }
 
+/** Each server state's best log-likelihood (a state is never changed: an answer makes a new one). */
+const bestOf = new WeakMap<ServerState, number>();
+
 /** Whether `theta` is plausible under server `index`'s own probes: no more than e^UNLIKELY less likely than their best. */
-function plausible(server: ServerState | undefined, theta: number, best: Map<ServerState, number>): boolean {
+function plausible(server: ServerState | undefined, theta: number, best: WeakMap<ServerState, number>): boolean {
   if (!server?.interval) return false;
   if (server.lows.length === 0) return true;
   const group = ownGroup(server);
@@ -335,7 +349,7 @@ const groupsOf = (state: PlanState, indexes: readonly number[]): ProbeGroup[] =>
 export function planTeam(state: PlanState): TeamPlan {
   const formed = state.team ?? form(state);
   if (formed.length < 2) return { team: state.team?.slice(), aims: new Map(), support: undefined };
-  const best = new Map<ServerState, number>();
+  const best = bestOf;
   let members = answeredOf(state, formed);
   const selection = select(members.map((member) => member.interval));
   members = selection ? selection.truechimers.flatMap((position) => members[position] ?? []) : [];

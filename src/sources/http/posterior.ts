@@ -23,8 +23,16 @@ export function symmetricLow(dateSeconds: number, sendTime: Timespec, receiveTim
   return diffSeconds({ sec: dateSeconds, nsec: 0 }, addSeconds(sendTime, diffSeconds(receiveTime, sendTime) / 2));
 }
 
+/**
+ * Beyond this |z| the logistic tail is below 2^-54 of 1: log1p(x) returns x itself, and
+ * z - x rounds to z, so the short forms below give the very same doubles.
+ */
+const TAIL = 38;
+
 /** log of the logistic CDF, stable for any z. */
 function logCdf(z: number): number {
+  if (z > TAIL) return -Math.exp(-z);
+  if (z < -TAIL) return z;
   return z > 0 ? -Math.log1p(Math.exp(-z)) : z - Math.log1p(Math.exp(z));
 }
 
@@ -69,8 +77,39 @@ export interface ProbeGroup {
  */
 const OUTLIER = 0.05;
 
-/** One server's log-likelihood at the centres of `cells` cells over [low, high]. */
-function logLikelihoods({ lows, sigma }: ProbeGroup, low: number, high: number, cells: number): Float64Array {
+interface GriddedLikelihood {
+  sigma: number;
+  low: number;
+  high: number;
+  cells: number;
+  values: Float64Array;
+  /** log of the integral over the grid (logMass), once worked out. */
+  mass?: number;
+  /** The values mixed with the flat part (logPosterior), for the last density and flat level. */
+  mixed?: { logDensity: number; logFlat: number; values: Float64Array };
+}
+
+// A server's probes (an array never changed once made) gridded lately: a team's posterior
+// is worked out again after each member's answer, over the grid the others' ranges still
+// set, so all but the one that answered find theirs here. Read only: callers share them.
+const gridded = new WeakMap<readonly number[], GriddedLikelihood[]>();
+const GRIDS_KEPT = 4;
+
+/** One server's log-likelihood at the centres of `cells` cells over [low, high] (shared: never written to). */
+function logLikelihoods(group: ProbeGroup, low: number, high: number, cells: number): Float64Array {
+  return griddedLikelihood(group, low, high, cells).values;
+}
+
+function griddedLikelihood({ lows, sigma }: ProbeGroup, low: number, high: number, cells: number): GriddedLikelihood {
+  const kept = gridded.get(lows) ?? [];
+  const found = kept.find((grid) => grid.cells === cells && grid.low === low && grid.high === high && grid.sigma === sigma);
+  if (found) return found;
+  const grid = { sigma, low, high, cells, values: computeLikelihoods(lows, sigma, low, high, cells) };
+  gridded.set(lows, [grid, ...kept.slice(0, GRIDS_KEPT - 1)]);
+  return grid;
+}
+
+function computeLikelihoods(lows: readonly number[], sigma: number, low: number, high: number, cells: number): Float64Array {
   const scale = sigma * LOGISTIC;
   const step = (high - low) / cells;
   const values = new Float64Array(cells);
@@ -96,10 +135,13 @@ const logSumExp = (a: number, b: number): number => (a > b ? a + Math.log1p(Math
 function logMass(group: ProbeGroup, support: { low: number; high: number }): number {
   const range = ownRange(group, support);
   // Coarse is enough: the range hugs the likelihood, whose ramps are smooth on its scale.
-  const values = logLikelihoods(group, range.low, range.high, COARSE);
+  const grid = griddedLikelihood(group, range.low, range.high, COARSE);
+  if (grid.mass !== undefined) return grid.mass;
+  const values = grid.values;
   const peak = Math.max(...values);
   const sum = values.reduce((total, value) => total + Math.exp(value - peak), 0);
-  return peak + Math.log((sum * (range.high - range.low)) / COARSE);
+  grid.mass = peak + Math.log((sum * (range.high - range.low)) / COARSE);
+  return grid.mass;
 }
 
 /** How `groups` combine: one server alone, or several as mixtures (their masses and the flat part). */
@@ -116,17 +158,26 @@ function combination(groups: readonly ProbeGroup[], support: { low: number; high
 
 /** Log-posterior of theta at the centres of `cells` cells over [low, high] (flat prior), and its maximum. */
 function logPosterior(groups: readonly ProbeGroup[], low: number, high: number, cells: number, { masses, logFlat }: Combination): { logs: Float64Array; best: number } {
-  const perGroup = groups.map((group) => logLikelihoods(group, low, high, cells));
+  const perGroup = groups.map((group) => griddedLikelihood(group, low, high, cells));
   if (masses === undefined) {
-    const logs = perGroup[0] ?? new Float64Array(cells);
+    const logs = perGroup[0]?.values ?? new Float64Array(cells);
     return { logs, best: Math.max(...logs) };
   }
   const logs = new Float64Array(cells);
-  perGroup.forEach((values, group) => {
-    const logDensity = Math.log(1 - OUTLIER) - (masses[group] ?? 0);
-    for (let index = 0; index < cells; index += 1) logs[index] = (logs[index] ?? 0) + logSumExp((values[index] ?? -Infinity) + logDensity, logFlat);
+  perGroup.forEach((grid, group) => {
+    const mixed = mixedLikelihood(grid, Math.log(1 - OUTLIER) - (masses[group] ?? 0), logFlat);
+    for (let index = 0; index < cells; index += 1) logs[index] = (logs[index] ?? 0) + (mixed[index] ?? 0);
   });
   return { logs, best: Math.max(...logs) };
+}
+
+/** One server's likelihood as a density mixed with the flat part, per cell (kept with its grid). */
+function mixedLikelihood(grid: GriddedLikelihood, logDensity: number, logFlat: number): Float64Array {
+  if (grid.mixed?.logDensity === logDensity && grid.mixed.logFlat === logFlat) return grid.mixed.values;
+  const values = new Float64Array(grid.cells);
+  for (let index = 0; index < grid.cells; index += 1) values[index] = logSumExp((grid.values[index] ?? -Infinity) + logDensity, logFlat);
+  grid.mixed = { logDensity, logFlat, values };
+  return values;
 }
 
 // Cells below a millionth of the peak carry nothing a quantile can see.
@@ -174,8 +225,8 @@ export function posteriorQuantiles(groups: readonly ProbeGroup[], support: { low
 }
 
 /** One server's log-likelihood at `theta` (0 without probes). */
-export function logLikelihoodAt(group: ProbeGroup, theta: number): number {
-  const [at = -Infinity] = logLikelihoods(group, theta, theta, 1);
+export function logLikelihoodAt({ lows, sigma }: ProbeGroup, theta: number): number {
+  const [at = -Infinity] = computeLikelihoods(lows, sigma, theta, theta, 1);
   return at;
 }
 

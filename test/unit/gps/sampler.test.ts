@@ -175,7 +175,7 @@ describe('line splitter', () => {
 
   it('ends lines at \\r\\n, \\n or \\r, across chunks, stamped by the chunk that completed them', () => {
     const lines: [string, number][] = [];
-    const splitter = new LineSplitter((line, receiveTime) => lines.push([line, receiveTime.sec]), () => undefined);
+    const splitter = new LineSplitter((line, receiveTime) => void lines.push([line, receiveTime.sec]), () => undefined);
     splitter.push(Buffer.from('$A*00\r\n$B*0'), stamp(1), stamp(1));
     splitter.push(Buffer.from('0\n$C*00\r$D'), stamp(2), stamp(2));
     splitter.push(Buffer.from('*00\r\n'), stamp(3), stamp(3));
@@ -187,10 +187,37 @@ describe('line splitter', () => {
     ]);
   });
 
+  it('leaves the lines after one that ends the turn for the next turn, in order, each with its stamp', async () => {
+    const lines: [string, number][] = [];
+    const splitter = new LineSplitter((line, receiveTime) => {
+      lines.push([line, receiveTime.sec]);
+      return line === '$B*00';
+    }, () => undefined);
+    splitter.push(Buffer.from('$A*00\r\n$B*00\r\n$C*00\r\n$D'), stamp(1), stamp(1));
+    splitter.push(Buffer.from('*00\r\n$B*00\n$E*00\n'), stamp(2), stamp(2));
+    expect(lines).toEqual([
+      ['$A*00', 1],
+      ['$B*00', 1],
+    ]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines.slice(2)).toEqual([
+      ['$C*00', 1],
+      ['$D*00', 2],
+      ['$B*00', 2],
+    ]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines.slice(5)).toEqual([['$E*00', 2]]);
+    // A port closed or reopened drops what waits.
+    splitter.push(Buffer.from('$B*00\n$F*00\n'), stamp(3), stamp(3));
+    splitter.clear();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines.slice(6)).toEqual([['$B*00', 3]]);
+  });
+
   it('drops overlong lines whole and keeps working with a fixed buffer', () => {
     const lines: string[] = [];
     let overlong = 0;
-    const splitter = new LineSplitter((line) => lines.push(line), () => (overlong += 1), 16);
+    const splitter = new LineSplitter((line) => void lines.push(line), () => (overlong += 1), 16);
     // 10 MB without a line end, in chunks: the buffer stays 16 bytes.
     for (let index = 0; index < 100; index += 1) splitter.push(Buffer.alloc(100_000, 0x41), stamp(1), stamp(1));
     splitter.push(Buffer.from('tail\n$OK*00\n0123456789abcdef\n0123456789abcdefX\n'), stamp(2), stamp(2));

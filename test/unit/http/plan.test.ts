@@ -2,7 +2,7 @@
 // posterior); verification probes flank a server's own estimate in the last seconds.
 import { describe, expect, it } from 'vitest';
 import type { Interval } from '../../../src/sources/http/interval.js';
-import { emptyServer, planProbes, planTeam, planTick, type ServerState } from '../../../src/sources/http/plan.js';
+import { emptyServer, planProbes, planTeam, planTick, standingSupport, type ServerState } from '../../../src/sources/http/plan.js';
 import { posteriorQuantiles } from '../../../src/sources/http/posterior.js';
 
 /** The team's state as measure.ts keeps it: servers replaced on each answer, the team carried. */
@@ -93,7 +93,43 @@ describe('planTeam', () => {
   });
 });
 
+describe('standingSupport', () => {
+  it("is the team's interval as its members' intervals stand, between plans", () => {
+    const ensemble = new Ensemble([undefined, undefined, undefined, undefined]);
+    for (const index of [0, 1, 2]) ensemble.update(index, firstProbe.interval, firstProbe.lows, firstProbe.rtts);
+    ensemble.update(3, { low: 5.2, high: 6.2 }, [5.2], [0.001]);
+    const plan = planTeam({ servers: ensemble.servers, team: undefined });
+    expect(plan.team).toEqual([0, 1, 2]);
+    const state = (): { servers: ServerState[]; team: readonly number[] | undefined } => ({ servers: ensemble.servers, team: plan.team });
+    expect(standingSupport(state(), plan, 0)).toEqual(plan.support);
+    // Member 1 learns more: the team's interval narrows with it, without a new plan.
+    ensemble.update(1, { low: 0.3, high: 0.9 }, [0.2, 0.3], [0.001, 0.001]);
+    expect(standingSupport(state(), plan, 0)).toEqual({ low: 0.3, high: 0.9 });
+    expect(standingSupport(state(), plan, 2)).toEqual({ low: 0.3, high: 0.9 });
+    // A member that failed no longer narrows it; a server outside the team has none.
+    ensemble.update(1, undefined, [], []);
+    expect(standingSupport(state(), plan, 0)).toEqual(firstProbe.interval);
+    expect(standingSupport(state(), plan, 3)).toBeUndefined();
+    expect(standingSupport(state(), undefined, 0)).toBeUndefined();
+  });
+});
+
 describe('posteriorQuantiles', () => {
+  it('answers the same whether a server is gridded afresh or its grid is reused', () => {
+    const lows = [0.30012, 0.3003 - 1, 0.3001];
+    const other = [0.3002, 0.30025 - 1];
+    const support = { low: 0.29, high: 0.31 };
+    const fresh = (sigma: number, within = support): number[] =>
+      posteriorQuantiles([{ lows: [...lows], sigma }, { lows: [...other], sigma: 0.0002 }], within, [0.1, 0.5, 0.9]);
+    const reused = (sigma: number, within = support): number[] =>
+      posteriorQuantiles([{ lows, sigma }, { lows: other, sigma: 0.0002 }], within, [0.1, 0.5, 0.9]);
+    // The same probes with another noise or inside another support are another grid.
+    for (const [sigma, within] of [[0.0001, support], [0.0004, support], [0.0001, { low: 0.3, high: 0.3003 }], [0.0001, support]] as const) {
+      expect(reused(sigma, within)).toEqual(fresh(sigma, within));
+    }
+    expect(reused(0.0001)).not.toEqual(reused(0.0004));
+  });
+
   it('multiplies servers: two servers with crossing noisy bounds meet in the middle, narrower than either', () => {
     const noisy = { low: 0.4, high: 0.6 };
     const one = posteriorQuantiles([{ lows: [0.497, 0.503 - 1], sigma: 0.004 }], noisy, [0.25, 0.75]);
