@@ -50,6 +50,8 @@ export default defineConfig(
       '@typescript-eslint/return-await': ['error', 'in-try-catch'],
       // A deprecated API is one the next major of a dependency removes.
       '@typescript-eslint/no-deprecated': 'error',
+      // `let x; ... x = v` stays when a callback reads x before that line: a const there is a TDZ error.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
       eqeqeq: ['error', 'always', { null: 'ignore' }],
       'no-constant-binary-expression': 'error',
       'no-self-compare': 'error',
