@@ -10,7 +10,7 @@ import { median } from '../sources/http/posterior.js';
 import { intersect, probeInterval, type Interval } from '../sources/http/interval.js';
 import { failureReason, waitUntil } from '../sources/http/measure.js';
 import { createConnection, probe, type ProbeConnection, type ProbeResponse } from '../sources/http/probe.js';
-import type { CertificateWindow } from '../sources/http/tls.js';
+import type { CertificateWindow, TlsConnection } from '../sources/http/tls.js';
 import { diffSeconds, toSeconds } from '../time.js';
 
 export interface SweepOptions {
@@ -52,6 +52,8 @@ export class DateSweep {
   readonly windows: CertificateWindow[] = [];
   /** Some connection's certificates could be judged only against the servers' time (tls.ts). */
   timeUnverified = false;
+  /** The TLS connections answers came on. */
+  readonly #tls = new Set<TlsConnection>();
 
   constructor(url: URL, options: SweepOptions) {
     this.url = url;
@@ -63,10 +65,6 @@ export class DateSweep {
       timeoutMs: options.timeoutMs ?? 3000,
       ...(options.proxy === undefined ? {} : { proxy: options.proxy }),
       ...(options.ca === undefined ? {} : { ca: options.ca }),
-      onTls: ({ trust, windows }: { trust: string; windows: CertificateWindow[] }) => {
-        this.windows.push(...windows);
-        if (trust === 'time-unverified') this.timeUnverified = true;
-      },
     };
     const count = options.connections ?? 4;
     this.#connections = Array.from({ length: count }, () => createConnection(url, connectionOptions));
@@ -161,6 +159,11 @@ export class DateSweep {
   }
 
   #answer(response: ProbeResponse): void {
+    if (response.tls && !this.#tls.has(response.tls)) {
+      this.#tls.add(response.tls);
+      this.windows.push(...response.tls.windows);
+      if (response.tls.trust === 'time-unverified') this.timeUnverified = true;
+    }
     if (response.age !== undefined) return this.#fail(`cached: response carries Age: ${response.age}`);
     if (response.date === undefined) return this.#fail(`no Date header (status ${response.statusCode})`);
     const date = parseHttpDate(response.date, utcYear(response.sendTime.sec));

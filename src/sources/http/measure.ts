@@ -183,6 +183,8 @@ interface ServerOutcome {
   probes: number;
   verifications: number;
   failure: string | null;
+  /** How the https connections its answers came on were trusted. */
+  tls: TlsConnection[];
 }
 
 interface ServerProbing {
@@ -200,7 +202,8 @@ async function measureServer({ index, url, connection, probes, progress, clock, 
   let rtt = Infinity;
   let answered = 0;
   let verifications = 0;
-  const outcome = (failure: string | null): ServerOutcome => ({ rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, verifications, failure });
+  const tls = new Set<TlsConnection>();
+  const outcome = (failure: string | null): ServerOutcome => ({ rtt: Number.isFinite(rtt) ? rtt : null, probes: answered, verifications, failure, tls: [...tls] });
   const send = async (planned: PlannedProbe | undefined): Promise<void> => {
     if (planned) await waitUntil(clock, planned.sendAt, signal);
     const response = await probe(connection, url, clock).catch((error: unknown) => {
@@ -211,6 +214,7 @@ async function measureServer({ index, url, connection, probes, progress, clock, 
       return probe(connection, url, clock);
     });
     rtt = Math.min(rtt, diffSeconds(response.receiveTime, response.sendTime));
+    if (response.tls) tls.add(response.tls);
     if (response.age !== undefined) throw new ServerFailure(`cached: response carries Age: ${response.age}`);
     if (response.date === undefined) throw new ServerFailure(`no Date header (status ${response.statusCode})`);
     const date = parseHttpDate(response.date, utcYear(response.sendTime.sec));
@@ -305,10 +309,9 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const progress = new Progress(urls.map((_, index) => options.priors?.[index]));
   let outcomes: ServerOutcome[];
   const connections = new Map<number, ProbeConnection>();
-  const tlsConnections: TlsConnection[][] = urls.map(() => []);
   try {
     const duplicateOf = await duplicates(urls, viaProxy, deadline.signal);
-    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, { ...connectionOptions, onTls: (tls) => tlsConnections[index]?.push(tls) }));
+    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, connectionOptions));
     // Aborting destroys the connections: every pending probe fails at once.
     deadline.signal.addEventListener('abort', () => {
       for (const connection of connections.values()) connection.destroy(deadline.signal.reason as Error).catch(() => {});
@@ -319,7 +322,7 @@ export async function measure(servers: readonly string[], options: MeasureOption
         const connection = connections.get(index);
         if (first !== undefined || connection === undefined) {
           progress.set(index, { ...progress.get(index), failed: true });
-          return { rtt: null, probes: 0, verifications: 0, failure: `duplicate of ${redactCredentials(urls[first ?? index]?.href ?? '')}: the same address, port and Host (one clock, counted once)` };
+          return { rtt: null, probes: 0, verifications: 0, tls: [], failure: `duplicate of ${redactCredentials(urls[first ?? index]?.href ?? '')}: the same address, port and Host (one clock, counted once)` };
         }
         return measureServer({ index, url, connection, probes, progress, clock: steady, signal: deadline.signal, logger });
       }),
@@ -338,8 +341,8 @@ export async function measure(servers: readonly string[], options: MeasureOption
 
   // Certificates bound theta: the true time over the measurement must lie in every window
   // of the chains (a chain valid at a wrong local clock may not be at the true time).
-  const trust = tlsConnections.map((list): TlsTrust | null => (list.length === 0 ? null : list.some((tls) => tls.trust === 'time-unverified') ? 'time-unverified' : 'verified'));
-  const windows = tlsConnections.map((list) => uniqueWindows(list.flatMap((tls) => tls.windows)));
+  const trust = outcomes.map(({ tls }): TlsTrust | null => (tls.length === 0 ? null : tls.some((connection) => connection.trust === 'time-unverified') ? 'time-unverified' : 'verified'));
+  const windows = outcomes.map(({ tls }) => uniqueWindows(tls.flatMap((connection) => connection.windows)));
   const evidence: ServerEvidence[] = outcomes.map((outcome, index) => {
     const server = progress.get(index);
     const window = commonWindow(windows[index] ?? []);
