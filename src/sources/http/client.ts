@@ -1,43 +1,53 @@
-// The one HTTP client of the probes, on undici, for every server: straight to it, or
-// through an HTTP proxy (plain http:// in absolute form, as proxies commonly refuse CONNECT
-// to port 80; https:// through a CONNECT tunnel; NO_PROXY from the environment honoured).
-// Each server has its own undici Client, one request at a time on one keep-alive socket,
-// and every socket comes from the connector here, which times it.
+// The one HTTP client of the probes, on Node's own HTTP client (its parser is native), for
+// every server: straight to it, or through an HTTP proxy: plain http:// in absolute form
+// (proxies commonly refuse CONNECT to port 80), https:// through a CONNECT tunnel, the
+// proxy given or the one in the environment (NO_PROXY honoured, as curl and undici read it).
+// Each server has its own agent, one request at a time on one keep-alive socket, and every
+// socket comes from the connectors here, which time it.
 //
-// Timing, the same for every socket: the send time is taken as undici is about to write
-// the request's bytes (onRequestStart, called right before the write); the receive time by
-// a `data` listener on the socket undici reads, at the first bytes after the send (CR and
-// LF alone do not count: the parser skips them). An informational (1xx) answer restarts
-// it, so only the final answer is timed; the parsed head's time is the fallback when the
-// final answer came in the same read as a 1xx. TLS trust travels the same way: the
-// connector hands each TLS socket over with how its certificates were trusted (tls.ts),
-// and every answer carries its socket's.
+// Timing, the same for every socket: the request gets its socket only once the connection
+// is up (the connector calls back after connect, the tunnel or the TLS handshake), and Node
+// writes the request's bytes right after the `socket` event: the send time is taken there.
+// The receive time is taken by a `data` listener put on the socket before Node's parser, at
+// the first bytes after the send (CR and LF alone do not count: the parser skips them). An
+// informational (1xx) answer restarts it, so only the final answer is timed; `response`
+// (head parsed) is the fallback when the final answer came in the same read as a 1xx. TLS
+// trust travels the same way: the connector hands each TLS socket over with how its
+// certificates were trusted (tls.ts), and every answer carries its socket's.
+import { Agent, request, type ClientRequestArgs, type IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
-import type * as Undici from 'undici';
-import type { Dispatcher } from 'undici';
+import type { Duplex } from 'node:stream';
+import type * as Tls from 'node:tls';
 import type { Clock } from '../../clock.js';
 import { codedError } from '../../errors.js';
 import type { Timespec } from '../../time.js';
-import { bodyTooLarge, caOption, DEFAULT_MAX_HEADER_SIZE, defaultPort, httpProxy, KEEP_ALIVE_MS, MAX_BODY, parseProxy, ProbeFault, PROXY_ENV, proxyUri, requestHeaders, tcpConnector, usesProxy, type Answer, type ConnectionOptions, type Connector, type ProbeConnection, type ProbeMethod } from './connection.js';
+import {
+  bodyTooLarge,
+  caOption,
+  DEFAULT_MAX_HEADER_SIZE,
+  defaultPort,
+  hostOf,
+  KEEP_ALIVE_MS,
+  MAX_BODY,
+  parseProxy,
+  ProbeFault,
+  requestHeaders,
+  tcpConnector,
+  whenReady,
+  type Answer,
+  type ConnectionOptions,
+  type ConnectTarget,
+  type Connector,
+  type ProbeConnection,
+  type ProbeMethod,
+} from './connection.js';
 import type { TlsConnection } from './tls.js';
 
 const require = createRequire(import.meta.url);
 
-// undici's entry point loads all of undici (fetch, WebSocket, caches: about 7 MB more): a
-// direct server's Client is loaded alone. The proxy agents need the entry point (it gives
-// dispatchers the connect() their CONNECT tunnels are made with).
-const undiciClient = (): typeof Undici.Client => require('undici/lib/dispatcher/client.js') as typeof Undici.Client;
-const undici = (): typeof Undici => require('undici') as typeof Undici;
-
-/**
- * Errors of opening a connection: through a proxy, the connection is the proxy's. (A reset
- * later may be the server's, passed on through a tunnel: not counted.)
- */
-const CONNECT_CODES = /^(ECONNREFUSED|ENOTFOUND|EAI_.*|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|UND_ERR_CONNECT_TIMEOUT|ERR_HTTP_CONNECT_TIMEOUT)$/;
-
 /** One socket of a server's connection: the first byte answering the request on it, and its TLS trust. */
-export class SocketTiming {
+class SocketTiming {
   /** The clock of the request waiting for its answer on this socket. */
   #clock: Clock | undefined;
   #firstByte: Timespec | undefined;
@@ -46,9 +56,10 @@ export class SocketTiming {
     socket: Socket,
     readonly tls: TlsConnection | null,
   ) {
-    // undici reads the socket on `readable`: each chunk it reads comes here first, before its parser.
+    // Put on before Node's parser listens: each read comes here first.
     socket.on('data', (chunk: Buffer) => {
-      if (this.#clock !== undefined && this.#firstByte === undefined && chunk.some((byte) => byte !== 0x0d && byte !== 0x0a)) this.#firstByte = this.#clock.realtime();
+      if (this.#clock === undefined || this.#firstByte !== undefined) return;
+      if (chunk.some((byte) => byte !== 0x0d && byte !== 0x0a)) this.#firstByte = this.#clock.realtime();
     });
   }
 
@@ -59,11 +70,14 @@ export class SocketTiming {
     return clock.realtime();
   }
 
-  /** A head was parsed at `headTime`: its first byte's time; what comes next is timed afresh. */
-  answerStart(headTime: Timespec): Timespec {
-    const firstByte = this.#firstByte ?? headTime;
+  /** An informational answer came: the next answer is timed afresh. */
+  restart(): void {
     this.#firstByte = undefined;
-    return firstByte;
+  }
+
+  /** The first byte of the answer whose head was parsed at `headTime` (that time when none was seen). */
+  firstByte(headTime: Timespec): Timespec {
+    return this.#firstByte ?? headTime;
   }
 
   /** No request waits on the socket. */
@@ -72,26 +86,138 @@ export class SocketTiming {
   }
 }
 
+/** The proxy a server is reached through: the one given, else the environment's unless NO_PROXY exempts the server. */
+export function proxyFor(url: URL, proxy: string | undefined): URL | undefined {
+  if (proxy !== undefined) return parseProxy(proxy);
+  const env = process.env;
+  const http = env.http_proxy ?? env.HTTP_PROXY;
+  const value = url.protocol === 'https:' ? (env.https_proxy ?? env.HTTPS_PROXY ?? http) : http;
+  if (!value || exemptFromProxy(url, env.no_proxy ?? env.NO_PROXY ?? '')) return undefined;
+  return parseProxy(value);
+}
+
+/** Whether NO_PROXY (`*`, or names with an optional port; `.a.org` and `*.a.org` match below a.org) exempts `url`. */
+function exemptFromProxy(url: URL, noProxy: string): boolean {
+  const host = hostOf(url.hostname).toLowerCase();
+  const port = defaultPort(url);
+  return noProxy.split(/[,\s]+/).filter(Boolean).some((entry) => {
+    if (entry === '*') return true;
+    const [, name = entry, entryPort] = /^(.+?)(?::(\d+))?$/.exec(entry) ?? [];
+    if (entryPort !== undefined && entryPort !== port) return false;
+    const bare = hostOf(name).toLowerCase();
+    return /^[.*]/.test(bare) ? host.endsWith(bare.replace(/^\*/, '')) : host === bare;
+  });
+}
+
+/** Proxy-Authorization for a proxy URL's credentials. */
+function proxyAuthorization(proxy: URL): Record<string, string> {
+  if (proxy.username === '' && proxy.password === '') return {};
+  const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+  return { 'proxy-authorization': `Basic ${Buffer.from(credentials).toString('base64')}` };
+}
+
+/** Errors of reaching the proxy are the proxy's. */
+const proxyFault = (proxy: URL, error: Error): ProbeFault => {
+  const code = (error as NodeJS.ErrnoException).code ?? 'ERR_HTTP_PROXY';
+  return new ProbeFault('proxy', `${proxy.host}: ${code} ${error.message}`, code, { cause: error });
+};
+
+/** A connection to the proxy itself (TLS with normal verification for an https:// proxy). */
+function toProxy(proxy: URL, options: ConnectionOptions): Connector {
+  const target: ConnectTarget = { hostname: proxy.hostname, protocol: proxy.protocol, port: defaultPort(proxy) };
+  const tcp = tcpConnector(options.timeoutMs);
+  const open: Connector =
+    proxy.protocol === 'https:'
+      ? (_target, callback) => {
+          const host = hostOf(proxy.hostname);
+          const tls = require('node:tls') as typeof Tls;
+          const socket = tls.connect({ host, port: Number(target.port), ...caOption(options.ca), servername: host });
+          whenReady(socket, 'secureConnect', 'connect and TLS handshake to the proxy', options.timeoutMs, callback);
+        }
+      : (_target, callback) => tcp(target, callback);
+  return (_target, callback) =>
+    open(target, (error, socket) => {
+      if (error === null && socket !== null) callback(null, socket);
+      else callback(proxyFault(proxy, error ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION')), null);
+    });
+}
+
+/** Longest answer to CONNECT read before giving up on the proxy. */
+const MAX_CONNECT_HEAD = 16 * 1024;
+
+/** A raw stream to the server through the proxy's CONNECT tunnel (TLS, if any, goes on top). */
+function tunnel(proxy: URL, options: ConnectionOptions): Connector {
+  const open = toProxy(proxy, options);
+  return (target, callback) =>
+    open(target, (error, socket) => {
+      if (error !== null || socket === null) {
+        callback(error, null);
+        return;
+      }
+      const host = hostOf(target.hostname);
+      const port = target.port || (target.protocol === 'https:' ? '443' : '80');
+      const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+      let head = Buffer.alloc(0);
+      const slow = (): Error =>
+        codedError(`the proxy's answer to CONNECT took longer than ${options.timeoutMs} ms`, 'ERR_HTTP_CONNECT_TIMEOUT');
+      const timer = setTimeout(() => done(slow()), options.timeoutMs);
+      const done = (failure: Error | null, rest?: Buffer): void => {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('error', done);
+        socket.off('close', onClose);
+        if (failure !== null) {
+          socket.destroy();
+          callback(failure instanceof ProbeFault ? failure : proxyFault(proxy, failure), null);
+          return;
+        }
+        socket.pause();
+        if (rest !== undefined && rest.length > 0) socket.unshift(rest);
+        callback(null, socket);
+      };
+      const onClose = (): void => done(codedError('the proxy closed before answering CONNECT', 'ECONNRESET'));
+      const onData = (chunk: Buffer): void => {
+        head = Buffer.concat([head, chunk]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) {
+          const tooLong = head.length > MAX_CONNECT_HEAD;
+          if (tooLong) done(codedError(`a CONNECT answer over ${MAX_CONNECT_HEAD} bytes`, 'ERR_HTTP_PROXY_TUNNEL'));
+          return;
+        }
+        const statusLine = head.subarray(0, head.indexOf('\r\n')).toString('latin1');
+        const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1] ?? NaN);
+        if (status >= 200 && status < 300) {
+          done(null, head.subarray(end + 4));
+          return;
+        }
+        const code = status === 407 ? 'ERR_HTTP_PROXY_AUTH' : 'ERR_HTTP_PROXY_TUNNEL';
+        done(new ProbeFault('proxy', `${proxy.host}: CONNECT ${authority}: ${statusLine}`, code));
+      };
+      socket.on('data', onData);
+      socket.once('error', done);
+      socket.once('close', onClose);
+      const fields = Object.entries({ host: authority, ...proxyAuthorization(proxy) }).map(([name, value]) => `${name}: ${value}`);
+      socket.write(`CONNECT ${authority} HTTP/1.1\r\n${fields.map((field) => `${field}\r\n`).join('')}\r\n`);
+    });
+}
+
 /**
- * A connector for the server's (or tunnel's) sockets: plain ones from `plain`; https with
- * the time-tolerant connector (tls.ts), loaded with the first https connection so that a
- * feeder of http:// servers never loads node:tls and the certificate checks.
+ * https: the time-tolerant connector (tls.ts) over `base` (TCP, or a proxy's tunnel),
+ * loaded with the first https connection so that a feeder of http:// servers never loads
+ * node:tls and the certificate checks.
  */
-function serverConnector(options: ConnectionOptions, plain: Connector, base: Connector | undefined): Connector {
-  let secure: Connector | undefined;
+function tlsConnector(options: ConnectionOptions, base: Connector | undefined): Connector {
+  let connector: Connector | undefined;
   return (target, callback) => {
-    if (target.protocol !== 'https:') {
-      plain(target, callback);
-      return;
-    }
-    if (secure !== undefined) {
-      secure(target, callback);
+    if (connector !== undefined) {
+      connector(target, callback);
       return;
     }
     import('./tls.js').then(({ timeTolerantConnector }) => {
       try {
-        secure ??= timeTolerantConnector({ timeoutMs: options.timeoutMs, ...(options.ca === undefined ? {} : { extraCa: options.ca }), ...(base ? { base } : {}) });
-        secure(target, callback);
+        const extraCa = options.ca === undefined ? {} : { extraCa: options.ca };
+        connector ??= timeTolerantConnector({ timeoutMs: options.timeoutMs, ...extraCa, ...(base ? { base } : {}) });
+        connector(target, callback);
       } catch (error) {
         callback(error as Error, null);
       }
@@ -99,52 +225,75 @@ function serverConnector(options: ConnectionOptions, plain: Connector, base: Con
   };
 }
 
-/** A connector made of undici's connect option (a proxy agent's tunnel, or its connection to the proxy). */
-const fromUndiciConnect = (connect: Undici.buildConnector.connector): Connector =>
-  (target, callback) => connect(target, (...args) => (args[0] === null ? callback(null, args[1]) : callback(args[0], null)));
+/** A server's connector: TCP or TLS to it, or through the proxy (absolute form to the proxy, or TLS in a tunnel). */
+function serverConnector(https: boolean, proxy: URL | undefined, options: ConnectionOptions): Connector {
+  if (proxy === undefined) return https ? tlsConnector(options, undefined) : tcpConnector(options.timeoutMs);
+  return https ? tlsConnector(options, tunnel(proxy, options)) : toProxy(proxy, options);
+}
 
-/** The proxies a connection may go through; `only`: every connection it opens is to one of them. */
-interface ProxyRoute {
-  proxies: URL[];
-  only: boolean;
+/** An agent with one keep-alive connection, each socket from the connector and timed. */
+class ServerAgent extends Agent {
+  /** Set by destroy(): a request still queued must not open a new connection. */
+  closed: Error | undefined;
+  readonly timings = new WeakMap<Duplex, SocketTiming>();
+
+  constructor(
+    private readonly connector: Connector,
+    private readonly target: ConnectTarget,
+  ) {
+    super({ keepAlive: true, maxSockets: 1, timeout: KEEP_ALIVE_MS });
+  }
+
+  override createConnection(_options: ClientRequestArgs, callback?: (error: Error | null, socket: Duplex) => void): undefined {
+    // Node's callback reads its socket argument only when there is no error.
+    const oncreate = callback as ((error: Error | null, socket?: Duplex) => void) | undefined;
+    if (this.closed) {
+      oncreate?.(this.closed);
+      return undefined;
+    }
+    this.connector(this.target, (error, socket, tls) => {
+      if (error !== null || socket === null) {
+        oncreate?.(error ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'));
+        return;
+      }
+      this.timings.set(socket, new SocketTiming(socket, tls ?? null));
+      oncreate?.(null, socket);
+    });
+    return undefined;
+  }
+}
+
+/** Header fields by lower-case name, repeats joined with ", " (Node would drop some repeats, such as a second Age). */
+function headerFields(raw: readonly string[]): Record<string, string | undefined> {
+  const fields: Record<string, string | undefined> = {};
+  for (let index = 0; index + 1 < raw.length; index += 2) {
+    const name = (raw[index] ?? '').toLowerCase();
+    const value = raw[index + 1] ?? '';
+    const before = fields[name];
+    fields[name] = before === undefined ? value : `${before}, ${value}`;
+  }
+  return fields;
 }
 
 /** One keep-alive connection to one server, direct or through a proxy, timed by its sockets. */
 export class ServerConnection implements ProbeConnection {
-  readonly #dispatcher: Dispatcher;
+  readonly #agent: ServerAgent;
   readonly #timeoutMs: number;
-  readonly #route: ProxyRoute | undefined;
+  readonly #maxHeaderSize: number;
+  /** The proxy that answers this server's plain http:// requests (absolute form). */
   readonly #httpProxy: URL | undefined;
-  /** The socket undici has (one at a time: one Client, one request at a time). */
-  #socket: SocketTiming | undefined;
   /** How to fail each probe not yet settled. */
   readonly #pending = new Set<(error: Error) => void>();
   #destroyed: Error | undefined;
 
   constructor(url: URL, options: ConnectionOptions) {
+    const proxy = proxyFor(url, options.proxy);
+    const https = url.protocol === 'https:';
+    this.#httpProxy = proxy !== undefined && !https ? proxy : undefined;
+    const target = { hostname: url.hostname, protocol: url.protocol, port: defaultPort(url) };
+    this.#agent = new ServerAgent(serverConnector(https, proxy, options), target);
     this.#timeoutMs = options.timeoutMs;
-    // The limits are this class's own (the head's from the send, the body's from the head).
-    const limits = { headersTimeout: 0, bodyTimeout: 0, maxHeaderSize: options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE, keepAliveTimeout: KEEP_ALIVE_MS };
-    const connect = (connector: Connector): Undici.buildConnector.connector => (target, callback) =>
-      connector(target, (error, socket, tls) => {
-        if (error !== null || socket === null) {
-          callback(error ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'), null);
-          return;
-        }
-        this.#socket = new SocketTiming(socket, tls ?? null);
-        callback(null, socket);
-      });
-    if (!usesProxy(options.proxy)) {
-      const Client = undiciClient();
-      this.#dispatcher = new Client(url.origin, { ...limits, pipelining: 1, connect: connect(serverConnector(options, tcpConnector(options.timeoutMs), undefined)) });
-      this.#route = undefined;
-      this.#httpProxy = undefined;
-      return;
-    }
-    const { dispatcher, route } = proxyDispatcher(options, limits, (base) => connect(serverConnector(options, base ?? tcpConnector(options.timeoutMs), base)));
-    this.#dispatcher = dispatcher;
-    this.#route = route;
-    this.#httpProxy = httpProxy(options.proxy);
+    this.#maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
   }
 
   httpProxy(): URL | undefined {
@@ -153,199 +302,88 @@ export class ServerConnection implements ProbeConnection {
 
   async destroy(reason?: Error): Promise<void> {
     this.#destroyed ??= reason ?? codedError('connection closed', 'ERR_HTTP_CONNECTION_CLOSED');
+    this.#agent.closed = this.#destroyed;
     // At once, whether a probe waits for its answer, its connection or its turn.
     for (const fail of this.#pending) fail(this.#destroyed);
-    // Its sockets are destroyed now; their closing is not waited for.
-    this.#dispatcher.destroy(this.#destroyed).catch(() => {});
+    this.#agent.destroy();
   }
 
   send(url: URL, clock: Clock, method: ProbeMethod): Promise<Answer> {
     if (this.#destroyed) return Promise.reject(this.#destroyed);
-    const { answer, fail } = exchange(this.#dispatcher, url, clock, method, { timeoutMs: this.#timeoutMs, socket: () => this.#socket });
-    this.#pending.add(fail);
-    return answer.then(
-      (value) => {
+    return new Promise((resolve, reject) => {
+      let sendTime: Timespec | undefined;
+      let timing: SocketTiming | undefined;
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const proxy = this.#httpProxy;
+      const outgoing = request({
+        agent: this.#agent,
+        method,
+        host: hostOf(url.hostname),
+        port: defaultPort(url),
+        // Through a proxy, plain http:// goes in absolute form (credentials are never sent on).
+        path: proxy ? `${url.protocol}//${url.host}${url.pathname}${url.search}` : `${url.pathname}${url.search}`,
+        headers: { host: url.host, ...requestHeaders(method), ...(proxy ? proxyAuthorization(proxy) : {}) },
+        maxHeaderSize: this.#maxHeaderSize,
+      });
+      const finish = (): void => {
+        settled = true;
+        clearTimeout(timer);
+        timing?.idle();
         this.#pending.delete(fail);
-        return value;
-      },
-      (error: unknown) => {
-        this.#pending.delete(fail);
-        throw error instanceof Error && !(error instanceof ProbeFault) && error !== this.#destroyed ? this.#asProxyFault(error) : error;
-      },
-    );
-  }
-
-  /** The proxy a failure happened at, if it happened there. */
-  #failingProxy(error: Error): URL | undefined {
-    if (this.#route === undefined) return undefined;
-    const { proxies, only } = this.#route;
-    const code = (error as NodeJS.ErrnoException).code ?? '';
-    // undici's own refusals of a tunnel or of proxy credentials.
-    if (/proxy/i.test(error.message)) return proxies[0];
-    if (!CONNECT_CODES.test(code)) return undefined;
-    if (only) return proxies[0];
-    // From the environment a server may bypass the proxy (NO_PROXY): only a failure at the proxy's address counts.
-    const failed = error as NodeJS.ErrnoException & { port?: number; address?: string };
-    return proxies.find((proxy) => String(failed.port) === defaultPort(proxy) && (failed.address === undefined || failed.address === proxy.hostname || !/^[\d.]+$|:/.test(proxy.hostname)));
-  }
-
-  /** The failure as a ProbeFault when the proxy, not the server, is at fault. */
-  #asProxyFault(error: Error): Error {
-    const proxy = this.#failingProxy(error);
-    if (proxy === undefined) return error;
-    const code = (error as NodeJS.ErrnoException).code ?? 'ERR_HTTP_PROXY';
-    return new ProbeFault('proxy', `${proxy.host}: ${code} ${error.message}`, code, { cause: error });
-  }
-}
-
-type Limits = Pick<Undici.Client.Options, 'headersTimeout' | 'bodyTimeout' | 'maxHeaderSize' | 'keepAliveTimeout'>;
-
-/**
- * undici's proxy agents with one Client per server below them, whose sockets come from
- * `connect` over `base` (the agent's tunnel, its connection to the proxy, or for a server
- * NO_PROXY exempts a plain connection).
- */
-function proxyDispatcher(options: ConnectionOptions, limits: Limits, connect: (base: Connector | undefined) => Undici.buildConnector.connector): { dispatcher: Dispatcher; route: ProxyRoute } {
-  const ca = caOption(options.ca);
-  const proxied = {
-    ...limits,
-    connectTimeout: options.timeoutMs,
-    proxyTunnel: false,
-    requestTls: ca,
-    proxyTls: ca,
-    factory: (origin: string | URL, factoryOptions: { connect?: unknown }): Dispatcher => {
-      const { Client } = undici();
-      const base = typeof factoryOptions.connect === 'function' ? fromUndiciConnect(factoryOptions.connect as Undici.buildConnector.connector) : undefined;
-      return new Client(origin, { ...limits, ...factoryOptions, pipelining: 1, connect: connect(base) });
-    },
-  };
-  if (options.proxy !== undefined) {
-    const { ProxyAgent } = undici();
-    const proxy = parseProxy(options.proxy);
-    return { dispatcher: new ProxyAgent({ ...proxied, uri: proxyUri(options.proxy) }), route: { proxies: proxy ? [proxy] : [], only: true } };
-  }
-  const { EnvHttpProxyAgent } = undici();
-  const proxies = PROXY_ENV.flatMap((name) => {
-    const value = process.env[name];
-    const proxy = value ? parseProxy(value) : undefined;
-    return proxy ? [proxy] : [];
-  });
-  return { dispatcher: new EnvHttpProxyAgent({ ...proxied, connect: ca }), route: { proxies, only: false } };
-}
-
-interface ExchangeOptions {
-  timeoutMs: number;
-  /** The socket the request goes out on, once undici is about to write it. */
-  socket: () => SocketTiming | undefined;
-}
-
-/**
- * One request on `dispatcher`, timed by its socket. `fail` settles it at once with an error
- * (the connection is being destroyed) and aborts the request if it was sent.
- */
-export function exchange(dispatcher: Dispatcher, url: URL, clock: Clock, method: ProbeMethod, options: ExchangeOptions): { answer: Promise<Answer>; fail: (error: Error) => void } {
-  let fail: (error: Error) => void = () => {};
-  const answer = new Promise<Answer>((resolve, reject) => {
-    let socket: SocketTiming | undefined;
-    let sendTime: Timespec | undefined;
-    let response: Answer | undefined;
-    let noSendTime = false;
-    let informational: number | undefined;
-    let bodyBytes = 0;
-    let controller: Dispatcher.DispatchController | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    let settled = false;
-    const settle = (): boolean => {
-      if (settled) return false;
-      settled = true;
-      clearTimeout(timer);
-      socket?.idle();
-      return true;
-    };
-    fail = (error: Error): void => {
-      if (!settle()) return;
-      reject(error);
-      controller?.abort(error);
-    };
-    const limit = (what: string, code: string): NodeJS.Timeout =>
-      setTimeout(() => fail(codedError(`${what} took longer than ${options.timeoutMs} ms`, code)), options.timeoutMs);
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(requestController) {
-        controller = requestController;
-        if (settled) {
-          requestController.abort(codedError('request settled before it was sent', 'ERR_HTTP_CONNECTION_CLOSED'));
-          return;
-        }
-        // Called right before the request's bytes are written, on the socket undici has now.
-        socket = options.socket();
-        sendTime = socket?.send(clock) ?? clock.realtime();
-        // Connecting has its own limit (the connector's); the head's starts with the send.
+      };
+      const fail = (error: Error): void => {
+        if (settled) return;
+        finish();
+        reject(error);
+        outgoing.destroy(error);
+      };
+      this.#pending.add(fail);
+      const limit = (what: string, code: string): NodeJS.Timeout =>
+        setTimeout(() => fail(codedError(`${what} took longer than ${this.#timeoutMs} ms`, code)), this.#timeoutMs);
+      // Connecting has its own limit (the connector's); the head's starts with the send.
+      outgoing.once('socket', (socket: Socket) => {
+        timing = this.#agent.timings.get(socket);
+        sendTime = timing?.send(clock) ?? clock.realtime();
         timer = limit('the response head', 'ERR_HTTP_HEADERS_TIMEOUT');
-      },
-      onResponseStart(_controller, statusCode, headers, statusText) {
+      });
+      // Node emits it for every 1xx but 101, 100 Continue included.
+      outgoing.on('information', () => timing?.restart());
+      // A 101 (an upgrade never asked for) ends in 'close' alone; a settled probe ignores it.
+      const noAnswer = 'the connection closed without a final answer (such as an unasked-for 101 Switching Protocols)';
+      outgoing.once('close', () => fail(new ProbeFault('protocol', noAnswer, 'ERR_HTTP_NO_RESPONSE')));
+      outgoing.once('response', (incoming: IncomingMessage) => {
         const headTime = clock.realtime();
-        const receiveTime = socket?.answerStart(headTime) ?? headTime;
-        // An informational answer (103 Early Hints) comes before the final one: time that one.
-        if (statusCode < 200) {
-          informational = statusCode;
-          return;
-        }
+        const receiveTime = timing?.firstByte(headTime) ?? headTime;
         clearTimeout(timer);
         timer = limit('the response body', 'ERR_HTTP_BODY_TIMEOUT');
-        const fields = headerFields(headers);
-        // Without a send time there is no upper bound: borrowing the receive time would make
-        // one tighter than the truth.
+        const headers = headerFields(incoming.rawHeaders);
+        const statusCode = incoming.statusCode ?? 0;
+        // 'socket' comes before any answer; kept as a guard: without a send time there is no upper bound.
         if (sendTime === undefined) {
-          noSendTime = true;
+          fail(codedError('response came without a send time: no upper bound', 'ERR_HTTP_NO_SEND_TIME'));
           return;
         }
-        response = {
-          response: { sendTime, receiveTime, headTime, statusCode, date: fields.date, age: fields.age, tls: socket?.tls ?? null },
+        const answer: Answer = {
+          response: { sendTime, receiveTime, headTime, statusCode, date: headers.date, age: headers.age, tls: timing?.tls ?? null },
           statusCode,
-          statusText: statusText ?? '',
-          headers: fields,
+          statusText: incoming.statusMessage ?? '',
+          headers,
         };
-      },
-      onResponseData(_controller, chunk) {
-        bodyBytes += chunk.length;
-        if (bodyBytes > MAX_BODY) fail(bodyTooLarge());
-      },
-      onResponseEnd() {
-        if (!settle()) return;
-        if (response) resolve(response);
-        else if (noSendTime) reject(codedError('response came without a send time (onRequestStart never ran): no upper bound', 'ERR_HTTP_NO_SEND_TIME'));
-        else reject(codedError('response ended without a head', 'ERR_HTTP_NO_RESPONSE'));
-      },
-      onResponseError(_controller, error) {
-        if (!settle()) return;
-        reject(responseError(error, response === undefined, informational));
-      },
-    };
-    dispatcher.dispatch(
-      // undici closes after HEAD by default; keep-alive is what makes probes cheap and timely.
-      { origin: url.origin, path: `${url.pathname}${url.search}`, method, reset: false, headers: requestHeaders(method) },
-      handler,
-    );
-  });
-  return { answer, fail };
-}
-
-/** undici's error, named as a protocol fault where the server answered what was never asked for. */
-function responseError(error: Error, beforeFinalHead: boolean, informational: number | undefined): Error {
-  if (!beforeFinalHead || (error as NodeJS.ErrnoException).code !== 'UND_ERR_SOCKET') return error;
-  // undici drops the connection on an upgrade (101) or a 100 Continue it never asked for.
-  if (/bad upgrade/.test(error.message)) {
-    return new ProbeFault('protocol', 'an unasked-for 101 Switching Protocols: no final answer', 'ERR_HTTP_NO_RESPONSE', { cause: error });
+        let bodyBytes = 0;
+        incoming.on('data', (chunk: Buffer) => {
+          bodyBytes += chunk.length;
+          if (bodyBytes > MAX_BODY) fail(bodyTooLarge());
+        });
+        incoming.on('error', fail);
+        incoming.once('end', () => {
+          if (settled) return;
+          finish();
+          resolve(answer);
+        });
+      });
+      outgoing.on('error', fail);
+      outgoing.end();
+    });
   }
-  if (/bad response/.test(error.message)) {
-    return new ProbeFault('protocol', `an informational answer${informational ? ` (${informational})` : ''} such as 100 Continue that was never asked for: connection dropped`, 'ERR_HTTP_UNEXPECTED_1XX', { cause: error });
-  }
-  return error;
-}
-
-/** Header fields by lower-case name, repeats joined with ", " (RFC 9110 5.3). */
-function headerFields(headers: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
-  const fields: Record<string, string | undefined> = {};
-  for (const [name, value] of Object.entries(headers)) fields[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
-  return fields;
 }

@@ -150,13 +150,3 @@ export function parseProxy(uri: string): URL | undefined {
     return undefined;
   }
 }
-
-/**
- * The proxy that answers plain http:// requests (in absolute form): the one given, else
- * HTTP_PROXY from the environment (NO_PROXY is not consulted: a server it exempts still
- * has its gateway errors without Via put down to the proxy).
- */
-export function httpProxy(proxy: string | undefined): URL | undefined {
-  const value = proxy ?? process.env.HTTP_PROXY ?? process.env.http_proxy;
-  return value ? parseProxy(value) : undefined;
-}

@@ -202,7 +202,7 @@ export interface ConnectorOptions {
   extraCa?: string | Buffer;
   /** Connect and handshake limit, ms. */
   timeoutMs: number;
-  /** How the connection below TLS is made: a proxy's tunnel (default: TCP, and TLS with Node's verification). */
+  /** How the raw stream below TLS is made: a proxy's tunnel (default: TCP). */
   base?: Connector;
 }
 
@@ -215,6 +215,21 @@ function strictTlsConnector(tls: { ca?: string[] }, timeoutMs: number): Connecto
   };
 }
 
+/** TLS with Node's normal verification over the raw stream `base` opens (a proxy's tunnel). */
+function strictTlsOver(base: Connector, tls: { ca?: string[] }, timeoutMs: number): Connector {
+  return (target, callback) => {
+    base({ ...target, protocol: 'http:', port: target.port || '443' }, (error, raw) => {
+      if (error !== null || raw === null) {
+        callback(error ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'), null);
+        return;
+      }
+      const host = hostOf(target.hostname);
+      const socket = tlsConnect({ socket: raw, host, ...tls, ...(isIP(host) ? {} : { servername: target.servername ?? host }), ALPNProtocols: ['http/1.1'] });
+      whenReady(socket, 'secureConnect', 'TLS handshake', timeoutMs, callback);
+    });
+  };
+}
+
 /**
  * A connector: https with normal verification, and after a time error a second
  * connection taken only when the chain verifies ignoring time (see above); each TLS socket
@@ -224,7 +239,7 @@ export function timeTolerantConnector(options: ConnectorOptions): Connector {
   const tls = caOption(options.extraCa);
   const base = options.base;
   const plain = base ?? tcpConnector(options.timeoutMs);
-  const strict = base ?? strictTlsConnector(tls, options.timeoutMs);
+  const strict = base ? strictTlsOver(base, tls, options.timeoutMs) : strictTlsConnector(tls, options.timeoutMs);
   let anchors: X509Certificate[] | undefined;
   const verified = (socket: TLSSocket): TlsConnection => {
     let windows: CertificateWindow[] = [];
