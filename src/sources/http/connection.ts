@@ -93,7 +93,7 @@ export const hostOf = (hostname: string): string => hostname.replace(/^\[|\]$/g,
 
 export const defaultPort = (url: URL): string => url.port || (url.protocol === 'https:' ? '443' : '80');
 
-/** Where a connector connects (undici's connect options have the same fields). */
+/** Where a connector connects. */
 export interface ConnectTarget {
   hostname: string;
   protocol: string;
