@@ -338,6 +338,15 @@ export class ServerConnection implements ProbeConnection {
         reject(error);
         outgoing.destroy(error);
       };
+      let answered: { answer: Answer; incoming: IncomingMessage } | undefined;
+      const succeed = (answer: Answer): void => {
+        if (settled) return;
+        finish();
+        resolve(answer);
+      };
+      // A complete answer stands whatever comes after it on a connection being closed (a
+      // proxy's error page sent after the head of its answer to HEAD).
+      const failUnlessAnswered = (error: Error): void => (answered?.incoming.complete ? succeed(answered.answer) : fail(error));
       this.#pending.add(fail);
       const limit = (what: string, code: string): NodeJS.Timeout =>
         setTimeout(() => fail(codedError(`${what} took longer than ${this.#timeoutMs} ms`, code)), this.#timeoutMs);
@@ -351,7 +360,7 @@ export class ServerConnection implements ProbeConnection {
       outgoing.on('information', () => timing?.restart());
       // A 101 (an upgrade never asked for) ends in 'close' alone; a settled probe ignores it.
       const noAnswer = 'the connection closed without a final answer (such as an unasked-for 101 Switching Protocols)';
-      outgoing.once('close', () => fail(new ProbeFault('protocol', noAnswer, 'ERR_HTTP_NO_RESPONSE')));
+      outgoing.once('close', () => failUnlessAnswered(new ProbeFault('protocol', noAnswer, 'ERR_HTTP_NO_RESPONSE')));
       outgoing.once('response', (incoming: IncomingMessage) => {
         const headTime = clock.realtime();
         const receiveTime = timing?.firstByte(headTime) ?? headTime;
@@ -370,19 +379,16 @@ export class ServerConnection implements ProbeConnection {
           statusText: incoming.statusMessage ?? '',
           headers,
         };
+        answered = { answer, incoming };
         let bodyBytes = 0;
         incoming.on('data', (chunk: Buffer) => {
           bodyBytes += chunk.length;
           if (bodyBytes > MAX_BODY) fail(bodyTooLarge());
         });
-        incoming.on('error', fail);
-        incoming.once('end', () => {
-          if (settled) return;
-          finish();
-          resolve(answer);
-        });
+        incoming.on('error', failUnlessAnswered);
+        incoming.once('end', () => succeed(answer));
       });
-      outgoing.on('error', fail);
+      outgoing.on('error', failUnlessAnswered);
       outgoing.end();
     });
   }

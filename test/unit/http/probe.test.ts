@@ -154,6 +154,18 @@ describe.each([
     expect(ns(response.receiveTime)).toBeGreaterThanOrEqual(ns(server.requests[0]?.answerStart ?? { sec: Infinity, nsec: 0 }));
   });
 
+  it('takes a complete answer to HEAD whose connection closes with a body after it (a proxy\'s error page)', async () => {
+    const server = await rawServer(async (socket, request) => {
+      const status = request.method === 'HEAD' && server.requests.length > 1 ? '500 Internal Server Error' : '200 OK';
+      socket.end(head(status, ['connection: close']).replace('content-length: 0', 'content-length: 24') + '<html>no such host</html>');
+    });
+    closers.push(server.close);
+    const connection = open(server);
+    expect((await probe(connection, at(server), systemClock)).statusCode).toBe(200);
+    // Its 500 is judged as such: the proxy's fault through a proxy, the server's own straight to it.
+    await expect(probe(connection, at(server), systemClock)).rejects.toMatchObject({ kind: proxied ? 'proxy' : 'status', message: expect.stringMatching(/500/) });
+  });
+
   it('fails at once on a 101 never asked for, as a protocol fault', async () => {
     const server = await rawServer(async (socket) => {
       socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n');
