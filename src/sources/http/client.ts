@@ -41,6 +41,7 @@ import {
   type Connector,
   type ProbeConnection,
   type ProbeMethod,
+  type ProbeResponse,
 } from './connection.js';
 import type { TlsConnection } from './tls.js';
 
@@ -275,6 +276,18 @@ function headerFields(raw: readonly string[]): Record<string, string | undefined
   return fields;
 }
 
+/** The answer whose head `incoming` is, with its times and its connection's TLS trust. */
+function answerOf(incoming: IncomingMessage, times: Pick<ProbeResponse, 'sendTime' | 'receiveTime' | 'headTime' | 'tls'>): Answer {
+  const headers = headerFields(incoming.rawHeaders);
+  const statusCode = incoming.statusCode ?? 0;
+  return {
+    response: { ...times, statusCode, date: headers.date, age: headers.age },
+    statusCode,
+    statusText: incoming.statusMessage ?? '',
+    headers,
+  };
+}
+
 /** One keep-alive connection to one server, direct or through a proxy, timed by its sockets. */
 export class ServerConnection implements ProbeConnection {
   readonly #agent: ServerAgent;
@@ -366,19 +379,12 @@ export class ServerConnection implements ProbeConnection {
         const receiveTime = timing?.firstByte(headTime) ?? headTime;
         clearTimeout(timer);
         timer = limit('the response body', 'ERR_HTTP_BODY_TIMEOUT');
-        const headers = headerFields(incoming.rawHeaders);
-        const statusCode = incoming.statusCode ?? 0;
         // 'socket' comes before any answer; kept as a guard: without a send time there is no upper bound.
         if (sendTime === undefined) {
           fail(codedError('response came without a send time: no upper bound', 'ERR_HTTP_NO_SEND_TIME'));
           return;
         }
-        const answer: Answer = {
-          response: { sendTime, receiveTime, headTime, statusCode, date: headers.date, age: headers.age, tls: timing?.tls ?? null },
-          statusCode,
-          statusText: incoming.statusMessage ?? '',
-          headers,
-        };
+        const answer = answerOf(incoming, { sendTime, receiveTime, headTime, tls: timing?.tls ?? null });
         answered = { answer, incoming };
         let bodyBytes = 0;
         incoming.on('data', (chunk: Buffer) => {
