@@ -1,10 +1,14 @@
-// What a probe needs of a connection to one server, whichever client carries it: Node's
-// own for direct servers (direct.ts), undici's proxy agents through a proxy (proxied.ts).
+// What a probe needs of a connection to one server (client.ts carries it, direct or
+// through a proxy), and the connectors below it.
+import { createRequire } from 'node:module';
 import { connect, type Socket } from 'node:net';
+import type * as Tls from 'node:tls';
 import type { Clock } from '../../clock.js';
 import { codedError } from '../../errors.js';
 import type { Timespec } from '../../time.js';
 import type { TlsConnection } from './tls.js';
+
+const require = createRequire(import.meta.url);
 
 export interface ConnectionOptions {
   /** `host:port` or `http://[user:pass@]host:port` of an HTTP proxy (CONNECT for https, absolute form for http). */
@@ -15,8 +19,6 @@ export interface ConnectionOptions {
   maxHeaderSize?: number;
   /** Per-request limit on connect and on waiting for the response head, ms. */
   timeoutMs: number;
-  /** Told how each new https connection was trusted (tls.ts). */
-  onTls?: (connection: TlsConnection) => void;
 }
 
 /** Why a probe gave nothing usable, as `kind: detail` where kind says whose fault it is. */
@@ -42,6 +44,8 @@ export interface ProbeResponse {
   statusCode: number;
   date: string | undefined;
   age: string | undefined;
+  /** How the https connection the answer came on was trusted (tls.ts); null for plain http. */
+  tls: TlsConnection | null;
 }
 
 /** A timed answer with what judging its status needs. */
@@ -89,7 +93,7 @@ export const hostOf = (hostname: string): string => hostname.replace(/^\[|\]$/g,
 
 export const defaultPort = (url: URL): string => url.port || (url.protocol === 'https:' ? '443' : '80');
 
-/** Where a connector connects (undici's connect options have the same fields). */
+/** Where a connector connects. */
 export interface ConnectTarget {
   hostname: string;
   protocol: string;
@@ -97,7 +101,8 @@ export interface ConnectTarget {
   servername?: string;
 }
 
-export type ConnectCallback = (error: Error | null, socket: Socket | null) => void;
+/** `tls`: how a TLS connection's certificates were trusted (none for plain TCP or a tunnel below TLS). */
+export type ConnectCallback = (error: Error | null, socket: Socket | null, tls?: TlsConnection) => void;
 
 /** Opens a connection and calls back once it is usable: connected, or its TLS handshake done. */
 export type Connector = (target: ConnectTarget, callback: ConnectCallback) => void;
@@ -118,6 +123,10 @@ export function whenReady(socket: Socket, ready: 'connect' | 'secureConnect', wh
     callback(null, socket);
   });
 }
+
+/** tls.connect's `ca`: Node's bundled roots and `extraCa` (none: Node's default store; node:tls loads only for one). */
+export const caOption = (extraCa: string | Buffer | undefined): { ca?: string[] } =>
+  extraCa === undefined ? {} : { ca: [...(require('node:tls') as typeof Tls).rootCertificates, extraCa.toString()] };
 
 /** Plain TCP. */
 export const tcpConnector = (timeoutMs: number): Connector => (target, callback) => {
@@ -140,14 +149,4 @@ export function parseProxy(uri: string): URL | undefined {
   } catch {
     return undefined;
   }
-}
-
-/**
- * The proxy that answers plain http:// requests (in absolute form): the one given, else
- * HTTP_PROXY from the environment (NO_PROXY is not consulted: a server it exempts still
- * has its gateway errors without Via put down to the proxy).
- */
-export function httpProxy(proxy: string | undefined): URL | undefined {
-  const value = proxy ?? process.env.HTTP_PROXY ?? process.env.http_proxy;
-  return value ? parseProxy(value) : undefined;
 }

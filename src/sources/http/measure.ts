@@ -58,7 +58,7 @@ export interface MeasureOptions {
 
 export interface ServerResult {
   url: string;
-  /** Server clock - local clock (CLOCK_REALTIME at the end), seconds: the posterior median with symmetric legs (estimate.ts), inside the hard interval. */
+  /** Server clock - local clock (CLOCK_REALTIME at the end), seconds: the posterior median with symmetric legs (posterior.ts), inside the hard interval. */
   offset: number | null;
   /** offset ± error covers the server's whole hard interval, seconds. */
   error: number | null;
@@ -207,6 +207,8 @@ interface ServerOutcome {
   failure: string | null;
   /** The sweep is over (or was never to be): the server no longer counts as pending. */
   sweepEnded: boolean;
+  /** The TLS connections its answers came on (https), each with how it was trusted. */
+  tls: Set<TlsConnection>;
 }
 
 const newOutcome = (): ServerOutcome => ({
@@ -216,6 +218,7 @@ const newOutcome = (): ServerOutcome => ({
   swept: 0,
   failure: null,
   sweepEnded: false,
+  tls: new Set(),
 });
 
 interface ServerProbing {
@@ -246,6 +249,7 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       return probe(connection, url, clock);
     });
     outcome.rtt = Math.min(outcome.rtt ?? Infinity, diffSeconds(response.receiveTime, response.sendTime));
+    if (response.tls) outcome.tls.add(response.tls);
     if (response.age !== undefined) throw new ServerFailure(`cached: response carries Age: ${response.age}`);
     if (response.date === undefined) throw new ServerFailure(`no Date header (status ${response.statusCode})`);
     const date = parseHttpDate(response.date, utcYear(response.sendTime.sec));
@@ -325,8 +329,8 @@ export async function duplicates(urls: readonly URL[], viaProxy: boolean, signal
 }
 
 /** A server's trust over all its TLS connections (null: plain http). */
-const trustOf = (list: readonly TlsConnection[]): TlsTrust | null =>
-  list.length === 0 ? null : list.some((tls) => tls.trust === 'time-unverified') ? 'time-unverified' : 'verified';
+const trustOf = ({ tls }: ServerOutcome): TlsTrust | null =>
+  tls.size === 0 ? null : [...tls].some((connection) => connection.trust === 'time-unverified') ? 'time-unverified' : 'verified';
 
 /** What a measurement has gathered: enough to conclude at any instant, at its end or while probing goes on. */
 interface Gathered {
@@ -336,7 +340,6 @@ interface Gathered {
   outcomes: readonly ServerOutcome[];
   /** Index of the first listing of the same server, per server (undefined: not a duplicate). */
   duplicateOf: readonly (number | undefined)[];
-  tlsConnections: readonly (readonly TlsConnection[])[];
   dateLag: number;
 }
 
@@ -347,7 +350,7 @@ interface Gathered {
  * certificate window (validity.ts).
  */
 function concludeAt(gathered: Gathered, end: ClockPair): Measurement {
-  const { urls, start, progress, outcomes, duplicateOf, tlsConnections, dateLag } = gathered;
+  const { urls, start, progress, outcomes, duplicateOf, dateLag } = gathered;
   // Theta is against the steady timescale; what is reported is against CLOCK_REALTIME as
   // it reads at `end`, whatever was done to it since the start.
   const steadyEnd = steadyRealtime(start, end.monotonicRaw);
@@ -355,8 +358,8 @@ function concludeAt(gathered: Gathered, end: ClockPair): Measurement {
 
   // Certificates bound theta: the true time over the measurement must lie in every window
   // of the chains (a chain valid at a wrong local clock may not be at the true time).
-  const trust = tlsConnections.map(trustOf);
-  const windows = tlsConnections.map((list) => uniqueWindows(list.flatMap((tls) => tls.windows)));
+  const trust = outcomes.map(trustOf);
+  const windows = outcomes.map(({ tls }) => uniqueWindows([...tls].flatMap((connection) => connection.windows)));
   const evidence: ServerEvidence[] = outcomes.map((outcome, index) => {
     const server = progress.get(index);
     const window = commonWindow(windows[index] ?? []);
@@ -437,9 +440,8 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const connectionOptions = { timeoutMs: timeout * 1000, ...(options.proxy === undefined ? {} : { proxy: options.proxy }), ...(options.ca === undefined ? {} : { ca: options.ca }) };
   const viaProxy = usesProxy(options.proxy);
   const outcomes = urls.map(newOutcome);
-  const tlsConnections: TlsConnection[][] = urls.map(() => []);
   const progress = new Progress(urls.map((_, index) => options.priors?.[index]));
-  const gathered: Gathered = { urls, start, progress, outcomes, duplicateOf: [], tlsConnections, dateLag };
+  const gathered: Gathered = { urls, start, progress, outcomes, duplicateOf: [], dateLag };
   let measuring = true;
   // Once more than half of the servers have swept, or every sweep has ended: then at each later end.
   const onSweepEnd = (): void => {
@@ -459,7 +461,7 @@ export async function measure(servers: readonly string[], options: MeasureOption
   try {
     const duplicateOf = await duplicates(urls, viaProxy, deadline.signal);
     gathered.duplicateOf = duplicateOf;
-    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, { ...connectionOptions, onTls: (tls) => tlsConnections[index]?.push(tls) }));
+    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, connectionOptions));
     // Aborting destroys the connections: every pending probe fails at once.
     deadline.signal.addEventListener('abort', () => {
       for (const connection of connections.values()) connection.destroy(deadline.signal.reason as Error).catch(() => {});
@@ -488,7 +490,7 @@ export async function measure(servers: readonly string[], options: MeasureOption
   signal?.throwIfAborted();
   const measurement = concludeAt(gathered, readClockPair(clock));
   if (measurement.result.caveat) logger.warn('http bound widened', { caveat: measurement.result.caveat });
-  logTimeUnverified(logger, measurement.result, tlsConnections.map(trustOf));
+  logTimeUnverified(logger, measurement.result, outcomes.map(trustOf));
   return measurement;
 }
 

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, rootCertificates, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { codedError } from '../../errors.js';
-import { hostOf, tcpConnector, whenReady, type Connector } from './connection.js';
+import { caOption, hostOf, tcpConnector, whenReady, type Connector } from './connection.js';
 import { basicConstraints, certificateFields, extendedKeyUsage, KEY_USAGE, keyUsage, type CertificateFields } from './der.js';
 
 /** OpenSSL's verify results that say only "not at this time". */
@@ -202,15 +202,9 @@ export interface ConnectorOptions {
   extraCa?: string | Buffer;
   /** Connect and handshake limit, ms. */
   timeoutMs: number;
-  /** How the connection below TLS is made: a proxy's tunnel (default: TCP, and TLS with Node's verification). */
+  /** How the raw stream below TLS is made: a proxy's tunnel (default: TCP). */
   base?: Connector;
-  /** Told how each new TLS connection was trusted. */
-  onConnection?: (connection: TlsConnection) => void;
 }
-
-/** tls.connect's `ca`: Node's bundled roots and `extraCa` (none: Node's default store). */
-export const caOption = (extraCa: string | Buffer | undefined): { ca?: string[] } =>
-  extraCa === undefined ? {} : { ca: [...rootCertificates, extraCa.toString()] };
 
 /** TLS over TCP with Node's normal verification (`tls`: its CA option). */
 function strictTlsConnector(tls: { ca?: string[] }, timeoutMs: number): Connector {
@@ -221,25 +215,40 @@ function strictTlsConnector(tls: { ca?: string[] }, timeoutMs: number): Connecto
   };
 }
 
+/** TLS with Node's normal verification over the raw stream `base` opens (a proxy's tunnel). */
+function strictTlsOver(base: Connector, tls: { ca?: string[] }, timeoutMs: number): Connector {
+  return (target, callback) => {
+    base({ ...target, protocol: 'http:', port: target.port || '443' }, (error, raw) => {
+      if (error !== null || raw === null) {
+        callback(error ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'), null);
+        return;
+      }
+      const host = hostOf(target.hostname);
+      const socket = tlsConnect({ socket: raw, host, ...tls, ...(isIP(host) ? {} : { servername: target.servername ?? host }), ALPNProtocols: ['http/1.1'] });
+      whenReady(socket, 'secureConnect', 'TLS handshake', timeoutMs, callback);
+    });
+  };
+}
+
 /**
  * A connector: https with normal verification, and after a time error a second
- * connection taken only when the chain verifies ignoring time (see above). Plain http passes
- * to the base connector unchanged.
+ * connection taken only when the chain verifies ignoring time (see above); each TLS socket
+ * comes with how it was trusted. Plain http passes to the base connector unchanged.
  */
 export function timeTolerantConnector(options: ConnectorOptions): Connector {
   const tls = caOption(options.extraCa);
   const base = options.base;
   const plain = base ?? tcpConnector(options.timeoutMs);
-  const strict = base ?? strictTlsConnector(tls, options.timeoutMs);
+  const strict = base ? strictTlsOver(base, tls, options.timeoutMs) : strictTlsConnector(tls, options.timeoutMs);
   let anchors: X509Certificate[] | undefined;
-  const verified = (socket: TLSSocket): void => {
+  const verified = (socket: TLSSocket): TlsConnection => {
     let windows: CertificateWindow[] = [];
     try {
       windows = chainWindows(peerChain(socket).chain);
     } catch {
       // Verified by OpenSSL at the local clock: without readable windows it adds no bound.
     }
-    options.onConnection?.({ trust: 'verified', windows });
+    return { trust: 'verified', windows };
   };
   /**
    * The verdict on a connection OpenSSL did not reject: undefined when it verified after all
@@ -262,8 +271,7 @@ export function timeTolerantConnector(options: ConnectorOptions): Connector {
     }
     strict(connectOptions, (error, socket) => {
       if (error === null) {
-        verified(socket as TLSSocket);
-        callback(null, socket);
+        callback(null, socket, verified(socket as TLSSocket));
         return;
       }
       const code = (error as NodeJS.ErrnoException).code ?? '';
@@ -301,9 +309,7 @@ export function timeTolerantConnector(options: ConnectorOptions): Connector {
             callback(rejection as Error, null);
             return;
           }
-          if (trust === undefined) verified(secure);
-          else options.onConnection?.(trust);
-          callback(null, secure);
+          callback(null, secure, trust ?? verified(secure));
         });
       });
     });
