@@ -58,7 +58,7 @@ export interface MeasureOptions {
 
 export interface ServerResult {
   url: string;
-  /** Server clock - local clock (CLOCK_REALTIME at the end), seconds: the posterior median with symmetric legs (estimate.ts), inside the hard interval. */
+  /** Server clock - local clock (CLOCK_REALTIME at the end), seconds: the posterior median with symmetric legs (posterior.ts), inside the hard interval. */
   offset: number | null;
   /** offset ± error covers the server's whole hard interval, seconds. */
   error: number | null;
