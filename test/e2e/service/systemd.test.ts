@@ -48,7 +48,23 @@ describe('unit files', () => {
     it(`${name}: finds htntp on systemd's PATH, wherever npm -g put it`, () => {
       expect(new Map(settings(unitFile(name))).get('ExecStart')).toMatch(/^\/usr\/bin\/env htntp /);
     });
+
+    it(`${name}: waits for no network before the time daemon, and needs no order for SOCK`, () => {
+      const unit = settings(unitFile(name));
+      const values = (key: string): string[] => unit.filter(([setting]) => setting === key).map(([, value]) => value);
+      expect(values('After').join(' ')).not.toContain('network-online.target');
+      expect(values('Wants').join(' ')).not.toContain('network-online.target');
+      for (const coupling of ['PartOf', 'BindsTo']) expect(values(coupling), coupling).toEqual([]);
+    });
   }
+
+  it('the chrony drop-in only gives sockets (never links) in the root-owned SOCK directory to the htntp group', () => {
+    const posts = settings(unitFile('chrony.service.d/htntp-sock.conf')).filter(([key]) => key === 'ExecStartPost').map(([, value]) => value);
+    expect(posts).toHaveLength(1);
+    // "-": a chrony.conf without the socket still starts; -type s: a link is never followed.
+    expect(posts[0]).toMatch(/^-\/usr\/bin\/find \/run\/htntp-sock -maxdepth 1 -type s -exec chgrp htntp \{\} \+ -exec chmod g\+w \{\} \+$/);
+    expect(unitFile('tmpfiles.d/htntp.conf')).toMatch(/^d \/run\/htntp-sock 0750 root htntp -$/m);
+  });
 
   it('every GPS instance has its own options file; the shared defaults hold none', () => {
     const gps = settings(unitFile('htntp-gps@.service'));
