@@ -5,7 +5,14 @@ import { everWritten, layout, keyText, rootOnlyUnitConcern, snapshotTimes, type 
 import { diffSeconds, type Timespec } from '../time.js';
 import type { ConfiguredUnit } from './daemon-config.js';
 import type { Answer, ChronySource, ChronyView, NtpPeer } from './daemon-query.js';
-import type { AttachedProcess } from './processes.js';
+import type { AttachedProcess, FeederProcess } from './processes.js';
+
+/** A daemon configured for one unit while the only feeder writes another. */
+export interface UnitMismatch {
+  reads: ConfiguredUnit;
+  writes: number;
+  feeder: FeederProcess;
+}
 
 export type Severity = 'problem' | 'unchecked' | 'warning' | 'ok';
 export type Verdict = 'healthy' | 'problem' | 'unknown';
@@ -42,6 +49,7 @@ export interface UnitFacts {
   now: Timespec;
   /** A sample older than this (seconds) is stale. */
   maxAge: number;
+  mismatch?: UnitMismatch;
 }
 
 export interface SampleView {
@@ -110,7 +118,7 @@ function daemonFindings(facts: UnitFacts, sample: SampleView | undefined, fresh:
   for (const entry of facts.configured.filter((configured) => configured.daemon === 'chrony')) {
     if (facts.chrony === undefined) continue;
     if (!facts.chrony.ok) {
-      findings.push({ severity: 'unchecked', code: 'chrony-unreachable', message: `could not ask chronyd: ${facts.chrony.reason}`, fix: 'run doctor as root where chronyd runs (chronyc needs its command socket)' });
+      findings.push({ severity: 'unchecked', code: 'chrony-unreachable', message: `could not ask chronyd: ${facts.chrony.reason}`, fix: 'run doctor as root where chronyd runs (chronyc needs its command socket; --chronyc-socket names it, --chronyc PATH the program)' });
       continue;
     }
     const source = facts.chrony.value.sources.find((candidate) => candidate.mode === '#' && candidate.name === entry.refid);
@@ -150,7 +158,7 @@ function daemonFindings(facts: UnitFacts, sample: SampleView | undefined, fresh:
   for (const entry of facts.configured.filter((configured) => configured.daemon === 'ntpd')) {
     if (facts.ntpd === undefined) continue;
     if (!facts.ntpd.ok) {
-      findings.push({ severity: 'unchecked', code: 'ntpd-unreachable', message: `could not ask ntpd: ${facts.ntpd.reason}`, fix: 'run doctor where ntpq can reach ntpd (same host and network namespace)' });
+      findings.push({ severity: 'unchecked', code: 'ntpd-unreachable', message: `could not ask ntpd: ${facts.ntpd.reason}`, fix: 'run doctor where ntpq can reach ntpd (same network namespace; ntpsec answers on loopback only with `restrict 127.0.0.1`), or name ntpq with --ntpq PATH' });
       continue;
     }
     const peer = facts.ntpd.value.find((candidate) => candidate.unit === facts.unit);
@@ -172,6 +180,22 @@ function daemonFindings(facts: UnitFacts, sample: SampleView | undefined, fresh:
     }
   }
   return seen;
+}
+
+/** The findings one unit mismatch explains, on either of its two units. */
+const EXPLAINED_BY_MISMATCH = new Set(['absent', 'never-written', 'not-configured', 'config-not-found', 'no-reader', 'stale', 'private', 'writer-unknown']);
+
+/** Replaces what the mismatch explains with the one fault and its one fix. */
+function mismatchFinding(mismatch: UnitMismatch, findings: Finding[]): void {
+  const { reads, writes, feeder } = mismatch;
+  const daemon = reads.daemon === 'chrony' ? 'chronyd' : 'ntpd';
+  const kept = findings.filter((finding) => !EXPLAINED_BY_MISMATCH.has(finding.code));
+  findings.splice(0, findings.length, ...kept, {
+    severity: 'problem',
+    code: 'unit-mismatch',
+    message: `${daemon} reads unit ${reads.unit} (${reads.file}:${reads.line}), ${feeder.name}[${feeder.pid}] writes unit ${writes}: one of them names the wrong unit`,
+    fix: `make them the same: run the feeder with --unit ${reads.unit}, or change ${reads.file}:${reads.line} to unit ${writes} and restart ${daemon}`,
+  });
 }
 
 /**
@@ -290,6 +314,7 @@ export function diagnose(facts: UnitFacts): UnitDiagnosis {
     }
   }
 
+  if (facts.mismatch !== undefined) mismatchFinding(facts.mismatch, findings);
   const views = daemonFindings(facts, sample, fresh, findings);
   const { verdict, summary, fix } = finish(findings, () =>
     [
