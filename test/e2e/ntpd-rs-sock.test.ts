@@ -1,0 +1,147 @@
+// htntp and ntpd-rs, which is not packaged for Debian 12: the datagrams are checked with a
+// reader that parses them exactly as ntpd-rs's ntpd/src/daemon/sock_source.rs
+// (pendulum-project/ntpd-rs, deserialize_sample) does, written from that file; the config
+// `htntp config --daemon ntpd-rs` prints is parsed as TOML and held to the keys ntpd-rs's
+// SockSourceConfig (ntpd/src/daemon/config/ntp_source.rs) accepts.
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeE2e } from '../helpers/tools.js';
+import { makeTempDir, startHtntp, type TempDir } from '../helpers/process.js';
+import { cleanupSockReaders, startSockReader } from '../helpers/sock-reader.js';
+
+/** What sock_source.rs takes from a datagram, or why it drops it. */
+type NtpdRsSample = { ok: true; offset: number; leap: 'none' | 'insert' | 'delete' | 'unknown' } | { ok: false; reason: string };
+
+const SOCK_MAGIC = 0x534f434b;
+const SOCK_SAMPLE_SIZE = 40;
+
+/**
+ * As sock_source.rs: exactly 40 bytes, little-endian; tv (0..16) is not read (ntpd-rs
+ * stamps the arrival itself); offset f64 at 16, pulse i32 at 24 (must be 0), leap i32 at
+ * 28 (0/1/2, anything else unknown), 4 bytes skipped, magic i32 at 36.
+ */
+function ntpdRsDeserialize(bytes: Buffer): NtpdRsSample {
+  if (bytes.length !== SOCK_SAMPLE_SIZE) return { ok: false, reason: `Invalid size ${bytes.length}` };
+  const offset = bytes.readDoubleLE(16);
+  const pulse = bytes.readInt32LE(24);
+  const leap = bytes.readInt32LE(28);
+  const magic = bytes.readInt32LE(36);
+  if (magic !== SOCK_MAGIC) return { ok: false, reason: `Invalid magic ${magic}` };
+  if (pulse !== 0) return { ok: false, reason: `Invalid pulse ${pulse}` };
+  return { ok: true, offset, leap: leap === 0 ? 'none' : leap === 1 ? 'insert' : leap === 2 ? 'delete' : 'unknown' };
+}
+
+type TomlValue = string | number | boolean;
+interface TomlTable {
+  [key: string]: TomlValue | TomlTable[] | TomlTable;
+}
+
+/**
+ * The TOML that ntp.toml snippets use: comments, [table], [[array of tables]], and
+ * `key = value` with basic strings, numbers and booleans. Anything else throws.
+ */
+function parseTomlSubset(text: string): TomlTable {
+  const root: TomlTable = {};
+  let current = root;
+  const value = (raw: string): TomlValue => {
+    const basic = /^"((?:[^"\\]|\\.)*)"$/.exec(raw);
+    if (basic !== null) return (basic[1] ?? '').replace(/\\(["\\])/g, '$1');
+    if (raw === 'true' || raw === 'false') return raw === 'true';
+    if (/^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+)$/.test(raw)) return Number(raw);
+    throw new Error(`not a TOML value this parser knows: ${raw}`);
+  };
+  for (const [index, line] of text.split('\n').entries()) {
+    const stripped = line.replace(/\s+#.*$|^#.*$/, '').trim();
+    if (stripped === '') continue;
+    const arrayTable = /^\[\[\s*([A-Za-z0-9_-]+)\s*\]\]$/.exec(stripped);
+    const table = /^\[\s*([A-Za-z0-9_-]+)\s*\]$/.exec(stripped);
+    const pair = /^([A-Za-z0-9_-]+)\s*=\s*(.+)$/.exec(stripped);
+    if (arrayTable !== null) {
+      const name = arrayTable[1] ?? '';
+      const list = (root[name] ??= []) as TomlTable[];
+      current = {};
+      list.push(current);
+    } else if (table !== null) {
+      const name = table[1] ?? '';
+      if (name in root) throw new Error(`line ${index + 1}: table [${name}] defined twice`);
+      current = {};
+      root[name] = current;
+    } else if (pair !== null) {
+      const key = pair[1] ?? '';
+      if (key in current) throw new Error(`line ${index + 1}: key ${key} defined twice`);
+      current[key] = value((pair[2] ?? '').trim());
+    } else {
+      throw new Error(`line ${index + 1}: not TOML: ${line}`);
+    }
+  }
+  return root;
+}
+
+/** The keys ntpd-rs's SockSourceConfig deserializer takes (any other key is an error). */
+const SOCK_SOURCE_KEYS = new Set(['mode', 'path', 'precision', 'measurement_noise_estimate']);
+
+let temp: TempDir;
+beforeAll(async () => {
+  temp = await makeTempDir('ntpd-rs');
+});
+afterAll(async () => {
+  cleanupSockReaders();
+  await temp.remove();
+});
+
+async function configOutput(args: string[]): Promise<string> {
+  const cli = startHtntp(['config', '--daemon', 'ntpd-rs', ...args]);
+  const exit = await cli.exited;
+  expect(exit.code, cli.output()).toBe(0);
+  return cli.stdoutLines.join('\n');
+}
+
+describeE2e('htntp for ntpd-rs: its [[source]] and the datagrams its sock source accepts', ['cc'], () => {
+  it('config --daemon ntpd-rs parses as TOML with only the keys a sock source takes; --only-source adds minimum-agreeing-sources = 1', async () => {
+    const path = join(temp.path, 'ntpd-rs.sock');
+    const toml = parseTomlSubset(await configOutput(['--sock', path, '--source', 'http']));
+    const sources = toml.source as TomlTable[];
+    expect(sources).toHaveLength(1);
+    const [source] = sources;
+    expect(source).toMatchObject({ mode: 'sock', path });
+    expect(Object.keys(source ?? {}).filter((key) => !SOCK_SOURCE_KEYS.has(key))).toEqual([]);
+    // 1-sigma seconds, > 0 (ntpd-rs refuses 0): the HTTP preset's precision plus half its delay.
+    expect(source?.precision).toBeCloseTo(2 ** -10 + 0.1, 12);
+    expect(toml.synchronization).toBeUndefined();
+    const alone = parseTomlSubset(await configOutput(['--sock', path, '--source', 'gps', '--only-source']));
+    expect(alone.synchronization).toEqual({ 'minimum-agreeing-sources': 1 });
+    expect((alone.source as TomlTable[])[0]?.precision).toBe(2 ** -5);
+  });
+
+  it('config --daemon ntpd-rs without --sock is refused: ntpd-rs reads no segment', async () => {
+    const cli = startHtntp(['config', '--daemon', 'ntpd-rs', '--source', 'http']);
+    expect((await cli.exited).code).not.toBe(0);
+    expect(cli.output()).toMatch(/ntpd-rs reads SOCK only: give --sock PATH/);
+  });
+
+  it("htntp fixed --sock: every datagram passes sock_source.rs's checks with the offset sent", { timeout: 30_000 }, async () => {
+    const path = join(temp.path, 'fixed.sock');
+    const reader = await startSockReader(path, 0o666);
+    const feeder = startHtntp(['fixed', '--offset', '-0.25', '--interval', '0.2', '--sock', path, '--no-leapfile']);
+    try {
+      const datagrams = await reader.waitForDatagrams(3, 15_000);
+      for (const datagram of datagrams) {
+        const sample = ntpdRsDeserialize(Buffer.from(datagram.hex, 'hex'));
+        expect(sample, datagram.hex).toMatchObject({ ok: true, leap: 'none' });
+        if (sample.ok) expect(sample.offset).toBeCloseTo(-0.25, 6);
+      }
+      // The same reader drops what it must: a 32-byte (32-bit time_t) datagram, a wrong magic, a pulse.
+      const first = Buffer.from(datagrams[0]?.hex ?? '', 'hex');
+      expect(ntpdRsDeserialize(first.subarray(8))).toEqual({ ok: false, reason: 'Invalid size 32' });
+      const badMagic = Buffer.from(first);
+      badMagic.writeInt32LE(1, 36);
+      expect(ntpdRsDeserialize(badMagic)).toEqual({ ok: false, reason: 'Invalid magic 1' });
+      const pulse = Buffer.from(first);
+      pulse.writeInt32LE(1, 24);
+      expect(ntpdRsDeserialize(pulse)).toEqual({ ok: false, reason: 'Invalid pulse 1' });
+    } finally {
+      await feeder.stop('SIGTERM', 3_000);
+      await reader.stop();
+    }
+  });
+});
