@@ -150,9 +150,11 @@ export function refclockLines(options: RefclockConfigOptions): string[] {
     ];
   }
   const address = `127.127.28.${unit}`;
+  // Classic ntpd drops SHM samples more than 4 h off unless flag1 is set; a clock that far
+  // off is what HTTP(S) bootstrapping is for. (ntpsec reversed flag1: it checks only with it.)
   return [
     [`server ${address}`, polls, ...mode, ...selection].join(' '),
-    [`fudge ${address} refid ${refid}`, ...(stratum === undefined ? [] : [`stratum ${stratum}`]), `time1 ${seconds(offset)}`].join(' '),
+    [`fudge ${address} refid ${refid}`, ...(stratum === undefined ? [] : [`stratum ${stratum}`]), `time1 ${seconds(offset)}`, 'flag1 1'].join(' '),
   ];
 }
 
