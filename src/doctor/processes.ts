@@ -49,17 +49,19 @@ export function describeProcess(comm: string, argv: string[]): { name: string; r
   return { name: comm, role: 'other' };
 }
 
+/** The process directories under `procRoot` (none if it cannot be read). */
+function pidEntries(procRoot: string): string[] {
+  try {
+    return readdirSync(procRoot).filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return [];
+  }
+}
+
 /** Every SysV attachment visible under `procRoot`, by key. One entry per process and segment. */
 export function sysvAttachments(procRoot = '/proc'): Map<number, AttachedProcess[]> {
   const byKey = new Map<number, AttachedProcess[]>();
-  let entries: string[];
-  try {
-    entries = readdirSync(procRoot);
-  } catch {
-    return byKey;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
+  for (const entry of pidEntries(procRoot)) {
     const maps = readText(join(procRoot, entry, 'maps'));
     if (maps === undefined || !maps.includes('/SYSV')) continue;
     const pid = Number(entry);
@@ -120,14 +122,8 @@ export function parseStatusIds(status: string): { uid: number; gid: number; grou
 /** Every htntp feeder visible under `procRoot`, from /proc/PID/cmdline and status. */
 export function htntpFeeders(procRoot = '/proc'): FeederProcess[] {
   const feeders: FeederProcess[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync(procRoot);
-  } catch {
-    return feeders;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+  for (const entry of pidEntries(procRoot)) {
+    if (Number(entry) === process.pid) continue;
     const argv = (readText(join(procRoot, entry, 'cmdline')) ?? '').split('\0').filter(Boolean);
     const who = describeProcess((readText(join(procRoot, entry, 'comm')) ?? '').trim(), argv);
     if (who.role !== 'feeder' || !who.name.startsWith('htntp ')) continue;

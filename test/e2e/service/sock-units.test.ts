@@ -5,28 +5,17 @@
 // nobody/nogroup (a test must not add users); every other word comes from the files.
 // chronyd restarted three times under the feeder, then started after it: samples in
 // chronyd's refclocks log within 5 s of each start.
-import { readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, expect, it } from 'vitest';
 import { describeE2e, findTool, startChronyd, type Chronyd } from '../../helpers/daemons.js';
 import { htntpBin, makeTempDir, repoRoot, runCommand, startProcess, type RunningProcess, type TempDir } from '../../helpers/process.js';
 import { waitFor } from '../../helpers/wait.js';
+import { contribFile as contrib, unitSettings as settings } from '../../helpers/unit-files.js';
 
 /** The promise of the issue: samples within 5 s of every chronyd start. */
 const SAMPLES_WITHIN_MS = 5_000;
 const STAND_IN = { user: 'nobody', group: 'nogroup' } as const;
-
-const contrib = (name: string): string => readFileSync(join(repoRoot, 'contrib/systemd', name), 'utf8');
-
-/** `Key=value` lines of a unit file, comments and sections dropped, repeated keys in order. */
-function settings(text: string): [string, string][] {
-  return text
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line !== '' && !line.startsWith('#') && !line.startsWith('[') && line.includes('='))
-    .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]);
-}
 
 /** The `d` line of tmpfiles.d/htntp.conf: path, mode, owner, group. */
 function socketDirLine(): { path: string; mode: number; user: string; group: string } {

@@ -2,25 +2,18 @@
 // way htntp.service runs it: root limited to the unit's CapabilityBoundingSet with
 // no_new_privs (setpriv), attaching to a 0600 segment another user created (as chronyd
 // running as _chrony does) and dropping to --user nobody..
-import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { htntpBin, makeTempDir, repoRoot, runCommand, startProcess, type RunningProcess } from '../../helpers/process.js';
 import { readSegment, removeSegment, waitForCount } from '../../helpers/segments.js';
 import { e2eRequired, e2eTool } from '../../helpers/tools.js';
 import { units } from '../../helpers/units.js';
+import { contribFile, unitSettings } from '../../helpers/unit-files.js';
 
 const UNIT = units.systemd;
-const unitFile = (name: string): string => readFileSync(new URL(`../../../contrib/systemd/${name}`, import.meta.url), 'utf8');
-
-/** `Key=value` settings of a unit file, comments dropped, repeated keys kept in order. */
-function settings(text: string): [string, string][] {
-  return text
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line !== '' && !line.startsWith('#') && !line.startsWith('[') && line.includes('='))
-    .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]);
-}
+const unitFile = contribFile;
+const settings = unitSettings;
 
 describe('unit files', () => {
   for (const name of ['htntp.service', 'htntp-gps@.service']) {
