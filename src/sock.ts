@@ -7,6 +7,14 @@ import { SOCK_IO, lazyLayout, nativeAddon, sharedSlots, type NativeSockClient, t
 import { invalidArgType, outOfRange, systemError } from './errors.js';
 import { toTimespec, type Time } from './time.js';
 
+/**
+ * The datagram's layout: `native`, struct sock_sample with this platform's struct timeval
+ * (40 bytes, 32 where time_t is 32-bit: what chrony before 4.4 insists on there), or `40`,
+ * the 64-bit time_t layout on every platform (what ntpd-rs reads, and chrony 4.4+ takes).
+ */
+export type SockLayoutChoice = 'native' | '40';
+export const SOCK_LAYOUTS: readonly SockLayoutChoice[] = ['native', '40'];
+
 /** Leap indicators chrony's SOCK driver accepts: 0 none, 1 insert, 2 delete. */
 export type SockLeap = 0 | 1 | 2;
 
@@ -78,13 +86,17 @@ export class ChronySock {
   readonly #client: NativeSockClient;
   readonly #io: Float64Array = sharedSlots(SOCK_IO.slots);
 
-  constructor(path: string) {
+  readonly layout: SockLayoutChoice;
+
+  constructor(path: string, layout: SockLayoutChoice = 'native') {
     this.path = checkSockPath(path);
+    if (!SOCK_LAYOUTS.includes(layout)) throw outOfRange('layout', `one of ${SOCK_LAYOUTS.join(', ')}`, JSON.stringify(layout));
+    this.layout = layout;
     const addon = nativeAddon();
     if (addon.sockLayout.maxPathBytes !== MAX_SOCK_PATH_BYTES) {
       throw new Error(`htntp: the addon's socket paths hold ${addon.sockLayout.maxPathBytes} bytes, this code's ${MAX_SOCK_PATH_BYTES}: rebuild it (npm rebuild htntp)`);
     }
-    this.#client = new (addon.SockClient)(this.#io);
+    this.#client = new (addon.SockClient)(this.#io, layout === '40');
   }
 
   get connected(): boolean {

@@ -11,7 +11,7 @@
 //   debug sample dropped         sink error hint      (the reader's queue is full: EAGAIN)
 //   debug sample not sent        sink leap            (leap 3 "not in sync": chrony has no such sample)
 //   info  socket closed          sink sent errors
-import { ChronySock, sockErrorHint, type SockLeap } from '../sock.js';
+import { ChronySock, sockErrorHint, type SockLayoutChoice, type SockLeap } from '../sock.js';
 import type { Leap } from '../shm.js';
 import type { Sample } from '../sample.js';
 import type { Logger } from '../log.js';
@@ -25,6 +25,8 @@ export interface SockSinkOptions {
   logger: Logger;
   /** How often a lasting fault is warned of again (default STILL_UNAVAILABLE_WARN_SECONDS). */
   warnAgainSeconds?: number;
+  /** The datagram layout (default native; '40' for ntpd-rs on a 32-bit time_t platform). */
+  layout?: SockLayoutChoice;
 }
 
 /**
@@ -65,7 +67,7 @@ export class SockSink implements Sink {
   #lostInFault = 0;
 
   constructor(options: SockSinkOptions) {
-    this.#socket = new ChronySock(options.path); // checks the path: TypeError/RangeError
+    this.#socket = new ChronySock(options.path, options.layout); // checks the path and layout: TypeError/RangeError
     this.path = this.#socket.path;
     this.name = `sock:${this.path}`;
     this.#logger = options.logger;

@@ -8,6 +8,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeE2e } from '../helpers/tools.js';
 import { makeTempDir, startHtntp, type TempDir } from '../helpers/process.js';
 import { cleanupSockReaders, startSockReader } from '../helpers/sock-reader.js';
+import { ChronySock, sockLayout } from '../../src/sock.js';
+import { realtime } from '../../src/clock.js';
+import { addSeconds } from '../../src/time.js';
 
 /** What sock_source.rs takes from a datagram, or why it drops it. */
 type NtpdRsSample = { ok: true; offset: number; leap: 'none' | 'insert' | 'delete' | 'unknown' } | { ok: false; reason: string };
@@ -139,6 +142,46 @@ describeE2e('htntp for ntpd-rs: its [[source]] and the datagrams its sock source
       const pulse = Buffer.from(first);
       pulse.writeInt32LE(1, 24);
       expect(ntpdRsDeserialize(pulse)).toEqual({ ok: false, reason: 'Invalid pulse 1' });
+    } finally {
+      await feeder.stop('SIGTERM', 3_000);
+      await reader.stop();
+    }
+  });
+
+  it('--sock-layout 40 sends the 64-bit time_t layout on any platform; here it is byte for byte the native one', { timeout: 30_000 }, async () => {
+    const path = join(temp.path, 'layout.sock');
+    const reader = await startSockReader(path, 0o666);
+    const native = new ChronySock(path);
+    const wide = new ChronySock(path, '40');
+    try {
+      expect([native.connect(), wide.connect()]).toEqual([undefined, undefined]);
+      const receive = realtime();
+      expect(native.send(addSeconds(receive, 0.125), receive)).toBeUndefined();
+      expect(wide.send(addSeconds(receive, 0.125), receive)).toBeUndefined();
+      const [first, second] = await reader.waitForDatagrams(2);
+      const wideBytes = Buffer.from(second?.hex ?? '', 'hex');
+      expect(wideBytes.length).toBe(40);
+      expect(ntpdRsDeserialize(wideBytes)).toMatchObject({ ok: true, leap: 'none', offset: expect.closeTo(0.125, 6) });
+      expect(wideBytes.readBigInt64LE(0)).toBe(BigInt(receive.sec));
+      expect(wideBytes.readBigInt64LE(8)).toBe(BigInt(Math.floor(receive.nsec / 1000)));
+      // Where time_t is 64-bit the two layouts are one; elsewhere only the wide one is 40 bytes.
+      if (sockLayout.size === 40) expect(second?.hex).toBe(first?.hex);
+      else expect(first?.bytes).toBe(sockLayout.size);
+      expect(() => new ChronySock(path, '32' as never)).toThrow(RangeError);
+    } finally {
+      native.close();
+      wide.close();
+      await reader.stop();
+    }
+  });
+
+  it('htntp fixed --sock-layout 40: the feeder sends 40-byte datagrams ntpd-rs accepts', { timeout: 30_000 }, async () => {
+    const path = join(temp.path, 'fixed-wide.sock');
+    const reader = await startSockReader(path, 0o666);
+    const feeder = startHtntp(['fixed', '--offset', '0.5', '--interval', '0.2', '--sock', path, '--sock-layout', '40', '--no-leapfile']);
+    try {
+      const datagrams = await reader.waitForDatagrams(2, 15_000);
+      for (const datagram of datagrams) expect(ntpdRsDeserialize(Buffer.from(datagram.hex, 'hex'))).toMatchObject({ ok: true, offset: expect.closeTo(0.5, 6) });
     } finally {
       await feeder.stop('SIGTERM', 3_000);
       await reader.stop();
