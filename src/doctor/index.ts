@@ -62,20 +62,31 @@ function segmentFacts(unit: number): SegmentFacts {
 }
 
 /**
- * A daemon that reads one unit while htntp writes another: one configured unit no feeder
- * writes, paired with one fed unit no config names. Named once, on both units.
+ * A daemon that reads one unit while htntp writes another: a configured unit no feeder
+ * writes, paired with the nearest fed unit no config names (a typo is a digit off), and
+ * the other way round. Named once, the same on both units.
  */
 function mismatchOf(unit: number, configured: readonly ConfiguredUnit[], feeders: readonly FeederProcess[]): { mismatch?: UnitMismatch } {
   const fed = (candidate: number): boolean => feeders.some((feeder) => feeder.units.includes(candidate));
   const named = (candidate: number): boolean => configured.some((entry) => entry.unit === candidate);
+  const nearest = (to: number, candidates: number[]): number | undefined =>
+    candidates.sort((a, b) => Math.abs(a - to) - Math.abs(b - to) || a - b)[0];
   const readsUnfed = [...new Set(configured.map((entry) => entry.unit))].filter((candidate) => !fed(candidate));
   const writesUnnamed = [...new Set(feeders.flatMap((feeder) => feeder.units))].filter((candidate) => !named(candidate));
-  if (readsUnfed.length !== 1 || writesUnnamed.length !== 1) return {};
-  const [reads, writes] = [readsUnfed[0], writesUnnamed[0]];
-  if (unit !== reads && unit !== writes) return {};
+  let reads: number | undefined;
+  let writes: number | undefined;
+  if (readsUnfed.includes(unit)) {
+    writes = nearest(unit, writesUnnamed);
+    reads = writes === undefined ? undefined : unit;
+  } else if (writesUnnamed.includes(unit)) {
+    reads = nearest(unit, readsUnfed);
+    writes = reads === undefined ? undefined : unit;
+  }
+  // Paired both ways only: each side's nearest must be the other.
+  if (reads === undefined || writes === undefined || nearest(writes, [...readsUnfed]) !== reads || nearest(reads, [...writesUnnamed]) !== writes) return {};
   const entry = configured.find((candidate) => candidate.unit === reads);
   const feeder = feeders.find((candidate) => candidate.units.includes(writes ?? -1));
-  return entry === undefined || feeder === undefined || writes === undefined ? {} : { mismatch: { reads: entry, writes, feeder } };
+  return entry === undefined || feeder === undefined ? {} : { mismatch: { reads: entry, writes, feeder } };
 }
 
 export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {

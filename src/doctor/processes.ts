@@ -135,7 +135,9 @@ export function htntpFeeders(procRoot = '/proc'): FeederProcess[] {
     const explicit = optionValues(words, '--unit', '-u').map(Number).filter(Number.isInteger);
     const defaultUnit = who.name === 'htntp gps' ? 0 : 2;
     const units = explicit.length > 0 ? explicit : socks.length > 0 ? [] : [defaultUnit];
-    feeders.push({ pid: Number(entry), name: who.name, units, socks, ...ids });
+    // --dry-run writes nothing anywhere.
+    const dryRun = words.includes('--dry-run');
+    feeders.push({ pid: Number(entry), name: who.name, units: dryRun ? [] : units, socks: dryRun ? [] : socks, ...ids });
   }
   return feeders;
 }
