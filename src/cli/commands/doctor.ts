@@ -105,7 +105,7 @@ export function registerDoctor(program: Command): void {
     .command('doctor')
     .description('Diagnose SHM units: segment, attached processes, the daemons\' config and view; one verdict and fix per unit (exit 0 healthy, 1 problem, 2 could not check)')
     .option('-u, --unit <n>', 'a unit to check (repeatable); default every unit that exists, is attached or is configured', collect(integerOption('unit', 0, MAX_UNIT)))
-    .option('--sock <path>', "a chrony SOCK refclock socket to check (repeatable); default those chrony's config names", collect(String))
+    .option('--sock <path>', "a SOCK refclock socket to check (repeatable); default those chrony's and ntpd-rs's configs name", collect(String))
     .option('--json', 'print one plain object')
     .option('--chrony-conf <path>', `chrony config file or directory (repeatable; default ${DEFAULT_CONFIG_PATHS.chrony.join(', ')})`, collect(existingPath))
     .option('--ntp-conf <path>', `ntpd/ntpsec config file (repeatable; default ${DEFAULT_CONFIG_PATHS.ntp.join(', ')})`, collect(existingPath))
