@@ -131,7 +131,9 @@ describeE2e('htntp for ntpd-rs: its [[source]] and the datagrams its sock source
       for (const datagram of datagrams) {
         const sample = ntpdRsDeserialize(Buffer.from(datagram.hex, 'hex'));
         expect(sample, datagram.hex).toMatchObject({ ok: true, leap: 'none' });
-        if (sample.ok) expect(sample.offset).toBeCloseTo(-0.25, 6);
+        // offset is taken against tv, the receive time truncated to µs: up to 1 µs more.
+        if (sample.ok) expect(sample.offset - -0.25).toBeGreaterThanOrEqual(0);
+        if (sample.ok) expect(sample.offset - -0.25).toBeLessThan(1e-6);
       }
       // The same reader drops what it must: a 32-byte (32-bit time_t) datagram, a wrong magic, a pulse.
       const first = Buffer.from(datagrams[0]?.hex ?? '', 'hex');
@@ -161,7 +163,10 @@ describeE2e('htntp for ntpd-rs: its [[source]] and the datagrams its sock source
       const [first, second] = await reader.waitForDatagrams(2);
       const wideBytes = Buffer.from(second?.hex ?? '', 'hex');
       expect(wideBytes.length).toBe(40);
-      expect(ntpdRsDeserialize(wideBytes)).toMatchObject({ ok: true, leap: 'none', offset: expect.closeTo(0.125, 6) });
+      const wideSample = ntpdRsDeserialize(wideBytes);
+      expect(wideSample).toMatchObject({ ok: true, leap: 'none' });
+      // clock - tv, tv truncated to µs: exactly 0.125 s plus the truncated nanoseconds.
+      expect(wideSample.ok && wideSample.offset).toBeCloseTo(0.125 + (receive.nsec % 1000) / 1e9, 12);
       expect(wideBytes.readBigInt64LE(0)).toBe(BigInt(receive.sec));
       expect(wideBytes.readBigInt64LE(8)).toBe(BigInt(Math.floor(receive.nsec / 1000)));
       // Where time_t is 64-bit the two layouts are one; elsewhere only the wide one is 40 bytes.
@@ -181,7 +186,13 @@ describeE2e('htntp for ntpd-rs: its [[source]] and the datagrams its sock source
     const feeder = startHtntp(['fixed', '--offset', '0.5', '--interval', '0.2', '--sock', path, '--sock-layout', '40', '--no-leapfile']);
     try {
       const datagrams = await reader.waitForDatagrams(2, 15_000);
-      for (const datagram of datagrams) expect(ntpdRsDeserialize(Buffer.from(datagram.hex, 'hex'))).toMatchObject({ ok: true, offset: expect.closeTo(0.5, 6) });
+      for (const datagram of datagrams) {
+        expect(datagram.bytes).toBe(40);
+        const sample = ntpdRsDeserialize(Buffer.from(datagram.hex, 'hex'));
+        expect(sample).toMatchObject({ ok: true, leap: 'none' });
+        expect(sample.ok && sample.offset - 0.5).toBeLessThan(1e-6); // tv truncated to µs: up to 1 µs more
+        expect(sample.ok && sample.offset - 0.5).toBeGreaterThanOrEqual(0);
+      }
     } finally {
       await feeder.stop('SIGTERM', 3_000);
       await reader.stop();
