@@ -112,7 +112,7 @@ function optionValues(argv: readonly string[], long: string, short?: string): st
 /** Effective uid, gid and supplementary groups from a /proc/PID/status text. */
 export function parseStatusIds(status: string): { uid: number; gid: number; groups: number[] } | undefined {
   const field = (name: string): number[] | undefined =>
-    new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim().split(/\s+/).filter(Boolean).map(Number);
+    new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(status)?.[1]?.trim().split(/\s+/).filter(Boolean).map(Number);
   const uid = field('Uid')?.[1];
   const gid = field('Gid')?.[1];
   if (uid === undefined || gid === undefined) return undefined;

@@ -181,7 +181,8 @@ describeE2e('htntp doctor without a daemon', [], () => {
     const absent = only(report, UNIT.absent);
     expect(absent).toMatchObject({ verdict: 'problem', segment: 'absent' });
     expect(absent.summary).toMatch(new RegExp(`^chronyd reads unit ${UNIT.absent} \\(${conf}:1\\), htntp fixed\\[\\d+\\] writes unit ${UNIT.unconfigured}: `));
-    expect(codes(absent)).toEqual(['unit-mismatch']);
+    expect(codes(absent)).toContain('unit-mismatch');
+    expect(codes(absent)).not.toContain('absent');
     const fed = only(report, UNIT.unconfigured);
     expect(fed.verdict).toBe('problem');
     expect(fed.processes.filter((process) => process.role === 'feeder'), JSON.stringify(fed.processes)).toHaveLength(1);

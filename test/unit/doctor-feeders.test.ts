@@ -27,7 +27,8 @@ describe('htntpFeeders', () => {
   it('finds --sock and --unit in argv and in a retitled command line, with the ids the process runs as now', () => {
     const root = join(temp.path, 'proc');
     fakeProcess(root, 101, 'node', ['node', '/usr/bin/htntp', 'fixed', '--sock', '/run/htntp-sock/a.sock', '--offset', '1'], 'Uid:\t0\t65534\t65534\t65534\nGid:\t0\t65534\t65534\t65534\nGroups:\t65534 20 \n');
-    fakeProcess(root, 102, 'htntp', ['htntp http --unit 150 --interval 60 example.org'], 'Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\n');
+    // An empty Groups line is followed by others, as in the kernel's own file.
+    fakeProcess(root, 102, 'htntp', ['htntp http --unit 150 --interval 60 example.org'], 'Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\nNStgid:\t102\n');
     fakeProcess(root, 103, 'node', ['node', 'bin/htntp.js', 'gps', '-d', '/dev/ttyUSB0', '--sock=/run/htntp-sock/g.sock', '-u', '1'], 'Uid:\t5\t5\t5\t5\nGid:\t6\t6\t6\t6\nGroups:\t6\n');
     fakeProcess(root, 104, 'node', ['node', 'bin/htntp.js', 'status', '--unit', '2'], 'Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n');
     fakeProcess(root, 105, 'chronyd', ['/usr/sbin/chronyd'], 'Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n');
