@@ -155,7 +155,9 @@ export function toolEnvironment(name: ToolName): Record<string, string> {
 export function ntpqCommand(): string[] | undefined {
   const ntpq = findTool('ntpq');
   if (ntpq === undefined) return undefined;
-  return ['/usr/bin/env', ...Object.entries(toolEnvironment('ntpq')).map(([name, value]) => `${name}=${value}`), ntpq];
+  // The loader path too: the C library's own directory, should the link beside the module be missing.
+  const library = `LD_LIBRARY_PATH=${join(ntpsecRoot, 'usr/lib/x86_64-linux-gnu/ntp')}`;
+  return ['/usr/bin/env', ...Object.entries(toolEnvironment('ntpq')).map(([name, value]) => `${name}=${value}`), library, ntpq];
 }
 
 /** Every declared tool and where it is found here (undefined: not found). */
