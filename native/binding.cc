@@ -398,10 +398,12 @@ class SockClient : public Napi::ObjectWrap<SockClient> {
     return out;
   }
 
-  // new SockClient(io): io = Float64Array(kIoSlots) over a SharedArrayBuffer
+  // new SockClient(io, wide): io = Float64Array(kIoSlots) over a SharedArrayBuffer; wide:
+  // send the 40-byte layout of a 64-bit time_t whatever this platform's (ntpd-rs).
   explicit SockClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SockClient>(info) {
     const Napi::Env env = info.Env();
     io_ = sharedSlots(info[0], "io", kIoSlots);
+    wide_ = info.Length() > 1 && info[1].ToBoolean().Value();
     Napi::Object self = info.This().As<Napi::Object>();
     self.DefineProperty(hotProperty<SockClient, &SockClient::Send>(env, this, self, Napi::Symbol::New(env, "htntp sock"), "send"));
   }
@@ -437,11 +439,13 @@ class SockClient : public Napi::ObjectWrap<SockClient> {
     const htntp::Timespec receive = slotTime(env, io_.data, kSampleReceiveSec, "receiveTime.sec", "receiveTime.nsec");
     // chrony knows 0 (none), 1 (insert) and 2 (delete) and drops anything else.
     const int leap = static_cast<int>(checkInteger(env, io_.data[kSampleLeap], "leap", 0, 2));
-    io_.data[kResult] = client_.send(htntp::makeSockSample(clock, receive, leap)).err;
+    const htntp::sock_sample sample = htntp::makeSockSample(clock, receive, leap);
+    io_.data[kResult] = (wide_ ? client_.send(htntp::widenSockSample(sample)) : client_.send(sample)).err;
   }
 
   htntp::SockClient client_;
   Slots io_;
+  bool wide_ = false;
 };
 
 // The clocks write into a Float64Array the TypeScript side turns into { sec, nsec }:

@@ -13,6 +13,7 @@ import { diffSeconds, type Timespec } from './time.js';
 import type { Sink } from './sinks/sink.js';
 import { ShmSink } from './sinks/shm.js';
 import { SockSink } from './sinks/sock.js';
+import type { SockLayoutChoice } from './sock.js';
 
 export interface FeedOptions {
   /** The SHM unit to write; none without it. */
@@ -21,6 +22,8 @@ export interface FeedOptions {
   perm?: number;
   /** chrony SOCK refclock sockets to send every sample to (`refclock SOCK <path>`). */
   sockets?: readonly string[];
+  /** The SOCK datagram layout (default native; '40' for ntpd-rs on a 32-bit time_t platform). */
+  sockLayout?: SockLayoutChoice;
   signal: AbortSignal;
   logger?: Logger;
   /** Called after each sample is published. */
@@ -63,7 +66,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
           onReattach: () => metrics?.reattached(),
         });
   // Paths are checked here, before any sink is opened.
-  const sockSinks = [...new Set(options.sockets ?? [])].map((path) => new SockSink({ path, logger }));
+  const sockSinks = [...new Set(options.sockets ?? [])].map((path) => new SockSink({ path, logger, ...(options.sockLayout === undefined ? {} : { layout: options.sockLayout }) }));
   const sinks: Sink[] = [...(shmSink === undefined ? [] : [shmSink]), ...sockSinks];
   if (sinks.length === 0) {
     throw invalidArgValue('feed() needs a sink: an SHM unit, a SOCK socket path, or both');

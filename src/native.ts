@@ -141,7 +141,8 @@ export interface NativeAddon {
   /** The slot numbers as the addon was compiled with them (checked against IO and CLOCK at load). */
   slotNumbers: { io: Record<keyof typeof IO, number>; clock: Record<keyof typeof CLOCK, number>; sock: Record<keyof typeof SOCK_IO, number> };
   /** io: the Float64Array (SOCK_IO.slots long, over a SharedArrayBuffer) send() works through. */
-  SockClient: new (io: Float64Array) => NativeSockClient;
+  /** wide: send the 40-byte layout of a 64-bit time_t whatever this platform's. */
+  SockClient: new (io: Float64Array, wide?: boolean) => NativeSockClient;
   sockLayout: NativeSockLayout;
 }
 

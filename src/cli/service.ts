@@ -8,7 +8,7 @@ import { createLogger, type Logger } from '../log.js';
 import { LeapSchedule, defaultLeapFile, loadLeapSeconds, leapAt } from '../leap.js';
 import { ServiceMetrics, noSourceMetrics, parseMetricsAddress, serveMetrics, type MetricsAddress, type MetricsServer, type SourceMetrics } from '../metrics.js';
 import { checkPrivilegeOptions, dropPrivileges } from '../privileges.js';
-import { checkSockPath } from '../sock.js';
+import { SOCK_LAYOUTS, checkSockPath, type SockLayoutChoice } from '../sock.js';
 import { lockUnit, type UnitLock } from '../unit-lock.js';
 import type { SampleSource } from '../sample.js';
 import { MAX_UNIT, isRootOnlyUnit } from '../shm.js';
@@ -22,6 +22,8 @@ export interface ServiceOptions {
   perm?: number;
   /** chrony SOCK refclock sockets (`--sock`, repeatable). */
   sock?: string[];
+  /** Their datagram layout (`--sock-layout`). */
+  sockLayout?: SockLayoutChoice;
   logFormat: 'text' | 'json';
   quiet?: boolean;
   verbose?: boolean;
@@ -62,6 +64,7 @@ export function addServiceOptions(command: Command, defaults: { unit: number }):
   return command
     .option('-u, --unit <n>', `SHM unit (segment key 0x4E545030 + unit; default ${defaults.unit} unless --sock is given)`, integerOption('unit', 0, MAX_UNIT))
     .option('--sock <path>', "send samples to chrony's refclock SOCK socket at this path (repeatable; with --unit too, both are written)", sockOption)
+    .addOption(new Option('--sock-layout <layout>', "SOCK datagram layout: native (default: this platform's struct timeval), or 40 (64-bit time_t everywhere: ntpd-rs)").choices(SOCK_LAYOUTS))
     .option('--perm <octal>', 'permissions if the segment is created (default 0600 for units 0-1, 0666 above)', permOption)
     .option('--user <name>', 'run as this user once the segment is attached and the sockets connected (needs root)')
     .option('--group <name>', "run as this group (default: the --user's primary group)")
@@ -165,6 +168,7 @@ export async function runService(
     return await feed(source, {
       ...(options.unit === undefined ? {} : { unit: options.unit }),
       ...(options.sock === undefined ? {} : { sockets: options.sock }),
+      ...(options.sockLayout === undefined ? {} : { sockLayout: options.sockLayout }),
       ...(options.perm === undefined ? {} : { perm: options.perm }),
       signal: stopSignal,
       logger,
