@@ -32,6 +32,7 @@ export const toolNames = [
   'nsenter', // ntpq inside ntpd's network namespace (doctor)
   'chgrp', // the chrony drop-in's ExecStartPost= (SOCK under the units), doctor's fix
   'chmod',
+  'mkfifo', // the GPS benchmark's FIFO to gpsd
   'id',
   'getent', // the feeder's --user/--group lookups
   'ipcs',
@@ -186,6 +187,7 @@ const installHint: Record<ToolName, string> = {
   nsenter: 'apt-get install util-linux',
   chgrp: 'apt-get install coreutils',
   chmod: 'apt-get install coreutils',
+  mkfifo: 'apt-get install coreutils',
 
   id: 'apt-get install coreutils',
   getent: 'apt-get install libc-bin',
