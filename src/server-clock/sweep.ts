@@ -10,6 +10,7 @@ import { median } from '../sources/http/posterior.js';
 import { intersect, probeInterval, type Interval } from '../sources/http/interval.js';
 import { failureReason, waitUntil } from '../sources/http/measure.js';
 import { createConnection, probe, type ProbeConnection, type ProbeResponse } from '../sources/http/probe.js';
+import { ServerTls, TlsGate } from '../sources/http/gate.js';
 import type { CertificateWindow } from '../sources/http/tls.js';
 import { diffSeconds, toSeconds } from '../time.js';
 
@@ -27,6 +28,8 @@ export interface SweepOptions {
   /** Per-request limit, ms (default 3000). */
   timeoutMs?: number;
   logger?: Logger;
+  /** Judges its https connections (default: one for `ca`). */
+  gate?: TlsGate;
 }
 
 /** A server this sweep can no longer use (no Date, a cache, not one clock, network errors). */
@@ -48,10 +51,8 @@ export class DateSweep {
   #failure: SweepFailure | undefined;
   /** Probes answered with a usable Date. */
   answered = 0;
-  /** The validity windows of the certificate chains its https connections were trusted on. */
-  readonly windows: CertificateWindow[] = [];
-  /** Some connection's certificates could be judged only against the servers' time (tls.ts). */
-  timeUnverified = false;
+  /** Its https connections, each judged at the first Date on it (gate.ts). */
+  readonly #tls: ServerTls;
 
   constructor(url: URL, options: SweepOptions) {
     this.url = url;
@@ -63,14 +64,21 @@ export class DateSweep {
       timeoutMs: options.timeoutMs ?? 3000,
       ...(options.proxy === undefined ? {} : { proxy: options.proxy }),
       ...(options.ca === undefined ? {} : { ca: options.ca }),
-      onTls: ({ trust, windows }: { trust: string; windows: CertificateWindow[] }) => {
-        this.windows.push(...windows);
-        if (trust === 'time-unverified') this.timeUnverified = true;
-      },
     };
+    this.#tls = new ServerTls(options.gate ?? new TlsGate(options.ca));
     const count = options.connections ?? 4;
-    this.#connections = Array.from({ length: count }, () => createConnection(url, connectionOptions));
+    this.#connections = Array.from({ length: count }, () => createConnection(url, { ...connectionOptions, onTls: this.#tls.connected }));
     this.#busy = this.#connections.map(() => false);
+  }
+
+  /** The validity windows of the certificate chains its https connections were trusted on. */
+  get windows(): CertificateWindow[] {
+    return this.#tls.windows;
+  }
+
+  /** Some connection's certificates could be judged only against the server's time (tls.ts). */
+  get timeUnverified(): boolean {
+    return this.#tls.trust === 'time-unverified';
   }
 
   /** theta on the sweep clock's timescale, or undefined before the first answer. */
@@ -165,6 +173,11 @@ export class DateSweep {
     if (response.date === undefined) return this.#fail(`no Date header (status ${response.statusCode})`);
     const date = parseHttpDate(response.date, utcYear(response.sendTime.sec));
     if (date === undefined) return this.#fail(`unparseable Date: ${JSON.stringify(response.date.slice(0, 64))}`);
+    try {
+      this.#tls.dated(date.seconds);
+    } catch (error) {
+      return this.#fail(failureReason(error));
+    }
     const bounds = probeInterval(date.seconds, response.sendTime, response.receiveTime);
     const narrowed = this.#interval === undefined ? bounds : intersect(this.#interval, bounds);
     if (narrowed === undefined) {

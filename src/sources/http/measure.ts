@@ -15,7 +15,8 @@ import { emptyServer, observe, planProbes, planTeam, planTick, type PlannedProbe
 import { conclude, conclusionError, type ServerEvidence, type ServerStatus } from './posterior.js';
 import { createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
 import { serverUrl } from './servers.js';
-import type { CertificateWindow, TlsConnection, TlsTrust } from './tls.js';
+import { ServerTls, TlsGate } from './gate.js';
+import type { CertificateWindow, TlsTrust } from './tls.js';
 import { commonWindow, thetaWithin } from './validity.js';
 
 export type { ServerStatus } from './posterior.js';
@@ -189,6 +190,8 @@ interface ServerProbing {
   index: number;
   url: URL;
   connection: ProbeConnection;
+  /** Its https connections, judged at the first Date on each (gate.ts). */
+  tls: ServerTls;
   probes: number;
   progress: Progress;
   clock: Clock;
@@ -196,7 +199,7 @@ interface ServerProbing {
   logger: Logger;
 }
 
-async function measureServer({ index, url, connection, probes, progress, clock, signal, logger }: ServerProbing): Promise<ServerOutcome> {
+async function measureServer({ index, url, connection, tls, probes, progress, clock, signal, logger }: ServerProbing): Promise<ServerOutcome> {
   let rtt = Infinity;
   let answered = 0;
   let verifications = 0;
@@ -215,6 +218,11 @@ async function measureServer({ index, url, connection, probes, progress, clock, 
     if (response.date === undefined) throw new ServerFailure(`no Date header (status ${response.statusCode})`);
     const date = parseHttpDate(response.date, utcYear(response.sendTime.sec));
     if (date === undefined) throw new ServerFailure(`unparseable Date: ${JSON.stringify(response.date.slice(0, 64))}`);
+    try {
+      tls.dated(date.seconds);
+    } catch (error) {
+      throw new ServerFailure(failureReason(error));
+    }
     const next = observe(progress.get(index), { dateSeconds: date.seconds, sendTime: response.sendTime, receiveTime: response.receiveTime });
     logger.debug('http probe', {
       url: url.href,
@@ -305,10 +313,11 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const progress = new Progress(urls.map((_, index) => options.priors?.[index]));
   let outcomes: ServerOutcome[];
   const connections = new Map<number, ProbeConnection>();
-  const tlsConnections: TlsConnection[][] = urls.map(() => []);
+  const gate = new TlsGate(options.ca);
+  const tlsOf = urls.map(() => new ServerTls(gate));
   try {
     const duplicateOf = await duplicates(urls, viaProxy, deadline.signal);
-    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, { ...connectionOptions, onTls: (tls) => tlsConnections[index]?.push(tls) }));
+    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, { ...connectionOptions, onTls: (tlsOf[index] as ServerTls).connected }));
     // Aborting destroys the connections: every pending probe fails at once.
     deadline.signal.addEventListener('abort', () => {
       for (const connection of connections.values()) connection.destroy(deadline.signal.reason as Error).catch(() => {});
@@ -321,7 +330,7 @@ export async function measure(servers: readonly string[], options: MeasureOption
           progress.set(index, { ...progress.get(index), failed: true });
           return { rtt: null, probes: 0, verifications: 0, failure: `duplicate of ${redactCredentials(urls[first ?? index]?.href ?? '')}: the same address, port and Host (one clock, counted once)` };
         }
-        return measureServer({ index, url, connection, probes, progress, clock: steady, signal: deadline.signal, logger });
+        return measureServer({ index, url, connection, tls: tlsOf[index] as ServerTls, probes, progress, clock: steady, signal: deadline.signal, logger });
       }),
     );
   } finally {
@@ -338,8 +347,8 @@ export async function measure(servers: readonly string[], options: MeasureOption
 
   // Certificates bound theta: the true time over the measurement must lie in every window
   // of the chains (a chain valid at a wrong local clock may not be at the true time).
-  const trust = tlsConnections.map((list): TlsTrust | null => (list.length === 0 ? null : list.some((tls) => tls.trust === 'time-unverified') ? 'time-unverified' : 'verified'));
-  const windows = tlsConnections.map((list) => uniqueWindows(list.flatMap((tls) => tls.windows)));
+  const trust = tlsOf.map((tls) => tls.trust);
+  const windows = tlsOf.map((tls) => tls.windows);
   const evidence: ServerEvidence[] = outcomes.map((outcome, index) => {
     const server = progress.get(index);
     const window = commonWindow(windows[index] ?? []);
@@ -389,8 +398,6 @@ export async function measure(servers: readonly string[], options: MeasureOption
   if (theta === undefined || error === undefined) return { result, estimate: undefined };
   return { result, estimate: { monotonicRaw: end.monotonicRaw, trueTime: addSeconds(steadyEnd, theta), error } };
 }
-
-const uniqueWindows = (windows: readonly CertificateWindow[]): CertificateWindow[] => [...new Map(windows.map((window) => [JSON.stringify(window), window])).values()];
 
 /** Once per measurement that needed it: the local clock is wrong, and what the certificates were checked against. */
 function logTimeUnverified(logger: Logger, result: MeasurementResult, trust: readonly (TlsTrust | null)[]): void {
