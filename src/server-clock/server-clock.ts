@@ -12,6 +12,8 @@ import { DRIFT_PPM } from '../sources/http/source.js';
 import { serverUrl } from '../sources/http/servers.js';
 import { intersect } from '../sources/http/interval.js';
 import { commonWindow, thetaWithin } from '../sources/http/validity.js';
+import { localClockVerdict, TlsGate, type LocalClockOptions } from '../sources/http/gate.js';
+import { describeFloor, type ClockFloor } from '../floor.js';
 import { addSeconds, diffSeconds, formatDuration, formatUtc, fromSeconds, toSeconds, type Timespec } from '../time.js';
 import { carry, DATE_LAG, merge, selectHeld, type HeldInterval } from './held.js';
 import { providerRound, type TimeProvider } from './provider.js';
@@ -19,7 +21,7 @@ import { DateSweep } from './sweep.js';
 
 export type { TimeProvider } from './provider.js';
 
-export interface ServerClockOptions {
+export interface ServerClockOptions extends LocalClockOptions {
   /** HTTP(S) servers whose Date headers give the time (host[:port] means https). */
   servers?: readonly string[];
   /** Or a function returning the server's time in ms since the epoch. */
@@ -128,6 +130,8 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
   readonly #proxy: string | undefined;
   readonly #ca: string | Buffer | undefined;
   readonly #logger: Logger;
+  /** How the https gate learns the local clock's standing (gate.ts). */
+  readonly #localClock: LocalClockOptions;
   readonly #stop = new AbortController();
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort = (): void => this.close();
@@ -141,6 +145,8 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
   /** A step seen while a measurement ran: the next one starts right after it. */
   #remeasure = false;
   #closed = false;
+  /** The floor of the last sweep round (floor.ts). */
+  #floor: ClockFloor | undefined;
 
   constructor(options: ServerClockOptions) {
     super();
@@ -168,6 +174,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     this.#stepThreshold = positive('stepThreshold', options.stepThreshold, 0.1);
     this.#proxy = options.proxy;
     this.#ca = options.ca;
+    this.#localClock = { ...(options.clockFile === undefined ? {} : { clockFile: options.clockFile }), ...(options.kernelClockForTests ? { kernelClockForTests: options.kernelClockForTests } : {}) };
     this.#logger = options.logger ?? silentLogger;
     this.#clock = options.clock ?? systemClock;
     const { clock } = options;
@@ -381,8 +388,10 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
 
   /** The first estimate: sweeps on all servers at once, then their refinement tick by tick. */
   async #sweepRound(urls: URL[], signal: AbortSignal): Promise<void> {
-    const connection = { ...(this.#proxy === undefined ? {} : { proxy: this.#proxy }), ...(this.#ca === undefined ? {} : { ca: this.#ca }) };
+    const gate = new TlsGate(this.#ca, localClockVerdict(toSeconds(this.#clock.realtime()), this.#localClock));
+    const connection = { ...(this.#proxy === undefined ? {} : { proxy: this.#proxy }), ...(this.#ca === undefined ? {} : { ca: this.#ca }), gate };
     const sweeps = urls.map((url) => new DateSweep(url, { clock: this.#steady, logger: this.#logger, ...connection }));
+    this.#floor = gate.clock.floor;
     const abort = (): void => sweeps.forEach((sweep) => sweep.abort(signal.reason as Error));
     signal.addEventListener('abort', abort, { once: true });
     try {
@@ -443,6 +452,10 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
    * tells a time its own certificates are not valid at.
    */
   #withinCertificates(sweep: DateSweep, fresh: HeldInterval, since: Timespec): HeldInterval {
+    // The floor (floor.ts) as measure() applies it: a server telling only times before it is wrong.
+    if (this.#floor !== undefined && toSeconds(steadyRealtime(this.#origin, fresh.at)) + fresh.high < this.#floor.seconds) {
+      throw codedError(`it tells a time before the floor ${describeFloor(this.#floor)}`, 'ERR_SERVER_CLOCK_FLOOR');
+    }
     const window = commonWindow(sweep.windows);
     if (window === undefined) return fresh;
     const validity = thetaWithin(window, toSeconds(steadyRealtime(this.#origin, since)), toSeconds(steadyRealtime(this.#origin, fresh.at)));
@@ -480,6 +493,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
         priors,
         ...(this.#proxy === undefined ? {} : { proxy: this.#proxy }),
         ...(this.#ca === undefined ? {} : { ca: this.#ca }),
+        ...this.#localClock,
       },
     );
     if (estimate === undefined || result.offset === null) throw codedError(`refresh: ${result.reason ?? 'no estimate'}`, 'ERR_SERVER_CLOCK_NO_MAJORITY');

@@ -10,7 +10,7 @@ import { median } from '../sources/http/posterior.js';
 import { intersect, probeInterval, type Interval } from '../sources/http/interval.js';
 import { failureReason, waitUntil } from '../sources/http/measure.js';
 import { createConnection, probe, type ProbeConnection, type ProbeResponse } from '../sources/http/probe.js';
-import { ServerTls, TlsGate } from '../sources/http/gate.js';
+import { localClockVerdict, ServerTls, TlsGate } from '../sources/http/gate.js';
 import type { CertificateWindow } from '../sources/http/tls.js';
 import { diffSeconds, toSeconds } from '../time.js';
 
@@ -65,7 +65,7 @@ export class DateSweep {
       ...(options.proxy === undefined ? {} : { proxy: options.proxy }),
       ...(options.ca === undefined ? {} : { ca: options.ca }),
     };
-    this.#tls = new ServerTls(options.gate ?? new TlsGate(options.ca));
+    this.#tls = new ServerTls(options.gate ?? new TlsGate(options.ca, localClockVerdict(toSeconds(options.clock.realtime()))));
     const count = options.connections ?? 4;
     this.#connections = Array.from({ length: count }, () => createConnection(url, { ...connectionOptions, onTls: this.#tls.connected }));
     this.#busy = this.#connections.map(() => false);

@@ -1,10 +1,60 @@
 // The one rule on how an https server's answers count, for every caller (measure(), and so
-// the feeder and measureOffset(); ServerClock's sweeps). A connection Node verified at the
-// local clock counts as it is. A connection whose chain failed there only for time
-// (tls.ts) counts once OpenSSL verifies its chain at the time the server itself claims,
-// with the trust set of the strict connection: the first Date on it is that time.
+// the feeder and measureOffset(); ServerClock's sweeps).
+//
+// While the local clock is known to be right (the kernel says a daemon keeps it
+// synchronised, and it reads after the floor, floor.ts), certificates are judged at it:
+// Node's verification stands, and a chain that fails only for time is refused like any
+// other TLS failure. Otherwise (unsynchronised, or before the floor) the local clock cannot
+// judge a certificate's time, and every server is judged the same way: OpenSSL verifies its
+// chain at the time the server itself claims (the first Date on each connection), with the
+// trust set of the strict connection. Passing at the local clock then gives no extra
+// weight: an old certificate is valid at a wrong local time.
+import { clockSync, type ClockSync } from '../../clock.js';
 import { codedError } from '../../errors.js';
+import { clockFloor, clockFilePath, describeFloor, type ClockFloor } from '../../floor.js';
+import { formatDuration } from '../../time.js';
 import { verifyChainAt, type CertificateWindow, type TlsConnection, type TlsTrust } from './tls.js';
+
+/** Past this the kernel itself calls the clock unsynchronised (NTP_PHASE_LIMIT, Linux's 16 s maxerror). */
+const MAX_SYNCHRONISED_ERROR = 16;
+
+export interface LocalClockOptions {
+  /** The last-good time file (floor.ts): default HTNTP_CLOCK_FILE, else /var/lib/htntp/clock; null: none. */
+  clockFile?: string | null;
+  /**
+   * Tests only: the kernel's word on the clock in place of ntp_adjtime()'s. (HTNTP_ASSUME_SYNCHRONISED=1
+   * in the environment can only make the gate stricter: the clock counts as synchronised.)
+   */
+  kernelClockForTests?: () => ClockSync;
+}
+
+/** Whether the local clock is known to be right, and why (or why not). */
+export interface LocalClockVerdict {
+  known: boolean;
+  why: string;
+  floor: ClockFloor;
+}
+
+/** The local clock's standing at `nowSeconds` (CLOCK_REALTIME). */
+export function localClockVerdict(nowSeconds: number, options: LocalClockOptions = {}): LocalClockVerdict {
+  const floor = clockFloor(clockFilePath(options.clockFile));
+  if (nowSeconds < floor.seconds) {
+    return { known: false, why: `the local clock reads before the floor ${describeFloor(floor)}`, floor };
+  }
+  let kernel: ClockSync | undefined;
+  try {
+    kernel = options.kernelClockForTests?.() ?? clockSync();
+  } catch {
+    // No kernel word (no ntp_adjtime here): unknown, unless the environment says otherwise.
+  }
+  const assumed = process.env.HTNTP_ASSUME_SYNCHRONISED === '1';
+  if (kernel?.synchronised === true && kernel.maxError < MAX_SYNCHRONISED_ERROR) {
+    return { known: true, why: `the kernel says the local clock is synchronised (maxerror ${formatDuration(kernel.maxError)}) and it reads after the floor ${describeFloor(floor)}`, floor };
+  }
+  if (assumed) return { known: true, why: `HTNTP_ASSUME_SYNCHRONISED=1 and the local clock reads after the floor ${describeFloor(floor)}`, floor };
+  const state = kernel === undefined ? 'cannot be read' : kernel.synchronised ? `has a maxerror of ${formatDuration(kernel.maxError)}` : 'says unsynchronised';
+  return { known: false, why: `the kernel's clock state ${state}`, floor };
+}
 
 /** How a connection counts once judged. */
 export interface AdmittedTls {
@@ -15,10 +65,13 @@ export interface AdmittedTls {
 
 export class TlsGate {
   readonly #ca: string | Buffer | undefined;
+  /** The local clock's standing, taken once for the measurement. */
+  readonly clock: LocalClockVerdict;
 
   /** `ca`: the extra trusted CAs the connections were made with (--ca). */
-  constructor(ca?: string | Buffer) {
+  constructor(ca: string | Buffer | undefined, clock: LocalClockVerdict) {
     this.#ca = ca;
+    this.clock = clock;
   }
 
   /**
@@ -26,12 +79,18 @@ export class TlsGate {
    * epoch); throws an Error with OpenSSL's code and the reason when it does not.
    */
   admit(connection: TlsConnection, claimedSeconds: number): AdmittedTls {
-    if (connection.trust === 'verified') return { trust: 'verified', windows: connection.windows };
+    if (this.clock.known) {
+      if (connection.trust === 'verified') return { trust: 'verified', windows: connection.windows };
+      const error = connection.timeError ?? 'CERT_HAS_EXPIRED';
+      const what = error === 'CERT_NOT_YET_VALID' ? 'not yet valid' : 'expired';
+      throw codedError(`certificate ${what} at the local clock, which is known to be right (${this.clock.why}): refused`, error);
+    }
     const judged = verifyChainAt(connection.chain, connection.host, claimedSeconds, this.#ca);
     if (!judged.ok) {
-      throw codedError(`certificate not valid at the local clock (${connection.timeError ?? 'time'}) nor at the server's own Date: ${judged.reason}`, judged.code);
+      const local = connection.trust === 'verified' ? 'valid at the local clock (not known to be right) but not' : `not valid at the local clock (${connection.timeError ?? 'time'}) nor`;
+      throw codedError(`certificate ${local} at the server's own Date: ${judged.reason}`, judged.code);
     }
-    return { trust: 'time-unverified', windows: judged.windows };
+    return { trust: connection.trust, windows: judged.windows };
   }
 }
 

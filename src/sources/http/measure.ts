@@ -15,7 +15,8 @@ import { emptyServer, observe, planProbes, planTeam, planTick, type PlannedProbe
 import { conclude, conclusionError, type ServerEvidence, type ServerStatus } from './posterior.js';
 import { createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
 import { serverUrl } from './servers.js';
-import { ServerTls, TlsGate } from './gate.js';
+import { describeFloor } from '../../floor.js';
+import { localClockVerdict, ServerTls, TlsGate, type LocalClockOptions } from './gate.js';
 import type { CertificateWindow, TlsTrust } from './tls.js';
 import { commonWindow, thetaWithin } from './validity.js';
 
@@ -25,7 +26,7 @@ export const DEFAULT_PROBES = 8;
 /** More probes than this add seconds without adding bits worth having. */
 export const MAX_PROBES = 64;
 
-export interface MeasureOptions {
+export interface MeasureOptions extends LocalClockOptions {
   /** HEAD probes per server (default 8). */
   probes?: number;
   /** Deadline of the whole measurement in seconds (default probes + 5). */
@@ -88,6 +89,12 @@ export interface MeasurementResult {
   caveat: string | null;
   /** Some of the agreeing servers' certificates were checked against the servers' time, not the local clock's. */
   timeUnverified: boolean;
+  /**
+   * Servers verified at the local clock and servers verified only at their own time
+   * disagree (one kind in the majority, the other not): someone may be replaying old
+   * certificates, or the local clock is wrong. Logged as an error too.
+   */
+  alarm: string | null;
   /** When the measurement ended (local clock, UTC). */
   time: string;
   /** Wall time of the measurement, seconds. */
@@ -313,7 +320,7 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const progress = new Progress(urls.map((_, index) => options.priors?.[index]));
   let outcomes: ServerOutcome[];
   const connections = new Map<number, ProbeConnection>();
-  const gate = new TlsGate(options.ca);
+  const gate = new TlsGate(options.ca, localClockVerdict(toSeconds(start.realtime), options));
   const tlsOf = urls.map(() => new ServerTls(gate));
   try {
     const duplicateOf = await duplicates(urls, viaProxy, deadline.signal);
@@ -376,8 +383,17 @@ export async function measure(servers: readonly string[], options: MeasureOption
       certificates: trust[index] ? (windows[index] ?? []) : null,
     };
   });
-  const { theta, selection } = conclusion;
-  const error = conclusionError(conclusion);
+  const { selection } = conclusion;
+  let { theta } = conclusion;
+  let reason = conclusion.reason;
+  // The floor: a time before it cannot be true (floor.ts), whoever agrees on it.
+  const floor = gate.clock.floor;
+  if (theta !== undefined && toSeconds(steadyEnd) + theta < floor.seconds) {
+    reason = `the servers agree on ${formatUtc(addSeconds(steadyEnd, theta))}, before the floor ${describeFloor(floor)}: not published`;
+    logger.error('http time before the floor', { reason });
+    theta = undefined;
+  }
+  const error = theta === undefined ? undefined : conclusionError(conclusion);
   const caveat =
     theta !== undefined && conclusion.answered === 1
       ? `one server alone: the bound leaves ${DATE_LAG} s above its interval for a Date cached on a timer (as lighttpd's), which no other server can expose`
@@ -387,16 +403,30 @@ export async function measure(servers: readonly string[], options: MeasureOption
     offset: theta === undefined ? null : theta + toRealtime,
     error: error ?? null,
     servers: results,
-    survivors: selection ? selection.truechimers.length : 0,
-    reason: conclusion.reason,
+    survivors: theta !== undefined && selection ? selection.truechimers.length : 0,
+    reason,
     caveat,
-    timeUnverified: selection !== undefined && results.some((server) => server.status === 'ok' && server.tls === 'time-unverified'),
+    timeUnverified: theta !== undefined && results.some((server) => server.status === 'ok' && server.tls === 'time-unverified'),
+    alarm: trustAlarm(results),
     time: formatUtc(end.realtime),
     duration: diffSeconds(end.monotonicRaw, start.monotonicRaw),
   };
+  if (result.alarm) logger.error('http alarm', { alarm: result.alarm });
   logTimeUnverified(logger, result, trust);
   if (theta === undefined || error === undefined) return { result, estimate: undefined };
   return { result, estimate: { monotonicRaw: end.monotonicRaw, trueTime: addSeconds(steadyEnd, theta), error } };
+}
+
+/** Why servers verified at the local clock and servers verified only at their own time disagree, if they do. */
+function trustAlarm(servers: readonly ServerResult[]): string | null {
+  const count = (status: ServerStatus, trust: TlsTrust): number => servers.filter((server) => server.status === status && server.tls === trust).length;
+  const kinds = { verified: 'verified at the local clock', 'time-unverified': 'verified only at their own Date' } as const;
+  for (const [agree, differ] of [['verified', 'time-unverified'], ['time-unverified', 'verified']] as const) {
+    if (count('ok', agree) > 0 && count('falseticker', differ) > 0) {
+      return `${count('ok', agree)} server(s) ${kinds[agree]} agree and ${count('falseticker', differ)} ${kinds[differ]} disagree with them: old certificates may be replayed, or the local clock is wrong`;
+    }
+  }
+  return null;
 }
 
 /** Once per measurement that needed it: the local clock is wrong, and what the certificates were checked against. */
