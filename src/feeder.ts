@@ -110,6 +110,8 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
       opened.push(sink);
       metrics?.sinkResult(sink.name, undefined);
     }
+    // Before the privilege drop: the clock file is written through this descriptor.
+    lastGood?.open();
     options.afterOpen?.(sinks);
     // Only now may the source open sockets or ports: after the sinks and the privilege drop.
     iterator = source.samples(signal)[Symbol.asyncIterator]();
@@ -138,6 +140,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
       publish(result.value);
     }
   } finally {
+    lastGood?.close();
     const keepLastSample = options.keepLastSample === true && sourceEnded;
     for (const sink of opened) sink.close({ keepLastSample });
     if (!finished && iterator !== undefined) await stopSource(iterator, logger);

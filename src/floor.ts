@@ -4,8 +4,8 @@
 // stamped by `npm run build` (scripts/stamp-build.ts: SOURCE_DATE_EPOCH if set, else the
 // build's clock) into dist/build-time.json. The last-good time is the mtime of the clock
 // file (default /var/lib/htntp/clock, HTNTP_CLOCK_FILE, or an option); an operator resets
-// it by deleting the file, or moves it with `touch -d`.
-import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+// it by deleting the file (with the feeder stopped), or moves it with `touch -d`.
+import { closeSync, ftruncateSync, futimesSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clockSync, type ClockSync } from './clock.js';
@@ -65,26 +65,18 @@ export function clockFloor(clockFile: string | null): ClockFloor {
 
 export const describeFloor = (floor: ClockFloor): string => `${formatUtc(fromSeconds(Math.floor(floor.seconds)))} (${floor.source})`;
 
-/**
- * Saves `seconds` as the last-good time: the file's mtime (its text says the same for a
- * reader). Its directory must exist (systemd's StateDirectory=htntp makes it, owned by the
- * feeder's user). Throws the file system's error.
- */
-export function saveLastGoodTime(path: string, seconds: number): void {
-  writeFileSync(path, `${new Date(seconds * 1000).toISOString()}\n`, { mode: 0o644 });
-  utimesSync(path, seconds, seconds);
-}
-
 /** Saves at most this often, seconds (the floor need not be recent; a disk need not be worn). */
 export const SAVE_INTERVAL = 600;
 
 /**
  * The feeder's side of the clock file: a published sample is saved as the last-good time
  * only when two witnesses agree, the kernel saying a daemon keeps the clock synchronised and
- * the sample agreeing with that clock within their bounds. The earlier of the two times is
- * saved.
+ * the sample agreeing with that clock within their bounds. The file is opened before the
+ * feeder drops its privileges (open()) and written through that descriptor: a write sets
+ * its mtime to the (synchronised) local clock.
  */
 export class LastGoodClock {
+  #fd: number | undefined;
   #lastSaved = -Infinity;
   #warned = false;
 
@@ -94,9 +86,25 @@ export class LastGoodClock {
     private readonly kernel: () => ClockSync = clockSync,
   ) {}
 
+  /** Opens (or creates, with an mtime of 0: no floor yet) the file; without its directory nothing is saved. */
+  open(): void {
+    try {
+      this.#fd = openSync(this.path, 'r+');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return this.#failed(error);
+      try {
+        this.#fd = openSync(this.path, 'wx', 0o644);
+        // Created at a local clock not yet known to be right: that time is no floor.
+        futimesSync(this.#fd, 0, 0);
+      } catch (creating) {
+        this.#failed(creating);
+      }
+    }
+  }
+
   offer(sample: Sample): void {
     const local = toSeconds(sample.receiveTime);
-    if (local - this.#lastSaved < SAVE_INTERVAL && local >= this.#lastSaved) return;
+    if (this.#fd === undefined || (local - this.#lastSaved < SAVE_INTERVAL && local >= this.#lastSaved)) return;
     let kernel: ClockSync;
     try {
       kernel = this.kernel();
@@ -106,14 +114,25 @@ export class LastGoodClock {
     const offset = diffSeconds(sample.clockTime, sample.receiveTime);
     if (!kernel.synchronised || Math.abs(offset) > kernel.maxError + 2 ** sample.precision) return;
     try {
-      saveLastGoodTime(this.path, Math.min(local, local + offset));
+      const text = `${new Date(local * 1000).toISOString()}\n`;
+      ftruncateSync(this.#fd, 0);
+      writeSync(this.#fd, text, 0);
       this.#lastSaved = local;
       this.logger.debug('last-good time saved', { path: this.path });
     } catch (error) {
-      // No state directory (a run outside its service unit) is normal; anything else is worth a word, once.
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') this.logger.debug('last-good time not saved', { path: this.path, error });
-      else if (!this.#warned) this.logger.warn('last-good time not saved', { path: this.path, error });
-      this.#warned = true;
+      this.#failed(error);
     }
+  }
+
+  close(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+  }
+
+  #failed(error: unknown): void {
+    // No state directory (a run outside its service unit) is normal; anything else is worth a word, once.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') this.logger.debug('last-good time not saved', { path: this.path, error });
+    else if (!this.#warned) this.logger.warn('last-good time not saved', { path: this.path, error });
+    this.#warned = true;
   }
 }

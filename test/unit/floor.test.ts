@@ -1,12 +1,17 @@
 // The floor: max(build stamp, last-good time), and when the feeder saves the last-good time.
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { realtime, type ClockSync } from '../../src/clock.js';
 import { createLogger } from '../../src/log.js';
-import { buildTime, BUILD_TIME_FILE, clockFloor, clockFilePath, DEFAULT_CLOCK_FILE, LastGoodClock, SAVE_INTERVAL, saveLastGoodTime } from '../../src/floor.js';
+import { buildTime, BUILD_TIME_FILE, clockFloor, clockFilePath, DEFAULT_CLOCK_FILE, LastGoodClock, SAVE_INTERVAL } from '../../src/floor.js';
 import { addSeconds, toSeconds } from '../../src/time.js';
+
+const setClockFile = (path: string, seconds: number): void => {
+  writeFileSync(path, '');
+  utimesSync(path, seconds, seconds);
+};
 
 const dir = mkdtempSync(join(tmpdir(), 'htntp-floor-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -27,10 +32,9 @@ describe('the floor', () => {
   it('is the last-good time when that is later, and the build time when it is earlier', () => {
     const path = join(dir, 'clock');
     const later = (buildTime() ?? 0) + 1000;
-    saveLastGoodTime(path, later);
+    setClockFile(path, later);
     expect(clockFloor(path)).toEqual({ seconds: later, source: `the last-good time in ${path}` });
-    expect(readFileSync(path, 'utf8')).toBe(`${new Date(later * 1000).toISOString()}\n`);
-    saveLastGoodTime(path, (buildTime() ?? 0) - 1000);
+    setClockFile(path, (buildTime() ?? 0) - 1000);
     expect(clockFloor(path).source).toBe('the package build time');
   });
 
@@ -55,36 +59,54 @@ describe('LastGoodClock', () => {
     const receiveTime = realtime();
     return { receiveTime, clockTime: addSeconds(receiveTime, offset), precision };
   };
+  const quiet = createLogger({ level: 'error' });
 
-  it('saves a sample that agrees with a synchronised kernel clock, the earlier of the two times', () => {
+  it('creates its file with no floor, then saves a sample that agrees with a synchronised kernel clock', () => {
     const path = join(dir, 'saved');
-    const saver = new LastGoodClock(path, createLogger({ level: 'error' }), () => SYNCHRONISED);
+    const saver = new LastGoodClock(path, quiet, () => SYNCHRONISED);
+    saver.open();
+    expect(mtime(path)).toBe(0);
     const offered = sample(-0.01);
     saver.offer(offered);
-    expect(mtime(path)).toBeCloseTo(toSeconds(offered.clockTime), 2);
+    saver.close();
+    // Written now: the mtime is the local clock's, which the sample and the kernel vouch for.
+    expect(Math.abs(mtime(path) - toSeconds(offered.receiveTime))).toBeLessThan(1);
+    expect(readFileSync(path, 'utf8')).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z\n$/);
   });
 
   it('saves nothing while the kernel says unsynchronised, or when the sample disagrees with the clock', () => {
-    const unsynchronised = join(dir, 'unsynchronised');
-    new LastGoodClock(unsynchronised, createLogger({ level: 'error' }), () => UNSYNCHRONISED).offer(sample(0));
-    expect(() => statSync(unsynchronised)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
-    const disagreeing = join(dir, 'disagreeing');
-    new LastGoodClock(disagreeing, createLogger({ level: 'error' }), () => SYNCHRONISED).offer(sample(30 * 86_400));
-    expect(() => statSync(disagreeing)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    for (const [name, kernel, offset] of [['unsynchronised', UNSYNCHRONISED, 0], ['disagreeing', SYNCHRONISED, 30 * 86_400]] as const) {
+      const path = join(dir, name);
+      const saver = new LastGoodClock(path, quiet, () => kernel);
+      saver.open();
+      saver.offer(sample(offset));
+      saver.close();
+      expect(mtime(path)).toBe(0);
+    }
   });
 
-  it(`saves at most once per ${SAVE_INTERVAL} s, and warns once when the file cannot be written`, () => {
+  it(`saves at most once per ${SAVE_INTERVAL} s, and says once why it cannot save`, () => {
     const path = join(dir, 'often');
-    const saver = new LastGoodClock(path, createLogger({ level: 'error' }), () => SYNCHRONISED);
+    setClockFile(path, 1000);
+    const saver = new LastGoodClock(path, quiet, () => SYNCHRONISED);
+    saver.open();
     saver.offer(sample(0));
     const first = mtime(path);
+    expect(first).toBeGreaterThan(1000);
+    setClockFile(path, 1000);
     saver.offer(sample(0.001));
-    expect(mtime(path)).toBe(first);
+    expect(mtime(path)).toBe(1000);
+    saver.close();
     const lines: string[] = [];
     // A directory where the file should be: EISDIR.
-    const missing = new LastGoodClock(dir, createLogger({ level: 'warn', write: (line) => lines.push(line) }), () => SYNCHRONISED);
-    missing.offer(sample(0));
-    missing.offer({ ...sample(0), receiveTime: addSeconds(realtime(), SAVE_INTERVAL + 1) });
+    const failing = new LastGoodClock(dir, createLogger({ level: 'warn', write: (line) => lines.push(line) }), () => SYNCHRONISED);
+    failing.open();
+    failing.offer(sample(0));
     expect(lines.filter((line) => /last-good time not saved/.test(line))).toHaveLength(1);
+    // No directory at all: nothing said above debug.
+    const absent = new LastGoodClock(join(dir, 'no-such-dir', 'clock'), createLogger({ level: 'info', write: (line) => lines.push(line) }), () => SYNCHRONISED);
+    absent.open();
+    absent.offer(sample(0));
+    expect(lines).toHaveLength(1);
   });
 });
