@@ -23,7 +23,8 @@ export interface LocalClockOptions {
   clockFile?: string | null;
   /**
    * Tests only: the kernel's word on the clock in place of ntp_adjtime()'s. (HTNTP_ASSUME_SYNCHRONISED=1
-   * in the environment can only make the gate stricter: the clock counts as synchronised.)
+   * in the environment can only make the gate stricter: the clock counts as synchronised
+   * unless it reads before the floor.)
    */
   kernelClockForTests?: () => ClockSync;
 }
@@ -35,25 +36,30 @@ export interface LocalClockVerdict {
   floor: ClockFloor;
 }
 
-/** The local clock's standing at `nowSeconds` (CLOCK_REALTIME). */
+/**
+ * The local clock's standing at `nowSeconds` (CLOCK_REALTIME): not known to be right only
+ * when it reads before the floor or the kernel says unsynchronised. A kernel that cannot be
+ * asked (ntp_adjtime refused, as by systemd's ProtectClock=) has not said so: the strict
+ * rule holds.
+ */
 export function localClockVerdict(nowSeconds: number, options: LocalClockOptions = {}): LocalClockVerdict {
   const floor = clockFloor(clockFilePath(options.clockFile));
   if (nowSeconds < floor.seconds) {
     return { known: false, why: `the local clock reads before the floor ${describeFloor(floor)}`, floor };
   }
-  let kernel: ClockSync | undefined;
+  const after = `and it reads after the floor ${describeFloor(floor)}`;
+  if (process.env.HTNTP_ASSUME_SYNCHRONISED === '1') return { known: true, why: `HTNTP_ASSUME_SYNCHRONISED=1 ${after}`, floor };
+  let kernel: ClockSync;
   try {
     kernel = options.kernelClockForTests?.() ?? clockSync();
-  } catch {
-    // No kernel word (no ntp_adjtime here): unknown, unless the environment says otherwise.
+  } catch (error) {
+    return { known: true, why: `the kernel's clock state cannot be read (${error instanceof Error ? error.message : String(error)}), so it has not said unsynchronised, ${after}`, floor };
   }
-  const assumed = process.env.HTNTP_ASSUME_SYNCHRONISED === '1';
-  if (kernel?.synchronised === true && kernel.maxError < MAX_SYNCHRONISED_ERROR) {
-    return { known: true, why: `the kernel says the local clock is synchronised (maxerror ${formatDuration(kernel.maxError)}) and it reads after the floor ${describeFloor(floor)}`, floor };
+  if (!kernel.synchronised || kernel.maxError >= MAX_SYNCHRONISED_ERROR) {
+    const state = kernel.synchronised ? `has a maxerror of ${formatDuration(kernel.maxError)}` : 'says unsynchronised';
+    return { known: false, why: `the kernel's clock state ${state}`, floor };
   }
-  if (assumed) return { known: true, why: `HTNTP_ASSUME_SYNCHRONISED=1 and the local clock reads after the floor ${describeFloor(floor)}`, floor };
-  const state = kernel === undefined ? 'cannot be read' : kernel.synchronised ? `has a maxerror of ${formatDuration(kernel.maxError)}` : 'says unsynchronised';
-  return { known: false, why: `the kernel's clock state ${state}`, floor };
+  return { known: true, why: `the kernel says the local clock is synchronised (maxerror ${formatDuration(kernel.maxError)}) ${after}`, floor };
 }
 
 /** How a connection counts once judged. */
