@@ -5,16 +5,16 @@
 // now, telling that time; the kernel's word is injected as unsynchronised, so the server is
 // judged at its own Date.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { realtime, type ClockSync } from '../../../src/clock.js';
+import { realtime } from '../../../src/clock.js';
 import { measureOffset } from '../../../src/sources/http/measure.js';
 import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
 import { makeTestAuthority, type TestAuthority, type TestCertificate } from '../../helpers/http/tls.js';
 import { describeE2e } from '../../helpers/tools.js';
 import { startProxy, stopAll, type RealProxy } from '../../helpers/webservers.js';
+import { UNSYNCHRONISED } from '../../helpers/http/kernel-clock.js';
 
 const DAY = 86_400;
 const AHEAD = 206 * DAY;
-const UNSYNCHRONISED = { kernelClockForTests: (): ClockSync => ({ synchronised: false, maxError: 16, status: 0x41 }) };
 
 let authority: TestAuthority;
 let root: TestCertificate;

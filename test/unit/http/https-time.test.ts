@@ -5,20 +5,19 @@
 // certificates on the process clock, which an injected Clock does not move; the last suite
 // injects one to show the windows are judged at the agreed time).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { monotonicRaw, realtime, type Clock, type ClockSync } from '../../../src/clock.js';
+import { monotonicRaw, realtime, type Clock } from '../../../src/clock.js';
 import { addSeconds } from '../../../src/time.js';
 import { createLogger } from '../../../src/log.js';
 import { waitFor } from '../../helpers/wait.js';
-import { measureOffset, type MeasurementResult } from '../../../src/sources/http/measure.js';
+import { measureOffset } from '../../../src/sources/http/measure.js';
 import { ServerClock } from '../../../src/server-clock/server-clock.js';
 import { startProxy, type TestProxy } from '../../helpers/http/proxy.js';
 import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
 import { makeTestAuthority, type CertificateSpec, type TestAuthority, type TestCertificate } from '../../helpers/http/tls.js';
+import { expectNear, UNSYNCHRONISED } from '../../helpers/http/kernel-clock.js';
 
 const DAY = 86_400;
 const now = realtime().sec;
-// The host's kernel may well say synchronised: these servers' time is believed only while it does not (gate.ts).
-const UNSYNCHRONISED = { kernelClockForTests: (): ClockSync => ({ synchronised: false, maxError: 16, status: 0x41 }) };
 let authority: TestAuthority;
 const started: TimeServer[] = [];
 let proxy: TestProxy;
@@ -44,11 +43,6 @@ async function serve(offset: number, certificate: TestCertificate, count = 1): P
   const servers = await startTimeServers(Array.from({ length: count }, () => ({ offset, tls: { key: certificate.key, cert: certificate.chain } })));
   started.push(...servers);
   return servers.map((server) => server.url);
-}
-
-function expectNear(result: MeasurementResult, truth: number): void {
-  expect(result.offset).not.toBeNull();
-  expect(Math.abs((result.offset ?? NaN) - truth)).toBeLessThanOrEqual((result.error ?? NaN) + 1e-3);
 }
 
 beforeAll(async () => {

@@ -7,21 +7,20 @@
 import { utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { realtime, type ClockSync } from '../../../src/clock.js';
+import { realtime } from '../../../src/clock.js';
 import { createLogger } from '../../../src/log.js';
 import { ServerClock } from '../../../src/server-clock/server-clock.js';
-import { measureOffset, type MeasurementResult } from '../../../src/sources/http/measure.js';
+import { measureOffset } from '../../../src/sources/http/measure.js';
 import { startProxy, type TestProxy } from '../../helpers/http/proxy.js';
 import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
 import { makeTestAuthority, type TestAuthority, type TestCertificate } from '../../helpers/http/tls.js';
+import { expectNear, SYNCHRONISED, UNSYNCHRONISED } from '../../helpers/http/kernel-clock.js';
 
 const DAY = 86_400;
 const now = realtime().sec;
 const PAST = -632 * DAY;
 const FUTURE = 206 * DAY;
 
-const SYNCHRONISED = { kernelClockForTests: (): ClockSync => ({ synchronised: true, maxError: 0.05, status: 0x1 }) };
-const UNSYNCHRONISED = { kernelClockForTests: (): ClockSync => ({ synchronised: false, maxError: 16, status: 0x41 }) };
 
 let authority: TestAuthority;
 let root: TestCertificate;
@@ -39,11 +38,6 @@ async function serve(offset: number, count: number, certificate = certificateAro
   const servers = await startTimeServers(Array.from({ length: count }, () => ({ offset, tls: { key: certificate.key, cert: certificate.chain } })));
   started.push(...servers);
   return servers.map((server) => server.url);
-}
-
-function expectNear(result: MeasurementResult, truth: number): void {
-  expect(result.offset).not.toBeNull();
-  expect(Math.abs((result.offset ?? NaN) - truth)).toBeLessThanOrEqual((result.error ?? NaN) + 1e-3);
 }
 
 const capture = (): { lines: string[]; logger: ReturnType<typeof createLogger> } => {
