@@ -505,25 +505,30 @@ class TrustStore : public Napi::ObjectWrap<TrustStore> {
   explicit TrustStore(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrustStore>(info) {
     const Napi::Env env = info.Env();
     if (!info[0].IsString()) {
-      throw codedError(Napi::TypeError::New(env, "The \"pem\" argument must be of type string. Received " + describe(info[0])),
-                       "ERR_INVALID_ARG_TYPE");
+      throw codedError(
+          Napi::TypeError::New(env, "The \"pem\" argument must be of type string. Received " + describe(info[0])),
+          "ERR_INVALID_ARG_TYPE");
     }
     store_ = std::make_unique<htntp::TrustStore>(info[0].As<Napi::String>().Utf8Value());
   }
 
  private:
-  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(store_->size())); }
+  Napi::Value Size(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(store_->size()));
+  }
 
   // verify(ders: Buffer[], host: string, atSeconds: number) -> { ok, code, message, depth, path }
   Napi::Value Verify(const Napi::CallbackInfo& info) {
     const Napi::Env env = info.Env();
     if (!info[0].IsArray()) {
-      throw codedError(Napi::TypeError::New(env, "The \"ders\" argument must be an array of Buffers. Received " + describe(info[0])),
-                       "ERR_INVALID_ARG_TYPE");
+      throw codedError(
+          Napi::TypeError::New(env, "The \"ders\" argument must be an array of Buffers. Received " + describe(info[0])),
+          "ERR_INVALID_ARG_TYPE");
     }
     if (!info[1].IsString()) {
-      throw codedError(Napi::TypeError::New(env, "The \"host\" argument must be of type string. Received " + describe(info[1])),
-                       "ERR_INVALID_ARG_TYPE");
+      throw codedError(
+          Napi::TypeError::New(env, "The \"host\" argument must be of type string. Received " + describe(info[1])),
+          "ERR_INVALID_ARG_TYPE");
     }
     const Napi::Array list = info[0].As<Napi::Array>();
     std::vector<std::string> ders;

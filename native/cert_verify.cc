@@ -148,8 +148,12 @@ ChainVerdict TrustStore::verify(const std::vector<std::string>& ders, const std:
   if (!untrusted) return failed(X509_V_ERR_OUT_OF_MEM, "out of memory", -1);
   for (size_t index = 1; index < ders.size(); ++index) {
     X509Holder certificate = fromDer(ders[index]);
-    if (!certificate) return failed(X509_V_ERR_UNSPECIFIED, "a presented certificate does not parse", static_cast<int>(index));
-    if (sk_X509_push(untrusted.get(), certificate.get()) == 0) return failed(X509_V_ERR_OUT_OF_MEM, "out of memory", -1);
+    if (!certificate) {
+      return failed(X509_V_ERR_UNSPECIFIED, "a presented certificate does not parse", static_cast<int>(index));
+    }
+    if (sk_X509_push(untrusted.get(), certificate.get()) == 0) {
+      return failed(X509_V_ERR_OUT_OF_MEM, "out of memory", -1);
+    }
     certificate.release();
   }
   std::unique_ptr<X509_STORE_CTX, FreeContext> context(X509_STORE_CTX_new());
@@ -180,7 +184,8 @@ ChainVerdict TrustStore::verify(const std::vector<std::string>& ders, const std:
     X509* certificate = sk_X509_value(chain, index);
     CertificateWindow window;
     window.subject = subjectOf(certificate);
-    if (!toEpoch(X509_get0_notBefore(certificate), &window.notBefore) || !toEpoch(X509_get0_notAfter(certificate), &window.notAfter)) {
+    if (!toEpoch(X509_get0_notBefore(certificate), &window.notBefore) ||
+        !toEpoch(X509_get0_notAfter(certificate), &window.notAfter)) {
       return failed(X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD, "a validity date does not parse", index);
     }
     verdict.path.push_back(window);

@@ -58,12 +58,15 @@ export interface ClockFloor {
 export function clockFloor(clockFile: string | null): ClockFloor {
   const built = buildTime();
   const saved = lastGoodTime(clockFile);
-  if (saved !== undefined && (built === undefined || saved > built)) return { seconds: saved, source: `the last-good time in ${clockFile ?? ''}` };
+  if (saved !== undefined && (built === undefined || saved > built)) {
+    return { seconds: saved, source: `the last-good time in ${clockFile ?? ''}` };
+  }
   if (built !== undefined) return { seconds: built, source: 'the package build time' };
   return { seconds: 0, source: 'nothing (no build stamp, no clock file)' };
 }
 
-export const describeFloor = (floor: ClockFloor): string => `${formatUtc(fromSeconds(Math.floor(floor.seconds)))} (${floor.source})`;
+export const describeFloor = (floor: ClockFloor): string =>
+  `${formatUtc(fromSeconds(Math.floor(floor.seconds)))} (${floor.source})`;
 
 /** Saves at most this often, seconds (the floor need not be recent; a disk need not be worn). */
 export const SAVE_INTERVAL = 600;
@@ -131,8 +134,9 @@ export class LastGoodClock {
 
   #failed(error: unknown): void {
     // No state directory (a run outside its service unit) is normal; anything else is worth a word, once.
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') this.logger.debug('last-good time not saved', { path: this.path, error });
-    else if (!this.#warned) this.logger.warn('last-good time not saved', { path: this.path, error });
+    const context = { path: this.path, error };
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') this.logger.debug('last-good time not saved', context);
+    else if (!this.#warned) this.logger.warn('last-good time not saved', context);
     this.#warned = true;
   }
 }

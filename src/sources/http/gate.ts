@@ -48,18 +48,23 @@ export function localClockVerdict(nowSeconds: number, options: LocalClockOptions
     return { known: false, why: `the local clock reads before the floor ${describeFloor(floor)}`, floor };
   }
   const after = `and it reads after the floor ${describeFloor(floor)}`;
-  if (process.env.HTNTP_ASSUME_SYNCHRONISED === '1') return { known: true, why: `HTNTP_ASSUME_SYNCHRONISED=1 ${after}`, floor };
+  if (process.env.HTNTP_ASSUME_SYNCHRONISED === '1') {
+    return { known: true, why: `HTNTP_ASSUME_SYNCHRONISED=1 ${after}`, floor };
+  }
   let kernel: ClockSync;
   try {
     kernel = options.kernelClockForTests?.() ?? clockSync();
   } catch (error) {
-    return { known: true, why: `the kernel's clock state cannot be read (${error instanceof Error ? error.message : String(error)}), so it has not said unsynchronised, ${after}`, floor };
+    const cause = error instanceof Error ? error.message : String(error);
+    const why = `the kernel's clock state cannot be read (${cause}), so it has not said unsynchronised, ${after}`;
+    return { known: true, why, floor };
   }
   if (!kernel.synchronised || kernel.maxError >= MAX_SYNCHRONISED_ERROR) {
     const state = kernel.synchronised ? `has a maxerror of ${formatDuration(kernel.maxError)}` : 'says unsynchronised';
     return { known: false, why: `the kernel's clock state ${state}`, floor };
   }
-  return { known: true, why: `the kernel says the local clock is synchronised (maxerror ${formatDuration(kernel.maxError)}) ${after}`, floor };
+  const maxError = formatDuration(kernel.maxError);
+  return { known: true, why: `the kernel says the local clock is synchronised (maxerror ${maxError}) ${after}`, floor };
 }
 
 /** How a connection counts once judged. */
@@ -89,11 +94,14 @@ export class TlsGate {
       if (connection.trust === 'verified') return { trust: 'verified', windows: connection.windows };
       const error = connection.timeError ?? 'CERT_HAS_EXPIRED';
       const what = error === 'CERT_NOT_YET_VALID' ? 'not yet valid' : 'expired';
-      throw codedError(`certificate ${what} at the local clock, which is known to be right (${this.clock.why}): refused`, error);
+      const why = `certificate ${what} at the local clock, which is known to be right (${this.clock.why}): refused`;
+      throw codedError(why, error);
     }
     const judged = verifyChainAt(connection.chain, connection.host, claimedSeconds, this.#ca);
     if (!judged.ok) {
-      const local = connection.trust === 'verified' ? 'valid at the local clock (not known to be right) but not' : `not valid at the local clock (${connection.timeError ?? 'time'}) nor`;
+      const local = connection.trust === 'verified'
+        ? 'valid at the local clock (not known to be right) but not'
+        : `not valid at the local clock (${connection.timeError ?? 'time'}) nor`;
       throw codedError(`certificate ${local} at the server's own Date: ${judged.reason}`, judged.code);
     }
     return { trust: connection.trust, windows: judged.windows };
@@ -120,7 +128,9 @@ export class ServerTls {
 
   /** Judges the connections made since the last Date at this one; throws (gate.admit) when one does not count. */
   dated(claimedSeconds: number): void {
-    while (this.#pending.length > 0) this.admitted.push(this.#gate.admit(this.#pending.shift() as TlsConnection, claimedSeconds));
+    for (let next = this.#pending.shift(); next !== undefined; next = this.#pending.shift()) {
+      this.admitted.push(this.#gate.admit(next, claimedSeconds));
+    }
   }
 
   /** How the server's connections were trusted (null: none was https). */
@@ -130,6 +140,7 @@ export class ServerTls {
   }
 
   get windows(): CertificateWindow[] {
-    return [...new Map(this.admitted.flatMap((tls) => tls.windows).map((window) => [JSON.stringify(window), window])).values()];
+    const windows = this.admitted.flatMap((tls) => tls.windows);
+    return [...new Map(windows.map((window) => [JSON.stringify(window), window])).values()];
   }
 }

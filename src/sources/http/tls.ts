@@ -101,25 +101,31 @@ export type ChainJudgement = { ok: true; windows: CertificateWindow[] } | { ok: 
  * time `atSeconds` (the time the server claims) in place of the local clock. Any error
  * rejects, a time error at `atSeconds` included.
  */
-export function verifyChainAt(chain: readonly Buffer[], host: string, atSeconds: number, extraCa?: string | Buffer): ChainJudgement {
-  const verdict = trustStore(extraCa).verify(chain, hostOf(host), Math.floor(atSeconds));
+export function verifyChainAt(
+  chain: readonly Buffer[],
+  host: string,
+  atSeconds: number,
+  extraCa?: string | Buffer,
+): ChainJudgement {
+  const at = Math.floor(atSeconds);
+  const verdict = trustStore(extraCa).verify(chain, hostOf(host), at);
   if (!verdict.ok) {
     const depth = verdict.depth >= 0 ? ` (certificate ${verdict.depth} of the chain)` : '';
-    return { ok: false, code: verdict.code, reason: `${verdict.code}: ${verdict.message}${depth} at ${formatUtc(fromSeconds(Math.floor(atSeconds)))}` };
+    return { ok: false, code: verdict.code, reason: `${verdict.code}: ${verdict.message}${depth} at ${formatUtc(fromSeconds(at))}` };
   }
-  return {
-    ok: true,
-    windows: verdict.path.map((window) => ({ subject: window.subject, notBefore: isoSeconds(window.notBefore), notAfter: isoSeconds(window.notAfter) })),
-  };
+  const windows = verdict.path.map(({ subject, notBefore, notAfter }) => ({ subject, notBefore: isoSeconds(notBefore), notAfter: isoSeconds(notAfter) }));
+  return { ok: true, windows };
 }
 
 /** The certificates a TLS socket's peer presented (as Node links them, each once). */
 function peerChain(socket: TLSSocket): X509Certificate[] {
   const chain: X509Certificate[] = [];
   const seen = new Set<string>();
-  for (let current: PeerCertificate | undefined = socket.getPeerCertificate(true); current?.raw !== undefined && !seen.has(current.fingerprint256); current = (current as { issuerCertificate?: PeerCertificate }).issuerCertificate) {
+  let current: PeerCertificate | undefined = socket.getPeerCertificate(true);
+  while (current?.raw !== undefined && !seen.has(current.fingerprint256)) {
     seen.add(current.fingerprint256);
     chain.push(new X509Certificate(current.raw));
+    current = (current as { issuerCertificate?: PeerCertificate }).issuerCertificate;
   }
   return chain;
 }
@@ -159,7 +165,8 @@ export function timeTolerantConnector(options: ConnectorOptions): Connector {
   const plain = base ?? tcpConnector(options.timeoutMs);
   const strict = base ?? strictTlsConnector(tls, options.timeoutMs);
   const onConnection = options.onConnection;
-  const presented = (socket: TLSSocket, host: string): { chain: Buffer[]; host: string; windows: CertificateWindow[] } => {
+  type Presented = Pick<TlsConnection, 'chain' | 'host' | 'windows'>;
+  const presented = (socket: TLSSocket, host: string): Presented => {
     const chain = peerChain(socket);
     return { chain: chain.map((certificate) => certificate.raw), host, windows: chainWindows(chain) };
   };
@@ -193,7 +200,8 @@ export function timeTolerantConnector(options: ConnectorOptions): Connector {
       // The raw stream again (TCP, or a new tunnel), then TLS that leaves the verdict to the gate.
       // `host` with the port: a proxy's tunnel asks CONNECT for it, and the port is no longer https's default.
       const port = connectOptions.port || '443';
-      plain({ ...connectOptions, protocol: 'http:', port, host: `${connectOptions.hostname}:${port}` }, (rawError, raw) => {
+      const tunnel = { ...connectOptions, protocol: 'http:', port, host: `${connectOptions.hostname}:${port}` };
+      plain(tunnel, (rawError, raw) => {
         if (rawError !== null || raw === null) {
           callback(rawError ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'), null);
           return;
