@@ -173,8 +173,12 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     this.#stepThreshold = positive('stepThreshold', options.stepThreshold, 0.1);
     this.#proxy = options.proxy;
     this.#ca = options.ca;
+    const { clockFile } = options;
+    if (clockFile !== undefined && clockFile !== null && typeof clockFile !== 'string') {
+      throw invalidArgType('options.clockFile', 'string or null', clockFile);
+    }
     this.#localClock = {
-      ...(options.clockFile === undefined ? {} : { clockFile: options.clockFile }),
+      ...(clockFile === undefined ? {} : { clockFile }),
       ...(options.kernelClockForTests ? { kernelClockForTests: options.kernelClockForTests } : {}),
     };
     this.#logger = options.logger ?? silentLogger;
