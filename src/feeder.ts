@@ -12,6 +12,8 @@ import type { FeedMetrics } from './metrics.js';
 import { diffSeconds, type Timespec } from './time.js';
 import type { Sink } from './sinks/sink.js';
 import { ShmSink } from './sinks/shm.js';
+import type { ClockSync } from './clock.js';
+import { LastGoodClock } from './floor.js';
 import { SockSink } from './sinks/sock.js';
 import type { SockLayoutChoice } from './sock.js';
 
@@ -35,6 +37,10 @@ export interface FeedOptions {
   metrics?: FeedMetrics;
   /** A one-shot source that ends by itself leaves its last sample valid for the reader (a stop signal still clears it). */
   keepLastSample?: boolean;
+  /** Where the last-good time is saved (floor.ts: the floor no published time goes below); none without it. */
+  clockFile?: string;
+  /** Tests only: the kernel's clock state in place of ntp_adjtime()'s, for the last-good time. */
+  kernelClockForTests?: () => ClockSync;
 }
 
 export interface FeedResult {
@@ -73,6 +79,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
   }
   const opened: Sink[] = [];
   let published = 0;
+  const lastGood = options.clockFile === undefined ? undefined : new LastGoodClock(options.clockFile, logger, options.kernelClockForTests);
 
   const publish = (sample: Sample): void => {
     const sourceLeap = sample.leap ?? 0;
@@ -93,6 +100,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
     published += 1;
     metrics?.published(sample, leap);
     logger.debug('sample published', { sinks: sinks.map((sink) => sink.name).join(','), offset: diffSeconds(sample.clockTime, sample.receiveTime), precision: sample.precision, leap });
+    lastGood?.offer(sample);
     onSample?.(sample);
   };
 
@@ -105,6 +113,8 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
       opened.push(sink);
       metrics?.sinkResult(sink.name, undefined);
     }
+    // Before the privilege drop: the clock file is written through this descriptor.
+    lastGood?.open();
     options.afterOpen?.(sinks);
     // Only now may the source open sockets or ports: after the sinks and the privilege drop.
     iterator = source.samples(signal)[Symbol.asyncIterator]();
@@ -133,6 +143,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
       publish(result.value);
     }
   } finally {
+    lastGood?.close();
     const keepLastSample = options.keepLastSample === true && sourceEnded;
     for (const sink of opened) sink.close({ keepLastSample });
     if (!finished && iterator !== undefined) await stopSource(iterator, logger);

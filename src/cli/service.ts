@@ -3,6 +3,7 @@
 // Commands only build their source.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { feed, type FeedResult } from '../feeder.js';
+import { clockFilePath } from '../floor.js';
 import { systemClock, type Clock } from '../clock.js';
 import { createLogger, type Logger } from '../log.js';
 import { LeapSchedule, defaultLeapFile, loadLeapSeconds, leapAt } from '../leap.js';
@@ -140,6 +141,12 @@ export function checkUnitAllowed(unit: number, euid: number | undefined = proces
   }
 }
 
+/** The clock file the feeder saves its last-good time in (floor.ts), when there is one to save in. */
+function lastGoodFile(): { clockFile?: string } {
+  const path = clockFilePath();
+  return path === null ? {} : { clockFile: path };
+}
+
 /**
  * Runs a source into the segment until SIGINT/SIGTERM (or `signal`), then stops cleanly:
  * valid = 0, detach, resolve. `makeSource` gets the signal, logger and metrics the run
@@ -175,6 +182,7 @@ export async function runService(
       ...(leapSchedule === undefined ? {} : { leapSchedule }),
       ...(metrics === undefined ? {} : { metrics }),
       ...(options.keepLastSample ? { keepLastSample: true } : {}),
+      ...lastGoodFile(),
       afterOpen: () => {
         dropPrivileges(privileges, logger);
       },

@@ -94,6 +94,8 @@ export interface ConnectTarget {
   hostname: string;
   protocol: string;
   port: string;
+  /** `hostname:port` as a proxy's tunnel asks CONNECT for it (undici's field; default: the URL's host). */
+  host?: string;
   servername?: string;
 }
 

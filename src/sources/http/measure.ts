@@ -16,7 +16,9 @@ import type { PlannedProbe, ServerState, Strategy, TeamPlan } from './plan.js';
 import { conclude, conclusionError, type ServerEvidence, type ServerStatus } from './posterior.js';
 import { createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
 import { serverUrl } from './servers.js';
-import type { CertificateWindow, TlsConnection, TlsTrust } from './tls.js';
+import { describeFloor, type ClockFloor } from '../../floor.js';
+import { localClockVerdict, ServerTls, TlsGate, type LocalClockOptions } from './gate.js';
+import type { CertificateWindow, TlsTrust } from './tls.js';
 import { commonWindow, thetaWithin } from './validity.js';
 
 export type { ServerStatus } from './posterior.js';
@@ -25,7 +27,7 @@ export const DEFAULT_PROBES = 8;
 /** More probes than this add seconds without adding bits worth having. */
 export const MAX_PROBES = 64;
 
-export interface MeasureOptions {
+export interface MeasureOptions extends LocalClockOptions {
   /** HEAD probes per server (default 8). */
   probes?: number;
   /** Deadline of the whole measurement in seconds (default probes + 5). */
@@ -99,6 +101,12 @@ export interface MeasurementResult {
   caveat: string | null;
   /** Some of the agreeing servers' certificates were checked against the servers' time, not the local clock's. */
   timeUnverified: boolean;
+  /**
+   * Servers verified at the local clock and servers verified only at their own time
+   * disagree (one kind in the majority, the other not): someone may be replaying old
+   * certificates, or the local clock is wrong. Logged as an error too.
+   */
+  alarm: string | null;
   /** When the measurement ended (local clock, UTC). */
   time: string;
   /** Wall time of the measurement, seconds. */
@@ -222,6 +230,8 @@ interface ServerProbing {
   index: number;
   url: URL;
   connection: ProbeConnection;
+  /** Its https connections, judged at the first Date on each (gate.ts). */
+  tls: ServerTls;
   probes: number;
   strategy: Strategy;
   progress: Progress;
@@ -235,7 +245,7 @@ interface ServerProbing {
 }
 
 async function measureServer(probing: ServerProbing): Promise<void> {
-  const { index, url, connection, probes, strategy, progress, outcome, clock, signal, logger } = probing;
+  const { index, url, connection, tls, probes, strategy, progress, outcome, clock, signal, logger } = probing;
   const send = async (planned: PlannedProbe | undefined): Promise<void> => {
     if (planned) await waitUntil(clock, planned.sendAt, signal);
     const response = await probe(connection, url, clock).catch((error: unknown) => {
@@ -250,6 +260,11 @@ async function measureServer(probing: ServerProbing): Promise<void> {
     if (response.date === undefined) throw new ServerFailure(`no Date header (status ${response.statusCode})`);
     const date = parseHttpDate(response.date, utcYear(response.sendTime.sec));
     if (date === undefined) throw new ServerFailure(`unparseable Date: ${JSON.stringify(response.date.slice(0, 64))}`);
+    try {
+      tls.dated(date.seconds);
+    } catch (error) {
+      throw new ServerFailure(failureReason(error));
+    }
     const next = observe(progress.get(index), { dateSeconds: date.seconds, sendTime: response.sendTime, receiveTime: response.receiveTime });
     logger.debug('http probe', {
       url: url.href,
@@ -324,10 +339,6 @@ export async function duplicates(urls: readonly URL[], viaProxy: boolean, signal
   });
 }
 
-/** A server's trust over all its TLS connections (null: plain http). */
-const trustOf = (list: readonly TlsConnection[]): TlsTrust | null =>
-  list.length === 0 ? null : list.some((tls) => tls.trust === 'time-unverified') ? 'time-unverified' : 'verified';
-
 /** What a measurement has gathered: enough to conclude at any instant, at its end or while probing goes on. */
 interface Gathered {
   urls: readonly URL[];
@@ -336,7 +347,10 @@ interface Gathered {
   outcomes: readonly ServerOutcome[];
   /** Index of the first listing of the same server, per server (undefined: not a duplicate). */
   duplicateOf: readonly (number | undefined)[];
-  tlsConnections: readonly (readonly TlsConnection[])[];
+  /** Each server's https connections as the gate judged them. */
+  tls: readonly ServerTls[];
+  /** No time before it is published (floor.ts). */
+  floor: ClockFloor;
   dateLag: number;
 }
 
@@ -344,10 +358,11 @@ interface Gathered {
  * The conclusion from what was gathered, reported against CLOCK_REALTIME as it reads at
  * `end`: the published bound only when the electorate lets (interval.ts `publishable`,
  * servers still probing counted as pending), inside every contributing chain's
- * certificate window (validity.ts).
+ * certificate window (validity.ts), and never before the floor (floor.ts). The final
+ * conclusion passes `logger`: a refusal by the floor is logged once.
  */
-function concludeAt(gathered: Gathered, end: ClockPair): Measurement {
-  const { urls, start, progress, outcomes, duplicateOf, tlsConnections, dateLag } = gathered;
+function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measurement {
+  const { urls, start, progress, outcomes, duplicateOf, tls, floor, dateLag } = gathered;
   // Theta is against the steady timescale; what is reported is against CLOCK_REALTIME as
   // it reads at `end`, whatever was done to it since the start.
   const steadyEnd = steadyRealtime(start, end.monotonicRaw);
@@ -355,8 +370,8 @@ function concludeAt(gathered: Gathered, end: ClockPair): Measurement {
 
   // Certificates bound theta: the true time over the measurement must lie in every window
   // of the chains (a chain valid at a wrong local clock may not be at the true time).
-  const trust = tlsConnections.map(trustOf);
-  const windows = tlsConnections.map((list) => uniqueWindows(list.flatMap((tls) => tls.windows)));
+  const trust = tls.map((server) => server.trust);
+  const windows = tls.map((server) => server.windows);
   const evidence: ServerEvidence[] = outcomes.map((outcome, index) => {
     const server = progress.get(index);
     const window = commonWindow(windows[index] ?? []);
@@ -388,16 +403,26 @@ function concludeAt(gathered: Gathered, end: ClockPair): Measurement {
       certificates: trust[index] ? (windows[index] ?? []) : null,
     };
   });
-  const { theta, selection, bound } = conclusion;
-  const error = conclusionError(conclusion);
+  const { selection, bound } = conclusion;
+  let { theta } = conclusion;
+  let reason = conclusion.reason;
+  // The floor: a time before it cannot be true (floor.ts), whoever agrees on it.
+  if (theta !== undefined && toSeconds(steadyEnd) + theta < floor.seconds) {
+    const agreed = formatUtc(addSeconds(steadyEnd, theta));
+    reason = `the servers agree on ${agreed}, before the floor ${describeFloor(floor)}: not published`;
+    logger?.error('http time before the floor', { reason });
+    theta = undefined;
+  }
+  const error = theta === undefined ? undefined : conclusionError(conclusion);
   const result: MeasurementResult = {
     offset: theta === undefined ? null : theta + toRealtime,
     error: error ?? null,
     servers: results,
-    survivors: selection ? selection.truechimers.length : 0,
-    reason: conclusion.reason,
+    survivors: theta !== undefined && selection ? selection.truechimers.length : 0,
+    reason,
     caveat: theta !== undefined && conclusion.answered === 1 ? oneServerCaveat(dateLag) : null,
-    timeUnverified: selection !== undefined && results.some((server) => server.status === 'ok' && server.tls === 'time-unverified'),
+    timeUnverified: theta !== undefined && results.some((server) => server.status === 'ok' && server.tls === 'time-unverified'),
+    alarm: trustAlarm(results),
     time: formatUtc(end.realtime),
     duration: diffSeconds(end.monotonicRaw, start.monotonicRaw),
   };
@@ -437,9 +462,11 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const connectionOptions = { timeoutMs: timeout * 1000, ...(options.proxy === undefined ? {} : { proxy: options.proxy }), ...(options.ca === undefined ? {} : { ca: options.ca }) };
   const viaProxy = usesProxy(options.proxy);
   const outcomes = urls.map(newOutcome);
-  const tlsConnections: TlsConnection[][] = urls.map(() => []);
+  const gate = new TlsGate(options.ca, localClockVerdict(toSeconds(start.realtime), options));
+  const tls = urls.map(() => new ServerTls(gate));
   const progress = new Progress(urls.map((_, index) => options.priors?.[index]));
-  const gathered: Gathered = { urls, start, progress, outcomes, duplicateOf: [], tlsConnections, dateLag };
+  const { floor } = gate.clock;
+  const gathered: Gathered = { urls, start, progress, outcomes, duplicateOf: [], tls, floor, dateLag };
   let measuring = true;
   // Once more than half of the servers have swept, or every sweep has ended: then at each later end.
   const onSweepEnd = (): void => {
@@ -459,7 +486,10 @@ export async function measure(servers: readonly string[], options: MeasureOption
   try {
     const duplicateOf = await duplicates(urls, viaProxy, deadline.signal);
     gathered.duplicateOf = duplicateOf;
-    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, { ...connectionOptions, onTls: (tls) => tlsConnections[index]?.push(tls) }));
+    for (const [index, url] of urls.entries()) {
+      if (duplicateOf[index] !== undefined) continue;
+      connections.set(index, createConnection(url, { ...connectionOptions, onTls: (tls[index] as ServerTls).connected }));
+    }
     // Aborting destroys the connections: every pending probe fails at once.
     deadline.signal.addEventListener('abort', () => {
       for (const connection of connections.values()) connection.destroy(deadline.signal.reason as Error).catch(() => {});
@@ -476,7 +506,10 @@ export async function measure(servers: readonly string[], options: MeasureOption
           return;
         }
         const { signal: until } = deadline;
-        await measureServer({ index, url, connection, probes, strategy, progress, outcome, onSweepEnd, clock: steady, signal: until, logger });
+        await measureServer({
+          index, url, connection, tls: tls[index] as ServerTls, probes, strategy, progress, outcome, onSweepEnd,
+          clock: steady, signal: until, logger,
+        });
       }),
     );
   } finally {
@@ -486,13 +519,28 @@ export async function measure(servers: readonly string[], options: MeasureOption
     await Promise.all([...connections.values()].map((connection) => connection.destroy().catch(() => {})));
   }
   signal?.throwIfAborted();
-  const measurement = concludeAt(gathered, readClockPair(clock));
-  if (measurement.result.caveat) logger.warn('http bound widened', { caveat: measurement.result.caveat });
-  logTimeUnverified(logger, measurement.result, tlsConnections.map(trustOf));
+  const measurement = concludeAt(gathered, readClockPair(clock), logger);
+  const { result } = measurement;
+  if (result.caveat) logger.warn('http bound widened', { caveat: result.caveat });
+  if (result.alarm) logger.error('http alarm', { alarm: result.alarm });
+  logTimeUnverified(logger, result, tls.map((server) => server.trust));
   return measurement;
 }
 
-const uniqueWindows = (windows: readonly CertificateWindow[]): CertificateWindow[] => [...new Map(windows.map((window) => [JSON.stringify(window), window])).values()];
+/** Why servers verified at the local clock and servers verified only at their own time disagree, if they do. */
+function trustAlarm(servers: readonly ServerResult[]): string | null {
+  const count = (status: ServerStatus, trust: TlsTrust): number =>
+    servers.filter((server) => server.status === status && server.tls === trust).length;
+  const kinds = { verified: 'verified at the local clock', 'time-unverified': 'verified only at their own Date' } as const;
+  for (const [agree, differ] of [['verified', 'time-unverified'], ['time-unverified', 'verified']] as const) {
+    if (count('ok', agree) > 0 && count('falseticker', differ) > 0) {
+      const agreeing = `${count('ok', agree)} server(s) ${kinds[agree]} agree`;
+      const differing = `${count('falseticker', differ)} ${kinds[differ]} disagree with them`;
+      return `${agreeing} and ${differing}: old certificates may be replayed, or the local clock is wrong`;
+    }
+  }
+  return null;
+}
 
 /** Once per measurement that needed it: the local clock is wrong, and what the certificates were checked against. */
 function logTimeUnverified(logger: Logger, result: MeasurementResult, trust: readonly (TlsTrust | null)[]): void {
