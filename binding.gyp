@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "htntp",
-      "sources": ["native/shm_segment.cc", "native/sock_sample.cc", "native/binding.cc"],
+      "sources": ["native/shm_segment.cc", "native/sock_sample.cc", "native/cert_verify.cc", "native/binding.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"],

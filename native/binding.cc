@@ -1,5 +1,6 @@
 // The only file that knows N-API: argument checks, errors and object shapes around
-// the plain segment and socket code in shm_segment.cc and sock_sample.cc.
+// the plain segment, socket and certificate code in shm_segment.cc, sock_sample.cc and
+// cert_verify.cc.
 #include <napi.h>
 
 #include <sys/un.h>
@@ -8,8 +9,12 @@
 #include <cmath>
 #include <algorithm>
 #include <cstring>
+#include <limits>
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "cert_verify.h"
 #include "shm_segment.h"
 #include "sock_sample.h"
 
@@ -398,10 +403,12 @@ class SockClient : public Napi::ObjectWrap<SockClient> {
     return out;
   }
 
-  // new SockClient(io): io = Float64Array(kIoSlots) over a SharedArrayBuffer
+  // new SockClient(io, wide): io = Float64Array(kIoSlots) over a SharedArrayBuffer; wide:
+  // send the 40-byte layout of a 64-bit time_t whatever this platform's (ntpd-rs).
   explicit SockClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SockClient>(info) {
     const Napi::Env env = info.Env();
     io_ = sharedSlots(info[0], "io", kIoSlots);
+    wide_ = info.Length() > 1 && info[1].ToBoolean().Value();
     Napi::Object self = info.This().As<Napi::Object>();
     self.DefineProperty(hotProperty<SockClient, &SockClient::Send>(env, this, self, Napi::Symbol::New(env, "htntp sock"), "send"));
   }
@@ -437,11 +444,13 @@ class SockClient : public Napi::ObjectWrap<SockClient> {
     const htntp::Timespec receive = slotTime(env, io_.data, kSampleReceiveSec, "receiveTime.sec", "receiveTime.nsec");
     // chrony knows 0 (none), 1 (insert) and 2 (delete) and drops anything else.
     const int leap = static_cast<int>(checkInteger(env, io_.data[kSampleLeap], "leap", 0, 2));
-    io_.data[kResult] = client_.send(htntp::makeSockSample(clock, receive, leap)).err;
+    const htntp::sock_sample sample = htntp::makeSockSample(clock, receive, leap);
+    io_.data[kResult] = (wide_ ? client_.send(htntp::widenSockSample(sample)) : client_.send(sample)).err;
   }
 
   htntp::SockClient client_;
   Slots io_;
+  bool wide_ = false;
 };
 
 // The clocks write into a Float64Array the TypeScript side turns into { sec, nsec }:
@@ -485,6 +494,82 @@ void exportClock(Napi::Env env, Napi::Object exports, const char* name, Slots* s
   NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, clockCall<read>, slots, &function));
   exports.Set(name, Napi::Value(env, function));
 }
+
+// new TrustStore(pem): trust anchors for verify(ders, host, atSeconds) (cert_verify.h).
+class TrustStore : public Napi::ObjectWrap<TrustStore> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "TrustStore",
+                       {
+                           InstanceMethod<&TrustStore::Verify>("verify"),
+                           InstanceAccessor<&TrustStore::Size>("size"),
+                       });
+  }
+
+  explicit TrustStore(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrustStore>(info) {
+    const Napi::Env env = info.Env();
+    if (!info[0].IsString()) {
+      throw codedError(
+          Napi::TypeError::New(env, "The \"pem\" argument must be of type string. Received " + describe(info[0])),
+          "ERR_INVALID_ARG_TYPE");
+    }
+    store_ = std::make_unique<htntp::TrustStore>(info[0].As<Napi::String>().Utf8Value());
+  }
+
+ private:
+  Napi::Value Size(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(store_->size()));
+  }
+
+  // verify(ders: Buffer[], host: string, atSeconds: number) -> { ok, code, message, depth, path }
+  Napi::Value Verify(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    if (!info[0].IsArray()) {
+      throw codedError(
+          Napi::TypeError::New(env, "The \"ders\" argument must be an array of Buffers. Received " + describe(info[0])),
+          "ERR_INVALID_ARG_TYPE");
+    }
+    if (!info[1].IsString()) {
+      throw codedError(
+          Napi::TypeError::New(env, "The \"host\" argument must be of type string. Received " + describe(info[1])),
+          "ERR_INVALID_ARG_TYPE");
+    }
+    const Napi::Array list = info[0].As<Napi::Array>();
+    std::vector<std::string> ders;
+    for (uint32_t index = 0; index < list.Length(); ++index) {
+      const Napi::Value item = list.Get(index);
+      if (!item.IsBuffer()) {
+        throw codedError(Napi::TypeError::New(env, "The \"ders\" argument must be an array of Buffers. Received " +
+                                                       describe(item) + " at " + std::to_string(index)),
+                         "ERR_INVALID_ARG_TYPE");
+      }
+      const Napi::Buffer<char> buffer = item.As<Napi::Buffer<char>>();
+      ders.emplace_back(buffer.Data(), buffer.Length());
+    }
+    // Seconds since the epoch as this platform's time_t holds them (to 2038 where it is 32 bits).
+    const int64_t latest = std::min<int64_t>(std::numeric_limits<time_t>::max(), static_cast<int64_t>(kMaxSafeInteger));
+    const int64_t at = toInteger(info[2], "atSeconds", 0, latest);
+    const htntp::ChainVerdict verdict = store_->verify(ders, info[1].As<Napi::String>().Utf8Value(), at);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("ok", Napi::Boolean::New(env, verdict.ok));
+    out.Set("code", Napi::String::New(env, verdict.code));
+    out.Set("message", Napi::String::New(env, verdict.message));
+    out.Set("depth", Napi::Number::New(env, verdict.depth));
+    Napi::Array path = Napi::Array::New(env, verdict.path.size());
+    for (size_t index = 0; index < verdict.path.size(); ++index) {
+      const htntp::CertificateWindow& window = verdict.path[index];
+      Napi::Object entry = Napi::Object::New(env);
+      entry.Set("subject", Napi::String::New(env, window.subject));
+      entry.Set("notBefore", Napi::Number::New(env, static_cast<double>(window.notBefore)));
+      entry.Set("notAfter", Napi::Number::New(env, static_cast<double>(window.notAfter)));
+      path.Set(static_cast<uint32_t>(index), entry);
+    }
+    out.Set("path", path);
+    return out;
+  }
+
+  std::unique_ptr<htntp::TrustStore> store_;
+};
 
 // readClockState(): the kernel's clock discipline state (ntp_adjtime, modes 0).
 Napi::Value ReadClockState(const Napi::CallbackInfo& info) {
@@ -566,6 +651,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("slotNumbers", slotNumbers);
   exports.Set("SockClient", SockClient::Init(env));
   exports.Set("sockLayout", SockLayout(env));
+  exports.Set("TrustStore", TrustStore::Init(env));
   return exports;
 }
 

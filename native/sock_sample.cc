@@ -6,11 +6,26 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 namespace htntp {
 
 static_assert(sizeof(sock_sample) == sizeof(struct timeval) + 24, "sock_sample must match chrony's layout");
+static_assert(sizeof(sock_sample_wide) == 40 && offsetof(sock_sample_wide, offset) == 16 && offsetof(sock_sample_wide, magic) == 36,
+              "sock_sample_wide must be the 64-bit time_t layout");
+
+sock_sample_wide widenSockSample(const sock_sample& sample) {
+  sock_sample_wide wide;
+  std::memset(&wide, 0, sizeof wide);
+  wide.tv_sec = static_cast<int64_t>(sample.tv.tv_sec);
+  wide.tv_usec = static_cast<int64_t>(sample.tv.tv_usec);
+  wide.offset = sample.offset;
+  wide.pulse = sample.pulse;
+  wide.leap = sample.leap;
+  wide.magic = sample.magic;
+  return wide;
+}
 
 sock_sample makeSockSample(const Timespec& clock, const Timespec& receive, int leap) {
   sock_sample sample;
@@ -57,7 +72,7 @@ SysError SockClient::connect(const char* path) {
   return SysError{};
 }
 
-SysError SockClient::send(const sock_sample& sample) const {
+SysError SockClient::sendBytes(const void* bytes, size_t size) const {
   if (fd_ < 0) return SysError{ENOTCONN, "send"};
 #ifdef MSG_NOSIGNAL
   const int flags = MSG_NOSIGNAL;
@@ -66,11 +81,11 @@ SysError SockClient::send(const sock_sample& sample) const {
 #endif
   ssize_t sent;
   do {
-    sent = ::send(fd_, &sample, sizeof sample, flags);
+    sent = ::send(fd_, bytes, size, flags);
   } while (sent < 0 && errno == EINTR);
   if (sent < 0) return SysError{errno, "send"};
   // A datagram goes whole or not at all; anything else would be a truncated sample.
-  if (static_cast<size_t>(sent) != sizeof sample) return SysError{EMSGSIZE, "send"};
+  if (static_cast<size_t>(sent) != size) return SysError{EMSGSIZE, "send"};
   return SysError{};
 }
 

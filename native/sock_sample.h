@@ -26,6 +26,21 @@ struct sock_sample {
 
 constexpr int kSockMagic = 0x534f434b;  // "SOCK"
 
+// The same sample laid out as a 64-bit time_t platform lays it out, whatever this one's
+// time_t: 40 bytes. ntpd-rs reads exactly 40 bytes and drops the 32 of a 32-bit build
+// (chrony 4.4 and later take either size).
+struct sock_sample_wide {
+  int64_t tv_sec;
+  int64_t tv_usec;
+  double offset;
+  int32_t pulse;
+  int32_t leap;
+  int32_t _pad;
+  int32_t magic;
+};
+
+sock_sample_wide widenSockSample(const sock_sample& sample);
+
 // offset is taken against tv as sent (receive time truncated to microseconds), so the
 // truncation never biases the sample.
 sock_sample makeSockSample(const Timespec& clock, const Timespec& receive, int leap);
@@ -44,11 +59,13 @@ class SockClient {
   // EACCES no write permission, ENAMETOOLONG a path longer than sun_path.
   SysError connect(const char* path);
   // One datagram. ECONNREFUSED: the reader went away (chronyd stopped or restarted).
-  SysError send(const sock_sample& sample) const;
+  SysError send(const sock_sample& sample) const { return sendBytes(&sample, sizeof sample); }
+  SysError send(const sock_sample_wide& sample) const { return sendBytes(&sample, sizeof sample); }
   void close();
   bool connected() const { return fd_ >= 0; }
 
  private:
+  SysError sendBytes(const void* bytes, size_t size) const;
   int fd_ = -1;
 };
 

@@ -12,7 +12,10 @@ import type { FeedMetrics } from './metrics.js';
 import { diffSeconds, type Timespec } from './time.js';
 import type { Sink } from './sinks/sink.js';
 import { ShmSink } from './sinks/shm.js';
+import type { ClockSync } from './clock.js';
+import { LastGoodClock } from './floor.js';
 import { SockSink } from './sinks/sock.js';
+import type { SockLayoutChoice } from './sock.js';
 
 export interface FeedOptions {
   /** The SHM unit to write; none without it. */
@@ -21,6 +24,8 @@ export interface FeedOptions {
   perm?: number;
   /** chrony SOCK refclock sockets to send every sample to (`refclock SOCK <path>`). */
   sockets?: readonly string[];
+  /** The SOCK datagram layout (default native; '40' for ntpd-rs on a 32-bit time_t platform). */
+  sockLayout?: SockLayoutChoice;
   signal: AbortSignal;
   logger?: Logger;
   /** Called after each sample is published. */
@@ -32,6 +37,10 @@ export interface FeedOptions {
   metrics?: FeedMetrics;
   /** A one-shot source that ends by itself leaves its last sample valid for the reader (a stop signal still clears it). */
   keepLastSample?: boolean;
+  /** Where the last-good time is saved (floor.ts: the floor no published time goes below); none without it. */
+  clockFile?: string;
+  /** Tests only: the kernel's clock state in place of ntp_adjtime()'s, for the last-good time. */
+  kernelClockForTests?: () => ClockSync;
 }
 
 export interface FeedResult {
@@ -63,13 +72,14 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
           onReattach: () => metrics?.reattached(),
         });
   // Paths are checked here, before any sink is opened.
-  const sockSinks = [...new Set(options.sockets ?? [])].map((path) => new SockSink({ path, logger }));
+  const sockSinks = [...new Set(options.sockets ?? [])].map((path) => new SockSink({ path, logger, ...(options.sockLayout === undefined ? {} : { layout: options.sockLayout }) }));
   const sinks: Sink[] = [...(shmSink === undefined ? [] : [shmSink]), ...sockSinks];
   if (sinks.length === 0) {
     throw invalidArgValue('feed() needs a sink: an SHM unit, a SOCK socket path, or both');
   }
   const opened: Sink[] = [];
   let published = 0;
+  const lastGood = options.clockFile === undefined ? undefined : new LastGoodClock(options.clockFile, logger, options.kernelClockForTests);
 
   const publish = (sample: Sample): void => {
     const sourceLeap = sample.leap ?? 0;
@@ -90,6 +100,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
     published += 1;
     metrics?.published(sample, leap);
     logger.debug('sample published', { sinks: sinks.map((sink) => sink.name).join(','), offset: diffSeconds(sample.clockTime, sample.receiveTime), precision: sample.precision, leap });
+    lastGood?.offer(sample);
     onSample?.(sample);
   };
 
@@ -102,6 +113,8 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
       opened.push(sink);
       metrics?.sinkResult(sink.name, undefined);
     }
+    // Before the privilege drop: the clock file is written through this descriptor.
+    lastGood?.open();
     options.afterOpen?.(sinks);
     // Only now may the source open sockets or ports: after the sinks and the privilege drop.
     iterator = source.samples(signal)[Symbol.asyncIterator]();
@@ -130,6 +143,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
       publish(result.value);
     }
   } finally {
+    lastGood?.close();
     const keepLastSample = options.keepLastSample === true && sourceEnded;
     for (const sink of opened) sink.close({ keepLastSample });
     if (!finished && iterator !== undefined) await stopSource(iterator, logger);

@@ -1,6 +1,6 @@
 // Loads the addon (built here, or the package's prebuilt one for this platform) and
 // gives it types. Nothing else in the package touches the addon directly but
-// shm.ts, sock.ts and clock.ts.
+// shm.ts, sock.ts, clock.ts and the certificate check in sources/http/tls.ts.
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,6 +122,30 @@ export interface NativeSockLayout {
   maxPathBytes: number;
 }
 
+/** One certificate of a path OpenSSL verified: subject (RFC 2253) and validity, seconds since the epoch, both ends included. */
+export interface NativeCertificateWindow {
+  subject: string;
+  notBefore: number;
+  notAfter: number;
+}
+
+/** X509_verify_cert's verdict: `code` as Node names verify errors (CERT_HAS_EXPIRED...), `path` only when ok. */
+export interface NativeChainVerdict {
+  ok: boolean;
+  code: string;
+  message: string;
+  /** Depth of the certificate the error is about (-1: none). */
+  depth: number;
+  path: NativeCertificateWindow[];
+}
+
+export interface NativeTrustStore {
+  /** Anchors taken from the PEM bundle (blocks that do not parse are skipped). */
+  readonly size: number;
+  /** The presented chain (DER, server's certificate first) for `host` (name or IP literal), purpose ssl_server, auth level 1, at `atSeconds`. */
+  verify(ders: readonly Buffer[], host: string, atSeconds: number): NativeChainVerdict;
+}
+
 export interface NativeAddon {
   /** io: the Float64Array (IO.slots long, over a SharedArrayBuffer) write()/writeNow()/snapshot() work through. */
   Segment: new (unit: number, create: boolean, perm: number, readOnly: boolean, io: Float64Array) => NativeSegment;
@@ -141,8 +165,11 @@ export interface NativeAddon {
   /** The slot numbers as the addon was compiled with them (checked against IO and CLOCK at load). */
   slotNumbers: { io: Record<keyof typeof IO, number>; clock: Record<keyof typeof CLOCK, number>; sock: Record<keyof typeof SOCK_IO, number> };
   /** io: the Float64Array (SOCK_IO.slots long, over a SharedArrayBuffer) send() works through. */
-  SockClient: new (io: Float64Array) => NativeSockClient;
+  /** wide: send the 40-byte layout of a 64-bit time_t whatever this platform's. */
+  SockClient: new (io: Float64Array, wide?: boolean) => NativeSockClient;
   sockLayout: NativeSockLayout;
+  /** OpenSSL's X509_STORE of the certificates of a PEM bundle (native/cert_verify.h). */
+  TrustStore: new (pem: string) => NativeTrustStore;
 }
 
 /** Where the package keeps build/ and prebuilds/: one folder up from src/ or dist/. */

@@ -150,9 +150,11 @@ export function refclockLines(options: RefclockConfigOptions): string[] {
     ];
   }
   const address = `127.127.28.${unit}`;
+  // Classic ntpd drops SHM samples more than 4 h off unless flag1 is set; a clock that far
+  // off is what HTTP(S) bootstrapping is for. (ntpsec reversed flag1: it checks only with it.)
   return [
     [`server ${address}`, polls, ...mode, ...selection].join(' '),
-    [`fudge ${address} refid ${refid}`, ...(stratum === undefined ? [] : [`stratum ${stratum}`]), `time1 ${seconds(offset)}`].join(' '),
+    [`fudge ${address} refid ${refid}`, ...(stratum === undefined ? [] : [`stratum ${stratum}`]), `time1 ${seconds(offset)}`, 'flag1 1'].join(' '),
   ];
 }
 
@@ -203,3 +205,49 @@ export function ppsPairingLines(options: RefclockConfigOptions): string[] {
   const address = `127.127.22.${ppsUnit}`;
   return [...nmea, `server ${address} ${polls}`, `fudge ${address} refid ${PPS_REFID}`];
 }
+
+/** ntpd-rs reads chrony's SOCK datagrams only (no SHM): it is configured apart. */
+export const NTPD_RS = 'ntpd-rs';
+
+export interface NtpdRsSourceOptions {
+  /** The socket ntpd-rs binds and the feeder's --sock sends to. */
+  sock: string;
+  /** The samples' 1-sigma error, seconds (ntpd-rs's required `precision`). */
+  error: number;
+  /** htntp is the only source: ntpd-rs's minimum-agreeing-sources (default 3) would never be met. */
+  onlySource?: boolean;
+}
+
+/** A TOML basic string: the path in quotes, with backslash and quote escaped. */
+function tomlString(value: string): string {
+  return `"${value.replace(/[\\"]/g, (character) => `\\${character}`)}"`;
+}
+
+/**
+ * The 1-sigma error of a source kind's samples for ntpd-rs, seconds: the precision's
+ * width plus half chrony's assumed delay (the round trip the HTTP Date can sit anywhere in).
+ */
+export function presetError(source: SourceKind, precision?: number): number {
+  const preset = SOURCE_PRESETS[source];
+  const log2 = precision ?? preset.precision ?? -10;
+  return 2 ** log2 + (preset.delay ?? 0) / 2;
+}
+
+/**
+ * The ntp.toml lines of an htntp SOCK source in ntpd-rs (`[[source]] mode = "sock"`). With
+ * `onlySource`, the [synchronization] table that lets one source set the clock. Throws
+ * TypeError/RangeError on bad options.
+ */
+export function ntpdRsSourceLines(options: NtpdRsSourceOptions): string[] {
+  const path = checkSockPath(options.sock);
+  if (/[\u0000-\u001f\u007f]/.test(path)) throw outOfRange('sock', 'a path without control characters', JSON.stringify(path));
+  const error = checkNumber('error', options.error, Number.MIN_VALUE, 10);
+  const lines = ['[[source]]', 'mode = "sock"', `path = ${tomlString(path)}`, `precision = ${error}`];
+  if (options.onlySource === true) return [...lines, '', '[synchronization]', 'minimum-agreeing-sources = 1'];
+  return [
+    ...lines,
+    '# ntpd-rs steers only when minimum-agreeing-sources (default 3) sources agree: with htntp',
+    '# as the only source, add under [synchronization]: minimum-agreeing-sources = 1',
+  ];
+}
+

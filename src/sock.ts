@@ -7,6 +7,14 @@ import { SOCK_IO, lazyLayout, nativeAddon, sharedSlots, type NativeSockClient, t
 import { invalidArgType, outOfRange, systemError } from './errors.js';
 import { toTimespec, type Time } from './time.js';
 
+/**
+ * The datagram's layout: `native`, struct sock_sample with this platform's struct timeval
+ * (40 bytes, 32 where time_t is 32-bit: what chrony before 4.4 insists on there), or `40`,
+ * the 64-bit time_t layout on every platform (what ntpd-rs reads, and chrony 4.4+ takes).
+ */
+export type SockLayoutChoice = 'native' | '40';
+export const SOCK_LAYOUTS: readonly SockLayoutChoice[] = ['native', '40'];
+
 /** Leap indicators chrony's SOCK driver accepts: 0 none, 1 insert, 2 delete. */
 export type SockLeap = 0 | 1 | 2;
 
@@ -20,22 +28,39 @@ export const MAX_SOCK_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
 /** struct sock_sample as compiled on this platform (size, offsets, magic), read on first use. */
 export const sockLayout: NativeSockLayout = lazyLayout('sockLayout');
 
+/**
+ * Where htntp's units put the SOCK sockets: a directory root owns and the htntp group may
+ * enter (contrib/systemd/tmpfiles.d/htntp.conf), whose sockets chrony's drop-in gives to
+ * the htntp group after every chronyd start (contrib/systemd/chrony.service.d/htntp-sock.conf).
+ */
+export const UNIT_SOCK_DIR = '/run/htntp-sock';
+
+/** The fix for a socket the feeder may not write, as the units apply it. */
+export function sockPermissionFix(path: string): string {
+  return [
+    `the time daemon creates ${path} writable by its owner only, at every start:`,
+    "install htntp's contrib/systemd/chrony.service.d/htntp-sock.conf (after each chronyd start it gives the sockets",
+    `in ${UNIT_SOCK_DIR} to the htntp group, group-writable) and tmpfiles.d/htntp.conf, keep the socket in`,
+    `${UNIT_SOCK_DIR} and restart chronyd once; or after each start by hand: chgrp htntp ${path} && chmod g+w ${path}`,
+  ].join(' ');
+}
+
 /** What a failed connect/send to a SOCK socket most likely means, and the fix. */
 export function sockErrorHint(code: string | undefined, path: string): string {
   switch (code) {
     case 'ENOENT':
-      return `no socket at ${path}: chronyd is not running, or its refclock SOCK line names another path`;
+      return `no socket at ${path}: the time daemon (chronyd, ntpd-rs) is not running, or its config names another path; retrying`;
     case 'ECONNREFUSED':
-      return `nothing reads ${path}: chronyd stopped or is restarting (the socket file is left over)`;
+      return `nothing reads ${path}: the time daemon stopped or is restarting (the socket file is left over); retrying`;
     case 'EACCES':
     case 'EPERM':
-      return `chronyd creates ${path} root-only: run htntp as root with --user so it connects before dropping privileges (it then cannot reconnect after a chronyd restart), or give the socket to a group htntp is in (chgrp, chmod g+w after chronyd starts)`;
+      return `${sockPermissionFix(path)}; retrying`;
     case 'EAGAIN':
     case 'ENOBUFS':
       return `the reader of ${path} is not keeping up: the sample was dropped`;
     case 'ENOTSOCK':
     case 'EPROTOTYPE':
-      return `${path} is not a datagram socket: is it chronyd's refclock SOCK path?`;
+      return `${path} is not a datagram socket: is it the refclock SOCK path of chronyd or ntpd-rs?`;
     default:
       return `socket ${path}`;
   }
@@ -61,13 +86,17 @@ export class ChronySock {
   readonly #client: NativeSockClient;
   readonly #io: Float64Array = sharedSlots(SOCK_IO.slots);
 
-  constructor(path: string) {
+  readonly layout: SockLayoutChoice;
+
+  constructor(path: string, layout: SockLayoutChoice = 'native') {
     this.path = checkSockPath(path);
+    if (!SOCK_LAYOUTS.includes(layout)) throw outOfRange('layout', `one of ${SOCK_LAYOUTS.join(', ')}`, JSON.stringify(layout));
+    this.layout = layout;
     const addon = nativeAddon();
     if (addon.sockLayout.maxPathBytes !== MAX_SOCK_PATH_BYTES) {
       throw new Error(`htntp: the addon's socket paths hold ${addon.sockLayout.maxPathBytes} bytes, this code's ${MAX_SOCK_PATH_BYTES}: rebuild it (npm rebuild htntp)`);
     }
-    this.#client = new (addon.SockClient)(this.#io);
+    this.#client = new (addon.SockClient)(this.#io, layout === '40');
   }
 
   get connected(): boolean {

@@ -4,6 +4,7 @@ import { systemClock, type Clock } from './clock.js';
 import { MAX_UNIT, NtpdShm, everWritten, keyText, snapshotTimes, type ShmSnapshot } from './shm.js';
 import { diffSeconds, formatUtc, type Timespec } from './time.js';
 import { formatTaiReport, loadLeapSeconds, taiReport, type TaiReport } from './leap.js';
+import { STALE_SAMPLE_SECONDS } from './sample.js';
 
 /**
  * consuming: a reader took the last sample while its writer was attached (valid went 1 -> 0
@@ -35,6 +36,8 @@ export interface UnitStatus {
   offset: number | null;
   /** realtime now - receive, seconds */
   age: number | null;
+  /** A sample older than the stale limit: daemons drop it, and its writer has stopped writing. */
+  stale: boolean;
   leap: number;
   precision: number;
   nsamples: number;
@@ -78,6 +81,8 @@ export interface StatusOptions {
   previous?: StatusResult;
   /** leap-seconds.list for the TAI line (none without). */
   leapfile?: string;
+  /** Seconds after which a written sample is stale (default STALE_SAMPLE_SECONDS). */
+  staleAfter?: number;
 }
 
 /** `others`: processes attached besides the one looking. */
@@ -88,7 +93,7 @@ function readerState(snapshot: ShmSnapshot, others: number, readerSeen: boolean)
   return snapshot.leap === 3 || others < 2 ? 'idle' : 'consuming';
 }
 
-function unitStatus(shm: NtpdShm, clock: Clock, previous: UnitReport | undefined): UnitStatus {
+function unitStatus(shm: NtpdShm, clock: Clock, previous: UnitReport | undefined, staleAfter: number): UnitStatus {
   const snapshot = shm.snapshot();
   const stat = shm.stat();
   const now = clock.realtime();
@@ -100,6 +105,7 @@ function unitStatus(shm: NtpdShm, clock: Clock, previous: UnitReport | undefined
     readerSeen = previous.readerSeen || (previous.valid === 1 && snapshot.valid === 0 && previous.count === snapshot.count);
   }
   const reader = readerState(snapshot, stat.nattch - 1, readerSeen);
+  const age = written ? diffSeconds(now, receiveTime) : null;
   return {
     unit: shm.unit,
     key: keyText(shm.unit),
@@ -113,7 +119,8 @@ function unitStatus(shm: NtpdShm, clock: Clock, previous: UnitReport | undefined
     clock: written ? clockTime : null,
     receive: written ? receiveTime : null,
     offset: written ? diffSeconds(clockTime, receiveTime) : null,
-    age: written ? diffSeconds(now, receiveTime) : null,
+    age,
+    stale: age !== null && age > staleAfter,
     leap: snapshot.leap,
     precision: snapshot.precision,
     nsamples: snapshot.nsamples,
@@ -132,7 +139,7 @@ function unitStatus(shm: NtpdShm, clock: Clock, previous: UnitReport | undefined
 
 /** One look at the units: plain objects, read-only, nothing created or cleared. */
 export function readStatus(options: StatusOptions = {}): StatusResult {
-  const { clock = systemClock, previous } = options;
+  const { clock = systemClock, previous, staleAfter = STALE_SAMPLE_SECONDS } = options;
   const asked = options.units !== undefined;
   const units = options.units ?? Array.from({ length: MAX_UNIT + 1 }, (_, unit) => unit);
   const result: StatusResult = { units: [], missing: [] };
@@ -151,7 +158,7 @@ export function readStatus(options: StatusOptions = {}): StatusResult {
       continue;
     }
     try {
-      const status = unitStatus(shm, clock, previous?.units.find((report) => report.unit === unit));
+      const status = unitStatus(shm, clock, previous?.units.find((report) => report.unit === unit), staleAfter);
       if (leap !== undefined && status.clock !== null) status.tai = taiReport(leap, status.clock);
       result.units.push(status);
     } finally {
@@ -174,18 +181,23 @@ export function formatStatus(result: StatusResult): string {
     const seconds = (value: number | null): string => (value === null ? '-' : `${value >= 0 ? '+' : ''}${value.toFixed(9)} s`);
     const never = 'never written';
     return [
-      `unit ${report.unit} (key ${report.key}, shmid ${report.shmId}, ${report.size} bytes, perm ${report.perm}, owner uid ${report.uid}, creator pid ${report.creatorPid}, ${report.attached} other processes attached, last pid ${report.lastPid})`,
+      `unit ${report.unit}${report.stale ? ' [stale]' : ''} (key ${report.key}, shmid ${report.shmId}, ${report.size} bytes, perm ${report.perm}, owner uid ${report.uid}, creator pid ${report.creatorPid}, ${report.attached} other processes attached, last pid ${report.lastPid})`,
       `  mode ${report.mode}  count ${report.count}  valid ${report.valid}  leap ${report.leap}  precision ${report.precision}  nsamples ${report.nsamples}${report.consistent ? '' : '  (copy inconsistent: a writer kept moving count)'}`,
       `  clock    ${report.clockTime ?? never}`,
       `  receive  ${report.receiveTime ?? never}`,
       `  offset   ${seconds(report.offset)}${report.offset === null ? '' : ' (clock - receive)'}`,
-      `  age      ${report.age === null ? '-' : `${report.age.toFixed(3)} s`}`,
+      `  age      ${report.age === null ? '-' : `${report.age.toFixed(3)} s`}${report.stale ? '  STALE: no fresh sample; daemons drop it (is the feeder running?)' : ''}`,
       ...(report.tai === undefined ? [] : [`  TAI      ${formatTaiReport(report.tai)}`]),
       `  reader   ${READER_TEXT[report.reader]}${report.readerSeen ? ' [seen]' : ''}`,
     ].join('\n');
   });
   if (blocks.length === 0) blocks.push('no SHM refclock segments');
   return `${blocks.join('\n\n')}\n`;
+}
+
+/** Units a `--check` fails on: unreadable, never written, or stale. */
+export function failedChecks(result: StatusResult): UnitReport[] {
+  return result.units.filter((report) => 'error' in report || !report.written || report.stale);
 }
 
 export function missingMessage(unit: number): string {

@@ -3,12 +3,13 @@
 // Commands only build their source.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { feed, type FeedResult } from '../feeder.js';
+import { clockFilePath } from '../floor.js';
 import { systemClock, type Clock } from '../clock.js';
 import { createLogger, type Logger } from '../log.js';
 import { LeapSchedule, defaultLeapFile, loadLeapSeconds, leapAt } from '../leap.js';
 import { ServiceMetrics, noSourceMetrics, parseMetricsAddress, serveMetrics, type MetricsAddress, type MetricsServer, type SourceMetrics } from '../metrics.js';
 import { checkPrivilegeOptions, dropPrivileges } from '../privileges.js';
-import { checkSockPath } from '../sock.js';
+import { SOCK_LAYOUTS, checkSockPath, type SockLayoutChoice } from '../sock.js';
 import { lockUnit, type UnitLock } from '../unit-lock.js';
 import type { SampleSource } from '../sample.js';
 import { MAX_UNIT, isRootOnlyUnit } from '../shm.js';
@@ -22,6 +23,8 @@ export interface ServiceOptions {
   perm?: number;
   /** chrony SOCK refclock sockets (`--sock`, repeatable). */
   sock?: string[];
+  /** Their datagram layout (`--sock-layout`). */
+  sockLayout?: SockLayoutChoice;
   logFormat: 'text' | 'json';
   quiet?: boolean;
   verbose?: boolean;
@@ -62,6 +65,7 @@ export function addServiceOptions(command: Command, defaults: { unit: number }):
   return command
     .option('-u, --unit <n>', `SHM unit (segment key 0x4E545030 + unit; default ${defaults.unit} unless --sock is given)`, integerOption('unit', 0, MAX_UNIT))
     .option('--sock <path>', "send samples to chrony's refclock SOCK socket at this path (repeatable; with --unit too, both are written)", sockOption)
+    .addOption(new Option('--sock-layout <layout>', "SOCK datagram layout: native (default: this platform's struct timeval), or 40 (64-bit time_t everywhere: ntpd-rs)").choices(SOCK_LAYOUTS))
     .option('--perm <octal>', 'permissions if the segment is created (default 0600 for units 0-1, 0666 above)', permOption)
     .option('--user <name>', 'run as this user once the segment is attached and the sockets connected (needs root)')
     .option('--group <name>', "run as this group (default: the --user's primary group)")
@@ -137,6 +141,12 @@ export function checkUnitAllowed(unit: number, euid: number | undefined = proces
   }
 }
 
+/** The clock file the feeder saves its last-good time in (floor.ts), when there is one to save in. */
+function lastGoodFile(): { clockFile?: string } {
+  const path = clockFilePath();
+  return path === null ? {} : { clockFile: path };
+}
+
 /**
  * Runs a source into the segment until SIGINT/SIGTERM (or `signal`), then stops cleanly:
  * valid = 0, detach, resolve. `makeSource` gets the signal, logger and metrics the run
@@ -165,12 +175,14 @@ export async function runService(
     return await feed(source, {
       ...(options.unit === undefined ? {} : { unit: options.unit }),
       ...(options.sock === undefined ? {} : { sockets: options.sock }),
+      ...(options.sockLayout === undefined ? {} : { sockLayout: options.sockLayout }),
       ...(options.perm === undefined ? {} : { perm: options.perm }),
       signal: stopSignal,
       logger,
       ...(leapSchedule === undefined ? {} : { leapSchedule }),
       ...(metrics === undefined ? {} : { metrics }),
       ...(options.keepLastSample ? { keepLastSample: true } : {}),
+      ...lastGoodFile(),
       afterOpen: () => {
         dropPrivileges(privileges, logger);
       },

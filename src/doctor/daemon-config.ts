@@ -19,8 +19,9 @@ export interface ConfiguredUnit {
   noselect: boolean;
 }
 
-/** A chrony `refclock SOCK /path` line. */
+/** A SOCK refclock: chrony's `refclock SOCK /path` line or ntpd-rs's `[[source]] mode = "sock"`. */
 export interface ChronySockConfig {
+  daemon: 'chrony' | 'ntpd-rs';
   file: string;
   line: number;
   path: string;
@@ -32,9 +33,11 @@ export interface ConfigPaths {
   chrony: readonly string[];
   /** ntp.conf files of ntpsec or classic ntpd. */
   ntp: readonly string[];
+  /** ntp.toml files of ntpd-rs. */
+  ntpdRs?: readonly string[];
 }
 
-export const DEFAULT_CONFIG_PATHS: ConfigPaths = { chrony: ['/etc/chrony'], ntp: ['/etc/ntpsec/ntp.conf', '/etc/ntp.conf'] };
+export const DEFAULT_CONFIG_PATHS: ConfigPaths = { chrony: ['/etc/chrony'], ntp: ['/etc/ntpsec/ntp.conf', '/etc/ntp.conf'], ntpdRs: ['/etc/ntpd-rs/ntp.toml'] };
 
 export interface DaemonConfig {
   units: ConfiguredUnit[];
@@ -69,6 +72,14 @@ function confFiles(path: string): string[] {
     });
 }
 
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
 function lines(file: string): string[] {
   try {
     return readFileSync(file, 'utf8').split('\n');
@@ -90,7 +101,7 @@ function parseChrony(file: string, result: DaemonConfig): void {
     if (directive === 'bindcmdaddress' && words[1]?.startsWith('/')) result.chronySockets.push(words[1]);
     if (directive === 'refclock' && words[1]?.toUpperCase() === 'SOCK' && words[2] !== undefined) {
       const refid = wordAfter(words, 'refid');
-      result.socks.push({ file, line: index + 1, path: words[2], ...(refid === undefined ? {} : { refid }) });
+      result.socks.push({ daemon: 'chrony', file, line: index + 1, path: words[2], ...(refid === undefined ? {} : { refid }) });
     }
     if (directive !== 'refclock' || words[1]?.toUpperCase() !== 'SHM') return;
     const unit = Number((words[2] ?? '').split(':')[0]);
@@ -135,6 +146,36 @@ function parseNtp(file: string, result: DaemonConfig): void {
   }
 }
 
+/** A TOML basic or literal string value of one line, as ntp.toml writes paths and modes. */
+function tomlString(value: string): string | undefined {
+  const match = /^"((?:[^"\\]|\\.)*)"|^'([^']*)'/.exec(value.trim());
+  if (match === null) return undefined;
+  return match[2] ?? (match[1] ?? '').replace(/\\(["\\])/g, '$1');
+}
+
+/** ntpd-rs's `[[source]]` tables with `mode = "sock"`: their `path` (keys of one line each). */
+function parseNtpdRs(file: string, result: DaemonConfig): void {
+  let source: { line: number; mode?: string; path?: string } | undefined;
+  const flush = (): void => {
+    if (source?.mode === 'sock' && source.path !== undefined) result.socks.push({ daemon: 'ntpd-rs', file, line: source.line, path: source.path });
+    source = undefined;
+  };
+  lines(file).forEach((text, index) => {
+    const line = text.trim();
+    if (line.startsWith('[')) {
+      flush();
+      if (/^\[\[\s*source\s*\]\]/.test(line)) source = { line: index + 1 };
+      return;
+    }
+    const pair = /^([A-Za-z0-9_-]+)\s*=\s*(.*)$/.exec(line);
+    if (source === undefined || pair === null) return;
+    const value = tomlString(pair[2] ?? '');
+    if (pair[1] === 'mode' && value !== undefined) source.mode = value;
+    if (pair[1] === 'path' && value !== undefined) source.path = value;
+  });
+  flush();
+}
+
 /** Every SHM unit registered in the given config files (missing files are skipped). */
 export function readDaemonConfig(paths: ConfigPaths = DEFAULT_CONFIG_PATHS): DaemonConfig {
   const result: DaemonConfig = { units: [], files: [], chronySockets: [], socks: [] };
@@ -145,6 +186,10 @@ export function readDaemonConfig(paths: ConfigPaths = DEFAULT_CONFIG_PATHS): Dae
   for (const file of paths.ntp.flatMap(confFiles)) {
     result.files.push(file);
     parseNtp(file, result);
+  }
+  for (const file of (paths.ntpdRs ?? []).filter(isFile)) {
+    result.files.push(file);
+    parseNtpdRs(file, result);
   }
   return result;
 }

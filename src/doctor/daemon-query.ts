@@ -79,14 +79,45 @@ export function parseNtpqPeers(text: string): NtpPeer[] {
 
 export type Answer<T> = { ok: true; value: T } | { ok: false; reason: string };
 
-function run(command: string, args: readonly string[], timeoutMs: number): Promise<Answer<string>> {
+/** A query tool: the command words (a path, or a wrapper such as nsenter ... ntpq) and how to name it in a fix. */
+export interface Tool {
+  command: readonly string[];
+  /** The option and environment variable that choose it, for the "not found" message. */
+  option: string;
+  env: string;
+}
+
+export const CHRONYC_ENV = 'HTNTP_CHRONYC';
+export const NTPQ_ENV = 'HTNTP_NTPQ';
+export const NTPCTL_ENV = 'HTNTP_NTP_CTL';
+
+/** The tool as chosen: the option, else its environment variable, else `name` on PATH. */
+export function chooseTool(name: string, option: string, env: string, given: string | readonly string[] | undefined, environment: NodeJS.ProcessEnv = process.env): Tool {
+  const words = (value: string): string[] => value.split(/\s+/).filter(Boolean);
+  const chosen = given ?? environment[env];
+  const command = chosen === undefined ? [name] : typeof chosen === 'string' ? words(chosen) : [...chosen];
+  return { command: command.length === 0 ? [name] : command, option, env };
+}
+
+/** The last non-empty line a tool printed, in its own words. */
+function lastWords(text: string): string {
+  return text.trim().split('\n').filter((line) => line.trim() !== '').pop()?.trim() ?? '';
+}
+
+function run(tool: Tool, args: readonly string[], timeoutMs: number): Promise<Answer<{ stdout: string; stderr: string }>> {
+  const [program = '', ...prefix] = tool.command;
+  const shown = [...tool.command, ...args].join(' ');
   return new Promise((resolve) => {
-    execFile(command, [...args], { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8' }, (error, stdout, stderr) => {
-      if (error === null) return resolve({ ok: true, value: stdout });
+    execFile(program, [...prefix, ...args], { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8' }, (error, stdout, stderr) => {
+      if (error === null) return resolve({ ok: true, value: { stdout, stderr } });
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return resolve({ ok: false, reason: `${command} is not installed` });
-      const detail = `${stderr}${stdout}`.trim().split('\n').pop() ?? '';
-      resolve({ ok: false, reason: `${command} ${args.join(' ')} failed: ${detail || error.message}` });
+      if (code === 'ENOENT' || code === 'EACCES') {
+        return resolve({ ok: false, reason: `${program} could not be run (${code}): give its path with ${tool.option} PATH or ${tool.env}=PATH` });
+      }
+      if (error.killed) return resolve({ ok: false, reason: `\`${shown}\` did not answer within ${timeoutMs / 1000} s` });
+      const words = lastWords(`${stderr}\n${stdout}`);
+      const status = typeof code === 'number' ? `exited ${code}` : `failed (${error.signal ?? 'no status'})`;
+      resolve({ ok: false, reason: `\`${shown}\` ${status}${words === '' ? '' : `: ${words}`}` });
     });
   });
 }
@@ -103,24 +134,37 @@ export interface ChronyView {
 }
 
 /** chronyd's sources and pending correction, through its command socket (`socket`) or chronyc's default. */
-export async function queryChrony(socket: string | undefined, timeoutMs = 3_000): Promise<Answer<ChronyView>> {
+export async function queryChrony(socket: string | undefined, tool: Tool = chooseTool('chronyc', '--chronyc', CHRONYC_ENV, undefined), timeoutMs = 3_000): Promise<Answer<ChronyView>> {
   const base = ['-n', '-c', ...(socket === undefined ? [] : ['-h', socket])];
-  const [sources, tracking] = await Promise.all([run('chronyc', [...base, 'sources'], timeoutMs), run('chronyc', [...base, 'tracking'], timeoutMs)]);
+  const [sources, tracking] = await Promise.all([run(tool, [...base, 'sources'], timeoutMs), run(tool, [...base, 'tracking'], timeoutMs)]);
   if (!sources.ok) return sources;
   if (!tracking.ok) return tracking;
+  // chronyc prints "506 Cannot talk to daemon" and the like on stderr, at times with status 0.
+  const complaint = lastWords(sources.value.stderr) || lastWords(tracking.value.stderr);
+  if (sources.value.stdout.trim() === '' && complaint !== '') return { ok: false, reason: `${tool.command.join(' ')}: ${complaint}` };
   try {
-    const correction = Number(tracking.value.trim().split(',')[4]);
-    if (!Number.isFinite(correction)) throw new Error(`unexpected chronyc tracking line: ${JSON.stringify(tracking.value)}`);
-    return { ok: true, value: { sources: parseChronySources(sources.value), correction } };
+    const correction = Number(tracking.value.stdout.trim().split(',')[4]);
+    if (!Number.isFinite(correction)) throw new Error(`unexpected chronyc tracking line: ${JSON.stringify(tracking.value.stdout.trim() || complaint)}`);
+    return { ok: true, value: { sources: parseChronySources(sources.value.stdout), correction } };
   } catch (error) {
     return { ok: false, reason: (error as Error).message };
   }
 }
 
-/** ntpd/ntpsec's associations (`ntpq -pn`; `command` replaces `ntpq` when ntpq needs a wrapper). */
-export async function queryNtpd(command: readonly string[] = ['ntpq'], timeoutMs = 5_000): Promise<Answer<NtpPeer[]>> {
-  const [program = 'ntpq', ...prefix] = command;
-  const answer = await run(program, [...prefix, '-pn'], timeoutMs);
+/**
+ * ntpd/ntpsec's associations (`ntpq -pn`). ntpsec's ntpq reports a daemon it cannot reach
+ * on its output and exits 0 (`***Socket error; probably ntpd is not running`,
+ * `***Request timed out`): a `***` line, or no peer table at all, is no answer.
+ */
+export async function queryNtpd(tool: Tool = chooseTool('ntpq', '--ntpq', NTPQ_ENV, undefined), timeoutMs = 5_000): Promise<Answer<NtpPeer[]>> {
+  const answer = await run(tool, ['-pn'], timeoutMs);
   if (!answer.ok) return answer;
-  return { ok: true, value: parseNtpqPeers(answer.value) };
+  const { stdout, stderr } = answer.value;
+  const complaint = `${stdout}\n${stderr}`.split('\n').find((line) => line.trim().startsWith('***'));
+  if (complaint !== undefined) return { ok: false, reason: `${tool.command.join(' ')} -pn: ${complaint.trim()}` };
+  if (!/^\s*remote\s+refid/m.test(stdout)) {
+    const words = lastWords(`${stderr}\n${stdout}`);
+    return { ok: false, reason: `${tool.command.join(' ')} -pn printed no peer table${words === '' ? '' : `: ${words}`}` };
+  }
+  return { ok: true, value: parseNtpqPeers(stdout) };
 }

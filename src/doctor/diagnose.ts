@@ -5,7 +5,14 @@ import { everWritten, layout, keyText, rootOnlyUnitConcern, snapshotTimes, type 
 import { diffSeconds, type Timespec } from '../time.js';
 import type { ConfiguredUnit } from './daemon-config.js';
 import type { Answer, ChronySource, ChronyView, NtpPeer } from './daemon-query.js';
-import type { AttachedProcess } from './processes.js';
+import type { AttachedProcess, FeederProcess } from './processes.js';
+
+/** A daemon configured for one unit while the only feeder writes another. */
+export interface UnitMismatch {
+  reads: ConfiguredUnit;
+  writes: number;
+  feeder: FeederProcess;
+}
 
 export type Severity = 'problem' | 'unchecked' | 'warning' | 'ok';
 export type Verdict = 'healthy' | 'problem' | 'unknown';
@@ -42,6 +49,7 @@ export interface UnitFacts {
   now: Timespec;
   /** A sample older than this (seconds) is stale. */
   maxAge: number;
+  mismatch?: UnitMismatch;
 }
 
 export interface SampleView {
@@ -110,7 +118,7 @@ function daemonFindings(facts: UnitFacts, sample: SampleView | undefined, fresh:
   for (const entry of facts.configured.filter((configured) => configured.daemon === 'chrony')) {
     if (facts.chrony === undefined) continue;
     if (!facts.chrony.ok) {
-      findings.push({ severity: 'unchecked', code: 'chrony-unreachable', message: `could not ask chronyd: ${facts.chrony.reason}`, fix: 'run doctor as root where chronyd runs (chronyc needs its command socket)' });
+      findings.push({ severity: 'unchecked', code: 'chrony-unreachable', message: `could not ask chronyd: ${facts.chrony.reason}`, fix: 'run doctor as root where chronyd runs (chronyc needs its command socket; --chronyc-socket names it, --chronyc PATH the program)' });
       continue;
     }
     const source = facts.chrony.value.sources.find((candidate) => candidate.mode === '#' && candidate.name === entry.refid);
@@ -150,7 +158,7 @@ function daemonFindings(facts: UnitFacts, sample: SampleView | undefined, fresh:
   for (const entry of facts.configured.filter((configured) => configured.daemon === 'ntpd')) {
     if (facts.ntpd === undefined) continue;
     if (!facts.ntpd.ok) {
-      findings.push({ severity: 'unchecked', code: 'ntpd-unreachable', message: `could not ask ntpd: ${facts.ntpd.reason}`, fix: 'run doctor where ntpq can reach ntpd (same host and network namespace)' });
+      findings.push({ severity: 'unchecked', code: 'ntpd-unreachable', message: `could not ask ntpd: ${facts.ntpd.reason}`, fix: 'run doctor where ntpq can reach ntpd (same network namespace; ntpsec answers on loopback only with `restrict 127.0.0.1`), or name ntpq with --ntpq PATH' });
       continue;
     }
     const peer = facts.ntpd.value.find((candidate) => candidate.unit === facts.unit);
@@ -174,6 +182,22 @@ function daemonFindings(facts: UnitFacts, sample: SampleView | undefined, fresh:
   return seen;
 }
 
+/** The findings one unit mismatch explains, on either of its two units. */
+const EXPLAINED_BY_MISMATCH = new Set(['absent', 'never-written', 'not-configured', 'config-not-found', 'no-reader', 'stale', 'private', 'writer-unknown']);
+
+/** Replaces what the mismatch explains with the one fault and its one fix. */
+function mismatchFinding(mismatch: UnitMismatch, findings: Finding[]): void {
+  const { reads, writes, feeder } = mismatch;
+  const daemon = reads.daemon === 'chrony' ? 'chronyd' : 'ntpd';
+  const kept = findings.filter((finding) => !EXPLAINED_BY_MISMATCH.has(finding.code));
+  findings.splice(0, findings.length, ...kept, {
+    severity: 'problem',
+    code: 'unit-mismatch',
+    message: `${daemon} reads unit ${reads.unit} (${reads.file}:${reads.line}), ${feeder.name}[${feeder.pid}] writes unit ${writes}: one of them names the wrong unit`,
+    fix: `make them the same: run the feeder with --unit ${reads.unit}, or change ${reads.file}:${reads.line} to unit ${writes} and restart ${daemon}`,
+  });
+}
+
 /**
  * Sorts the findings worst first and derives the verdict: the worst finding's message and
  * fix, or `healthy` with the summary `describe` gives when nothing worse than a warning.
@@ -186,110 +210,189 @@ export function finish(findings: Finding[], describe: () => string): { verdict: 
   return { verdict, summary: first.message, ...(first.fix === undefined ? {} : { fix: first.fix }) };
 }
 
+/** What the segment rules look at, computed once per unit. */
+interface SegmentView {
+  facts: UnitFacts;
+  key: string;
+  feeders: AttachedProcess[];
+  readers: AttachedProcess[];
+  /** The config files searched, for messages. */
+  files: string;
+  stat?: ShmStat & { shmId: number };
+  sample?: SampleView;
+  /** The sample is written and younger than maxAge. */
+  fresh: boolean;
+}
+
+/** One rule of the segment's diagnosis: when it holds, a finding with this code, message and fix. */
+interface SegmentRule {
+  code: string;
+  severity: Severity;
+  when: (view: SegmentView) => boolean;
+  message: (view: SegmentView) => string;
+  fix?: (view: SegmentView) => string;
+}
+
+const present = (view: SegmentView): view is SegmentView & { stat: ShmStat & { shmId: number } } => view.stat !== undefined;
+const rightSize = (view: SegmentView): boolean => view.stat?.size === layout.size;
+const age = (view: SegmentView): number => view.sample?.age ?? Infinity;
+
+/**
+ * The segment's rules, walked in order by diagnose(): each is a row (code, severity,
+ * condition, message, fix). The daemons' own view (daemonFindings) and the processes on a
+ * removed segment come apart, as they yield one finding per config line or process.
+ */
+const SEGMENT_RULES: readonly SegmentRule[] = [
+  {
+    code: 'absent',
+    severity: 'problem',
+    when: (view) => view.facts.segment.state === 'absent' && view.facts.configured.length > 0,
+    message: (view) => `unit ${view.facts.unit} is configured in ${where(view.facts.configured)} but no segment exists in this IPC namespace`,
+    fix: (view) =>
+      `start the feeder on unit ${view.facts.unit} (a feeder in a container needs the host's IPC namespace, --ipc=host); the daemon creates the segment when it starts, so a missing one also means it is not running`,
+  },
+  {
+    code: 'absent',
+    severity: 'problem',
+    when: (view) => view.facts.segment.state === 'absent' && view.facts.configured.length === 0 && view.facts.stale.length === 0,
+    message: (view) => `no segment exists for unit ${view.facts.unit} (key ${view.key}) and no config file names it (searched: ${view.files})`,
+    fix: (view) => `nothing uses unit ${view.facts.unit}: check the unit number on both sides`,
+  },
+  {
+    code: 'unreadable',
+    severity: 'unchecked',
+    when: (view) => view.facts.segment.state === 'unreadable',
+    message: (view) => `the segment cannot be read: ${view.facts.segment.state === 'unreadable' ? view.facts.segment.error : ''}`,
+    fix: () => 'run htntp doctor as root',
+  },
+  {
+    code: 'size',
+    severity: 'problem',
+    when: (view) => present(view) && !rightSize(view),
+    message: (view) =>
+      `the segment is ${view.stat?.size} bytes, not ${layout.size} (sizeof(struct shmTime) here): ${view.stat?.size === 80 ? 'a 32-bit program made it (80 bytes is the struct with a 32-bit time_t)' : "it is another program's segment, or another ABI's"}`,
+    fix: (view) => `stop its users, remove it (ipcrm -M ${view.key}), then start the daemon and the feeder again (both built for this platform)`,
+  },
+  {
+    code: 'not-root-only',
+    severity: 'problem',
+    when: (view) => present(view) && rootOnlyUnitConcern(view.facts.unit, view.stat) !== undefined,
+    message: (view) => (present(view) ? (rootOnlyUnitConcern(view.facts.unit, view.stat) ?? '') : '').replace(/: remove it.*$/, ''),
+    fix: (view) => `remove it (ipcrm -M ${view.key}) and let root recreate it 0600`,
+  },
+  {
+    code: 'two-writers',
+    severity: 'problem',
+    when: (view) => present(view) && view.feeders.length > 1,
+    message: (view) => `${view.feeders.length} feeders write unit ${view.facts.unit}: ${who(view.feeders)}; readers get a mix of their samples`,
+    fix: () => 'stop all but one; give each feeder its own unit',
+  },
+  {
+    code: 'hidden-attachments',
+    severity: 'warning',
+    when: (view) => present(view) && view.facts.procComplete && view.stat.nattch > view.facts.processes.length,
+    message: (view) =>
+      `${view.stat?.nattch} attachments but only ${view.facts.processes.length} visible processes: some attached processes live in another PID namespace (a container)`,
+  },
+  {
+    code: 'never-written',
+    severity: 'problem',
+    when: (view) => view.sample !== undefined && !view.sample.written && view.feeders.length === 0,
+    message: (view) => `nothing has ever written unit ${view.facts.unit}${view.readers.length > 0 ? ` (read by ${who(view.readers)})` : ''}`,
+    fix: (view) => `start the feeder with --unit ${view.facts.unit}`,
+  },
+  {
+    code: 'no-sample-yet',
+    severity: 'warning',
+    when: (view) => view.sample !== undefined && !view.sample.written && view.feeders.length > 0,
+    message: (view) => `${who(view.feeders)} is attached but has not published a sample yet (waiting for a fix or a first measurement)`,
+  },
+  {
+    code: 'stale',
+    severity: 'problem',
+    when: (view) => view.sample?.written === true && !view.fresh,
+    message: (view) =>
+      `the last sample is ${age(view).toFixed(0)} s old (daemons drop samples older than a few seconds)${view.feeders.length === 0 && view.facts.procComplete ? ' and no feeder is attached' : ''}`,
+    fix: (view) => (view.feeders.length === 0 ? `start the feeder on unit ${view.facts.unit}` : `the feeder ${who(view.feeders)} publishes nothing: see its log`),
+  },
+  {
+    code: 'not-in-sync',
+    severity: 'warning',
+    when: (view) => view.sample?.written === true && view.fresh && view.sample.leap === 3,
+    message: () => 'the feeder says "not in sync" (leap 3): daemons ignore the source until it has a fix or an estimate',
+  },
+  {
+    code: 'writer-unknown',
+    severity: 'warning',
+    when: (view) => view.facts.procComplete && view.feeders.length === 0 && view.sample?.written === true && view.fresh,
+    message: () => 'fresh samples but no known feeder attached (a writer that attaches only to write, or in another PID namespace)',
+  },
+  {
+    code: 'private',
+    severity: 'warning',
+    when: (view) => present(view) && view.facts.unit >= 2 && (view.stat.perm & 0o022) === 0 && view.feeders.length === 0 && !view.fresh,
+    message: (view) => `the segment is 0${view.stat?.perm.toString(8)} owned by uid ${view.stat?.uid}: a feeder running as another user gets EACCES`,
+    fix: (view) => `run the feeder as uid ${view.stat?.uid}, or recreate the segment 0666 (chrony: refclock SHM ${view.facts.unit}:perm=0666)`,
+  },
+  {
+    code: 'no-reader',
+    severity: 'problem',
+    when: (view) => present(view) && view.facts.procComplete && view.facts.configured.length > 0 && view.readers.length === 0,
+    message: (view) => `configured in ${where(view.facts.configured)} but no daemon is attached to the segment`,
+    fix: () => 'the daemon is not running, or started before the segment was recreated: (re)start it',
+  },
+  {
+    code: 'not-configured',
+    severity: 'problem',
+    when: (view) => present(view) && view.facts.configured.length === 0 && view.fresh && view.feeders.length > 0 && view.readers.length === 0,
+    message: (view) => `fed by ${who(view.feeders)} but no daemon reads unit ${view.facts.unit} and no config file names it (searched: ${view.files})`,
+    fix: (view) => `add the lines of \`htntp config --daemon chrony|ntpsec|ntpd --unit ${view.facts.unit} --source http|gps|fixed\` and restart the daemon`,
+  },
+  {
+    code: 'config-not-found',
+    severity: 'warning',
+    when: (view) => present(view) && view.facts.configured.length === 0 && view.fresh && view.feeders.length > 0 && view.readers.length > 0,
+    message: (view) => `read by ${who(view.readers)} but none of the searched config files names unit ${view.facts.unit} (searched: ${view.files})`,
+  },
+];
+
+/** A feeder or reader still mapping a removed segment of the same key: one finding each. */
+function removedSegmentFindings(stale: readonly AttachedProcess[]): Finding[] {
+  return stale.map((process) =>
+    process.role === 'feeder'
+      ? { severity: 'problem', code: 'writer-on-removed', message: `${process.name}[${process.pid}] writes a removed segment (shmid ${process.shmId}): no reader sees its samples`, fix: `restart it (kill ${process.pid}): it attaches the unit's current segment` }
+      : { severity: 'problem', code: 'reader-on-removed', message: `${process.name}[${process.pid}] still reads a removed segment (shmid ${process.shmId}): it sees none of the samples written now`, fix: `restart ${process.name}: daemons attach their segments once, at start` },
+  );
+}
+
+function segmentView(facts: UnitFacts): SegmentView {
+  const { segment } = facts;
+  const stat = segment.state === 'present' ? segment.stat : undefined;
+  const sample = segment.state === 'present' && segment.snapshot !== undefined && segment.stat.size === layout.size ? sampleView(segment.snapshot, facts.now) : undefined;
+  return {
+    facts,
+    key: keyText(facts.unit),
+    feeders: facts.processes.filter((process) => process.role === 'feeder'),
+    readers: facts.processes.filter((process) => process.role === 'reader'),
+    files: facts.configFiles.length === 0 ? 'none found' : facts.configFiles.join(', '),
+    ...(stat === undefined ? {} : { stat }),
+    ...(sample === undefined ? {} : { sample }),
+    fresh: sample !== undefined && sample.written && (sample.age ?? Infinity) <= facts.maxAge,
+  };
+}
+
 export function diagnose(facts: UnitFacts): UnitDiagnosis {
   const { unit, segment } = facts;
-  const key = keyText(unit);
-  const findings: Finding[] = [];
-  const feeders = facts.processes.filter((process) => process.role === 'feeder');
-  const readers = facts.processes.filter((process) => process.role === 'reader');
+  const view = segmentView(facts);
+  const { key, feeders, readers, sample, fresh } = view;
   const configured = facts.configured;
-  const files = facts.configFiles.length === 0 ? 'none found' : facts.configFiles.join(', ');
-  let sample: SampleView | undefined;
-  let fresh = false;
-
-  for (const process of facts.stale) {
-    findings.push(
-      process.role === 'feeder'
-        ? { severity: 'problem', code: 'writer-on-removed', message: `${process.name}[${process.pid}] writes a removed segment (shmid ${process.shmId}): no reader sees its samples`, fix: `restart it (kill ${process.pid}): it attaches the unit's current segment` }
-        : { severity: 'problem', code: 'reader-on-removed', message: `${process.name}[${process.pid}] still reads a removed segment (shmid ${process.shmId}): it sees none of the samples written now`, fix: `restart ${process.name}: daemons attach their segments once, at start` },
-    );
+  const findings: Finding[] = removedSegmentFindings(facts.stale);
+  for (const rule of SEGMENT_RULES) {
+    if (!rule.when(view)) continue;
+    findings.push({ severity: rule.severity, code: rule.code, message: rule.message(view), ...(rule.fix === undefined ? {} : { fix: rule.fix(view) }) });
   }
 
-  if (segment.state === 'absent') {
-    if (configured.length > 0) {
-      findings.push({
-        severity: 'problem',
-        code: 'absent',
-        message: `unit ${unit} is configured in ${where(configured)} but no segment exists in this IPC namespace`,
-        fix: `start the feeder on unit ${unit} (a feeder in a container needs the host's IPC namespace, --ipc=host); the daemon creates the segment when it starts, so a missing one also means it is not running`,
-      });
-    } else if (facts.stale.length === 0) {
-      findings.push({ severity: 'problem', code: 'absent', message: `no segment exists for unit ${unit} (key ${key}) and no config file names it (searched: ${files})`, fix: `nothing uses unit ${unit}: check the unit number on both sides` });
-    }
-  } else if (segment.state === 'unreadable') {
-    findings.push({ severity: 'unchecked', code: 'unreadable', message: `the segment cannot be read: ${segment.error}`, fix: 'run htntp doctor as root' });
-  } else {
-    const { stat } = segment;
-    if (stat.size !== layout.size) {
-      const why = stat.size === 80 ? 'a 32-bit program made it (80 bytes is the struct with a 32-bit time_t)' : "it is another program's segment, or another ABI's";
-      findings.push({
-        severity: 'problem',
-        code: 'size',
-        message: `the segment is ${stat.size} bytes, not ${layout.size} (sizeof(struct shmTime) here): ${why}`,
-        fix: `stop its users, remove it (ipcrm -M ${key}), then start the daemon and the feeder again (both built for this platform)`,
-      });
-    }
-    const concern = rootOnlyUnitConcern(unit, stat);
-    if (concern !== undefined) findings.push({ severity: 'problem', code: 'not-root-only', message: concern.replace(/: remove it.*$/, ''), fix: `remove it (ipcrm -M ${key}) and let root recreate it 0600` });
-    if (feeders.length > 1) {
-      findings.push({ severity: 'problem', code: 'two-writers', message: `${feeders.length} feeders write unit ${unit}: ${who(feeders)}; readers get a mix of their samples`, fix: 'stop all but one; give each feeder its own unit' });
-    }
-    if (facts.procComplete && stat.nattch > facts.processes.length) {
-      findings.push({
-        severity: 'warning',
-        code: 'hidden-attachments',
-        message: `${stat.nattch} attachments but only ${facts.processes.length} visible processes: some attached processes live in another PID namespace (a container)`,
-      });
-    }
-    if (segment.snapshot !== undefined && stat.size === layout.size) {
-      sample = sampleView(segment.snapshot, facts.now);
-      const age = sample.age ?? Infinity;
-      fresh = sample.written && age <= facts.maxAge;
-      if (!sample.written) {
-        if (feeders.length === 0) {
-          findings.push({ severity: 'problem', code: 'never-written', message: `nothing has ever written unit ${unit}${readers.length > 0 ? ` (read by ${who(readers)})` : ''}`, fix: `start the feeder with --unit ${unit}` });
-        } else {
-          findings.push({ severity: 'warning', code: 'no-sample-yet', message: `${who(feeders)} is attached but has not published a sample yet (waiting for a fix or a first measurement)` });
-        }
-      } else if (!fresh) {
-        findings.push({
-          severity: 'problem',
-          code: 'stale',
-          message: `the last sample is ${age.toFixed(0)} s old (daemons drop samples older than a few seconds)${feeders.length === 0 && facts.procComplete ? ' and no feeder is attached' : ''}`,
-          fix: feeders.length === 0 ? `start the feeder on unit ${unit}` : `the feeder ${who(feeders)} publishes nothing: see its log`,
-        });
-      } else if (sample.leap === 3) {
-        findings.push({ severity: 'warning', code: 'not-in-sync', message: 'the feeder says "not in sync" (leap 3): daemons ignore the source until it has a fix or an estimate' });
-      }
-      if (facts.procComplete && feeders.length === 0 && sample.written && fresh) {
-        findings.push({ severity: 'warning', code: 'writer-unknown', message: 'fresh samples but no known feeder attached (a writer that attaches only to write, or in another PID namespace)' });
-      }
-    }
-    if (unit >= 2 && (stat.perm & 0o022) === 0 && feeders.length === 0 && (sample === undefined || !fresh)) {
-      findings.push({
-        severity: 'warning',
-        code: 'private',
-        message: `the segment is ${`0${stat.perm.toString(8)}`} owned by uid ${stat.uid}: a feeder running as another user gets EACCES`,
-        fix: `run the feeder as uid ${stat.uid}, or recreate the segment 0666 (chrony: refclock SHM ${unit}:perm=0666)`,
-      });
-    }
-    if (facts.procComplete && configured.length > 0 && readers.length === 0) {
-      findings.push({
-        severity: 'problem',
-        code: 'no-reader',
-        message: `configured in ${where(configured)} but no daemon is attached to the segment`,
-        fix: 'the daemon is not running, or started before the segment was recreated: (re)start it',
-      });
-    }
-    if (configured.length === 0 && fresh && feeders.length > 0) {
-      findings.push(
-        readers.length === 0
-          ? { severity: 'problem', code: 'not-configured', message: `fed by ${who(feeders)} but no daemon reads unit ${unit} and no config file names it (searched: ${files})`, fix: `add the lines of \`htntp config --daemon chrony|ntpsec|ntpd --unit ${unit} --source http|gps|fixed\` and restart the daemon` }
-          : { severity: 'warning', code: 'config-not-found', message: `read by ${who(readers)} but none of the searched config files names unit ${unit} (searched: ${files})` },
-      );
-    }
-  }
-
+  if (facts.mismatch !== undefined) mismatchFinding(facts.mismatch, findings);
   const views = daemonFindings(facts, sample, fresh, findings);
   const { verdict, summary, fix } = finish(findings, () =>
     [

@@ -4,9 +4,10 @@ import { systemClock, type Clock } from '../clock.js';
 import { STALE_SAMPLE_SECONDS } from '../sample.js';
 import { MAX_UNIT, NtpdShm, keyOfUnit, statUnit } from '../shm.js';
 import { DEFAULT_CONFIG_PATHS, readDaemonConfig, type ConfigPaths } from './daemon-config.js';
-import { queryChrony, queryNtpd, type Answer, type ChronyView, type NtpPeer } from './daemon-query.js';
-import { diagnose, type SegmentFacts, type UnitDiagnosis } from './diagnose.js';
-import { sysvAttachments, type AttachedProcess } from './processes.js';
+import { CHRONYC_ENV, NTPQ_ENV, chooseTool, queryChrony, queryNtpd, type Answer, type ChronyView, type NtpPeer } from './daemon-query.js';
+import { diagnose, type SegmentFacts, type UnitDiagnosis, type UnitMismatch } from './diagnose.js';
+import { htntpFeeders, sysvAttachments, type AttachedProcess, type FeederProcess } from './processes.js';
+import type { ConfiguredUnit } from './daemon-config.js';
 import { diagnoseSock, sockFacts, type SockDiagnosis } from './sock.js';
 
 export type { UnitDiagnosis, Finding, Verdict, Severity } from './diagnose.js';
@@ -20,8 +21,10 @@ export interface DoctorOptions {
   configPaths?: ConfigPaths;
   /** chronyd's command socket (default: a `bindcmdaddress` of the config, else chronyc's own default). */
   chronySocket?: string;
-  /** The ntpq command (default `ntpq`), e.g. a wrapper that enters ntpd's network namespace. */
-  ntpq?: readonly string[];
+  /** The ntpq command (default $HTNTP_NTPQ, else `ntpq` on PATH), e.g. a wrapper that enters ntpd's network namespace. */
+  ntpq?: string | readonly string[];
+  /** The chronyc command (default $HTNTP_CHRONYC, else `chronyc` on PATH). */
+  chronyc?: string | readonly string[];
   procRoot?: string;
   /** Seconds after which a sample is stale (default 10: daemons drop older receive times). */
   maxAge?: number;
@@ -58,6 +61,34 @@ function segmentFacts(unit: number): SegmentFacts {
   }
 }
 
+/**
+ * A daemon that reads one unit while htntp writes another: a configured unit no feeder
+ * writes, paired with the nearest fed unit no config names (a typo is a digit off), and
+ * the other way round. Named once, the same on both units.
+ */
+function mismatchOf(unit: number, configured: readonly ConfiguredUnit[], feeders: readonly FeederProcess[]): { mismatch?: UnitMismatch } {
+  const fed = (candidate: number): boolean => feeders.some((feeder) => feeder.units.includes(candidate));
+  const named = (candidate: number): boolean => configured.some((entry) => entry.unit === candidate);
+  const nearest = (to: number, candidates: number[]): number | undefined =>
+    candidates.sort((a, b) => Math.abs(a - to) - Math.abs(b - to) || a - b)[0];
+  const readsUnfed = [...new Set(configured.map((entry) => entry.unit))].filter((candidate) => !fed(candidate));
+  const writesUnnamed = [...new Set(feeders.flatMap((feeder) => feeder.units))].filter((candidate) => !named(candidate));
+  let reads: number | undefined;
+  let writes: number | undefined;
+  if (readsUnfed.includes(unit)) {
+    writes = nearest(unit, writesUnnamed);
+    reads = writes === undefined ? undefined : unit;
+  } else if (writesUnnamed.includes(unit)) {
+    reads = nearest(unit, readsUnfed);
+    writes = reads === undefined ? undefined : unit;
+  }
+  // Paired both ways only: each side's nearest must be the other.
+  if (reads === undefined || writes === undefined || nearest(writes, [...readsUnfed]) !== reads || nearest(reads, [...writesUnnamed]) !== writes) return {};
+  const entry = configured.find((candidate) => candidate.unit === reads);
+  const feeder = feeders.find((candidate) => candidate.units.includes(writes ?? -1));
+  return entry === undefined || feeder === undefined ? {} : { mismatch: { reads: entry, writes, feeder } };
+}
+
 export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {
   const { clock = systemClock, maxAge = DEFAULT_MAX_AGE } = options;
   const config = readDaemonConfig(options.configPaths ?? DEFAULT_CONFIG_PATHS);
@@ -86,12 +117,13 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     (daemon === 'chrony' && socks.length > 0) ||
     units.some((unit) => configuredFor(unit).some((entry) => entry.daemon === daemon) || attachedTo(unit).some((process) => process.name === processName));
   const [chrony, ntpd]: [Answer<ChronyView> | undefined, Answer<NtpPeer[]> | undefined] = await Promise.all([
-    wants('chrony', 'chronyd') ? queryChrony(options.chronySocket ?? config.chronySockets[0]) : undefined,
-    wants('ntpd', 'ntpd') ? queryNtpd(options.ntpq) : undefined,
+    wants('chrony', 'chronyd') ? queryChrony(options.chronySocket ?? config.chronySockets[0], chooseTool('chronyc', '--chronyc', CHRONYC_ENV, options.chronyc)) : undefined,
+    wants('ntpd', 'ntpd') ? queryNtpd(chooseTool('ntpq', '--ntpq', NTPQ_ENV, options.ntpq)) : undefined,
   ]);
 
   const now = clock.realtime();
   const procComplete = globalThis.process.geteuid?.() === 0;
+  const feeders = htntpFeeders(options.procRoot);
   const diagnoses = units.map((unit) => {
     const segment = segmentFacts(unit);
     const shmId = segment.state === 'present' ? segment.stat.shmId : undefined;
@@ -108,10 +140,11 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
       ...(ntpd === undefined ? {} : { ntpd }),
       now,
       maxAge,
+      ...mismatchOf(unit, config.units, feeders),
     });
   });
   const sockDiagnoses = socks.map((path) =>
-    diagnoseSock(sockFacts(path, { ...(options.procRoot === undefined ? {} : { procRoot: options.procRoot }), configured: config.socks, configFiles: config.files, ...(chrony === undefined ? {} : { chrony }) })),
+    diagnoseSock(sockFacts(path, { ...(options.procRoot === undefined ? {} : { procRoot: options.procRoot }), configured: config.socks, configFiles: config.files, feeders, ...(chrony === undefined ? {} : { chrony }) })),
   );
   const verdicts = [...diagnoses, ...sockDiagnoses].map((entry) => entry.verdict);
   const exitCode = verdicts.includes('problem') ? 1 : verdicts.includes('unknown') ? 2 : 0;

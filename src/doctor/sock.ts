@@ -4,14 +4,19 @@
 // names it, and what chronyd makes of its refid.
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { sockPermissionFix } from '../sock.js';
 import type { ChronySockConfig } from './daemon-config.js';
 import type { Answer, ChronySource, ChronyView } from './daemon-query.js';
 import { finish, type Finding, type Verdict } from './diagnose.js';
+import { mayWrite, type FeederProcess } from './processes.js';
+
+/** Processes that bind a SOCK refclock socket: chronyd, ntpd-rs (its daemon binary is ntp-daemon). */
+const SOCK_READERS = new Set(['chronyd', 'ntp-daemon', 'ntpd-rs']);
 
 export interface SockFacts {
   path: string;
   /** lstat of the path, undefined if absent. */
-  stat?: { socket: boolean; mode: number; uid: number };
+  stat?: { socket: boolean; mode: number; uid: number; gid: number };
   /** The processes holding the socket bound at the path. */
   holders: { pid: number; name: string }[];
   /** /proc showed every process (root). */
@@ -19,6 +24,8 @@ export interface SockFacts {
   configured: ChronySockConfig[];
   configFiles: string[];
   chrony?: Answer<ChronyView>;
+  /** htntp feeders whose command line sends to this path. */
+  feeders: FeederProcess[];
 }
 
 export interface SockDiagnosis {
@@ -30,7 +37,9 @@ export interface SockDiagnosis {
   exists: boolean;
   mode?: string;
   uid?: number;
+  gid?: number;
   holders: { pid: number; name: string }[];
+  feeders: FeederProcess[];
   configured: ChronySockConfig[];
   chrony?: ChronySource;
 }
@@ -80,12 +89,15 @@ function holdersOf(inodes: Set<string>, procRoot: string): { pid: number; name: 
   return holders;
 }
 
-export function sockFacts(path: string, options: { procRoot?: string; configured: ChronySockConfig[]; configFiles: string[]; chrony?: Answer<ChronyView> }): SockFacts {
+export function sockFacts(
+  path: string,
+  options: { procRoot?: string; configured: ChronySockConfig[]; configFiles: string[]; chrony?: Answer<ChronyView>; feeders: readonly FeederProcess[] },
+): SockFacts {
   const procRoot = options.procRoot ?? '/proc';
   let stat: SockFacts['stat'];
   try {
     const found = lstatSync(path);
-    stat = { socket: found.isSocket(), mode: found.mode & 0o777, uid: found.uid };
+    stat = { socket: found.isSocket(), mode: found.mode & 0o777, uid: found.uid, gid: found.gid };
   } catch {
     stat = undefined;
   }
@@ -97,42 +109,58 @@ export function sockFacts(path: string, options: { procRoot?: string; configured
     configured: options.configured.filter((entry) => entry.path === path),
     configFiles: options.configFiles,
     ...(options.chrony === undefined ? {} : { chrony: options.chrony }),
+    feeders: options.feeders.filter((feeder) => feeder.socks.includes(path)),
   };
 }
 
-export function diagnoseSock(facts: SockFacts): SockDiagnosis {
+const named = (processes: readonly { pid: number; name: string }[]): string => processes.map((entry) => `${entry.name}[${entry.pid}]`).join(', ');
+
+/** The socket's own findings: there, a socket, listened on, and writable by its feeders. */
+function socketFindings(facts: SockFacts, where: string, findings: Finding[]): void {
   const { path, stat } = facts;
-  const findings: Finding[] = [];
-  const where = facts.configured.map((entry) => `${entry.file}:${entry.line}${entry.refid === undefined ? '' : ` (refid ${entry.refid})`}`).join(', ');
-  let source: ChronySource | undefined;
   if (stat === undefined) {
     findings.push({
       severity: 'problem',
       code: 'sock-absent',
-      message: facts.configured.length > 0 ? `no socket at ${path}, configured in ${where}` : `no socket at ${path} and no chrony config names it`,
-      fix: 'chronyd creates the socket when it starts with `refclock SOCK <path>` in its config: start (or restart) chronyd; the feeder\'s --sock must be the same path',
+      message: facts.configured.length > 0 ? `no socket at ${path}, configured in ${where}` : `no socket at ${path} and no chrony or ntpd-rs config names it`,
+      fix: 'the time daemon creates the socket when it starts with it in its config (chrony: refclock SOCK <path>; ntpd-rs: [[source]] mode = "sock"): start or restart it; the feeder\'s --sock must be the same path',
     });
-  } else if (!stat.socket) {
-    findings.push({ severity: 'problem', code: 'sock-not-socket', message: `${path} exists but is not a socket`, fix: 'remove it and restart chronyd, which creates the socket there' });
-  } else {
-    if (facts.procComplete && facts.holders.length === 0) {
-      findings.push({ severity: 'problem', code: 'sock-stale', message: `nothing listens on ${path}: a leftover socket file (chronyd stopped without removing it)`, fix: 'start chronyd (it replaces the file); datagrams sent there are lost' });
-    } else if (facts.holders.length > 0 && !facts.holders.some((holder) => holder.name === 'chronyd')) {
-      findings.push({ severity: 'warning', code: 'sock-not-chronyd', message: `${path} is held by ${facts.holders.map((holder) => `${holder.name}[${holder.pid}]`).join(', ')}, not chronyd` });
-    }
-    if ((stat.mode & 0o002) === 0) {
-      findings.push({
-        severity: 'warning',
-        code: 'sock-private',
-        message: `${path} is 0${stat.mode.toString(8)} owned by uid ${stat.uid}: a feeder running as another user gets EACCES (chronyd never chmods it)`,
-        fix: 'run the feeder as root (htntp --user drops privileges only after opening its sinks), or as the owner',
-      });
-    }
-    if (facts.configured.length === 0) {
-      findings.push({ severity: 'warning', code: 'sock-config-not-found', message: `no searched chrony config names ${path} (searched: ${facts.configFiles.join(', ') || 'none found'})` });
-    }
+    return;
   }
-  for (const entry of facts.configured) {
+  if (!stat.socket) {
+    findings.push({ severity: 'problem', code: 'sock-not-socket', message: `${path} exists but is not a socket`, fix: 'remove it and restart the time daemon, which creates the socket there' });
+    return;
+  }
+  if (facts.procComplete && facts.holders.length === 0) {
+    findings.push({ severity: 'problem', code: 'sock-stale', message: `nothing listens on ${path}: a leftover socket file (the time daemon stopped without removing it)`, fix: 'start the time daemon (it replaces the file); datagrams sent there are lost' });
+  } else if (facts.holders.length > 0 && !facts.holders.some((holder) => SOCK_READERS.has(holder.name))) {
+    findings.push({ severity: 'warning', code: 'sock-not-daemon', message: `${path} is held by ${named(facts.holders)}, not chronyd or ntpd-rs` });
+  }
+  const owner = `0${stat.mode.toString(8)} uid ${stat.uid} gid ${stat.gid}`;
+  const denied = facts.feeders.filter((feeder) => !mayWrite(feeder, stat));
+  if (denied.length > 0) {
+    const ids = denied.map((feeder) => `${feeder.name}[${feeder.pid}] (uid ${feeder.uid}, groups ${[feeder.gid, ...feeder.groups.filter((group) => group !== feeder.gid)].join(' ')})`).join(', ');
+    findings.push({ severity: 'problem', code: 'sock-denied', message: `${ids} may not write ${path} (${owner}): every sample gets EACCES`, fix: sockPermissionFix(path) });
+  } else if (facts.procComplete && facts.feeders.length === 0) {
+    findings.push({
+      severity: 'problem',
+      code: 'sock-no-feeder',
+      message: `no feeder sends to ${path}: no running htntp has --sock ${path}`,
+      fix: `start htntp with --sock ${path} (systemd: in HTNTP_HTTP_OPTS of /etc/default/htntp, or the gps instance's env file, then systemctl restart htntp)`,
+    });
+  }
+  if (facts.feeders.length === 0 && (stat.mode & 0o022) === 0) {
+    findings.push({ severity: 'warning', code: 'sock-private', message: `${path} is ${owner}: a feeder that is not root gets EACCES (the daemon never chmods it)`, fix: sockPermissionFix(path) });
+  }
+  if (facts.configured.length === 0) {
+    findings.push({ severity: 'warning', code: 'sock-config-not-found', message: `no searched config names ${path} (searched: ${facts.configFiles.join(', ') || 'none found'})` });
+  }
+}
+
+/** What chronyd makes of each configured refid: listed, and taking samples. */
+function chronyFindings(facts: SockFacts, findings: Finding[]): ChronySource | undefined {
+  let source: ChronySource | undefined;
+  for (const entry of facts.configured.filter((configured) => configured.daemon === 'chrony')) {
     if (facts.chrony === undefined || entry.refid === undefined) continue;
     if (!facts.chrony.ok) {
       findings.push({ severity: 'unchecked', code: 'chrony-unreachable', message: `could not ask chronyd: ${facts.chrony.reason}` });
@@ -140,13 +168,27 @@ export function diagnoseSock(facts: SockFacts): SockDiagnosis {
     }
     source = facts.chrony.value.sources.find((candidate) => candidate.mode === '#' && candidate.name === entry.refid);
     if (source === undefined) {
-      findings.push({ severity: 'problem', code: 'chrony-missing', message: `chronyd does not list refid ${entry.refid} of ${entry.file}:${entry.line}`, fix: 'restart chronyd to read its config' });
+      findings.push({ severity: 'problem', code: 'chrony-missing', message: `chronyd does not list refid ${entry.refid} of ${entry.file}:${entry.line}`, fix: 'chronyd reads its config at start: restart it (systemctl restart chrony)' });
     } else if (source.reach === 0) {
-      findings.push({ severity: 'warning', code: 'chrony-no-samples', message: `chronyd has accepted no sample from refid ${entry.refid} (reach 0): no feeder sends to ${path}, or its datagrams are refused` });
+      const why = facts.feeders.length === 0 ? `no feeder sends to ${facts.path}` : `the datagrams of ${named(facts.feeders)} do not arrive: see its log (socket unavailable ... hint=)`;
+      findings.push({ severity: 'problem', code: 'chrony-no-samples', message: `chronyd has taken no sample from refid ${entry.refid} (reach 0): ${why}`, fix: findings.find((finding) => finding.severity === 'problem')?.fix ?? `start htntp with --sock ${facts.path}` });
     }
   }
+  return source;
+}
+
+export function diagnoseSock(facts: SockFacts): SockDiagnosis {
+  const { path, stat } = facts;
+  const findings: Finding[] = [];
+  const where = facts.configured.map((entry) => `${entry.file}:${entry.line} (${entry.daemon}${entry.refid === undefined ? '' : ` refid ${entry.refid}`})`).join(', ');
+  socketFindings(facts, where, findings);
+  const source = chronyFindings(facts, findings);
   const { verdict, summary, fix } = finish(findings, () =>
-    [facts.holders.length > 0 ? `held by ${facts.holders.map((holder) => `${holder.name}[${holder.pid}]`).join(', ')}` : undefined, source === undefined ? undefined : `chronyd: ${source.name} reach ${source.reach.toString(8)} state ${source.state}`]
+    [
+      facts.feeders.length > 0 ? `fed by ${named(facts.feeders)}` : undefined,
+      facts.holders.length > 0 ? `held by ${named(facts.holders)}` : undefined,
+      source === undefined ? undefined : `chronyd: ${source.name} reach ${source.reach.toString(8)} state ${source.state}`,
+    ]
       .filter((part): part is string => part !== undefined)
       .join('; ') || 'nothing wrong seen',
   );
@@ -157,8 +199,9 @@ export function diagnoseSock(facts: SockFacts): SockDiagnosis {
     ...(fix === undefined ? {} : { fix }),
     findings,
     exists: stat !== undefined,
-    ...(stat === undefined ? {} : { mode: `0${stat.mode.toString(8)}`, uid: stat.uid }),
+    ...(stat === undefined ? {} : { mode: `0${stat.mode.toString(8)}`, uid: stat.uid, gid: stat.gid }),
     holders: facts.holders,
+    feeders: facts.feeders,
     configured: facts.configured,
     ...(source === undefined ? {} : { chrony: source }),
   };

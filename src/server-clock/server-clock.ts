@@ -11,12 +11,13 @@ import { carry, carryPriors, DRIFT_PPM, priorsOf, type HeldInterval, type HeldPr
 import { DATE_LAG, intersect } from '../sources/http/interval.js';
 import { MAX_PROBES, measure, type Estimate, type MeasurementResult } from '../sources/http/measure.js';
 import { serverUrl } from '../sources/http/servers.js';
+import type { LocalClockOptions } from '../sources/http/gate.js';
 import { diffSeconds, formatDuration, type Timespec } from '../time.js';
 import { providerRound, type TimeProvider } from './provider.js';
 
 export type { TimeProvider } from './provider.js';
 
-export interface ServerClockOptions {
+export interface ServerClockOptions extends LocalClockOptions {
   /** HTTP(S) servers whose Date headers give the time (host[:port] means https). */
   servers?: readonly string[];
   /** Or a function returning the server's time in ms since the epoch. */
@@ -128,6 +129,8 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
   readonly #proxy: string | undefined;
   readonly #ca: string | Buffer | undefined;
   readonly #logger: Logger;
+  /** How the https gate learns the local clock's standing (gate.ts). */
+  readonly #localClock: LocalClockOptions;
   readonly #stop = new AbortController();
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort = (): void => this.close();
@@ -170,6 +173,14 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     this.#stepThreshold = positive('stepThreshold', options.stepThreshold, 0.1);
     this.#proxy = options.proxy;
     this.#ca = options.ca;
+    const { clockFile } = options;
+    if (clockFile !== undefined && clockFile !== null && typeof clockFile !== 'string') {
+      throw invalidArgType('options.clockFile', 'string or null', clockFile);
+    }
+    this.#localClock = {
+      ...(clockFile === undefined ? {} : { clockFile }),
+      ...(options.kernelClockForTests ? { kernelClockForTests: options.kernelClockForTests } : {}),
+    };
     this.#logger = options.logger ?? silentLogger;
     this.#clock = options.clock ?? systemClock;
     const { clock } = options;
@@ -407,6 +418,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
           : {}),
         ...(this.#proxy === undefined ? {} : { proxy: this.#proxy }),
         ...(this.#ca === undefined ? {} : { ca: this.#ca }),
+        ...this.#localClock,
       },
     );
     this.#priors = priorsOf(result, readClockPair(this.#clock));

@@ -6,22 +6,27 @@
 //   info  socket connected       sink path [after]    (first connect, or back after a fault)
 //   info  socket reconnected     sink path after      (the reader restarted between two samples)
 //   warn  socket unavailable     sink path error hint (once per new error code)
+//   warn  socket still unavailable sink path error lost since hint (the same fault, every 5 minutes)
 //   debug socket retry failed    sink error           (the same fault again)
 //   debug sample dropped         sink error hint      (the reader's queue is full: EAGAIN)
 //   debug sample not sent        sink leap            (leap 3 "not in sync": chrony has no such sample)
 //   info  socket closed          sink sent errors
-import { ChronySock, sockErrorHint, type SockLeap } from '../sock.js';
+import { ChronySock, sockErrorHint, type SockLayoutChoice, type SockLeap } from '../sock.js';
 import type { Leap } from '../shm.js';
 import type { Sample } from '../sample.js';
 import type { Logger } from '../log.js';
 import { monotonicRaw } from '../clock.js';
 import { outOfRange } from '../errors.js';
-import { addSeconds, compare, type Timespec } from '../time.js';
+import { addSeconds, compare, diffSeconds, type Timespec } from '../time.js';
 import type { Sink } from './sink.js';
 
 export interface SockSinkOptions {
   path: string;
   logger: Logger;
+  /** How often a lasting fault is warned of again (default STILL_UNAVAILABLE_WARN_SECONDS). */
+  warnAgainSeconds?: number;
+  /** The datagram layout (default native; '40' for ntpd-rs on a 32-bit time_t platform). */
+  layout?: SockLayoutChoice;
 }
 
 /**
@@ -30,6 +35,12 @@ export interface SockSinkOptions {
  * a fast source from spending a syscall per sample on a reader that is down.
  */
 export const RECONNECT_BACKOFF_SECONDS = { first: 0.125, max: 1 } as const;
+
+/**
+ * A fault that lasts is warned of again this often, with the samples lost so far: a
+ * journal read hours into an outage still shows it, without a line per lost sample.
+ */
+export const STILL_UNAVAILABLE_WARN_SECONDS = 300;
 
 /** A full receive queue: this sample is lost, the connection is fine. */
 function readerBusy(error: NodeJS.ErrnoException): boolean {
@@ -41,6 +52,7 @@ export class SockSink implements Sink {
   readonly path: string;
   readonly #logger: Logger;
   readonly #socket: ChronySock;
+  readonly #warnAgainSeconds: number;
   #sent = 0;
   #errors = 0;
   /** The error code of the current fault; undefined while connected or before open(). */
@@ -48,12 +60,18 @@ export class SockSink implements Sink {
   #connectedOnce = false;
   #backoff: number = RECONNECT_BACKOFF_SECONDS.first;
   #nextAttempt: Timespec | undefined;
+  /** When the current fault began and was last warned of (raw clock). */
+  #faultSince: Timespec | undefined;
+  #lastWarned: Timespec | undefined;
+  /** Samples lost since the current fault began. */
+  #lostInFault = 0;
 
   constructor(options: SockSinkOptions) {
-    this.#socket = new ChronySock(options.path); // checks the path: TypeError/RangeError
+    this.#socket = new ChronySock(options.path, options.layout); // checks the path and layout: TypeError/RangeError
     this.path = this.#socket.path;
     this.name = `sock:${this.path}`;
     this.#logger = options.logger;
+    this.#warnAgainSeconds = options.warnAgainSeconds ?? STILL_UNAVAILABLE_WARN_SECONDS;
   }
 
   get sent(): number {
@@ -86,19 +104,30 @@ export class SockSink implements Sink {
     }
     this.#connectedOnce = true;
     this.#fault = undefined;
+    this.#faultSince = undefined;
+    this.#lostInFault = 0;
     this.#backoff = RECONNECT_BACKOFF_SECONDS.first;
     this.#nextAttempt = undefined;
   }
 
   #failed(error: NodeJS.ErrnoException): void {
     const code = error.code ?? 'UNKNOWN';
+    const now = monotonicRaw();
     if (code !== this.#fault) {
-      this.#logger.warn('socket unavailable', { sink: this.name, path: this.path, error: code, hint: sockErrorHint(code, this.path) });
+      const hint = sockErrorHint(code, this.path);
+      this.#logger.warn('socket unavailable', { sink: this.name, path: this.path, error: code, hint });
+      this.#faultSince ??= now;
+      this.#lastWarned = now;
+    } else if (this.#lastWarned !== undefined && diffSeconds(now, this.#lastWarned) >= this.#warnAgainSeconds) {
+      const since = this.#faultSince === undefined ? undefined : Math.round(diffSeconds(now, this.#faultSince));
+      const hint = sockErrorHint(code, this.path);
+      this.#logger.warn('socket still unavailable', { sink: this.name, path: this.path, error: code, lost: this.#lostInFault, since, hint });
+      this.#lastWarned = now;
     } else {
       this.#logger.debug('socket retry failed', { sink: this.name, error: code });
     }
     this.#fault = code;
-    this.#nextAttempt = addSeconds(monotonicRaw(), this.#backoff);
+    this.#nextAttempt = addSeconds(now, this.#backoff);
     this.#backoff = Math.min(this.#backoff * 2, RECONNECT_BACKOFF_SECONDS.max);
   }
 
@@ -139,6 +168,7 @@ export class SockSink implements Sink {
 
   #lost(): false {
     this.#errors += 1;
+    if (this.#fault !== undefined) this.#lostInFault += 1;
     return false;
   }
 

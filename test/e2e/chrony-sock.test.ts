@@ -206,7 +206,7 @@ describeE2e("a non-root feeder and chronyd's root-only socket", ['chronyd', 'set
     const fixed = feeder(['fixed', '--offset', '-1', '--sock', path, '--interval', '0.2', '--verbose'], { asNobody: true });
     const line = await fixed.waitForLine(/^warn socket unavailable /, { stream: 'stderr', timeoutMs: 15_000 });
     expect(line).toContain('error=EACCES');
-    expect(line).toMatch(/hint=".*run htntp as root with --user.*group/);
+    expect(line).toMatch(/hint=".*chrony\.service\.d\/htntp-sock\.conf.*chgrp htntp/);
     // Retried past the backoff, quietly (debug): still one warning, still running.
     await fixed.waitForLine(/^debug socket retry failed .*error=EACCES/, { stream: 'stderr', timeoutMs: 10_000 });
     await nextLine(fixed, /^debug socket retry failed .*error=EACCES/, 10_000);

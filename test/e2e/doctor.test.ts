@@ -2,15 +2,16 @@
 // real chronyd -x or ntpsec ntpd and real `htntp fixed` feeders, and named by doctor with
 // its fix.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { runDoctor, type DoctorOptions, type UnitDiagnosis } from '../../src/doctor/index.js';
 import { presetOptions, refclockLines } from '../../src/refclock-config.js';
 import { keyOfUnit } from '../../src/shm.js';
 import { cBuild } from '../helpers/cc.js';
-import { describeE2e, startChronyd, startNtpd, waitFor, type Chronyd } from '../helpers/daemons.js';
-import { makeTempDir, startHtntp, type RunningProcess } from '../helpers/process.js';
+import { describeE2e, findTool, startChronyd, startNtpd, waitFor, type Chronyd } from '../helpers/daemons.js';
+import { htntpBin, makeTempDir, startHtntp, startProcess, type RunningProcess } from '../helpers/process.js';
+import { ntpqCommand } from '../helpers/tools.js';
 import { units } from '../helpers/units.js';
 
 const UNIT = {
@@ -22,7 +23,13 @@ const UNIT = {
   disagree: units.doctorDisagree,
   absent: units.doctorAbsent,
   ntpd: units.doctorNtpd,
+  mismatchRead: units.doctorMismatchRead,
+  mismatchWrite: units.doctorMismatchWrite,
+  ntpq: units.doctorNtpq,
 };
+
+/** The extracted chronyc: doctor is given its path, never left to PATH. */
+const chronyc = (): string => findTool('chronyc') ?? 'chronyc';
 const ALL = Object.values(UNIT);
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -51,7 +58,7 @@ async function chronydWith(lines: string[]): Promise<Chronyd> {
 
 /** doctor pointed at this chronyd's config (and nothing of the host's). */
 function chronyOptions(chronyd: Chronyd, units: number[]): DoctorOptions {
-  return { units, configPaths: { chrony: [chronyd.confPath], ntp: [] } };
+  return { units, configPaths: { chrony: [chronyd.confPath], ntp: [] }, chronyc: chronyc() };
 }
 
 function only(report: { units: UnitDiagnosis[] }, unit: number): UnitDiagnosis {
@@ -61,6 +68,15 @@ function only(report: { units: UnitDiagnosis[] }, unit: number): UnitDiagnosis {
 }
 
 const codes = (diagnosis: UnitDiagnosis): string[] => diagnosis.findings.map((finding) => finding.code);
+
+/** chronyd has taken at least one sample of a SOCK refid (reach not 0). */
+async function sockReached(chronyd: Chronyd, refid: string): Promise<void> {
+  await waitFor(async () => ((await chronyd.sources()).find((source) => source.name === refid && source.reach !== 0) ? true : undefined), {
+    what: `chronyd to take a sample of ${refid}`,
+    timeoutMs: 30_000,
+    intervalMs: 250,
+  });
+}
 
 async function reached(chronyd: Chronyd, refid: string): Promise<void> {
   await waitFor(async () => ((await chronyd.sources()).find((source) => source.name === refid && (source.reach & 0o3) === 0o3) ? true : undefined), {
@@ -82,7 +98,7 @@ describeE2e('htntp doctor with chronyd -x', ['chronyd'], () => {
     expect(diagnosis.chrony?.name).toBe('FIX');
     // No disagreement found: chronyd's offset, with its pending correction, is what htntp publishes.
     expect(codes(diagnosis).filter((code) => code.startsWith('chrony'))).toEqual([]);
-    const cli = startHtntp(['doctor', '--unit', String(unit), '--chrony-conf', chronyd.confPath, '--ntp-conf', '/nonexistent']);
+    const cli = startHtntp(['doctor', '--unit', String(unit), '--chrony-conf', chronyd.confPath, '--ntp-conf', '/dev/null', '--chronyc', chronyc()]);
     expect((await cli.exited).code, cli.output()).toBe(0);
     expect(cli.stdoutLines[0]).toMatch(new RegExp(`^unit ${unit} \\(key 0x[0-9a-f]+\\): ok: fed by htntp fixed\\[\\d+\\]; read by chronyd\\[\\d+\\]`));
   });
@@ -140,7 +156,7 @@ describeE2e('htntp doctor with chronyd -x', ['chronyd'], () => {
     cleanups.push(() => temp.remove());
     const edited = join(temp.path, 'chrony.conf');
     await writeFile(edited, `bindcmdaddress ${chronyd.socketPath}\n${refclockLines({ daemon: 'chrony', unit: configured, refid: 'MIX', poll: 0, precision: -10 }).join('\n')}\n`);
-    const diagnosis = only(await runDoctor({ units: [configured], configPaths: { chrony: [edited], ntp: [] } }), configured);
+    const diagnosis = only(await runDoctor({ units: [configured], configPaths: { chrony: [edited], ntp: [] }, chronyc: chronyc() }), configured);
     expect(diagnosis.verdict).toBe('problem');
     expect(codes(diagnosis)).toEqual(expect.arrayContaining(['chrony-disagrees', 'no-reader']));
     expect(diagnosis.findings.find((finding) => finding.code === 'chrony-disagrees')?.message).toMatch(/chronyd sees refid MIX at -?[01]\.\d+ s .* but -?[01]\.500000 s is published/);
@@ -148,7 +164,7 @@ describeE2e('htntp doctor with chronyd -x', ['chronyd'], () => {
 });
 
 describeE2e('htntp doctor without a daemon', [], () => {
-  it('fed but not configured, configured but not fed; a second feeder is refused', { timeout: 60_000 }, async () => {
+  it('fed but not configured, configured but not fed: one unit mismatch; a second feeder is refused', { timeout: 60_000 }, async () => {
     const temp = await makeTempDir('doctor-conf');
     cleanups.push(() => temp.remove());
     const conf = join(temp.path, 'chrony.conf');
@@ -161,14 +177,17 @@ describeE2e('htntp doctor without a daemon', [], () => {
     expect(second.stderrLines.join('\n')).toMatch(/already fed by pid \d+/);
     const report = await runDoctor({ units: [UNIT.unconfigured, UNIT.absent], configPaths: { chrony: [conf], ntp: [] } });
     expect(report.exitCode).toBe(1);
+    // One configured unit nothing feeds, one fed unit nothing reads: one fault, named on both.
     const absent = only(report, UNIT.absent);
     expect(absent).toMatchObject({ verdict: 'problem', segment: 'absent' });
-    expect(absent.summary).toMatch(new RegExp(`configured in ${conf}:1 \\(chrony refid GPS\\) but no segment exists in this IPC namespace`));
-    expect(absent.fix).toMatch(/start the feeder.*--ipc=host/);
+    expect(absent.summary).toMatch(new RegExp(`^chronyd reads unit ${UNIT.absent} \\(${conf}:1\\), htntp fixed\\[\\d+\\] writes unit ${UNIT.unconfigured}: `));
+    expect(codes(absent)).toContain('unit-mismatch');
+    expect(codes(absent)).not.toContain('absent');
     const fed = only(report, UNIT.unconfigured);
     expect(fed.verdict).toBe('problem');
     expect(fed.processes.filter((process) => process.role === 'feeder'), JSON.stringify(fed.processes)).toHaveLength(1);
-    expect(codes(fed)).toContain('not-configured');
+    expect(fed.summary).toBe(absent.summary);
+    expect(codes(fed)).not.toContain('not-configured');
   });
 });
 
@@ -200,22 +219,129 @@ describeE2e('htntp doctor --sock with chronyd -x', ['chronyd'], () => {
     const temp = await makeTempDir('doctor-sock');
     cleanups.push(() => temp.remove());
     const path = join(temp.path, 'htntp.sock');
-    const chronyd = await chronydWith([`refclock SOCK ${path} refid SCK poll 0`]);
-    const options: DoctorOptions = { socks: [path], configPaths: { chrony: [chronyd.confPath], ntp: [] } };
+    const chronyd = await chronydWith([`refclock SOCK ${path} refid SCK poll 1`]);
+    const options: DoctorOptions = { socks: [path], configPaths: { chrony: [chronyd.confPath], ntp: [] }, chronyc: chronyc() };
+    const feeder = startHtntp(['fixed', '--offset', '-1', '--sock', path, '--interval', '0.25']);
+    cleanups.push(() => feeder.stop('SIGTERM', 3_000));
+    await sockReached(chronyd, 'SCK');
     const live = (await runDoctor(options)).socks[0];
     expect(live, JSON.stringify(live)).toMatchObject({ path, verdict: 'healthy', exists: true, configured: [{ path, refid: 'SCK' }] });
     expect(live?.holders).toEqual([{ pid: chronyd.process.pid, name: 'chronyd' }]);
+    expect(live?.feeders.map((entry) => entry.pid)).toEqual([feeder.pid]);
     expect(live?.chrony?.name).toBe('SCK');
-    // chronyd never chmods it: a non-root feeder could not write it.
-    expect(live?.findings.map((finding) => finding.code)).toContain('sock-private');
+    await feeder.stop('SIGTERM', 3_000);
     await chronyd.stop();
     const gone = await runDoctor({ ...options, configPaths: { chrony: [], ntp: [] } });
     expect(gone.exitCode).toBe(1);
-    expect(gone.socks[0]?.summary).toBe(`no socket at ${path} and no chrony config names it`);
+    expect(gone.socks[0]?.summary).toBe(`no socket at ${path} and no chrony or ntpd-rs config names it`);
     // A socket file left bound by a process that exited: nothing listens.
     execFileSync('python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).bind(sys.argv[1])', path]);
     const stale = (await runDoctor({ ...options, configPaths: { chrony: [], ntp: [] } })).socks[0];
     expect(stale).toMatchObject({ verdict: 'problem', exists: true, holders: [] });
     expect(stale?.summary).toMatch(/nothing listens on .*leftover socket file/);
+  });
+});
+
+/** A feeder of `path` run as nobody: its socket is root's 0755, so it can never send. */
+function nobodyFeeder(path: string): RunningProcess {
+  const feeder = startProcess(findTool('setpriv')!, ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, htntpBin, 'fixed', '--offset', '-1', '--sock', path, '--interval', '0.25', '--no-leapfile']);
+  cleanups.push(() => feeder.stop('SIGTERM', 3_000));
+  return feeder;
+}
+
+describeE2e('htntp doctor: SOCK outages are problems, never ok', ['chronyd', 'setpriv'], () => {
+  it('a configured SOCK refclock that no feeder reaches: exit 1 from the CLI with the fix; a feeder denied by the mode: named with the group fix', { timeout: 90_000 }, async () => {
+    const temp = await makeTempDir('doctor-sock-outage');
+    cleanups.push(() => temp.remove());
+    execFileSync('chmod', ['755', temp.path]);
+    const path = join(temp.path, 'chrony.sock');
+    const chronyd = await chronydWith([`refclock SOCK ${path} refid OUT poll 1`]);
+    const options: DoctorOptions = { socks: [path], configPaths: { chrony: [chronyd.confPath], ntp: [] }, chronyc: chronyc() };
+    const alone = await runDoctor(options);
+    expect(alone.exitCode).toBe(1);
+    const lonely = alone.socks[0];
+    expect(lonely?.summary).toBe(`no feeder sends to ${path}: no running htntp has --sock ${path}`);
+    expect(lonely?.fix).toContain(`start htntp with --sock ${path}`);
+    expect(lonely?.findings.map((finding) => finding.code)).toEqual(expect.arrayContaining(['sock-no-feeder', 'chrony-no-samples']));
+    const cli = startHtntp(['doctor', '--sock', path, '--chrony-conf', chronyd.confPath, '--ntp-conf', '/dev/null', '--chronyc', chronyc()]);
+    expect((await cli.exited).code, cli.output()).toBe(1);
+    expect(cli.stdoutLines[0]).toMatch(/^sock .*: PROBLEM: no feeder sends to /);
+
+    const feeder = nobodyFeeder(path);
+    await feeder.waitForLine(/^warn socket unavailable .*error=EACCES/, { stream: 'stderr', timeoutMs: 15_000 });
+    const denied = (await runDoctor(options)).socks[0];
+    expect(denied?.verdict).toBe('problem');
+    expect(denied?.summary, denied?.summary).toMatch(new RegExp(`^htntp fixed\\[${feeder.pid}\\] \\(uid 65534, groups 65534\\) may not write ${path} \\(0[0-7]{3} uid 0 gid 0\\): every sample gets EACCES$`));
+    expect(denied?.fix).toContain('chrony.service.d/htntp-sock.conf');
+    // The fix as the drop-in applies it: the group, writable. The same feeder then sends.
+    execFileSync('chgrp', ['nogroup', path]);
+    execFileSync('chmod', ['g+w', path]);
+    await feeder.waitForLine(/^info socket connected /, { stream: 'stderr', timeoutMs: 15_000 });
+    await sockReached(chronyd, 'OUT');
+    const fixed = (await runDoctor(options)).socks[0];
+    expect(fixed?.verdict, JSON.stringify(fixed)).toBe('healthy');
+  });
+
+  it("chronyc that cannot reach chronyd is 'could not check' (exit 2) in chronyc's own words", { timeout: 60_000 }, async () => {
+    const temp = await makeTempDir('doctor-chronyc');
+    cleanups.push(() => temp.remove());
+    const path = join(temp.path, 'chrony.sock');
+    const conf = join(temp.path, 'chrony.conf');
+    await writeFile(conf, `refclock SOCK ${path} refid NON\n`);
+    const report = await runDoctor({ socks: [path], configPaths: { chrony: [conf], ntp: [] }, chronyc: chronyc(), chronySocket: join(temp.path, 'nothing.sock') });
+    const finding = report.socks[0]?.findings.find((entry) => entry.code === 'chrony-unreachable');
+    expect(finding?.message).toMatch(/^could not ask chronyd: `\S+chronyc -n -c -h \S+nothing\.sock (sources|tracking)` exited 1: (Could not open connection to daemon|506 Cannot talk to daemon)$/);
+    expect(finding?.severity).toBe('unchecked');
+    const missing = await runDoctor({ socks: [path], configPaths: { chrony: [conf], ntp: [] }, chronyc: '/nonexistent/chronyc' });
+    expect(missing.socks[0]?.findings.find((entry) => entry.code === 'chrony-unreachable')?.message).toMatch(/\/nonexistent\/chronyc could not be run \(ENOENT\): give its path with --chronyc PATH or HTNTP_CHRONYC=PATH/);
+  });
+
+  it('a mistyped --chrony-conf is an error, not an empty check', async () => {
+    const cli = startHtntp(['doctor', '--chrony-conf', '/etc/chrony/chrony.cnof']);
+    const exit = await cli.exited;
+    expect(exit.code).not.toBe(0);
+    expect(cli.output()).toMatch(/chrony\.cnof does not exist/);
+  });
+});
+
+describeE2e('htntp doctor: chronyd reads one unit, htntp writes another', ['chronyd'], () => {
+  it('named as one fault on both units, with one fix', { timeout: 60_000 }, async () => {
+    await startFixed(UNIT.mismatchWrite);
+    const chronyd = await chronydWith(refclockLines({ daemon: 'chrony', unit: UNIT.mismatchRead, refid: 'MIS', poll: 0 }));
+    const line = (await readFile(chronyd.confPath, 'utf8')).split('\n').findIndex((text) => text.startsWith('refclock SHM')) + 1;
+    const report = await runDoctor(chronyOptions(chronyd, [UNIT.mismatchRead, UNIT.mismatchWrite]));
+    expect(report.exitCode).toBe(1);
+    for (const unit of [UNIT.mismatchRead, UNIT.mismatchWrite]) {
+      const diagnosis = only(report, unit);
+      expect(diagnosis.summary, JSON.stringify(diagnosis)).toMatch(new RegExp(`^chronyd reads unit ${UNIT.mismatchRead} \\(.*\\), htntp fixed\\[\\d+\\] writes unit ${UNIT.mismatchWrite}: `));
+      expect(diagnosis.fix).toBe(`make them the same: run the feeder with --unit ${UNIT.mismatchRead}, or change ${chronyd.confPath}:${line} to unit ${UNIT.mismatchWrite} and restart chronyd`);
+      expect(codes(diagnosis).filter((code) => ['absent', 'not-configured', 'never-written', 'no-reader'].includes(code))).toEqual([]);
+    }
+  });
+});
+
+describeE2e("htntp doctor with ntpsec's own ntpq", ['ntpd', 'ntpq', 'nsenter'], () => {
+  it('ntpq answers (restrict 127.0.0.1): SHM(N) seen by ntpd; ntpq with no ntpd to ask is could-not-check, not "restart ntpd"', { timeout: 90_000 }, async () => {
+    const unit = UNIT.ntpq;
+    await startFixed(unit);
+    const ntpd = await startNtpd({ lines: ['restrict 127.0.0.1', ...refclockLines({ daemon: 'ntpsec', unit, refid: 'NTQ', poll: 1 })] });
+    cleanups.push(() => ntpd.stop());
+    await ntpd.waitForPeerstats(unit, 2);
+    const ntpq = ntpqCommand()!;
+    // ntpd lives in its own network namespace: ntpq asks it from there.
+    const inside = [findTool('nsenter')!, `--net=/proc/${ntpd.process.pid}/ns/net`, ...ntpq];
+    const options: DoctorOptions = { units: [unit], configPaths: { chrony: [], ntp: [ntpd.confPath] }, ntpq: inside };
+    const diagnosis = await waitFor(async () => {
+      const candidate = only(await runDoctor(options), unit);
+      return candidate.ntpd !== undefined && candidate.ntpd.reach !== 0 ? candidate : undefined;
+    }, { what: 'ntpq to list SHM with reach', timeoutMs: 40_000, intervalMs: 1_000 });
+    expect(diagnosis.ntpd?.remote).toBe(`SHM(${unit})`);
+    expect(diagnosis.verdict, JSON.stringify(diagnosis)).toBe('healthy');
+    // From outside the namespace nothing answers on 127.0.0.1: ntpq says so and exits 0.
+    const outside = only(await runDoctor({ ...options, ntpq }), unit);
+    expect(outside.verdict).toBe('unknown');
+    expect(codes(outside)).toContain('ntpd-unreachable');
+    expect(codes(outside)).not.toContain('ntpd-missing');
+    expect(outside.findings.find((finding) => finding.code === 'ntpd-unreachable')?.message).toMatch(/\*\*\*(Socket error; probably ntpd is not running|Request timed out)/);
   });
 });

@@ -62,6 +62,7 @@ interface Probe {
   layouts: AddonLayouts;
   beyond2038: string;
   snapshot: Record<string, number | boolean>;
+  trust: { anchors: number; roots: number; ok: boolean; code: string };
 }
 
 // Run in the installed project by each platform's Node: the addon through the package's
@@ -86,7 +87,13 @@ try {
 shm.update(${JSON.stringify(CLOCK)}, { receiveTime: ${JSON.stringify(RECEIVE)}, precision: ${PRECISION}, leap: ${LEAP} });
 const snapshot = shm.snapshot();
 shm.detach();
-console.log(JSON.stringify({ arch: process.arch, armv: process.config.variables.arm_version ?? null, file: relative(packageDir, file), layouts, beyond2038, snapshot }));
+// OpenSSL through the process's own libcrypto: a store of Node's roots, and a root judged as a server for another name.
+const { rootCertificates } = await import('node:tls');
+const { X509Certificate } = await import('node:crypto');
+const store = new addon.TrustStore(rootCertificates.join('\\n'));
+const verdict = store.verify([new X509Certificate(rootCertificates[0]).raw], 'htntp.invalid', Math.floor(Date.now() / 1000));
+const trust = { anchors: store.size, roots: rootCertificates.length, ok: verdict.ok, code: verdict.code };
+console.log(JSON.stringify({ arch: process.arch, armv: process.config.variables.arm_version ?? null, file: relative(packageDir, file), layouts, beyond2038, snapshot, trust }));
 `;
 
 // Run by each platform's Node: one sample to a SOCK socket through the public API.
@@ -289,6 +296,9 @@ describeE2e('the npm tarball', packTools, () => {
         const probe = JSON.parse(probeRun.stdout) as Probe;
         expect([probe.arch, probe.file]).toEqual([platform.arch, platform.prebuild]);
         if (platform.armv !== undefined) expect(probe.armv).toBe(platform.armv);
+        // The certificate check's OpenSSL symbols resolve in that platform's Node.
+        expect(probe.trust.anchors).toBe(probe.trust.roots);
+        expect(probe.trust).toMatchObject({ ok: false, code: expect.stringMatching(/^(HOSTNAME_MISMATCH|INVALID_PURPOSE|INVALID_CA|CERT_HAS_EXPIRED)$/) });
 
         for (const check of LAYOUT_CHECKS) {
           const reference = JSON.parse((await runOnPlatform(c.compile(check.program), [], project)).stdout) as Record<string, unknown>;

@@ -11,7 +11,7 @@ describe('refclockLines', () => {
   it('classic ntpd: a 127.127.28.N server line and a fudge line', () => {
     expect(refclockLines({ daemon: 'ntpd', unit: 7, refid: 'HTTP', offset: -0.25, poll: 5, prefer: true, stratum: 3 })).toEqual([
       'server 127.127.28.7 minpoll 5 maxpoll 5 prefer',
-      'fudge 127.127.28.7 refid HTTP stratum 3 time1 -0.25',
+      'fudge 127.127.28.7 refid HTTP stratum 3 time1 -0.25 flag1 1',
     ]);
   });
 
@@ -104,7 +104,7 @@ describe('htntp config', () => {
     expect(refclockConfig({ daemon: 'ntpsec', unit: 2, source: 'http' }).lines).toEqual(['refclock shm unit 2 refid HTTP time1 0.0 minpoll 4 maxpoll 4']);
     expect(refclockConfig({ daemon: 'ntpd', unit: 2, source: 'fixed' }).lines).toEqual([
       'server 127.127.28.2 minpoll 4 maxpoll 4 noselect',
-      'fudge 127.127.28.2 refid FIX stratum 10 time1 0.0',
+      'fudge 127.127.28.2 refid FIX stratum 10 time1 0.0 flag1 1',
     ]);
     // Explicit options win; --prefer replaces the fixed clock's noselect.
     expect(refclockConfig({ daemon: 'chrony', unit: 4, source: 'http', refid: 'WEB', precision: -7 }).lines[0]).toBe(
@@ -161,7 +161,7 @@ describe('PPS pairing lines', () => {
     ]);
     expect(refclockLines({ daemon: 'ntpd', unit: 0, refid: 'GPS', pps: '/dev/pps2', poll: 5 })).toEqual([
       'server 127.127.28.0 minpoll 5 maxpoll 5 prefer',
-      'fudge 127.127.28.0 refid GPS time1 0.0',
+      'fudge 127.127.28.0 refid GPS time1 0.0 flag1 1',
       'server 127.127.22.2 minpoll 5 maxpoll 5',
       'fudge 127.127.22.2 refid PPS',
     ]);

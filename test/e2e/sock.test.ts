@@ -76,7 +76,7 @@ describe('struct sock_sample', () => {
     expect(socket.send({ sec: 1_700_000_002, nsec: 500_000_000 }, { sec: 1_700_000_001, nsec: 999_999_999 }, 2)).toBeUndefined();
     socket.close();
     const [first, second] = await listening.waitForDatagrams(2);
-    expect(first).toEqual({ bytes: sockLayout.size, sec: 1_700_000_000, usec: 123_456, offset: -0.999999211, pulse: 0, leap: 1, pad: 0, magic: 0x534f434b });
+    expect(first).toMatchObject({ bytes: sockLayout.size, sec: 1_700_000_000, usec: 123_456, offset: -0.999999211, pulse: 0, leap: 1, pad: 0, magic: 0x534f434b });
     // 1.5 s ahead of a receive time whose last 999 ns the microseconds drop.
     expect(second).toMatchObject({ sec: 1_700_000_001, usec: 999_999, leap: 2 });
     expect(second?.offset).toBeCloseTo(0.500001, 12);
@@ -110,7 +110,7 @@ describe('struct sock_sample', () => {
     const socket = new ChronySock(path);
     const now = realtime();
     expect(socket.send(now, now)).toMatchObject({ code: 'ENOTCONN', syscall: 'send', path });
-    expect(socket.connect()).toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'connect', message: expect.stringContaining('chronyd is not running') });
+    expect(socket.connect()).toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'connect', message: expect.stringContaining('is not running') });
     const listening = await startSockReader(path);
     expect(socket.connect()).toBeUndefined();
     // Killed outright: the socket file stays, nobody reads it.
@@ -161,6 +161,31 @@ describe('SockSink', () => {
     expect(log.events().filter((event) => event === 'warn socket unavailable').length).toBe(warnings + 1);
     sink.close();
     expect(log.events().at(-1)).toBe('info socket closed');
+  });
+
+  it('warns again of a fault that lasts, with the samples lost since it began', async (context) => {
+    e2eTool(context, 'cc');
+    const path = join(dir.path, 'never.sock');
+    const log = memoryLogger();
+    const sink = new SockSink({ path, logger: log.logger, warnAgainSeconds: 0.3 });
+    sink.open();
+    const started = performance.now();
+    let published = 0;
+    // Connect attempts back off to 1 s: a reminder needs an attempt past 0.3 s of quiet.
+    while (!log.events().includes('warn socket still unavailable')) {
+      expect(performance.now() - started, 'no reminder within 5 s').toBeLessThan(5_000);
+      expect(sink.publish(sample(-1), 0)).toBe(false);
+      published += 1;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const reminder = log.lines.find((line) => line.startsWith('warn socket still unavailable')) ?? '';
+    expect(reminder).toContain('error=ENOENT');
+    const lost = Number(/ lost=(\d+)/.exec(reminder)?.[1]);
+    expect(lost).toBeGreaterThan(0);
+    expect(lost).toBeLessThanOrEqual(published);
+    expect(reminder).toMatch(/ since=\d+/);
+    expect(log.events().filter((event) => event === 'warn socket unavailable')).toHaveLength(1);
+    sink.close();
   });
 
   it('leap 3 (not in sync) is never sent: chrony has no such sample', async (context) => {

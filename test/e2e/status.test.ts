@@ -30,6 +30,12 @@ afterEach(cleanUp);
 const receive: Timespec = { sec: 1_700_000_000, nsec: 999_999_999 };
 const clockTime: Timespec = { sec: 1_700_000_002, nsec: 1 }; // clock - receive = 1.000000002 s
 
+/** CLOCK_REALTIME now, as the status reads it. */
+function realtimeNow(): Timespec {
+  const ms = Date.now();
+  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1e6 };
+}
+
 function fakeClock(realtime: Timespec): Clock {
   return { realtime: () => realtime, monotonicRaw: () => ({ sec: 0, nsec: 0 }) };
 }
@@ -95,6 +101,28 @@ describe('readStatus()', () => {
       expect(statusOf(readStatus({ units: [UNIT], clock }).units, UNIT).readerSeen).toBe(false);
       shm.count = 3; // a write in progress
       expect(statusOf(readStatus({ units: [UNIT], clock }).units, UNIT).reader).toBe('unknown');
+    } finally {
+      shm.detach();
+    }
+  });
+
+  it('a sample past --stale-after is stale, shown so; --check exits 1 on it and on a never-written unit', async () => {
+    const shm = new NtpdShm(UNIT);
+    try {
+      expect((await runStatus({ unit: [UNIT], interval: 1, check: true })).exitCode).toBe(1); // never written
+      const receiveTime = addSeconds(realtimeNow(), -30); // the last sample of a feeder SIGKILLed 30 s ago
+      shm.update(addSeconds(receiveTime, -1), { receiveTime });
+      const stale = await runStatus({ unit: [UNIT], interval: 1, check: true, staleAfter: 5 });
+      expect(stale.exitCode).toBe(1);
+      expect(statusOf(stale.result.units, UNIT)).toMatchObject({ stale: true, valid: 1 });
+      expect(formatStatus(stale.result)).toMatch(new RegExp(`^unit ${UNIT} \\[stale\\] .*\n[\\s\\S]*STALE: no fresh sample`));
+      const lenient = await runStatus({ unit: [UNIT], interval: 1, check: true, staleAfter: 3600 });
+      expect([lenient.exitCode, statusOf(lenient.result.units, UNIT).stale]).toEqual([0, false]);
+      // Without --check the look itself succeeds: staleness is shown, not an error.
+      expect((await runStatus({ unit: [UNIT], interval: 1, staleAfter: 5 })).exitCode).toBe(0);
+      const cli = startHtntp(['status', '--unit', String(UNIT), '--check', '--stale-after', '5', '--json']);
+      expect((await cli.exited).code, cli.output()).toBe(1);
+      expect(JSON.parse(cli.stdoutLines.join('\n'))[0]).toMatchObject({ unit: UNIT, stale: true });
     } finally {
       shm.detach();
     }

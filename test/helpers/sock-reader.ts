@@ -14,6 +14,8 @@ export interface SockDatagram {
   leap: number;
   pad: number;
   magic: number;
+  /** The datagram's bytes as received, in hex. */
+  hex: string;
 }
 
 export interface SockReader {

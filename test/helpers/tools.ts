@@ -29,6 +29,10 @@ export const toolNames = [
   'python3', // node-gyp; a datagram socket bound by another program
   'stdbuf',
   'setpriv', // runs a feeder as nobody
+  'nsenter', // ntpq inside ntpd's network namespace (doctor)
+  'chgrp', // the chrony drop-in's ExecStartPost= (SOCK under the units), doctor's fix
+  'chmod',
+  'mkfifo', // the GPS benchmark's FIFO to gpsd
   'id',
   'getent', // the feeder's --user/--group lookups
   'ipcs',
@@ -145,6 +149,18 @@ export function toolEnvironment(name: ToolName): Record<string, string> {
   return { PYTHONPATH: [modules, process.env.PYTHONPATH].filter(Boolean).join(delimiter) };
 }
 
+/**
+ * ntpsec's ntpq as extracted, as a command: `env` with its toolEnvironment, then the
+ * script. Undefined when it is not there.
+ */
+export function ntpqCommand(): string[] | undefined {
+  const ntpq = findTool('ntpq');
+  if (ntpq === undefined) return undefined;
+  // The loader path too: the C library's own directory, should the link beside the module be missing.
+  const library = `LD_LIBRARY_PATH=${join(ntpsecRoot, 'usr/lib/x86_64-linux-gnu/ntp')}`;
+  return ['/usr/bin/env', ...Object.entries(toolEnvironment('ntpq')).map(([name, value]) => `${name}=${value}`), library, ntpq];
+}
+
 /** Every declared tool and where it is found here (undefined: not found). */
 export function toolInventory(): { name: ToolName; path: string | undefined }[] {
   return toolNames.map((name) => ({ name, path: findTool(name) }));
@@ -168,6 +184,11 @@ const installHint: Record<ToolName, string> = {
   python3: 'apt-get install python3',
   stdbuf: 'apt-get install coreutils',
   setpriv: 'apt-get install util-linux',
+  nsenter: 'apt-get install util-linux',
+  chgrp: 'apt-get install coreutils',
+  chmod: 'apt-get install coreutils',
+  mkfifo: 'apt-get install coreutils',
+
   id: 'apt-get install coreutils',
   getent: 'apt-get install libc-bin',
   ipcs: 'apt-get install util-linux',

@@ -491,5 +491,6 @@ describe('ServerClock options', () => {
     expect(() => new ServerClock({ provider, probes: 0.5 })).toThrow(RangeError);
     expect(() => new ServerClock({ provider, driftPpm: Number.NaN })).toThrow(RangeError);
     expect(() => new ServerClock({ provider, refresh: '5' as unknown as number })).toThrow(TypeError);
+    expect(() => new ServerClock({ servers: ['a'], clockFile: 5 as unknown as string })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }) as Error);
   });
 });

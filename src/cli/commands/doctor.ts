@@ -1,11 +1,19 @@
 // `htntp doctor`: one verdict per SHM unit (and chrony SOCK socket), with the fix in words. Read-only: attaches
 // with SHM_RDONLY, never creates a segment, never clears valid. Exit 0 healthy, 1 a
 // problem found, 2 something could not be checked.
-import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { InvalidArgumentError, type Command } from 'commander';
 import { MAX_UNIT } from '../../shm.js';
 import { DEFAULT_CONFIG_PATHS } from '../../doctor/daemon-config.js';
 import { DEFAULT_MAX_AGE, runDoctor, type DoctorOptions, type DoctorReport, type SockDiagnosis, type UnitDiagnosis } from '../../doctor/index.js';
+import { CHRONYC_ENV, NTPQ_ENV } from '../../doctor/daemon-query.js';
 import { collect, integerOption, numberOption } from '../options.js';
+
+/** A config path asked for by name must exist: a mistyped one would check nothing and say ok. */
+function existingPath(value: string): string {
+  if (!existsSync(value)) throw new InvalidArgumentError(`${value} does not exist`);
+  return value;
+}
 
 export interface DoctorCliOptions {
   unit?: number[];
@@ -13,7 +21,9 @@ export interface DoctorCliOptions {
   json?: boolean;
   chronyConf?: string[];
   ntpConf?: string[];
+  ntpdRsConf?: string[];
   chronycSocket?: string;
+  chronyc?: string;
   ntpq?: string;
   maxAge: number;
 }
@@ -57,8 +67,9 @@ function formatUnit(unit: UnitDiagnosis): string {
 function formatSock(sock: SockDiagnosis): string {
   const lines = [`sock ${sock.path}: ${VERDICT_TEXT[sock.verdict]}: ${sock.summary}`];
   if (sock.fix !== undefined) lines.push(`  fix      ${sock.fix}`);
-  lines.push(sock.exists ? `  socket   mode ${sock.mode ?? '?'}, owner uid ${sock.uid ?? '?'}${sock.holders.length === 0 ? '' : `, held by ${sock.holders.map((holder) => `${holder.name}[${holder.pid}]`).join(', ')}`}` : '  socket   absent');
-  for (const entry of sock.configured) lines.push(`  config   ${entry.file}:${entry.line} (chrony${entry.refid === undefined ? '' : ` refid ${entry.refid}`})`);
+  for (const feeder of sock.feeders) lines.push(`  feeder   ${feeder.name}[${feeder.pid}] uid ${feeder.uid} gid ${feeder.gid}`);
+  lines.push(sock.exists ? `  socket   mode ${sock.mode ?? '?'}, owner uid ${sock.uid ?? '?'} gid ${sock.gid ?? '?'}${sock.holders.length === 0 ? '' : `, held by ${sock.holders.map((holder) => `${holder.name}[${holder.pid}]`).join(', ')}`}` : '  socket   absent');
+  for (const entry of sock.configured) lines.push(`  config   ${entry.file}:${entry.line} (${entry.daemon}${entry.refid === undefined ? '' : ` refid ${entry.refid}`})`);
   if (sock.chrony !== undefined) lines.push(`  chronyd  ${sock.chrony.name}: state ${sock.chrony.state}, reach ${sock.chrony.reach.toString(8)}`);
   for (const finding of sock.findings.slice(sock.verdict === 'healthy' ? 0 : 1)) {
     lines.push(`  ${finding.severity.padEnd(8)} ${finding.message}${finding.fix === undefined ? '' : ` (fix: ${finding.fix})`}`);
@@ -80,9 +91,11 @@ export function doctorOptions(options: DoctorCliOptions): DoctorOptions {
     configPaths: {
       chrony: options.chronyConf ?? DEFAULT_CONFIG_PATHS.chrony,
       ntp: options.ntpConf ?? DEFAULT_CONFIG_PATHS.ntp,
+      ntpdRs: options.ntpdRsConf ?? DEFAULT_CONFIG_PATHS.ntpdRs ?? [],
     },
+    ...(options.chronyc === undefined ? {} : { chronyc: options.chronyc }),
     ...(options.chronycSocket === undefined ? {} : { chronySocket: options.chronycSocket }),
-    ...(options.ntpq === undefined ? {} : { ntpq: options.ntpq.split(/\s+/).filter(Boolean) }),
+    ...(options.ntpq === undefined ? {} : { ntpq: options.ntpq }),
     maxAge: options.maxAge,
   };
 }
@@ -92,12 +105,14 @@ export function registerDoctor(program: Command): void {
     .command('doctor')
     .description('Diagnose SHM units: segment, attached processes, the daemons\' config and view; one verdict and fix per unit (exit 0 healthy, 1 problem, 2 could not check)')
     .option('-u, --unit <n>', 'a unit to check (repeatable); default every unit that exists, is attached or is configured', collect(integerOption('unit', 0, MAX_UNIT)))
-    .option('--sock <path>', "a chrony SOCK refclock socket to check (repeatable); default those chrony's config names", collect(String))
+    .option('--sock <path>', "a SOCK refclock socket to check (repeatable); default those chrony's and ntpd-rs's configs name", collect(String))
     .option('--json', 'print one plain object')
-    .option('--chrony-conf <path>', `chrony config file or directory (repeatable; default ${DEFAULT_CONFIG_PATHS.chrony.join(', ')})`, collect(String))
-    .option('--ntp-conf <path>', `ntpd/ntpsec config file (repeatable; default ${DEFAULT_CONFIG_PATHS.ntp.join(', ')})`, collect(String))
+    .option('--chrony-conf <path>', `chrony config file or directory (repeatable; default ${DEFAULT_CONFIG_PATHS.chrony.join(', ')})`, collect(existingPath))
+    .option('--ntp-conf <path>', `ntpd/ntpsec config file (repeatable; default ${DEFAULT_CONFIG_PATHS.ntp.join(', ')})`, collect(existingPath))
+    .option('--ntpd-rs-conf <path>', `ntpd-rs ntp.toml (repeatable; default ${(DEFAULT_CONFIG_PATHS.ntpdRs ?? []).join(', ')})`, collect(existingPath))
     .option('--chronyc-socket <path>', "chronyd's command socket (default: the config's bindcmdaddress, else chronyc's default)")
-    .option('--ntpq <command>', 'the command that runs ntpq (default: ntpq)')
+    .option('--chronyc <path>', `chronyc to run (default: $${CHRONYC_ENV}, else chronyc on PATH)`)
+    .option('--ntpq <path>', `ntpq to run, or a command that runs it (default: $${NTPQ_ENV}, else ntpq on PATH)`)
     .option('--max-age <seconds>', 'a sample older than this is stale', numberOption('max-age', 1, 86_400), DEFAULT_MAX_AGE)
     .action(async (options: DoctorCliOptions) => {
       const report = await runDoctor(doctorOptions(options));

@@ -217,7 +217,8 @@ function tlsConnector(options: ConnectionOptions, base: Connector | undefined): 
     import('./tls.js').then(({ timeTolerantConnector }) => {
       try {
         const extraCa = options.ca === undefined ? {} : { extraCa: options.ca };
-        connector ??= timeTolerantConnector({ timeoutMs: options.timeoutMs, ...extraCa, ...(base ? { base } : {}) });
+        const { timeoutMs, timeUnverified = false } = options;
+        connector ??= timeTolerantConnector({ timeoutMs, timeUnverified, ...extraCa, ...(base ? { base } : {}) });
         connector(target, callback);
       } catch (error) {
         callback(error as Error, null);

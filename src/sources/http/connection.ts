@@ -1,5 +1,6 @@
 // What a probe needs of a connection to one server (client.ts carries it, direct or
 // through a proxy), and the connectors below it.
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect, type Socket } from 'node:net';
 import type * as Tls from 'node:tls';
@@ -19,6 +20,12 @@ export interface ConnectionOptions {
   maxHeaderSize?: number;
   /** Per-request limit on connect and on waiting for the response head, ms. */
   timeoutMs: number;
+  /**
+   * The caller judges the TLS connection of every answer (gate.ts): a server whose
+   * certificates fail only for time at the local clock is then connected to anyway, its
+   * answers marked `time-unverified` (tls.ts). Without it that is a TLS failure.
+   */
+  timeUnverified?: boolean;
 }
 
 /** Why a probe gave nothing usable, as `kind: detail` where kind says whose fault it is. */
@@ -124,9 +131,32 @@ export function whenReady(socket: Socket, ready: 'connect' | 'secureConnect', wh
   });
 }
 
-/** tls.connect's `ca`: Node's bundled roots and `extraCa` (none: Node's default store; node:tls loads only for one). */
+/** Node's bundled roots and NODE_EXTRA_CA_CERTS as Node reads them (once per process). */
+let defaultPems: string[] | undefined;
+
+/**
+ * The trusted CAs, PEM: Node's bundled roots, NODE_EXTRA_CA_CERTS, and `extraCa` (--ca).
+ * The strict connection (caOption) and OpenSSL's check at a claimed time (tls.ts
+ * verifyChainAt) both trust exactly these. node:tls loads only when they are asked for.
+ */
+export function trustedCertificates(extraCa?: string | Buffer): string[] {
+  if (defaultPems === undefined) {
+    defaultPems = [...(require('node:tls') as typeof Tls).rootCertificates];
+    const extra = process.env.NODE_EXTRA_CA_CERTS;
+    if (extra) {
+      try {
+        defaultPems.push(readFileSync(extra, 'utf8'));
+      } catch {
+        // Node itself only warns about an unreadable file; its roots then stand alone.
+      }
+    }
+  }
+  return extraCa === undefined ? defaultPems : [...defaultPems, extraCa.toString()];
+}
+
+/** tls.connect's `ca`: the trusted CAs with `extraCa` (none: Node's default store, the same roots and NODE_EXTRA_CA_CERTS). */
 export const caOption = (extraCa: string | Buffer | undefined): { ca?: string[] } =>
-  extraCa === undefined ? {} : { ca: [...(require('node:tls') as typeof Tls).rootCertificates, extraCa.toString()] };
+  extraCa === undefined ? {} : { ca: trustedCertificates(extraCa) };
 
 /** Plain TCP. */
 export const tcpConnector = (timeoutMs: number): Connector => (target, callback) => {

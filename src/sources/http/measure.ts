@@ -16,7 +16,9 @@ import type { PlannedProbe, ServerState, Strategy, TeamPlan } from './plan.js';
 import { conclude, conclusionError, type ServerEvidence, type ServerStatus } from './posterior.js';
 import { createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
 import { serverUrl } from './servers.js';
-import type { CertificateWindow, TlsConnection, TlsTrust } from './tls.js';
+import { describeFloor, type ClockFloor } from '../../floor.js';
+import { localClockVerdict, ServerTls, TlsGate, type LocalClockOptions } from './gate.js';
+import type { CertificateWindow, TlsTrust } from './tls.js';
 import { commonWindow, thetaWithin } from './validity.js';
 
 export type { ServerStatus } from './posterior.js';
@@ -25,7 +27,7 @@ export const DEFAULT_PROBES = 8;
 /** More probes than this add seconds without adding bits worth having. */
 export const MAX_PROBES = 64;
 
-export interface MeasureOptions {
+export interface MeasureOptions extends LocalClockOptions {
   /** HEAD probes per server (default 8). */
   probes?: number;
   /** Deadline of the whole measurement in seconds (default probes + 5). */
@@ -99,6 +101,12 @@ export interface MeasurementResult {
   caveat: string | null;
   /** Some of the agreeing servers' certificates were checked against the servers' time, not the local clock's. */
   timeUnverified: boolean;
+  /**
+   * Servers verified at the local clock and servers verified only at their own time
+   * disagree (one kind in the majority, the other not): someone may be replaying old
+   * certificates, or the local clock is wrong. Logged as an error too.
+   */
+  alarm: string | null;
   /** When the measurement ended (local clock, UTC). */
   time: string;
   /** Wall time of the measurement, seconds. */
@@ -207,18 +215,18 @@ interface ServerOutcome {
   failure: string | null;
   /** The sweep is over (or was never to be): the server no longer counts as pending. */
   sweepEnded: boolean;
-  /** The TLS connections its answers came on (https), each with how it was trusted. */
-  tls: Set<TlsConnection>;
+  /** The https connections its answers came on, as the gate judged them. */
+  tls: ServerTls;
 }
 
-const newOutcome = (): ServerOutcome => ({
+const newOutcome = (gate: TlsGate): ServerOutcome => ({
   rtt: null,
   probes: 0,
   verifications: 0,
   swept: 0,
   failure: null,
   sweepEnded: false,
-  tls: new Set(),
+  tls: new ServerTls(gate),
 });
 
 interface ServerProbing {
@@ -249,11 +257,15 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       return probe(connection, url, clock);
     });
     outcome.rtt = Math.min(outcome.rtt ?? Infinity, diffSeconds(response.receiveTime, response.sendTime));
-    if (response.tls) outcome.tls.add(response.tls);
     if (response.age !== undefined) throw new ServerFailure(`cached: response carries Age: ${response.age}`);
     if (response.date === undefined) throw new ServerFailure(`no Date header (status ${response.statusCode})`);
     const date = parseHttpDate(response.date, utcYear(response.sendTime.sec));
     if (date === undefined) throw new ServerFailure(`unparseable Date: ${JSON.stringify(response.date.slice(0, 64))}`);
+    try {
+      outcome.tls.answered(response.tls, date.seconds);
+    } catch (error) {
+      throw new ServerFailure(failureReason(error));
+    }
     const next = observe(progress.get(index), { dateSeconds: date.seconds, sendTime: response.sendTime, receiveTime: response.receiveTime });
     logger.debug('http probe', {
       url: url.href,
@@ -328,10 +340,6 @@ export async function duplicates(urls: readonly URL[], viaProxy: boolean, signal
   });
 }
 
-/** A server's trust over all its TLS connections (null: plain http). */
-const trustOf = ({ tls }: ServerOutcome): TlsTrust | null =>
-  tls.size === 0 ? null : [...tls].some((connection) => connection.trust === 'time-unverified') ? 'time-unverified' : 'verified';
-
 /** What a measurement has gathered: enough to conclude at any instant, at its end or while probing goes on. */
 interface Gathered {
   urls: readonly URL[];
@@ -340,6 +348,8 @@ interface Gathered {
   outcomes: readonly ServerOutcome[];
   /** Index of the first listing of the same server, per server (undefined: not a duplicate). */
   duplicateOf: readonly (number | undefined)[];
+  /** No time before it is published (floor.ts). */
+  floor: ClockFloor;
   dateLag: number;
 }
 
@@ -347,10 +357,11 @@ interface Gathered {
  * The conclusion from what was gathered, reported against CLOCK_REALTIME as it reads at
  * `end`: the published bound only when the electorate lets (interval.ts `publishable`,
  * servers still probing counted as pending), inside every contributing chain's
- * certificate window (validity.ts).
+ * certificate window (validity.ts), and never before the floor (floor.ts). The final
+ * conclusion passes `logger`: a refusal by the floor is logged once.
  */
-function concludeAt(gathered: Gathered, end: ClockPair): Measurement {
-  const { urls, start, progress, outcomes, duplicateOf, dateLag } = gathered;
+function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measurement {
+  const { urls, start, progress, outcomes, duplicateOf, floor, dateLag } = gathered;
   // Theta is against the steady timescale; what is reported is against CLOCK_REALTIME as
   // it reads at `end`, whatever was done to it since the start.
   const steadyEnd = steadyRealtime(start, end.monotonicRaw);
@@ -358,8 +369,8 @@ function concludeAt(gathered: Gathered, end: ClockPair): Measurement {
 
   // Certificates bound theta: the true time over the measurement must lie in every window
   // of the chains (a chain valid at a wrong local clock may not be at the true time).
-  const trust = outcomes.map(trustOf);
-  const windows = outcomes.map(({ tls }) => uniqueWindows([...tls].flatMap((connection) => connection.windows)));
+  const trust = outcomes.map(({ tls }) => tls.trust);
+  const windows = outcomes.map(({ tls }) => tls.windows);
   const evidence: ServerEvidence[] = outcomes.map((outcome, index) => {
     const server = progress.get(index);
     const window = commonWindow(windows[index] ?? []);
@@ -391,16 +402,26 @@ function concludeAt(gathered: Gathered, end: ClockPair): Measurement {
       certificates: trust[index] ? (windows[index] ?? []) : null,
     };
   });
-  const { theta, selection, bound } = conclusion;
-  const error = conclusionError(conclusion);
+  const { selection, bound } = conclusion;
+  let { theta } = conclusion;
+  let reason = conclusion.reason;
+  // The floor: a time before it cannot be true (floor.ts), whoever agrees on it.
+  if (theta !== undefined && toSeconds(steadyEnd) + theta < floor.seconds) {
+    const agreed = formatUtc(addSeconds(steadyEnd, theta));
+    reason = `the servers agree on ${agreed}, before the floor ${describeFloor(floor)}: not published`;
+    logger?.error('http time before the floor', { reason });
+    theta = undefined;
+  }
+  const error = theta === undefined ? undefined : conclusionError(conclusion);
   const result: MeasurementResult = {
     offset: theta === undefined ? null : theta + toRealtime,
     error: error ?? null,
     servers: results,
-    survivors: selection ? selection.truechimers.length : 0,
-    reason: conclusion.reason,
+    survivors: theta !== undefined && selection ? selection.truechimers.length : 0,
+    reason,
     caveat: theta !== undefined && conclusion.answered === 1 ? oneServerCaveat(dateLag) : null,
-    timeUnverified: selection !== undefined && results.some((server) => server.status === 'ok' && server.tls === 'time-unverified'),
+    timeUnverified: theta !== undefined && results.some((server) => server.status === 'ok' && server.tls === 'time-unverified'),
+    alarm: trustAlarm(results),
     time: formatUtc(end.realtime),
     duration: diffSeconds(end.monotonicRaw, start.monotonicRaw),
   };
@@ -437,11 +458,14 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const timer = setTimeout(() => deadline.abort(deadlineError(timeout)), timeout * 1000);
   const stop = (): void => deadline.abort(signal?.reason);
   signal?.addEventListener('abort', stop, { once: true });
-  const connectionOptions = { timeoutMs: timeout * 1000, ...(options.proxy === undefined ? {} : { proxy: options.proxy }), ...(options.ca === undefined ? {} : { ca: options.ca }) };
+  // Every answer's TLS connection is judged by the gate (gate.ts), a time-unverified one too.
+  const connectionOptions = { timeoutMs: timeout * 1000, timeUnverified: true, ...(options.proxy === undefined ? {} : { proxy: options.proxy }), ...(options.ca === undefined ? {} : { ca: options.ca }) };
   const viaProxy = usesProxy(options.proxy);
-  const outcomes = urls.map(newOutcome);
+  const gate = new TlsGate(options.ca, localClockVerdict(toSeconds(start.realtime), options));
+  const outcomes = urls.map(() => newOutcome(gate));
   const progress = new Progress(urls.map((_, index) => options.priors?.[index]));
-  const gathered: Gathered = { urls, start, progress, outcomes, duplicateOf: [], dateLag };
+  const { floor } = gate.clock;
+  const gathered: Gathered = { urls, start, progress, outcomes, duplicateOf: [], floor, dateLag };
   let measuring = true;
   // Once more than half of the servers have swept, or every sweep has ended: then at each later end.
   const onSweepEnd = (): void => {
@@ -488,13 +512,28 @@ export async function measure(servers: readonly string[], options: MeasureOption
     await Promise.all([...connections.values()].map((connection) => connection.destroy().catch(() => {})));
   }
   signal?.throwIfAborted();
-  const measurement = concludeAt(gathered, readClockPair(clock));
-  if (measurement.result.caveat) logger.warn('http bound widened', { caveat: measurement.result.caveat });
-  logTimeUnverified(logger, measurement.result, outcomes.map(trustOf));
+  const measurement = concludeAt(gathered, readClockPair(clock), logger);
+  const { result } = measurement;
+  if (result.caveat) logger.warn('http bound widened', { caveat: result.caveat });
+  if (result.alarm) logger.error('http alarm', { alarm: result.alarm });
+  logTimeUnverified(logger, result, outcomes.map(({ tls }) => tls.trust));
   return measurement;
 }
 
-const uniqueWindows = (windows: readonly CertificateWindow[]): CertificateWindow[] => [...new Map(windows.map((window) => [JSON.stringify(window), window])).values()];
+/** Why servers verified at the local clock and servers verified only at their own time disagree, if they do. */
+function trustAlarm(servers: readonly ServerResult[]): string | null {
+  const count = (status: ServerStatus, trust: TlsTrust): number =>
+    servers.filter((server) => server.status === status && server.tls === trust).length;
+  const kinds = { verified: 'verified at the local clock', 'time-unverified': 'verified only at their own Date' } as const;
+  for (const [agree, differ] of [['verified', 'time-unverified'], ['time-unverified', 'verified']] as const) {
+    if (count('ok', agree) > 0 && count('falseticker', differ) > 0) {
+      const agreeing = `${count('ok', agree)} server(s) ${kinds[agree]} agree`;
+      const differing = `${count('falseticker', differ)} ${kinds[differ]} disagree with them`;
+      return `${agreeing} and ${differing}: old certificates may be replayed, or the local clock is wrong`;
+    }
+  }
+  return null;
+}
 
 /** Once per measurement that needed it: the local clock is wrong, and what the certificates were checked against. */
 function logTimeUnverified(logger: Logger, result: MeasurementResult, trust: readonly (TlsTrust | null)[]): void {

@@ -1,20 +1,18 @@
-// HTTPS when the local clock is wrong. Every connection is first made with Node's normal,
+// HTTPS when the local clock may be wrong. Every connection is first made with Node's normal,
 // strict verification. Only when that fails with a time error (not yet valid / expired at
-// the local clock) is a second connection made that OpenSSL does not reject, and it is kept
-// only if OpenSSL's one remaining error is a time error AND the presented chain verifies
-// here, ignoring time alone: a path to a trusted root, every signature, CA flags, key
-// usage, path length, serverAuth, no unknown critical extension, the host name. OpenSSL
-// keeps only one error per chain (Node's verify callback goes on after each, the last one
-// sticks), so a time error may hide others: hence the full check here. Such a server is
-// `time-unverified`; its chain's validity windows go with its result, and the measurement
-// publishes only a time that lies inside them (validity.ts).
-import { X509Certificate, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+// the local clock) and the caller judges connections (timeUnverified) is a second connection
+// made that OpenSSL does not reject at handshake: it is `time-unverified`, and counts only
+// once the caller's gate (gate.ts) has verified its chain with OpenSSL's X509_verify_cert
+// at the time the server itself claims (verifyChainAt), and only while the local clock is
+// not known to be right. Its chain's validity windows then go with its result, and the
+// measurement publishes only a time that lies inside them (validity.ts).
+import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { checkServerIdentity, connect as tlsConnect, rootCertificates, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { codedError } from '../../errors.js';
-import { caOption, hostOf, tcpConnector, whenReady, type Connector } from './connection.js';
-import { basicConstraints, certificateFields, extendedKeyUsage, KEY_USAGE, keyUsage, type CertificateFields } from './der.js';
+import { nativeAddon, type NativeTrustStore } from '../../native.js';
+import { formatUtc, fromSeconds } from '../../time.js';
+import { caOption, hostOf, tcpConnector, trustedCertificates, whenReady, type Connector } from './connection.js';
 
 /** OpenSSL's verify results that say only "not at this time". */
 export const TIME_ERRORS: ReadonlySet<string> = new Set(['CERT_NOT_YET_VALID', 'CERT_HAS_EXPIRED']);
@@ -30,171 +28,78 @@ export interface CertificateWindow {
 
 /** What a TLS connection to a server was trusted on. */
 export interface TlsConnection {
+  /** `verified`: by Node at the local clock; `time-unverified`: only time failed there, the chain is still to be judged. */
   trust: TlsTrust;
-  /** The chain from the server's certificate to the trusted root. */
+  /** verified: the chain from the server's certificate to the trusted root (time-unverified: none until judged). */
   windows: CertificateWindow[];
+  /** The certificates the server presented (DER, its own first) and the name they are checked against. */
+  chain: Buffer[];
+  host: string;
+  /** time-unverified: the local clock's verdict (CERT_HAS_EXPIRED or CERT_NOT_YET_VALID). */
+  timeError?: string;
 }
-
-const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
-
-/** Extensions whose meaning this check (or OpenSSL, for the strict connection) knows; an unknown critical one rejects. */
-const KNOWN_EXTENSIONS = new Set([
-  '2.5.29.14', // subject key identifier
-  '2.5.29.35', // authority key identifier
-  '2.5.29.15', // key usage
-  '2.5.29.37', // extended key usage
-  '2.5.29.19', // basic constraints
-  '2.5.29.17', // subject alternative name
-  '2.5.29.18', // issuer alternative name
-  '2.5.29.31', // CRL distribution points
-  '2.5.29.32', // certificate policies
-  '1.3.6.1.5.5.7.1.1', // authority information access
-  '1.3.6.1.4.1.11129.2.4.2', // certificate transparency SCTs
-]);
-
-/** Name constraints: not evaluated here, so a chain carrying them is not taken without the local clock. */
-const NAME_CONSTRAINTS = '2.5.29.30';
-
-/** Signatures no longer trusted (MD2, MD5, SHA-1 with RSA, ECDSA or DSA). */
-const WEAK_SIGNATURES = new Set(['1.2.840.113549.1.1.2', '1.2.840.113549.1.1.4', '1.2.840.113549.1.1.5', '1.2.840.10045.4.1', '1.2.840.10040.4.3']);
-
-const MAX_DEPTH = 10;
-
-const rejected = (message: string, code: string): Error => codedError(`${message} (and its certificates are outside their validity at the local clock)`, code);
-
-function keyStrong(key: KeyObject): boolean {
-  const details = key.asymmetricKeyDetails;
-  switch (key.asymmetricKeyType) {
-    case 'rsa':
-    case 'rsa-pss':
-      return (details?.modulusLength ?? 0) >= 2048;
-    case 'ec':
-      return ['prime256v1', 'secp384r1', 'secp521r1'].includes(details?.namedCurve ?? '');
-    case 'ed25519':
-    case 'ed448':
-      return true;
-    default:
-      return false;
-  }
-}
-
-interface Link {
-  certificate: X509Certificate;
-  fields: CertificateFields;
-}
-
-const link = (certificate: X509Certificate): Link => ({ certificate, fields: certificateFields(certificate.raw) });
-
-const extension = (fields: CertificateFields, oid: string): Buffer | undefined => fields.extensions.find((candidate) => candidate.oid === oid)?.value;
 
 const isoSeconds = (seconds: number): string => new Date(seconds * 1000).toISOString().replace('.000Z', 'Z');
 
 /** The validity window of each certificate of a chain. */
 export function chainWindows(chain: readonly X509Certificate[]): CertificateWindow[] {
-  return chain.map((certificate) => {
-    const { notBefore, notAfter } = certificateFields(certificate.raw);
-    return { subject: certificate.subject.replace(/\n/g, ', '), notBefore: isoSeconds(notBefore), notAfter: isoSeconds(notAfter) };
-  });
+  return chain.map((certificate) => ({
+    subject: certificate.subject.replace(/\n/g, ', '),
+    notBefore: isoSeconds(Date.parse(certificate.validFrom) / 1000),
+    notAfter: isoSeconds(Date.parse(certificate.validTo) / 1000),
+  }));
 }
 
-const parsePems = (pems: readonly string[]): X509Certificate[] =>
-  pems.flatMap((pem) => pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).flatMap((block) => {
-    try {
-      return [new X509Certificate(block)];
-    } catch {
-      return [];
-    }
-  });
+/** OpenSSL stores by trusted set, made once each (Node's roots take ~60 ms to parse). */
+const stores = new Map<string, NativeTrustStore>();
 
-/** Node's bundled roots and NODE_EXTRA_CA_CERTS (read once, as Node does): ~60 ms of parsing, done once per process. */
-let defaultAnchors: X509Certificate[] | undefined;
-
-/** The trusted roots: Node's bundled ones, NODE_EXTRA_CA_CERTS, and `ca`. */
-export function trustAnchors(ca?: string | Buffer): X509Certificate[] {
-  if (defaultAnchors === undefined) {
-    const pems = [...rootCertificates];
-    const extra = process.env.NODE_EXTRA_CA_CERTS;
-    if (extra) {
-      try {
-        pems.push(readFileSync(extra, 'utf8'));
-      } catch {
-        // Node itself only warns about an unreadable file; its roots then stand alone.
-      }
-    }
-    defaultAnchors = parsePems(pems);
+function trustStore(extraCa: string | Buffer | undefined): NativeTrustStore {
+  const key = extraCa === undefined ? '' : extraCa.toString();
+  let store = stores.get(key);
+  if (store === undefined) {
+    store = new (nativeAddon().TrustStore)(trustedCertificates(extraCa).join('\n'));
+    stores.set(key, store);
   }
-  return ca === undefined ? defaultAnchors : [...defaultAnchors, ...parsePems([ca.toString()])];
+  return store;
 }
 
-/** Whether `issuer` issued `subject`: names (and key identifiers), then the signature. */
-const issued = (issuer: X509Certificate, subject: X509Certificate): boolean => subject.checkIssued(issuer) && subject.verify(issuer.publicKey);
+/** A chain judged at a time: its path's windows when it verifies, else OpenSSL's error. */
+export type ChainJudgement = { ok: true; windows: CertificateWindow[] } | { ok: false; code: string; reason: string };
 
 /**
- * Verifies a presented chain (`presented[0]` is the server's certificate) for `host`
- * against `anchors` as OpenSSL would for a TLS server, except for the certificates'
- * validity periods. Returns the path, server certificate first, trusted root last; throws
- * an Error with an OpenSSL-like `code` naming the first problem.
+ * Judges a presented chain (`chain[0]` the server's certificate, DER) for `host` as a TLS
+ * client would, with OpenSSL's X509_verify_cert: the trusted CAs of trustedCertificates,
+ * purpose ssl_server, security level 1, the host name or IP address, and the verification
+ * time `atSeconds` (the time the server claims) in place of the local clock. Any error
+ * rejects, a time error at `atSeconds` included.
  */
-export function verifyIgnoringTime(presented: readonly X509Certificate[], host: string, anchors: readonly X509Certificate[], peer: PeerCertificate): X509Certificate[] {
-  const [leaf] = presented;
-  if (leaf === undefined) throw rejected('the server presented no certificate', 'UNABLE_TO_GET_ISSUER_CERT');
-  const isAnchor = (certificate: X509Certificate): boolean => anchors.some((anchor) => anchor.fingerprint256 === certificate.fingerprint256);
-  const path: X509Certificate[] = [leaf];
-  for (let current = leaf; !isAnchor(current); ) {
-    if (path.length > MAX_DEPTH) throw rejected('certificate chain too long', 'CERT_CHAIN_TOO_LONG');
-    const issuer = anchors.find((anchor) => issued(anchor, current)) ?? presented.find((candidate) => !path.includes(candidate) && issued(candidate, current));
-    if (issuer === undefined) throw rejected(`no trusted issuer for "${current.issuer.replace(/\n/g, ', ')}"`, 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY');
-    path.push(issuer);
-    current = issuer;
+export function verifyChainAt(
+  chain: readonly Buffer[],
+  host: string,
+  atSeconds: number,
+  extraCa?: string | Buffer,
+): ChainJudgement {
+  const at = Math.floor(atSeconds);
+  const verdict = trustStore(extraCa).verify(chain, hostOf(host), at);
+  if (!verdict.ok) {
+    const depth = verdict.depth >= 0 ? ` (certificate ${verdict.depth} of the chain)` : '';
+    return { ok: false, code: verdict.code, reason: `${verdict.code}: ${verdict.message}${depth} at ${formatUtc(fromSeconds(at))}` };
   }
-  const links = path.map(link);
-  links.forEach(({ certificate, fields }, depth) => {
-    const anchor = depth === links.length - 1;
-    const name = `"${certificate.subject.replace(/\n/g, ', ')}"`;
-    for (const { oid, critical } of fields.extensions) {
-      if (oid === NAME_CONSTRAINTS) throw rejected(`${name} carries name constraints, which are checked only with a valid local clock`, 'UNSUPPORTED_CONSTRAINT_TYPE');
-      if (critical && !KNOWN_EXTENSIONS.has(oid)) throw rejected(`${name} has an unknown critical extension ${oid}`, 'UNHANDLED_CRITICAL_EXTENSION');
-    }
-    if (!anchor) {
-      if (WEAK_SIGNATURES.has(fields.signatureAlgorithm)) throw rejected(`${name} is signed with a weak algorithm (${fields.signatureAlgorithm})`, 'CA_MD_TOO_WEAK');
-      if (!keyStrong(certificate.publicKey)) throw rejected(`${name} has a weak or unknown key`, 'EE_KEY_TOO_SMALL');
-    }
-    const usageValue = extension(fields, '2.5.29.15');
-    const usage = usageValue && keyUsage(usageValue);
-    const purposesValue = extension(fields, '2.5.29.37');
-    const purposes = purposesValue && extendedKeyUsage(purposesValue);
-    // A purpose list, where present, must allow serving TLS (OpenSSL checks it on CAs too).
-    if (purposes && !purposes.includes(SERVER_AUTH)) throw rejected(`${name} is not for TLS servers (extended key usage)`, 'INVALID_PURPOSE');
-    if (depth === 0) {
-      if (usage && ![KEY_USAGE.digitalSignature, KEY_USAGE.keyEncipherment, KEY_USAGE.keyAgreement].some((bit) => usage.has(bit))) {
-        throw rejected(`${name} may not be used for TLS (key usage)`, 'INVALID_PURPOSE');
-      }
-      return;
-    }
-    const constraintsValue = extension(fields, '2.5.29.19');
-    const constraints = constraintsValue && basicConstraints(constraintsValue);
-    // An issuer must be a CA (a root without extensions in the trust store is its own exception, as in OpenSSL).
-    if (!constraints?.ca && !(anchor && fields.extensions.length === 0)) throw rejected(`${name} is not a CA (basic constraints)`, 'INVALID_CA');
-    if (usage && !usage.has(KEY_USAGE.keyCertSign)) throw rejected(`${name} may not sign certificates (key usage)`, 'KEYUSAGE_NO_CERTSIGN');
-    // CAs below it, not counting the server's certificate.
-    const below = depth - 1;
-    if (constraints?.pathLength !== undefined && below > constraints.pathLength) throw rejected(`${name} allows ${constraints.pathLength} CA(s) below it, the chain has ${below}`, 'PATH_LENGTH_EXCEEDED');
-  });
-  const identity = checkServerIdentity(host, peer);
-  if (identity) throw Object.assign(identity, { message: `${identity.message} (and its certificates are outside their validity at the local clock)` });
-  return path;
+  const windows = verdict.path.map(({ subject, notBefore, notAfter }) => ({ subject, notBefore: isoSeconds(notBefore), notAfter: isoSeconds(notAfter) }));
+  return { ok: true, windows };
 }
 
 /** The certificates a TLS socket's peer presented (as Node links them, each once). */
-function peerChain(socket: TLSSocket): { peer: PeerCertificate; chain: X509Certificate[] } {
-  const peer = socket.getPeerCertificate(true);
+function peerChain(socket: TLSSocket): X509Certificate[] {
   const chain: X509Certificate[] = [];
   const seen = new Set<string>();
-  for (let current: PeerCertificate | undefined = peer; current?.raw !== undefined && !seen.has(current.fingerprint256); current = (current as { issuerCertificate?: PeerCertificate }).issuerCertificate) {
+  let current: PeerCertificate | undefined = socket.getPeerCertificate(true);
+  while (current?.raw !== undefined && !seen.has(current.fingerprint256)) {
     seen.add(current.fingerprint256);
     chain.push(new X509Certificate(current.raw));
+    current = (current as { issuerCertificate?: PeerCertificate }).issuerCertificate;
   }
-  return { peer, chain };
+  return chain;
 }
 
 export interface ConnectorOptions {
@@ -204,6 +109,12 @@ export interface ConnectorOptions {
   timeoutMs: number;
   /** How the raw stream below TLS is made: a proxy's tunnel (default: TCP). */
   base?: Connector;
+  /**
+   * Hand on a connection whose certificates failed only for time at the local clock, as
+   * `time-unverified`, for the caller to judge (gate.ts) before it uses an answer from it.
+   * Without it the time error fails the connection as any other.
+   */
+  timeUnverified?: boolean;
 }
 
 /** TLS over TCP with Node's normal verification (`tls`: its CA option). */
@@ -231,62 +142,53 @@ function strictTlsOver(base: Connector, tls: { ca?: string[] }, timeoutMs: numbe
 }
 
 /**
- * A connector: https with normal verification, and after a time error a second
- * connection taken only when the chain verifies ignoring time (see above); each TLS socket
- * comes with how it was trusted. Plain http passes to the base connector unchanged.
+ * A connector: https with normal verification, and after a time error a second connection
+ * handed on as `time-unverified` for the caller's gate to judge (see above), only when the
+ * caller asked for it (timeUnverified); each TLS socket comes with how it was trusted. Plain
+ * http passes to the base connector unchanged.
  */
 export function timeTolerantConnector(options: ConnectorOptions): Connector {
   const tls = caOption(options.extraCa);
   const base = options.base;
   const plain = base ?? tcpConnector(options.timeoutMs);
   const strict = base ? strictTlsOver(base, tls, options.timeoutMs) : strictTlsConnector(tls, options.timeoutMs);
-  let anchors: X509Certificate[] | undefined;
-  const verified = (socket: TLSSocket): TlsConnection => {
-    let windows: CertificateWindow[] = [];
-    try {
-      windows = chainWindows(peerChain(socket).chain);
-    } catch {
-      // Verified by OpenSSL at the local clock: without readable windows it adds no bound.
-    }
-    return { trust: 'verified', windows };
+  type Presented = Pick<TlsConnection, 'chain' | 'host' | 'windows'>;
+  const presented = (socket: TLSSocket, host: string): Presented => {
+    const chain = peerChain(socket);
+    return { chain: chain.map((certificate) => certificate.raw), host, windows: chainWindows(chain) };
   };
-  /**
-   * The verdict on a connection OpenSSL did not reject: undefined when it verified after all
-   * (the clock was corrected meanwhile), time-unverified when only time failed and the chain
-   * verifies ignoring it; throws otherwise.
-   */
-  const judge = (secure: TLSSocket, host: string): TlsConnection | undefined => {
-    if (secure.authorized) return undefined;
-    const why = String(secure.authorizationError ?? '');
-    if (!TIME_ERRORS.has(why)) throw codedError(`certificate verification failed: ${why}`, why || 'ERR_TLS_CERT_UNVERIFIED');
-    const { peer, chain } = peerChain(secure);
-    anchors ??= trustAnchors(options.extraCa);
-    // Without its windows such a server could not be bounded: a failure here rejects it.
-    return { trust: 'time-unverified', windows: chainWindows(verifyIgnoringTime(chain, host, anchors, peer)) };
+  const verified = (socket: TLSSocket, host: string): TlsConnection => {
+    try {
+      return { trust: 'verified', ...presented(socket, host) };
+    } catch {
+      // Verified by OpenSSL at the local clock: without readable certificates it adds no bound.
+      return { trust: 'verified', windows: [], chain: [], host };
+    }
   };
   return (connectOptions, callback) => {
     if (connectOptions.protocol !== 'https:') {
       plain(connectOptions, callback);
       return;
     }
+    const host = hostOf(connectOptions.hostname);
     strict(connectOptions, (error, socket) => {
       if (error === null) {
-        callback(null, socket, verified(socket as TLSSocket));
+        callback(null, socket, verified(socket as TLSSocket, host));
         return;
       }
       const code = (error as NodeJS.ErrnoException).code ?? '';
-      if (!TIME_ERRORS.has(code)) {
+      if (!TIME_ERRORS.has(code) || options.timeUnverified !== true) {
         callback(error, null);
         return;
       }
-      // The raw stream again (TCP, or a new tunnel), then TLS that leaves the verdict to us.
+      // The raw stream again (TCP, or a new tunnel to the port named: CONNECT host:port),
+      // then TLS that leaves the verdict to the gate.
       const port = connectOptions.port || '443';
       plain({ ...connectOptions, protocol: 'http:', port }, (rawError, raw) => {
         if (rawError !== null || raw === null) {
           callback(rawError ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'), null);
           return;
         }
-        const host = hostOf(connectOptions.hostname);
         const secure = tlsConnect({
           socket: raw,
           // The name Node checks the certificate against should the clock be right by now.
@@ -301,15 +203,22 @@ export function timeTolerantConnector(options: ConnectorOptions): Connector {
             callback(failure, null);
             return;
           }
-          let trust: TlsConnection | undefined;
+          if (secure.authorized) {
+            // The clock was corrected meanwhile.
+            callback(null, secure, verified(secure, host));
+            return;
+          }
+          const why = String(secure.authorizationError ?? '');
+          let connection: TlsConnection;
           try {
-            trust = judge(secure, host);
+            if (!TIME_ERRORS.has(why)) throw codedError(`certificate verification failed: ${why}`, why || 'ERR_TLS_CERT_UNVERIFIED');
+            connection = { trust: 'time-unverified', ...presented(secure, host), windows: [], timeError: why };
           } catch (rejection) {
             secure.destroy();
             callback(rejection as Error, null);
             return;
           }
-          callback(null, secure, trust ?? verified(secure));
+          callback(null, secure, connection);
         });
       });
     });

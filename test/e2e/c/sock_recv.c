@@ -1,7 +1,8 @@
 /* A SOCK refclock reader the way chronyd is one: binds a Unix datagram socket at
  * argv[1] (mode argv[2], octal), prints "ready", then one JSON line per datagram, decoded
  * with the reference struct, until argv[3] datagrams (0 = until SIGTERM). The socket file
- * is removed on exit, as chronyd removes its own. */
+ * is removed on exit, as chronyd removes its own. Each line also carries the datagram's
+ * bytes in hex, for readers that parse it their own way (ntpd-rs). */
 #include "sock_sample.h"
 
 #include <errno.h>
@@ -52,8 +53,11 @@ int main(int argc, char **argv) {
     struct sock_sample sample;
     memset(&sample, 0, sizeof sample);
     memcpy(&sample, buffer, (size_t)n < sizeof sample ? (size_t)n : sizeof sample);
-    printf("{\"bytes\":%zd,\"sec\":%lld,\"usec\":%ld,\"offset\":%.17g,\"pulse\":%d,\"leap\":%d,\"pad\":%d,\"magic\":%d}\n", n,
-           (long long)sample.tv.tv_sec, (long)sample.tv.tv_usec, sample.offset, sample.pulse, sample.leap, sample._pad, sample.magic);
+    char hex[2 * sizeof buffer + 1];
+    for (ssize_t i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", buffer[i]);
+    hex[2 * n] = '\0';
+    printf("{\"bytes\":%zd,\"sec\":%lld,\"usec\":%ld,\"offset\":%.17g,\"pulse\":%d,\"leap\":%d,\"pad\":%d,\"magic\":%d,\"hex\":\"%s\"}\n", n,
+           (long long)sample.tv.tv_sec, (long)sample.tv.tv_usec, sample.offset, sample.pulse, sample.leap, sample._pad, sample.magic, hex);
     fflush(stdout);
     received++;
   }

@@ -2,25 +2,18 @@
 // way htntp.service runs it: root limited to the unit's CapabilityBoundingSet with
 // no_new_privs (setpriv), attaching to a 0600 segment another user created (as chronyd
 // running as _chrony does) and dropping to --user nobody..
-import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { htntpBin, makeTempDir, repoRoot, runCommand, startProcess, type RunningProcess } from '../../helpers/process.js';
 import { readSegment, removeSegment, waitForCount } from '../../helpers/segments.js';
 import { e2eRequired, e2eTool } from '../../helpers/tools.js';
 import { units } from '../../helpers/units.js';
+import { contribFile, unitSettings } from '../../helpers/unit-files.js';
 
 const UNIT = units.systemd;
-const unitFile = (name: string): string => readFileSync(new URL(`../../../contrib/systemd/${name}`, import.meta.url), 'utf8');
-
-/** `Key=value` settings of a unit file, comments dropped, repeated keys kept in order. */
-function settings(text: string): [string, string][] {
-  return text
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line !== '' && !line.startsWith('#') && !line.startsWith('[') && line.includes('='))
-    .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]);
-}
+const unitFile = contribFile;
+const settings = unitSettings;
 
 describe('unit files', () => {
   for (const name of ['htntp.service', 'htntp-gps@.service']) {
@@ -33,7 +26,11 @@ describe('unit files', () => {
       for (const forbidden of ['PrivateIPC', 'DynamicUser', 'RemoveIPC', 'MemoryDenyWriteExecute']) expect(unit.has(forbidden), forbidden).toBe(false);
       expect(unit.get('CapabilityBoundingSet')).toBe('CAP_SETUID CAP_SETGID CAP_IPC_OWNER');
       expect(unit.get('NoNewPrivileges')).toBe('yes');
-      expect(unit.get('SystemCallFilter')).toBe('@system-service');
+      // The read-only ntp_adjtime the HTTPS gate and the GPS date check ask: allowed, and
+      // without CAP_SYS_TIME (above) nothing can set the clock.
+      const filters = settings(unitFile(name)).filter(([key]) => key === 'SystemCallFilter').map(([, value]) => value);
+      expect(filters).toEqual(['@system-service', 'adjtimex clock_adjtime']);
+      expect(unit.has('ProtectClock')).toBe(false);
     });
 
     it(`${name}: its NODE_OPTIONS are options this node takes`, async () => {
@@ -48,7 +45,23 @@ describe('unit files', () => {
     it(`${name}: finds htntp on systemd's PATH, wherever npm -g put it`, () => {
       expect(new Map(settings(unitFile(name))).get('ExecStart')).toMatch(/^\/usr\/bin\/env htntp /);
     });
+
+    it(`${name}: waits for no network before the time daemon, and needs no order for SOCK`, () => {
+      const unit = settings(unitFile(name));
+      const values = (key: string): string[] => unit.filter(([setting]) => setting === key).map(([, value]) => value);
+      expect(values('After').join(' ')).not.toContain('network-online.target');
+      expect(values('Wants').join(' ')).not.toContain('network-online.target');
+      for (const coupling of ['PartOf', 'BindsTo']) expect(values(coupling), coupling).toEqual([]);
+    });
   }
+
+  it('the chrony drop-in only gives sockets (never links) in the root-owned SOCK directory to the htntp group', () => {
+    const posts = settings(unitFile('chrony.service.d/htntp-sock.conf')).filter(([key]) => key === 'ExecStartPost').map(([, value]) => value);
+    expect(posts).toHaveLength(1);
+    // "-": a chrony.conf without the socket still starts; -type s: a link is never followed.
+    expect(posts[0]).toMatch(/^-\/usr\/bin\/find \/run\/htntp-sock -maxdepth 1 -type s -exec chgrp htntp \{\} \+ -exec chmod g\+w \{\} \+$/);
+    expect(unitFile('tmpfiles.d/htntp.conf')).toMatch(/^d \/run\/htntp-sock 0750 root htntp -$/m);
+  });
 
   it('every GPS instance has its own options file; the shared defaults hold none', () => {
     const gps = settings(unitFile('htntp-gps@.service'));

@@ -7,6 +7,8 @@ export interface TestProxy {
   uri: string;
   port: number;
   connects: number;
+  /** The CONNECT targets asked for, as sent (`host:port`, or a host alone). */
+  targets: readonly string[];
   forwards: number;
   close(): Promise<void>;
 }
@@ -14,7 +16,7 @@ export interface TestProxy {
 export async function startProxy(options: { credentials?: string } = {}): Promise<TestProxy> {
   const expected = options.credentials === undefined ? undefined : `Basic ${Buffer.from(options.credentials).toString('base64')}`;
   const sockets = new Set<Socket>();
-  const state = { connects: 0, forwards: 0 };
+  const state = { connects: 0, forwards: 0, targets: [] as string[] };
   const allowed = (request: IncomingMessage): boolean => expected === undefined || request.headers['proxy-authorization'] === expected;
   const server = createServer((request, response) => {
     if (!allowed(request)) {
@@ -41,6 +43,7 @@ export async function startProxy(options: { credentials?: string } = {}): Promis
       return;
     }
     state.connects += 1;
+    state.targets.push(request.url ?? '');
     const [host = '', port = '443'] = (request.url ?? '').split(':');
     const upstream = connect(Number(port), host, () => {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
@@ -67,6 +70,7 @@ export async function startProxy(options: { credentials?: string } = {}): Promis
     get forwards() {
       return state.forwards;
     },
+    targets: state.targets,
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

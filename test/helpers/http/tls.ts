@@ -41,6 +41,11 @@ export interface CertificateSpec {
   notAfter: number;
   /** Extension lines (openssl x509v3 config), e.g. `basicConstraints=critical,CA:TRUE`. */
   extensions: string[];
+  /** The certificate's own key (default EC P-256). */
+  key?: 'ec' | 'rsa' | 'rsa1024' | 'ed25519';
+  /** How its issuer signs it: the digest (default sha256) and openssl -sigopt values (e.g. rsa_padding_mode:pss). */
+  md?: string;
+  sigopts?: string[];
 }
 
 /**
@@ -74,11 +79,18 @@ export function makeTestAuthority(): TestAuthority {
     issue(spec, issuer) {
       count += 1;
       const name = `cert${count}`;
-      openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${spec.subject}`, '-keyout', path(`${name}.key`), '-out', path(`${name}.csr`));
+      const newKey = {
+        ec: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'],
+        rsa: ['-newkey', 'rsa:2048'],
+        rsa1024: ['-newkey', 'rsa:1024'],
+        ed25519: ['-newkey', 'ed25519'],
+      }[spec.key ?? 'ec'];
+      openssl('req', '-new', ...newKey, '-nodes', '-subj', `/CN=${spec.subject}`, '-keyout', path(`${name}.key`), '-out', path(`${name}.csr`));
       writeFileSync(path(`${name}.ext`), `[ext]\n${spec.extensions.join('\n')}\n`);
       const signer = issuer ? ['-cert', issuer.certPath, '-keyfile', issuer.keyPath] : ['-selfsign', '-keyfile', path(`${name}.key`)];
       openssl('ca', '-batch', '-notext', '-config', path('ca.cnf'), ...signer, '-in', path(`${name}.csr`), '-out', path(`${name}.pem`),
-        '-startdate', opensslTime(spec.notBefore), '-enddate', opensslTime(spec.notAfter), '-extfile', path(`${name}.ext`), '-extensions', 'ext');
+        '-startdate', opensslTime(spec.notBefore), '-enddate', opensslTime(spec.notAfter), '-extfile', path(`${name}.ext`), '-extensions', 'ext',
+        ...(spec.md === undefined ? [] : ['-md', spec.md]), ...(spec.sigopts ?? []).flatMap((option) => ['-sigopt', option]));
       const cert = readFileSync(path(`${name}.pem`), 'utf8');
       return {
         key: readFileSync(path(`${name}.key`), 'utf8'),

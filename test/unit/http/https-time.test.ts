@@ -5,15 +5,17 @@
 // certificates on the process clock, which an injected Clock does not move; the last suite
 // injects one to show the windows are judged at the agreed time).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { monotonicRaw, realtime, type Clock } from '../../../src/clock.js';
+import { monotonicRaw, realtime, systemClock, type Clock } from '../../../src/clock.js';
 import { addSeconds } from '../../../src/time.js';
 import { createLogger } from '../../../src/log.js';
 import { waitFor } from '../../helpers/wait.js';
-import { measureOffset, type MeasurementResult } from '../../../src/sources/http/measure.js';
+import { measureOffset } from '../../../src/sources/http/measure.js';
+import { createConnection, probe } from '../../../src/sources/http/probe.js';
 import { ServerClock } from '../../../src/server-clock/server-clock.js';
 import { startProxy, type TestProxy } from '../../helpers/http/proxy.js';
 import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
 import { makeTestAuthority, type CertificateSpec, type TestAuthority, type TestCertificate } from '../../helpers/http/tls.js';
+import { expectNear, UNSYNCHRONISED } from '../../helpers/http/kernel-clock.js';
 
 const DAY = 86_400;
 const now = realtime().sec;
@@ -44,11 +46,6 @@ async function serve(offset: number, certificate: TestCertificate, count = 1): P
   return servers.map((server) => server.url);
 }
 
-function expectNear(result: MeasurementResult, truth: number): void {
-  expect(result.offset).not.toBeNull();
-  expect(Math.abs((result.offset ?? NaN) - truth)).toBeLessThanOrEqual((result.error ?? NaN) + 1e-3);
-}
-
 beforeAll(async () => {
   authority = makeTestAuthority();
   proxy = await startProxy();
@@ -60,16 +57,15 @@ afterAll(async () => {
   authority.cleanup();
 });
 
-describe.each([
-  { what: 'local clock 400 days behind', shift: 400 * DAY },
-  { what: 'local clock 3 years ahead', shift: -3 * 365 * DAY },
-])('$what', ({ shift }) => {
+describe('local clock 400 days behind', () => {
+  const shift = 400 * DAY;
+
   it('publishes the servers\' time, marked time-unverified, with the chains\' windows', async () => {
     const { root, server } = pkiAround(now + shift);
     const urls = await serve(shift, server, 3);
     const lines: string[] = [];
     const logger = createLogger({ level: 'warn', write: (line) => lines.push(line) });
-    const result = await measureOffset(urls, { probes: 3, ca: root.cert, logger });
+    const result = await measureOffset(urls, { ...UNSYNCHRONISED, probes: 3, ca: root.cert, logger });
     expectNear(result, shift);
     expect(result.timeUnverified).toBe(true);
     expect(result.survivors).toBe(3);
@@ -80,7 +76,38 @@ describe.each([
     }
     const warnings = lines.filter((line) => /local clock is (behind|ahead) by about/.test(line));
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toContain(shift > 0 ? 'behind by about 400 days' : 'ahead by about 1095 days');
+    expect(warnings[0]).toContain('behind by about 400 days');
+  });
+
+  it('is a TLS failure for a caller that does not judge connections: no second tunnel', async () => {
+    const { root, server } = pkiAround(now + shift);
+    const url = new URL((await serve(shift, server))[0] as string);
+    const connection = createConnection(url, { timeoutMs: 10_000, ca: root.cert, proxy: proxy.uri });
+    const connects = proxy.connects;
+    try {
+      await expect(probe(connection, url, systemClock)).rejects.toMatchObject({ code: 'CERT_NOT_YET_VALID' });
+      expect(proxy.connects - connects).toBe(1);
+    } finally {
+      await connection.destroy();
+    }
+  });
+});
+
+describe('local clock 3 years ahead', () => {
+  const shift = -3 * 365 * DAY;
+
+  it('publishes nothing: the servers agree on a time before the floor (the package\'s build)', async () => {
+    const { root, server } = pkiAround(now + shift);
+    const urls = await serve(shift, server, 3);
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', write: (line) => lines.push(line) });
+    const result = await measureOffset(urls, { ...UNSYNCHRONISED, clockFile: null, probes: 2, ca: root.cert, logger });
+    expect(result.offset).toBeNull();
+    expect(result.error).toBeNull();
+    expect(result.reason).toMatch(/before the floor .*\(the package build time\): not published/);
+    // Their chains verified at their own Date: it is the floor alone that refuses.
+    expect(result.servers.map((entry) => [entry.status, entry.tls])).toEqual([['ok', 'time-unverified'], ['ok', 'time-unverified'], ['ok', 'time-unverified']]);
+    expect(lines.filter((line) => /http time before the floor/.test(line))).toHaveLength(1);
   });
 });
 
@@ -89,46 +116,47 @@ describe('local clock 400 days behind: what is still rejected', () => {
 
   it('rejects a wrong host name', async () => {
     const { root, server } = pkiAround(now + shift, { extensions: leafExtensions('DNS:wrong.example') });
-    const result = await measureOffset(await serve(shift, server), { probes: 1, ca: root.cert });
+    const result = await measureOffset(await serve(shift, server), { ...UNSYNCHRONISED, probes: 1, ca: root.cert });
     expect(result.offset).toBeNull();
     expect(result.servers[0]?.status).toBe('failed');
-    expect(result.servers[0]?.reason).toMatch(/^tls: ERR_TLS_CERT_ALTNAME_INVALID .*127\.0\.0\.1 is not in the cert's list/);
+    expect(result.servers[0]?.reason).toMatch(/^tls: IP_ADDRESS_MISMATCH .*nor at the server's own Date/);
   });
 
-  it('rejects an unknown CA (OpenSSL reports only the time error for it)', async () => {
+  it('rejects an unknown CA (the handshake reports only the time error for it)', async () => {
     const { server } = pkiAround(now + shift);
     const { root: other } = pkiAround(now + shift);
-    const result = await measureOffset(await serve(shift, server), { probes: 1, ca: other.cert });
+    const result = await measureOffset(await serve(shift, server), { ...UNSYNCHRONISED, probes: 1, ca: other.cert });
     expect(result.offset).toBeNull();
-    expect(result.servers[0]?.reason).toMatch(/^tls: UNABLE_TO_GET_ISSUER_CERT_LOCALLY .*no trusted issuer/);
+    expect(result.servers[0]?.reason).toMatch(/^tls: UNABLE_TO_GET_ISSUER_CERT_LOCALLY /);
   });
 
-  it('rejects a server whose chain is not valid at the agreed time, and still publishes the majority', async () => {
+  it('rejects a server whose chain is not valid at its own Date, and still publishes the majority', async () => {
     const { root, server } = pkiAround(now + shift);
     // Not yet valid at the local clock either, so it is checked the same way; valid long before the truth.
     const expired = authority.issue({ subject: '127.0.0.1', notBefore: now + shift - 200 * DAY, notAfter: now + shift - 100 * DAY, extensions: leafExtensions() }, root);
     const urls = [...(await serve(shift, server, 3)), ...(await serve(shift, expired))];
-    const result = await measureOffset(urls, { probes: 3, ca: root.cert });
+    const result = await measureOffset(urls, { ...UNSYNCHRONISED, probes: 3, ca: root.cert });
     expectNear(result, shift);
     expect(result.survivors).toBe(3);
     expect(result.servers.map((entry) => entry.status)).toEqual(['ok', 'ok', 'ok', 'failed']);
-    expect(result.servers[3]?.tls).toBe('time-unverified');
-    expect(result.servers[3]?.reason).toMatch(/^tls: its certificates, valid .* are not valid at the time the servers agree on/);
+    expect(result.servers[3]?.tls).toBeNull();
+    expect(result.servers[3]?.reason).toMatch(/^tls: CERT_HAS_EXPIRED .*nor at the server's own Date/);
     expect(result.servers[3]?.low).toBeNull();
   });
 
-  it('rejects a chain valid at the wrong local clock but expired at the agreed time', async () => {
+  it('rejects a chain valid at the wrong local clock but expired at its server\'s own Date', async () => {
     const { root, server } = pkiAround(now + shift);
     // The root too must be valid at the local clock for OpenSSL to accept the chain.
     const localRoot = authority.issue({ subject: 'htntp test local root', notBefore: now - 10 * DAY, notAfter: now + 100 * DAY, extensions: CA_EXTENSIONS });
     const local = authority.issue({ subject: '127.0.0.1', notBefore: now - 10 * DAY, notAfter: now + 100 * DAY, extensions: leafExtensions() }, localRoot);
     const urls = [...(await serve(shift, server, 3)), ...(await serve(shift, local))];
-    const result = await measureOffset(urls, { probes: 3, ca: `${root.cert}${localRoot.cert}` });
+    const result = await measureOffset(urls, { ...UNSYNCHRONISED, probes: 3, ca: `${root.cert}${localRoot.cert}` });
     expectNear(result, shift);
     expect(result.servers.map((entry) => [entry.status, entry.tls])).toEqual([
-      ['ok', 'time-unverified'], ['ok', 'time-unverified'], ['ok', 'time-unverified'], ['failed', 'verified'],
+      ['ok', 'time-unverified'], ['ok', 'time-unverified'], ['ok', 'time-unverified'], ['failed', null],
     ]);
-    expect(result.servers[3]?.reason).toMatch(/^tls: its certificates, valid .* are not valid at the time the servers agree on/);
+    // Valid at the local clock gives no weight while that clock is not known to be right: judged at its own Date like the rest.
+    expect(result.servers[3]?.reason).toMatch(/^tls: CERT_HAS_EXPIRED certificate valid at the local clock \(not known to be right\) but not at the server's own Date/);
     expect(result.servers[3]?.low).toBeNull();
   });
 
@@ -137,26 +165,16 @@ describe('local clock 400 days behind: what is still rejected', () => {
     const old = now + shift - 150 * DAY;
     const stolen = authority.issue({ subject: '127.0.0.1', notBefore: old - 50 * DAY, notAfter: old + 50 * DAY, extensions: leafExtensions() }, root);
     const urls = [...(await serve(shift, server, 2)), ...(await serve(old - now, stolen))];
-    const result = await measureOffset(urls, { probes: 3, ca: root.cert });
+    const result = await measureOffset(urls, { ...UNSYNCHRONISED, probes: 3, ca: root.cert });
     expectNear(result, shift);
     expect(result.servers.map((entry) => entry.status)).toEqual(['ok', 'ok', 'falseticker']);
-  });
-
-  it('publishes nothing when leaving out a chain not valid at the agreed time leaves no majority', async () => {
-    const { root, server } = pkiAround(now + shift);
-    const expired = authority.issue({ subject: '127.0.0.1', notBefore: now + shift - 200 * DAY, notAfter: now + shift - 100 * DAY, extensions: leafExtensions() }, root);
-    const urls = [...(await serve(shift, server)), ...(await serve(shift, expired))];
-    const result = await measureOffset(urls, { probes: 2, ca: root.cert });
-    expect(result.offset).toBeNull();
-    expect(result.timeUnverified).toBe(false);
-    expect(result.reason).toMatch(/no majority once the 1 server\(s\) whose certificates are not valid at the agreed time are left out/);
   });
 
   it('publishes nothing when all servers are time-unverified and disagree', async () => {
     const { root, server } = pkiAround(now + shift);
     const urls = [...(await serve(shift, server)), ...(await serve(shift + 30, server)), ...(await serve(shift + 60, server))];
     const lines: string[] = [];
-    const result = await measureOffset(urls, { probes: 2, ca: root.cert, logger: createLogger({ level: 'warn', write: (line) => lines.push(line) }) });
+    const result = await measureOffset(urls, { ...UNSYNCHRONISED, probes: 2, ca: root.cert, logger: createLogger({ level: 'warn', write: (line) => lines.push(line) }) });
     expect(result.offset).toBeNull();
     expect(result.reason).toMatch(/^no majority/);
     expect(result.servers.every((entry) => entry.tls === 'time-unverified')).toBe(true);
@@ -167,7 +185,7 @@ describe('local clock 400 days behind: what is still rejected', () => {
     const { root, server } = pkiAround(now + shift);
     const urls = await serve(shift, server, 3);
     const connects = proxy.connects;
-    const result = await measureOffset(urls, { probes: 2, ca: root.cert, proxy: proxy.uri });
+    const result = await measureOffset(urls, { ...UNSYNCHRONISED, probes: 2, ca: root.cert, proxy: proxy.uri });
     expectNear(result, shift);
     expect(result.servers.every((entry) => entry.tls === 'time-unverified')).toBe(true);
     // Per server: the strict attempt's tunnel, then the one kept.
@@ -181,7 +199,7 @@ describe('local clock right', () => {
     const urls = await serve(0.25, server, 3);
     const lines: string[] = [];
     const connects = proxy.connects;
-    const result = await measureOffset(urls, { probes: 2, ca: root.cert, proxy: proxy.uri, logger: createLogger({ level: 'warn', write: (line) => lines.push(line) }) });
+    const result = await measureOffset(urls, { ...UNSYNCHRONISED, probes: 2, ca: root.cert, proxy: proxy.uri, logger: createLogger({ level: 'warn', write: (line) => lines.push(line) }) });
     expectNear(result, 0.25);
     expect(result.timeUnverified).toBe(false);
     expect(result.servers.map((entry) => entry.tls)).toEqual(['verified', 'verified', 'verified']);
@@ -202,16 +220,17 @@ describe('the measurement\'s own clock (injected) 400 days behind, servers and O
   const shift = 400 * DAY;
   const behind: Clock = { realtime: () => addSeconds(realtime(), -shift), monotonicRaw };
 
-  it('judges the chains\' windows at the agreed time, not at the injected clock: a chain valid only then is rejected', async () => {
+  it('judges a chain at the Date its server claims, not at the injected clock: a chain valid only then is rejected', async () => {
     const { root, server } = pkiAround(now);
     // Valid around the injected clock's time only: OpenSSL (right clock) finds it expired; the check ignoring time passes it.
     const stale = pkiAround(now - shift);
     const urls = [...(await serve(0, server, 3)), ...(await serve(0, stale.server))];
-    const result = await measureOffset(urls, { probes: 3, ca: `${root.cert}${stale.root.cert}`, clock: behind });
+    const result = await measureOffset(urls, { ...UNSYNCHRONISED, probes: 3, ca: `${root.cert}${stale.root.cert}`, clock: behind });
     expectNear(result, shift);
     expect(result.servers.map((entry) => [entry.status, entry.tls])).toEqual([
-      ['ok', 'verified'], ['ok', 'verified'], ['ok', 'verified'], ['failed', 'time-unverified'],
+      ['ok', 'verified'], ['ok', 'verified'], ['ok', 'verified'], ['failed', null],
     ]);
+    expect(result.servers[3]?.reason).toMatch(/^tls: CERT_HAS_EXPIRED .*nor at the server's own Date/);
     expect(result.timeUnverified).toBe(false);
   });
 });
@@ -226,14 +245,15 @@ describe('ServerClock with the local clock 400 days behind', () => {
     // The fourth tells the true time with a chain valid only long before it.
     const urls = [...(await serve(shift, server, 3)), ...(await serve(shift, stolen))];
     const lines: string[] = [];
-    const clock = new ServerClock({ servers: urls, ca: root.cert, logger: createLogger({ level: 'warn', write: (line) => lines.push(line) }) });
+    const clock = new ServerClock({ servers: urls, ca: root.cert, ...UNSYNCHRONISED, logger: createLogger({ level: 'warn', write: (line) => lines.push(line) }) });
     try {
       await clock.ready();
       expect(Math.abs(clock.offset - shift)).toBeLessThan(1);
       // ready() comes with the sweep; the warning, the measurement's as for measureOffset(), at its end.
       await waitFor(() => lines.some((line) => /the local clock is behind by about 400 days/.test(line)) || undefined, { what: 'the wrong-clock warning', timeoutMs: 30_000, intervalMs: 50 });
       expect(lines.filter((line) => /the local clock is behind by about 400 days/.test(line))).toHaveLength(1);
-      expect(lines.some((line) => /are not valid at the time the servers agree on/.test(line))).toBe(true);
+      // The stolen chain is judged by the gate at its server's own Date, as measureOffset() judges it.
+      expect(lines.some((line) => /server clock server failed.*CERT_HAS_EXPIRED.*nor at the server's own Date/.test(line))).toBe(true);
     } finally {
       clock.close();
     }

@@ -17,6 +17,12 @@ describe('addServiceOptions', () => {
     expect(parse([])).toEqual({ unit: 2, logFormat: 'text', leapfile: undefined });
   });
 
+  it('--sock-layout: native or 40, nothing else', () => {
+    expect(parse(['--sock', '/run/htntp-sock/ntpd-rs.sock', '--sock-layout', '40'])).toMatchObject({ sockLayout: '40' });
+    expect(parse([]).sockLayout).toBeUndefined();
+    expect(() => parse(['--sock-layout', '32'])).toThrow(/Allowed choices are native, 40/);
+  });
+
   it('--metrics: a bare port stays on loopback; host:port; IPv6 in brackets; a value is required', () => {
     expect(() => parse(['--metrics'])).toThrow(/argument missing/);
     expect(parse(['--metrics', '9900']).metrics).toEqual({ host: '127.0.0.1', port: 9900 });
