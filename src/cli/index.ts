@@ -14,7 +14,7 @@ interface CommandEntry {
 }
 
 // Commands register themselves here, one line each. A command's module (and what it
-// pulls in: undici, the serial-port binding, prom-client, the addon) is imported only when that
+// pulls in: the HTTP client, the serial-port binding, prom-client, the addon) is imported only when that
 // command runs, which keeps a feeder's memory to what it uses.
 const COMMANDS: Record<string, CommandEntry> = {
   fixed: { load: async () => (await import('./commands/fixed.js')).registerFixed, needsAddon: true },

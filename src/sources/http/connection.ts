@@ -1,10 +1,15 @@
-// What a probe needs of a connection to one server, whichever client carries it: Node's
-// own for direct servers (direct.ts), undici's proxy agents through a proxy (proxied.ts).
+// What a probe needs of a connection to one server (client.ts carries it, direct or
+// through a proxy), and the connectors below it.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { connect, type Socket } from 'node:net';
+import type * as Tls from 'node:tls';
 import type { Clock } from '../../clock.js';
 import { codedError } from '../../errors.js';
 import type { Timespec } from '../../time.js';
 import type { TlsConnection } from './tls.js';
+
+const require = createRequire(import.meta.url);
 
 export interface ConnectionOptions {
   /** `host:port` or `http://[user:pass@]host:port` of an HTTP proxy (CONNECT for https, absolute form for http). */
@@ -15,8 +20,12 @@ export interface ConnectionOptions {
   maxHeaderSize?: number;
   /** Per-request limit on connect and on waiting for the response head, ms. */
   timeoutMs: number;
-  /** Told how each new https connection was trusted (tls.ts). */
-  onTls?: (connection: TlsConnection) => void;
+  /**
+   * The caller judges the TLS connection of every answer (gate.ts): a server whose
+   * certificates fail only for time at the local clock is then connected to anyway, its
+   * answers marked `time-unverified` (tls.ts). Without it that is a TLS failure.
+   */
+  timeUnverified?: boolean;
 }
 
 /** Why a probe gave nothing usable, as `kind: detail` where kind says whose fault it is. */
@@ -42,6 +51,8 @@ export interface ProbeResponse {
   statusCode: number;
   date: string | undefined;
   age: string | undefined;
+  /** How the https connection the answer came on was trusted (tls.ts); null for plain http. */
+  tls: TlsConnection | null;
 }
 
 /** A timed answer with what judging its status needs. */
@@ -89,17 +100,16 @@ export const hostOf = (hostname: string): string => hostname.replace(/^\[|\]$/g,
 
 export const defaultPort = (url: URL): string => url.port || (url.protocol === 'https:' ? '443' : '80');
 
-/** Where a connector connects (undici's connect options have the same fields). */
+/** Where a connector connects. */
 export interface ConnectTarget {
   hostname: string;
   protocol: string;
   port: string;
-  /** `hostname:port` as a proxy's tunnel asks CONNECT for it (undici's field; default: the URL's host). */
-  host?: string;
   servername?: string;
 }
 
-export type ConnectCallback = (error: Error | null, socket: Socket | null) => void;
+/** `tls`: how a TLS connection's certificates were trusted (none for plain TCP or a tunnel below TLS). */
+export type ConnectCallback = (error: Error | null, socket: Socket | null, tls?: TlsConnection) => void;
 
 /** Opens a connection and calls back once it is usable: connected, or its TLS handshake done. */
 export type Connector = (target: ConnectTarget, callback: ConnectCallback) => void;
@@ -120,6 +130,33 @@ export function whenReady(socket: Socket, ready: 'connect' | 'secureConnect', wh
     callback(null, socket);
   });
 }
+
+/** Node's bundled roots and NODE_EXTRA_CA_CERTS as Node reads them (once per process). */
+let defaultPems: string[] | undefined;
+
+/**
+ * The trusted CAs, PEM: Node's bundled roots, NODE_EXTRA_CA_CERTS, and `extraCa` (--ca).
+ * The strict connection (caOption) and OpenSSL's check at a claimed time (tls.ts
+ * verifyChainAt) both trust exactly these. node:tls loads only when they are asked for.
+ */
+export function trustedCertificates(extraCa?: string | Buffer): string[] {
+  if (defaultPems === undefined) {
+    defaultPems = [...(require('node:tls') as typeof Tls).rootCertificates];
+    const extra = process.env.NODE_EXTRA_CA_CERTS;
+    if (extra) {
+      try {
+        defaultPems.push(readFileSync(extra, 'utf8'));
+      } catch {
+        // Node itself only warns about an unreadable file; its roots then stand alone.
+      }
+    }
+  }
+  return extraCa === undefined ? defaultPems : [...defaultPems, extraCa.toString()];
+}
+
+/** tls.connect's `ca`: the trusted CAs with `extraCa` (none: Node's default store, the same roots and NODE_EXTRA_CA_CERTS). */
+export const caOption = (extraCa: string | Buffer | undefined): { ca?: string[] } =>
+  extraCa === undefined ? {} : { ca: trustedCertificates(extraCa) };
 
 /** Plain TCP. */
 export const tcpConnector = (timeoutMs: number): Connector => (target, callback) => {
@@ -142,14 +179,4 @@ export function parseProxy(uri: string): URL | undefined {
   } catch {
     return undefined;
   }
-}
-
-/**
- * The proxy that answers plain http:// requests (in absolute form): the one given, else
- * HTTP_PROXY from the environment (NO_PROXY is not consulted: a server it exempts still
- * has its gateway errors without Via put down to the proxy).
- */
-export function httpProxy(proxy: string | undefined): URL | undefined {
-  const value = proxy ?? process.env.HTTP_PROXY ?? process.env.http_proxy;
-  return value ? parseProxy(value) : undefined;
 }

@@ -108,39 +108,32 @@ export class TlsGate {
   }
 }
 
-/**
- * One server's https connections as they come (onTls) and as they are judged: each new one
- * waits for the first Date after it.
- */
+/** One server's https connections, each judged at the first Date that came on it. */
 export class ServerTls {
   readonly #gate: TlsGate;
-  readonly #pending: TlsConnection[] = [];
-  readonly admitted: AdmittedTls[] = [];
+  readonly #admitted = new Map<TlsConnection, AdmittedTls>();
 
   constructor(gate: TlsGate) {
     this.#gate = gate;
   }
 
-  /** onTls of the server's connections. */
-  readonly connected = (connection: TlsConnection): void => {
-    this.#pending.push(connection);
-  };
-
-  /** Judges the connections made since the last Date at this one; throws (gate.admit) when one does not count. */
-  dated(claimedSeconds: number): void {
-    for (let next = this.#pending.shift(); next !== undefined; next = this.#pending.shift()) {
-      this.admitted.push(this.#gate.admit(next, claimedSeconds));
-    }
+  /**
+   * An answer with a Date came on `connection` (null: plain http): judges the connection at
+   * that Date the first time; throws (gate.admit) when it does not count.
+   */
+  answered(connection: TlsConnection | null, claimedSeconds: number): void {
+    if (connection === null || this.#admitted.has(connection)) return;
+    this.#admitted.set(connection, this.#gate.admit(connection, claimedSeconds));
   }
 
   /** How the server's connections were trusted (null: none was https). */
   get trust(): TlsTrust | null {
-    if (this.admitted.length === 0) return null;
-    return this.admitted.some((tls) => tls.trust === 'time-unverified') ? 'time-unverified' : 'verified';
+    if (this.#admitted.size === 0) return null;
+    return [...this.#admitted.values()].some((tls) => tls.trust === 'time-unverified') ? 'time-unverified' : 'verified';
   }
 
   get windows(): CertificateWindow[] {
-    const windows = this.admitted.flatMap((tls) => tls.windows);
+    const windows = [...this.#admitted.values()].flatMap((tls) => tls.windows);
     return [...new Map(windows.map((window) => [JSON.stringify(window), window])).values()];
   }
 }

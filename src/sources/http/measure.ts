@@ -215,23 +215,24 @@ interface ServerOutcome {
   failure: string | null;
   /** The sweep is over (or was never to be): the server no longer counts as pending. */
   sweepEnded: boolean;
+  /** The https connections its answers came on, as the gate judged them. */
+  tls: ServerTls;
 }
 
-const newOutcome = (): ServerOutcome => ({
+const newOutcome = (gate: TlsGate): ServerOutcome => ({
   rtt: null,
   probes: 0,
   verifications: 0,
   swept: 0,
   failure: null,
   sweepEnded: false,
+  tls: new ServerTls(gate),
 });
 
 interface ServerProbing {
   index: number;
   url: URL;
   connection: ProbeConnection;
-  /** Its https connections, judged at the first Date on each (gate.ts). */
-  tls: ServerTls;
   probes: number;
   strategy: Strategy;
   progress: Progress;
@@ -245,7 +246,7 @@ interface ServerProbing {
 }
 
 async function measureServer(probing: ServerProbing): Promise<void> {
-  const { index, url, connection, tls, probes, strategy, progress, outcome, clock, signal, logger } = probing;
+  const { index, url, connection, probes, strategy, progress, outcome, clock, signal, logger } = probing;
   const send = async (planned: PlannedProbe | undefined): Promise<void> => {
     if (planned) await waitUntil(clock, planned.sendAt, signal);
     const response = await probe(connection, url, clock).catch((error: unknown) => {
@@ -261,7 +262,7 @@ async function measureServer(probing: ServerProbing): Promise<void> {
     const date = parseHttpDate(response.date, utcYear(response.sendTime.sec));
     if (date === undefined) throw new ServerFailure(`unparseable Date: ${JSON.stringify(response.date.slice(0, 64))}`);
     try {
-      tls.dated(date.seconds);
+      outcome.tls.answered(response.tls, date.seconds);
     } catch (error) {
       throw new ServerFailure(failureReason(error));
     }
@@ -347,8 +348,6 @@ interface Gathered {
   outcomes: readonly ServerOutcome[];
   /** Index of the first listing of the same server, per server (undefined: not a duplicate). */
   duplicateOf: readonly (number | undefined)[];
-  /** Each server's https connections as the gate judged them. */
-  tls: readonly ServerTls[];
   /** No time before it is published (floor.ts). */
   floor: ClockFloor;
   dateLag: number;
@@ -362,7 +361,7 @@ interface Gathered {
  * conclusion passes `logger`: a refusal by the floor is logged once.
  */
 function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measurement {
-  const { urls, start, progress, outcomes, duplicateOf, tls, floor, dateLag } = gathered;
+  const { urls, start, progress, outcomes, duplicateOf, floor, dateLag } = gathered;
   // Theta is against the steady timescale; what is reported is against CLOCK_REALTIME as
   // it reads at `end`, whatever was done to it since the start.
   const steadyEnd = steadyRealtime(start, end.monotonicRaw);
@@ -370,8 +369,8 @@ function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measur
 
   // Certificates bound theta: the true time over the measurement must lie in every window
   // of the chains (a chain valid at a wrong local clock may not be at the true time).
-  const trust = tls.map((server) => server.trust);
-  const windows = tls.map((server) => server.windows);
+  const trust = outcomes.map(({ tls }) => tls.trust);
+  const windows = outcomes.map(({ tls }) => tls.windows);
   const evidence: ServerEvidence[] = outcomes.map((outcome, index) => {
     const server = progress.get(index);
     const window = commonWindow(windows[index] ?? []);
@@ -459,14 +458,14 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const timer = setTimeout(() => deadline.abort(deadlineError(timeout)), timeout * 1000);
   const stop = (): void => deadline.abort(signal?.reason);
   signal?.addEventListener('abort', stop, { once: true });
-  const connectionOptions = { timeoutMs: timeout * 1000, ...(options.proxy === undefined ? {} : { proxy: options.proxy }), ...(options.ca === undefined ? {} : { ca: options.ca }) };
+  // Every answer's TLS connection is judged by the gate (gate.ts), a time-unverified one too.
+  const connectionOptions = { timeoutMs: timeout * 1000, timeUnverified: true, ...(options.proxy === undefined ? {} : { proxy: options.proxy }), ...(options.ca === undefined ? {} : { ca: options.ca }) };
   const viaProxy = usesProxy(options.proxy);
-  const outcomes = urls.map(newOutcome);
   const gate = new TlsGate(options.ca, localClockVerdict(toSeconds(start.realtime), options));
-  const tls = urls.map(() => new ServerTls(gate));
+  const outcomes = urls.map(() => newOutcome(gate));
   const progress = new Progress(urls.map((_, index) => options.priors?.[index]));
   const { floor } = gate.clock;
-  const gathered: Gathered = { urls, start, progress, outcomes, duplicateOf: [], tls, floor, dateLag };
+  const gathered: Gathered = { urls, start, progress, outcomes, duplicateOf: [], floor, dateLag };
   let measuring = true;
   // Once more than half of the servers have swept, or every sweep has ended: then at each later end.
   const onSweepEnd = (): void => {
@@ -486,10 +485,7 @@ export async function measure(servers: readonly string[], options: MeasureOption
   try {
     const duplicateOf = await duplicates(urls, viaProxy, deadline.signal);
     gathered.duplicateOf = duplicateOf;
-    for (const [index, url] of urls.entries()) {
-      if (duplicateOf[index] !== undefined) continue;
-      connections.set(index, createConnection(url, { ...connectionOptions, onTls: (tls[index] as ServerTls).connected }));
-    }
+    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, connectionOptions));
     // Aborting destroys the connections: every pending probe fails at once.
     deadline.signal.addEventListener('abort', () => {
       for (const connection of connections.values()) connection.destroy(deadline.signal.reason as Error).catch(() => {});
@@ -506,10 +502,7 @@ export async function measure(servers: readonly string[], options: MeasureOption
           return;
         }
         const { signal: until } = deadline;
-        await measureServer({
-          index, url, connection, tls: tls[index] as ServerTls, probes, strategy, progress, outcome, onSweepEnd,
-          clock: steady, signal: until, logger,
-        });
+        await measureServer({ index, url, connection, probes, strategy, progress, outcome, onSweepEnd, clock: steady, signal: until, logger });
       }),
     );
   } finally {
@@ -523,7 +516,7 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const { result } = measurement;
   if (result.caveat) logger.warn('http bound widened', { caveat: result.caveat });
   if (result.alarm) logger.error('http alarm', { alarm: result.alarm });
-  logTimeUnverified(logger, result, tls.map((server) => server.trust));
+  logTimeUnverified(logger, result, outcomes.map(({ tls }) => tls.trust));
   return measurement;
 }
 

@@ -1,5 +1,5 @@
-// One probe of a server's Date: HEAD on the server's own keep-alive connection (direct.ts,
-// or proxied.ts through a proxy), timed on the local clock.
+// One probe of a server's Date: HEAD on the server's own keep-alive connection (client.ts,
+// direct or through a proxy), timed on the local clock.
 //
 // Which answers count: a Date is taken from 2xx, 3xx and 4xx answers (RFC 9110 6.6.1: an
 // origin with a clock MUST send it there, and a redirect or a 404 is stamped by the same
@@ -8,44 +8,17 @@
 // answered). A server refusing HEAD (405, 501) is asked with GET for one byte from then
 // on.
 import type { Clock } from '../../clock.js';
-import { codedError } from '../../errors.js';
-import { httpProxy, ProbeFault, usesProxy, type Answer, type ConnectionOptions, type ProbeConnection, type ProbeMethod, type ProbeResponse } from './connection.js';
-import { DirectConnection } from './direct.js';
-import type { ProxiedConnection } from './proxied.js';
+import { ServerConnection } from './client.js';
+import { ProbeFault, type ConnectionOptions, type ProbeConnection, type ProbeResponse } from './connection.js';
 
 export { ProbeFault, PROXY_ENV, proxyUri, usesProxy, type ConnectionOptions, type ProbeConnection, type ProbeResponse } from './connection.js';
 
 /** Servers that refused HEAD: probed with GET for one byte from then on. */
 const getInstead = new WeakSet<ProbeConnection>();
 
-/** Through a proxy: undici, its proxy agents and TLS load with the first probe (proxied.ts). */
-class DeferredProxiedConnection implements ProbeConnection {
-  #connection: Promise<ProxiedConnection> | undefined;
-  #destroyed: Error | undefined;
-
-  constructor(private readonly options: ConnectionOptions) {}
-
-  async send(url: URL, clock: Clock, method: ProbeMethod): Promise<Answer> {
-    if (this.#destroyed) throw this.#destroyed;
-    this.#connection ??= import('./proxied.js').then(({ ProxiedConnection }) => new ProxiedConnection(this.options));
-    const connection = await this.#connection;
-    if (this.#destroyed) throw this.#destroyed;
-    return connection.send(url, clock, method);
-  }
-
-  httpProxy(): URL | undefined {
-    return httpProxy(this.options.proxy);
-  }
-
-  async destroy(reason?: Error): Promise<void> {
-    this.#destroyed ??= reason ?? codedError('connection closed', 'ERR_HTTP_CONNECTION_CLOSED');
-    await (await this.#connection?.catch(() => undefined))?.destroy(this.#destroyed);
-  }
-}
-
 /** One connection per server, straight or through the proxy given or in the environment. */
 export function createConnection(url: URL, options: ConnectionOptions): ProbeConnection {
-  return usesProxy(options.proxy) ? new DeferredProxiedConnection(options) : new DirectConnection(url, options);
+  return new ServerConnection(url, options);
 }
 
 /**

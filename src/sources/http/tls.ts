@@ -1,19 +1,18 @@
 // HTTPS when the local clock may be wrong. Every connection is first made with Node's normal,
 // strict verification. Only when that fails with a time error (not yet valid / expired at
-// the local clock) and the caller judges connections (onConnection) is a second connection
+// the local clock) and the caller judges connections (timeUnverified) is a second connection
 // made that OpenSSL does not reject at handshake: it is `time-unverified`, and counts only
 // once the caller's gate (gate.ts) has verified its chain with OpenSSL's X509_verify_cert
 // at the time the server itself claims (verifyChainAt), and only while the local clock is
 // not known to be right. Its chain's validity windows then go with its result, and the
 // measurement publishes only a time that lies inside them (validity.ts).
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { connect as tlsConnect, rootCertificates, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { codedError } from '../../errors.js';
 import { nativeAddon, type NativeTrustStore } from '../../native.js';
 import { formatUtc, fromSeconds } from '../../time.js';
-import { hostOf, tcpConnector, whenReady, type Connector } from './connection.js';
+import { caOption, hostOf, tcpConnector, trustedCertificates, whenReady, type Connector } from './connection.js';
 
 /** OpenSSL's verify results that say only "not at this time". */
 export const TIME_ERRORS: ReadonlySet<string> = new Set(['CERT_NOT_YET_VALID', 'CERT_HAS_EXPIRED']);
@@ -50,33 +49,6 @@ export function chainWindows(chain: readonly X509Certificate[]): CertificateWind
     notAfter: isoSeconds(Date.parse(certificate.validTo) / 1000),
   }));
 }
-
-/** Node's bundled roots and NODE_EXTRA_CA_CERTS as Node reads them (once per process). */
-let defaultPems: string[] | undefined;
-
-/**
- * The trusted CAs, PEM: Node's bundled roots, NODE_EXTRA_CA_CERTS, and `extraCa` (--ca).
- * The strict connection (caOption) and OpenSSL's check at a claimed time (verifyChainAt)
- * both trust exactly these.
- */
-export function trustedCertificates(extraCa?: string | Buffer): string[] {
-  if (defaultPems === undefined) {
-    defaultPems = [...rootCertificates];
-    const extra = process.env.NODE_EXTRA_CA_CERTS;
-    if (extra) {
-      try {
-        defaultPems.push(readFileSync(extra, 'utf8'));
-      } catch {
-        // Node itself only warns about an unreadable file; its roots then stand alone.
-      }
-    }
-  }
-  return extraCa === undefined ? defaultPems : [...defaultPems, extraCa.toString()];
-}
-
-/** tls.connect's `ca`: the trusted CAs with `extraCa` (none: Node's default store, the same roots and NODE_EXTRA_CA_CERTS). */
-export const caOption = (extraCa: string | Buffer | undefined): { ca?: string[] } =>
-  extraCa === undefined ? {} : { ca: trustedCertificates(extraCa) };
 
 /** OpenSSL stores by trusted set, made once each (Node's roots take ~60 ms to parse). */
 const stores = new Map<string, NativeTrustStore>();
@@ -135,13 +107,14 @@ export interface ConnectorOptions {
   extraCa?: string | Buffer;
   /** Connect and handshake limit, ms. */
   timeoutMs: number;
-  /** How the connection below TLS is made: a proxy's tunnel (default: TCP, and TLS with Node's verification). */
+  /** How the raw stream below TLS is made: a proxy's tunnel (default: TCP). */
   base?: Connector;
   /**
-   * Told how each new TLS connection was trusted. A time-unverified connection is made only
-   * for a listener, which must judge it (gate.ts) before it uses an answer from it.
+   * Hand on a connection whose certificates failed only for time at the local clock, as
+   * `time-unverified`, for the caller to judge (gate.ts) before it uses an answer from it.
+   * Without it the time error fails the connection as any other.
    */
-  onConnection?: (connection: TlsConnection) => void;
+  timeUnverified?: boolean;
 }
 
 /** TLS over TCP with Node's normal verification (`tls`: its CA option). */
@@ -153,32 +126,44 @@ function strictTlsConnector(tls: { ca?: string[] }, timeoutMs: number): Connecto
   };
 }
 
+/** TLS with Node's normal verification over the raw stream `base` opens (a proxy's tunnel). */
+function strictTlsOver(base: Connector, tls: { ca?: string[] }, timeoutMs: number): Connector {
+  return (target, callback) => {
+    base({ ...target, protocol: 'http:', port: target.port || '443' }, (error, raw) => {
+      if (error !== null || raw === null) {
+        callback(error ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'), null);
+        return;
+      }
+      const host = hostOf(target.hostname);
+      const socket = tlsConnect({ socket: raw, host, ...tls, ...(isIP(host) ? {} : { servername: target.servername ?? host }), ALPNProtocols: ['http/1.1'] });
+      whenReady(socket, 'secureConnect', 'TLS handshake', timeoutMs, callback);
+    });
+  };
+}
+
 /**
  * A connector: https with normal verification, and after a time error a second connection
- * handed on as `time-unverified` for the caller's gate to judge (see above): only when the
- * caller hears of connections (onConnection), else the time error fails as any other. Plain
+ * handed on as `time-unverified` for the caller's gate to judge (see above), only when the
+ * caller asked for it (timeUnverified); each TLS socket comes with how it was trusted. Plain
  * http passes to the base connector unchanged.
  */
 export function timeTolerantConnector(options: ConnectorOptions): Connector {
   const tls = caOption(options.extraCa);
   const base = options.base;
   const plain = base ?? tcpConnector(options.timeoutMs);
-  const strict = base ?? strictTlsConnector(tls, options.timeoutMs);
-  const onConnection = options.onConnection;
+  const strict = base ? strictTlsOver(base, tls, options.timeoutMs) : strictTlsConnector(tls, options.timeoutMs);
   type Presented = Pick<TlsConnection, 'chain' | 'host' | 'windows'>;
   const presented = (socket: TLSSocket, host: string): Presented => {
     const chain = peerChain(socket);
     return { chain: chain.map((certificate) => certificate.raw), host, windows: chainWindows(chain) };
   };
-  const verified = (socket: TLSSocket, host: string): void => {
-    if (onConnection === undefined) return;
-    let connection: TlsConnection = { trust: 'verified', windows: [], chain: [], host };
+  const verified = (socket: TLSSocket, host: string): TlsConnection => {
     try {
-      connection = { trust: 'verified', ...presented(socket, host) };
+      return { trust: 'verified', ...presented(socket, host) };
     } catch {
       // Verified by OpenSSL at the local clock: without readable certificates it adds no bound.
+      return { trust: 'verified', windows: [], chain: [], host };
     }
-    onConnection(connection);
   };
   return (connectOptions, callback) => {
     if (connectOptions.protocol !== 'https:') {
@@ -188,20 +173,18 @@ export function timeTolerantConnector(options: ConnectorOptions): Connector {
     const host = hostOf(connectOptions.hostname);
     strict(connectOptions, (error, socket) => {
       if (error === null) {
-        verified(socket as TLSSocket, host);
-        callback(null, socket);
+        callback(null, socket, verified(socket as TLSSocket, host));
         return;
       }
       const code = (error as NodeJS.ErrnoException).code ?? '';
-      if (!TIME_ERRORS.has(code) || onConnection === undefined) {
+      if (!TIME_ERRORS.has(code) || options.timeUnverified !== true) {
         callback(error, null);
         return;
       }
-      // The raw stream again (TCP, or a new tunnel), then TLS that leaves the verdict to the gate.
-      // `host` with the port: a proxy's tunnel asks CONNECT for it, and the port is no longer https's default.
+      // The raw stream again (TCP, or a new tunnel to the port named: CONNECT host:port),
+      // then TLS that leaves the verdict to the gate.
       const port = connectOptions.port || '443';
-      const tunnel = { ...connectOptions, protocol: 'http:', port, host: `${connectOptions.hostname}:${port}` };
-      plain(tunnel, (rawError, raw) => {
+      plain({ ...connectOptions, protocol: 'http:', port }, (rawError, raw) => {
         if (rawError !== null || raw === null) {
           callback(rawError ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'), null);
           return;
@@ -222,8 +205,7 @@ export function timeTolerantConnector(options: ConnectorOptions): Connector {
           }
           if (secure.authorized) {
             // The clock was corrected meanwhile.
-            verified(secure, host);
-            callback(null, secure);
+            callback(null, secure, verified(secure, host));
             return;
           }
           const why = String(secure.authorizationError ?? '');
@@ -236,8 +218,7 @@ export function timeTolerantConnector(options: ConnectorOptions): Connector {
             callback(rejection as Error, null);
             return;
           }
-          onConnection(connection);
-          callback(null, secure);
+          callback(null, secure, connection);
         });
       });
     });

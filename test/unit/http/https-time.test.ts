@@ -5,11 +5,12 @@
 // certificates on the process clock, which an injected Clock does not move; the last suite
 // injects one to show the windows are judged at the agreed time).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { monotonicRaw, realtime, type Clock } from '../../../src/clock.js';
+import { monotonicRaw, realtime, systemClock, type Clock } from '../../../src/clock.js';
 import { addSeconds } from '../../../src/time.js';
 import { createLogger } from '../../../src/log.js';
 import { waitFor } from '../../helpers/wait.js';
 import { measureOffset } from '../../../src/sources/http/measure.js';
+import { createConnection, probe } from '../../../src/sources/http/probe.js';
 import { ServerClock } from '../../../src/server-clock/server-clock.js';
 import { startProxy, type TestProxy } from '../../helpers/http/proxy.js';
 import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
@@ -76,6 +77,19 @@ describe('local clock 400 days behind', () => {
     const warnings = lines.filter((line) => /local clock is (behind|ahead) by about/.test(line));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain('behind by about 400 days');
+  });
+
+  it('is a TLS failure for a caller that does not judge connections: no second tunnel', async () => {
+    const { root, server } = pkiAround(now + shift);
+    const url = new URL((await serve(shift, server))[0] as string);
+    const connection = createConnection(url, { timeoutMs: 10_000, ca: root.cert, proxy: proxy.uri });
+    const connects = proxy.connects;
+    try {
+      await expect(probe(connection, url, systemClock)).rejects.toMatchObject({ code: 'CERT_NOT_YET_VALID' });
+      expect(proxy.connects - connects).toBe(1);
+    } finally {
+      await connection.destroy();
+    }
   });
 });
 

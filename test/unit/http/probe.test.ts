@@ -1,46 +1,15 @@
-// probe() on both clients. Direct (Node's HTTP client): the send and receive stamps against
-// what a loopback server did and when, keep-alive, the GET fallback, the body limit and
-// destroy(). Through undici (proxies): an answer without a send time has no upper bound and
-// is rejected, not bounded by its receive time.
+// probe() on the client (client.ts), straight to a loopback server and through it as an
+// HTTP proxy (absolute form): the send and receive stamps against what the server did and
+// when, keep-alive, the GET fallback, the body limit and destroy().
 import { createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Dispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../../src/clock.js';
 import { formatHttpDate } from '../../../src/sources/http/date.js';
 import { createConnection, probe, type ProbeConnection } from '../../../src/sources/http/probe.js';
-import { undiciSend } from '../../../src/sources/http/proxied.js';
 import { diffSeconds, type Timespec } from '../../../src/time.js';
 
 const ns = (time: Timespec): bigint => BigInt(time.sec) * 1_000_000_000n + BigInt(time.nsec);
-
-/** Calls the response hooks only, with or without onRequestStart. */
-function answeringDispatcher(withRequestStart: boolean): Dispatcher {
-  const dispatcher = {
-    dispatch(_options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-      const controller = {} as Dispatcher.DispatchController;
-      if (withRequestStart) handler.onRequestStart?.(controller, {});
-      handler.onResponseStart?.(controller, 200, { date: formatHttpDate(systemClock.realtime().sec) }, 'OK');
-      handler.onResponseEnd?.(controller, {});
-      return true;
-    },
-  };
-  return dispatcher as unknown as Dispatcher;
-}
-
-describe('undiciSend (the proxied client)', () => {
-  const url = new URL('http://127.0.0.1:1/');
-
-  it('rejects an answer whose send time was never taken', async () => {
-    await expect(undiciSend(answeringDispatcher(false), url, systemClock, 'HEAD')).rejects.toMatchObject({ code: 'ERR_HTTP_NO_SEND_TIME', message: expect.stringMatching(/send time/) });
-  });
-
-  it('takes the same answer once the request started', async () => {
-    const answer = await undiciSend(answeringDispatcher(true), url, systemClock, 'HEAD');
-    expect(answer.statusCode).toBe(200);
-    expect(ns(answer.response.receiveTime)).toBeGreaterThanOrEqual(ns(answer.response.sendTime));
-  });
-});
 
 interface Request {
   method: string;
@@ -93,15 +62,23 @@ async function rawServer(answer: (socket: Socket, request: Request) => Promise<v
 
 const head = (status: string, fields: string[] = []): string => [`HTTP/1.1 ${status}`, `date: ${formatHttpDate(systemClock.realtime().sec)}`, 'content-length: 0', ...fields, '', ''].join('\r\n');
 
-describe('the direct client (Node http)', () => {
+/** Through a proxy the raw server is the proxy, answering absolute-form requests for a server it never reaches. */
+const PROXIED_SERVER = new URL('http://time.test:8080/');
+
+describe.each([
+  { route: 'straight to the server', proxied: false },
+  { route: 'through a proxy (absolute form)', proxied: true },
+])('the client, $route', ({ proxied }) => {
   const closers: (() => Promise<void>)[] = [];
   const connections: ProbeConnection[] = [];
   afterEach(async () => {
     await Promise.all(connections.splice(0).map((connection) => connection.destroy()));
     await Promise.all(closers.splice(0).map((close) => close()));
   });
-  const open = (url: URL): ProbeConnection => {
-    const connection = createConnection(url, { timeoutMs: 10_000 });
+  /** The URL probed on a raw server's connection. */
+  const at = (server: { url: URL }): URL => (proxied ? PROXIED_SERVER : server.url);
+  const open = (server: { url: URL }, timeoutMs = 10_000): ProbeConnection => {
+    const connection = createConnection(at(server), { timeoutMs, ...(proxied ? { proxy: server.url.host } : {}) });
     connections.push(connection);
     return connection;
   };
@@ -112,9 +89,9 @@ describe('the direct client (Node http)', () => {
       socket.write(head('200 OK'));
     });
     closers.push(server.close);
-    const connection = open(server.url);
+    const connection = open(server);
     const responses = [];
-    for (let index = 0; index < 30; index += 1) responses.push(await probe(connection, server.url, systemClock));
+    for (let index = 0; index < 30; index += 1) responses.push(await probe(connection, at(server), systemClock));
     expect(server.connections()).toBe(1);
     expect(server.requests).toHaveLength(30);
     responses.forEach((response, index) => {
@@ -125,7 +102,7 @@ describe('the direct client (Node http)', () => {
       expect(ns(response.headTime)).toBeGreaterThanOrEqual(ns(response.receiveTime));
       expect(response.date).toMatch(/GMT$/);
     });
-    expect(server.requests[0]?.head).toMatch(/^HEAD \/ HTTP\/1\.1\r\n/);
+    expect(server.requests[0]?.head).toMatch(proxied ? /^HEAD http:\/\/time\.test:8080\/ HTTP\/1\.1\r\n/ : /^HEAD \/ HTTP\/1\.1\r\n/);
     expect(server.requests[0]?.head.toLowerCase()).toContain('cache-control: no-cache');
   });
 
@@ -139,9 +116,9 @@ describe('the direct client (Node http)', () => {
       socket.write(whole.slice(9));
     });
     closers.push(server.close);
-    const connection = open(server.url);
+    const connection = open(server);
     for (let index = 0; index < 3; index += 1) {
-      const response = await probe(connection, server.url, systemClock);
+      const response = await probe(connection, at(server), systemClock);
       const request = server.requests[index];
       expect(ns(response.receiveTime)).toBeGreaterThanOrEqual(ns(request?.answerStart ?? { sec: Infinity, nsec: 0 }));
       // The first part came before the second was written; the head was parsed after it.
@@ -159,7 +136,7 @@ describe('the direct client (Node http)', () => {
         socket.write(head('200 OK'));
       });
       closers.push(server.close);
-      const response = await probe(open(server.url), server.url, systemClock);
+      const response = await probe(open(server), at(server), systemClock);
       expect(response.statusCode).toBe(200);
       expect(ns(response.receiveTime)).toBeGreaterThanOrEqual(ns(server.requests[0]?.answerStart ?? { sec: Infinity, nsec: 0 }));
     }
@@ -173,8 +150,20 @@ describe('the direct client (Node http)', () => {
       socket.write(head('200 OK'));
     });
     closers.push(server.close);
-    const response = await probe(open(server.url), server.url, systemClock);
+    const response = await probe(open(server), at(server), systemClock);
     expect(ns(response.receiveTime)).toBeGreaterThanOrEqual(ns(server.requests[0]?.answerStart ?? { sec: Infinity, nsec: 0 }));
+  });
+
+  it('takes a complete answer to HEAD whose connection closes with a body after it (a proxy\'s error page)', async () => {
+    const server = await rawServer(async (socket, request) => {
+      const status = request.method === 'HEAD' && server.requests.length > 1 ? '500 Internal Server Error' : '200 OK';
+      socket.end(head(status, ['connection: close']).replace('content-length: 0', 'content-length: 24') + '<html>no such host</html>');
+    });
+    closers.push(server.close);
+    const connection = open(server);
+    expect((await probe(connection, at(server), systemClock)).statusCode).toBe(200);
+    // Its 500 is judged as such: the proxy's fault through a proxy, the server's own straight to it.
+    await expect(probe(connection, at(server), systemClock)).rejects.toMatchObject({ kind: proxied ? 'proxy' : 'status', message: expect.stringMatching(/500/) });
   });
 
   it('fails at once on a 101 never asked for, as a protocol fault', async () => {
@@ -182,7 +171,7 @@ describe('the direct client (Node http)', () => {
       socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n');
     });
     closers.push(server.close);
-    await expect(probe(open(server.url), server.url, systemClock)).rejects.toMatchObject({ kind: 'protocol', code: 'ERR_HTTP_NO_RESPONSE' });
+    await expect(probe(open(server), at(server), systemClock)).rejects.toMatchObject({ kind: 'protocol', code: 'ERR_HTTP_NO_RESPONSE' });
   });
 
   it('asks a server that refuses HEAD with GET for one byte, from then on', async () => {
@@ -190,9 +179,9 @@ describe('the direct client (Node http)', () => {
       socket.write(request.method === 'HEAD' ? head('405 Method Not Allowed') : head('206 Partial Content').replace('content-length: 0', 'content-length: 1') + 'x');
     });
     closers.push(server.close);
-    const connection = open(server.url);
-    expect((await probe(connection, server.url, systemClock)).statusCode).toBe(206);
-    expect((await probe(connection, server.url, systemClock)).statusCode).toBe(206);
+    const connection = open(server);
+    expect((await probe(connection, at(server), systemClock)).statusCode).toBe(206);
+    expect((await probe(connection, at(server), systemClock)).statusCode).toBe(206);
     expect(server.requests.map((request) => request.method)).toEqual(['HEAD', 'GET', 'GET']);
     expect(server.requests[1]?.head.toLowerCase()).toContain('range: bytes=0-0');
   });
@@ -203,30 +192,30 @@ describe('the direct client (Node http)', () => {
       else socket.write(head('200 OK', ['transfer-encoding: chunked']).replace('content-length: 0\r\n', '') + `10000\r\n${'x'.repeat(0x10000)}\r\n10000\r\n${'x'.repeat(0x10000)}\r\n0\r\n\r\n`);
     });
     closers.push(server.close);
-    await expect(probe(open(server.url), server.url, systemClock)).rejects.toMatchObject({ code: 'ERR_HTTP_BODY_TOO_LARGE', kind: 'protocol' });
+    await expect(probe(open(server), at(server), systemClock)).rejects.toMatchObject({ code: 'ERR_HTTP_BODY_TOO_LARGE', kind: 'protocol' });
     const twice = await rawServer(async (socket) => {
       socket.write(head('200 OK', ['age: 1', 'age: 2']));
     });
     closers.push(twice.close);
-    expect((await probe(open(twice.url), twice.url, systemClock)).age).toBe('1, 2');
+    expect((await probe(open(twice), at(twice), systemClock)).age).toBe('1, 2');
   });
 
   it('fails a pending probe with the reason it was destroyed for, and a head that never comes with a timeout', async () => {
     const silent = await rawServer(() => new Promise(() => {}));
     closers.push(silent.close);
-    const connection = open(silent.url);
-    const pending = probe(connection, silent.url, systemClock);
+    const connection = open(silent);
+    const pending = probe(connection, at(silent), systemClock);
     while (silent.requests.length === 0) await sleep(10);
     const reason = Object.assign(new Error('deadline'), { code: 'ERR_TEST_DEADLINE' });
     await connection.destroy(reason);
     await expect(pending).rejects.toBe(reason);
-    await expect(probe(connection, silent.url, systemClock)).rejects.toBe(reason);
+    await expect(probe(connection, at(silent), systemClock)).rejects.toBe(reason);
     // A probe waiting for its answer and one queued behind it (one connection): both fail
     // with the reason, and the queued one opens no connection of its own.
-    const shared = open(silent.url);
+    const shared = open(silent);
     const requestsBefore = silent.requests.length;
-    const answering = probe(shared, silent.url, systemClock);
-    const queued = probe(shared, silent.url, systemClock);
+    const answering = probe(shared, at(silent), systemClock);
+    const queued = probe(shared, at(silent), systemClock);
     while (silent.requests.length === requestsBefore) await sleep(10);
     const connectionsBefore = silent.connections();
     await shared.destroy(reason);
@@ -234,10 +223,9 @@ describe('the direct client (Node http)', () => {
     await expect(queued).rejects.toBe(reason);
     await sleep(100);
     expect(silent.connections()).toBe(connectionsBefore);
-    const quick = createConnection(silent.url, { timeoutMs: 300 });
-    connections.push(quick);
+    const quick = open(silent, 300);
     const started = systemClock.realtime();
-    await expect(probe(quick, silent.url, systemClock)).rejects.toMatchObject({ code: 'ERR_HTTP_HEADERS_TIMEOUT' });
+    await expect(probe(quick, at(silent), systemClock)).rejects.toMatchObject({ code: 'ERR_HTTP_HEADERS_TIMEOUT' });
     expect(diffSeconds(systemClock.realtime(), started)).toBeGreaterThanOrEqual(0.29);
   });
 });

@@ -9,7 +9,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { realtime } from '../../../src/clock.js';
-import { trustedCertificates, verifyChainAt } from '../../../src/sources/http/tls.js';
+import { trustedCertificates } from '../../../src/sources/http/connection.js';
+import { verifyChainAt } from '../../../src/sources/http/tls.js';
 import { makeTestAuthority, type CertificateSpec, type TestAuthority, type TestCertificate } from '../../helpers/http/tls.js';
 
 const DAY = 86_400;

@@ -3,6 +3,7 @@
 // with credentials that never appear in a result or a log line.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/log.js';
+import { proxyFor } from '../../../src/sources/http/client.js';
 import { measureOffset } from '../../../src/sources/http/measure.js';
 import { startProxy, type TestProxy } from '../../helpers/http/proxy.js';
 import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
@@ -88,6 +89,51 @@ describe('proxy', () => {
     } finally {
       delete process.env.HTTP_PROXY;
       delete process.env.NO_PROXY;
+    }
+  });
+
+  it('fails a refused tunnel and an unreachable proxy as the proxy\'s fault, on http and https alike', async () => {
+    const refusedTunnel = await measureOffset([httpsUrl()], { probes: 1, ca: pki.ca, proxy: `http://htntp:wrong@${authProxy.uri}` });
+    expect(refusedTunnel.servers[0]?.reason).toMatch(new RegExp(`^proxy: 127\\.0\\.0\\.1:${authProxy.port}: CONNECT 127\\.0\\.0\\.1:\\d+: HTTP/1\\.1 407`));
+    const refusedForward = await measureOffset([httpUrl()], { probes: 1, proxy: authProxy.uri });
+    expect(refusedForward.servers[0]?.reason).toMatch(/^proxy: .*407/);
+    for (const url of [httpsUrl(), httpUrl()]) {
+      const unreachable = await measureOffset([url], { probes: 1, ca: pki.ca, proxy: '127.0.0.1:1' });
+      expect(unreachable.servers[0]?.reason).toMatch(/^proxy: 127\.0\.0\.1:1: ECONNREFUSED/);
+    }
+  });
+
+  it('routes each server by the environment: the https proxy for https, NO_PROXY names, suffixes and ports', () => {
+    const names = ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'no_proxy', 'NO_PROXY'];
+    const saved = names.map((name) => [name, process.env[name]] as const);
+    try {
+      for (const name of names) delete process.env[name];
+      expect(proxyFor(new URL('http://a.example.org/'), undefined)).toBeUndefined();
+      process.env.HTTP_PROXY = 'http://plain.proxy:3128';
+      process.env.HTTPS_PROXY = 'http://secure.proxy:3129';
+      process.env.NO_PROXY = 'localhost, .internal.org,*.corp.net ,10.0.0.1:8080,[::1]';
+      const route = (url: string): string | undefined => proxyFor(new URL(url), undefined)?.host;
+      expect(route('http://a.example.org/')).toBe('plain.proxy:3128');
+      expect(route('https://a.example.org/')).toBe('secure.proxy:3129');
+      expect(route('http://localhost:8080/')).toBeUndefined();
+      expect(route('http://localhost.example.org/')).toBe('plain.proxy:3128');
+      expect(route('https://time.internal.org/')).toBeUndefined();
+      expect(route('https://internal.org/')).toBe('secure.proxy:3129');
+      expect(route('http://a.b.corp.net/')).toBeUndefined();
+      expect(route('http://10.0.0.1:8080/')).toBeUndefined();
+      expect(route('http://10.0.0.1/')).toBe('plain.proxy:3128');
+      expect(route('http://[::1]:8080/')).toBeUndefined();
+      delete process.env.HTTPS_PROXY;
+      expect(route('https://a.example.org/')).toBe('plain.proxy:3128');
+      process.env.NO_PROXY = '*';
+      expect(route('https://a.example.org/')).toBeUndefined();
+      // Given explicitly, the proxy takes every server.
+      expect(proxyFor(new URL('http://localhost/'), '127.0.0.1:3128')?.host).toBe('127.0.0.1:3128');
+    } finally {
+      for (const [name, value] of saved) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
     }
   });
 });
