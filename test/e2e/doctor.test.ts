@@ -324,7 +324,10 @@ describeE2e("htntp doctor with ntpsec's own ntpq", ['ntpd', 'ntpq', 'nsenter'], 
   it('ntpq answers (restrict 127.0.0.1): SHM(N) seen by ntpd; ntpq with no ntpd to ask is could-not-check, not "restart ntpd"', { timeout: 90_000 }, async () => {
     const unit = UNIT.ntpq;
     await startFixed(unit);
-    const ntpd = await startNtpd({ lines: ['restrict 127.0.0.1', ...refclockLines({ daemon: 'ntpsec', unit, refid: 'NTQ', poll: 1 })] });
+    // ntpq asks "localhost", which a host may resolve to ::1 first (Debian's own /etc/hosts
+    // may list only that): ntpd answers on both loopbacks.
+    const loopbacks = ['interface listen ::1', 'restrict 127.0.0.1', 'restrict ::1'];
+    const ntpd = await startNtpd({ lines: [...loopbacks, ...refclockLines({ daemon: 'ntpsec', unit, refid: 'NTQ', poll: 1 })] });
     cleanups.push(() => ntpd.stop());
     await ntpd.waitForPeerstats(unit, 2);
     const ntpq = ntpqCommand()!;
