@@ -16,7 +16,10 @@ function subject(name: string): string {
 
 /** Node's TypeError for an argument of the wrong type (code ERR_INVALID_ARG_TYPE). */
 export function invalidArgType(name: string, expected: string, value: unknown): TypeError {
-  return withCode(new TypeError(`The ${subject(name)} must be of type ${expected}. Received ${describe(value)}`), 'ERR_INVALID_ARG_TYPE');
+  return withCode(
+    new TypeError(`The ${subject(name)} must be of type ${expected}. Received ${describe(value)}`),
+    'ERR_INVALID_ARG_TYPE',
+  );
 }
 
 /** Node's TypeError for an argument of the right type but an unusable value (code ERR_INVALID_ARG_VALUE). */
@@ -26,11 +29,19 @@ export function invalidArgValue(message: string): TypeError {
 
 /** Node's RangeError for an argument out of range (code ERR_OUT_OF_RANGE). */
 export function outOfRange(name: string, expected: string, value: unknown): RangeError {
-  return withCode(new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${String(value)}`), 'ERR_OUT_OF_RANGE');
+  return withCode(
+    new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${String(value)}`),
+    'ERR_OUT_OF_RANGE',
+  );
 }
 
 /** An Error with a `code` (and any other fields a caller matches on). */
-export function codedError<Fields extends object = object>(message: string, code: string, fields?: Fields, cause?: unknown): Error & Fields & { code: string } {
+export function codedError<Fields extends object = object>(
+  message: string,
+  code: string,
+  fields?: Fields,
+  cause?: unknown,
+): Error & Fields & { code: string } {
   const error = new Error(message, cause === undefined ? undefined : { cause });
   return Object.assign(error, fields, { code });
 }

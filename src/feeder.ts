@@ -72,14 +72,20 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
           onReattach: () => metrics?.reattached(),
         });
   // Paths are checked here, before any sink is opened.
-  const sockSinks = [...new Set(options.sockets ?? [])].map((path) => new SockSink({ path, logger, ...(options.sockLayout === undefined ? {} : { layout: options.sockLayout }) }));
+  const sockSinks = [...new Set(options.sockets ?? [])].map(
+    (path) =>
+      new SockSink({ path, logger, ...(options.sockLayout === undefined ? {} : { layout: options.sockLayout }) }),
+  );
   const sinks: Sink[] = [...(shmSink === undefined ? [] : [shmSink]), ...sockSinks];
   if (sinks.length === 0) {
     throw invalidArgValue('feed() needs a sink: an SHM unit, a SOCK socket path, or both');
   }
   const opened: Sink[] = [];
   let published = 0;
-  const lastGood = options.clockFile === undefined ? undefined : new LastGoodClock(options.clockFile, logger, options.kernelClockForTests);
+  const lastGood =
+    options.clockFile === undefined
+      ? undefined
+      : new LastGoodClock(options.clockFile, logger, options.kernelClockForTests);
 
   const publish = (sample: Sample): void => {
     const sourceLeap = sample.leap ?? 0;
@@ -99,7 +105,12 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
     if (!delivered) return;
     published += 1;
     metrics?.published(sample, leap);
-    logger.debug('sample published', { sinks: sinks.map((sink) => sink.name).join(','), offset: diffSeconds(sample.clockTime, sample.receiveTime), precision: sample.precision, leap });
+    logger.debug('sample published', {
+      sinks: sinks.map((sink) => sink.name).join(','),
+      offset: diffSeconds(sample.clockTime, sample.receiveTime),
+      precision: sample.precision,
+      leap,
+    });
     lastGood?.offer(sample);
     onSample?.(sample);
   };

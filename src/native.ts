@@ -163,7 +163,11 @@ export interface NativeAddon {
   readClockState(): NativeClockState;
   layout: NativeLayout;
   /** The slot numbers as the addon was compiled with them (checked against IO and CLOCK at load). */
-  slotNumbers: { io: Record<keyof typeof IO, number>; clock: Record<keyof typeof CLOCK, number>; sock: Record<keyof typeof SOCK_IO, number> };
+  slotNumbers: {
+    io: Record<keyof typeof IO, number>;
+    clock: Record<keyof typeof CLOCK, number>;
+    sock: Record<keyof typeof SOCK_IO, number>;
+  };
   /** io: the Float64Array (SOCK_IO.slots long, over a SharedArrayBuffer) send() works through. */
   /** wide: send the 40-byte layout of a 64-bit time_t whatever this platform's. */
   SockClient: new (io: Float64Array, wide?: boolean) => NativeSockClient;
@@ -177,7 +181,12 @@ const packageRoot = dirname(dirname(fileURLToPath(import.meta.url)));
 
 /** One line saying what is missing and how to get it: the CLI prints it as it is. */
 function addonError(message: string, cause: unknown): Error {
-  return codedError(`${message}: build it with \`npm rebuild htntp\` (needs python3, make and a C++ compiler)`, 'ERR_HTNTP_ADDON', {}, cause);
+  return codedError(
+    `${message}: build it with \`npm rebuild htntp\` (needs python3, make and a C++ compiler)`,
+    'ERR_HTNTP_ADDON',
+    {},
+    cause,
+  );
 }
 
 function load(): NativeAddon {
@@ -210,7 +219,9 @@ function checkSlots(addon: NativeAddon): NativeAddon {
     const names = new Set([...Object.keys(built), ...Object.keys(wanted)]);
     for (const name of names) {
       if (built[name] !== wanted[name]) {
-        throw new Error(`htntp: the addon numbers ${table} slot ${name} ${String(built[name])}, this code ${String(wanted[name])}: rebuild it (npm rebuild htntp)`);
+        throw new Error(
+          `htntp: the addon numbers ${table} slot ${name} ${String(built[name])}, this code ${String(wanted[name])}: rebuild it (npm rebuild htntp)`,
+        );
       }
     }
   }

@@ -1,5 +1,14 @@
 // The typed API of the ntpd SHM reference clock segment (driver 28).
-import { IO, lazyLayout, nativeAddon, sharedSlots, type NativeAddon, type NativeLayout, type NativeSegment, type NativeStat } from './native.js';
+import {
+  IO,
+  lazyLayout,
+  nativeAddon,
+  sharedSlots,
+  type NativeAddon,
+  type NativeLayout,
+  type NativeSegment,
+  type NativeStat,
+} from './native.js';
 import { explainSystemError, invalidArgType } from './errors.js';
 import { fromSeconds, toTimespec, type Time, type Timespec } from './time.js';
 
@@ -79,15 +88,22 @@ export function defaultPerm(unit: number): number {
   return isRootOnlyUnit(unit) ? 0o600 : 0o666;
 }
 
-const FIELD = Object.fromEntries(FIELD_NAMES.map((name, index) => [name, index])) as Readonly<Record<FieldName, number>>;
+const FIELD = Object.fromEntries(FIELD_NAMES.map((name, index) => [name, index])) as Readonly<
+  Record<FieldName, number>
+>;
 let checkedAddon: NativeAddon | undefined;
 /** The addon, checked once against the key base and field list above. */
 function segmentAddon(): NativeAddon {
   if (checkedAddon !== undefined) return checkedAddon;
   const addon = nativeAddon();
-  if (addon.layout.keyBase !== KEY_BASE) throw new Error(`htntp: the addon's key base is ${addon.layout.keyBase}, not ${KEY_BASE}: rebuild it (npm rebuild htntp)`);
+  if (addon.layout.keyBase !== KEY_BASE)
+    throw new Error(
+      `htntp: the addon's key base is ${addon.layout.keyBase}, not ${KEY_BASE}: rebuild it (npm rebuild htntp)`,
+    );
   if (addon.layout.fields.map((field) => field.name).join() !== FIELD_NAMES.join()) {
-    throw new Error(`htntp: the addon's fields (${addon.layout.fields.map((field) => field.name).join(', ')}) are not this code's: rebuild it (npm rebuild htntp)`);
+    throw new Error(
+      `htntp: the addon's fields (${addon.layout.fields.map((field) => field.name).join(', ')}) are not this code's: rebuild it (npm rebuild htntp)`,
+    );
   }
   checkedAddon = addon;
   return addon;
@@ -148,7 +164,11 @@ export function everWritten(snapshot: ShmSnapshot): boolean {
 export function snapshotTimes(snapshot: ShmSnapshot): { clockTime: Timespec; receiveTime: Timespec } {
   return {
     clockTime: timestampOf(snapshot.clockTimeStampSec, snapshot.clockTimeStampUSec, snapshot.clockTimeStampNSec),
-    receiveTime: timestampOf(snapshot.receiveTimeStampSec, snapshot.receiveTimeStampUSec, snapshot.receiveTimeStampNSec),
+    receiveTime: timestampOf(
+      snapshot.receiveTimeStampSec,
+      snapshot.receiveTimeStampUSec,
+      snapshot.receiveTimeStampNSec,
+    ),
   };
 }
 

@@ -3,7 +3,14 @@
 // `refclock SOCK <path>`. System faults come back as Node-style errors, never thrown:
 // a reader that is down (or restarting) is the normal case for the caller to retry.
 import { getSystemErrorName } from 'node:util';
-import { SOCK_IO, lazyLayout, nativeAddon, sharedSlots, type NativeSockClient, type NativeSockLayout } from './native.js';
+import {
+  SOCK_IO,
+  lazyLayout,
+  nativeAddon,
+  sharedSlots,
+  type NativeSockClient,
+  type NativeSockLayout,
+} from './native.js';
 import { invalidArgType, outOfRange, systemError } from './errors.js';
 import { toTimespec, type Time } from './time.js';
 
@@ -90,13 +97,16 @@ export class ChronySock {
 
   constructor(path: string, layout: SockLayoutChoice = 'native') {
     this.path = checkSockPath(path);
-    if (!SOCK_LAYOUTS.includes(layout)) throw outOfRange('layout', `one of ${SOCK_LAYOUTS.join(', ')}`, JSON.stringify(layout));
+    if (!SOCK_LAYOUTS.includes(layout))
+      throw outOfRange('layout', `one of ${SOCK_LAYOUTS.join(', ')}`, JSON.stringify(layout));
     this.layout = layout;
     const addon = nativeAddon();
     if (addon.sockLayout.maxPathBytes !== MAX_SOCK_PATH_BYTES) {
-      throw new Error(`htntp: the addon's socket paths hold ${addon.sockLayout.maxPathBytes} bytes, this code's ${MAX_SOCK_PATH_BYTES}: rebuild it (npm rebuild htntp)`);
+      throw new Error(
+        `htntp: the addon's socket paths hold ${addon.sockLayout.maxPathBytes} bytes, this code's ${MAX_SOCK_PATH_BYTES}: rebuild it (npm rebuild htntp)`,
+      );
     }
-    this.#client = new (addon.SockClient)(this.#io, layout === '40');
+    this.#client = new addon.SockClient(this.#io, layout === '40');
   }
 
   get connected(): boolean {

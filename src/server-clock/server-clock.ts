@@ -4,7 +4,15 @@
 // bounds widen with the raw oscillator's assumed drift as the estimate ages.
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { monotonicRawMs, readClockPair, steadyClock, steadyRealtime, systemClock, type Clock, type ClockPair } from '../clock.js';
+import {
+  monotonicRawMs,
+  readClockPair,
+  steadyClock,
+  steadyRealtime,
+  systemClock,
+  type Clock,
+  type ClockPair,
+} from '../clock.js';
 import { codedError, invalidArgType, invalidArgValue, outOfRange } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { carry, carryPriors, DRIFT_PPM, priorsOf, type HeldInterval, type HeldPriors } from '../sources/http/held.js';
@@ -104,7 +112,8 @@ const STEP_CHECK_MS = 1000;
 function positive(name: string, value: number | undefined, fallback: number, allowZero = false): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number') throw invalidArgType(`options.${name}`, 'number', value);
-  if (!Number.isFinite(value) || value < 0 || (value === 0 && !allowZero)) throw outOfRange(`options.${name}`, allowZero ? 'a finite number >= 0' : 'a finite number > 0', value);
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !allowZero))
+    throw outOfRange(`options.${name}`, allowZero ? 'a finite number >= 0' : 'a finite number > 0', value);
   return value;
 }
 
@@ -154,7 +163,8 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     if ((servers === undefined) === (provider === undefined)) {
       throw invalidArgValue('ServerClock needs exactly one of options.servers and options.provider');
     }
-    if (provider !== undefined && typeof provider !== 'function') throw invalidArgType('options.provider', 'function', provider);
+    if (provider !== undefined && typeof provider !== 'function')
+      throw invalidArgType('options.provider', 'function', provider);
     if (servers !== undefined) {
       if (!Array.isArray(servers) || servers.length === 0 || servers.some((server) => typeof server !== 'string')) {
         throw invalidArgValue('options.servers must be a non-empty array of strings');
@@ -165,7 +175,8 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     this.#refresh = positive('refresh', options.refresh, 300);
     this.#target = positive('target', options.target, 0.005);
     this.#probes = options.probes ?? 8;
-    if (!Number.isInteger(this.#probes) || this.#probes < 1 || this.#probes > MAX_PROBES) throw outOfRange('options.probes', `an integer from 1 to ${MAX_PROBES}`, options.probes);
+    if (!Number.isInteger(this.#probes) || this.#probes < 1 || this.#probes > MAX_PROBES)
+      throw outOfRange('options.probes', `an integer from 1 to ${MAX_PROBES}`, options.probes);
     this.#driftPpm = positive('driftPpm', options.driftPpm, DRIFT_PPM, true);
     this.#resolution = positive('resolution', options.resolution, 1) / 1000;
     this.#dateLag = positive('dateLag', options.dateLag, DATE_LAG, true);
@@ -200,7 +211,8 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
   /** Resolves once a first estimate exists; concurrent callers share one measurement. Rejects if that measurement fails or the clock closes first. */
   ready(): Promise<void> {
     if (this.#estimate) return Promise.resolve();
-    if (this.#closed) return Promise.reject(codedError('the clock was closed before a first estimate', 'ERR_SERVER_CLOCK_CLOSED'));
+    if (this.#closed)
+      return Promise.reject(codedError('the clock was closed before a first estimate', 'ERR_SERVER_CLOCK_CLOSED'));
     if (this.#ready === undefined) {
       let resolve!: () => void;
       let reject!: (error: Error) => void;
@@ -235,7 +247,9 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     if (estimate === undefined) throw this.#notReady();
     const pair = readClockPair(this.#clock);
     this.#checkStep(pair);
-    return diffSeconds(steadyRealtime(this.#origin, pair.monotonicRaw), pair.realtime) + (this.#estimate ?? estimate).point;
+    return (
+      diffSeconds(steadyRealtime(this.#origin, pair.monotonicRaw), pair.realtime) + (this.#estimate ?? estimate).point
+    );
   }
 
   /** Stops refreshing (a measurement under way is abandoned); the last estimate stays readable. Idempotent. */
@@ -250,7 +264,10 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
   }
 
   #notReady(): Error {
-    return codedError(`no estimate${this.#withdrawn ? ` (${this.#withdrawn})` : ' yet'}: await clock.ready() first`, 'ERR_SERVER_CLOCK_NOT_READY');
+    return codedError(
+      `no estimate${this.#withdrawn ? ` (${this.#withdrawn})` : ' yet'}: await clock.ready() first`,
+      'ERR_SERVER_CLOCK_NOT_READY',
+    );
   }
 
   #boundsAt(estimate: HeldEstimate, raw: Timespec): { earliest: number; latest: number } {
@@ -271,7 +288,11 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     const step = diffSeconds(pair.realtime, last.realtime) - elapsed;
     if (Math.abs(step) <= this.#stepThreshold + MAX_SLEW * Math.abs(elapsed)) return;
     this.#logger.warn('server clock: local realtime clock stepped', { step });
-    if (step > 0 && this.#estimate) this.#estimate = { ...this.#estimate, interval: { ...this.#estimate.interval, high: this.#estimate.interval.high + step } };
+    if (step > 0 && this.#estimate)
+      this.#estimate = {
+        ...this.#estimate,
+        interval: { ...this.#estimate.interval, high: this.#estimate.interval.high + step },
+      };
     this.#remeasure = true;
     this.#wake?.abort();
     this.emit('step', { step, clock: 'local' });
@@ -291,7 +312,12 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
    * nothing is held, for the round may straddle the step and hold neither time either;
    * a new first measurement starts at once. Otherwise resolves ready() and emits `update`.
    */
-  #adopt(fresh: HeldInterval, point: number, source: ServerClockSource, counts: Pick<ServerClockUpdate, 'survivors' | 'candidates'>): void {
+  #adopt(
+    fresh: HeldInterval,
+    point: number,
+    source: ServerClockSource,
+    counts: Pick<ServerClockUpdate, 'survivors' | 'candidates'>,
+  ): void {
     const previous = this.#estimate;
     if (previous && intersect(carry(previous.interval, fresh.at, this.#driftPpm), fresh) === undefined) {
       const step = point - previous.point;
@@ -348,9 +374,14 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
         this.#report(failure);
       }
       // Failures retry after 1, 2, 4 ... s (at most the refresh period); a step cuts it short.
-      const delay = failures > 0 ? Math.min(this.#refresh, 2 ** (failures - 1)) : this.#refresh * (0.9 + 0.2 * Math.random());
+      const delay =
+        failures > 0 ? Math.min(this.#refresh, 2 ** (failures - 1)) : this.#refresh * (0.9 + 0.2 * Math.random());
       this.#wake = new AbortController();
-      if (!this.#remeasure) await sleep(delay * 1000, undefined, { signal: AbortSignal.any([signal, this.#wake.signal]), ref: false }).catch(() => undefined);
+      if (!this.#remeasure)
+        await sleep(delay * 1000, undefined, {
+          signal: AbortSignal.any([signal, this.#wake.signal]),
+          ref: false,
+        }).catch(() => undefined);
       this.#wake = undefined;
       this.#remeasure = false;
     }
@@ -373,11 +404,21 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
       signal,
     });
     if (round.failed > 0 || round.falsetickers > 0) {
-      this.#logger.warn('server clock provider', { answered: round.answered, failed: round.failed, falsetickers: round.falsetickers, error: String(round.lastError ?? '') });
+      this.#logger.warn('server clock provider', {
+        answered: round.answered,
+        failed: round.failed,
+        falsetickers: round.falsetickers,
+        error: String(round.lastError ?? ''),
+      });
     }
     if (round.interval === undefined) {
       const detail = round.lastError instanceof Error ? ` (${round.lastError.message})` : '';
-      throw codedError(`no estimate from the provider: ${round.answered} of ${round.answered + round.failed} calls answered${detail}`, 'ERR_SERVER_CLOCK_PROVIDER', undefined, round.lastError);
+      throw codedError(
+        `no estimate from the provider: ${round.answered} of ${round.answered + round.failed} calls answered${detail}`,
+        'ERR_SERVER_CLOCK_PROVIDER',
+        undefined,
+        round.lastError,
+      );
     }
     const { interval } = round;
     const counts = { survivors: round.answered - round.falsetickers, candidates: round.answered };
@@ -424,7 +465,10 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     this.#priors = priorsOf(result, readClockPair(this.#clock));
     const failed = result.servers.filter((server) => server.status !== 'ok');
     for (const server of failed) {
-      this.#logger.warn(`server clock server ${server.status}`, { url: server.url, reason: server.reason ?? undefined });
+      this.#logger.warn(`server clock server ${server.status}`, {
+        url: server.url,
+        reason: server.reason ?? undefined,
+      });
     }
     if (estimate === undefined) {
       const reasons = failed.map((server) => `${server.url}: ${server.reason ?? server.status}`).join('; ');

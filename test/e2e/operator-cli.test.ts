@@ -39,13 +39,25 @@ afterEach(() => UNITS.forEach(removeSegment));
 
 describe('signals and pipes', () => {
   it('SIGHUP stops a feeder like SIGTERM: logged, valid 0, exit 0', async () => {
-    const feeder = startHtntp(['fixed', '--unit', String(UNIT_HUP), '--offset', '-1', '--interval', '0.2', '--verbose']);
+    const feeder = startHtntp([
+      'fixed',
+      '--unit',
+      String(UNIT_HUP),
+      '--offset',
+      '-1',
+      '--interval',
+      '0.2',
+      '--verbose',
+    ]);
     try {
       await feeder.waitForLine(/^debug sample published/, { stream: 'stderr' });
       expect(readSegment(UNIT_HUP)?.valid).toBe(1);
       const exit = await feeder.stop('SIGHUP');
       expect(exit, feeder.output()).toEqual({ code: 0, signal: null });
-      expect(feeder.stderrLines.some((line) => /^info stopping reason="?received SIGHUP/.test(line)), feeder.output()).toBe(true);
+      expect(
+        feeder.stderrLines.some((line) => /^info stopping reason="?received SIGHUP/.test(line)),
+        feeder.output(),
+      ).toBe(true);
       expect(readSegment(UNIT_HUP)?.valid).toBe(0);
     } finally {
       await feeder.stop('SIGKILL');
@@ -71,10 +83,23 @@ describe('proxy credentials', () => {
   const url = (): string => servers[0]?.url ?? '';
 
   it('in argv: a warning, and `ps` (/proc/PID/cmdline) no longer shows them', async () => {
-    const feeder = startHtntp(['http', '--dry-run', '--interval', '1', '--probes', '2', '--proxy', `htntp:${PASSWORD}@127.0.0.1:${proxy.port}`, url()]);
+    const feeder = startHtntp([
+      'http',
+      '--dry-run',
+      '--interval',
+      '1',
+      '--probes',
+      '2',
+      '--proxy',
+      `htntp:${PASSWORD}@127.0.0.1:${proxy.port}`,
+      url(),
+    ]);
     try {
       await feeder.waitForLine(/sample \(dry run\)/, { stream: 'stderr', timeoutMs: 20_000 });
-      expect(feeder.stderrLines.some((line) => /^warn proxy credentials on the command line/.test(line)), feeder.output()).toBe(true);
+      expect(
+        feeder.stderrLines.some((line) => /^warn proxy credentials on the command line/.test(line)),
+        feeder.output(),
+      ).toBe(true);
       const cmdline = readFileSync(`/proc/${feeder.pid}/cmdline`, 'latin1');
       expect(cmdline).not.toContain(PASSWORD);
       expect(cmdline).toContain('***@127.0.0.1');
@@ -140,14 +165,27 @@ describe('validate before touching', () => {
 });
 
 describe('one writer per unit', () => {
-  it('a second feeder on a unit exits 1 naming the first one\'s pid, before writing anything', async () => {
-    const first = startHtntp(['fixed', '--unit', String(UNIT_LOCK), '--offset', '-1', '--interval', '0.2', '--verbose']);
+  it("a second feeder on a unit exits 1 naming the first one's pid, before writing anything", async () => {
+    const first = startHtntp([
+      'fixed',
+      '--unit',
+      String(UNIT_LOCK),
+      '--offset',
+      '-1',
+      '--interval',
+      '0.2',
+      '--verbose',
+    ]);
     try {
       await first.waitForLine(/^debug sample published/, { stream: 'stderr' });
       const countBefore = readSegment(UNIT_LOCK)?.count;
       const second = startHtntp(['fixed', '--unit', String(UNIT_LOCK), '--offset', '1']);
       expect((await second.exited).code, second.output()).toBe(1);
-      expect(second.stderrLines.join('\n')).toMatch(new RegExp(`unit ${UNIT_LOCK} \\(key 0x[0-9a-f]+\\) is already fed by pid ${first.pid} \\(.*fixed.*\\): one writer per unit`));
+      expect(second.stderrLines.join('\n')).toMatch(
+        new RegExp(
+          `unit ${UNIT_LOCK} \\(key 0x[0-9a-f]+\\) is already fed by pid ${first.pid} \\(.*fixed.*\\): one writer per unit`,
+        ),
+      );
       expect(second.stderrLines.some((line) => /segment attached/.test(line))).toBe(false);
       // The first feeder's samples went on untouched: count moved only by its own writes, offset -1 s.
       const after = readSegment(UNIT_LOCK);

@@ -23,7 +23,9 @@ async function appDir(): Promise<string> {
 
 describe('ServerClock in an app', () => {
   it('examples/sign-request.mjs: the request signed with clock.now() passes, the one with Date.now() is rejected', async () => {
-    const output = await runCommand(process.execPath, [join(repoRoot, 'examples', 'sign-request.mjs')], { timeoutMs: 30_000 });
+    const output = await runCommand(process.execPath, [join(repoRoot, 'examples', 'sign-request.mjs')], {
+      timeoutMs: 30_000,
+    });
     expect(output).toMatch(/signed with clock\.now\(\): 200 ok/);
     expect(output).toMatch(/signed with Date\.now\(\): {2}401 timestamp outside the 100 ms window \(-2\d{3} ms\)/);
   });
@@ -42,7 +44,11 @@ describe('ServerClock in an app', () => {
         'clock.close();',
       ].join('\n'),
     );
-    const result = JSON.parse(await runCommand(process.execPath, [app], { timeoutMs: 20_000 })) as { offset: number; skew: number; width: number };
+    const result = JSON.parse(await runCommand(process.execPath, [app], { timeoutMs: 20_000 })) as {
+      offset: number;
+      skew: number;
+      width: number;
+    };
     expect(result.offset).toBeCloseTo(60, 1);
     expect(Math.abs(result.skew - 60_000)).toBeLessThan(50);
     expect(result.width).toBeLessThan(100);
@@ -68,9 +74,31 @@ describe('ServerClock in an app', () => {
         '}',
       ].join('\n'),
     );
-    await writeFile(bad, ["import { ServerClock } from 'htntp';", "const clock = new ServerClock({ servers: ['x'] });", "const text: string = clock.now();", "clock.on('tick', () => {});", 'export { text };'].join('\n'));
+    await writeFile(
+      bad,
+      [
+        "import { ServerClock } from 'htntp';",
+        "const clock = new ServerClock({ servers: ['x'] });",
+        'const text: string = clock.now();',
+        "clock.on('tick', () => {});",
+        'export { text };',
+      ].join('\n'),
+    );
     const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
-    const flags = ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--typeRoots', join(repoRoot, 'node_modules', '@types'), '--types', 'node'];
+    const flags = [
+      '--noEmit',
+      '--strict',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2022',
+      '--typeRoots',
+      join(repoRoot, 'node_modules', '@types'),
+      '--types',
+      'node',
+    ];
     await runCommand(process.execPath, [tsc, ...flags, good], { timeoutMs: 60_000 });
     const failed = await runCommand(process.execPath, [tsc, ...flags, bad], { timeoutMs: 60_000 }).then(
       () => '',

@@ -35,8 +35,31 @@ export interface Figures {
 const holds = (conclusion: Conclusion, truth: number): boolean =>
   conclusion.bound !== undefined && conclusion.bound.low <= truth + 1e-9 && truth <= conclusion.bound.high + 1e-9;
 
-export function evaluate(scenario: Scenario, runs: number, { probes = 8, seed = 1, withOracle = false, strategy = 'bisect' as Strategy } = {}): Figures {
-  const figures: Figures = { runs, estimates: 0, covered: 0, honestCovered: 0, honestIntervals: 0, named: 0, wrongReasons: [], errors: [], bounds: [], floor: [], interims: 0, interimsCovered: 0, interimBounds: [] };
+export function evaluate(
+  scenario: Scenario,
+  runs: number,
+  {
+    probes = 8,
+    seed = 1,
+    withOracle = false,
+    strategy = 'bisect',
+  }: { probes?: number; seed?: number; withOracle?: boolean; strategy?: Strategy } = {},
+): Figures {
+  const figures: Figures = {
+    runs,
+    estimates: 0,
+    covered: 0,
+    honestCovered: 0,
+    honestIntervals: 0,
+    named: 0,
+    wrongReasons: [],
+    errors: [],
+    bounds: [],
+    floor: [],
+    interims: 0,
+    interimsCovered: 0,
+    interimBounds: [],
+  };
   for (let run = 0; run < runs; run += 1) {
     const runSeed = seed * 100_003 + run;
     const { servers, truth, faulty } = scenario.draw(seededRandom(runSeed));
@@ -63,7 +86,8 @@ export function evaluate(scenario: Scenario, runs: number, { probes = 8, seed = 
     const verdicts = faulty.map((index) => outcome.conclusion.servers[index]);
     if (verdicts.every((verdict) => verdict?.status !== 'ok')) figures.named += 1;
     for (const verdict of verdicts) {
-      if (verdict && verdict.status !== 'ok' && scenario.reason && !scenario.reason.test(verdict.reason ?? '')) figures.wrongReasons.push(verdict.reason ?? '');
+      if (verdict && verdict.status !== 'ok' && scenario.reason && !scenario.reason.test(verdict.reason ?? ''))
+        figures.wrongReasons.push(verdict.reason ?? '');
     }
     if (withOracle) figures.floor.push(Math.abs(oracle(servers, truth, { probes, seed: runSeed }).joint - truth));
   }

@@ -12,7 +12,10 @@ describe('simulated honest servers', () => {
     for (const count of [1, 3, 10]) {
       const runs = count === 1 ? RUNS.one : count === 3 ? RUNS.three : RUNS.ten;
       it(`${count} server(s), ${path}: every bound holds the truth, every server's own interval too`, () => {
-        const figures = evaluate(honestScenario(count, path), runs, { seed: count, withOracle: count > 1 && path.includes('±') });
+        const figures = evaluate(honestScenario(count, path), runs, {
+          seed: count,
+          withOracle: count > 1 && path.includes('±'),
+        });
         expect(figures.estimates).toBe(runs);
         expect(figures.covered).toBe(runs);
         expect(figures.honestCovered).toBe(figures.honestIntervals);
@@ -61,7 +64,7 @@ describe('simulated faulty servers', () => {
   }, 120_000);
 });
 
-describe('ServerClock\'s first measurement (the sweep strategy), simulated', () => {
+describe("ServerClock's first measurement (the sweep strategy), simulated", () => {
   const RUNS_SWEEP = 30;
   for (const path of ['loopback', '50±10 ms']) {
     it(`3 honest, ${path}: the interim bound at the sweeps and the final one hold the truth; the sweep brackets the tick`, () => {
@@ -86,10 +89,18 @@ describe('ServerClock\'s first measurement (the sweep strategy), simulated', () 
   }
 
   it('publishes the lone answering server of three with its lag allowance, and nothing from two agreeing of five', () => {
-    const lone = evaluate(FAULTS.find((scenario) => scenario.name === '2 dead + lagging Date (0.6 s)') as (typeof FAULTS)[number], 10, { seed: 5, strategy: 'sweep' });
+    const lone = evaluate(
+      FAULTS.find((scenario) => scenario.name === '2 dead + lagging Date (0.6 s)') as (typeof FAULTS)[number],
+      10,
+      { seed: 5, strategy: 'sweep' },
+    );
     expect(lone.estimates).toBe(10);
     expect(Math.min(...lone.bounds)).toBeGreaterThan(0.5);
-    const silenced = evaluate(FAULTS.find((scenario) => scenario.name === '2 liars agreeing + 3 dead') as (typeof FAULTS)[number], 10, { seed: 5, strategy: 'sweep' });
+    const silenced = evaluate(
+      FAULTS.find((scenario) => scenario.name === '2 liars agreeing + 3 dead') as (typeof FAULTS)[number],
+      10,
+      { seed: 5, strategy: 'sweep' },
+    );
     expect(silenced.estimates).toBe(0);
     expect(silenced.interims).toBe(0);
   });

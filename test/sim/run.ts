@@ -5,8 +5,30 @@
 // the `sweep` strategy it is ServerClock's first measurement, and `interim` is what that
 // publishes once more than half of the servers have swept. No sockets, no timers.
 import type { Interval } from '../../src/sources/http/interval.js';
-import { emptyServer, observe, planProbes, planSweep, planTeam, planTick, standingSupport, swept, type PlannedProbe, type ServerState, type Strategy, type TeamPlan } from '../../src/sources/http/plan.js';
-import { asymmetrySigma, conclude, conclusionError, median, posteriorQuantiles, symmetricLow, type Conclusion, type ProbeGroup } from '../../src/sources/http/posterior.js';
+import {
+  emptyServer,
+  observe,
+  planProbes,
+  planSweep,
+  planTeam,
+  planTick,
+  standingSupport,
+  swept,
+  type PlannedProbe,
+  type ServerState,
+  type Strategy,
+  type TeamPlan,
+} from '../../src/sources/http/plan.js';
+import {
+  asymmetrySigma,
+  conclude,
+  conclusionError,
+  median,
+  posteriorQuantiles,
+  symmetricLow,
+  type Conclusion,
+  type ProbeGroup,
+} from '../../src/sources/http/posterior.js';
 import { seededRandom } from '../helpers/random.js';
 import { SimulatedServer, type SimServer } from './model.js';
 
@@ -38,7 +60,10 @@ interface Track {
 /** Where the virtual local clock starts (seconds): whole nanoseconds stay exact in a double. */
 const START = 1_000_000;
 
-export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, strategy = 'bisect' }: { probes?: number; seed?: number; strategy?: Strategy } = {}): SimOutcome {
+export function simulate(
+  servers: readonly SimServer[],
+  { probes = 8, seed = 1, strategy = 'bisect' }: { probes?: number; seed?: number; strategy?: Strategy } = {},
+): SimOutcome {
   const uniform = seededRandom(seed);
   const tracks: Track[] = servers.map((server) => ({
     server: new SimulatedServer(server, uniform),
@@ -52,7 +77,13 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, 
     // Connections open within 10 ms of each other.
     next: server.dead ? { at: Infinity, action: 'done' } : { at: START + uniform() * 0.01, action: 'send' },
   }));
-  const evidence = (): Parameters<typeof conclude>[0] => tracks.map((track) => ({ interval: track.state.failed ? undefined : track.state.interval, lows: track.state.lows, rtts: track.state.rtts, failure: track.failure }));
+  const evidence = (): Parameters<typeof conclude>[0] =>
+    tracks.map((track) => ({
+      interval: track.state.failed ? undefined : track.state.interval,
+      lows: track.state.lows,
+      rtts: track.state.rtts,
+      failure: track.failure,
+    }));
   let interim: Conclusion | undefined;
   const endSweep = (track: Track): void => {
     if (track.sweepEnded) return;
@@ -77,7 +108,11 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, 
   };
   const scheduleTick = (track: Track, now: number): void => {
     track.aimed += 1;
-    const support = standingSupport({ servers: tracks.map((other) => other.state), team }, teamCache?.plan, tracks.indexOf(track));
+    const support = standingSupport(
+      { servers: tracks.map((other) => other.state), team },
+      teamCache?.plan,
+      tracks.indexOf(track),
+    );
     const tick = track.aimed < probes ? planTick(track.state, now, track.aimed, probes, support) : undefined;
     if (tick === undefined) {
       track.next = { at: Infinity, action: 'done' };
@@ -91,7 +126,8 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, 
   for (;;) {
     let index = -1;
     tracks.forEach((track, candidate) => {
-      if (track.next.action !== 'done' && (index < 0 || track.next.at < (tracks[index]?.next.at ?? Infinity))) index = candidate;
+      if (track.next.action !== 'done' && (index < 0 || track.next.at < (tracks[index]?.next.at ?? Infinity)))
+        index = candidate;
     });
     const track = tracks[index];
     if (track === undefined) break;
@@ -100,7 +136,9 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, 
       const { aim, support } = teamOf(index);
       track.queue = planProbes(track.state, track.tick, aim, track.aimed, probes, support);
       const first = track.queue.shift();
-      track.next = first ? { at: Math.max(now, first.sendAt), action: 'send', probe: first } : { at: Infinity, action: 'done' };
+      track.next = first
+        ? { at: Math.max(now, first.sendAt), action: 'send', probe: first }
+        : { at: Infinity, action: 'done' };
       continue;
     }
     const answer = track.server.answer(now);
@@ -130,7 +168,12 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, 
     else scheduleTick(track, answer.arrives);
   }
   const conclusion = conclude(evidence());
-  return { conclusion, interim, error: conclusionError(conclusion), servers: tracks.map((track) => ({ state: track.state, failure: track.failure })) };
+  return {
+    conclusion,
+    interim,
+    error: conclusionError(conclusion),
+    servers: tracks.map((track) => ({ state: track.state, failure: track.failure })),
+  };
 }
 
 /**
@@ -138,7 +181,11 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, 
  * probe sent so that the middle of its round trip lands on the server's true tick (an aim
  * that knew the answer), the same estimator. Servers must each be one clock at `truth`.
  */
-export function oracle(servers: readonly SimServer[], truth: number, { probes = 8, seed = 1 } = {}): { joint: number; perServer: number[] } {
+export function oracle(
+  servers: readonly SimServer[],
+  truth: number,
+  { probes = 8, seed = 1 } = {},
+): { joint: number; perServer: number[] } {
   const uniform = seededRandom(seed);
   const groups: ProbeGroup[] = servers.map((server) => {
     const simulated = new SimulatedServer(server, uniform);

@@ -14,7 +14,15 @@ describe('time helpers', () => {
   it('toTimespec accepts float seconds and exact { sec, nsec }, and rejects the rest with Node codes', () => {
     expect(toTimespec(1_700_000_000.5, 't')).toEqual({ sec: 1_700_000_000, nsec: 500_000_000 });
     expect(toTimespec({ sec: 3, nsec: 999_999_999 }, 't')).toEqual({ sec: 3, nsec: 999_999_999 });
-    for (const bad of [-1, Number.NaN, Infinity, { sec: -1, nsec: 0 }, { sec: 1, nsec: 1e9 }, { sec: 1.5, nsec: 0 }, { sec: 2 ** 53, nsec: 0 }]) {
+    for (const bad of [
+      -1,
+      Number.NaN,
+      Infinity,
+      { sec: -1, nsec: 0 },
+      { sec: 1, nsec: 1e9 },
+      { sec: 1.5, nsec: 0 },
+      { sec: 2 ** 53, nsec: 0 },
+    ]) {
       expect(() => toTimespec(bad, 't'), JSON.stringify(bad)).toThrow(RangeError);
     }
     for (const bad of ['1', null, undefined, { sec: 1 }, { sec: '1', nsec: 0 }, 1n]) {

@@ -98,5 +98,7 @@ export class LineSplitter {
  * as \\, so a device (or line noise) can never put terminal escapes into a log.
  */
 export function printableLine(line: string): string {
-  return line.replace(/[^\x20-\x5b\x5d-\x7e]/g, (char) => (char === '\\' ? '\\\\' : `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  return line.replace(/[^\x20-\x5b\x5d-\x7e]/g, (char) =>
+    char === '\\' ? '\\\\' : `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }

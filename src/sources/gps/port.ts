@@ -103,7 +103,8 @@ export class ReceiverPort {
   heard(): void {
     if (this.#heard) return;
     this.#heard = true;
-    if (this.#hunting) this.#options.logger.info('baud rate found', { device: this.#options.device, baud: this.baudRate });
+    if (this.#hunting)
+      this.#options.logger.info('baud rate found', { device: this.#options.device, baud: this.baudRate });
   }
 
   /** Retries until the device opens again (true) or `signal` aborts (false). */
@@ -158,7 +159,8 @@ export class ReceiverPort {
 
   readonly #onClose = (): void => this.#events.lost();
 
-  readonly #onError = (error: Error): void => this.#options.logger.warn('device error', { device: this.#options.device, error: error.message });
+  readonly #onError = (error: Error): void =>
+    this.#options.logger.warn('device error', { device: this.#options.device, error: error.message });
 
   async #attach(port: Port): Promise<void> {
     const { device, clock, logger } = this.#options;

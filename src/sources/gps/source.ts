@@ -165,7 +165,11 @@ export class GpsSource implements SampleSource {
     const { parsed } = result;
     if (parsed.kind === 'time' && parsed.fix !== null) {
       const satellites = parsed.satellites;
-      this.#options.metrics?.fix({ valid: parsed.fix, consecutive: this.#sampler.goodFixes, ...(satellites === undefined ? {} : { satellites }) });
+      this.#options.metrics?.fix({
+        valid: parsed.fix,
+        consecutive: this.#sampler.goodFixes,
+        ...(satellites === undefined ? {} : { satellites }),
+      });
     }
     if (result.skip !== null) logger.debug('line skipped', { reason: result.skip, line: printableLine(line) });
     if (result.acquired) logger.info('fix acquired', { device, fixes: this.#sampler.goodFixes });

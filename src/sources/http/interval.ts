@@ -30,7 +30,12 @@ export const DATE_LAG = 1;
  * second `dateSeconds` somewhere in between, so D - b < theta < D + 1 - a, the top widened
  * by `staleness` for a Date string cached past its tick.
  */
-export function probeInterval(dateSeconds: number, sendTime: Timespec, receiveTime: Timespec, staleness = DATE_STALENESS): Interval {
+export function probeInterval(
+  dateSeconds: number,
+  sendTime: Timespec,
+  receiveTime: Timespec,
+  staleness = DATE_STALENESS,
+): Interval {
   const stamp = { sec: dateSeconds, nsec: 0 };
   return { low: diffSeconds(stamp, receiveTime), high: diffSeconds(stamp, sendTime) + 1 + staleness };
 }
@@ -53,7 +58,8 @@ export const midpoint = (interval: Interval): number => (interval.low + interval
 export const width = (interval: Interval): number => interval.high - interval.low;
 
 /** The half-width around `offset` that still covers all of `interval`. */
-export const errorAround = (offset: number, interval: Interval): number => Math.max(offset - interval.low, interval.high - offset);
+export const errorAround = (offset: number, interval: Interval): number =>
+  Math.max(offset - interval.low, interval.high - offset);
 
 /** One server's probes so far, each with its Date second. */
 export interface ProbeBounds extends Interval {
@@ -81,16 +87,25 @@ export function serverBounds(probes: readonly ProbeBounds[]): ServerBounds {
   // The same Date second although the last probe was sent more than a second (and the
   // staleness allowance) after the first of them was answered: its interval lies wholly below.
   if (last && firstSame && firstSame !== last && last.high < firstSame.low) {
-    return { fault: `Date does not advance with local time (stuck at second ${last.dateSeconds}): a cached or frozen Date, or a clock stepped back` };
+    return {
+      fault: `Date does not advance with local time (stuck at second ${last.dateSeconds}): a cached or frozen Date, or a clock stepped back`,
+    };
   }
   const split = stepPoint(probes);
   if (split !== undefined) {
-    return { fault: `clock stepped by about ${ms(split.by)} between probes ${split.at} and ${split.at + 1}: the Date intervals before and after do not meet` };
+    return {
+      fault: `clock stepped by about ${ms(split.by)} between probes ${split.at} and ${split.at + 1}: the Date intervals before and after do not meet`,
+    };
   }
   const even = intersectAll(probes.filter((_, index) => index % 2 === 0));
   const odd = intersectAll(probes.filter((_, index) => index % 2 === 1));
-  const apart = even && odd && probes.length >= 4 ? `, answers alternate between clocks about ${ms(Math.abs(midpoint(odd) - midpoint(even)))} apart` : '';
-  return { fault: `not one clock: Date intervals do not meet after ${probes.length} probes (a load balancer over backends whose clocks differ${apart})` };
+  const apart =
+    even && odd && probes.length >= 4
+      ? `, answers alternate between clocks about ${ms(Math.abs(midpoint(odd) - midpoint(even)))} apart`
+      : '';
+  return {
+    fault: `not one clock: Date intervals do not meet after ${probes.length} probes (a load balancer over backends whose clocks differ${apart})`,
+  };
 }
 
 /**
@@ -98,7 +113,9 @@ export function serverBounds(probes: readonly ProbeBounds[]): ServerBounds {
  * each meet, the answers not merely alternating between two clocks; with the step's size.
  */
 function stepPoint(probes: readonly ProbeBounds[]): { at: number; by: number } | undefined {
-  const alternating = intersectAll(probes.filter((_, index) => index % 2 === 0)) && intersectAll(probes.filter((_, index) => index % 2 === 1));
+  const alternating =
+    intersectAll(probes.filter((_, index) => index % 2 === 0)) &&
+    intersectAll(probes.filter((_, index) => index % 2 === 1));
   if (alternating && probes.length >= 4) return undefined;
   for (let at = probes.length - 2; at >= 2; at -= 1) {
     const earlier = intersectAll(probes.slice(0, at));
@@ -164,7 +181,9 @@ export function select(
   if (core === undefined || boundLow === undefined || boundHigh === undefined) return undefined;
   if (!publishable(coreCount, intervals.length, electorate)) return undefined;
   const region = core;
-  const truechimers = intervals.flatMap((interval, index) => (interval.low <= region.low && interval.high >= region.high ? [index] : []));
+  const truechimers = intervals.flatMap((interval, index) =>
+    interval.low <= region.low && interval.high >= region.high ? [index] : [],
+  );
   return { bound: { low: boundLow, high: boundHigh }, core: region, truechimers };
 }
 

@@ -135,7 +135,9 @@ export function failureReason(error: unknown): string {
   if (!(error instanceof Error)) return `error: ${String(error)}`;
   const cause = error.cause instanceof Error ? (error.cause as NodeJS.ErrnoException) : undefined;
   const code = (error as NodeJS.ErrnoException).code ?? cause?.code ?? '';
-  const detail = redactCredentials(cause && cause.message !== error.message ? `${error.message} (${cause.message})` : error.message);
+  const detail = redactCredentials(
+    cause && cause.message !== error.message ? `${error.message} (${cause.message})` : error.message,
+  );
   const kind = ((): string => {
     if (/^(ENOTFOUND|EAI_)/.test(code)) return 'dns';
     if (code === 'ECONNREFUSED') return 'refused';
@@ -164,7 +166,9 @@ export async function waitUntil(clock: Clock, target: number, signal: AbortSigna
 class ServerFailure extends Error {}
 
 const isStaleConnection = (error: unknown): boolean =>
-  error instanceof Error && !(error instanceof ProbeFault) && /^(UND_ERR_SOCKET|ECONNRESET|EPIPE)$/.test((error as NodeJS.ErrnoException).code ?? '');
+  error instanceof Error &&
+  !(error instanceof ProbeFault) &&
+  /^(UND_ERR_SOCKET|ECONNRESET|EPIPE)$/.test((error as NodeJS.ErrnoException).code ?? '');
 
 /**
  * The servers' state while they are probed: each server replaces its own entry after an
@@ -266,7 +270,11 @@ async function measureServer(probing: ServerProbing): Promise<void> {
     } catch (error) {
       throw new ServerFailure(failureReason(error));
     }
-    const next = observe(progress.get(index), { dateSeconds: date.seconds, sendTime: response.sendTime, receiveTime: response.receiveTime });
+    const next = observe(progress.get(index), {
+      dateSeconds: date.seconds,
+      sendTime: response.sendTime,
+      receiveTime: response.receiveTime,
+    });
     logger.debug('http probe', {
       url: url.href,
       kind: planned?.kind ?? 'first',
@@ -305,13 +313,15 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       await waitUntil(clock, tick.decideAt, signal);
       await nextTurn();
       const team = progress.team(index);
-      for (const planned of planProbes(progress.get(index), tick.tick, team.aim, aimed, probes, team.support)) await send(planned);
+      for (const planned of planProbes(progress.get(index), tick.tick, team.aim, aimed, probes, team.support))
+        await send(planned);
     }
   } catch (error) {
     // The deadline ends probing; what was measured stands.
     if (signal.aborted && outcome.probes + outcome.swept > 0 && !(error instanceof ServerFailure)) return endSweep();
     progress.set(index, { ...progress.get(index), interval: undefined, failed: true });
-    outcome.failure = error instanceof ServerFailure ? error.message : failureReason(signal.aborted ? signal.reason : error);
+    outcome.failure =
+      error instanceof ServerFailure ? error.message : failureReason(signal.aborted ? signal.reason : error);
     endSweep();
   }
 }
@@ -325,15 +335,25 @@ function deadlineError(seconds: number): Error {
  * (path and query do not make another clock). Through a proxy the proxy resolves, so the
  * host name stands for the address. Index of the first listing, or undefined.
  */
-export async function duplicates(urls: readonly URL[], viaProxy: boolean, signal: AbortSignal): Promise<(number | undefined)[]> {
+export async function duplicates(
+  urls: readonly URL[],
+  viaProxy: boolean,
+  signal: AbortSignal,
+): Promise<(number | undefined)[]> {
   const port = (url: URL): string => url.port || (url.protocol === 'https:' ? '443' : '80');
   const address = async (url: URL): Promise<string> => {
     if (viaProxy) return url.hostname;
-    const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+    const aborted = new Promise<never>((_, reject) =>
+      signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }),
+    );
     // A name that does not resolve is not a duplicate: its probes report the failure.
-    return Promise.race([lookup(url.hostname.replace(/^\[|\]$/g, '')).then((found) => found.address), aborted]).catch(() => `unresolved ${url.hostname}`);
+    return Promise.race([lookup(url.hostname.replace(/^\[|\]$/g, '')).then((found) => found.address), aborted]).catch(
+      () => `unresolved ${url.hostname}`,
+    );
   };
-  const keys = await Promise.all(urls.map(async (url) => `${url.protocol}//${await address(url)}:${port(url)} Host ${url.host}`));
+  const keys = await Promise.all(
+    urls.map(async (url) => `${url.protocol}//${await address(url)}:${port(url)} Host ${url.host}`),
+  );
   return keys.map((key, index) => {
     const first = keys.indexOf(key);
     return first < index ? first : undefined;
@@ -375,15 +395,26 @@ function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measur
     const server = progress.get(index);
     const window = commonWindow(windows[index] ?? []);
     const validity = window && thetaWithin(window, toSeconds(start.realtime), toSeconds(steadyEnd));
-    return { interval: server.failed ? undefined : server.interval, lows: server.lows, rtts: server.rtts, failure: outcome.failure, validity };
+    return {
+      interval: server.failed ? undefined : server.interval,
+      lows: server.lows,
+      rtts: server.rtts,
+      failure: outcome.failure,
+      validity,
+    };
   });
   const distinct = urls.filter((_, index) => duplicateOf[index] === undefined).length;
   const pending = outcomes.filter(
-    (outcome, index) => duplicateOf[index] === undefined && outcome.failure === null && evidence[index]?.interval === undefined,
+    (outcome, index) =>
+      duplicateOf[index] === undefined && outcome.failure === null && evidence[index]?.interval === undefined,
   ).length;
   const conclusion = conclude(evidence, { shift: toRealtime, electorate: { servers: distinct, pending }, dateLag });
   const results: ServerResult[] = outcomes.map((outcome, index) => {
-    const { offset, status, reason } = conclusion.servers[index] as { offset: number | undefined; status: ServerStatus; reason: string | null };
+    const { offset, status, reason } = conclusion.servers[index] as {
+      offset: number | undefined;
+      status: ServerStatus;
+      reason: string | null;
+    };
     // A failed server gives no figures (one whose certificates are not valid at the agreed time included).
     const interval = status === 'failed' ? undefined : evidence[index]?.interval;
     // The fields in the order users have always seen them; the interval itself last.
@@ -420,14 +451,18 @@ function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measur
     survivors: theta !== undefined && selection ? selection.truechimers.length : 0,
     reason,
     caveat: theta !== undefined && conclusion.answered === 1 ? oneServerCaveat(dateLag) : null,
-    timeUnverified: theta !== undefined && results.some((server) => server.status === 'ok' && server.tls === 'time-unverified'),
+    timeUnverified:
+      theta !== undefined && results.some((server) => server.status === 'ok' && server.tls === 'time-unverified'),
     alarm: trustAlarm(results),
     time: formatUtc(end.realtime),
     duration: diffSeconds(end.monotonicRaw, start.monotonicRaw),
   };
   if (theta === undefined || error === undefined || bound === undefined) return { result, estimate: undefined };
   const trueTime = addSeconds(steadyEnd, theta);
-  return { result, estimate: { monotonicRaw: end.monotonicRaw, trueTime, error, low: bound.low - theta, high: bound.high - theta } };
+  return {
+    result,
+    estimate: { monotonicRaw: end.monotonicRaw, trueTime, error, low: bound.low - theta, high: bound.high - theta },
+  };
 }
 
 /** A measurement with the estimate it yields, anchored on CLOCK_MONOTONIC_RAW. */
@@ -459,7 +494,12 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const stop = (): void => deadline.abort(signal?.reason);
   signal?.addEventListener('abort', stop, { once: true });
   // Every answer's TLS connection is judged by the gate (gate.ts), a time-unverified one too.
-  const connectionOptions = { timeoutMs: timeout * 1000, timeUnverified: true, ...(options.proxy === undefined ? {} : { proxy: options.proxy }), ...(options.ca === undefined ? {} : { ca: options.ca }) };
+  const connectionOptions = {
+    timeoutMs: timeout * 1000,
+    timeUnverified: true,
+    ...(options.proxy === undefined ? {} : { proxy: options.proxy }),
+    ...(options.ca === undefined ? {} : { ca: options.ca }),
+  };
   const viaProxy = usesProxy(options.proxy);
   const gate = new TlsGate(options.ca, localClockVerdict(toSeconds(start.realtime), options));
   const outcomes = urls.map(() => newOutcome(gate));
@@ -485,11 +525,17 @@ export async function measure(servers: readonly string[], options: MeasureOption
   try {
     const duplicateOf = await duplicates(urls, viaProxy, deadline.signal);
     gathered.duplicateOf = duplicateOf;
-    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, connectionOptions));
+    for (const [index, url] of urls.entries())
+      if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, connectionOptions));
     // Aborting destroys the connections: every pending probe fails at once.
-    deadline.signal.addEventListener('abort', () => {
-      for (const connection of connections.values()) connection.destroy(deadline.signal.reason as Error).catch(() => {});
-    }, { once: true });
+    deadline.signal.addEventListener(
+      'abort',
+      () => {
+        for (const connection of connections.values())
+          connection.destroy(deadline.signal.reason as Error).catch(() => {});
+      },
+      { once: true },
+    );
     await Promise.all(
       urls.map(async (url, index): Promise<void> => {
         const first = duplicateOf[index];
@@ -502,7 +548,19 @@ export async function measure(servers: readonly string[], options: MeasureOption
           return;
         }
         const { signal: until } = deadline;
-        await measureServer({ index, url, connection, probes, strategy, progress, outcome, onSweepEnd, clock: steady, signal: until, logger });
+        await measureServer({
+          index,
+          url,
+          connection,
+          probes,
+          strategy,
+          progress,
+          outcome,
+          onSweepEnd,
+          clock: steady,
+          signal: until,
+          logger,
+        });
       }),
     );
   } finally {
@@ -516,7 +574,11 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const { result } = measurement;
   if (result.caveat) logger.warn('http bound widened', { caveat: result.caveat });
   if (result.alarm) logger.error('http alarm', { alarm: result.alarm });
-  logTimeUnverified(logger, result, outcomes.map(({ tls }) => tls.trust));
+  logTimeUnverified(
+    logger,
+    result,
+    outcomes.map(({ tls }) => tls.trust),
+  );
   return measurement;
 }
 
@@ -524,8 +586,14 @@ export async function measure(servers: readonly string[], options: MeasureOption
 function trustAlarm(servers: readonly ServerResult[]): string | null {
   const count = (status: ServerStatus, trust: TlsTrust): number =>
     servers.filter((server) => server.status === status && server.tls === trust).length;
-  const kinds = { verified: 'verified at the local clock', 'time-unverified': 'verified only at their own Date' } as const;
-  for (const [agree, differ] of [['verified', 'time-unverified'], ['time-unverified', 'verified']] as const) {
+  const kinds = {
+    verified: 'verified at the local clock',
+    'time-unverified': 'verified only at their own Date',
+  } as const;
+  for (const [agree, differ] of [
+    ['verified', 'time-unverified'],
+    ['time-unverified', 'verified'],
+  ] as const) {
     if (count('ok', agree) > 0 && count('falseticker', differ) > 0) {
       const agreeing = `${count('ok', agree)} server(s) ${kinds[agree]} agree`;
       const differing = `${count('falseticker', differ)} ${kinds[differ]} disagree with them`;
@@ -546,7 +614,10 @@ function logTimeUnverified(logger: Logger, result: MeasurementResult, trust: rea
       { offset: result.offset, timeUnverified: count },
     );
   } else {
-    logger.warn(`the certificates of ${servers} were not valid at the local clock's time (the local clock may be wrong) and were checked against the servers' time: no estimate (${result.reason ?? ''})`, { timeUnverified: count, reason: result.reason });
+    logger.warn(
+      `the certificates of ${servers} were not valid at the local clock's time (the local clock may be wrong) and were checked against the servers' time: no estimate (${result.reason ?? ''})`,
+      { timeUnverified: count, reason: result.reason },
+    );
   }
 }
 
@@ -556,6 +627,9 @@ function logTimeUnverified(logger: Logger, result: MeasurementResult, trust: rea
  * interval's half-width, one entry per server. offset and error are null without a
  * majority. Rejects only for bad arguments or when `signal` aborts.
  */
-export async function measureOffset(servers: readonly string[], options: MeasureOptions = {}): Promise<MeasurementResult> {
+export async function measureOffset(
+  servers: readonly string[],
+  options: MeasureOptions = {},
+): Promise<MeasurementResult> {
   return (await measure(servers, options)).result;
 }

@@ -48,7 +48,13 @@ async function writeAll(fd: number, bytes: Buffer): Promise<void> {
 
 /** Whether `promise` has settled within `ms` (a read left hanging fails here, not at the test timeout). */
 function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  return Promise.race([promise.then(() => true, () => true), delay(ms).then(() => false)]);
+  return Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    delay(ms).then(() => false),
+  ]);
 }
 
 describeE2e('GPS serial reads (socat pty)', ['socat'], () => {
@@ -66,7 +72,11 @@ describeE2e('GPS serial reads (socat pty)', ['socat'], () => {
     const random = seededRandom(SEED);
     const first = Math.floor(Date.UTC(2026, 0, 1) / 1000);
     const sent = Buffer.from(
-      Array.from({ length: BURSTS }, (_, index) => burst(first + index).map((line) => `${line}\r\n`).join('')).join(''),
+      Array.from({ length: BURSTS }, (_, index) =>
+        burst(first + index)
+          .map((line) => `${line}\r\n`)
+          .join(''),
+      ).join(''),
       'latin1',
     );
     const writer = openWriter(pair.writerPath);
@@ -79,7 +89,11 @@ describeE2e('GPS serial reads (socat pty)', ['socat'], () => {
       offset += size;
       if (random() < 0.2) await delay(Math.floor(random() * 4));
     }
-    await waitFor(() => (received >= sent.length ? true : undefined), { what: `${sent.length} bytes (have ${received})`, timeoutMs: 30_000, intervalMs: 50 });
+    await waitFor(() => (received >= sent.length ? true : undefined), {
+      what: `${sent.length} bytes (have ${received})`,
+      timeoutMs: 30_000,
+      intervalMs: 50,
+    });
     // Nothing more trails in (a byte read twice would show up here).
     await delay(200);
     const got = Buffer.concat(chunks);

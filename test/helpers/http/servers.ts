@@ -84,7 +84,9 @@ function rawHandler(fault: Fault, sockets: Set<Socket>): (socket: Socket) => voi
           socket.resetAndDestroy();
           return;
         case 'huge-headers':
-          socket.write(`HTTP/1.1 200 OK\r\nDate: ${date}\r\nX-Padding: ${'x'.repeat(64 * 1024)}\r\nContent-Length: 0\r\n\r\n`);
+          socket.write(
+            `HTTP/1.1 200 OK\r\nDate: ${date}\r\nX-Padding: ${'x'.repeat(64 * 1024)}\r\nContent-Length: 0\r\n\r\n`,
+          );
           return;
         case 'slow-headers': {
           const head = Buffer.from(`HTTP/1.1 200 OK\r\nDate: ${date}\r\nContent-Length: 0\r\n\r\n`);
@@ -134,7 +136,9 @@ export async function startTimeServer(config: TimeServerConfig = {}): Promise<Ti
     server = createNetServer(rawHandler(fault, sockets));
   } else {
     const listener = (request: IncomingMessage, response: ServerResponse): void => void handle(request, response);
-    const httpServer = config.tls ? createHttpsServer({ key: config.tls.key, cert: config.tls.cert }, listener) : createHttpServer(listener);
+    const httpServer = config.tls
+      ? createHttpsServer({ key: config.tls.key, cert: config.tls.cert }, listener)
+      : createHttpServer(listener);
     httpServer.keepAliveTimeout = 30_000;
     server = httpServer;
     httpServer.on('connection', (socket: Socket) => {
