@@ -23,7 +23,7 @@ function costOf(read: () => number): number {
   const round = (): number => {
     let calls = 0;
     const start = monotonicRaw();
-    let elapsed = 0;
+    let elapsed: number;
     do {
       for (let index = 0; index < BATCH; index += 1) sink += read();
       calls += BATCH;

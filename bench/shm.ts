@@ -26,7 +26,7 @@ function measure(body: (iterations: number) => void): number {
   body(BATCH * 10); // warm-up: let V8 optimise
   let calls = 0;
   const start = monotonicRaw();
-  let elapsed = 0;
+  let elapsed: number;
   do {
     body(BATCH);
     calls += BATCH;

@@ -1,12 +1,14 @@
 // Errors in Node's own shapes: TypeError/RangeError with Node's codes and wording for bad
 // arguments, and Errors with `code` (plus `errno`/`syscall` for system calls), so callers
 // handle htntp's errors the way they handle Node's.
-import { getSystemErrorName } from 'node:util';
+import { getSystemErrorName, inspect } from 'node:util';
 
+/** What Node's ERR_INVALID_ARG_TYPE says was received. */
 function describe(value: unknown): string {
-  if (value === null) return 'null';
+  if (value === null || value === undefined) return String(value);
   if (typeof value === 'object') return 'an instance of Object';
-  return `type ${typeof value} (${String(value)})`;
+  if (typeof value === 'function') return `function ${value.name}`;
+  return `type ${typeof value} (${inspect(value)})`;
 }
 
 /** The argument's name as Node words it: `options.x` is a property, anything else an argument. */

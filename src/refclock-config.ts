@@ -272,7 +272,7 @@ export function presetError(source: SourceKind, precision?: number): number {
  */
 export function ntpdRsSourceLines(options: NtpdRsSourceOptions): string[] {
   const path = checkSockPath(options.sock);
-  if (/[\u0000-\u001f\u007f]/.test(path))
+  if ([...path].some((character) => character < ' ' || character === '\u007f'))
     throw outOfRange('sock', 'a path without control characters', JSON.stringify(path));
   const error = checkNumber('error', options.error, Number.MIN_VALUE, 10);
   const lines = ['[[source]]', 'mode = "sock"', `path = ${tomlString(path)}`, `precision = ${error}`];

@@ -132,7 +132,7 @@ function run(
       { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8' },
       (error, stdout, stderr) => {
         if (error === null) return resolve({ ok: true, value: { stdout, stderr } });
-        const code = (error as NodeJS.ErrnoException).code;
+        const { code } = error;
         if (code === 'ENOENT' || code === 'EACCES') {
           return resolve({
             ok: false,

@@ -47,7 +47,7 @@ export interface SockDiagnosis {
 /** Inodes of the Unix sockets bound to `path` (/proc/net/unix: the inode is field 7, the path field 8). */
 function boundInodes(path: string, procRoot: string): Set<string> {
   const inodes = new Set<string>();
-  let table = '';
+  let table: string;
   try {
     table = readFileSync(join(procRoot, 'net', 'unix'), 'utf8');
   } catch {

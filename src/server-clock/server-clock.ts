@@ -408,7 +408,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
         answered: round.answered,
         failed: round.failed,
         falsetickers: round.falsetickers,
-        error: String(round.lastError ?? ''),
+        error: round.lastError,
       });
     }
     if (round.interval === undefined) {

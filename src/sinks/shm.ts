@@ -145,7 +145,7 @@ export class ShmSink implements Sink {
       shm.detach();
     } catch (error) {
       this.#reattachFailures += 1;
-      (this.#reattachFailures === 1 ? logger.warn : logger.debug)('segment reattach failed', { unit, error });
+      logger[this.#reattachFailures === 1 ? 'warn' : 'debug']('segment reattach failed', { unit, error });
       return shm;
     }
     this.#shm = fresh;

@@ -11,7 +11,7 @@
 //   debug sample dropped         sink error hint      (the reader's queue is full: EAGAIN)
 //   debug sample not sent        sink leap            (leap 3 "not in sync": chrony has no such sample)
 //   info  socket closed          sink sent errors
-import { ChronySock, sockErrorHint, type SockLayoutChoice, type SockLeap } from '../sock.js';
+import { ChronySock, sockErrorHint, type SockLayoutChoice } from '../sock.js';
 import type { Leap } from '../shm.js';
 import type { Sample } from '../sample.js';
 import type { Logger } from '../log.js';

@@ -320,7 +320,7 @@ describeE2e('the npm tarball', packTools, () => {
     const version = await run(htntp, ['--version'], withoutScripts.dir, 30_000);
     expect([version.code, version.stdout]).toEqual([
       0,
-      JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')).version,
+      (JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as { version: string }).version,
     ]);
     const config = await run(
       htntp,

@@ -125,7 +125,7 @@ describe('readStatus()', () => {
       expect((await runStatus({ unit: [UNIT], interval: 1, staleAfter: 5 })).exitCode).toBe(0);
       const cli = startHtntp(['status', '--unit', String(UNIT), '--check', '--stale-after', '5', '--json']);
       expect((await cli.exited).code, cli.output()).toBe(1);
-      expect(JSON.parse(cli.stdoutLines.join('\n'))[0]).toMatchObject({ unit: UNIT, stale: true });
+      expect((JSON.parse(cli.stdoutLines.join('\n')) as unknown[])[0]).toMatchObject({ unit: UNIT, stale: true });
     } finally {
       shm.detach();
     }

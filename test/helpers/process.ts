@@ -190,7 +190,8 @@ export function startHtntp(args: readonly string[], options: StartOptions = {}):
 
 export interface TempDir {
   path: string;
-  remove(): Promise<void>;
+  /** A plain function: callers hand it on as a cleanup. */
+  remove: () => Promise<void>;
 }
 
 /** A private directory under the system temp dir (mode 0700 from mkdtemp). */

@@ -121,7 +121,7 @@ function findLibfaketime(): string | undefined {
   for (const root of roots) {
     const direct = join(root, 'faketime', 'libfaketime.so.1');
     if (existsSync(direct)) return direct;
-    let entries: string[] = [];
+    let entries: string[];
     try {
       entries = readdirSync(root);
     } catch {

@@ -486,7 +486,7 @@ export async function startProxy(kind: ProxyKind, options: ProxyOptions = {}): P
 }
 
 export async function stopAll(processes: readonly (RealProcess | undefined)[]): Promise<void> {
-  await Promise.all(processes.map((entry) => entry?.stop()));
+  await Promise.all(processes.flatMap((entry) => (entry === undefined ? [] : [entry.stop()])));
 }
 
 export interface HeadAnswer {

@@ -2,6 +2,7 @@
 // detach(), read-only attach, properties, and the real syscall failures with their hints.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { inspect } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { realtime } from '../../src/clock.js';
 import {
@@ -9,7 +10,6 @@ import {
   defaultPerm,
   type NtpdShmOptions,
   errorHint,
-  keyOfUnit,
   layout,
   currentShmId,
   rootOnlyUnitConcern,
@@ -100,7 +100,7 @@ describe('constructor', () => {
     }
     for (const unit of ['2', null, undefined, {}, 2n]) {
       const error = caught(() => new NtpdShm({ unit: unit as number }));
-      expect(error, String(unit)).toBeInstanceOf(TypeError);
+      expect(error, inspect(unit)).toBeInstanceOf(TypeError);
       expect(error.code).toBe('ERR_INVALID_ARG_TYPE');
     }
     expect(() => new NtpdShm({ unit: UNIT, create: 'yes' as unknown as boolean })).toThrow(TypeError);

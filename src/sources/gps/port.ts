@@ -79,7 +79,11 @@ export class ReceiverPort {
     this.#events = events;
     this.#lastDataAt = options.clock.monotonicRaw();
     this.#lastPathCheck = this.#lastDataAt;
-    this.#splitter = new LineSplitter(events.line, events.overlong, options.maxLineLength ?? MAX_LINE_LENGTH);
+    this.#splitter = new LineSplitter(
+      (line, receiveTime, arrival) => events.line(line, receiveTime, arrival),
+      () => events.overlong(),
+      options.maxLineLength ?? MAX_LINE_LENGTH,
+    );
   }
 
   get #hunting(): boolean {

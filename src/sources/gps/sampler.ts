@@ -364,7 +364,12 @@ export class NmeaSampler {
     receiverTime: Timespec | null,
     detail: Record<string, unknown> = {},
   ): void {
-    const refusals = (this.#refusals ??= { since: arrival, counts: new Map(), warnedAt: null, receiverTime: null });
+    const refusals = (this.#refusals ??= {
+      since: arrival,
+      counts: new Map<Skip, number>(),
+      warnedAt: null,
+      receiverTime: null,
+    });
     refusals.counts.set(reason, (refusals.counts.get(reason) ?? 0) + 1);
     if (receiverTime !== null) refusals.receiverTime = receiverTime;
     const seconds = diffSeconds(arrival, refusals.since);

@@ -16,7 +16,6 @@ import {
   startProxy,
   startWebServer,
   startWebServers,
-  stopAll,
   type HeadAnswer,
   type RealProcess,
 } from '../../helpers/webservers.js';

@@ -117,7 +117,7 @@ async function startChronydAsTheUnit(): Promise<{ daemon: Chronyd; logPath: stri
 
 /** Raw samples (numbered DP lines) chronyd logged for refid SOCK. */
 async function loggedSamples(logPath: string): Promise<number> {
-  let text = '';
+  let text: string;
   try {
     text = await readFile(logPath, 'utf8');
   } catch {

@@ -73,7 +73,8 @@ export interface CertificateSpec {
 export interface TestAuthority {
   dir: string;
   issue(spec: CertificateSpec, issuer?: TestCertificate): TestCertificate;
-  cleanup(): void;
+  /** A plain function: callers hand it on as a cleanup. */
+  cleanup: () => void;
 }
 
 const opensslTime = (seconds: number): string =>

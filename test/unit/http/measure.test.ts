@@ -1,6 +1,6 @@
 // measureOffset against local servers whose clocks are off by known amounts: the truth
 // must lie inside the reported bound, and every fault must be named.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/log.js';
 import { measureOffset, type MeasurementResult, type ServerResult } from '../../../src/sources/http/measure.js';
 import {

@@ -162,6 +162,8 @@ describe('the feeder applies the schedule', () => {
     const gate = new Promise<void>((resolve) => (release = resolve));
     const stuckUntilReleased: SampleSource = {
       name: 'gate',
+      // Ends without a sample once released.
+      // eslint-disable-next-line require-yield -- the generator is the SampleSource shape
       async *samples() {
         await gate;
       },
