@@ -146,7 +146,8 @@ async function main(): Promise<void> {
         .join(' ')}\n`,
     );
     process.stdout.write(
-      `${'process'.padEnd(26)}${'RSS MB'.padStart(8)}${'peak MB'.padStart(9)}${'CPU ms/s'.padStart(10)}${'wake-ups/s'.padStart(12)}\n`,
+      `${'process'.padEnd(26)}${'RSS MB'.padStart(8)}${'peak MB'.padStart(9)}${'CPU ms/s'.padStart(10)}` +
+        `${'wake-ups/s'.padStart(12)}\n`,
     );
     subjects.forEach((subject, index) => {
       const start = before[index]!;
@@ -154,7 +155,9 @@ async function main(): Promise<void> {
       const cpuMsPerSecond = ((end.cpuTicks - start.cpuTicks) * (1000 / CLOCK_TICKS_PER_SECOND)) / SECONDS;
       const wakeupsPerSecond = (end.wakeups - start.wakeups) / SECONDS;
       process.stdout.write(
-        `${subject.name.padEnd(26)}${(end.rssKb / 1024).toFixed(1).padStart(8)}${(end.peakKb / 1024).toFixed(1).padStart(9)}${cpuMsPerSecond.toFixed(2).padStart(10)}${wakeupsPerSecond.toFixed(2).padStart(12)}\n`,
+        `${subject.name.padEnd(26)}${(end.rssKb / 1024).toFixed(1).padStart(8)}` +
+          `${(end.peakKb / 1024).toFixed(1).padStart(9)}${cpuMsPerSecond.toFixed(2).padStart(10)}` +
+          `${wakeupsPerSecond.toFixed(2).padStart(12)}\n`,
       );
     });
     process.stdout.write('targets: htntp RSS <= 50 MB, CPU <= 1 ms/s between measurements\n');

@@ -146,7 +146,10 @@ function ms(seconds: number): string {
 }
 
 function row(name: string, result: Figures): string {
-  return `${name.padEnd(40)} ${ms(result.median)} ${ms(result.p99)} ${ms(result.worst)} ${ms(result.mean)} ${String(result.over5ms).padStart(6)}`;
+  return (
+    `${name.padEnd(40)} ${ms(result.median)} ${ms(result.p99)} ${ms(result.worst)} ${ms(result.mean)}` +
+    ` ${String(result.over5ms).padStart(6)}`
+  );
 }
 
 const SERVICE_SECONDS = Number(process.env.HTNTP_BENCH_SERVICE_SECONDS ?? 90);
@@ -199,7 +202,8 @@ async function service(socat: string): Promise<void> {
     const script = [
       "trap 'kill $G $H 2>/dev/null' EXIT INT TERM",
       `${gpsdPath} -N -n -b -S ${await freePort()} ${fifo} & G=$!`,
-      `NODE_OPTIONS='${nodeOptions}' ${process.execPath} ${htntpBin} gps --device ${htntpPty.devicePath} --unit ${SERVICE_UNIT} --quiet & H=$!`,
+      `NODE_OPTIONS='${nodeOptions}' ${process.execPath} ${htntpBin} gps --device ${htntpPty.devicePath} ` +
+        `--unit ${SERVICE_UNIT} --quiet & H=$!`,
       // ntpshmmon attaches the segments that exist when it starts.
       'sleep 2',
       `${stdbuf} -oL ${ntpshmmon} -t ${SERVICE_SECONDS + SERVICE_WARMUP}`,
@@ -241,16 +245,21 @@ async function service(socat: string): Promise<void> {
     };
     const [gpsdWriter, htntpWriter] = writers as [PacedWriter, PacedWriter];
     const lines = [
-      `burst write -> SHM sample, one burst a second for ${SERVICE_SECONDS} s after ${SERVICE_WARMUP} s, read by ntpshmmon (${of(0, gpsdWriter, 'seen').length} / ${of(SERVICE_UNIT, htntpWriter, 'seen').length} samples; load average ${(loadavg()[0] ?? 0).toFixed(2)})`,
+      `burst write -> SHM sample, one burst a second for ${SERVICE_SECONDS} s after ${SERVICE_WARMUP} s, read by ` +
+        `ntpshmmon (${of(0, gpsdWriter, 'seen').length} / ${of(SERVICE_UNIT, htntpWriter, 'seen').length} samples; ` +
+        `load average ${(loadavg()[0] ?? 0).toFixed(2)})`,
     ];
     for (const at of ['receive', 'seen'] as const) {
       const gpsd = figures(of(0, gpsdWriter, at));
       const ours = figures(of(SERVICE_UNIT, htntpWriter, at));
       lines.push(
-        `${(at === 'receive' ? 'write -> receive stamp' : 'write -> sample seen').padEnd(40)} ${'median'.padStart(11)} ${'p99'.padStart(11)} ${'worst'.padStart(11)} ${'mean'.padStart(11)} ${'>5 ms'.padStart(6)}`,
+        `${(at === 'receive' ? 'write -> receive stamp' : 'write -> sample seen').padEnd(40)}` +
+          ` ${'median'.padStart(11)} ${'p99'.padStart(11)} ${'worst'.padStart(11)} ${'mean'.padStart(11)}` +
+          ` ${'>5 ms'.padStart(6)}`,
         row('gpsd 3.22 -N -n -b on a FIFO (anchor)', gpsd),
         row(`htntp gps on a pty (${nodeOptions})`, ours),
-        `median ${((ours.median - gpsd.median) * 1000).toFixed(2)} ms behind gpsd; target <= 0.5 ms ${ours.median - gpsd.median <= 0.0005 ? 'met' : 'MISSED'}`,
+        `median ${((ours.median - gpsd.median) * 1000).toFixed(2)} ms behind gpsd; target <= 0.5 ` +
+          `ms ${ours.median - gpsd.median <= 0.0005 ? 'met' : 'MISSED'}`,
       );
     }
     process.stdout.write(`${lines.join('\n')}\n\n`);
@@ -280,11 +289,14 @@ async function reader(socat: string): Promise<void> {
     const ours = figures(htntp.latencies);
     process.stdout.write(
       [
-        `GPS line arrival -> receive stamp on a socat pty, ${LINES} sentences ${INTERVAL_MS} ms apart (load average ${before.toFixed(2)} -> ${(loadavg()[0] ?? 0).toFixed(2)})`,
-        `${''.padEnd(40)} ${'median'.padStart(11)} ${'p99'.padStart(11)} ${'worst'.padStart(11)} ${'mean'.padStart(11)} ${'>5 ms'.padStart(6)}`,
+        `GPS line arrival -> receive stamp on a socat pty, ${LINES} sentences ${INTERVAL_MS} ms apart (load ` +
+          `average ${before.toFixed(2)} -> ${(loadavg()[0] ?? 0).toFixed(2)})`,
+        `${''.padEnd(40)} ${'median'.padStart(11)} ${'p99'.padStart(11)} ${'worst'.padStart(11)}` +
+          ` ${'mean'.padStart(11)} ${'>5 ms'.padStart(6)}`,
         row('C read() + clock_gettime (anchor)', anchor),
         row('htntp GpsSource (serialport data event)', ours),
-        `median ${(ours.median / anchor.median).toFixed(2)}x the anchor; targets: median <= 1 ms ${ours.median <= 0.001 ? 'met' : 'MISSED'}, worst <= 5 ms ${ours.worst <= 0.005 ? 'met' : 'MISSED'}`,
+        `median ${(ours.median / anchor.median).toFixed(2)}x the anchor; targets: median <= 1 ` +
+          `ms ${ours.median <= 0.001 ? 'met' : 'MISSED'}, worst <= 5 ms ${ours.worst <= 0.005 ? 'met' : 'MISSED'}`,
         `lowLatency (ASYNC_LOW_LATENCY): ${htntp.lowLatency}`,
         '',
       ].join('\n'),

@@ -185,10 +185,12 @@ export async function scale(): Promise<void> {
     return;
   }
   console.log(
-    `scale: one nginx on N ports, clock ${fakeTimeSpec(TRUTH)}; node ${[process.version, ...NODE_ARGS].join(' ')} htntp http --once --dry-run --json, ${RUNS} runs per N`,
+    `scale: one nginx on N ports, clock ${fakeTimeSpec(TRUTH)}; node ${[process.version, ...NODE_ARGS].join(' ')} ` +
+      `htntp http --once --dry-run --json, ${RUNS} runs per N`,
   );
   console.log(
-    `${'N'.padStart(4)}  ${'run'.padStart(3)}  ${'wall s'.padStart(7)}  ${'CPU s'.padStart(6)}  ${'|error|'.padStart(10)}  ${'bound ±'.padStart(10)}  ok   load`,
+    `${'N'.padStart(4)}  ${'run'.padStart(3)}  ${'wall s'.padStart(7)}  ${'CPU s'.padStart(6)} ` +
+      ` ${'|error|'.padStart(10)}  ${'bound ±'.padStart(10)}  ok   load`,
   );
   for (const count of COUNTS) {
     const served = await nginxOnPorts(count, TRUTH);
@@ -199,7 +201,9 @@ export async function scale(): Promise<void> {
         runs.push(result);
         const load = loadavg()[0]?.toFixed(2) ?? '';
         console.log(
-          `${String(count).padStart(4)}  ${String(run).padStart(3)}  ${result.wall.toFixed(2).padStart(7)}  ${result.cpu.toFixed(2).padStart(6)}  ${ms(result.error).padStart(10)}  ${ms(result.bound).padStart(10)}  ${String(result.ok).padStart(2)}   ${load}`,
+          `${String(count).padStart(4)}  ${String(run).padStart(3)}  ${result.wall.toFixed(2).padStart(7)} ` +
+            ` ${result.cpu.toFixed(2).padStart(6)}  ${ms(result.error).padStart(10)} ` +
+            ` ${ms(result.bound).padStart(10)}  ${String(result.ok).padStart(2)}   ${load}`,
         );
       }
     } finally {
@@ -207,7 +211,12 @@ export async function scale(): Promise<void> {
     }
     const of = (pick: (run: Run) => number): number[] => runs.map(pick);
     console.log(
-      `${String(count).padStart(4)}  median: wall ${median(of((run) => run.wall)).toFixed(2)} s, CPU ${median(of((run) => run.cpu)).toFixed(2)} s (${((median(of((run) => run.cpu)) / count) * 1000).toFixed(0)} ms per server), |error| ${ms(median(of((run) => run.error)))} (worst ${ms(Math.max(...of((run) => run.error)))}), bound ±${ms(median(of((run) => run.bound)))} (${ms(Math.min(...of((run) => run.bound)))}..${ms(Math.max(...of((run) => run.bound)))})`,
+      `${String(count).padStart(4)}  median: wall ${median(of((run) => run.wall)).toFixed(2)} s, ` +
+        `CPU ${median(of((run) => run.cpu)).toFixed(2)} s ` +
+        `(${((median(of((run) => run.cpu)) / count) * 1000).toFixed(0)} ms per server), ` +
+        `|error| ${ms(median(of((run) => run.error)))} (worst ${ms(Math.max(...of((run) => run.error)))}), bound ` +
+        `±${ms(median(of((run) => run.bound)))} (${ms(Math.min(...of((run) => run.bound)))}` +
+        `..${ms(Math.max(...of((run) => run.bound)))})`,
     );
   }
 }

@@ -29,7 +29,8 @@ console.log(
   `HTTP estimator, simulated (8 probes per server, seeded; plan.ts + posterior.ts + interval.ts, no sockets)`,
 );
 console.log(
-  "| case | bound holds truth | estimates | honest servers' own intervals hold truth | faulty left out | median / 95 % \\|error\\| | median bound ± | oracle floor (median) | per run |",
+  "| case | bound holds truth | estimates | honest servers' own intervals hold truth | faulty left out | median / " +
+    '95 % \\|error\\| | median bound ± | oracle floor (median) | per run |',
 );
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 let total = 0;

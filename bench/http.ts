@@ -69,7 +69,9 @@ async function runHtntp(urls: string[], probes: number, steady = false, labels?:
     tool: `htntp -p ${probes}${steady ? ' (2nd)' : ''}`,
     errors,
     wall: result.duration,
-    note: `truth inside bound ${errors.length - outside.length}/${errors.length}${named}, median bound ±${(median(bounds) * 1000).toFixed(2)} ms`,
+    note:
+      `truth inside bound ${errors.length - outside.length}/${errors.length}${named}, median bound ` +
+      `±${(median(bounds) * 1000).toFixed(2)} ms`,
   };
 }
 
@@ -99,7 +101,8 @@ async function runHtpdate(
 
 function printRow(row: Row): void {
   console.log(
-    `  ${row.tool.padEnd(19)} median |error| ${ms(median(row.errors))}   worst ${ms(Math.max(...row.errors))}   wall ${row.wall.toFixed(1).padStart(5)} s   ${row.note ?? ''}`,
+    `  ${row.tool.padEnd(19)} median |error| ${ms(median(row.errors))}   worst ${ms(Math.max(...row.errors))}   ` +
+      `wall ${row.wall.toFixed(1).padStart(5)} s   ${row.note ?? ''}`,
   );
 }
 
@@ -161,7 +164,8 @@ async function coldAndAimed(urls: string[], truth: number, rows: Row[], inside: 
 
 async function sharedTruth(): Promise<void> {
   console.log(
-    `servers sharing one time, the combined estimate (what is published), ${PROBES} probes, true offsets ${SHARED_TRUTHS.join(', ')} s:`,
+    `servers sharing one time, the combined estimate (what is published), ${PROBES} probes, true ` +
+      `offsets ${SHARED_TRUTHS.join(', ')} s:`,
   );
   for (const { name, delay } of DELAYS) {
     console.log(`${name}:`);
@@ -210,7 +214,8 @@ async function sharedTruth(): Promise<void> {
 async function oracleFloor(): Promise<void> {
   const counts = [3, 10];
   console.log(
-    `floor: ${PROBES} probes per server aimed by an oracle at the true tick, true offsets ${SHARED_TRUTHS.join(', ')} s (groups of 3: the disjoint threes of the ten):`,
+    `floor: ${PROBES} probes per server aimed by an oracle at the true tick, true ` +
+      `offsets ${SHARED_TRUTHS.join(', ')} s (groups of 3: the disjoint threes of the ten):`,
   );
   for (const { name, delay } of DELAYS.filter((entry) => entry.delay)) {
     const perServer: number[] = [];
@@ -291,7 +296,8 @@ async function twentyServers(): Promise<void> {
     const result = await measureOffset(served.urls, { probes: PROBES });
     const ok = result.servers.filter((server) => server.status === 'ok').length;
     console.log(
-      `20 servers at once, ${PROBES} probes: ${result.duration.toFixed(2)} s (target <= ${PROBES + 2} s), ${ok}/20 ok, offset error ${ms(Math.abs((result.offset ?? NaN) - truth))} ± ${ms(result.error ?? NaN)}`,
+      `20 servers at once, ${PROBES} probes: ${result.duration.toFixed(2)} s (target <= ${PROBES + 2} s), ${ok}/20 ` +
+        `ok, offset error ${ms(Math.abs((result.offset ?? NaN) - truth))} ± ${ms(result.error ?? NaN)}`,
     );
   } finally {
     await stop(served);
@@ -383,7 +389,8 @@ async function realWorld(): Promise<void> {
   }
   const offsets = OFFSETS.slice(0, REAL_KINDS.length);
   console.log(
-    `real servers (${REAL_KINDS.join(', ')}; libfaketime clocks, relay-delayed paths), true offsets ${offsets.join(', ')} s, per server:`,
+    `real servers (${REAL_KINDS.join(', ')}; libfaketime clocks, relay-delayed paths), true ` +
+      `offsets ${offsets.join(', ')} s, per server:`,
   );
   for (const { name, delay } of DELAYS) {
     const set = await realServers(offsets, delay);
@@ -398,7 +405,8 @@ async function realWorld(): Promise<void> {
     }
   }
   console.log(
-    `real servers sharing one time (${REAL_KINDS.length}: ${REAL_KINDS.join(', ')}), the combined estimate, true offsets ${REAL_SHARED_TRUTHS.join(', ')} s:`,
+    `real servers sharing one time (${REAL_KINDS.length}: ${REAL_KINDS.join(', ')}), the combined estimate, true ` +
+      `offsets ${REAL_SHARED_TRUTHS.join(', ')} s:`,
   );
   for (const { name, delay } of DELAYS) {
     const rows: Row[] = [

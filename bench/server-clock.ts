@@ -124,7 +124,8 @@ async function readyTimes(): Promise<void> {
     },
   ];
   console.log(
-    `\nready() and bounds, ${RUNS} runs per row, true offset ${OFFSET} s (ServerClock: half-width at ready -> at the first measurement's end; anchor: measureOffset(), 8 probes):`,
+    `\nready() and bounds, ${RUNS} runs per row, true offset ${OFFSET} s (ServerClock: half-width at ready -> at ` +
+      `the first measurement's end; anchor: measureOffset(), 8 probes):`,
   );
   for (const { name, configs } of paths) {
     const served = await serve(configs);
@@ -157,7 +158,8 @@ async function readyTimes(): Promise<void> {
         )}`,
       );
       console.log(
-        `      |now() - truth| worst ${ms(Math.max(...runs.map((run) => run.nowError)) / 1000)}, truth inside bounds at every update ${runs.filter((run) => run.inside).length}/${runs.length}`,
+        `      |now() - truth| worst ${ms(Math.max(...runs.map((run) => run.nowError)) / 1000)}, truth inside ` +
+          `bounds at every update ${runs.filter((run) => run.inside).length}/${runs.length}`,
       );
       console.log(
         `    measureOffset()     ${ms(anchor.duration)}, ±${ms(anchor.error ?? NaN)}, |error| ${ms(anchorError)}`,

@@ -44,7 +44,10 @@ interface CResult {
 
 function row(name: string, nsPerCall: number, anchorNs: number): string {
   const perSecond = (1e9 / nsPerCall / 1e6).toFixed(2).padStart(7);
-  return `${name.padEnd(44)} ${nsPerCall.toFixed(1).padStart(8)} ns ${perSecond} M/s ${(nsPerCall / anchorNs).toFixed(2).padStart(6)}x`;
+  return (
+    `${name.padEnd(44)} ${nsPerCall.toFixed(1).padStart(8)} ns ${perSecond} ` +
+    `M/s ${(nsPerCall / anchorNs).toFixed(2).padStart(6)}x`
+  );
 }
 
 const build = cBuild('htntp-bench-');
@@ -157,7 +160,8 @@ try {
   // The warm-up sends count too; the timed batches stay below the queue limit.
   const lost = (errors: number, sends: number): string => `${((100 * errors) / Math.max(sends, 1)).toFixed(1)} %`;
   console.log(
-    `SOCK sends refused by a full queue (EAGAIN): C ${lost(cSockErrors, cSockSends)}, ChronySock ${lost(sockErrors, sockSends)}`,
+    `SOCK sends refused by a full queue (EAGAIN): C ${lost(cSockErrors, cSockSends)}, ` +
+      `ChronySock ${lost(sockErrors, sockSends)}`,
   );
 } finally {
   sock.close();

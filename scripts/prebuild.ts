@@ -33,7 +33,8 @@ function nodeDir(): string {
   const dir = resolve(dirname(process.execPath), '..');
   if (!existsSync(join(dir, 'include', 'node', 'node_api.h'))) {
     fail(
-      `no Node headers in ${dir}/include/node: install the Node package with its headers (NodeSource's nodejs has them)`,
+      `no Node headers in ${dir}/include/node: install the Node package with its headers (NodeSource's ` +
+        `nodejs has them)`,
     );
   }
   return dir;

@@ -35,7 +35,9 @@ export interface FeedOptions {
   /** Runs once every sink is open and before the source starts: the privilege drop goes here. */
   afterOpen?: (sinks: readonly Sink[]) => void;
   metrics?: FeedMetrics;
-  /** A one-shot source that ends by itself leaves its last sample valid for the reader (a stop signal still clears it). */
+  /**
+   * A one-shot source that ends by itself leaves its last sample valid for the reader (a stop signal still clears it).
+   */
   keepLastSample?: boolean;
   /** Where the last-good time is saved (floor.ts: the floor no published time goes below); none without it. */
   clockFile?: string;

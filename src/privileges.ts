@@ -86,7 +86,8 @@ export function dropPrivileges(options: PrivilegeOptions, logger: Logger = silen
     if ((error as { code?: string }).code === 'ERR_PRIVILEGE_DROP') throw error;
     const reason = error instanceof Error ? error.message : String(error);
     throw privilegeError(
-      `cannot switch to ${[user && `user ${user}`, group && `group ${group}`].filter(Boolean).join(' and ')}: ${reason} (needs root)`,
+      `cannot switch to ${[user && `user ${user}`, group && `group ${group}`].filter(Boolean).join(' and ')}` +
+        `: ${reason} (needs root)`,
       error,
     );
   }

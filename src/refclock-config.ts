@@ -129,7 +129,8 @@ export function refclockLines(options: RefclockConfigOptions): string[] {
     const driver = options.sock === undefined ? `SHM ${segment}` : `SOCK ${checkSockPath(options.sock)}`;
     return [
       [
-        `refclock ${driver} refid ${refid} poll ${poll}${options.sock === undefined ? ' dpoll 0' : ''} offset ${seconds(offset)}`,
+        `refclock ${driver} refid ${refid} poll ${poll}${options.sock === undefined ? ' dpoll 0' : ''} ` +
+          `offset ${seconds(offset)}`,
         ...(options.delay === undefined ? [] : [`delay ${options.delay}`]),
         ...(options.precision === undefined ? [] : [`precision ${2 ** options.precision}`]),
         ...(stratum === undefined ? [] : [`stratum ${stratum}`]),

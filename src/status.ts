@@ -189,12 +189,17 @@ export function formatStatus(result: StatusResult): string {
       value === null ? '-' : `${value >= 0 ? '+' : ''}${value.toFixed(9)} s`;
     const never = 'never written';
     return [
-      `unit ${report.unit}${report.stale ? ' [stale]' : ''} (key ${report.key}, shmid ${report.shmId}, ${report.size} bytes, perm ${report.perm}, owner uid ${report.uid}, creator pid ${report.creatorPid}, ${report.attached} other processes attached, last pid ${report.lastPid})`,
-      `  mode ${report.mode}  count ${report.count}  valid ${report.valid}  leap ${report.leap}  precision ${report.precision}  nsamples ${report.nsamples}${report.consistent ? '' : '  (copy inconsistent: a writer kept moving count)'}`,
+      `unit ${report.unit}${report.stale ? ' [stale]' : ''} (key ${report.key}, shmid ${report.shmId}` +
+        `, ${report.size} bytes, perm ${report.perm}, owner uid ${report.uid}, creator pid ${report.creatorPid}` +
+        `, ${report.attached} other processes attached, last pid ${report.lastPid})`,
+      `  mode ${report.mode}  count ${report.count}  valid ${report.valid}  leap ${report.leap}  ` +
+        `precision ${report.precision}  nsamples ${report.nsamples}` +
+        `${report.consistent ? '' : '  (copy inconsistent: a writer kept moving count)'}`,
       `  clock    ${report.clockTime ?? never}`,
       `  receive  ${report.receiveTime ?? never}`,
       `  offset   ${seconds(report.offset)}${report.offset === null ? '' : ' (clock - receive)'}`,
-      `  age      ${report.age === null ? '-' : `${report.age.toFixed(3)} s`}${report.stale ? '  STALE: no fresh sample; daemons drop it (is the feeder running?)' : ''}`,
+      `  age      ${report.age === null ? '-' : `${report.age.toFixed(3)} s`}` +
+        `${report.stale ? '  STALE: no fresh sample; daemons drop it (is the feeder running?)' : ''}`,
       ...(report.tai === undefined ? [] : [`  TAI      ${formatTaiReport(report.tai)}`]),
       `  reader   ${READER_TEXT[report.reader]}${report.readerSeen ? ' [seen]' : ''}`,
     ].join('\n');

@@ -66,7 +66,8 @@ export async function lockUnit(
     if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
     const holder = (await askHolder(name)) ?? 'another process (it did not say which)';
     throw codedError(
-      `unit ${unit} (key ${keyText(unit)}) is already fed by ${holder}: one writer per unit, or readers get a mix of both; stop it or use another --unit`,
+      `unit ${unit} (key ${keyText(unit)}) is already fed by ${holder}: one writer per unit, or readers get a mix ` +
+        `of both; stop it or use another --unit`,
       'ERR_UNIT_LOCKED',
       { unit },
     );

@@ -85,7 +85,8 @@ export function addServiceOptions(command: Command, defaults: { unit: number }):
       .addOption(
         new Option(
           '--sock-layout <layout>',
-          "SOCK datagram layout: native (default: this platform's struct timeval), or 40 (64-bit time_t everywhere: ntpd-rs)",
+          "SOCK datagram layout: native (default: this platform's struct timeval), or 40 (64-bit time_t " +
+            'everywhere: ntpd-rs)',
         ).choices(SOCK_LAYOUTS),
       )
       .option(
@@ -173,7 +174,8 @@ export function loadLeapSchedule(
 export function checkUnitAllowed(unit: number, euid: number | undefined = process.geteuid?.()): void {
   if (isRootOnlyUnit(unit) && euid !== undefined && euid !== 0) {
     throw codedError(
-      `unit ${unit} is root-only by convention (ntpd and gpsd keep units 0-1 at mode 0600): run as root, or use --unit 2 or higher (and the same unit in ntp.conf / chrony.conf)`,
+      `unit ${unit} is root-only by convention (ntpd and gpsd keep units 0-1 at mode 0600): run as root, or use ` +
+        `--unit 2 or higher (and the same unit in ntp.conf / chrony.conf)`,
       'EACCES',
     );
   }

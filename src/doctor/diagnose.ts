@@ -140,7 +140,9 @@ function daemonFindings(
         severity: 'unchecked',
         code: 'chrony-unreachable',
         message: `could not ask chronyd: ${facts.chrony.reason}`,
-        fix: 'run doctor as root where chronyd runs (chronyc needs its command socket; --chronyc-socket names it, --chronyc PATH the program)',
+        fix:
+          'run doctor as root where chronyd runs (chronyc needs its command socket; --chronyc-socket names it, ' +
+          '--chronyc PATH the program)',
       });
       continue;
     }
@@ -162,8 +164,12 @@ function daemonFindings(
       findings.push({
         severity: 'problem',
         code: 'chrony-no-samples',
-        message: `chronyd has accepted no sample from refid ${source.name} (reach 0) although fresh samples are published`,
-        fix: 'chronyd attached to another segment (restart it after the segment was recreated), or the samples are refused: see `chronyc sources -v` and its log',
+        message:
+          `chronyd has accepted no sample from refid ${source.name} (reach 0) although fresh ` +
+          `samples are published`,
+        fix:
+          'chronyd attached to another segment (restart it after the segment was recreated), or the samples are ' +
+          'refused: see `chronyc sources -v` and its log',
       });
     } else if (source.lastRx !== undefined) {
       // chronyc: positive = local clock ahead of the source, the opposite of clock - receive;
@@ -174,7 +180,10 @@ function daemonFindings(
         findings.push({
           severity: 'problem',
           code: 'chrony-disagrees',
-          message: `chronyd sees refid ${source.name} at ${source.adjustedOffset.toFixed(6)} s (local - source, as it corrected the clock) but ${expected.toFixed(6)} s is published: it reads another unit or adds an offset`,
+          message:
+            `chronyd sees refid ${source.name} at ${source.adjustedOffset.toFixed(6)} s (local - source, as ` +
+            `it corrected the clock) but ${expected.toFixed(6)} s is published: it reads another unit ` +
+            `or adds an offset`,
           fix: `check that ${entry.file}:${entry.line} names unit ${facts.unit} and that its offset is meant`,
         });
       }
@@ -187,7 +196,9 @@ function daemonFindings(
         severity: 'unchecked',
         code: 'ntpd-unreachable',
         message: `could not ask ntpd: ${facts.ntpd.reason}`,
-        fix: 'run doctor where ntpq can reach ntpd (same network namespace; ntpsec answers on loopback only with `restrict 127.0.0.1`), or name ntpq with --ntpq PATH',
+        fix:
+          'run doctor where ntpq can reach ntpd (same network namespace; ntpsec answers on loopback only with ' +
+          '`restrict 127.0.0.1`), or name ntpq with --ntpq PATH',
       });
       continue;
     }
@@ -214,7 +225,9 @@ function daemonFindings(
       findings.push({
         severity: 'problem',
         code: 'ntpd-disagrees',
-        message: `ntpd sees SHM(${facts.unit}) at ${peer.offset.toFixed(6)} s but ${(sample.offset + entry.offset).toFixed(6)} s is published`,
+        message:
+          `ntpd sees SHM(${facts.unit}) at ${peer.offset.toFixed(6)} s ` +
+          `but ${(sample.offset + entry.offset).toFixed(6)} s is published`,
         fix: `check the unit and time1 in ${entry.file}:${entry.line}`,
       });
     }
@@ -242,8 +255,12 @@ function mismatchFinding(mismatch: UnitMismatch, findings: Finding[]): void {
   findings.splice(0, findings.length, ...kept, {
     severity: 'problem',
     code: 'unit-mismatch',
-    message: `${daemon} reads unit ${reads.unit} (${reads.file}:${reads.line}), ${feeder.name}[${feeder.pid}] writes unit ${writes}: one of them names the wrong unit`,
-    fix: `make them the same: run the feeder with --unit ${reads.unit}, or change ${reads.file}:${reads.line} to unit ${writes} and restart ${daemon}`,
+    message:
+      `${daemon} reads unit ${reads.unit} (${reads.file}:${reads.line}), ${feeder.name}[${feeder.pid}] ` +
+      `writes unit ${writes}: one of them names the wrong unit`,
+    fix:
+      `make them the same: run the feeder with --unit ${reads.unit}, or change ${reads.file}:${reads.line} to ` +
+      `unit ${writes} and restart ${daemon}`,
   });
 }
 
@@ -302,9 +319,11 @@ const SEGMENT_RULES: readonly SegmentRule[] = [
     severity: 'problem',
     when: (view) => view.facts.segment.state === 'absent' && view.facts.configured.length > 0,
     message: (view) =>
-      `unit ${view.facts.unit} is configured in ${where(view.facts.configured)} but no segment exists in this IPC namespace`,
+      `unit ${view.facts.unit} is configured in ${where(view.facts.configured)} but no segment exists in ` +
+      `this IPC namespace`,
     fix: (view) =>
-      `start the feeder on unit ${view.facts.unit} (a feeder in a container needs the host's IPC namespace, --ipc=host); the daemon creates the segment when it starts, so a missing one also means it is not running`,
+      `start the feeder on unit ${view.facts.unit} (a feeder in a container needs the host's IPC namespace, ` +
+      `--ipc=host); the daemon creates the segment when it starts, so a missing one also means it is not running`,
   },
   {
     code: 'absent',
@@ -312,7 +331,8 @@ const SEGMENT_RULES: readonly SegmentRule[] = [
     when: (view) =>
       view.facts.segment.state === 'absent' && view.facts.configured.length === 0 && view.facts.stale.length === 0,
     message: (view) =>
-      `no segment exists for unit ${view.facts.unit} (key ${view.key}) and no config file names it (searched: ${view.files})`,
+      `no segment exists for unit ${view.facts.unit} (key ${view.key}) and no config file names it ` +
+      `(searched: ${view.files})`,
     fix: (view) => `nothing uses unit ${view.facts.unit}: check the unit number on both sides`,
   },
   {
@@ -328,9 +348,11 @@ const SEGMENT_RULES: readonly SegmentRule[] = [
     severity: 'problem',
     when: (view) => present(view) && !rightSize(view),
     message: (view) =>
-      `the segment is ${view.stat?.size} bytes, not ${layout.size} (sizeof(struct shmTime) here): ${view.stat?.size === 80 ? 'a 32-bit program made it (80 bytes is the struct with a 32-bit time_t)' : "it is another program's segment, or another ABI's"}`,
+      `the segment is ${view.stat?.size} bytes, not ${layout.size} (sizeof(struct shmTime) ` +
+      `here): ${view.stat?.size === 80 ? 'a 32-bit program made it (80 bytes is the struct with a 32-bit time_t)' : "it is another program's segment, or another ABI's"}`,
     fix: (view) =>
-      `stop its users, remove it (ipcrm -M ${view.key}), then start the daemon and the feeder again (both built for this platform)`,
+      `stop its users, remove it (ipcrm -M ${view.key}), then start the daemon and the feeder again (both built ` +
+      `for this platform)`,
   },
   {
     code: 'not-root-only',
@@ -345,7 +367,8 @@ const SEGMENT_RULES: readonly SegmentRule[] = [
     severity: 'problem',
     when: (view) => present(view) && view.feeders.length > 1,
     message: (view) =>
-      `${view.feeders.length} feeders write unit ${view.facts.unit}: ${who(view.feeders)}; readers get a mix of their samples`,
+      `${view.feeders.length} feeders write unit ${view.facts.unit}: ${who(view.feeders)}; readers get a mix ` +
+      `of their samples`,
     fix: () => 'stop all but one; give each feeder its own unit',
   },
   {
@@ -353,14 +376,16 @@ const SEGMENT_RULES: readonly SegmentRule[] = [
     severity: 'warning',
     when: (view) => present(view) && view.facts.procComplete && view.stat.nattch > view.facts.processes.length,
     message: (view) =>
-      `${view.stat?.nattch} attachments but only ${view.facts.processes.length} visible processes: some attached processes live in another PID namespace (a container)`,
+      `${view.stat?.nattch} attachments but only ${view.facts.processes.length} visible processes: some attached ` +
+      `processes live in another PID namespace (a container)`,
   },
   {
     code: 'never-written',
     severity: 'problem',
     when: (view) => view.sample !== undefined && !view.sample.written && view.feeders.length === 0,
     message: (view) =>
-      `nothing has ever written unit ${view.facts.unit}${view.readers.length > 0 ? ` (read by ${who(view.readers)})` : ''}`,
+      `nothing has ever written unit ${view.facts.unit}` +
+      `${view.readers.length > 0 ? ` (read by ${who(view.readers)})` : ''}`,
     fix: (view) => `start the feeder with --unit ${view.facts.unit}`,
   },
   {
@@ -375,7 +400,8 @@ const SEGMENT_RULES: readonly SegmentRule[] = [
     severity: 'problem',
     when: (view) => view.sample?.written === true && !view.fresh,
     message: (view) =>
-      `the last sample is ${age(view).toFixed(0)} s old (daemons drop samples older than a few seconds)${view.feeders.length === 0 && view.facts.procComplete ? ' and no feeder is attached' : ''}`,
+      `the last sample is ${age(view).toFixed(0)} s old (daemons drop samples older than a few ` +
+      `seconds)${view.feeders.length === 0 && view.facts.procComplete ? ' and no feeder is attached' : ''}`,
     fix: (view) =>
       view.feeders.length === 0
         ? `start the feeder on unit ${view.facts.unit}`
@@ -405,9 +431,11 @@ const SEGMENT_RULES: readonly SegmentRule[] = [
       view.feeders.length === 0 &&
       !view.fresh,
     message: (view) =>
-      `the segment is 0${view.stat?.perm.toString(8)} owned by uid ${view.stat?.uid}: a feeder running as another user gets EACCES`,
+      `the segment is 0${view.stat?.perm.toString(8)} owned by uid ${view.stat?.uid}: a feeder running as another ` +
+      `user gets EACCES`,
     fix: (view) =>
-      `run the feeder as uid ${view.stat?.uid}, or recreate the segment 0666 (chrony: refclock SHM ${view.facts.unit}:perm=0666)`,
+      `run the feeder as uid ${view.stat?.uid}, or recreate the segment 0666 (chrony: refclock ` +
+      `SHM ${view.facts.unit}:perm=0666)`,
   },
   {
     code: 'no-reader',
@@ -427,9 +455,11 @@ const SEGMENT_RULES: readonly SegmentRule[] = [
       view.feeders.length > 0 &&
       view.readers.length === 0,
     message: (view) =>
-      `fed by ${who(view.feeders)} but no daemon reads unit ${view.facts.unit} and no config file names it (searched: ${view.files})`,
+      `fed by ${who(view.feeders)} but no daemon reads unit ${view.facts.unit} and no config file names it ` +
+      `(searched: ${view.files})`,
     fix: (view) =>
-      `add the lines of \`htntp config --daemon chrony|ntpsec|ntpd --unit ${view.facts.unit} --source http|gps|fixed\` and restart the daemon`,
+      `add the lines of \`htntp config --daemon chrony|ntpsec|ntpd --unit ${view.facts.unit} --source ` +
+      `http|gps|fixed\` and restart the daemon`,
   },
   {
     code: 'config-not-found',
@@ -441,7 +471,8 @@ const SEGMENT_RULES: readonly SegmentRule[] = [
       view.feeders.length > 0 &&
       view.readers.length > 0,
     message: (view) =>
-      `read by ${who(view.readers)} but none of the searched config files names unit ${view.facts.unit} (searched: ${view.files})`,
+      `read by ${who(view.readers)} but none of the searched config files names unit ${view.facts.unit} ` +
+      `(searched: ${view.files})`,
   },
 ];
 
@@ -452,13 +483,17 @@ function removedSegmentFindings(stale: readonly AttachedProcess[]): Finding[] {
       ? {
           severity: 'problem',
           code: 'writer-on-removed',
-          message: `${process.name}[${process.pid}] writes a removed segment (shmid ${process.shmId}): no reader sees its samples`,
+          message:
+            `${process.name}[${process.pid}] writes a removed segment (shmid ${process.shmId}): no reader ` +
+            `sees its samples`,
           fix: `restart it (kill ${process.pid}): it attaches the unit's current segment`,
         }
       : {
           severity: 'problem',
           code: 'reader-on-removed',
-          message: `${process.name}[${process.pid}] still reads a removed segment (shmid ${process.shmId}): it sees none of the samples written now`,
+          message:
+            `${process.name}[${process.pid}] still reads a removed segment (shmid ${process.shmId}): it sees ` +
+            `none of the samples written now`,
           fix: `restart ${process.name}: daemons attach their segments once, at start`,
         },
   );

@@ -23,14 +23,19 @@ export type { UnitDiagnosis, Finding, Verdict, Severity } from './diagnose.js';
 export type { SockDiagnosis } from './sock.js';
 
 export interface DoctorOptions {
-  /** Units to check; default every unit that has a segment, an attachment or a config line (none when only socks are asked for). */
+  /**
+   * Units to check; default every unit that has a segment, an attachment or a config line (none when only socks are
+   * asked for).
+   */
   units?: readonly number[];
   /** chrony SOCK refclock paths to check; default those a chrony config names. */
   socks?: readonly string[];
   configPaths?: ConfigPaths;
   /** chronyd's command socket (default: a `bindcmdaddress` of the config, else chronyc's own default). */
   chronySocket?: string;
-  /** The ntpq command (default $HTNTP_NTPQ, else `ntpq` on PATH), e.g. a wrapper that enters ntpd's network namespace. */
+  /**
+   * The ntpq command (default $HTNTP_NTPQ, else `ntpq` on PATH), e.g. a wrapper that enters ntpd's network namespace.
+   */
   ntpq?: string | readonly string[];
   /** The chronyc command (default $HTNTP_CHRONYC, else `chronyc` on PATH). */
   chronyc?: string | readonly string[];

@@ -133,7 +133,9 @@ function socketFindings(facts: SockFacts, where: string, findings: Finding[]): v
         facts.configured.length > 0
           ? `no socket at ${path}, configured in ${where}`
           : `no socket at ${path} and no chrony or ntpd-rs config names it`,
-      fix: 'the time daemon creates the socket when it starts with it in its config (chrony: refclock SOCK <path>; ntpd-rs: [[source]] mode = "sock"): start or restart it; the feeder\'s --sock must be the same path',
+      fix:
+        'the time daemon creates the socket when it starts with it in its config (chrony: refclock SOCK <path>; ' +
+        'ntpd-rs: [[source]] mode = "sock"): start or restart it; the feeder\'s --sock must be the same path',
     });
     return;
   }
@@ -166,7 +168,8 @@ function socketFindings(facts: SockFacts, where: string, findings: Finding[]): v
     const ids = denied
       .map(
         (feeder) =>
-          `${feeder.name}[${feeder.pid}] (uid ${feeder.uid}, groups ${[feeder.gid, ...feeder.groups.filter((group) => group !== feeder.gid)].join(' ')})`,
+          `${feeder.name}[${feeder.pid}] (uid ${feeder.uid}, ` +
+          `groups ${[feeder.gid, ...feeder.groups.filter((group) => group !== feeder.gid)].join(' ')})`,
       )
       .join(', ');
     findings.push({
@@ -180,7 +183,9 @@ function socketFindings(facts: SockFacts, where: string, findings: Finding[]): v
       severity: 'problem',
       code: 'sock-no-feeder',
       message: `no feeder sends to ${path}: no running htntp has --sock ${path}`,
-      fix: `start htntp with --sock ${path} (systemd: in HTNTP_HTTP_OPTS of /etc/default/htntp, or the gps instance's env file, then systemctl restart htntp)`,
+      fix:
+        `start htntp with --sock ${path} (systemd: in HTNTP_HTTP_OPTS of /etc/default/htntp, or the gps ` +
+        `instance's env file, then systemctl restart htntp)`,
     });
   }
   if (facts.feeders.length === 0 && (stat.mode & 0o022) === 0) {

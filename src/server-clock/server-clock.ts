@@ -56,7 +56,10 @@ export interface ServerClockOptions extends LocalClockOptions {
   resolution?: number;
   /** Per provider call, seconds (default 5). */
   timeout?: number;
-  /** A realtime clock that moves against the raw one by more than this, seconds (plus 85 ms per second, the fastest daemon slew), was stepped (default 0.1). */
+  /**
+   * A realtime clock that moves against the raw one by more than this, seconds (plus 85 ms per second, the fastest
+   * daemon slew), was stepped (default 0.1).
+   */
   stepThreshold?: number;
   /** The two clocks (default: the system's); tests step a fake realtime. */
   clock?: Clock;
@@ -72,7 +75,9 @@ export interface ServerClockUpdate {
   latest: number;
   /** Half-width of the bounds, seconds. */
   error: number;
-  /** What produced it: the first measurement's sweep, that measurement's end, a refresh measurement, a provider round. */
+  /**
+   * What produced it: the first measurement's sweep, that measurement's end, a refresh measurement, a provider round.
+   */
   source: ServerClockSource;
   /** Servers (provider mode: this round's calls) in the majority, and how many gave an interval. */
   survivors: number;
@@ -208,7 +213,10 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     setImmediate(() => void this.#run());
   }
 
-  /** Resolves once a first estimate exists; concurrent callers share one measurement. Rejects if that measurement fails or the clock closes first. */
+  /**
+   * Resolves once a first estimate exists; concurrent callers share one measurement. Rejects if that measurement fails
+   * or the clock closes first.
+   */
   ready(): Promise<void> {
     if (this.#estimate) return Promise.resolve();
     if (this.#closed)
@@ -298,7 +306,10 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     this.emit('step', { step, clock: 'local' });
   }
 
-  /** Emits `error` to listeners; unheard, it is logged: a failed refresh must not crash the app while the last bound holds. */
+  /**
+   * Emits `error` to listeners; unheard, it is logged: a failed refresh must not crash the app while the last bound
+   * holds.
+   */
   #report(error: Error): void {
     if (this.listenerCount('error') > 0) this.emit('error', error);
     else this.#logger.error('server clock', { error: error.message, code: (error as NodeJS.ErrnoException).code });

@@ -133,7 +133,8 @@ export class ShmSink implements Sink {
       // Made anew by this unprivileged process, a root-only unit would be owned by a user:
       // exactly what must never feed the daemon. Stop loudly; a service manager restarts us as root.
       throw codedError(
-        `the segment of unit ${unit} (key ${keyText(unit)}) was removed and a root-only unit cannot be recreated after the privilege drop: restart htntp (as root)`,
+        `the segment of unit ${unit} (key ${keyText(unit)}) was removed and a root-only unit cannot be recreated ` +
+          `after the privilege drop: restart htntp (as root)`,
         'ERR_SEGMENT_REMOVED',
         { unit },
       );

@@ -115,7 +115,9 @@ async function segmentsCreatedBy(pid: number): Promise<string[]> {
     .map((fields) => fields[0]!);
 }
 
-/** Resolves with the raw-clock time the next stderr line matching `pattern` arrives (lines already there do not count). */
+/**
+ * Resolves with the raw-clock time the next stderr line matching `pattern` arrives (lines already there do not count).
+ */
 function nextLine(
   process: RunningProcess,
   pattern: RegExp,
@@ -172,7 +174,8 @@ describeE2e('htntp fixed --sock read by chronyd -x', ['chronyd'], () => {
       await fixed.waitForLine(/^info socket connected sink=sock:/, { stream: 'stderr', timeoutMs: 15_000 });
       const tracking = await waitForChronySelection(daemon, 'SOCK');
       console.info(
-        `chronyd tracking over SOCK: System time ${tracking.systemTimeFast.toFixed(9)} s fast, stratum ${tracking.stratum}`,
+        `chronyd tracking over SOCK: System time ${tracking.systemTimeFast.toFixed(9)} s fast, ` +
+          `stratum ${tracking.stratum}`,
       );
       expect(tracking.systemTimeFast).toBeGreaterThan(1 - TOLERANCE);
       expect(tracking.systemTimeFast).toBeLessThan(1 + TOLERANCE);
@@ -227,7 +230,8 @@ describeE2e('chronyd comes and goes under a running feeder', ['chronyd'], () => 
         await sampled(daemon, 'SOCK', 1);
       }
       console.info(
-        `SOCK resume after chronyd restart (s from socket creation to the feeder sending): ${resumes.map((value) => value.toFixed(3)).join(' ')}`,
+        `SOCK resume after chronyd restart (s from socket creation to the feeder ` +
+          `sending): ${resumes.map((value) => value.toFixed(3)).join(' ')}`,
       );
       for (const resume of resumes) {
         expect(resume).toBeGreaterThanOrEqual(0);
@@ -313,7 +317,8 @@ describeE2e('htntp http --sock read by chronyd -x', ['chronyd'], () => {
     const error = Number(/ error=(\S+)/.exec(estimate)?.[1]);
     const source = await sampled(daemon, 'HTTP', 2, 30_000);
     console.info(
-      `chronyd over SOCK from http: measured ${source.measuredOffset.toFixed(6)} s (truth ${-truth}, htntp error ${error.toFixed(6)})`,
+      `chronyd over SOCK from http: measured ${source.measuredOffset.toFixed(6)} s (truth ${-truth}, htntp ` +
+        `error ${error.toFixed(6)})`,
     );
     expect(Math.abs(source.measuredOffset + truth)).toBeLessThanOrEqual(error + TOLERANCE);
     expect(await segmentsCreatedBy(http.pid)).toEqual([]);

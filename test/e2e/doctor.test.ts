@@ -234,7 +234,8 @@ describeE2e('htntp doctor with chronyd -x', ['chronyd'], () => {
       const edited = join(temp.path, 'chrony.conf');
       await writeFile(
         edited,
-        `bindcmdaddress ${chronyd.socketPath}\n${refclockLines({ daemon: 'chrony', unit: configured, refid: 'MIX', poll: 0, precision: -10 }).join('\n')}\n`,
+        `bindcmdaddress ${chronyd.socketPath}` +
+          `\n${refclockLines({ daemon: 'chrony', unit: configured, refid: 'MIX', poll: 0, precision: -10 }).join('\n')}\n`,
       );
       const diagnosis = only(
         await runDoctor({ units: [configured], configPaths: { chrony: [edited], ntp: [] }, chronyc: chronyc() }),
@@ -277,7 +278,8 @@ describeE2e('htntp doctor without a daemon', [], () => {
       expect(absent).toMatchObject({ verdict: 'problem', segment: 'absent' });
       expect(absent.summary).toMatch(
         new RegExp(
-          `^chronyd reads unit ${UNIT.absent} \\(${conf}:1\\), htntp fixed\\[\\d+\\] writes unit ${UNIT.unconfigured}: `,
+          `^chronyd reads unit ${UNIT.absent} \\(${conf}:1\\), htntp fixed\\[\\d+\\] writes ` +
+            `unit ${UNIT.unconfigured}: `,
         ),
       );
       expect(codes(absent)).toContain('unit-mismatch');
@@ -437,7 +439,8 @@ describeE2e('htntp doctor: SOCK outages are problems, never ok', ['chronyd', 'se
       expect(denied?.verdict).toBe('problem');
       expect(denied?.summary, denied?.summary).toMatch(
         new RegExp(
-          `^htntp fixed\\[${feeder.pid}\\] \\(uid 65534, groups 65534\\) may not write ${path} \\(0[0-7]{3} uid 0 gid 0\\): every sample gets EACCES$`,
+          `^htntp fixed\\[${feeder.pid}\\] \\(uid 65534, groups 65534\\) may not write ${path} \\(0[0-7]{3} uid 0 ` +
+            `gid 0\\): every sample gets EACCES$`,
         ),
       );
       expect(denied?.fix).toContain('chrony.service.d/htntp-sock.conf');
@@ -504,11 +507,13 @@ describeE2e('htntp doctor: chronyd reads one unit, htntp writes another', ['chro
       const diagnosis = only(report, unit);
       expect(diagnosis.summary, JSON.stringify(diagnosis)).toMatch(
         new RegExp(
-          `^chronyd reads unit ${UNIT.mismatchRead} \\(.*\\), htntp fixed\\[\\d+\\] writes unit ${UNIT.mismatchWrite}: `,
+          `^chronyd reads unit ${UNIT.mismatchRead} \\(.*\\), htntp fixed\\[\\d+\\] writes ` +
+            `unit ${UNIT.mismatchWrite}: `,
         ),
       );
       expect(diagnosis.fix).toBe(
-        `make them the same: run the feeder with --unit ${UNIT.mismatchRead}, or change ${chronyd.confPath}:${line} to unit ${UNIT.mismatchWrite} and restart chronyd`,
+        `make them the same: run the feeder with --unit ${UNIT.mismatchRead}, or change ${chronyd.confPath}:${line} ` +
+          `to unit ${UNIT.mismatchWrite} and restart chronyd`,
       );
       expect(
         codes(diagnosis).filter((code) => ['absent', 'not-configured', 'never-written', 'no-reader'].includes(code)),

@@ -81,7 +81,8 @@ describeE2e('htntp fixed --offset -1 read by chronyd -x', ['chronyd'], () => {
       { what: 'chronyd to select FIX with 4 samples', timeoutMs: 40_000, intervalMs: 500 },
     );
     console.info(
-      `chronyd tracking: System time ${tracking.systemTimeFast.toFixed(9)} s fast, last offset ${tracking.lastOffset}, stratum ${tracking.stratum}`,
+      `chronyd tracking: System time ${tracking.systemTimeFast.toFixed(9)} s fast, last ` +
+        `offset ${tracking.lastOffset}, stratum ${tracking.stratum}`,
     );
     expect(tracking.systemTimeFast).toBeGreaterThan(1 - TOLERANCE);
     expect(tracking.systemTimeFast).toBeLessThan(1 + TOLERANCE);
@@ -99,7 +100,8 @@ describeE2e('htntp fixed --offset -1 read by ntpsec ntpd', ['ntpd'], () => {
     // minpoll 1: a line every 2 s; three lines = three samples ntpd accepted.
     const lines: PeerstatsLine[] = await ntpd.waitForPeerstats(unit, 3);
     console.info(
-      `ntpd peerstats SHM(${unit}) [status offset dispersion]: ${lines.map((line) => `[${line.status.toString(16)} ${line.offset.toFixed(9)} ${line.dispersion}]`).join(' ')}`,
+      `ntpd peerstats SHM(${unit}) [status offset ` +
+        `dispersion]: ${lines.map((line) => `[${line.status.toString(16)} ${line.offset.toFixed(9)} ${line.dispersion}]`).join(' ')}`,
     );
     expect(lines.every((line) => line.peer === `SHM(${unit})`)).toBe(true);
     for (const line of lines) {

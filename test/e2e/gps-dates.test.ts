@@ -236,7 +236,8 @@ describeE2e('GPS date jumps over a socat pty', ['socat'], () => {
     expect(stderr).toMatch(/line skipped.*\\x1b\[2J\\x1b\[31mRED/);
     expect(stderr.includes('\x1b')).toBe(false);
     process.stderr.write(
-      `[gps dates] --report-offset: ${report.samples} samples, median ${(report.median * 1000).toFixed(2)} ms, IQR ${(report.iqr * 1000).toFixed(2)} ms\n`,
+      `[gps dates] --report-offset: ${report.samples} samples, median ${(report.median * 1000).toFixed(2)} ms, ` +
+        `IQR ${(report.iqr * 1000).toFixed(2)} ms\n`,
     );
   }, 40_000);
 });

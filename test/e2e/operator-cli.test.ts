@@ -67,7 +67,9 @@ describe('signals and pipes', () => {
   it('`status --watch | head -1` ends quietly with exit 0 once head has gone', async () => {
     const shm = new NtpdShm(UNIT_WATCH);
     try {
-      const script = `"$0" "$1" status --watch --interval 0.1 --unit ${UNIT_WATCH} | head -1; echo "htntp exit $\{PIPESTATUS[0]}" >&2`;
+      const script =
+        `"$0" "$1" status --watch --interval 0.1 --unit ${UNIT_WATCH} | head -1; echo "htntp exit ` +
+        `$\{PIPESTATUS[0]}" >&2`;
       const pipeline = startProcess('bash', ['-c', script, process.execPath, htntpBin]);
       const exit = await pipeline.exited;
       expect(exit.code, pipeline.output()).toBe(0);
@@ -103,7 +105,8 @@ describe('proxy credentials', () => {
       const cmdline = readFileSync(`/proc/${feeder.pid}/cmdline`, 'latin1');
       expect(cmdline).not.toContain(PASSWORD);
       expect(cmdline).toContain('***@127.0.0.1');
-      expect([...feeder.stdoutLines, ...feeder.stderrLines].join('\n')).not.toContain(PASSWORD); // logs never repeat them
+      // logs never repeat them
+      expect([...feeder.stdoutLines, ...feeder.stderrLines].join('\n')).not.toContain(PASSWORD);
     } finally {
       await feeder.stop('SIGTERM');
     }
@@ -183,7 +186,8 @@ describe('one writer per unit', () => {
       expect((await second.exited).code, second.output()).toBe(1);
       expect(second.stderrLines.join('\n')).toMatch(
         new RegExp(
-          `unit ${UNIT_LOCK} \\(key 0x[0-9a-f]+\\) is already fed by pid ${first.pid} \\(.*fixed.*\\): one writer per unit`,
+          `unit ${UNIT_LOCK} \\(key 0x[0-9a-f]+\\) is already fed by pid ${first.pid} \\(.*fixed.*\\): one ` +
+            `writer per unit`,
         ),
       );
       expect(second.stderrLines.some((line) => /segment attached/.test(line))).toBe(false);

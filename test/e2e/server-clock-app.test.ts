@@ -40,7 +40,8 @@ describe('ServerClock in an app', () => {
         'const clock = new ServerClock({ provider: async () => Date.now() + 60_000 });',
         'await clock.ready();',
         'const { earliest, latest } = clock.bounds();',
-        'console.log(JSON.stringify({ offset: clock.offset, skew: clock.now() - Date.now(), width: latest - earliest }));',
+        'console.log(JSON.stringify({ offset: clock.offset, skew: clock.now() - Date.now(), width: latest ' +
+          '- earliest }));',
         'clock.close();',
       ].join('\n'),
     );
@@ -63,7 +64,8 @@ describe('ServerClock in an app', () => {
       [
         "import { ServerClock, type ServerClockUpdate } from 'htntp';",
         "const clock = new ServerClock({ servers: ['https://api.example.com/'], refresh: 60, target: 0.002 });",
-        "clock.on('update', (update: ServerClockUpdate) => console.log(update.offset, update.earliest, update.latest));",
+        "clock.on('update', (update: ServerClockUpdate) => console.log(update.offset, update.earliest, " +
+          'update.latest));',
         "clock.on('step', ({ step }) => console.log(step.toFixed(3)));",
         "clock.on('error', (error) => console.log(error.message));",
         'export async function stamp(): Promise<number> {',

@@ -253,7 +253,8 @@ describe('feed() with sockets', () => {
     });
     expect(result).toEqual({ published: 3, reattached: 0 });
     const datagrams = await listening.waitForDatagrams(3);
-    for (const datagram of datagrams) expect(datagram.offset).toBeCloseTo(-1, 5); // within the µs the tv truncation moves
+    // within the µs the tv truncation moves
+    for (const datagram of datagrams) expect(datagram.offset).toBeCloseTo(-1, 5);
   });
 
   it('a unit and a socket: both written; the reader down costs the socket samples, never the feed', async (context) => {

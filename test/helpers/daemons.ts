@@ -360,7 +360,8 @@ export async function startNtpd(options: NtpdOptions): Promise<Ntpd> {
   if (configErrors.length > 0) {
     await ntpd.stop();
     throw new Error(
-      `ntpd refused lines of its config:\n${configErrors.join('\n')}\n${conf.map((line, index) => `${index + 1}: ${line}`).join('\n')}`,
+      `ntpd refused lines of its config:\n${configErrors.join('\n')}` +
+        `\n${conf.map((line, index) => `${index + 1}: ${line}`).join('\n')}`,
     );
   }
   return ntpd;

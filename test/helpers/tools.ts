@@ -177,9 +177,13 @@ export function toolInventory(): { name: ToolName; path: string | undefined }[] 
 }
 
 const installHint: Record<ToolName, string> = {
-  chronyd: `apt-get download chrony && dpkg-deb -x it into ${chronyRoot} (or set HTNTP_CHRONY_ROOT, or apt-get install chrony where no other time daemon is installed); .ci/run does it`,
+  chronyd:
+    `apt-get download chrony && dpkg-deb -x it into ${chronyRoot} (or set HTNTP_CHRONY_ROOT, or apt-get ` +
+    `install chrony where no other time daemon is installed); .ci/run does it`,
   chronyc: `as chronyd (${chronyRoot}/usr/bin/chronyc)`,
-  ntpd: `apt-get download ntpsec python3-ntp && dpkg-deb -x each into ${ntpsecRoot} (or set HTNTP_NTPSEC_ROOT); .ci/run does it`,
+  ntpd:
+    `apt-get download ntpsec python3-ntp && dpkg-deb -x each into ${ntpsecRoot} (or set HTNTP_NTPSEC_ROOT); ` +
+    `.ci/run does it`,
   ntptime: `apt-get download ntpsec && dpkg-deb -x it into ${ntpsecRoot}; .ci/run does it`,
   ntpq: `as ntpd (${ntpsecRoot}/usr/bin/ntpq)`,
   ntpshmmon: `apt-get download gpsd && dpkg-deb -x it into ${gpsdRoot} (or HTNTP_GPSD_ROOT); .ci/run does it`,

@@ -579,7 +579,8 @@ export async function openHeadConnection(
           ? target
           : `${host}:${port}`;
       socket.write(
-        `${method} ${target} HTTP/1.1\r\nHost: ${hostHeader}\r\nCache-Control: no-cache\r\nUser-Agent: htntp-test\r\n\r\n`,
+        `${method} ${target} HTTP/1.1\r\nHost: ${hostHeader}\r\nCache-Control: no-cache\r\nUser-Agent: ` +
+          `htntp-test\r\n\r\n`,
       );
     });
   return {

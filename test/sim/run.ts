@@ -34,7 +34,10 @@ import { SimulatedServer, type SimServer } from './model.js';
 
 export interface SimOutcome {
   conclusion: Conclusion;
-  /** Strategy `sweep`: the conclusion once more than half of the servers had swept (or every sweep ended), as measure.ts reports it. */
+  /**
+   * Strategy `sweep`: the conclusion once more than half of the servers had swept (or every sweep ended), as measure.ts
+   * reports it.
+   */
   interim: Conclusion | undefined;
   /** The published half-width (undefined without an estimate). */
   error: number | undefined;

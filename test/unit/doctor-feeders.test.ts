@@ -188,10 +188,12 @@ describe('unit mismatch', () => {
     });
     expect(diagnosis.verdict).toBe('problem');
     expect(diagnosis.summary).toBe(
-      'chronyd reads unit 151 (/etc/chrony/conf.d/htntp.conf:1), htntp http[812] writes unit 150: one of them names the wrong unit',
+      'chronyd reads unit 151 (/etc/chrony/conf.d/htntp.conf:1), htntp http[812] writes unit 150: one of them ' +
+        'names the wrong unit',
     );
     expect(diagnosis.fix).toBe(
-      'make them the same: run the feeder with --unit 151, or change /etc/chrony/conf.d/htntp.conf:1 to unit 150 and restart chronyd',
+      'make them the same: run the feeder with --unit 151, or change /etc/chrony/conf.d/htntp.conf:1 to unit 150 ' +
+        'and restart chronyd',
     );
     expect(diagnosis.findings.map((finding) => finding.code)).toEqual(['unit-mismatch']);
   });

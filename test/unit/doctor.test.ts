@@ -33,7 +33,8 @@ describe('readDaemonConfig', () => {
     const ntp = join(temp.path, 'ntp.conf');
     writeFileSync(
       ntp,
-      'server 127.127.28.0 minpoll 4 maxpoll 4 noselect\nfudge 127.127.28.0 refid GPS time1 -0.1\nrefclock shm unit 3 refid FIX time1 0.0 minpoll 4\n',
+      'server 127.127.28.0 minpoll 4 maxpoll 4 noselect\nfudge 127.127.28.0 refid GPS time1 -0.1\nrefclock shm unit ' +
+        '3 refid FIX time1 0.0 minpoll 4\n',
     );
     const config = readDaemonConfig({ chrony: [chrony], ntp: [ntp, join(temp.path, 'absent.conf')] });
     expect(config.chronySockets).toEqual(['/run/x/chronyd.sock']);
@@ -228,7 +229,8 @@ describe('diagnose', () => {
   });
 
   it("chronyd's offsets are taken against the clock as it corrected it: agreement accounts for the pending correction", () => {
-    // Published clock - receive = -1 s; chronyd -x selected it and thinks the clock is 1 s fast (correction -1): it measures 0.
+    // Published clock - receive = -1 s; chronyd -x selected it and thinks the clock is 1 s fast (correction -1): it
+    // measures 0.
     const source = {
       mode: '#',
       state: '*',

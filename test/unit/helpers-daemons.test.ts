@@ -52,7 +52,8 @@ describe('daemon output parsers', () => {
       'ntpshmmon: version 3.22',
       '#      Name  Seen@                 Clock                 Real                 L Prc',
       'sample NTP2  1795314958.328503286  1795314957.412829186  1795314956.411999941 0 -10',
-      `sample NTP${String.fromCharCode(0x30 + 100)}  1795314958.413923460  1795314958.412974100  1795314957.412974100 1 -20`,
+      `sample NTP${String.fromCharCode(0x30 + 100)}  1795314958.413923460  1795314958.412974100  ` +
+        `1795314957.412974100 1 -20`,
     ].join('\n');
     const [two, hundred] = parseNtpshmmon(text);
     expect(two).toMatchObject({

@@ -20,7 +20,8 @@ describe('refclock SOCK', () => {
     const [shm] = refclockLines(common);
     const [sock] = refclockLines({ ...common, sock: '/run/chrony.htntp.sock' });
     expect(sock).toBe(
-      'refclock SOCK /run/chrony.htntp.sock refid HTTP poll 3 offset -0.25 delay 0.2 precision 0.0009765625 stratum 5 prefer',
+      'refclock SOCK /run/chrony.htntp.sock refid HTTP poll 3 offset -0.25 delay 0.2 precision 0.0009765625 ' +
+        'stratum 5 prefer',
     );
     expect(shm?.replace('SHM 2:perm=0666', 'SOCK /run/chrony.htntp.sock').replace(' dpoll 0', '')).toBe(sock);
   });

@@ -35,7 +35,10 @@ interface Tally {
   misses: string[];
 }
 
-/** The server time as offsets from the true clock that a check may find: the current one, and during a step's grace the one before. */
+/**
+ * The server time as offsets from the true clock that a check may find: the current one, and during a step's grace the
+ * one before.
+ */
 interface Truth {
   offsets(): number[];
 }
@@ -312,11 +315,13 @@ describe('ServerClock under adversarial servers: no bound excludes the truth', (
       { checks: 0, excluded: 0 },
     );
     console.log(
-      `server-clock adversarial: ${total.excluded} of ${total.checks} checks excluded the truth (${RUNS} run(s) a scenario, ${DURATION} s each)`,
+      `server-clock adversarial: ${total.excluded} of ${total.checks} checks excluded the truth (${RUNS} run(s) a ` +
+        `scenario, ${DURATION} s each)`,
     );
     for (const [name, tally] of results)
       console.log(
-        `  ${tally.excluded}/${tally.checks} (updates ${tally.updates}, server steps ${tally.serverSteps}, before ready ${tally.unready}) ${name}${tally.misses.length ? `\n    ${tally.misses.join('\n    ')}` : ''}`,
+        `  ${tally.excluded}/${tally.checks} (updates ${tally.updates}, server steps ${tally.serverSteps}, before ` +
+          `ready ${tally.unready}) ${name}${tally.misses.length ? `\n    ${tally.misses.join('\n    ')}` : ''}`,
       );
   });
 

@@ -114,7 +114,8 @@ export function registerConfig(program: Command): void {
   program
     .command('config')
     .description(
-      'Print the config lines that register an htntp unit as a refclock in ntpd (classic), ntpsec or chrony, or a SOCK source in chrony or ntpd-rs',
+      'Print the config lines that register an htntp unit as a refclock in ntpd (classic), ntpsec or chrony, or a ' +
+        'SOCK source in chrony or ntpd-rs',
     )
     .addOption(
       new Option('--daemon <name>', 'the time daemon reading the segment or socket')
@@ -160,7 +161,8 @@ export function registerConfig(program: Command): void {
     .option('--delay <seconds>', 'chrony only: assumed delay of the source', numberOption('delay', 0, 10))
     .option(
       '--pps <device>',
-      'pair with a PPS device the daemon reads itself (e.g. /dev/pps0): the unit numbers the seconds, the pulse is preferred',
+      'pair with a PPS device the daemon reads itself (e.g. /dev/pps0): the unit numbers the seconds, the ' +
+        'pulse is preferred',
     )
     .option(
       '--perm <octal>',

@@ -43,7 +43,8 @@ function formatUnit(unit: UnitDiagnosis): string {
   if (unit.size !== undefined) {
     const processes = unit.processes.map((process) => `${process.name}[${process.pid}] (${process.role})`).join(', ');
     lines.push(
-      `  segment  ${unit.size} bytes, perm ${unit.perm ?? '?'}, owner uid ${unit.uid ?? '?'}, ${unit.nattch ?? 0} attached${processes === '' ? '' : `: ${processes}`}`,
+      `  segment  ${unit.size} bytes, perm ${unit.perm ?? '?'}, owner uid ${unit.uid ?? '?'}, ${unit.nattch ?? 0} ` +
+        `attached${processes === '' ? '' : `: ${processes}`}`,
     );
   } else {
     lines.push(`  segment  ${unit.segment}`);
@@ -56,24 +57,29 @@ function formatUnit(unit: UnitDiagnosis): string {
     const { sample } = unit;
     lines.push(
       sample.written && sample.offset !== null && sample.age !== null
-        ? `  sample   offset ${sample.offset >= 0 ? '+' : ''}${sample.offset.toFixed(6)} s (clock - receive), age ${sample.age.toFixed(1)} s, valid ${sample.valid}, leap ${sample.leap}, precision ${sample.precision}`
+        ? `  sample   offset ${sample.offset >= 0 ? '+' : ''}${sample.offset.toFixed(6)} s (clock - receive), ` +
+            `age ${sample.age.toFixed(1)} s, valid ${sample.valid}, leap ${sample.leap}, precision ${sample.precision}`
         : '  sample   never written',
     );
   }
   for (const entry of unit.configured)
     lines.push(
-      `  config   ${entry.file}:${entry.line} (${entry.daemon}${entry.refid === undefined ? '' : ` refid ${entry.refid}`})`,
+      `  config   ${entry.file}:${entry.line} (${entry.daemon}` +
+        `${entry.refid === undefined ? '' : ` refid ${entry.refid}`})`,
     );
   if (unit.chrony !== undefined) {
     const source = unit.chrony;
     lines.push(
-      `  chronyd  ${source.name}: state ${source.state}, reach ${source.reach.toString(8)}, offset ${source.adjustedOffset >= 0 ? '+' : ''}${source.adjustedOffset.toFixed(6)} s (local - source, corrected)`,
+      `  chronyd  ${source.name}: state ${source.state}, reach ${source.reach.toString(8)}, ` +
+        `offset ${source.adjustedOffset >= 0 ? '+' : ''}${source.adjustedOffset.toFixed(6)} s (local - ` +
+        `source, corrected)`,
     );
   }
   if (unit.ntpd !== undefined) {
     const peer = unit.ntpd;
     lines.push(
-      `  ntpd     ${peer.remote} .${peer.refid}.: tally '${peer.tally}', reach ${peer.reach.toString(8)}, offset ${peer.offset >= 0 ? '+' : ''}${peer.offset.toFixed(6)} s`,
+      `  ntpd     ${peer.remote} .${peer.refid}.: tally '${peer.tally}', reach ${peer.reach.toString(8)}, ` +
+        `offset ${peer.offset >= 0 ? '+' : ''}${peer.offset.toFixed(6)} s`,
     );
   }
   for (const finding of unit.findings.slice(unit.verdict === 'healthy' ? 0 : 1)) {
@@ -92,12 +98,14 @@ function formatSock(sock: SockDiagnosis): string {
     lines.push(`  feeder   ${feeder.name}[${feeder.pid}] uid ${feeder.uid} gid ${feeder.gid}`);
   lines.push(
     sock.exists
-      ? `  socket   mode ${sock.mode ?? '?'}, owner uid ${sock.uid ?? '?'} gid ${sock.gid ?? '?'}${sock.holders.length === 0 ? '' : `, held by ${sock.holders.map((holder) => `${holder.name}[${holder.pid}]`).join(', ')}`}`
+      ? `  socket   mode ${sock.mode ?? '?'}, owner uid ${sock.uid ?? '?'} gid ${sock.gid ?? '?'}` +
+          `${sock.holders.length === 0 ? '' : `, held by ${sock.holders.map((holder) => `${holder.name}[${holder.pid}]`).join(', ')}`}`
       : '  socket   absent',
   );
   for (const entry of sock.configured)
     lines.push(
-      `  config   ${entry.file}:${entry.line} (${entry.daemon}${entry.refid === undefined ? '' : ` refid ${entry.refid}`})`,
+      `  config   ${entry.file}:${entry.line} (${entry.daemon}` +
+        `${entry.refid === undefined ? '' : ` refid ${entry.refid}`})`,
     );
   if (sock.chrony !== undefined)
     lines.push(`  chronyd  ${sock.chrony.name}: state ${sock.chrony.state}, reach ${sock.chrony.reach.toString(8)}`);
@@ -111,7 +119,10 @@ function formatSock(sock: SockDiagnosis): string {
 
 export function formatDoctor(report: DoctorReport): string {
   if (report.units.length === 0 && report.socks.length === 0) {
-    return `no SHM units: no segment exists and no config file names one (searched: ${report.configFiles.join(', ') || 'none found'})\n`;
+    return (
+      `no SHM units: no segment exists and no config file names one ` +
+      `(searched: ${report.configFiles.join(', ') || 'none found'})\n`
+    );
   }
   return `${[...report.units.map(formatUnit), ...report.socks.map(formatSock)].join('\n\n')}\n`;
 }
@@ -136,7 +147,8 @@ export function registerDoctor(program: Command): void {
   program
     .command('doctor')
     .description(
-      "Diagnose SHM units: segment, attached processes, the daemons' config and view; one verdict and fix per unit (exit 0 healthy, 1 problem, 2 could not check)",
+      "Diagnose SHM units: segment, attached processes, the daemons' config and view; one verdict and fix per unit " +
+        '(exit 0 healthy, 1 problem, 2 could not check)',
     )
     .option(
       '-u, --unit <n>',

@@ -166,9 +166,11 @@ function formatReport(report: OffsetReport): string {
   if (report.samples === 0) return `${report.device}: no samples in ${report.seconds} s (no fix yet?)\n`;
   const correction = report.correction.toFixed(4);
   return [
-    `${report.device}: ${report.samples} samples in ${report.seconds} s, --offset ${report.offset}; local clock ${clockText}`,
+    `${report.device}: ${report.samples} samples in ${report.seconds} s, --offset ${report.offset}; local ` +
+      `clock ${clockText}`,
     `clock - receive: median ${s(report.median)}, IQR ${s(report.iqr)} (${s(report.q1)} .. ${s(report.q3)})`,
-    `correction: ${correction} s -> htntp gps --offset ${correction}, or chrony \`offset ${correction}\` / ntpd \`time1 ${correction}\` with --offset 0 (one of them, not both)`,
+    `correction: ${correction} s -> htntp gps --offset ${correction}, or chrony \`offset ${correction}\` / ntpd ` +
+      `\`time1 ${correction}\` with --offset 0 (one of them, not both)`,
     '',
   ].join('\n');
 }
@@ -199,7 +201,8 @@ export function registerGps(program: Command): void {
     )
     .option(
       '--report-offset <seconds>',
-      'publish nothing: measure clock - receive for this long and print median, IQR and the --offset / chrony offset / ntpd time1 to use',
+      'publish nothing: measure clock - receive for this long and print median, IQR and the --offset / chrony ' +
+        'offset / ntpd time1 to use',
       integerOption('report-offset', 5, 86_400),
     )
     .option('--json', 'print a summary object on exit');

@@ -102,7 +102,9 @@ export function resolveProxy(options: Pick<HttpOptions, 'proxy' | 'proxyFile'>, 
       .filter((_arg, index) => index !== 1)
       .join(' ');
     logger.warn('proxy credentials on the command line', {
-      hint: 'every local user could read them (ps, /proc); put the proxy in HTTPS_PROXY or a file given with --proxy-file',
+      hint:
+        'every local user could read them (ps, /proc); put the proxy in HTTPS_PROXY or a file given ' +
+        'with --proxy-file',
     });
   }
   return options.proxy;
@@ -113,12 +115,16 @@ export function formatMeasurement(result: MeasurementResult): string {
   const ms = (seconds: number | null): string => (seconds === null ? '-' : `${(seconds * 1000).toFixed(3)} ms`);
   const lines = result.servers.map(
     (server) =>
-      `${server.status.padEnd(11)} ${server.url}  offset ${ms(server.offset)} ± ${ms(server.error)}  rtt ${ms(server.rtt)}  probes ${server.probes}${server.tls === 'time-unverified' ? '  time-unverified' : ''}${server.reason ? `  (${server.reason})` : ''}`,
+      `${server.status.padEnd(11)} ${server.url}  offset ${ms(server.offset)} ± ${ms(server.error)}  ` +
+      `rtt ${ms(server.rtt)}  probes ${server.probes}${server.tls === 'time-unverified' ? '  time-unverified' : ''}` +
+      `${server.reason ? `  (${server.reason})` : ''}`,
   );
   lines.push(
     result.offset === null
       ? `no estimate: ${result.reason ?? ''}`
-      : `offset ${ms(result.offset)} ± ${ms(result.error)} (server - local; ${result.survivors} of ${result.servers.length} servers agree${result.timeUnverified ? "; certificates checked against the servers' time" : ''})`,
+      : `offset ${ms(result.offset)} ± ${ms(result.error)} (server - local; ${result.survivors} ` +
+          `of ${result.servers.length} servers ` +
+          `agree${result.timeUnverified ? "; certificates checked against the servers' time" : ''})`,
   );
   if (result.caveat) lines.push(`bound widened: ${result.caveat}`);
   return `${lines.join('\n')}\n`;
@@ -216,7 +222,8 @@ export function registerHttp(program: Command): void {
     )
     .option(
       '--proxy <host:port>',
-      'HTTP proxy (CONNECT for https, absolute-form requests for http); default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY. Credentials here are visible in ps: use --proxy-file or the environment',
+      'HTTP proxy (CONNECT for https, absolute-form requests for http); default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY. ' +
+        'Credentials here are visible in ps: use --proxy-file or the environment',
     )
     .option('--proxy-file <path>', 'file holding the proxy, e.g. http://user:pass@proxy:3128 (keep it 0600)')
     .option('--ca <file>', 'PEM file of extra CA certificates to trust')
@@ -224,7 +231,8 @@ export function registerHttp(program: Command): void {
     .option('-n, --dry-run', 'never touch the segment (with --once: print the measurement)')
     .option(
       '--json',
-      'machine-readable output: with --once --dry-run one JSON object (a failure too: {reason, code, exitCode}); logs as JSON',
+      'machine-readable output: with --once --dry-run one JSON object (a failure too: {reason, code, ' +
+        'exitCode}); logs as JSON',
     );
   addServiceOptions(command, { unit: 2 }).action(async (servers: string[], options: HttpOptions) => {
     const run = await runHttp(servers, options);

@@ -83,7 +83,9 @@ export class LineSplitter {
     }
   }
 
-  /** Drop a partial line and what waits (the port was reopened or closed: its start and end are from different streams). */
+  /**
+   * Drop a partial line and what waits (the port was reopened or closed: its start and end are from different streams).
+   */
   clear(): void {
     this.#length = 0;
     this.#discarding = false;

@@ -216,7 +216,9 @@ export class ReceiverPort {
     }, seconds * 1000);
   }
 
-  /** An open port that says nothing (receiver unpowered, wrong device or rate), or a path that names another device now. */
+  /**
+   * An open port that says nothing (receiver unpowered, wrong device or rate), or a path that names another device now.
+   */
   #watch(): void {
     const watched = this.#port;
     if (watched === null || !watched.isOpen) return;

@@ -167,7 +167,10 @@ export function trustedCertificates(extraCa?: string | Buffer): string[] {
   return extraCa === undefined ? defaultPems : [...defaultPems, extraCa.toString()];
 }
 
-/** tls.connect's `ca`: the trusted CAs with `extraCa` (none: Node's default store, the same roots and NODE_EXTRA_CA_CERTS). */
+/**
+ * tls.connect's `ca`: the trusted CAs with `extraCa` (none: Node's default store, the same roots and
+ * NODE_EXTRA_CA_CERTS).
+ */
 export const caOption = (extraCa: string | Buffer | undefined): { ca?: string[] } =>
   extraCa === undefined ? {} : { ca: trustedCertificates(extraCa) };
 

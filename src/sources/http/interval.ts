@@ -88,13 +88,17 @@ export function serverBounds(probes: readonly ProbeBounds[]): ServerBounds {
   // staleness allowance) after the first of them was answered: its interval lies wholly below.
   if (last && firstSame && firstSame !== last && last.high < firstSame.low) {
     return {
-      fault: `Date does not advance with local time (stuck at second ${last.dateSeconds}): a cached or frozen Date, or a clock stepped back`,
+      fault:
+        `Date does not advance with local time (stuck at second ${last.dateSeconds}): a cached or frozen Date, ` +
+        `or a clock stepped back`,
     };
   }
   const split = stepPoint(probes);
   if (split !== undefined) {
     return {
-      fault: `clock stepped by about ${ms(split.by)} between probes ${split.at} and ${split.at + 1}: the Date intervals before and after do not meet`,
+      fault:
+        `clock stepped by about ${ms(split.by)} between probes ${split.at} and ${split.at + 1}: the Date ` +
+        `intervals before and after do not meet`,
     };
   }
   const even = intersectAll(probes.filter((_, index) => index % 2 === 0));
@@ -104,7 +108,9 @@ export function serverBounds(probes: readonly ProbeBounds[]): ServerBounds {
       ? `, answers alternate between clocks about ${ms(Math.abs(midpoint(odd) - midpoint(even)))} apart`
       : '';
   return {
-    fault: `not one clock: Date intervals do not meet after ${probes.length} probes (a load balancer over backends whose clocks differ${apart})`,
+    fault:
+      `not one clock: Date intervals do not meet after ${probes.length} probes (a load balancer over backends ` +
+      `whose clocks differ${apart})`,
   };
 }
 

@@ -60,7 +60,10 @@ export interface MeasureOptions extends LocalClockOptions {
 
 export interface ServerResult {
   url: string;
-  /** Server clock - local clock (CLOCK_REALTIME at the end), seconds: the posterior median with symmetric legs (posterior.ts), inside the hard interval. */
+  /**
+   * Server clock - local clock (CLOCK_REALTIME at the end), seconds: the posterior median with symmetric legs
+   * (posterior.ts), inside the hard interval.
+   */
   offset: number | null;
   /** offset ± error covers the server's whole hard interval, seconds. */
   error: number | null;
@@ -119,7 +122,9 @@ export interface Estimate {
   trueTime: Timespec;
   /** Error bound at that instant, seconds. */
   error: number;
-  /** The published bound then: the true time lies in trueTime + [low, high] (seconds; low <= 0 <= high, within error). */
+  /**
+   * The published bound then: the true time lies in trueTime + [low, high] (seconds; low <= 0 <= high, within error).
+   */
   low: number;
   high: number;
 }
@@ -543,7 +548,9 @@ export async function measure(servers: readonly string[], options: MeasureOption
         const outcome = outcomes[index] as ServerOutcome;
         if (first !== undefined || connection === undefined) {
           progress.set(index, { ...progress.get(index), failed: true });
-          outcome.failure = `duplicate of ${redactCredentials(urls[first ?? index]?.href ?? '')}: the same address, port and Host (one clock, counted once)`;
+          outcome.failure =
+            `duplicate of ${redactCredentials(urls[first ?? index]?.href ?? '')}: the same address, ` +
+            `port and Host (one clock, counted once)`;
           outcome.sweepEnded = true;
           return;
         }
@@ -610,12 +617,15 @@ function logTimeUnverified(logger: Logger, result: MeasurementResult, trust: rea
   const servers = `${count} of ${trust.length} server(s)`;
   if (result.offset !== null) {
     logger.warn(
-      `the local clock is ${result.offset > 0 ? 'behind' : 'ahead'} by about ${formatDuration(result.offset)}: the certificates of ${servers} were not valid at the local clock's time and were checked against the servers' time instead`,
+      `the local clock is ${result.offset > 0 ? 'behind' : 'ahead'} by about ${formatDuration(result.offset)}: the ` +
+        `certificates of ${servers} were not valid at the local clock's time and were checked against the ` +
+        `servers' time instead`,
       { offset: result.offset, timeUnverified: count },
     );
   } else {
     logger.warn(
-      `the certificates of ${servers} were not valid at the local clock's time (the local clock may be wrong) and were checked against the servers' time: no estimate (${result.reason ?? ''})`,
+      `the certificates of ${servers} were not valid at the local clock's time (the local clock may be wrong) and ` +
+        `were checked against the servers' time: no estimate (${result.reason ?? ''})`,
       { timeUnverified: count, reason: result.reason },
     );
   }

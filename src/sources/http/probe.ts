@@ -56,7 +56,8 @@ export function statusProblem(
   if (viaProxy && statusCode >= 500 && proxyMade) {
     return new ProbeFault(
       'proxy',
-      `${viaProxy.host}: ${status}: the proxy could not get an answer from the server${headers['x-squid-error'] ? ` (${headers['x-squid-error']})` : ''}`,
+      `${viaProxy.host}: ${status}: the proxy could not get an answer from the ` +
+        `server${headers['x-squid-error'] ? ` (${headers['x-squid-error']})` : ''}`,
       'ERR_HTTP_PROXY_STATUS',
     );
   }

@@ -28,7 +28,9 @@ export interface CertificateWindow {
 
 /** What a TLS connection to a server was trusted on. */
 export interface TlsConnection {
-  /** `verified`: by Node at the local clock; `time-unverified`: only time failed there, the chain is still to be judged. */
+  /**
+   * `verified`: by Node at the local clock; `time-unverified`: only time failed there, the chain is still to be judged.
+   */
   trust: TlsTrust;
   /** verified: the chain from the server's certificate to the trusted root (time-unverified: none until judged). */
   windows: CertificateWindow[];

@@ -231,7 +231,9 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     // second line's (30 ms later), even when a busy machine delays the reads by a few ms.
     expect(latencies[Math.floor(latencies.length / 2)]).toBeLessThan(LINE_SPACING_MS / 2);
     process.stderr.write(
-      `[gps e2e] ${samples.length} samples; receive - write: median ${latencies[Math.floor(latencies.length / 2)]?.toFixed(3)} ms, worst ${latencies.at(-1)?.toFixed(3)} ms\n`,
+      `[gps e2e] ${samples.length} samples; receive - write: ` +
+        `median ${latencies[Math.floor(latencies.length / 2)]?.toFixed(3)} ms, ` +
+        `worst ${latencies.at(-1)?.toFixed(3)} ms\n`,
     );
     // Nothing stale: no sample carries a second of the outage, every later one a second
     // written after the device came back.
@@ -397,7 +399,8 @@ describeE2e('htntp gps feeds chronyd', ['socat', 'chronyd'], () => {
     for (const name of names) {
       const offsets = measured.get(name)!;
       console.log(
-        `[gps e2e] chronyd ${name}: measured offsets ${offsets.map((value) => value.toFixed(4)).join(' ')}; writer late ${(late * 1000).toFixed(1)} ms`,
+        `[gps e2e] chronyd ${name}: measured offsets ${offsets.map((value) => value.toFixed(4)).join(' ')}; writer ` +
+          `late ${(late * 1000).toFixed(1)} ms`,
       );
       // A stamp is never early: no sample can fall below latency - offset.
       expect(Math.min(...offsets), name).toBeGreaterThan(LATENCY - OFFSET - 0.001);
@@ -446,7 +449,8 @@ describeE2e('htntp gps feeds ntpsec ntpd', ['socat', 'ntpd'], () => {
     for (const unit of [UNIT_NTPD, UNIT_NTPD_TIME1]) {
       const offsets = lines.filter((line) => measured(line, unit)).map((line) => line.offset);
       console.log(
-        `[gps e2e] ntpd SHM(${unit}): peerstats offsets ${offsets.map((value) => value.toFixed(4)).join(' ')}; writer late ${(late * 1000).toFixed(1)} ms`,
+        `[gps e2e] ntpd SHM(${unit}): peerstats offsets ${offsets.map((value) => value.toFixed(4)).join(' ')}; ` +
+          `writer late ${(late * 1000).toFixed(1)} ms`,
       );
       // A stamp is never early: no sample can rise above offset - latency.
       expect(Math.max(...offsets), `unit ${unit}`).toBeLessThan(OFFSET - LATENCY + 0.001);

@@ -80,7 +80,8 @@ describeE2e('htntp http read by chronyd -x', ['chronyd'], () => {
       { what: 'chronyd to select HTTP with 4 samples', timeoutMs: 60_000, intervalMs: 500 },
     );
     console.info(
-      `chronyd: System time ${tracking.systemTimeFast.toFixed(6)} s fast (truth ${-TRUTH}, htntp error ${error.toFixed(6)})`,
+      `chronyd: System time ${tracking.systemTimeFast.toFixed(6)} s fast (truth ${-TRUTH}, htntp ` +
+        `error ${error.toFixed(6)})`,
     );
     expect(Math.abs(tracking.systemTimeFast + TRUTH)).toBeLessThanOrEqual(error + DAEMON_SLACK);
   });
@@ -100,7 +101,8 @@ describeE2e('htntp http read by ntpsec ntpd', ['ntpd'], () => {
       { what: `3 peerstats lines for SHM(${unit})`, timeoutMs: 60_000, intervalMs: 500 },
     );
     console.info(
-      `ntpd peerstats SHM(${unit}) offsets: ${lines.map((line) => line.offset.toFixed(6)).join(' ')} (htntp error ${error.toFixed(6)})`,
+      `ntpd peerstats SHM(${unit}) offsets: ${lines.map((line) => line.offset.toFixed(6)).join(' ')} (htntp ` +
+        `error ${error.toFixed(6)})`,
     );
     for (const line of lines) expect(Math.abs(line.offset - TRUTH)).toBeLessThanOrEqual(error + DAEMON_SLACK);
   });

@@ -189,7 +189,8 @@ describeE2e('chronyd -x fed by htntp, both on a clock a year behind', ['chronyd'
     cleanups.push(() => chronyd.stop());
     const tracking = await waitForChronySelection(chronyd, 'HTTP', 60_000);
     console.info(
-      `chronyd on a clock 365 days behind: system time ${tracking.systemTimeFast.toFixed(6)} s fast, last offset ${tracking.lastOffset.toFixed(6)} s (htntp offset ${offset.toFixed(6)} ± ${error.toFixed(6)})`,
+      `chronyd on a clock 365 days behind: system time ${tracking.systemTimeFast.toFixed(6)} s fast, last ` +
+        `offset ${tracking.lastOffset.toFixed(6)} s (htntp offset ${offset.toFixed(6)} ± ${error.toFixed(6)})`,
     );
     expect(Math.abs(tracking.systemTimeFast + 365 * DAY)).toBeLessThanOrEqual(error + DAEMON_SLACK);
   });

@@ -118,9 +118,11 @@ describeE2e('real web servers with shifted clocks', ['nginx', 'apache2', 'lightt
       const lag = sinceBoot - Math.floor(sinceBoot);
       const found = intersect(await sweep(server.port, 2_200));
       console.info(
-        `lighttpd: frac(REALTIME - MONOTONIC) = ${lag.toFixed(4)} s; its Date proves offset in [${found.low.toFixed(4)}, ${found.high.toFixed(4)}]`,
+        `lighttpd: frac(REALTIME - MONOTONIC) = ${lag.toFixed(4)} s; its Date proves offset in ` +
+          `[${found.low.toFixed(4)}, ${found.high.toFixed(4)}]`,
       );
-      // The apparent offset is -lag (a refresh comes a few ms after the crossing); the true offset 0 is outside unless lag is tiny.
+      // The apparent offset is -lag (a refresh comes a few ms after the crossing); the true offset 0 is outside unless
+      // lag is tiny.
       expect(found.high).toBeGreaterThanOrEqual(-lag - 0.03);
       expect(found.low).toBeLessThanOrEqual(-lag + STAMP_SLACK);
     },

@@ -194,7 +194,8 @@ describeE2e(
           delays.push(await samplesAfter(start));
         }
         console.info(
-          `SOCK under the units: ms from chronyd start to 2 samples logged: ${delays.map((ms) => ms.toFixed(0)).join(' ')}`,
+          `SOCK under the units: ms from chronyd start to 2 samples ` +
+            `logged: ${delays.map((ms) => ms.toFixed(0)).join(' ')}`,
         );
         for (const delay of delays) expect(delay).toBeLessThan(SAMPLES_WITHIN_MS);
         expect(feeder.exit()).toBeUndefined();

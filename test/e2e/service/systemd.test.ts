@@ -132,7 +132,9 @@ if (missing !== undefined && !e2eRequired)
 
 /** The segment as chronyd (running as _chrony) leaves it: 0600, owned by another user. */
 async function createForeignSegment(setprivPath: string): Promise<void> {
-  const create = `import('${repoRoot}/dist/shm.js').then(({ NtpdShm }) => new NtpdShm({ unit: ${UNIT}, perm: 0o600 }).detach())`;
+  const create =
+    `import('${repoRoot}/dist/shm.js').then(({ NtpdShm }) => new NtpdShm({ unit: ${UNIT}, perm: ` +
+    `0o600 }).detach())`;
   await runCommand(setprivPath, [
     '--reuid',
     '12345',

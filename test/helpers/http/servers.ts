@@ -46,7 +46,10 @@ export interface TimeServerConfig {
   tls?: { key: string; cert: string };
   /** listen on this port (a server coming back where it was); default: any free port */
   port?: number;
-  /** the Date second changes this many seconds after the clock's (a Date cache refreshed on its own timer, as lighttpd's) */
+  /**
+   * the Date second changes this many seconds after the clock's (a Date cache refreshed on its own timer, as
+   * lighttpd's)
+   */
   lag?: number;
   /** uniforms in [0, 1) for the delays' jitter (default Math.random): a seeded run repeats */
   random?: () => number;

@@ -252,7 +252,10 @@ describe('date jumps', () => {
   const UNSYNCHRONISED: ClockSync = { synchronised: false, maxError: 16, status: 0x41 };
   const YEAR_99_SHIFT = Date.UTC(1999, 10, 22) / 1000 + 2 * WEEKS_1024 - Date.UTC(2026, 10, 22) / 1000;
 
-  /** One second of a run: its RMC+GGA burst arrives 0.2 s after `arrival` on the raw clock; the local clock reads arrival + localShift. */
+  /**
+   * One second of a run: its RMC+GGA burst arrives 0.2 s after `arrival` on the raw clock; the local clock reads
+   * arrival + localShift.
+   */
   function run(gps: NmeaSampler, arrival: number, stated: number, localShift = 0, notices: Notice[] = []): number {
     let published = 0;
     for (const [index, line] of [rmc(stated), gga(stated)].entries()) {

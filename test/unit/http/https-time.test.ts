@@ -218,7 +218,8 @@ describe('local clock 400 days behind: what is still rejected', () => {
       ['ok', 'time-unverified'],
       ['failed', null],
     ]);
-    // Valid at the local clock gives no weight while that clock is not known to be right: judged at its own Date like the rest.
+    // Valid at the local clock gives no weight while that clock is not known to be right: judged at its own Date like
+    // the rest.
     expect(result.servers[3]?.reason).toMatch(
       /^tls: CERT_HAS_EXPIRED certificate valid at the local clock \(not known to be right\) but not at the server's own Date/,
     );
@@ -305,7 +306,8 @@ describe("the measurement's own clock (injected) 400 days behind, servers and Op
 
   it('judges a chain at the Date its server claims, not at the injected clock: a chain valid only then is rejected', async () => {
     const { root, server } = pkiAround(now);
-    // Valid around the injected clock's time only: OpenSSL (right clock) finds it expired; the check ignoring time passes it.
+    // Valid around the injected clock's time only: OpenSSL (right clock) finds it expired; the check ignoring time
+    // passes it.
     const stale = pkiAround(now - shift);
     const urls = [...(await serve(0, server, 3)), ...(await serve(0, stale.server))];
     const result = await measureOffset(urls, {

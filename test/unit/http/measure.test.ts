@@ -163,7 +163,8 @@ describe('measureOffset', () => {
     );
     expect(
       fine,
-      `(offset, error) symmetric / asymmetric per attempt: ${results.map(({ symmetric, asymmetric }) => `${symmetric.offset}, ${symmetric.error} / ${asymmetric.offset}, ${asymmetric.error}`).join('; ')}`,
+      `(offset, error) symmetric / asymmetric per ` +
+        `attempt: ${results.map(({ symmetric, asymmetric }) => `${symmetric.offset}, ${symmetric.error} / ${asymmetric.offset}, ${asymmetric.error}`).join('; ')}`,
     ).toBeDefined();
   });
 

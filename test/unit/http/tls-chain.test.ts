@@ -100,7 +100,10 @@ function oiwSha1(certificate: TestCertificate, issuer: TestCertificate): string 
     0x30,
     Buffer.concat([newTbs, algorithm, encode(0x03, Buffer.concat([Buffer.from([0]), signature]))]),
   );
-  return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`;
+  return (
+    `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END ` +
+    `CERTIFICATE-----\n`
+  );
 }
 
 const pems = (text: string): string[] =>

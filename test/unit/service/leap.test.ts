@@ -203,7 +203,8 @@ describe('htntp status: TAI and the pending leap second ', () => {
       expired: false,
     });
     expect(formatStatus(result)).toContain(
-      '  TAI      2027-06-30T12:00:37.000000000 TAI (TAI-UTC 37 s; leap second pending: inserted before 2027-07-01T00:00:00.000Z)',
+      '  TAI      2027-06-30T12:00:37.000000000 TAI (TAI-UTC 37 s; leap second pending: inserted before ' +
+        '2027-07-01T00:00:00.000Z)',
     );
     const expired = readStatus({ units: [units.leapStatus], leapfile: REAL });
     expect(formatStatus(expired)).toMatch(

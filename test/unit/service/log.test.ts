@@ -42,7 +42,8 @@ describe('createLogger', () => {
       skipped: undefined,
     });
     expect(log.lines).toEqual([
-      'warn server failed server=https://www.example.com proxy=***@proxy:3128 error="connect ECONNREFUSED via http://***@proxy:3128" rtt=0.012',
+      'warn server failed server=https://www.example.com proxy=***@proxy:3128 error="connect ECONNREFUSED via ' +
+        'http://***@proxy:3128" rtt=0.012',
     ]);
     expect(log.lines.join('\n')).not.toContain('pw');
   });
