@@ -107,9 +107,9 @@ function printRow(row: Row): void {
 }
 
 async function comparison(): Promise<void> {
-  console.log(
-    `htntp vs htpdate ${(await execFileAsync('htpdate', ['-h']).catch((error: { stdout?: string; stderr?: string }) => error)).stdout?.match(/htpdate version [\d.]+/)?.[0] ?? ''}: ${OFFSETS.length} servers, true offsets ${OFFSETS.join(', ')} s`,
-  );
+  const help = await execFileAsync('htpdate', ['-h']).catch((error: { stdout?: string; stderr?: string }) => error);
+  const version = help.stdout?.match(/htpdate version [\d.]+/)?.[0] ?? '';
+  console.log(`htntp vs htpdate ${version}: ${OFFSETS.length} servers, true offsets ${OFFSETS.join(', ')} s`);
   for (const { name, delay } of DELAYS) {
     const served = await serve(OFFSETS.map((offset) => ({ offset, ...(delay ? { delay } : {}) })));
     try {

@@ -347,9 +347,13 @@ const SEGMENT_RULES: readonly SegmentRule[] = [
     code: 'size',
     severity: 'problem',
     when: (view) => present(view) && !rightSize(view),
-    message: (view) =>
-      `the segment is ${view.stat?.size} bytes, not ${layout.size} (sizeof(struct shmTime) ` +
-      `here): ${view.stat?.size === 80 ? 'a 32-bit program made it (80 bytes is the struct with a 32-bit time_t)' : "it is another program's segment, or another ABI's"}`,
+    message: (view) => {
+      const maker =
+        view.stat?.size === 80
+          ? 'a 32-bit program made it (80 bytes is the struct with a 32-bit time_t)'
+          : "it is another program's segment, or another ABI's";
+      return `the segment is ${view.stat?.size} bytes, not ${layout.size} (sizeof(struct shmTime) here): ${maker}`;
+    },
     fix: (view) =>
       `stop its users, remove it (ipcrm -M ${view.key}), then start the daemon and the feeder again (both built ` +
       `for this platform)`,

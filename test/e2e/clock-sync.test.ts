@@ -9,7 +9,7 @@ const STA_UNSYNC = 0x40;
 const TIME_ERROR = 5;
 
 describeE2e('clockSync() against ntptime', ['ntptime'], () => {
-  it('reports the status bits and maxerror ntptime reads, and synchronised = no STA_UNSYNC and no TIME_ERROR', async () => {
+  it("reports ntptime's status bits and maxerror; synchronised = no STA_UNSYNC and no TIME_ERROR", async () => {
     const before = clockSync();
     const reading = JSON.parse(await runCommand(findTool('ntptime') as string, ['-j'])) as Record<string, unknown>;
     const after = clockSync();

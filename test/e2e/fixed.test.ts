@@ -99,10 +99,8 @@ describeE2e('htntp fixed --offset -1 read by ntpsec ntpd', ['ntpd'], () => {
     cleanups.push(() => ntpd.stop());
     // minpoll 1: a line every 2 s; three lines = three samples ntpd accepted.
     const lines: PeerstatsLine[] = await ntpd.waitForPeerstats(unit, 3);
-    console.info(
-      `ntpd peerstats SHM(${unit}) [status offset ` +
-        `dispersion]: ${lines.map((line) => `[${line.status.toString(16)} ${line.offset.toFixed(9)} ${line.dispersion}]`).join(' ')}`,
-    );
+    const shown = lines.map((line) => `[${line.status.toString(16)} ${line.offset.toFixed(9)} ${line.dispersion}]`);
+    console.info(`ntpd peerstats SHM(${unit}) [status offset dispersion]: ${shown.join(' ')}`);
     expect(lines.every((line) => line.peer === `SHM(${unit})`)).toBe(true);
     for (const line of lines) {
       expect(line.offset).toBeGreaterThan(-1 - TOLERANCE);

@@ -109,7 +109,7 @@ function expectOnTimeline(run: Run, trueSecond: (stated: number) => boolean): vo
 }
 
 describeE2e('GPS date jumps over a socat pty', ['socat'], () => {
-  it('a burst of year-99 RMC mid-run publishes nothing off, warns why, and good samples come back within --min-fixes + 2 s', async () => {
+  it('year-99 RMC mid-run: nothing off published, a warning, good samples back within --min-fixes + 2 s', async () => {
     const start = realtime().sec + 1;
     const badFrom = start + 6;
     const goodAgain = badFrom + 8;
@@ -142,7 +142,7 @@ describeE2e('GPS date jumps over a socat pty', ['socat'], () => {
     expect(run.events.some((entry) => entry.event === 'receiver time changed')).toBe(false);
   }, 60_000);
 
-  it('a receiver a day ahead that corrects itself: warned at the first fix, the correction accepted after the consistency run', async () => {
+  it('a receiver a day ahead that corrects itself: warned at once, the correction taken after the run', async () => {
     const start = realtime().sec + 1;
     const correctedFrom = start + 6;
     const run = await receiver(
@@ -176,7 +176,7 @@ describeE2e('GPS date jumps over a socat pty', ['socat'], () => {
     expectOnTimeline(run, (sec) => Math.abs(sec - realtime().sec) < 60 || Math.abs(sec - DAY - realtime().sec) < 60);
   }, 60_000);
 
-  it('a machine whose clock reads 1970 (unsynchronised) is set by its receiver after --min-fixes, without a warning', async () => {
+  it('a machine at 1970 (unsynchronised) is set by its receiver after --min-fixes, without a warning', async () => {
     // The local clock: 1970-01-02 plus the real elapsed time; the raw monotonic clock is the real one.
     const shift = realtime().sec - DAY;
     const clock: Clock = { realtime: () => addSeconds(realtime(), -shift), monotonicRaw };
@@ -190,7 +190,7 @@ describeE2e('GPS date jumps over a socat pty', ['socat'], () => {
     expect(run.events.filter((entry) => entry.level === 'warn')).toEqual([]);
   }, 60_000);
 
-  it('htntp gps --report-offset prints the median and IQR of clock - receive and the correction; -v escapes control bytes', async () => {
+  it('--report-offset prints median, IQR of clock - receive and the correction; -v escapes control bytes', async () => {
     const pair = await ptyPair('report');
     const cli = startHtntp([
       'gps',

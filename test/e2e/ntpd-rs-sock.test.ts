@@ -101,7 +101,7 @@ async function configOutput(args: string[]): Promise<string> {
 }
 
 describeE2e('htntp for ntpd-rs: its [[source]] and the datagrams its sock source accepts', ['cc'], () => {
-  it('config --daemon ntpd-rs parses as TOML with only the keys a sock source takes; --only-source adds minimum-agreeing-sources = 1', async () => {
+  it('ntpd-rs config: TOML of sock source keys; --only-source adds minimum-agreeing-sources = 1', async () => {
     const path = join(temp.path, 'ntpd-rs.sock');
     const toml = parseTomlSubset(await configOutput(['--sock', path, '--source', 'http']));
     const sources = toml.source as TomlTable[];

@@ -97,7 +97,8 @@ const require = createRequire(import.meta.url);
 const packageDir = dirname(require.resolve('htntp/package.json'));
 const file = require('node-gyp-build').resolve(packageDir);
 const addon = require(file);
-const layouts = Object.fromEntries(Object.entries(addon).filter(([, value]) => typeof value === 'object' && value !== null && typeof value.size === 'number'));
+const isLayout = (value) => typeof value === 'object' && value !== null && typeof value.size === 'number';
+const layouts = Object.fromEntries(Object.entries(addon).filter(([, value]) => isLayout(value)));
 const shm = new NtpdShm({ unit: Number(process.argv[2]), perm: 0o600 });
 let beyond2038;
 try {
@@ -106,16 +107,23 @@ try {
 } catch (error) {
   beyond2038 = error.name + ' ' + error.code;
 }
-shm.update(${JSON.stringify(CLOCK)}, { receiveTime: ${JSON.stringify(RECEIVE)}, precision: ${PRECISION}, leap: ${LEAP} });
+shm.update(${JSON.stringify(CLOCK)}, {
+  receiveTime: ${JSON.stringify(RECEIVE)},
+  precision: ${PRECISION},
+  leap: ${LEAP},
+});
 const snapshot = shm.snapshot();
 shm.detach();
 // OpenSSL through the process's own libcrypto: a store of Node's roots, and a root judged as a server for another name.
 const { rootCertificates } = await import('node:tls');
 const { X509Certificate } = await import('node:crypto');
 const store = new addon.TrustStore(rootCertificates.join('\\n'));
-const verdict = store.verify([new X509Certificate(rootCertificates[0]).raw], 'htntp.invalid', Math.floor(Date.now() / 1000));
+const now = Math.floor(Date.now() / 1000);
+const verdict = store.verify([new X509Certificate(rootCertificates[0]).raw], 'htntp.invalid', now);
 const trust = { anchors: store.size, roots: rootCertificates.length, ok: verdict.ok, code: verdict.code };
-console.log(JSON.stringify({ arch: process.arch, armv: process.config.variables.arm_version ?? null, file: relative(packageDir, file), layouts, beyond2038, snapshot, trust }));
+const armv = process.config.variables.arm_version ?? null;
+const where = relative(packageDir, file);
+console.log(JSON.stringify({ arch: process.arch, armv, file: where, layouts, beyond2038, snapshot, trust }));
 `;
 
 // Run by each platform's Node: one sample to a SOCK socket through the public API.
@@ -254,7 +262,7 @@ describeE2e('the npm tarball', packTools, () => {
     await temp?.remove();
   });
 
-  it('holds LICENSE, dist/, the three prebuilds and the addon sources; no source maps, TypeScript sources or tests', () => {
+  it('holds LICENSE, dist/, the three prebuilds and the addon sources; no source maps, .ts sources or tests', () => {
     const files = listing.map((path) => path.replace(/^package\//, ''));
     expect(files).toEqual(
       expect.arrayContaining([
@@ -309,7 +317,7 @@ describeE2e('the npm tarball', packTools, () => {
     expect(status.stderr).not.toMatch(/addon/);
   });
 
-  it('without install scripts and without an addon, --help, --version and config work; the others say in one line what is missing', async () => {
+  it('with no install scripts or addon: --help, --version and config work; the rest say what is missing', async () => {
     const installed = join(withoutScripts.dir, 'node_modules', 'htntp');
     // As on a platform no prebuild covers.
     rmSync(join(installed, 'prebuilds'), { recursive: true });
@@ -393,7 +401,7 @@ describeE2e('the npm tarball', packTools, () => {
               );
 
         it(
-          'loads the prebuild for its platform; the layouts match its C compiler; a sample written is read back field by field by its C reader',
+          'loads its prebuild; the layouts match its C compiler; its C reader reads a sample back field by field',
           { timeout: 240_000 },
           async () => {
             const unit = PLATFORM_UNITS[platform.arch];

@@ -22,7 +22,7 @@ async function appDir(): Promise<string> {
 }
 
 describe('ServerClock in an app', () => {
-  it('examples/sign-request.mjs: the request signed with clock.now() passes, the one with Date.now() is rejected', async () => {
+  it('sign-request.mjs: a request signed with clock.now() passes, one with Date.now() is rejected', async () => {
     const output = await runCommand(process.execPath, [join(repoRoot, 'examples', 'sign-request.mjs')], {
       timeoutMs: 30_000,
     });

@@ -210,7 +210,7 @@ describe('runStatus()', () => {
     }
   });
 
-  it('--watch hands over a look every interval, each seeing the one before, until its signal stops it (exit 0)', async () => {
+  it('--watch yields a look every interval, each seeing the one before, until its signal stops it', async () => {
     const shm = new NtpdShm(UNIT_WATCH);
     try {
       shm.update(clockTime, { receiveTime: receive });

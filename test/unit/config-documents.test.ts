@@ -21,8 +21,13 @@ function documents(): string[] {
 // Lines with the default correction (offset/time1 0.0): what `htntp config --source` prints
 // unchanged. Lines with an explicit correction or pairing (--offset, --pps) come from the
 // `$ htntp config` examples, checked below.
-const LINE =
-  /(refclock SHM \d+\S* refid .* offset 0\.0\b.*|refclock shm unit \d+ .* time1 0\.0\b.*|fudge 127\.127\.28\.\d+ .* time1 0\.0\b.*)$/;
+const LINE = new RegExp(
+  [
+    String.raw`refclock SHM \d+\S* refid .* offset 0\.0\b.*`,
+    String.raw`refclock shm unit \d+ .* time1 0\.0\b.*`,
+    String.raw`fudge 127\.127\.28\.\d+ .* time1 0\.0\b.*`,
+  ].join('|') + '$',
+);
 
 /** Every line the generator makes for `unit`, over source kinds and daemons. */
 function generated(unit: number): Set<string> {

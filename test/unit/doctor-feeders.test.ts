@@ -108,7 +108,7 @@ describe('chooseTool and the queries', () => {
     expect(chooseTool('chronyc', '--chronyc', 'HTNTP_CHRONYC', undefined, {}).command).toEqual(['chronyc']);
   });
 
-  it("a '***' line with exit 0 is no answer, in ntpq's words; a hang is a timeout; a missing program names the option", async () => {
+  it("a '***' line with exit 0 is no answer; a hang is a timeout; a missing program names the option", async () => {
     const script = join(temp.path, 'ntpq-no-daemon');
     writeFileSync(script, '#!/bin/sh\necho "***Socket error; probably ntpd is not running"\nexit 0\n', { mode: 0o755 });
     expect(await queryNtpd({ command: [script], option: '--ntpq', env: 'HTNTP_NTPQ' })).toEqual({

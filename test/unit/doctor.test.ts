@@ -18,7 +18,7 @@ beforeAll(async () => {
 afterAll(() => temp.remove());
 
 describe('readDaemonConfig', () => {
-  it('finds chrony refclocks in conf.d recursively, ntpsec and classic forms with their fudge, and bindcmdaddress', () => {
+  it('finds chrony refclocks in conf.d, ntpsec and classic forms with their fudge, and bindcmdaddress', () => {
     const chrony = join(temp.path, 'chrony');
     mkdirSync(join(chrony, 'conf.d'), { recursive: true });
     writeFileSync(
@@ -228,7 +228,7 @@ describe('diagnose', () => {
     expect(result.summary).toMatch(/chronyd has accepted no sample from refid FIX \(reach 0\)/);
   });
 
-  it("chronyd's offsets are taken against the clock as it corrected it: agreement accounts for the pending correction", () => {
+  it("chronyd's offsets are against the clock as corrected: agreement counts the pending correction", () => {
     // Published clock - receive = -1 s; chronyd -x selected it and thinks the clock is 1 s fast (correction -1): it
     // measures 0.
     const source = {
@@ -251,8 +251,8 @@ describe('diagnose', () => {
       diagnose(facts({ segment, chrony: { ok: true, value: { sources: [source], correction: -1 } } })).verdict,
     ).toBe('healthy');
     const disagree = diagnose(facts({ segment, chrony: { ok: true, value: { sources: [source], correction: 0 } } }));
-    expect(disagree.summary).toMatch(
-      /chronyd sees refid FIX at 0\.000200 s \(local - source, as it corrected the clock\) but 1\.000000 s is published/,
+    expect(disagree.summary).toContain(
+      'chronyd sees refid FIX at 0.000200 s (local - source, as it corrected the clock) but 1.000000 s is published',
     );
   });
 });

@@ -35,7 +35,7 @@ async function registeredNames(): Promise<Set<string>> {
 }
 
 describe('htntp_up', () => {
-  it(`is 0 before the first sample, 1 while the last one is at most ${STALE_SAMPLE_SECONDS} s old, 0 after`, async () => {
+  it(`is 0 before the first sample, 1 while the last is at most ${STALE_SAMPLE_SECONDS} s old, 0 after`, async () => {
     const now = { time: { sec: 1000, nsec: 0 } };
     const metrics = metricsAt(now);
     expect(await value(metrics, 'htntp_up')).toBe(0);

@@ -320,7 +320,7 @@ describe('ServerClock on Date-header servers', () => {
     await clock.ready();
   });
 
-  it('leaves room above for a lagging Date with one server alone, unless told the server stamps every answer', async () => {
+  it('leaves room for a lagging Date with one server alone, unless told the server stamps every answer', async () => {
     const [server] = await servers([{ offset: OFFSET }]);
     const cautious = track(new ServerClock({ servers: [server?.url ?? ''] }));
     const stamping = track(new ServerClock({ servers: [server?.url ?? ''], dateLag: 0 }));
@@ -432,7 +432,7 @@ describe('ServerClock on a provider (JSON time endpoint, ms resolution)', () => 
     expect(calls).toBe(4);
   });
 
-  it('keeps the last estimate, honestly widening, while the provider fails; bad values and hangs are failures', async () => {
+  it('keeps the last estimate, widening, while the provider fails; bad values and hangs are failures', async () => {
     let mode: 'ok' | 'throw' | 'nan' | 'hang' = 'ok';
     const clock = track(
       new ServerClock({

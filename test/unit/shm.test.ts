@@ -157,7 +157,7 @@ describe('constructor', () => {
     const script = `
       import { NtpdShm } from ${JSON.stringify(new URL('../../src/shm.js', import.meta.url).pathname)};
       try { new NtpdShm({ unit: ${UNIT_EACCES}, create: false }); console.log('{"attached":true}'); }
-      catch (e) { console.log(JSON.stringify({ code: e.code, errno: e.errno, syscall: e.syscall, message: e.message })); }`;
+      catch ({ code, errno, syscall, message }) { console.log(JSON.stringify({ code, errno, syscall, message })); }`;
     const output = execFileSync(
       setpriv,
       [

@@ -96,10 +96,11 @@ function formatSock(sock: SockDiagnosis): string {
   if (sock.fix !== undefined) lines.push(`  fix      ${sock.fix}`);
   for (const feeder of sock.feeders)
     lines.push(`  feeder   ${feeder.name}[${feeder.pid}] uid ${feeder.uid} gid ${feeder.gid}`);
+  const holders = sock.holders.map((holder) => `${holder.name}[${holder.pid}]`).join(', ');
   lines.push(
     sock.exists
       ? `  socket   mode ${sock.mode ?? '?'}, owner uid ${sock.uid ?? '?'} gid ${sock.gid ?? '?'}` +
-          `${sock.holders.length === 0 ? '' : `, held by ${sock.holders.map((holder) => `${holder.name}[${holder.pid}]`).join(', ')}`}`
+          `${holders === '' ? '' : `, held by ${holders}`}`
       : '  socket   absent',
   );
   for (const entry of sock.configured)

@@ -102,7 +102,7 @@ describeE2e('GPS serial reads (socat pty)', ['socat'], () => {
     process.stderr.write(`[gps serial] ${sent.length} bytes in ${writes} writes came as ${chunks.length} reads\n`);
   });
 
-  it('a read that finds data returns it at once; a read waiting for data is canceled by close, not left hanging', async () => {
+  it('a read with data returns at once; a read waiting for data is canceled by close, not left hanging', async () => {
     const pair = await ptyPair('close');
     const port = await mainLoopBinding.open({ path: pair.devicePath, baudRate: 9600 });
     onTestFinished(() => (port.isOpen ? port.close() : undefined));

@@ -50,7 +50,7 @@ function byUrl(result: MeasurementResult, url: string): ServerResult {
 
 describeE2e('HTTP faults of real servers: load balancer', ['nginx', 'haproxy', 'libfaketime'], () => {
   it(
-    'haproxy round-robin over nginx clocks 0.25 s apart, beside two honest nginx and alone: never a wrong bound, the balancer named',
+    'haproxy over nginx clocks 0.25 s apart, with two honest nginx and alone: no wrong bound, the balancer named',
     { timeout: 180_000 },
     async () => {
       const good = await honest(2);
@@ -81,7 +81,7 @@ describeE2e('HTTP faults of real servers: load balancer', ['nginx', 'haproxy', '
 
 describeE2e('HTTP faults of real servers: lagging Date', ['nginx', 'lighttpd', 'libfaketime'], () => {
   it(
-    'lighttpd whose Date lags its second (real monotonic clock): never a wrong bound, named as lagging beside two honest servers',
+    'lighttpd whose Date lags its second: never a wrong bound, named as lagging beside two honest servers',
     { timeout: 240_000 },
     async () => {
       // lighttpd's Date second changes frac(its REALTIME - MONOTONIC) late: with every clock

@@ -146,7 +146,10 @@ describeE2e('htntp http with its clock far off (libfaketime)', ['libfaketime'], 
       expect(exit.code, run.output()).toBe(1);
       const result = JSON.parse(run.stdoutLines.at(-1) ?? '') as MeasurementResult;
       expect(result.servers[0]?.reason).toMatch(
-        /^tls: IP_ADDRESS_MISMATCH certificate not valid at the local clock \(CERT_NOT_YET_VALID\) nor at the server's own Date/,
+        new RegExp(
+          '^tls: IP_ADDRESS_MISMATCH certificate not valid at the local clock \\(CERT_NOT_YET_VALID\\) ' +
+            "nor at the server's own Date",
+        ),
       );
     } finally {
       authority.cleanup();

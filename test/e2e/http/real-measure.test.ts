@@ -100,7 +100,7 @@ describeE2e('real forward proxies', ['squid', 'tinyproxy', 'nginx', 'apache2'], 
 
   for (const kind of ['squid', 'tinyproxy'] as const) {
     it(
-      `http:// through ${kind} (Debian's rules: CONNECT to 443 only) in absolute form: the truth within the bound, ${RUNS} runs`,
+      `http:// through ${kind} (CONNECT to 443 only) in absolute form: the truth within the bound, ${RUNS} runs`,
       { timeout: 90_000 },
       async () => {
         const proxy = proxies[kind] as RealProxy;

@@ -96,7 +96,7 @@ describeE2e('service with real chronyd', ['chronyd'], () => {
     expect(feeder.stderrLines.filter((line) => !line.startsWith('info segment attached'))).toEqual([]);
   });
 
-  it('stratum hierarchy: htntp -> chronyd serving NTP on loopback (stratum 1) -> chronyd client sees the offset', async () => {
+  it('htntp -> chronyd serving NTP on loopback (stratum 1) -> a chronyd client sees the offset', async () => {
     const unit = UNITS.hierarchy;
     const feeder = startFeeder(unit, -1);
     await feeder.waitForLine(new RegExp(`^info segment attached unit=${unit} `), { timeoutMs: 15_000 });

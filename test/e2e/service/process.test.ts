@@ -68,7 +68,7 @@ function procStatus(pid: number, field: 'Uid' | 'Gid'): number[] {
 }
 
 describe('shutdown', () => {
-  it('SIGTERM while the source waits for its next sample: exit 0 at once (not at the next sample), valid = 0', async () => {
+  it('SIGTERM while the source waits for a sample: exit 0 at once (not at the next sample), valid = 0', async () => {
     const unit = UNITS.term;
     const child = startFixed(['--offset', '0.25', '--interval', '60', '--unit', String(unit), '-v']);
     await child.waitForLine(new RegExp(`^debug sample published sinks=shm:${unit}`), { timeoutMs: 15_000 });
@@ -81,7 +81,7 @@ describe('shutdown', () => {
     expect(child.stderrLines).toContain(`info segment detached unit=${unit} published=1`);
   });
 
-  it('SIGINT with a source that ignores the signal and holds a timer: exit 0 after the grace (not the timer); json log lines', async () => {
+  it('SIGINT, a source ignoring it holding a timer: exit 0 after the grace (not the timer); json logs', async () => {
     const unit = UNITS.int;
     const child = startFeeder(['--unit', String(unit), '--source', 'stuck', '--log-format', 'json']);
     await child.waitForLine(/^fixture waiting$/, { timeoutMs: 15_000 });
@@ -136,7 +136,7 @@ describeAsRoot('--user', () => {
     expect(code, child.output()).toBe(0);
   });
 
-  it('a 0600 segment stays writable after the drop, and its removal is still seen (by key) and a new one attached', async () => {
+  it('a 0600 segment stays writable after the drop; its removal is seen (by key) and a new one attached', async () => {
     const unit = UNITS.private;
     const child = startFixed([
       '--offset',

@@ -271,7 +271,7 @@ describe('date jumps', () => {
     return published;
   }
 
-  it('a burst of year-99 RMC (1999 moved to 2039) is never published and good fixes come back after --min-fixes', () => {
+  it('year-99 RMC (1999 moved to 2039) is never published; good fixes come back after --min-fixes', () => {
     const gps = sampler({ minFixes: 3, witness: () => SYNCHRONISED });
     const notices: Notice[] = [];
     let published = 0;
@@ -297,7 +297,7 @@ describe('date jumps', () => {
     expect([6, 7, 8].map((second) => run(gps, T0 + second, T0 + second))).toEqual([0, 0, 1]);
   });
 
-  it('a real change of the receiver time (wrong by a day before, the local clock agrees with the new time) wins after --min-fixes', () => {
+  it('a real change of receiver time (a day off before, the local clock agrees) wins after --min-fixes', () => {
     const gps = sampler({ minFixes: 3, witness: () => SYNCHRONISED });
     const notices: Notice[] = [];
     const DAY = 86_400;
@@ -312,7 +312,7 @@ describe('date jumps', () => {
     });
   });
 
-  it('a change the synchronised local clock contradicts needs 600 consistent fixes, then wins; a break in the run starts it over', () => {
+  it('a change the synced local clock contradicts wins after 600 consistent fixes; a break restarts the run', () => {
     const gps = sampler({ minFixes: 3, witness: () => SYNCHRONISED });
     for (let second = 0; second < 3; second += 1) run(gps, T0 + second, T0 + second);
     const SHIFT = 3600;
@@ -335,7 +335,7 @@ describe('date jumps', () => {
     expect(gps.counts()['jump']).toBe(6);
   });
 
-  it('a machine at 1970 (local clock unsynchronised) is set by its receiver after --min-fixes, without warnings', () => {
+  it('a machine at 1970 (unsynchronised) is set by its receiver after --min-fixes, without warnings', () => {
     const gps = sampler({ minFixes: 3, witness: () => UNSYNCHRONISED });
     const notices: Notice[] = [];
     const toEpoch = -T0 + 86_400;
@@ -365,7 +365,7 @@ describe('date jumps', () => {
     expect(gps.counts()['jump']).toBe(1);
   });
 
-  it('a receiver whose good fixes carry an unusable date warns after 5 s, naming the reason, then once a minute', () => {
+  it('good fixes with an unusable date: a warning after 5 s naming the reason, then once a minute', () => {
     const gps = sampler({ minFixes: 1 });
     const notices: Notice[] = [];
     for (let second = 0; second < 70; second += 1) {

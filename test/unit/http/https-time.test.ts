@@ -221,7 +221,10 @@ describe('local clock 400 days behind: what is still rejected', () => {
     // Valid at the local clock gives no weight while that clock is not known to be right: judged at its own Date like
     // the rest.
     expect(result.servers[3]?.reason).toMatch(
-      /^tls: CERT_HAS_EXPIRED certificate valid at the local clock \(not known to be right\) but not at the server's own Date/,
+      new RegExp(
+        String.raw`^tls: CERT_HAS_EXPIRED certificate valid at the local clock \(not known to be right\) ` +
+          "but not at the server's own Date",
+      ),
     );
     expect(result.servers[3]?.low).toBeNull();
   });
@@ -304,7 +307,7 @@ describe("the measurement's own clock (injected) 400 days behind, servers and Op
   const shift = 400 * DAY;
   const behind: Clock = { realtime: () => addSeconds(realtime(), -shift), monotonicRaw };
 
-  it('judges a chain at the Date its server claims, not at the injected clock: a chain valid only then is rejected', async () => {
+  it("judges a chain at its server's Date, not the injected clock: a chain valid only then is rejected", async () => {
     const { root, server } = pkiAround(now);
     // Valid around the injected clock's time only: OpenSSL (right clock) finds it expired; the check ignoring time
     // passes it.
@@ -331,7 +334,7 @@ describe("the measurement's own clock (injected) 400 days behind, servers and Op
 describe('ServerClock with the local clock 400 days behind', () => {
   const shift = 400 * DAY;
 
-  it("becomes ready on the servers' time, warns once, and drops a server telling a time outside its chain's window", async () => {
+  it("is ready on the servers' time, warns once, drops a server whose time is outside its chain's window", async () => {
     const { root, server } = pkiAround(now + shift);
     const old = now + shift - 150 * DAY;
     const stolen = authority.issue(

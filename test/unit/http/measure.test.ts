@@ -80,7 +80,7 @@ describe('measureOffset', () => {
     expect(fine, `errors ${results.map((result) => result.error).join(', ')}`).toBeDefined();
   });
 
-  it('keeps every team member aimed at the tick once the team has found it, even with all its own answers on one side', async () => {
+  it('keeps each team member aimed at the tick the team found, even with all its own answers on one side', async () => {
     const delay = { up: 20, down: 20, jitter: 5 };
     const urls = await start(Array.from({ length: 6 }, () => ({ offset: TRUTH, delay })));
     let probes = new Map<string, number[]>();
@@ -163,8 +163,9 @@ describe('measureOffset', () => {
     );
     expect(
       fine,
-      `(offset, error) symmetric / asymmetric per ` +
-        `attempt: ${results.map(({ symmetric, asymmetric }) => `${symmetric.offset}, ${symmetric.error} / ${asymmetric.offset}, ${asymmetric.error}`).join('; ')}`,
+      `(offset, error) symmetric / asymmetric per attempt: ${results
+        .map(({ symmetric: s, asymmetric: a }) => `${s.offset}, ${s.error} / ${a.offset}, ${a.error}`)
+        .join('; ')}`,
     ).toBeDefined();
   });
 

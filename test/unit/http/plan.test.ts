@@ -238,7 +238,7 @@ describe('planTick and planProbes', () => {
     expect(probe?.sendAt).toBeCloseTo(101 - 0.301 - 0.0005, 3);
   });
 
-  it('flanks the hard interval with verification probes beyond the noise in the last seconds, each side on an odd and an even request', () => {
+  it('flanks the hard interval with checks beyond the noise at the end, each side on odd and even requests', () => {
     const kinds = [3, 4, 5, 6, 7].map((aimed) =>
       planProbes(sharp, 101, undefined, aimed, 8).map((probe) => probe.kind),
     );

@@ -95,7 +95,7 @@ describe.each([
     return connection;
   };
 
-  it('stamps the send before the request arrives and the receive after the answer left, on one keep-alive connection', async () => {
+  it('stamps send before the request arrives, receive after the answer left, on one keep-alive socket', async () => {
     const server = await rawServer(async (socket, request) => {
       request.answerStart = systemClock.realtime();
       socket.write(head('200 OK'));
@@ -172,7 +172,7 @@ describe.each([
     );
   });
 
-  it("takes a complete answer to HEAD whose connection closes with a body after it (a proxy's error page)", async () => {
+  it("takes a whole HEAD answer whose connection closes with a body after it (a proxy's error page)", async () => {
     const server = await rawServer(async (socket, request) => {
       const status = request.method === 'HEAD' && server.requests.length > 1 ? '500 Internal Server Error' : '200 OK';
       socket.end(
@@ -238,7 +238,7 @@ describe.each([
     expect((await probe(open(twice), at(twice), systemClock)).age).toBe('1, 2');
   });
 
-  it('fails a pending probe with the reason it was destroyed for, and a head that never comes with a timeout', async () => {
+  it('fails a pending probe with the reason it was destroyed for; a head that never comes times out', async () => {
     const silent = await rawServer(() => new Promise(() => {}));
     closers.push(silent.close);
     const connection = open(silent);

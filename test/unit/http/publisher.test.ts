@@ -86,7 +86,7 @@ describe('HttpSource', () => {
     await closeAll(servers);
   });
 
-  it('measures, yields a sample about once a second with the measured offset, and with once ends when the estimate expires', async () => {
+  it('yields the measured offset about once a second; with once, ends when the estimate expires', async () => {
     servers = await startTimeServers([{ offset: 1.375 }, { offset: 1.375 }, { offset: 1.375 }]);
     const results: (number | null)[] = [];
     const source = new HttpSource({

@@ -138,7 +138,7 @@ describe('the feeder applies the schedule', () => {
     return seen;
   }
 
-  it('sets leap 1 on samples in the last day before the leap second, keeps a source leap 3, and 0 otherwise', async () => {
+  it("sets leap 1 in the last day before the leap second, keeps a source's leap 3, and 0 otherwise", async () => {
     const sample = (iso: string, leap?: Leap): Sample => ({
       clockTime: at(iso),
       receiveTime: at(iso),
