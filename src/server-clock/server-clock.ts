@@ -15,7 +15,7 @@ import {
 } from '../clock.js';
 import { codedError, invalidArgType, invalidArgValue, outOfRange } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { carry, carryPriors, DRIFT_PPM, priorsOf, type HeldInterval, type HeldPriors } from '../sources/http/held.js';
+import { carry, carryPriors, DRIFT_PPM, priorsOf, type HeldInterval, type HeldPriors } from '../sources/http/carry-forward.js';
 import { DATE_LAG, intersect } from '../sources/http/interval.js';
 import { MAX_PROBES, measure, type Estimate, type MeasurementResult } from '../sources/http/measure.js';
 import { serverUrl } from '../sources/http/servers.js';
@@ -114,7 +114,8 @@ interface HeldEstimate {
 const MAX_SLEW = 0.085;
 const STEP_CHECK_MS = 1000;
 
-function positive(name: string, value: number | undefined, fallback: number, allowZero = false): number {
+/** options[name], or `fallback` when not given: a finite number above 0 (or at 0 with `allowZero`). */
+function positiveOption(name: string, value: number | undefined, fallback: number, allowZero = false): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number') throw invalidArgType(`options.${name}`, 'number', value);
   if (!Number.isFinite(value) || value < 0 || (value === 0 && !allowZero))
@@ -177,16 +178,16 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
       this.#urls = servers.map(serverUrl);
     }
     this.#provider = provider;
-    this.#refresh = positive('refresh', options.refresh, 300);
-    this.#target = positive('target', options.target, 0.005);
+    this.#refresh = positiveOption('refresh', options.refresh, 300);
+    this.#target = positiveOption('target', options.target, 0.005);
     this.#probes = options.probes ?? 8;
     if (!Number.isInteger(this.#probes) || this.#probes < 1 || this.#probes > MAX_PROBES)
       throw outOfRange('options.probes', `an integer from 1 to ${MAX_PROBES}`, options.probes);
-    this.#driftPpm = positive('driftPpm', options.driftPpm, DRIFT_PPM, true);
-    this.#resolution = positive('resolution', options.resolution, 1) / 1000;
-    this.#dateLag = positive('dateLag', options.dateLag, DATE_LAG, true);
-    this.#timeout = positive('timeout', options.timeout, 5);
-    this.#stepThreshold = positive('stepThreshold', options.stepThreshold, 0.1);
+    this.#driftPpm = positiveOption('driftPpm', options.driftPpm, DRIFT_PPM, true);
+    this.#resolution = positiveOption('resolution', options.resolution, 1) / 1000;
+    this.#dateLag = positiveOption('dateLag', options.dateLag, DATE_LAG, true);
+    this.#timeout = positiveOption('timeout', options.timeout, 5);
+    this.#stepThreshold = positiveOption('stepThreshold', options.stepThreshold, 0.1);
     this.#proxy = options.proxy;
     this.#ca = options.ca;
     const { clockFile } = options;

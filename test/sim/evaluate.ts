@@ -1,7 +1,8 @@
 // Many seeded runs of one scenario, summed up: how often the published bound holds the
 // truth, how often each faulty server is named, and the error against the oracle's.
 import type { Strategy } from '../../src/sources/http/plan.js';
-import { median, type Conclusion } from '../../src/sources/http/posterior.js';
+import type { Conclusion } from '../../src/sources/http/conclusion.js';
+import { median } from '../../src/sources/http/posterior.js';
 import { seededRandom } from '../helpers/random.js';
 import { oracle, simulate } from './run.js';
 import type { Scenario } from './scenarios.js';

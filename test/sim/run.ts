@@ -1,6 +1,6 @@
 // One measurement on a virtual clock: each simulated server probed as measure.ts probes a
 // real one (plan.ts decides the sweep, ticks, aims and verification probes; every answer
-// goes through plan.observe, the bounds of interval.ts; the end through posterior.conclude),
+// goes through plan.observe, the bounds of interval.ts; the end through conclusion.conclude),
 // events taken in time order so the team sees the answers that would have arrived. With
 // the `sweep` strategy it is ServerClock's first measurement, and `interim` is what that
 // publishes once more than half of the servers have swept. No sockets, no timers.
@@ -19,14 +19,12 @@ import {
   type Strategy,
   type TeamPlan,
 } from '../../src/sources/http/plan.js';
+import { conclude, conclusionError, type Conclusion } from '../../src/sources/http/conclusion.js';
 import {
   asymmetrySigma,
-  conclude,
-  conclusionError,
   median,
   posteriorQuantiles,
   symmetricLow,
-  type Conclusion,
   type ProbeGroup,
 } from '../../src/sources/http/posterior.js';
 import { seededRandom } from '../helpers/random.js';

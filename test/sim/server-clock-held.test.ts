@@ -2,7 +2,7 @@
 // (carried with drift, as priors across a realtime step) and a provider round's timed calls.
 import { describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/clock.js';
-import { carry, carryPriors, driftWidening } from '../../src/sources/http/held.js';
+import { carry, carryPriors, driftWidening } from '../../src/sources/http/carry-forward.js';
 import { callProvider, providerRound } from '../../src/server-clock/provider.js';
 import { addSeconds, type Timespec } from '../../src/time.js';
 

@@ -46,7 +46,7 @@ export interface ProbeResponse {
   sendTime: Timespec;
   /** First byte of the response. */
   receiveTime: Timespec;
-  /** Response head parsed (>= receiveTime; kept to show what the first-byte hook gains). */
+  /** Response head parsed (>= receiveTime, which falls back to it when no first byte was seen). */
   headTime: Timespec;
   statusCode: number;
   date: string | undefined;

@@ -1,6 +1,6 @@
 // One measurement, the part that touches the world: servers deduplicated, each probed
 // concurrently on its own connection at the times plan.ts chooses, each answer checked
-// (Age, Date) and bounded (interval.ts), then the conclusion (posterior.ts) reported
+// (Age, Date) and bounded (interval.ts), then the conclusion (conclusion.ts) reported
 // against CLOCK_REALTIME. Always ends by its deadline.
 import { lookup } from 'node:dns/promises';
 import { setMaxListeners } from 'node:events';
@@ -13,7 +13,7 @@ import { parseHttpDate, utcYear } from './date.js';
 import { DATE_LAG, errorAround, oneServerCaveat, type Interval } from './interval.js';
 import { emptyServer, observe, planProbes, planSweep, planTeam, planTick, standingSupport, swept } from './plan.js';
 import type { PlannedProbe, ServerState, Strategy, TeamPlan } from './plan.js';
-import { conclude, conclusionError, type ServerEvidence, type ServerStatus } from './posterior.js';
+import { conclude, conclusionError, type ServerEvidence, type ServerStatus } from './conclusion.js';
 import { createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
 import { serverUrl } from './servers.js';
 import { describeFloor, type ClockFloor } from '../../floor.js';
@@ -21,7 +21,7 @@ import { localClockVerdict, ServerTls, TlsGate, type LocalClockOptions } from '.
 import type { CertificateWindow, TlsTrust } from './tls.js';
 import { commonWindow, thetaWithin } from './validity.js';
 
-export type { ServerStatus } from './posterior.js';
+export type { ServerStatus } from './conclusion.js';
 
 export const DEFAULT_PROBES = 8;
 /** More probes than this add seconds without adding bits worth having. */
@@ -179,7 +179,7 @@ const isStaleConnection = (error: unknown): boolean =>
  * The servers' state while they are probed: each server replaces its own entry after an
  * answer; the team's plan is worked out once per state and shared by all servers.
  */
-class Progress {
+class ServerStates {
   readonly servers: ServerState[];
   #team: readonly number[] | undefined;
   #version = 0;
@@ -244,7 +244,7 @@ interface ServerProbing {
   connection: ProbeConnection;
   probes: number;
   strategy: Strategy;
-  progress: Progress;
+  states: ServerStates;
   /** Filled in as the server answers: the measurement may conclude while probing goes on. */
   outcome: ServerOutcome;
   /** The sweep ended, or the server failed. */
@@ -255,7 +255,7 @@ interface ServerProbing {
 }
 
 async function measureServer(probing: ServerProbing): Promise<void> {
-  const { index, url, connection, probes, strategy, progress, outcome, clock, signal, logger } = probing;
+  const { index, url, connection, probes, strategy, states, outcome, clock, signal, logger } = probing;
   const send = async (planned: PlannedProbe | undefined): Promise<void> => {
     if (planned) await waitUntil(clock, planned.sendAt, signal);
     const response = await probe(connection, url, clock).catch((error: unknown) => {
@@ -275,7 +275,7 @@ async function measureServer(probing: ServerProbing): Promise<void> {
     } catch (error) {
       throw new ServerFailure(failureReason(error));
     }
-    const next = observe(progress.get(index), {
+    const next = observe(states.get(index), {
       dateSeconds: date.seconds,
       sendTime: response.sendTime,
       receiveTime: response.receiveTime,
@@ -289,7 +289,7 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       rtt: diffSeconds(response.receiveTime, response.sendTime),
     });
     if (next.fault !== undefined) throw new ServerFailure(next.fault);
-    progress.set(index, next.server);
+    states.set(index, next.server);
     if (planned === undefined || planned.kind === 'bisect') outcome.probes += 1;
     else if (planned.kind === 'sweep') outcome.swept += 1;
     else outcome.verifications += 1;
@@ -303,28 +303,28 @@ async function measureServer(probing: ServerProbing): Promise<void> {
     await send(undefined);
     if (strategy === 'sweep') {
       for (const planned of planSweep(toSeconds(clock.realtime()))) {
-        if (swept(progress.get(index))) break;
+        if (swept(states.get(index))) break;
         await send(planned);
       }
     }
     endSweep();
     for (let aimed = 1; aimed < probes; aimed += 1) {
-      const tick = planTick(progress.get(index), toSeconds(clock.realtime()), aimed, probes, progress.support(index));
+      const tick = planTick(states.get(index), toSeconds(clock.realtime()), aimed, probes, states.support(index));
       if (tick === undefined) break;
-      if (tick.dropPrior) progress.set(index, { ...progress.get(index), prior: undefined });
-      progress.set(index, { ...progress.get(index), lastTick: tick.tick }, false);
+      if (tick.dropPrior) states.set(index, { ...states.get(index), prior: undefined });
+      states.set(index, { ...states.get(index), lastTick: tick.tick }, false);
       // The aim, which may need the team's posterior, is settled DECIDE_AHEAD before the
       // earliest send; even with no time to spare, answers already read are stamped first.
       await waitUntil(clock, tick.decideAt, signal);
       await nextTurn();
-      const team = progress.team(index);
-      for (const planned of planProbes(progress.get(index), tick.tick, team.aim, aimed, probes, team.support))
+      const team = states.team(index);
+      for (const planned of planProbes(states.get(index), tick.tick, team.aim, aimed, probes, team.support))
         await send(planned);
     }
   } catch (error) {
     // The deadline ends probing; what was measured stands.
     if (signal.aborted && outcome.probes + outcome.swept > 0 && !(error instanceof ServerFailure)) return endSweep();
-    progress.set(index, { ...progress.get(index), interval: undefined, failed: true });
+    states.set(index, { ...states.get(index), interval: undefined, failed: true });
     outcome.failure =
       error instanceof ServerFailure ? error.message : failureReason(signal.aborted ? signal.reason : error);
     endSweep();
@@ -369,7 +369,7 @@ export async function duplicates(
 interface Gathered {
   urls: readonly URL[];
   start: ClockPair;
-  progress: Progress;
+  states: ServerStates;
   outcomes: readonly ServerOutcome[];
   /** Index of the first listing of the same server, per server (undefined: not a duplicate). */
   duplicateOf: readonly (number | undefined)[];
@@ -386,7 +386,7 @@ interface Gathered {
  * conclusion passes `logger`: a refusal by the floor is logged once.
  */
 function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measurement {
-  const { urls, start, progress, outcomes, duplicateOf, floor, dateLag } = gathered;
+  const { urls, start, states, outcomes, duplicateOf, floor, dateLag } = gathered;
   // Theta is against the steady timescale; what is reported is against CLOCK_REALTIME as
   // it reads at `end`, whatever was done to it since the start.
   const steadyEnd = steadyRealtime(start, end.monotonicRaw);
@@ -397,7 +397,7 @@ function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measur
   const trust = outcomes.map(({ tls }) => tls.trust);
   const windows = outcomes.map(({ tls }) => tls.windows);
   const evidence: ServerEvidence[] = outcomes.map((outcome, index) => {
-    const server = progress.get(index);
+    const server = states.get(index);
     const window = commonWindow(windows[index] ?? []);
     const validity = window && thetaWithin(window, toSeconds(start.realtime), toSeconds(steadyEnd));
     return {
@@ -422,7 +422,7 @@ function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measur
     };
     // A failed server gives no figures (one whose certificates are not valid at the agreed time included).
     const interval = status === 'failed' ? undefined : evidence[index]?.interval;
-    // The fields in the order users have always seen them; the interval itself last.
+    // Key order is the order of the JSON output: the figures first, the interval last.
     return {
       url: redactCredentials(urls[index]?.href ?? ''),
       offset: offset === undefined ? null : offset + toRealtime,
@@ -508,9 +508,9 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const viaProxy = usesProxy(options.proxy);
   const gate = new TlsGate(options.ca, localClockVerdict(toSeconds(start.realtime), options));
   const outcomes = urls.map(() => newOutcome(gate));
-  const progress = new Progress(urls.map((_, index) => options.priors?.[index]));
+  const states = new ServerStates(urls.map((_, index) => options.priors?.[index]));
   const { floor } = gate.clock;
-  const gathered: Gathered = { urls, start, progress, outcomes, duplicateOf: [], floor, dateLag };
+  const gathered: Gathered = { urls, start, states, outcomes, duplicateOf: [], floor, dateLag };
   let measuring = true;
   // Once more than half of the servers have swept, or every sweep has ended: then at each later end.
   const onSweepEnd = (): void => {
@@ -547,7 +547,7 @@ export async function measure(servers: readonly string[], options: MeasureOption
         const connection = connections.get(index);
         const outcome = outcomes[index] as ServerOutcome;
         if (first !== undefined || connection === undefined) {
-          progress.set(index, { ...progress.get(index), failed: true });
+          states.set(index, { ...states.get(index), failed: true });
           outcome.failure =
             `duplicate of ${redactCredentials(urls[first ?? index]?.href ?? '')}: the same address, ` +
             `port and Host (one clock, counted once)`;
@@ -561,7 +561,7 @@ export async function measure(servers: readonly string[], options: MeasureOption
           connection,
           probes,
           strategy,
-          progress,
+          states,
           outcome,
           onSweepEnd,
           clock: steady,

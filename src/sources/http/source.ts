@@ -6,10 +6,10 @@ import { silentLogger, type Logger } from '../../log.js';
 import { MIN_PRECISION, type Sample, type SampleSource } from '../../sample.js';
 import { outOfRange } from '../../errors.js';
 import { addSeconds, diffSeconds } from '../../time.js';
-import { carryPriors, driftWidening, priorsOf, type HeldPriors } from './held.js';
+import { carryPriors, driftWidening, priorsOf, type HeldPriors } from './carry-forward.js';
 import { measure, type Estimate, type MeasureOptions, type MeasurementResult } from './measure.js';
 
-export { carryInterval, DRIFT_PPM } from './held.js';
+export { carryInterval, DRIFT_PPM } from './carry-forward.js';
 
 /** ceil(log2(bound)): the SHM precision field for an error bound in seconds. */
 export function precisionOf(boundSeconds: number): number {
@@ -19,7 +19,7 @@ export function precisionOf(boundSeconds: number): number {
 
 /**
  * The sample an estimate gives at `pair`, or undefined once it is older than `maxAge`
- * seconds (or from before the estimate). The error bound grows with age as held.ts carries.
+ * seconds (or from before the estimate). The error bound grows with age as carry-forward.ts carries.
  */
 export function sampleAt(estimate: Estimate, pair: ClockPair, maxAge: number): Sample | undefined {
   const age = diffSeconds(pair.monotonicRaw, estimate.monotonicRaw);
