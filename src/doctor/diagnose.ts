@@ -125,14 +125,27 @@ function tolerance(sample: SampleView, daemonError = 0): number {
   return 0.005 + 2 * 2 ** Math.min(sample.precision, 0) + Math.abs(daemonError);
 }
 
+/** A sample being published: fresh, written, in sync. */
+type LiveSample = SampleView & { offset: number };
+
 function daemonFindings(
   facts: UnitFacts,
   sample: SampleView | undefined,
   fresh: boolean,
   findings: Finding[],
 ): { chrony?: ChronySource; ntpd?: NtpPeer } {
-  const seen: { chrony?: ChronySource; ntpd?: NtpPeer } = {};
-  const feeding = fresh && sample !== undefined && sample.offset !== null && sample.leap !== 3;
+  const live: LiveSample | undefined =
+    fresh && sample !== undefined && sample.offset !== null && sample.leap !== 3
+      ? { ...sample, offset: sample.offset }
+      : undefined;
+  const chrony = chronyFindings(facts, live, findings);
+  const ntpd = ntpdFindings(facts, live, findings);
+  return { ...(chrony === undefined ? {} : { chrony }), ...(ntpd === undefined ? {} : { ntpd }) };
+}
+
+/** What chronyd says of each refclock of this unit in its config; returns the source it lists. */
+function chronyFindings(facts: UnitFacts, live: LiveSample | undefined, findings: Finding[]): ChronySource | undefined {
+  let seen: ChronySource | undefined;
   for (const entry of facts.configured.filter((configured) => configured.daemon === 'chrony')) {
     if (facts.chrony === undefined) continue;
     if (!facts.chrony.ok) {
@@ -158,15 +171,15 @@ function daemonFindings(
       });
       continue;
     }
-    seen.chrony = source;
-    if (!feeding || sample === undefined || sample.offset === null) continue;
+    seen = source;
+    if (live === undefined) continue;
     if (source.reach === 0) {
       findings.push({
         severity: 'problem',
         code: 'chrony-no-samples',
         message:
-          `chronyd has accepted no sample from refid ${source.name} (reach 0) although fresh ` +
-          `samples are published`,
+          `chronyd has accepted no sample from refid ${source.name} (reach 0) ` +
+          'although fresh samples are published',
         fix:
           'chronyd attached to another segment (restart it after the segment was recreated), or the samples are ' +
           'refused: see `chronyc sources -v` and its log',
@@ -174,9 +187,9 @@ function daemonFindings(
     } else if (source.lastRx !== undefined) {
       // chronyc: positive = local clock ahead of the source, the opposite of clock - receive;
       // the adjusted offset is against the clock as chronyd has corrected it since (or means to).
-      const expected = -(sample.offset + entry.offset) + facts.chrony.value.correction;
+      const expected = -(live.offset + entry.offset) + facts.chrony.value.correction;
       const difference = source.adjustedOffset - expected;
-      if (Math.abs(difference) > tolerance(sample, source.error)) {
+      if (Math.abs(difference) > tolerance(live, source.error)) {
         findings.push({
           severity: 'problem',
           code: 'chrony-disagrees',
@@ -189,6 +202,12 @@ function daemonFindings(
       }
     }
   }
+  return seen;
+}
+
+/** What ntpd says of this unit's SHM peer for each config entry; returns the peer it lists. */
+function ntpdFindings(facts: UnitFacts, live: LiveSample | undefined, findings: Finding[]): NtpPeer | undefined {
+  let seen: NtpPeer | undefined;
   for (const entry of facts.configured.filter((configured) => configured.daemon === 'ntpd')) {
     if (facts.ntpd === undefined) continue;
     if (!facts.ntpd.ok) {
@@ -212,8 +231,8 @@ function daemonFindings(
       });
       continue;
     }
-    seen.ntpd = peer;
-    if (!feeding || sample === undefined || sample.offset === null) continue;
+    seen = peer;
+    if (live === undefined) continue;
     if (peer.reach === 0) {
       findings.push({
         severity: 'problem',
@@ -221,13 +240,13 @@ function daemonFindings(
         message: `ntpd has accepted no sample from SHM(${facts.unit}) (reach 0) although fresh samples are published`,
         fix: 'restart ntpd if the segment was recreated; see its log for "stale" or "bad mode"',
       });
-    } else if (Math.abs(peer.offset - (sample.offset + entry.offset)) > tolerance(sample)) {
+    } else if (Math.abs(peer.offset - (live.offset + entry.offset)) > tolerance(live)) {
       findings.push({
         severity: 'problem',
         code: 'ntpd-disagrees',
         message:
           `ntpd sees SHM(${facts.unit}) at ${peer.offset.toFixed(6)} s ` +
-          `but ${(sample.offset + entry.offset).toFixed(6)} s is published`,
+          `but ${(live.offset + entry.offset).toFixed(6)} s is published`,
         fix: `check the unit and time1 in ${entry.file}:${entry.line}`,
       });
     }

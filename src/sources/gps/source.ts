@@ -47,6 +47,15 @@ export interface GpsSourceOptions {
  */
 export const GPS_DEFAULTS = { minFixes: 3, precision: -1 } as const;
 
+/** What the port's events hand to samples(): samples to yield, a lost device, whether a fix is held. */
+interface PortState {
+  pending: Sample[];
+  lost: boolean;
+  fixHeld: boolean;
+  /** Wakes samples() when it waits for one of the above. */
+  notify: () => void;
+}
+
 export class GpsSource implements SampleSource {
   readonly name = 'gps';
   readonly #options: GpsSourceOptions;
@@ -77,15 +86,52 @@ export class GpsSource implements SampleSource {
    * sample) and yields samples until `signal` aborts. A device lost later is reopened.
    */
   async *samples(signal: AbortSignal): AsyncGenerator<Sample> {
-    const { device, ports = systemPorts } = this.#options;
-    const pending: Sample[] = [];
-    let lost = false;
     let wake: (() => void) | null = null;
-    const notify = (): void => {
-      wake?.();
-      wake = null;
+    const state: PortState = {
+      pending: [],
+      lost: false,
+      fixHeld: false,
+      notify: () => {
+        wake?.();
+        wake = null;
+      },
     };
-    let fixHeld = false;
+    const port = this.#receiverPort(state);
+    await port.open();
+
+    const reportCounts = this.#countsReporter();
+    const statsTimer = setInterval(reportCounts, this.#options.statsInterval ?? 60_000);
+    signal.addEventListener('abort', state.notify);
+    try {
+      while (!signal.aborted) {
+        const sample = state.pending.shift();
+        if (sample !== undefined) {
+          yield sample;
+          continue;
+        }
+        if (state.lost) {
+          state.lost = false;
+          state.pending.length = 0;
+          state.fixHeld = false;
+          this.#sampler.reset();
+          if (!(await port.reopen(signal))) break;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+      }
+    } finally {
+      signal.removeEventListener('abort', state.notify);
+      clearInterval(statsTimer);
+      reportCounts();
+      await port.close();
+    }
+  }
+
+  /** The device's port, its lines fed to the sampler: samples and a lost device land in `state`. */
+  #receiverPort(state: PortState): ReceiverPort {
+    const { device, ports = systemPorts } = this.#options;
     const port = new ReceiverPort(
       {
         device,
@@ -102,11 +148,11 @@ export class GpsSource implements SampleSource {
           this.#options.onLine?.(line, receiveTime);
           const result = this.#sampler.line(line, receiveTime, arrival);
           if (result.parsed.kind !== 'rejected') port.heard();
-          fixHeld = this.#report(result, line, fixHeld);
+          state.fixHeld = this.#report(result, line, state.fixHeld);
           if (result.sample === null) return false;
           // Published before the burst's other sentences are parsed.
-          pending.push(result.sample);
-          notify();
+          state.pending.push(result.sample);
+          state.notify();
           return true;
         },
         overlong: () => {
@@ -114,48 +160,24 @@ export class GpsSource implements SampleSource {
           this.#logger.debug('line skipped', { reason: 'overlong' });
         },
         lost: () => {
-          lost = true;
-          notify();
+          state.lost = true;
+          state.notify();
         },
       },
     );
-    await port.open();
+    return port;
+  }
 
+  /** Logs the line counts when they changed since the last call. */
+  #countsReporter(): () => void {
     let reported = '';
-    const reportCounts = (): void => {
+    return () => {
       const counts = this.counts();
       const text = JSON.stringify(counts);
       if (text === reported) return;
       reported = text;
-      this.#logger.info('gps counts', { device, ...counts });
+      this.#logger.info('gps counts', { device: this.#options.device, ...counts });
     };
-    const statsTimer = setInterval(reportCounts, this.#options.statsInterval ?? 60_000);
-    signal.addEventListener('abort', notify);
-    try {
-      while (!signal.aborted) {
-        const sample = pending.shift();
-        if (sample !== undefined) {
-          yield sample;
-          continue;
-        }
-        if (lost) {
-          lost = false;
-          pending.length = 0;
-          fixHeld = false;
-          this.#sampler.reset();
-          if (!(await port.reopen(signal))) break;
-          continue;
-        }
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-      }
-    } finally {
-      signal.removeEventListener('abort', notify);
-      clearInterval(statsTimer);
-      reportCounts();
-      await port.close();
-    }
   }
 
   /** Logs and meters what one line did; returns whether a published fix is held now. */

@@ -13,7 +13,7 @@ import { parseHttpDate, utcYear } from './date.js';
 import { DATE_LAG, errorAround, oneServerCaveat, type Interval } from './interval.js';
 import { emptyServer, observe, planProbes, planSweep, planTeam, planTick, standingSupport, swept } from './plan.js';
 import type { PlannedProbe, ServerState, Strategy, TeamPlan } from './plan.js';
-import { conclude, conclusionError, type ServerEvidence, type ServerStatus } from './conclusion.js';
+import { conclude, conclusionError, type Conclusion, type ServerEvidence, type ServerStatus } from './conclusion.js';
 import { createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
 import { serverUrl } from './servers.js';
 import { describeFloor, type ClockFloor } from '../../floor.js';
@@ -378,43 +378,17 @@ interface Gathered {
   dateLag: number;
 }
 
-/**
- * The conclusion from what was gathered, reported against CLOCK_REALTIME as it reads at
- * `end`: the published bound only when the electorate lets (interval.ts `publishable`,
- * servers still probing counted as pending), inside every contributing chain's
- * certificate window (validity.ts), and never before the floor (floor.ts). The final
- * conclusion passes `logger`: a refusal by the floor is logged once.
- */
-function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measurement {
-  const { urls, start, states, outcomes, duplicateOf, floor, dateLag } = gathered;
-  // Theta is against the steady timescale; what is reported is against CLOCK_REALTIME as
-  // it reads at `end`, whatever was done to it since the start.
-  const steadyEnd = steadyRealtime(start, end.monotonicRaw);
-  const toRealtime = diffSeconds(steadyEnd, end.realtime);
-
-  // Certificates bound theta: the true time over the measurement must lie in every window
-  // of the chains (a chain valid at a wrong local clock may not be at the true time).
+/** Each server's line of the result, its figures against realtime at the end (`toRealtime` added). */
+function serverResults(
+  gathered: Gathered,
+  evidence: readonly ServerEvidence[],
+  conclusion: Conclusion,
+  toRealtime: number,
+): ServerResult[] {
+  const { urls, outcomes } = gathered;
   const trust = outcomes.map(({ tls }) => tls.trust);
   const windows = outcomes.map(({ tls }) => tls.windows);
-  const evidence: ServerEvidence[] = outcomes.map((outcome, index) => {
-    const server = states.get(index);
-    const window = commonWindow(windows[index] ?? []);
-    const validity = window && thetaWithin(window, toSeconds(start.realtime), toSeconds(steadyEnd));
-    return {
-      interval: server.failed ? undefined : server.interval,
-      lows: server.lows,
-      rtts: server.rtts,
-      failure: outcome.failure,
-      validity,
-    };
-  });
-  const distinct = urls.filter((_, index) => duplicateOf[index] === undefined).length;
-  const pending = outcomes.filter(
-    (outcome, index) =>
-      duplicateOf[index] === undefined && outcome.failure === null && evidence[index]?.interval === undefined,
-  ).length;
-  const conclusion = conclude(evidence, { shift: toRealtime, electorate: { servers: distinct, pending }, dateLag });
-  const results: ServerResult[] = outcomes.map((outcome, index) => {
+  return outcomes.map((outcome, index) => {
     const { offset, status, reason } = conclusion.servers[index] as {
       offset: number | undefined;
       status: ServerStatus;
@@ -438,6 +412,44 @@ function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measur
       certificates: trust[index] ? (windows[index] ?? []) : null,
     };
   });
+}
+
+/**
+ * The conclusion from what was gathered, reported against CLOCK_REALTIME as it reads at
+ * `end`: the published bound only when the electorate lets (interval.ts `publishable`,
+ * servers still probing counted as pending), inside every contributing chain's
+ * certificate window (validity.ts), and never before the floor (floor.ts). The final
+ * conclusion passes `logger`: a refusal by the floor is logged once.
+ */
+function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measurement {
+  const { urls, start, states, outcomes, duplicateOf, floor, dateLag } = gathered;
+  // Theta is against the steady timescale; what is reported is against CLOCK_REALTIME as
+  // it reads at `end`, whatever was done to it since the start.
+  const steadyEnd = steadyRealtime(start, end.monotonicRaw);
+  const toRealtime = diffSeconds(steadyEnd, end.realtime);
+
+  // Certificates bound theta: the true time over the measurement must lie in every window
+  // of the chains (a chain valid at a wrong local clock may not be at the true time).
+  const windows = outcomes.map(({ tls }) => tls.windows);
+  const evidence: ServerEvidence[] = outcomes.map((outcome, index) => {
+    const server = states.get(index);
+    const window = commonWindow(windows[index] ?? []);
+    const validity = window && thetaWithin(window, toSeconds(start.realtime), toSeconds(steadyEnd));
+    return {
+      interval: server.failed ? undefined : server.interval,
+      lows: server.lows,
+      rtts: server.rtts,
+      failure: outcome.failure,
+      validity,
+    };
+  });
+  const distinct = urls.filter((_, index) => duplicateOf[index] === undefined).length;
+  const pending = outcomes.filter(
+    (outcome, index) =>
+      duplicateOf[index] === undefined && outcome.failure === null && evidence[index]?.interval === undefined,
+  ).length;
+  const conclusion = conclude(evidence, { shift: toRealtime, electorate: { servers: distinct, pending }, dateLag });
+  const results = serverResults(gathered, evidence, conclusion, toRealtime);
   const { selection, bound } = conclusion;
   let { theta } = conclusion;
   let reason = conclusion.reason;
@@ -471,9 +483,12 @@ function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measur
 }
 
 /** A measurement with the estimate it yields, anchored on CLOCK_MONOTONIC_RAW. */
-export async function measure(servers: readonly string[], options: MeasureOptions = {}): Promise<Measurement> {
-  const { probes = DEFAULT_PROBES, clock = systemClock, logger = silentLogger, signal } = options;
-  const { strategy = 'bisect', dateLag = DATE_LAG, onProgress } = options;
+/** The options checked, with their defaults: nothing has started when one is refused. */
+function measureSettings(
+  servers: readonly string[],
+  options: MeasureOptions,
+): { probes: number; timeout: number; strategy: Strategy; dateLag: number } {
+  const { probes = DEFAULT_PROBES, strategy = 'bisect', dateLag = DATE_LAG } = options;
   if (!Number.isInteger(probes) || probes < 1 || probes > MAX_PROBES) {
     throw outOfRange('probes', `an integer from 1 to ${MAX_PROBES}`, probes);
   }
@@ -484,41 +499,26 @@ export async function measure(servers: readonly string[], options: MeasureOption
   }
   if (!(dateLag >= 0) || !Number.isFinite(dateLag)) throw outOfRange('dateLag', 'a finite number >= 0', dateLag);
   if (servers.length === 0) throw invalidArgValue('At least one server is needed');
-  const urls = servers.map(serverUrl);
-  signal?.throwIfAborted();
+  return { probes, timeout, strategy, dateLag };
+}
 
-  // The daemon htntp feeds slews CLOCK_REALTIME (chrony up to 83 ms/s) while probes seconds
-  // apart are intersected: everything inside runs on a realtime that nobody steers after
-  // this instant (start's realtime + raw seconds), so every theta is against that timescale.
-  const start = readClockPair(clock);
-  const steady = steadyClock(clock, start);
-  const deadline = new AbortController();
-  // Every server waits on it at once (20 servers are normal): not a listener leak.
-  setMaxListeners(0, deadline.signal);
-  const timer = setTimeout(() => deadline.abort(deadlineError(timeout)), timeout * 1000);
-  const stop = (): void => deadline.abort(signal?.reason);
-  signal?.addEventListener('abort', stop, { once: true });
-  // Every answer's TLS connection is judged by the gate (gate.ts), a time-unverified one too.
-  const connectionOptions = {
-    timeoutMs: timeout * 1000,
-    timeUnverified: true,
-    ...(options.proxy === undefined ? {} : { proxy: options.proxy }),
-    ...(options.ca === undefined ? {} : { ca: options.ca }),
-  };
-  const viaProxy = usesProxy(options.proxy);
-  const gate = new TlsGate(options.ca, localClockVerdict(toSeconds(start.realtime), options));
-  const outcomes = urls.map(() => newOutcome(gate));
-  const states = new ServerStates(urls.map((_, index) => options.priors?.[index]));
-  const { floor } = gate.clock;
-  const gathered: Gathered = { urls, start, states, outcomes, duplicateOf: [], floor, dateLag };
-  let measuring = true;
-  // Once more than half of the servers have swept, or every sweep has ended: then at each later end.
-  const onSweepEnd = (): void => {
-    if (!measuring || onProgress === undefined) return;
-    const ended = outcomes.filter((outcome) => outcome.sweepEnded);
+/**
+ * What each server's sweep end calls: the measurement as it stands handed to `onProgress` once
+ * more than half of the servers have swept, or every sweep has ended, then at each later end.
+ */
+function sweepEndReporter(
+  gathered: Gathered,
+  onProgress: ((measurement: Measurement) => void) | undefined,
+  measuring: () => boolean,
+  clock: Clock,
+  logger: Logger,
+): () => void {
+  return () => {
+    if (!measuring() || onProgress === undefined) return;
+    const ended = gathered.outcomes.filter((outcome) => outcome.sweepEnded);
     const distinct = gathered.duplicateOf.filter((first) => first === undefined).length;
     const swept = ended.filter((outcome) => outcome.failure === null).length;
-    if (ended.length < outcomes.length && swept * 2 <= distinct) return;
+    if (ended.length < gathered.outcomes.length && swept * 2 <= distinct) return;
     try {
       onProgress(concludeAt(gathered, readClockPair(clock)));
     } catch (error) {
@@ -526,50 +526,119 @@ export async function measure(servers: readonly string[], options: MeasureOption
       logger.error('http progress callback failed', { error });
     }
   };
+}
+
+interface AllServersProbing {
+  probes: number;
+  strategy: Strategy;
+  timeout: number;
+  proxy: string | undefined;
+  ca: string | Buffer | undefined;
+  onSweepEnd: () => void;
+  /** The steady timescale every theta is against. */
+  clock: Clock;
+  /** The deadline's: aborting it destroys the connections. */
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+/**
+ * Probes every distinct server at once, each on its own connection (left in `connections`
+ * for the caller to destroy); a server listed again is marked failed as a duplicate.
+ */
+async function probeServers(
+  gathered: Gathered,
+  connections: Map<number, ProbeConnection>,
+  probing: AllServersProbing,
+): Promise<void> {
+  const { urls, states, outcomes } = gathered;
+  const { signal } = probing;
+  // Every answer's TLS connection is judged by the gate (gate.ts), a time-unverified one too.
+  const connectionOptions = {
+    timeoutMs: probing.timeout * 1000,
+    timeUnverified: true,
+    ...(probing.proxy === undefined ? {} : { proxy: probing.proxy }),
+    ...(probing.ca === undefined ? {} : { ca: probing.ca }),
+  };
+  const duplicateOf = await duplicates(urls, usesProxy(probing.proxy), signal);
+  gathered.duplicateOf = duplicateOf;
+  for (const [index, url] of urls.entries())
+    if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, connectionOptions));
+  // Aborting destroys the connections: every pending probe fails at once.
+  signal.addEventListener(
+    'abort',
+    () => {
+      for (const connection of connections.values()) connection.destroy(signal.reason as Error).catch(() => {});
+    },
+    { once: true },
+  );
+  await Promise.all(
+    urls.map(async (url, index): Promise<void> => {
+      const first = duplicateOf[index];
+      const connection = connections.get(index);
+      const outcome = outcomes[index] as ServerOutcome;
+      if (first !== undefined || connection === undefined) {
+        states.set(index, { ...states.get(index), failed: true });
+        outcome.failure =
+          `duplicate of ${redactCredentials(urls[first ?? index]?.href ?? '')}: the same address, ` +
+          `port and Host (one clock, counted once)`;
+        outcome.sweepEnded = true;
+        return;
+      }
+      const { probes, strategy, onSweepEnd, clock, logger } = probing;
+      await measureServer({
+        index,
+        url,
+        connection,
+        probes,
+        strategy,
+        states,
+        outcome,
+        onSweepEnd,
+        clock,
+        signal,
+        logger,
+      });
+    }),
+  );
+}
+
+export async function measure(servers: readonly string[], options: MeasureOptions = {}): Promise<Measurement> {
+  const { clock = systemClock, logger = silentLogger, signal } = options;
+  const { probes, timeout, strategy, dateLag } = measureSettings(servers, options);
+  const urls = servers.map(serverUrl);
+  signal?.throwIfAborted();
+
+  // The daemon htntp feeds slews CLOCK_REALTIME (chrony up to 83 ms/s) while probes seconds
+  // apart are intersected: everything inside runs on a realtime that nobody steers after
+  // this instant (start's realtime + raw seconds), so every theta is against that timescale.
+  const start = readClockPair(clock);
+  const deadline = new AbortController();
+  // Every server waits on it at once (20 servers are normal): not a listener leak.
+  setMaxListeners(0, deadline.signal);
+  const timer = setTimeout(() => deadline.abort(deadlineError(timeout)), timeout * 1000);
+  const stop = (): void => deadline.abort(signal?.reason);
+  signal?.addEventListener('abort', stop, { once: true });
+  const gate = new TlsGate(options.ca, localClockVerdict(toSeconds(start.realtime), options));
+  const outcomes = urls.map(() => newOutcome(gate));
+  const states = new ServerStates(urls.map((_, index) => options.priors?.[index]));
+  const { floor } = gate.clock;
+  const gathered: Gathered = { urls, start, states, outcomes, duplicateOf: [], floor, dateLag };
+  let measuring = true;
+  const onSweepEnd = sweepEndReporter(gathered, options.onProgress, () => measuring, clock, logger);
   const connections = new Map<number, ProbeConnection>();
   try {
-    const duplicateOf = await duplicates(urls, viaProxy, deadline.signal);
-    gathered.duplicateOf = duplicateOf;
-    for (const [index, url] of urls.entries())
-      if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, connectionOptions));
-    // Aborting destroys the connections: every pending probe fails at once.
-    deadline.signal.addEventListener(
-      'abort',
-      () => {
-        for (const connection of connections.values())
-          connection.destroy(deadline.signal.reason as Error).catch(() => {});
-      },
-      { once: true },
-    );
-    await Promise.all(
-      urls.map(async (url, index): Promise<void> => {
-        const first = duplicateOf[index];
-        const connection = connections.get(index);
-        const outcome = outcomes[index] as ServerOutcome;
-        if (first !== undefined || connection === undefined) {
-          states.set(index, { ...states.get(index), failed: true });
-          outcome.failure =
-            `duplicate of ${redactCredentials(urls[first ?? index]?.href ?? '')}: the same address, ` +
-            `port and Host (one clock, counted once)`;
-          outcome.sweepEnded = true;
-          return;
-        }
-        const { signal: until } = deadline;
-        await measureServer({
-          index,
-          url,
-          connection,
-          probes,
-          strategy,
-          states,
-          outcome,
-          onSweepEnd,
-          clock: steady,
-          signal: until,
-          logger,
-        });
-      }),
-    );
+    await probeServers(gathered, connections, {
+      probes,
+      strategy,
+      timeout,
+      proxy: options.proxy,
+      ca: options.ca,
+      onSweepEnd,
+      clock: steadyClock(clock, start),
+      signal: deadline.signal,
+      logger,
+    });
   } finally {
     measuring = false;
     clearTimeout(timer);
