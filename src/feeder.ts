@@ -67,14 +67,13 @@ function createSinks(
       ? undefined
       : new ShmSink({
           unit: options.unit,
-          ...(options.perm === undefined ? {} : { perm: options.perm }),
+          perm: options.perm,
           logger,
           sourceName: source.name,
           onReattach: () => metrics?.reattached(),
         });
   const sockSinks = [...new Set(options.sockets ?? [])].map(
-    (path) =>
-      new SockSink({ path, logger, ...(options.sockLayout === undefined ? {} : { layout: options.sockLayout }) }),
+    (path) => new SockSink({ path, logger, layout: options.sockLayout }),
   );
   const sinks: Sink[] = [...(shmSink === undefined ? [] : [shmSink]), ...sockSinks];
   if (sinks.length === 0) {

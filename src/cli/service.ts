@@ -200,8 +200,8 @@ export async function runService(
 ): Promise<FeedResult> {
   if (options.unit !== undefined) checkUnitAllowed(options.unit);
   const privileges = {
-    ...(options.user === undefined ? {} : { user: options.user }),
-    ...(options.group === undefined ? {} : { group: options.group }),
+    user: options.user,
+    group: options.group,
   };
   checkPrivilegeOptions(privileges);
   // One writer per unit, taken before the segment is touched.
@@ -211,23 +211,20 @@ export async function runService(
   let metricsServer: MetricsServer | undefined;
   try {
     const leapSchedule = loadLeapSchedule(options.leapfile, logger);
-    const metrics =
-      options.metrics === undefined
-        ? undefined
-        : new ServiceMetrics(options.unit === undefined ? {} : { unit: options.unit });
+    const metrics = options.metrics === undefined ? undefined : new ServiceMetrics({ unit: options.unit });
     if (metrics !== undefined && options.metrics !== undefined)
       metricsServer = await serveMetrics(metrics.registry, options.metrics, logger);
     const source = makeSource({ signal: stopSignal, logger, metrics: metrics ?? noSourceMetrics });
     metrics?.setSource(source.name);
     return await feed(source, {
-      ...(options.unit === undefined ? {} : { unit: options.unit }),
-      ...(options.sock === undefined ? {} : { sockets: options.sock }),
-      ...(options.sockLayout === undefined ? {} : { sockLayout: options.sockLayout }),
-      ...(options.perm === undefined ? {} : { perm: options.perm }),
+      unit: options.unit,
+      sockets: options.sock,
+      sockLayout: options.sockLayout,
+      perm: options.perm,
       signal: stopSignal,
       logger,
-      ...(leapSchedule === undefined ? {} : { leapSchedule }),
-      ...(metrics === undefined ? {} : { metrics }),
+      leapSchedule,
+      metrics,
       ...(options.keepLastSample ? { keepLastSample: true } : {}),
       ...lastGoodFile(),
       afterOpen: () => {

@@ -535,8 +535,8 @@ function segmentView(facts: UnitFacts): SegmentView {
     feeders: facts.processes.filter((process) => process.role === 'feeder'),
     readers: facts.processes.filter((process) => process.role === 'reader'),
     files: facts.configFiles.length === 0 ? 'none found' : facts.configFiles.join(', '),
-    ...(stat === undefined ? {} : { stat }),
-    ...(sample === undefined ? {} : { sample }),
+    stat,
+    sample,
     fresh: sample !== undefined && sample.written && (sample.age ?? Infinity) <= facts.maxAge,
   };
 }

@@ -175,8 +175,8 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
       procComplete,
       configured: configuredFor(unit),
       configFiles: config.files,
-      ...(chrony === undefined ? {} : { chrony }),
-      ...(ntpd === undefined ? {} : { ntpd }),
+      chrony,
+      ntpd,
       now,
       maxAge,
       ...mismatchOf(unit, config.units, feeders),
@@ -185,11 +185,11 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   const sockDiagnoses = socks.map((path) =>
     diagnoseSock(
       sockFacts(path, {
-        ...(options.procRoot === undefined ? {} : { procRoot: options.procRoot }),
+        procRoot: options.procRoot,
         configured: config.socks,
         configFiles: config.files,
         feeders,
-        ...(chrony === undefined ? {} : { chrony }),
+        chrony,
       }),
     ),
   );

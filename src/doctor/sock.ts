@@ -109,12 +109,12 @@ export function sockFacts(
   }
   return {
     path,
-    ...(stat === undefined ? {} : { stat }),
+    stat,
     holders: stat?.socket ? holdersOf(boundInodes(path, procRoot), procRoot) : [],
     procComplete: process.geteuid?.() === 0,
     configured: options.configured.filter((entry) => entry.path === path),
     configFiles: options.configFiles,
-    ...(options.chrony === undefined ? {} : { chrony: options.chrony }),
+    chrony: options.chrony,
     feeders: options.feeders.filter((feeder) => feeder.socks.includes(path)),
   };
 }

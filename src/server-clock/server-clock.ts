@@ -15,7 +15,14 @@ import {
 } from '../clock.js';
 import { codedError, invalidArgType, invalidArgValue, outOfRange } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { carry, carryPriors, DRIFT_PPM, priorsOf, type HeldInterval, type HeldPriors } from '../sources/http/carry-forward.js';
+import {
+  carry,
+  carryPriors,
+  DRIFT_PPM,
+  priorsOf,
+  type HeldInterval,
+  type HeldPriors,
+} from '../sources/http/carry-forward.js';
 import { DATE_LAG, intersect } from '../sources/http/interval.js';
 import { MAX_PROBES, measure, type Estimate, type MeasurementResult } from '../sources/http/measure.js';
 import { serverUrl } from '../sources/http/servers.js';
@@ -195,7 +202,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
       throw invalidArgType('options.clockFile', 'string or null', clockFile);
     }
     this.#localClock = {
-      ...(clockFile === undefined ? {} : { clockFile }),
+      clockFile,
       ...(options.kernelClockForTests ? { kernelClockForTests: options.kernelClockForTests } : {}),
     };
     this.#logger = options.logger ?? silentLogger;
@@ -469,8 +476,8 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
               },
             }
           : {}),
-        ...(this.#proxy === undefined ? {} : { proxy: this.#proxy }),
-        ...(this.#ca === undefined ? {} : { ca: this.#ca }),
+        proxy: this.#proxy,
+        ca: this.#ca,
         ...this.#localClock,
       },
     );

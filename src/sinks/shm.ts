@@ -51,7 +51,7 @@ export class ShmSink implements Sink {
     this.#options = options;
     this.unit = options.unit;
     this.name = `shm:${options.unit}`;
-    this.#shmOptions = { unit: options.unit, ...(options.perm === undefined ? {} : { perm: options.perm }) };
+    this.#shmOptions = { unit: options.unit, perm: options.perm };
   }
 
   /** The attached segment (undefined before open() and after close()). */

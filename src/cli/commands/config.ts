@@ -68,7 +68,7 @@ function ntpdRsConfig(options: ConfigOptions): ConfigResult {
   const lines = ntpdRsSourceLines({
     sock,
     error,
-    ...(options.onlySource === undefined ? {} : { onlySource: options.onlySource }),
+    onlySource: options.onlySource,
   });
   return { daemon: NTPD_RS, refid: 'SOCK', sock, lines };
 }

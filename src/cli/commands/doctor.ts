@@ -130,16 +130,16 @@ export function formatDoctor(report: DoctorReport): string {
 
 export function doctorOptions(options: DoctorCliOptions): DoctorOptions {
   return {
-    ...(options.unit === undefined ? {} : { units: options.unit }),
-    ...(options.sock === undefined ? {} : { socks: options.sock }),
+    units: options.unit,
+    socks: options.sock,
     configPaths: {
       chrony: options.chronyConf ?? DEFAULT_CONFIG_PATHS.chrony,
       ntp: options.ntpConf ?? DEFAULT_CONFIG_PATHS.ntp,
       ntpdRs: options.ntpdRsConf ?? DEFAULT_CONFIG_PATHS.ntpdRs ?? [],
     },
-    ...(options.chronyc === undefined ? {} : { chronyc: options.chronyc }),
-    ...(options.chronycSocket === undefined ? {} : { chronySocket: options.chronycSocket }),
-    ...(options.ntpq === undefined ? {} : { ntpq: options.ntpq }),
+    chronyc: options.chronyc,
+    chronySocket: options.chronycSocket,
+    ntpq: options.ntpq,
     maxAge: options.maxAge,
   };
 }

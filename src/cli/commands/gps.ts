@@ -47,7 +47,7 @@ function gpsSource(
     minFixes: options.minFixes,
     precision: options.precision,
     logger,
-    ...(metrics === undefined ? {} : { metrics }),
+    metrics,
   });
 }
 

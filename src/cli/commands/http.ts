@@ -61,8 +61,8 @@ export function readCa(path: string): Buffer {
 function measureOptions(options: HttpOptions): Omit<MeasureOptions, 'logger' | 'signal'> {
   return {
     probes: options.probes,
-    ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
-    ...(options.proxy === undefined ? {} : { proxy: options.proxy }),
+    timeout: options.timeout,
+    proxy: options.proxy,
     ...(options.ca === undefined ? {} : { ca: readCa(options.ca) }),
   };
 }
@@ -143,13 +143,13 @@ export async function runHttp(
   const given: HttpOptions = givenOptions.json ? { ...givenOptions, logFormat: 'json' } : givenOptions;
   const { proxyFile: _proxyFile, proxy: _proxy, ...rest } = given;
   const proxy = resolveProxy(given, serviceLogger(given));
-  const options: HttpOptions = { ...rest, ...(proxy === undefined ? {} : { proxy }) };
+  const options: HttpOptions = { ...rest, proxy };
   if (options.once && options.dryRun) {
     const logger = serviceLogger(options);
     const result = await measureOffset(servers, {
       ...measureOptions(options),
       logger,
-      ...(signal === undefined ? {} : { signal }),
+      signal,
     });
     return { exitCode: result.offset === null ? 1 : 0, result };
   }

@@ -46,9 +46,9 @@ export async function runStatus(
   const units = options.unit;
   const leapfile = options.leapfile ?? defaultLeapFile();
   const look: StatusOptions = {
-    ...(units === undefined ? {} : { units }),
-    ...(leapfile === undefined ? {} : { leapfile }),
-    ...(options.staleAfter === undefined ? {} : { staleAfter: options.staleAfter }),
+    units,
+    leapfile,
+    staleAfter: options.staleAfter,
   };
   let result = readStatus(look);
   onResult(result);

@@ -72,7 +72,7 @@ export class GpsSource implements SampleSource {
       offset: options.offset ?? 0,
       precision: options.precision ?? GPS_DEFAULTS.precision,
       witness: options.witness ?? clockSync,
-      ...(options.floor === undefined ? {} : { floor: options.floor }),
+      floor: options.floor,
     });
   }
 
@@ -139,9 +139,9 @@ export class GpsSource implements SampleSource {
         ports,
         clock: this.#clock,
         logger: this.#logger,
-        ...(this.#options.maxLineLength === undefined ? {} : { maxLineLength: this.#options.maxLineLength }),
-        ...(this.#options.reopenDelays === undefined ? {} : { reopenDelays: this.#options.reopenDelays }),
-        ...(this.#options.huntWindow === undefined ? {} : { huntWindow: this.#options.huntWindow }),
+        maxLineLength: this.#options.maxLineLength,
+        reopenDelays: this.#options.reopenDelays,
+        huntWindow: this.#options.huntWindow,
       },
       {
         line: (line, receiveTime, arrival) => {
@@ -190,7 +190,7 @@ export class GpsSource implements SampleSource {
       this.#options.metrics?.fix({
         valid: parsed.fix,
         consecutive: this.#sampler.goodFixes,
-        ...(satellites === undefined ? {} : { satellites }),
+        satellites,
       });
     }
     if (result.skip !== null) logger.debug('line skipped', { reason: result.skip, line: printableLine(line) });

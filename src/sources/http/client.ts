@@ -225,9 +225,8 @@ function tlsConnector(options: ConnectionOptions, base: Connector | undefined): 
     import('./tls.js').then(
       ({ timeTolerantConnector }) => {
         try {
-          const extraCa = options.ca === undefined ? {} : { extraCa: options.ca };
           const { timeoutMs, timeUnverified = false } = options;
-          connector ??= timeTolerantConnector({ timeoutMs, timeUnverified, ...extraCa, ...(base ? { base } : {}) });
+          connector ??= timeTolerantConnector({ timeoutMs, timeUnverified, extraCa: options.ca, base });
           connector(target, callback);
         } catch (error) {
           callback(error as Error, null);

@@ -557,8 +557,8 @@ async function probeServers(
   const connectionOptions = {
     timeoutMs: probing.timeout * 1000,
     timeUnverified: true,
-    ...(probing.proxy === undefined ? {} : { proxy: probing.proxy }),
-    ...(probing.ca === undefined ? {} : { ca: probing.ca }),
+    proxy: probing.proxy,
+    ca: probing.ca,
   };
   const duplicateOf = await duplicates(urls, usesProxy(probing.proxy), signal);
   gathered.duplicateOf = duplicateOf;
