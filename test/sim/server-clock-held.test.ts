@@ -76,14 +76,8 @@ describe('provider calls', () => {
       clock.advance(0.001);
       return ms;
     };
-    const round = await providerRound(provider, {
-      clock,
-      calls: 10,
-      resolution: 0.001,
-      timeout: 1,
-      target: 0.01,
-      signal,
-    });
+    const roundOptions = { clock, calls: 10, resolution: 0.001, timeout: 1, target: 0.01, signal };
+    const round = await providerRound(provider, roundOptions);
     expect(round.failed).toBe(1);
     expect(round.falsetickers).toBe(1);
     expect(round.interval?.low).toBeLessThanOrEqual(2.5);
@@ -91,14 +85,7 @@ describe('provider calls', () => {
     // The stale third call keeps the round from stopping at three agreeing answers: all ten run.
     expect(call).toBe(10);
     call = 100;
-    const quick = await providerRound(provider, {
-      clock,
-      calls: 10,
-      resolution: 0.001,
-      timeout: 1,
-      target: 0.01,
-      signal,
-    });
+    const quick = await providerRound(provider, roundOptions);
     expect(quick.answered).toBe(3);
   });
 

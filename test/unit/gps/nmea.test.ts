@@ -17,22 +17,15 @@ describe('checksum', () => {
   });
 
   it('is required, and must match', () => {
-    expect(parseLine('$GPRMC,143252.00,A,4002.10513,N,07531.20562,W,0.016,,241013,,,A')).toEqual({
-      kind: 'rejected',
-      reason: 'no-checksum',
-    });
-    expect(parseLine('$GPRMC,143252.00,A,4002.10513,N,07531.20562,W,0.016,,241013,,,A*61')).toEqual({
-      kind: 'rejected',
-      reason: 'bad-checksum',
-    });
-    expect(parseLine('$GPRMC,143252.00,A,4002.10513,N,07531.20562,W,0.016,,241013,,,A*6')).toEqual({
-      kind: 'rejected',
-      reason: 'no-checksum',
-    });
-    expect(parseLine('$GPRMC,143252.00,A,4002.10513,N,07531.20562,W,0.016,,241013,,,A*6G')).toEqual({
-      kind: 'rejected',
-      reason: 'no-checksum',
-    });
+    const rmc = '$GPRMC,143252.00,A,4002.10513,N,07531.20562,W,0.016,,241013,,,A';
+    for (const [suffix, reason] of [
+      ['', 'no-checksum'],
+      ['*61', 'bad-checksum'],
+      ['*6', 'no-checksum'],
+      ['*6G', 'no-checksum'],
+    ]) {
+      expect(parseLine(rmc + suffix), suffix).toEqual({ kind: 'rejected', reason });
+    }
     expect(parseLine('hello')).toEqual({ kind: 'rejected', reason: 'not-nmea' });
   });
 
