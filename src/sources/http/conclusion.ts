@@ -43,14 +43,15 @@ export interface Conclusion {
 
 const clamp = (value: number, interval: Interval): number => Math.min(interval.high, Math.max(interval.low, value));
 
-const group = (server: ServerEvidence): ProbeGroup[] =>
+/** The server's probes as the posterior takes them: none, or one group. */
+const probeGroups = (server: ServerEvidence): ProbeGroup[] =>
   server.lows.length > 0 ? [{ lows: server.lows, sigma: asymmetrySigma(server.rtts) }] : [];
 
 /** Where server `index`'s own probes put its theta (undefined without an interval). */
 export function ownOffset(server: ServerEvidence): number | undefined {
   const { interval } = server;
   if (interval === undefined) return undefined;
-  const [own] = group(server);
+  const [own] = probeGroups(server);
   return clamp(own ? posteriorMedian(own.lows, own.sigma, interval) : midpoint(interval), interval);
 }
 
@@ -130,7 +131,7 @@ export function conclude(servers: readonly ServerEvidence[], options: Conclusion
   if (selection && bound) {
     const team = selection.truechimers.flatMap((position) => {
       const server = servers[candidates[position]?.index ?? -1];
-      return server ? group(server) : [];
+      return server ? probeGroups(server) : [];
     });
     const [jointMedian = midpoint(selection.core)] = posteriorQuantiles(team, selection.core, [0.5]);
     theta = clamp(jointMedian, bound);
