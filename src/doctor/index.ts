@@ -16,7 +16,7 @@ import {
 } from './daemon-query.js';
 import { diagnose, type SegmentFacts, type UnitDiagnosis, type UnitMismatch } from './diagnose.js';
 import { htntpFeeders, sysvAttachments, type AttachedProcess, type FeederProcess } from './processes.js';
-import type { ConfiguredUnit } from './daemon-config.js';
+import type { ConfiguredUnit, DaemonConfig } from './daemon-config.js';
 import { diagnoseSock, sockFacts, type SockDiagnosis } from './sock.js';
 
 export type { UnitDiagnosis, Finding, Verdict, Severity } from './diagnose.js';
@@ -115,6 +115,21 @@ function mismatchOf(
   return entry === undefined || feeder === undefined ? {} : { mismatch: { reads: entry, writes, feeder } };
 }
 
+/** Units named in a config file, with a segment (or one this user may not look at), or attached to. */
+function unitsInUse(config: DaemonConfig, attachedTo: (unit: number) => AttachedProcess[]): number[] {
+  const found = new Set(config.units.map((entry) => entry.unit));
+  for (let unit = 0; unit <= MAX_UNIT; unit += 1) {
+    if (attachedTo(unit).length > 0) found.add(unit);
+    try {
+      statUnit(unit);
+      found.add(unit);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') found.add(unit);
+    }
+  }
+  return [...found].sort((a, b) => a - b);
+}
+
 export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {
   const { clock = systemClock, maxAge = DEFAULT_MAX_AGE } = options;
   const config = readDaemonConfig(options.configPaths ?? DEFAULT_CONFIG_PATHS);
@@ -123,24 +138,15 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   const attachedTo = (unit: number): AttachedProcess[] =>
     (attachments.get(keyOfUnit(unit)) ?? []).filter((process) => process.pid !== globalThis.process.pid);
 
-  let units =
-    options.units === undefined ? (options.socks === undefined ? undefined : []) : [...new Set(options.units)];
+  const units =
+    options.units !== undefined
+      ? [...new Set(options.units)]
+      : options.socks !== undefined
+        ? []
+        : unitsInUse(config, attachedTo);
   const socks = [
     ...new Set(options.socks ?? (options.units === undefined ? config.socks.map((entry) => entry.path) : [])),
   ];
-  if (units === undefined) {
-    const found = new Set(config.units.map((entry) => entry.unit));
-    for (let unit = 0; unit <= MAX_UNIT; unit += 1) {
-      if (attachedTo(unit).length > 0) found.add(unit);
-      try {
-        statUnit(unit);
-        found.add(unit);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') found.add(unit);
-      }
-    }
-    units = [...found].sort((a, b) => a - b);
-  }
 
   const configuredFor = (unit: number) => config.units.filter((entry) => entry.unit === unit);
   const wants = (daemon: 'chrony' | 'ntpd', processName: string): boolean =>

@@ -162,6 +162,19 @@ function socketFindings(facts: SockFacts, where: string, findings: Finding[]): v
       message: `${path} is held by ${named(facts.holders)}, not chronyd or ntpd-rs`,
     });
   }
+  feederFindings(facts, stat, findings);
+  if (facts.configured.length === 0) {
+    findings.push({
+      severity: 'warning',
+      code: 'sock-config-not-found',
+      message: `no searched config names ${path} (searched: ${facts.configFiles.join(', ') || 'none found'})`,
+    });
+  }
+}
+
+/** Whether the socket's feeders may write it, and whether there is one. */
+function feederFindings(facts: SockFacts, stat: NonNullable<SockFacts['stat']>, findings: Finding[]): void {
+  const { path } = facts;
   const owner = `0${stat.mode.toString(8)} uid ${stat.uid} gid ${stat.gid}`;
   const denied = facts.feeders.filter((feeder) => !mayWrite(feeder, stat));
   if (denied.length > 0) {
@@ -194,13 +207,6 @@ function socketFindings(facts: SockFacts, where: string, findings: Finding[]): v
       code: 'sock-private',
       message: `${path} is ${owner}: a feeder that is not root gets EACCES (the daemon never chmods it)`,
       fix: sockPermissionFix(path),
-    });
-  }
-  if (facts.configured.length === 0) {
-    findings.push({
-      severity: 'warning',
-      code: 'sock-config-not-found',
-      message: `no searched config names ${path} (searched: ${facts.configFiles.join(', ') || 'none found'})`,
     });
   }
 }
