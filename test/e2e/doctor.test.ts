@@ -48,6 +48,13 @@ afterEach(async () => {
   cleanSegments();
 });
 
+/** A private directory removed after the test. */
+async function tempDir(prefix: string): ReturnType<typeof makeTempDir> {
+  const temp = await makeTempDir(prefix);
+  cleanups.push(() => temp.remove());
+  return temp;
+}
+
 async function startFixed(unit: number, offset = -1): Promise<RunningProcess> {
   const feeder = startHtntp([
     'fixed',
@@ -229,8 +236,7 @@ describeE2e('htntp doctor with chronyd -x', ['chronyd'], () => {
       );
       await reached(chronyd, 'MIX');
       // The file as edited since chronyd started: MIX moved to the other unit.
-      const temp = await makeTempDir('doctor-conf');
-      cleanups.push(() => temp.remove());
+      const temp = await tempDir('doctor-conf');
       const edited = join(temp.path, 'chrony.conf');
       await writeFile(
         edited,
@@ -258,8 +264,7 @@ describeE2e('htntp doctor without a daemon', [], () => {
     'fed but not configured, configured but not fed: one unit mismatch; a second feeder is refused',
     { timeout: 60_000 },
     async () => {
-      const temp = await makeTempDir('doctor-conf');
-      cleanups.push(() => temp.remove());
+      const temp = await tempDir('doctor-conf');
       const conf = join(temp.path, 'chrony.conf');
       await writeFile(
         conf,
@@ -338,8 +343,7 @@ describeE2e('htntp doctor --sock with chronyd -x', ['chronyd'], () => {
     "chronyd's SOCK socket: held by chronyd and configured; a leftover file nobody listens on; no socket at all",
     { timeout: 60_000 },
     async () => {
-      const temp = await makeTempDir('doctor-sock');
-      cleanups.push(() => temp.remove());
+      const temp = await tempDir('doctor-sock');
       const path = join(temp.path, 'htntp.sock');
       const chronyd = await chronydWith([`refclock SOCK ${path} refid SCK poll 1`]);
       const options: DoctorOptions = {
@@ -404,8 +408,7 @@ describeE2e('htntp doctor: SOCK outages are problems, never ok', ['chronyd', 'se
     'a SOCK refclock no feeder reaches: exit 1 with the fix; a feeder denied by the mode: named with the group fix',
     { timeout: 90_000 },
     async () => {
-      const temp = await makeTempDir('doctor-sock-outage');
-      cleanups.push(() => temp.remove());
+      const temp = await tempDir('doctor-sock-outage');
       execFileSync('chmod', ['755', temp.path]);
       const path = join(temp.path, 'chrony.sock');
       const chronyd = await chronydWith([`refclock SOCK ${path} refid OUT poll 1`]);
@@ -461,8 +464,7 @@ describeE2e('htntp doctor: SOCK outages are problems, never ok', ['chronyd', 'se
     "chronyc that cannot reach chronyd is 'could not check' (exit 2) in chronyc's own words",
     { timeout: 60_000 },
     async () => {
-      const temp = await makeTempDir('doctor-chronyc');
-      cleanups.push(() => temp.remove());
+      const temp = await tempDir('doctor-chronyc');
       const path = join(temp.path, 'chrony.sock');
       const conf = join(temp.path, 'chrony.conf');
       await writeFile(conf, `refclock SOCK ${path} refid NON\n`);

@@ -37,18 +37,13 @@ afterAll(async () => {
 });
 afterEach(() => UNITS.forEach(removeSegment));
 
+/** A fixed feeder on `unit` that logs every sample it publishes. */
+const startVerboseFeeder = (unit: number): ReturnType<typeof startHtntp> =>
+  startHtntp(['fixed', '--unit', String(unit), '--offset', '-1', '--interval', '0.2', '--verbose']);
+
 describe('signals and pipes', () => {
   it('SIGHUP stops a feeder like SIGTERM: logged, valid 0, exit 0', async () => {
-    const feeder = startHtntp([
-      'fixed',
-      '--unit',
-      String(UNIT_HUP),
-      '--offset',
-      '-1',
-      '--interval',
-      '0.2',
-      '--verbose',
-    ]);
+    const feeder = startVerboseFeeder(UNIT_HUP);
     try {
       await feeder.waitForLine(/^debug sample published/, { stream: 'stderr' });
       expect(readSegment(UNIT_HUP)?.valid).toBe(1);
@@ -169,16 +164,7 @@ describe('validate before touching', () => {
 
 describe('one writer per unit', () => {
   it("a second feeder on a unit exits 1 naming the first one's pid, before writing anything", async () => {
-    const first = startHtntp([
-      'fixed',
-      '--unit',
-      String(UNIT_LOCK),
-      '--offset',
-      '-1',
-      '--interval',
-      '0.2',
-      '--verbose',
-    ]);
+    const first = startVerboseFeeder(UNIT_LOCK);
     try {
       await first.waitForLine(/^debug sample published/, { stream: 'stderr' });
       const countBefore = readSegment(UNIT_LOCK)?.count;

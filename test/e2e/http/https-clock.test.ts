@@ -9,7 +9,7 @@ import type { MeasurementResult } from '../../../src/sources/http/measure.js';
 import { describeE2e, findTool, startChronyd, waitForChronySelection } from '../../helpers/daemons.js';
 import { exclusiveSegment } from '../../helpers/exclusive.js';
 import { units } from '../../helpers/units.js';
-import { startHtntp } from '../../helpers/process.js';
+import { startHtntp, type RunningProcess } from '../../helpers/process.js';
 import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
 import { makeTestAuthority, makeTestPki, type TestPki } from '../../helpers/http/tls.js';
 
@@ -46,26 +46,19 @@ afterAll(async () => {
   pki.cleanup();
 });
 
+/** `htntp http --once --dry-run --json` against the three servers, its clock `days` off. */
+function measureOnceShifted(days: number): RunningProcess {
+  const args = ['http', '--once', '--dry-run', '--json', '--probes', '3', '--ca', pki.caPath];
+  return startHtntp([...args, ...servers.map((server) => server.url)], { env: shiftedClock(days) });
+}
+
 describeE2e('htntp http with its clock far off (libfaketime)', ['libfaketime'], () => {
   it(
     "clock 400 days behind, before the floor: the servers' time is published, time-unverified, with one warning",
     { timeout: 60_000 },
     async () => {
       const days = -400;
-      const run = startHtntp(
-        [
-          'http',
-          '--once',
-          '--dry-run',
-          '--json',
-          '--probes',
-          '3',
-          '--ca',
-          pki.caPath,
-          ...servers.map((server) => server.url),
-        ],
-        { env: shiftedClock(days) },
-      );
+      const run = measureOnceShifted(days);
       const exit = await run.exited;
       expect(exit, run.output()).toEqual({ code: 0, signal: null });
       const result = JSON.parse(run.stdoutLines.at(-1) ?? '') as MeasurementResult;
@@ -87,20 +80,7 @@ describeE2e('htntp http with its clock far off (libfaketime)', ['libfaketime'], 
       const days = 3 * 365 + 1;
       // libfaketime moves the process's clock, not the kernel's word on it: what the gate reads.
       const synchronised = clockSync().synchronised;
-      const run = startHtntp(
-        [
-          'http',
-          '--once',
-          '--dry-run',
-          '--json',
-          '--probes',
-          '3',
-          '--ca',
-          pki.caPath,
-          ...servers.map((server) => server.url),
-        ],
-        { env: shiftedClock(days) },
-      );
+      const run = measureOnceShifted(days);
       const exit = await run.exited;
       const result = JSON.parse(run.stdoutLines.at(-1) ?? '') as MeasurementResult;
       if (synchronised) {

@@ -37,6 +37,9 @@ function startFeeder(args: string[]): RunningProcess {
 }
 
 /** `htntp fixed` as users run it. */
+/** Arguments of a fixed feeder on `unit` publishing ten samples a second. */
+const fastFeeder = (unit: number): string[] => ['--offset', '0.25', '--interval', '0.1', '--unit', String(unit)];
+
 function startFixed(args: string[]): RunningProcess {
   const child = startHtntp(['fixed', '--no-leapfile', ...args], { cwd: repoRoot });
   started.push(child);
@@ -114,7 +117,7 @@ describeAsRoot('--user', () => {
       uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })),
       gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })),
     };
-    const child = startFixed(['--offset', '0.25', '--interval', '0.1', '--unit', String(unit), '--user', 'nobody']);
+    const child = startFixed([...fastFeeder(unit), '--user', 'nobody']);
     await child.waitForLine(/^info privileges dropped user=nobody/, { timeoutMs: 15_000 });
     expect(procStatus(child.pid, 'Uid')).toEqual([nobody.uid, nobody.uid, nobody.uid, nobody.uid]);
     expect(procStatus(child.pid, 'Gid')).toEqual([nobody.gid, nobody.gid, nobody.gid, nobody.gid]);
@@ -138,19 +141,7 @@ describeAsRoot('--user', () => {
 
   it('a 0600 segment stays writable after the drop; its removal is seen (by key) and a new one attached', async () => {
     const unit = UNITS.private;
-    const child = startFixed([
-      '--offset',
-      '0.25',
-      '--interval',
-      '0.1',
-      '--unit',
-      String(unit),
-      '--perm',
-      '0600',
-      '--user',
-      'nobody',
-      '-v',
-    ]);
+    const child = startFixed([...fastFeeder(unit), '--perm', '0600', '--user', 'nobody', '-v']);
     await child.waitForLine(/^info privileges dropped user=nobody/, { timeoutMs: 15_000 });
     await child.waitForLine(new RegExp(`^debug segment watched by key unit=${unit} `), { timeoutMs: 20_000 });
     const countAfterDrop = readSegment(unit)?.count ?? 0;
@@ -189,16 +180,7 @@ function creatorOf(unit: number): number {
 describe('--metrics', () => {
   it('serves the feeder metrics on a loopback port', async () => {
     const unit = UNITS.metrics;
-    const child = startFixed([
-      '--offset',
-      '0.25',
-      '--interval',
-      '0.1',
-      '--unit',
-      String(unit),
-      '--metrics',
-      '127.0.0.1:0',
-    ]);
+    const child = startFixed([...fastFeeder(unit), '--metrics', '127.0.0.1:0']);
     const line = await child.waitForLine(/^info metrics listening url=/, { timeoutMs: 15_000 });
     const url = line.replace(/^.*url=/, '');
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
