@@ -174,6 +174,21 @@ describe('serverBounds (one server, one clock?)', () => {
     expect(fault).toMatch(/^not one clock: .*alternate between clocks about 250\.0 ms apart/);
   });
 
+  it('names two clocks answering in turn even where they repeat a second across more than one', () => {
+    // Clocks at 0.3 and 0.8 answering in turn, round trips of 0-0.3 s: the last three answers
+    // share second 102 and the last lies below the first of them, yet each clock advances.
+    const probes: ProbeBounds[] = [
+      [-0.3, 1, 100],
+      [0.4, 1.7, 101],
+      [-0.1, 0.9, 101],
+      [0.6, 1.6, 102],
+      [-0.1, 1.1, 102],
+      [-0.2, 0.9, 102],
+      [-0.5, 0.5, 102],
+    ].map(([low = 0, high = 0, dateSeconds = 0]) => ({ low, high, dateSeconds }));
+    expect(serverBounds(probes).fault).toMatch(/^not one clock: .*alternate between clocks/);
+  });
+
   it('names a Date that does not advance', () => {
     // The same second, the later probe sent more than a second after the first was answered.
     const { fault } = serverBounds([
