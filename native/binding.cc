@@ -101,6 +101,11 @@ Napi::Value ReadRealtime(const Napi::CallbackInfo& info) {
 Napi::Value ReadMonotonicRaw(const Napi::CallbackInfo& info) {
   return timespecObject(info.Env(), readClock(info.Env(), htntp::monotonicRawClock()));
 }
+// readMonotonicRawMs(): the same clock in ms as one number, for ServerClock#now() (no object).
+Napi::Value ReadMonotonicRawMs(const Napi::CallbackInfo& info) {
+  const htntp::Timespec now = readClock(info.Env(), htntp::monotonicRawClock());
+  return Napi::Number::New(info.Env(), static_cast<double>(now.sec) * 1000 + static_cast<double>(now.nsec) / 1e6);
+}
 
 // A time from two arguments (sec, nsec), range-checked as the segment's time_t allows.
 htntp::Timespec timeArgs(const Napi::CallbackInfo& info, size_t index, const char* secName, const char* nsecName) {
@@ -462,6 +467,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("TrustStore", TrustStore::Init(env));
   exports.Set("readRealtime", Napi::Function::New(env, ReadRealtime, "readRealtime"));
   exports.Set("readMonotonicRaw", Napi::Function::New(env, ReadMonotonicRaw, "readMonotonicRaw"));
+  exports.Set("readMonotonicRawMs", Napi::Function::New(env, ReadMonotonicRawMs, "readMonotonicRawMs"));
   exports.Set("readClockState", Napi::Function::New(env, ReadClockState, "readClockState"));
   exports.Set("statUnit", Napi::Function::New(env, StatUnit, "statUnit"));
   exports.Set("unitShmId", Napi::Function::New(env, UnitShmId, "unitShmId"));

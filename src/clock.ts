@@ -22,10 +22,9 @@ export function monotonicRaw(): Timespec {
   return nativeAddon().readMonotonicRaw();
 }
 
-/** CLOCK_MONOTONIC_RAW now in ms. */
+/** CLOCK_MONOTONIC_RAW now in ms, with no object built: for reads on an app's hot path. */
 export function monotonicRawMs(): number {
-  const now = nativeAddon().readMonotonicRaw();
-  return now.sec * 1000 + now.nsec / 1e6;
+  return nativeAddon().readMonotonicRawMs();
 }
 
 export const systemClock: Clock = { realtime, monotonicRaw };

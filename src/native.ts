@@ -114,6 +114,8 @@ export interface NativeAddon {
   readRealtime(): Timespec;
   /** CLOCK_MONOTONIC_RAW (CLOCK_MONOTONIC where there is none). */
   readMonotonicRaw(): Timespec;
+  /** CLOCK_MONOTONIC_RAW in ms, as one number. */
+  readMonotonicRawMs(): number;
   /** IPC_STAT of the unit's segment without attaching (any size); errno/syscall error if absent (ENOENT). */
   statUnit(unit: number): NativeStat & { shmId: number };
   /** The shmid the unit's key names now (shmget without access bits: no permission needed); ENOENT if none. */
