@@ -1,7 +1,7 @@
 // The typed API of the ntpd SHM reference clock segment (driver 28).
-import { IO, lazyLayout, nativeAddon, sharedSlots, type NativeAddon, type NativeLayout, type NativeSegment, type NativeStat } from './native.js';
+import { nativeAddon, type NativeAddon, type NativeLayout, type NativeSegment, type NativeStat } from './native.js';
 import { explainSystemError, invalidArgType } from './errors.js';
-import { fromSeconds, toTimespec, type Time, type Timespec } from './time.js';
+import { toTimespec, type Time, type Timespec } from './time.js';
 
 export type { Time, Timespec };
 
@@ -28,7 +28,7 @@ export interface UpdateOptions {
 
 /**
  * The fields of struct shmTime in declaration order, the way the addon numbers them (checked
- * against its layout at load). The accessors, the snapshot and its type come from this list.
+ * against its layout at load). The accessors and the snapshot type come from this list.
  */
 export const FIELD_NAMES = [
   'mode',
@@ -93,17 +93,6 @@ function segmentAddon(): NativeAddon {
   return addon;
 }
 
-/**
- * Turns the slots snapshot() fills into a ShmSnapshot. Compiled from FIELD_NAMES into one
- * object literal with constant slot numbers: as fast as writing it out by hand (a loop
- * with computed keys costs several times more), yet the list stays the only spelling.
- */
-const readSnapshot = new Function(
-  'io',
-  'unit',
-  `return { unit, ${FIELD_NAMES.map((name, index) => `${name}: io[${index}]`).join(', ')}, consistent: io[${IO.consistent}] === 1 };`,
-) as (io: Float64Array, unit: number) => ShmSnapshot;
-
 /** What a failed shmget/shmat on `unit` most likely means, and the fix. */
 export function errorHint(code: string | undefined, unit: number): string {
   const key = keyText(unit);
@@ -127,16 +116,6 @@ export function errorHint(code: string | undefined, unit: number): string {
 /** Seconds and nanoseconds of a timestamp, the way ntpd reads them: NSec only if it agrees with USec. */
 function timestampOf(sec: number, usec: number, nsec: number): Timespec {
   return { sec, nsec: Math.floor(nsec / 1000) === usec ? nsec : usec * 1000 };
-}
-
-/**
- * A checked time into two io slots (sec, nsec). Plain non-negative finite numbers take
- * the short way: update()'s hot path, where V8 inlines it and allocates nothing.
- */
-function putTime(io: Float64Array, slot: number, time: unknown, name: string): void {
-  const exact = typeof time === 'number' && time >= 0 && time < Infinity ? fromSeconds(time) : toTimespec(time, name);
-  io[slot] = exact.sec;
-  io[slot + 1] = exact.nsec;
 }
 
 /** A sample was ever written: a segment only initialised (gpsd's way, or by a reader) has count 0 and no times. */
@@ -171,8 +150,6 @@ export class NtpdShm {
   }
 
   readonly #segment: NativeSegment;
-  /** The addon's argument/result array for update() and snapshot(). */
-  readonly #io: Float64Array = sharedSlots(IO.slots);
   readonly unit: number;
   readonly key: number;
   readonly shmId: number;
@@ -193,7 +170,7 @@ export class NtpdShm {
     // The addon checks unit and perm as integers in range (TypeError/RangeError).
     const perm = options.perm ?? (typeof unit === 'number' && unit >= 0 ? defaultPerm(unit) : 0);
     try {
-      this.#segment = new (segmentAddon().Segment)(unit, create, perm, readOnly, this.#io);
+      this.#segment = new (segmentAddon().Segment)(unit, create, perm, readOnly);
     } catch (error) {
       throw explainSystemError(error, (code) => errorHint(code, unit));
     }
@@ -271,26 +248,21 @@ export class NtpdShm {
       precision = options.precision ?? DEFAULT_PRECISION;
       leap = options.leap ?? 0;
     }
-    // Types are checked here (the Float64Array would coerce anything); integer ranges
-    // natively, before the first byte is written.
-    const io = this.#io;
-    putTime(io, IO.clockSec, clockTime, 'clockTime');
+    // Types are checked here; integer ranges natively, before the first byte is written.
+    const clock = toTimespec(clockTime, 'clockTime');
     if (typeof precision !== 'number') throw invalidArgType('precision', 'number', precision);
     if (typeof leap !== 'number') throw invalidArgType('leap', 'number', leap);
-    io[IO.leap] = leap;
-    io[IO.precision] = precision;
     if (receiveTime === undefined) {
-      this.#segment.writeNow();
+      this.#segment.writeNow(clock.sec, clock.nsec, leap, precision);
     } else {
-      putTime(io, IO.receiveSec, receiveTime, 'receiveTime');
-      this.#segment.write();
+      const receive = toTimespec(receiveTime, 'receiveTime');
+      this.#segment.write(clock.sec, clock.nsec, receive.sec, receive.nsec, leap, precision);
     }
   }
 
   /** A consistent copy of every field; never clears `valid`, so readers lose nothing. */
   snapshot(): ShmSnapshot {
-    this.#segment.snapshot();
-    return readSnapshot(this.#io, this.unit);
+    return { unit: this.unit, ...this.#segment.snapshot() };
   }
 
   /** IPC_STAT: size, permissions, owner, attached processes, removal mark. */
@@ -352,5 +324,21 @@ export function rootOnlyUnitConcern(unit: number, stat: Pick<ShmStat, 'uid' | 'p
   return `unit ${unit} is root-only by convention but its segment is ${problems.join(' and ')}: anyone who can write it steers the time daemon; remove it (\`ipcrm -M ${keyText(unit)}\`) and let root recreate it 0600`;
 }
 
-/** The struct as compiled on this platform (size, field offsets and C ranges), read on first use. */
-export const layout: NativeLayout = lazyLayout('layout');
+/** The struct as compiled on this platform (size, field offsets and C ranges), read from the addon on first use. */
+export const layout: NativeLayout = {
+  get size() {
+    return nativeAddon().layout.size;
+  },
+  get timeTSize() {
+    return nativeAddon().layout.timeTSize;
+  },
+  get fields() {
+    return nativeAddon().layout.fields;
+  },
+  get dummyOffset() {
+    return nativeAddon().layout.dummyOffset;
+  },
+  get keyBase() {
+    return nativeAddon().layout.keyBase;
+  },
+};
