@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -41,6 +42,13 @@ Napi::Error codedError(Napi::Error error, const char* code) {
   return error;
 }
 
+// Node's ERR_INVALID_ARG_TYPE, in Node's words: `expected` is "of type string", "an array of Buffers"...
+Napi::Error invalidArgType(const Napi::Value& value, const char* name, const char* expected) {
+  const std::string message =
+      std::string("The \"") + name + "\" argument must be " + expected + ". Received " + describe(value);
+  return codedError(Napi::TypeError::New(value.Env(), message), "ERR_INVALID_ARG_TYPE");
+}
+
 std::string formatNumber(double number) {
   if (std::isnan(number)) return "NaN";
   if (std::isinf(number)) return number > 0 ? "Infinity" : "-Infinity";
@@ -49,37 +57,19 @@ std::string formatNumber(double number) {
   return text;
 }
 
-// Node's own wording and code for a number out of range (the cold path of checkInteger).
-[[noreturn]] __attribute__((noinline)) void throwOutOfRange(Napi::Env env, double number, const char* name,
-                                                            double low, double high) {
-  char range[96];
-  std::snprintf(range, sizeof range, "an integer >= %.0f && <= %.0f", low, high);
-  throw codedError(Napi::RangeError::New(env, std::string("The value of \"") + name + "\" is out of range. It must be " +
-                                                  range + ". Received " + formatNumber(number)),
-                   "ERR_OUT_OF_RANGE");
-}
-
-// On every update(): plain comparisons, no libm calls (they showed up in profiles).
-inline int64_t checkInteger(Napi::Env env, double number, const char* name, int64_t min, int64_t max) {
-  const double low = static_cast<double>(min) < -kMaxSafeInteger ? -kMaxSafeInteger : static_cast<double>(min);
-  const double high = static_cast<double>(max) > kMaxSafeInteger ? kMaxSafeInteger : static_cast<double>(max);
-  if (number >= low && number <= high) {  // false for NaN
-    const int64_t integer = static_cast<int64_t>(number);
-    if (static_cast<double>(integer) == number) return integer;
-  }
-  throwOutOfRange(env, number, name, low, high);
-}
-
-// Node's own wording and codes for bad arguments.
+// An integer argument in [min, max] (clamped to the safe integers), with Node's own wording and codes.
 int64_t toInteger(const Napi::Value& value, const char* name, int64_t min, int64_t max) {
   const Napi::Env env = value.Env();
-  if (!value.IsNumber()) {
-    throw codedError(Napi::TypeError::New(env, std::string("The \"") + name +
-                                                    "\" argument must be of type number. Received " +
-                                                    describe(value)),
-                     "ERR_INVALID_ARG_TYPE");
-  }
-  return checkInteger(env, value.As<Napi::Number>().DoubleValue(), name, min, max);
+  if (!value.IsNumber()) throw invalidArgType(value, name, "of type number");
+  const double number = value.As<Napi::Number>().DoubleValue();
+  const double low = std::fmax(static_cast<double>(min), -kMaxSafeInteger);
+  const double high = std::fmin(static_cast<double>(max), kMaxSafeInteger);
+  if (number >= low && number <= high && std::trunc(number) == number) return static_cast<int64_t>(number);
+  char range[96];
+  std::snprintf(range, sizeof range, "an integer >= %.0f && <= %.0f", low, high);
+  const std::string message = std::string("The value of \"") + name + "\" is out of range. It must be " + range +
+                              ". Received " + formatNumber(number);
+  throw codedError(Napi::RangeError::New(env, message), "ERR_OUT_OF_RANGE");
 }
 
 // errno and syscall as Node puts them on its system errors (errno negative); the
@@ -91,40 +81,38 @@ Napi::Error systemError(Napi::Env env, const htntp::SysError& failure) {
   return error;
 }
 
-// The slot arrays the hot calls read and write are Float64Arrays over a
-// SharedArrayBuffer made by the TypeScript side: such a buffer can never be detached
-// or transferred away, and the reference kept here holds it as long as it is used.
-struct Slots {
-  Napi::Reference<Napi::Float64Array> ref;
-  double* data = nullptr;
-};
-
-Slots sharedSlots(const Napi::Value& value, const char* name, size_t count) {
-  const Napi::Env env = value.Env();
-  const auto invalid = [&]() {
-    return codedError(Napi::TypeError::New(env, std::string("The \"") + name + "\" argument must be a Float64Array of at least " +
-                                                  std::to_string(count) + " elements over a SharedArrayBuffer"),
-                      "ERR_INVALID_ARG_TYPE");
-  };
-  if (!value.IsTypedArray()) throw invalid();
-  const Napi::TypedArray typed = value.As<Napi::TypedArray>();
-  if (typed.TypedArrayType() != napi_float64_array || typed.ElementLength() < count) throw invalid();
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  napi_value buffer = nullptr;
-  size_t offset = 0;
-  NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, value, &type, &length, &data, &buffer, &offset), Slots());
-  bool plain = true;  // a plain ArrayBuffer could be detached under us; a SharedArrayBuffer cannot
-  NAPI_THROW_IF_FAILED(env, napi_is_arraybuffer(env, buffer, &plain), Slots());
-  if (plain || data == nullptr) throw invalid();
-  return Slots{Napi::Persistent(typed.As<Napi::Float64Array>()), static_cast<double*>(data)};
-}
-
 htntp::Timespec readClock(Napi::Env env, clockid_t clock) {
   htntp::Timespec now{};
   if (const htntp::SysError failure = htntp::clockNow(clock, &now)) throw systemError(env, failure);
   return now;
+}
+
+Napi::Object timespecObject(Napi::Env env, const htntp::Timespec& time) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("sec", Napi::Number::New(env, static_cast<double>(time.sec)));
+  out.Set("nsec", Napi::Number::New(env, static_cast<double>(time.nsec)));
+  return out;
+}
+
+// readRealtime(), readMonotonicRaw(): { sec, nsec } from clock_gettime.
+Napi::Value ReadRealtime(const Napi::CallbackInfo& info) {
+  return timespecObject(info.Env(), readClock(info.Env(), CLOCK_REALTIME));
+}
+Napi::Value ReadMonotonicRaw(const Napi::CallbackInfo& info) {
+  return timespecObject(info.Env(), readClock(info.Env(), htntp::monotonicRawClock()));
+}
+// readMonotonicRawMs(): the same clock in ms as one number, for ServerClock#now() (no object).
+Napi::Value ReadMonotonicRawMs(const Napi::CallbackInfo& info) {
+  const htntp::Timespec now = readClock(info.Env(), htntp::monotonicRawClock());
+  return Napi::Number::New(info.Env(), static_cast<double>(now.sec) * 1000 + static_cast<double>(now.nsec) / 1e6);
+}
+
+// A time from two arguments (sec, nsec), range-checked as the segment's time_t allows.
+htntp::Timespec timeArgs(const Napi::CallbackInfo& info, size_t index, const char* secName, const char* nsecName) {
+  htntp::Timespec time{};
+  time.sec = toInteger(info[index], secName, 0, htntp::fieldInfo(Field::clockTimeStampSec).max);
+  time.nsec = toInteger(info[index + 1], nsecName, 0, 999999999);
+  return time;
 }
 
 Napi::Object statObject(Napi::Env env, const htntp::SegmentStat& stat) {
@@ -161,61 +149,6 @@ Napi::Value UnitShmId(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, shmId);
 }
 
-// The slots both io arrays (Segment's and SockClient's) begin with: one sample's times
-// and leap indicator.
-enum SampleSlot : int {
-  kSampleClockSec = 0,
-  kSampleClockNsec = 1,
-  kSampleReceiveSec = 2,
-  kSampleReceiveNsec = 3,
-  kSampleLeap = 4,
-  kSampleSlots = 5,
-};
-
-void setSampleSlotNumbers(Napi::Env env, Napi::Object out) {
-  out.Set("clockSec", Napi::Number::New(env, kSampleClockSec));
-  out.Set("clockNsec", Napi::Number::New(env, kSampleClockNsec));
-  out.Set("receiveSec", Napi::Number::New(env, kSampleReceiveSec));
-  out.Set("receiveNsec", Napi::Number::New(env, kSampleReceiveNsec));
-  out.Set("leap", Napi::Number::New(env, kSampleLeap));
-}
-
-// A time from two slots, range-checked as the segment's time_t allows.
-htntp::Timespec slotTime(Napi::Env env, const double* io, int secSlot, const char* secName, const char* nsecName) {
-  htntp::Timespec time{};
-  time.sec = checkInteger(env, io[secSlot], secName, 0, htntp::fieldInfo(Field::clockTimeStampSec).max);
-  time.nsec = checkInteger(env, io[secSlot + 1], nsecName, 0, 999999999);
-  return time;
-}
-
-// The hot calls as plain N-API functions bound to an instance (data = the instance): no
-// ObjectWrap unwrap, no CallbackInfo, no argument values. Through ObjectWrap methods
-// they cost ~150 ns a call here, plain they cost ~40. They live as own properties of
-// the wrapped object, which the TypeScript side never lets go of separately.
-template <typename T, void (T::*method)(Napi::Env)>
-napi_value hotCall(napi_env env, napi_callback_info info) {
-  void* self = nullptr;
-  if (napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &self) != napi_ok) return nullptr;
-  try {
-    (static_cast<T*>(self)->*method)(Napi::Env(env));
-  } catch (const Napi::Error& error) {
-    error.ThrowAsJavaScriptException();
-  }
-  return nullptr;
-}
-
-// Defined, not assigned (no setter up the prototype chain sees it), read-only, and holding
-// the wrapper (`self`, under `owner`), so the instance lives as long as the function can be called.
-template <typename T, void (T::*method)(Napi::Env)>
-Napi::PropertyDescriptor hotProperty(Napi::Env env, T* instance, Napi::Object self, Napi::Symbol owner, const char* name) {
-  napi_value function = nullptr;
-  NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, hotCall<T, method>, instance, &function),
-                       Napi::PropertyDescriptor::Value(name, env.Undefined()));
-  Napi::Function hot(env, function);
-  hot.DefineProperty(Napi::PropertyDescriptor::Value(owner, self, napi_default));
-  return Napi::PropertyDescriptor::Value(name, hot, napi_default);
-}
-
 class Segment : public Napi::ObjectWrap<Segment> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -223,6 +156,9 @@ class Segment : public Napi::ObjectWrap<Segment> {
                        {
                            InstanceMethod<&Segment::Get>("get"),
                            InstanceMethod<&Segment::Set>("set"),
+                           InstanceMethod<&Segment::Write>("write"),
+                           InstanceMethod<&Segment::WriteNow>("writeNow"),
+                           InstanceMethod<&Segment::Snapshot>("snapshot"),
                            InstanceMethod<&Segment::Stat>("stat"),
                            InstanceMethod<&Segment::Remove>("remove"),
                            InstanceMethod<&Segment::Detach>("detach"),
@@ -235,46 +171,15 @@ class Segment : public Napi::ObjectWrap<Segment> {
                        });
   }
 
-  // Slots of io_ (see below).
-  enum IoSlot : int {
-    kPrecision = kSampleSlots,
-    kConsistent = htntp::kFieldCount,  // snapshot(): after the fields
-    kRetries = htntp::kFieldCount + 1,
-    kIoSlots = htntp::kFieldCount + 2,
-  };
-
-  // The slot numbers, exported so the TypeScript side can check its constants against them.
-  static Napi::Object IoSlotNumbers(Napi::Env env) {
-    Napi::Object out = Napi::Object::New(env);
-    setSampleSlotNumbers(env, out);
-    out.Set("precision", Napi::Number::New(env, kPrecision));
-    out.Set("consistent", Napi::Number::New(env, kConsistent));
-    out.Set("retries", Napi::Number::New(env, kRetries));
-    out.Set("slots", Napi::Number::New(env, kIoSlots));
-    return out;
-  }
-
-  // new Segment(unit, create, perm, readOnly, io): io = Float64Array(kIoSlots) over a SharedArrayBuffer
+  // new Segment(unit, create, perm, readOnly)
   explicit Segment(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Segment>(info) {
-    const Napi::Env env = info.Env();
     htntp::AttachOptions options;
     options.unit = static_cast<int>(toInteger(info[0], "unit", 0, htntp::kMaxUnit));
     options.create = info[1].ToBoolean();
     options.perm = static_cast<int>(toInteger(info[2], "perm", 0, 0777));
     options.readOnly = info[3].ToBoolean();
     unit_ = options.unit;
-    io_ = sharedSlots(info[4], "io", kIoSlots);
-    if (const htntp::SysError failure = segment_.attach(options)) throw systemError(env, failure);
-    // Only a segment that exists gets its hot functions. Defined, not assigned (no
-    // setter up the prototype chain sees them), read-only, and each holds the wrapper,
-    // so `this` lives as long as any of them can still be called.
-    Napi::Object self = info.This().As<Napi::Object>();
-    const Napi::Symbol owner = Napi::Symbol::New(env, "htntp segment");
-    self.DefineProperties({
-        hotProperty<Segment, &Segment::Write>(env, this, self, owner, "write"),
-        hotProperty<Segment, &Segment::WriteNow>(env, this, self, owner, "writeNow"),
-        hotProperty<Segment, &Segment::Snapshot>(env, this, self, owner, "snapshot"),
-    });
+    if (const htntp::SysError failure = segment_.attach(options)) throw systemError(info.Env(), failure);
   }
 
  private:
@@ -311,36 +216,45 @@ class Segment : public Napi::ObjectWrap<Segment> {
     return info.Env().Undefined();
   }
 
-  // The arguments of write()/writeNow() arrive in io_ (the TypeScript side has checked
-  // their types); every one is checked here before the first byte is written.
-  htntp::Sample sampleArgs(Napi::Env env, bool withReceive) const {
+  // The arguments of write()/writeNow(), every one checked before the first byte is written.
+  htntp::Sample sampleArgs(const Napi::CallbackInfo& info, bool withReceive) const {
     const htntp::FieldInfo& precision = htntp::fieldInfo(Field::precision);
+    const size_t leapIndex = withReceive ? 4 : 2;
     htntp::Sample sample{};
-    sample.clock = slotTime(env, io_.data, kSampleClockSec, "clockTime.sec", "clockTime.nsec");
-    if (withReceive) sample.receive = slotTime(env, io_.data, kSampleReceiveSec, "receiveTime.sec", "receiveTime.nsec");
-    sample.leap = static_cast<int>(checkInteger(env, io_.data[kSampleLeap], "leap", 0, 3));
-    sample.precision = static_cast<int>(checkInteger(env, io_.data[kPrecision], "precision", precision.min, precision.max));
-    requireWritable(env);
+    sample.clock = timeArgs(info, 0, "clockTime.sec", "clockTime.nsec");
+    if (withReceive) sample.receive = timeArgs(info, 2, "receiveTime.sec", "receiveTime.nsec");
+    sample.leap = static_cast<int>(toInteger(info[leapIndex], "leap", 0, 3));
+    sample.precision = static_cast<int>(toInteger(info[leapIndex + 1], "precision", precision.min, precision.max));
+    requireWritable(info.Env());
     return sample;
   }
 
-  // write(): io_ = [clockSec, clockNsec, receiveSec, receiveNsec, leap, precision]
-  void Write(Napi::Env env) { segment_.write(sampleArgs(env, true)); }
-
-  // writeNow(): as write(), receive = CLOCK_REALTIME read here, after the checks
-  void WriteNow(Napi::Env env) {
-    htntp::Sample sample = sampleArgs(env, false);
-    sample.receive = readClock(env, CLOCK_REALTIME);
-    segment_.write(sample);
+  // write(clockSec, clockNsec, receiveSec, receiveNsec, leap, precision)
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    segment_.write(sampleArgs(info, true));
+    return info.Env().Undefined();
   }
 
-  // snapshot(): io_ = the 12 fields in declaration order, then consistent (0/1), retries
-  void Snapshot(Napi::Env env) {
+  // writeNow(clockSec, clockNsec, leap, precision): receive = CLOCK_REALTIME read after the checks
+  Napi::Value WriteNow(const Napi::CallbackInfo& info) {
+    htntp::Sample sample = sampleArgs(info, false);
+    sample.receive = readClock(info.Env(), CLOCK_REALTIME);
+    segment_.write(sample);
+    return info.Env().Undefined();
+  }
+
+  // snapshot(): { mode, count, ..., receiveTimeStampNSec, consistent }
+  Napi::Value Snapshot(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
     requireAttached(env);
     const htntp::Snapshot snapshot = segment_.snapshot();
-    for (int i = 0; i < htntp::kFieldCount; ++i) io_.data[i] = static_cast<double>(snapshot.values[i]);
-    io_.data[kConsistent] = snapshot.consistent ? 1 : 0;
-    io_.data[kRetries] = snapshot.retries;
+    Napi::Object out = Napi::Object::New(env);
+    for (int i = 0; i < htntp::kFieldCount; ++i) {
+      const double value = static_cast<double>(snapshot.values[i]);
+      out.Set(htntp::fieldInfo(static_cast<Field>(i)).name, Napi::Number::New(env, value));
+    }
+    out.Set("consistent", Napi::Boolean::New(env, snapshot.consistent));
+    return out;
   }
 
   Napi::Value Stat(const Napi::CallbackInfo& info) {
@@ -371,9 +285,6 @@ class Segment : public Napi::ObjectWrap<Segment> {
 
   htntp::Segment segment_;
   int unit_ = 0;
-  // Arguments and results pass through this array instead of N-API values: one
-  // argument-less call per update() is what keeps it near the C loop.
-  Slots io_;
 };
 
 // A client end of chrony's SOCK refclock socket. Faults come back as errno values (0 =
@@ -384,43 +295,22 @@ class SockClient : public Napi::ObjectWrap<SockClient> {
     return DefineClass(env, "SockClient",
                        {
                            InstanceMethod<&SockClient::Connect>("connect"),
+                           InstanceMethod<&SockClient::Send>("send"),
                            InstanceMethod<&SockClient::Close>("close"),
                            InstanceAccessor<&SockClient::Connected>("connected"),
                        });
   }
 
-  // Slots of io_: send() reads the sample and leaves its errno in kResult.
-  enum IoSlot : int {
-    kResult = kSampleSlots,
-    kIoSlots = kSampleSlots + 1,
-  };
-
-  static Napi::Object IoSlotNumbers(Napi::Env env) {
-    Napi::Object out = Napi::Object::New(env);
-    setSampleSlotNumbers(env, out);
-    out.Set("result", Napi::Number::New(env, kResult));
-    out.Set("slots", Napi::Number::New(env, kIoSlots));
-    return out;
-  }
-
-  // new SockClient(io, wide): io = Float64Array(kIoSlots) over a SharedArrayBuffer; wide:
-  // send the 40-byte layout of a 64-bit time_t whatever this platform's (ntpd-rs).
-  explicit SockClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SockClient>(info) {
-    const Napi::Env env = info.Env();
-    io_ = sharedSlots(info[0], "io", kIoSlots);
-    wide_ = info.Length() > 1 && info[1].ToBoolean().Value();
-    Napi::Object self = info.This().As<Napi::Object>();
-    self.DefineProperty(hotProperty<SockClient, &SockClient::Send>(env, this, self, Napi::Symbol::New(env, "htntp sock"), "send"));
-  }
+  // new SockClient(wide): wide = send the 40-byte layout of a 64-bit time_t whatever
+  // this platform's (ntpd-rs).
+  explicit SockClient(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<SockClient>(info), wide_(info[0].ToBoolean().Value()) {}
 
  private:
   // connect(path): errno (0 = connected). The path is checked for type and length here.
   Napi::Value Connect(const Napi::CallbackInfo& info) {
     const Napi::Env env = info.Env();
-    if (!info[0].IsString()) {
-      throw codedError(Napi::TypeError::New(env, "The \"path\" argument must be of type string. Received " + describe(info[0])),
-                       "ERR_INVALID_ARG_TYPE");
-    }
+    if (!info[0].IsString()) throw invalidArgType(info[0], "path", "of type string");
     const std::string path = info[0].As<Napi::String>().Utf8Value();
     if (path.empty() || path.size() >= sizeof(sockaddr_un{}.sun_path) || path.find('\0') != std::string::npos) {
       throw codedError(Napi::RangeError::New(env, "The \"path\" argument must be 1 to " +
@@ -431,6 +321,17 @@ class SockClient : public Napi::ObjectWrap<SockClient> {
     return Napi::Number::New(env, client_.connect(path.c_str()).err);
   }
 
+  // send(clockSec, clockNsec, receiveSec, receiveNsec, leap): errno (0 = sent), after the checks.
+  Napi::Value Send(const Napi::CallbackInfo& info) {
+    const htntp::Timespec clock = timeArgs(info, 0, "clockTime.sec", "clockTime.nsec");
+    const htntp::Timespec receive = timeArgs(info, 2, "receiveTime.sec", "receiveTime.nsec");
+    // chrony knows 0 (none), 1 (insert) and 2 (delete) and drops anything else.
+    const int leap = static_cast<int>(toInteger(info[4], "leap", 0, 2));
+    const htntp::sock_sample sample = htntp::makeSockSample(clock, receive, leap);
+    const htntp::SysError result = wide_ ? client_.send(htntp::widenSockSample(sample)) : client_.send(sample);
+    return Napi::Number::New(info.Env(), result.err);
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
     client_.close();
     return info.Env().Undefined();
@@ -438,62 +339,9 @@ class SockClient : public Napi::ObjectWrap<SockClient> {
 
   Napi::Value Connected(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), client_.connected()); }
 
-  // send(): io_ = [clockSec, clockNsec, receiveSec, receiveNsec, leap] -> io_[kResult] = errno.
-  void Send(Napi::Env env) {
-    const htntp::Timespec clock = slotTime(env, io_.data, kSampleClockSec, "clockTime.sec", "clockTime.nsec");
-    const htntp::Timespec receive = slotTime(env, io_.data, kSampleReceiveSec, "receiveTime.sec", "receiveTime.nsec");
-    // chrony knows 0 (none), 1 (insert) and 2 (delete) and drops anything else.
-    const int leap = static_cast<int>(checkInteger(env, io_.data[kSampleLeap], "leap", 0, 2));
-    const htntp::sock_sample sample = htntp::makeSockSample(clock, receive, leap);
-    io_.data[kResult] = (wide_ ? client_.send(htntp::widenSockSample(sample)) : client_.send(sample)).err;
-  }
-
   htntp::SockClient client_;
-  Slots io_;
   bool wide_ = false;
 };
-
-// The clocks write into a Float64Array the TypeScript side turns into { sec, nsec }:
-// an object built in JavaScript costs a tenth of one built through N-API. The array
-// (over a SharedArrayBuffer) is handed over once per Node environment by useClockSlots;
-// the functions get this environment's Slots as their data.
-constexpr int kClockSec = 0;
-constexpr int kClockNsec = 1;
-constexpr int kClockSlots = 2;
-
-template <void (*read)(Napi::Env, double*)>
-napi_value clockCall(napi_env env, napi_callback_info info) {
-  void* data = nullptr;
-  if (napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &data) != napi_ok) return nullptr;
-  try {
-    const Slots& slots = *static_cast<Slots*>(data);
-    if (slots.data == nullptr) {
-      throw codedError(Napi::Error::New(env, "useClockSlots() has not been called"), "ERR_INVALID_STATE");
-    }
-    read(Napi::Env(env), slots.data);
-  } catch (const Napi::Error& error) {
-    error.ThrowAsJavaScriptException();
-  }
-  return nullptr;
-}
-
-void putClock(Napi::Env env, clockid_t clock, double* slots) {
-  const htntp::Timespec now = readClock(env, clock);
-  slots[kClockSec] = static_cast<double>(now.sec);
-  slots[kClockNsec] = static_cast<double>(now.nsec);
-}
-
-// clockIo = [sec, nsec] of CLOCK_REALTIME
-void ReadRealtime(Napi::Env env, double* slots) { putClock(env, CLOCK_REALTIME, slots); }
-// clockIo = [sec, nsec] of CLOCK_MONOTONIC_RAW
-void ReadMonotonicRaw(Napi::Env env, double* slots) { putClock(env, htntp::monotonicRawClock(), slots); }
-
-template <void (*read)(Napi::Env, double*)>
-void exportClock(Napi::Env env, Napi::Object exports, const char* name, Slots* slots) {
-  napi_value function = nullptr;
-  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, clockCall<read>, slots, &function));
-  exports.Set(name, Napi::Value(env, function));
-}
 
 // new TrustStore(pem): trust anchors for verify(ders, host, atSeconds) (cert_verify.h).
 class TrustStore : public Napi::ObjectWrap<TrustStore> {
@@ -507,12 +355,7 @@ class TrustStore : public Napi::ObjectWrap<TrustStore> {
   }
 
   explicit TrustStore(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrustStore>(info) {
-    const Napi::Env env = info.Env();
-    if (!info[0].IsString()) {
-      throw codedError(
-          Napi::TypeError::New(env, "The \"pem\" argument must be of type string. Received " + describe(info[0])),
-          "ERR_INVALID_ARG_TYPE");
-    }
+    if (!info[0].IsString()) throw invalidArgType(info[0], "pem", "of type string");
     store_ = std::make_unique<htntp::TrustStore>(info[0].As<Napi::String>().Utf8Value());
   }
 
@@ -524,16 +367,8 @@ class TrustStore : public Napi::ObjectWrap<TrustStore> {
   // verify(ders: Buffer[], host: string, atSeconds: number) -> { ok, code, message, depth, path }
   Napi::Value Verify(const Napi::CallbackInfo& info) {
     const Napi::Env env = info.Env();
-    if (!info[0].IsArray()) {
-      throw codedError(
-          Napi::TypeError::New(env, "The \"ders\" argument must be an array of Buffers. Received " + describe(info[0])),
-          "ERR_INVALID_ARG_TYPE");
-    }
-    if (!info[1].IsString()) {
-      throw codedError(
-          Napi::TypeError::New(env, "The \"host\" argument must be of type string. Received " + describe(info[1])),
-          "ERR_INVALID_ARG_TYPE");
-    }
+    if (!info[0].IsArray()) throw invalidArgType(info[0], "ders", "an array of Buffers");
+    if (!info[1].IsString()) throw invalidArgType(info[1], "host", "of type string");
     const Napi::Array list = info[0].As<Napi::Array>();
     std::vector<std::string> ders;
     for (uint32_t index = 0; index < list.Length(); ++index) {
@@ -628,30 +463,16 @@ Napi::Object SockLayout(Napi::Env env) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Segment", Segment::Init(env));
-  // Freed with the environment, which outlives every function that points to it.
-  Slots* clockSlots = new Slots();
-  env.SetInstanceData<Slots>(clockSlots);
-  exports.Set("useClockSlots", Napi::Function::New(env, [clockSlots](const Napi::CallbackInfo& info) {
-    *clockSlots = sharedSlots(info[0], "slots", kClockSlots);
-  }, "useClockSlots"));
-  exportClock<ReadRealtime>(env, exports, "readRealtime", clockSlots);
-  exportClock<ReadMonotonicRaw>(env, exports, "readMonotonicRaw", clockSlots);
+  exports.Set("SockClient", SockClient::Init(env));
+  exports.Set("TrustStore", TrustStore::Init(env));
+  exports.Set("readRealtime", Napi::Function::New(env, ReadRealtime, "readRealtime"));
+  exports.Set("readMonotonicRaw", Napi::Function::New(env, ReadMonotonicRaw, "readMonotonicRaw"));
+  exports.Set("readMonotonicRawMs", Napi::Function::New(env, ReadMonotonicRawMs, "readMonotonicRawMs"));
+  exports.Set("readClockState", Napi::Function::New(env, ReadClockState, "readClockState"));
   exports.Set("statUnit", Napi::Function::New(env, StatUnit, "statUnit"));
   exports.Set("unitShmId", Napi::Function::New(env, UnitShmId, "unitShmId"));
-  exports.Set("readClockState", Napi::Function::New(env, ReadClockState, "readClockState"));
   exports.Set("layout", Layout(env));
-  Napi::Object slotNumbers = Napi::Object::New(env);
-  slotNumbers.Set("io", Segment::IoSlotNumbers(env));
-  Napi::Object clock = Napi::Object::New(env);
-  clock.Set("sec", Napi::Number::New(env, kClockSec));
-  clock.Set("nsec", Napi::Number::New(env, kClockNsec));
-  clock.Set("slots", Napi::Number::New(env, kClockSlots));
-  slotNumbers.Set("clock", clock);
-  slotNumbers.Set("sock", SockClient::IoSlotNumbers(env));
-  exports.Set("slotNumbers", slotNumbers);
-  exports.Set("SockClient", SockClient::Init(env));
   exports.Set("sockLayout", SockLayout(env));
-  exports.Set("TrustStore", TrustStore::Init(env));
   return exports;
 }
 

@@ -2,7 +2,7 @@
 // fake realtime clock against a steady raw one; both read at one instant; and a realtime
 // clock nobody steers, what a measurement runs on while ntpd/chrony slew CLOCK_REALTIME.
 import { setTimeout as delay } from 'node:timers/promises';
-import { CLOCK, nativeAddon, sharedSlots, type NativeAddon } from './native.js';
+import { nativeAddon } from './native.js';
 import { addSeconds, diffSeconds, type Timespec } from './time.js';
 
 export interface Clock {
@@ -12,35 +12,19 @@ export interface Clock {
   monotonicRaw(): Timespec;
 }
 
-// The addon leaves readings in this array; building the object here is ~10x cheaper
-// than building it through N-API.
-const slots = sharedSlots(CLOCK.slots);
-let clockAddon: NativeAddon | undefined;
-function addon(): NativeAddon {
-  if (clockAddon === undefined) {
-    clockAddon = nativeAddon();
-    clockAddon.useClockSlots(slots);
-  }
-  return clockAddon;
-}
-const io = slots as unknown as Readonly<Record<(typeof CLOCK)['sec' | 'nsec'], number>>;
-
 /** CLOCK_REALTIME now, from clock_gettime. */
 export function realtime(): Timespec {
-  addon().readRealtime();
-  return { sec: io[CLOCK.sec], nsec: io[CLOCK.nsec] };
+  return nativeAddon().readRealtime();
 }
 
 /** CLOCK_MONOTONIC_RAW now, from clock_gettime. */
 export function monotonicRaw(): Timespec {
-  addon().readMonotonicRaw();
-  return { sec: io[CLOCK.sec], nsec: io[CLOCK.nsec] };
+  return nativeAddon().readMonotonicRaw();
 }
 
 /** CLOCK_MONOTONIC_RAW now in ms, with no object built: for reads on an app's hot path. */
 export function monotonicRawMs(): number {
-  addon().readMonotonicRaw();
-  return io[CLOCK.sec] * 1000 + io[CLOCK.nsec] / 1e6;
+  return nativeAddon().readMonotonicRawMs();
 }
 
 export const systemClock: Clock = { realtime, monotonicRaw };

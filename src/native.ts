@@ -6,41 +6,8 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { codedError } from './errors.js';
+import type { ShmFields } from './shm.js';
 import type { Timespec } from './time.js';
-
-/**
- * Slots of NativeSegment#io. write()/writeNow() take their arguments from it and
- * snapshot() leaves its results in it, so a call passes no N-API values at all.
- */
-export const IO = {
-  clockSec: 0,
-  clockNsec: 1,
-  receiveSec: 2,
-  receiveNsec: 3,
-  leap: 4,
-  precision: 5,
-  /** snapshot(): the 12 fields in declaration order (layout.fields), then these two */
-  consistent: 12,
-  retries: 13,
-  /** how many slots the array has */
-  slots: 14,
-} as const;
-
-/** Slots of the array the clock functions fill: [sec, nsec]. */
-export const CLOCK = {
-  sec: 0,
-  nsec: 1,
-  /** how many slots the array has */
-  slots: 2,
-} as const;
-
-/**
- * A Float64Array over a SharedArrayBuffer: what the addon reads and writes between
- * calls. A SharedArrayBuffer can never be detached or transferred away under it.
- */
-export function sharedSlots(count: number): Float64Array {
-  return new Float64Array(new SharedArrayBuffer(count * Float64Array.BYTES_PER_ELEMENT));
-}
 
 export interface NativeStat {
   size: number;
@@ -62,12 +29,19 @@ export interface NativeSegment {
   readonly shmId: number;
   get(field: number): number;
   set(field: number, value: number): void;
-  /** One sample from io: clock, receive, leap, precision (range-checked before writing). */
-  write(): void;
+  /** One sample, every argument range-checked before anything is written. */
+  write(
+    clockSec: number,
+    clockNsec: number,
+    receiveSec: number,
+    receiveNsec: number,
+    leap: number,
+    precision: number,
+  ): void;
   /** As write(), with receive = CLOCK_REALTIME read inside the call. */
-  writeNow(): void;
-  /** Consistent copy of the fields into io (never clears valid). */
-  snapshot(): void;
+  writeNow(clockSec: number, clockNsec: number, leap: number, precision: number): void;
+  /** A consistent copy of the fields (never clears valid). */
+  snapshot(): ShmFields & { consistent: boolean };
   stat(): NativeStat;
   remove(): void;
   detach(): void;
@@ -93,23 +67,12 @@ export interface NativeLayout {
   keyBase: number;
 }
 
-/** Slots of NativeSockClient's io array: send() reads the sample and leaves its errno in `result`. */
-export const SOCK_IO = {
-  clockSec: 0,
-  clockNsec: 1,
-  receiveSec: 2,
-  receiveNsec: 3,
-  leap: 4,
-  result: 5,
-  slots: 6,
-} as const;
-
 export interface NativeSockClient {
   readonly connected: boolean;
   /** A non-blocking AF_UNIX datagram socket connected to `path`: errno, 0 when connected. */
   connect(path: string): number;
-  /** One struct sock_sample from io (range-checked first); io[SOCK_IO.result] = errno, 0 when sent. */
-  send(): void;
+  /** One struct sock_sample (range-checked first): errno, 0 when sent. */
+  send(clockSec: number, clockNsec: number, receiveSec: number, receiveNsec: number, leap: number): number;
   close(): void;
 }
 
@@ -122,7 +85,10 @@ export interface NativeSockLayout {
   maxPathBytes: number;
 }
 
-/** One certificate of a path OpenSSL verified: subject (RFC 2253) and validity, seconds since the epoch, both ends included. */
+/**
+ * One certificate of a path OpenSSL verified: subject (RFC 2253) and validity, seconds since the epoch, both ends
+ * included.
+ */
 export interface NativeCertificateWindow {
   subject: string;
   notBefore: number;
@@ -142,19 +108,20 @@ export interface NativeChainVerdict {
 export interface NativeTrustStore {
   /** Anchors taken from the PEM bundle (blocks that do not parse are skipped). */
   readonly size: number;
-  /** The presented chain (DER, server's certificate first) for `host` (name or IP literal), purpose ssl_server, auth level 1, at `atSeconds`. */
+  /**
+   * The presented chain (DER, server's certificate first) for `host` (name or IP literal), purpose ssl_server, auth
+   * level 1, at `atSeconds`.
+   */
   verify(ders: readonly Buffer[], host: string, atSeconds: number): NativeChainVerdict;
 }
 
 export interface NativeAddon {
-  /** io: the Float64Array (IO.slots long, over a SharedArrayBuffer) write()/writeNow()/snapshot() work through. */
-  Segment: new (unit: number, create: boolean, perm: number, readOnly: boolean, io: Float64Array) => NativeSegment;
-  /** Hands over the array (2 elements, over a SharedArrayBuffer) the read* clock functions fill. */
-  useClockSlots(slots: Float64Array): void;
-  /** slots = [sec, nsec] of CLOCK_REALTIME */
-  readRealtime(): void;
-  /** slots = [sec, nsec] of CLOCK_MONOTONIC_RAW (CLOCK_MONOTONIC where there is none) */
-  readMonotonicRaw(): void;
+  Segment: new (unit: number, create: boolean, perm: number, readOnly: boolean) => NativeSegment;
+  readRealtime(): Timespec;
+  /** CLOCK_MONOTONIC_RAW (CLOCK_MONOTONIC where there is none). */
+  readMonotonicRaw(): Timespec;
+  /** CLOCK_MONOTONIC_RAW in ms, as one number. */
+  readMonotonicRawMs(): number;
   /** IPC_STAT of the unit's segment without attaching (any size); errno/syscall error if absent (ENOENT). */
   statUnit(unit: number): NativeStat & { shmId: number };
   /** The shmid the unit's key names now (shmget without access bits: no permission needed); ENOENT if none. */
@@ -162,15 +129,8 @@ export interface NativeAddon {
   /** ntp_adjtime() with modes 0: the kernel's view of the clock's discipline. */
   readClockState(): NativeClockState;
   layout: NativeLayout;
-  /** The slot numbers as the addon was compiled with them (checked against IO and CLOCK at load). */
-  slotNumbers: {
-    io: Record<keyof typeof IO, number>;
-    clock: Record<keyof typeof CLOCK, number>;
-    sock: Record<keyof typeof SOCK_IO, number>;
-  };
-  /** io: the Float64Array (SOCK_IO.slots long, over a SharedArrayBuffer) send() works through. */
   /** wide: send the 40-byte layout of a 64-bit time_t whatever this platform's. */
-  SockClient: new (io: Float64Array, wide?: boolean) => NativeSockClient;
+  SockClient: new (wide: boolean) => NativeSockClient;
   sockLayout: NativeSockLayout;
   /** OpenSSL's X509_STORE of the certificates of a PEM bundle (native/cert_verify.h). */
   TrustStore: new (pem: string) => NativeTrustStore;
@@ -198,7 +158,8 @@ function load(): NativeAddon {
     file = nodeGypBuild.resolve(packageRoot);
   } catch (error) {
     throw addonError(
-      `the htntp native addon is missing: none built in ${packageRoot} and no prebuilt one for ${process.platform}-${process.arch} (prebuilt: linux-x64, linux-arm64, linux-armv7 with glibc)`,
+      `the htntp native addon is missing: none built in ${packageRoot} and no prebuilt one for ${process.platform}` +
+        `-${process.arch} (prebuilt: linux-x64, linux-arm64, linux-armv7 with glibc)`,
       error,
     );
   }
@@ -210,48 +171,13 @@ function load(): NativeAddon {
   }
 }
 
-/** The addon and this file must number the slots alike: a stale build would read the wrong ones. */
-function checkSlots(addon: NativeAddon): NativeAddon {
-  const expected = { io: IO, clock: CLOCK, sock: SOCK_IO } as const;
-  for (const table of ['io', 'clock', 'sock'] as const) {
-    const built: Record<string, number> = addon.slotNumbers?.[table] ?? {};
-    const wanted: Record<string, number> = expected[table];
-    const names = new Set([...Object.keys(built), ...Object.keys(wanted)]);
-    for (const name of names) {
-      if (built[name] !== wanted[name]) {
-        throw new Error(
-          `htntp: the addon numbers ${table} slot ${name} ${String(built[name])}, this code ${String(wanted[name])}: rebuild it (npm rebuild htntp)`,
-        );
-      }
-    }
-  }
-  return addon;
-}
-
 let loaded: NativeAddon | undefined;
 
 /**
- * The addon, loaded and checked on first use: commands and modules that never touch a
- * segment or a clock (help, config) work without it.
+ * The addon, loaded on first use: commands and modules that never touch a segment or a
+ * clock (help, config) work without it.
  */
 export function nativeAddon(): NativeAddon {
-  loaded ??= checkSlots(load());
+  loaded ??= load();
   return loaded;
-}
-
-/**
- * A struct layout the addon reports (`layout`, `sockLayout`), read from the addon on first
- * access, so that importing the module exporting it needs no addon.
- */
-export function lazyLayout<K extends 'layout' | 'sockLayout'>(key: K): NativeAddon[K] {
-  const real = (): NativeAddon[K] => nativeAddon()[key];
-  return new Proxy({} as NativeAddon[K], {
-    get: (_target, property) => Reflect.get(real(), property),
-    has: (_target, property) => Reflect.has(real(), property),
-    ownKeys: () => Reflect.ownKeys(real()),
-    getOwnPropertyDescriptor: (_target, property) => {
-      const descriptor = Reflect.getOwnPropertyDescriptor(real(), property);
-      return descriptor === undefined ? undefined : { ...descriptor, configurable: true };
-    },
-  });
 }

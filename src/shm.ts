@@ -1,16 +1,7 @@
 // The typed API of the ntpd SHM reference clock segment (driver 28).
-import {
-  IO,
-  lazyLayout,
-  nativeAddon,
-  sharedSlots,
-  type NativeAddon,
-  type NativeLayout,
-  type NativeSegment,
-  type NativeStat,
-} from './native.js';
+import { nativeAddon, type NativeAddon, type NativeLayout, type NativeSegment, type NativeStat } from './native.js';
 import { explainSystemError, invalidArgType } from './errors.js';
-import { fromSeconds, toTimespec, type Time, type Timespec } from './time.js';
+import { toTimespec, type Time, type Timespec } from './time.js';
 
 export type { Time, Timespec };
 
@@ -37,7 +28,7 @@ export interface UpdateOptions {
 
 /**
  * The fields of struct shmTime in declaration order, the way the addon numbers them (checked
- * against its layout at load). The accessors, the snapshot and its type come from this list.
+ * against its layout at load). The accessors and the snapshot type come from this list.
  */
 export const FIELD_NAMES = [
   'mode',
@@ -102,23 +93,13 @@ function segmentAddon(): NativeAddon {
     );
   if (addon.layout.fields.map((field) => field.name).join() !== FIELD_NAMES.join()) {
     throw new Error(
-      `htntp: the addon's fields (${addon.layout.fields.map((field) => field.name).join(', ')}) are not this code's: rebuild it (npm rebuild htntp)`,
+      `htntp: the addon's fields (${addon.layout.fields.map((field) => field.name).join(', ')}) are not this ` +
+        `code's: rebuild it (npm rebuild htntp)`,
     );
   }
   checkedAddon = addon;
   return addon;
 }
-
-/**
- * Turns the slots snapshot() fills into a ShmSnapshot. Compiled from FIELD_NAMES into one
- * object literal with constant slot numbers: as fast as writing it out by hand (a loop
- * with computed keys costs several times more), yet the list stays the only spelling.
- */
-const readSnapshot = new Function(
-  'io',
-  'unit',
-  `return { unit, ${FIELD_NAMES.map((name, index) => `${name}: io[${index}]`).join(', ')}, consistent: io[${IO.consistent}] === 1 };`,
-) as (io: Float64Array, unit: number) => ShmSnapshot;
 
 /** What a failed shmget/shmat on `unit` most likely means, and the fix. */
 export function errorHint(code: string | undefined, unit: number): string {
@@ -126,10 +107,15 @@ export function errorHint(code: string | undefined, unit: number): string {
   switch (code) {
     case 'EACCES':
       return isRootOnlyUnit(unit)
-        ? `unit ${unit} is root-only by convention (units 0-1 are created 0600): run as root, or use a unit >= 2, or have the segment (key ${key}) created with other permissions`
-        : `the segment (key ${key}) belongs to another user and its permissions exclude you: run as root, or have it created with permissions that let you in (0666 is the convention for units >= 2); see \`ipcs -m\``;
+        ? `unit ${unit} is root-only by convention (units 0-1 are created 0600): run as root, or use a unit >= 2, ` +
+            `or have the segment (key ${key}) created with other permissions`
+        : `the segment (key ${key}) belongs to another user and its permissions exclude you: run as root, or have ` +
+            `it created with permissions that let you in (0666 is the convention for units >= 2); see \`ipcs -m\``;
     case 'EINVAL':
-      return `an existing segment with key ${key} is not ${layout.size} bytes (sizeof(struct shmTime) here): a 32/64-bit mismatch or another program's segment; remove it with \`ipcrm -M ${key}\``;
+      return (
+        `an existing segment with key ${key} is not ${layout.size} bytes (sizeof(struct shmTime) here): a ` +
+        `32/64-bit mismatch or another program's segment; remove it with \`ipcrm -M ${key}\``
+      );
     case 'ENOENT':
       return `no segment exists for unit ${unit} (key ${key})`;
     case 'ENOSPC':
@@ -143,16 +129,6 @@ export function errorHint(code: string | undefined, unit: number): string {
 /** Seconds and nanoseconds of a timestamp, the way ntpd reads them: NSec only if it agrees with USec. */
 function timestampOf(sec: number, usec: number, nsec: number): Timespec {
   return { sec, nsec: Math.floor(nsec / 1000) === usec ? nsec : usec * 1000 };
-}
-
-/**
- * A checked time into two io slots (sec, nsec). Plain non-negative finite numbers take
- * the short way: update()'s hot path, where V8 inlines it and allocates nothing.
- */
-function putTime(io: Float64Array, slot: number, time: unknown, name: string): void {
-  const exact = typeof time === 'number' && time >= 0 && time < Infinity ? fromSeconds(time) : toTimespec(time, name);
-  io[slot] = exact.sec;
-  io[slot + 1] = exact.nsec;
 }
 
 /** A sample was ever written: a segment only initialised (gpsd's way, or by a reader) has count 0 and no times. */
@@ -172,9 +148,13 @@ export function snapshotTimes(snapshot: ShmSnapshot): { clockTime: Timespec; rec
   };
 }
 
-/** Every field under its C name (mode, count, ..., receiveTimeStampNSec): get reads it, set range-checks and writes it. */
+/**
+ * Every field under its C name (mode, count, ..., receiveTimeStampNSec): get reads it, set range-checks and writes it.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the static block defines these accessors
 export interface NtpdShm extends ShmFields {}
 
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- see the interface above
 export class NtpdShm {
   static {
     FIELD_NAMES.forEach((name, index) => {
@@ -191,8 +171,6 @@ export class NtpdShm {
   }
 
   readonly #segment: NativeSegment;
-  /** The addon's argument/result array for update() and snapshot(). */
-  readonly #io: Float64Array = sharedSlots(IO.slots);
   readonly unit: number;
   readonly key: number;
   readonly shmId: number;
@@ -213,7 +191,7 @@ export class NtpdShm {
     // The addon checks unit and perm as integers in range (TypeError/RangeError).
     const perm = options.perm ?? (typeof unit === 'number' && unit >= 0 ? defaultPerm(unit) : 0);
     try {
-      this.#segment = new (segmentAddon().Segment)(unit, create, perm, readOnly, this.#io);
+      this.#segment = new (segmentAddon().Segment)(unit, create, perm, readOnly);
     } catch (error) {
       throw explainSystemError(error, (code) => errorHint(code, unit));
     }
@@ -291,26 +269,21 @@ export class NtpdShm {
       precision = options.precision ?? DEFAULT_PRECISION;
       leap = options.leap ?? 0;
     }
-    // Types are checked here (the Float64Array would coerce anything); integer ranges
-    // natively, before the first byte is written.
-    const io = this.#io;
-    putTime(io, IO.clockSec, clockTime, 'clockTime');
+    // Types are checked here; integer ranges natively, before the first byte is written.
+    const clock = toTimespec(clockTime, 'clockTime');
     if (typeof precision !== 'number') throw invalidArgType('precision', 'number', precision);
     if (typeof leap !== 'number') throw invalidArgType('leap', 'number', leap);
-    io[IO.leap] = leap;
-    io[IO.precision] = precision;
     if (receiveTime === undefined) {
-      this.#segment.writeNow();
+      this.#segment.writeNow(clock.sec, clock.nsec, leap, precision);
     } else {
-      putTime(io, IO.receiveSec, receiveTime, 'receiveTime');
-      this.#segment.write();
+      const receive = toTimespec(receiveTime, 'receiveTime');
+      this.#segment.write(clock.sec, clock.nsec, receive.sec, receive.nsec, leap, precision);
     }
   }
 
   /** A consistent copy of every field; never clears `valid`, so readers lose nothing. */
   snapshot(): ShmSnapshot {
-    this.#segment.snapshot();
-    return readSnapshot(this.#io, this.unit);
+    return { unit: this.unit, ...this.#segment.snapshot() };
   }
 
   /** IPC_STAT: size, permissions, owner, attached processes, removal mark. */
@@ -318,7 +291,10 @@ export class NtpdShm {
     return this.#call(() => this.#segment.stat());
   }
 
-  /** Marks the segment for removal (IPC_RMID); it goes when the last process detaches. Refused (ERR_SHM_READ_ONLY) on a read-only handle. */
+  /**
+   * Marks the segment for removal (IPC_RMID); it goes when the last process detaches. Refused (ERR_SHM_READ_ONLY) on a
+   * read-only handle.
+   */
   remove(): void {
     this.#call(() => this.#segment.remove());
   }
@@ -369,8 +345,27 @@ export function rootOnlyUnitConcern(unit: number, stat: Pick<ShmStat, 'uid' | 'p
     ...((stat.perm & 0o002) !== 0 ? [`world-writable (0${stat.perm.toString(8)})`] : []),
   ];
   if (problems.length === 0) return undefined;
-  return `unit ${unit} is root-only by convention but its segment is ${problems.join(' and ')}: anyone who can write it steers the time daemon; remove it (\`ipcrm -M ${keyText(unit)}\`) and let root recreate it 0600`;
+  return (
+    `unit ${unit} is root-only by convention but its segment is ${problems.join(' and ')}: anyone who can ` +
+    `write it steers the time daemon; remove it (\`ipcrm -M ${keyText(unit)}\`) and let root recreate it 0600`
+  );
 }
 
-/** The struct as compiled on this platform (size, field offsets and C ranges), read on first use. */
-export const layout: NativeLayout = lazyLayout('layout');
+/** The struct as compiled on this platform (size, field offsets and C ranges), read from the addon on first use. */
+export const layout: NativeLayout = {
+  get size() {
+    return nativeAddon().layout.size;
+  },
+  get timeTSize() {
+    return nativeAddon().layout.timeTSize;
+  },
+  get fields() {
+    return nativeAddon().layout.fields;
+  },
+  get dummyOffset() {
+    return nativeAddon().layout.dummyOffset;
+  },
+  get keyBase() {
+    return nativeAddon().layout.keyBase;
+  },
+};

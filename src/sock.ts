@@ -3,14 +3,7 @@
 // `refclock SOCK <path>`. System faults come back as Node-style errors, never thrown:
 // a reader that is down (or restarting) is the normal case for the caller to retry.
 import { getSystemErrorName } from 'node:util';
-import {
-  SOCK_IO,
-  lazyLayout,
-  nativeAddon,
-  sharedSlots,
-  type NativeSockClient,
-  type NativeSockLayout,
-} from './native.js';
+import { nativeAddon, type NativeSockClient, type NativeSockLayout } from './native.js';
 import { invalidArgType, outOfRange, systemError } from './errors.js';
 import { toTimespec, type Time } from './time.js';
 
@@ -33,7 +26,23 @@ export type SockLeap = 0 | 1 | 2;
 export const MAX_SOCK_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
 
 /** struct sock_sample as compiled on this platform (size, offsets, magic), read on first use. */
-export const sockLayout: NativeSockLayout = lazyLayout('sockLayout');
+export const sockLayout: NativeSockLayout = {
+  get size() {
+    return nativeAddon().sockLayout.size;
+  },
+  get timevalSize() {
+    return nativeAddon().sockLayout.timevalSize;
+  },
+  get offsets() {
+    return nativeAddon().sockLayout.offsets;
+  },
+  get magic() {
+    return nativeAddon().sockLayout.magic;
+  },
+  get maxPathBytes() {
+    return nativeAddon().sockLayout.maxPathBytes;
+  },
+};
 
 /**
  * Where htntp's units put the SOCK sockets: a directory root owns and the htntp group may
@@ -56,7 +65,10 @@ export function sockPermissionFix(path: string): string {
 export function sockErrorHint(code: string | undefined, path: string): string {
   switch (code) {
     case 'ENOENT':
-      return `no socket at ${path}: the time daemon (chronyd, ntpd-rs) is not running, or its config names another path; retrying`;
+      return (
+        `no socket at ${path}: the time daemon (chronyd, ntpd-rs) is not running, or its config names ` +
+        `another path; retrying`
+      );
     case 'ECONNREFUSED':
       return `nothing reads ${path}: the time daemon stopped or is restarting (the socket file is left over); retrying`;
     case 'EACCES':
@@ -91,7 +103,6 @@ export function checkSockPath(path: unknown): string {
 export class ChronySock {
   readonly path: string;
   readonly #client: NativeSockClient;
-  readonly #io: Float64Array = sharedSlots(SOCK_IO.slots);
 
   readonly layout: SockLayoutChoice;
 
@@ -103,10 +114,11 @@ export class ChronySock {
     const addon = nativeAddon();
     if (addon.sockLayout.maxPathBytes !== MAX_SOCK_PATH_BYTES) {
       throw new Error(
-        `htntp: the addon's socket paths hold ${addon.sockLayout.maxPathBytes} bytes, this code's ${MAX_SOCK_PATH_BYTES}: rebuild it (npm rebuild htntp)`,
+        `htntp: the addon's socket paths hold ${addon.sockLayout.maxPathBytes} bytes, this ` +
+          `code's ${MAX_SOCK_PATH_BYTES}: rebuild it (npm rebuild htntp)`,
       );
     }
-    this.#client = new addon.SockClient(this.#io, layout === '40');
+    this.#client = new addon.SockClient(layout === '40');
   }
 
   get connected(): boolean {
@@ -125,17 +137,10 @@ export class ChronySock {
    * sent, else the error (ENOTCONN before connect(), ECONNREFUSED once the reader is gone).
    */
   send(clockTime: Time, receiveTime: Time, leap: SockLeap = 0): NodeJS.ErrnoException | undefined {
-    const io = this.#io;
     const clock = toTimespec(clockTime, 'clockTime');
     const receive = toTimespec(receiveTime, 'receiveTime');
     if (typeof leap !== 'number') throw invalidArgType('leap', 'number', leap);
-    io[SOCK_IO.clockSec] = clock.sec;
-    io[SOCK_IO.clockNsec] = clock.nsec;
-    io[SOCK_IO.receiveSec] = receive.sec;
-    io[SOCK_IO.receiveNsec] = receive.nsec;
-    io[SOCK_IO.leap] = leap;
-    this.#client.send();
-    const errno = io[SOCK_IO.result] ?? 0;
+    const errno = this.#client.send(clock.sec, clock.nsec, receive.sec, receive.nsec, leap);
     return errno === 0 ? undefined : sockError(errno, 'send', this.path);
   }
 

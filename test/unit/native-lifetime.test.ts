@@ -1,5 +1,6 @@
-// The addon must never crash on what JavaScript can do to it: hot functions kept after
-// their segment object is dropped, slot arrays that could be detached or transferred.
+// The addon must never crash on what JavaScript can do to it: methods called off their
+// object or on another class's, objects dropped while attached, the addon loaded in a
+// worker thread that ends with a segment attached.
 // Run in a child process with --expose-gc, so a crash is an exit code, not a dead runner.
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -13,46 +14,69 @@ const addon = fileURLToPath(new URL('../../build/Release/htntp.node', import.met
 const run = promisify(execFile);
 
 const script = `
+const { Worker } = require('node:worker_threads');
 const addon = require(${JSON.stringify(addon)});
-const io = new Float64Array(new SharedArrayBuffer(14 * 8));
-let segment = new addon.Segment(${UNIT}, true, 0o666, false, io);
-const { snapshot, write } = segment;
-segment = null;
-for (let i = 0; i < 10; i += 1) gc();
-snapshot();
-const countBefore = io[1];
-io.set([1700000000, 5, 1700000001, 6, 0, -10]);
-write();
-snapshot();
-const out = { modeAfterGc: io[0], countAdvanced: io[1] - countBefore };
-for (const [name, make] of [
-  ['plain ArrayBuffer', () => new addon.Segment(${UNIT}, true, 0o666, false, new Float64Array(14))],
-  ['too short', () => new addon.Segment(${UNIT}, true, 0o666, false, new Float64Array(new SharedArrayBuffer(8)))],
-  ['clock slots in a plain ArrayBuffer', () => addon.useClockSlots(new Float64Array(4))],
-]) {
-  try { make(); out[name] = 'accepted'; } catch (error) { out[name] = error.code; }
+const out = {};
+const attachments = () => addon.statUnit(${UNIT}).nattch;
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+const errorOf = (action) => {
+  try { action(); return 'accepted'; } catch (error) { return error.name + ': ' + error.message; }
+};
+async function main() {
+  // Methods kept after their object is dropped and collected, then called without it.
+  let methods = (() => {
+    const segment = new addon.Segment(${UNIT}, true, 0o666, false);
+    return { snapshot: segment.snapshot, write: segment.write };
+  })();
+  const attachedBefore = attachments();
+  for (let i = 0; i < 50 && attachments() >= attachedBefore; i += 1) { gc(); await settle(); }
+  out.droppedSegmentDetached = attachedBefore - attachments();
+  out.snapshotAlone = errorOf(() => methods.snapshot());
+  out.writeOnPlainObject = errorOf(() => methods.write.call({}, 1700000000, 5, 1700000001, 6, 0, -10));
+  const other = new addon.SockClient(false);
+  out.writeOnSockClient = errorOf(() => methods.write.call(other, 1700000000, 5, 1700000001, 6, 0, -10));
+  // A kept object still works after a collection.
+  const kept = new addon.Segment(${UNIT}, true, 0o666, false);
+  const countBefore = kept.snapshot().count;
+  gc();
+  kept.write(1700000000, 5, 1700000001, 6, 0, -10);
+  out.countAdvanced = kept.snapshot().count - countBefore;
+  // A worker loads the addon, writes and reads a clock, and ends with a segment attached.
+  const worker = new Worker(\`
+    const { parentPort, workerData } = require('node:worker_threads');
+    const addon = require(workerData);
+    const segment = new addon.Segment(${UNIT}, false, 0, false);
+    segment.writeNow(1700000000, 0, 0, -10);
+    parentPort.postMessage(addon.readRealtime().sec > 1700000000);
+  \`, { eval: true, workerData: ${JSON.stringify(addon)} });
+  out.workerClock = await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject));
+  out.workerExit = await new Promise((resolve) => worker.once('exit', resolve));
+  out.afterWorker = kept.snapshot().count - countBefore;
+  out.attachedAfterWorker = attachments();
+  out.mainClock = typeof addon.readMonotonicRaw().nsec;
+  try { new addon.Segment(${UNIT} + 1000, true, 0o666, false); } catch (error) { out.badUnit = error.code; }
+  kept.detach();
+  console.log(JSON.stringify(out));
 }
-try { structuredClone(io.buffer, { transfer: [io.buffer] }); out.transfer = 'transferred'; } catch { out.transfer = 'refused'; }
-const kept = new addon.Segment(${UNIT}, false, 0, true, io);
-const descriptor = Object.getOwnPropertyDescriptor(kept, 'write');
-out.writeReadOnly = descriptor.writable === false && descriptor.configurable === false;
-try { new addon.Segment(${UNIT} + 1000, true, 0o666, false, io); } catch (error) { out.badUnit = error.code; }
-console.log(JSON.stringify(out));
+main();
 `;
 
 describe('addon object lifetimes', () => {
   afterAll(() => removeSegment(UNIT));
 
-  it('hot functions outlive a dropped segment object safely; slot arrays must be SharedArrayBuffers', async () => {
+  it('methods off their object throw; dropped segments detach; a worker can use the addon and end', async () => {
     const { stdout } = await run(process.execPath, ['--expose-gc', '-e', script], { timeout: 20_000 });
     expect(JSON.parse(stdout)).toEqual({
-      modeAfterGc: 1,
+      droppedSegmentDetached: 1,
+      snapshotAlone: 'TypeError: Illegal invocation',
+      writeOnPlainObject: 'TypeError: Illegal invocation',
+      writeOnSockClient: 'TypeError: Illegal invocation',
       countAdvanced: 2,
-      'plain ArrayBuffer': 'ERR_INVALID_ARG_TYPE',
-      'too short': 'ERR_INVALID_ARG_TYPE',
-      'clock slots in a plain ArrayBuffer': 'ERR_INVALID_ARG_TYPE',
-      transfer: 'refused',
-      writeReadOnly: true,
+      workerClock: true,
+      workerExit: 0,
+      afterWorker: 4,
+      attachedAfterWorker: 1,
+      mainClock: 'number',
       badUnit: 'ERR_OUT_OF_RANGE',
     });
   });
