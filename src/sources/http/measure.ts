@@ -174,7 +174,7 @@ class Progress {
   readonly servers: ServerState[];
   #team: readonly number[] | undefined;
   #version = 0;
-  #plan: { version: number; plan: TeamPlan } | undefined;
+  #plan: { version: number; turn: number; plan: TeamPlan } | undefined;
 
   constructor(priors: readonly (Interval | undefined)[]) {
     this.servers = priors.map(emptyServer);
@@ -189,12 +189,12 @@ class Progress {
     if (changesPlan) this.#version += 1;
   }
 
-  /** Server `index`'s aim as a team member, and the team's interval (undefined outside a team). */
-  team(index: number): { aim: number | undefined; support: Interval | undefined } {
-    if (this.#plan?.version !== this.#version) {
-      const plan = planTeam({ servers: this.servers, team: this.#team });
+  /** Server `index`'s aim at tick `turn` as a team member, and the team's interval (undefined outside a team). */
+  team(index: number, turn: number): { aim: number | undefined; support: Interval | undefined } {
+    if (this.#plan?.version !== this.#version || this.#plan.turn !== turn) {
+      const plan = planTeam({ servers: this.servers, team: this.#team }, turn);
       this.#team = plan.team;
-      this.#plan = { version: this.#version, plan };
+      this.#plan = { version: this.#version, turn, plan };
     }
     const { aims, team, support } = this.#plan.plan;
     return { aim: aims.get(index), support: team?.includes(index) ? support : undefined };
@@ -304,7 +304,7 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       // earliest send; even with no time to spare, answers already read are stamped first.
       await waitUntil(clock, tick.decideAt, signal);
       await nextTurn();
-      const team = progress.team(index);
+      const team = progress.team(index, tick.tick);
       for (const planned of planProbes(progress.get(index), tick.tick, team.aim, aimed, probes, team.support)) await send(planned);
     }
   } catch (error) {
