@@ -352,14 +352,17 @@ function spaced(aims: readonly number[]): number[] {
   });
 }
 
+/** The golden ratio's fraction: successive multiples of it mod 1 spread evenly. */
+const GOLDEN = (Math.sqrt(5) - 1) / 2;
+
 /**
- * The rank (quantile) of the member at `position` at tick `turn`: about half the team
- * further each second, so that every member lands on both sides of its tick and near the
- * team's median in turn (in a fixed order the lowest members would answer every aim
- * "after the tick", and tighten only their lower bounds).
+ * The rank (quantile) of the member at `position` at tick `turn`: the ranks shift by the
+ * golden fraction of the team each second, so that over a few seconds every member lands on
+ * both sides of its tick, once near the team's median at least (in a fixed order the lowest
+ * members would answer every aim "after the tick", and tighten only their lower bounds).
  */
 const rankAt = (position: number, count: number, turn: number): number =>
-  (position + turn * (Math.floor(count / 2) + 1)) % count;
+  (position + turn * Math.round(count * GOLDEN)) % count;
 
 const groupsOf = (state: PlanState, indexes: readonly number[]): ProbeGroup[] =>
   indexes.flatMap((index) => {
