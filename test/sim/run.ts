@@ -96,13 +96,13 @@ export function simulate(
     interim = conclude(evidence(), { electorate: { servers: tracks.length, pending } });
   };
   let team: readonly number[] | undefined;
-  let teamCache: { version: number; plan: TeamPlan } | undefined;
+  let teamCache: { version: number; turn: number; plan: TeamPlan } | undefined;
   let version = 0;
-  const teamOf = (index: number): { aim: number | undefined; support: Interval | undefined } => {
-    if (teamCache?.version !== version) {
-      const plan = planTeam({ servers: tracks.map((track) => track.state), team });
+  const teamOf = (index: number, turn: number): { aim: number | undefined; support: Interval | undefined } => {
+    if (teamCache?.version !== version || teamCache.turn !== turn) {
+      const plan = planTeam({ servers: tracks.map((track) => track.state), team }, turn);
       team = plan.team;
-      teamCache = { version, plan };
+      teamCache = { version, turn, plan };
     }
     const { aims, support } = teamCache.plan;
     return { aim: aims.get(index), support: teamCache.plan.team?.includes(index) ? support : undefined };
@@ -134,7 +134,7 @@ export function simulate(
     if (track === undefined) break;
     const now = track.next.at;
     if (track.next.action === 'decide') {
-      const { aim, support } = teamOf(index);
+      const { aim, support } = teamOf(index, track.tick);
       track.queue = planProbes(track.state, track.tick, aim, track.aimed, probes, support);
       const first = track.queue.shift();
       track.next = first

@@ -212,7 +212,10 @@ const ownGroup = (server: ServerState): ProbeGroup => ({ lows: server.lows, sigm
 /** The typical up-leg: aiming early by the jitter would waste the probe. */
 const upDelay = (server: ServerState): number => median(server.rtts) / 2;
 
-/** How far outside the hard interval verification probes aim at least (seconds): more than a round trip, so the bisecting probe's answer is in first. */
+/**
+ * How far outside the hard interval verification probes aim at least (seconds): more than a round trip, so the
+ * bisecting probe's answer is in first.
+ */
 export function verifyMargin(server: ServerState): number {
   return Math.max(VERIFY_MARGIN, median(server.rtts) + 4 * asymmetrySigma(server.rtts));
 }
@@ -361,7 +364,7 @@ function symmetric(server: ServerState): Interval {
  * second round has begun without the slow ones. Never from intervals that merely touch: a
  * sliver where two groups' edges meet looks like agreement.
  */
-function form(state: PlanState): number[] {
+function formTeam(state: PlanState): number[] {
   const waiting = state.servers.some((server) => server.interval === undefined && !server.failed);
   if (waiting && !state.servers.some((server) => server.lows.length >= 2)) return [];
   const answered = answeredOf(state).map(({ index }) => ({
@@ -383,7 +386,9 @@ function form(state: PlanState): number[] {
 /** Each server state's best log-likelihood (a state is never changed: an answer makes a new one). */
 const bestOf = new WeakMap<ServerState, number>();
 
-/** Whether `theta` is plausible under server `index`'s own probes: no more than e^UNLIKELY less likely than their best. */
+/**
+ * Whether `theta` is plausible under server `index`'s own probes: no more than e^UNLIKELY less likely than their best.
+ */
 function plausible(server: ServerState | undefined, theta: number, best: WeakMap<ServerState, number>): boolean {
   if (!server?.interval) return false;
   if (server.lows.length === 0) return true;
@@ -399,6 +404,37 @@ function plausible(server: ServerState | undefined, theta: number, best: WeakMap
 /** Where the k-th of `count` members aims: its own quantile, k / (count + 1). */
 const teamQuantiles = (count: number): number[] => Array.from({ length: count }, (_, rank) => (rank + 1) / (count + 1));
 
+/**
+ * A team's aims, and so its sends, are kept at least this far apart (seconds). One event
+ * loop sends a probe and reads its answer in 0.1-0.3 ms: members aimed within a fraction
+ * of a millisecond queue there, the later answers read (and their first byte stamped)
+ * milliseconds after they arrived and the sends after the tick going out late. 50 members
+ * on 2 cores: round trips of 5-25 ms at once, 0.1 ms one loop turn apart.
+ */
+export const TEAM_SPACING = 0.0003;
+
+/** Aims (ascending) moved away from their middle one where they are closer together than TEAM_SPACING. */
+function spaced(aims: readonly number[]): number[] {
+  const middle = Math.floor(aims.length / 2);
+  const centre = aims[middle] ?? 0;
+  return aims.map((aim, rank) => {
+    const grid = centre + (rank - middle) * TEAM_SPACING;
+    return Math.abs(aim - centre) >= Math.abs(grid - centre) ? aim : grid;
+  });
+}
+
+/** The golden ratio's fraction: successive multiples of it mod 1 spread evenly. */
+const GOLDEN = (Math.sqrt(5) - 1) / 2;
+
+/**
+ * The rank (quantile) of the member at `position` at tick `turn`: the ranks shift by the
+ * golden fraction of the team each second, so that over a few seconds every member lands on
+ * both sides of its tick, once near the team's median at least (in a fixed order the lowest
+ * members would answer every aim "after the tick", and tighten only their lower bounds).
+ */
+const rankAt = (position: number, count: number, turn: number): number =>
+  (position + turn * Math.round(count * GOLDEN)) % count;
+
 const groupsOf = (state: PlanState, indexes: readonly number[]): ProbeGroup[] =>
   indexes.flatMap((index) => {
     const server = state.servers[index];
@@ -406,14 +442,14 @@ const groupsOf = (state: PlanState, indexes: readonly number[]): ProbeGroup[] =>
   });
 
 /**
- * The team as it stands and its members' aims. Members leave when their intervals leave
- * the rest (the team's own majority stays) or their own probes make the team's median
- * unlikely; a member takes its aim only where its own probes leave it plausible (at the
- * edge of its own interval is fine: that is where a member whose answers all fell on one
- * side is needed).
+ * The team as it stands and its members' aims for tick `turn`. Members leave when their
+ * intervals leave the rest (the team's own majority stays) or their own probes make the
+ * team's median unlikely; a member takes its aim only where its own probes leave it
+ * plausible (at the edge of its own interval is fine: that is where a member whose answers
+ * all fell on one side is needed).
  */
-export function planTeam(state: PlanState): TeamPlan {
-  const formed = state.team ?? form(state);
+export function planTeam(state: PlanState, turn = 0): TeamPlan {
+  const formed = state.team ?? formTeam(state);
   if (formed.length < 2) return { team: state.team?.slice(), aims: new Map(), support: undefined };
   const best = bestOf;
   let members = answeredOf(state, formed);
@@ -448,14 +484,15 @@ export function planTeam(state: PlanState): TeamPlan {
   const priors = team.flatMap((index) => state.servers[index]?.prior ?? []);
   const shared = select(priors);
   const prior = shared && shared.truechimers.length * 2 > team.length ? intersect(shared.core, support) : undefined;
-  const quantiles =
-    prior || !aims ? posteriorQuantiles(groupsOf(state, team), prior ?? support, teamQuantiles(team.length)) : aims;
+  const quantiles = spaced(
+    prior || !aims ? posteriorQuantiles(groupsOf(state, team), prior ?? support, teamQuantiles(team.length)) : aims,
+  );
   return {
     team,
     support,
     aims: new Map(
-      team.flatMap((index, rank) => {
-        const aim = quantiles[rank];
+      team.flatMap((index, position) => {
+        const aim = quantiles[rankAt(position, team.length, turn)];
         return aim !== undefined && plausible(state.servers[index], aim, best)
           ? [[index, aim] as [number, number]]
           : [];

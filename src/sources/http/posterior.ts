@@ -53,7 +53,10 @@ export function median(values: readonly number[]): number {
     : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2;
 }
 
-/** The asymmetry's standard deviation from the round trips: Var(e) = Var(up - down) / 4 = Var(rtt) / 4 for independent legs. */
+/**
+ * The asymmetry's standard deviation from the round trips: Var(e) = Var(up - down) / 4 = Var(rtt) / 4 for independent
+ * legs.
+ */
 export function asymmetrySigma(rtts: readonly number[]): number {
   const mean = rtts.reduce((sum, rtt) => sum + rtt, 0) / rtts.length;
   const variance = rtts.reduce((sum, rtt) => sum + (rtt - mean) ** 2, 0) / Math.max(1, rtts.length - 1);
@@ -255,7 +258,10 @@ export function logLikelihoodAt({ lows, sigma }: ProbeGroup, theta: number): num
   return at;
 }
 
-/** The most one server's log-likelihood reaches in `support` (0 without probes): what logLikelihoodAt is measured against. */
+/**
+ * The most one server's log-likelihood reaches in `support` (0 without probes): what logLikelihoodAt is measured
+ * against.
+ */
 export function bestLogLikelihood(group: ProbeGroup, support: { low: number; high: number }): number {
   return group.lows.length === 0 ? 0 : Math.max(...logLikelihoods(group, support.low, support.high, GRID));
 }

@@ -8,6 +8,7 @@ import {
   planTeam,
   planTick,
   standingSupport,
+  TEAM_SPACING,
   type ServerState,
 } from '../../../src/sources/http/plan.js';
 import { posteriorQuantiles } from '../../../src/sources/http/posterior.js';
@@ -114,6 +115,47 @@ describe('planTeam', () => {
     ]);
     for (const index of [0, 1]) split.update(index, firstProbe.interval, firstProbe.lows, firstProbe.rtts);
     expect(split.jointAim(0)).toBeCloseTo(0.2 + 1 / 3, 2);
+  });
+});
+
+describe('planTeam with many members', () => {
+  // A team of 50 formed on first answers: since then half saw theta in [0.4999, 0.5101],
+  // half in [0.4899, 0.5001] (round trips of 0.2 and 10.2 ms: noisy), so the team's time
+  // is within 0.2 ms and its quantiles a few microseconds apart.
+  const ensemble = new Ensemble(Array.from({ length: 50 }, () => undefined));
+  for (let index = 0; index < 50; index += 1) {
+    const interval = index % 2 === 0 ? { low: 0.4999, high: 0.5101 } : { low: 0.4899, high: 0.5001 };
+    ensemble.update(index, interval, [interval.low, interval.high - 1], [0.0002, 0.0102]);
+  }
+  const aimsAt = (turn: number): Map<number, number> => {
+    const plan = planTeam({ servers: ensemble.servers, team: ensemble.servers.map((_, index) => index) }, turn);
+    expect(plan.team).toHaveLength(50);
+    return new Map(plan.aims);
+  };
+
+  it("keeps the members' aims, and so their sends, TEAM_SPACING apart", () => {
+    const aims = [...aimsAt(0).values()].sort((a, b) => a - b);
+    expect(aims.length).toBeGreaterThan(25);
+    for (let rank = 1; rank < aims.length; rank += 1) {
+      expect((aims[rank] ?? NaN) - (aims[rank - 1] ?? NaN)).toBeGreaterThanOrEqual(TEAM_SPACING * (1 - 1e-9));
+    }
+    // Around the team's time, not beside it.
+    expect(aims[0]).toBeLessThan(0.5);
+    expect(aims[aims.length - 1]).toBeGreaterThan(0.5);
+  });
+
+  it('moves each member across the ranks: within five ticks, to both sides of the median', () => {
+    const sides = new Map<number, Set<string>>();
+    for (let turn = 1000; turn < 1005; turn += 1) {
+      const aims = aimsAt(turn);
+      const sorted = [...aims.values()].sort((a, b) => a - b);
+      const median = sorted[Math.floor(sorted.length / 2)] ?? NaN;
+      for (const [index, aim] of aims) {
+        sides.set(index, (sides.get(index) ?? new Set()).add(aim < median ? 'below' : 'above'));
+      }
+    }
+    expect(sides.size).toBeGreaterThan(25);
+    for (const seen of sides.values()) expect([...seen].sort()).toEqual(['above', 'below']);
   });
 });
 
