@@ -13,7 +13,14 @@ import { mkdir } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { keyText } from '../src/shm.js';
-import { htntpBin, makeTempDir, repoRoot, runCommand, startProcess, type RunningProcess } from '../test/helpers/process.js';
+import {
+  htntpBin,
+  makeTempDir,
+  repoRoot,
+  runCommand,
+  startProcess,
+  type RunningProcess,
+} from '../test/helpers/process.js';
 import { findTool } from '../test/helpers/tools.js';
 import { units } from '../test/helpers/units.js';
 import { PacedWriter, startPtyPair, type PtyPair } from '../test/helpers/gps/pty.js';
@@ -39,7 +46,8 @@ function read(pid: number): Reading {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const value = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? Number.NaN);
+  const value = (name: string): number =>
+    Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? Number.NaN);
   return {
     cpuTicks: Number(fields[11]) + Number(fields[12]),
     wakeups: value('voluntary_ctxt_switches') + value('nonvoluntary_ctxt_switches'),
@@ -75,7 +83,10 @@ async function main(): Promise<void> {
     const feed = async (dir: string): Promise<PtyPair> => {
       await mkdir(dir, { recursive: true });
       const pair = await startPtyPair(socat, dir);
-      const writer = new PacedWriter(pair.writerPath, { latency: 0.05, burst: (second) => ({ lines: burst(second), valid: true }) });
+      const writer = new PacedWriter(pair.writerPath, {
+        latency: 0.05,
+        burst: (second) => ({ lines: burst(second), valid: true }),
+      });
       writer.start();
       ptys.push(pair);
       writers.push(writer);
@@ -85,38 +96,68 @@ async function main(): Promise<void> {
     const node = (args: string[]): RunningProcess => startProcess(process.execPath, args, { cwd: repoRoot });
     // htntp as its systemd units run it: with their NODE_OPTIONS.
     const serviceEnvironment = { ...process.env, NODE_OPTIONS: unitNodeOptions() };
-    const service = (args: string[]): RunningProcess => startProcess(process.execPath, args, { cwd: repoRoot, env: serviceEnvironment });
+    const service = (args: string[]): RunningProcess =>
+      startProcess(process.execPath, args, { cwd: repoRoot, env: serviceEnvironment });
     process.stdout.write(`htntp runs with the units' NODE_OPTIONS=${serviceEnvironment.NODE_OPTIONS}\n`);
     subjects.push({ name: 'bare node (1 s timer)', process: node(['-e', 'setInterval(() => {}, 1000)']) });
-    subjects.push({ name: 'htntp fixed', process: service([htntpBin, 'fixed', '--unit', String(UNITS.fixed), '--offset', '0', '--quiet']) });
-    subjects.push({ name: 'htntp http (3 servers)', process: service([htntpBin, 'http', '--unit', String(UNITS.http), '--quiet', ...servers.map((server) => server.url)]) });
-    subjects.push({ name: 'htntp gps (pty)', process: service([htntpBin, 'gps', '--device', gpsPty.devicePath, '--unit', String(UNITS.gps), '--quiet']) });
+    subjects.push({
+      name: 'htntp fixed',
+      process: service([htntpBin, 'fixed', '--unit', String(UNITS.fixed), '--offset', '0', '--quiet']),
+    });
+    subjects.push({
+      name: 'htntp http (3 servers)',
+      process: service([
+        htntpBin,
+        'http',
+        '--unit',
+        String(UNITS.http),
+        '--quiet',
+        ...servers.map((server) => server.url),
+      ]),
+    });
+    subjects.push({
+      name: 'htntp gps (pty)',
+      process: service([htntpBin, 'gps', '--device', gpsPty.devicePath, '--unit', String(UNITS.gps), '--quiet']),
+    });
     if (gpsd !== undefined && unshare !== undefined && process.getuid?.() === 0) {
       const gpsdPty = await feed(`${temp.path}/gpsd`);
       // -N foreground, -n read without a client, -b never write to the device; a port of
       // its own beside any system gpsd; a private IPC namespace keeps its SHM to itself.
-      subjects.push({ name: 'gpsd -N -n -b (pty)', process: startProcess(unshare, ['--ipc', gpsd, '-N', '-n', '-b', '-S', '29471', gpsdPty.devicePath]) });
+      subjects.push({
+        name: 'gpsd -N -n -b (pty)',
+        process: startProcess(unshare, ['--ipc', gpsd, '-N', '-n', '-b', '-S', '29471', gpsdPty.devicePath]),
+      });
     } else {
       process.stdout.write('gpsd anchor skipped: needs gpsd, unshare and root\n');
     }
 
     await delay(WARMUP_SECONDS * 1000);
     for (const subject of subjects) {
-      if (subject.process.exit() !== undefined) throw new Error(`${subject.name} exited during warm-up\n${subject.process.output()}`);
+      if (subject.process.exit() !== undefined)
+        throw new Error(`${subject.name} exited during warm-up\n${subject.process.output()}`);
     }
     const before = subjects.map((subject) => read(subject.process.pid));
     await delay(SECONDS * 1000);
     const after = subjects.map((subject) => read(subject.process.pid));
 
-    process.stdout.write(`\nfootprint over ${SECONDS} s after ${WARMUP_SECONDS} s of warm-up; node ${process.version}; load ${loadavg().map((load) => load.toFixed(2)).join(' ')}\n`);
-    process.stdout.write(`${'process'.padEnd(26)}${'RSS MB'.padStart(8)}${'peak MB'.padStart(9)}${'CPU ms/s'.padStart(10)}${'wake-ups/s'.padStart(12)}\n`);
+    process.stdout.write(
+      `\nfootprint over ${SECONDS} s after ${WARMUP_SECONDS} s of warm-up; node ${process.version}; load ${loadavg()
+        .map((load) => load.toFixed(2))
+        .join(' ')}\n`,
+    );
+    process.stdout.write(
+      `${'process'.padEnd(26)}${'RSS MB'.padStart(8)}${'peak MB'.padStart(9)}${'CPU ms/s'.padStart(10)}` +
+        `${'wake-ups/s'.padStart(12)}\n`,
+    );
     subjects.forEach((subject, index) => {
       const start = before[index]!;
       const end = after[index]!;
       const cpuMsPerSecond = ((end.cpuTicks - start.cpuTicks) * (1000 / CLOCK_TICKS_PER_SECOND)) / SECONDS;
       const wakeupsPerSecond = (end.wakeups - start.wakeups) / SECONDS;
       process.stdout.write(
-        `${subject.name.padEnd(26)}${(end.rssKb / 1024).toFixed(1).padStart(8)}${(end.peakKb / 1024).toFixed(1).padStart(9)}${cpuMsPerSecond.toFixed(2).padStart(10)}${wakeupsPerSecond.toFixed(2).padStart(12)}\n`,
+        `${subject.name.padEnd(26)}${(end.rssKb / 1024).toFixed(1).padStart(8)}` +
+          `${(end.peakKb / 1024).toFixed(1).padStart(9)}${cpuMsPerSecond.toFixed(2).padStart(10)}` +
+          `${wakeupsPerSecond.toFixed(2).padStart(12)}\n`,
       );
     });
     process.stdout.write('targets: htntp RSS <= 50 MB, CPU <= 1 ms/s between measurements\n');

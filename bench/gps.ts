@@ -71,7 +71,12 @@ async function writerMain(path: string): Promise<void> {
 
 /** Runs the writer process to the end; returns its write times. */
 async function writeAll(writerPath: string): Promise<Timespec[]> {
-  const writer = startProcess(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), 'writer', writerPath]);
+  const writer = startProcess(process.execPath, [
+    ...process.execArgv,
+    fileURLToPath(import.meta.url),
+    'writer',
+    writerPath,
+  ]);
   const exit = await writer.exited;
   if (exit.code !== 0) throw new Error(`writer failed\n${writer.output()}`);
   return JSON.parse(writer.stdoutLines.join('')) as Timespec[];
@@ -96,7 +101,10 @@ async function anchorC(devicePath: string, writerPath: string, build: ReturnType
   return latencies(stamps, writeTimes);
 }
 
-async function htntpSource(devicePath: string, writerPath: string): Promise<{ latencies: number[]; lowLatency: string }> {
+async function htntpSource(
+  devicePath: string,
+  writerPath: string,
+): Promise<{ latencies: number[]; lowLatency: string }> {
   const stamps: Timespec[] = [];
   let lowLatency = 'unknown';
   let opened: () => void = () => undefined;
@@ -112,7 +120,13 @@ async function htntpSource(devicePath: string, writerPath: string): Promise<{ la
     },
   });
   // No samples wanted: every line's receive stamp comes through onLine.
-  const source = new GpsSource({ device: devicePath, baud: 9600, minFixes: 1_000_000, logger, onLine: (_line, receiveTime) => stamps.push(receiveTime) });
+  const source = new GpsSource({
+    device: devicePath,
+    baud: 9600,
+    minFixes: 1_000_000,
+    logger,
+    onLine: (_line, receiveTime) => stamps.push(receiveTime),
+  });
   const controller = new AbortController();
   const running = (async () => {
     for await (const _sample of source.samples(controller.signal)) {
@@ -132,7 +146,10 @@ function ms(seconds: number): string {
 }
 
 function row(name: string, result: Figures): string {
-  return `${name.padEnd(40)} ${ms(result.median)} ${ms(result.p99)} ${ms(result.worst)} ${ms(result.mean)} ${String(result.over5ms).padStart(6)}`;
+  return (
+    `${name.padEnd(40)} ${ms(result.median)} ${ms(result.p99)} ${ms(result.worst)} ${ms(result.mean)}` +
+    ` ${String(result.over5ms).padStart(6)}`
+  );
 }
 
 const SERVICE_SECONDS = Number(process.env.HTNTP_BENCH_SERVICE_SECONDS ?? 90);
@@ -157,8 +174,16 @@ function unitNodeOptions(): string {
 
 /** The CLI and gpsd side by side, each on its own pty fed the same bursts, read by one ntpshmmon. */
 async function service(socat: string): Promise<void> {
-  const [gpsdPath, ntpshmmon, unshare, stdbuf] = (['gpsd', 'ntpshmmon', 'unshare', 'stdbuf'] as const).map((name) => findTool(name));
-  if (gpsdPath === undefined || ntpshmmon === undefined || unshare === undefined || stdbuf === undefined || process.getuid?.() !== 0) {
+  const [gpsdPath, ntpshmmon, unshare, stdbuf] = (['gpsd', 'ntpshmmon', 'unshare', 'stdbuf'] as const).map((name) =>
+    findTool(name),
+  );
+  if (
+    gpsdPath === undefined ||
+    ntpshmmon === undefined ||
+    unshare === undefined ||
+    stdbuf === undefined ||
+    process.getuid?.() !== 0
+  ) {
     process.stdout.write(`service: skipped (needs gpsd and ntpshmmon in ${gpsdRoot}, unshare, stdbuf and root)\n`);
     return;
   }
@@ -175,9 +200,10 @@ async function service(socat: string): Promise<void> {
     const nodeOptions = unitNodeOptions();
     // One namespace: gpsd's segments and htntp's stay away from the host's time daemon.
     const script = [
-      'trap \'kill $G $H 2>/dev/null\' EXIT INT TERM',
+      "trap 'kill $G $H 2>/dev/null' EXIT INT TERM",
       `${gpsdPath} -N -n -b -S ${await freePort()} ${fifo} & G=$!`,
-      `NODE_OPTIONS='${nodeOptions}' ${process.execPath} ${htntpBin} gps --device ${htntpPty.devicePath} --unit ${SERVICE_UNIT} --quiet & H=$!`,
+      `NODE_OPTIONS='${nodeOptions}' ${process.execPath} ${htntpBin} gps --device ${htntpPty.devicePath} ` +
+        `--unit ${SERVICE_UNIT} --quiet & H=$!`,
       // ntpshmmon attaches the segments that exist when it starts.
       'sleep 2',
       `${stdbuf} -oL ${ntpshmmon} -t ${SERVICE_SECONDS + SERVICE_WARMUP}`,
@@ -185,16 +211,22 @@ async function service(socat: string): Promise<void> {
     const started = Date.now() / 1000;
     const monitor = startProcess(unshare, ['--ipc', 'sh', '-c', script], { encoding: 'latin1' });
     for (const path of [fifo, htntpPty.writerPath]) {
-      const writer = new PacedWriter(path, { latency: 0.05, burst: (second) => ({ lines: burst(second), valid: true }) });
+      const writer = new PacedWriter(path, {
+        latency: 0.05,
+        burst: (second) => ({ lines: burst(second), valid: true }),
+      });
       // A FIFO opens for writing once gpsd has it open for reading.
-      await waitFor(() => {
-        try {
-          writer.start();
-          return true;
-        } catch {
-          return undefined;
-        }
-      }, { what: `${path} to open for writing`, timeoutMs: 10_000, intervalMs: 50 });
+      await waitFor(
+        () => {
+          try {
+            writer.start();
+            return true;
+          } catch {
+            return undefined;
+          }
+        },
+        { what: `${path} to open for writing`, timeoutMs: 10_000, intervalMs: 50 },
+      );
       writers.push(writer);
     }
     const exit = await monitor.exited;
@@ -206,19 +238,28 @@ async function service(socat: string): Promise<void> {
       const written = new Map(writer.written.map((entry) => [entry.second, entry.writeTime]));
       return samples.flatMap((sample) => {
         const writeTime = written.get(Math.round(sample.clock.sec + sample.clock.nsec / 1e9));
-        return sample.unit === unit && writeTime !== undefined && writeTime.sec >= started + SERVICE_WARMUP ? [diffSeconds(sample[at], writeTime)] : [];
+        return sample.unit === unit && writeTime !== undefined && writeTime.sec >= started + SERVICE_WARMUP
+          ? [diffSeconds(sample[at], writeTime)]
+          : [];
       });
     };
     const [gpsdWriter, htntpWriter] = writers as [PacedWriter, PacedWriter];
-    const lines = [`burst write -> SHM sample, one burst a second for ${SERVICE_SECONDS} s after ${SERVICE_WARMUP} s, read by ntpshmmon (${of(0, gpsdWriter, 'seen').length} / ${of(SERVICE_UNIT, htntpWriter, 'seen').length} samples; load average ${(loadavg()[0] ?? 0).toFixed(2)})`];
+    const lines = [
+      `burst write -> SHM sample, one burst a second for ${SERVICE_SECONDS} s after ${SERVICE_WARMUP} s, read by ` +
+        `ntpshmmon (${of(0, gpsdWriter, 'seen').length} / ${of(SERVICE_UNIT, htntpWriter, 'seen').length} samples; ` +
+        `load average ${(loadavg()[0] ?? 0).toFixed(2)})`,
+    ];
     for (const at of ['receive', 'seen'] as const) {
       const gpsd = figures(of(0, gpsdWriter, at));
       const ours = figures(of(SERVICE_UNIT, htntpWriter, at));
       lines.push(
-        `${(at === 'receive' ? 'write -> receive stamp' : 'write -> sample seen').padEnd(40)} ${'median'.padStart(11)} ${'p99'.padStart(11)} ${'worst'.padStart(11)} ${'mean'.padStart(11)} ${'>5 ms'.padStart(6)}`,
+        `${(at === 'receive' ? 'write -> receive stamp' : 'write -> sample seen').padEnd(40)}` +
+          ` ${'median'.padStart(11)} ${'p99'.padStart(11)} ${'worst'.padStart(11)} ${'mean'.padStart(11)}` +
+          ` ${'>5 ms'.padStart(6)}`,
         row('gpsd 3.22 -N -n -b on a FIFO (anchor)', gpsd),
         row(`htntp gps on a pty (${nodeOptions})`, ours),
-        `median ${((ours.median - gpsd.median) * 1000).toFixed(2)} ms behind gpsd; target <= 0.5 ms ${ours.median - gpsd.median <= 0.0005 ? 'met' : 'MISSED'}`,
+        `median ${((ours.median - gpsd.median) * 1000).toFixed(2)} ms behind gpsd; target <= 0.5 ` +
+          `ms ${ours.median - gpsd.median <= 0.0005 ? 'met' : 'MISSED'}`,
       );
     }
     process.stdout.write(`${lines.join('\n')}\n\n`);
@@ -248,11 +289,14 @@ async function reader(socat: string): Promise<void> {
     const ours = figures(htntp.latencies);
     process.stdout.write(
       [
-        `GPS line arrival -> receive stamp on a socat pty, ${LINES} sentences ${INTERVAL_MS} ms apart (load average ${before.toFixed(2)} -> ${(loadavg()[0] ?? 0).toFixed(2)})`,
-        `${''.padEnd(40)} ${'median'.padStart(11)} ${'p99'.padStart(11)} ${'worst'.padStart(11)} ${'mean'.padStart(11)} ${'>5 ms'.padStart(6)}`,
+        `GPS line arrival -> receive stamp on a socat pty, ${LINES} sentences ${INTERVAL_MS} ms apart (load ` +
+          `average ${before.toFixed(2)} -> ${(loadavg()[0] ?? 0).toFixed(2)})`,
+        `${''.padEnd(40)} ${'median'.padStart(11)} ${'p99'.padStart(11)} ${'worst'.padStart(11)}` +
+          ` ${'mean'.padStart(11)} ${'>5 ms'.padStart(6)}`,
         row('C read() + clock_gettime (anchor)', anchor),
         row('htntp GpsSource (serialport data event)', ours),
-        `median ${(ours.median / anchor.median).toFixed(2)}x the anchor; targets: median <= 1 ms ${ours.median <= 0.001 ? 'met' : 'MISSED'}, worst <= 5 ms ${ours.worst <= 0.005 ? 'met' : 'MISSED'}`,
+        `median ${(ours.median / anchor.median).toFixed(2)}x the anchor; targets: median <= 1 ` +
+          `ms ${ours.median <= 0.001 ? 'met' : 'MISSED'}, worst <= 5 ms ${ours.worst <= 0.005 ? 'met' : 'MISSED'}`,
         `lowLatency (ASYNC_LOW_LATENCY): ${htntp.lowLatency}`,
         '',
       ].join('\n'),

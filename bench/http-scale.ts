@@ -74,18 +74,30 @@ ${ports.map((port) => `    listen 127.0.0.1:${port};`).join('\n')}
 `,
   );
   const env = { ...process.env, LD_PRELOAD: findTool('libfaketime') ?? '', FAKETIME: fakeTimeSpec(offset) };
-  const nginx = startProcess(findTool('nginx') ?? 'nginx', ['-p', dir.path, '-c', conf, '-e', 'stderr'], { cwd: dir.path, env });
+  const nginx = startProcess(findTool('nginx') ?? 'nginx', ['-p', dir.path, '-c', conf, '-e', 'stderr'], {
+    cwd: dir.path,
+    env,
+  });
   const stop = async (): Promise<void> => {
     await nginx.stop('SIGTERM', 5_000);
     await dir.remove();
   };
   try {
     const last = ports[ports.length - 1] ?? 0;
-    await waitFor(async () => (nginx.exit() ? Promise.reject(new Error(`nginx exited:\n${nginx.output()}`)) : (await fetch(`http://127.0.0.1:${last}/`).then(() => true, () => undefined))), {
-      what: `nginx to accept on ${count} ports`,
-      timeoutMs: 15_000,
-      intervalMs: 50,
-    });
+    await waitFor(
+      async () =>
+        nginx.exit()
+          ? Promise.reject(new Error(`nginx exited:\n${nginx.output()}`))
+          : fetch(`http://127.0.0.1:${last}/`).then(
+              () => true,
+              () => undefined,
+            ),
+      {
+        what: `nginx to accept on ${count} ports`,
+        timeoutMs: 15_000,
+        intervalMs: 50,
+      },
+    );
   } catch (error) {
     await stop();
     throw error;
@@ -114,16 +126,37 @@ async function once(urls: string[]): Promise<Run> {
   const out = join(dir.path, 'result.json');
   try {
     const started = realtime();
-    const { stderr } = await execFileAsync('sh', ['-c', script, 'sh', process.execPath, ...NODE_ARGS, htntpBin, 'http', '--once', '--dry-run', '--json', '--quiet', ...urls], {
-      env: { ...process.env, HTNTP_SCALE_OUT: out },
-      timeout: 120_000,
-      maxBuffer: 1 << 24,
-    });
+    const { stderr } = await execFileAsync(
+      'sh',
+      [
+        '-c',
+        script,
+        'sh',
+        process.execPath,
+        ...NODE_ARGS,
+        htntpBin,
+        'http',
+        '--once',
+        '--dry-run',
+        '--json',
+        '--quiet',
+        ...urls,
+      ],
+      {
+        env: { ...process.env, HTNTP_SCALE_OUT: out },
+        timeout: 120_000,
+        maxBuffer: 1 << 24,
+      },
+    );
     const wall = diffSeconds(realtime(), started);
     // The second line of `times`: user and system time of the shell's children.
     const children = stderr.trim().split('\n').at(-1)?.split(/\s+/) ?? [];
     const cpu = timesSeconds(children[0] ?? '') + timesSeconds(children[1] ?? '');
-    const result = JSON.parse(await readFile(out, 'utf8')) as { offset: number | null; error: number | null; servers: { status: string }[] };
+    const result = JSON.parse(await readFile(out, 'utf8')) as {
+      offset: number | null;
+      error: number | null;
+      servers: { status: string }[];
+    };
     return {
       wall,
       cpu,
@@ -139,7 +172,9 @@ async function once(urls: string[]): Promise<Run> {
 const median = (values: readonly number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[middle] ?? NaN)
+    : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2;
 };
 const ms = (seconds: number): string => `${(seconds * 1000).toFixed(2)} ms`;
 
@@ -149,8 +184,14 @@ export async function scale(): Promise<void> {
     console.log(`scale: skipped (${missing})`);
     return;
   }
-  console.log(`scale: one nginx on N ports, clock ${fakeTimeSpec(TRUTH)}; node ${[process.version, ...NODE_ARGS].join(' ')} htntp http --once --dry-run --json, ${RUNS} runs per N`);
-  console.log(`${'N'.padStart(4)}  ${'run'.padStart(3)}  ${'wall s'.padStart(7)}  ${'CPU s'.padStart(6)}  ${'|error|'.padStart(10)}  ${'bound ±'.padStart(10)}  ok   load`);
+  console.log(
+    `scale: one nginx on N ports, clock ${fakeTimeSpec(TRUTH)}; node ${[process.version, ...NODE_ARGS].join(' ')} ` +
+      `htntp http --once --dry-run --json, ${RUNS} runs per N`,
+  );
+  console.log(
+    `${'N'.padStart(4)}  ${'run'.padStart(3)}  ${'wall s'.padStart(7)}  ${'CPU s'.padStart(6)} ` +
+      ` ${'|error|'.padStart(10)}  ${'bound ±'.padStart(10)}  ok   load`,
+  );
   for (const count of COUNTS) {
     const served = await nginxOnPorts(count, TRUTH);
     const runs: Run[] = [];
@@ -159,14 +200,23 @@ export async function scale(): Promise<void> {
         const result = await once(served.urls);
         runs.push(result);
         const load = loadavg()[0]?.toFixed(2) ?? '';
-        console.log(`${String(count).padStart(4)}  ${String(run).padStart(3)}  ${result.wall.toFixed(2).padStart(7)}  ${result.cpu.toFixed(2).padStart(6)}  ${ms(result.error).padStart(10)}  ${ms(result.bound).padStart(10)}  ${String(result.ok).padStart(2)}   ${load}`);
+        console.log(
+          `${String(count).padStart(4)}  ${String(run).padStart(3)}  ${result.wall.toFixed(2).padStart(7)} ` +
+            ` ${result.cpu.toFixed(2).padStart(6)}  ${ms(result.error).padStart(10)} ` +
+            ` ${ms(result.bound).padStart(10)}  ${String(result.ok).padStart(2)}   ${load}`,
+        );
       }
     } finally {
       await served.stop();
     }
     const of = (pick: (run: Run) => number): number[] => runs.map(pick);
     console.log(
-      `${String(count).padStart(4)}  median: wall ${median(of((run) => run.wall)).toFixed(2)} s, CPU ${median(of((run) => run.cpu)).toFixed(2)} s (${(median(of((run) => run.cpu)) / count * 1000).toFixed(0)} ms per server), |error| ${ms(median(of((run) => run.error)))} (worst ${ms(Math.max(...of((run) => run.error)))}), bound ±${ms(median(of((run) => run.bound)))} (${ms(Math.min(...of((run) => run.bound)))}..${ms(Math.max(...of((run) => run.bound)))})`,
+      `${String(count).padStart(4)}  median: wall ${median(of((run) => run.wall)).toFixed(2)} s, ` +
+        `CPU ${median(of((run) => run.cpu)).toFixed(2)} s ` +
+        `(${((median(of((run) => run.cpu)) / count) * 1000).toFixed(0)} ms per server), ` +
+        `|error| ${ms(median(of((run) => run.error)))} (worst ${ms(Math.max(...of((run) => run.error)))}), bound ` +
+        `±${ms(median(of((run) => run.bound)))} (${ms(Math.min(...of((run) => run.bound)))}` +
+        `..${ms(Math.max(...of((run) => run.bound)))})`,
     );
   }
 }

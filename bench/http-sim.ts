@@ -25,8 +25,13 @@ function row(scenario: Scenario, figures: Figures, started: number): string {
   return `| ${cells.join(' | ')} |`;
 }
 
-console.log(`HTTP estimator, simulated (8 probes per server, seeded; plan.ts + posterior.ts + interval.ts, no sockets)`);
-console.log('| case | bound holds truth | estimates | honest servers\' own intervals hold truth | faulty left out | median / 95 % \\|error\\| | median bound ± | oracle floor (median) | per run |');
+console.log(
+  `HTTP estimator, simulated (8 probes per server, seeded; plan.ts + posterior.ts + interval.ts, no sockets)`,
+);
+console.log(
+  "| case | bound holds truth | estimates | honest servers' own intervals hold truth | faulty left out | median / " +
+    '95 % \\|error\\| | median bound ± | oracle floor (median) | per run |',
+);
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 let total = 0;
 for (const path of Object.keys(PATHS)) {

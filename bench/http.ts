@@ -10,7 +10,14 @@ import { promisify } from 'node:util';
 import { realtime, systemClock } from '../src/clock.js';
 import { parseHttpDate, utcYear } from '../src/sources/http/date.js';
 import { measureOffset, waitUntil } from '../src/sources/http/measure.js';
-import { asymmetrySigma, median, posteriorMedian, posteriorQuantiles, symmetricLow, type ProbeGroup } from '../src/sources/http/posterior.js';
+import {
+  asymmetrySigma,
+  median,
+  posteriorMedian,
+  posteriorQuantiles,
+  symmetricLow,
+  type ProbeGroup,
+} from '../src/sources/http/posterior.js';
 import { createConnection, probe, type ProbeConnection } from '../src/sources/http/probe.js';
 import { carryInterval } from '../src/sources/http/source.js';
 import { diffSeconds, toSeconds } from '../src/time.js';
@@ -23,7 +30,9 @@ import { startWebServers, stopAll, type WebServerKind } from '../test/helpers/we
 
 const PROBES = 8;
 // Fractions spread over the second (htpdate's bisection and ours meet every phase).
-const OFFSETS = [0.1234567, -0.6180339, 0.4142136, 2.7182818, -1.7320508, 0.9876543, -0.0523599, 0.5772157, -3.3333333, 1.6487213];
+const OFFSETS = [
+  0.1234567, -0.6180339, 0.4142136, 2.7182818, -1.7320508, 0.9876543, -0.0523599, 0.5772157, -3.3333333, 1.6487213,
+];
 const DELAYS: { name: string; delay?: TimeServerConfig['delay'] }[] = [
   { name: 'no delay' },
   { name: '20±5 ms each way', delay: { up: 20, down: 20, jitter: 5 } },
@@ -44,40 +53,63 @@ interface Row {
 async function runHtntp(urls: string[], probes: number, steady = false, labels?: readonly string[]): Promise<Row> {
   const priors = steady
     ? (await measureOffset(urls, { probes })).servers.map((server) =>
-        server.low === null || server.high === null ? undefined : carryInterval({ low: server.low, high: server.high }, 300),
+        server.low === null || server.high === null
+          ? undefined
+          : carryInterval({ low: server.low, high: server.high }, 300),
       )
     : undefined;
   const result = await measureOffset(urls, { probes, ...(priors ? { priors } : {}) });
   const errors = result.servers.map((server, index) => Math.abs((server.offset ?? NaN) - (OFFSETS[index] ?? NaN)));
   const bounds = result.servers.map((server) => server.error ?? NaN);
-  const outside = errors.flatMap((error, index) => (error <= (bounds[index] ?? 0) + 1e-6 ? [] : [labels?.[index] ?? `#${index}`]));
+  const outside = errors.flatMap((error, index) =>
+    error <= (bounds[index] ?? 0) + 1e-6 ? [] : [labels?.[index] ?? `#${index}`],
+  );
   const named = labels && outside.length > 0 ? ` (outside: ${outside.join(', ')})` : '';
   return {
     tool: `htntp -p ${probes}${steady ? ' (2nd)' : ''}`,
     errors,
     wall: result.duration,
-    note: `truth inside bound ${errors.length - outside.length}/${errors.length}${named}, median bound ±${(median(bounds) * 1000).toFixed(2)} ms`,
+    note:
+      `truth inside bound ${errors.length - outside.length}/${errors.length}${named}, median bound ` +
+      `±${(median(bounds) * 1000).toFixed(2)} ms`,
   };
 }
 
-async function runHtpdate(urls: string[], probes: number, truths: readonly number[] = OFFSETS): Promise<{ row: Row; offsets: number[] }> {
+async function runHtpdate(
+  urls: string[],
+  probes: number,
+  truths: readonly number[] = OFFSETS,
+): Promise<{ row: Row; offsets: number[] }> {
   const hosts = urls.map((url) => `127.0.0.1:${new URL(url).port}`);
   const started = realtime();
-  const output = await execFileAsync('htpdate', ['-d', '-p', String(Math.min(probes, 9)), ...hosts], { timeout: 240_000 }).catch(
-    (error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }),
-  );
+  const output = await execFileAsync('htpdate', ['-d', '-p', String(Math.min(probes, 9)), ...hosts], {
+    timeout: 240_000,
+  }).catch((error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }));
   const wall = diffSeconds(realtime(), started);
   const offsets = [...output.stdout.matchAll(/^offset: (-?[\d.]+)$/gm)].map((match) => Number(match[1]));
   const errors = offsets.map((offset, index) => Math.abs(offset - (truths[index] ?? NaN)));
-  return { row: { tool: `htpdate -p ${probes}`, errors, wall, note: offsets.length === urls.length ? '' : `${offsets.length}/${urls.length} offsets parsed` }, offsets };
+  return {
+    row: {
+      tool: `htpdate -p ${probes}`,
+      errors,
+      wall,
+      note: offsets.length === urls.length ? '' : `${offsets.length}/${urls.length} offsets parsed`,
+    },
+    offsets,
+  };
 }
 
 function printRow(row: Row): void {
-  console.log(`  ${row.tool.padEnd(19)} median |error| ${ms(median(row.errors))}   worst ${ms(Math.max(...row.errors))}   wall ${row.wall.toFixed(1).padStart(5)} s   ${row.note ?? ''}`);
+  console.log(
+    `  ${row.tool.padEnd(19)} median |error| ${ms(median(row.errors))}   worst ${ms(Math.max(...row.errors))}   ` +
+      `wall ${row.wall.toFixed(1).padStart(5)} s   ${row.note ?? ''}`,
+  );
 }
 
 async function comparison(): Promise<void> {
-  console.log(`htntp vs htpdate ${(await execFileAsync('htpdate', ['-h']).catch((error: { stdout?: string; stderr?: string }) => error)).stdout?.match(/htpdate version [\d.]+/)?.[0] ?? ''}: ${OFFSETS.length} servers, true offsets ${OFFSETS.join(', ')} s`);
+  const help = await execFileAsync('htpdate', ['-h']).catch((error: { stdout?: string; stderr?: string }) => error);
+  const version = help.stdout?.match(/htpdate version [\d.]+/)?.[0] ?? '';
+  console.log(`htntp vs htpdate ${version}: ${OFFSETS.length} servers, true offsets ${OFFSETS.join(', ')} s`);
   for (const { name, delay } of DELAYS) {
     const served = await serve(OFFSETS.map((offset) => ({ offset, ...(delay ? { delay } : {}) })));
     try {
@@ -115,7 +147,11 @@ function htpdateCombined(offsets: number[]): number {
  */
 async function coldAndAimed(urls: string[], truth: number, rows: Row[], inside: number[]): Promise<void> {
   const cold = await measureOffset(urls, { probes: PROBES });
-  const priors = cold.servers.map((server) => (server.low === null || server.high === null ? undefined : carryInterval({ low: server.low, high: server.high }, 300)));
+  const priors = cold.servers.map((server) =>
+    server.low === null || server.high === null
+      ? undefined
+      : carryInterval({ low: server.low, high: server.high }, 300),
+  );
   const aimed = await measureOffset(urls, { probes: PROBES, priors });
   for (const [index, result] of [cold, aimed].entries()) {
     const error = Math.abs((result.offset ?? NaN) - truth);
@@ -127,7 +163,10 @@ async function coldAndAimed(urls: string[], truth: number, rows: Row[], inside: 
 }
 
 async function sharedTruth(): Promise<void> {
-  console.log(`servers sharing one time, the combined estimate (what is published), ${PROBES} probes, true offsets ${SHARED_TRUTHS.join(', ')} s:`);
+  console.log(
+    `servers sharing one time, the combined estimate (what is published), ${PROBES} probes, true ` +
+      `offsets ${SHARED_TRUTHS.join(', ')} s:`,
+  );
   for (const { name, delay } of DELAYS) {
     console.log(`${name}:`);
     for (const count of SHARED_COUNTS) {
@@ -138,11 +177,17 @@ async function sharedTruth(): Promise<void> {
       const htpdate: Row = { tool: `htpdate ${count} servers`, errors: [], wall: 0 };
       const inside = [0, 0];
       for (const [run, truth] of SHARED_TRUTHS.entries()) {
-        const served = await serve(Array.from({ length: count }, () => ({ offset: truth, ...(delay ? { delay } : {}) })));
+        const served = await serve(
+          Array.from({ length: count }, () => ({ offset: truth, ...(delay ? { delay } : {}) })),
+        );
         try {
           await coldAndAimed(served.urls, truth, rows, inside);
           if (count <= 3 && run < HTPDATE_TRUTHS) {
-            const measured = await runHtpdate(served.urls, PROBES, Array.from({ length: count }, () => truth));
+            const measured = await runHtpdate(
+              served.urls,
+              PROBES,
+              Array.from({ length: count }, () => truth),
+            );
             htpdate.errors.push(Math.abs(htpdateCombined(measured.offsets) - truth));
             htpdate.wall = Math.max(htpdate.wall, measured.row.wall);
           }
@@ -150,8 +195,11 @@ async function sharedTruth(): Promise<void> {
           await stop(served);
         }
       }
-      rows.forEach((row, index) => printRow({ ...row, note: `truth inside bound ${inside[index]}/${row.errors.length}` }));
-      if (htpdate.errors.length > 0) printRow({ ...htpdate, note: `its combining rule, unhalved; ${htpdate.errors.length} offsets` });
+      rows.forEach((row, index) =>
+        printRow({ ...row, note: `truth inside bound ${inside[index]}/${row.errors.length}` }),
+      );
+      if (htpdate.errors.length > 0)
+        printRow({ ...htpdate, note: `its combining rule, unhalved; ${htpdate.errors.length} offsets` });
     }
   }
 }
@@ -165,18 +213,31 @@ async function sharedTruth(): Promise<void> {
  */
 async function oracleFloor(): Promise<void> {
   const counts = [3, 10];
-  console.log(`floor: ${PROBES} probes per server aimed by an oracle at the true tick, true offsets ${SHARED_TRUTHS.join(', ')} s (groups of 3: the disjoint threes of the ten):`);
+  console.log(
+    `floor: ${PROBES} probes per server aimed by an oracle at the true tick, true ` +
+      `offsets ${SHARED_TRUTHS.join(', ')} s (groups of 3: the disjoint threes of the ten):`,
+  );
   for (const { name, delay } of DELAYS.filter((entry) => entry.delay)) {
     const perServer: number[] = [];
     const combined = new Map<number, number[]>(counts.map((count) => [count, []]));
     for (const truth of SHARED_TRUTHS) {
-      const served = await serve(Array.from({ length: Math.max(...counts) }, () => ({ offset: truth, ...(delay ? { delay } : {}) })));
+      const served = await serve(
+        Array.from({ length: Math.max(...counts) }, () => ({ offset: truth, ...(delay ? { delay } : {}) })),
+      );
       try {
         const groups = await aimedAtTruth(served.urls, truth);
-        perServer.push(...groups.map((group) => Math.abs(posteriorMedian(group.lows, group.sigma, { low: truth - 0.5, high: truth + 0.5 }) - truth)));
+        perServer.push(
+          ...groups.map((group) =>
+            Math.abs(posteriorMedian(group.lows, group.sigma, { low: truth - 0.5, high: truth + 0.5 }) - truth),
+          ),
+        );
         for (const count of counts) {
           for (let first = 0; first + count <= groups.length; first += count) {
-            const [joint = NaN] = posteriorQuantiles(groups.slice(first, first + count), { low: truth - 0.5, high: truth + 0.5 }, [0.5]);
+            const [joint = NaN] = posteriorQuantiles(
+              groups.slice(first, first + count),
+              { low: truth - 0.5, high: truth + 0.5 },
+              [0.5],
+            );
             combined.get(count)?.push(Math.abs(joint - truth));
           }
         }
@@ -184,7 +245,10 @@ async function oracleFloor(): Promise<void> {
         await stop(served);
       }
     }
-    const cells = [`one server ${ms(median(perServer))}`, ...counts.map((count) => `${count} servers ${ms(median(combined.get(count) ?? []))}`)];
+    const cells = [
+      `one server ${ms(median(perServer))}`,
+      ...counts.map((count) => `${count} servers ${ms(median(combined.get(count) ?? []))}`),
+    ];
     console.log(`  ${name.padEnd(18)} median |error|: ${cells.join('   ')}`);
   }
 }
@@ -232,7 +296,8 @@ async function twentyServers(): Promise<void> {
     const result = await measureOffset(served.urls, { probes: PROBES });
     const ok = result.servers.filter((server) => server.status === 'ok').length;
     console.log(
-      `20 servers at once, ${PROBES} probes: ${result.duration.toFixed(2)} s (target <= ${PROBES + 2} s), ${ok}/20 ok, offset error ${ms(Math.abs((result.offset ?? NaN) - truth))} ± ${ms(result.error ?? NaN)}`,
+      `20 servers at once, ${PROBES} probes: ${result.duration.toFixed(2)} s (target <= ${PROBES + 2} s), ${ok}/20 ` +
+        `ok, offset error ${ms(Math.abs((result.offset ?? NaN) - truth))} ± ${ms(result.error ?? NaN)}`,
     );
   } finally {
     await stop(served);
@@ -260,11 +325,14 @@ async function firstByteTiming(): Promise<void> {
     for (let index = 0; index < count; index += 1) {
       const sendTime = realtime();
       socket.write(`HEAD / HTTP/1.1\r\nhost: ${url.host}\r\ncache-control: no-cache\r\n\r\n`);
-      const receiveTime = await new Promise<ReturnType<typeof realtime>>((resolve) => socket.once('data', () => resolve(realtime())));
+      const receiveTime = await new Promise<ReturnType<typeof realtime>>((resolve) =>
+        socket.once('data', () => resolve(realtime())),
+      );
       raw.push(diffSeconds(receiveTime, sendTime));
     }
     socket.destroy();
-    const line = (name: string, values: number[]): string => `  ${name.padEnd(44)} min ${ms(Math.min(...values))}  median ${ms(median(values))}`;
+    const line = (name: string, values: number[]): string =>
+      `  ${name.padEnd(44)} min ${ms(Math.min(...values))}  median ${ms(median(values))}`;
     console.log(`first-byte timing, ${count} HEADs on one loopback connection (round trip = b - a):`);
     console.log(line('probe: send -> first data (receiveTime)', firstByte));
     console.log(line('probe: send -> head parsed (headTime)', headComplete));
@@ -286,12 +354,20 @@ interface RealSet {
 
 /** One real server per offset (kinds in turn), each behind its own delaying relay when `delay` is given. */
 async function realServers(offsets: readonly number[], delay: TimeServerConfig['delay']): Promise<RealSet> {
-  const servers = await startWebServers(offsets.map((offset, index) => ({ kind: REAL_KINDS[index % REAL_KINDS.length] as WebServerKind, offset })));
+  const servers = await startWebServers(
+    offsets.map((offset, index) => ({ kind: REAL_KINDS[index % REAL_KINDS.length] as WebServerKind, offset })),
+  );
   const relays: RelayProcess[] = [];
   try {
     if (delay) {
       const leg = (ms: number): LegDelay => ({ ms, jitterMs: delay.jitter ?? 0 });
-      relays.push(...(await Promise.all(servers.map((server) => startRelayProcess({ targetPort: server.port, up: leg(delay.up), down: leg(delay.down) })))));
+      relays.push(
+        ...(await Promise.all(
+          servers.map((server) =>
+            startRelayProcess({ targetPort: server.port, up: leg(delay.up), down: leg(delay.down) }),
+          ),
+        )),
+      );
     }
   } catch (error) {
     await Promise.all([stopAll(servers), ...relays.map((relay) => relay.close())]);
@@ -312,7 +388,10 @@ async function realWorld(): Promise<void> {
     return;
   }
   const offsets = OFFSETS.slice(0, REAL_KINDS.length);
-  console.log(`real servers (${REAL_KINDS.join(', ')}; libfaketime clocks, relay-delayed paths), true offsets ${offsets.join(', ')} s, per server:`);
+  console.log(
+    `real servers (${REAL_KINDS.join(', ')}; libfaketime clocks, relay-delayed paths), true ` +
+      `offsets ${offsets.join(', ')} s, per server:`,
+  );
   for (const { name, delay } of DELAYS) {
     const set = await realServers(offsets, delay);
     try {
@@ -325,7 +404,10 @@ async function realWorld(): Promise<void> {
       await set.stop();
     }
   }
-  console.log(`real servers sharing one time (${REAL_KINDS.length}: ${REAL_KINDS.join(', ')}), the combined estimate, true offsets ${REAL_SHARED_TRUTHS.join(', ')} s:`);
+  console.log(
+    `real servers sharing one time (${REAL_KINDS.length}: ${REAL_KINDS.join(', ')}), the combined estimate, true ` +
+      `offsets ${REAL_SHARED_TRUTHS.join(', ')} s:`,
+  );
   for (const { name, delay } of DELAYS) {
     const rows: Row[] = [
       { tool: `htntp ${REAL_KINDS.length} servers`, errors: [], wall: 0 },
@@ -334,10 +416,17 @@ async function realWorld(): Promise<void> {
     ];
     const inside = [0, 0];
     for (const truth of REAL_SHARED_TRUTHS) {
-      const set = await realServers(REAL_KINDS.map(() => truth), delay);
+      const set = await realServers(
+        REAL_KINDS.map(() => truth),
+        delay,
+      );
       try {
         await coldAndAimed(set.urls, truth, rows, inside);
-        const measured = await runHtpdate(set.urls, PROBES, REAL_KINDS.map(() => truth));
+        const measured = await runHtpdate(
+          set.urls,
+          PROBES,
+          REAL_KINDS.map(() => truth),
+        );
         const htpdate = rows[2] as Row;
         htpdate.errors.push(Math.abs(htpdateCombined(measured.offsets) - truth));
         htpdate.wall = Math.max(htpdate.wall, measured.row.wall);
@@ -346,13 +435,23 @@ async function realWorld(): Promise<void> {
       }
     }
     console.log(`${name}:`);
-    rows.slice(0, 2).forEach((row, index) => printRow({ ...row, note: `truth inside bound ${inside[index]}/${row.errors.length}` }));
+    rows
+      .slice(0, 2)
+      .forEach((row, index) => printRow({ ...row, note: `truth inside bound ${inside[index]}/${row.errors.length}` }));
     printRow({ ...(rows[2] as Row), note: 'its combining rule, unhalved' });
   }
 }
 
 // `npm run bench:http -- shared` (or any section names) runs just those sections.
-const sections: Record<string, () => Promise<void>> = { comparison, shared: sharedTruth, floor: oracleFloor, twenty: twentyServers, timing: firstByteTiming, real: realWorld, scale };
+const sections: Record<string, () => Promise<void>> = {
+  comparison,
+  shared: sharedTruth,
+  floor: oracleFloor,
+  twenty: twentyServers,
+  timing: firstByteTiming,
+  real: realWorld,
+  scale,
+};
 const chosen = process.argv.slice(2);
 for (const [name, section] of Object.entries(sections)) {
   if (chosen.length === 0 || chosen.includes(name)) await section();

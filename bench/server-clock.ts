@@ -23,7 +23,7 @@ function costOf(read: () => number): number {
   const round = (): number => {
     let calls = 0;
     const start = monotonicRaw();
-    let elapsed = 0;
+    let elapsed: number;
     do {
       for (let index = 0; index < BATCH; index += 1) sink += read();
       calls += BATCH;
@@ -57,7 +57,9 @@ async function readCost(): Promise<void> {
   console.log(`read cost, best of ${ROUNDS} rounds of ${SECONDS} s (target: now() <= 200 ns):`);
   rows.forEach(([name], index) => {
     const ns = costs[index] ?? NaN;
-    console.log(`  ${name.padEnd(30)} ${ns.toFixed(1).padStart(7)} ns   ${(ns / anchor).toFixed(2).padStart(5)}x Date.now()`);
+    console.log(
+      `  ${name.padEnd(30)} ${ns.toFixed(1).padStart(7)} ns   ${(ns / anchor).toFixed(2).padStart(5)}x Date.now()`,
+    );
   });
   clock.close();
   await once(clock, 'close');
@@ -112,10 +114,19 @@ async function readyTimes(): Promise<void> {
   const paths: { name: string; configs: TimeServerConfig[] }[] = [
     { name: '1 server, no delay', configs: [{ offset: OFFSET }] },
     { name: '1 server, 2 ms each way', configs: [{ offset: OFFSET, delay: { up: 2, down: 2 } }] },
-    { name: '3 servers, 5±1 ms each way', configs: Array.from({ length: 3 }, () => ({ offset: OFFSET, delay: { up: 5, down: 5, jitter: 1 } })) },
-    { name: '3 servers, 20±5 ms each way', configs: Array.from({ length: 3 }, () => ({ offset: OFFSET, delay: { up: 20, down: 20, jitter: 5 } })) },
+    {
+      name: '3 servers, 5±1 ms each way',
+      configs: Array.from({ length: 3 }, () => ({ offset: OFFSET, delay: { up: 5, down: 5, jitter: 1 } })),
+    },
+    {
+      name: '3 servers, 20±5 ms each way',
+      configs: Array.from({ length: 3 }, () => ({ offset: OFFSET, delay: { up: 20, down: 20, jitter: 5 } })),
+    },
   ];
-  console.log(`\nready() and bounds, ${RUNS} runs per row, true offset ${OFFSET} s (ServerClock: half-width at ready -> at the first measurement's end; anchor: measureOffset(), 8 probes):`);
+  console.log(
+    `\nready() and bounds, ${RUNS} runs per row, true offset ${OFFSET} s (ServerClock: half-width at ready -> at ` +
+      `the first measurement's end; anchor: measureOffset(), 8 probes):`,
+  );
   for (const { name, configs } of paths) {
     const served = await serve(configs);
     try {
@@ -128,11 +139,31 @@ async function readyTimes(): Promise<void> {
       }
       const anchor = await measureOffset(served.urls);
       const anchorError = Math.abs((anchor.offset ?? NaN) - OFFSET);
-      const col = (values: number[], unit: (value: number) => string): string => `${unit(median(values))} (max ${unit(Math.max(...values))})`;
+      const col = (values: number[], unit: (value: number) => string): string =>
+        `${unit(median(values))} (max ${unit(Math.max(...values))})`;
       console.log(`  ${name}:`);
-      console.log(`    ServerClock ready() ${col(runs.map((run) => run.readyMs / 1000), ms)}, ±${col(runs.map((run) => run.readyError), ms)} -> ±${col(runs.map((run) => run.refinedError), ms)} at ${col(runs.map((run) => run.refinedMs / 1000), ms)}`);
-      console.log(`      |now() - truth| worst ${ms(Math.max(...runs.map((run) => run.nowError)) / 1000)}, truth inside bounds at every update ${runs.filter((run) => run.inside).length}/${runs.length}`);
-      console.log(`    measureOffset()     ${ms(anchor.duration)}, ±${ms(anchor.error ?? NaN)}, |error| ${ms(anchorError)}`);
+      console.log(
+        `    ServerClock ready() ${col(
+          runs.map((run) => run.readyMs / 1000),
+          ms,
+        )}, ±${col(
+          runs.map((run) => run.readyError),
+          ms,
+        )} -> ±${col(
+          runs.map((run) => run.refinedError),
+          ms,
+        )} at ${col(
+          runs.map((run) => run.refinedMs / 1000),
+          ms,
+        )}`,
+      );
+      console.log(
+        `      |now() - truth| worst ${ms(Math.max(...runs.map((run) => run.nowError)) / 1000)}, truth inside ` +
+          `bounds at every update ${runs.filter((run) => run.inside).length}/${runs.length}`,
+      );
+      console.log(
+        `    measureOffset()     ${ms(anchor.duration)}, ±${ms(anchor.error ?? NaN)}, |error| ${ms(anchorError)}`,
+      );
     } finally {
       await stop(served);
     }

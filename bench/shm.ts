@@ -27,7 +27,7 @@ function measure(body: (iterations: number) => void): number {
   body(BATCH * 10); // warm-up: let V8 optimise
   let calls = 0;
   const start = monotonicRaw();
-  let elapsed = 0;
+  let elapsed: number;
   do {
     body(BATCH);
     calls += BATCH;
@@ -45,7 +45,10 @@ interface CResult {
 
 function row(name: string, nsPerCall: number, anchorNs: number): string {
   const perSecond = (1e9 / nsPerCall / 1e6).toFixed(2).padStart(7);
-  return `${name.padEnd(44)} ${nsPerCall.toFixed(1).padStart(8)} ns ${perSecond} M/s ${(nsPerCall / anchorNs).toFixed(2).padStart(6)}x`;
+  return (
+    `${name.padEnd(44)} ${nsPerCall.toFixed(1).padStart(8)} ns ${perSecond} ` +
+    `M/s ${(nsPerCall / anchorNs).toFixed(2).padStart(6)}x`
+  );
 }
 
 const build = cBuild('htntp-bench-');
@@ -91,7 +94,11 @@ try {
         for (let i = 0; i < n; i++) sink += shm.snapshot().count;
       }),
     cSockSend: () => {
-      const c = JSON.parse(execFileSync(sockLoop, ['send', sockPath, String(SECONDS)], { encoding: 'utf8' })) as { sends: number; ns: number; errors: number };
+      const c = JSON.parse(execFileSync(sockLoop, ['send', sockPath, String(SECONDS)], { encoding: 'utf8' })) as {
+        sends: number;
+        ns: number;
+        errors: number;
+      };
       cSockSends += c.sends;
       cSockErrors += c.errors;
       return c.ns / c.sends;
@@ -133,7 +140,9 @@ try {
   const updateBoth = ns('updateBoth');
   const snapshot = ns('snapshot');
 
-  console.log(`htntp SHM benchmark: best of ${ROUNDS} rounds of ${SECONDS} s per loop, unit ${UNIT}, node ${process.version}`);
+  console.log(
+    `htntp SHM benchmark: best of ${ROUNDS} rounds of ${SECONDS} s per loop, unit ${UNIT}, node ${process.version}`,
+  );
   console.log(`${'loop'.padEnd(44)} ${'per call'.padStart(11)} ${'rate'.padStart(11)} ${'vs C'.padStart(7)}`);
   console.log(row('C gpsd ntp_write + clock_gettime', cWrite, cWrite));
   console.log(row('update(float)  [receive = realtime now]', updateFloat, cWrite));
@@ -152,7 +161,10 @@ try {
   // A full receive queue makes a send fail fast (EAGAIN): such a loop would flatter itself.
   // The warm-up sends count too; the timed batches stay below the queue limit.
   const lost = (errors: number, sends: number): string => `${((100 * errors) / Math.max(sends, 1)).toFixed(1)} %`;
-  console.log(`SOCK sends refused by a full queue (EAGAIN): C ${lost(cSockErrors, cSockSends)}, ChronySock ${lost(sockErrors, sockSends)}`);
+  console.log(
+    `SOCK sends refused by a full queue (EAGAIN): C ${lost(cSockErrors, cSockSends)}, ` +
+      `ChronySock ${lost(sockErrors, sockSends)}`,
+  );
 } finally {
   sock.close();
   await drain.stop('SIGTERM', 2_000);

@@ -11,7 +11,8 @@ const SHIFT_MS = Number(process.env.SHIFT_MS ?? 2500);
 const WINDOW_MS = 100;
 const SECRET = 'example-secret';
 
-const sign = (timestamp, method, path) => createHmac('sha256', SECRET).update(`${timestamp}\n${method}\n${path}`).digest('hex');
+const sign = (timestamp, method, path) =>
+  createHmac('sha256', SECRET).update(`${timestamp}\n${method}\n${path}`).digest('hex');
 
 // The server: its clock is Date.now() + SHIFT_MS, and it says so in every Date header.
 const serverNow = () => Date.now() + SHIFT_MS;
@@ -26,7 +27,8 @@ const server = createServer((request, response) => {
     return response.writeHead(401).end('bad signature');
   }
   const skew = timestamp - serverNow();
-  if (Math.abs(skew) > WINDOW_MS) return response.writeHead(401).end(`timestamp outside the ${WINDOW_MS} ms window (${skew} ms)`);
+  if (Math.abs(skew) > WINDOW_MS)
+    return response.writeHead(401).end(`timestamp outside the ${WINDOW_MS} ms window (${skew} ms)`);
   response.writeHead(200).end(`ok (${skew} ms)`);
 });
 server.listen(0, '127.0.0.1');

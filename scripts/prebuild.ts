@@ -5,7 +5,17 @@
 // developer's build/ is left alone.
 // Usage: tsx scripts/prebuild.ts [x64|arm64|arm ...]   (default: all three)
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, openSync, readSync, closeSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  closeSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import { arch as hostArch, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +32,10 @@ function fail(message: string): never {
 function nodeDir(): string {
   const dir = resolve(dirname(process.execPath), '..');
   if (!existsSync(join(dir, 'include', 'node', 'node_api.h'))) {
-    fail(`no Node headers in ${dir}/include/node: install the Node package with its headers (NodeSource's nodejs has them)`);
+    fail(
+      `no Node headers in ${dir}/include/node: install the Node package with its headers (NodeSource's ` +
+        `nodejs has them)`,
+    );
   }
   return dir;
 }
@@ -47,7 +60,8 @@ function build(target: Platform, scratch: string, headers: string): void {
   const native = target.arch === hostArch();
   const prefix = native ? '' : target.crossPrefix;
   for (const tool of [`${prefix}gcc`, `${prefix}g++`, `${prefix}strip`]) {
-    if (!onPath(tool)) fail(`${tool} is missing: apt-get install g++-${target.crossPrefix.slice(0, -1).replaceAll('_', '-')}`);
+    if (!onPath(tool))
+      fail(`${tool} is missing: apt-get install g++-${target.crossPrefix.slice(0, -1).replaceAll('_', '-')}`);
   }
   const args = [
     join(root, 'node_modules', 'prebuildify', 'bin.js'),
@@ -72,14 +86,21 @@ function build(target: Platform, scratch: string, headers: string): void {
   };
   process.stdout.write(`prebuild: linux-${target.arch} with ${prefix}g++\n`);
   // node-gyp's progress only when it fails: a pack prints the file list, not the compiler's.
-  const result = spawnSync(process.execPath, args, { cwd: scratch, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+  const result = spawnSync(process.execPath, args, {
+    cwd: scratch,
+    env,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 64 << 20,
+  });
   if (result.status !== 0) {
     process.stderr.write(`${result.stdout}${result.stderr}`);
     fail(`prebuildify for linux-${target.arch} exited with ${result.status ?? result.signal}`);
   }
   const folder = join(root, 'prebuilds', `linux-${target.arch}`);
   const names = readdirSync(folder);
-  if (names.length !== 1 || `prebuilds/linux-${target.arch}/${names[0]}` !== target.prebuild) fail(`${folder} holds ${names.join(', ')}, not ${target.prebuild}`);
+  if (names.length !== 1 || `prebuilds/linux-${target.arch}/${names[0]}` !== target.prebuild)
+    fail(`${folder} holds ${names.join(', ')}, not ${target.prebuild}`);
   const elf = elfHeader(join(root, target.prebuild));
   if (elf.machine !== target.elf.machine || elf.elfClass !== target.elf.class) {
     fail(`${target.prebuild} is ELF machine ${elf.machine} class ${elf.elfClass}, not linux-${target.arch}`);
@@ -89,7 +110,12 @@ function build(target: Platform, scratch: string, headers: string): void {
 
 function main(): void {
   const wanted = process.argv.slice(2);
-  const targets = wanted.length === 0 ? PLATFORMS : wanted.map((arch) => PLATFORMS.find((target) => target.arch === arch) ?? fail(`unknown arch ${arch} (x64, arm64, arm)`));
+  const targets =
+    wanted.length === 0
+      ? PLATFORMS
+      : wanted.map(
+          (arch) => PLATFORMS.find((target) => target.arch === arch) ?? fail(`unknown arch ${arch} (x64, arm64, arm)`),
+        );
   const headers = nodeDir();
   const scratch = mkdtempSync(join(tmpdir(), 'htntp-prebuild-'));
   try {

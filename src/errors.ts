@@ -1,12 +1,14 @@
 // Errors in Node's own shapes: TypeError/RangeError with Node's codes and wording for bad
 // arguments, and Errors with `code` (plus `errno`/`syscall` for system calls), so callers
 // handle htntp's errors the way they handle Node's.
-import { getSystemErrorName } from 'node:util';
+import { getSystemErrorName, inspect } from 'node:util';
 
+/** What Node's ERR_INVALID_ARG_TYPE says was received. */
 function describe(value: unknown): string {
-  if (value === null) return 'null';
+  if (value === null || value === undefined) return String(value);
   if (typeof value === 'object') return 'an instance of Object';
-  return `type ${typeof value} (${String(value)})`;
+  if (typeof value === 'function') return `function ${value.name}`;
+  return `type ${typeof value} (${inspect(value)})`;
 }
 
 /** The argument's name as Node words it: `options.x` is a property, anything else an argument. */
@@ -16,7 +18,10 @@ function subject(name: string): string {
 
 /** Node's TypeError for an argument of the wrong type (code ERR_INVALID_ARG_TYPE). */
 export function invalidArgType(name: string, expected: string, value: unknown): TypeError {
-  return withCode(new TypeError(`The ${subject(name)} must be of type ${expected}. Received ${describe(value)}`), 'ERR_INVALID_ARG_TYPE');
+  return withCode(
+    new TypeError(`The ${subject(name)} must be of type ${expected}. Received ${describe(value)}`),
+    'ERR_INVALID_ARG_TYPE',
+  );
 }
 
 /** Node's TypeError for an argument of the right type but an unusable value (code ERR_INVALID_ARG_VALUE). */
@@ -26,11 +31,19 @@ export function invalidArgValue(message: string): TypeError {
 
 /** Node's RangeError for an argument out of range (code ERR_OUT_OF_RANGE). */
 export function outOfRange(name: string, expected: string, value: unknown): RangeError {
-  return withCode(new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${String(value)}`), 'ERR_OUT_OF_RANGE');
+  return withCode(
+    new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${String(value)}`),
+    'ERR_OUT_OF_RANGE',
+  );
 }
 
 /** An Error with a `code` (and any other fields a caller matches on). */
-export function codedError<Fields extends object = object>(message: string, code: string, fields?: Fields, cause?: unknown): Error & Fields & { code: string } {
+export function codedError<Fields extends object = object>(
+  message: string,
+  code: string,
+  fields?: Fields,
+  cause?: unknown,
+): Error & Fields & { code: string } {
   const error = new Error(message, cause === undefined ? undefined : { cause });
   return Object.assign(error, fields, { code });
 }

@@ -35,7 +35,9 @@ export interface FeedOptions {
   /** Runs once every sink is open and before the source starts: the privilege drop goes here. */
   afterOpen?: (sinks: readonly Sink[]) => void;
   metrics?: FeedMetrics;
-  /** A one-shot source that ends by itself leaves its last sample valid for the reader (a stop signal still clears it). */
+  /**
+   * A one-shot source that ends by itself leaves its last sample valid for the reader (a stop signal still clears it).
+   */
   keepLastSample?: boolean;
   /** Where the last-good time is saved (floor.ts: the floor no published time goes below); none without it. */
   clockFile?: string;
@@ -53,35 +55,48 @@ export interface FeedResult {
 /** How long a stopping feeder waits for the source to wind down (the sinks are already closed). */
 const SOURCE_STOP_GRACE_MS = 400;
 
-/**
- * Opens the sinks and publishes every sample the source yields until `signal` aborts or
- * the source ends. On abort it stops at once, even if the source is mid-wait. Last act:
- * every sink closes (the segment gets valid = 0, so no reader takes a sample from a
- * feeder that is gone).
- */
-export async function feed(source: SampleSource, options: FeedOptions): Promise<FeedResult> {
-  const { signal, logger = silentLogger, onSample, leapSchedule, metrics } = options;
+/** The sinks `options` asks for, built but not opened: paths and units are checked here. */
+function createSinks(
+  source: SampleSource,
+  options: FeedOptions,
+  logger: Logger,
+): { sinks: Sink[]; shmSink: ShmSink | undefined } {
+  const { metrics } = options;
   const shmSink =
     options.unit === undefined
       ? undefined
       : new ShmSink({
           unit: options.unit,
-          ...(options.perm === undefined ? {} : { perm: options.perm }),
+          perm: options.perm,
           logger,
           sourceName: source.name,
           onReattach: () => metrics?.reattached(),
         });
-  // Paths are checked here, before any sink is opened.
-  const sockSinks = [...new Set(options.sockets ?? [])].map((path) => new SockSink({ path, logger, ...(options.sockLayout === undefined ? {} : { layout: options.sockLayout }) }));
+  const sockSinks = [...new Set(options.sockets ?? [])].map(
+    (path) => new SockSink({ path, logger, layout: options.sockLayout }),
+  );
   const sinks: Sink[] = [...(shmSink === undefined ? [] : [shmSink]), ...sockSinks];
   if (sinks.length === 0) {
     throw invalidArgValue('feed() needs a sink: an SHM unit, a SOCK socket path, or both');
   }
-  const opened: Sink[] = [];
-  let published = 0;
-  const lastGood = options.clockFile === undefined ? undefined : new LastGoodClock(options.clockFile, logger, options.kernelClockForTests);
+  return { sinks, shmSink };
+}
 
-  const publish = (sample: Sample): void => {
+/** Publishes one sample to every sink, with the leap schedule applied; counts those that reached a sink. */
+class SamplePublisher {
+  published = 0;
+
+  constructor(
+    private readonly sinks: readonly Sink[],
+    private readonly sourceName: string,
+    private readonly options: FeedOptions,
+    private readonly logger: Logger,
+    private readonly lastGood: LastGoodClock | undefined,
+  ) {}
+
+  publish(sample: Sample): void {
+    const { sinks, logger, sourceName } = this;
+    const { leapSchedule, metrics, onSample } = this.options;
     const sourceLeap = sample.leap ?? 0;
     const leap = sourceLeap === 0 && leapSchedule !== undefined ? leapSchedule.leapAt(sample.clockTime) : sourceLeap;
     let delivered = false;
@@ -91,18 +106,40 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
         sent = sink.publish(sample, leap);
       } catch (error) {
         if (!(error instanceof TypeError || error instanceof RangeError)) throw error;
-        logger.warn('sample rejected', { sink: sink.name, source: source.name, error });
+        logger.warn('sample rejected', { sink: sink.name, source: sourceName, error });
       }
       if (sent) delivered = true;
       metrics?.sinkResult(sink.name, sent);
     }
     if (!delivered) return;
-    published += 1;
+    this.published += 1;
     metrics?.published(sample, leap);
-    logger.debug('sample published', { sinks: sinks.map((sink) => sink.name).join(','), offset: diffSeconds(sample.clockTime, sample.receiveTime), precision: sample.precision, leap });
-    lastGood?.offer(sample);
+    logger.debug('sample published', {
+      sinks: sinks.map((sink) => sink.name).join(','),
+      offset: diffSeconds(sample.clockTime, sample.receiveTime),
+      precision: sample.precision,
+      leap,
+    });
+    this.lastGood?.offer(sample);
     onSample?.(sample);
-  };
+  }
+}
+
+/**
+ * Opens the sinks and publishes every sample the source yields until `signal` aborts or
+ * the source ends. On abort it stops at once, even if the source is mid-wait. Last act:
+ * every sink closes (the segment gets valid = 0, so no reader takes a sample from a
+ * feeder that is gone).
+ */
+export async function feed(source: SampleSource, options: FeedOptions): Promise<FeedResult> {
+  const { signal, logger = silentLogger, metrics } = options;
+  const { sinks, shmSink } = createSinks(source, options, logger);
+  const opened: Sink[] = [];
+  const lastGood =
+    options.clockFile === undefined
+      ? undefined
+      : new LastGoodClock(options.clockFile, logger, options.kernelClockForTests);
+  const publisher = new SamplePublisher(sinks, source.name, options, logger, lastGood);
 
   let iterator: AsyncIterator<Sample> | undefined;
   let finished = false;
@@ -140,7 +177,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
         sourceEnded = true;
         break;
       }
-      publish(result.value);
+      publisher.publish(result.value);
     }
   } finally {
     lastGood?.close();
@@ -148,7 +185,7 @@ export async function feed(source: SampleSource, options: FeedOptions): Promise<
     for (const sink of opened) sink.close({ keepLastSample });
     if (!finished && iterator !== undefined) await stopSource(iterator, logger);
   }
-  return { published, reattached: shmSink?.reattached ?? 0 };
+  return { published: publisher.published, reattached: shmSink?.reattached ?? 0 };
 }
 
 /**

@@ -15,11 +15,24 @@ export { measureOffset } from './sources/http/measure.js';
 export type { MeasureOptions, MeasurementResult, ServerResult as HttpServerResult } from './sources/http/measure.js';
 export type { CertificateWindow, TlsTrust } from './sources/http/tls.js';
 export { FixedSource, type FixedSourceOptions } from './sources/fixed/source.js';
-export { GpsSource, NmeaSampler, parseLine as parseNmeaLine, type GpsSourceOptions, type SamplerOptions as NmeaSamplerOptions } from './sources/gps/index.js';
+export {
+  GpsSource,
+  NmeaSampler,
+  parseLine as parseNmeaLine,
+  type GpsSourceOptions,
+  type SamplerOptions as NmeaSamplerOptions,
+} from './sources/gps/index.js';
 export { refclockLines, REFCLOCK_DAEMONS, type RefclockConfigOptions, type RefclockDaemon } from './refclock-config.js';
 export { leapStatus, leapAt, parseLeapSeconds, loadLeapSeconds, LeapSchedule, DEFAULT_LEAPFILE } from './leap.js';
 export type { LeapStatus, LeapTable, LeapEntry, TaiReport } from './leap.js';
 export { ServiceMetrics, serveMetrics, noSourceMetrics } from './metrics.js';
 export type { SourceMetrics, FixState, FeedMetrics, MetricsServer, MetricsAddress, ServerReport } from './metrics.js';
 export { ServerClock } from './server-clock/server-clock.js';
-export type { ServerClockOptions, ServerClockUpdate, ServerClockStep, ServerClockEvents, ServerClockSource, TimeProvider } from './server-clock/server-clock.js';
+export type {
+  ServerClockOptions,
+  ServerClockUpdate,
+  ServerClockStep,
+  ServerClockEvents,
+  ServerClockSource,
+  TimeProvider,
+} from './server-clock/server-clock.js';

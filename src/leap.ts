@@ -58,7 +58,10 @@ function leapFileError(message: string, line?: number): Error {
 
 /** The `#h` hash: SHA-1 over the digits of `#$`, `#@` and every data line's fields, as ntpd computes it. */
 function hashMatches(digits: string, hashLine: string): boolean {
-  const expected = hashLine.trim().split(/\s+/).map((word) => Number.parseInt(word, 16));
+  const expected = hashLine
+    .trim()
+    .split(/\s+/)
+    .map((word) => Number.parseInt(word, 16));
   const digest = createHash('sha1').update(digits).digest();
   if (expected.length !== 5) return false;
   return expected.every((word, index) => word === digest.readUInt32BE(index * 4));
@@ -92,11 +95,13 @@ export function parseLeapSeconds(text: string): LeapTable {
     if (line === '' || line.startsWith('#')) return;
     const data = line.split('#')[0]?.trim() ?? '';
     const [timeText = '', offsetText = '', ...rest] = data.split(/\s+/);
-    if (rest.length > 0 || !/^-?\d+$/.test(offsetText)) throw leapFileError(`expected "<NTP seconds> <TAI-UTC>": ${JSON.stringify(line)}`, lineNumber);
+    if (rest.length > 0 || !/^-?\d+$/.test(offsetText))
+      throw leapFileError(`expected "<NTP seconds> <TAI-UTC>": ${JSON.stringify(line)}`, lineNumber);
     hashedDigits += data.replace(/\D/g, '');
     const entry = { time: ntpSeconds(timeText, lineNumber), taiOffset: Number(offsetText) };
     const previous = table.entries.at(-1);
-    if (previous !== undefined && entry.time <= previous.time) throw leapFileError('entries are not in ascending order', lineNumber);
+    if (previous !== undefined && entry.time <= previous.time)
+      throw leapFileError('entries are not in ascending order', lineNumber);
     if (entry.time % DAY !== 0) throw leapFileError('an entry that is not at UTC midnight', lineNumber);
     table.entries.push(entry);
   });
@@ -172,7 +177,11 @@ export class LeapSchedule {
     }
     if (status.leap !== 0 && status.next !== undefined && this.#announcedPending !== status.next.time) {
       this.#announcedPending = status.next.time;
-      this.#logger.info('leap second pending', { leap: status.leap, at: new Date(status.next.time * 1000).toISOString(), taiOffset: status.next.taiOffset });
+      this.#logger.info('leap second pending', {
+        leap: status.leap,
+        at: new Date(status.next.time * 1000).toISOString(),
+        taiOffset: status.next.taiOffset,
+      });
     }
     return status.leap;
   }
@@ -212,7 +221,11 @@ export function taiReport(leap: { file: string; table: LeapTable }, clockTime: T
 /** One line: `2026-11-22T02:45:14.000000000 TAI (TAI-UTC 37 s; no leap second pending; ...)` */
 export function formatTaiReport(report: TaiReport): string {
   const pending =
-    report.leapPending === 1 ? `leap second pending: inserted before ${report.nextLeap}` : report.leapPending === 2 ? `leap second pending: deleted before ${report.nextLeap}` : 'no leap second pending';
+    report.leapPending === 1
+      ? `leap second pending: inserted before ${report.nextLeap}`
+      : report.leapPending === 2
+        ? `leap second pending: deleted before ${report.nextLeap}`
+        : 'no leap second pending';
   const expiry = report.expired ? `; ${report.file} EXPIRED ${report.expires ?? ''}`.trimEnd() : '';
   return `${report.tai} (TAI-UTC ${report.taiOffset} s; ${pending}${expiry})`;
 }

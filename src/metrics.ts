@@ -76,23 +76,68 @@ export class ServiceMetrics implements SourceMetrics, FeedMetrics {
     if (options.unit !== undefined) this.registry.setDefaultLabels({ unit: String(options.unit) });
     if (options.processMetrics ?? true) prom().collectDefaultMetrics({ register: this.registry });
     this.#info = this.#gauge('htntp_info', 'The running feeder (value 1)', ['source']);
-    this.#gauge('htntp_up', `1 while the last published sample is at most ${STALE_SAMPLE_SECONDS} s old (a daemon can use it), else 0`, [], (gauge) => {
-      const fresh = this.#lastReceive !== undefined && diffSeconds(this.#clock.realtime(), this.#lastReceive) <= STALE_SAMPLE_SECONDS;
-      gauge.set(fresh ? 1 : 0);
-    });
+    this.#gauge(
+      'htntp_up',
+      `1 while the last published sample is at most ${STALE_SAMPLE_SECONDS} s old (a daemon can use it), else 0`,
+      [],
+      (gauge) => {
+        const fresh =
+          this.#lastReceive !== undefined &&
+          diffSeconds(this.#clock.realtime(), this.#lastReceive) <= STALE_SAMPLE_SECONDS;
+        gauge.set(fresh ? 1 : 0);
+      },
+    );
     if (options.source !== undefined) this.setSource(options.source);
     const registers = [this.registry];
-    this.#published = new (prom().Counter)({ name: 'htntp_samples_published_total', help: 'Samples written to the segment', registers });
-    this.#reattaches = new (prom().Counter)({ name: 'htntp_segment_reattaches_total', help: 'Times the segment was removed under the feeder and attached anew', registers });
-    this.#sinkSent = new (prom().Counter)({ name: 'htntp_sink_samples_sent_total', help: 'Samples that reached a sink (shm:UNIT, sock:PATH)', labelNames: ['sink'], registers });
-    this.#sinkErrors = new (prom().Counter)({ name: 'htntp_sink_errors_total', help: 'Samples a sink did not deliver (reader down, refused, rejected)', labelNames: ['sink'], registers });
-    this.#serverStatus = this.#gauge('htntp_http_server_status', 'HTTP: 1 for the status of each server in the latest measurement', ['server', 'status']);
-    this.#serverRtt = this.#gauge('htntp_http_server_rtt_seconds', 'HTTP: round trip of the best probe per server', ['server']);
-    this.#serverOffset = this.#gauge('htntp_http_server_offset_seconds', 'HTTP: server time - local time per server', ['server']);
+    this.#published = new (prom().Counter)({
+      name: 'htntp_samples_published_total',
+      help: 'Samples written to the segment',
+      registers,
+    });
+    this.#reattaches = new (prom().Counter)({
+      name: 'htntp_segment_reattaches_total',
+      help: 'Times the segment was removed under the feeder and attached anew',
+      registers,
+    });
+    this.#sinkSent = new (prom().Counter)({
+      name: 'htntp_sink_samples_sent_total',
+      help: 'Samples that reached a sink (shm:UNIT, sock:PATH)',
+      labelNames: ['sink'],
+      registers,
+    });
+    this.#sinkErrors = new (prom().Counter)({
+      name: 'htntp_sink_errors_total',
+      help: 'Samples a sink did not deliver (reader down, refused, rejected)',
+      labelNames: ['sink'],
+      registers,
+    });
+    this.#serverStatus = this.#gauge(
+      'htntp_http_server_status',
+      'HTTP: 1 for the status of each server in the latest measurement',
+      ['server', 'status'],
+    );
+    this.#serverRtt = this.#gauge('htntp_http_server_rtt_seconds', 'HTTP: round trip of the best probe per server', [
+      'server',
+    ]);
+    this.#serverOffset = this.#gauge('htntp_http_server_offset_seconds', 'HTTP: server time - local time per server', [
+      'server',
+    ]);
   }
 
   #gauge(name: string, help: string, labelNames: string[] = [], collect?: (gauge: Gauge) => void): Gauge {
-    return new (prom().Gauge)({ name, help, labelNames, registers: [this.registry], ...(collect === undefined ? {} : { collect() { collect(this); } }) });
+    return new (prom().Gauge)({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      ...(collect === undefined
+        ? {}
+        : {
+            collect() {
+              collect(this);
+            },
+          }),
+    });
   }
 
   /** Names the source in htntp_info (known once the command has built it). */
@@ -103,10 +148,19 @@ export class ServiceMetrics implements SourceMetrics, FeedMetrics {
 
   published(sample: Sample, leap: Leap): void {
     this.#sampleGauges ??= {
-      offset: this.#gauge('htntp_offset_seconds', 'Last published sample: clock - receive time (reference minus local clock)'),
+      offset: this.#gauge(
+        'htntp_offset_seconds',
+        'Last published sample: clock - receive time (reference minus local clock)',
+      ),
       errorBound: this.#gauge('htntp_error_bound_seconds', 'Last published sample: error bound, 2^precision'),
-      leap: this.#gauge('htntp_leap_indicator', 'Last published sample: leap (0 none, 1 insert, 2 delete, 3 not in sync)'),
-      lastSample: this.#gauge('htntp_last_sample_timestamp_seconds', 'Last published sample: receive time (Unix seconds)'),
+      leap: this.#gauge(
+        'htntp_leap_indicator',
+        'Last published sample: leap (0 none, 1 insert, 2 delete, 3 not in sync)',
+      ),
+      lastSample: this.#gauge(
+        'htntp_last_sample_timestamp_seconds',
+        'Last published sample: receive time (Unix seconds)',
+      ),
     };
     if (this.#lastReceive === undefined) {
       this.#gauge('htntp_sample_age_seconds', 'Seconds since the last published sample was received', [], (gauge) => {
@@ -138,7 +192,8 @@ export class ServiceMetrics implements SourceMetrics, FeedMetrics {
 
   server(server: string, result: ServerReport): void {
     const label = redactCredentials(server);
-    for (const status of SERVER_STATUSES) this.#serverStatus.set({ server: label, status }, status === result.status ? 1 : 0);
+    for (const status of SERVER_STATUSES)
+      this.#serverStatus.set({ server: label, status }, status === result.status ? 1 : 0);
     if (result.rtt === undefined) this.#serverRtt.remove({ server: label });
     else this.#serverRtt.set({ server: label }, result.rtt);
     if (result.offset === undefined) this.#serverOffset.remove({ server: label });
@@ -183,7 +238,11 @@ export interface MetricsServer {
 }
 
 /** Serves `registry` at /metrics (and /) until close(). Rejects if the address is taken. */
-export async function serveMetrics(registry: Registry, address: MetricsAddress, logger: Logger = silentLogger): Promise<MetricsServer> {
+export async function serveMetrics(
+  registry: Registry,
+  address: MetricsAddress,
+  logger: Logger = silentLogger,
+): Promise<MetricsServer> {
   // node:http only with --metrics: a feeder without it stays smaller.
   const { createServer } = await import('node:http');
   const server: Server = createServer((request, response) => {
@@ -197,7 +256,10 @@ export async function serveMetrics(registry: Registry, address: MetricsAddress, 
       return;
     }
     registry.metrics().then(
-      (text) => response.writeHead(200, { 'content-type': registry.contentType }).end(request.method === 'HEAD' ? undefined : text),
+      (text) =>
+        response
+          .writeHead(200, { 'content-type': registry.contentType })
+          .end(request.method === 'HEAD' ? undefined : text),
       (error: unknown) => {
         logger.warn('metrics failed', { error });
         response.writeHead(500).end();

@@ -85,7 +85,10 @@ export interface NativeSockLayout {
   maxPathBytes: number;
 }
 
-/** One certificate of a path OpenSSL verified: subject (RFC 2253) and validity, seconds since the epoch, both ends included. */
+/**
+ * One certificate of a path OpenSSL verified: subject (RFC 2253) and validity, seconds since the epoch, both ends
+ * included.
+ */
 export interface NativeCertificateWindow {
   subject: string;
   notBefore: number;
@@ -105,7 +108,10 @@ export interface NativeChainVerdict {
 export interface NativeTrustStore {
   /** Anchors taken from the PEM bundle (blocks that do not parse are skipped). */
   readonly size: number;
-  /** The presented chain (DER, server's certificate first) for `host` (name or IP literal), purpose ssl_server, auth level 1, at `atSeconds`. */
+  /**
+   * The presented chain (DER, server's certificate first) for `host` (name or IP literal), purpose ssl_server, auth
+   * level 1, at `atSeconds`.
+   */
   verify(ders: readonly Buffer[], host: string, atSeconds: number): NativeChainVerdict;
 }
 
@@ -135,7 +141,12 @@ const packageRoot = dirname(dirname(fileURLToPath(import.meta.url)));
 
 /** One line saying what is missing and how to get it: the CLI prints it as it is. */
 function addonError(message: string, cause: unknown): Error {
-  return codedError(`${message}: build it with \`npm rebuild htntp\` (needs python3, make and a C++ compiler)`, 'ERR_HTNTP_ADDON', {}, cause);
+  return codedError(
+    `${message}: build it with \`npm rebuild htntp\` (needs python3, make and a C++ compiler)`,
+    'ERR_HTNTP_ADDON',
+    {},
+    cause,
+  );
 }
 
 function load(): NativeAddon {
@@ -147,7 +158,8 @@ function load(): NativeAddon {
     file = nodeGypBuild.resolve(packageRoot);
   } catch (error) {
     throw addonError(
-      `the htntp native addon is missing: none built in ${packageRoot} and no prebuilt one for ${process.platform}-${process.arch} (prebuilt: linux-x64, linux-arm64, linux-armv7 with glibc)`,
+      `the htntp native addon is missing: none built in ${packageRoot} and no prebuilt one for ${process.platform}` +
+        `-${process.arch} (prebuilt: linux-x64, linux-arm64, linux-armv7 with glibc)`,
       error,
     );
   }

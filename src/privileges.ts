@@ -24,7 +24,9 @@ function privilegeError(message: string, cause?: unknown): Error {
 /** The primary group of `user` through NSS (`id -g`), so LDAP/sssd users work too. */
 function primaryGroupOf(user: string): number {
   try {
-    return Number(execFileSync('id', ['-g', '--', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim());
+    return Number(
+      execFileSync('id', ['-g', '--', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim(),
+    );
   } catch (error) {
     throw privilegeError(`no such user: ${user}`, error);
   }
@@ -50,7 +52,9 @@ export function checkPrivilegeOptions(options: PrivilegeOptions, euid: number | 
     }
   }
   if (euid !== undefined && euid !== 0) {
-    throw privilegeError(`--user/--group need root to switch (running as uid ${euid}): start as root, or leave them out`);
+    throw privilegeError(
+      `--user/--group need root to switch (running as uid ${euid}): start as root, or leave them out`,
+    );
   }
 }
 
@@ -81,7 +85,11 @@ export function dropPrivileges(options: PrivilegeOptions, logger: Logger = silen
   } catch (error) {
     if ((error as { code?: string }).code === 'ERR_PRIVILEGE_DROP') throw error;
     const reason = error instanceof Error ? error.message : String(error);
-    throw privilegeError(`cannot switch to ${[user && `user ${user}`, group && `group ${group}`].filter(Boolean).join(' and ')}: ${reason} (needs root)`, error);
+    throw privilegeError(
+      `cannot switch to ${[user && `user ${user}`, group && `group ${group}`].filter(Boolean).join(' and ')}` +
+        `: ${reason} (needs root)`,
+      error,
+    );
   }
   const identity = currentIdentity();
   logger.info('privileges dropped', { user, group, uid: identity.uid, gid: identity.gid });

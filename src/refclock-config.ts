@@ -66,7 +66,10 @@ export function presetOptions(
 ): RefclockConfigOptions {
   if (!SOURCE_KINDS.includes(source)) throw outOfRange('source', `one of ${SOURCE_KINDS.join(', ')}`, source);
   const { delay, precision, ...common } = SOURCE_PRESETS[source];
-  const chronyOnly = base.daemon === 'chrony' ? { ...(delay === undefined ? {} : { delay }), ...(precision === undefined ? {} : { precision }) } : {};
+  const chronyOnly =
+    base.daemon === 'chrony'
+      ? { ...(delay === undefined ? {} : { delay }), ...(precision === undefined ? {} : { precision }) }
+      : {};
   const merged: RefclockConfigOptions = { ...common, ...chronyOnly, ...base };
   // An explicit --prefer replaces the preset's noselect rather than clashing with it.
   if (base.prefer === true && base.noselect === undefined) delete merged.noselect;
@@ -78,13 +81,15 @@ const POLL_RANGE: Record<RefclockDaemon, [number, number]> = { ntpd: [3, 17], nt
 
 function checkInteger(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number') throw invalidArgType(name, 'number', value);
-  if (!Number.isInteger(value) || value < min || value > max) throw outOfRange(name, `an integer >= ${min} && <= ${max}`, value);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw outOfRange(name, `an integer >= ${min} && <= ${max}`, value);
   return value;
 }
 
 function checkNumber(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number') throw invalidArgType(name, 'number', value);
-  if (!Number.isFinite(value) || value < min || value > max) throw outOfRange(name, `a finite number >= ${min} && <= ${max}`, value);
+  if (!Number.isFinite(value) || value < min || value > max)
+    throw outOfRange(name, `a finite number >= ${min} && <= ${max}`, value);
   return value;
 }
 
@@ -105,7 +110,8 @@ export function refclockLines(options: RefclockConfigOptions): string[] {
   const unit = checkInteger('unit', options.unit, 0, MAX_UNIT);
   const refid = options.refid;
   if (typeof refid !== 'string') throw invalidArgType('refid', 'string', refid);
-  if (!/^[\x21-\x7e]{1,4}$/.test(refid)) throw outOfRange('refid', '1 to 4 printable ASCII characters', JSON.stringify(refid));
+  if (!/^[\x21-\x7e]{1,4}$/.test(refid))
+    throw outOfRange('refid', '1 to 4 printable ASCII characters', JSON.stringify(refid));
   const offset = checkNumber('offset', options.offset ?? 0, -86_400, 86_400);
   const [minPoll, maxPoll] = POLL_RANGE[daemon];
   const poll = checkInteger('poll', options.poll ?? 4, minPoll, maxPoll);
@@ -123,7 +129,8 @@ export function refclockLines(options: RefclockConfigOptions): string[] {
     const driver = options.sock === undefined ? `SHM ${segment}` : `SOCK ${checkSockPath(options.sock)}`;
     return [
       [
-        `refclock ${driver} refid ${refid} poll ${poll}${options.sock === undefined ? ' dpoll 0' : ''} offset ${seconds(offset)}`,
+        `refclock ${driver} refid ${refid} poll ${poll}${options.sock === undefined ? ' dpoll 0' : ''} ` +
+          `offset ${seconds(offset)}`,
         ...(options.delay === undefined ? [] : [`delay ${options.delay}`]),
         ...(options.precision === undefined ? [] : [`precision ${2 ** options.precision}`]),
         ...(stratum === undefined ? [] : [`stratum ${stratum}`]),
@@ -141,12 +148,20 @@ export function refclockLines(options: RefclockConfigOptions): string[] {
     throw invalidArgValue(`precision and delay are chrony options; ${daemon} takes the precision from each sample`);
   }
   if (perm !== 0o600 && perm !== 0o666) throw outOfRange('perm', `0600 or 0666 for ${daemon}`, octal(perm));
-  if (isRootOnlyUnit(unit) && perm !== 0o600) throw outOfRange('perm', `0600 for units 0-1 in ${daemon} (root only)`, octal(perm));
+  if (isRootOnlyUnit(unit) && perm !== 0o600)
+    throw outOfRange('perm', `0600 for units 0-1 in ${daemon} (root only)`, octal(perm));
   const mode = unit >= 2 && perm === 0o600 ? ['mode 1'] : [];
   const polls = `minpoll ${poll} maxpoll ${poll}`;
   if (daemon === 'ntpsec') {
     return [
-      [`refclock shm unit ${unit} refid ${refid}`, ...(stratum === undefined ? [] : [`stratum ${stratum}`]), `time1 ${seconds(offset)}`, polls, ...mode, ...selection].join(' '),
+      [
+        `refclock shm unit ${unit} refid ${refid}`,
+        ...(stratum === undefined ? [] : [`stratum ${stratum}`]),
+        `time1 ${seconds(offset)}`,
+        polls,
+        ...mode,
+        ...selection,
+      ].join(' '),
     ];
   }
   const address = `127.127.28.${unit}`;
@@ -154,7 +169,12 @@ export function refclockLines(options: RefclockConfigOptions): string[] {
   // off is what HTTP(S) bootstrapping is for. (ntpsec reversed flag1: it checks only with it.)
   return [
     [`server ${address}`, polls, ...mode, ...selection].join(' '),
-    [`fudge ${address} refid ${refid}`, ...(stratum === undefined ? [] : [`stratum ${stratum}`]), `time1 ${seconds(offset)}`, 'flag1 1'].join(' '),
+    [
+      `fudge ${address} refid ${refid}`,
+      ...(stratum === undefined ? [] : [`stratum ${stratum}`]),
+      `time1 ${seconds(offset)}`,
+      'flag1 1',
+    ].join(' '),
   ];
 }
 
@@ -175,8 +195,10 @@ const NMEA_PRECISION = -3;
 export function ppsPairingLines(options: RefclockConfigOptions): string[] {
   const { pps, daemon } = options;
   if (typeof pps !== 'string') throw invalidArgType('pps', 'string', pps);
-  if (!/^\/[^\s"#;]+$/.test(pps)) throw outOfRange('pps', 'an absolute device path without spaces, quotes, # or ;', JSON.stringify(pps));
-  if (options.refid === PPS_REFID) throw outOfRange('refid', `a refid other than ${PPS_REFID} (the pulse's own)`, JSON.stringify(options.refid));
+  if (!/^\/[^\s"#;]+$/.test(pps))
+    throw outOfRange('pps', 'an absolute device path without spaces, quotes, # or ;', JSON.stringify(pps));
+  if (options.refid === PPS_REFID)
+    throw outOfRange('refid', `a refid other than ${PPS_REFID} (the pulse's own)`, JSON.stringify(options.refid));
   const { pps: _pps, ...unit } = options;
   const pollWords = (lines: string[]): string => /minpoll \d+ maxpoll \d+/.exec(lines[0] ?? '')?.[0] ?? '';
   if (daemon === 'chrony') {
@@ -188,7 +210,14 @@ export function ppsPairingLines(options: RefclockConfigOptions): string[] {
       precision: options.precision ?? NMEA_PRECISION,
     });
     const poll = options.poll === undefined ? [] : [`poll ${options.poll}`];
-    return [...nmea, [`refclock PPS ${pps} lock ${options.refid} refid ${PPS_REFID}`, ...poll, ...(options.noselect ? ['noselect'] : ['prefer'])].join(' ')];
+    return [
+      ...nmea,
+      [
+        `refclock PPS ${pps} lock ${options.refid} refid ${PPS_REFID}`,
+        ...poll,
+        ...(options.noselect ? ['noselect'] : ['prefer']),
+      ].join(' '),
+    ];
   }
   const nmea = refclockLines({ ...unit, noselect: options.noselect ?? false, prefer: !(options.noselect ?? false) });
   const polls = pollWords(nmea);
@@ -200,7 +229,11 @@ export function ppsPairingLines(options: RefclockConfigOptions): string[] {
   }
   // Classic ntpd's driver 22 opens /dev/ppsK and nothing else.
   if (ppsUnitMatch === null || ppsUnit > 255) {
-    throw outOfRange('pps', `/dev/ppsK for classic ntpd (link the device there: ln -s ${pps} /dev/pps0)`, JSON.stringify(pps));
+    throw outOfRange(
+      'pps',
+      `/dev/ppsK for classic ntpd (link the device there: ln -s ${pps} /dev/pps0)`,
+      JSON.stringify(pps),
+    );
   }
   const address = `127.127.22.${ppsUnit}`;
   return [...nmea, `server ${address} ${polls}`, `fudge ${address} refid ${PPS_REFID}`];
@@ -240,7 +273,8 @@ export function presetError(source: SourceKind, precision?: number): number {
  */
 export function ntpdRsSourceLines(options: NtpdRsSourceOptions): string[] {
   const path = checkSockPath(options.sock);
-  if (/[\u0000-\u001f\u007f]/.test(path)) throw outOfRange('sock', 'a path without control characters', JSON.stringify(path));
+  if ([...path].some((character) => character < ' ' || character === '\u007f'))
+    throw outOfRange('sock', 'a path without control characters', JSON.stringify(path));
   const error = checkNumber('error', options.error, Number.MIN_VALUE, 10);
   const lines = ['[[source]]', 'mode = "sock"', `path = ${tomlString(path)}`, `precision = ${error}`];
   if (options.onlySource === true) return [...lines, '', '[synchronization]', 'minimum-agreeing-sources = 1'];
@@ -250,4 +284,3 @@ export function ntpdRsSourceLines(options: NtpdRsSourceOptions): string[] {
     '# as the only source, add under [synchronization]: minimum-agreeing-sources = 1',
   ];
 }
-

@@ -79,15 +79,23 @@ export function defaultPerm(unit: number): number {
   return isRootOnlyUnit(unit) ? 0o600 : 0o666;
 }
 
-const FIELD = Object.fromEntries(FIELD_NAMES.map((name, index) => [name, index])) as Readonly<Record<FieldName, number>>;
+const FIELD = Object.fromEntries(FIELD_NAMES.map((name, index) => [name, index])) as Readonly<
+  Record<FieldName, number>
+>;
 let checkedAddon: NativeAddon | undefined;
 /** The addon, checked once against the key base and field list above. */
 function segmentAddon(): NativeAddon {
   if (checkedAddon !== undefined) return checkedAddon;
   const addon = nativeAddon();
-  if (addon.layout.keyBase !== KEY_BASE) throw new Error(`htntp: the addon's key base is ${addon.layout.keyBase}, not ${KEY_BASE}: rebuild it (npm rebuild htntp)`);
+  if (addon.layout.keyBase !== KEY_BASE)
+    throw new Error(
+      `htntp: the addon's key base is ${addon.layout.keyBase}, not ${KEY_BASE}: rebuild it (npm rebuild htntp)`,
+    );
   if (addon.layout.fields.map((field) => field.name).join() !== FIELD_NAMES.join()) {
-    throw new Error(`htntp: the addon's fields (${addon.layout.fields.map((field) => field.name).join(', ')}) are not this code's: rebuild it (npm rebuild htntp)`);
+    throw new Error(
+      `htntp: the addon's fields (${addon.layout.fields.map((field) => field.name).join(', ')}) are not this ` +
+        `code's: rebuild it (npm rebuild htntp)`,
+    );
   }
   checkedAddon = addon;
   return addon;
@@ -99,10 +107,15 @@ export function errorHint(code: string | undefined, unit: number): string {
   switch (code) {
     case 'EACCES':
       return isRootOnlyUnit(unit)
-        ? `unit ${unit} is root-only by convention (units 0-1 are created 0600): run as root, or use a unit >= 2, or have the segment (key ${key}) created with other permissions`
-        : `the segment (key ${key}) belongs to another user and its permissions exclude you: run as root, or have it created with permissions that let you in (0666 is the convention for units >= 2); see \`ipcs -m\``;
+        ? `unit ${unit} is root-only by convention (units 0-1 are created 0600): run as root, or use a unit >= 2, ` +
+            `or have the segment (key ${key}) created with other permissions`
+        : `the segment (key ${key}) belongs to another user and its permissions exclude you: run as root, or have ` +
+            `it created with permissions that let you in (0666 is the convention for units >= 2); see \`ipcs -m\``;
     case 'EINVAL':
-      return `an existing segment with key ${key} is not ${layout.size} bytes (sizeof(struct shmTime) here): a 32/64-bit mismatch or another program's segment; remove it with \`ipcrm -M ${key}\``;
+      return (
+        `an existing segment with key ${key} is not ${layout.size} bytes (sizeof(struct shmTime) here): a ` +
+        `32/64-bit mismatch or another program's segment; remove it with \`ipcrm -M ${key}\``
+      );
     case 'ENOENT':
       return `no segment exists for unit ${unit} (key ${key})`;
     case 'ENOSPC':
@@ -127,13 +140,21 @@ export function everWritten(snapshot: ShmSnapshot): boolean {
 export function snapshotTimes(snapshot: ShmSnapshot): { clockTime: Timespec; receiveTime: Timespec } {
   return {
     clockTime: timestampOf(snapshot.clockTimeStampSec, snapshot.clockTimeStampUSec, snapshot.clockTimeStampNSec),
-    receiveTime: timestampOf(snapshot.receiveTimeStampSec, snapshot.receiveTimeStampUSec, snapshot.receiveTimeStampNSec),
+    receiveTime: timestampOf(
+      snapshot.receiveTimeStampSec,
+      snapshot.receiveTimeStampUSec,
+      snapshot.receiveTimeStampNSec,
+    ),
   };
 }
 
-/** Every field under its C name (mode, count, ..., receiveTimeStampNSec): get reads it, set range-checks and writes it. */
+/**
+ * Every field under its C name (mode, count, ..., receiveTimeStampNSec): get reads it, set range-checks and writes it.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the static block defines these accessors
 export interface NtpdShm extends ShmFields {}
 
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- see the interface above
 export class NtpdShm {
   static {
     FIELD_NAMES.forEach((name, index) => {
@@ -270,7 +291,10 @@ export class NtpdShm {
     return this.#call(() => this.#segment.stat());
   }
 
-  /** Marks the segment for removal (IPC_RMID); it goes when the last process detaches. Refused (ERR_SHM_READ_ONLY) on a read-only handle. */
+  /**
+   * Marks the segment for removal (IPC_RMID); it goes when the last process detaches. Refused (ERR_SHM_READ_ONLY) on a
+   * read-only handle.
+   */
   remove(): void {
     this.#call(() => this.#segment.remove());
   }
@@ -321,7 +345,10 @@ export function rootOnlyUnitConcern(unit: number, stat: Pick<ShmStat, 'uid' | 'p
     ...((stat.perm & 0o002) !== 0 ? [`world-writable (0${stat.perm.toString(8)})`] : []),
   ];
   if (problems.length === 0) return undefined;
-  return `unit ${unit} is root-only by convention but its segment is ${problems.join(' and ')}: anyone who can write it steers the time daemon; remove it (\`ipcrm -M ${keyText(unit)}\`) and let root recreate it 0600`;
+  return (
+    `unit ${unit} is root-only by convention but its segment is ${problems.join(' and ')}: anyone who can ` +
+    `write it steers the time daemon; remove it (\`ipcrm -M ${keyText(unit)}\`) and let root recreate it 0600`
+  );
 }
 
 /** The struct as compiled on this platform (size, field offsets and C ranges), read from the addon on first use. */

@@ -65,7 +65,10 @@ export function sockPermissionFix(path: string): string {
 export function sockErrorHint(code: string | undefined, path: string): string {
   switch (code) {
     case 'ENOENT':
-      return `no socket at ${path}: the time daemon (chronyd, ntpd-rs) is not running, or its config names another path; retrying`;
+      return (
+        `no socket at ${path}: the time daemon (chronyd, ntpd-rs) is not running, or its config names ` +
+        `another path; retrying`
+      );
     case 'ECONNREFUSED':
       return `nothing reads ${path}: the time daemon stopped or is restarting (the socket file is left over); retrying`;
     case 'EACCES':
@@ -105,11 +108,15 @@ export class ChronySock {
 
   constructor(path: string, layout: SockLayoutChoice = 'native') {
     this.path = checkSockPath(path);
-    if (!SOCK_LAYOUTS.includes(layout)) throw outOfRange('layout', `one of ${SOCK_LAYOUTS.join(', ')}`, JSON.stringify(layout));
+    if (!SOCK_LAYOUTS.includes(layout))
+      throw outOfRange('layout', `one of ${SOCK_LAYOUTS.join(', ')}`, JSON.stringify(layout));
     this.layout = layout;
     const addon = nativeAddon();
     if (addon.sockLayout.maxPathBytes !== MAX_SOCK_PATH_BYTES) {
-      throw new Error(`htntp: the addon's socket paths hold ${addon.sockLayout.maxPathBytes} bytes, this code's ${MAX_SOCK_PATH_BYTES}: rebuild it (npm rebuild htntp)`);
+      throw new Error(
+        `htntp: the addon's socket paths hold ${addon.sockLayout.maxPathBytes} bytes, this ` +
+          `code's ${MAX_SOCK_PATH_BYTES}: rebuild it (npm rebuild htntp)`,
+      );
     }
     this.#client = new addon.SockClient(layout === '40');
   }

@@ -102,7 +102,8 @@ function unitStatus(shm: NtpdShm, clock: Clock, previous: UnitReport | undefined
   let readerSeen = false;
   if (previous !== undefined && 'valid' in previous) {
     // The same sample, taken between two looks: a reader is consuming for sure.
-    readerSeen = previous.readerSeen || (previous.valid === 1 && snapshot.valid === 0 && previous.count === snapshot.count);
+    readerSeen =
+      previous.readerSeen || (previous.valid === 1 && snapshot.valid === 0 && previous.count === snapshot.count);
   }
   const reader = readerState(snapshot, stat.nattch - 1, readerSeen);
   const age = written ? diffSeconds(now, receiveTime) : null;
@@ -143,7 +144,8 @@ export function readStatus(options: StatusOptions = {}): StatusResult {
   const asked = options.units !== undefined;
   const units = options.units ?? Array.from({ length: MAX_UNIT + 1 }, (_, unit) => unit);
   const result: StatusResult = { units: [], missing: [] };
-  const leap = options.leapfile === undefined ? undefined : { file: options.leapfile, table: loadLeapSeconds(options.leapfile) };
+  const leap =
+    options.leapfile === undefined ? undefined : { file: options.leapfile, table: loadLeapSeconds(options.leapfile) };
   for (const unit of [...new Set(units)]) {
     let shm: NtpdShm;
     try {
@@ -158,7 +160,12 @@ export function readStatus(options: StatusOptions = {}): StatusResult {
       continue;
     }
     try {
-      const status = unitStatus(shm, clock, previous?.units.find((report) => report.unit === unit), staleAfter);
+      const status = unitStatus(
+        shm,
+        clock,
+        previous?.units.find((report) => report.unit === unit),
+        staleAfter,
+      );
       if (leap !== undefined && status.clock !== null) status.tai = taiReport(leap, status.clock);
       result.units.push(status);
     } finally {
@@ -178,15 +185,21 @@ const READER_TEXT: Record<ReaderState, string> = {
 export function formatStatus(result: StatusResult): string {
   const blocks = result.units.map((report) => {
     if ('error' in report) return `unit ${report.unit} (key ${report.key}): ${report.error.message}`;
-    const seconds = (value: number | null): string => (value === null ? '-' : `${value >= 0 ? '+' : ''}${value.toFixed(9)} s`);
+    const seconds = (value: number | null): string =>
+      value === null ? '-' : `${value >= 0 ? '+' : ''}${value.toFixed(9)} s`;
     const never = 'never written';
     return [
-      `unit ${report.unit}${report.stale ? ' [stale]' : ''} (key ${report.key}, shmid ${report.shmId}, ${report.size} bytes, perm ${report.perm}, owner uid ${report.uid}, creator pid ${report.creatorPid}, ${report.attached} other processes attached, last pid ${report.lastPid})`,
-      `  mode ${report.mode}  count ${report.count}  valid ${report.valid}  leap ${report.leap}  precision ${report.precision}  nsamples ${report.nsamples}${report.consistent ? '' : '  (copy inconsistent: a writer kept moving count)'}`,
+      `unit ${report.unit}${report.stale ? ' [stale]' : ''} (key ${report.key}, shmid ${report.shmId}` +
+        `, ${report.size} bytes, perm ${report.perm}, owner uid ${report.uid}, creator pid ${report.creatorPid}` +
+        `, ${report.attached} other processes attached, last pid ${report.lastPid})`,
+      `  mode ${report.mode}  count ${report.count}  valid ${report.valid}  leap ${report.leap}  ` +
+        `precision ${report.precision}  nsamples ${report.nsamples}` +
+        `${report.consistent ? '' : '  (copy inconsistent: a writer kept moving count)'}`,
       `  clock    ${report.clockTime ?? never}`,
       `  receive  ${report.receiveTime ?? never}`,
       `  offset   ${seconds(report.offset)}${report.offset === null ? '' : ' (clock - receive)'}`,
-      `  age      ${report.age === null ? '-' : `${report.age.toFixed(3)} s`}${report.stale ? '  STALE: no fresh sample; daemons drop it (is the feeder running?)' : ''}`,
+      `  age      ${report.age === null ? '-' : `${report.age.toFixed(3)} s`}` +
+        `${report.stale ? '  STALE: no fresh sample; daemons drop it (is the feeder running?)' : ''}`,
       ...(report.tai === undefined ? [] : [`  TAI      ${formatTaiReport(report.tai)}`]),
       `  reader   ${READER_TEXT[report.reader]}${report.readerSeen ? ' [seen]' : ''}`,
     ].join('\n');

@@ -38,7 +38,8 @@ export function toTimespec(time: unknown, name: string): Timespec {
   const { sec, nsec } = time as Partial<Timespec>;
   if (typeof sec !== 'number' || typeof nsec !== 'number') throw invalidArgType(name, 'number or { sec, nsec }', time);
   if (!Number.isSafeInteger(sec) || sec < 0) throw outOfRange(`${name}.sec`, 'an integer >= 0', sec);
-  if (!Number.isInteger(nsec) || nsec < 0 || nsec >= NS_PER_SEC) throw outOfRange(`${name}.nsec`, 'an integer >= 0 && <= 999999999', nsec);
+  if (!Number.isInteger(nsec) || nsec < 0 || nsec >= NS_PER_SEC)
+    throw outOfRange(`${name}.nsec`, 'an integer >= 0 && <= 999999999', nsec);
   return { sec, nsec };
 }
 

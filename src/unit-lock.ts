@@ -44,7 +44,10 @@ function askHolder(name: string, timeoutMs = 1_000): Promise<string | undefined>
  * Takes the unit for this process. Throws ERR_UNIT_LOCKED naming the holder's pid when
  * another feeder has it. `whoami` is what a second feeder is told (default: pid and argv).
  */
-export async function lockUnit(unit: number, whoami = `pid ${process.pid} (htntp ${redactCredentials(process.argv.slice(2).join(' '))})`): Promise<UnitLock> {
+export async function lockUnit(
+  unit: number,
+  whoami = `pid ${process.pid} (htntp ${redactCredentials(process.argv.slice(2).join(' '))})`,
+): Promise<UnitLock> {
   const name = unitLockName(unit);
   const server: Server = createServer((socket) => {
     socket.on('error', () => {});
@@ -63,7 +66,8 @@ export async function lockUnit(unit: number, whoami = `pid ${process.pid} (htntp
     if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
     const holder = (await askHolder(name)) ?? 'another process (it did not say which)';
     throw codedError(
-      `unit ${unit} (key ${keyText(unit)}) is already fed by ${holder}: one writer per unit, or readers get a mix of both; stop it or use another --unit`,
+      `unit ${unit} (key ${keyText(unit)}) is already fed by ${holder}: one writer per unit, or readers get a mix ` +
+        `of both; stop it or use another --unit`,
       'ERR_UNIT_LOCKED',
       { unit },
     );

@@ -31,7 +31,9 @@ const COMMANDS: Record<string, CommandEntry> = {
  */
 export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command('htntp')
-    .description('Feed ntpd, ntpsec or chrony (SHM refclock, driver 28) from HTTP Date headers, GPS NMEA or a fixed offset')
+    .description(
+      'Feed ntpd, ntpsec or chrony (SHM refclock, driver 28) from HTTP Date headers, GPS NMEA or a fixed offset',
+    )
     .version(version)
     .showHelpAfterError();
   const named = argv[2];
@@ -50,7 +52,10 @@ function wantsJson(argv: readonly string[]): boolean {
 }
 
 /** A failure as the one JSON object of a --json run: why, Node's code, the exit code. */
-export function failureObject(error: unknown, exitCode: number): { reason: string; code: string | null; exitCode: number } {
+export function failureObject(
+  error: unknown,
+  exitCode: number,
+): { reason: string; code: string | null; exitCode: number } {
   const message = error instanceof Error ? error.message : String(error);
   const code = (error as { code?: unknown } | undefined)?.code;
   return { reason: message.replace(/^error: /, ''), code: typeof code === 'string' ? code : null, exitCode };
@@ -67,13 +72,17 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (error) {
-    if (error instanceof CommanderError && (error.code === 'commander.helpDisplayed' || error.code === 'commander.version')) {
+    if (
+      error instanceof CommanderError &&
+      (error.code === 'commander.helpDisplayed' || error.code === 'commander.version')
+    ) {
       process.exitCode = error.exitCode;
       return;
     }
     const exitCode = error instanceof CommanderError ? error.exitCode || 1 : 1;
     // Commander has already said it on stderr; anything else is said here, as without --json.
-    if (!(error instanceof CommanderError)) process.stderr.write(`htntp: ${error instanceof Error ? error.message : String(error)}\n`);
+    if (!(error instanceof CommanderError))
+      process.stderr.write(`htntp: ${error instanceof Error ? error.message : String(error)}\n`);
     process.stdout.write(`${JSON.stringify(failureObject(error, exitCode))}\n`);
     process.exitCode = exitCode;
   }

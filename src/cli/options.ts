@@ -15,7 +15,12 @@ export function numberOption(name: string, min = -Infinity, max = Infinity): (va
   return (value: string) => {
     const number = Number(value);
     if (value.trim() === '' || !Number.isFinite(number) || number < min || number > max) {
-      const range = Number.isFinite(min) && Number.isFinite(max) ? ` from ${min} to ${max}` : Number.isFinite(min) ? ` >= ${min}` : '';
+      const range =
+        Number.isFinite(min) && Number.isFinite(max)
+          ? ` from ${min} to ${max}`
+          : Number.isFinite(min)
+            ? ` >= ${min}`
+            : '';
       throw new InvalidArgumentError(`${name} must be a number${range}`);
     }
     return number;

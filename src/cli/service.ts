@@ -7,7 +7,15 @@ import { clockFilePath } from '../floor.js';
 import { systemClock, type Clock } from '../clock.js';
 import { createLogger, type Logger } from '../log.js';
 import { LeapSchedule, defaultLeapFile, loadLeapSeconds, leapAt } from '../leap.js';
-import { ServiceMetrics, noSourceMetrics, parseMetricsAddress, serveMetrics, type MetricsAddress, type MetricsServer, type SourceMetrics } from '../metrics.js';
+import {
+  ServiceMetrics,
+  noSourceMetrics,
+  parseMetricsAddress,
+  serveMetrics,
+  type MetricsAddress,
+  type MetricsServer,
+  type SourceMetrics,
+} from '../metrics.js';
 import { checkPrivilegeOptions, dropPrivileges } from '../privileges.js';
 import { SOCK_LAYOUTS, checkSockPath, type SockLayoutChoice } from '../sock.js';
 import { lockUnit, type UnitLock } from '../unit-lock.js';
@@ -62,20 +70,47 @@ export function addServiceOptions(command: Command, defaults: { unit: number }):
     const options = action.opts<Pick<ServiceOptions, 'unit' | 'sock'>>();
     if (options.unit === undefined && (options.sock ?? []).length === 0) action.setOptionValue('unit', defaults.unit);
   });
-  return command
-    .option('-u, --unit <n>', `SHM unit (segment key 0x4E545030 + unit; default ${defaults.unit} unless --sock is given)`, integerOption('unit', 0, MAX_UNIT))
-    .option('--sock <path>', "send samples to chrony's refclock SOCK socket at this path (repeatable; with --unit too, both are written)", sockOption)
-    .addOption(new Option('--sock-layout <layout>', "SOCK datagram layout: native (default: this platform's struct timeval), or 40 (64-bit time_t everywhere: ntpd-rs)").choices(SOCK_LAYOUTS))
-    .option('--perm <octal>', 'permissions if the segment is created (default 0600 for units 0-1, 0666 above)', permOption)
-    .option('--user <name>', 'run as this user once the segment is attached and the sockets connected (needs root)')
-    .option('--group <name>', "run as this group (default: the --user's primary group)")
-    .option('--leapfile <path>', 'leap-seconds.list announcing leap seconds (default /usr/share/zoneinfo/leap-seconds.list when present)')
-    .option('--no-leapfile', 'never announce leap seconds')
-    // A required value: an optional one would swallow the first server of `htntp http`.
-    .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://host:port/metrics (host default 127.0.0.1, e.g. 9815)', metricsOption)
-    .addOption(new Option('--log-format <format>', 'log lines on stderr').choices(['text', 'json']).default('text'))
-    .option('-q, --quiet', 'log warnings and errors only')
-    .option('-v, --verbose', 'log every probe and sample');
+  return (
+    command
+      .option(
+        '-u, --unit <n>',
+        `SHM unit (segment key 0x4E545030 + unit; default ${defaults.unit} unless --sock is given)`,
+        integerOption('unit', 0, MAX_UNIT),
+      )
+      .option(
+        '--sock <path>',
+        "send samples to chrony's refclock SOCK socket at this path (repeatable; with --unit too, both are written)",
+        sockOption,
+      )
+      .addOption(
+        new Option(
+          '--sock-layout <layout>',
+          "SOCK datagram layout: native (default: this platform's struct timeval), or 40 (64-bit time_t " +
+            'everywhere: ntpd-rs)',
+        ).choices(SOCK_LAYOUTS),
+      )
+      .option(
+        '--perm <octal>',
+        'permissions if the segment is created (default 0600 for units 0-1, 0666 above)',
+        permOption,
+      )
+      .option('--user <name>', 'run as this user once the segment is attached and the sockets connected (needs root)')
+      .option('--group <name>', "run as this group (default: the --user's primary group)")
+      .option(
+        '--leapfile <path>',
+        'leap-seconds.list announcing leap seconds (default /usr/share/zoneinfo/leap-seconds.list when present)',
+      )
+      .option('--no-leapfile', 'never announce leap seconds')
+      // A required value: an optional one would swallow the first server of `htntp http`.
+      .option(
+        '--metrics <[host:]port>',
+        'serve Prometheus metrics at http://host:port/metrics (host default 127.0.0.1, e.g. 9815)',
+        metricsOption,
+      )
+      .addOption(new Option('--log-format <format>', 'log lines on stderr').choices(['text', 'json']).default('text'))
+      .option('-q, --quiet', 'log warnings and errors only')
+      .option('-v, --verbose', 'log every probe and sample')
+  );
 }
 
 export function serviceLogger(options: Pick<ServiceOptions, 'logFormat' | 'quiet' | 'verbose'>): Logger {
@@ -98,7 +133,11 @@ export interface ServiceContext {
  * The leap second schedule for the run, or undefined. A file asked for by name must
  * load; the system default is skipped with a warning if it is unusable.
  */
-export function loadLeapSchedule(leapfile: string | false | undefined, logger: Logger, clock: Clock = systemClock): LeapSchedule | undefined {
+export function loadLeapSchedule(
+  leapfile: string | false | undefined,
+  logger: Logger,
+  clock: Clock = systemClock,
+): LeapSchedule | undefined {
   if (leapfile === false) return undefined;
   const file = leapfile ?? defaultLeapFile();
   if (file === undefined) {
@@ -135,7 +174,8 @@ export function loadLeapSchedule(leapfile: string | false | undefined, logger: L
 export function checkUnitAllowed(unit: number, euid: number | undefined = process.geteuid?.()): void {
   if (isRootOnlyUnit(unit) && euid !== undefined && euid !== 0) {
     throw codedError(
-      `unit ${unit} is root-only by convention (ntpd and gpsd keep units 0-1 at mode 0600): run as root, or use --unit 2 or higher (and the same unit in ntp.conf / chrony.conf)`,
+      `unit ${unit} is root-only by convention (ntpd and gpsd keep units 0-1 at mode 0600): run as root, or use ` +
+        `--unit 2 or higher (and the same unit in ntp.conf / chrony.conf)`,
       'EACCES',
     );
   }
@@ -159,7 +199,10 @@ export async function runService(
   signal?: AbortSignal,
 ): Promise<FeedResult> {
   if (options.unit !== undefined) checkUnitAllowed(options.unit);
-  const privileges = { ...(options.user === undefined ? {} : { user: options.user }), ...(options.group === undefined ? {} : { group: options.group }) };
+  const privileges = {
+    user: options.user,
+    group: options.group,
+  };
   checkPrivilegeOptions(privileges);
   // One writer per unit, taken before the segment is touched.
   const lock: UnitLock | undefined = options.unit === undefined ? undefined : await lockUnit(options.unit);
@@ -168,19 +211,20 @@ export async function runService(
   let metricsServer: MetricsServer | undefined;
   try {
     const leapSchedule = loadLeapSchedule(options.leapfile, logger);
-    const metrics = options.metrics === undefined ? undefined : new ServiceMetrics(options.unit === undefined ? {} : { unit: options.unit });
-    if (metrics !== undefined && options.metrics !== undefined) metricsServer = await serveMetrics(metrics.registry, options.metrics, logger);
+    const metrics = options.metrics === undefined ? undefined : new ServiceMetrics({ unit: options.unit });
+    if (metrics !== undefined && options.metrics !== undefined)
+      metricsServer = await serveMetrics(metrics.registry, options.metrics, logger);
     const source = makeSource({ signal: stopSignal, logger, metrics: metrics ?? noSourceMetrics });
     metrics?.setSource(source.name);
     return await feed(source, {
-      ...(options.unit === undefined ? {} : { unit: options.unit }),
-      ...(options.sock === undefined ? {} : { sockets: options.sock }),
-      ...(options.sockLayout === undefined ? {} : { sockLayout: options.sockLayout }),
-      ...(options.perm === undefined ? {} : { perm: options.perm }),
+      unit: options.unit,
+      sockets: options.sock,
+      sockLayout: options.sockLayout,
+      perm: options.perm,
       signal: stopSignal,
       logger,
-      ...(leapSchedule === undefined ? {} : { leapSchedule }),
-      ...(metrics === undefined ? {} : { metrics }),
+      leapSchedule,
+      metrics,
       ...(options.keepLastSample ? { keepLastSample: true } : {}),
       ...lastGoodFile(),
       afterOpen: () => {

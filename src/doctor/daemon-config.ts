@@ -37,7 +37,11 @@ export interface ConfigPaths {
   ntpdRs?: readonly string[];
 }
 
-export const DEFAULT_CONFIG_PATHS: ConfigPaths = { chrony: ['/etc/chrony'], ntp: ['/etc/ntpsec/ntp.conf', '/etc/ntp.conf'], ntpdRs: ['/etc/ntpd-rs/ntp.toml'] };
+export const DEFAULT_CONFIG_PATHS: ConfigPaths = {
+  chrony: ['/etc/chrony'],
+  ntp: ['/etc/ntpsec/ntp.conf', '/etc/ntp.conf'],
+  ntpdRs: ['/etc/ntpd-rs/ntp.toml'],
+};
 
 export interface DaemonConfig {
   units: ConfiguredUnit[];
@@ -96,12 +100,21 @@ function wordAfter(words: string[], name: string): string | undefined {
 
 function parseChrony(file: string, result: DaemonConfig): void {
   lines(file).forEach((text, index) => {
-    const words = text.replace(/[#!;%].*$/, '').trim().split(/\s+/);
+    const words = text
+      .replace(/[#!;%].*$/, '')
+      .trim()
+      .split(/\s+/);
     const directive = words[0]?.toLowerCase();
     if (directive === 'bindcmdaddress' && words[1]?.startsWith('/')) result.chronySockets.push(words[1]);
     if (directive === 'refclock' && words[1]?.toUpperCase() === 'SOCK' && words[2] !== undefined) {
       const refid = wordAfter(words, 'refid');
-      result.socks.push({ daemon: 'chrony', file, line: index + 1, path: words[2], ...(refid === undefined ? {} : { refid }) });
+      result.socks.push({
+        daemon: 'chrony',
+        file,
+        line: index + 1,
+        path: words[2],
+        ...(refid === undefined ? {} : { refid }),
+      });
     }
     if (directive !== 'refclock' || words[1]?.toUpperCase() !== 'SHM') return;
     const unit = Number((words[2] ?? '').split(':')[0]);
@@ -111,7 +124,14 @@ function parseChrony(file: string, result: DaemonConfig): void {
 }
 
 /** One refclock line's unit: its refid, its constant correction (`offsetWord`) and noselect. */
-function refclockEntry(daemon: ConfigDaemon, file: string, index: number, unit: number, words: string[], offsetWord: string): ConfiguredUnit {
+function refclockEntry(
+  daemon: ConfigDaemon,
+  file: string,
+  index: number,
+  unit: number,
+  words: string[],
+  offsetWord: string,
+): ConfiguredUnit {
   const refid = wordAfter(words, 'refid');
   return {
     daemon,
@@ -132,10 +152,20 @@ function parseNtp(file: string, result: DaemonConfig): void {
     const directive = words[0]?.toLowerCase();
     const legacy = /^127\.127\.28\.(\d+)$/.exec(words[1] ?? '');
     if ((directive === 'server' || directive === 'peer' || directive === 'pool') && legacy) {
-      found.push({ daemon: 'ntpd', file, line: index + 1, unit: Number(legacy[1]), offset: 0, noselect: words.includes('noselect') });
+      found.push({
+        daemon: 'ntpd',
+        file,
+        line: index + 1,
+        unit: Number(legacy[1]),
+        offset: 0,
+        noselect: words.includes('noselect'),
+      });
     } else if (directive === 'fudge' && legacy) {
       const refid = wordAfter(words, 'refid');
-      fudges.set(Number(legacy[1]), { ...(refid === undefined ? {} : { refid }), offset: Number(wordAfter(words, 'time1') ?? 0) });
+      fudges.set(Number(legacy[1]), {
+        ...(refid === undefined ? {} : { refid }),
+        offset: Number(wordAfter(words, 'time1') ?? 0),
+      });
     } else if (directive === 'refclock' && words[1]?.toLowerCase() === 'shm') {
       found.push(refclockEntry('ntpd', file, index, Number(wordAfter(words, 'unit') ?? 0), words, 'time1'));
     }
@@ -157,7 +187,8 @@ function tomlString(value: string): string | undefined {
 function parseNtpdRs(file: string, result: DaemonConfig): void {
   let source: { line: number; mode?: string; path?: string } | undefined;
   const flush = (): void => {
-    if (source?.mode === 'sock' && source.path !== undefined) result.socks.push({ daemon: 'ntpd-rs', file, line: source.line, path: source.path });
+    if (source?.mode === 'sock' && source.path !== undefined)
+      result.socks.push({ daemon: 'ntpd-rs', file, line: source.line, path: source.path });
     source = undefined;
   };
   lines(file).forEach((text, index) => {

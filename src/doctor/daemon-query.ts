@@ -61,7 +61,8 @@ export interface NtpPeer {
 export function parseNtpqPeers(text: string): NtpPeer[] {
   const peers: NtpPeer[] = [];
   for (const line of text.split('\n')) {
-    const match = /^([ *+#ox.\-=~^]?)(\S+)\s+(\S+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+([0-7]+)\s+(\S+)\s+(-?[\d.]+)/.exec(line);
+    const match =
+      /^([ *+#ox.\-=~^]?)(\S+)\s+(\S+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+([0-7]+)\s+(\S+)\s+(-?[\d.]+)/.exec(line);
     if (match === null || match[2] === 'remote') continue;
     const remote = match[2] ?? '';
     const unit = /^SHM\((\d+)\)$/.exec(remote)?.[1];
@@ -92,7 +93,13 @@ export const NTPQ_ENV = 'HTNTP_NTPQ';
 export const NTPCTL_ENV = 'HTNTP_NTP_CTL';
 
 /** The tool as chosen: the option, else its environment variable, else `name` on PATH. */
-export function chooseTool(name: string, option: string, env: string, given: string | readonly string[] | undefined, environment: NodeJS.ProcessEnv = process.env): Tool {
+export function chooseTool(
+  name: string,
+  option: string,
+  env: string,
+  given: string | readonly string[] | undefined,
+  environment: NodeJS.ProcessEnv = process.env,
+): Tool {
   const words = (value: string): string[] => value.split(/\s+/).filter(Boolean);
   const chosen = given ?? environment[env];
   const command = chosen === undefined ? [name] : typeof chosen === 'string' ? words(chosen) : [...chosen];
@@ -101,24 +108,44 @@ export function chooseTool(name: string, option: string, env: string, given: str
 
 /** The last non-empty line a tool printed, in its own words. */
 function lastWords(text: string): string {
-  return text.trim().split('\n').filter((line) => line.trim() !== '').pop()?.trim() ?? '';
+  return (
+    text
+      .trim()
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .pop()
+      ?.trim() ?? ''
+  );
 }
 
-function run(tool: Tool, args: readonly string[], timeoutMs: number): Promise<Answer<{ stdout: string; stderr: string }>> {
+function run(
+  tool: Tool,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<Answer<{ stdout: string; stderr: string }>> {
   const [program = '', ...prefix] = tool.command;
   const shown = [...tool.command, ...args].join(' ');
   return new Promise((resolve) => {
-    execFile(program, [...prefix, ...args], { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8' }, (error, stdout, stderr) => {
-      if (error === null) return resolve({ ok: true, value: { stdout, stderr } });
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'EACCES') {
-        return resolve({ ok: false, reason: `${program} could not be run (${code}): give its path with ${tool.option} PATH or ${tool.env}=PATH` });
-      }
-      if (error.killed) return resolve({ ok: false, reason: `\`${shown}\` did not answer within ${timeoutMs / 1000} s` });
-      const words = lastWords(`${stderr}\n${stdout}`);
-      const status = typeof code === 'number' ? `exited ${code}` : `failed (${error.signal ?? 'no status'})`;
-      resolve({ ok: false, reason: `\`${shown}\` ${status}${words === '' ? '' : `: ${words}`}` });
-    });
+    execFile(
+      program,
+      [...prefix, ...args],
+      { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8' },
+      (error, stdout, stderr) => {
+        if (error === null) return resolve({ ok: true, value: { stdout, stderr } });
+        const { code } = error;
+        if (code === 'ENOENT' || code === 'EACCES') {
+          return resolve({
+            ok: false,
+            reason: `${program} could not be run (${code}): give its path with ${tool.option} PATH or ${tool.env}=PATH`,
+          });
+        }
+        if (error.killed)
+          return resolve({ ok: false, reason: `\`${shown}\` did not answer within ${timeoutMs / 1000} s` });
+        const words = lastWords(`${stderr}\n${stdout}`);
+        const status = typeof code === 'number' ? `exited ${code}` : `failed (${error.signal ?? 'no status'})`;
+        resolve({ ok: false, reason: `\`${shown}\` ${status}${words === '' ? '' : `: ${words}`}` });
+      },
+    );
   });
 }
 
@@ -134,17 +161,26 @@ export interface ChronyView {
 }
 
 /** chronyd's sources and pending correction, through its command socket (`socket`) or chronyc's default. */
-export async function queryChrony(socket: string | undefined, tool: Tool = chooseTool('chronyc', '--chronyc', CHRONYC_ENV, undefined), timeoutMs = 3_000): Promise<Answer<ChronyView>> {
+export async function queryChrony(
+  socket: string | undefined,
+  tool: Tool = chooseTool('chronyc', '--chronyc', CHRONYC_ENV, undefined),
+  timeoutMs = 3_000,
+): Promise<Answer<ChronyView>> {
   const base = ['-n', '-c', ...(socket === undefined ? [] : ['-h', socket])];
-  const [sources, tracking] = await Promise.all([run(tool, [...base, 'sources'], timeoutMs), run(tool, [...base, 'tracking'], timeoutMs)]);
+  const [sources, tracking] = await Promise.all([
+    run(tool, [...base, 'sources'], timeoutMs),
+    run(tool, [...base, 'tracking'], timeoutMs),
+  ]);
   if (!sources.ok) return sources;
   if (!tracking.ok) return tracking;
   // chronyc prints "506 Cannot talk to daemon" and the like on stderr, at times with status 0.
   const complaint = lastWords(sources.value.stderr) || lastWords(tracking.value.stderr);
-  if (sources.value.stdout.trim() === '' && complaint !== '') return { ok: false, reason: `${tool.command.join(' ')}: ${complaint}` };
+  if (sources.value.stdout.trim() === '' && complaint !== '')
+    return { ok: false, reason: `${tool.command.join(' ')}: ${complaint}` };
   try {
     const correction = Number(tracking.value.stdout.trim().split(',')[4]);
-    if (!Number.isFinite(correction)) throw new Error(`unexpected chronyc tracking line: ${JSON.stringify(tracking.value.stdout.trim() || complaint)}`);
+    if (!Number.isFinite(correction))
+      throw new Error(`unexpected chronyc tracking line: ${JSON.stringify(tracking.value.stdout.trim() || complaint)}`);
     return { ok: true, value: { sources: parseChronySources(sources.value.stdout), correction } };
   } catch (error) {
     return { ok: false, reason: (error as Error).message };
@@ -156,7 +192,10 @@ export async function queryChrony(socket: string | undefined, tool: Tool = choos
  * on its output and exits 0 (`***Socket error; probably ntpd is not running`,
  * `***Request timed out`): a `***` line, or no peer table at all, is no answer.
  */
-export async function queryNtpd(tool: Tool = chooseTool('ntpq', '--ntpq', NTPQ_ENV, undefined), timeoutMs = 5_000): Promise<Answer<NtpPeer[]>> {
+export async function queryNtpd(
+  tool: Tool = chooseTool('ntpq', '--ntpq', NTPQ_ENV, undefined),
+  timeoutMs = 5_000,
+): Promise<Answer<NtpPeer[]>> {
   const answer = await run(tool, ['-pn'], timeoutMs);
   if (!answer.ok) return answer;
   const { stdout, stderr } = answer.value;
@@ -164,7 +203,10 @@ export async function queryNtpd(tool: Tool = chooseTool('ntpq', '--ntpq', NTPQ_E
   if (complaint !== undefined) return { ok: false, reason: `${tool.command.join(' ')} -pn: ${complaint.trim()}` };
   if (!/^\s*remote\s+refid/m.test(stdout)) {
     const words = lastWords(`${stderr}\n${stdout}`);
-    return { ok: false, reason: `${tool.command.join(' ')} -pn printed no peer table${words === '' ? '' : `: ${words}`}` };
+    return {
+      ok: false,
+      reason: `${tool.command.join(' ')} -pn printed no peer table${words === '' ? '' : `: ${words}`}`,
+    };
   }
   return { ok: true, value: parseNtpqPeers(stdout) };
 }

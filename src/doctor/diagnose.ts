@@ -1,7 +1,15 @@
 // The verdict on one unit from what was seen: the segment (IPC_STAT, a read-only
 // snapshot), the processes attached (by /proc maps), the daemons' config files and what
 // the running daemons report. Pure: every fact comes in as data.
-import { everWritten, layout, keyText, rootOnlyUnitConcern, snapshotTimes, type ShmSnapshot, type ShmStat } from '../shm.js';
+import {
+  everWritten,
+  layout,
+  keyText,
+  rootOnlyUnitConcern,
+  snapshotTimes,
+  type ShmSnapshot,
+  type ShmStat,
+} from '../shm.js';
 import { diffSeconds, type Timespec } from '../time.js';
 import type { ConfiguredUnit } from './daemon-config.js';
 import type { Answer, ChronySource, ChronyView, NtpPeer } from './daemon-query.js';
@@ -91,7 +99,12 @@ function who(processes: readonly AttachedProcess[]): string {
 }
 
 function where(configured: readonly ConfiguredUnit[]): string {
-  return configured.map((entry) => `${entry.file}:${entry.line} (${entry.daemon}${entry.refid === undefined ? '' : ` refid ${entry.refid}`})`).join(', ');
+  return configured
+    .map(
+      (entry) =>
+        `${entry.file}:${entry.line} (${entry.daemon}${entry.refid === undefined ? '' : ` refid ${entry.refid}`})`,
+    )
+    .join(', ');
 }
 
 export function sampleView(snapshot: ShmSnapshot, now: Timespec): SampleView {
@@ -112,16 +125,43 @@ function tolerance(sample: SampleView, daemonError = 0): number {
   return 0.005 + 2 * 2 ** Math.min(sample.precision, 0) + Math.abs(daemonError);
 }
 
-function daemonFindings(facts: UnitFacts, sample: SampleView | undefined, fresh: boolean, findings: Finding[]): { chrony?: ChronySource; ntpd?: NtpPeer } {
-  const seen: { chrony?: ChronySource; ntpd?: NtpPeer } = {};
-  const feeding = fresh && sample !== undefined && sample.offset !== null && sample.leap !== 3;
+/** A sample being published: fresh, written, in sync. */
+type LiveSample = SampleView & { offset: number };
+
+function daemonFindings(
+  facts: UnitFacts,
+  sample: SampleView | undefined,
+  fresh: boolean,
+  findings: Finding[],
+): { chrony?: ChronySource; ntpd?: NtpPeer } {
+  const live: LiveSample | undefined =
+    fresh && sample !== undefined && sample.offset !== null && sample.leap !== 3
+      ? { ...sample, offset: sample.offset }
+      : undefined;
+  const chrony = chronyFindings(facts, live, findings);
+  const ntpd = ntpdFindings(facts, live, findings);
+  return { ...(chrony === undefined ? {} : { chrony }), ...(ntpd === undefined ? {} : { ntpd }) };
+}
+
+/** What chronyd says of each refclock of this unit in its config; returns the source it lists. */
+function chronyFindings(facts: UnitFacts, live: LiveSample | undefined, findings: Finding[]): ChronySource | undefined {
+  let seen: ChronySource | undefined;
   for (const entry of facts.configured.filter((configured) => configured.daemon === 'chrony')) {
     if (facts.chrony === undefined) continue;
     if (!facts.chrony.ok) {
-      findings.push({ severity: 'unchecked', code: 'chrony-unreachable', message: `could not ask chronyd: ${facts.chrony.reason}`, fix: 'run doctor as root where chronyd runs (chronyc needs its command socket; --chronyc-socket names it, --chronyc PATH the program)' });
+      findings.push({
+        severity: 'unchecked',
+        code: 'chrony-unreachable',
+        message: `could not ask chronyd: ${facts.chrony.reason}`,
+        fix:
+          'run doctor as root where chronyd runs (chronyc needs its command socket; --chronyc-socket names it, ' +
+          '--chronyc PATH the program)',
+      });
       continue;
     }
-    const source = facts.chrony.value.sources.find((candidate) => candidate.mode === '#' && candidate.name === entry.refid);
+    const source = facts.chrony.value.sources.find(
+      (candidate) => candidate.mode === '#' && candidate.name === entry.refid,
+    );
     if (source === undefined) {
       findings.push({
         severity: 'problem',
@@ -131,50 +171,82 @@ function daemonFindings(facts: UnitFacts, sample: SampleView | undefined, fresh:
       });
       continue;
     }
-    seen.chrony = source;
-    if (!feeding || sample === undefined || sample.offset === null) continue;
+    seen = source;
+    if (live === undefined) continue;
     if (source.reach === 0) {
       findings.push({
         severity: 'problem',
         code: 'chrony-no-samples',
-        message: `chronyd has accepted no sample from refid ${source.name} (reach 0) although fresh samples are published`,
-        fix: 'chronyd attached to another segment (restart it after the segment was recreated), or the samples are refused: see `chronyc sources -v` and its log',
+        message:
+          `chronyd has accepted no sample from refid ${source.name} (reach 0) ` +
+          'although fresh samples are published',
+        fix:
+          'chronyd attached to another segment (restart it after the segment was recreated), or the samples are ' +
+          'refused: see `chronyc sources -v` and its log',
       });
     } else if (source.lastRx !== undefined) {
       // chronyc: positive = local clock ahead of the source, the opposite of clock - receive;
       // the adjusted offset is against the clock as chronyd has corrected it since (or means to).
-      const expected = -(sample.offset + entry.offset) + facts.chrony.value.correction;
+      const expected = -(live.offset + entry.offset) + facts.chrony.value.correction;
       const difference = source.adjustedOffset - expected;
-      if (Math.abs(difference) > tolerance(sample, source.error)) {
+      if (Math.abs(difference) > tolerance(live, source.error)) {
         findings.push({
           severity: 'problem',
           code: 'chrony-disagrees',
-          message: `chronyd sees refid ${source.name} at ${source.adjustedOffset.toFixed(6)} s (local - source, as it corrected the clock) but ${expected.toFixed(6)} s is published: it reads another unit or adds an offset`,
+          message:
+            `chronyd sees refid ${source.name} at ${source.adjustedOffset.toFixed(6)} s (local - source, as ` +
+            `it corrected the clock) but ${expected.toFixed(6)} s is published: it reads another unit ` +
+            `or adds an offset`,
           fix: `check that ${entry.file}:${entry.line} names unit ${facts.unit} and that its offset is meant`,
         });
       }
     }
   }
+  return seen;
+}
+
+/** What ntpd says of this unit's SHM peer for each config entry; returns the peer it lists. */
+function ntpdFindings(facts: UnitFacts, live: LiveSample | undefined, findings: Finding[]): NtpPeer | undefined {
+  let seen: NtpPeer | undefined;
   for (const entry of facts.configured.filter((configured) => configured.daemon === 'ntpd')) {
     if (facts.ntpd === undefined) continue;
     if (!facts.ntpd.ok) {
-      findings.push({ severity: 'unchecked', code: 'ntpd-unreachable', message: `could not ask ntpd: ${facts.ntpd.reason}`, fix: 'run doctor where ntpq can reach ntpd (same network namespace; ntpsec answers on loopback only with `restrict 127.0.0.1`), or name ntpq with --ntpq PATH' });
+      findings.push({
+        severity: 'unchecked',
+        code: 'ntpd-unreachable',
+        message: `could not ask ntpd: ${facts.ntpd.reason}`,
+        fix:
+          'run doctor where ntpq can reach ntpd (same network namespace; ntpsec answers on loopback only with ' +
+          '`restrict 127.0.0.1`), or name ntpq with --ntpq PATH',
+      });
       continue;
     }
     const peer = facts.ntpd.value.find((candidate) => candidate.unit === facts.unit);
     if (peer === undefined) {
-      findings.push({ severity: 'problem', code: 'ntpd-missing', message: `ntpd does not list SHM(${facts.unit}) of ${entry.file}:${entry.line}`, fix: 'ntpd reads its config at start: restart it' });
+      findings.push({
+        severity: 'problem',
+        code: 'ntpd-missing',
+        message: `ntpd does not list SHM(${facts.unit}) of ${entry.file}:${entry.line}`,
+        fix: 'ntpd reads its config at start: restart it',
+      });
       continue;
     }
-    seen.ntpd = peer;
-    if (!feeding || sample === undefined || sample.offset === null) continue;
+    seen = peer;
+    if (live === undefined) continue;
     if (peer.reach === 0) {
-      findings.push({ severity: 'problem', code: 'ntpd-no-samples', message: `ntpd has accepted no sample from SHM(${facts.unit}) (reach 0) although fresh samples are published`, fix: 'restart ntpd if the segment was recreated; see its log for "stale" or "bad mode"' });
-    } else if (Math.abs(peer.offset - (sample.offset + entry.offset)) > tolerance(sample)) {
+      findings.push({
+        severity: 'problem',
+        code: 'ntpd-no-samples',
+        message: `ntpd has accepted no sample from SHM(${facts.unit}) (reach 0) although fresh samples are published`,
+        fix: 'restart ntpd if the segment was recreated; see its log for "stale" or "bad mode"',
+      });
+    } else if (Math.abs(peer.offset - (live.offset + entry.offset)) > tolerance(live)) {
       findings.push({
         severity: 'problem',
         code: 'ntpd-disagrees',
-        message: `ntpd sees SHM(${facts.unit}) at ${peer.offset.toFixed(6)} s but ${(sample.offset + entry.offset).toFixed(6)} s is published`,
+        message:
+          `ntpd sees SHM(${facts.unit}) at ${peer.offset.toFixed(6)} s ` +
+          `but ${(live.offset + entry.offset).toFixed(6)} s is published`,
         fix: `check the unit and time1 in ${entry.file}:${entry.line}`,
       });
     }
@@ -183,7 +255,16 @@ function daemonFindings(facts: UnitFacts, sample: SampleView | undefined, fresh:
 }
 
 /** The findings one unit mismatch explains, on either of its two units. */
-const EXPLAINED_BY_MISMATCH = new Set(['absent', 'never-written', 'not-configured', 'config-not-found', 'no-reader', 'stale', 'private', 'writer-unknown']);
+const EXPLAINED_BY_MISMATCH = new Set([
+  'absent',
+  'never-written',
+  'not-configured',
+  'config-not-found',
+  'no-reader',
+  'stale',
+  'private',
+  'writer-unknown',
+]);
 
 /** Replaces what the mismatch explains with the one fault and its one fix. */
 function mismatchFinding(mismatch: UnitMismatch, findings: Finding[]): void {
@@ -193,8 +274,12 @@ function mismatchFinding(mismatch: UnitMismatch, findings: Finding[]): void {
   findings.splice(0, findings.length, ...kept, {
     severity: 'problem',
     code: 'unit-mismatch',
-    message: `${daemon} reads unit ${reads.unit} (${reads.file}:${reads.line}), ${feeder.name}[${feeder.pid}] writes unit ${writes}: one of them names the wrong unit`,
-    fix: `make them the same: run the feeder with --unit ${reads.unit}, or change ${reads.file}:${reads.line} to unit ${writes} and restart ${daemon}`,
+    message:
+      `${daemon} reads unit ${reads.unit} (${reads.file}:${reads.line}), ${feeder.name}[${feeder.pid}] ` +
+      `writes unit ${writes}: one of them names the wrong unit`,
+    fix:
+      `make them the same: run the feeder with --unit ${reads.unit}, or change ${reads.file}:${reads.line} to ` +
+      `unit ${writes} and restart ${daemon}`,
   });
 }
 
@@ -202,10 +287,14 @@ function mismatchFinding(mismatch: UnitMismatch, findings: Finding[]): void {
  * Sorts the findings worst first and derives the verdict: the worst finding's message and
  * fix, or `healthy` with the summary `describe` gives when nothing worse than a warning.
  */
-export function finish(findings: Finding[], describe: () => string): { verdict: Verdict; summary: string; fix?: string } {
+export function finish(
+  findings: Finding[],
+  describe: () => string,
+): { verdict: Verdict; summary: string; fix?: string } {
   findings.sort((a, b) => RANK[a.severity] - RANK[b.severity]);
   const first = findings[0];
-  const verdict: Verdict = first?.severity === 'problem' ? 'problem' : first?.severity === 'unchecked' ? 'unknown' : 'healthy';
+  const verdict: Verdict =
+    first?.severity === 'problem' ? 'problem' : first?.severity === 'unchecked' ? 'unknown' : 'healthy';
   if (verdict === 'healthy' || first === undefined) return { verdict, summary: describe() };
   return { verdict, summary: first.message, ...(first.fix === undefined ? {} : { fix: first.fix }) };
 }
@@ -233,7 +322,8 @@ interface SegmentRule {
   fix?: (view: SegmentView) => string;
 }
 
-const present = (view: SegmentView): view is SegmentView & { stat: ShmStat & { shmId: number } } => view.stat !== undefined;
+const present = (view: SegmentView): view is SegmentView & { stat: ShmStat & { shmId: number } } =>
+  view.stat !== undefined;
 const rightSize = (view: SegmentView): boolean => view.stat?.size === layout.size;
 const age = (view: SegmentView): number => view.sample?.age ?? Infinity;
 
@@ -247,44 +337,61 @@ const SEGMENT_RULES: readonly SegmentRule[] = [
     code: 'absent',
     severity: 'problem',
     when: (view) => view.facts.segment.state === 'absent' && view.facts.configured.length > 0,
-    message: (view) => `unit ${view.facts.unit} is configured in ${where(view.facts.configured)} but no segment exists in this IPC namespace`,
+    message: (view) =>
+      `unit ${view.facts.unit} is configured in ${where(view.facts.configured)} but no segment exists in ` +
+      `this IPC namespace`,
     fix: (view) =>
-      `start the feeder on unit ${view.facts.unit} (a feeder in a container needs the host's IPC namespace, --ipc=host); the daemon creates the segment when it starts, so a missing one also means it is not running`,
+      `start the feeder on unit ${view.facts.unit} (a feeder in a container needs the host's IPC namespace, ` +
+      `--ipc=host); the daemon creates the segment when it starts, so a missing one also means it is not running`,
   },
   {
     code: 'absent',
     severity: 'problem',
-    when: (view) => view.facts.segment.state === 'absent' && view.facts.configured.length === 0 && view.facts.stale.length === 0,
-    message: (view) => `no segment exists for unit ${view.facts.unit} (key ${view.key}) and no config file names it (searched: ${view.files})`,
+    when: (view) =>
+      view.facts.segment.state === 'absent' && view.facts.configured.length === 0 && view.facts.stale.length === 0,
+    message: (view) =>
+      `no segment exists for unit ${view.facts.unit} (key ${view.key}) and no config file names it ` +
+      `(searched: ${view.files})`,
     fix: (view) => `nothing uses unit ${view.facts.unit}: check the unit number on both sides`,
   },
   {
     code: 'unreadable',
     severity: 'unchecked',
     when: (view) => view.facts.segment.state === 'unreadable',
-    message: (view) => `the segment cannot be read: ${view.facts.segment.state === 'unreadable' ? view.facts.segment.error : ''}`,
+    message: (view) =>
+      `the segment cannot be read: ${view.facts.segment.state === 'unreadable' ? view.facts.segment.error : ''}`,
     fix: () => 'run htntp doctor as root',
   },
   {
     code: 'size',
     severity: 'problem',
     when: (view) => present(view) && !rightSize(view),
-    message: (view) =>
-      `the segment is ${view.stat?.size} bytes, not ${layout.size} (sizeof(struct shmTime) here): ${view.stat?.size === 80 ? 'a 32-bit program made it (80 bytes is the struct with a 32-bit time_t)' : "it is another program's segment, or another ABI's"}`,
-    fix: (view) => `stop its users, remove it (ipcrm -M ${view.key}), then start the daemon and the feeder again (both built for this platform)`,
+    message: (view) => {
+      const maker =
+        view.stat?.size === 80
+          ? 'a 32-bit program made it (80 bytes is the struct with a 32-bit time_t)'
+          : "it is another program's segment, or another ABI's";
+      return `the segment is ${view.stat?.size} bytes, not ${layout.size} (sizeof(struct shmTime) here): ${maker}`;
+    },
+    fix: (view) =>
+      `stop its users, remove it (ipcrm -M ${view.key}), then start the daemon and the feeder again (both built ` +
+      `for this platform)`,
   },
   {
     code: 'not-root-only',
     severity: 'problem',
     when: (view) => present(view) && rootOnlyUnitConcern(view.facts.unit, view.stat) !== undefined,
-    message: (view) => (present(view) ? (rootOnlyUnitConcern(view.facts.unit, view.stat) ?? '') : '').replace(/: remove it.*$/, ''),
+    message: (view) =>
+      (present(view) ? (rootOnlyUnitConcern(view.facts.unit, view.stat) ?? '') : '').replace(/: remove it.*$/, ''),
     fix: (view) => `remove it (ipcrm -M ${view.key}) and let root recreate it 0600`,
   },
   {
     code: 'two-writers',
     severity: 'problem',
     when: (view) => present(view) && view.feeders.length > 1,
-    message: (view) => `${view.feeders.length} feeders write unit ${view.facts.unit}: ${who(view.feeders)}; readers get a mix of their samples`,
+    message: (view) =>
+      `${view.feeders.length} feeders write unit ${view.facts.unit}: ${who(view.feeders)}; readers get a mix ` +
+      `of their samples`,
     fix: () => 'stop all but one; give each feeder its own unit',
   },
   {
@@ -292,67 +399,103 @@ const SEGMENT_RULES: readonly SegmentRule[] = [
     severity: 'warning',
     when: (view) => present(view) && view.facts.procComplete && view.stat.nattch > view.facts.processes.length,
     message: (view) =>
-      `${view.stat?.nattch} attachments but only ${view.facts.processes.length} visible processes: some attached processes live in another PID namespace (a container)`,
+      `${view.stat?.nattch} attachments but only ${view.facts.processes.length} visible processes: some attached ` +
+      `processes live in another PID namespace (a container)`,
   },
   {
     code: 'never-written',
     severity: 'problem',
     when: (view) => view.sample !== undefined && !view.sample.written && view.feeders.length === 0,
-    message: (view) => `nothing has ever written unit ${view.facts.unit}${view.readers.length > 0 ? ` (read by ${who(view.readers)})` : ''}`,
+    message: (view) =>
+      `nothing has ever written unit ${view.facts.unit}` +
+      `${view.readers.length > 0 ? ` (read by ${who(view.readers)})` : ''}`,
     fix: (view) => `start the feeder with --unit ${view.facts.unit}`,
   },
   {
     code: 'no-sample-yet',
     severity: 'warning',
     when: (view) => view.sample !== undefined && !view.sample.written && view.feeders.length > 0,
-    message: (view) => `${who(view.feeders)} is attached but has not published a sample yet (waiting for a fix or a first measurement)`,
+    message: (view) =>
+      `${who(view.feeders)} is attached but has not published a sample yet (waiting for a fix or a first measurement)`,
   },
   {
     code: 'stale',
     severity: 'problem',
     when: (view) => view.sample?.written === true && !view.fresh,
     message: (view) =>
-      `the last sample is ${age(view).toFixed(0)} s old (daemons drop samples older than a few seconds)${view.feeders.length === 0 && view.facts.procComplete ? ' and no feeder is attached' : ''}`,
-    fix: (view) => (view.feeders.length === 0 ? `start the feeder on unit ${view.facts.unit}` : `the feeder ${who(view.feeders)} publishes nothing: see its log`),
+      `the last sample is ${age(view).toFixed(0)} s old (daemons drop samples older than a few ` +
+      `seconds)${view.feeders.length === 0 && view.facts.procComplete ? ' and no feeder is attached' : ''}`,
+    fix: (view) =>
+      view.feeders.length === 0
+        ? `start the feeder on unit ${view.facts.unit}`
+        : `the feeder ${who(view.feeders)} publishes nothing: see its log`,
   },
   {
     code: 'not-in-sync',
     severity: 'warning',
     when: (view) => view.sample?.written === true && view.fresh && view.sample.leap === 3,
-    message: () => 'the feeder says "not in sync" (leap 3): daemons ignore the source until it has a fix or an estimate',
+    message: () =>
+      'the feeder says "not in sync" (leap 3): daemons ignore the source until it has a fix or an estimate',
   },
   {
     code: 'writer-unknown',
     severity: 'warning',
     when: (view) => view.facts.procComplete && view.feeders.length === 0 && view.sample?.written === true && view.fresh,
-    message: () => 'fresh samples but no known feeder attached (a writer that attaches only to write, or in another PID namespace)',
+    message: () =>
+      'fresh samples but no known feeder attached (a writer that attaches only to write, or in another PID namespace)',
   },
   {
     code: 'private',
     severity: 'warning',
-    when: (view) => present(view) && view.facts.unit >= 2 && (view.stat.perm & 0o022) === 0 && view.feeders.length === 0 && !view.fresh,
-    message: (view) => `the segment is 0${view.stat?.perm.toString(8)} owned by uid ${view.stat?.uid}: a feeder running as another user gets EACCES`,
-    fix: (view) => `run the feeder as uid ${view.stat?.uid}, or recreate the segment 0666 (chrony: refclock SHM ${view.facts.unit}:perm=0666)`,
+    when: (view) =>
+      present(view) &&
+      view.facts.unit >= 2 &&
+      (view.stat.perm & 0o022) === 0 &&
+      view.feeders.length === 0 &&
+      !view.fresh,
+    message: (view) =>
+      `the segment is 0${view.stat?.perm.toString(8)} owned by uid ${view.stat?.uid}: a feeder running as another ` +
+      `user gets EACCES`,
+    fix: (view) =>
+      `run the feeder as uid ${view.stat?.uid}, or recreate the segment 0666 (chrony: refclock ` +
+      `SHM ${view.facts.unit}:perm=0666)`,
   },
   {
     code: 'no-reader',
     severity: 'problem',
-    when: (view) => present(view) && view.facts.procComplete && view.facts.configured.length > 0 && view.readers.length === 0,
+    when: (view) =>
+      present(view) && view.facts.procComplete && view.facts.configured.length > 0 && view.readers.length === 0,
     message: (view) => `configured in ${where(view.facts.configured)} but no daemon is attached to the segment`,
     fix: () => 'the daemon is not running, or started before the segment was recreated: (re)start it',
   },
   {
     code: 'not-configured',
     severity: 'problem',
-    when: (view) => present(view) && view.facts.configured.length === 0 && view.fresh && view.feeders.length > 0 && view.readers.length === 0,
-    message: (view) => `fed by ${who(view.feeders)} but no daemon reads unit ${view.facts.unit} and no config file names it (searched: ${view.files})`,
-    fix: (view) => `add the lines of \`htntp config --daemon chrony|ntpsec|ntpd --unit ${view.facts.unit} --source http|gps|fixed\` and restart the daemon`,
+    when: (view) =>
+      present(view) &&
+      view.facts.configured.length === 0 &&
+      view.fresh &&
+      view.feeders.length > 0 &&
+      view.readers.length === 0,
+    message: (view) =>
+      `fed by ${who(view.feeders)} but no daemon reads unit ${view.facts.unit} and no config file names it ` +
+      `(searched: ${view.files})`,
+    fix: (view) =>
+      `add the lines of \`htntp config --daemon chrony|ntpsec|ntpd --unit ${view.facts.unit} --source ` +
+      `http|gps|fixed\` and restart the daemon`,
   },
   {
     code: 'config-not-found',
     severity: 'warning',
-    when: (view) => present(view) && view.facts.configured.length === 0 && view.fresh && view.feeders.length > 0 && view.readers.length > 0,
-    message: (view) => `read by ${who(view.readers)} but none of the searched config files names unit ${view.facts.unit} (searched: ${view.files})`,
+    when: (view) =>
+      present(view) &&
+      view.facts.configured.length === 0 &&
+      view.fresh &&
+      view.feeders.length > 0 &&
+      view.readers.length > 0,
+    message: (view) =>
+      `read by ${who(view.readers)} but none of the searched config files names unit ${view.facts.unit} ` +
+      `(searched: ${view.files})`,
   },
 ];
 
@@ -360,23 +503,40 @@ const SEGMENT_RULES: readonly SegmentRule[] = [
 function removedSegmentFindings(stale: readonly AttachedProcess[]): Finding[] {
   return stale.map((process) =>
     process.role === 'feeder'
-      ? { severity: 'problem', code: 'writer-on-removed', message: `${process.name}[${process.pid}] writes a removed segment (shmid ${process.shmId}): no reader sees its samples`, fix: `restart it (kill ${process.pid}): it attaches the unit's current segment` }
-      : { severity: 'problem', code: 'reader-on-removed', message: `${process.name}[${process.pid}] still reads a removed segment (shmid ${process.shmId}): it sees none of the samples written now`, fix: `restart ${process.name}: daemons attach their segments once, at start` },
+      ? {
+          severity: 'problem',
+          code: 'writer-on-removed',
+          message:
+            `${process.name}[${process.pid}] writes a removed segment (shmid ${process.shmId}): no reader ` +
+            `sees its samples`,
+          fix: `restart it (kill ${process.pid}): it attaches the unit's current segment`,
+        }
+      : {
+          severity: 'problem',
+          code: 'reader-on-removed',
+          message:
+            `${process.name}[${process.pid}] still reads a removed segment (shmid ${process.shmId}): it sees ` +
+            `none of the samples written now`,
+          fix: `restart ${process.name}: daemons attach their segments once, at start`,
+        },
   );
 }
 
 function segmentView(facts: UnitFacts): SegmentView {
   const { segment } = facts;
   const stat = segment.state === 'present' ? segment.stat : undefined;
-  const sample = segment.state === 'present' && segment.snapshot !== undefined && segment.stat.size === layout.size ? sampleView(segment.snapshot, facts.now) : undefined;
+  const sample =
+    segment.state === 'present' && segment.snapshot !== undefined && segment.stat.size === layout.size
+      ? sampleView(segment.snapshot, facts.now)
+      : undefined;
   return {
     facts,
     key: keyText(facts.unit),
     feeders: facts.processes.filter((process) => process.role === 'feeder'),
     readers: facts.processes.filter((process) => process.role === 'reader'),
     files: facts.configFiles.length === 0 ? 'none found' : facts.configFiles.join(', '),
-    ...(stat === undefined ? {} : { stat }),
-    ...(sample === undefined ? {} : { sample }),
+    stat,
+    sample,
     fresh: sample !== undefined && sample.written && (sample.age ?? Infinity) <= facts.maxAge,
   };
 }
@@ -389,21 +549,30 @@ export function diagnose(facts: UnitFacts): UnitDiagnosis {
   const findings: Finding[] = removedSegmentFindings(facts.stale);
   for (const rule of SEGMENT_RULES) {
     if (!rule.when(view)) continue;
-    findings.push({ severity: rule.severity, code: rule.code, message: rule.message(view), ...(rule.fix === undefined ? {} : { fix: rule.fix(view) }) });
+    findings.push({
+      severity: rule.severity,
+      code: rule.code,
+      message: rule.message(view),
+      ...(rule.fix === undefined ? {} : { fix: rule.fix(view) }),
+    });
   }
 
   if (facts.mismatch !== undefined) mismatchFinding(facts.mismatch, findings);
   const views = daemonFindings(facts, sample, fresh, findings);
-  const { verdict, summary, fix } = finish(findings, () =>
-    [
-      feeders.length > 0 ? `fed by ${who(feeders)}` : undefined,
-      readers.length > 0 ? `read by ${who(readers)}` : undefined,
-      sample?.age !== null && sample?.age !== undefined ? `last sample ${sample.age.toFixed(1)} s ago` : undefined,
-      views.chrony !== undefined ? `chronyd: ${views.chrony.name} reach ${views.chrony.reach.toString(8)} state ${views.chrony.state}` : undefined,
-      views.ntpd !== undefined ? `ntpd: SHM(${unit}) reach ${views.ntpd.reach.toString(8)}` : undefined,
-    ]
-      .filter((part): part is string => part !== undefined)
-      .join('; ') || 'nothing wrong seen',
+  const { verdict, summary, fix } = finish(
+    findings,
+    () =>
+      [
+        feeders.length > 0 ? `fed by ${who(feeders)}` : undefined,
+        readers.length > 0 ? `read by ${who(readers)}` : undefined,
+        sample?.age !== null && sample?.age !== undefined ? `last sample ${sample.age.toFixed(1)} s ago` : undefined,
+        views.chrony !== undefined
+          ? `chronyd: ${views.chrony.name} reach ${views.chrony.reach.toString(8)} state ${views.chrony.state}`
+          : undefined,
+        views.ntpd !== undefined ? `ntpd: SHM(${unit}) reach ${views.ntpd.reach.toString(8)}` : undefined,
+      ]
+        .filter((part): part is string => part !== undefined)
+        .join('; ') || 'nothing wrong seen',
   );
   const stat = segment.state === 'present' ? segment.stat : undefined;
   return {
@@ -414,7 +583,9 @@ export function diagnose(facts: UnitFacts): UnitDiagnosis {
     ...(fix === undefined ? {} : { fix }),
     findings,
     segment: segment.state,
-    ...(stat === undefined ? {} : { size: stat.size, perm: `0${stat.perm.toString(8)}`, uid: stat.uid, nattch: stat.nattch }),
+    ...(stat === undefined
+      ? {}
+      : { size: stat.size, perm: `0${stat.perm.toString(8)}`, uid: stat.uid, nattch: stat.nattch }),
     processes: facts.processes,
     stale: facts.stale,
     ...(sample === undefined ? {} : { sample }),

@@ -4,24 +4,38 @@ import { systemClock, type Clock } from '../clock.js';
 import { STALE_SAMPLE_SECONDS } from '../sample.js';
 import { MAX_UNIT, NtpdShm, keyOfUnit, statUnit } from '../shm.js';
 import { DEFAULT_CONFIG_PATHS, readDaemonConfig, type ConfigPaths } from './daemon-config.js';
-import { CHRONYC_ENV, NTPQ_ENV, chooseTool, queryChrony, queryNtpd, type Answer, type ChronyView, type NtpPeer } from './daemon-query.js';
+import {
+  CHRONYC_ENV,
+  NTPQ_ENV,
+  chooseTool,
+  queryChrony,
+  queryNtpd,
+  type Answer,
+  type ChronyView,
+  type NtpPeer,
+} from './daemon-query.js';
 import { diagnose, type SegmentFacts, type UnitDiagnosis, type UnitMismatch } from './diagnose.js';
 import { htntpFeeders, sysvAttachments, type AttachedProcess, type FeederProcess } from './processes.js';
-import type { ConfiguredUnit } from './daemon-config.js';
+import type { ConfiguredUnit, DaemonConfig } from './daemon-config.js';
 import { diagnoseSock, sockFacts, type SockDiagnosis } from './sock.js';
 
 export type { UnitDiagnosis, Finding, Verdict, Severity } from './diagnose.js';
 export type { SockDiagnosis } from './sock.js';
 
 export interface DoctorOptions {
-  /** Units to check; default every unit that has a segment, an attachment or a config line (none when only socks are asked for). */
+  /**
+   * Units to check; default every unit that has a segment, an attachment or a config line (none when only socks are
+   * asked for).
+   */
   units?: readonly number[];
   /** chrony SOCK refclock paths to check; default those a chrony config names. */
   socks?: readonly string[];
   configPaths?: ConfigPaths;
   /** chronyd's command socket (default: a `bindcmdaddress` of the config, else chronyc's own default). */
   chronySocket?: string;
-  /** The ntpq command (default $HTNTP_NTPQ, else `ntpq` on PATH), e.g. a wrapper that enters ntpd's network namespace. */
+  /**
+   * The ntpq command (default $HTNTP_NTPQ, else `ntpq` on PATH), e.g. a wrapper that enters ntpd's network namespace.
+   */
   ntpq?: string | readonly string[];
   /** The chronyc command (default $HTNTP_CHRONYC, else `chronyc` on PATH). */
   chronyc?: string | readonly string[];
@@ -66,13 +80,19 @@ function segmentFacts(unit: number): SegmentFacts {
  * writes, paired with the nearest fed unit no config names (a typo is a digit off), and
  * the other way round. Named once, the same on both units.
  */
-function mismatchOf(unit: number, configured: readonly ConfiguredUnit[], feeders: readonly FeederProcess[]): { mismatch?: UnitMismatch } {
+function mismatchOf(
+  unit: number,
+  configured: readonly ConfiguredUnit[],
+  feeders: readonly FeederProcess[],
+): { mismatch?: UnitMismatch } {
   const fed = (candidate: number): boolean => feeders.some((feeder) => feeder.units.includes(candidate));
   const named = (candidate: number): boolean => configured.some((entry) => entry.unit === candidate);
   const nearest = (to: number, candidates: number[]): number | undefined =>
     candidates.sort((a, b) => Math.abs(a - to) - Math.abs(b - to) || a - b)[0];
   const readsUnfed = [...new Set(configured.map((entry) => entry.unit))].filter((candidate) => !fed(candidate));
-  const writesUnnamed = [...new Set(feeders.flatMap((feeder) => feeder.units))].filter((candidate) => !named(candidate));
+  const writesUnnamed = [...new Set(feeders.flatMap((feeder) => feeder.units))].filter(
+    (candidate) => !named(candidate),
+  );
   let reads: number | undefined;
   let writes: number | undefined;
   if (readsUnfed.includes(unit)) {
@@ -83,10 +103,31 @@ function mismatchOf(unit: number, configured: readonly ConfiguredUnit[], feeders
     writes = reads === undefined ? undefined : unit;
   }
   // Paired both ways only: each side's nearest must be the other.
-  if (reads === undefined || writes === undefined || nearest(writes, [...readsUnfed]) !== reads || nearest(reads, [...writesUnnamed]) !== writes) return {};
+  if (
+    reads === undefined ||
+    writes === undefined ||
+    nearest(writes, [...readsUnfed]) !== reads ||
+    nearest(reads, [...writesUnnamed]) !== writes
+  )
+    return {};
   const entry = configured.find((candidate) => candidate.unit === reads);
   const feeder = feeders.find((candidate) => candidate.units.includes(writes ?? -1));
   return entry === undefined || feeder === undefined ? {} : { mismatch: { reads: entry, writes, feeder } };
+}
+
+/** Units named in a config file, with a segment (or one this user may not look at), or attached to. */
+function unitsInUse(config: DaemonConfig, attachedTo: (unit: number) => AttachedProcess[]): number[] {
+  const found = new Set(config.units.map((entry) => entry.unit));
+  for (let unit = 0; unit <= MAX_UNIT; unit += 1) {
+    if (attachedTo(unit).length > 0) found.add(unit);
+    try {
+      statUnit(unit);
+      found.add(unit);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') found.add(unit);
+    }
+  }
+  return [...found].sort((a, b) => a - b);
 }
 
 export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {
@@ -94,30 +135,34 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   const config = readDaemonConfig(options.configPaths ?? DEFAULT_CONFIG_PATHS);
   // Before our own look attaches anything; our own pid is left out all the same.
   const attachments = sysvAttachments(options.procRoot);
-  const attachedTo = (unit: number): AttachedProcess[] => (attachments.get(keyOfUnit(unit)) ?? []).filter((process) => process.pid !== globalThis.process.pid);
+  const attachedTo = (unit: number): AttachedProcess[] =>
+    (attachments.get(keyOfUnit(unit)) ?? []).filter((process) => process.pid !== globalThis.process.pid);
 
-  let units = options.units === undefined ? (options.socks === undefined ? undefined : []) : [...new Set(options.units)];
-  const socks = [...new Set(options.socks ?? (options.units === undefined ? config.socks.map((entry) => entry.path) : []))];
-  if (units === undefined) {
-    const found = new Set(config.units.map((entry) => entry.unit));
-    for (let unit = 0; unit <= MAX_UNIT; unit += 1) {
-      if (attachedTo(unit).length > 0) found.add(unit);
-      try {
-        statUnit(unit);
-        found.add(unit);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') found.add(unit);
-      }
-    }
-    units = [...found].sort((a, b) => a - b);
-  }
+  const units =
+    options.units !== undefined
+      ? [...new Set(options.units)]
+      : options.socks !== undefined
+        ? []
+        : unitsInUse(config, attachedTo);
+  const socks = [
+    ...new Set(options.socks ?? (options.units === undefined ? config.socks.map((entry) => entry.path) : [])),
+  ];
 
   const configuredFor = (unit: number) => config.units.filter((entry) => entry.unit === unit);
   const wants = (daemon: 'chrony' | 'ntpd', processName: string): boolean =>
     (daemon === 'chrony' && socks.length > 0) ||
-    units.some((unit) => configuredFor(unit).some((entry) => entry.daemon === daemon) || attachedTo(unit).some((process) => process.name === processName));
+    units.some(
+      (unit) =>
+        configuredFor(unit).some((entry) => entry.daemon === daemon) ||
+        attachedTo(unit).some((process) => process.name === processName),
+    );
   const [chrony, ntpd]: [Answer<ChronyView> | undefined, Answer<NtpPeer[]> | undefined] = await Promise.all([
-    wants('chrony', 'chronyd') ? queryChrony(options.chronySocket ?? config.chronySockets[0], chooseTool('chronyc', '--chronyc', CHRONYC_ENV, options.chronyc)) : undefined,
+    wants('chrony', 'chronyd')
+      ? queryChrony(
+          options.chronySocket ?? config.chronySockets[0],
+          chooseTool('chronyc', '--chronyc', CHRONYC_ENV, options.chronyc),
+        )
+      : undefined,
     wants('ntpd', 'ntpd') ? queryNtpd(chooseTool('ntpq', '--ntpq', NTPQ_ENV, options.ntpq)) : undefined,
   ]);
 
@@ -136,15 +181,23 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
       procComplete,
       configured: configuredFor(unit),
       configFiles: config.files,
-      ...(chrony === undefined ? {} : { chrony }),
-      ...(ntpd === undefined ? {} : { ntpd }),
+      chrony,
+      ntpd,
       now,
       maxAge,
       ...mismatchOf(unit, config.units, feeders),
     });
   });
   const sockDiagnoses = socks.map((path) =>
-    diagnoseSock(sockFacts(path, { ...(options.procRoot === undefined ? {} : { procRoot: options.procRoot }), configured: config.socks, configFiles: config.files, feeders, ...(chrony === undefined ? {} : { chrony }) })),
+    diagnoseSock(
+      sockFacts(path, {
+        procRoot: options.procRoot,
+        configured: config.socks,
+        configFiles: config.files,
+        feeders,
+        chrony,
+      }),
+    ),
   );
   const verdicts = [...diagnoses, ...sockDiagnoses].map((entry) => entry.verdict);
   const exitCode = verdicts.includes('problem') ? 1 : verdicts.includes('unknown') ? 2 : 0;

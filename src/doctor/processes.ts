@@ -42,7 +42,8 @@ function htntpCommand(argv: string[]): string | undefined {
 
 export function describeProcess(comm: string, argv: string[]): { name: string; role: ProcessRole } {
   const command = htntpCommand(argv.flatMap((arg) => arg.split(' ')));
-  if (command !== undefined) return { name: `htntp ${command}`, role: HTNTP_FEEDERS.has(command) ? 'feeder' : 'monitor' };
+  if (command !== undefined)
+    return { name: `htntp ${command}`, role: HTNTP_FEEDERS.has(command) ? 'feeder' : 'monitor' };
   if (READERS.has(comm)) return { name: comm, role: 'reader' };
   if (WRITERS.has(comm)) return { name: comm, role: 'feeder' };
   if (MONITORS.has(comm)) return { name: comm, role: 'monitor' };
@@ -103,7 +104,8 @@ export interface FeederProcess {
 function optionValues(argv: readonly string[], long: string, short?: string): string[] {
   const values: string[] = [];
   argv.forEach((arg, index) => {
-    if ((arg === long || (short !== undefined && arg === short)) && argv[index + 1] !== undefined) values.push(argv[index + 1] ?? '');
+    if ((arg === long || (short !== undefined && arg === short)) && argv[index + 1] !== undefined)
+      values.push(argv[index + 1] ?? '');
     else if (arg.startsWith(`${long}=`)) values.push(arg.slice(long.length + 1));
   });
   return values;
@@ -137,13 +139,22 @@ export function htntpFeeders(procRoot = '/proc'): FeederProcess[] {
     const units = explicit.length > 0 ? explicit : socks.length > 0 ? [] : [defaultUnit];
     // --dry-run writes nothing anywhere.
     const dryRun = words.includes('--dry-run');
-    feeders.push({ pid: Number(entry), name: who.name, units: dryRun ? [] : units, socks: dryRun ? [] : socks, ...ids });
+    feeders.push({
+      pid: Number(entry),
+      name: who.name,
+      units: dryRun ? [] : units,
+      socks: dryRun ? [] : socks,
+      ...ids,
+    });
   }
   return feeders;
 }
 
 /** Whether a process with these ids may write a file of this owner and mode (root may). */
-export function mayWrite(ids: { uid: number; gid: number; groups: readonly number[] }, file: { uid: number; gid: number; mode: number }): boolean {
+export function mayWrite(
+  ids: { uid: number; gid: number; groups: readonly number[] },
+  file: { uid: number; gid: number; mode: number },
+): boolean {
   if (ids.uid === 0) return true;
   if (ids.uid === file.uid) return (file.mode & 0o200) !== 0;
   if (ids.gid === file.gid || ids.groups.includes(file.gid)) return (file.mode & 0o020) !== 0;

@@ -47,7 +47,7 @@ export interface SockDiagnosis {
 /** Inodes of the Unix sockets bound to `path` (/proc/net/unix: the inode is field 7, the path field 8). */
 function boundInodes(path: string, procRoot: string): Set<string> {
   const inodes = new Set<string>();
-  let table = '';
+  let table: string;
   try {
     table = readFileSync(join(procRoot, 'net', 'unix'), 'utf8');
   } catch {
@@ -91,7 +91,13 @@ function holdersOf(inodes: Set<string>, procRoot: string): { pid: number; name: 
 
 export function sockFacts(
   path: string,
-  options: { procRoot?: string; configured: ChronySockConfig[]; configFiles: string[]; chrony?: Answer<ChronyView>; feeders: readonly FeederProcess[] },
+  options: {
+    procRoot?: string;
+    configured: ChronySockConfig[];
+    configFiles: string[];
+    chrony?: Answer<ChronyView>;
+    feeders: readonly FeederProcess[];
+  },
 ): SockFacts {
   const procRoot = options.procRoot ?? '/proc';
   let stat: SockFacts['stat'];
@@ -103,17 +109,18 @@ export function sockFacts(
   }
   return {
     path,
-    ...(stat === undefined ? {} : { stat }),
+    stat,
     holders: stat?.socket ? holdersOf(boundInodes(path, procRoot), procRoot) : [],
     procComplete: process.geteuid?.() === 0,
     configured: options.configured.filter((entry) => entry.path === path),
     configFiles: options.configFiles,
-    ...(options.chrony === undefined ? {} : { chrony: options.chrony }),
+    chrony: options.chrony,
     feeders: options.feeders.filter((feeder) => feeder.socks.includes(path)),
   };
 }
 
-const named = (processes: readonly { pid: number; name: string }[]): string => processes.map((entry) => `${entry.name}[${entry.pid}]`).join(', ');
+const named = (processes: readonly { pid: number; name: string }[]): string =>
+  processes.map((entry) => `${entry.name}[${entry.pid}]`).join(', ');
 
 /** The socket's own findings: there, a socket, listened on, and writable by its feeders. */
 function socketFindings(facts: SockFacts, where: string, findings: Finding[]): void {
@@ -122,38 +129,85 @@ function socketFindings(facts: SockFacts, where: string, findings: Finding[]): v
     findings.push({
       severity: 'problem',
       code: 'sock-absent',
-      message: facts.configured.length > 0 ? `no socket at ${path}, configured in ${where}` : `no socket at ${path} and no chrony or ntpd-rs config names it`,
-      fix: 'the time daemon creates the socket when it starts with it in its config (chrony: refclock SOCK <path>; ntpd-rs: [[source]] mode = "sock"): start or restart it; the feeder\'s --sock must be the same path',
+      message:
+        facts.configured.length > 0
+          ? `no socket at ${path}, configured in ${where}`
+          : `no socket at ${path} and no chrony or ntpd-rs config names it`,
+      fix:
+        'the time daemon creates the socket when it starts with it in its config (chrony: refclock SOCK <path>; ' +
+        'ntpd-rs: [[source]] mode = "sock"): start or restart it; the feeder\'s --sock must be the same path',
     });
     return;
   }
   if (!stat.socket) {
-    findings.push({ severity: 'problem', code: 'sock-not-socket', message: `${path} exists but is not a socket`, fix: 'remove it and restart the time daemon, which creates the socket there' });
+    findings.push({
+      severity: 'problem',
+      code: 'sock-not-socket',
+      message: `${path} exists but is not a socket`,
+      fix: 'remove it and restart the time daemon, which creates the socket there',
+    });
     return;
   }
   if (facts.procComplete && facts.holders.length === 0) {
-    findings.push({ severity: 'problem', code: 'sock-stale', message: `nothing listens on ${path}: a leftover socket file (the time daemon stopped without removing it)`, fix: 'start the time daemon (it replaces the file); datagrams sent there are lost' });
+    findings.push({
+      severity: 'problem',
+      code: 'sock-stale',
+      message: `nothing listens on ${path}: a leftover socket file (the time daemon stopped without removing it)`,
+      fix: 'start the time daemon (it replaces the file); datagrams sent there are lost',
+    });
   } else if (facts.holders.length > 0 && !facts.holders.some((holder) => SOCK_READERS.has(holder.name))) {
-    findings.push({ severity: 'warning', code: 'sock-not-daemon', message: `${path} is held by ${named(facts.holders)}, not chronyd or ntpd-rs` });
+    findings.push({
+      severity: 'warning',
+      code: 'sock-not-daemon',
+      message: `${path} is held by ${named(facts.holders)}, not chronyd or ntpd-rs`,
+    });
   }
+  feederFindings(facts, stat, findings);
+  if (facts.configured.length === 0) {
+    findings.push({
+      severity: 'warning',
+      code: 'sock-config-not-found',
+      message: `no searched config names ${path} (searched: ${facts.configFiles.join(', ') || 'none found'})`,
+    });
+  }
+}
+
+/** Whether the socket's feeders may write it, and whether there is one. */
+function feederFindings(facts: SockFacts, stat: NonNullable<SockFacts['stat']>, findings: Finding[]): void {
+  const { path } = facts;
   const owner = `0${stat.mode.toString(8)} uid ${stat.uid} gid ${stat.gid}`;
   const denied = facts.feeders.filter((feeder) => !mayWrite(feeder, stat));
   if (denied.length > 0) {
-    const ids = denied.map((feeder) => `${feeder.name}[${feeder.pid}] (uid ${feeder.uid}, groups ${[feeder.gid, ...feeder.groups.filter((group) => group !== feeder.gid)].join(' ')})`).join(', ');
-    findings.push({ severity: 'problem', code: 'sock-denied', message: `${ids} may not write ${path} (${owner}): every sample gets EACCES`, fix: sockPermissionFix(path) });
+    const ids = denied
+      .map(
+        (feeder) =>
+          `${feeder.name}[${feeder.pid}] (uid ${feeder.uid}, ` +
+          `groups ${[feeder.gid, ...feeder.groups.filter((group) => group !== feeder.gid)].join(' ')})`,
+      )
+      .join(', ');
+    findings.push({
+      severity: 'problem',
+      code: 'sock-denied',
+      message: `${ids} may not write ${path} (${owner}): every sample gets EACCES`,
+      fix: sockPermissionFix(path),
+    });
   } else if (facts.procComplete && facts.feeders.length === 0) {
     findings.push({
       severity: 'problem',
       code: 'sock-no-feeder',
       message: `no feeder sends to ${path}: no running htntp has --sock ${path}`,
-      fix: `start htntp with --sock ${path} (systemd: in HTNTP_HTTP_OPTS of /etc/default/htntp, or the gps instance's env file, then systemctl restart htntp)`,
+      fix:
+        `start htntp with --sock ${path} (systemd: in HTNTP_HTTP_OPTS of /etc/default/htntp, or the gps ` +
+        `instance's env file, then systemctl restart htntp)`,
     });
   }
   if (facts.feeders.length === 0 && (stat.mode & 0o022) === 0) {
-    findings.push({ severity: 'warning', code: 'sock-private', message: `${path} is ${owner}: a feeder that is not root gets EACCES (the daemon never chmods it)`, fix: sockPermissionFix(path) });
-  }
-  if (facts.configured.length === 0) {
-    findings.push({ severity: 'warning', code: 'sock-config-not-found', message: `no searched config names ${path} (searched: ${facts.configFiles.join(', ') || 'none found'})` });
+    findings.push({
+      severity: 'warning',
+      code: 'sock-private',
+      message: `${path} is ${owner}: a feeder that is not root gets EACCES (the daemon never chmods it)`,
+      fix: sockPermissionFix(path),
+    });
   }
 }
 
@@ -163,15 +217,32 @@ function chronyFindings(facts: SockFacts, findings: Finding[]): ChronySource | u
   for (const entry of facts.configured.filter((configured) => configured.daemon === 'chrony')) {
     if (facts.chrony === undefined || entry.refid === undefined) continue;
     if (!facts.chrony.ok) {
-      findings.push({ severity: 'unchecked', code: 'chrony-unreachable', message: `could not ask chronyd: ${facts.chrony.reason}` });
+      findings.push({
+        severity: 'unchecked',
+        code: 'chrony-unreachable',
+        message: `could not ask chronyd: ${facts.chrony.reason}`,
+      });
       continue;
     }
     source = facts.chrony.value.sources.find((candidate) => candidate.mode === '#' && candidate.name === entry.refid);
     if (source === undefined) {
-      findings.push({ severity: 'problem', code: 'chrony-missing', message: `chronyd does not list refid ${entry.refid} of ${entry.file}:${entry.line}`, fix: 'chronyd reads its config at start: restart it (systemctl restart chrony)' });
+      findings.push({
+        severity: 'problem',
+        code: 'chrony-missing',
+        message: `chronyd does not list refid ${entry.refid} of ${entry.file}:${entry.line}`,
+        fix: 'chronyd reads its config at start: restart it (systemctl restart chrony)',
+      });
     } else if (source.reach === 0) {
-      const why = facts.feeders.length === 0 ? `no feeder sends to ${facts.path}` : `the datagrams of ${named(facts.feeders)} do not arrive: see its log (socket unavailable ... hint=)`;
-      findings.push({ severity: 'problem', code: 'chrony-no-samples', message: `chronyd has taken no sample from refid ${entry.refid} (reach 0): ${why}`, fix: findings.find((finding) => finding.severity === 'problem')?.fix ?? `start htntp with --sock ${facts.path}` });
+      const why =
+        facts.feeders.length === 0
+          ? `no feeder sends to ${facts.path}`
+          : `the datagrams of ${named(facts.feeders)} do not arrive: see its log (socket unavailable ... hint=)`;
+      findings.push({
+        severity: 'problem',
+        code: 'chrony-no-samples',
+        message: `chronyd has taken no sample from refid ${entry.refid} (reach 0): ${why}`,
+        fix: findings.find((finding) => finding.severity === 'problem')?.fix ?? `start htntp with --sock ${facts.path}`,
+      });
     }
   }
   return source;
@@ -180,17 +251,26 @@ function chronyFindings(facts: SockFacts, findings: Finding[]): ChronySource | u
 export function diagnoseSock(facts: SockFacts): SockDiagnosis {
   const { path, stat } = facts;
   const findings: Finding[] = [];
-  const where = facts.configured.map((entry) => `${entry.file}:${entry.line} (${entry.daemon}${entry.refid === undefined ? '' : ` refid ${entry.refid}`})`).join(', ');
+  const where = facts.configured
+    .map(
+      (entry) =>
+        `${entry.file}:${entry.line} (${entry.daemon}${entry.refid === undefined ? '' : ` refid ${entry.refid}`})`,
+    )
+    .join(', ');
   socketFindings(facts, where, findings);
   const source = chronyFindings(facts, findings);
-  const { verdict, summary, fix } = finish(findings, () =>
-    [
-      facts.feeders.length > 0 ? `fed by ${named(facts.feeders)}` : undefined,
-      facts.holders.length > 0 ? `held by ${named(facts.holders)}` : undefined,
-      source === undefined ? undefined : `chronyd: ${source.name} reach ${source.reach.toString(8)} state ${source.state}`,
-    ]
-      .filter((part): part is string => part !== undefined)
-      .join('; ') || 'nothing wrong seen',
+  const { verdict, summary, fix } = finish(
+    findings,
+    () =>
+      [
+        facts.feeders.length > 0 ? `fed by ${named(facts.feeders)}` : undefined,
+        facts.holders.length > 0 ? `held by ${named(facts.holders)}` : undefined,
+        source === undefined
+          ? undefined
+          : `chronyd: ${source.name} reach ${source.reach.toString(8)} state ${source.state}`,
+      ]
+        .filter((part): part is string => part !== undefined)
+        .join('; ') || 'nothing wrong seen',
   );
   return {
     path,

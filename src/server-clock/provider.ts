@@ -41,7 +41,10 @@ function timeoutError(seconds: number): Error {
 }
 
 /** One call: phi's interval, or a rejection (the provider's error, a bad value, a timeout). */
-export async function callProvider(provider: TimeProvider, options: Omit<ProviderRoundOptions, 'calls' | 'target'>): Promise<Interval> {
+export async function callProvider(
+  provider: TimeProvider,
+  options: Omit<ProviderRoundOptions, 'calls' | 'target'>,
+): Promise<Interval> {
   const { clock, resolution, timeout, signal } = options;
   const call = new AbortController();
   const stop = (): void => call.abort(signal.reason);
@@ -62,7 +65,10 @@ export async function callProvider(provider: TimeProvider, options: Omit<Provide
     const after = clock.realtime();
     if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
       const received = typeof value === 'number' ? value : typeof value;
-      throw withCode(new TypeError(`The provider must return ms since the epoch (a finite number > 0). Received ${received}`), 'ERR_INVALID_RETURN_VALUE');
+      throw withCode(
+        new TypeError(`The provider must return ms since the epoch (a finite number > 0). Received ${received}`),
+        'ERR_INVALID_RETURN_VALUE',
+      );
     }
     const stamp = fromSeconds(value / 1000);
     return { low: diffSeconds(stamp, after) - ROUNDING, high: diffSeconds(stamp, before) + resolution + ROUNDING };
@@ -89,7 +95,13 @@ export async function providerRound(provider: TimeProvider, options: ProviderRou
     }
     const common = select(intervals);
     // Three agreeing answers at least: one alone cannot be told from a falseticker.
-    if (common && intervals.length >= 3 && common.truechimers.length === intervals.length && (common.bound.high - common.bound.low) / 2 <= options.target) break;
+    if (
+      common &&
+      intervals.length >= 3 &&
+      common.truechimers.length === intervals.length &&
+      (common.bound.high - common.bound.low) / 2 <= options.target
+    )
+      break;
   }
   const selection = select(intervals);
   return {

@@ -4,10 +4,25 @@
 // bounds widen with the raw oscillator's assumed drift as the estimate ages.
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { monotonicRawMs, readClockPair, steadyClock, steadyRealtime, systemClock, type Clock, type ClockPair } from '../clock.js';
+import {
+  monotonicRawMs,
+  readClockPair,
+  steadyClock,
+  steadyRealtime,
+  systemClock,
+  type Clock,
+  type ClockPair,
+} from '../clock.js';
 import { codedError, invalidArgType, invalidArgValue, outOfRange } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { carry, carryPriors, DRIFT_PPM, priorsOf, type HeldInterval, type HeldPriors } from '../sources/http/held.js';
+import {
+  carry,
+  carryPriors,
+  DRIFT_PPM,
+  priorsOf,
+  type HeldInterval,
+  type HeldPriors,
+} from '../sources/http/carry-forward.js';
 import { DATE_LAG, intersect } from '../sources/http/interval.js';
 import { MAX_PROBES, measure, type Estimate, type MeasurementResult } from '../sources/http/measure.js';
 import { serverUrl } from '../sources/http/servers.js';
@@ -48,7 +63,10 @@ export interface ServerClockOptions extends LocalClockOptions {
   resolution?: number;
   /** Per provider call, seconds (default 5). */
   timeout?: number;
-  /** A realtime clock that moves against the raw one by more than this, seconds (plus 85 ms per second, the fastest daemon slew), was stepped (default 0.1). */
+  /**
+   * A realtime clock that moves against the raw one by more than this, seconds (plus 85 ms per second, the fastest
+   * daemon slew), was stepped (default 0.1).
+   */
   stepThreshold?: number;
   /** The two clocks (default: the system's); tests step a fake realtime. */
   clock?: Clock;
@@ -64,7 +82,9 @@ export interface ServerClockUpdate {
   latest: number;
   /** Half-width of the bounds, seconds. */
   error: number;
-  /** What produced it: the first measurement's sweep, that measurement's end, a refresh measurement, a provider round. */
+  /**
+   * What produced it: the first measurement's sweep, that measurement's end, a refresh measurement, a provider round.
+   */
   source: ServerClockSource;
   /** Servers (provider mode: this round's calls) in the majority, and how many gave an interval. */
   survivors: number;
@@ -101,10 +121,12 @@ interface HeldEstimate {
 const MAX_SLEW = 0.085;
 const STEP_CHECK_MS = 1000;
 
-function positive(name: string, value: number | undefined, fallback: number, allowZero = false): number {
+/** options[name], or `fallback` when not given: a finite number above 0 (or at 0 with `allowZero`). */
+function positiveOption(name: string, value: number | undefined, fallback: number, allowZero = false): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number') throw invalidArgType(`options.${name}`, 'number', value);
-  if (!Number.isFinite(value) || value < 0 || (value === 0 && !allowZero)) throw outOfRange(`options.${name}`, allowZero ? 'a finite number >= 0' : 'a finite number > 0', value);
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !allowZero))
+    throw outOfRange(`options.${name}`, allowZero ? 'a finite number >= 0' : 'a finite number > 0', value);
   return value;
 }
 
@@ -154,7 +176,8 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     if ((servers === undefined) === (provider === undefined)) {
       throw invalidArgValue('ServerClock needs exactly one of options.servers and options.provider');
     }
-    if (provider !== undefined && typeof provider !== 'function') throw invalidArgType('options.provider', 'function', provider);
+    if (provider !== undefined && typeof provider !== 'function')
+      throw invalidArgType('options.provider', 'function', provider);
     if (servers !== undefined) {
       if (!Array.isArray(servers) || servers.length === 0 || servers.some((server) => typeof server !== 'string')) {
         throw invalidArgValue('options.servers must be a non-empty array of strings');
@@ -162,15 +185,16 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
       this.#urls = servers.map(serverUrl);
     }
     this.#provider = provider;
-    this.#refresh = positive('refresh', options.refresh, 300);
-    this.#target = positive('target', options.target, 0.005);
+    this.#refresh = positiveOption('refresh', options.refresh, 300);
+    this.#target = positiveOption('target', options.target, 0.005);
     this.#probes = options.probes ?? 8;
-    if (!Number.isInteger(this.#probes) || this.#probes < 1 || this.#probes > MAX_PROBES) throw outOfRange('options.probes', `an integer from 1 to ${MAX_PROBES}`, options.probes);
-    this.#driftPpm = positive('driftPpm', options.driftPpm, DRIFT_PPM, true);
-    this.#resolution = positive('resolution', options.resolution, 1) / 1000;
-    this.#dateLag = positive('dateLag', options.dateLag, DATE_LAG, true);
-    this.#timeout = positive('timeout', options.timeout, 5);
-    this.#stepThreshold = positive('stepThreshold', options.stepThreshold, 0.1);
+    if (!Number.isInteger(this.#probes) || this.#probes < 1 || this.#probes > MAX_PROBES)
+      throw outOfRange('options.probes', `an integer from 1 to ${MAX_PROBES}`, options.probes);
+    this.#driftPpm = positiveOption('driftPpm', options.driftPpm, DRIFT_PPM, true);
+    this.#resolution = positiveOption('resolution', options.resolution, 1) / 1000;
+    this.#dateLag = positiveOption('dateLag', options.dateLag, DATE_LAG, true);
+    this.#timeout = positiveOption('timeout', options.timeout, 5);
+    this.#stepThreshold = positiveOption('stepThreshold', options.stepThreshold, 0.1);
     this.#proxy = options.proxy;
     this.#ca = options.ca;
     const { clockFile } = options;
@@ -178,7 +202,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
       throw invalidArgType('options.clockFile', 'string or null', clockFile);
     }
     this.#localClock = {
-      ...(clockFile === undefined ? {} : { clockFile }),
+      clockFile,
       ...(options.kernelClockForTests ? { kernelClockForTests: options.kernelClockForTests } : {}),
     };
     this.#logger = options.logger ?? silentLogger;
@@ -197,10 +221,14 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     setImmediate(() => void this.#run());
   }
 
-  /** Resolves once a first estimate exists; concurrent callers share one measurement. Rejects if that measurement fails or the clock closes first. */
+  /**
+   * Resolves once a first estimate exists; concurrent callers share one measurement. Rejects if that measurement fails
+   * or the clock closes first.
+   */
   ready(): Promise<void> {
     if (this.#estimate) return Promise.resolve();
-    if (this.#closed) return Promise.reject(codedError('the clock was closed before a first estimate', 'ERR_SERVER_CLOCK_CLOSED'));
+    if (this.#closed)
+      return Promise.reject(codedError('the clock was closed before a first estimate', 'ERR_SERVER_CLOCK_CLOSED'));
     if (this.#ready === undefined) {
       let resolve!: () => void;
       let reject!: (error: Error) => void;
@@ -235,7 +263,9 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     if (estimate === undefined) throw this.#notReady();
     const pair = readClockPair(this.#clock);
     this.#checkStep(pair);
-    return diffSeconds(steadyRealtime(this.#origin, pair.monotonicRaw), pair.realtime) + (this.#estimate ?? estimate).point;
+    return (
+      diffSeconds(steadyRealtime(this.#origin, pair.monotonicRaw), pair.realtime) + (this.#estimate ?? estimate).point
+    );
   }
 
   /** Stops refreshing (a measurement under way is abandoned); the last estimate stays readable. Idempotent. */
@@ -250,7 +280,10 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
   }
 
   #notReady(): Error {
-    return codedError(`no estimate${this.#withdrawn ? ` (${this.#withdrawn})` : ' yet'}: await clock.ready() first`, 'ERR_SERVER_CLOCK_NOT_READY');
+    return codedError(
+      `no estimate${this.#withdrawn ? ` (${this.#withdrawn})` : ' yet'}: await clock.ready() first`,
+      'ERR_SERVER_CLOCK_NOT_READY',
+    );
   }
 
   #boundsAt(estimate: HeldEstimate, raw: Timespec): { earliest: number; latest: number } {
@@ -271,13 +304,20 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     const step = diffSeconds(pair.realtime, last.realtime) - elapsed;
     if (Math.abs(step) <= this.#stepThreshold + MAX_SLEW * Math.abs(elapsed)) return;
     this.#logger.warn('server clock: local realtime clock stepped', { step });
-    if (step > 0 && this.#estimate) this.#estimate = { ...this.#estimate, interval: { ...this.#estimate.interval, high: this.#estimate.interval.high + step } };
+    if (step > 0 && this.#estimate)
+      this.#estimate = {
+        ...this.#estimate,
+        interval: { ...this.#estimate.interval, high: this.#estimate.interval.high + step },
+      };
     this.#remeasure = true;
     this.#wake?.abort();
     this.emit('step', { step, clock: 'local' });
   }
 
-  /** Emits `error` to listeners; unheard, it is logged: a failed refresh must not crash the app while the last bound holds. */
+  /**
+   * Emits `error` to listeners; unheard, it is logged: a failed refresh must not crash the app while the last bound
+   * holds.
+   */
   #report(error: Error): void {
     if (this.listenerCount('error') > 0) this.emit('error', error);
     else this.#logger.error('server clock', { error: error.message, code: (error as NodeJS.ErrnoException).code });
@@ -291,7 +331,12 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
    * nothing is held, for the round may straddle the step and hold neither time either;
    * a new first measurement starts at once. Otherwise resolves ready() and emits `update`.
    */
-  #adopt(fresh: HeldInterval, point: number, source: ServerClockSource, counts: Pick<ServerClockUpdate, 'survivors' | 'candidates'>): void {
+  #adopt(
+    fresh: HeldInterval,
+    point: number,
+    source: ServerClockSource,
+    counts: Pick<ServerClockUpdate, 'survivors' | 'candidates'>,
+  ): void {
     const previous = this.#estimate;
     if (previous && intersect(carry(previous.interval, fresh.at, this.#driftPpm), fresh) === undefined) {
       const step = point - previous.point;
@@ -348,9 +393,14 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
         this.#report(failure);
       }
       // Failures retry after 1, 2, 4 ... s (at most the refresh period); a step cuts it short.
-      const delay = failures > 0 ? Math.min(this.#refresh, 2 ** (failures - 1)) : this.#refresh * (0.9 + 0.2 * Math.random());
+      const delay =
+        failures > 0 ? Math.min(this.#refresh, 2 ** (failures - 1)) : this.#refresh * (0.9 + 0.2 * Math.random());
       this.#wake = new AbortController();
-      if (!this.#remeasure) await sleep(delay * 1000, undefined, { signal: AbortSignal.any([signal, this.#wake.signal]), ref: false }).catch(() => undefined);
+      if (!this.#remeasure)
+        await sleep(delay * 1000, undefined, {
+          signal: AbortSignal.any([signal, this.#wake.signal]),
+          ref: false,
+        }).catch(() => undefined);
       this.#wake = undefined;
       this.#remeasure = false;
     }
@@ -373,11 +423,21 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
       signal,
     });
     if (round.failed > 0 || round.falsetickers > 0) {
-      this.#logger.warn('server clock provider', { answered: round.answered, failed: round.failed, falsetickers: round.falsetickers, error: String(round.lastError ?? '') });
+      this.#logger.warn('server clock provider', {
+        answered: round.answered,
+        failed: round.failed,
+        falsetickers: round.falsetickers,
+        error: round.lastError,
+      });
     }
     if (round.interval === undefined) {
       const detail = round.lastError instanceof Error ? ` (${round.lastError.message})` : '';
-      throw codedError(`no estimate from the provider: ${round.answered} of ${round.answered + round.failed} calls answered${detail}`, 'ERR_SERVER_CLOCK_PROVIDER', undefined, round.lastError);
+      throw codedError(
+        `no estimate from the provider: ${round.answered} of ${round.answered + round.failed} calls answered${detail}`,
+        'ERR_SERVER_CLOCK_PROVIDER',
+        undefined,
+        round.lastError,
+      );
     }
     const { interval } = round;
     const counts = { survivors: round.answered - round.falsetickers, candidates: round.answered };
@@ -416,15 +476,18 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
               },
             }
           : {}),
-        ...(this.#proxy === undefined ? {} : { proxy: this.#proxy }),
-        ...(this.#ca === undefined ? {} : { ca: this.#ca }),
+        proxy: this.#proxy,
+        ca: this.#ca,
         ...this.#localClock,
       },
     );
     this.#priors = priorsOf(result, readClockPair(this.#clock));
     const failed = result.servers.filter((server) => server.status !== 'ok');
     for (const server of failed) {
-      this.#logger.warn(`server clock server ${server.status}`, { url: server.url, reason: server.reason ?? undefined });
+      this.#logger.warn(`server clock server ${server.status}`, {
+        url: server.url,
+        reason: server.reason ?? undefined,
+      });
     }
     if (estimate === undefined) {
       const reasons = failed.map((server) => `${server.url}: ${server.reason ?? server.status}`).join('; ');

@@ -51,7 +51,7 @@ export class ShmSink implements Sink {
     this.#options = options;
     this.unit = options.unit;
     this.name = `shm:${options.unit}`;
-    this.#shmOptions = { unit: options.unit, ...(options.perm === undefined ? {} : { perm: options.perm }) };
+    this.#shmOptions = { unit: options.unit, perm: options.perm };
   }
 
   /** The attached segment (undefined before open() and after close()). */
@@ -69,7 +69,14 @@ export class ShmSink implements Sink {
     const shm = new NtpdShm(this.#shmOptions);
     this.#shm = shm;
     const perm = this.#prepare(shm);
-    logger.info('segment attached', { unit, key: keyText(unit), shmId: shm.shmId, created: shm.created, perm, source: sourceName });
+    logger.info('segment attached', {
+      unit,
+      key: keyText(unit),
+      shmId: shm.shmId,
+      created: shm.created,
+      perm,
+      source: sourceName,
+    });
   }
 
   /** "Not in sync" until the first sample; warns about a root-only unit anyone may write. Returns the perm text. */
@@ -85,7 +92,8 @@ export class ShmSink implements Sink {
     }
     const permText = `0${stat.perm.toString(8)}`;
     const concern = rootOnlyUnitConcern(unit, stat);
-    if (concern !== undefined) logger.warn('segment not root-only', { unit, key: keyText(unit), perm: permText, uid: stat.uid, hint: concern });
+    if (concern !== undefined)
+      logger.warn('segment not root-only', { unit, key: keyText(unit), perm: permText, uid: stat.uid, hint: concern });
     return permText;
   }
 
@@ -114,13 +122,19 @@ export class ShmSink implements Sink {
     if (this.#lastWatch !== undefined && diffSeconds(now, this.#lastWatch) < WATCH_INTERVAL_SECONDS) return shm;
     this.#lastWatch = now;
     if (!this.#removed(shm)) return shm;
-    if (this.#reattachFailures === 0) logger.warn('segment removed', { unit, key: keyText(unit), hint: 'readers attached to the old segment see nothing until they restart' });
+    if (this.#reattachFailures === 0)
+      logger.warn('segment removed', {
+        unit,
+        key: keyText(unit),
+        hint: 'readers attached to the old segment see nothing until they restart',
+      });
     const euid = process.geteuid?.();
     if (isRootOnlyUnit(unit) && euid !== undefined && euid !== 0) {
       // Made anew by this unprivileged process, a root-only unit would be owned by a user:
       // exactly what must never feed the daemon. Stop loudly; a service manager restarts us as root.
       throw codedError(
-        `the segment of unit ${unit} (key ${keyText(unit)}) was removed and a root-only unit cannot be recreated after the privilege drop: restart htntp (as root)`,
+        `the segment of unit ${unit} (key ${keyText(unit)}) was removed and a root-only unit cannot be recreated ` +
+          `after the privilege drop: restart htntp (as root)`,
         'ERR_SEGMENT_REMOVED',
         { unit },
       );
@@ -132,7 +146,7 @@ export class ShmSink implements Sink {
       shm.detach();
     } catch (error) {
       this.#reattachFailures += 1;
-      (this.#reattachFailures === 1 ? logger.warn : logger.debug)('segment reattach failed', { unit, error });
+      logger[this.#reattachFailures === 1 ? 'warn' : 'debug']('segment reattach failed', { unit, error });
       return shm;
     }
     this.#shm = fresh;

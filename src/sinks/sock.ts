@@ -11,7 +11,7 @@
 //   debug sample dropped         sink error hint      (the reader's queue is full: EAGAIN)
 //   debug sample not sent        sink leap            (leap 3 "not in sync": chrony has no such sample)
 //   info  socket closed          sink sent errors
-import { ChronySock, sockErrorHint, type SockLayoutChoice, type SockLeap } from '../sock.js';
+import { ChronySock, sockErrorHint, type SockLayoutChoice } from '../sock.js';
 import type { Leap } from '../shm.js';
 import type { Sample } from '../sample.js';
 import type { Logger } from '../log.js';
@@ -100,7 +100,11 @@ export class SockSink implements Sink {
 
   #connected(): void {
     if (this.#fault !== undefined || !this.#connectedOnce) {
-      this.#logger.info('socket connected', { sink: this.name, path: this.path, ...(this.#fault === undefined ? {} : { after: this.#fault }) });
+      this.#logger.info('socket connected', {
+        sink: this.name,
+        path: this.path,
+        ...(this.#fault === undefined ? {} : { after: this.#fault }),
+      });
     }
     this.#connectedOnce = true;
     this.#fault = undefined;
@@ -121,7 +125,14 @@ export class SockSink implements Sink {
     } else if (this.#lastWarned !== undefined && diffSeconds(now, this.#lastWarned) >= this.#warnAgainSeconds) {
       const since = this.#faultSince === undefined ? undefined : Math.round(diffSeconds(now, this.#faultSince));
       const hint = sockErrorHint(code, this.path);
-      this.#logger.warn('socket still unavailable', { sink: this.name, path: this.path, error: code, lost: this.#lostInFault, since, hint });
+      this.#logger.warn('socket still unavailable', {
+        sink: this.name,
+        path: this.path,
+        error: code,
+        lost: this.#lostInFault,
+        since,
+        hint,
+      });
       this.#lastWarned = now;
     } else {
       this.#logger.debug('socket retry failed', { sink: this.name, error: code });
@@ -142,7 +153,7 @@ export class SockSink implements Sink {
       if (this.#nextAttempt !== undefined && compare(monotonicRaw(), this.#nextAttempt) < 0) return this.#lost();
       if (!this.#connect()) return this.#lost();
     }
-    const send = (): NodeJS.ErrnoException | undefined => this.#socket.send(sample.clockTime, sample.receiveTime, leap as SockLeap);
+    const send = (): NodeJS.ErrnoException | undefined => this.#socket.send(sample.clockTime, sample.receiveTime, leap);
     let error = send();
     if (error !== undefined && !readerBusy(error)) {
       // The reader went away (chronyd stopped or restarted): a socket that is back
@@ -151,11 +162,16 @@ export class SockSink implements Sink {
       this.#socket.close();
       if (!this.#connect()) return this.#lost();
       error = send();
-      if (error === undefined) this.#logger.info('socket reconnected', { sink: this.name, path: this.path, after: first });
+      if (error === undefined)
+        this.#logger.info('socket reconnected', { sink: this.name, path: this.path, after: first });
     }
     if (error !== undefined) {
       if (readerBusy(error)) {
-        this.#logger.debug('sample dropped', { sink: this.name, error: error.code, hint: sockErrorHint(error.code, this.path) });
+        this.#logger.debug('sample dropped', {
+          sink: this.name,
+          error: error.code,
+          hint: sockErrorHint(error.code, this.path),
+        });
       } else {
         this.#socket.close();
         this.#failed(error);

@@ -9,8 +9,23 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { monotonicRaw } from '../../src/clock.js';
 import { refclockLines, type RefclockConfigOptions } from '../../src/refclock-config.js';
 import { diffSeconds, type Timespec } from '../../src/time.js';
-import { describeE2e, findTool, startChronyd, waitFor, waitForChronySelection, type Chronyd, type ChronySource } from '../helpers/daemons.js';
-import { htntpBin, makeTempDir, startHtntp, startProcess, type RunningProcess, type TempDir } from '../helpers/process.js';
+import {
+  describeE2e,
+  findTool,
+  startChronyd,
+  waitFor,
+  waitForChronySelection,
+  type Chronyd,
+  type ChronySource,
+} from '../helpers/daemons.js';
+import {
+  htntpBin,
+  makeTempDir,
+  startHtntp,
+  startProcess,
+  type RunningProcess,
+  type TempDir,
+} from '../helpers/process.js';
 import { closeAll, startTimeServers, type TimeServer } from '../helpers/http/servers.js';
 import { PacedWriter, startPtyPair } from '../helpers/gps/pty.js';
 import { burst } from '../helpers/gps/sentences.js';
@@ -62,7 +77,14 @@ async function chronyd(lines: string[]): Promise<Chronyd> {
 /** The real CLI; `asNobody`: started as user nobody (setpriv), as a non-root service would be. */
 function feeder(args: string[], options: { asNobody?: boolean } = {}): RunningProcess {
   const child = options.asNobody
-    ? startProcess(findTool('setpriv')!, ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, htntpBin, ...args])
+    ? startProcess(findTool('setpriv')!, [
+        '--reuid=nobody',
+        '--regid=nogroup',
+        '--clear-groups',
+        process.execPath,
+        htntpBin,
+        ...args,
+      ])
     : startHtntp(args);
   cleanups.push(() => child.stop('SIGTERM', 3_000));
   return child;
@@ -93,8 +115,14 @@ async function segmentsCreatedBy(pid: number): Promise<string[]> {
     .map((fields) => fields[0]!);
 }
 
-/** Resolves with the raw-clock time the next stderr line matching `pattern` arrives (lines already there do not count). */
-function nextLine(process: RunningProcess, pattern: RegExp, timeoutMs = 10_000): Promise<{ line: string; at: Timespec }> {
+/**
+ * Resolves with the raw-clock time the next stderr line matching `pattern` arrives (lines already there do not count).
+ */
+function nextLine(
+  process: RunningProcess,
+  pattern: RegExp,
+  timeoutMs = 10_000,
+): Promise<{ line: string; at: Timespec }> {
   const from = process.stderrLines.length;
   return new Promise((resolve, reject) => {
     const stream = process.child.stderr!;
@@ -136,56 +164,84 @@ function appearance(dir: string, name: string, timeoutMs = 15_000): { at: Promis
 }
 
 describeE2e('htntp fixed --sock read by chronyd -x', ['chronyd'], () => {
-  it('chronyd reports the local clock 1.000 s fast (±2 ms); no SHM segment is created', { timeout: 90_000 }, async () => {
-    const { path } = await socketPath();
-    const daemon = await chronyd([sockLine(path, 'SOCK')]);
-    const fixed = feeder(['fixed', '--offset', '-1', '--sock', path, '--verbose']);
-    await fixed.waitForLine(/^info socket connected sink=sock:/, { stream: 'stderr', timeoutMs: 15_000 });
-    const tracking = await waitForChronySelection(daemon, 'SOCK');
-    console.info(`chronyd tracking over SOCK: System time ${tracking.systemTimeFast.toFixed(9)} s fast, stratum ${tracking.stratum}`);
-    expect(tracking.systemTimeFast).toBeGreaterThan(1 - TOLERANCE);
-    expect(tracking.systemTimeFast).toBeLessThan(1 + TOLERANCE);
-    expect(await segmentsCreatedBy(fixed.pid)).toEqual([]);
-    expect(fixed.stderrLines.some((line) => line.includes('segment attached'))).toBe(false);
-    expect(fixed.stderrLines.some((line) => line.startsWith('debug sample published sinks=sock:'))).toBe(true);
-  });
+  it(
+    'chronyd reports the local clock 1.000 s fast (±2 ms); no SHM segment is created',
+    { timeout: 90_000 },
+    async () => {
+      const { path } = await socketPath();
+      const daemon = await chronyd([sockLine(path, 'SOCK')]);
+      const fixed = feeder(['fixed', '--offset', '-1', '--sock', path, '--verbose']);
+      await fixed.waitForLine(/^info socket connected sink=sock:/, { stream: 'stderr', timeoutMs: 15_000 });
+      const tracking = await waitForChronySelection(daemon, 'SOCK');
+      console.info(
+        `chronyd tracking over SOCK: System time ${tracking.systemTimeFast.toFixed(9)} s fast, ` +
+          `stratum ${tracking.stratum}`,
+      );
+      expect(tracking.systemTimeFast).toBeGreaterThan(1 - TOLERANCE);
+      expect(tracking.systemTimeFast).toBeLessThan(1 + TOLERANCE);
+      expect(await segmentsCreatedBy(fixed.pid)).toEqual([]);
+      expect(fixed.stderrLines.some((line) => line.includes('segment attached'))).toBe(false);
+      expect(fixed.stderrLines.some((line) => line.startsWith('debug sample published sinks=sock:'))).toBe(true);
+    },
+  );
 
   it('htntp config --sock prints the line this chronyd took', async () => {
-    const cli = startHtntp(['config', '--daemon', 'chrony', '--sock', '/run/chrony.htntp.sock', '--refid', 'HTTP', '--delay', '0.2', '--precision', '-10']);
+    const cli = startHtntp([
+      'config',
+      '--daemon',
+      'chrony',
+      '--sock',
+      '/run/chrony.htntp.sock',
+      '--refid',
+      'HTTP',
+      '--delay',
+      '0.2',
+      '--precision',
+      '-10',
+    ]);
     const exit = await cli.exited;
     expect(exit.code, cli.output()).toBe(0);
-    expect(cli.stdoutLines.filter((line) => line !== '')).toEqual(['refclock SOCK /run/chrony.htntp.sock refid HTTP poll 4 offset 0.0 delay 0.2 precision 0.0009765625']);
+    expect(cli.stdoutLines.filter((line) => line !== '')).toEqual([
+      'refclock SOCK /run/chrony.htntp.sock refid HTTP poll 4 offset 0.0 delay 0.2 precision 0.0009765625',
+    ]);
   });
 });
 
 describeE2e('chronyd comes and goes under a running feeder', ['chronyd'], () => {
-  it('restarted three times: samples again within 2 s of the socket reappearing, each time', { timeout: 120_000 }, async () => {
-    const { dir, path } = await socketPath();
-    let daemon = await chronyd([sockLine(path, 'SOCK')]);
-    const fixed = feeder(['fixed', '--offset', '-1', '--sock', path]);
-    await fixed.waitForLine(/^info socket connected /, { stream: 'stderr', timeoutMs: 15_000 });
-    await sampled(daemon, 'SOCK', 2);
-    const resumes: number[] = [];
-    for (let restart = 0; restart < 3; restart += 1) {
-      await daemon.stop();
-      // Stopped: the feeder notices at its next sample, once.
-      await nextLine(fixed, /^warn socket unavailable .*error=(ENOENT|ECONNREFUSED)/, 5_000);
-      const appeared = appearance(dir, 'htntp.sock');
-      const back = nextLine(fixed, /^info socket (re)?connected /, 15_000);
-      daemon = await chronyd([sockLine(path, 'SOCK')]);
-      const [socketAt, sent] = await Promise.all([appeared.at, back]);
-      resumes.push(diffSeconds(sent.at, socketAt));
-      await sampled(daemon, 'SOCK', 1);
-    }
-    console.info(`SOCK resume after chronyd restart (s from socket creation to the feeder sending): ${resumes.map((value) => value.toFixed(3)).join(' ')}`);
-    for (const resume of resumes) {
-      expect(resume).toBeGreaterThanOrEqual(0);
-      expect(resume).toBeLessThan(RESUME_BOUND_SECONDS);
-    }
-    // Once per change of state: one warning per outage, never one per lost sample.
-    expect(fixed.stderrLines.filter((line) => line.startsWith('warn socket unavailable')).length).toBe(3);
-    expect(fixed.exit()).toBeUndefined();
-  });
+  it(
+    'restarted three times: samples again within 2 s of the socket reappearing, each time',
+    { timeout: 120_000 },
+    async () => {
+      const { dir, path } = await socketPath();
+      let daemon = await chronyd([sockLine(path, 'SOCK')]);
+      const fixed = feeder(['fixed', '--offset', '-1', '--sock', path]);
+      await fixed.waitForLine(/^info socket connected /, { stream: 'stderr', timeoutMs: 15_000 });
+      await sampled(daemon, 'SOCK', 2);
+      const resumes: number[] = [];
+      for (let restart = 0; restart < 3; restart += 1) {
+        await daemon.stop();
+        // Stopped: the feeder notices at its next sample, once.
+        await nextLine(fixed, /^warn socket unavailable .*error=(ENOENT|ECONNREFUSED)/, 5_000);
+        const appeared = appearance(dir, 'htntp.sock');
+        const back = nextLine(fixed, /^info socket (re)?connected /, 15_000);
+        daemon = await chronyd([sockLine(path, 'SOCK')]);
+        const [socketAt, sent] = await Promise.all([appeared.at, back]);
+        resumes.push(diffSeconds(sent.at, socketAt));
+        await sampled(daemon, 'SOCK', 1);
+      }
+      console.info(
+        `SOCK resume after chronyd restart (s from socket creation to the feeder ` +
+          `sending): ${resumes.map((value) => value.toFixed(3)).join(' ')}`,
+      );
+      for (const resume of resumes) {
+        expect(resume).toBeGreaterThanOrEqual(0);
+        expect(resume).toBeLessThan(RESUME_BOUND_SECONDS);
+      }
+      // Once per change of state: one warning per outage, never one per lost sample.
+      expect(fixed.stderrLines.filter((line) => line.startsWith('warn socket unavailable')).length).toBe(3);
+      expect(fixed.exit()).toBeUndefined();
+    },
+  );
 
   it('chronyd started after the feeder: samples once it is up', { timeout: 60_000 }, async () => {
     const { path } = await socketPath();
@@ -200,23 +256,31 @@ describeE2e('chronyd comes and goes under a running feeder', ['chronyd'], () => 
 });
 
 describeE2e("a non-root feeder and chronyd's root-only socket", ['chronyd', 'setpriv'], () => {
-  it('EACCES: logged once with the hint, retried, never fatal; SIGTERM still exits 0', { timeout: 60_000 }, async () => {
-    const { path } = await socketPath();
-    const daemon = await chronyd([sockLine(path, 'SOCK')]);
-    const fixed = feeder(['fixed', '--offset', '-1', '--sock', path, '--interval', '0.2', '--verbose'], { asNobody: true });
-    const line = await fixed.waitForLine(/^warn socket unavailable /, { stream: 'stderr', timeoutMs: 15_000 });
-    expect(line).toContain('error=EACCES');
-    expect(line).toMatch(/hint=".*chrony\.service\.d\/htntp-sock\.conf.*chgrp htntp/);
-    // Retried past the backoff, quietly (debug): still one warning, still running.
-    await fixed.waitForLine(/^debug socket retry failed .*error=EACCES/, { stream: 'stderr', timeoutMs: 10_000 });
-    await nextLine(fixed, /^debug socket retry failed .*error=EACCES/, 10_000);
-    expect(fixed.exit()).toBeUndefined();
-    const exit = await fixed.stop('SIGTERM', 3_000);
-    expect(exit.code).toBe(0);
-    expect(fixed.stderrLines.filter((candidate) => candidate.startsWith('warn socket unavailable')).length).toBe(1);
-    expect(fixed.stderrLines.find((candidate) => candidate.startsWith('info socket closed'))).toMatch(/sent=0 errors=[1-9]/);
-    expect((await daemon.sources()).find((source) => source.name === 'SOCK')?.reach).toBe(0);
-  });
+  it(
+    'EACCES: logged once with the hint, retried, never fatal; SIGTERM still exits 0',
+    { timeout: 60_000 },
+    async () => {
+      const { path } = await socketPath();
+      const daemon = await chronyd([sockLine(path, 'SOCK')]);
+      const fixed = feeder(['fixed', '--offset', '-1', '--sock', path, '--interval', '0.2', '--verbose'], {
+        asNobody: true,
+      });
+      const line = await fixed.waitForLine(/^warn socket unavailable /, { stream: 'stderr', timeoutMs: 15_000 });
+      expect(line).toContain('error=EACCES');
+      expect(line).toMatch(/hint=".*chrony\.service\.d\/htntp-sock\.conf.*chgrp htntp/);
+      // Retried past the backoff, quietly (debug): still one warning, still running.
+      await fixed.waitForLine(/^debug socket retry failed .*error=EACCES/, { stream: 'stderr', timeoutMs: 10_000 });
+      await nextLine(fixed, /^debug socket retry failed .*error=EACCES/, 10_000);
+      expect(fixed.exit()).toBeUndefined();
+      const exit = await fixed.stop('SIGTERM', 3_000);
+      expect(exit.code).toBe(0);
+      expect(fixed.stderrLines.filter((candidate) => candidate.startsWith('warn socket unavailable')).length).toBe(1);
+      expect(fixed.stderrLines.find((candidate) => candidate.startsWith('info socket closed'))).toMatch(
+        /sent=0 errors=[1-9]/,
+      );
+      expect((await daemon.sources()).find((source) => source.name === 'SOCK')?.reach).toBe(0);
+    },
+  );
 
   it('root with --user nobody: connected before the drop, chronyd takes the samples', { timeout: 60_000 }, async () => {
     const { path } = await socketPath();
@@ -234,16 +298,28 @@ describeE2e('htntp http --sock read by chronyd -x', ['chronyd'], () => {
     await closeAll(servers);
   });
 
-  it('chronyd measures the servers\' offset within the error htntp reports', { timeout: 90_000 }, async () => {
+  it("chronyd measures the servers' offset within the error htntp reports", { timeout: 90_000 }, async () => {
     const truth = -0.75; // server clock - local clock
     servers = await startTimeServers([{ offset: truth }, { offset: truth }, { offset: truth }]);
     const { path } = await socketPath();
     const daemon = await chronyd([sockLine(path, 'HTTP', { precision: -7 })]);
-    const http = feeder(['http', '--sock', path, '--interval', '60', '--probes', '6', ...servers.map((server) => server.url)]);
+    const http = feeder([
+      'http',
+      '--sock',
+      path,
+      '--interval',
+      '60',
+      '--probes',
+      '6',
+      ...servers.map((server) => server.url),
+    ]);
     const estimate = await http.waitForLine(/^info http estimate /, { stream: 'stderr', timeoutMs: 30_000 });
     const error = Number(/ error=(\S+)/.exec(estimate)?.[1]);
     const source = await sampled(daemon, 'HTTP', 2, 30_000);
-    console.info(`chronyd over SOCK from http: measured ${source.measuredOffset.toFixed(6)} s (truth ${-truth}, htntp error ${error.toFixed(6)})`);
+    console.info(
+      `chronyd over SOCK from http: measured ${source.measuredOffset.toFixed(6)} s (truth ${-truth}, htntp ` +
+        `error ${error.toFixed(6)})`,
+    );
     expect(Math.abs(source.measuredOffset + truth)).toBeLessThanOrEqual(error + TOLERANCE);
     expect(await segmentsCreatedBy(http.pid)).toEqual([]);
   });
@@ -257,9 +333,23 @@ describeE2e('htntp gps --sock read by chronyd -x', ['chronyd', 'socat'], () => {
     const pair = await startPtyPair(findTool('socat')!, dir);
     cleanups.push(() => pair.stop());
     const daemon = await chronyd([sockLine(path, 'GPS')]);
-    const gps = feeder(['gps', '--device', pair.devicePath, '--sock', path, '--offset', String(offset), '--min-fixes', '2', '--no-leapfile']);
+    const gps = feeder([
+      'gps',
+      '--device',
+      pair.devicePath,
+      '--sock',
+      path,
+      '--offset',
+      String(offset),
+      '--min-fixes',
+      '2',
+      '--no-leapfile',
+    ]);
     await gps.waitForLine(/device open/, { stream: 'stderr', timeoutMs: 15_000 });
-    const paced = new PacedWriter(pair.writerPath, { latency, burst: (second) => ({ lines: burst(second, { valid: true }), valid: true }) });
+    const paced = new PacedWriter(pair.writerPath, {
+      latency,
+      burst: (second) => ({ lines: burst(second, { valid: true }), valid: true }),
+    });
     cleanups.push(async () => paced.stop());
     paced.start();
     const source = await sampled(daemon, 'GPS', 3, 30_000);

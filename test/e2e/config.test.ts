@@ -40,27 +40,37 @@ async function createdPerms(): Promise<string[]> {
 }
 
 function linesFor(daemon: RefclockConfigOptions['daemon'], extra: Partial<RefclockConfigOptions> = {}): string[] {
-  return OPTION_SETS.flatMap((options, index) => refclockLines({ daemon, unit: UNITS[index] ?? 0, ...options, ...extra }));
+  return OPTION_SETS.flatMap((options, index) =>
+    refclockLines({ daemon, unit: UNITS[index] ?? 0, ...options, ...extra }),
+  );
 }
 
 describeE2e('generated lines in chronyd', ['chronyd'], () => {
-  it('chronyd starts with them, lists every refclock and creates the segments as asked', { timeout: 60_000 }, async () => {
-    const chronyd = await startChronyd({ lines: linesFor('chrony', { precision: -10, delay: 0.2 }) });
-    stops.push(() => chronyd.stop());
-    const names = (await chronyd.sources()).map((source) => source.name).sort();
-    expect(names).toEqual(['FIX', 'GPS', 'HTTP']);
-    // :perm=0666 where the ntpd convention wants it, chrony's own 0600 for the private one.
-    expect(await createdPerms()).toEqual(['0666', '0666', '0600']);
-  });
+  it(
+    'chronyd starts with them, lists every refclock and creates the segments as asked',
+    { timeout: 60_000 },
+    async () => {
+      const chronyd = await startChronyd({ lines: linesFor('chrony', { precision: -10, delay: 0.2 }) });
+      stops.push(() => chronyd.stop());
+      const names = (await chronyd.sources()).map((source) => source.name).sort();
+      expect(names).toEqual(['FIX', 'GPS', 'HTTP']);
+      // :perm=0666 where the ntpd convention wants it, chrony's own 0600 for the private one.
+      expect(await createdPerms()).toEqual(['0666', '0666', '0600']);
+    },
+  );
 });
 
 describeE2e('generated lines in ntpsec ntpd', ['ntpd'], () => {
-  it.each(['ntpsec', 'ntpd'] as const)('ntpd takes the %s form: no syntax error, segments with the asked permissions', { timeout: 60_000 }, async (daemon) => {
-    const lines = linesFor(daemon);
-    const ntpd = await startNtpd({ lines });
-    stops.push(() => ntpd.stop());
-    expect(ntpd.process.exit()).toBeUndefined();
-    // Every refclock came up and created its segment: 0666 above unit 1, `mode 1` = 0600.
-    expect(await createdPerms()).toEqual(['0666', '0666', '0600']);
-  });
+  it.each(['ntpsec', 'ntpd'] as const)(
+    'ntpd takes the %s form: no syntax error, segments with the asked permissions',
+    { timeout: 60_000 },
+    async (daemon) => {
+      const lines = linesFor(daemon);
+      const ntpd = await startNtpd({ lines });
+      stops.push(() => ntpd.stop());
+      expect(ntpd.process.exit()).toBeUndefined();
+      // Every refclock came up and created its segment: 0666 above unit 1, `mode 1` = 0600.
+      expect(await createdPerms()).toEqual(['0666', '0666', '0600']);
+    },
+  );
 });

@@ -22,7 +22,13 @@ import { exclusiveSegment } from '../helpers/exclusive.js';
 import { startHtntp, type RunningProcess } from '../helpers/process.js';
 import { units } from '../helpers/units.js';
 
-const UNITS = { chronyd: units.fixedChronyd, ntpd: units.fixedNtpd, ntpshmmon: units.fixedNtpshmmon, sigterm: units.fixedSigterm, once: units.fixedOnce };
+const UNITS = {
+  chronyd: units.fixedChronyd,
+  ntpd: units.fixedNtpd,
+  ntpshmmon: units.fixedNtpshmmon,
+  sigterm: units.fixedSigterm,
+  once: units.fixedOnce,
+};
 /** The tolerance on what the daemons report for a -1 s reference. */
 const TOLERANCE = 0.002;
 
@@ -59,18 +65,25 @@ describeE2e('htntp fixed --offset -1 read by chronyd -x', ['chronyd'], () => {
   it('chronyd reports the local clock 1.000 s fast (±2 ms)', { timeout: 60_000 }, async () => {
     const unit = UNITS.chronyd;
     await startFixed(unit);
-    const chronyd = await startChronyd({ lines: refclockLines({ daemon: 'chrony', unit, refid: 'FIX', poll: 0, precision: -10 }) });
+    const chronyd = await startChronyd({
+      lines: refclockLines({ daemon: 'chrony', unit, refid: 'FIX', poll: 0, precision: -10 }),
+    });
     cleanups.push(() => chronyd.stop());
     // Synchronised to FIX, with at least 4 samples behind the estimate (reach 0o17).
     const tracking: ChronyTracking = await waitFor(
       async () => {
         const source = (await chronyd.sources()).find((candidate) => candidate.name === 'FIX');
         const current = await chronyd.tracking();
-        return source?.state === '*' && (source.reach & 0o17) === 0o17 && current.referenceName === 'FIX' ? current : undefined;
+        return source?.state === '*' && (source.reach & 0o17) === 0o17 && current.referenceName === 'FIX'
+          ? current
+          : undefined;
       },
       { what: 'chronyd to select FIX with 4 samples', timeoutMs: 40_000, intervalMs: 500 },
     );
-    console.info(`chronyd tracking: System time ${tracking.systemTimeFast.toFixed(9)} s fast, last offset ${tracking.lastOffset}, stratum ${tracking.stratum}`);
+    console.info(
+      `chronyd tracking: System time ${tracking.systemTimeFast.toFixed(9)} s fast, last ` +
+        `offset ${tracking.lastOffset}, stratum ${tracking.stratum}`,
+    );
     expect(tracking.systemTimeFast).toBeGreaterThan(1 - TOLERANCE);
     expect(tracking.systemTimeFast).toBeLessThan(1 + TOLERANCE);
     expect(tracking.stratum).toBe(1);
@@ -86,7 +99,8 @@ describeE2e('htntp fixed --offset -1 read by ntpsec ntpd', ['ntpd'], () => {
     cleanups.push(() => ntpd.stop());
     // minpoll 1: a line every 2 s; three lines = three samples ntpd accepted.
     const lines: PeerstatsLine[] = await ntpd.waitForPeerstats(unit, 3);
-    console.info(`ntpd peerstats SHM(${unit}) [status offset dispersion]: ${lines.map((line) => `[${line.status.toString(16)} ${line.offset.toFixed(9)} ${line.dispersion}]`).join(' ')}`);
+    const shown = lines.map((line) => `[${line.status.toString(16)} ${line.offset.toFixed(9)} ${line.dispersion}]`);
+    console.info(`ntpd peerstats SHM(${unit}) [status offset dispersion]: ${shown.join(' ')}`);
     expect(lines.every((line) => line.peer === `SHM(${unit})`)).toBe(true);
     for (const line of lines) {
       expect(line.offset).toBeGreaterThan(-1 - TOLERANCE);
@@ -113,7 +127,8 @@ describeE2e('htntp fixed --offset -1 watched by ntpshmmon', ['ntpshmmon'], () =>
     }
     // One sample a second, each seen once: receive times strictly increase.
     const receives = samples.map((sample) => sample.receive);
-    for (let index = 1; index < receives.length; index += 1) expect(diffSeconds(receives[index]!, receives[index - 1]!)).toBeGreaterThan(0.5);
+    for (let index = 1; index < receives.length; index += 1)
+      expect(diffSeconds(receives[index]!, receives[index - 1]!)).toBeGreaterThan(0.5);
   });
 });
 
@@ -122,14 +137,19 @@ describeE2e('htntp fixed as a process', [], () => {
   it('SIGTERM: exit 0, and the segment says valid = 0 afterwards', { timeout: 60_000 }, async () => {
     const unit = UNITS.sigterm;
     const feeder = await startFixed(unit, ['--interval', '0.2']);
-    await feeder.waitForLine(new RegExp(`^debug sample published sinks=shm:${unit} offset=-1 `), { stream: 'stderr', timeoutMs: 20_000 });
+    await feeder.waitForLine(new RegExp(`^debug sample published sinks=shm:${unit} offset=-1 `), {
+      stream: 'stderr',
+      timeoutMs: 20_000,
+    });
     expect(readSegment(unit)?.valid).toBe(1); // nobody consumes this unit
     feeder.child.kill('SIGTERM');
     const exit = await feeder.exited;
     expect(exit, feeder.output()).toEqual({ code: 0, signal: null });
     const after = readSegment(unit);
     expect(after?.valid).toBe(0);
-    expect(feeder.stderrLines.some((line) => new RegExp(`^info segment detached unit=${unit} published=\\d+`).test(line))).toBe(true);
+    expect(
+      feeder.stderrLines.some((line) => new RegExp(`^info segment detached unit=${unit} published=\\d+`).test(line)),
+    ).toBe(true);
   });
 
   it('--once: exactly one sample (count + 2), left valid', { timeout: 60_000 }, async () => {

@@ -13,7 +13,8 @@ import { realtime } from '../../src/clock.js';
 import { addSeconds } from '../../src/time.js';
 
 /** What sock_source.rs takes from a datagram, or why it drops it. */
-type NtpdRsSample = { ok: true; offset: number; leap: 'none' | 'insert' | 'delete' | 'unknown' } | { ok: false; reason: string };
+type NtpdRsSample =
+  { ok: true; offset: number; leap: 'none' | 'insert' | 'delete' | 'unknown' } | { ok: false; reason: string };
 
 const SOCK_MAGIC = 0x534f434b;
 const SOCK_SAMPLE_SIZE = 40;
@@ -100,7 +101,7 @@ async function configOutput(args: string[]): Promise<string> {
 }
 
 describeE2e('htntp for ntpd-rs: its [[source]] and the datagrams its sock source accepts', ['cc'], () => {
-  it('config --daemon ntpd-rs parses as TOML with only the keys a sock source takes; --only-source adds minimum-agreeing-sources = 1', async () => {
+  it('ntpd-rs config: TOML of sock source keys; --only-source adds minimum-agreeing-sources = 1', async () => {
     const path = join(temp.path, 'ntpd-rs.sock');
     const toml = parseTomlSubset(await configOutput(['--sock', path, '--source', 'http']));
     const sources = toml.source as TomlTable[];
@@ -122,80 +123,103 @@ describeE2e('htntp for ntpd-rs: its [[source]] and the datagrams its sock source
     expect(cli.output()).toMatch(/ntpd-rs reads SOCK only: give --sock PATH/);
   });
 
-  it("htntp fixed --sock: every datagram passes sock_source.rs's checks with the offset sent", { timeout: 30_000 }, async () => {
-    const path = join(temp.path, 'fixed.sock');
-    const reader = await startSockReader(path, 0o666);
-    const feeder = startHtntp(['fixed', '--offset', '-0.25', '--interval', '0.2', '--sock', path, '--no-leapfile']);
-    try {
-      const datagrams = await reader.waitForDatagrams(3, 15_000);
-      for (const datagram of datagrams) {
-        const sample = ntpdRsDeserialize(Buffer.from(datagram.hex, 'hex'));
-        expect(sample, datagram.hex).toMatchObject({ ok: true, leap: 'none' });
-        // offset is taken against tv, the receive time truncated to µs: up to 1 µs more.
-        if (sample.ok) expect(sample.offset - -0.25).toBeGreaterThanOrEqual(0);
-        if (sample.ok) expect(sample.offset - -0.25).toBeLessThan(1e-6);
+  it(
+    "htntp fixed --sock: every datagram passes sock_source.rs's checks with the offset sent",
+    { timeout: 30_000 },
+    async () => {
+      const path = join(temp.path, 'fixed.sock');
+      const reader = await startSockReader(path, 0o666);
+      const feeder = startHtntp(['fixed', '--offset', '-0.25', '--interval', '0.2', '--sock', path, '--no-leapfile']);
+      try {
+        const datagrams = await reader.waitForDatagrams(3, 15_000);
+        for (const datagram of datagrams) {
+          const sample = ntpdRsDeserialize(Buffer.from(datagram.hex, 'hex'));
+          expect(sample, datagram.hex).toMatchObject({ ok: true, leap: 'none' });
+          // offset is taken against tv, the receive time truncated to µs: up to 1 µs more.
+          if (sample.ok) expect(sample.offset - -0.25).toBeGreaterThanOrEqual(0);
+          if (sample.ok) expect(sample.offset - -0.25).toBeLessThan(1e-6);
+        }
+        // The same reader drops what it must: a 32-byte (32-bit time_t) datagram, a wrong magic, a pulse.
+        const first = Buffer.from(datagrams[0]?.hex ?? '', 'hex');
+        expect(ntpdRsDeserialize(first.subarray(8))).toEqual({ ok: false, reason: 'Invalid size 32' });
+        const badMagic = Buffer.from(first);
+        badMagic.writeInt32LE(1, 36);
+        expect(ntpdRsDeserialize(badMagic)).toEqual({ ok: false, reason: 'Invalid magic 1' });
+        const pulse = Buffer.from(first);
+        pulse.writeInt32LE(1, 24);
+        expect(ntpdRsDeserialize(pulse)).toEqual({ ok: false, reason: 'Invalid pulse 1' });
+      } finally {
+        await feeder.stop('SIGTERM', 3_000);
+        await reader.stop();
       }
-      // The same reader drops what it must: a 32-byte (32-bit time_t) datagram, a wrong magic, a pulse.
-      const first = Buffer.from(datagrams[0]?.hex ?? '', 'hex');
-      expect(ntpdRsDeserialize(first.subarray(8))).toEqual({ ok: false, reason: 'Invalid size 32' });
-      const badMagic = Buffer.from(first);
-      badMagic.writeInt32LE(1, 36);
-      expect(ntpdRsDeserialize(badMagic)).toEqual({ ok: false, reason: 'Invalid magic 1' });
-      const pulse = Buffer.from(first);
-      pulse.writeInt32LE(1, 24);
-      expect(ntpdRsDeserialize(pulse)).toEqual({ ok: false, reason: 'Invalid pulse 1' });
-    } finally {
-      await feeder.stop('SIGTERM', 3_000);
-      await reader.stop();
-    }
-  });
+    },
+  );
 
-  it('--sock-layout 40 sends the 64-bit time_t layout on any platform; here it is byte for byte the native one', { timeout: 30_000 }, async () => {
-    const path = join(temp.path, 'layout.sock');
-    const reader = await startSockReader(path, 0o666);
-    const native = new ChronySock(path);
-    const wide = new ChronySock(path, '40');
-    try {
-      expect([native.connect(), wide.connect()]).toEqual([undefined, undefined]);
-      const receive = realtime();
-      expect(native.send(addSeconds(receive, 0.125), receive)).toBeUndefined();
-      expect(wide.send(addSeconds(receive, 0.125), receive)).toBeUndefined();
-      const [first, second] = await reader.waitForDatagrams(2);
-      const wideBytes = Buffer.from(second?.hex ?? '', 'hex');
-      expect(wideBytes.length).toBe(40);
-      const wideSample = ntpdRsDeserialize(wideBytes);
-      expect(wideSample).toMatchObject({ ok: true, leap: 'none' });
-      // clock - tv, tv truncated to µs: exactly 0.125 s plus the truncated nanoseconds.
-      expect(wideSample.ok && wideSample.offset).toBeCloseTo(0.125 + (receive.nsec % 1000) / 1e9, 12);
-      expect(wideBytes.readBigInt64LE(0)).toBe(BigInt(receive.sec));
-      expect(wideBytes.readBigInt64LE(8)).toBe(BigInt(Math.floor(receive.nsec / 1000)));
-      // Where time_t is 64-bit the two layouts are one; elsewhere only the wide one is 40 bytes.
-      if (sockLayout.size === 40) expect(second?.hex).toBe(first?.hex);
-      else expect(first?.bytes).toBe(sockLayout.size);
-      expect(() => new ChronySock(path, '32' as never)).toThrow(RangeError);
-    } finally {
-      native.close();
-      wide.close();
-      await reader.stop();
-    }
-  });
-
-  it('htntp fixed --sock-layout 40: the feeder sends 40-byte datagrams ntpd-rs accepts', { timeout: 30_000 }, async () => {
-    const path = join(temp.path, 'fixed-wide.sock');
-    const reader = await startSockReader(path, 0o666);
-    const feeder = startHtntp(['fixed', '--offset', '0.5', '--interval', '0.2', '--sock', path, '--sock-layout', '40', '--no-leapfile']);
-    try {
-      const datagrams = await reader.waitForDatagrams(2, 15_000);
-      for (const datagram of datagrams) {
-        expect(datagram.bytes).toBe(40);
-        const sample = ntpdRsDeserialize(Buffer.from(datagram.hex, 'hex'));
-        expect(sample).toMatchObject({ ok: true, leap: 'none' });
-        expect(sample.ok && sample.offset - 0.5).toBeLessThan(1e-6); // tv truncated to µs: up to 1 µs more
-        expect(sample.ok && sample.offset - 0.5).toBeGreaterThanOrEqual(0);
+  it(
+    '--sock-layout 40 sends the 64-bit time_t layout on any platform; here it is byte for byte the native one',
+    { timeout: 30_000 },
+    async () => {
+      const path = join(temp.path, 'layout.sock');
+      const reader = await startSockReader(path, 0o666);
+      const native = new ChronySock(path);
+      const wide = new ChronySock(path, '40');
+      try {
+        expect([native.connect(), wide.connect()]).toEqual([undefined, undefined]);
+        const receive = realtime();
+        expect(native.send(addSeconds(receive, 0.125), receive)).toBeUndefined();
+        expect(wide.send(addSeconds(receive, 0.125), receive)).toBeUndefined();
+        const [first, second] = await reader.waitForDatagrams(2);
+        const wideBytes = Buffer.from(second?.hex ?? '', 'hex');
+        expect(wideBytes.length).toBe(40);
+        const wideSample = ntpdRsDeserialize(wideBytes);
+        expect(wideSample).toMatchObject({ ok: true, leap: 'none' });
+        // clock - tv, tv truncated to µs: exactly 0.125 s plus the truncated nanoseconds.
+        expect(wideSample.ok && wideSample.offset).toBeCloseTo(0.125 + (receive.nsec % 1000) / 1e9, 12);
+        expect(wideBytes.readBigInt64LE(0)).toBe(BigInt(receive.sec));
+        expect(wideBytes.readBigInt64LE(8)).toBe(BigInt(Math.floor(receive.nsec / 1000)));
+        // Where time_t is 64-bit the two layouts are one; elsewhere only the wide one is 40 bytes.
+        if (sockLayout.size === 40) expect(second?.hex).toBe(first?.hex);
+        else expect(first?.bytes).toBe(sockLayout.size);
+        expect(() => new ChronySock(path, '32' as never)).toThrow(RangeError);
+      } finally {
+        native.close();
+        wide.close();
+        await reader.stop();
       }
-    } finally {
-      await feeder.stop('SIGTERM', 3_000);
-      await reader.stop();
-    }
-  });
+    },
+  );
+
+  it(
+    'htntp fixed --sock-layout 40: the feeder sends 40-byte datagrams ntpd-rs accepts',
+    { timeout: 30_000 },
+    async () => {
+      const path = join(temp.path, 'fixed-wide.sock');
+      const reader = await startSockReader(path, 0o666);
+      const feeder = startHtntp([
+        'fixed',
+        '--offset',
+        '0.5',
+        '--interval',
+        '0.2',
+        '--sock',
+        path,
+        '--sock-layout',
+        '40',
+        '--no-leapfile',
+      ]);
+      try {
+        const datagrams = await reader.waitForDatagrams(2, 15_000);
+        for (const datagram of datagrams) {
+          expect(datagram.bytes).toBe(40);
+          const sample = ntpdRsDeserialize(Buffer.from(datagram.hex, 'hex'));
+          expect(sample).toMatchObject({ ok: true, leap: 'none' });
+          expect(sample.ok && sample.offset - 0.5).toBeLessThan(1e-6); // tv truncated to µs: up to 1 µs more
+          expect(sample.ok && sample.offset - 0.5).toBeGreaterThanOrEqual(0);
+        }
+      } finally {
+        await feeder.stop('SIGTERM', 3_000);
+        await reader.stop();
+      }
+    },
+  );
 });

@@ -37,15 +37,22 @@ afterAll(async () => {
 });
 afterEach(() => UNITS.forEach(removeSegment));
 
+/** A fixed feeder on `unit` that logs every sample it publishes. */
+const startVerboseFeeder = (unit: number): ReturnType<typeof startHtntp> =>
+  startHtntp(['fixed', '--unit', String(unit), '--offset', '-1', '--interval', '0.2', '--verbose']);
+
 describe('signals and pipes', () => {
   it('SIGHUP stops a feeder like SIGTERM: logged, valid 0, exit 0', async () => {
-    const feeder = startHtntp(['fixed', '--unit', String(UNIT_HUP), '--offset', '-1', '--interval', '0.2', '--verbose']);
+    const feeder = startVerboseFeeder(UNIT_HUP);
     try {
       await feeder.waitForLine(/^debug sample published/, { stream: 'stderr' });
       expect(readSegment(UNIT_HUP)?.valid).toBe(1);
       const exit = await feeder.stop('SIGHUP');
       expect(exit, feeder.output()).toEqual({ code: 0, signal: null });
-      expect(feeder.stderrLines.some((line) => /^info stopping reason="?received SIGHUP/.test(line)), feeder.output()).toBe(true);
+      expect(
+        feeder.stderrLines.some((line) => /^info stopping reason="?received SIGHUP/.test(line)),
+        feeder.output(),
+      ).toBe(true);
       expect(readSegment(UNIT_HUP)?.valid).toBe(0);
     } finally {
       await feeder.stop('SIGKILL');
@@ -55,7 +62,9 @@ describe('signals and pipes', () => {
   it('`status --watch | head -1` ends quietly with exit 0 once head has gone', async () => {
     const shm = new NtpdShm(UNIT_WATCH);
     try {
-      const script = `"$0" "$1" status --watch --interval 0.1 --unit ${UNIT_WATCH} | head -1; echo "htntp exit $\{PIPESTATUS[0]}" >&2`;
+      const script =
+        `"$0" "$1" status --watch --interval 0.1 --unit ${UNIT_WATCH} | head -1; echo "htntp exit ` +
+        `$\{PIPESTATUS[0]}" >&2`;
       const pipeline = startProcess('bash', ['-c', script, process.execPath, htntpBin]);
       const exit = await pipeline.exited;
       expect(exit.code, pipeline.output()).toBe(0);
@@ -71,14 +80,28 @@ describe('proxy credentials', () => {
   const url = (): string => servers[0]?.url ?? '';
 
   it('in argv: a warning, and `ps` (/proc/PID/cmdline) no longer shows them', async () => {
-    const feeder = startHtntp(['http', '--dry-run', '--interval', '1', '--probes', '2', '--proxy', `htntp:${PASSWORD}@127.0.0.1:${proxy.port}`, url()]);
+    const feeder = startHtntp([
+      'http',
+      '--dry-run',
+      '--interval',
+      '1',
+      '--probes',
+      '2',
+      '--proxy',
+      `htntp:${PASSWORD}@127.0.0.1:${proxy.port}`,
+      url(),
+    ]);
     try {
       await feeder.waitForLine(/sample \(dry run\)/, { stream: 'stderr', timeoutMs: 20_000 });
-      expect(feeder.stderrLines.some((line) => /^warn proxy credentials on the command line/.test(line)), feeder.output()).toBe(true);
+      expect(
+        feeder.stderrLines.some((line) => /^warn proxy credentials on the command line/.test(line)),
+        feeder.output(),
+      ).toBe(true);
       const cmdline = readFileSync(`/proc/${feeder.pid}/cmdline`, 'latin1');
       expect(cmdline).not.toContain(PASSWORD);
       expect(cmdline).toContain('***@127.0.0.1');
-      expect([...feeder.stdoutLines, ...feeder.stderrLines].join('\n')).not.toContain(PASSWORD); // logs never repeat them
+      // logs never repeat them
+      expect([...feeder.stdoutLines, ...feeder.stderrLines].join('\n')).not.toContain(PASSWORD);
     } finally {
       await feeder.stop('SIGTERM');
     }
@@ -140,14 +163,19 @@ describe('validate before touching', () => {
 });
 
 describe('one writer per unit', () => {
-  it('a second feeder on a unit exits 1 naming the first one\'s pid, before writing anything', async () => {
-    const first = startHtntp(['fixed', '--unit', String(UNIT_LOCK), '--offset', '-1', '--interval', '0.2', '--verbose']);
+  it("a second feeder on a unit exits 1 naming the first one's pid, before writing anything", async () => {
+    const first = startVerboseFeeder(UNIT_LOCK);
     try {
       await first.waitForLine(/^debug sample published/, { stream: 'stderr' });
       const countBefore = readSegment(UNIT_LOCK)?.count;
       const second = startHtntp(['fixed', '--unit', String(UNIT_LOCK), '--offset', '1']);
       expect((await second.exited).code, second.output()).toBe(1);
-      expect(second.stderrLines.join('\n')).toMatch(new RegExp(`unit ${UNIT_LOCK} \\(key 0x[0-9a-f]+\\) is already fed by pid ${first.pid} \\(.*fixed.*\\): one writer per unit`));
+      expect(second.stderrLines.join('\n')).toMatch(
+        new RegExp(
+          `unit ${UNIT_LOCK} \\(key 0x[0-9a-f]+\\) is already fed by pid ${first.pid} \\(.*fixed.*\\): one ` +
+            `writer per unit`,
+        ),
+      );
       expect(second.stderrLines.some((line) => /segment attached/.test(line))).toBe(false);
       // The first feeder's samples went on untouched: count moved only by its own writes, offset -1 s.
       const after = readSegment(UNIT_LOCK);

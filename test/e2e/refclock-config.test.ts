@@ -3,13 +3,21 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { presetOptions, refclockLines, type RefclockConfigOptions, type RefclockDaemon, type SourceKind } from '../../src/refclock-config.js';
+import {
+  presetOptions,
+  refclockLines,
+  type RefclockConfigOptions,
+  type RefclockDaemon,
+  type SourceKind,
+} from '../../src/refclock-config.js';
 import { refclockConfig } from '../../src/cli/commands/config.js';
 import { repoRoot, startHtntp } from '../helpers/process.js';
 
 describe('refclockLines', () => {
   it('classic ntpd: a 127.127.28.N server line and a fudge line', () => {
-    expect(refclockLines({ daemon: 'ntpd', unit: 7, refid: 'HTTP', offset: -0.25, poll: 5, prefer: true, stratum: 3 })).toEqual([
+    expect(
+      refclockLines({ daemon: 'ntpd', unit: 7, refid: 'HTTP', offset: -0.25, poll: 5, prefer: true, stratum: 3 }),
+    ).toEqual([
       'server 127.127.28.7 minpoll 5 maxpoll 5 prefer',
       'fudge 127.127.28.7 refid HTTP stratum 3 time1 -0.25 flag1 1',
     ]);
@@ -25,12 +33,18 @@ describe('refclockLines', () => {
     expect(refclockLines({ daemon: 'chrony', unit: 7, refid: 'HTTP', precision: -10, delay: 0.2, poll: 2 })).toEqual([
       'refclock SHM 7:perm=0666 refid HTTP poll 2 dpoll 0 offset 0.0 delay 0.2 precision 0.0009765625',
     ]);
-    expect(refclockLines({ daemon: 'chrony', unit: 1, refid: 'GPS' })).toEqual(['refclock SHM 1 refid GPS poll 4 dpoll 0 offset 0.0']);
-    expect(refclockLines({ daemon: 'chrony', unit: 9, refid: 'X', perm: 0o640 })[0]).toMatch(/^refclock SHM 9:perm=0640 /);
+    expect(refclockLines({ daemon: 'chrony', unit: 1, refid: 'GPS' })).toEqual([
+      'refclock SHM 1 refid GPS poll 4 dpoll 0 offset 0.0',
+    ]);
+    expect(refclockLines({ daemon: 'chrony', unit: 9, refid: 'X', perm: 0o640 })[0]).toMatch(
+      /^refclock SHM 9:perm=0640 /,
+    );
   });
 
   it('a private unit >= 2 is `mode 1` in ntpd and ntpsec (not the segment mode field)', () => {
-    expect(refclockLines({ daemon: 'ntpd', unit: 5, refid: 'X', perm: 0o600 })[0]).toBe('server 127.127.28.5 minpoll 4 maxpoll 4 mode 1');
+    expect(refclockLines({ daemon: 'ntpd', unit: 5, refid: 'X', perm: 0o600 })[0]).toBe(
+      'server 127.127.28.5 minpoll 4 maxpoll 4 mode 1',
+    );
     expect(refclockLines({ daemon: 'ntpsec', unit: 5, refid: 'X', perm: 0o600 })[0]).toContain(' mode 1');
     expect(refclockLines({ daemon: 'ntpsec', unit: 1, refid: 'X' })[0]).not.toContain('mode');
     expect(refclockLines({ daemon: 'chrony', unit: 5, refid: 'X', perm: 0o600 })[0]).toMatch(/^refclock SHM 5 refid/);
@@ -100,8 +114,12 @@ describe('htntp config', () => {
     expect(refclockConfig({ daemon: 'chrony', unit: 2, source: 'http' }).lines).toEqual([
       'refclock SHM 2:perm=0666 refid HTTP poll 4 dpoll 0 offset 0.0 delay 0.2 precision 0.0009765625',
     ]);
-    expect(refclockConfig({ daemon: 'chrony', unit: 0, source: 'gps' }).lines).toEqual(['refclock SHM 0 refid GPS poll 4 dpoll 0 offset 0.0 precision 0.03125']);
-    expect(refclockConfig({ daemon: 'ntpsec', unit: 2, source: 'http' }).lines).toEqual(['refclock shm unit 2 refid HTTP time1 0.0 minpoll 4 maxpoll 4']);
+    expect(refclockConfig({ daemon: 'chrony', unit: 0, source: 'gps' }).lines).toEqual([
+      'refclock SHM 0 refid GPS poll 4 dpoll 0 offset 0.0 precision 0.03125',
+    ]);
+    expect(refclockConfig({ daemon: 'ntpsec', unit: 2, source: 'http' }).lines).toEqual([
+      'refclock shm unit 2 refid HTTP time1 0.0 minpoll 4 maxpoll 4',
+    ]);
     expect(refclockConfig({ daemon: 'ntpd', unit: 2, source: 'fixed' }).lines).toEqual([
       'server 127.127.28.2 minpoll 4 maxpoll 4 noselect',
       'fudge 127.127.28.2 refid FIX stratum 10 time1 0.0 flag1 1',
@@ -126,7 +144,18 @@ describe('htntp config', () => {
   });
 
   it('the real CLI prints the lines, ready to append to a config file', async () => {
-    const cli = startHtntp(['config', '--daemon', 'ntpd', '--unit', '2', '--refid', 'FIX', '--offset', '-0.5', '--noselect']);
+    const cli = startHtntp([
+      'config',
+      '--daemon',
+      'ntpd',
+      '--unit',
+      '2',
+      '--refid',
+      'FIX',
+      '--offset',
+      '-0.5',
+      '--noselect',
+    ]);
     const exit = await cli.exited;
     expect(exit.code, cli.output()).toBe(0);
     expect(cli.stdoutLines.filter((line) => line !== '')).toEqual(
@@ -148,13 +177,15 @@ describe('PPS pairing lines', () => {
       'refclock SHM 2:perm=0666 refid GPS poll 4 dpoll 0 offset 0.0 delay 0.2 precision 0.125 noselect',
       'refclock PPS /dev/pps1 lock GPS refid PPS prefer',
     ]);
-    expect(refclockLines({ daemon: 'chrony', unit: 2, refid: 'GPS', pps: '/dev/pps0', delay: 0.1, precision: -5, poll: 3 })).toEqual([
+    expect(
+      refclockLines({ daemon: 'chrony', unit: 2, refid: 'GPS', pps: '/dev/pps0', delay: 0.1, precision: -5, poll: 3 }),
+    ).toEqual([
       'refclock SHM 2:perm=0666 refid GPS poll 3 dpoll 0 offset 0.0 delay 0.1 precision 0.03125 noselect',
       'refclock PPS /dev/pps0 lock GPS refid PPS poll 3 prefer',
     ]);
   });
 
-  it('ntpsec and ntpd: the unit preferred (driver 22 needs a prefer peer), the pulse as driver 22; ntpsec names other paths', () => {
+  it('ntpsec and ntpd: the unit preferred (driver 22 needs a prefer peer), the pulse as driver 22', () => {
     expect(refclockLines({ daemon: 'ntpsec', unit: 0, refid: 'GPS', pps: '/dev/gps0pps' })).toEqual([
       'refclock shm unit 0 refid GPS time1 0.0 minpoll 4 maxpoll 4 prefer',
       'refclock pps unit 0 path /dev/gps0pps refid PPS minpoll 4 maxpoll 4',
@@ -167,11 +198,19 @@ describe('PPS pairing lines', () => {
     ]);
   });
 
-  it('refuses what would break the config: a relative or spaced path, refid PPS, a classic ntpd path that is not /dev/ppsK', () => {
+  it('refuses a relative or spaced path, refid PPS, and a classic ntpd path that is not /dev/ppsK', () => {
     expect(() => refclockLines({ daemon: 'chrony', unit: 2, refid: 'GPS', pps: 'pps0' })).toThrow(RangeError);
-    expect(() => refclockLines({ daemon: 'chrony', unit: 2, refid: 'GPS', pps: '/dev/pps0 lock X' })).toThrow(RangeError);
-    expect(() => refclockLines({ daemon: 'chrony', unit: 2, refid: 'PPS', pps: '/dev/pps0' })).toThrow(/other than PPS/);
-    expect(() => refclockLines({ daemon: 'ntpd', unit: 2, refid: 'GPS', pps: '/dev/gpspps' })).toThrow(/ln -s \/dev\/gpspps \/dev\/pps0/);
-    expect(() => refclockLines({ daemon: 'ntpd', unit: 2, refid: 'GPS', pps: 7 as unknown as string })).toThrow(TypeError);
+    expect(() => refclockLines({ daemon: 'chrony', unit: 2, refid: 'GPS', pps: '/dev/pps0 lock X' })).toThrow(
+      RangeError,
+    );
+    expect(() => refclockLines({ daemon: 'chrony', unit: 2, refid: 'PPS', pps: '/dev/pps0' })).toThrow(
+      /other than PPS/,
+    );
+    expect(() => refclockLines({ daemon: 'ntpd', unit: 2, refid: 'GPS', pps: '/dev/gpspps' })).toThrow(
+      /ln -s \/dev\/gpspps \/dev\/pps0/,
+    );
+    expect(() => refclockLines({ daemon: 'ntpd', unit: 2, refid: 'GPS', pps: 7 as unknown as string })).toThrow(
+      TypeError,
+    );
   });
 });

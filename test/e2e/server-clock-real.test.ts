@@ -66,7 +66,9 @@ describeE2e('ServerClock on real web servers', ['nginx', 'apache2'], () => {
     expectBoundsHoldTruth(clock, OFFSET);
     // Every server's clock jumps 2 s: the new bounds miss the held ones, a server step is
     // reported, and a new measurement makes the bounds afresh.
-    const stepped = new Promise<number>((resolve) => clock.on('step', (step) => step.clock === 'server' && resolve(step.step)));
+    const stepped = new Promise<number>((resolve) =>
+      clock.on('step', (step) => step.clock === 'server' && resolve(step.step)),
+    );
     await Promise.all(servers.map((server) => server.step(OFFSET + 2)));
     await nextUpdate(clock, (update) => update.offset > OFFSET + 1);
     expectBoundsHoldTruth(clock, OFFSET + 2);
@@ -94,7 +96,10 @@ describeE2e('ServerClock behind haproxy over two clocks', ['haproxy', 'nginx'], 
     };
     // The first measurement's verification probes ask each side on an odd and an even
     // request: the balancer's two clocks contradict each other or the majority.
-    const clock = new ServerClock({ servers: [balancer.url, backends[2]?.url ?? '', backends[3]?.url ?? ''], logger: { debug() {}, info() {}, error() {}, warn } });
+    const clock = new ServerClock({
+      servers: [balancer.url, backends[2]?.url ?? '', backends[3]?.url ?? ''],
+      logger: { debug() {}, info() {}, error() {}, warn },
+    });
     clocks.push(clock);
     const seen: ServerClockUpdate[] = [];
     clock.on('update', (update) => seen.push(update));

@@ -39,7 +39,10 @@ describe('cross-process', () => {
     const shm = new NtpdShm(UNIT_ADDON_WRITES);
     try {
       shm.nsamples = 5;
-      shm.update({ sec: 1_700_000_123, nsec: 987_654_321 }, { receiveTime: { sec: 1_700_000_122, nsec: 1_234_567 }, precision: -13, leap: 2 });
+      shm.update(
+        { sec: 1_700_000_123, nsec: 987_654_321 },
+        { receiveTime: { sec: 1_700_000_122, nsec: 1_234_567 }, precision: -13, leap: 2 },
+      );
       const { unit: _unit, consistent, ...fields } = shm.snapshot();
       expect(consistent).toBe(true);
       const inC = readInC(UNIT_ADDON_WRITES);
@@ -62,7 +65,11 @@ describe('cross-process', () => {
       shm.valid = 0;
       shm.clockTimeStampSec = 2 ** 33; // needs a 64-bit time_t: the platform's own
       shm.receiveTimeStampNSec = 4_294_967_295;
-      expect(readInC(UNIT_ADDON_WRITES)).toMatchObject({ valid: 0, clockTimeStampSec: 2 ** 33, receiveTimeStampNSec: 4_294_967_295 });
+      expect(readInC(UNIT_ADDON_WRITES)).toMatchObject({
+        valid: 0,
+        clockTimeStampSec: 2 ** 33,
+        receiveTimeStampNSec: 4_294_967_295,
+      });
     } finally {
       shm.detach();
     }
@@ -87,13 +94,20 @@ describe('cross-process', () => {
         valid: 1,
       };
       expect(shm.snapshot()).toEqual({ unit: UNIT_C_WRITES, consistent: true, ...expected });
-      for (const [name, value] of Object.entries(expected)) expect(shm[name as keyof typeof expected], name).toBe(value);
+      for (const [name, value] of Object.entries(expected))
+        expect(shm[name as keyof typeof expected], name).toBe(value);
       expect(shm.clockTime).toEqual({ sec: 1_700_000_456, nsec: 500_000_999 });
       expect(shm.receiveTime).toEqual({ sec: 1_700_000_455, nsec: 999_999 });
       expect(shm.clockTimeStamp).toBeCloseTo(1_700_000_456.500001, 6);
       // A second C sample: count moves on from where it was.
       execFileSync(writer, [String(UNIT_C_WRITES), '1700000457', '0', '1700000456', '0', '0', '-20']);
-      expect(shm.snapshot()).toMatchObject({ count: 4, clockTimeStampSec: 1_700_000_457, clockTimeStampNSec: 0, leap: 0, precision: -20 });
+      expect(shm.snapshot()).toMatchObject({
+        count: 4,
+        clockTimeStampSec: 1_700_000_457,
+        clockTimeStampNSec: 0,
+        leap: 0,
+        precision: -20,
+      });
     } finally {
       shm.detach();
     }
@@ -101,19 +115,22 @@ describe('cross-process', () => {
 });
 
 describe('a segment of another size', () => {
-  it.each([80, 97, 4096])('an existing segment of %i bytes (not sizeof(struct shmTime)) is EINVAL with the ipcrm hint, nothing written', (size) => {
-    spawnSync('ipcrm', ['-M', String(keyOfUnit(UNIT_EINVAL))], { stdio: 'ignore' });
-    execFileSync(c.compile('shm_create.c'), [String(UNIT_EINVAL), String(size), '666']);
-    const key = `0x${keyOfUnit(UNIT_EINVAL).toString(16)}`;
-    for (const options of [{ create: true }, { create: false }, { create: false, readOnly: true }]) {
-      const error = caught(() => new NtpdShm({ unit: UNIT_EINVAL, ...options }));
-      expect(error).toMatchObject({ code: 'EINVAL', errno: -22, syscall: 'shmget' });
-      expect(error.message).toContain(`ipcrm -M ${key}`);
-      expect(error.message).toMatch(new RegExp(`not ${layout.size} bytes.*32/64-bit`));
-    }
-    // Seen without attaching: the size is there for a diagnosis, and nobody attached.
-    expect(statUnit(UNIT_EINVAL)).toMatchObject({ size, nattch: 0, perm: 0o666 });
-  });
+  it.each([80, 97, 4096])(
+    'an existing segment of %i bytes (not sizeof(struct shmTime)) is EINVAL with the ipcrm hint, nothing written',
+    (size) => {
+      spawnSync('ipcrm', ['-M', String(keyOfUnit(UNIT_EINVAL))], { stdio: 'ignore' });
+      execFileSync(c.compile('shm_create.c'), [String(UNIT_EINVAL), String(size), '666']);
+      const key = `0x${keyOfUnit(UNIT_EINVAL).toString(16)}`;
+      for (const options of [{ create: true }, { create: false }, { create: false, readOnly: true }]) {
+        const error = caught(() => new NtpdShm({ unit: UNIT_EINVAL, ...options }));
+        expect(error).toMatchObject({ code: 'EINVAL', errno: -22, syscall: 'shmget' });
+        expect(error.message).toContain(`ipcrm -M ${key}`);
+        expect(error.message).toMatch(new RegExp(`not ${layout.size} bytes.*32/64-bit`));
+      }
+      // Seen without attaching: the size is there for a diagnosis, and nobody attached.
+      expect(statUnit(UNIT_EINVAL)).toMatchObject({ size, nattch: 0, perm: 0o666 });
+    },
+  );
 
   it('is the platform struct shmTime: size and offsets agree with a C program using offsetof', () => {
     const reference = JSON.parse(execFileSync(c.compile('layout.c'), { encoding: 'utf8' })) as {

@@ -65,7 +65,7 @@ describe('struct sock_sample', () => {
     }
   });
 
-  it('carries tv = receive time (µs, truncated), offset = clock - tv exactly, pulse 0, the leap, the magic', async (context) => {
+  it('carries tv = receive time (µs, truncated), offset = clock - tv, pulse 0, leap, magic', async (context) => {
     e2eTool(context, 'cc');
     const path = join(dir.path, 'refclock.sock');
     const listening = await reader(path);
@@ -73,10 +73,21 @@ describe('struct sock_sample', () => {
     expect(socket.connect()).toBeUndefined();
     const receiveTime = { sec: 1_700_000_000, nsec: 123_456_789 };
     expect(socket.send({ sec: 1_699_999_999, nsec: 123_456_789 }, receiveTime, 1)).toBeUndefined();
-    expect(socket.send({ sec: 1_700_000_002, nsec: 500_000_000 }, { sec: 1_700_000_001, nsec: 999_999_999 }, 2)).toBeUndefined();
+    expect(
+      socket.send({ sec: 1_700_000_002, nsec: 500_000_000 }, { sec: 1_700_000_001, nsec: 999_999_999 }, 2),
+    ).toBeUndefined();
     socket.close();
     const [first, second] = await listening.waitForDatagrams(2);
-    expect(first).toMatchObject({ bytes: sockLayout.size, sec: 1_700_000_000, usec: 123_456, offset: -0.999999211, pulse: 0, leap: 1, pad: 0, magic: 0x534f434b });
+    expect(first).toMatchObject({
+      bytes: sockLayout.size,
+      sec: 1_700_000_000,
+      usec: 123_456,
+      offset: -0.999999211,
+      pulse: 0,
+      leap: 1,
+      pad: 0,
+      magic: 0x534f434b,
+    });
     // 1.5 s ahead of a receive time whose last 999 ns the microseconds drop.
     expect(second).toMatchObject({ sec: 1_700_000_001, usec: 999_999, leap: 2 });
     expect(second?.offset).toBeCloseTo(0.500001, 12);
@@ -84,15 +95,21 @@ describe('struct sock_sample', () => {
 
   it('checks every argument before sending: TypeError/RangeError, nothing on the wire', async (context) => {
     e2eTool(context, 'cc');
-    expect(() => new ChronySock(42 as unknown as string)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => new ChronySock(42 as unknown as string)).toThrow(
+      expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }),
+    );
     expect(() => new ChronySock('')).toThrow(RangeError);
-    expect(() => new ChronySock(`/tmp/${'x'.repeat(sockLayout.maxPathBytes)}`)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => new ChronySock(`/tmp/${'x'.repeat(sockLayout.maxPathBytes)}`)).toThrow(
+      expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
+    );
     const path = join(dir.path, 'checked.sock');
     const listening = await reader(path);
     const socket = new ChronySock(path);
     expect(socket.connect()).toBeUndefined();
     const now = realtime();
-    expect(() => socket.send(now, now, 3 as 0)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => socket.send(now, now, 3 as 0)).toThrow(
+      expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }),
+    );
     expect(() => socket.send(now, { sec: now.sec, nsec: 1e9 })).toThrow(RangeError);
     expect(() => socket.send(-1, now)).toThrow(RangeError);
     expect(() => socket.send('now' as unknown as number, now)).toThrow(TypeError);
@@ -110,7 +127,12 @@ describe('struct sock_sample', () => {
     const socket = new ChronySock(path);
     const now = realtime();
     expect(socket.send(now, now)).toMatchObject({ code: 'ENOTCONN', syscall: 'send', path });
-    expect(socket.connect()).toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'connect', message: expect.stringContaining('is not running') });
+    expect(socket.connect()).toMatchObject({
+      code: 'ENOENT',
+      errno: -2,
+      syscall: 'connect',
+      message: expect.stringContaining('is not running'),
+    });
     const listening = await startSockReader(path);
     expect(socket.connect()).toBeUndefined();
     // Killed outright: the socket file stays, nobody reads it.
@@ -123,7 +145,7 @@ describe('struct sock_sample', () => {
 });
 
 describe('SockSink', () => {
-  it('keeps publishing across a reader that stops, comes back, and restarts between two samples; logs each change once', async (context) => {
+  it('publishes across a reader that stops, comes back and restarts; logs each change once', async (context) => {
     e2eTool(context, 'cc');
     const path = join(dir.path, 'chrony.sock');
     const log = memoryLogger();
@@ -214,16 +236,25 @@ async function waitForPublish(sink: SockSink): Promise<number> {
 }
 
 describe('feed() with sockets', () => {
-  const list = (samples: Sample[]): SampleSource => ({ name: 'list', async *samples() { yield* samples; } });
+  const list = (samples: Sample[]): SampleSource => ({
+    name: 'list',
+    async *samples() {
+      yield* samples;
+    },
+  });
 
   it('a socket alone: every sample sent, no segment touched', async (context) => {
     e2eTool(context, 'cc');
     const path = join(dir.path, 'only.sock');
     const listening = await reader(path);
-    const result = await feed(list([sample(-1), sample(-1), sample(-1)]), { sockets: [path], signal: new AbortController().signal });
+    const result = await feed(list([sample(-1), sample(-1), sample(-1)]), {
+      sockets: [path],
+      signal: new AbortController().signal,
+    });
     expect(result).toEqual({ published: 3, reattached: 0 });
     const datagrams = await listening.waitForDatagrams(3);
-    for (const datagram of datagrams) expect(datagram.offset).toBeCloseTo(-1, 5); // within the µs the tv truncation moves
+    // within the µs the tv truncation moves
+    for (const datagram of datagrams) expect(datagram.offset).toBeCloseTo(-1, 5);
   });
 
   it('a unit and a socket: both written; the reader down costs the socket samples, never the feed', async (context) => {
@@ -231,20 +262,32 @@ describe('feed() with sockets', () => {
     const unit = SOCK_TEST_UNIT;
     const path = join(dir.path, 'both.sock');
     const log = memoryLogger();
-    const result = await feed(list([sample(-1), sample(-2)]), { unit, sockets: [path], signal: new AbortController().signal, logger: log.logger, keepLastSample: true });
+    const result = await feed(list([sample(-1), sample(-2)]), {
+      unit,
+      sockets: [path],
+      signal: new AbortController().signal,
+      logger: log.logger,
+      keepLastSample: true,
+    });
     expect(result.published).toBe(2);
     expect(readSegment(unit)).toMatchObject({ valid: 1 });
     expect(log.events()).toContain('warn socket unavailable');
     removeSegment(unit);
   });
 
-  it('the leap indicator: the sample\'s own, else the leap-file schedule, as for the segment', async (context) => {
+  it("the leap indicator: the sample's own, else the leap-file schedule, as for the segment", async (context) => {
     e2eTool(context, 'cc');
     const unit = units.sockShmSecond;
     const path = join(dir.path, 'leap-schedule.sock');
     const listening = await reader(path);
     const own = { ...sample(-1), leap: 2 as const };
-    await feed(list([sample(-1), own]), { unit, sockets: [path], signal: new AbortController().signal, leapSchedule: { leapAt: () => 1 }, keepLastSample: true });
+    await feed(list([sample(-1), own]), {
+      unit,
+      sockets: [path],
+      signal: new AbortController().signal,
+      leapSchedule: { leapAt: () => 1 },
+      keepLastSample: true,
+    });
     const datagrams = await listening.waitForDatagrams(2);
     expect(datagrams.map((datagram) => datagram.leap)).toEqual([1, 2]);
     expect(readSegment(unit)?.leap).toBe(2);
@@ -252,6 +295,8 @@ describe('feed() with sockets', () => {
   });
 
   it('no sink at all is a TypeError', async () => {
-    await expect(feed(list([]), { signal: new AbortController().signal })).rejects.toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    await expect(feed(list([]), { signal: new AbortController().signal })).rejects.toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+    );
   });
 });

@@ -23,7 +23,9 @@ describeE2e('status next to ntpshmmon', ['ntpshmmon'], () => {
       const [sample] = await runNtpshmmon({ units: [UNIT], count: 1, seconds: 5 });
       expect(sample, 'ntpshmmon printed no sample for the unit').toBeDefined();
       if (sample === undefined) return;
-      const [status] = JSON.parse(await runCommand(process.execPath, [htntpBin, 'status', '--unit', String(UNIT), '--json'])) as UnitStatus[];
+      const [status] = JSON.parse(
+        await runCommand(process.execPath, [htntpBin, 'status', '--unit', String(UNIT), '--json']),
+      ) as UnitStatus[];
       expect(status).toBeDefined();
       expect(status).toMatchObject({
         unit: sample.unit,

@@ -42,7 +42,8 @@ function fakeClock(realtime: Timespec): Clock {
 
 function statusOf(reports: UnitReport[], unit: number): UnitStatus {
   const report = reports.find((entry) => entry.unit === unit);
-  if (report === undefined || 'error' in report) throw new Error(`no status for unit ${unit}: ${JSON.stringify(report)}`);
+  if (report === undefined || 'error' in report)
+    throw new Error(`no status for unit ${unit}: ${JSON.stringify(report)}`);
   return report;
 }
 
@@ -115,14 +116,16 @@ describe('readStatus()', () => {
       const stale = await runStatus({ unit: [UNIT], interval: 1, check: true, staleAfter: 5 });
       expect(stale.exitCode).toBe(1);
       expect(statusOf(stale.result.units, UNIT)).toMatchObject({ stale: true, valid: 1 });
-      expect(formatStatus(stale.result)).toMatch(new RegExp(`^unit ${UNIT} \\[stale\\] .*\n[\\s\\S]*STALE: no fresh sample`));
+      expect(formatStatus(stale.result)).toMatch(
+        new RegExp(`^unit ${UNIT} \\[stale\\] .*\n[\\s\\S]*STALE: no fresh sample`),
+      );
       const lenient = await runStatus({ unit: [UNIT], interval: 1, check: true, staleAfter: 3600 });
       expect([lenient.exitCode, statusOf(lenient.result.units, UNIT).stale]).toEqual([0, false]);
       // Without --check the look itself succeeds: staleness is shown, not an error.
       expect((await runStatus({ unit: [UNIT], interval: 1, staleAfter: 5 })).exitCode).toBe(0);
       const cli = startHtntp(['status', '--unit', String(UNIT), '--check', '--stale-after', '5', '--json']);
       expect((await cli.exited).code, cli.output()).toBe(1);
-      expect(JSON.parse(cli.stdoutLines.join('\n'))[0]).toMatchObject({ unit: UNIT, stale: true });
+      expect((JSON.parse(cli.stdoutLines.join('\n')) as unknown[])[0]).toMatchObject({ unit: UNIT, stale: true });
     } finally {
       shm.detach();
     }
@@ -132,11 +135,18 @@ describe('readStatus()', () => {
     const shm = new NtpdShm(UNIT);
     try {
       const status = statusOf(readStatus({ units: [UNIT], clock: fakeClock(receive) }).units, UNIT);
-      expect(status).toMatchObject({ written: false, clockTime: null, receiveTime: null, offset: null, age: null, reader: 'unknown' });
+      expect(status).toMatchObject({
+        written: false,
+        clockTime: null,
+        receiveTime: null,
+        offset: null,
+        age: null,
+        reader: 'unknown',
+      });
       const text = formatStatus(readStatus({ units: [UNIT] }));
       expect(text).toContain('clock    never written');
       expect(text).not.toMatch(/1970|NaN/);
-      expect(text).toMatch(/offset   -\n {2}age      -\n/);
+      expect(text).toMatch(/offset {3}-\n {2}age {6}-\n/);
     } finally {
       shm.detach();
     }
@@ -148,7 +158,11 @@ describe('readStatus()', () => {
     try {
       await feeder.waitForLine(/segment attached/, { stream: 'stderr' });
       reader = new NtpdShm({ unit: UNIT, create: false });
-      await waitFor(() => (reader?.valid === 1 ? true : undefined), { what: 'a sample', timeoutMs: 10_000, intervalMs: 20 });
+      await waitFor(() => (reader?.valid === 1 ? true : undefined), {
+        what: 'a sample',
+        timeoutMs: 10_000,
+        intervalMs: 20,
+      });
       reader.valid = 0; // consumed while the feeder is attached
       expect(statusOf(readStatus({ units: [UNIT] }).units, UNIT).reader).toBe('consuming');
       expect((await feeder.stop('SIGTERM')).code, feeder.output()).toBe(0);
@@ -196,17 +210,21 @@ describe('runStatus()', () => {
     }
   });
 
-  it('--watch hands over a look every interval, each seeing the one before, until its signal stops it (exit 0)', async () => {
+  it('--watch yields a look every interval, each seeing the one before, until its signal stops it', async () => {
     const shm = new NtpdShm(UNIT_WATCH);
     try {
       shm.update(clockTime, { receiveTime: receive });
       const stop = new AbortController();
       const looks: StatusResult[] = [];
-      const run = await runStatus({ unit: [UNIT_WATCH], watch: true, interval: 0.1 }, (result) => {
-        looks.push(result);
-        if (looks.length === 1) shm.valid = 0; // a reader takes the sample between two looks
-        if (looks.length === 3) stop.abort();
-      }, stop.signal);
+      const run = await runStatus(
+        { unit: [UNIT_WATCH], watch: true, interval: 0.1 },
+        (result) => {
+          looks.push(result);
+          if (looks.length === 1) shm.valid = 0; // a reader takes the sample between two looks
+          if (looks.length === 3) stop.abort();
+        },
+        stop.signal,
+      );
       expect(run.exitCode).toBe(0);
       expect(looks).toHaveLength(3);
       expect(run.result).toBe(looks[2]);
@@ -222,9 +240,18 @@ describe('htntp status (CLI)', () => {
     const shm = new NtpdShm(UNIT);
     try {
       shm.update(clockTime, { receiveTime: receive, precision: -13 });
-      const ok = JSON.parse(await runCommand(process.execPath, [htntpBin, 'status', '--unit', String(UNIT), '--json'])) as UnitStatus[];
+      const ok = JSON.parse(
+        await runCommand(process.execPath, [htntpBin, 'status', '--unit', String(UNIT), '--json']),
+      ) as UnitStatus[];
       expect(ok).toHaveLength(1);
-      expect(ok[0]).toMatchObject({ unit: UNIT, count: 2, valid: 1, offset: 1.000000002, clock: clockTime, precision: -13 });
+      expect(ok[0]).toMatchObject({
+        unit: UNIT,
+        count: 2,
+        valid: 1,
+        offset: 1.000000002,
+        clock: clockTime,
+        precision: -13,
+      });
       const run = startHtntp(['status', '--unit', String(UNIT), '--unit', String(UNIT_MISSING), '--json']);
       const exit = await run.exited;
       expect(exit.code, run.output()).toBe(1);
@@ -250,7 +277,9 @@ describe('htntp status (CLI)', () => {
     expect((await run.exited).code, run.output()).toBe(1);
     const [entry] = JSON.parse(run.stdoutLines.join('\n')) as UnitReport[];
     expect(entry).toMatchObject({ unit: UNIT_WRONG_SIZE, error: { code: 'EINVAL' } });
-    expect(entry !== undefined && 'error' in entry && entry.error.message).toContain(`ipcrm -M 0x${keyOfUnit(UNIT_WRONG_SIZE).toString(16)}`);
+    expect(entry !== undefined && 'error' in entry && entry.error.message).toContain(
+      `ipcrm -M 0x${keyOfUnit(UNIT_WRONG_SIZE).toString(16)}`,
+    );
   });
 
   it('--watch refreshes, observes a reader taking the sample, and stops on SIGINT', async () => {

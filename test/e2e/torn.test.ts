@@ -44,9 +44,13 @@ afterAll(() => c.cleanup());
 /** Writes as fast as update() goes while the C reader runs; returns what the reader saw. */
 async function underLoad(mode: 'ntpd' | 'checked'): Promise<ReaderResult> {
   const shm = await exclusiveSegment(UNIT);
-  const reader = spawn(readerPath, [mode, String(UNIT), String(TARGET_READS), String(TIMEOUT_SECONDS), String(DIFF.sec), String(DIFF.nsec)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const reader = spawn(
+    readerPath,
+    [mode, String(UNIT), String(TARGET_READS), String(TIMEOUT_SECONDS), String(DIFF.sec), String(DIFF.nsec)],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   reader.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   reader.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
@@ -63,7 +67,10 @@ async function underLoad(mode: 'ntpd' | 'checked'): Promise<ReaderResult> {
       for (let i = 0; i < 20_000; i++, written++) {
         // Every field changes from one sample to the next; the difference never does.
         const receive = { sec: 1_700_000_000 + (written % 100_000), nsec: (written * 7_919) % 999_000_000 };
-        shm.update({ sec: receive.sec + DIFF.sec, nsec: receive.nsec + DIFF.nsec }, { receiveTime: receive, precision: -20, leap: 0 });
+        shm.update(
+          { sec: receive.sec + DIFF.sec, nsec: receive.nsec + DIFF.nsec },
+          { receiveTime: receive, precision: -20, leap: 0 },
+        );
       }
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -78,21 +85,31 @@ async function underLoad(mode: 'ntpd' | 'checked'): Promise<ReaderResult> {
   // Counted, not timed: the reader copied TARGET_READS times while the writer ran, and
   // accepted a share of them (a copy that clashes with a write is dropped, as ntpd does).
   expect(result.reads, 'copies before the time bound').toBe(TARGET_READS);
-  expect(result.accepted, 'the reader must accept samples, or the test proves nothing').toBeGreaterThanOrEqual(TARGET_READS / 100);
+  expect(result.accepted, 'the reader must accept samples, or the test proves nothing').toBeGreaterThanOrEqual(
+    TARGET_READS / 100,
+  );
   expect(result.badMode).toBe(0);
   return result;
 }
 
 describe('protocol under load', () => {
-  it('an ntpd-order reader accepts nothing torn but copies taken mid-write (its own race)', { timeout: (TIMEOUT_SECONDS + 30) * 1000 }, async () => {
-    const result = await underLoad('ntpd');
-    // tornMidWrite may be a few per million here; a real ntpd polls once per poll interval
-    // against one write a second, so its window is a few ns a second.
-    expect(result.tornUnexplained, result.firstTorn).toBe(0);
-  });
+  it(
+    'an ntpd-order reader accepts nothing torn but copies taken mid-write (its own race)',
+    { timeout: (TIMEOUT_SECONDS + 30) * 1000 },
+    async () => {
+      const result = await underLoad('ntpd');
+      // tornMidWrite may be a few per million here; a real ntpd polls once per poll interval
+      // against one write a second, so its window is a few ns a second.
+      expect(result.tornUnexplained, result.firstTorn).toBe(0);
+    },
+  );
 
-  it('a reader that also drops copies with valid 0 (as chrony does) accepts nothing torn', { timeout: (TIMEOUT_SECONDS + 30) * 1000 }, async () => {
-    const result = await underLoad('checked');
-    expect(result.tornMidWrite + result.tornUnexplained, result.firstTorn).toBe(0);
-  });
+  it(
+    'a reader that also drops copies with valid 0 (as chrony does) accepts nothing torn',
+    { timeout: (TIMEOUT_SECONDS + 30) * 1000 },
+    async () => {
+      const result = await underLoad('checked');
+      expect(result.tornMidWrite + result.tornUnexplained, result.firstTorn).toBe(0);
+    },
+  );
 });

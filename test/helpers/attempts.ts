@@ -11,7 +11,11 @@ export interface Attempts<T> {
   fine: T | undefined;
 }
 
-export async function untilFine<T>(attempts: number, run: () => Promise<T>, fine: (result: T) => boolean): Promise<Attempts<T>> {
+export async function untilFine<T>(
+  attempts: number,
+  run: () => Promise<T>,
+  fine: (result: T) => boolean,
+): Promise<Attempts<T>> {
   const results: T[] = [];
   for (let attempt = 0; attempt < attempts; attempt++) {
     const result = await run();

@@ -26,9 +26,26 @@ export function cBuild(prefix = 'htntp-c-', compiler = 'cc'): CBuild {
     compile(source, extraFlags = []) {
       const path = source.includes('/') ? source : join(testCDir, source);
       const output = join(dir, basename(path, '.c'));
-      execFileSync(compiler, ['-std=c11', '-D_GNU_SOURCE', '-O2', '-Wall', '-Wextra', '-Werror', '-I', testCDir, ...extraFlags, path, '-o', output], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      execFileSync(
+        compiler,
+        [
+          '-std=c11',
+          '-D_GNU_SOURCE',
+          '-O2',
+          '-Wall',
+          '-Wextra',
+          '-Werror',
+          '-I',
+          testCDir,
+          ...extraFlags,
+          path,
+          '-o',
+          output,
+        ],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       return output;
     },
     cleanup() {

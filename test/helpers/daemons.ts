@@ -24,7 +24,8 @@ export { e2eTool, describeE2e, findTool, missingTools, e2eRequired } from './too
 
 function toolPath(name: ToolName): string {
   const path = findTool(name);
-  if (path === undefined) throw new Error(`${name} not found: check with e2eTool()/describeE2e() before starting daemons`);
+  if (path === undefined)
+    throw new Error(`${name} not found: check with e2eTool()/describeE2e() before starting daemons`);
   return path;
 }
 
@@ -53,10 +54,18 @@ interface DaemonBase {
  * Waits until `ready()` says yes. If the daemon exits or the deadline passes, stops it
  * and throws with its output and log.
  */
-async function whenReady(daemon: DaemonBase, what: string, ready: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+async function whenReady(
+  daemon: DaemonBase,
+  what: string,
+  ready: () => Promise<boolean>,
+  timeoutMs = 30_000,
+): Promise<void> {
   try {
     // An exit ends the wait at once (a probe error would only count as "not yet").
-    const outcome = await waitFor(async () => (daemon.process.exit() ? 'exited' : (await ready()) ? 'ready' : undefined), { what, timeoutMs });
+    const outcome = await waitFor(
+      async () => (daemon.process.exit() ? 'exited' : (await ready()) ? 'ready' : undefined),
+      { what, timeoutMs },
+    );
     if (outcome === 'exited') throw new Error(`${what}: the daemon exited ${JSON.stringify(daemon.process.exit())}`);
   } catch (error) {
     const log = await daemon.log();
@@ -174,9 +183,14 @@ export async function startChronyd(options: ChronydOptions): Promise<Chronyd> {
   ];
   await writeFile(confPath, `${conf.join('\n')}\n`);
   // -n: stay in the foreground so the pid is ours; -x: never touch the system clock.
-  const daemon = startProcess(chronydPath, ['-n', '-x', '-u', 'root', '-f', confPath, '-L', '0', '-l', logPath], options.env === undefined ? {} : { env: options.env });
+  const daemon = startProcess(
+    chronydPath,
+    ['-n', '-x', '-u', 'root', '-f', confPath, '-L', '0', '-l', logPath],
+    options.env === undefined ? {} : { env: options.env },
+  );
   const stop = stopper(daemon, temp.remove);
-  const chronyc = (args: readonly string[]): Promise<string> => runCommand(chronycPath, ['-n', '-h', socketPath, ...args], { timeoutMs: 15_000 });
+  const chronyc = (args: readonly string[]): Promise<string> =>
+    runCommand(chronycPath, ['-n', '-h', socketPath, ...args], { timeoutMs: 15_000 });
   const chronyd: Chronyd = {
     dir,
     confPath,
@@ -189,17 +203,28 @@ export async function startChronyd(options: ChronydOptions): Promise<Chronyd> {
     tracking: async () => parseChronyTracking(await chronyc(['-c', 'tracking'])),
     sources: async () => parseChronySources(await chronyc(['-c', 'sources'])),
   };
-  await whenReady(chronyd, 'chronyd to answer chronyc', async () => existsSync(socketPath) && (await chronyd.tracking()) !== undefined, options.timeoutMs);
+  await whenReady(
+    chronyd,
+    'chronyd to answer chronyc',
+    async () => existsSync(socketPath) && (await chronyd.tracking()) !== undefined,
+    options.timeoutMs,
+  );
   return chronyd;
 }
 
 /** chronyd's tracking once it has selected `refid` ('*') with 4 samples behind the estimate (reach 0o17). */
-export async function waitForChronySelection(chronyd: Chronyd, refid: string, timeoutMs = 60_000): Promise<ChronyTracking> {
+export async function waitForChronySelection(
+  chronyd: Chronyd,
+  refid: string,
+  timeoutMs = 60_000,
+): Promise<ChronyTracking> {
   return waitFor(
     async () => {
       const source = (await chronyd.sources()).find((candidate) => candidate.name === refid);
       const current = await chronyd.tracking();
-      return source?.state === '*' && (source.reach & 0o17) === 0o17 && current.referenceName === refid ? current : undefined;
+      return source?.state === '*' && (source.reach & 0o17) === 0o17 && current.referenceName === refid
+        ? current
+        : undefined;
     },
     { what: `chronyd to select ${refid} with 4 samples`, timeoutMs, intervalMs: 500 },
   );
@@ -291,7 +316,20 @@ export async function startNtpd(options: NtpdOptions): Promise<Ntpd> {
   // A network namespace of its own: parallel instances never clash on UDP 123. SysV IPC
   // is not namespaced by --net, so ntpd still sees the segment. exec keeps the pid ours.
   const script = 'ip_cmd="$1"; shift; "$ip_cmd" link set lo up && exec "$@"';
-  const daemon = startProcess(unsharePath, ['--net', 'sh', '-c', script, 'sh', ipPath, ntpdPath, '-n', '-c', confPath, '-l', logPath]);
+  const daemon = startProcess(unsharePath, [
+    '--net',
+    'sh',
+    '-c',
+    script,
+    'sh',
+    ipPath,
+    ntpdPath,
+    '-n',
+    '-c',
+    confPath,
+    '-l',
+    logPath,
+  ]);
   const stop = stopper(daemon, temp.remove);
   const ntpd: Ntpd = {
     dir,
@@ -311,12 +349,20 @@ export async function startNtpd(options: NtpdOptions): Promise<Ntpd> {
         { what: `${count} peerstats lines for SHM(${unit})`, timeoutMs, intervalMs: 500 },
       ),
   };
-  await whenReady(ntpd, 'ntpd to listen on 127.0.0.1', async () => /Listen normally on \d+ lo 127\.0\.0\.1/.test(await ntpd.log()), options.timeoutMs);
+  await whenReady(
+    ntpd,
+    'ntpd to listen on 127.0.0.1',
+    async () => /Listen normally on \d+ lo 127\.0\.0\.1/.test(await ntpd.log()),
+    options.timeoutMs,
+  );
   // ntpd skips a line it cannot parse and runs on: a test would wait for nothing.
   const configErrors = (await ntpd.log()).split('\n').filter((line) => /CONFIG: syntax error/.test(line));
   if (configErrors.length > 0) {
     await ntpd.stop();
-    throw new Error(`ntpd refused lines of its config:\n${configErrors.join('\n')}\n${conf.map((line, index) => `${index + 1}: ${line}`).join('\n')}`);
+    throw new Error(
+      `ntpd refused lines of its config:\n${configErrors.join('\n')}` +
+        `\n${conf.map((line, index) => `${index + 1}: ${line}`).join('\n')}`,
+    );
   }
   return ntpd;
 }
@@ -350,11 +396,22 @@ export function parseNtpshmmon(text: string): ShmmonSample[] {
     if (!m) continue;
     const tag = m[1] ?? '';
     const unit = tag === '' ? 208 : (tag.charCodeAt(0) - 0x30 + 256) % 256;
-    const spec = (sec: string | undefined, nsec: string | undefined): Timespec => ({ sec: Number(sec), nsec: Number(nsec) });
+    const spec = (sec: string | undefined, nsec: string | undefined): Timespec => ({
+      sec: Number(sec),
+      nsec: Number(nsec),
+    });
     const seen = spec(m[2], m[3]);
     const receive = spec(m[4], m[5]);
     const clock = spec(m[6], m[7]);
-    samples.push({ unit, seen, receive, clock, leap: Number(m[8]), precision: Number(m[9]), offset: diffSeconds(clock, receive) });
+    samples.push({
+      unit,
+      seen,
+      receive,
+      clock,
+      leap: Number(m[8]),
+      precision: Number(m[9]),
+      offset: diffSeconds(clock, receive),
+    });
   }
   return samples;
 }
@@ -376,10 +433,13 @@ export async function runNtpshmmon(options: NtpshmmonOptions): Promise<ShmmonSam
   const wanted = (sample: ShmmonSample): boolean => units === undefined || units.includes(sample.unit);
   // ntpshmmon's stdout is block-buffered into a pipe: stdbuf makes it line by line, so
   // `count` can end the run early.
-  const monitor = startProcess(toolPath('stdbuf'), ['-oL', toolPath('ntpshmmon'), '-t', String(seconds)], { encoding: 'latin1' });
+  const monitor = startProcess(toolPath('stdbuf'), ['-oL', toolPath('ntpshmmon'), '-t', String(seconds)], {
+    encoding: 'latin1',
+  });
   const collected = (): ShmmonSample[] => parseNtpshmmon(monitor.stdoutLines.join('\n')).filter(wanted);
   try {
-    const enough = (): boolean => (count !== undefined && collected().length >= count) || (until?.(collected()) ?? false);
+    const enough = (): boolean =>
+      (count !== undefined && collected().length >= count) || (until?.(collected()) ?? false);
     await waitFor(() => (monitor.exit() || enough() ? true : undefined), {
       what: `${count ?? 'the'} ntpshmmon samples`,
       timeoutMs: seconds * 1000 + 5_000,
@@ -389,6 +449,7 @@ export async function runNtpshmmon(options: NtpshmmonOptions): Promise<ShmmonSam
     await monitor.stop('SIGTERM', 2_000);
   }
   const exit = monitor.exit();
-  if (exit && exit.code !== 0 && exit.signal === null) throw new Error(`ntpshmmon failed ${JSON.stringify(exit)}\n${monitor.output()}`);
+  if (exit && exit.code !== 0 && exit.signal === null)
+    throw new Error(`ntpshmmon failed ${JSON.stringify(exit)}\n${monitor.output()}`);
   return collected();
 }

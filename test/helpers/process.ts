@@ -94,7 +94,11 @@ export function startProcess(command: string, args: readonly string[], options: 
     child.once('close', (code, signal) => finish({ code, signal }));
   });
   const output = (): string =>
-    [`$ ${command} ${args.join(' ')}`, ...lines.stdout.map((line) => `out| ${line}`), ...lines.stderr.map((line) => `err| ${line}`)].join('\n');
+    [
+      `$ ${command} ${args.join(' ')}`,
+      ...lines.stdout.map((line) => `out| ${line}`),
+      ...lines.stderr.map((line) => `err| ${line}`),
+    ].join('\n');
 
   const waitForLine: RunningProcess['waitForLine'] = (pattern, lineOptions = {}) => {
     const { stream, timeoutMs = 20_000 } = lineOptions;
@@ -110,7 +114,9 @@ export function startProcess(command: string, args: readonly string[], options: 
           resolveLine(line);
         } else if (exitState) {
           done();
-          rejectLine(new Error(`process exited (${JSON.stringify(exitState)}) before a line matched ${pattern}\n${output()}`));
+          rejectLine(
+            new Error(`process exited (${JSON.stringify(exitState)}) before a line matched ${pattern}\n${output()}`),
+          );
         }
       };
       const timer = setTimeout(() => {
@@ -155,14 +161,25 @@ export function startProcess(command: string, args: readonly string[], options: 
 }
 
 /** Runs a command to completion; rejects with its output on a non-zero exit. */
-export async function runCommand(command: string, args: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+export async function runCommand(
+  command: string,
+  args: readonly string[],
+  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<string> {
   const { timeoutMs = 20_000, env } = options;
   try {
-    const { stdout } = await execFileAsync(command, [...args], { timeout: timeoutMs, killSignal: 'SIGKILL', ...(env ? { env } : {}) });
+    const { stdout } = await execFileAsync(command, [...args], {
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
+      ...(env ? { env } : {}),
+    });
     return stdout;
   } catch (error) {
     const failed = error as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${command} ${args.join(' ')} failed: ${failed.message}\n${failed.stdout ?? ''}${failed.stderr ?? ''}`, { cause: error });
+    throw new Error(
+      `${command} ${args.join(' ')} failed: ${failed.message}\n${failed.stdout ?? ''}${failed.stderr ?? ''}`,
+      { cause: error },
+    );
   }
 }
 
@@ -173,7 +190,8 @@ export function startHtntp(args: readonly string[], options: StartOptions = {}):
 
 export interface TempDir {
   path: string;
-  remove(): Promise<void>;
+  /** A plain function: callers hand it on as a cleanup. */
+  remove: () => Promise<void>;
 }
 
 /** A private directory under the system temp dir (mode 0700 from mkdtemp). */

@@ -33,7 +33,8 @@ export interface Relay {
 
 function checkLeg(name: string, leg: LegDelay | undefined): void {
   if (leg === undefined) return;
-  if (!Number.isFinite(leg.ms) || leg.ms < 0) throw new RangeError(`${name}.ms must be a finite number >= 0, got ${leg.ms}`);
+  if (!Number.isFinite(leg.ms) || leg.ms < 0)
+    throw new RangeError(`${name}.ms must be a finite number >= 0, got ${leg.ms}`);
   if (leg.jitterMs !== undefined && (!Number.isFinite(leg.jitterMs) || leg.jitterMs < 0)) {
     throw new RangeError(`${name}.jitterMs must be a finite number >= 0, got ${leg.jitterMs}`);
   }
@@ -49,10 +50,13 @@ function delayedPipe(from: Socket, to: Socket, leg: LegDelay | undefined): void 
     const due = Math.max(lastDue, performance.now() + Math.max(0, ms + (Math.random() * 2 - 1) * jitterMs));
     lastDue = due;
     pending += 1;
-    setTimeout(() => {
-      pending -= 1;
-      if (!to.destroyed) action();
-    }, Math.max(0, due - performance.now()));
+    setTimeout(
+      () => {
+        pending -= 1;
+        if (!to.destroyed) action();
+      },
+      Math.max(0, due - performance.now()),
+    );
   };
   from.on('data', (chunk: Buffer) => deliver(() => to.write(chunk)));
   from.on('end', () => {
@@ -68,7 +72,8 @@ function delayedPipe(from: Socket, to: Socket, leg: LegDelay | undefined): void 
 
 export async function startRelay(options: RelayOptions): Promise<Relay> {
   const { targetPort, targetHost = '127.0.0.1', up, down } = options;
-  if (!Number.isInteger(targetPort) || targetPort < 1 || targetPort > 65535) throw new RangeError(`targetPort must be 1..65535, got ${targetPort}`);
+  if (!Number.isInteger(targetPort) || targetPort < 1 || targetPort > 65535)
+    throw new RangeError(`targetPort must be 1..65535, got ${targetPort}`);
   checkLeg('up', up);
   checkLeg('down', down);
   const sockets = new Set<Socket>();
@@ -110,11 +115,18 @@ export interface RelayProcess extends Relay {
 
 /** The relay in a child process of its own (for benchmarks: its timers are not the measurer's). */
 export async function startRelayProcess(options: RelayOptions): Promise<RelayProcess> {
-  const child = startProcess(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), JSON.stringify(options)]);
-  const line = await child.waitForLine(/^\d+$/, { stream: 'stdout', timeoutMs: 20_000 }).catch(async (error: unknown) => {
-    await child.stop('SIGKILL', 2_000);
-    throw new Error(`relay did not start: ${(error as Error).message}`, { cause: error });
-  });
+  const child = startProcess(process.execPath, [
+    '--import',
+    'tsx',
+    fileURLToPath(import.meta.url),
+    JSON.stringify(options),
+  ]);
+  const line = await child
+    .waitForLine(/^\d+$/, { stream: 'stdout', timeoutMs: 20_000 })
+    .catch(async (error: unknown) => {
+      await child.stop('SIGKILL', 2_000);
+      throw new Error(`relay did not start: ${(error as Error).message}`, { cause: error });
+    });
   const port = Number(line);
   return {
     port,

@@ -40,5 +40,9 @@ export function readSegment(unit: number): ShmSnapshot | undefined {
 
 /** Waits (5 s at most) until the unit's count has reached `count`: each sample adds 2. */
 export async function waitForCount(unit: number, count: number, what: string): Promise<void> {
-  await waitFor(() => ((readSegment(unit)?.count ?? 0) >= count ? true : undefined), { what, timeoutMs: 20_000, intervalMs: 50 });
+  await waitFor(() => ((readSegment(unit)?.count ?? 0) >= count ? true : undefined), {
+    what,
+    timeoutMs: 20_000,
+    intervalMs: 50,
+  });
 }

@@ -48,12 +48,17 @@ export function cleanupSockReaders(): void {
 export async function startSockReader(path: string, mode = 0o600): Promise<SockReader> {
   const process = startProcess(readerBinary(), [path, mode.toString(8), '0']);
   await process.waitForLine(/^ready$/, { stream: 'stdout', timeoutMs: 5_000 });
-  const datagrams = (): SockDatagram[] => process.stdoutLines.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as SockDatagram);
+  const datagrams = (): SockDatagram[] =>
+    process.stdoutLines.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as SockDatagram);
   return {
     process,
     datagrams,
     waitForDatagrams: (count, timeoutMs = 5_000) =>
-      waitFor(() => (datagrams().length >= count ? datagrams() : undefined), { what: `${count} datagrams at ${path}`, timeoutMs, intervalMs: 10 }),
+      waitFor(() => (datagrams().length >= count ? datagrams() : undefined), {
+        what: `${count} datagrams at ${path}`,
+        timeoutMs,
+        intervalMs: 10,
+      }),
     stop: async () => {
       await process.stop('SIGTERM', 3_000);
     },

@@ -109,7 +109,10 @@ function executable(path: string): boolean {
 function onPath(name: string): string | undefined {
   // sbin too: chronyd and ip live there and a non-login PATH may lack it.
   const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin'];
-  return dirs.filter(Boolean).map((dir) => join(dir, name)).find(executable);
+  return dirs
+    .filter(Boolean)
+    .map((dir) => join(dir, name))
+    .find(executable);
 }
 
 /** libfaketime.so.1 in the multiarch library directory (/usr/lib/<triplet>/faketime). */
@@ -118,13 +121,15 @@ function findLibfaketime(): string | undefined {
   for (const root of roots) {
     const direct = join(root, 'faketime', 'libfaketime.so.1');
     if (existsSync(direct)) return direct;
-    let entries: string[] = [];
+    let entries: string[];
     try {
       entries = readdirSync(root);
     } catch {
       continue;
     }
-    const found = entries.map((entry) => join(root, entry, 'faketime', 'libfaketime.so.1')).find((path) => existsSync(path));
+    const found = entries
+      .map((entry) => join(root, entry, 'faketime', 'libfaketime.so.1'))
+      .find((path) => existsSync(path));
     if (found !== undefined) return found;
   }
   return undefined;
@@ -158,7 +163,12 @@ export function ntpqCommand(): string[] | undefined {
   if (ntpq === undefined) return undefined;
   // The loader path too: the C library's own directory, should the link beside the module be missing.
   const library = `LD_LIBRARY_PATH=${join(ntpsecRoot, 'usr/lib/x86_64-linux-gnu/ntp')}`;
-  return ['/usr/bin/env', ...Object.entries(toolEnvironment('ntpq')).map(([name, value]) => `${name}=${value}`), library, ntpq];
+  return [
+    '/usr/bin/env',
+    ...Object.entries(toolEnvironment('ntpq')).map(([name, value]) => `${name}=${value}`),
+    library,
+    ntpq,
+  ];
 }
 
 /** Every declared tool and where it is found here (undefined: not found). */
@@ -167,9 +177,13 @@ export function toolInventory(): { name: ToolName; path: string | undefined }[] 
 }
 
 const installHint: Record<ToolName, string> = {
-  chronyd: `apt-get download chrony && dpkg-deb -x it into ${chronyRoot} (or set HTNTP_CHRONY_ROOT, or apt-get install chrony where no other time daemon is installed); .ci/run does it`,
+  chronyd:
+    `apt-get download chrony && dpkg-deb -x it into ${chronyRoot} (or set HTNTP_CHRONY_ROOT, or apt-get ` +
+    `install chrony where no other time daemon is installed); .ci/run does it`,
   chronyc: `as chronyd (${chronyRoot}/usr/bin/chronyc)`,
-  ntpd: `apt-get download ntpsec python3-ntp && dpkg-deb -x each into ${ntpsecRoot} (or set HTNTP_NTPSEC_ROOT); .ci/run does it`,
+  ntpd:
+    `apt-get download ntpsec python3-ntp && dpkg-deb -x each into ${ntpsecRoot} (or set HTNTP_NTPSEC_ROOT); ` +
+    `.ci/run does it`,
   ntptime: `apt-get download ntpsec && dpkg-deb -x it into ${ntpsecRoot}; .ci/run does it`,
   ntpq: `as ntpd (${ntpsecRoot}/usr/bin/ntpq)`,
   ntpshmmon: `apt-get download gpsd && dpkg-deb -x it into ${gpsdRoot} (or HTNTP_GPSD_ROOT); .ci/run does it`,
@@ -228,7 +242,9 @@ const companions: Partial<Record<ToolName, ToolName[]>> = {
 /** Why these tools cannot be used here (undefined: all present). */
 export function missingTools(names: readonly ToolName[]): string | undefined {
   const wanted = [...new Set(names.flatMap((name) => [name, ...(companions[name] ?? [])]))];
-  const reasons = wanted.filter((name) => findTool(name) === undefined).map((name) => `${name} not found (${installHint[name]})`);
+  const reasons = wanted
+    .filter((name) => findTool(name) === undefined)
+    .map((name) => `${name} not found (${installHint[name]})`);
   if (wanted.some((name) => name === 'ntpd' || name === 'chronyd') && process.getuid?.() !== 0) {
     reasons.push('the daemons must run as root (chronyd -u root, ntpd in its own network namespace)');
   }

@@ -15,7 +15,10 @@ export interface WaitOptions {
  * Calls `probe` until it returns something other than undefined (or throws the same error
  * past the deadline). Probe errors before the deadline count as "not yet".
  */
-export async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, options: WaitOptions): Promise<T> {
+export async function waitFor<T>(
+  probe: () => T | undefined | Promise<T | undefined>,
+  options: WaitOptions,
+): Promise<T> {
   const { what, timeoutMs, intervalMs = 200, signal } = options;
   const deadline = performance.now() + timeoutMs;
   let lastError: unknown;

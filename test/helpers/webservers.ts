@@ -148,22 +148,32 @@ const START_ATTEMPTS = 3;
  * Runs `prepare(port)` and the program it returns until its port accepts. A program that
  * exits first is retried on a new port only when its output says the port was taken.
  */
-async function launch(kind: string, dir: TempDir, prepare: (port: number) => Promise<Launch>, timeoutMs = 15_000): Promise<{ port: number; process: RunningProcess }> {
+async function launch(
+  kind: string,
+  dir: TempDir,
+  prepare: (port: number) => Promise<Launch>,
+  timeoutMs = 15_000,
+): Promise<{ port: number; process: RunningProcess }> {
   let lastOutput = '';
   for (let attempt = 1; attempt <= START_ATTEMPTS; attempt += 1) {
     const port = await freePort();
     const { command, args, env, logFile } = await prepare(port);
     const child = startProcess(command, args, { cwd: dir.path, env: { ...process.env, ...env } });
     try {
-      const outcome = await waitFor(async () => (child.exit() ? 'exited' : (await accepts(port)) ? 'ready' : undefined), {
-        what: `${kind} to accept on 127.0.0.1:${port}`,
-        timeoutMs,
-        intervalMs: 50,
-      });
+      const outcome = await waitFor(
+        async () => (child.exit() ? 'exited' : (await accepts(port)) ? 'ready' : undefined),
+        {
+          what: `${kind} to accept on 127.0.0.1:${port}`,
+          timeoutMs,
+          intervalMs: 50,
+        },
+      );
       if (outcome === 'ready') return { port, process: child };
     } catch (error) {
       await child.stop('SIGKILL', 2_000);
-      throw new Error(`${kind} did not start: ${(error as Error).message}\n${await outputOf(child, logFile)}`, { cause: error });
+      throw new Error(`${kind} did not start: ${(error as Error).message}\n${await outputOf(child, logFile)}`, {
+        cause: error,
+      });
     }
     lastOutput = await outputOf(child, logFile);
     if (!/address already in use|cannot bind|could not bind|EADDRINUSE/i.test(lastOutput)) break;
@@ -195,8 +205,13 @@ function nginxLocation(options: WebServerOptions): string {
   const lines: string[] = [];
   if (options.refuseHead !== undefined) lines.push(`if ($request_method = HEAD) { return ${options.refuseHead}; }`);
   if (options.status !== undefined) {
-    if (!Number.isInteger(options.status) || options.status < 200 || options.status > 599) throw new RangeError(`status must be 200..599, got ${options.status}`);
-    lines.push(options.status >= 300 && options.status < 400 ? `return ${options.status} /elsewhere;` : `return ${options.status};`);
+    if (!Number.isInteger(options.status) || options.status < 200 || options.status > 599)
+      throw new RangeError(`status must be 200..599, got ${options.status}`);
+    lines.push(
+      options.status >= 300 && options.status < 400
+        ? `return ${options.status} /elsewhere;`
+        : `return ${options.status};`,
+    );
   }
   return lines.length === 0 ? '' : `location / { ${lines.join(' ')} }`;
 }
@@ -290,7 +305,9 @@ async function awaitDateRefresh(port: number, child: RunningProcess, dir: TempDi
   } catch (error) {
     await child.stop('SIGKILL', 2_000);
     await dir.remove();
-    throw new Error(`lighttpd did not refresh its Date: ${(error as Error).message}\n${child.output()}`, { cause: error });
+    throw new Error(`lighttpd did not refresh its Date: ${(error as Error).message}\n${child.output()}`, {
+      cause: error,
+    });
   } finally {
     connection.close();
   }
@@ -301,7 +318,8 @@ let labels = 0;
 /** A real web server on 127.0.0.1 whose clock is `offset` seconds off. */
 export async function startWebServer(kind: WebServerKind, options: WebServerOptions = {}): Promise<RealWebServer> {
   const { offset: initial = 0, steppable = false } = options;
-  if (kind !== 'nginx' && (options.status !== undefined || options.refuseHead !== undefined)) throw new TypeError('status and refuseHead are for nginx only');
+  if (kind !== 'nginx' && (options.status !== undefined || options.refuseHead !== undefined))
+    throw new TypeError('status and refuseHead are for nginx only');
   labels += 1;
   const label = options.label ?? `${kind}-${labels}`;
   const dir = await privateDir(kind);
@@ -317,7 +335,12 @@ export async function startWebServer(kind: WebServerKind, options: WebServerOpti
         return { command: tool('nginx'), args: ['-p', dir.path, '-c', conf, '-e', 'stderr'], env };
       case 'apache2':
         await writeFile(conf, apacheConfig(dir.path, port, label));
-        return { command: tool('apache2'), args: ['-f', conf, '-D', 'FOREGROUND'], env, logFile: join(dir.path, 'error.log') };
+        return {
+          command: tool('apache2'),
+          args: ['-f', conf, '-D', 'FOREGROUND'],
+          env,
+          logFile: join(dir.path, 'error.log'),
+        };
       case 'lighttpd':
         await writeFile(conf, lighttpdConfig(dir.path, port, label));
         return { command: tool('lighttpd'), args: ['-D', '-f', conf], env };
@@ -350,7 +373,9 @@ export async function startWebServer(kind: WebServerKind, options: WebServerOpti
 }
 
 /** Starts several web servers at once; on any failure stops the others and rethrows. */
-export async function startWebServers(specs: readonly (WebServerOptions & { kind: WebServerKind })[]): Promise<RealWebServer[]> {
+export async function startWebServers(
+  specs: readonly (WebServerOptions & { kind: WebServerKind })[],
+): Promise<RealWebServer[]> {
   const started = await Promise.allSettled(specs.map(({ kind, ...options }) => startWebServer(kind, options)));
   const servers = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
   const failed = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
@@ -393,7 +418,15 @@ ${backends.map((backend, index) => `  server b${index} 127.0.0.1:${backend.port}
     );
     return { command: tool('haproxy'), args: ['-db', '-f', conf] };
   });
-  return { kind: 'haproxy', port, dir: dir.path, process: child, url: `http://127.0.0.1:${port}/`, backends, stop: stopper(child, dir) };
+  return {
+    kind: 'haproxy',
+    port,
+    dir: dir.path,
+    process: child,
+    url: `http://127.0.0.1:${port}/`,
+    backends,
+    stop: stopper(child, dir),
+  };
 }
 
 export interface ProxyOptions {
@@ -453,7 +486,7 @@ export async function startProxy(kind: ProxyKind, options: ProxyOptions = {}): P
 }
 
 export async function stopAll(processes: readonly (RealProcess | undefined)[]): Promise<void> {
-  await Promise.all(processes.map((entry) => entry?.stop()));
+  await Promise.all(processes.flatMap((entry) => (entry === undefined ? [] : [entry.stop()])));
 }
 
 export interface HeadAnswer {
@@ -478,7 +511,11 @@ export interface HeadConnection {
  * One raw keep-alive TCP connection sending HEAD requests one at a time: what a balancer
  * or server does with requests on ONE connection, with no client library in between.
  */
-export async function openHeadConnection(port: number, host = '127.0.0.1', timeoutMs = 10_000): Promise<HeadConnection> {
+export async function openHeadConnection(
+  port: number,
+  host = '127.0.0.1',
+  timeoutMs = 10_000,
+): Promise<HeadConnection> {
   const socket = connect(port, host);
   socket.setNoDelay(true);
   await new Promise<void>((resolve, reject) => {
@@ -509,33 +546,43 @@ export async function openHeadConnection(port: number, host = '127.0.0.1', timeo
   socket.on('error', (error) => fail(error));
   socket.on('close', () => fail(new Error(`connection to ${host}:${port} closed`)));
   const request = (method: string, target: string): Promise<HeadAnswer> =>
-      new Promise<HeadAnswer>((resolve, reject) => {
-        if (waiting !== undefined) throw new Error('one request at a time');
-        if (socket.destroyed) return reject(new Error(`connection to ${host}:${port} is closed`));
-        const timer = setTimeout(() => fail(new Error(`no answer from ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
-        waiting = {
-          resolve: (head, receiveTime) => {
-            clearTimeout(timer);
-            const [statusLine = '', ...lines] = head.split('\r\n');
-            const headers: Record<string, string> = {};
-            for (const line of lines) {
-              const colon = line.indexOf(':');
-              if (colon < 0) continue;
-              const name = line.slice(0, colon).trim().toLowerCase();
-              const value = line.slice(colon + 1).trim();
-              headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
-            }
-            resolve({ sendTime, receiveTime, status: Number(statusLine.split(' ')[1]), headers });
-          },
-          reject: (error) => {
-            clearTimeout(timer);
-            reject(error);
-          },
-        };
-        const sendTime = realtime();
-        const hostHeader = /^[a-z]+:\/\//.test(target) ? new URL(target).host : method === 'CONNECT' ? target : `${host}:${port}`;
-        socket.write(`${method} ${target} HTTP/1.1\r\nHost: ${hostHeader}\r\nCache-Control: no-cache\r\nUser-Agent: htntp-test\r\n\r\n`);
-      });
+    new Promise<HeadAnswer>((resolve, reject) => {
+      if (waiting !== undefined) throw new Error('one request at a time');
+      if (socket.destroyed) return reject(new Error(`connection to ${host}:${port} is closed`));
+      const timer = setTimeout(
+        () => fail(new Error(`no answer from ${host}:${port} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      waiting = {
+        resolve: (head, receiveTime) => {
+          clearTimeout(timer);
+          const [statusLine = '', ...lines] = head.split('\r\n');
+          const headers: Record<string, string> = {};
+          for (const line of lines) {
+            const colon = line.indexOf(':');
+            if (colon < 0) continue;
+            const name = line.slice(0, colon).trim().toLowerCase();
+            const value = line.slice(colon + 1).trim();
+            headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+          }
+          resolve({ sendTime, receiveTime, status: Number(statusLine.split(' ')[1]), headers });
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      const sendTime = realtime();
+      const hostHeader = /^[a-z]+:\/\//.test(target)
+        ? new URL(target).host
+        : method === 'CONNECT'
+          ? target
+          : `${host}:${port}`;
+      socket.write(
+        `${method} ${target} HTTP/1.1\r\nHost: ${hostHeader}\r\nCache-Control: no-cache\r\nUser-Agent: ` +
+          `htntp-test\r\n\r\n`,
+      );
+    });
   return {
     head: (target = '/') => request('HEAD', target),
     request,

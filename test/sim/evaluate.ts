@@ -1,7 +1,8 @@
 // Many seeded runs of one scenario, summed up: how often the published bound holds the
 // truth, how often each faulty server is named, and the error against the oracle's.
 import type { Strategy } from '../../src/sources/http/plan.js';
-import { median, type Conclusion } from '../../src/sources/http/posterior.js';
+import type { Conclusion } from '../../src/sources/http/conclusion.js';
+import { median } from '../../src/sources/http/posterior.js';
 import { seededRandom } from '../helpers/random.js';
 import { oracle, simulate } from './run.js';
 import type { Scenario } from './scenarios.js';
@@ -35,8 +36,31 @@ export interface Figures {
 const holds = (conclusion: Conclusion, truth: number): boolean =>
   conclusion.bound !== undefined && conclusion.bound.low <= truth + 1e-9 && truth <= conclusion.bound.high + 1e-9;
 
-export function evaluate(scenario: Scenario, runs: number, { probes = 8, seed = 1, withOracle = false, strategy = 'bisect' as Strategy } = {}): Figures {
-  const figures: Figures = { runs, estimates: 0, covered: 0, honestCovered: 0, honestIntervals: 0, named: 0, wrongReasons: [], errors: [], bounds: [], floor: [], interims: 0, interimsCovered: 0, interimBounds: [] };
+export function evaluate(
+  scenario: Scenario,
+  runs: number,
+  {
+    probes = 8,
+    seed = 1,
+    withOracle = false,
+    strategy = 'bisect',
+  }: { probes?: number; seed?: number; withOracle?: boolean; strategy?: Strategy } = {},
+): Figures {
+  const figures: Figures = {
+    runs,
+    estimates: 0,
+    covered: 0,
+    honestCovered: 0,
+    honestIntervals: 0,
+    named: 0,
+    wrongReasons: [],
+    errors: [],
+    bounds: [],
+    floor: [],
+    interims: 0,
+    interimsCovered: 0,
+    interimBounds: [],
+  };
   for (let run = 0; run < runs; run += 1) {
     const runSeed = seed * 100_003 + run;
     const { servers, truth, faulty } = scenario.draw(seededRandom(runSeed));
@@ -63,7 +87,8 @@ export function evaluate(scenario: Scenario, runs: number, { probes = 8, seed = 
     const verdicts = faulty.map((index) => outcome.conclusion.servers[index]);
     if (verdicts.every((verdict) => verdict?.status !== 'ok')) figures.named += 1;
     for (const verdict of verdicts) {
-      if (verdict && verdict.status !== 'ok' && scenario.reason && !scenario.reason.test(verdict.reason ?? '')) figures.wrongReasons.push(verdict.reason ?? '');
+      if (verdict && verdict.status !== 'ok' && scenario.reason && !scenario.reason.test(verdict.reason ?? ''))
+        figures.wrongReasons.push(verdict.reason ?? '');
     }
     if (withOracle) figures.floor.push(Math.abs(oracle(servers, truth, { probes, seed: runSeed }).joint - truth));
   }

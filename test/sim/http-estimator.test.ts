@@ -12,7 +12,10 @@ describe('simulated honest servers', () => {
     for (const count of [1, 3, 10]) {
       const runs = count === 1 ? RUNS.one : count === 3 ? RUNS.three : RUNS.ten;
       it(`${count} server(s), ${path}: every bound holds the truth, every server's own interval too`, () => {
-        const figures = evaluate(honestScenario(count, path), runs, { seed: count, withOracle: count > 1 && path.includes('±') });
+        const figures = evaluate(honestScenario(count, path), runs, {
+          seed: count,
+          withOracle: count > 1 && path.includes('±'),
+        });
         expect(figures.estimates).toBe(runs);
         expect(figures.covered).toBe(runs);
         expect(figures.honestCovered).toBe(figures.honestIntervals);
@@ -34,7 +37,7 @@ describe('simulated honest servers', () => {
 
 describe('simulated faulty servers', () => {
   for (const scenario of FAULTS) {
-    it(`${scenario.name}: ${scenario.sound ? 'no bound excludes the truth' : 'outside the assumptions, reported'}`, () => {
+    it(`${scenario.name}: ${scenario.sound ? 'no wrong bound' : 'outside the assumptions, reported'}`, () => {
       const figures = evaluate(scenario, RUNS.faults, { seed: 7 });
       if (scenario.sound) expect(figures.covered).toBe(figures.estimates);
       expect(figures.wrongReasons).toEqual([]);
@@ -51,7 +54,7 @@ describe('simulated faulty servers', () => {
 
   // Floors a little under what bench:http-sim shows (docs/http-estimator.md): a faulty server
   // whose answers stay consistent with the team's aims can hide, never cut the bound.
-  it('names the servers it can tell apart: Dates lagging up to 1 s, load balancers 0.25 s apart, steps, liars 0.1 s off', () => {
+  it('names what it can tell apart: Dates lagging up to 1 s, balancers 0.25 s apart, steps, liars 0.1 s off', () => {
     expect(named('2 honest + lagging Date (0-1 s)')).toBeGreaterThanOrEqual(0.9);
     expect(named('2 honest + load balancer (backends 0.25 s apart, round robin)')).toBeGreaterThanOrEqual(0.95);
     expect(named('2 honest + load balancer (backends 0.25 s apart, random)')).toBeGreaterThanOrEqual(0.85);
@@ -61,10 +64,10 @@ describe('simulated faulty servers', () => {
   }, 120_000);
 });
 
-describe('ServerClock\'s first measurement (the sweep strategy), simulated', () => {
+describe("ServerClock's first measurement (the sweep strategy), simulated", () => {
   const RUNS_SWEEP = 30;
   for (const path of ['loopback', '50±10 ms']) {
-    it(`3 honest, ${path}: the interim bound at the sweeps and the final one hold the truth; the sweep brackets the tick`, () => {
+    it(`3 honest, ${path}: the interim and final bounds hold the truth; the sweep brackets the tick`, () => {
       const figures = evaluate(honestScenario(3, path), RUNS_SWEEP, { seed: 21, strategy: 'sweep' });
       expect(figures.estimates).toBe(RUNS_SWEEP);
       expect(figures.covered).toBe(RUNS_SWEEP);
@@ -85,11 +88,19 @@ describe('ServerClock\'s first measurement (the sweep strategy), simulated', () 
     }, 120_000);
   }
 
-  it('publishes the lone answering server of three with its lag allowance, and nothing from two agreeing of five', () => {
-    const lone = evaluate(FAULTS.find((scenario) => scenario.name === '2 dead + lagging Date (0.6 s)') as (typeof FAULTS)[number], 10, { seed: 5, strategy: 'sweep' });
+  it('publishes the lone answering server of three with its lag allowance, nothing from two of five', () => {
+    const lone = evaluate(
+      FAULTS.find((scenario) => scenario.name === '2 dead + lagging Date (0.6 s)') as (typeof FAULTS)[number],
+      10,
+      { seed: 5, strategy: 'sweep' },
+    );
     expect(lone.estimates).toBe(10);
     expect(Math.min(...lone.bounds)).toBeGreaterThan(0.5);
-    const silenced = evaluate(FAULTS.find((scenario) => scenario.name === '2 liars agreeing + 3 dead') as (typeof FAULTS)[number], 10, { seed: 5, strategy: 'sweep' });
+    const silenced = evaluate(
+      FAULTS.find((scenario) => scenario.name === '2 liars agreeing + 3 dead') as (typeof FAULTS)[number],
+      10,
+      { seed: 5, strategy: 'sweep' },
+    );
     expect(silenced.estimates).toBe(0);
     expect(silenced.interims).toBe(0);
   });

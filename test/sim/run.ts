@@ -1,18 +1,41 @@
 // One measurement on a virtual clock: each simulated server probed as measure.ts probes a
 // real one (plan.ts decides the sweep, ticks, aims and verification probes; every answer
-// goes through plan.observe, the bounds of interval.ts; the end through posterior.conclude),
+// goes through plan.observe, the bounds of interval.ts; the end through conclusion.conclude),
 // events taken in time order so the team sees the answers that would have arrived. With
 // the `sweep` strategy it is ServerClock's first measurement, and `interim` is what that
 // publishes once more than half of the servers have swept. No sockets, no timers.
 import type { Interval } from '../../src/sources/http/interval.js';
-import { emptyServer, observe, planProbes, planSweep, planTeam, planTick, standingSupport, swept, type PlannedProbe, type ServerState, type Strategy, type TeamPlan } from '../../src/sources/http/plan.js';
-import { asymmetrySigma, conclude, conclusionError, median, posteriorQuantiles, symmetricLow, type Conclusion, type ProbeGroup } from '../../src/sources/http/posterior.js';
+import {
+  emptyServer,
+  observe,
+  planProbes,
+  planSweep,
+  planTeam,
+  planTick,
+  standingSupport,
+  swept,
+  type PlannedProbe,
+  type ServerState,
+  type Strategy,
+  type TeamPlan,
+} from '../../src/sources/http/plan.js';
+import { conclude, conclusionError, type Conclusion } from '../../src/sources/http/conclusion.js';
+import {
+  asymmetrySigma,
+  median,
+  posteriorQuantiles,
+  symmetricLow,
+  type ProbeGroup,
+} from '../../src/sources/http/posterior.js';
 import { seededRandom } from '../helpers/random.js';
 import { SimulatedServer, type SimServer } from './model.js';
 
 export interface SimOutcome {
   conclusion: Conclusion;
-  /** Strategy `sweep`: the conclusion once more than half of the servers had swept (or every sweep ended), as measure.ts reports it. */
+  /**
+   * Strategy `sweep`: the conclusion once more than half of the servers had swept (or every sweep ended), as measure.ts
+   * reports it.
+   */
   interim: Conclusion | undefined;
   /** The published half-width (undefined without an estimate). */
   error: number | undefined;
@@ -38,7 +61,10 @@ interface Track {
 /** Where the virtual local clock starts (seconds): whole nanoseconds stay exact in a double. */
 const START = 1_000_000;
 
-export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, strategy = 'bisect' }: { probes?: number; seed?: number; strategy?: Strategy } = {}): SimOutcome {
+export function simulate(
+  servers: readonly SimServer[],
+  { probes = 8, seed = 1, strategy = 'bisect' }: { probes?: number; seed?: number; strategy?: Strategy } = {},
+): SimOutcome {
   const uniform = seededRandom(seed);
   const tracks: Track[] = servers.map((server) => ({
     server: new SimulatedServer(server, uniform),
@@ -52,7 +78,13 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, 
     // Connections open within 10 ms of each other.
     next: server.dead ? { at: Infinity, action: 'done' } : { at: START + uniform() * 0.01, action: 'send' },
   }));
-  const evidence = (): Parameters<typeof conclude>[0] => tracks.map((track) => ({ interval: track.state.failed ? undefined : track.state.interval, lows: track.state.lows, rtts: track.state.rtts, failure: track.failure }));
+  const evidence = (): Parameters<typeof conclude>[0] =>
+    tracks.map((track) => ({
+      interval: track.state.failed ? undefined : track.state.interval,
+      lows: track.state.lows,
+      rtts: track.state.rtts,
+      failure: track.failure,
+    }));
   let interim: Conclusion | undefined;
   const endSweep = (track: Track): void => {
     if (track.sweepEnded) return;
@@ -77,7 +109,11 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, 
   };
   const scheduleTick = (track: Track, now: number): void => {
     track.aimed += 1;
-    const support = standingSupport({ servers: tracks.map((other) => other.state), team }, teamCache?.plan, tracks.indexOf(track));
+    const support = standingSupport(
+      { servers: tracks.map((other) => other.state), team },
+      teamCache?.plan,
+      tracks.indexOf(track),
+    );
     const tick = track.aimed < probes ? planTick(track.state, now, track.aimed, probes, support) : undefined;
     if (tick === undefined) {
       track.next = { at: Infinity, action: 'done' };
@@ -91,7 +127,8 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, 
   for (;;) {
     let index = -1;
     tracks.forEach((track, candidate) => {
-      if (track.next.action !== 'done' && (index < 0 || track.next.at < (tracks[index]?.next.at ?? Infinity))) index = candidate;
+      if (track.next.action !== 'done' && (index < 0 || track.next.at < (tracks[index]?.next.at ?? Infinity)))
+        index = candidate;
     });
     const track = tracks[index];
     if (track === undefined) break;
@@ -100,7 +137,9 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, 
       const { aim, support } = teamOf(index, track.tick);
       track.queue = planProbes(track.state, track.tick, aim, track.aimed, probes, support);
       const first = track.queue.shift();
-      track.next = first ? { at: Math.max(now, first.sendAt), action: 'send', probe: first } : { at: Infinity, action: 'done' };
+      track.next = first
+        ? { at: Math.max(now, first.sendAt), action: 'send', probe: first }
+        : { at: Infinity, action: 'done' };
       continue;
     }
     const answer = track.server.answer(now);
@@ -130,7 +169,12 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, 
     else scheduleTick(track, answer.arrives);
   }
   const conclusion = conclude(evidence());
-  return { conclusion, interim, error: conclusionError(conclusion), servers: tracks.map((track) => ({ state: track.state, failure: track.failure })) };
+  return {
+    conclusion,
+    interim,
+    error: conclusionError(conclusion),
+    servers: tracks.map((track) => ({ state: track.state, failure: track.failure })),
+  };
 }
 
 /**
@@ -138,7 +182,11 @@ export function simulate(servers: readonly SimServer[], { probes = 8, seed = 1, 
  * probe sent so that the middle of its round trip lands on the server's true tick (an aim
  * that knew the answer), the same estimator. Servers must each be one clock at `truth`.
  */
-export function oracle(servers: readonly SimServer[], truth: number, { probes = 8, seed = 1 } = {}): { joint: number; perServer: number[] } {
+export function oracle(
+  servers: readonly SimServer[],
+  truth: number,
+  { probes = 8, seed = 1 } = {},
+): { joint: number; perServer: number[] } {
   const uniform = seededRandom(seed);
   const groups: ProbeGroup[] = servers.map((server) => {
     const simulated = new SimulatedServer(server, uniform);

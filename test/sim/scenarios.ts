@@ -26,7 +26,11 @@ export const PATHS: Record<string, SimPath> = {
 const between = (uniform: () => number, low: number, high: number): number => low + uniform() * (high - low);
 
 /** An honest server: its clock the truth, its Date cached up to 2 ms past the tick now and then (nginx, Node). */
-const honest = (truth: number, path: SimPath, uniform: () => number): SimServer => ({ clocks: [truth], stale: uniform() < 0.5 ? 0.0015 : 0, path });
+const honest = (truth: number, path: SimPath, uniform: () => number): SimServer => ({
+  clocks: [truth],
+  stale: uniform() < 0.5 ? 0.0015 : 0,
+  path,
+});
 
 export function honestScenario(count: number, pathName: string): Scenario {
   const path = PATHS[pathName] as SimPath;
@@ -41,7 +45,13 @@ export function honestScenario(count: number, pathName: string): Scenario {
 }
 
 /** `good` honest servers plus the faulty ones `fault` makes. */
-function mixed(name: string, good: number, fault: (truth: number, uniform: () => number) => SimServer[], sound: boolean, reason?: RegExp): Scenario {
+function mixed(
+  name: string,
+  good: number,
+  fault: (truth: number, uniform: () => number) => SimServer[],
+  sound: boolean,
+  reason?: RegExp,
+): Scenario {
   return {
     name,
     sound,
@@ -59,23 +69,124 @@ const loopback = PATHS.loopback as SimPath;
 
 export const FAULTS: Scenario[] = [
   // A Date cache refreshed on its own monotonic second (lighttpd): any lag in [0, 1) s.
-  mixed('2 honest + lagging Date (0-1 s)', 2, (truth, uniform) => [{ clocks: [truth], lag: between(uniform, 0, 1), path: loopback }], true, /lags the majority/),
-  mixed('2 honest + lagging Date (3-5 ms)', 2, (truth, uniform) => [{ clocks: [truth], lag: between(uniform, 0.003, 0.005), path: loopback }], true),
-  mixed('1 honest + lagging Date (0-1 s)', 1, (truth, uniform) => [{ clocks: [truth], lag: between(uniform, 0, 1), path: loopback }], true),
-  mixed('lagging Date alone (0-1 s)', 0, (truth, uniform) => [{ clocks: [truth], lag: between(uniform, 0, 1), path: loopback }], true),
+  mixed(
+    '2 honest + lagging Date (0-1 s)',
+    2,
+    (truth, uniform) => [{ clocks: [truth], lag: between(uniform, 0, 1), path: loopback }],
+    true,
+    /lags the majority/,
+  ),
+  mixed(
+    '2 honest + lagging Date (3-5 ms)',
+    2,
+    (truth, uniform) => [{ clocks: [truth], lag: between(uniform, 0.003, 0.005), path: loopback }],
+    true,
+  ),
+  mixed(
+    '1 honest + lagging Date (0-1 s)',
+    1,
+    (truth, uniform) => [{ clocks: [truth], lag: between(uniform, 0, 1), path: loopback }],
+    true,
+  ),
+  mixed(
+    'lagging Date alone (0-1 s)',
+    0,
+    (truth, uniform) => [{ clocks: [truth], lag: between(uniform, 0, 1), path: loopback }],
+    true,
+  ),
   // Configured three, two refuse: the one that answers is alone, whatever was configured.
-  mixed('2 dead + lagging Date (0.6 s)', 0, (truth) => [{ clocks: [truth], dead: true, path: loopback }, { clocks: [truth], lag: 0.6, path: loopback }, { clocks: [truth], dead: true, path: loopback }], true),
+  mixed(
+    '2 dead + lagging Date (0.6 s)',
+    0,
+    (truth) => [
+      { clocks: [truth], dead: true, path: loopback },
+      { clocks: [truth], lag: 0.6, path: loopback },
+      { clocks: [truth], dead: true, path: loopback },
+    ],
+    true,
+  ),
   // Two that agree of five configured are no majority, whatever they say.
-  mixed('2 liars agreeing + 3 dead', 0, (truth) => [0, 1, 2].map((): SimServer => ({ clocks: [truth], dead: true, path: loopback })).concat([{ clocks: [truth + 0.4], path: loopback }, { clocks: [truth + 0.4], path: loopback }]), true),
+  mixed(
+    '2 liars agreeing + 3 dead',
+    0,
+    (truth) =>
+      [0, 1, 2]
+        .map((): SimServer => ({ clocks: [truth], dead: true, path: loopback }))
+        .concat([
+          { clocks: [truth + 0.4], path: loopback },
+          { clocks: [truth + 0.4], path: loopback },
+        ]),
+    true,
+  ),
   // A load balancer over backends whose clocks differ.
-  mixed('2 honest + load balancer (backends 0.25 s apart, round robin)', 2, (truth) => [{ clocks: [truth, truth + 0.25], path: loopback }], true, /not one clock|clock stepped|excludes the majority|does not advance/),
-  mixed('2 honest + load balancer (backends 0.25 s apart, random)', 2, (truth) => [{ clocks: [truth, truth + 0.25], balance: 'random', path: loopback }], true, /not one clock|clock stepped|excludes the majority|does not advance/),
-  mixed('2 honest + load balancer (backends 20 ms apart)', 2, (truth) => [{ clocks: [truth - 0.02, truth], path: loopback }], true),
-  mixed('load balancer alone (0.25 s apart)', 0, (truth) => [{ clocks: [truth, truth + 0.25], path: loopback }], false, /not one clock|clock stepped|excludes the majority|does not advance/),
+  mixed(
+    '2 honest + load balancer (backends 0.25 s apart, round robin)',
+    2,
+    (truth) => [{ clocks: [truth, truth + 0.25], path: loopback }],
+    true,
+    /not one clock|clock stepped|excludes the majority|does not advance/,
+  ),
+  mixed(
+    '2 honest + load balancer (backends 0.25 s apart, random)',
+    2,
+    (truth) => [{ clocks: [truth, truth + 0.25], balance: 'random', path: loopback }],
+    true,
+    /not one clock|clock stepped|excludes the majority|does not advance/,
+  ),
+  mixed(
+    '2 honest + load balancer (backends 20 ms apart)',
+    2,
+    (truth) => [{ clocks: [truth - 0.02, truth], path: loopback }],
+    true,
+  ),
+  mixed(
+    'load balancer alone (0.25 s apart)',
+    0,
+    (truth) => [{ clocks: [truth, truth + 0.25], path: loopback }],
+    false,
+    /not one clock|clock stepped|excludes the majority|does not advance/,
+  ),
   // A clock that steps by a fraction of a second during the measurement.
-  mixed('2 honest + clock step (0.05-0.9 s)', 2, (truth, uniform) => [{ clocks: [truth], step: { at: 1_000_000 + between(uniform, 1.5, 6.5), by: (uniform() < 0.5 ? -1 : 1) * between(uniform, 0.05, 0.9) }, path: loopback }], true, /clock stepped|not one clock|excludes the majority|does not advance/),
+  mixed(
+    '2 honest + clock step (0.05-0.9 s)',
+    2,
+    (truth, uniform) => [
+      {
+        clocks: [truth],
+        step: {
+          at: 1_000_000 + between(uniform, 1.5, 6.5),
+          by: (uniform() < 0.5 ? -1 : 1) * between(uniform, 0.05, 0.9),
+        },
+        path: loopback,
+      },
+    ],
+    true,
+    /clock stepped|not one clock|excludes the majority|does not advance/,
+  ),
   // Liars: a clock years off, and clocks a few ms off, a minority.
-  mixed('3 honest + 2 liars (5 years ahead, 0.1 s behind)', 3, (truth) => [{ clocks: [truth + 5 * 365.25 * 86400], path: loopback }, { clocks: [truth - 0.1], path: loopback }], true, /excludes the majority/),
-  mixed('3 honest + 2 liars 7 ms off', 3, (truth) => [{ clocks: [truth - 0.007], path: loopback }, { clocks: [truth + 0.007], path: loopback }], true),
-  mixed('1 honest + 1 liar 5 years ahead', 1, (truth) => [{ clocks: [truth + 5 * 365.25 * 86400], path: loopback }], false),
+  mixed(
+    '3 honest + 2 liars (5 years ahead, 0.1 s behind)',
+    3,
+    (truth) => [
+      { clocks: [truth + 5 * 365.25 * 86400], path: loopback },
+      { clocks: [truth - 0.1], path: loopback },
+    ],
+    true,
+    /excludes the majority/,
+  ),
+  mixed(
+    '3 honest + 2 liars 7 ms off',
+    3,
+    (truth) => [
+      { clocks: [truth - 0.007], path: loopback },
+      { clocks: [truth + 0.007], path: loopback },
+    ],
+    true,
+  ),
+  mixed(
+    '1 honest + 1 liar 5 years ahead',
+    1,
+    (truth) => [{ clocks: [truth + 5 * 365.25 * 86400], path: loopback }],
+    false,
+  ),
 ];

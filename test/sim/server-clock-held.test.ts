@@ -2,7 +2,7 @@
 // (carried with drift, as priors across a realtime step) and a provider round's timed calls.
 import { describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/clock.js';
-import { carry, carryPriors, driftWidening } from '../../src/sources/http/held.js';
+import { carry, carryPriors, driftWidening } from '../../src/sources/http/carry-forward.js';
 import { callProvider, providerRound } from '../../src/server-clock/provider.js';
 import { addSeconds, type Timespec } from '../../src/time.js';
 
@@ -32,7 +32,10 @@ describe('held intervals', () => {
   });
 
   it('priors carried to a later clock pair shift with a realtime step and widen with the raw seconds', () => {
-    const pair = (raw: number, real: number) => ({ monotonicRaw: at(raw), realtime: addSeconds({ sec: 1_800_000_000, nsec: 0 }, real) });
+    const pair = (raw: number, real: number) => ({
+      monotonicRaw: at(raw),
+      realtime: addSeconds({ sec: 1_800_000_000, nsec: 0 }, real),
+    });
     const priors = { intervals: [{ low: 0.1, high: 0.2 }, undefined], at: pair(0, 0) };
     // 100 raw seconds later realtime reads 2 s ahead (stepped): theta against it is 2 s less.
     const [moved, none] = carryPriors(priors, pair(100, 102));
@@ -73,7 +76,8 @@ describe('provider calls', () => {
       clock.advance(0.001);
       return ms;
     };
-    const round = await providerRound(provider, { clock, calls: 10, resolution: 0.001, timeout: 1, target: 0.01, signal });
+    const roundOptions = { clock, calls: 10, resolution: 0.001, timeout: 1, target: 0.01, signal };
+    const round = await providerRound(provider, roundOptions);
     expect(round.failed).toBe(1);
     expect(round.falsetickers).toBe(1);
     expect(round.interval?.low).toBeLessThanOrEqual(2.5);
@@ -81,7 +85,7 @@ describe('provider calls', () => {
     // The stale third call keeps the round from stopping at three agreeing answers: all ten run.
     expect(call).toBe(10);
     call = 100;
-    const quick = await providerRound(provider, { clock, calls: 10, resolution: 0.001, timeout: 1, target: 0.01, signal });
+    const quick = await providerRound(provider, roundOptions);
     expect(quick.answered).toBe(3);
   });
 
@@ -89,7 +93,10 @@ describe('provider calls', () => {
     const clock = simClock();
     const signal = new AbortController().signal;
     for (const value of [Number.NaN, Infinity, -5, '1800000000000' as unknown as number]) {
-      await expect(callProvider(() => value, { clock, resolution: 0.001, timeout: 1, signal })).rejects.toMatchObject({ code: 'ERR_INVALID_RETURN_VALUE', name: 'TypeError' });
+      await expect(callProvider(() => value, { clock, resolution: 0.001, timeout: 1, signal })).rejects.toMatchObject({
+        code: 'ERR_INVALID_RETURN_VALUE',
+        name: 'TypeError',
+      });
     }
   });
 });

@@ -24,14 +24,20 @@ function fakeClock(start: Timespec = { sec: 1_800_000_000, nsec: 123_456_789 }) 
     },
     raw: () => raw,
     /** A sleep that wakes `lateMs` after the time asked for, like a busy event loop. */
-    sleeper: (lateMs: number, sleeps: number[] = []) => async (ms: number) => {
-      sleeps.push(ms);
-      advance((ms + lateMs) / 1000);
-    },
+    sleeper:
+      (lateMs: number, sleeps: number[] = []) =>
+      async (ms: number) => {
+        sleeps.push(ms);
+        advance((ms + lateMs) / 1000);
+      },
   };
 }
 
-async function take(source: FixedSource, count: number, onSample?: (sample: Sample, index: number) => void): Promise<Sample[]> {
+async function take(
+  source: FixedSource,
+  count: number,
+  onSample?: (sample: Sample, index: number) => void,
+): Promise<Sample[]> {
   const controller = new AbortController();
   const samples: Sample[] = [];
   for await (const sample of source.samples(controller.signal)) {

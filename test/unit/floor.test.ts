@@ -5,7 +5,15 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { realtime, type ClockSync } from '../../src/clock.js';
 import { createLogger } from '../../src/log.js';
-import { buildTime, BUILD_TIME_FILE, clockFloor, clockFilePath, DEFAULT_CLOCK_FILE, LastGoodClock, SAVE_INTERVAL } from '../../src/floor.js';
+import {
+  buildTime,
+  BUILD_TIME_FILE,
+  clockFloor,
+  clockFilePath,
+  DEFAULT_CLOCK_FILE,
+  LastGoodClock,
+  SAVE_INTERVAL,
+} from '../../src/floor.js';
 import { addSeconds, toSeconds } from '../../src/time.js';
 
 const setClockFile = (path: string, seconds: number): void => {
@@ -75,7 +83,10 @@ describe('LastGoodClock', () => {
   });
 
   it('saves nothing while the kernel says unsynchronised, or when the sample disagrees with the clock', () => {
-    for (const [name, kernel, offset] of [['unsynchronised', UNSYNCHRONISED, 0], ['disagreeing', SYNCHRONISED, 30 * 86_400]] as const) {
+    for (const [name, kernel, offset] of [
+      ['unsynchronised', UNSYNCHRONISED, 0],
+      ['disagreeing', SYNCHRONISED, 30 * 86_400],
+    ] as const) {
       const path = join(dir, name);
       const saver = new LastGoodClock(path, quiet, () => kernel);
       saver.open();
@@ -99,12 +110,20 @@ describe('LastGoodClock', () => {
     saver.close();
     const lines: string[] = [];
     // A directory where the file should be: EISDIR.
-    const failing = new LastGoodClock(dir, createLogger({ level: 'warn', write: (line) => lines.push(line) }), () => SYNCHRONISED);
+    const failing = new LastGoodClock(
+      dir,
+      createLogger({ level: 'warn', write: (line) => lines.push(line) }),
+      () => SYNCHRONISED,
+    );
     failing.open();
     failing.offer(sample(0));
     expect(lines.filter((line) => /last-good time not saved/.test(line))).toHaveLength(1);
     // No directory at all: nothing said above debug.
-    const absent = new LastGoodClock(join(dir, 'no-such-dir', 'clock'), createLogger({ level: 'info', write: (line) => lines.push(line) }), () => SYNCHRONISED);
+    const absent = new LastGoodClock(
+      join(dir, 'no-such-dir', 'clock'),
+      createLogger({ level: 'info', write: (line) => lines.push(line) }),
+      () => SYNCHRONISED,
+    );
     absent.open();
     absent.offer(sample(0));
     expect(lines).toHaveLength(1);

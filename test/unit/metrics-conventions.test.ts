@@ -29,11 +29,13 @@ async function registeredNames(): Promise<Set<string>> {
   metrics.sinkResult('shm:2', true);
   metrics.server('https://example.org/', { status: 'ok', rtt: 0.02, offset: 0.001 });
   metrics.fix({ valid: true, consecutive: 3, satellites: 7 });
-  return new Set((await metrics.registry.getMetricsAsJSON()).map((entry) => entry.name).filter((name) => name.startsWith('htntp_')));
+  return new Set(
+    (await metrics.registry.getMetricsAsJSON()).map((entry) => entry.name).filter((name) => name.startsWith('htntp_')),
+  );
 }
 
 describe('htntp_up', () => {
-  it(`is 0 before the first sample, 1 while the last one is at most ${STALE_SAMPLE_SECONDS} s old, 0 after`, async () => {
+  it(`is 0 before the first sample, 1 while the last is at most ${STALE_SAMPLE_SECONDS} s old, 0 after`, async () => {
     const now = { time: { sec: 1000, nsec: 0 } };
     const metrics = metricsAt(now);
     expect(await value(metrics, 'htntp_up')).toBe(0);
@@ -59,14 +61,26 @@ describe('one list of metrics', () => {
     const registered = await registeredNames();
     for (const name of queried) expect(registered, name).toContain(name);
     // The panels the operators asked for are there.
-    for (const name of ['htntp_offset_seconds', 'htntp_error_bound_seconds', 'htntp_sample_age_seconds', 'htntp_http_server_status', 'htntp_gps_fix', 'htntp_up']) {
+    for (const name of [
+      'htntp_offset_seconds',
+      'htntp_error_bound_seconds',
+      'htntp_sample_age_seconds',
+      'htntp_http_server_status',
+      'htntp_gps_fix',
+      'htntp_up',
+    ]) {
       expect(queried, name).toContain(name);
     }
   });
 
   it('names keep the conventions: counters end in _total, durations in _seconds', async () => {
     // Counters are all registered up front; the lazily made series are gauges.
-    const types = new Map((await metricsAt({ time: { sec: 0, nsec: 0 } }).registry.getMetricsAsJSON()).map((entry) => [entry.name, String(entry.type)]));
+    const types = new Map(
+      (await metricsAt({ time: { sec: 0, nsec: 0 } }).registry.getMetricsAsJSON()).map((entry) => [
+        entry.name,
+        String(entry.type),
+      ]),
+    );
     for (const name of await registeredNames()) {
       if (types.get(name) === 'counter') expect(name).toMatch(/_total$/);
       expect(name).not.toMatch(/_(ms|milliseconds|us|ns)$/);

@@ -35,14 +35,20 @@ interface Tally {
   misses: string[];
 }
 
-/** The server time as offsets from the true clock that a check may find: the current one, and during a step's grace the one before. */
+/**
+ * The server time as offsets from the true clock that a check may find: the current one, and during a step's grace the
+ * one before.
+ */
 interface Truth {
   offsets(): number[];
 }
 
 interface Scenario {
   name: string;
-  setup(random: () => number, started: Started): Promise<{ options: ServerClockOptions; truth: Truth; servers: TimeServer[] }>;
+  setup(
+    random: () => number,
+    started: Started,
+  ): Promise<{ options: ServerClockOptions; truth: Truth; servers: TimeServer[] }>;
   /** Runs alongside the clock (steps, faults) until `signal` aborts. */
   drive?(clock: ServerClock, signal: AbortSignal): Promise<void>;
   /** The servers' clock steps: every run must report it (a `step` event with clock 'server'). */
@@ -103,21 +109,33 @@ function steppableClock(): Clock & { shift: number } {
   return clock;
 }
 
-const honest = (offset: number, random: () => number): TimeServerConfig => ({ offset, delay: { up: 1, down: 1, jitter: 1 }, random });
+const honest = (offset: number, random: () => number): TimeServerConfig => ({
+  offset,
+  delay: { up: 1, down: 1, jitter: 1 },
+  random,
+});
 
 const scenarios: Scenario[] = [
   {
     name: 'three servers, two refusing connections, one whose Date lags its second by 600 ms',
     async setup(random, started) {
       const lagging = await serve(started, { ...honest(0.5, random), lag: 0.6 });
-      return { options: { servers: [await deadUrl(), lagging.url, await deadUrl()] }, truth: fixed(0.5), servers: [lagging] };
+      return {
+        options: { servers: [await deadUrl(), lagging.url, await deadUrl()] },
+        truth: fixed(0.5),
+        servers: [lagging],
+      };
     },
   },
   {
     name: 'all three servers step +400 ms during refinement, and again -400 ms later',
     serverStep: true,
     async setup(random, started) {
-      const servers = [await serve(started, honest(0.2, random)), await serve(started, honest(0.2, random)), await serve(started, honest(0.2, random))];
+      const servers = [
+        await serve(started, honest(0.2, random)),
+        await serve(started, honest(0.2, random)),
+        await serve(started, honest(0.2, random)),
+      ];
       return { options: { servers: servers.map((server) => server.url) }, truth: new SteppingTruth(0.2), servers };
     },
     async drive(clock, signal) {
@@ -134,7 +152,11 @@ const scenarios: Scenario[] = [
   {
     name: 'two honest servers and a load balancer over backends 250 ms apart',
     async setup(random, started) {
-      const list = [await serve(started, honest(-0.3, random)), await serve(started, { ...honest(-0.3, random), split: [-0.3, -0.05] }), await serve(started, honest(-0.3, random))];
+      const list = [
+        await serve(started, honest(-0.3, random)),
+        await serve(started, { ...honest(-0.3, random), split: [-0.3, -0.05] }),
+        await serve(started, honest(-0.3, random)),
+      ];
       return { options: { servers: list.map((server) => server.url) }, truth: fixed(-0.3), servers: list };
     },
   },
@@ -173,7 +195,11 @@ const scenarios: Scenario[] = [
   {
     name: 'the local realtime clock stepped +2 s, then -1.5 s, under three honest servers',
     async setup(random, started) {
-      const list = [await serve(started, honest(0.1, random)), await serve(started, honest(0.1, random)), await serve(started, honest(0.1, random))];
+      const list = [
+        await serve(started, honest(0.1, random)),
+        await serve(started, honest(0.1, random)),
+        await serve(started, honest(0.1, random)),
+      ];
       const clock = steppableClock();
       localClocks.set(list[0] as TimeServer, clock);
       return { options: { servers: list.map((server) => server.url), clock }, truth: fixed(0.1), servers: list };
@@ -204,7 +230,11 @@ const scenarios: Scenario[] = [
   {
     name: 'one liar short of a majority (-300 ms) among three',
     async setup(random, started) {
-      const list = [await serve(started, honest(0.05, random)), await serve(started, honest(-0.25, random)), await serve(started, honest(0.05, random))];
+      const list = [
+        await serve(started, honest(0.05, random)),
+        await serve(started, honest(-0.25, random)),
+        await serve(started, honest(0.05, random)),
+      ];
       return { options: { servers: list.map((server) => server.url) }, truth: fixed(0.05), servers: list };
     },
   },
@@ -227,12 +257,16 @@ function check(clock: ServerClock, truth: Truth, tally: Tally, at: string): void
   }
   const after = realtimeMs();
   tally.checks += 1;
-  const holds = offsets.some((offset) => bounds.earliest <= after + offset * 1000 && bounds.latest >= before + offset * 1000);
+  const holds = offsets.some(
+    (offset) => bounds.earliest <= after + offset * 1000 && bounds.latest >= before + offset * 1000,
+  );
   if (holds) return;
   tally.excluded += 1;
   if (tally.misses.length < 5) {
     const truthMs = before + (offsets[0] ?? 0) * 1000;
-    tally.misses.push(`${at}: [${(bounds.earliest - truthMs).toFixed(1)}, ${(bounds.latest - truthMs).toFixed(1)}] ms from the truth`);
+    tally.misses.push(
+      `${at}: [${(bounds.earliest - truthMs).toFixed(1)}, ${(bounds.latest - truthMs).toFixed(1)}] ms from the truth`,
+    );
   }
 }
 
@@ -276,27 +310,42 @@ const results = new Map<string, Tally>();
 
 describe('ServerClock under adversarial servers: no bound excludes the truth', () => {
   afterAll(() => {
-    const total = [...results.values()].reduce((sum, tally) => ({ checks: sum.checks + tally.checks, excluded: sum.excluded + tally.excluded }), { checks: 0, excluded: 0 });
-    console.log(`server-clock adversarial: ${total.excluded} of ${total.checks} checks excluded the truth (${RUNS} run(s) a scenario, ${DURATION} s each)`);
-    for (const [name, tally] of results) console.log(`  ${tally.excluded}/${tally.checks} (updates ${tally.updates}, server steps ${tally.serverSteps}, before ready ${tally.unready}) ${name}${tally.misses.length ? `\n    ${tally.misses.join('\n    ')}` : ''}`);
+    const total = [...results.values()].reduce(
+      (sum, tally) => ({ checks: sum.checks + tally.checks, excluded: sum.excluded + tally.excluded }),
+      { checks: 0, excluded: 0 },
+    );
+    console.log(
+      `server-clock adversarial: ${total.excluded} of ${total.checks} checks excluded the truth (${RUNS} run(s) a ` +
+        `scenario, ${DURATION} s each)`,
+    );
+    for (const [name, tally] of results)
+      console.log(
+        `  ${tally.excluded}/${tally.checks} (updates ${tally.updates}, server steps ${tally.serverSteps}, before ` +
+          `ready ${tally.unready}) ${name}${tally.misses.length ? `\n    ${tally.misses.join('\n    ')}` : ''}`,
+      );
   });
 
-  it.concurrent.each(scenarios.map((scenario) => [scenario.name, scenario] as const))('%s', { timeout: RUNS * (DURATION + 20) * 1000 }, async (_name, scenario) => {
-    const tally: Tally = { checks: 0, updates: 0, excluded: 0, unready: 0, serverSteps: 0, misses: [] };
-    for (let seed = 1; seed <= RUNS; seed += 1) {
-      const run = await runScenario(scenario, seed);
-      tally.checks += run.checks;
-      tally.updates += run.updates;
-      tally.excluded += run.excluded;
-      tally.unready += run.unready;
-      if (scenario.serverStep && run.serverSteps === 0) tally.misses.push(`seed ${seed}: the servers' step was never reported`);
-      tally.serverSteps += run.serverSteps;
-      tally.misses.push(...run.misses.map((miss) => `seed ${seed} ${miss}`));
-    }
-    results.set(scenario.name, tally);
-    // Checks ran (a clock that never published would pass vacuously only where no estimate is sound).
-    expect(tally.checks + tally.unready).toBeGreaterThan(0);
-    expect(tally.misses).toEqual([]);
-    expect(tally.excluded).toBe(0);
-  });
+  it.concurrent.each(scenarios.map((scenario) => [scenario.name, scenario] as const))(
+    '%s',
+    { timeout: RUNS * (DURATION + 20) * 1000 },
+    async (_name, scenario) => {
+      const tally: Tally = { checks: 0, updates: 0, excluded: 0, unready: 0, serverSteps: 0, misses: [] };
+      for (let seed = 1; seed <= RUNS; seed += 1) {
+        const run = await runScenario(scenario, seed);
+        tally.checks += run.checks;
+        tally.updates += run.updates;
+        tally.excluded += run.excluded;
+        tally.unready += run.unready;
+        if (scenario.serverStep && run.serverSteps === 0)
+          tally.misses.push(`seed ${seed}: the servers' step was never reported`);
+        tally.serverSteps += run.serverSteps;
+        tally.misses.push(...run.misses.map((miss) => `seed ${seed} ${miss}`));
+      }
+      results.set(scenario.name, tally);
+      // Checks ran (a clock that never published would pass vacuously only where no estimate is sound).
+      expect(tally.checks + tally.unready).toBeGreaterThan(0);
+      expect(tally.misses).toEqual([]);
+      expect(tally.excluded).toBe(0);
+    },
+  );
 });

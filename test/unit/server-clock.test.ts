@@ -42,7 +42,11 @@ function expectNowNear(clock: ServerClock, offset: number, halfWidth: number): v
 }
 
 /** The next `count` updates. */
-function updates(clock: ServerClock, count: number, accept: (update: ServerClockUpdate) => boolean = () => true): Promise<ServerClockUpdate[]> {
+function updates(
+  clock: ServerClock,
+  count: number,
+  accept: (update: ServerClockUpdate) => boolean = () => true,
+): Promise<ServerClockUpdate[]> {
   return new Promise((resolve) => {
     const seen: ServerClockUpdate[] = [];
     const listener = (update: ServerClockUpdate): void => {
@@ -73,7 +77,10 @@ interface JsonTimeServer {
 }
 
 /** A JSON time endpoint: {"serverTime": ms}, truncated ms of a clock `offset` seconds ahead. */
-async function startJsonTimeServer(offset: number, answer?: (call: number, ms: number) => number | 'fail' | 'hang'): Promise<JsonTimeServer> {
+async function startJsonTimeServer(
+  offset: number,
+  answer?: (call: number, ms: number) => number | 'fail' | 'hang',
+): Promise<JsonTimeServer> {
   const state = { calls: 0 };
   const server: Server = createServer((request, response) => {
     state.calls += 1;
@@ -104,7 +111,8 @@ async function startJsonTimeServer(offset: number, answer?: (call: number, ms: n
 function jsonProvider(url: string): (signal: AbortSignal) => Promise<number> {
   return async (signal) => {
     const response = await fetch(url, { signal });
-    if (!response.ok) throw Object.assign(new Error(`time endpoint answered ${response.status}`), { code: 'ERR_TIME_ENDPOINT' });
+    if (!response.ok)
+      throw Object.assign(new Error(`time endpoint answered ${response.status}`), { code: 'ERR_TIME_ENDPOINT' });
     return ((await response.json()) as { serverTime: number }).serverTime;
   };
 }
@@ -131,7 +139,11 @@ function track(clock: ServerClock): ServerClock {
 
 describe('ServerClock on Date-header servers', () => {
   it('is ready after the first sweep, holds the truth, and narrows as it refines', async () => {
-    const started = await servers([{ offset: OFFSET }, { offset: OFFSET }, { offset: OFFSET, delay: { up: 3, down: 3 } }]);
+    const started = await servers([
+      { offset: OFFSET },
+      { offset: OFFSET },
+      { offset: OFFSET, delay: { up: 3, down: 3 } },
+    ]);
     const begin = performance.now();
     const clock = track(new ServerClock({ servers: started.map((server) => server.url), target: 0.0005 }));
     const refined = updates(clock, 1, (update) => update.source === 'refine');
@@ -153,7 +165,11 @@ describe('ServerClock on Date-header servers', () => {
   });
 
   it('holds the truth across refreshes, each a measurement aimed by what is held', async () => {
-    const started = await servers([{ offset: -OFFSET }, { offset: -OFFSET, delay: { up: 2, down: 5, jitter: 1 } }, { offset: -OFFSET }]);
+    const started = await servers([
+      { offset: -OFFSET },
+      { offset: -OFFSET, delay: { up: 2, down: 5, jitter: 1 } },
+      { offset: -OFFSET },
+    ]);
     const clock = track(new ServerClock({ servers: started.map((server) => server.url), refresh: 0.5, probes: 4 }));
     await clock.ready();
     const checked: number[] = [];
@@ -191,7 +207,9 @@ describe('ServerClock on Date-header servers', () => {
     // Two agreeing of five configured: the three refusing ones count against them.
     const noMajority = expect.stringMatching(/more than half of the 5 servers \(2 answered\)[\s\S]*refused/) as string;
     await expect(silenced.ready()).rejects.toMatchObject({ code: 'ERR_SERVER_CLOCK_NO_MAJORITY', message: noMajority });
-    const alone = track(new ServerClock({ servers: [deadUrls[0] ?? '', first?.url ?? '', deadUrls[1] ?? ''], probes: 2 }));
+    const alone = track(
+      new ServerClock({ servers: [deadUrls[0] ?? '', first?.url ?? '', deadUrls[1] ?? ''], probes: 2 }),
+    );
     const [update] = await Promise.all([updates(alone, 1), alone.ready()]);
     expect(update[0]?.candidates).toBe(1);
     // The 1 s allowance above the measured interval: this one server cannot be checked for a lagging Date.
@@ -202,7 +220,12 @@ describe('ServerClock on Date-header servers', () => {
   it('is ready once a majority of all servers agrees, without waiting for a hanging one', async () => {
     const started = await servers([{ offset: OFFSET }, { fault: 'hang' }, { offset: OFFSET }]);
     const warnings: string[] = [];
-    const logger = { debug() {}, info() {}, error() {}, warn: (event: string, fields?: Record<string, unknown>) => warnings.push(`${event} ${String(fields?.reason)}`) };
+    const logger = {
+      debug() {},
+      info() {},
+      error() {},
+      warn: (event: string, fields?: Record<string, unknown>) => warnings.push(`${event} ${String(fields?.reason)}`),
+    };
     const clock = track(new ServerClock({ servers: started.map((server) => server.url), logger }));
     const [[first]] = await Promise.all([updates(clock, 1), clock.ready()]);
     expect(first?.survivors).toBe(2);
@@ -225,14 +248,23 @@ describe('ServerClock on Date-header servers', () => {
       if (/not one clock/.test(String(fields?.reason))) sawNotOneClock();
     };
     // The target is out of reach: refinement probes the balancer finely enough to catch it.
-    const clock = track(new ServerClock({ servers: started.map((server) => server.url), target: 1e-6, logger: { debug() {}, info() {}, error() {}, warn } }));
+    const clock = track(
+      new ServerClock({
+        servers: started.map((server) => server.url),
+        target: 1e-6,
+        logger: { debug() {}, info() {}, error() {}, warn },
+      }),
+    );
     const seen: ServerClockUpdate[] = [];
     clock.on('update', (update) => seen.push(update));
     await clock.ready();
     // Fails with what the clock said instead of the bare timeout, should it never conclude.
     let giveUp: NodeJS.Timeout | undefined;
     const tooLong = new Promise<never>((_, reject) => {
-      giveUp = setTimeout(() => reject(new Error(`no 'not one clock' in 60 s; warnings: ${warnings.join(' | ')}`)), 45_000);
+      giveUp = setTimeout(
+        () => reject(new Error(`no 'not one clock' in 60 s; warnings: ${warnings.join(' | ')}`)),
+        45_000,
+      );
     });
     await Promise.race([notOneClock, tooLong]).finally(() => clearTimeout(giveUp));
     // The selection without it is published in the same turn (or, from the first sweep, a few microtasks on).
@@ -277,7 +309,9 @@ describe('ServerClock on Date-header servers', () => {
     const started = await servers([{ offset: OFFSET, tls: { key: pki.key, cert: pki.cert } }]);
     const proxy = await startProxy();
     cleanups.push(() => proxy.close());
-    const clock = track(new ServerClock({ servers: started.map((server) => server.url), proxy: proxy.uri, ca: pki.ca }));
+    const clock = track(
+      new ServerClock({ servers: started.map((server) => server.url), proxy: proxy.uri, ca: pki.ca }),
+    );
     await clock.ready();
     expectBoundsHoldTruth(clock, OFFSET);
     // One keep-alive connection per server, the sweep's probes included.
@@ -299,7 +333,7 @@ describe('ServerClock on Date-header servers', () => {
     await clock.ready();
   });
 
-  it('leaves room above for a lagging Date with one server alone, unless told the server stamps every answer', async () => {
+  it('leaves room for a lagging Date with one server alone, unless told the server stamps every answer', async () => {
     const [server] = await servers([{ offset: OFFSET }]);
     const cautious = track(new ServerClock({ servers: [server?.url ?? ''] }));
     const stamping = track(new ServerClock({ servers: [server?.url ?? ''], dateLag: 0 }));
@@ -334,7 +368,10 @@ describe('ServerClock on Date-header servers', () => {
     const clock = track(new ServerClock({ servers: started.map((server) => server.url) }));
     const errors: Error[] = [];
     clock.on('error', (error) => errors.push(error));
-    await expect(clock.ready()).rejects.toMatchObject({ code: 'ERR_SERVER_CLOCK_NO_MAJORITY', message: expect.stringMatching(/no Date header[\s\S]*Age: 42/) as string });
+    await expect(clock.ready()).rejects.toMatchObject({
+      code: 'ERR_SERVER_CLOCK_NO_MAJORITY',
+      message: expect.stringMatching(/no Date header[\s\S]*Age: 42/) as string,
+    });
     expect(errors.length).toBeGreaterThanOrEqual(1);
   });
 });
@@ -397,7 +434,10 @@ describe('ServerClock on a provider (JSON time endpoint, ms resolution)', () => 
         if (errors.length === 2) resolve();
       }),
     );
-    await expect(clock.ready()).rejects.toMatchObject({ code: 'ERR_SERVER_CLOCK_PROVIDER', message: expect.stringContaining('exchange says no') as string });
+    await expect(clock.ready()).rejects.toMatchObject({
+      code: 'ERR_SERVER_CLOCK_PROVIDER',
+      message: expect.stringContaining('exchange says no') as string,
+    });
     await twoErrors;
     expect(errors[0]?.code).toBe('ERR_SERVER_CLOCK_PROVIDER');
     expect((errors[0]?.cause as { code?: string }).code).toBe('EXCHANGE');
@@ -405,7 +445,7 @@ describe('ServerClock on a provider (JSON time endpoint, ms resolution)', () => 
     expect(calls).toBe(4);
   });
 
-  it('keeps the last estimate, honestly widening, while the provider fails; bad values and hangs are failures', async () => {
+  it('keeps the last estimate, widening, while the provider fails; bad values and hangs are failures', async () => {
     let mode: 'ok' | 'throw' | 'nan' | 'hang' = 'ok';
     const clock = track(
       new ServerClock({
@@ -416,7 +456,10 @@ describe('ServerClock on a provider (JSON time endpoint, ms resolution)', () => 
         provider: (signal) => {
           if (mode === 'throw') throw new Error('down');
           if (mode === 'nan') return Number.NaN;
-          if (mode === 'hang') return new Promise<number>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error)));
+          if (mode === 'hang')
+            return new Promise<number>((_, reject) =>
+              signal.addEventListener('abort', () => reject(signal.reason as Error)),
+            );
           return realtimeMs() + OFFSET * 1000;
         },
       }),
@@ -493,14 +536,24 @@ describe('ServerClock options', () => {
     const provider = (): number => 1;
     expect(() => new ServerClock({})).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }) as Error);
     expect(() => new ServerClock({ provider, servers: ['a'] })).toThrow(TypeError);
-    expect(() => new ServerClock({ servers: [] })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }) as Error);
-    expect(() => new ServerClock({ servers: ['ftp://x'] })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_URL' }) as Error);
-    expect(() => new ServerClock({ provider: 5 as unknown as () => number })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }) as Error);
+    expect(() => new ServerClock({ servers: [] })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }) as Error,
+    );
+    expect(() => new ServerClock({ servers: ['ftp://x'] })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_URL' }) as Error,
+    );
+    expect(() => new ServerClock({ provider: 5 as unknown as () => number })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }) as Error,
+    );
     expect(() => new ServerClock({ provider, refresh: 0 })).toThrow(RangeError);
-    expect(() => new ServerClock({ provider, target: -1 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }) as Error);
+    expect(() => new ServerClock({ provider, target: -1 })).toThrow(
+      expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }) as Error,
+    );
     expect(() => new ServerClock({ provider, probes: 0.5 })).toThrow(RangeError);
     expect(() => new ServerClock({ provider, driftPpm: Number.NaN })).toThrow(RangeError);
     expect(() => new ServerClock({ provider, refresh: '5' as unknown as number })).toThrow(TypeError);
-    expect(() => new ServerClock({ servers: ['a'], clockFile: 5 as unknown as string })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }) as Error);
+    expect(() => new ServerClock({ servers: ['a'], clockFile: 5 as unknown as string })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }) as Error,
+    );
   });
 });

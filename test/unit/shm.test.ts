@@ -2,9 +2,20 @@
 // detach(), read-only attach, properties, and the real syscall failures with their hints.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { inspect } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { realtime } from '../../src/clock.js';
-import { NtpdShm, defaultPerm, type NtpdShmOptions, errorHint, keyOfUnit, layout, currentShmId, rootOnlyUnitConcern, statUnit, type ShmSnapshot } from '../../src/shm.js';
+import {
+  NtpdShm,
+  defaultPerm,
+  type NtpdShmOptions,
+  errorHint,
+  layout,
+  currentShmId,
+  rootOnlyUnitConcern,
+  statUnit,
+  type ShmSnapshot,
+} from '../../src/shm.js';
 import { compare, type Timespec } from '../../src/time.js';
 import { removeSegment } from '../helpers/segments.js';
 import { caught } from '../helpers/caught.js';
@@ -53,7 +64,12 @@ const FIELDS = [
 type FieldName = (typeof FIELDS)[number];
 
 /** Runs `action`, which must throw `type` (and `code`), and checks the segment did not change. */
-function expectRejected(shm: NtpdShm, action: () => void, type: ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor, code?: string): void {
+function expectRejected(
+  shm: NtpdShm,
+  action: () => void,
+  type: ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor,
+  code?: string,
+): void {
   const before: ShmSnapshot = shm.snapshot();
   const error = caught(action);
   expect(error).toBeInstanceOf(type);
@@ -83,8 +99,8 @@ describe('constructor', () => {
       expect(caught(() => new NtpdShm({ unit })).code).toBe('ERR_OUT_OF_RANGE');
     }
     for (const unit of ['2', null, undefined, {}, 2n]) {
-      const error = caught(() => new NtpdShm({ unit: unit as unknown as number }));
-      expect(error, String(unit)).toBeInstanceOf(TypeError);
+      const error = caught(() => new NtpdShm({ unit: unit as number }));
+      expect(error, inspect(unit)).toBeInstanceOf(TypeError);
       expect(error.code).toBe('ERR_INVALID_ARG_TYPE');
     }
     expect(() => new NtpdShm({ unit: UNIT, create: 'yes' as unknown as boolean })).toThrow(TypeError);
@@ -103,7 +119,9 @@ describe('constructor', () => {
 
   it('units 0-1 are a concern when not owned by root or world-writable; units >= 2 never', () => {
     expect(rootOnlyUnitConcern(0, { uid: 0, perm: 0o600 })).toBeUndefined();
-    expect(rootOnlyUnitConcern(1, { uid: 1000, perm: 0o600 })).toMatch(/owned by uid 1000, not root.*ipcrm -M 0x4e545031/);
+    expect(rootOnlyUnitConcern(1, { uid: 1000, perm: 0o600 })).toMatch(
+      /owned by uid 1000, not root.*ipcrm -M 0x4e545031/,
+    );
     expect(rootOnlyUnitConcern(0, { uid: 0, perm: 0o666 })).toMatch(/world-writable \(0666\)/);
     expect(rootOnlyUnitConcern(2, { uid: 1000, perm: 0o666 })).toBeUndefined();
   });
@@ -125,7 +143,11 @@ describe('constructor', () => {
   it('a non-root process on a 0600 root segment gets EACCES with the permission hint', (context) => {
     const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path));
     const reason =
-      process.getuid?.() !== 0 ? 'needs root to run a child as nobody' : setpriv === undefined ? 'setpriv not found (util-linux)' : undefined;
+      process.getuid?.() !== 0
+        ? 'needs root to run a child as nobody'
+        : setpriv === undefined
+          ? 'setpriv not found (util-linux)'
+          : undefined;
     if (reason !== undefined || setpriv === undefined) {
       if (e2eRequired) throw new Error(`HTNTP_E2E=required: ${reason}`);
       return context.skip(reason);
@@ -135,10 +157,21 @@ describe('constructor', () => {
     const script = `
       import { NtpdShm } from ${JSON.stringify(new URL('../../src/shm.js', import.meta.url).pathname)};
       try { new NtpdShm({ unit: ${UNIT_EACCES}, create: false }); console.log('{"attached":true}'); }
-      catch (e) { console.log(JSON.stringify({ code: e.code, errno: e.errno, syscall: e.syscall, message: e.message })); }`;
+      catch ({ code, errno, syscall, message }) { console.log(JSON.stringify({ code, errno, syscall, message })); }`;
     const output = execFileSync(
       setpriv,
-      ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script],
+      [
+        '--reuid=nobody',
+        '--regid=nogroup',
+        '--clear-groups',
+        '--',
+        process.execPath,
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        script,
+      ],
       { encoding: 'utf8', cwd: new URL('../..', import.meta.url).pathname, env: { ...process.env, HOME: '/tmp' } },
     );
     const result = JSON.parse(output.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
@@ -215,7 +248,7 @@ describe('fields under their C names', () => {
         expectRejected(shm, () => (shm[name] = value), RangeError, 'ERR_OUT_OF_RANGE');
       }
       for (const value of ['1', null, undefined, true, {}]) {
-        expectRejected(shm, () => (shm[name] = value as unknown as number), TypeError, 'ERR_INVALID_ARG_TYPE');
+        expectRejected(shm, () => (shm[name] = value as number), TypeError, 'ERR_INVALID_ARG_TYPE');
       }
     }
     expect(caught(() => (shm.leap = 4)).message).toContain('"leap"');
@@ -394,7 +427,12 @@ describe('snapshot(), detach(), read-only', () => {
     expect(reader.readOnly).toBe(true);
     expect(reader.snapshot()).toEqual(writer.snapshot());
     expect(reader.clockTimeStamp).toBe(1_700_000_000.5);
-    for (const action of [() => (reader.valid = 0), () => reader.update(1), () => (reader.clockTimeStamp = 2), () => reader.update(1, { receiveTime: 1 })]) {
+    for (const action of [
+      () => (reader.valid = 0),
+      () => reader.update(1),
+      () => (reader.clockTimeStamp = 2),
+      () => reader.update(1, { receiveTime: 1 }),
+    ]) {
       expectRejected(reader, action, Error, 'ERR_SHM_READ_ONLY');
     }
     expect(writer.valid).toBe(1);

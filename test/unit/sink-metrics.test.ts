@@ -33,7 +33,13 @@ describe('sink metrics', () => {
     const path = join(tmpdir(), `htntp-no-reader-${process.pid}.sock`);
     const metrics = new ServiceMetrics({ unit: UNIT, processMetrics: false });
     const log = memoryLogger();
-    const result = await feed(list(4), { unit: UNIT, sockets: [path], signal: new AbortController().signal, metrics, logger: log.logger });
+    const result = await feed(list(4), {
+      unit: UNIT,
+      sockets: [path],
+      signal: new AbortController().signal,
+      metrics,
+      logger: log.logger,
+    });
     expect(result.published).toBe(4);
     const text = await metrics.registry.metrics();
     expect(text).toContain(`htntp_sink_samples_sent_total{sink="shm:${UNIT}",unit="${UNIT}"} 4`);

@@ -25,13 +25,16 @@ describe('test/helpers/units.ts', () => {
     }
     const byUnit = new Map<number, string[]>();
     for (const [name, unit] of entries) byUnit.set(unit, [...(byUnit.get(unit) ?? []), name]);
-    const shared = [...byUnit].filter(([, names]) => names.length > 1).map(([unit, names]) => `${unit}: ${names.join(', ')}`);
+    const shared = [...byUnit]
+      .filter(([, names]) => names.length > 1)
+      .map(([unit, names]) => `${unit}: ${names.join(', ')}`);
     expect(shared).toEqual([]);
   });
 
   it('is where the tests take their units: no test file assigns a unit number of its own', () => {
     // `const UNIT = 123`, `const UNITS = [123, …]` or `{ name: 123, … }`, `new NtpdShm({ unit: 123 })`.
-    const own = /\bconst\s+UNITS?(?:_[A-Z_]+)?\s*=\s*(?:\d|\[\s*\d|\{\s*\w+:\s*\d)|(?:new NtpdShm\(|feed\([^)]*)\{\s*unit:\s*\d/;
+    const own =
+      /\bconst\s+UNITS?(?:_[A-Z_]+)?\s*=\s*(?:\d|\[\s*\d|\{\s*\w+:\s*\d)|(?:new NtpdShm\(|feed\([^)]*)\{\s*unit:\s*\d/;
     const offenders = testFiles(join(repoRoot, 'test'))
       .filter((path) => !path.endsWith(join('helpers', 'units.ts')) && !path.endsWith('units.test.ts'))
       .filter((path) => own.test(readFileSync(path, 'utf8')));

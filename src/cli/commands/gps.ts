@@ -36,7 +36,10 @@ function baudOption(value: string): number | 'auto' {
 }
 
 /** The source the command's options describe. */
-function gpsSource(options: GpsOptions, { logger, metrics }: Pick<ServiceContext, 'logger'> & Partial<Pick<ServiceContext, 'metrics'>>): GpsSource {
+function gpsSource(
+  options: GpsOptions,
+  { logger, metrics }: Pick<ServiceContext, 'logger'> & Partial<Pick<ServiceContext, 'metrics'>>,
+): GpsSource {
   return new GpsSource({
     device: options.device,
     baud: options.baud,
@@ -44,7 +47,7 @@ function gpsSource(options: GpsOptions, { logger, metrics }: Pick<ServiceContext
     minFixes: options.minFixes,
     precision: options.precision,
     logger,
-    ...(metrics === undefined ? {} : { metrics }),
+    metrics,
   });
 }
 
@@ -62,7 +65,12 @@ export async function runGps(options: GpsOptions, signal?: AbortSignal): Promise
     return source;
   };
   const { published } = await runService(options, makeSource, signal);
-  return { device: options.device, ...(options.unit === undefined ? {} : { unit: options.unit }), published, counts: source?.counts() ?? {} };
+  return {
+    device: options.device,
+    ...(options.unit === undefined ? {} : { unit: options.unit }),
+    published,
+    counts: source?.counts() ?? {},
+  };
 }
 
 export interface OffsetReport {
@@ -92,7 +100,10 @@ function quantile(sorted: readonly number[], q: number): number {
 }
 
 /** Median and quartiles of clock − receive, and the correction that brings the median to 0. */
-export function offsetFigures(differences: readonly number[], offset: number): Pick<OffsetReport, 'samples' | 'median' | 'q1' | 'q3' | 'iqr' | 'correction'> {
+export function offsetFigures(
+  differences: readonly number[],
+  offset: number,
+): Pick<OffsetReport, 'samples' | 'median' | 'q1' | 'q3' | 'iqr' | 'correction'> {
   const sorted = [...differences].sort((a, b) => a - b);
   const [q1, median, q3] = [0.25, 0.5, 0.75].map((q) => quantile(sorted, q)) as [number, number, number];
   return { samples: sorted.length, median, q1, q3, iqr: q3 - q1, correction: offset - median };
@@ -122,14 +133,23 @@ export async function reportOffset(options: GpsOptions, signal: AbortSignal = sh
   signal.addEventListener('abort', stop);
   const differences: number[] = [];
   try {
-    for await (const sample of source.samples(done.signal)) differences.push(diffSeconds(sample.clockTime, sample.receiveTime));
+    for await (const sample of source.samples(done.signal))
+      differences.push(diffSeconds(sample.clockTime, sample.receiveTime));
   } finally {
     clearTimeout(timer);
     signal.removeEventListener('abort', stop);
   }
-  const report: OffsetReport = { device: options.device, seconds, offset: options.offset, ...offsetFigures(differences, options.offset), localClock: localClock() };
+  const report: OffsetReport = {
+    device: options.device,
+    seconds,
+    offset: options.offset,
+    ...offsetFigures(differences, options.offset),
+    localClock: localClock(),
+  };
   if (report.localClock?.synchronised !== true) {
-    logger.warn('local clock not synchronised', { reason: 'the figure includes the local clock error: synchronise it from other sources first' });
+    logger.warn('local clock not synchronised', {
+      reason: 'the figure includes the local clock error: synchronise it from other sources first',
+    });
   }
   return report;
 }
@@ -137,13 +157,20 @@ export async function reportOffset(options: GpsOptions, signal: AbortSignal = sh
 function formatReport(report: OffsetReport): string {
   const s = (value: number): string => `${value.toFixed(4)} s`;
   const clock = report.localClock;
-  const clockText = clock === null ? 'state unknown' : clock.synchronised ? `synchronised, maxerror ${clock.maxError.toFixed(3)} s` : 'NOT synchronised';
+  const clockText =
+    clock === null
+      ? 'state unknown'
+      : clock.synchronised
+        ? `synchronised, maxerror ${clock.maxError.toFixed(3)} s`
+        : 'NOT synchronised';
   if (report.samples === 0) return `${report.device}: no samples in ${report.seconds} s (no fix yet?)\n`;
   const correction = report.correction.toFixed(4);
   return [
-    `${report.device}: ${report.samples} samples in ${report.seconds} s, --offset ${report.offset}; local clock ${clockText}`,
+    `${report.device}: ${report.samples} samples in ${report.seconds} s, --offset ${report.offset}; local ` +
+      `clock ${clockText}`,
     `clock - receive: median ${s(report.median)}, IQR ${s(report.iqr)} (${s(report.q1)} .. ${s(report.q3)})`,
-    `correction: ${correction} s -> htntp gps --offset ${correction}, or chrony \`offset ${correction}\` / ntpd \`time1 ${correction}\` with --offset 0 (one of them, not both)`,
+    `correction: ${correction} s -> htntp gps --offset ${correction}, or chrony \`offset ${correction}\` / ntpd ` +
+      `\`time1 ${correction}\` with --offset 0 (one of them, not both)`,
     '',
   ].join('\n');
 }
@@ -154,10 +181,30 @@ export function registerGps(program: Command): void {
     .description('Publish the time of a GPS receiver (NMEA 0183 on a serial port) to the SHM segment, like gpsd')
     .requiredOption('-d, --device <path>', 'serial device of the receiver, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...')
     .option('-b, --baud <rate|auto>', 'baud rate, or auto to hunt 4800..115200', baudOption, 9600)
-    .option('--offset <seconds>', "receiver latency correction added to the sentence time (like ntpd's time1)", numberOption('offset', -10, 10), 0)
-    .option('--min-fixes <n>', 'consecutive good fixes before the first sample, and before a changed receiver time is believed', integerOption('min-fixes', 1, 3600), GPS_DEFAULTS.minFixes)
-    .option('--precision <log2>', 'precision written with every sample (log2 seconds)', integerOption('precision', MIN_PRECISION, MAX_PRECISION), GPS_DEFAULTS.precision)
-    .option('--report-offset <seconds>', 'publish nothing: measure clock - receive for this long and print median, IQR and the --offset / chrony offset / ntpd time1 to use', integerOption('report-offset', 5, 86_400))
+    .option(
+      '--offset <seconds>',
+      "receiver latency correction added to the sentence time (like ntpd's time1)",
+      numberOption('offset', -10, 10),
+      0,
+    )
+    .option(
+      '--min-fixes <n>',
+      'consecutive good fixes before the first sample, and before a changed receiver time is believed',
+      integerOption('min-fixes', 1, 3600),
+      GPS_DEFAULTS.minFixes,
+    )
+    .option(
+      '--precision <log2>',
+      'precision written with every sample (log2 seconds)',
+      integerOption('precision', MIN_PRECISION, MAX_PRECISION),
+      GPS_DEFAULTS.precision,
+    )
+    .option(
+      '--report-offset <seconds>',
+      'publish nothing: measure clock - receive for this long and print median, IQR and the --offset / chrony ' +
+        'offset / ntpd time1 to use',
+      integerOption('report-offset', 5, 86_400),
+    )
     .option('--json', 'print a summary object on exit');
   addServiceOptions(command, { unit: 0 }).action(async (options: GpsOptions) => {
     if (options.reportOffset !== undefined) {

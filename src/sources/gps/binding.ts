@@ -55,8 +55,10 @@ export class MainLoopReadPort implements BindingPortInterface {
   async read(buffer: Buffer, offset: number, length: number): Promise<ReadResult> {
     // serialport's own argument checks and messages.
     if (!Buffer.isBuffer(buffer)) throw new TypeError('"buffer" is not a Buffer');
-    if (typeof offset !== 'number' || Number.isNaN(offset)) throw new TypeError(`"offset" is not an integer got "${Number.isNaN(offset) ? 'NaN' : typeof offset}"`);
-    if (typeof length !== 'number' || Number.isNaN(length)) throw new TypeError(`"length" is not an integer got "${Number.isNaN(length) ? 'NaN' : typeof length}"`);
+    if (typeof offset !== 'number' || Number.isNaN(offset))
+      throw new TypeError(`"offset" is not an integer got "${Number.isNaN(offset) ? 'NaN' : typeof offset}"`);
+    if (typeof length !== 'number' || Number.isNaN(length))
+      throw new TypeError(`"length" is not an integer got "${Number.isNaN(length) ? 'NaN' : typeof length}"`);
     if (buffer.length < offset + length) throw new Error('buffer is too small');
     if (!this.isOpen) throw new Error('Port is not open');
     for (;;) {
@@ -68,7 +70,8 @@ export class MainLoopReadPort implements BindingPortInterface {
         bytesRead = readSync(fd, buffer, offset, length, null);
       } catch (error) {
         if (!isErrnoError(error) || !RETRY_CODES.has(error.code ?? '')) {
-          if (isErrnoError(error) && (DISCONNECT_CODES.has(error.code ?? '') || error.errno === -1)) Object.assign(error, { disconnect: true });
+          if (isErrnoError(error) && (DISCONNECT_CODES.has(error.code ?? '') || error.errno === -1))
+            Object.assign(error, { disconnect: true });
           throw error;
         }
       }

@@ -83,7 +83,9 @@ export class LineSplitter {
     }
   }
 
-  /** Drop a partial line and what waits (the port was reopened or closed: its start and end are from different streams). */
+  /**
+   * Drop a partial line and what waits (the port was reopened or closed: its start and end are from different streams).
+   */
   clear(): void {
     this.#length = 0;
     this.#discarding = false;
@@ -98,5 +100,7 @@ export class LineSplitter {
  * as \\, so a device (or line noise) can never put terminal escapes into a log.
  */
 export function printableLine(line: string): string {
-  return line.replace(/[^\x20-\x5b\x5d-\x7e]/g, (char) => (char === '\\' ? '\\\\' : `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  return line.replace(/[^\x20-\x5b\x5d-\x7e]/g, (char) =>
+    char === '\\' ? '\\\\' : `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }

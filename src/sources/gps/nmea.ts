@@ -151,7 +151,14 @@ function parseTimeSentence(talker: string, type: TimeSentenceType, fields: strin
       const time = parseTimeOfDay(field(1));
       if (time === undefined) return null;
       const status = field(2);
-      return { kind: 'time', talker, type, time, date: parseRmcDate(field(9)), fix: status === 'A' && modeIsFix(fields[12]) };
+      return {
+        kind: 'time',
+        talker,
+        type,
+        time,
+        date: parseRmcDate(field(9)),
+        fix: status === 'A' && modeIsFix(fields[12]),
+      };
     }
     case 'ZDA': {
       // $--ZDA,hhmmss.ss,dd,mm,yyyy,zh,zm
@@ -170,7 +177,15 @@ function parseTimeSentence(talker: string, type: TimeSentenceType, fields: strin
       if (time === undefined) return null;
       const quality = field(6) === '' ? 0 : digitsValue(field(6));
       if (Number.isNaN(quality)) return null;
-      return { kind: 'time', talker, type, time, date: null, fix: quality >= 1 && quality <= 5, ...satellitesIn(field(7)) };
+      return {
+        kind: 'time',
+        talker,
+        type,
+        time,
+        date: null,
+        fix: quality >= 1 && quality <= 5,
+        ...satellitesIn(field(7)),
+      };
     }
     case 'GLL': {
       // $--GLL,llll.ll,a,yyyyy.yy,a,hhmmss.ss,A[,m]: time and status arrived in NMEA 2.x.

@@ -79,7 +79,11 @@ export class ReceiverPort {
     this.#events = events;
     this.#lastDataAt = options.clock.monotonicRaw();
     this.#lastPathCheck = this.#lastDataAt;
-    this.#splitter = new LineSplitter(events.line, events.overlong, options.maxLineLength ?? MAX_LINE_LENGTH);
+    this.#splitter = new LineSplitter(
+      (line, receiveTime, arrival) => events.line(line, receiveTime, arrival),
+      () => events.overlong(),
+      options.maxLineLength ?? MAX_LINE_LENGTH,
+    );
   }
 
   get #hunting(): boolean {
@@ -103,7 +107,8 @@ export class ReceiverPort {
   heard(): void {
     if (this.#heard) return;
     this.#heard = true;
-    if (this.#hunting) this.#options.logger.info('baud rate found', { device: this.#options.device, baud: this.baudRate });
+    if (this.#hunting)
+      this.#options.logger.info('baud rate found', { device: this.#options.device, baud: this.baudRate });
   }
 
   /** Retries until the device opens again (true) or `signal` aborts (false). */
@@ -158,7 +163,8 @@ export class ReceiverPort {
 
   readonly #onClose = (): void => this.#events.lost();
 
-  readonly #onError = (error: Error): void => this.#options.logger.warn('device error', { device: this.#options.device, error: error.message });
+  readonly #onError = (error: Error): void =>
+    this.#options.logger.warn('device error', { device: this.#options.device, error: error.message });
 
   async #attach(port: Port): Promise<void> {
     const { device, clock, logger } = this.#options;
@@ -210,7 +216,9 @@ export class ReceiverPort {
     }, seconds * 1000);
   }
 
-  /** An open port that says nothing (receiver unpowered, wrong device or rate), or a path that names another device now. */
+  /**
+   * An open port that says nothing (receiver unpowered, wrong device or rate), or a path that names another device now.
+   */
   #watch(): void {
     const watched = this.#port;
     if (watched === null || !watched.isOpen) return;

@@ -25,15 +25,7 @@ export interface SamplerOptions {
 
 /** Why a time-carrying line produced no sample (counted, logged at debug). */
 export type Skip =
-  | RejectReason
-  | 'overlong'
-  | 'no-time'
-  | 'no-date'
-  | 'bogus-date'
-  | 'invalid-fix'
-  | 'jump'
-  | 'leap-second'
-  | 'timing';
+  RejectReason | 'overlong' | 'no-time' | 'no-date' | 'bogus-date' | 'invalid-fix' | 'jump' | 'leap-second' | 'timing';
 
 /** Something the operator must hear about (the source logs it at `level`). */
 export interface Notice {
@@ -226,7 +218,17 @@ export class NmeaSampler {
 
     let second = this.#second;
     if (second === null || second.label !== label) {
-      second = { label, firstTime: tod, receiveTime, arrival, time: null, fix: null, judged: false, counted: false, published: false };
+      second = {
+        label,
+        firstTime: tod,
+        receiveTime,
+        arrival,
+        time: null,
+        fix: null,
+        judged: false,
+        counted: false,
+        published: false,
+      };
       this.#second = second;
     }
     // The first sentence of the second may have come before any date (GGA before RMC).
@@ -242,7 +244,8 @@ export class NmeaSampler {
       return result;
     }
     result.sample = this.#publish(second, result);
-    if (result.sample === null && second.firstTime.second === 60 && result.skip === null) this.#skip(result, 'leap-second');
+    if (result.sample === null && second.firstTime.second === 60 && result.skip === null)
+      this.#skip(result, 'leap-second');
     return result;
   }
 
@@ -270,7 +273,11 @@ export class NmeaSampler {
     const needed = this.#runNeeded(reference, anchor);
     if (candidate.fixes < needed) {
       this.#skip(result, 'jump');
-      this.#refuse(result, 'jump', second.arrival, time, { lastAccepted: iso(reference.time), candidateFixes: candidate.fixes, needed });
+      this.#refuse(result, 'jump', second.arrival, time, {
+        lastAccepted: iso(reference.time),
+        candidateFixes: candidate.fixes,
+        needed,
+      });
       return;
     }
     result.notices.push({
@@ -279,7 +286,9 @@ export class NmeaSampler {
       fields: {
         from: iso(reference.time),
         to: iso(time),
-        jumpSeconds: Math.round((diffSeconds(time, reference.time) - diffSeconds(second.arrival, reference.arrival)) * 1000) / 1000,
+        jumpSeconds:
+          Math.round((diffSeconds(time, reference.time) - diffSeconds(second.arrival, reference.arrival)) * 1000) /
+          1000,
         fixes: candidate.fixes,
       },
     });
@@ -300,7 +309,10 @@ export class NmeaSampler {
     this.#reference = anchor;
     second.counted = true;
     const last = this.#lastCounted;
-    if (last !== null && Math.abs(diffSeconds(second.arrival, last.arrival) - (anchor.time.sec - last.sec)) > TIMING_TOLERANCE_SECONDS) {
+    if (
+      last !== null &&
+      Math.abs(diffSeconds(second.arrival, last.arrival) - (anchor.time.sec - last.sec)) > TIMING_TOLERANCE_SECONDS
+    ) {
       this.#breakFixes();
       this.#skip(result, 'timing');
       this.#refuse(result, 'timing', second.arrival, anchor.time);
@@ -313,7 +325,8 @@ export class NmeaSampler {
   /** The witness: a first fix far from a local clock that a daemon vouches for is worth a warning. */
   #firstFix(anchor: Anchor, result: LineResult): void {
     const sync = this.#readWitness();
-    if (sync === null || !sync.synchronised || Math.abs(anchor.localOffset) <= sync.maxError + WITNESS_SLACK_SECONDS) return;
+    if (sync === null || !sync.synchronised || Math.abs(anchor.localOffset) <= sync.maxError + WITNESS_SLACK_SECONDS)
+      return;
     result.notices.push({
       level: 'warn',
       event: 'first fix far from the synchronised local clock',
@@ -344,8 +357,19 @@ export class NmeaSampler {
   }
 
   /** A fix the receiver calls good that is not published: warn when it goes on. */
-  #refuse(result: LineResult, reason: Skip, arrival: Timespec, receiverTime: Timespec | null, detail: Record<string, unknown> = {}): void {
-    const refusals = (this.#refusals ??= { since: arrival, counts: new Map(), warnedAt: null, receiverTime: null });
+  #refuse(
+    result: LineResult,
+    reason: Skip,
+    arrival: Timespec,
+    receiverTime: Timespec | null,
+    detail: Record<string, unknown> = {},
+  ): void {
+    const refusals = (this.#refusals ??= {
+      since: arrival,
+      counts: new Map<Skip, number>(),
+      warnedAt: null,
+      receiverTime: null,
+    });
     refusals.counts.set(reason, (refusals.counts.get(reason) ?? 0) + 1);
     if (receiverTime !== null) refusals.receiverTime = receiverTime;
     const seconds = diffSeconds(arrival, refusals.since);
@@ -377,7 +401,11 @@ export class NmeaSampler {
     const refusals = this.#refusals;
     if (refusals !== null) {
       if (refusals.warnedAt !== null) {
-        result.notices.push({ level: 'info', event: 'fixes accepted again', fields: { refusedSeconds: Math.round(diffSeconds(second.arrival, refusals.since)) } });
+        result.notices.push({
+          level: 'info',
+          event: 'fixes accepted again',
+          fields: { refusedSeconds: Math.round(diffSeconds(second.arrival, refusals.since)) },
+        });
       }
       this.#refusals = null;
     }

@@ -29,10 +29,14 @@ export function deviceError(error: unknown, device: string): DeviceError {
     text = `device ${device} does not exist: is the receiver plugged in? (stable names live in /dev/serial/by-id/)`;
   } else if (/Permission denied/i.test(message)) {
     code = 'EACCES';
-    text = `permission denied opening ${device}: run as a member of its group (ls -lL ${device}; usually dialout) or as root`;
+    text =
+      `permission denied opening ${device}: run as a member of its group (ls -lL ${device}; usually ` +
+      `dialout) or as root`;
   } else if (/Cannot lock port/i.test(message)) {
     code = 'EBUSY';
-    text = `${device} is locked by another program (gpsd, ModemManager, another htntp?): stop it first; \`fuser -v ${device}\` names it`;
+    text =
+      `${device} is locked by another program (gpsd, ModemManager, another htntp?): stop it first; \`fuser ` +
+      `-v ${device}\` names it`;
   } else if (/Inappropriate ioctl|Not a typewriter/i.test(message)) {
     code = 'ENOTTY';
     text = `${device} is not a serial port`;

@@ -47,6 +47,15 @@ export interface GpsSourceOptions {
  */
 export const GPS_DEFAULTS = { minFixes: 3, precision: -1 } as const;
 
+/** What the port's events hand to samples(): samples to yield, a lost device, whether a fix is held. */
+interface PortState {
+  pending: Sample[];
+  lost: boolean;
+  fixHeld: boolean;
+  /** Wakes samples() when it waits for one of the above. */
+  notify: () => void;
+}
+
 export class GpsSource implements SampleSource {
   readonly name = 'gps';
   readonly #options: GpsSourceOptions;
@@ -63,7 +72,7 @@ export class GpsSource implements SampleSource {
       offset: options.offset ?? 0,
       precision: options.precision ?? GPS_DEFAULTS.precision,
       witness: options.witness ?? clockSync,
-      ...(options.floor === undefined ? {} : { floor: options.floor }),
+      floor: options.floor,
     });
   }
 
@@ -77,71 +86,33 @@ export class GpsSource implements SampleSource {
    * sample) and yields samples until `signal` aborts. A device lost later is reopened.
    */
   async *samples(signal: AbortSignal): AsyncGenerator<Sample> {
-    const { device, ports = systemPorts } = this.#options;
-    const pending: Sample[] = [];
-    let lost = false;
     let wake: (() => void) | null = null;
-    const notify = (): void => {
-      wake?.();
-      wake = null;
+    const state: PortState = {
+      pending: [],
+      lost: false,
+      fixHeld: false,
+      notify: () => {
+        wake?.();
+        wake = null;
+      },
     };
-    let fixHeld = false;
-    const port = new ReceiverPort(
-      {
-        device,
-        baud: this.#options.baud,
-        ports,
-        clock: this.#clock,
-        logger: this.#logger,
-        ...(this.#options.maxLineLength === undefined ? {} : { maxLineLength: this.#options.maxLineLength }),
-        ...(this.#options.reopenDelays === undefined ? {} : { reopenDelays: this.#options.reopenDelays }),
-        ...(this.#options.huntWindow === undefined ? {} : { huntWindow: this.#options.huntWindow }),
-      },
-      {
-        line: (line, receiveTime, arrival) => {
-          this.#options.onLine?.(line, receiveTime);
-          const result = this.#sampler.line(line, receiveTime, arrival);
-          if (result.parsed.kind !== 'rejected') port.heard();
-          fixHeld = this.#report(result, line, fixHeld);
-          if (result.sample === null) return false;
-          // Published before the burst's other sentences are parsed.
-          pending.push(result.sample);
-          notify();
-          return true;
-        },
-        overlong: () => {
-          this.#sampler.count('overlong');
-          this.#logger.debug('line skipped', { reason: 'overlong' });
-        },
-        lost: () => {
-          lost = true;
-          notify();
-        },
-      },
-    );
+    const port = this.#receiverPort(state);
     await port.open();
 
-    let reported = '';
-    const reportCounts = (): void => {
-      const counts = this.counts();
-      const text = JSON.stringify(counts);
-      if (text === reported) return;
-      reported = text;
-      this.#logger.info('gps counts', { device, ...counts });
-    };
+    const reportCounts = this.#countsReporter();
     const statsTimer = setInterval(reportCounts, this.#options.statsInterval ?? 60_000);
-    signal.addEventListener('abort', notify);
+    signal.addEventListener('abort', state.notify);
     try {
       while (!signal.aborted) {
-        const sample = pending.shift();
+        const sample = state.pending.shift();
         if (sample !== undefined) {
           yield sample;
           continue;
         }
-        if (lost) {
-          lost = false;
-          pending.length = 0;
-          fixHeld = false;
+        if (state.lost) {
+          state.lost = false;
+          state.pending.length = 0;
+          state.fixHeld = false;
           this.#sampler.reset();
           if (!(await port.reopen(signal))) break;
           continue;
@@ -151,11 +122,62 @@ export class GpsSource implements SampleSource {
         });
       }
     } finally {
-      signal.removeEventListener('abort', notify);
+      signal.removeEventListener('abort', state.notify);
       clearInterval(statsTimer);
       reportCounts();
       await port.close();
     }
+  }
+
+  /** The device's port, its lines fed to the sampler: samples and a lost device land in `state`. */
+  #receiverPort(state: PortState): ReceiverPort {
+    const { device, ports = systemPorts } = this.#options;
+    const port = new ReceiverPort(
+      {
+        device,
+        baud: this.#options.baud,
+        ports,
+        clock: this.#clock,
+        logger: this.#logger,
+        maxLineLength: this.#options.maxLineLength,
+        reopenDelays: this.#options.reopenDelays,
+        huntWindow: this.#options.huntWindow,
+      },
+      {
+        line: (line, receiveTime, arrival) => {
+          this.#options.onLine?.(line, receiveTime);
+          const result = this.#sampler.line(line, receiveTime, arrival);
+          if (result.parsed.kind !== 'rejected') port.heard();
+          state.fixHeld = this.#report(result, line, state.fixHeld);
+          if (result.sample === null) return false;
+          // Published before the burst's other sentences are parsed.
+          state.pending.push(result.sample);
+          state.notify();
+          return true;
+        },
+        overlong: () => {
+          this.#sampler.count('overlong');
+          this.#logger.debug('line skipped', { reason: 'overlong' });
+        },
+        lost: () => {
+          state.lost = true;
+          state.notify();
+        },
+      },
+    );
+    return port;
+  }
+
+  /** Logs the line counts when they changed since the last call. */
+  #countsReporter(): () => void {
+    let reported = '';
+    return () => {
+      const counts = this.counts();
+      const text = JSON.stringify(counts);
+      if (text === reported) return;
+      reported = text;
+      this.#logger.info('gps counts', { device: this.#options.device, ...counts });
+    };
   }
 
   /** Logs and meters what one line did; returns whether a published fix is held now. */
@@ -165,7 +187,11 @@ export class GpsSource implements SampleSource {
     const { parsed } = result;
     if (parsed.kind === 'time' && parsed.fix !== null) {
       const satellites = parsed.satellites;
-      this.#options.metrics?.fix({ valid: parsed.fix, consecutive: this.#sampler.goodFixes, ...(satellites === undefined ? {} : { satellites }) });
+      this.#options.metrics?.fix({
+        valid: parsed.fix,
+        consecutive: this.#sampler.goodFixes,
+        satellites,
+      });
     }
     if (result.skip !== null) logger.debug('line skipped', { reason: result.skip, line: printableLine(line) });
     if (result.acquired) logger.info('fix acquired', { device, fixes: this.#sampler.goodFixes });

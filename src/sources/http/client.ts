@@ -101,13 +101,16 @@ export function proxyFor(url: URL, proxy: string | undefined): URL | undefined {
 function exemptFromProxy(url: URL, noProxy: string): boolean {
   const host = hostOf(url.hostname).toLowerCase();
   const port = defaultPort(url);
-  return noProxy.split(/[,\s]+/).filter(Boolean).some((entry) => {
-    if (entry === '*') return true;
-    const [, name = entry, entryPort] = /^(.+?)(?::(\d+))?$/.exec(entry) ?? [];
-    if (entryPort !== undefined && entryPort !== port) return false;
-    const bare = hostOf(name).toLowerCase();
-    return /^[.*]/.test(bare) ? host.endsWith(bare.replace(/^\*/, '')) : host === bare;
-  });
+  return noProxy
+    .split(/[,\s]+/)
+    .filter(Boolean)
+    .some((entry) => {
+      if (entry === '*') return true;
+      const [, name = entry, entryPort] = /^(.+?)(?::(\d+))?$/.exec(entry) ?? [];
+      if (entryPort !== undefined && entryPort !== port) return false;
+      const bare = hostOf(name).toLowerCase();
+      return /^[.*]/.test(bare) ? host.endsWith(bare.replace(/^\*/, '')) : host === bare;
+    });
 }
 
 /** Proxy-Authorization for a proxy URL's credentials. */
@@ -160,7 +163,10 @@ function tunnel(proxy: URL, options: ConnectionOptions): Connector {
       const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
       let head = Buffer.alloc(0);
       const slow = (): Error =>
-        codedError(`the proxy's answer to CONNECT took longer than ${options.timeoutMs} ms`, 'ERR_HTTP_CONNECT_TIMEOUT');
+        codedError(
+          `the proxy's answer to CONNECT took longer than ${options.timeoutMs} ms`,
+          'ERR_HTTP_CONNECT_TIMEOUT',
+        );
       const timer = setTimeout(() => done(slow()), options.timeoutMs);
       const done = (failure: Error | null, rest?: Buffer): void => {
         clearTimeout(timer);
@@ -197,7 +203,9 @@ function tunnel(proxy: URL, options: ConnectionOptions): Connector {
       socket.on('data', onData);
       socket.once('error', done);
       socket.once('close', onClose);
-      const fields = Object.entries({ host: authority, ...proxyAuthorization(proxy) }).map(([name, value]) => `${name}: ${value}`);
+      const fields = Object.entries({ host: authority, ...proxyAuthorization(proxy) }).map(
+        ([name, value]) => `${name}: ${value}`,
+      );
       socket.write(`CONNECT ${authority} HTTP/1.1\r\n${fields.map((field) => `${field}\r\n`).join('')}\r\n`);
     });
 }
@@ -214,16 +222,18 @@ function tlsConnector(options: ConnectionOptions, base: Connector | undefined): 
       connector(target, callback);
       return;
     }
-    import('./tls.js').then(({ timeTolerantConnector }) => {
-      try {
-        const extraCa = options.ca === undefined ? {} : { extraCa: options.ca };
-        const { timeoutMs, timeUnverified = false } = options;
-        connector ??= timeTolerantConnector({ timeoutMs, timeUnverified, ...extraCa, ...(base ? { base } : {}) });
-        connector(target, callback);
-      } catch (error) {
-        callback(error as Error, null);
-      }
-    }, (error: Error) => callback(error, null));
+    import('./tls.js').then(
+      ({ timeTolerantConnector }) => {
+        try {
+          const { timeoutMs, timeUnverified = false } = options;
+          connector ??= timeTolerantConnector({ timeoutMs, timeUnverified, extraCa: options.ca, base });
+          connector(target, callback);
+        } catch (error) {
+          callback(error as Error, null);
+        }
+      },
+      (error: Error) => callback(error, null),
+    );
   };
 }
 
@@ -246,7 +256,10 @@ class ServerAgent extends Agent {
     super({ keepAlive: true, maxSockets: 1, timeout: KEEP_ALIVE_MS });
   }
 
-  override createConnection(_options: ClientRequestArgs, callback?: (error: Error | null, socket: Duplex) => void): undefined {
+  override createConnection(
+    _options: ClientRequestArgs,
+    callback?: (error: Error | null, socket: Duplex) => void,
+  ): undefined {
     // Node's callback reads its socket argument only when there is no error.
     const oncreate = callback as ((error: Error | null, socket?: Duplex) => void) | undefined;
     if (this.closed) {
@@ -278,7 +291,10 @@ function headerFields(raw: readonly string[]): Record<string, string | undefined
 }
 
 /** The answer whose head `incoming` is, with its times and its connection's TLS trust. */
-function answerOf(incoming: IncomingMessage, times: Pick<ProbeResponse, 'sendTime' | 'receiveTime' | 'headTime' | 'tls'>): Answer {
+function answerOf(
+  incoming: IncomingMessage,
+  times: Pick<ProbeResponse, 'sendTime' | 'receiveTime' | 'headTime' | 'tls'>,
+): Answer {
   const headers = headerFields(incoming.rawHeaders);
   const statusCode = incoming.statusCode ?? 0;
   return {
@@ -360,7 +376,8 @@ export class ServerConnection implements ProbeConnection {
       };
       // A complete answer stands whatever comes after it on a connection being closed (a
       // proxy's error page sent after the head of its answer to HEAD).
-      const failUnlessAnswered = (error: Error): void => (answered?.incoming.complete ? succeed(answered.answer) : fail(error));
+      const failUnlessAnswered = (error: Error): void =>
+        answered?.incoming.complete ? succeed(answered.answer) : fail(error);
       this.#pending.add(fail);
       const limit = (what: string, code: string): NodeJS.Timeout =>
         setTimeout(() => fail(codedError(`${what} took longer than ${this.#timeoutMs} ms`, code)), this.#timeoutMs);

@@ -46,7 +46,7 @@ export interface ProbeResponse {
   sendTime: Timespec;
   /** First byte of the response. */
   receiveTime: Timespec;
-  /** Response head parsed (>= receiveTime; kept to show what the first-byte hook gains). */
+  /** Response head parsed (>= receiveTime, which falls back to it when no first byte was seen). */
   headTime: Timespec;
   statusCode: number;
   date: string | undefined;
@@ -93,7 +93,11 @@ export function requestHeaders(method: ProbeMethod): Record<string, string> {
 }
 
 export const bodyTooLarge = (): ProbeFault =>
-  new ProbeFault('protocol', `GET for one byte (Range: bytes=0-0) brought more than ${MAX_BODY} bytes of body`, 'ERR_HTTP_BODY_TOO_LARGE');
+  new ProbeFault(
+    'protocol',
+    `GET for one byte (Range: bytes=0-0) brought more than ${MAX_BODY} bytes of body`,
+    'ERR_HTTP_BODY_TOO_LARGE',
+  );
 
 /** A host name as sockets take it: an IPv6 literal without its brackets. */
 export const hostOf = (hostname: string): string => hostname.replace(/^\[|\]$/g, '');
@@ -115,8 +119,17 @@ export type ConnectCallback = (error: Error | null, socket: Socket | null, tls?:
 export type Connector = (target: ConnectTarget, callback: ConnectCallback) => void;
 
 /** Calls back once `socket` emits `ready` (or fails, or takes longer than `timeoutMs`). */
-export function whenReady(socket: Socket, ready: 'connect' | 'secureConnect', what: string, timeoutMs: number, callback: ConnectCallback): void {
-  const timer = setTimeout(() => socket.destroy(codedError(`${what} took longer than ${timeoutMs} ms`, 'ERR_HTTP_CONNECT_TIMEOUT')), timeoutMs);
+export function whenReady(
+  socket: Socket,
+  ready: 'connect' | 'secureConnect',
+  what: string,
+  timeoutMs: number,
+  callback: ConnectCallback,
+): void {
+  const timer = setTimeout(
+    () => socket.destroy(codedError(`${what} took longer than ${timeoutMs} ms`, 'ERR_HTTP_CONNECT_TIMEOUT')),
+    timeoutMs,
+  );
   const fail = (error: Error): void => {
     clearTimeout(timer);
     socket.destroy();
@@ -154,14 +167,25 @@ export function trustedCertificates(extraCa?: string | Buffer): string[] {
   return extraCa === undefined ? defaultPems : [...defaultPems, extraCa.toString()];
 }
 
-/** tls.connect's `ca`: the trusted CAs with `extraCa` (none: Node's default store, the same roots and NODE_EXTRA_CA_CERTS). */
+/**
+ * tls.connect's `ca`: the trusted CAs with `extraCa` (none: Node's default store, the same roots and
+ * NODE_EXTRA_CA_CERTS).
+ */
 export const caOption = (extraCa: string | Buffer | undefined): { ca?: string[] } =>
   extraCa === undefined ? {} : { ca: trustedCertificates(extraCa) };
 
 /** Plain TCP. */
-export const tcpConnector = (timeoutMs: number): Connector => (target, callback) => {
-  whenReady(connect({ host: hostOf(target.hostname), port: Number(target.port || 80) }), 'connect', 'connect', timeoutMs, callback);
-};
+export const tcpConnector =
+  (timeoutMs: number): Connector =>
+  (target, callback) => {
+    whenReady(
+      connect({ host: hostOf(target.hostname), port: Number(target.port || 80) }),
+      'connect',
+      'connect',
+      timeoutMs,
+      callback,
+    );
+  };
 
 export const PROXY_ENV = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'];
 
@@ -171,7 +195,8 @@ export function proxyUri(proxy: string): string {
 }
 
 /** Whether probes go through a proxy: one given, or one in the environment. */
-export const usesProxy = (proxy: string | undefined): boolean => proxy !== undefined || PROXY_ENV.some((name) => process.env[name]);
+export const usesProxy = (proxy: string | undefined): boolean =>
+  proxy !== undefined || PROXY_ENV.some((name) => process.env[name]);
 
 export function parseProxy(uri: string): URL | undefined {
   try {

@@ -5,7 +5,9 @@ const LONG_DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Frid
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'] as const;
 
 const IMF_FIXDATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) ([A-Z][a-z]{2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
-const RFC850 = /^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\d{2})-([A-Z][a-z]{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const RFC850 = new RegExp(
+  `^(${LONG_DAYS.join('|')}), (\\d{2})-([A-Z][a-z]{2})-(\\d{2}) (\\d{2}):(\\d{2}):(\\d{2}) GMT$`,
+);
 const ASCTIME = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2}) ([ \d]\d) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/;
 
 export type HttpDateFormat = 'imf-fixdate' | 'rfc850' | 'asctime';
@@ -42,7 +44,16 @@ export function rfc850Year(twoDigits: number, nowYear: number): number {
   return year;
 }
 
-function build(format: HttpDateFormat, weekday: number, year: number, monthName: string, day: number, hour: number, minute: number, second: number): HttpDate | undefined {
+function build(
+  format: HttpDateFormat,
+  weekday: number,
+  year: number,
+  monthName: string,
+  day: number,
+  hour: number,
+  minute: number,
+  second: number,
+): HttpDate | undefined {
   const month = (MONTHS as readonly string[]).indexOf(monthName) + 1;
   if (month === 0 || day < 1 || day > daysInMonth(year, month)) return undefined;
   if (hour > 23 || minute > 59 || second > 60) return undefined;
@@ -61,20 +72,47 @@ export function parseHttpDate(value: string, nowYear: number): HttpDate | undefi
   let match = IMF_FIXDATE.exec(value);
   if (match) {
     const [, weekday = '', day = '', month = '', year = '', hour = '', minute = '', second = ''] = match;
-    return build('imf-fixdate', DAYS.indexOf(weekday as (typeof DAYS)[number]), Number(year), month, Number(day), Number(hour), Number(minute), Number(second));
+    return build(
+      'imf-fixdate',
+      DAYS.indexOf(weekday as (typeof DAYS)[number]),
+      Number(year),
+      month,
+      Number(day),
+      Number(hour),
+      Number(minute),
+      Number(second),
+    );
   }
   match = RFC850.exec(value);
   if (match) {
     const [, weekday = '', day = '', month = '', year = '', hour = '', minute = '', second = ''] = match;
     const fullYear = rfc850Year(Number(year), nowYear);
-    return build('rfc850', LONG_DAYS.indexOf(weekday as (typeof LONG_DAYS)[number]), fullYear, month, Number(day), Number(hour), Number(minute), Number(second));
+    return build(
+      'rfc850',
+      LONG_DAYS.indexOf(weekday as (typeof LONG_DAYS)[number]),
+      fullYear,
+      month,
+      Number(day),
+      Number(hour),
+      Number(minute),
+      Number(second),
+    );
   }
   match = ASCTIME.exec(value);
   if (match) {
     const [, weekday = '', month = '', day = '', hour = '', minute = '', second = '', year = ''] = match;
     // asctime pads the day with a space, never a zero.
     if (/^0/.test(day)) return undefined;
-    return build('asctime', DAYS.indexOf(weekday as (typeof DAYS)[number]), Number(year), month, Number(day.trim()), Number(hour), Number(minute), Number(second));
+    return build(
+      'asctime',
+      DAYS.indexOf(weekday as (typeof DAYS)[number]),
+      Number(year),
+      month,
+      Number(day.trim()),
+      Number(hour),
+      Number(minute),
+      Number(second),
+    );
   }
   return undefined;
 }

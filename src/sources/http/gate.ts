@@ -99,9 +99,10 @@ export class TlsGate {
     }
     const judged = verifyChainAt(connection.chain, connection.host, claimedSeconds, this.#ca);
     if (!judged.ok) {
-      const local = connection.trust === 'verified'
-        ? 'valid at the local clock (not known to be right) but not'
-        : `not valid at the local clock (${connection.timeError ?? 'time'}) nor`;
+      const local =
+        connection.trust === 'verified'
+          ? 'valid at the local clock (not known to be right) but not'
+          : `not valid at the local clock (${connection.timeError ?? 'time'}) nor`;
       throw codedError(`certificate ${local} at the server's own Date: ${judged.reason}`, judged.code);
     }
     return { trust: connection.trust, windows: judged.windows };

@@ -30,7 +30,12 @@ export const DATE_LAG = 1;
  * second `dateSeconds` somewhere in between, so D - b < theta < D + 1 - a, the top widened
  * by `staleness` for a Date string cached past its tick.
  */
-export function probeInterval(dateSeconds: number, sendTime: Timespec, receiveTime: Timespec, staleness = DATE_STALENESS): Interval {
+export function probeInterval(
+  dateSeconds: number,
+  sendTime: Timespec,
+  receiveTime: Timespec,
+  staleness = DATE_STALENESS,
+): Interval {
   const stamp = { sec: dateSeconds, nsec: 0 };
   return { low: diffSeconds(stamp, receiveTime), high: diffSeconds(stamp, sendTime) + 1 + staleness };
 }
@@ -53,7 +58,8 @@ export const midpoint = (interval: Interval): number => (interval.low + interval
 export const width = (interval: Interval): number => interval.high - interval.low;
 
 /** The half-width around `offset` that still covers all of `interval`. */
-export const errorAround = (offset: number, interval: Interval): number => Math.max(offset - interval.low, interval.high - offset);
+export const errorAround = (offset: number, interval: Interval): number =>
+  Math.max(offset - interval.low, interval.high - offset);
 
 /** One server's probes so far, each with its Date second. */
 export interface ProbeBounds extends Interval {
@@ -84,16 +90,26 @@ export function serverBounds(probes: readonly ProbeBounds[]): ServerBounds {
   // or more answers from each that meet among themselves, that is the reading given.
   const twoClocks = probes.length >= 6 && alternatingClocks(probes) !== undefined;
   if (last && firstSame && firstSame !== last && last.high < firstSame.low && !twoClocks) {
-    return { fault: `Date does not advance with local time (stuck at second ${last.dateSeconds}): a cached or frozen Date, or a clock stepped back` };
+    return {
+      fault:
+        `Date does not advance with local time (stuck at second ${last.dateSeconds}): a cached or frozen Date, ` +
+        `or a clock stepped back`,
+    };
   }
   const split = stepPoint(probes);
   if (split !== undefined) {
-    return { fault: `clock stepped by about ${ms(split.by)} between probes ${split.at} and ${split.at + 1}: the Date intervals before and after do not meet` };
+    return {
+      fault:
+        `clock stepped by about ${ms(split.by)} between probes ${split.at} and ${split.at + 1}: the Date ` +
+        `intervals before and after do not meet`,
+    };
   }
   const apart = probes.length >= 4 ? alternatingClocks(probes) : undefined;
   const alternate = apart === undefined ? '' : `, answers alternate between clocks about ${ms(apart)} apart`;
   return {
-    fault: `not one clock: Date intervals do not meet after ${probes.length} probes (a load balancer over backends whose clocks differ${alternate})`,
+    fault:
+      `not one clock: Date intervals do not meet after ${probes.length} probes (a load balancer over backends ` +
+      `whose clocks differ${alternate})`,
   };
 }
 
@@ -174,7 +190,9 @@ export function select(
   if (core === undefined || boundLow === undefined || boundHigh === undefined) return undefined;
   if (!publishable(coreCount, intervals.length, electorate)) return undefined;
   const region = core;
-  const truechimers = intervals.flatMap((interval, index) => (interval.low <= region.low && interval.high >= region.high ? [index] : []));
+  const truechimers = intervals.flatMap((interval, index) =>
+    interval.low <= region.low && interval.high >= region.high ? [index] : [],
+  );
   return { bound: { low: boundLow, high: boundHigh }, core: region, truechimers };
 }
 

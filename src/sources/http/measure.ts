@@ -1,6 +1,6 @@
 // One measurement, the part that touches the world: servers deduplicated, each probed
 // concurrently on its own connection at the times plan.ts chooses, each answer checked
-// (Age, Date) and bounded (interval.ts), then the conclusion (posterior.ts) reported
+// (Age, Date) and bounded (interval.ts), then the conclusion (conclusion.ts) reported
 // against CLOCK_REALTIME. Always ends by its deadline.
 import { lookup } from 'node:dns/promises';
 import { setMaxListeners } from 'node:events';
@@ -13,7 +13,7 @@ import { parseHttpDate, utcYear } from './date.js';
 import { DATE_LAG, errorAround, oneServerCaveat, type Interval } from './interval.js';
 import { emptyServer, observe, planProbes, planSweep, planTeam, planTick, standingSupport, swept } from './plan.js';
 import type { PlannedProbe, ServerState, Strategy, TeamPlan } from './plan.js';
-import { conclude, conclusionError, type ServerEvidence, type ServerStatus } from './posterior.js';
+import { conclude, conclusionError, type Conclusion, type ServerEvidence, type ServerStatus } from './conclusion.js';
 import { createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
 import { serverUrl } from './servers.js';
 import { describeFloor, type ClockFloor } from '../../floor.js';
@@ -21,7 +21,7 @@ import { localClockVerdict, ServerTls, TlsGate, type LocalClockOptions } from '.
 import type { CertificateWindow, TlsTrust } from './tls.js';
 import { commonWindow, thetaWithin } from './validity.js';
 
-export type { ServerStatus } from './posterior.js';
+export type { ServerStatus } from './conclusion.js';
 
 export const DEFAULT_PROBES = 8;
 /** More probes than this add seconds without adding bits worth having. */
@@ -60,7 +60,10 @@ export interface MeasureOptions extends LocalClockOptions {
 
 export interface ServerResult {
   url: string;
-  /** Server clock - local clock (CLOCK_REALTIME at the end), seconds: the posterior median with symmetric legs (posterior.ts), inside the hard interval. */
+  /**
+   * Server clock - local clock (CLOCK_REALTIME at the end), seconds: the posterior median with symmetric legs
+   * (posterior.ts), inside the hard interval.
+   */
   offset: number | null;
   /** offset ± error covers the server's whole hard interval, seconds. */
   error: number | null;
@@ -119,7 +122,9 @@ export interface Estimate {
   trueTime: Timespec;
   /** Error bound at that instant, seconds. */
   error: number;
-  /** The published bound then: the true time lies in trueTime + [low, high] (seconds; low <= 0 <= high, within error). */
+  /**
+   * The published bound then: the true time lies in trueTime + [low, high] (seconds; low <= 0 <= high, within error).
+   */
   low: number;
   high: number;
 }
@@ -135,7 +140,9 @@ export function failureReason(error: unknown): string {
   if (!(error instanceof Error)) return `error: ${String(error)}`;
   const cause = error.cause instanceof Error ? (error.cause as NodeJS.ErrnoException) : undefined;
   const code = (error as NodeJS.ErrnoException).code ?? cause?.code ?? '';
-  const detail = redactCredentials(cause && cause.message !== error.message ? `${error.message} (${cause.message})` : error.message);
+  const detail = redactCredentials(
+    cause && cause.message !== error.message ? `${error.message} (${cause.message})` : error.message,
+  );
   const kind = ((): string => {
     if (/^(ENOTFOUND|EAI_)/.test(code)) return 'dns';
     if (code === 'ECONNREFUSED') return 'refused';
@@ -172,13 +179,15 @@ const FIRST_SPACING = 0.003;
 class ServerFailure extends Error {}
 
 const isStaleConnection = (error: unknown): boolean =>
-  error instanceof Error && !(error instanceof ProbeFault) && /^(UND_ERR_SOCKET|ECONNRESET|EPIPE)$/.test((error as NodeJS.ErrnoException).code ?? '');
+  error instanceof Error &&
+  !(error instanceof ProbeFault) &&
+  /^(UND_ERR_SOCKET|ECONNRESET|EPIPE)$/.test((error as NodeJS.ErrnoException).code ?? '');
 
 /**
  * The servers' state while they are probed: each server replaces its own entry after an
  * answer; the team's plan is worked out once per state and shared by all servers.
  */
-class Progress {
+class ServerStates {
   readonly servers: ServerState[];
   #team: readonly number[] | undefined;
   #version = 0;
@@ -243,7 +252,7 @@ interface ServerProbing {
   connection: ProbeConnection;
   probes: number;
   strategy: Strategy;
-  progress: Progress;
+  states: ServerStates;
   /** Filled in as the server answers: the measurement may conclude while probing goes on. */
   outcome: ServerOutcome;
   /** The sweep ended, or the server failed. */
@@ -256,7 +265,7 @@ interface ServerProbing {
 }
 
 async function measureServer(probing: ServerProbing): Promise<void> {
-  const { index, url, connection, probes, strategy, progress, outcome, clock, signal, logger } = probing;
+  const { index, url, connection, probes, strategy, states, outcome, clock, signal, logger } = probing;
   const send = async (planned: PlannedProbe | undefined): Promise<void> => {
     if (planned) await waitUntil(clock, planned.sendAt, signal);
     const response = await probe(connection, url, clock).catch((error: unknown) => {
@@ -276,7 +285,11 @@ async function measureServer(probing: ServerProbing): Promise<void> {
     } catch (error) {
       throw new ServerFailure(failureReason(error));
     }
-    const next = observe(progress.get(index), { dateSeconds: date.seconds, sendTime: response.sendTime, receiveTime: response.receiveTime });
+    const next = observe(states.get(index), {
+      dateSeconds: date.seconds,
+      sendTime: response.sendTime,
+      receiveTime: response.receiveTime,
+    });
     logger.debug('http probe', {
       url: url.href,
       kind: planned?.kind ?? 'first',
@@ -286,7 +299,7 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       rtt: diffSeconds(response.receiveTime, response.sendTime),
     });
     if (next.fault !== undefined) throw new ServerFailure(next.fault);
-    progress.set(index, next.server);
+    states.set(index, next.server);
     if (planned === undefined || planned.kind === 'bisect') outcome.probes += 1;
     else if (planned.kind === 'sweep') outcome.swept += 1;
     else outcome.verifications += 1;
@@ -301,28 +314,30 @@ async function measureServer(probing: ServerProbing): Promise<void> {
     await send(undefined);
     if (strategy === 'sweep') {
       for (const planned of planSweep(toSeconds(clock.realtime()))) {
-        if (swept(progress.get(index))) break;
+        if (swept(states.get(index))) break;
         await send(planned);
       }
     }
     endSweep();
     for (let aimed = 1; aimed < probes; aimed += 1) {
-      const tick = planTick(progress.get(index), toSeconds(clock.realtime()), aimed, probes, progress.support(index));
+      const tick = planTick(states.get(index), toSeconds(clock.realtime()), aimed, probes, states.support(index));
       if (tick === undefined) break;
-      if (tick.dropPrior) progress.set(index, { ...progress.get(index), prior: undefined });
-      progress.set(index, { ...progress.get(index), lastTick: tick.tick }, false);
+      if (tick.dropPrior) states.set(index, { ...states.get(index), prior: undefined });
+      states.set(index, { ...states.get(index), lastTick: tick.tick }, false);
       // The aim, which may need the team's posterior, is settled DECIDE_AHEAD before the
       // earliest send; even with no time to spare, answers already read are stamped first.
       await waitUntil(clock, tick.decideAt, signal);
       await nextTurn();
-      const team = progress.team(index, tick.tick);
-      for (const planned of planProbes(progress.get(index), tick.tick, team.aim, aimed, probes, team.support)) await send(planned);
+      const team = states.team(index, tick.tick);
+      for (const planned of planProbes(states.get(index), tick.tick, team.aim, aimed, probes, team.support))
+        await send(planned);
     }
   } catch (error) {
     // The deadline ends probing; what was measured stands.
     if (signal.aborted && outcome.probes + outcome.swept > 0 && !(error instanceof ServerFailure)) return endSweep();
-    progress.set(index, { ...progress.get(index), interval: undefined, failed: true });
-    outcome.failure = error instanceof ServerFailure ? error.message : failureReason(signal.aborted ? signal.reason : error);
+    states.set(index, { ...states.get(index), interval: undefined, failed: true });
+    outcome.failure =
+      error instanceof ServerFailure ? error.message : failureReason(signal.aborted ? signal.reason : error);
     endSweep();
   }
 }
@@ -336,15 +351,25 @@ function deadlineError(seconds: number): Error {
  * (path and query do not make another clock). Through a proxy the proxy resolves, so the
  * host name stands for the address. Index of the first listing, or undefined.
  */
-export async function duplicates(urls: readonly URL[], viaProxy: boolean, signal: AbortSignal): Promise<(number | undefined)[]> {
+export async function duplicates(
+  urls: readonly URL[],
+  viaProxy: boolean,
+  signal: AbortSignal,
+): Promise<(number | undefined)[]> {
   const port = (url: URL): string => url.port || (url.protocol === 'https:' ? '443' : '80');
   const address = async (url: URL): Promise<string> => {
     if (viaProxy) return url.hostname;
-    const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+    const aborted = new Promise<never>((_, reject) =>
+      signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }),
+    );
     // A name that does not resolve is not a duplicate: its probes report the failure.
-    return Promise.race([lookup(url.hostname.replace(/^\[|\]$/g, '')).then((found) => found.address), aborted]).catch(() => `unresolved ${url.hostname}`);
+    return Promise.race([lookup(url.hostname.replace(/^\[|\]$/g, '')).then((found) => found.address), aborted]).catch(
+      () => `unresolved ${url.hostname}`,
+    );
   };
-  const keys = await Promise.all(urls.map(async (url) => `${url.protocol}//${await address(url)}:${port(url)} Host ${url.host}`));
+  const keys = await Promise.all(
+    urls.map(async (url) => `${url.protocol}//${await address(url)}:${port(url)} Host ${url.host}`),
+  );
   return keys.map((key, index) => {
     const first = keys.indexOf(key);
     return first < index ? first : undefined;
@@ -355,7 +380,7 @@ export async function duplicates(urls: readonly URL[], viaProxy: boolean, signal
 interface Gathered {
   urls: readonly URL[];
   start: ClockPair;
-  progress: Progress;
+  states: ServerStates;
   outcomes: readonly ServerOutcome[];
   /** Index of the first listing of the same server, per server (undefined: not a duplicate). */
   duplicateOf: readonly (number | undefined)[];
@@ -364,40 +389,25 @@ interface Gathered {
   dateLag: number;
 }
 
-/**
- * The conclusion from what was gathered, reported against CLOCK_REALTIME as it reads at
- * `end`: the published bound only when the electorate lets (interval.ts `publishable`,
- * servers still probing counted as pending), inside every contributing chain's
- * certificate window (validity.ts), and never before the floor (floor.ts). The final
- * conclusion passes `logger`: a refusal by the floor is logged once.
- */
-function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measurement {
-  const { urls, start, progress, outcomes, duplicateOf, floor, dateLag } = gathered;
-  // Theta is against the steady timescale; what is reported is against CLOCK_REALTIME as
-  // it reads at `end`, whatever was done to it since the start.
-  const steadyEnd = steadyRealtime(start, end.monotonicRaw);
-  const toRealtime = diffSeconds(steadyEnd, end.realtime);
-
-  // Certificates bound theta: the true time over the measurement must lie in every window
-  // of the chains (a chain valid at a wrong local clock may not be at the true time).
+/** Each server's line of the result, its figures against realtime at the end (`toRealtime` added). */
+function serverResults(
+  gathered: Gathered,
+  evidence: readonly ServerEvidence[],
+  conclusion: Conclusion,
+  toRealtime: number,
+): ServerResult[] {
+  const { urls, outcomes } = gathered;
   const trust = outcomes.map(({ tls }) => tls.trust);
   const windows = outcomes.map(({ tls }) => tls.windows);
-  const evidence: ServerEvidence[] = outcomes.map((outcome, index) => {
-    const server = progress.get(index);
-    const window = commonWindow(windows[index] ?? []);
-    const validity = window && thetaWithin(window, toSeconds(start.realtime), toSeconds(steadyEnd));
-    return { interval: server.failed ? undefined : server.interval, lows: server.lows, rtts: server.rtts, failure: outcome.failure, validity };
-  });
-  const distinct = urls.filter((_, index) => duplicateOf[index] === undefined).length;
-  const pending = outcomes.filter(
-    (outcome, index) => duplicateOf[index] === undefined && outcome.failure === null && evidence[index]?.interval === undefined,
-  ).length;
-  const conclusion = conclude(evidence, { shift: toRealtime, electorate: { servers: distinct, pending }, dateLag });
-  const results: ServerResult[] = outcomes.map((outcome, index) => {
-    const { offset, status, reason } = conclusion.servers[index] as { offset: number | undefined; status: ServerStatus; reason: string | null };
+  return outcomes.map((outcome, index) => {
+    const { offset, status, reason } = conclusion.servers[index] as {
+      offset: number | undefined;
+      status: ServerStatus;
+      reason: string | null;
+    };
     // A failed server gives no figures (one whose certificates are not valid at the agreed time included).
     const interval = status === 'failed' ? undefined : evidence[index]?.interval;
-    // The fields in the order users have always seen them; the interval itself last.
+    // Key order is the order of the JSON output: the figures first, the interval last.
     return {
       url: redactCredentials(urls[index]?.href ?? ''),
       offset: offset === undefined ? null : offset + toRealtime,
@@ -413,6 +423,44 @@ function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measur
       certificates: trust[index] ? (windows[index] ?? []) : null,
     };
   });
+}
+
+/**
+ * The conclusion from what was gathered, reported against CLOCK_REALTIME as it reads at
+ * `end`: the published bound only when the electorate lets (interval.ts `publishable`,
+ * servers still probing counted as pending), inside every contributing chain's
+ * certificate window (validity.ts), and never before the floor (floor.ts). The final
+ * conclusion passes `logger`: a refusal by the floor is logged once.
+ */
+function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measurement {
+  const { urls, start, states, outcomes, duplicateOf, floor, dateLag } = gathered;
+  // Theta is against the steady timescale; what is reported is against CLOCK_REALTIME as
+  // it reads at `end`, whatever was done to it since the start.
+  const steadyEnd = steadyRealtime(start, end.monotonicRaw);
+  const toRealtime = diffSeconds(steadyEnd, end.realtime);
+
+  // Certificates bound theta: the true time over the measurement must lie in every window
+  // of the chains (a chain valid at a wrong local clock may not be at the true time).
+  const windows = outcomes.map(({ tls }) => tls.windows);
+  const evidence: ServerEvidence[] = outcomes.map((outcome, index) => {
+    const server = states.get(index);
+    const window = commonWindow(windows[index] ?? []);
+    const validity = window && thetaWithin(window, toSeconds(start.realtime), toSeconds(steadyEnd));
+    return {
+      interval: server.failed ? undefined : server.interval,
+      lows: server.lows,
+      rtts: server.rtts,
+      failure: outcome.failure,
+      validity,
+    };
+  });
+  const distinct = urls.filter((_, index) => duplicateOf[index] === undefined).length;
+  const pending = outcomes.filter(
+    (outcome, index) =>
+      duplicateOf[index] === undefined && outcome.failure === null && evidence[index]?.interval === undefined,
+  ).length;
+  const conclusion = conclude(evidence, { shift: toRealtime, electorate: { servers: distinct, pending }, dateLag });
+  const results = serverResults(gathered, evidence, conclusion, toRealtime);
   const { selection, bound } = conclusion;
   let { theta } = conclusion;
   let reason = conclusion.reason;
@@ -431,20 +479,27 @@ function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measur
     survivors: theta !== undefined && selection ? selection.truechimers.length : 0,
     reason,
     caveat: theta !== undefined && conclusion.answered === 1 ? oneServerCaveat(dateLag) : null,
-    timeUnverified: theta !== undefined && results.some((server) => server.status === 'ok' && server.tls === 'time-unverified'),
+    timeUnverified:
+      theta !== undefined && results.some((server) => server.status === 'ok' && server.tls === 'time-unverified'),
     alarm: trustAlarm(results),
     time: formatUtc(end.realtime),
     duration: diffSeconds(end.monotonicRaw, start.monotonicRaw),
   };
   if (theta === undefined || error === undefined || bound === undefined) return { result, estimate: undefined };
   const trueTime = addSeconds(steadyEnd, theta);
-  return { result, estimate: { monotonicRaw: end.monotonicRaw, trueTime, error, low: bound.low - theta, high: bound.high - theta } };
+  return {
+    result,
+    estimate: { monotonicRaw: end.monotonicRaw, trueTime, error, low: bound.low - theta, high: bound.high - theta },
+  };
 }
 
 /** A measurement with the estimate it yields, anchored on CLOCK_MONOTONIC_RAW. */
-export async function measure(servers: readonly string[], options: MeasureOptions = {}): Promise<Measurement> {
-  const { probes = DEFAULT_PROBES, clock = systemClock, logger = silentLogger, signal } = options;
-  const { strategy = 'bisect', dateLag = DATE_LAG, onProgress } = options;
+/** The options checked, with their defaults: nothing has started when one is refused. */
+function measureSettings(
+  servers: readonly string[],
+  options: MeasureOptions,
+): { probes: number; timeout: number; strategy: Strategy; dateLag: number } {
+  const { probes = DEFAULT_PROBES, strategy = 'bisect', dateLag = DATE_LAG } = options;
   if (!Number.isInteger(probes) || probes < 1 || probes > MAX_PROBES) {
     throw outOfRange('probes', `an integer from 1 to ${MAX_PROBES}`, probes);
   }
@@ -455,36 +510,26 @@ export async function measure(servers: readonly string[], options: MeasureOption
   }
   if (!(dateLag >= 0) || !Number.isFinite(dateLag)) throw outOfRange('dateLag', 'a finite number >= 0', dateLag);
   if (servers.length === 0) throw invalidArgValue('At least one server is needed');
-  const urls = servers.map(serverUrl);
-  signal?.throwIfAborted();
+  return { probes, timeout, strategy, dateLag };
+}
 
-  // The daemon htntp feeds slews CLOCK_REALTIME (chrony up to 83 ms/s) while probes seconds
-  // apart are intersected: everything inside runs on a realtime that nobody steers after
-  // this instant (start's realtime + raw seconds), so every theta is against that timescale.
-  const start = readClockPair(clock);
-  const steady = steadyClock(clock, start);
-  const deadline = new AbortController();
-  // Every server waits on it at once (20 servers are normal): not a listener leak.
-  setMaxListeners(0, deadline.signal);
-  const timer = setTimeout(() => deadline.abort(deadlineError(timeout)), timeout * 1000);
-  const stop = (): void => deadline.abort(signal?.reason);
-  signal?.addEventListener('abort', stop, { once: true });
-  // Every answer's TLS connection is judged by the gate (gate.ts), a time-unverified one too.
-  const connectionOptions = { timeoutMs: timeout * 1000, timeUnverified: true, ...(options.proxy === undefined ? {} : { proxy: options.proxy }), ...(options.ca === undefined ? {} : { ca: options.ca }) };
-  const viaProxy = usesProxy(options.proxy);
-  const gate = new TlsGate(options.ca, localClockVerdict(toSeconds(start.realtime), options));
-  const outcomes = urls.map(() => newOutcome(gate));
-  const progress = new Progress(urls.map((_, index) => options.priors?.[index]));
-  const { floor } = gate.clock;
-  const gathered: Gathered = { urls, start, progress, outcomes, duplicateOf: [], floor, dateLag };
-  let measuring = true;
-  // Once more than half of the servers have swept, or every sweep has ended: then at each later end.
-  const onSweepEnd = (): void => {
-    if (!measuring || onProgress === undefined) return;
-    const ended = outcomes.filter((outcome) => outcome.sweepEnded);
+/**
+ * What each server's sweep end calls: the measurement as it stands handed to `onProgress` once
+ * more than half of the servers have swept, or every sweep has ended, then at each later end.
+ */
+function sweepEndReporter(
+  gathered: Gathered,
+  onProgress: ((measurement: Measurement) => void) | undefined,
+  measuring: () => boolean,
+  clock: Clock,
+  logger: Logger,
+): () => void {
+  return () => {
+    if (!measuring() || onProgress === undefined) return;
+    const ended = gathered.outcomes.filter((outcome) => outcome.sweepEnded);
     const distinct = gathered.duplicateOf.filter((first) => first === undefined).length;
     const swept = ended.filter((outcome) => outcome.failure === null).length;
-    if (ended.length < outcomes.length && swept * 2 <= distinct) return;
+    if (ended.length < gathered.outcomes.length && swept * 2 <= distinct) return;
     try {
       onProgress(concludeAt(gathered, readClockPair(clock)));
     } catch (error) {
@@ -492,44 +537,121 @@ export async function measure(servers: readonly string[], options: MeasureOption
       logger.error('http progress callback failed', { error });
     }
   };
+}
+
+interface AllServersProbing {
+  probes: number;
+  strategy: Strategy;
+  timeout: number;
+  proxy: string | undefined;
+  ca: string | Buffer | undefined;
+  onSweepEnd: () => void;
+  /** The steady timescale every theta is against. */
+  clock: Clock;
+  /** The deadline's: aborting it destroys the connections. */
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+/**
+ * Probes every distinct server at once, each on its own connection (left in `connections`
+ * for the caller to destroy); a server listed again is marked failed as a duplicate.
+ */
+async function probeServers(
+  gathered: Gathered,
+  connections: Map<number, ProbeConnection>,
+  probing: AllServersProbing,
+): Promise<void> {
+  const { urls, states, outcomes } = gathered;
+  const { signal } = probing;
+  // Every answer's TLS connection is judged by the gate (gate.ts), a time-unverified one too.
+  const connectionOptions = {
+    timeoutMs: probing.timeout * 1000,
+    timeUnverified: true,
+    proxy: probing.proxy,
+    ca: probing.ca,
+  };
+  const duplicateOf = await duplicates(urls, usesProxy(probing.proxy), signal);
+  gathered.duplicateOf = duplicateOf;
+  for (const [index, url] of urls.entries())
+    if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, connectionOptions));
+  // Aborting destroys the connections: every pending probe fails at once.
+  signal.addEventListener(
+    'abort',
+    () => {
+      for (const connection of connections.values()) connection.destroy(signal.reason as Error).catch(() => {});
+    },
+    { once: true },
+  );
+  await Promise.all(
+    urls.map(async (url, index): Promise<void> => {
+      const first = duplicateOf[index];
+      const connection = connections.get(index);
+      const outcome = outcomes[index] as ServerOutcome;
+      if (first !== undefined || connection === undefined) {
+        states.set(index, { ...states.get(index), failed: true });
+        outcome.failure =
+          `duplicate of ${redactCredentials(urls[first ?? index]?.href ?? '')}: the same address, ` +
+          `port and Host (one clock, counted once)`;
+        outcome.sweepEnded = true;
+        return;
+      }
+      const { probes, strategy, onSweepEnd, clock, logger } = probing;
+      const firstDelay = FIRST_SPACING * [...connections.keys()].indexOf(index);
+      await measureServer({
+        index,
+        url,
+        connection,
+        probes,
+        strategy,
+        states,
+        outcome,
+        onSweepEnd,
+        firstDelay,
+        clock,
+        signal,
+        logger,
+      });
+    }),
+  );
+}
+
+export async function measure(servers: readonly string[], options: MeasureOptions = {}): Promise<Measurement> {
+  const { clock = systemClock, logger = silentLogger, signal } = options;
+  const { probes, timeout, strategy, dateLag } = measureSettings(servers, options);
+  const urls = servers.map(serverUrl);
+  signal?.throwIfAborted();
+
+  // The daemon htntp feeds slews CLOCK_REALTIME (chrony up to 83 ms/s) while probes seconds
+  // apart are intersected: everything inside runs on a realtime that nobody steers after
+  // this instant (start's realtime + raw seconds), so every theta is against that timescale.
+  const start = readClockPair(clock);
+  const deadline = new AbortController();
+  // Every server waits on it at once (20 servers are normal): not a listener leak.
+  setMaxListeners(0, deadline.signal);
+  const timer = setTimeout(() => deadline.abort(deadlineError(timeout)), timeout * 1000);
+  const stop = (): void => deadline.abort(signal?.reason);
+  signal?.addEventListener('abort', stop, { once: true });
+  const gate = new TlsGate(options.ca, localClockVerdict(toSeconds(start.realtime), options));
+  const outcomes = urls.map(() => newOutcome(gate));
+  const states = new ServerStates(urls.map((_, index) => options.priors?.[index]));
+  const { floor } = gate.clock;
+  const gathered: Gathered = { urls, start, states, outcomes, duplicateOf: [], floor, dateLag };
+  let measuring = true;
+  const onSweepEnd = sweepEndReporter(gathered, options.onProgress, () => measuring, clock, logger);
   const connections = new Map<number, ProbeConnection>();
   try {
-    const duplicateOf = await duplicates(urls, viaProxy, deadline.signal);
-    gathered.duplicateOf = duplicateOf;
-    for (const [index, url] of urls.entries()) if (duplicateOf[index] === undefined) connections.set(index, createConnection(url, connectionOptions));
-    // Aborting destroys the connections: every pending probe fails at once.
-    deadline.signal.addEventListener('abort', () => {
-      for (const connection of connections.values()) connection.destroy(deadline.signal.reason as Error).catch(() => {});
-    }, { once: true });
-    await Promise.all(
-      urls.map(async (url, index): Promise<void> => {
-        const first = duplicateOf[index];
-        const connection = connections.get(index);
-        const outcome = outcomes[index] as ServerOutcome;
-        if (first !== undefined || connection === undefined) {
-          progress.set(index, { ...progress.get(index), failed: true });
-          outcome.failure = `duplicate of ${redactCredentials(urls[first ?? index]?.href ?? '')}: the same address, port and Host (one clock, counted once)`;
-          outcome.sweepEnded = true;
-          return;
-        }
-        const { signal: until } = deadline;
-        const firstDelay = FIRST_SPACING * [...connections.keys()].indexOf(index);
-        await measureServer({
-          index,
-          url,
-          connection,
-          probes,
-          strategy,
-          progress,
-          outcome,
-          onSweepEnd,
-          firstDelay,
-          clock: steady,
-          signal: until,
-          logger,
-        });
-      }),
-    );
+    await probeServers(gathered, connections, {
+      probes,
+      strategy,
+      timeout,
+      proxy: options.proxy,
+      ca: options.ca,
+      onSweepEnd,
+      clock: steadyClock(clock, start),
+      signal: deadline.signal,
+      logger,
+    });
   } finally {
     measuring = false;
     clearTimeout(timer);
@@ -541,7 +663,11 @@ export async function measure(servers: readonly string[], options: MeasureOption
   const { result } = measurement;
   if (result.caveat) logger.warn('http bound widened', { caveat: result.caveat });
   if (result.alarm) logger.error('http alarm', { alarm: result.alarm });
-  logTimeUnverified(logger, result, outcomes.map(({ tls }) => tls.trust));
+  logTimeUnverified(
+    logger,
+    result,
+    outcomes.map(({ tls }) => tls.trust),
+  );
   return measurement;
 }
 
@@ -549,8 +675,14 @@ export async function measure(servers: readonly string[], options: MeasureOption
 function trustAlarm(servers: readonly ServerResult[]): string | null {
   const count = (status: ServerStatus, trust: TlsTrust): number =>
     servers.filter((server) => server.status === status && server.tls === trust).length;
-  const kinds = { verified: 'verified at the local clock', 'time-unverified': 'verified only at their own Date' } as const;
-  for (const [agree, differ] of [['verified', 'time-unverified'], ['time-unverified', 'verified']] as const) {
+  const kinds = {
+    verified: 'verified at the local clock',
+    'time-unverified': 'verified only at their own Date',
+  } as const;
+  for (const [agree, differ] of [
+    ['verified', 'time-unverified'],
+    ['time-unverified', 'verified'],
+  ] as const) {
     if (count('ok', agree) > 0 && count('falseticker', differ) > 0) {
       const agreeing = `${count('ok', agree)} server(s) ${kinds[agree]} agree`;
       const differing = `${count('falseticker', differ)} ${kinds[differ]} disagree with them`;
@@ -567,11 +699,17 @@ function logTimeUnverified(logger: Logger, result: MeasurementResult, trust: rea
   const servers = `${count} of ${trust.length} server(s)`;
   if (result.offset !== null) {
     logger.warn(
-      `the local clock is ${result.offset > 0 ? 'behind' : 'ahead'} by about ${formatDuration(result.offset)}: the certificates of ${servers} were not valid at the local clock's time and were checked against the servers' time instead`,
+      `the local clock is ${result.offset > 0 ? 'behind' : 'ahead'} by about ${formatDuration(result.offset)}: the ` +
+        `certificates of ${servers} were not valid at the local clock's time and were checked against the ` +
+        `servers' time instead`,
       { offset: result.offset, timeUnverified: count },
     );
   } else {
-    logger.warn(`the certificates of ${servers} were not valid at the local clock's time (the local clock may be wrong) and were checked against the servers' time: no estimate (${result.reason ?? ''})`, { timeUnverified: count, reason: result.reason });
+    logger.warn(
+      `the certificates of ${servers} were not valid at the local clock's time (the local clock may be wrong) and ` +
+        `were checked against the servers' time: no estimate (${result.reason ?? ''})`,
+      { timeUnverified: count, reason: result.reason },
+    );
   }
 }
 
@@ -581,6 +719,9 @@ function logTimeUnverified(logger: Logger, result: MeasurementResult, trust: rea
  * interval's half-width, one entry per server. offset and error are null without a
  * majority. Rejects only for bad arguments or when `signal` aborts.
  */
-export async function measureOffset(servers: readonly string[], options: MeasureOptions = {}): Promise<MeasurementResult> {
+export async function measureOffset(
+  servers: readonly string[],
+  options: MeasureOptions = {},
+): Promise<MeasurementResult> {
   return (await measure(servers, options)).result;
 }

@@ -17,8 +17,27 @@
 //   balancer, or a clock that stepped, answers against its earlier probes, and
 //   interval.ts names it.
 import { diffSeconds, type Timespec } from '../../time.js';
-import { intersect, intersectAll, midpoint, probeInterval, select, serverBounds, width, type Interval, type ProbeBounds } from './interval.js';
-import { asymmetrySigma, bestLogLikelihood, logLikelihoodAt, median, posteriorMedian, posteriorQuantiles, symmetricLow, type ProbeGroup } from './posterior.js';
+import {
+  intersect,
+  intersectAll,
+  midpoint,
+  probeInterval,
+  select,
+  serverBounds,
+  width,
+  type Interval,
+  type ProbeBounds,
+} from './interval.js';
+import {
+  asymmetrySigma,
+  bestLogLikelihood,
+  logLikelihoodAt,
+  median,
+  posteriorMedian,
+  posteriorQuantiles,
+  symmetricLow,
+  type ProbeGroup,
+} from './posterior.js';
 
 /** What is known of one server while it is being probed. */
 export interface ServerState {
@@ -42,7 +61,15 @@ export interface PlanState {
   team: readonly number[] | undefined;
 }
 
-export const emptyServer = (prior: Interval | undefined): ServerState => ({ interval: undefined, failed: false, bounds: [], lows: [], rtts: [], prior, lastTick: -Infinity });
+export const emptyServer = (prior: Interval | undefined): ServerState => ({
+  interval: undefined,
+  failed: false,
+  bounds: [],
+  lows: [],
+  rtts: [],
+  prior,
+  lastTick: -Infinity,
+});
 
 /**
  * A probe's aim is settled this long before it is sent, so that the other servers'
@@ -82,7 +109,10 @@ const VERIFY_PLAN: readonly (readonly Check[])[] = [
   [{ side: 'low', near: true }],
   [{ side: 'high', near: true }],
   [{ side: 'low', near: false }],
-  [{ side: 'high', near: false }, { side: 'low', near: false }],
+  [
+    { side: 'high', near: false },
+    { side: 'low', near: false },
+  ],
   [{ side: 'high', near: false }],
 ];
 
@@ -138,7 +168,11 @@ export const SWEEP_SENDS = 20;
 
 /** The sweep after the first answer at local time `now` (steady timescale): sends over the next second, in order. */
 export function planSweep(now: number, sends = SWEEP_SENDS): PlannedProbe[] {
-  return Array.from({ length: sends }, (_, step): PlannedProbe => ({ kind: 'sweep', aim: NaN, sendAt: now + (step + 1) / sends }));
+  return Array.from({ length: sends }, (_, step): PlannedProbe => ({
+    kind: 'sweep',
+    aim: NaN,
+    sendAt: now + (step + 1) / sends,
+  }));
 }
 
 /** Whether a sweep is done: the server's answers name two Date seconds, so its tick lies between two of them. */
@@ -153,7 +187,10 @@ export interface Answer {
 }
 
 /** The server after an answer, or why its answers cannot come from one steady clock. */
-export function observe(server: ServerState, answer: Answer): { server: ServerState; fault?: undefined } | { server?: undefined; fault: string } {
+export function observe(
+  server: ServerState,
+  answer: Answer,
+): { server: ServerState; fault?: undefined } | { server?: undefined; fault: string } {
   const { dateSeconds, sendTime, receiveTime } = answer;
   const bounds = [...server.bounds, { ...probeInterval(dateSeconds, sendTime, receiveTime), dateSeconds }];
   const checked = serverBounds(bounds);
@@ -175,7 +212,10 @@ const ownGroup = (server: ServerState): ProbeGroup => ({ lows: server.lows, sigm
 /** The typical up-leg: aiming early by the jitter would waste the probe. */
 const upDelay = (server: ServerState): number => median(server.rtts) / 2;
 
-/** How far outside the hard interval verification probes aim at least (seconds): more than a round trip, so the bisecting probe's answer is in first. */
+/**
+ * How far outside the hard interval verification probes aim at least (seconds): more than a round trip, so the
+ * bisecting probe's answer is in first.
+ */
 export function verifyMargin(server: ServerState): number {
   return Math.max(VERIFY_MARGIN, median(server.rtts) + 4 * asymmetrySigma(server.rtts));
 }
@@ -194,7 +234,8 @@ function checksOf(aimed: number, probes: number): readonly Check[] {
 function checkAim(server: ServerState, around: Interval, aim: number, { side, near }: Check): number | undefined {
   const margin = verifyMargin(server);
   const reach = near ? Math.max(VERIFY_REACH, margin) : Infinity;
-  const target = side === 'low' ? Math.max(around.low - margin, aim - reach) : Math.min(around.high + margin, aim + reach);
+  const target =
+    side === 'low' ? Math.max(around.low - margin, aim - reach) : Math.min(around.high + margin, aim + reach);
   return Math.abs(target - aim) + median(server.rtts) <= VERIFY_SPAN ? target : undefined;
 }
 
@@ -206,7 +247,8 @@ interface OwnQuantiles {
 }
 
 function ownQuantiles(server: ServerState, interval: Interval): OwnQuantiles {
-  const [first = interval.low, half = midpoint(interval), last = interval.high, top = interval.high] = posteriorQuantiles([ownGroup(server)], interval, OWN_QUANTILES);
+  const [first = interval.low, half = midpoint(interval), last = interval.high, top = interval.high] =
+    posteriorQuantiles([ownGroup(server)], interval, OWN_QUANTILES);
   return { first, half, last, top };
 }
 
@@ -219,17 +261,29 @@ const livePrior = (server: ServerState, own: OwnQuantiles): Interval | undefined
  * earliest second boundary after `now` that leaves room for any aim up to the server's own
  * 99.9 % point (or its prior) and its verification probe.
  */
-export function planTick(server: ServerState, now: number, aimed: number, probes: number, teamSupport?: Interval): TickPlan | undefined {
+export function planTick(
+  server: ServerState,
+  now: number,
+  aimed: number,
+  probes: number,
+  teamSupport?: Interval,
+): TickPlan | undefined {
   const { interval } = server;
   if (interval === undefined) return undefined;
   const own = ownQuantiles(server, interval);
   const prior = livePrior(server, own);
   let highest = prior ? Math.min(own.top, Math.max(prior.high, own.first)) : own.top;
   // Room for a high verification probe: it aims at most this far above any aim up to `highest`.
-  for (const check of checksOf(aimed, probes)) if (check.side === 'high') highest = Math.max(highest, checkAim(server, teamSupport ?? interval, highest, check) ?? highest);
+  for (const check of checksOf(aimed, probes))
+    if (check.side === 'high')
+      highest = Math.max(highest, checkAim(server, teamSupport ?? interval, highest, check) ?? highest);
   const up = upDelay(server);
   const tick = Math.max(Math.ceil(now + TICK_LEAD + up + highest), server.lastTick + 1);
-  return { tick, decideAt: tick - highest - up - DECIDE_AHEAD, dropPrior: server.prior !== undefined && prior === undefined };
+  return {
+    tick,
+    decideAt: tick - highest - up - DECIDE_AHEAD,
+    dropPrior: server.prior !== undefined && prior === undefined,
+  };
 }
 
 /**
@@ -237,7 +291,14 @@ export function planTick(server: ServerState, now: number, aimed: number, probes
  * `teamAim`, or its own), and in the last seconds verification probes (around the team's
  * interval `teamSupport` for a member).
  */
-export function planProbes(server: ServerState, tick: number, teamAim: number | undefined, aimed: number, probes: number, teamSupport?: Interval): PlannedProbe[] {
+export function planProbes(
+  server: ServerState,
+  tick: number,
+  teamAim: number | undefined,
+  aimed: number,
+  probes: number,
+  teamSupport?: Interval,
+): PlannedProbe[] {
   const { interval } = server;
   if (interval === undefined) return [];
   const own = ownQuantiles(server, interval);
@@ -250,7 +311,12 @@ export function planProbes(server: ServerState, tick: number, teamAim: number | 
   const planned: PlannedProbe[] = [{ kind: 'bisect', aim, sendAt: tick - aim - up }];
   for (const check of checksOf(aimed, probes)) {
     const target = checkAim(server, teamSupport ?? interval, aim, check);
-    if (target !== undefined) planned.push({ kind: check.side === 'low' ? 'verify-low' : 'verify-high', aim: target, sendAt: tick - target - up });
+    if (target !== undefined)
+      planned.push({
+        kind: check.side === 'low' ? 'verify-low' : 'verify-high',
+        aim: target,
+        sendAt: tick - target - up,
+      });
   }
   return planned.sort((a, b) => a.sendAt - b.sendAt);
 }
@@ -298,10 +364,13 @@ function symmetric(server: ServerState): Interval {
  * second round has begun without the slow ones. Never from intervals that merely touch: a
  * sliver where two groups' edges meet looks like agreement.
  */
-function form(state: PlanState): number[] {
+function formTeam(state: PlanState): number[] {
   const waiting = state.servers.some((server) => server.interval === undefined && !server.failed);
   if (waiting && !state.servers.some((server) => server.lows.length >= 2)) return [];
-  const answered = answeredOf(state).map(({ index }) => ({ index, interval: symmetric(state.servers[index] as ServerState) }));
+  const answered = answeredOf(state).map(({ index }) => ({
+    index,
+    interval: symmetric(state.servers[index] as ServerState),
+  }));
   const alike = (a: Interval, b: Interval): boolean => {
     const shared = intersect(a, b);
     return shared !== undefined && width(shared) >= SAME * Math.max(width(a), width(b));
@@ -317,7 +386,9 @@ function form(state: PlanState): number[] {
 /** Each server state's best log-likelihood (a state is never changed: an answer makes a new one). */
 const bestOf = new WeakMap<ServerState, number>();
 
-/** Whether `theta` is plausible under server `index`'s own probes: no more than e^UNLIKELY less likely than their best. */
+/**
+ * Whether `theta` is plausible under server `index`'s own probes: no more than e^UNLIKELY less likely than their best.
+ */
 function plausible(server: ServerState | undefined, theta: number, best: WeakMap<ServerState, number>): boolean {
   if (!server?.interval) return false;
   if (server.lows.length === 0) return true;
@@ -378,7 +449,7 @@ const groupsOf = (state: PlanState, indexes: readonly number[]): ProbeGroup[] =>
  * all fell on one side is needed).
  */
 export function planTeam(state: PlanState, turn = 0): TeamPlan {
-  const formed = state.team ?? form(state);
+  const formed = state.team ?? formTeam(state);
   if (formed.length < 2) return { team: state.team?.slice(), aims: new Map(), support: undefined };
   const best = bestOf;
   let members = answeredOf(state, formed);
@@ -390,7 +461,14 @@ export function planTeam(state: PlanState, turn = 0): TeamPlan {
   for (let pass = 0; pass < 2 && members.length >= 2; pass += 1) {
     const support = intersectAll(members.map((member) => member.interval));
     if (support === undefined) break;
-    const [teamMedian = midpoint(support), ...quantiles] = posteriorQuantiles(groupsOf(state, members.map((member) => member.index)), support, [0.5, ...teamQuantiles(members.length)]);
+    const [teamMedian = midpoint(support), ...quantiles] = posteriorQuantiles(
+      groupsOf(
+        state,
+        members.map((member) => member.index),
+      ),
+      support,
+      [0.5, ...teamQuantiles(members.length)],
+    );
     const consistent = members.filter((member) => plausible(state.servers[member.index], teamMedian, best));
     if (consistent.length === members.length) {
       aims = quantiles;
@@ -415,7 +493,9 @@ export function planTeam(state: PlanState, turn = 0): TeamPlan {
     aims: new Map(
       team.flatMap((index, position) => {
         const aim = quantiles[rankAt(position, team.length, turn)];
-        return aim !== undefined && plausible(state.servers[index], aim, best) ? [[index, aim] as [number, number]] : [];
+        return aim !== undefined && plausible(state.servers[index], aim, best)
+          ? [[index, aim] as [number, number]]
+          : [];
       }),
     ),
   };

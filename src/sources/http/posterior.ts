@@ -1,6 +1,6 @@
 // What the probes say beyond the hard bounds: each server's likelihood of theta and its
 // posterior, and the joint posterior of the servers that keep one time. Nothing here is a
-// bound (interval.ts makes those); the point estimate is clamped into the bound.
+// bound (interval.ts makes those; conclusion.ts clamps the point estimate into the bound).
 //
 // Taking each probe's stamp at the middle of its round trip gives bounds L <= theta < L + 1
 // that are off by the legs' asymmetry e = (up - down) / 2: exact at no delay, noisy with
@@ -11,9 +11,6 @@
 // multiply, each mixed with a little of a flat density so one server a few ms out cannot
 // drag the rest. docs/http-estimator.md has the equations.
 import { addSeconds, diffSeconds, type Timespec } from '../../time.js';
-import { DATE_LAG, errorAround, midpoint, publishedBound, select } from './interval.js';
-import type { Electorate, Interval, Selection } from './interval.js';
-import { selectWithinValidity } from './validity.js';
 
 /**
  * A probe's lower bound with the stamp taken at the middle of its round trip (symmetric
@@ -51,10 +48,15 @@ const COARSE = GRID / 4;
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[middle] ?? NaN)
+    : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2;
 }
 
-/** The asymmetry's standard deviation from the round trips: Var(e) = Var(up - down) / 4 = Var(rtt) / 4 for independent legs. */
+/**
+ * The asymmetry's standard deviation from the round trips: Var(e) = Var(up - down) / 4 = Var(rtt) / 4 for independent
+ * legs.
+ */
 export function asymmetrySigma(rtts: readonly number[]): number {
   const mean = rtts.reduce((sum, rtt) => sum + rtt, 0) / rtts.length;
   const variance = rtts.reduce((sum, rtt) => sum + (rtt - mean) ** 2, 0) / Math.max(1, rtts.length - 1);
@@ -102,14 +104,22 @@ function logLikelihoods(group: ProbeGroup, low: number, high: number, cells: num
 
 function griddedLikelihood({ lows, sigma }: ProbeGroup, low: number, high: number, cells: number): GriddedLikelihood {
   const kept = gridded.get(lows) ?? [];
-  const found = kept.find((grid) => grid.cells === cells && grid.low === low && grid.high === high && grid.sigma === sigma);
+  const found = kept.find(
+    (grid) => grid.cells === cells && grid.low === low && grid.high === high && grid.sigma === sigma,
+  );
   if (found) return found;
   const grid = { sigma, low, high, cells, values: computeLikelihoods(lows, sigma, low, high, cells) };
   gridded.set(lows, [grid, ...kept.slice(0, GRIDS_KEPT - 1)]);
   return grid;
 }
 
-function computeLikelihoods(lows: readonly number[], sigma: number, low: number, high: number, cells: number): Float64Array {
+function computeLikelihoods(
+  lows: readonly number[],
+  sigma: number,
+  low: number,
+  high: number,
+  cells: number,
+): Float64Array {
   const scale = sigma * LOGISTIC;
   const step = (high - low) / cells;
   const values = new Float64Array(cells);
@@ -129,7 +139,8 @@ function ownRange({ lows, sigma }: ProbeGroup, support: { low: number; high: num
   return high > low ? { low, high } : support;
 }
 
-const logSumExp = (a: number, b: number): number => (a > b ? a + Math.log1p(Math.exp(b - a)) : b + Math.log1p(Math.exp(a - b)));
+const logSumExp = (a: number, b: number): number =>
+  a > b ? a + Math.log1p(Math.exp(b - a)) : b + Math.log1p(Math.exp(a - b));
 
 /** log of the integral of one server's likelihood, on a fine grid over where it lives. */
 function logMass(group: ProbeGroup, support: { low: number; high: number }): number {
@@ -153,11 +164,20 @@ interface Combination {
 function combination(groups: readonly ProbeGroup[], support: { low: number; high: number }): Combination {
   return groups.length === 1
     ? { masses: undefined, logFlat: 0 }
-    : { masses: groups.map((group) => logMass(group, support)), logFlat: Math.log(OUTLIER / (support.high - support.low)) };
+    : {
+        masses: groups.map((group) => logMass(group, support)),
+        logFlat: Math.log(OUTLIER / (support.high - support.low)),
+      };
 }
 
 /** Log-posterior of theta at the centres of `cells` cells over [low, high] (flat prior), and its maximum. */
-function logPosterior(groups: readonly ProbeGroup[], low: number, high: number, cells: number, { masses, logFlat }: Combination): { logs: Float64Array; best: number } {
+function logPosterior(
+  groups: readonly ProbeGroup[],
+  low: number,
+  high: number,
+  cells: number,
+  { masses, logFlat }: Combination,
+): { logs: Float64Array; best: number } {
   const perGroup = groups.map((group) => griddedLikelihood(group, low, high, cells));
   if (masses === undefined) {
     const logs = perGroup[0]?.values ?? new Float64Array(cells);
@@ -175,7 +195,8 @@ function logPosterior(groups: readonly ProbeGroup[], low: number, high: number, 
 function mixedLikelihood(grid: GriddedLikelihood, logDensity: number, logFlat: number): Float64Array {
   if (grid.mixed?.logDensity === logDensity && grid.mixed.logFlat === logFlat) return grid.mixed.values;
   const values = new Float64Array(grid.cells);
-  for (let index = 0; index < grid.cells; index += 1) values[index] = logSumExp((grid.values[index] ?? -Infinity) + logDensity, logFlat);
+  for (let index = 0; index < grid.cells; index += 1)
+    values[index] = logSumExp((grid.values[index] ?? -Infinity) + logDensity, logFlat);
   grid.mixed = { logDensity, logFlat, values };
   return values;
 }
@@ -190,7 +211,11 @@ const NEGLIGIBLE = Math.log(1e6);
  * fine one grids just that, so a posterior much narrower than the support keeps its
  * resolution (20 servers x 8 probes: about 3 ms).
  */
-export function posteriorQuantiles(groups: readonly ProbeGroup[], support: { low: number; high: number }, quantiles: readonly number[]): number[] {
+export function posteriorQuantiles(
+  groups: readonly ProbeGroup[],
+  support: { low: number; high: number },
+  quantiles: readonly number[],
+): number[] {
   const probes = groups.filter((group) => group.lows.length > 0);
   const middle = (support.low + support.high) / 2;
   if (probes.length === 0) return quantiles.map((quantile) => support.low + quantile * (support.high - support.low));
@@ -204,7 +229,9 @@ export function posteriorQuantiles(groups: readonly ProbeGroup[], support: { low
   const mixing = combination(probes, support);
   const coarse = logPosterior(probes, low, high, COARSE, mixing);
   const coarseStep = (high - low) / COARSE;
-  const carrying = [...coarse.logs.keys()].filter((index) => (coarse.logs[index] ?? -Infinity) > coarse.best - NEGLIGIBLE);
+  const carrying = [...coarse.logs.keys()].filter(
+    (index) => (coarse.logs[index] ?? -Infinity) > coarse.best - NEGLIGIBLE,
+  );
   // A cell either side: a peak narrower than a coarse cell may sit just past the best centre.
   const first = Math.max(0, (carrying[0] ?? 0) - 1);
   const last = Math.min(COARSE - 1, (carrying[carrying.length - 1] ?? COARSE - 1) + 1);
@@ -217,7 +244,8 @@ export function posteriorQuantiles(groups: readonly ProbeGroup[], support: { low
     let running = 0;
     for (let index = 0; index < GRID; index += 1) {
       const weight = weights[index] ?? 0;
-      if (running + weight >= total * quantile && weight > 0) return low + (index + (total * quantile - running) / weight) * step;
+      if (running + weight >= total * quantile && weight > 0)
+        return low + (index + (total * quantile - running) / weight) * step;
       running += weight;
     }
     return high;
@@ -230,7 +258,10 @@ export function logLikelihoodAt({ lows, sigma }: ProbeGroup, theta: number): num
   return at;
 }
 
-/** The most one server's log-likelihood reaches in `support` (0 without probes): what logLikelihoodAt is measured against. */
+/**
+ * The most one server's log-likelihood reaches in `support` (0 without probes): what logLikelihoodAt is measured
+ * against.
+ */
 export function bestLogLikelihood(group: ProbeGroup, support: { low: number; high: number }): number {
   return group.lows.length === 0 ? 0 : Math.max(...logLikelihoods(group, support.low, support.high, GRID));
 }
@@ -240,119 +271,10 @@ export function bestLogLikelihood(group: ProbeGroup, support: { low: number; hig
  * each probe's symmetric lower bound `lows[i]` (its upper bound is lows[i] + 1) and the
  * noise's standard deviation `sigma` (seconds, > 0).
  */
-export function posteriorMedian(lows: readonly number[], sigma: number, support: { low: number; high: number }): number {
+export function posteriorMedian(
+  lows: readonly number[],
+  sigma: number,
+  support: { low: number; high: number },
+): number {
   return posteriorQuantiles([{ lows, sigma }], support, [0.5])[0] ?? (support.low + support.high) / 2;
 }
-
-/** One server at the end of a measurement: its hard interval and probes, or why it has none. */
-export interface ServerEvidence {
-  interval: Interval | undefined;
-  lows: readonly number[];
-  rtts: readonly number[];
-  /** Why the server gave no interval (failed, duplicate, not one clock...). */
-  failure: string | null;
-  /** https: where theta must lie for its certificates to be valid over the whole measurement (validity.ts); undefined for http. */
-  validity?: Interval | undefined;
-}
-
-export type ServerStatus = 'ok' | 'falseticker' | 'failed';
-
-export interface ServerConclusion {
-  /** That server's own posterior median, inside its own interval. */
-  offset: number | undefined;
-  status: ServerStatus;
-  reason: string | null;
-}
-
-export interface Conclusion {
-  selection: Selection | undefined;
-  /** The published bound: holds the truth if more than half of the servers are honest. */
-  bound: Interval | undefined;
-  /** The point estimate: the truechimers' joint posterior median, inside `bound`. */
-  theta: number | undefined;
-  /** Distinct servers that gave an interval (the electorate). */
-  answered: number;
-  servers: ServerConclusion[];
-  reason: string | null;
-}
-
-const clamp = (value: number, interval: Interval): number => Math.min(interval.high, Math.max(interval.low, value));
-
-const group = (server: ServerEvidence): ProbeGroup[] => (server.lows.length > 0 ? [{ lows: server.lows, sigma: asymmetrySigma(server.rtts) }] : []);
-
-/** Where server `index`'s own probes put its theta (undefined without an interval). */
-export function ownOffset(server: ServerEvidence): number | undefined {
-  const { interval } = server;
-  if (interval === undefined) return undefined;
-  const [own] = group(server);
-  return clamp(own ? posteriorMedian(own.lows, own.sigma, interval) : midpoint(interval), interval);
-}
-
-const showInterval = (interval: Interval, shift: number): string => `[${(interval.low + shift).toFixed(6)}, ${(interval.high + shift).toFixed(6)}] s`;
-
-export interface ConclusionOptions {
-  /** Added to every figure in a reason (the timescale the result is reported on). */
-  shift?: number;
-  /** Who votes (default: every server given, none pending). */
-  electorate?: Electorate;
-  /** The one-server allowance for a lagging Date, seconds (default DATE_LAG). */
-  dateLag?: number;
-}
-
-/**
- * A measurement's conclusion, at its end or while it runs: clock selection over the
- * servers' hard intervals (interval.ts) gives the published bound; the truechimers' joint
- * posterior gives the point inside it.
- */
-export function conclude(servers: readonly ServerEvidence[], options: ConclusionOptions = {}): Conclusion {
-  const { shift = 0, electorate = { servers: servers.length, pending: 0 }, dateLag = DATE_LAG } = options;
-  const candidates = servers.flatMap((server, index) => (server.interval ? [{ index, interval: server.interval, validity: server.validity }] : []));
-  // What is published must lie where every contributing server's certificates are valid:
-  // a server whose certificates are not is left out and the selection made again.
-  const { selection, outside } = selectWithinValidity(
-    candidates,
-    (intervals) => select(intervals, electorate),
-    (found) => publishedBound(found, candidates.length, dateLag),
-    electorate,
-  );
-  const truechimers = new Set(selection?.truechimers.map((position) => candidates[position]?.index));
-  const outsideByServer = new Map([...outside].map(([position, agreed]) => [candidates[position]?.index ?? -1, agreed]));
-  const bound = selection && publishedBound(selection, candidates.length, dateLag);
-  const verdicts = servers.map((server, index): ServerConclusion => {
-    const agreed = outsideByServer.get(index);
-    if (agreed !== undefined && server.validity !== undefined) {
-      return { offset: undefined, status: 'failed', reason: `tls: its certificates, valid for offsets ${showInterval(server.validity, shift)}, are not valid at the time the servers agree on (${showInterval(agreed, shift)})` };
-    }
-    const offset = ownOffset(server);
-    if (server.interval === undefined) return { offset, status: 'failed', reason: server.failure ?? 'no probe answered' };
-    if (selection === undefined || truechimers.has(index)) return { offset, status: 'ok', reason: null };
-    const majority = selection.bound;
-    const excludes = `interval ${showInterval(server.interval, shift)} excludes the majority's ${showInterval(majority, shift)}`;
-    const behind = selection.core.low - server.interval.high;
-    // A Date cache refreshed late reads like a clock behind by up to a second.
-    const lag = behind > 0 && behind < DATE_LAG ? `: its Date lags the majority by at least ${(behind * 1000).toFixed(1)} ms (a Date cached on a timer, or a clock that far behind)` : '';
-    return { offset, status: 'falseticker', reason: `${excludes}${lag}` };
-  });
-  const reason =
-    candidates.length === 0
-      ? `no server gave a usable Date (${servers.length} failed)`
-      : selection === undefined
-        ? outside.size > 0
-          ? `no majority once the ${outside.size} server(s) whose certificates are not valid at the agreed time are left out: no region is shared by more than half of the ${electorate.servers} servers (${candidates.length} answered)`
-          : `no majority: no region is shared by more than half of the ${electorate.servers} servers (${candidates.length} answered)`
-        : null;
-  let theta: number | undefined;
-  if (selection && bound) {
-    const team = selection.truechimers.flatMap((position) => {
-      const server = servers[candidates[position]?.index ?? -1];
-      return server ? group(server) : [];
-    });
-    const [jointMedian = midpoint(selection.core)] = posteriorQuantiles(team, selection.core, [0.5]);
-    theta = clamp(jointMedian, bound);
-  }
-  return { selection, bound, theta, answered: candidates.length, servers: verdicts, reason };
-}
-
-/** The half-width around the point estimate that covers the published bound. */
-export const conclusionError = (conclusion: Conclusion): number | undefined =>
-  conclusion.theta === undefined || conclusion.bound === undefined ? undefined : errorAround(conclusion.theta, conclusion.bound);

@@ -11,7 +11,15 @@ import type { Clock } from '../../clock.js';
 import { ServerConnection } from './client.js';
 import { ProbeFault, type ConnectionOptions, type ProbeConnection, type ProbeResponse } from './connection.js';
 
-export { ProbeFault, PROXY_ENV, proxyUri, usesProxy, type ConnectionOptions, type ProbeConnection, type ProbeResponse } from './connection.js';
+export {
+  ProbeFault,
+  PROXY_ENV,
+  proxyUri,
+  usesProxy,
+  type ConnectionOptions,
+  type ProbeConnection,
+  type ProbeResponse,
+} from './connection.js';
 
 /** Servers that refused HEAD: probed with GET for one byte from then on. */
 const getInstead = new WeakSet<ProbeConnection>();
@@ -25,18 +33,47 @@ export function createConnection(url: URL, options: ConnectionOptions): ProbeCon
  * Whether an answer's Date is used (undefined) or why not. `viaProxy`: the answer came
  * through a proxy in absolute form, so a gateway error is the proxy's.
  */
-export function statusProblem(statusCode: number, statusText: string, headers: Readonly<Record<string, string | undefined>>, viaProxy: URL | undefined): ProbeFault | undefined {
+export function statusProblem(
+  statusCode: number,
+  statusText: string,
+  headers: Readonly<Record<string, string | undefined>>,
+  viaProxy: URL | undefined,
+): ProbeFault | undefined {
   const status = `${statusCode}${statusText ? ` ${statusText}` : ''}`;
-  if (statusCode === 407) return new ProbeFault('proxy', `${viaProxy?.host ?? 'proxy'}: ${status}: the proxy wants (other) credentials`, 'ERR_HTTP_PROXY_AUTH');
+  if (statusCode === 407)
+    return new ProbeFault(
+      'proxy',
+      `${viaProxy?.host ?? 'proxy'}: ${status}: the proxy wants (other) credentials`,
+      'ERR_HTTP_PROXY_AUTH',
+    );
   // A proxy adds Via to what it forwards (RFC 9110 7.6.3): a server error without one is its own.
-  const proxyMade = statusCode === 502 || statusCode === 504 || headers.via === undefined || headers['x-squid-error'] !== undefined || headers['proxy-status'] !== undefined;
+  const proxyMade =
+    statusCode === 502 ||
+    statusCode === 504 ||
+    headers.via === undefined ||
+    headers['x-squid-error'] !== undefined ||
+    headers['proxy-status'] !== undefined;
   if (viaProxy && statusCode >= 500 && proxyMade) {
-    return new ProbeFault('proxy', `${viaProxy.host}: ${status}: the proxy could not get an answer from the server${headers['x-squid-error'] ? ` (${headers['x-squid-error']})` : ''}`, 'ERR_HTTP_PROXY_STATUS');
+    return new ProbeFault(
+      'proxy',
+      `${viaProxy.host}: ${status}: the proxy could not get an answer from the ` +
+        `server${headers['x-squid-error'] ? ` (${headers['x-squid-error']})` : ''}`,
+      'ERR_HTTP_PROXY_STATUS',
+    );
   }
   if (statusCode >= 500) {
-    return new ProbeFault('status', `${status}: a Date in a server error is not used (a gateway or error handler may stamp it with another clock)`, 'ERR_HTTP_STATUS');
+    return new ProbeFault(
+      'status',
+      `${status}: a Date in a server error is not used (a gateway or error handler may stamp it with another clock)`,
+      'ERR_HTTP_STATUS',
+    );
   }
-  if (statusCode === 304) return new ProbeFault('status', `${status} to a request that asked for no revalidation: a cache answered`, 'ERR_HTTP_STATUS');
+  if (statusCode === 304)
+    return new ProbeFault(
+      'status',
+      `${status} to a request that asked for no revalidation: a cache answered`,
+      'ERR_HTTP_STATUS',
+    );
   if (statusCode < 200) return new ProbeFault('protocol', `${status} as a final answer`, 'ERR_HTTP_STATUS');
   return undefined;
 }

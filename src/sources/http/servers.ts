@@ -20,10 +20,16 @@ export function serverUrl(spec: string): URL {
   try {
     url = new URL(withScheme);
   } catch {
-    throw withCode(new TypeError(`Invalid server "${spec}": expected host[:port] or an http(s):// URL`), 'ERR_INVALID_URL');
+    throw withCode(
+      new TypeError(`Invalid server "${spec}": expected host[:port] or an http(s):// URL`),
+      'ERR_INVALID_URL',
+    );
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw withCode(new TypeError(`Invalid server "${spec}": only http:// and https:// are supported`), 'ERR_INVALID_URL');
+    throw withCode(
+      new TypeError(`Invalid server "${spec}": only http:// and https:// are supported`),
+      'ERR_INVALID_URL',
+    );
   }
   return url;
 }

@@ -6,10 +6,10 @@ import { silentLogger, type Logger } from '../../log.js';
 import { MIN_PRECISION, type Sample, type SampleSource } from '../../sample.js';
 import { outOfRange } from '../../errors.js';
 import { addSeconds, diffSeconds } from '../../time.js';
-import { carryPriors, driftWidening, priorsOf, type HeldPriors } from './held.js';
+import { carryPriors, driftWidening, priorsOf, type HeldPriors } from './carry-forward.js';
 import { measure, type Estimate, type MeasureOptions, type MeasurementResult } from './measure.js';
 
-export { carryInterval, DRIFT_PPM } from './held.js';
+export { carryInterval, DRIFT_PPM } from './carry-forward.js';
 
 /** ceil(log2(bound)): the SHM precision field for an error bound in seconds. */
 export function precisionOf(boundSeconds: number): number {
@@ -19,13 +19,18 @@ export function precisionOf(boundSeconds: number): number {
 
 /**
  * The sample an estimate gives at `pair`, or undefined once it is older than `maxAge`
- * seconds (or from before the estimate). The error bound grows with age as held.ts carries.
+ * seconds (or from before the estimate). The error bound grows with age as carry-forward.ts carries.
  */
 export function sampleAt(estimate: Estimate, pair: ClockPair, maxAge: number): Sample | undefined {
   const age = diffSeconds(pair.monotonicRaw, estimate.monotonicRaw);
   if (!(age >= 0 && age <= maxAge)) return undefined;
   const bound = estimate.error + driftWidening(age);
-  return { clockTime: addSeconds(estimate.trueTime, age), receiveTime: pair.realtime, precision: precisionOf(bound), leap: 0 };
+  return {
+    clockTime: addSeconds(estimate.trueTime, age),
+    receiveTime: pair.realtime,
+    precision: precisionOf(bound),
+    leap: 0,
+  };
 }
 
 export interface HttpSourceOptions extends Omit<MeasureOptions, 'signal' | 'logger' | 'priors'> {
@@ -75,18 +80,40 @@ export class HttpSource implements SampleSource {
   async measureOnce(signal: AbortSignal): Promise<MeasurementResult> {
     const { servers, interval: _interval, once: _once, onMeasurement, ...measureOptions } = this.#options;
     const priors = this.#priors && carryPriors(this.#priors, readClockPair(this.#clock));
-    const { result, estimate } = await measure(servers, { ...measureOptions, logger: this.#logger, signal, ...(priors ? { priors } : {}) });
+    const { result, estimate } = await measure(servers, {
+      ...measureOptions,
+      logger: this.#logger,
+      signal,
+      ...(priors ? { priors } : {}),
+    });
     this.#priors = priorsOf(result, readClockPair(this.#clock));
     for (const server of result.servers) {
-      const fields = { url: server.url, status: server.status, offset: server.offset, error: server.error, rtt: server.rtt, probes: server.probes, reason: server.reason ?? undefined };
+      const fields = {
+        url: server.url,
+        status: server.status,
+        offset: server.offset,
+        error: server.error,
+        rtt: server.rtt,
+        probes: server.probes,
+        reason: server.reason ?? undefined,
+      };
       if (server.status === 'ok') this.#logger.debug('http server', fields);
       else this.#logger.warn('http server', fields);
     }
     if (estimate) {
       this.hold(estimate);
-      this.#logger.info('http estimate', { offset: result.offset, error: result.error, survivors: result.survivors, servers: result.servers.length, duration: result.duration });
+      this.#logger.info('http estimate', {
+        offset: result.offset,
+        error: result.error,
+        survivors: result.survivors,
+        servers: result.servers.length,
+        duration: result.duration,
+      });
     } else {
-      this.#logger.warn('http no estimate: nothing published from this measurement', { reason: result.reason, servers: result.servers.length });
+      this.#logger.warn('http no estimate: nothing published from this measurement', {
+        reason: result.reason,
+        servers: result.servers.length,
+      });
     }
     onMeasurement?.(result);
     return result;

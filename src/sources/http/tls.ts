@@ -28,7 +28,9 @@ export interface CertificateWindow {
 
 /** What a TLS connection to a server was trusted on. */
 export interface TlsConnection {
-  /** `verified`: by Node at the local clock; `time-unverified`: only time failed there, the chain is still to be judged. */
+  /**
+   * `verified`: by Node at the local clock; `time-unverified`: only time failed there, the chain is still to be judged.
+   */
   trust: TlsTrust;
   /** verified: the chain from the server's certificate to the trusted root (time-unverified: none until judged). */
   windows: CertificateWindow[];
@@ -83,9 +85,17 @@ export function verifyChainAt(
   const verdict = trustStore(extraCa).verify(chain, hostOf(host), at);
   if (!verdict.ok) {
     const depth = verdict.depth >= 0 ? ` (certificate ${verdict.depth} of the chain)` : '';
-    return { ok: false, code: verdict.code, reason: `${verdict.code}: ${verdict.message}${depth} at ${formatUtc(fromSeconds(at))}` };
+    return {
+      ok: false,
+      code: verdict.code,
+      reason: `${verdict.code}: ${verdict.message}${depth} at ${formatUtc(fromSeconds(at))}`,
+    };
   }
-  const windows = verdict.path.map(({ subject, notBefore, notAfter }) => ({ subject, notBefore: isoSeconds(notBefore), notAfter: isoSeconds(notAfter) }));
+  const windows = verdict.path.map(({ subject, notBefore, notAfter }) => ({
+    subject,
+    notBefore: isoSeconds(notBefore),
+    notAfter: isoSeconds(notAfter),
+  }));
   return { ok: true, windows };
 }
 
@@ -121,7 +131,13 @@ export interface ConnectorOptions {
 function strictTlsConnector(tls: { ca?: string[] }, timeoutMs: number): Connector {
   return (target, callback) => {
     const host = hostOf(target.hostname);
-    const socket = tlsConnect({ host, port: Number(target.port || 443), ...tls, ...(isIP(host) ? {} : { servername: target.servername ?? host }), ALPNProtocols: ['http/1.1'] });
+    const socket = tlsConnect({
+      host,
+      port: Number(target.port || 443),
+      ...tls,
+      ...(isIP(host) ? {} : { servername: target.servername ?? host }),
+      ALPNProtocols: ['http/1.1'],
+    });
     whenReady(socket, 'secureConnect', 'connect and TLS handshake', timeoutMs, callback);
   };
 }
@@ -135,7 +151,13 @@ function strictTlsOver(base: Connector, tls: { ca?: string[] }, timeoutMs: numbe
         return;
       }
       const host = hostOf(target.hostname);
-      const socket = tlsConnect({ socket: raw, host, ...tls, ...(isIP(host) ? {} : { servername: target.servername ?? host }), ALPNProtocols: ['http/1.1'] });
+      const socket = tlsConnect({
+        socket: raw,
+        host,
+        ...tls,
+        ...(isIP(host) ? {} : { servername: target.servername ?? host }),
+        ALPNProtocols: ['http/1.1'],
+      });
       whenReady(socket, 'secureConnect', 'TLS handshake', timeoutMs, callback);
     });
   };
@@ -211,7 +233,8 @@ export function timeTolerantConnector(options: ConnectorOptions): Connector {
           const why = String(secure.authorizationError ?? '');
           let connection: TlsConnection;
           try {
-            if (!TIME_ERRORS.has(why)) throw codedError(`certificate verification failed: ${why}`, why || 'ERR_TLS_CERT_UNVERIFIED');
+            if (!TIME_ERRORS.has(why))
+              throw codedError(`certificate verification failed: ${why}`, why || 'ERR_TLS_CERT_UNVERIFIED');
             connection = { trust: 'time-unverified', ...presented(secure, host), windows: [], timeError: why };
           } catch (rejection) {
             secure.destroy();

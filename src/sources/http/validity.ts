@@ -62,7 +62,8 @@ export function selectWithinValidity<S extends MajoritySelection>(
   for (;;) {
     const remaining = candidates.flatMap((_, position) => (outside.has(position) ? [] : [position]));
     const found = select(remaining.map((position) => (candidates[position] as ValidCandidate).interval));
-    if (found === undefined || !publishable(found.truechimers.length, candidates.length, electorate)) return { selection: undefined, outside };
+    if (found === undefined || !publishable(found.truechimers.length, candidates.length, electorate))
+      return { selection: undefined, outside };
     const truechimers = found.truechimers.map((index) => remaining[index] as number);
     const region = agreed(found);
     const excluded = truechimers.filter((position) => {

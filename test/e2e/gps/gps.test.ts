@@ -31,7 +31,16 @@ const UNIT_DENIED = units.gpsDenied;
 const UNIT_CHRONY_OFFSET = units.gpsChronyOffset;
 const UNIT_NTPD = units.gpsNtpd;
 const UNIT_NTPD_TIME1 = units.gpsNtpdTime1;
-const UNITS = [UNIT_SHMMON, UNIT_CHRONY, UNIT_ERRORS, UNIT_HUNT, UNIT_DENIED, UNIT_CHRONY_OFFSET, UNIT_NTPD, UNIT_NTPD_TIME1];
+const UNITS = [
+  UNIT_SHMMON,
+  UNIT_CHRONY,
+  UNIT_ERRORS,
+  UNIT_HUNT,
+  UNIT_DENIED,
+  UNIT_CHRONY_OFFSET,
+  UNIT_NTPD,
+  UNIT_NTPD_TIME1,
+];
 
 const LATENCY = 0.3; // the simulated receiver's burst comes 300 ms after the second
 const OFFSET = 0.25; // --offset: clock = sentence second + 0.25
@@ -98,7 +107,16 @@ function writer(path: string, validFrom: number): PacedWriter {
 /** A pty with a receiver that always has a fix, and `htntp gps --offset` publishing it on `unit`. */
 async function simulatedReceiver(unit: number, offset: number): Promise<PacedWriter> {
   const pair = await ptyPair(`receiver-${unit}`);
-  const feeder = htntp(['--device', pair.devicePath, '--unit', String(unit), '--offset', String(offset), '--min-fixes', '2']);
+  const feeder = htntp([
+    '--device',
+    pair.devicePath,
+    '--unit',
+    String(unit),
+    '--offset',
+    String(offset),
+    '--min-fixes',
+    '2',
+  ]);
   await feeder.waitForLine(/"event":"device open"/);
   const paced = writer(pair.writerPath, 0);
   paced.start();
@@ -111,7 +129,9 @@ async function simulatedReceiver(unit: number, offset: number): Promise<PacedWri
  * latency. The daemons' figures are judged against LATENCY plus this.
  */
 function writerLateness(writers: readonly PacedWriter[]): number {
-  const late = writers.flatMap((paced) => paced.written.map((entry) => diffSeconds(entry.writeTime, { sec: entry.second, nsec: 0 }) - LATENCY));
+  const late = writers.flatMap((paced) =>
+    paced.written.map((entry) => diffSeconds(entry.writeTime, { sec: entry.second, nsec: 0 }) - LATENCY),
+  );
   return median(late);
 }
 
@@ -120,9 +140,18 @@ function writtenAt(written: readonly Written[], second: number): Written | undef
 }
 
 describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
-  it('publishes clock = sentence second + offset, stamped within ms of the write; nothing before the fix; survives the device vanishing', async () => {
+  it('publishes second + offset stamped at the write; nothing before the fix; survives the device going', async () => {
     const first = await ptyPair('shmmon');
-    const feeder = htntp(['--device', first.devicePath, '--unit', String(UNIT_SHMMON), '--offset', String(OFFSET), '--min-fixes', '3']);
+    const feeder = htntp([
+      '--device',
+      first.devicePath,
+      '--unit',
+      String(UNIT_SHMMON),
+      '--offset',
+      String(OFFSET),
+      '--min-fixes',
+      '3',
+    ]);
     await feeder.waitForLine(/"event":"device open"/);
 
     // ntpshmmon finds segments when it starts: start it once the feeder's exists.
@@ -135,7 +164,10 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     const monitor = runNtpshmmon({
       units: [UNIT_SHMMON],
       seconds: 60,
-      until: (seen) => monitorBackAt !== undefined && seen.length >= 8 && seen.filter((sample) => compare(sample.clock, monitorBackAt!) > 0).length >= 2,
+      until: (seen) =>
+        monitorBackAt !== undefined &&
+        seen.length >= 8 &&
+        seen.filter((sample) => compare(sample.clock, monitorBackAt!) > 0).length >= 2,
     });
     paced.start();
 
@@ -150,7 +182,11 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     paced.detach();
     await first.stop();
     await feeder.waitForLine(/"event":"device lost"/);
-    await waitFor(() => (diffSeconds(realtime(), lostAt) > 2 ? true : undefined), { what: '2 s without the device', timeoutMs: 20_000, intervalMs: 100 });
+    await waitFor(() => (diffSeconds(realtime(), lostAt) > 2 ? true : undefined), {
+      what: '2 s without the device',
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    });
     // ... and comes back under the same name.
     const second = await startPtyPair(socat(), first.writerPath.replace(/\/writer$/, ''));
     cleanups.push(() => second.stop());
@@ -188,12 +224,16 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
       expect(sample.precision).toBe(-1);
     }
 
-    const latencies = samples.map((sample) => diffSeconds(sample.receive, writtenAt(paced.written, sample.clock.sec)!.writeTime) * 1000).sort((a, b) => a - b);
+    const latencies = samples
+      .map((sample) => diffSeconds(sample.receive, writtenAt(paced.written, sample.clock.sec)!.writeTime) * 1000)
+      .sort((a, b) => a - b);
     // The first line is the one stamped: the median stamp is nearer its write than the
     // second line's (30 ms later), even when a busy machine delays the reads by a few ms.
     expect(latencies[Math.floor(latencies.length / 2)]).toBeLessThan(LINE_SPACING_MS / 2);
     process.stderr.write(
-      `[gps e2e] ${samples.length} samples; receive - write: median ${latencies[Math.floor(latencies.length / 2)]?.toFixed(3)} ms, worst ${latencies.at(-1)?.toFixed(3)} ms\n`,
+      `[gps e2e] ${samples.length} samples; receive - write: ` +
+        `median ${latencies[Math.floor(latencies.length / 2)]?.toFixed(3)} ms, ` +
+        `worst ${latencies.at(-1)?.toFixed(3)} ms\n`,
     );
     // Nothing stale: no sample carries a second of the outage, every later one a second
     // written after the device came back.
@@ -203,12 +243,15 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     // Resumed within 8 s of the device coming back (3 fixes again: about 3 s; the rest is
     // room for a loaded machine).
     const resumed = after[0]!;
-    process.stderr.write(`[gps e2e] first sample ${diffSeconds(resumed.seen, backAt).toFixed(3)} s after the device came back\n`);
+    process.stderr.write(
+      `[gps e2e] first sample ${diffSeconds(resumed.seen, backAt).toFixed(3)} s after the device came back\n`,
+    );
     expect(diffSeconds(resumed.seen, backAt)).toBeLessThan(8);
-    for (const sample of after) expect(compare(writtenAt(paced.written, sample.clock.sec)!.writeTime, backAt)).toBeGreaterThan(0);
+    for (const sample of after)
+      expect(compare(writtenAt(paced.written, sample.clock.sec)!.writeTime, backAt)).toBeGreaterThan(0);
   }, 120_000);
 
-  it('refuses a missing device, a file that is no tty, a locked device, unit 0 without root, and a forbidden device, with clear errors', async () => {
+  it('refuses a missing, non-tty, locked or forbidden device and unit 0 without root, with clear errors', async () => {
     const missing = htntp(['--device', `${temp.path}/no-such-tty`, '--unit', String(UNIT_ERRORS)]);
     expect((await missing.exited).code).toBe(1);
     expect(missing.stderrLines.join('\n')).toMatch(/htntp: device .*no-such-tty does not exist/);
@@ -229,10 +272,23 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
 
     const { spawnSync } = await import('node:child_process');
     const asNobody = (args: string[]) =>
-      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, 'bin/htntp.js', 'gps', '--no-leapfile', ...args], {
-        encoding: 'utf8',
-        timeout: 10_000,
-      });
+      spawnSync(
+        'setpriv',
+        [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          process.execPath,
+          'bin/htntp.js',
+          'gps',
+          '--no-leapfile',
+          ...args,
+        ],
+        {
+          encoding: 'utf8',
+          timeout: 10_000,
+        },
+      );
     if (process.getuid?.() === 0) {
       const unitZero = asNobody(['--device', pair.devicePath]);
       expect(unitZero.status).toBe(1);
@@ -248,14 +304,29 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
 
   it('--baud auto hunts past a rate that gives only garbage, then publishes', async () => {
     const pair = await ptyPair('hunt');
-    const feeder = htntp(['--device', pair.devicePath, '--unit', String(UNIT_HUNT), '--baud', 'auto', '--min-fixes', '1', '--json']);
+    const feeder = htntp([
+      '--device',
+      pair.devicePath,
+      '--unit',
+      String(UNIT_HUNT),
+      '--baud',
+      'auto',
+      '--min-fixes',
+      '1',
+      '--json',
+    ]);
     await feeder.waitForLine(/"event":"device open"/);
     // A pty takes any rate, so "wrong rate" is simulated: garbage until the feeder moved on.
     let hunted = false;
     const paced = new PacedWriter(pair.writerPath, {
       latency: LATENCY,
       burst: (second) =>
-        hunted ? { lines: burst(second), valid: true } : { lines: ['\x8f\xf3x\x11\xa0~~\x13', GSV.replace(/\*..$/, '*00'), `$GPGSV,${'9'.repeat(300)}`], valid: false },
+        hunted
+          ? { lines: burst(second), valid: true }
+          : {
+              lines: ['\x8f\xf3x\x11\xa0~~\x13', GSV.replace(/\*..$/, '*00'), `$GPGSV,${'9'.repeat(300)}`],
+              valid: false,
+            },
     });
     cleanups.push(() => paced.stop());
     paced.start();
@@ -270,7 +341,12 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
     expect(feeder.output()).toMatch(/"event":"gps counts".*"bad-checksum":\d+/);
     expect(feeder.output()).toMatch(/"event":"gps counts".*"overlong":\d+/);
     // --json: the run's summary, one object on stdout.
-    const summary = JSON.parse(feeder.stdoutLines.join('')) as { device: string; unit: number; published: number; counts: Record<string, number> };
+    const summary = JSON.parse(feeder.stdoutLines.join('')) as {
+      device: string;
+      unit: number;
+      published: number;
+      counts: Record<string, number>;
+    };
     expect(summary).toMatchObject({ device: pair.devicePath, unit: UNIT_HUNT });
     expect(summary.published).toBeGreaterThanOrEqual(1);
     expect(summary.counts.samples).toBe(summary.published);
@@ -286,9 +362,22 @@ describeE2e('htntp gps feeds chronyd', ['socat', 'chronyd'], () => {
 
   it('chronyd -x measures offset = latency - --offset, and chrony `offset` is the same correction', async () => {
     // UNIT_CHRONY: htntp --offset 0.25, chrony offset 0. UNIT_CHRONY_OFFSET: htntp --offset 0, chrony offset 0.25.
-    const chronyLine = (unit: number, refid: string, offset: number): string =>
-      `${refclockLines({ daemon: 'chrony', unit, refid, poll: 2, offset, precision: -10, delay: 0.2, noselect: true })[0]} dpoll 0 filter 4`;
-    chronyd = await startChronyd({ lines: [chronyLine(UNIT_CHRONY, 'GPS', 0), chronyLine(UNIT_CHRONY_OFFSET, 'GPSO', OFFSET)] });
+    const chronyLine = (unit: number, refid: string, offset: number): string => {
+      const [line] = refclockLines({
+        daemon: 'chrony',
+        unit,
+        refid,
+        poll: 2,
+        offset,
+        precision: -10,
+        delay: 0.2,
+        noselect: true,
+      });
+      return `${line} dpoll 0 filter 4`;
+    };
+    chronyd = await startChronyd({
+      lines: [chronyLine(UNIT_CHRONY, 'GPS', 0), chronyLine(UNIT_CHRONY_OFFSET, 'GPSO', OFFSET)],
+    });
     const writers = [await simulatedReceiver(UNIT_CHRONY, OFFSET), await simulatedReceiver(UNIT_CHRONY_OFFSET, 0)];
     // Several of chrony's filtered samples per source (a new one every 4 s at poll 2), each
     // told apart by its lastRx going back. noselect: a selected source would make chronyd
@@ -298,16 +387,21 @@ describeE2e('htntp gps feeds chronyd', ['socat', 'chronyd'], () => {
     let lastSeen = new Map<string, number>();
     await waitFor(
       async () => {
-        const sampled = (await chronyd!.sources()).filter((entry) => names.includes(entry.name) && entry.lastRx !== undefined && entry.reach > 0);
+        const sampled = (await chronyd!.sources()).filter(
+          (entry) => names.includes(entry.name) && entry.lastRx !== undefined && entry.reach > 0,
+        );
         const seen = new Map<string, number>();
         for (const entry of sampled) {
           seen.set(entry.name, entry.lastRx!);
-          if (entry.lastRx! < (lastSeen.get(entry.name) ?? Infinity)) measured.get(entry.name)!.push(entry.measuredOffset);
+          if (entry.lastRx! < (lastSeen.get(entry.name) ?? Infinity))
+            measured.get(entry.name)!.push(entry.measuredOffset);
         }
         lastSeen = seen;
         if (names.every((name) => measured.get(name)!.length >= CHRONY_SAMPLES)) return true;
         // Not yet: what was seen, for the timeout message.
-        throw new Error(`samples so far ${JSON.stringify(Object.fromEntries(measured))}; sources ${JSON.stringify(sampled)}`);
+        throw new Error(
+          `samples so far ${JSON.stringify(Object.fromEntries(measured))}; sources ${JSON.stringify(sampled)}`,
+        );
       },
       { what: `${CHRONY_SAMPLES} chronyd samples from both units`, timeoutMs: 60_000, intervalMs: 250 },
     );
@@ -315,7 +409,10 @@ describeE2e('htntp gps feeds chronyd', ['socat', 'chronyd'], () => {
     const late = writerLateness(writers);
     for (const name of names) {
       const offsets = measured.get(name)!;
-      console.log(`[gps e2e] chronyd ${name}: measured offsets ${offsets.map((value) => value.toFixed(4)).join(' ')}; writer late ${(late * 1000).toFixed(1)} ms`);
+      console.log(
+        `[gps e2e] chronyd ${name}: measured offsets ${offsets.map((value) => value.toFixed(4)).join(' ')}; writer ` +
+          `late ${(late * 1000).toFixed(1)} ms`,
+      );
       // A stamp is never early: no sample can fall below latency - offset.
       expect(Math.min(...offsets), name).toBeGreaterThan(LATENCY - OFFSET - 0.001);
       // Late writes and stamps (scheduling) only push samples up; their median stays close. chrony's
@@ -351,7 +448,9 @@ describeE2e('htntp gps feeds ntpsec ntpd', ['socat', 'ntpd'], () => {
     const lines = await waitFor(
       async () => {
         const stats = await ntpd!.peerstats();
-        const enough = [UNIT_NTPD, UNIT_NTPD_TIME1].every((unit) => stats.filter((line) => measured(line, unit)).length >= NTPD_SAMPLES);
+        const enough = [UNIT_NTPD, UNIT_NTPD_TIME1].every(
+          (unit) => stats.filter((line) => measured(line, unit)).length >= NTPD_SAMPLES,
+        );
         return enough ? stats : undefined;
       },
       { what: `${NTPD_SAMPLES} ntpd peerstats lines for both units`, timeoutMs: 60_000, intervalMs: 500 },
@@ -360,7 +459,10 @@ describeE2e('htntp gps feeds ntpsec ntpd', ['socat', 'ntpd'], () => {
     const late = writerLateness(writers);
     for (const unit of [UNIT_NTPD, UNIT_NTPD_TIME1]) {
       const offsets = lines.filter((line) => measured(line, unit)).map((line) => line.offset);
-      console.log(`[gps e2e] ntpd SHM(${unit}): peerstats offsets ${offsets.map((value) => value.toFixed(4)).join(' ')}; writer late ${(late * 1000).toFixed(1)} ms`);
+      console.log(
+        `[gps e2e] ntpd SHM(${unit}): peerstats offsets ${offsets.map((value) => value.toFixed(4)).join(' ')}; ` +
+          `writer late ${(late * 1000).toFixed(1)} ms`,
+      );
       // A stamp is never early: no sample can rise above offset - latency.
       expect(Math.max(...offsets), `unit ${unit}`).toBeLessThan(OFFSET - LATENCY + 0.001);
       // Late writes and stamps (scheduling) only push samples down; their median stays close.

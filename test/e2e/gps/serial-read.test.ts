@@ -48,7 +48,13 @@ async function writeAll(fd: number, bytes: Buffer): Promise<void> {
 
 /** Whether `promise` has settled within `ms` (a read left hanging fails here, not at the test timeout). */
 function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  return Promise.race([promise.then(() => true, () => true), delay(ms).then(() => false)]);
+  return Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    delay(ms).then(() => false),
+  ]);
 }
 
 describeE2e('GPS serial reads (socat pty)', ['socat'], () => {
@@ -66,7 +72,11 @@ describeE2e('GPS serial reads (socat pty)', ['socat'], () => {
     const random = seededRandom(SEED);
     const first = Math.floor(Date.UTC(2026, 0, 1) / 1000);
     const sent = Buffer.from(
-      Array.from({ length: BURSTS }, (_, index) => burst(first + index).map((line) => `${line}\r\n`).join('')).join(''),
+      Array.from({ length: BURSTS }, (_, index) =>
+        burst(first + index)
+          .map((line) => `${line}\r\n`)
+          .join(''),
+      ).join(''),
       'latin1',
     );
     const writer = openWriter(pair.writerPath);
@@ -79,7 +89,11 @@ describeE2e('GPS serial reads (socat pty)', ['socat'], () => {
       offset += size;
       if (random() < 0.2) await delay(Math.floor(random() * 4));
     }
-    await waitFor(() => (received >= sent.length ? true : undefined), { what: `${sent.length} bytes (have ${received})`, timeoutMs: 30_000, intervalMs: 50 });
+    await waitFor(() => (received >= sent.length ? true : undefined), {
+      what: `${sent.length} bytes (have ${received})`,
+      timeoutMs: 30_000,
+      intervalMs: 50,
+    });
     // Nothing more trails in (a byte read twice would show up here).
     await delay(200);
     const got = Buffer.concat(chunks);
@@ -88,7 +102,7 @@ describeE2e('GPS serial reads (socat pty)', ['socat'], () => {
     process.stderr.write(`[gps serial] ${sent.length} bytes in ${writes} writes came as ${chunks.length} reads\n`);
   });
 
-  it('a read that finds data returns it at once; a read waiting for data is canceled by close, not left hanging', async () => {
+  it('a read with data returns at once; a read waiting for data is canceled by close, not left hanging', async () => {
     const pair = await ptyPair('close');
     const port = await mainLoopBinding.open({ path: pair.devicePath, baudRate: 9600 });
     onTestFinished(() => (port.isOpen ? port.close() : undefined));

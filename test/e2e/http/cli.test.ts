@@ -23,7 +23,19 @@ describe('htntp http', () => {
     http?.action((servers: string[], options: HttpOptions) => {
       seen = { servers, options };
     });
-    await program.parseAsync(['node', 'htntp', '--unit', '2', '--interval', '300', '--proxy', '192.168.1.1:3128', 'www.google.com.au', 'www.ebay.com.au', 'www.abc.net.au']);
+    await program.parseAsync([
+      'node',
+      'htntp',
+      '--unit',
+      '2',
+      '--interval',
+      '300',
+      '--proxy',
+      '192.168.1.1:3128',
+      'www.google.com.au',
+      'www.ebay.com.au',
+      'www.abc.net.au',
+    ]);
     expect(seen?.servers).toEqual(['www.google.com.au', 'www.ebay.com.au', 'www.abc.net.au']);
     expect(seen?.options).toMatchObject({ unit: 2, interval: 300, proxy: '192.168.1.1:3128', probes: 8 });
     await program.parseAsync(['node', 'htntp']);
@@ -31,37 +43,69 @@ describe('htntp http', () => {
     expect(seen?.options.unit).toBe(2);
   });
 
-  it('runHttp --once --dry-run returns the measurement and leaves the options object as given', { timeout: 60_000 }, async () => {
-    const options: HttpOptions = { once: true, dryRun: true, json: true, quiet: true, interval: 300, probes: 4, logFormat: 'text' };
-    const given = structuredClone(options);
-    const run = await runHttp(servers.map((server) => server.url), options);
-    expect(run.exitCode).toBe(0);
-    expect(run.published).toBeUndefined();
-    expect(run.result?.servers.map((server) => server.status)).toEqual(['ok', 'ok', 'falseticker']);
-    expect(Math.abs((run.result?.offset ?? Infinity) - 2.125)).toBeLessThanOrEqual((run.result?.error ?? 0) + 1e-6);
-    expect(options).toEqual(given);
-  });
+  it(
+    'runHttp --once --dry-run returns the measurement and leaves the options object as given',
+    { timeout: 60_000 },
+    async () => {
+      const options: HttpOptions = {
+        once: true,
+        dryRun: true,
+        json: true,
+        quiet: true,
+        interval: 300,
+        probes: 4,
+        logFormat: 'text',
+      };
+      const given = structuredClone(options);
+      const run = await runHttp(
+        servers.map((server) => server.url),
+        options,
+      );
+      expect(run.exitCode).toBe(0);
+      expect(run.published).toBeUndefined();
+      expect(run.result?.servers.map((server) => server.status)).toEqual(['ok', 'ok', 'falseticker']);
+      expect(Math.abs((run.result?.offset ?? Infinity) - 2.125)).toBeLessThanOrEqual((run.result?.error ?? 0) + 1e-6);
+      expect(options).toEqual(given);
+    },
+  );
 
   it('--once --dry-run --json prints exactly one JSON object with every server', { timeout: 60_000 }, async () => {
     const run = startHtntp(['--once', '--dry-run', '--json', '--probes', '4', ...servers.map((server) => server.url)]);
     const exit = await run.exited;
     expect(exit, run.output()).toEqual({ code: 0, signal: null });
     expect(run.stdoutLines).toHaveLength(1);
-    const result = JSON.parse(run.stdoutLines[0] ?? '') as Record<string, unknown> & { servers: Record<string, unknown>[]; offset: number; error: number };
+    const result = JSON.parse(run.stdoutLines[0] ?? '') as Record<string, unknown> & {
+      servers: Record<string, unknown>[];
+      offset: number;
+      error: number;
+    };
     expect(Object.keys(result)).toEqual(expect.arrayContaining(['offset', 'error', 'servers']));
     expect(Math.abs(result.offset - 2.125)).toBeLessThanOrEqual(result.error + 1e-6);
     expect(result.servers.map((server) => server.status)).toEqual(['ok', 'ok', 'falseticker']);
     for (const server of result.servers) {
-      expect(Object.keys(server)).toEqual(expect.arrayContaining(['url', 'offset', 'error', 'rtt', 'probes', 'status', 'reason']));
+      expect(Object.keys(server)).toEqual(
+        expect.arrayContaining(['url', 'offset', 'error', 'rtt', 'probes', 'status', 'reason']),
+      );
     }
   });
 
   it('exits 1 with a clear line when no estimate can be made', { timeout: 60_000 }, async () => {
-    const run = startHtntp(['http', '--once', '--dry-run', '--probes', '2', 'http://127.0.0.1:1/', servers[2]?.url ?? '', servers[0]?.url ?? '']);
+    const run = startHtntp([
+      'http',
+      '--once',
+      '--dry-run',
+      '--probes',
+      '2',
+      'http://127.0.0.1:1/',
+      servers[2]?.url ?? '',
+      servers[0]?.url ?? '',
+    ]);
     const exit = await run.exited;
     expect(exit.code, run.output()).toBe(1);
     expect(run.stdoutLines.at(-1)).toMatch(/^no estimate: no majority/);
-    expect(run.stdoutLines.some((line) => /^failed +http:\/\/127\.0\.0\.1:1\/ .*refused: ECONNREFUSED/.test(line))).toBe(true);
+    expect(
+      run.stdoutLines.some((line) => /^failed +http:\/\/127\.0\.0\.1:1\/ .*refused: ECONNREFUSED/.test(line)),
+    ).toBe(true);
   });
 
   it('rejects a bad server argument before anything starts', { timeout: 60_000 }, async () => {

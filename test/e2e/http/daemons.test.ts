@@ -22,7 +22,12 @@ const cleanups: (() => Promise<unknown>)[] = [];
 const held: NtpdShm[] = [];
 
 beforeAll(async () => {
-  servers = await startTimeServers([{ offset: TRUTH }, { offset: TRUTH, format: 'rfc850' }, { offset: TRUTH }, { offset: 12 }]);
+  servers = await startTimeServers([
+    { offset: TRUTH },
+    { offset: TRUTH, format: 'rfc850' },
+    { offset: TRUTH },
+    { offset: 12 },
+  ]);
 });
 afterEach(async () => {
   await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
@@ -38,7 +43,16 @@ afterAll(async () => {
 /** Starts `htntp http` on `unit` and returns it with the offset and error of its first estimate. */
 async function startHttp(unit: number): Promise<{ feeder: RunningProcess; offset: number; error: number }> {
   held.push(await exclusiveSegment(unit));
-  const feeder = startHtntp(['http', '--unit', String(unit), '--interval', '60', '--probes', '6', ...servers.map((server) => server.url)]);
+  const feeder = startHtntp([
+    'http',
+    '--unit',
+    String(unit),
+    '--interval',
+    '60',
+    '--probes',
+    '6',
+    ...servers.map((server) => server.url),
+  ]);
   cleanups.push(() => feeder.stop('SIGTERM', 3_000));
   const line = await feeder.waitForLine(/^info http estimate /, { stream: 'stderr', timeoutMs: 20_000 });
   const offset = Number(/ offset=(\S+)/.exec(line)?.[1]);
@@ -51,17 +65,24 @@ describeE2e('htntp http read by chronyd -x', ['chronyd'], () => {
   it('chronyd sees the local clock 0.75 s fast, within the reported error', { timeout: 90_000 }, async () => {
     const unit = UNITS.chronyd;
     const { error } = await startHttp(unit);
-    const chronyd = await startChronyd({ lines: refclockLines({ daemon: 'chrony', unit, refid: 'HTTP', poll: 0, precision: -7 }) });
+    const chronyd = await startChronyd({
+      lines: refclockLines({ daemon: 'chrony', unit, refid: 'HTTP', poll: 0, precision: -7 }),
+    });
     cleanups.push(() => chronyd.stop());
     const tracking = await waitFor(
       async () => {
         const source = (await chronyd.sources()).find((candidate) => candidate.name === 'HTTP');
         const current = await chronyd.tracking();
-        return source?.state === '*' && (source.reach & 0o17) === 0o17 && current.referenceName === 'HTTP' ? current : undefined;
+        return source?.state === '*' && (source.reach & 0o17) === 0o17 && current.referenceName === 'HTTP'
+          ? current
+          : undefined;
       },
       { what: 'chronyd to select HTTP with 4 samples', timeoutMs: 60_000, intervalMs: 500 },
     );
-    console.info(`chronyd: System time ${tracking.systemTimeFast.toFixed(6)} s fast (truth ${-TRUTH}, htntp error ${error.toFixed(6)})`);
+    console.info(
+      `chronyd: System time ${tracking.systemTimeFast.toFixed(6)} s fast (truth ${-TRUTH}, htntp ` +
+        `error ${error.toFixed(6)})`,
+    );
     expect(Math.abs(tracking.systemTimeFast + TRUTH)).toBeLessThanOrEqual(error + DAEMON_SLACK);
   });
 });
@@ -79,7 +100,10 @@ describeE2e('htntp http read by ntpsec ntpd', ['ntpd'], () => {
       },
       { what: `3 peerstats lines for SHM(${unit})`, timeoutMs: 60_000, intervalMs: 500 },
     );
-    console.info(`ntpd peerstats SHM(${unit}) offsets: ${lines.map((line) => line.offset.toFixed(6)).join(' ')} (htntp error ${error.toFixed(6)})`);
+    console.info(
+      `ntpd peerstats SHM(${unit}) offsets: ${lines.map((line) => line.offset.toFixed(6)).join(' ')} (htntp ` +
+        `error ${error.toFixed(6)})`,
+    );
     for (const line of lines) expect(Math.abs(line.offset - TRUTH)).toBeLessThanOrEqual(error + DAEMON_SLACK);
   });
 });

@@ -16,7 +16,6 @@ import {
   startProxy,
   startWebServer,
   startWebServers,
-  stopAll,
   type HeadAnswer,
   type RealProcess,
 } from '../../helpers/webservers.js';
@@ -50,7 +49,12 @@ function bounds(answer: HeadAnswer): Bounds {
 }
 
 function intersect(answers: readonly HeadAnswer[]): Bounds {
-  return answers.map(bounds).reduce((acc, next) => ({ low: Math.max(acc.low, next.low), high: Math.min(acc.high, next.high) }), { low: -Infinity, high: Infinity });
+  return answers
+    .map(bounds)
+    .reduce((acc, next) => ({ low: Math.max(acc.low, next.low), high: Math.min(acc.high, next.high) }), {
+      low: -Infinity,
+      high: Infinity,
+    });
 }
 
 /** HEAD requests on one connection, `spacingMs` apart, for `durationMs`. */
@@ -102,43 +106,55 @@ describeE2e('real web servers with shifted clocks', ['nginx', 'apache2', 'lightt
     expect(after.low).toBeGreaterThan(0.2);
   });
 
-  it('lighttpd with a real monotonic clock: its Date second changes frac(REALTIME - MONOTONIC) late', { timeout: 60_000 }, async () => {
-    const server = track(await startWebServer('lighttpd', { offset: 0, realMonotonic: true }));
-    // lighttpd refreshes its cached Date when CLOCK_MONOTONIC (Node's hrtime) crosses a second.
-    const realtimeNow = realtime();
-    const monotonicNow = process.hrtime.bigint();
-    const sinceBoot = toSeconds(realtimeNow) - Number(monotonicNow) / 1e9;
-    const lag = sinceBoot - Math.floor(sinceBoot);
-    const found = intersect(await sweep(server.port, 2_200));
-    console.info(`lighttpd: frac(REALTIME - MONOTONIC) = ${lag.toFixed(4)} s; its Date proves offset in [${found.low.toFixed(4)}, ${found.high.toFixed(4)}]`);
-    // The apparent offset is -lag (a refresh comes a few ms after the crossing); the true offset 0 is outside unless lag is tiny.
-    expect(found.high).toBeGreaterThanOrEqual(-lag - 0.03);
-    expect(found.low).toBeLessThanOrEqual(-lag + STAMP_SLACK);
-  });
+  it(
+    'lighttpd with a real monotonic clock: its Date second changes frac(REALTIME - MONOTONIC) late',
+    { timeout: 60_000 },
+    async () => {
+      const server = track(await startWebServer('lighttpd', { offset: 0, realMonotonic: true }));
+      // lighttpd refreshes its cached Date when CLOCK_MONOTONIC (Node's hrtime) crosses a second.
+      const realtimeNow = realtime();
+      const monotonicNow = process.hrtime.bigint();
+      const sinceBoot = toSeconds(realtimeNow) - Number(monotonicNow) / 1e9;
+      const lag = sinceBoot - Math.floor(sinceBoot);
+      const found = intersect(await sweep(server.port, 2_200));
+      console.info(
+        `lighttpd: frac(REALTIME - MONOTONIC) = ${lag.toFixed(4)} s; its Date proves offset in ` +
+          `[${found.low.toFixed(4)}, ${found.high.toFixed(4)}]`,
+      );
+      // The apparent offset is -lag (a refresh comes a few ms after the crossing); the true offset 0 is outside unless
+      // lag is tiny.
+      expect(found.high).toBeGreaterThanOrEqual(-lag - 0.03);
+      expect(found.low).toBeLessThanOrEqual(-lag + STAMP_SLACK);
+    },
+  );
 });
 
 describeE2e('haproxy round-robin over two clocks', ['haproxy', 'nginx'], () => {
-  it('alternates backends per request on one keep-alive connection, each answer with its own clock', { timeout: 60_000 }, async () => {
-    const backends = await startWebServers([
-      { kind: 'nginx', offset: 0, label: 'early' },
-      { kind: 'nginx', offset: 0.5, label: 'late' },
-    ]);
-    backends.forEach(track);
-    const balancer = track(await startBalancer(backends));
-    const answers = await sweep(balancer.port, 2_000);
-    const labels = answers.map((answer) => answer.headers['x-clock']);
-    expect(answers.length).toBeGreaterThan(20);
-    // Strict alternation on one connection.
-    labels.forEach((label, index) => expect(label).toBe(index % 2 === 0 ? labels[0] : labels[1]));
-    expect(new Set(labels)).toEqual(new Set(['early', 'late']));
-    const early = intersect(answers.filter((answer) => answer.headers['x-clock'] === 'early'));
-    const late = intersect(answers.filter((answer) => answer.headers['x-clock'] === 'late'));
-    expectBrackets(early, 0);
-    expectBrackets(late, 0.5);
-    // Taken as one host, the answers contradict each other.
-    const all = intersect(answers);
-    expect(all.low).toBeGreaterThan(all.high);
-  });
+  it(
+    'alternates backends per request on one keep-alive connection, each answer with its own clock',
+    { timeout: 60_000 },
+    async () => {
+      const backends = await startWebServers([
+        { kind: 'nginx', offset: 0, label: 'early' },
+        { kind: 'nginx', offset: 0.5, label: 'late' },
+      ]);
+      backends.forEach(track);
+      const balancer = track(await startBalancer(backends));
+      const answers = await sweep(balancer.port, 2_000);
+      const labels = answers.map((answer) => answer.headers['x-clock']);
+      expect(answers.length).toBeGreaterThan(20);
+      // Strict alternation on one connection.
+      labels.forEach((label, index) => expect(label).toBe(index % 2 === 0 ? labels[0] : labels[1]));
+      expect(new Set(labels)).toEqual(new Set(['early', 'late']));
+      const early = intersect(answers.filter((answer) => answer.headers['x-clock'] === 'early'));
+      const late = intersect(answers.filter((answer) => answer.headers['x-clock'] === 'late'));
+      expectBrackets(early, 0);
+      expectBrackets(late, 0.5);
+      // Taken as one host, the answers contradict each other.
+      const all = intersect(answers);
+      expect(all.low).toBeGreaterThan(all.high);
+    },
+  );
 });
 
 describeE2e('the relay', [], () => {
@@ -151,7 +167,13 @@ describeE2e('the relay', [], () => {
       });
     });
     await new Promise<void>((resolve) => stamper.listen(0, '127.0.0.1', resolve));
-    const relay = track(await startRelay({ targetPort: (stamper.address() as AddressInfo).port, up: { ms: 30, jitterMs: 3 }, down: { ms: 10, jitterMs: 3 } }));
+    const relay = track(
+      await startRelay({
+        targetPort: (stamper.address() as AddressInfo).port,
+        up: { ms: 30, jitterMs: 3 },
+        down: { ms: 10, jitterMs: 3 },
+      }),
+    );
     const socket = connect(relay.port, '127.0.0.1');
     socket.setEncoding('latin1');
     const ups: number[] = [];
@@ -173,8 +195,11 @@ describeE2e('the relay', [], () => {
       socket.destroy();
       await new Promise<void>((resolve) => stamper.close(() => resolve()));
     }
-    const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
-    console.info(`relay: up median ${(median(ups) * 1e3).toFixed(2)} ms, down median ${(median(downs) * 1e3).toFixed(2)} ms`);
+    const median = (values: number[]): number =>
+      [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
+    console.info(
+      `relay: up median ${(median(ups) * 1e3).toFixed(2)} ms, down median ${(median(downs) * 1e3).toFixed(2)} ms`,
+    );
     expect(Math.min(...ups)).toBeGreaterThanOrEqual(0.027 - 0.001);
     expect(Math.min(...downs)).toBeGreaterThanOrEqual(0.007 - 0.001);
     expect(median(ups)).toBeGreaterThan(median(downs) + 0.012);
@@ -186,27 +211,31 @@ describeE2e('the relay', [], () => {
 });
 
 describeE2e('real forward proxies', ['squid', 'tinyproxy', 'nginx'], () => {
-  it('squid and tinyproxy forward absolute-form HEAD to a shifted nginx and refuse CONNECT to port 80', { timeout: 60_000 }, async () => {
-    const origin = track(await startWebServer('nginx', { offset: -0.3 }));
-    for (const kind of ['squid', 'tinyproxy'] as const) {
-      const proxy = track(await startProxy(kind));
-      const connection = await openHeadConnection(proxy.port);
-      try {
-        const answer = await connection.head(origin.url);
-        expect(answer.status, `${kind}: ${JSON.stringify(answer.headers)}`).toBe(200);
-        expect(answer.headers['x-clock']).toBe(origin.label);
-        expectBrackets(bounds(answer), origin.offset);
-      } finally {
-        connection.close();
+  it(
+    'squid and tinyproxy forward absolute-form HEAD to a shifted nginx and refuse CONNECT to port 80',
+    { timeout: 60_000 },
+    async () => {
+      const origin = track(await startWebServer('nginx', { offset: -0.3 }));
+      for (const kind of ['squid', 'tinyproxy'] as const) {
+        const proxy = track(await startProxy(kind));
+        const connection = await openHeadConnection(proxy.port);
+        try {
+          const answer = await connection.head(origin.url);
+          expect(answer.status, `${kind}: ${JSON.stringify(answer.headers)}`).toBe(200);
+          expect(answer.headers['x-clock']).toBe(origin.label);
+          expectBrackets(bounds(answer), origin.offset);
+        } finally {
+          connection.close();
+        }
+        // Debian's default rule: CONNECT only to 443.
+        const tunnel = await openHeadConnection(proxy.port);
+        try {
+          const refused = await tunnel.request('CONNECT', `127.0.0.1:${origin.port}`);
+          expect(refused.status, `${kind} CONNECT to a non-443 port`).toBe(403);
+        } finally {
+          tunnel.close();
+        }
       }
-      // Debian's default rule: CONNECT only to 443.
-      const tunnel = await openHeadConnection(proxy.port);
-      try {
-        const refused = await tunnel.request('CONNECT', `127.0.0.1:${origin.port}`);
-        expect(refused.status, `${kind} CONNECT to a non-443 port`).toBe(403);
-      } finally {
-        tunnel.close();
-      }
-    }
-  });
+    },
+  );
 });

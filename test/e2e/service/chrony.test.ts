@@ -5,7 +5,16 @@
 import { createSocket } from 'node:dgram';
 import { afterEach, expect, it } from 'vitest';
 import { refclockLines } from '../../../src/refclock-config.js';
-import { describeE2e, readSegment, removeSegment, startChronyd, waitFor, waitForCount, type Chronyd, type ChronyTracking } from '../../helpers/daemons.js';
+import {
+  describeE2e,
+  readSegment,
+  removeSegment,
+  startChronyd,
+  waitFor,
+  waitForCount,
+  type Chronyd,
+  type ChronyTracking,
+} from '../../helpers/daemons.js';
 import { repoRoot, startHtntp, type RunningProcess } from '../../helpers/process.js';
 import { units } from '../../helpers/units.js';
 
@@ -19,7 +28,10 @@ afterEach(async () => {
 
 function startFeeder(unit: number, offset: number): RunningProcess {
   // htntp fixed, 4 samples a second: more than chrony's refclock filter needs per poll
-  const child = startHtntp(['fixed', '--no-leapfile', '--unit', String(unit), '--interval', '0.25', '--offset', String(offset)], { cwd: repoRoot });
+  const child = startHtntp(
+    ['fixed', '--no-leapfile', '--unit', String(unit), '--interval', '0.25', '--offset', String(offset)],
+    { cwd: repoRoot },
+  );
   cleanups.push(() => child.stop('SIGTERM', 3_000));
   return child;
 }
@@ -62,7 +74,10 @@ describeE2e('service with real chronyd', ['chronyd'], () => {
     await feeder.waitForLine(new RegExp(`^info segment attached unit=${unit} `), { timeoutMs: 15_000 });
     const lines = refclockLines({ daemon: 'chrony', unit, refid: 'SVC', poll: 1 });
     const first = await chronyd(lines);
-    const firstOffset = await waitFor(() => refclockSample(first, 'SVC'), { what: 'chronyd to read the refclock', timeoutMs: 20_000 });
+    const firstOffset = await waitFor(() => refclockSample(first, 'SVC'), {
+      what: 'chronyd to read the refclock',
+      timeoutMs: 20_000,
+    });
     expect(firstOffset).toBeCloseTo(-0.5, 2);
     await first.stop();
 
@@ -71,26 +86,36 @@ describeE2e('service with real chronyd', ['chronyd'], () => {
     await waitForCount(unit, countWithoutReader + 8, 'samples while no reader runs');
 
     const second = await chronyd(lines);
-    const secondOffset = await waitFor(() => refclockSample(second, 'SVC'), { what: 'the restarted chronyd to read the refclock', timeoutMs: 20_000 });
+    const secondOffset = await waitFor(() => refclockSample(second, 'SVC'), {
+      what: 'the restarted chronyd to read the refclock',
+      timeoutMs: 20_000,
+    });
     expect(secondOffset).toBeCloseTo(-0.5, 2);
     expect(feeder.exit()).toBeUndefined();
     // The feeder logged nothing but its start: no warning, no reattach.
     expect(feeder.stderrLines.filter((line) => !line.startsWith('info segment attached'))).toEqual([]);
   });
 
-  it('stratum hierarchy: htntp -> chronyd serving NTP on loopback (stratum 1) -> chronyd client sees the offset', async () => {
+  it('htntp -> chronyd serving NTP on loopback (stratum 1) -> a chronyd client sees the offset', async () => {
     const unit = UNITS.hierarchy;
     const feeder = startFeeder(unit, -1);
     await feeder.waitForLine(new RegExp(`^info segment attached unit=${unit} `), { timeoutMs: 15_000 });
     const port = await freeUdpPort();
-    const server = await chronyd([...refclockLines({ daemon: 'chrony', unit, refid: 'HTNT', poll: 1 }), 'allow 127.0.0.1'], port);
+    const server = await chronyd(
+      [...refclockLines({ daemon: 'chrony', unit, refid: 'HTNT', poll: 1 }), 'allow 127.0.0.1'],
+      port,
+    );
     const serverTracking = await synchronisedTo(server, 'HTNT', 'the serving chronyd to synchronise to the refclock');
     expect(serverTracking.stratum).toBe(1);
     // The reference is 1 s behind the system clock: the system clock is 1 s fast of it.
     expect(Math.abs(serverTracking.systemTimeFast - 1)).toBeLessThan(0.002);
 
     const client = await chronyd([`server 127.0.0.1 port ${port} iburst minpoll -2 maxpoll -2`]);
-    const clientTracking = await synchronisedTo(client, '127.0.0.1', 'the client chronyd to synchronise to the serving one');
+    const clientTracking = await synchronisedTo(
+      client,
+      '127.0.0.1',
+      'the client chronyd to synchronise to the serving one',
+    );
     expect(clientTracking.stratum).toBe(2);
     const [source] = await client.sources();
     expect(source).toMatchObject({ mode: '^', name: '127.0.0.1', stratum: 1 });

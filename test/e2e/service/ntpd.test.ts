@@ -3,7 +3,15 @@
 // namespace (the harness), SysV IPC is shared.
 import { afterEach, expect, it } from 'vitest';
 import { refclockLines } from '../../../src/refclock-config.js';
-import { describeE2e, readSegment, removeSegment, startNtpd, waitFor, waitForCount, type Ntpd } from '../../helpers/daemons.js';
+import {
+  describeE2e,
+  readSegment,
+  removeSegment,
+  startNtpd,
+  waitFor,
+  waitForCount,
+  type Ntpd,
+} from '../../helpers/daemons.js';
 import { repoRoot, startHtntp } from '../../helpers/process.js';
 import { units } from '../../helpers/units.js';
 
@@ -31,7 +39,10 @@ async function firstOffset(daemon: Ntpd): Promise<number> {
 
 describeE2e('service with real ntpd (ntpsec)', ['ntpd'], () => {
   it('ntpd restarting does not disturb the feeder', async () => {
-    const feeder = startHtntp(['fixed', '--no-leapfile', '--unit', String(UNIT), '--interval', '0.5', '--offset', '0.5'], { cwd: repoRoot });
+    const feeder = startHtntp(
+      ['fixed', '--no-leapfile', '--unit', String(UNIT), '--interval', '0.5', '--offset', '0.5'],
+      { cwd: repoRoot },
+    );
     cleanups.push(() => feeder.stop('SIGTERM', 3_000));
     await feeder.waitForLine(new RegExp(`^info segment attached unit=${UNIT} `), { timeoutMs: 15_000 });
 

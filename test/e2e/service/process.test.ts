@@ -13,7 +13,13 @@ import { readSegment, removeSegment, waitForCount } from '../../helpers/segments
 import { waitFor } from '../../helpers/wait.js';
 import { units } from '../../helpers/units.js';
 
-const UNITS = { term: units.processTerm, int: units.processInt, user: units.processUser, metrics: units.processMetrics, private: units.processPrivate };
+const UNITS = {
+  term: units.processTerm,
+  int: units.processInt,
+  user: units.processUser,
+  metrics: units.processMetrics,
+  private: units.processPrivate,
+};
 const FIXTURE = new URL('./fixtures/feeder.ts', import.meta.url).pathname;
 
 const started: RunningProcess[] = [];
@@ -23,12 +29,17 @@ afterEach(async () => {
 });
 
 function startFeeder(args: string[]): RunningProcess {
-  const child = startProcess(process.execPath, ['--import', 'tsx', FIXTURE, '--no-leapfile', ...args], { cwd: repoRoot });
+  const child = startProcess(process.execPath, ['--import', 'tsx', FIXTURE, '--no-leapfile', ...args], {
+    cwd: repoRoot,
+  });
   started.push(child);
   return child;
 }
 
 /** `htntp fixed` as users run it. */
+/** Arguments of a fixed feeder on `unit` publishing ten samples a second. */
+const fastFeeder = (unit: number): string[] => ['--offset', '0.25', '--interval', '0.1', '--unit', String(unit)];
+
 function startFixed(args: string[]): RunningProcess {
   const child = startHtntp(['fixed', '--no-leapfile', ...args], { cwd: repoRoot });
   started.push(child);
@@ -41,7 +52,10 @@ function startFixed(args: string[]): RunningProcess {
  * stays far below what a stop that waited for the source would take (60 s, or never).
  */
 const STOP_BOUND_MS = 10_000;
-async function stopTimed(child: RunningProcess, signal: NodeJS.Signals): Promise<{ code: number | null; elapsedMs: number }> {
+async function stopTimed(
+  child: RunningProcess,
+  signal: NodeJS.Signals,
+): Promise<{ code: number | null; elapsedMs: number }> {
   const sent = performance.now();
   child.child.kill(signal);
   const exit = await child.exited;
@@ -49,12 +63,15 @@ async function stopTimed(child: RunningProcess, signal: NodeJS.Signals): Promise
 }
 
 function procStatus(pid: number, field: 'Uid' | 'Gid'): number[] {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((candidate) => candidate.startsWith(`${field}:`)) ?? '';
+  const line =
+    readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .find((candidate) => candidate.startsWith(`${field}:`)) ?? '';
   return line.split(/\s+/).slice(1).filter(Boolean).map(Number);
 }
 
 describe('shutdown', () => {
-  it('SIGTERM while the source waits for its next sample: exit 0 at once (not at the next sample), valid = 0', async () => {
+  it('SIGTERM while the source waits for a sample: exit 0 at once (not at the next sample), valid = 0', async () => {
     const unit = UNITS.term;
     const child = startFixed(['--offset', '0.25', '--interval', '60', '--unit', String(unit), '-v']);
     await child.waitForLine(new RegExp(`^debug sample published sinks=shm:${unit}`), { timeoutMs: 15_000 });
@@ -67,11 +84,15 @@ describe('shutdown', () => {
     expect(child.stderrLines).toContain(`info segment detached unit=${unit} published=1`);
   });
 
-  it('SIGINT with a source that ignores the signal and holds a timer: exit 0 after the grace (not the timer); json log lines', async () => {
+  it('SIGINT, a source ignoring it holding a timer: exit 0 after the grace (not the timer); json logs', async () => {
     const unit = UNITS.int;
     const child = startFeeder(['--unit', String(unit), '--source', 'stuck', '--log-format', 'json']);
     await child.waitForLine(/^fixture waiting$/, { timeoutMs: 15_000 });
-    await waitFor(() => (readSegment(unit)?.valid === 1 ? true : undefined), { what: 'the sample', timeoutMs: 20_000, intervalMs: 20 });
+    await waitFor(() => (readSegment(unit)?.valid === 1 ? true : undefined), {
+      what: 'the sample',
+      timeoutMs: 20_000,
+      intervalMs: 20,
+    });
     const { code, elapsedMs } = await stopTimed(child, 'SIGINT');
     expect(code, child.output()).toBe(0);
     expect(elapsedMs).toBeLessThan(STOP_BOUND_MS);
@@ -92,8 +113,11 @@ function describeAsRoot(title: string, body: () => void): void {
 describeAsRoot('--user', () => {
   it('runs as that user after the attach, keeps publishing, and reattaches as that user after ipcrm', async () => {
     const unit = UNITS.user;
-    const nobody = { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) };
-    const child = startFixed(['--offset', '0.25', '--interval', '0.1', '--unit', String(unit), '--user', 'nobody']);
+    const nobody = {
+      uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })),
+      gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })),
+    };
+    const child = startFixed([...fastFeeder(unit), '--user', 'nobody']);
     await child.waitForLine(/^info privileges dropped user=nobody/, { timeoutMs: 15_000 });
     expect(procStatus(child.pid, 'Uid')).toEqual([nobody.uid, nobody.uid, nobody.uid, nobody.uid]);
     expect(procStatus(child.pid, 'Gid')).toEqual([nobody.gid, nobody.gid, nobody.gid, nobody.gid]);
@@ -102,19 +126,22 @@ describeAsRoot('--user', () => {
     await waitForCount(unit, countAfterDrop + 6, 'count to advance after the privilege drop');
     execFileSync('ipcrm', ['-M', `0x${keyOfUnit(unit).toString(16)}`]);
     await child.waitForLine(new RegExp(`^info segment reattached unit=${unit} .*created=true`), { timeoutMs: 20_000 });
-    const fresh = await waitFor(() => {
-      const snapshot = readSegment(unit);
-      return snapshot !== undefined && snapshot.count >= 6 && snapshot.valid === 1 ? snapshot : undefined;
-    }, { what: 'samples in the new segment', timeoutMs: 20_000, intervalMs: 50 });
+    const fresh = await waitFor(
+      () => {
+        const snapshot = readSegment(unit);
+        return snapshot !== undefined && snapshot.count >= 6 && snapshot.valid === 1 ? snapshot : undefined;
+      },
+      { what: 'samples in the new segment', timeoutMs: 20_000, intervalMs: 50 },
+    );
     expect(fresh.mode).toBe(1);
     expect(creatorOf(unit)).toBe(nobody.uid);
     const { code } = await stopTimed(child, 'SIGTERM');
     expect(code, child.output()).toBe(0);
   });
 
-  it('a 0600 segment stays writable after the drop, and its removal is still seen (by key) and a new one attached', async () => {
+  it('a 0600 segment stays writable after the drop; its removal is seen (by key) and a new one attached', async () => {
     const unit = UNITS.private;
-    const child = startFixed(['--offset', '0.25', '--interval', '0.1', '--unit', String(unit), '--perm', '0600', '--user', 'nobody', '-v']);
+    const child = startFixed([...fastFeeder(unit), '--perm', '0600', '--user', 'nobody', '-v']);
     await child.waitForLine(/^info privileges dropped user=nobody/, { timeoutMs: 15_000 });
     await child.waitForLine(new RegExp(`^debug segment watched by key unit=${unit} `), { timeoutMs: 20_000 });
     const countAfterDrop = readSegment(unit)?.count ?? 0;
@@ -153,14 +180,19 @@ function creatorOf(unit: number): number {
 describe('--metrics', () => {
   it('serves the feeder metrics on a loopback port', async () => {
     const unit = UNITS.metrics;
-    const child = startFixed(['--offset', '0.25', '--interval', '0.1', '--unit', String(unit), '--metrics', '127.0.0.1:0']);
+    const child = startFixed([...fastFeeder(unit), '--metrics', '127.0.0.1:0']);
     const line = await child.waitForLine(/^info metrics listening url=/, { timeoutMs: 15_000 });
     const url = line.replace(/^.*url=/, '');
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
-    const text = await waitFor(async () => {
-      const body = await (await fetch(url)).text();
-      return new RegExp(`^htntp_samples_published_total\\{unit="${unit}"\\} ([3-9]|\\d\\d+)$`, 'm').test(body) ? body : undefined;
-    }, { what: 'three published samples in the metrics', timeoutMs: 20_000 });
+    const text = await waitFor(
+      async () => {
+        const body = await (await fetch(url)).text();
+        return new RegExp(`^htntp_samples_published_total\\{unit="${unit}"\\} ([3-9]|\\d\\d+)$`, 'm').test(body)
+          ? body
+          : undefined;
+      },
+      { what: 'three published samples in the metrics', timeoutMs: 20_000 },
+    );
     expect(text).toMatch(new RegExp(`^htntp_offset_seconds\\{unit="${unit}"\\} 0\\.25$`, 'm'));
     expect(text).toMatch(new RegExp(`^htntp_info\\{source="fixed",unit="${unit}"\\} 1$`, 'm'));
     expect(text).toMatch(new RegExp(`^process_cpu_seconds_total\\{unit="${unit}"\\} `, 'm'));

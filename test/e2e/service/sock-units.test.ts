@@ -9,7 +9,15 @@ import { chmod, chown, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, expect, it } from 'vitest';
 import { describeE2e, findTool, startChronyd, type Chronyd } from '../../helpers/daemons.js';
-import { htntpBin, makeTempDir, repoRoot, runCommand, startProcess, type RunningProcess, type TempDir } from '../../helpers/process.js';
+import {
+  htntpBin,
+  makeTempDir,
+  repoRoot,
+  runCommand,
+  startProcess,
+  type RunningProcess,
+  type TempDir,
+} from '../../helpers/process.js';
 import { waitFor } from '../../helpers/wait.js';
 import { contribFile as contrib, unitSettings as settings } from '../../helpers/unit-files.js';
 
@@ -23,14 +31,21 @@ function socketDirLine(): { path: string; mode: number; user: string; group: str
     .split('\n')
     .find((candidate) => candidate.startsWith('d '));
   const [, path, mode, user, group] = line?.split(/\s+/) ?? [];
-  if (path === undefined || mode === undefined || user === undefined || group === undefined) throw new Error('tmpfiles.d/htntp.conf has no d line');
+  if (path === undefined || mode === undefined || user === undefined || group === undefined)
+    throw new Error('tmpfiles.d/htntp.conf has no d line');
   return { path, mode: Number.parseInt(mode, 8), user, group };
 }
 
 const shipped = socketDirLine();
 /** The unit's words with the test's directory and stand-in user/group. */
 const standIn = (word: string, dir: string): string =>
-  word === shipped.path ? dir : word === 'htntp' ? STAND_IN.group : word.startsWith(`${shipped.path}/`) ? join(dir, word.slice(shipped.path.length + 1)) : word;
+  word === shipped.path
+    ? dir
+    : word === 'htntp'
+      ? STAND_IN.group
+      : word.startsWith(`${shipped.path}/`)
+        ? join(dir, word.slice(shipped.path.length + 1))
+        : word;
 
 /** The drop-in's ExecStartPost= commands, as argv lists ("-": failure ignored, as systemd does). */
 function postCommands(dir: string): { argv: string[]; ignoreFailure: boolean }[] {
@@ -38,7 +53,13 @@ function postCommands(dir: string): { argv: string[]; ignoreFailure: boolean }[]
     .filter(([key]) => key === 'ExecStartPost')
     .map(([, value]) => {
       const ignoreFailure = value.startsWith('-');
-      return { argv: value.replace(/^-/, '').split(/\s+/).map((word) => standIn(word, dir)), ignoreFailure };
+      return {
+        argv: value
+          .replace(/^-/, '')
+          .split(/\s+/)
+          .map((word) => standIn(word, dir)),
+        ignoreFailure,
+      };
     });
 }
 
@@ -63,7 +84,8 @@ async function makeSocketDir(): Promise<void> {
   socketDir = join(temp.path, `run${runs}`, 'htntp-sock');
   await mkdir(socketDir, { recursive: true });
   await chmod(join(temp.path, `run${runs}`), 0o755);
-  const id = async (flag: '-u' | '-g', name: string): Promise<number> => Number((await runCommand('id', [flag, name])).trim());
+  const id = async (flag: '-u' | '-g', name: string): Promise<number> =>
+    Number((await runCommand('id', [flag, name])).trim());
   const uid = shipped.user === 'root' ? 0 : await id('-u', STAND_IN.user);
   const gid = shipped.group === 'htntp' ? await id('-g', STAND_IN.user) : 0;
   await chown(socketDir, uid, gid);
@@ -78,7 +100,9 @@ async function startChronydAsTheUnit(): Promise<{ daemon: Chronyd; logPath: stri
   const logDir = join(temp.path, `logs${starts}`);
   await mkdir(logDir);
   const startedAt = performance.now();
-  const daemon = await startChronyd({ lines: [`refclock SOCK ${socketPath} refid SOCK poll 2`, 'log refclocks', `logdir ${logDir}`] });
+  const daemon = await startChronyd({
+    lines: [`refclock SOCK ${socketPath} refid SOCK poll 2`, 'log refclocks', `logdir ${logDir}`],
+  });
   cleanups.push(() => daemon.stop());
   for (const { argv, ignoreFailure } of postCommands(socketDir)) {
     const [command, ...args] = argv;
@@ -93,7 +117,7 @@ async function startChronydAsTheUnit(): Promise<{ daemon: Chronyd; logPath: stri
 
 /** Raw samples (numbered DP lines) chronyd logged for refid SOCK. */
 async function loggedSamples(logPath: string): Promise<number> {
-  let text = '';
+  let text: string;
   try {
     text = await readFile(logPath, 'utf8');
   } catch {
@@ -116,15 +140,34 @@ async function samplesAfter(start: { logPath: string; startedAt: number }): Prom
 function feederAsTheUnit(): RunningProcess {
   const unit = settings(contrib('htntp.service'));
   const values = (key: string): string[] => unit.filter(([name]) => name === key).map(([, value]) => value);
-  const caps = (values('CapabilityBoundingSet')[0] ?? '').split(' ').map((cap) => `+${cap.replace(/^CAP_/, '').toLowerCase()}`);
+  const caps = (values('CapabilityBoundingSet')[0] ?? '')
+    .split(' ')
+    .map((cap) => `+${cap.replace(/^CAP_/, '').toLowerCase()}`);
   expect(values('NoNewPrivileges')).toEqual(['yes']);
   expect(values('ExecStart')[0]).toMatch(/ --user htntp /);
-  const nodeOptions = values('Environment').find((value) => value.startsWith('NODE_OPTIONS='))?.slice('NODE_OPTIONS='.length);
+  const nodeOptions = values('Environment')
+    .find((value) => value.startsWith('NODE_OPTIONS='))
+    ?.slice('NODE_OPTIONS='.length);
   const feeder = startProcess(
     findTool('setpriv')!,
     [
-      '--bounding-set', ['-all', ...caps].join(','), '--inh-caps', '-all', '--no-new-privs',
-      process.execPath, htntpBin, 'fixed', '--offset', '-1', '--interval', '0.5', '--sock', socketPath, '--user', STAND_IN.user, '--no-leapfile',
+      '--bounding-set',
+      ['-all', ...caps].join(','),
+      '--inh-caps',
+      '-all',
+      '--no-new-privs',
+      process.execPath,
+      htntpBin,
+      'fixed',
+      '--offset',
+      '-1',
+      '--interval',
+      '0.5',
+      '--sock',
+      socketPath,
+      '--user',
+      STAND_IN.user,
+      '--no-leapfile',
     ],
     { cwd: repoRoot, env: { ...process.env, ...(nodeOptions === undefined ? {} : { NODE_OPTIONS: nodeOptions }) } },
   );
@@ -132,44 +175,64 @@ function feederAsTheUnit(): RunningProcess {
   return feeder;
 }
 
-describeE2e('SOCK under the shipped units: the feeder as htntp.service runs it, chronyd with the drop-in', ['chronyd', 'setpriv'], () => {
-  it('chronyd restarted 3 times: samples within 5 s of each start, the feeder never exits', { timeout: 120_000 }, async () => {
-    await makeSocketDir();
-    let start = await startChronydAsTheUnit();
-    const feeder = feederAsTheUnit();
-    await feeder.waitForLine(/^info privileges dropped user=nobody /, { stream: 'stderr', timeoutMs: 15_000 });
-    const delays = [await samplesAfter(start)];
-    for (let restart = 0; restart < 3; restart += 1) {
-      await start.daemon.stop();
-      start = await startChronydAsTheUnit();
-      delays.push(await samplesAfter(start));
-    }
-    console.info(`SOCK under the units: ms from chronyd start to 2 samples logged: ${delays.map((ms) => ms.toFixed(0)).join(' ')}`);
-    for (const delay of delays) expect(delay).toBeLessThan(SAMPLES_WITHIN_MS);
-    expect(feeder.exit()).toBeUndefined();
-    // The drop happened before the restarts: every reconnect was made as the unprivileged user.
-    expect(feeder.stderrLines.filter((line) => /^info socket (re)?connected /.test(line)).length).toBeGreaterThanOrEqual(3);
-  });
+describeE2e(
+  'SOCK under the shipped units: the feeder as htntp.service runs it, chronyd with the drop-in',
+  ['chronyd', 'setpriv'],
+  () => {
+    it(
+      'chronyd restarted 3 times: samples within 5 s of each start, the feeder never exits',
+      { timeout: 120_000 },
+      async () => {
+        await makeSocketDir();
+        let start = await startChronydAsTheUnit();
+        const feeder = feederAsTheUnit();
+        await feeder.waitForLine(/^info privileges dropped user=nobody /, { stream: 'stderr', timeoutMs: 15_000 });
+        const delays = [await samplesAfter(start)];
+        for (let restart = 0; restart < 3; restart += 1) {
+          await start.daemon.stop();
+          start = await startChronydAsTheUnit();
+          delays.push(await samplesAfter(start));
+        }
+        console.info(
+          `SOCK under the units: ms from chronyd start to 2 samples ` +
+            `logged: ${delays.map((ms) => ms.toFixed(0)).join(' ')}`,
+        );
+        for (const delay of delays) expect(delay).toBeLessThan(SAMPLES_WITHIN_MS);
+        expect(feeder.exit()).toBeUndefined();
+        // The drop happened before the restarts: every reconnect was made as the unprivileged user.
+        expect(
+          feeder.stderrLines.filter((line) => /^info socket (re)?connected /.test(line)).length,
+        ).toBeGreaterThanOrEqual(3);
+      },
+    );
 
-  it('chronyd started after the feeder: samples within 5 s of its start', { timeout: 60_000 }, async () => {
-    await makeSocketDir();
-    const feeder = feederAsTheUnit();
-    await feeder.waitForLine(/^warn socket unavailable .*error=ENOENT/, { stream: 'stderr', timeoutMs: 15_000 });
-    await feeder.waitForLine(/^info privileges dropped user=nobody /, { stream: 'stderr', timeoutMs: 15_000 });
-    const start = await startChronydAsTheUnit();
-    const delay = await samplesAfter(start);
-    console.info(`SOCK under the units, chronyd after the feeder: ${delay.toFixed(0)} ms to 2 samples logged`);
-    expect(delay).toBeLessThan(SAMPLES_WITHIN_MS);
-  });
+    it('chronyd started after the feeder: samples within 5 s of its start', { timeout: 60_000 }, async () => {
+      await makeSocketDir();
+      const feeder = feederAsTheUnit();
+      await feeder.waitForLine(/^warn socket unavailable .*error=ENOENT/, { stream: 'stderr', timeoutMs: 15_000 });
+      await feeder.waitForLine(/^info privileges dropped user=nobody /, { stream: 'stderr', timeoutMs: 15_000 });
+      const start = await startChronydAsTheUnit();
+      const delay = await samplesAfter(start);
+      console.info(`SOCK under the units, chronyd after the feeder: ${delay.toFixed(0)} ms to 2 samples logged`);
+      expect(delay).toBeLessThan(SAMPLES_WITHIN_MS);
+    });
 
-  it('without the drop-in the same feeder gets EACCES once it has dropped, says how to fix it, and keeps running', { timeout: 60_000 }, async () => {
-    await makeSocketDir();
-    const feeder = feederAsTheUnit();
-    await feeder.waitForLine(/^info privileges dropped user=nobody /, { stream: 'stderr', timeoutMs: 15_000 });
-    const daemon = await startChronyd({ lines: [`refclock SOCK ${socketPath} refid SOCK poll 2`] });
-    cleanups.push(() => daemon.stop());
-    const warning = await feeder.waitForLine(/^warn socket unavailable .*error=EACCES/, { stream: 'stderr', timeoutMs: 15_000 });
-    expect(warning).toContain('chrony.service.d/htntp-sock.conf');
-    expect(feeder.exit()).toBeUndefined();
-  });
-});
+    it(
+      'without the drop-in the same feeder gets EACCES once it has dropped, says how to fix it, and keeps running',
+      { timeout: 60_000 },
+      async () => {
+        await makeSocketDir();
+        const feeder = feederAsTheUnit();
+        await feeder.waitForLine(/^info privileges dropped user=nobody /, { stream: 'stderr', timeoutMs: 15_000 });
+        const daemon = await startChronyd({ lines: [`refclock SOCK ${socketPath} refid SOCK poll 2`] });
+        cleanups.push(() => daemon.stop());
+        const warning = await feeder.waitForLine(/^warn socket unavailable .*error=EACCES/, {
+          stream: 'stderr',
+          timeoutMs: 15_000,
+        });
+        expect(warning).toContain('chrony.service.d/htntp-sock.conf');
+        expect(feeder.exit()).toBeUndefined();
+      },
+    );
+  },
+);

@@ -5,7 +5,14 @@
 import { accessSync, constants, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { htntpBin, makeTempDir, repoRoot, runCommand, startProcess, type RunningProcess } from '../../helpers/process.js';
+import {
+  htntpBin,
+  makeTempDir,
+  repoRoot,
+  runCommand,
+  startProcess,
+  type RunningProcess,
+} from '../../helpers/process.js';
 import { readSegment, removeSegment, waitForCount } from '../../helpers/segments.js';
 import { e2eRequired, e2eTool } from '../../helpers/tools.js';
 import { units } from '../../helpers/units.js';
@@ -23,21 +30,28 @@ describe('unit files', () => {
       expect(unit.get('Restart')).toBe('on-failure');
       expect(unit.get('ExecStart')).toMatch(/ --user htntp /);
       expect(unit.has('User')).toBe(false);
-      for (const forbidden of ['PrivateIPC', 'DynamicUser', 'RemoveIPC', 'MemoryDenyWriteExecute']) expect(unit.has(forbidden), forbidden).toBe(false);
+      for (const forbidden of ['PrivateIPC', 'DynamicUser', 'RemoveIPC', 'MemoryDenyWriteExecute'])
+        expect(unit.has(forbidden), forbidden).toBe(false);
       expect(unit.get('CapabilityBoundingSet')).toBe('CAP_SETUID CAP_SETGID CAP_IPC_OWNER');
       expect(unit.get('NoNewPrivileges')).toBe('yes');
       // The read-only ntp_adjtime the HTTPS gate and the GPS date check ask: allowed, and
       // without CAP_SYS_TIME (above) nothing can set the clock.
-      const filters = settings(unitFile(name)).filter(([key]) => key === 'SystemCallFilter').map(([, value]) => value);
+      const filters = settings(unitFile(name))
+        .filter(([key]) => key === 'SystemCallFilter')
+        .map(([, value]) => value);
       expect(filters).toEqual(['@system-service', 'adjtimex clock_adjtime']);
       expect(unit.has('ProtectClock')).toBe(false);
     });
 
     it(`${name}: its NODE_OPTIONS are options this node takes`, async () => {
-      const environment = settings(unitFile(name)).filter(([key]) => key === 'Environment').map(([, value]) => value);
+      const environment = settings(unitFile(name))
+        .filter(([key]) => key === 'Environment')
+        .map(([, value]) => value);
       const nodeOptions = environment.find((value) => value.startsWith('NODE_OPTIONS='))?.slice('NODE_OPTIONS='.length);
       expect(nodeOptions).toBeDefined();
-      const run = startProcess(process.execPath, ['-e', 'process.stdout.write(process.env.NODE_OPTIONS ?? "")'], { env: { ...process.env, NODE_OPTIONS: nodeOptions } });
+      const run = startProcess(process.execPath, ['-e', 'process.stdout.write(process.env.NODE_OPTIONS ?? "")'], {
+        env: { ...process.env, NODE_OPTIONS: nodeOptions },
+      });
       const exit = await run.exited;
       expect([exit.code, ...run.stdoutLines, ...run.stderrLines]).toEqual([0, nodeOptions]);
     });
@@ -56,16 +70,22 @@ describe('unit files', () => {
   }
 
   it('the chrony drop-in only gives sockets (never links) in the root-owned SOCK directory to the htntp group', () => {
-    const posts = settings(unitFile('chrony.service.d/htntp-sock.conf')).filter(([key]) => key === 'ExecStartPost').map(([, value]) => value);
+    const posts = settings(unitFile('chrony.service.d/htntp-sock.conf'))
+      .filter(([key]) => key === 'ExecStartPost')
+      .map(([, value]) => value);
     expect(posts).toHaveLength(1);
     // "-": a chrony.conf without the socket still starts; -type s: a link is never followed.
-    expect(posts[0]).toMatch(/^-\/usr\/bin\/find \/run\/htntp-sock -maxdepth 1 -type s -exec chgrp htntp \{\} \+ -exec chmod g\+w \{\} \+$/);
+    expect(posts[0]).toMatch(
+      /^-\/usr\/bin\/find \/run\/htntp-sock -maxdepth 1 -type s -exec chgrp htntp \{\} \+ -exec chmod g\+w \{\} \+$/,
+    );
     expect(unitFile('tmpfiles.d/htntp.conf')).toMatch(/^d \/run\/htntp-sock 0750 root htntp -$/m);
   });
 
   it('every GPS instance has its own options file; the shared defaults hold none', () => {
     const gps = settings(unitFile('htntp-gps@.service'));
-    expect(gps.filter(([key]) => key === 'EnvironmentFile').map(([, value]) => value)).toEqual(['/etc/htntp/gps-%i.env']);
+    expect(gps.filter(([key]) => key === 'EnvironmentFile').map(([, value]) => value)).toEqual([
+      '/etc/htntp/gps-%i.env',
+    ]);
     expect(unitFile('htntp.default')).not.toMatch(/^HTNTP_GPS_OPTS=/m);
     const example = unitFile('gps.env.example');
     expect(example).toMatch(/^HTNTP_GPS_OPTS="[^"]*--unit \d+[^"]*--metrics 127\.0\.0\.1:\d+/m);
@@ -101,51 +121,113 @@ function setprivPath(): string | undefined {
 }
 
 const setpriv = setprivPath();
-const missing = setpriv === undefined ? 'setpriv not found (apt-get install util-linux)' : process.getuid?.() !== 0 ? 'needs root' : undefined;
-if (missing !== undefined && !e2eRequired) process.stderr.write(`[htntp e2e] skipping "htntp.service's capabilities": ${missing}\n`);
+const missing =
+  setpriv === undefined
+    ? 'setpriv not found (apt-get install util-linux)'
+    : process.getuid?.() !== 0
+      ? 'needs root'
+      : undefined;
+if (missing !== undefined && !e2eRequired)
+  process.stderr.write(`[htntp e2e] skipping "htntp.service's capabilities": ${missing}\n`);
 
 /** The segment as chronyd (running as _chrony) leaves it: 0600, owned by another user. */
 async function createForeignSegment(setprivPath: string): Promise<void> {
-  const create = `import('${repoRoot}/dist/shm.js').then(({ NtpdShm }) => new NtpdShm({ unit: ${UNIT}, perm: 0o600 }).detach())`;
-  await runCommand(setprivPath, ['--reuid', '12345', '--regid', '12345', '--clear-groups', process.execPath, '-e', create]);
+  const create =
+    `import('${repoRoot}/dist/shm.js').then(({ NtpdShm }) => new NtpdShm({ unit: ${UNIT}, perm: ` +
+    `0o600 }).detach())`;
+  await runCommand(setprivPath, [
+    '--reuid',
+    '12345',
+    '--regid',
+    '12345',
+    '--clear-groups',
+    process.execPath,
+    '-e',
+    create,
+  ]);
 }
 
-describe.skipIf(missing !== undefined && !e2eRequired)(`htntp.service's capabilities${missing === undefined ? '' : ` [skipped: ${missing}]`}`, () => {
-  let feeder: RunningProcess | undefined;
-  afterEach(async () => {
-    await feeder?.stop('SIGKILL', 2_000);
-    removeSegment(UNIT);
-  });
+describe.skipIf(missing !== undefined && !e2eRequired)(
+  `htntp.service's capabilities${missing === undefined ? '' : ` [skipped: ${missing}]`}`,
+  () => {
+    let feeder: RunningProcess | undefined;
+    afterEach(async () => {
+      await feeder?.stop('SIGKILL', 2_000);
+      removeSegment(UNIT);
+    });
 
-  it('are enough to attach a 0600 segment of another user, drop to nobody and keep publishing', async () => {
-    if (missing !== undefined || setpriv === undefined) throw new Error(`HTNTP_E2E=required: ${missing ?? 'setpriv'}`);
-    await createForeignSegment(setpriv);
-    // CAP_SETUID CAP_SETGID CAP_IPC_OWNER -> setpriv's names
-    const caps = new Map(settings(unitFile('htntp.service'))).get('CapabilityBoundingSet')?.split(' ').map((cap) => `+${cap.replace(/^CAP_/, '').toLowerCase()}`) ?? [];
-    feeder = startProcess(
-      setpriv,
-      ['--bounding-set', ['-all', ...caps].join(','), '--inh-caps', '-all', '--no-new-privs', process.execPath, htntpBin, 'fixed', '--offset', '0.5', '--interval', '0.1', '--unit', String(UNIT), '--user', 'nobody', '--no-leapfile'],
-      { cwd: repoRoot },
-    );
-    await feeder.waitForLine(new RegExp(`^info segment attached unit=${UNIT} .*created=false perm=0600`), { timeoutMs: 15_000 });
-    await feeder.waitForLine(/^info privileges dropped user=nobody uid=65534/, { timeoutMs: 20_000 });
-    const countAfterDrop = readSegment(UNIT)?.count ?? 0;
-    await waitForCount(UNIT, countAfterDrop + 6, 'samples in the foreign 0600 segment after the drop');
-    feeder.child.kill('SIGTERM');
-    expect((await feeder.exited).code, feeder.output()).toBe(0);
-    expect(readSegment(UNIT)?.valid).toBe(0);
-  });
+    it('are enough to attach a 0600 segment of another user, drop to nobody and keep publishing', async () => {
+      if (missing !== undefined || setpriv === undefined)
+        throw new Error(`HTNTP_E2E=required: ${missing ?? 'setpriv'}`);
+      await createForeignSegment(setpriv);
+      // CAP_SETUID CAP_SETGID CAP_IPC_OWNER -> setpriv's names
+      const caps =
+        new Map(settings(unitFile('htntp.service')))
+          .get('CapabilityBoundingSet')
+          ?.split(' ')
+          .map((cap) => `+${cap.replace(/^CAP_/, '').toLowerCase()}`) ?? [];
+      feeder = startProcess(
+        setpriv,
+        [
+          '--bounding-set',
+          ['-all', ...caps].join(','),
+          '--inh-caps',
+          '-all',
+          '--no-new-privs',
+          process.execPath,
+          htntpBin,
+          'fixed',
+          '--offset',
+          '0.5',
+          '--interval',
+          '0.1',
+          '--unit',
+          String(UNIT),
+          '--user',
+          'nobody',
+          '--no-leapfile',
+        ],
+        { cwd: repoRoot },
+      );
+      await feeder.waitForLine(new RegExp(`^info segment attached unit=${UNIT} .*created=false perm=0600`), {
+        timeoutMs: 15_000,
+      });
+      await feeder.waitForLine(/^info privileges dropped user=nobody uid=65534/, { timeoutMs: 20_000 });
+      const countAfterDrop = readSegment(UNIT)?.count ?? 0;
+      await waitForCount(UNIT, countAfterDrop + 6, 'samples in the foreign 0600 segment after the drop');
+      feeder.child.kill('SIGTERM');
+      expect((await feeder.exited).code, feeder.output()).toBe(0);
+      expect(readSegment(UNIT)?.valid).toBe(0);
+    });
 
-  it('without CAP_IPC_OWNER the same attach is refused with EACCES (why the unit keeps it)', async () => {
-    if (missing !== undefined || setpriv === undefined) throw new Error(`HTNTP_E2E=required: ${missing ?? 'setpriv'}`);
-    await createForeignSegment(setpriv);
-    feeder = startProcess(
-      setpriv,
-      ['--bounding-set', '-all,+setuid,+setgid', '--inh-caps', '-all', '--no-new-privs', process.execPath, htntpBin, 'fixed', '--offset', '0.5', '--unit', String(UNIT), '--user', 'nobody', '--no-leapfile'],
-      { cwd: repoRoot },
-    );
-    const exit = await feeder.exited;
-    expect(exit.code).toBe(1);
-    expect(feeder.output()).toMatch(/shmat EACCES/);
-  });
-});
+    it('without CAP_IPC_OWNER the same attach is refused with EACCES (why the unit keeps it)', async () => {
+      if (missing !== undefined || setpriv === undefined)
+        throw new Error(`HTNTP_E2E=required: ${missing ?? 'setpriv'}`);
+      await createForeignSegment(setpriv);
+      feeder = startProcess(
+        setpriv,
+        [
+          '--bounding-set',
+          '-all,+setuid,+setgid',
+          '--inh-caps',
+          '-all',
+          '--no-new-privs',
+          process.execPath,
+          htntpBin,
+          'fixed',
+          '--offset',
+          '0.5',
+          '--unit',
+          String(UNIT),
+          '--user',
+          'nobody',
+          '--no-leapfile',
+        ],
+        { cwd: repoRoot },
+      );
+      const exit = await feeder.exited;
+      expect(exit.code).toBe(1);
+      expect(feeder.output()).toMatch(/shmat EACCES/);
+    });
+  },
+);

@@ -21,12 +21,23 @@ export interface PtyPair {
 export async function startPtyPair(socat: string, dir: string): Promise<PtyPair> {
   const writerPath = join(dir, 'writer');
   const devicePath = join(dir, 'device');
-  const process = startProcess(socat, ['-d', '-d', `pty,raw,echo=0,link=${writerPath}`, `pty,raw,echo=0,link=${devicePath}`]);
+  const process = startProcess(socat, [
+    '-d',
+    '-d',
+    `pty,raw,echo=0,link=${writerPath}`,
+    `pty,raw,echo=0,link=${devicePath}`,
+  ]);
   // Both "N PTY is /dev/pts/N" lines come before this one.
   await process.waitForLine(/starting data transfer loop/, { stream: 'stderr' });
   const ptys = process.stderrLines.filter((line) => / N PTY is /.test(line));
   if (ptys.length !== 2) throw new Error(`socat reported ${ptys.length} ptys\n${process.output()}`);
-  return { writerPath, devicePath, process, readyAt: realtime(), stop: async () => void (await process.stop('SIGTERM', 2_000)) };
+  return {
+    writerPath,
+    devicePath,
+    process,
+    readyAt: realtime(),
+    stop: async () => void (await process.stop('SIGTERM', 2_000)),
+  };
 }
 
 /** A pair in `parent`/`name` (made if missing), with the socat the e2e tools found. */
@@ -130,10 +141,13 @@ export class PacedWriter {
     if (writeTime !== null) this.written.push({ second, writeTime, valid });
     if (spacing === undefined) return;
     lines.slice(1).forEach((line, index) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(timer);
-        if (!this.#stopped) this.writeLines([line]);
-      }, spacing * (index + 1));
+      const timer = setTimeout(
+        () => {
+          this.#pending.delete(timer);
+          if (!this.#stopped) this.writeLines([line]);
+        },
+        spacing * (index + 1),
+      );
       this.#pending.add(timer);
     });
   }

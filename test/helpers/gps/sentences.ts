@@ -11,7 +11,10 @@ export interface SentenceOptions {
   second?: string;
 }
 
-function parts(unixSeconds: number, options: SentenceOptions): { hhmmss: string; ddmmyy: string; dd: string; mm: string; yyyy: string } {
+function parts(
+  unixSeconds: number,
+  options: SentenceOptions,
+): { hhmmss: string; ddmmyy: string; dd: string; mm: string; yyyy: string } {
   const iso = new Date(unixSeconds * 1000).toISOString();
   const yyyy = iso.slice(0, 4);
   const mm = iso.slice(5, 7);
@@ -25,13 +28,17 @@ export function rmc(unixSeconds: number, options: SentenceOptions = {}): string 
   const { hhmmss, ddmmyy } = parts(unixSeconds, options);
   const status = options.valid === false ? 'V' : 'A';
   const mode = options.valid === false ? 'N' : 'A';
-  return withChecksum(`${options.talker ?? 'GP'}RMC,${hhmmss},${status},4002.10513,N,07531.20562,W,0.016,,${ddmmyy},,,${mode}`);
+  return withChecksum(
+    `${options.talker ?? 'GP'}RMC,${hhmmss},${status},4002.10513,N,07531.20562,W,0.016,,${ddmmyy},,,${mode}`,
+  );
 }
 
 export function gga(unixSeconds: number, options: SentenceOptions = {}): string {
   const { hhmmss } = parts(unixSeconds, options);
   const quality = options.valid === false ? 0 : 1;
-  return withChecksum(`${options.talker ?? 'GP'}GGA,${hhmmss},4002.10513,N,07531.20562,W,${quality},07,1.72,183.8,M,-34.4,M,,`);
+  return withChecksum(
+    `${options.talker ?? 'GP'}GGA,${hhmmss},4002.10513,N,07531.20562,W,${quality},07,1.72,183.8,M,-34.4,M,,`,
+  );
 }
 
 export function gll(unixSeconds: number, options: SentenceOptions = {}): string {

@@ -14,10 +14,12 @@ export interface TestProxy {
 }
 
 export async function startProxy(options: { credentials?: string } = {}): Promise<TestProxy> {
-  const expected = options.credentials === undefined ? undefined : `Basic ${Buffer.from(options.credentials).toString('base64')}`;
+  const expected =
+    options.credentials === undefined ? undefined : `Basic ${Buffer.from(options.credentials).toString('base64')}`;
   const sockets = new Set<Socket>();
   const state = { connects: 0, forwards: 0, targets: [] as string[] };
-  const allowed = (request: IncomingMessage): boolean => expected === undefined || request.headers['proxy-authorization'] === expected;
+  const allowed = (request: IncomingMessage): boolean =>
+    expected === undefined || request.headers['proxy-authorization'] === expected;
   const server = createServer((request, response) => {
     if (!allowed(request)) {
       response.writeHead(407, { 'proxy-authenticate': 'Basic realm="test"' }).end();
@@ -26,7 +28,13 @@ export async function startProxy(options: { credentials?: string } = {}): Promis
     state.forwards += 1;
     const target = new URL(request.url ?? '/');
     const upstream = httpRequest(
-      { host: target.hostname, port: target.port, path: `${target.pathname}${target.search}`, method: request.method, headers: request.headers },
+      {
+        host: target.hostname,
+        port: target.port,
+        path: `${target.pathname}${target.search}`,
+        method: request.method,
+        headers: request.headers,
+      },
       (reply) => {
         response.writeHead(reply.statusCode ?? 502, reply.headers);
         reply.pipe(response);

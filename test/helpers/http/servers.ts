@@ -46,7 +46,10 @@ export interface TimeServerConfig {
   tls?: { key: string; cert: string };
   /** listen on this port (a server coming back where it was); default: any free port */
   port?: number;
-  /** the Date second changes this many seconds after the clock's (a Date cache refreshed on its own timer, as lighttpd's) */
+  /**
+   * the Date second changes this many seconds after the clock's (a Date cache refreshed on its own timer, as
+   * lighttpd's)
+   */
   lag?: number;
   /** uniforms in [0, 1) for the delays' jitter (default Math.random): a seeded run repeats */
   random?: () => number;
@@ -84,7 +87,9 @@ function rawHandler(fault: Fault, sockets: Set<Socket>): (socket: Socket) => voi
           socket.resetAndDestroy();
           return;
         case 'huge-headers':
-          socket.write(`HTTP/1.1 200 OK\r\nDate: ${date}\r\nX-Padding: ${'x'.repeat(64 * 1024)}\r\nContent-Length: 0\r\n\r\n`);
+          socket.write(
+            `HTTP/1.1 200 OK\r\nDate: ${date}\r\nX-Padding: ${'x'.repeat(64 * 1024)}\r\nContent-Length: 0\r\n\r\n`,
+          );
           return;
         case 'slow-headers': {
           const head = Buffer.from(`HTTP/1.1 200 OK\r\nDate: ${date}\r\nContent-Length: 0\r\n\r\n`);
@@ -134,7 +139,9 @@ export async function startTimeServer(config: TimeServerConfig = {}): Promise<Ti
     server = createNetServer(rawHandler(fault, sockets));
   } else {
     const listener = (request: IncomingMessage, response: ServerResponse): void => void handle(request, response);
-    const httpServer = config.tls ? createHttpsServer({ key: config.tls.key, cert: config.tls.cert }, listener) : createHttpServer(listener);
+    const httpServer = config.tls
+      ? createHttpsServer({ key: config.tls.key, cert: config.tls.cert }, listener)
+      : createHttpServer(listener);
     httpServer.keepAliveTimeout = 30_000;
     server = httpServer;
     httpServer.on('connection', (socket: Socket) => {

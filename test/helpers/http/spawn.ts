@@ -13,8 +13,10 @@ export interface Served {
 }
 
 export async function serve(configs: TimeServerConfig[]): Promise<Served> {
-  const child = spawn(process.execPath, ['--import', 'tsx', serveScript, JSON.stringify(configs)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
+  const child = spawn(process.execPath, ['--import', 'tsx', serveScript, JSON.stringify(configs)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout });
   const first = await Promise.race([
     new Promise<string>((resolve) => lines.once('line', resolve)),
     new Promise<never>((_, reject) => setTimeout(() => reject(new Error('servers did not start in 15 s')), 15_000)),

@@ -18,9 +18,27 @@ export function makeTestPki(): TestPki {
   const authority = makeTestAuthority();
   const now = Math.floor(Date.now() / 1000);
   const window = { notBefore: now - 3600, notAfter: now + 2 * 86_400 };
-  const ca = authority.issue({ subject: 'htntp test CA', ...window, extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'] });
-  const server = authority.issue({ subject: '127.0.0.1', ...window, extensions: ['subjectAltName=IP:127.0.0.1,DNS:localhost', 'basicConstraints=CA:FALSE'] }, ca);
-  return { dir: authority.dir, caPath: ca.certPath, ca: ca.cert, key: server.key, cert: server.cert, cleanup: authority.cleanup };
+  const ca = authority.issue({
+    subject: 'htntp test CA',
+    ...window,
+    extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'],
+  });
+  const server = authority.issue(
+    {
+      subject: '127.0.0.1',
+      ...window,
+      extensions: ['subjectAltName=IP:127.0.0.1,DNS:localhost', 'basicConstraints=CA:FALSE'],
+    },
+    ca,
+  );
+  return {
+    dir: authority.dir,
+    caPath: ca.certPath,
+    ca: ca.cert,
+    key: server.key,
+    cert: server.cert,
+    cleanup: authority.cleanup,
+  };
 }
 
 /** A certificate and its key (PEM); `chain` is the certificate followed by the intermediates to present. */
@@ -55,10 +73,15 @@ export interface CertificateSpec {
 export interface TestAuthority {
   dir: string;
   issue(spec: CertificateSpec, issuer?: TestCertificate): TestCertificate;
-  cleanup(): void;
+  /** A plain function: callers hand it on as a cleanup. */
+  cleanup: () => void;
 }
 
-const opensslTime = (seconds: number): string => new Date(seconds * 1000).toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
+const opensslTime = (seconds: number): string =>
+  new Date(seconds * 1000)
+    .toISOString()
+    .replace(/[-:T]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 
 export function makeTestAuthority(): TestAuthority {
   const dir = mkdtempSync(join(tmpdir(), 'htntp-ca-'));
@@ -70,8 +93,21 @@ export function makeTestAuthority(): TestAuthority {
   writeFileSync(path('serial'), '1000\n');
   writeFileSync(
     path('ca.cnf'),
-    ['[ca]', 'default_ca = any', '[any]', `database = ${path('index.txt')}`, `new_certs_dir = ${dir}`, `serial = ${path('serial')}`,
-      'default_md = sha256', 'policy = anything', 'unique_subject = no', 'copy_extensions = none', '[anything]', 'commonName = supplied', ''].join('\n'),
+    [
+      '[ca]',
+      'default_ca = any',
+      '[any]',
+      `database = ${path('index.txt')}`,
+      `new_certs_dir = ${dir}`,
+      `serial = ${path('serial')}`,
+      'default_md = sha256',
+      'policy = anything',
+      'unique_subject = no',
+      'copy_extensions = none',
+      '[anything]',
+      'commonName = supplied',
+      '',
+    ].join('\n'),
   );
   let count = 0;
   return {
@@ -85,12 +121,44 @@ export function makeTestAuthority(): TestAuthority {
         rsa1024: ['-newkey', 'rsa:1024'],
         ed25519: ['-newkey', 'ed25519'],
       }[spec.key ?? 'ec'];
-      openssl('req', '-new', ...newKey, '-nodes', '-subj', `/CN=${spec.subject}`, '-keyout', path(`${name}.key`), '-out', path(`${name}.csr`));
+      openssl(
+        'req',
+        '-new',
+        ...newKey,
+        '-nodes',
+        '-subj',
+        `/CN=${spec.subject}`,
+        '-keyout',
+        path(`${name}.key`),
+        '-out',
+        path(`${name}.csr`),
+      );
       writeFileSync(path(`${name}.ext`), `[ext]\n${spec.extensions.join('\n')}\n`);
-      const signer = issuer ? ['-cert', issuer.certPath, '-keyfile', issuer.keyPath] : ['-selfsign', '-keyfile', path(`${name}.key`)];
-      openssl('ca', '-batch', '-notext', '-config', path('ca.cnf'), ...signer, '-in', path(`${name}.csr`), '-out', path(`${name}.pem`),
-        '-startdate', opensslTime(spec.notBefore), '-enddate', opensslTime(spec.notAfter), '-extfile', path(`${name}.ext`), '-extensions', 'ext',
-        ...(spec.md === undefined ? [] : ['-md', spec.md]), ...(spec.sigopts ?? []).flatMap((option) => ['-sigopt', option]));
+      const signer = issuer
+        ? ['-cert', issuer.certPath, '-keyfile', issuer.keyPath]
+        : ['-selfsign', '-keyfile', path(`${name}.key`)];
+      openssl(
+        'ca',
+        '-batch',
+        '-notext',
+        '-config',
+        path('ca.cnf'),
+        ...signer,
+        '-in',
+        path(`${name}.csr`),
+        '-out',
+        path(`${name}.pem`),
+        '-startdate',
+        opensslTime(spec.notBefore),
+        '-enddate',
+        opensslTime(spec.notAfter),
+        '-extfile',
+        path(`${name}.ext`),
+        '-extensions',
+        'ext',
+        ...(spec.md === undefined ? [] : ['-md', spec.md]),
+        ...(spec.sigopts ?? []).flatMap((option) => ['-sigopt', option]),
+      );
       const cert = readFileSync(path(`${name}.pem`), 'utf8');
       return {
         key: readFileSync(path(`${name}.key`), 'utf8'),

@@ -106,7 +106,8 @@ describe('real receiver logs', () => {
     }
     const shared = readdirSync(SHARED_DIR).filter((name) => name.endsWith('.log') || name.endsWith('.log.chk'));
     expect(shared.length).toBeGreaterThanOrEqual(16);
-    for (const name of shared) expect(readFileSync(join(LOG_DIR, name)).equals(readFileSync(join(SHARED_DIR, name))), name).toBe(true);
+    for (const name of shared)
+      expect(readFileSync(join(LOG_DIR, name)).equals(readFileSync(join(SHARED_DIR, name))), name).toBe(true);
   });
 
   for (const name of logs) {
@@ -137,7 +138,9 @@ describe('real receiver logs', () => {
           const fields = line.split(',');
           const type = fields[0]?.slice(3);
           const valid =
-            (type === 'RMC' && fields[2] === 'A') || (type === 'GGA' && Number(fields[6]) > 0) || (type === 'GLL' && fields[6]?.startsWith('A'));
+            (type === 'RMC' && fields[2] === 'A') ||
+            (type === 'GGA' && Number(fields[6]) > 0) ||
+            (type === 'GLL' && fields[6]?.startsWith('A'));
           const ofDay = secondsOfDay(line);
           if (valid && ofDay !== undefined) validSeconds.add(String(ofDay));
         }

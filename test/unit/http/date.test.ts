@@ -7,7 +7,10 @@ const utc = (text: string): number => new Date(text).getTime() / 1000; // ISO wi
 describe('parseHttpDate', () => {
   it('reads the three RFC 9110 examples as the same instant', () => {
     const expected = utc('1994-11-06T08:49:37Z');
-    expect(parseHttpDate('Sun, 06 Nov 1994 08:49:37 GMT', NOW_YEAR)).toEqual({ seconds: expected, format: 'imf-fixdate' });
+    expect(parseHttpDate('Sun, 06 Nov 1994 08:49:37 GMT', NOW_YEAR)).toEqual({
+      seconds: expected,
+      format: 'imf-fixdate',
+    });
     // 1994 from "94" needs a 20th-century reader: in 2026, 94 -> 2094 is > 50 years ahead.
     expect(parseHttpDate('Sunday, 06-Nov-94 08:49:37 GMT', NOW_YEAR)).toEqual({ seconds: expected, format: 'rfc850' });
     expect(parseHttpDate('Sun Nov  6 08:49:37 1994', NOW_YEAR)).toEqual({ seconds: expected, format: 'asctime' });
@@ -55,7 +58,10 @@ describe('parseHttpDate', () => {
     expect(parseHttpDate('Thu, 29 Feb 2024 12:00:00 GMT', NOW_YEAR)?.seconds).toBe(utc('2024-02-29T12:00:00Z'));
     for (const seconds of [0, utc('2000-02-29T23:59:59Z'), utc('2026-11-22T02:05:55Z'), utc('2038-01-19T03:14:08Z')]) {
       for (const format of ['imf-fixdate', 'rfc850', 'asctime'] as const) {
-        expect(parseHttpDate(formatHttpDate(seconds, format), seconds === 0 ? 1970 : NOW_YEAR)).toEqual({ seconds, format });
+        expect(parseHttpDate(formatHttpDate(seconds, format), seconds === 0 ? 1970 : NOW_YEAR)).toEqual({
+          seconds,
+          format,
+        });
       }
     }
   });

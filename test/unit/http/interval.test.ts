@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { intersect, probeInterval, publishable, publishedBound, select, serverBounds, type ProbeBounds } from '../../../src/sources/http/interval.js';
+import {
+  intersect,
+  probeInterval,
+  publishable,
+  publishedBound,
+  select,
+  serverBounds,
+  type ProbeBounds,
+} from '../../../src/sources/http/interval.js';
 import { asymmetrySigma, posteriorMedian } from '../../../src/sources/http/posterior.js';
 
 describe('probeInterval', () => {
@@ -26,18 +34,42 @@ describe('select (clock selection)', () => {
       { low: 0.15, high: 0.25 },
     ]);
     // Three of four share [0.2, 0.25]; points three or more cover span [0.2, 0.25] too.
-    expect(selection).toEqual({ bound: { low: 0.2, high: 0.25 }, core: { low: 0.2, high: 0.25 }, truechimers: [0, 1, 3] });
+    expect(selection).toEqual({
+      bound: { low: 0.2, high: 0.25 },
+      core: { low: 0.2, high: 0.25 },
+      truechimers: [0, 1, 3],
+    });
   });
 
   it('gives nothing without a majority', () => {
-    expect(select([{ low: 0, high: 1 }, { low: 2, high: 3 }])).toBeUndefined();
-    expect(select([{ low: 0, high: 1 }, { low: 2, high: 3 }, { low: 4, high: 5 }])).toBeUndefined();
+    expect(
+      select([
+        { low: 0, high: 1 },
+        { low: 2, high: 3 },
+      ]),
+    ).toBeUndefined();
+    expect(
+      select([
+        { low: 0, high: 1 },
+        { low: 2, high: 3 },
+        { low: 4, high: 5 },
+      ]),
+    ).toBeUndefined();
     expect(select([])).toBeUndefined();
   });
 
   it('counts touching intervals as agreeing and decides with one server', () => {
-    expect(select([{ low: 0, high: 1 }, { low: 1, high: 2 }])).toEqual({ bound: { low: 0, high: 2 }, core: { low: 1, high: 1 }, truechimers: [0, 1] });
-    expect(select([{ low: 0.5, high: 0.6 }])).toEqual({ bound: { low: 0.5, high: 0.6 }, core: { low: 0.5, high: 0.6 }, truechimers: [0] });
+    expect(
+      select([
+        { low: 0, high: 1 },
+        { low: 1, high: 2 },
+      ]),
+    ).toEqual({ bound: { low: 0, high: 2 }, core: { low: 1, high: 1 }, truechimers: [0, 1] });
+    expect(select([{ low: 0.5, high: 0.6 }])).toEqual({
+      bound: { low: 0.5, high: 0.6 },
+      core: { low: 0.5, high: 0.6 },
+      truechimers: [0],
+    });
   });
 
   it('bounds by every point a majority covers: a liar overlapping a sliver of the truth cannot cut it', () => {
@@ -122,7 +154,11 @@ describe('probeInterval with a stale Date allowance', () => {
 
 describe('serverBounds (one server, one clock?)', () => {
   // Probes of a clock at theta, each 1 ms wide around it: [theta - 0.0005, theta + 0.0005].
-  const at = (theta: number, dateSeconds = 100): ProbeBounds => ({ low: theta - 0.0005, high: theta + 0.0005, dateSeconds });
+  const at = (theta: number, dateSeconds = 100): ProbeBounds => ({
+    low: theta - 0.0005,
+    high: theta + 0.0005,
+    dateSeconds,
+  });
 
   it('intersects the probes of one clock', () => {
     expect(serverBounds([at(0.3), at(0.3002)])).toEqual({ interval: { low: 0.3002 - 0.0005, high: 0.3 + 0.0005 } });
@@ -155,7 +191,10 @@ describe('serverBounds (one server, one clock?)', () => {
 
   it('names a Date that does not advance', () => {
     // The same second, the later probe sent more than a second after the first was answered.
-    const { fault } = serverBounds([{ low: 0.2, high: 1.2, dateSeconds: 100 }, { low: -0.9, high: 0.1, dateSeconds: 100 }]);
+    const { fault } = serverBounds([
+      { low: 0.2, high: 1.2, dateSeconds: 100 },
+      { low: -0.9, high: 0.1, dateSeconds: 100 },
+    ]);
     expect(fault).toMatch(/^Date does not advance/);
   });
 });

@@ -1,9 +1,15 @@
 // measureOffset against local servers whose clocks are off by known amounts: the truth
 // must lie inside the reported bound, and every fault must be named.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/log.js';
 import { measureOffset, type MeasurementResult, type ServerResult } from '../../../src/sources/http/measure.js';
-import { closeAll, startTimeServer, startTimeServers, type TimeServer, type TimeServerConfig } from '../../helpers/http/servers.js';
+import {
+  closeAll,
+  startTimeServer,
+  startTimeServers,
+  type TimeServer,
+  type TimeServerConfig,
+} from '../../helpers/http/servers.js';
 import { untilFine } from '../../helpers/attempts.js';
 
 const TRUTH = 0.3217;
@@ -74,7 +80,7 @@ describe('measureOffset', () => {
     expect(fine, `errors ${results.map((result) => result.error).join(', ')}`).toBeDefined();
   });
 
-  it('keeps every team member aimed at the tick once the team has found it, even with all its own answers on one side', async () => {
+  it('keeps each team member aimed at the tick the team found, even with all its own answers on one side', async () => {
     const delay = { up: 20, down: 20, jitter: 5 };
     const urls = await start(Array.from({ length: 6 }, () => ({ offset: TRUTH, delay })));
     let probes = new Map<string, number[]>();
@@ -94,7 +100,8 @@ describe('measureOffset', () => {
     // to a few ms. A member whose own answers all fell on one side has its interval's edge
     // at the tick; sent off to bisect the rest of its own interval instead, its probe lands
     // 50-500 ms away and teaches the team nothing.
-    const aimedAtTick = (): boolean => [...probes.values()].every((fromTicks) => fromTicks.slice(4).every((fromTick) => Math.abs(fromTick) < 0.03));
+    const aimedAtTick = (): boolean =>
+      [...probes.values()].every((fromTicks) => fromTicks.slice(4).every((fromTick) => Math.abs(fromTick) < 0.03));
     const { results, fine } = await untilFine(
       RESOLUTION_ATTEMPTS,
       async () => {
@@ -107,7 +114,10 @@ describe('measureOffset', () => {
       },
       aimedAtTick,
     );
-    expect(fine, `ms from the tick, per server, per attempt: ${results.map((attempt) => attempt.join(' | ')).join(' || ')}`).toBeDefined();
+    expect(
+      fine,
+      `ms from the tick, per server, per attempt: ${results.map((attempt) => attempt.join(' | ')).join(' || ')}`,
+    ).toBeDefined();
   });
 
   it('lets servers a fraction of a second apart each resolve their own clock', async () => {
@@ -141,21 +151,37 @@ describe('measureOffset', () => {
           expectWithinBound(result?.servers[0] ?? { offset: null, error: null }, -1.4321);
           expect(result?.servers[0]?.error).toBeGreaterThan(0.004);
         }
-        const own = (result: MeasurementResult | undefined): { offset: number | null; error: number | null } => result?.servers[0] ?? { offset: null, error: null };
+        const own = (result: MeasurementResult | undefined): { offset: number | null; error: number | null } =>
+          result?.servers[0] ?? { offset: null, error: null };
         return { symmetric: own(symmetric), asymmetric: own(asymmetric) };
       },
       // Never looser than the round trip; with symmetric delay the midpoint is the truth up
       // to the legs' jitter.
       ({ symmetric, asymmetric }) =>
-        [symmetric, asymmetric].every((result) => (result.error ?? Infinity) < 0.07) && Math.abs((symmetric.offset ?? NaN) + 1.4321) < 0.008,
+        [symmetric, asymmetric].every((result) => (result.error ?? Infinity) < 0.07) &&
+        Math.abs((symmetric.offset ?? NaN) + 1.4321) < 0.008,
     );
-    expect(fine, `(offset, error) symmetric / asymmetric per attempt: ${results.map(({ symmetric, asymmetric }) => `${symmetric.offset}, ${symmetric.error} / ${asymmetric.offset}, ${asymmetric.error}`).join('; ')}`).toBeDefined();
+    expect(
+      fine,
+      `(offset, error) symmetric / asymmetric per attempt: ${results
+        .map(({ symmetric: s, asymmetric: a }) => `${s.offset}, ${s.error} / ${a.offset}, ${a.error}`)
+        .join('; ')}`,
+    ).toBeDefined();
   });
 
   it('keeps servers whose cached Date lags its tick (Node, nginx) within the bound', async () => {
-    const urls = await start([{ offset: 0.875, stale: 0.0018 }, { offset: 0.875, stale: 0.0018 }]);
+    const urls = await start([
+      { offset: 0.875, stale: 0.0018 },
+      { offset: 0.875, stale: 0.0018 },
+    ]);
     // Aimed finely (a prior around the truth), the probes land within the stale window.
-    const result = await measureOffset(urls, { probes: 10, priors: [{ low: 0.86, high: 0.89 }, { low: 0.86, high: 0.89 }] });
+    const result = await measureOffset(urls, {
+      probes: 10,
+      priors: [
+        { low: 0.86, high: 0.89 },
+        { low: 0.86, high: 0.89 },
+      ],
+    });
     expect(result.servers.map((server) => server.status)).toEqual(['ok', 'ok']);
     for (const server of result.servers) expectWithinBound(server, 0.875);
   });
@@ -209,7 +235,16 @@ describe('measureOffset', () => {
     const refused = await startTimeServer();
     await refused.close();
     const [good] = await start([{ offset: -0.75 }]);
-    const urls = [good ?? '', hang.url, slow.url, huge.url, garbage.url, reset.url, refused.url, 'http://nonexistent.invalid/'];
+    const urls = [
+      good ?? '',
+      hang.url,
+      slow.url,
+      huge.url,
+      garbage.url,
+      reset.url,
+      refused.url,
+      'http://nonexistent.invalid/',
+    ];
     const started = performance.now();
     const result = await measureOffset(urls, { probes: 3, timeout: 3 });
     // By its deadline, with room for a loaded machine: the hanging server never answers.
@@ -232,8 +267,12 @@ describe('measureOffset', () => {
   it('rejects bad arguments before any network work', async () => {
     await expect(measureOffset([], {})).rejects.toThrow(TypeError);
     await expect(measureOffset(['ftp://example.com'], {})).rejects.toMatchObject({ code: 'ERR_INVALID_URL' });
-    await expect(measureOffset(['http://127.0.0.1:1/'], { probes: 0 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
-    await expect(measureOffset(['http://127.0.0.1:1/'], { timeout: -1 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    await expect(measureOffset(['http://127.0.0.1:1/'], { probes: 0 })).rejects.toMatchObject({
+      code: 'ERR_OUT_OF_RANGE',
+    });
+    await expect(measureOffset(['http://127.0.0.1:1/'], { timeout: -1 })).rejects.toMatchObject({
+      code: 'ERR_OUT_OF_RANGE',
+    });
   });
 });
 
@@ -252,7 +291,10 @@ describe('measureOffset with priors (aiming only)', () => {
         const result = await measureOffset(urls, {
           probes: 8,
           // The first server's prior holds the truth (40 ms wide); the second's is 0.3 s off.
-          priors: [{ low: 0.63, high: 0.67 }, { low: 2.3, high: 2.34 }],
+          priors: [
+            { low: 0.63, high: 0.67 },
+            { low: 2.3, high: 2.34 },
+          ],
         });
         const [good, wrong] = result.servers;
         expectWithinBound(good ?? { offset: null, error: null }, 0.6543);
@@ -261,6 +303,9 @@ describe('measureOffset with priors (aiming only)', () => {
       },
       (errors) => errors.good < 0.004 && errors.wrong < 0.1,
     );
-    expect(fine, `errors (good, wrong prior): ${results.map((errors) => `${errors.good}, ${errors.wrong}`).join('; ')}`).toBeDefined();
+    expect(
+      fine,
+      `errors (good, wrong prior): ${results.map((errors) => `${errors.good}, ${errors.wrong}`).join('; ')}`,
+    ).toBeDefined();
   });
 });

@@ -21,7 +21,13 @@ class Ensemble {
     this.servers = priors.map(emptyServer);
   }
   update(index: number, interval: Interval | undefined, lows: readonly number[], rtts: readonly number[]): void {
-    this.servers[index] = { ...(this.servers[index] as ServerState), interval, failed: interval === undefined, lows, rtts };
+    this.servers[index] = {
+      ...(this.servers[index] as ServerState),
+      interval,
+      failed: interval === undefined,
+      lows,
+      rtts,
+    };
   }
   jointAim(index: number): number | undefined {
     const plan = planTeam({ servers: this.servers, team: this.team });
@@ -84,18 +90,29 @@ describe('planTeam', () => {
     const aims = [0, 1].map((index) => ensemble.jointAim(index) ?? NaN);
     expect(aims[0]).toBeCloseTo(0.469 + 0.001 / 3, 4);
     expect(aims[1]).toBeCloseTo(0.469 + 0.002 / 3, 4);
-    const [ownTop = NaN] = posteriorQuantiles([{ lows: [0.2, 0.47 - 1], sigma: 20e-6 }], { low: 0.2, high: 0.47 }, [0.99]);
+    const [ownTop = NaN] = posteriorQuantiles(
+      [{ lows: [0.2, 0.47 - 1], sigma: 20e-6 }],
+      { low: 0.2, high: 0.47 },
+      [0.99],
+    );
     expect(aims[0]).toBeGreaterThan(ownTop);
   });
 
   it('aims inside the region most priors share, and ignores priors that disagree', () => {
-    const agreeing = new Ensemble([{ low: 0.5, high: 0.6 }, { low: 0.55, high: 0.65 }, { low: 0.9, high: 1 }]);
+    const agreeing = new Ensemble([
+      { low: 0.5, high: 0.6 },
+      { low: 0.55, high: 0.65 },
+      { low: 0.9, high: 1 },
+    ]);
     for (const index of [0, 1, 2]) agreeing.update(index, firstProbe.interval, firstProbe.lows, firstProbe.rtts);
     for (const index of [0, 1, 2]) {
       expect(agreeing.jointAim(index)).toBeGreaterThanOrEqual(0.55);
       expect(agreeing.jointAim(index)).toBeLessThanOrEqual(0.6);
     }
-    const split = new Ensemble([{ low: 0.5, high: 0.6 }, { low: 0.9, high: 1 }]);
+    const split = new Ensemble([
+      { low: 0.5, high: 0.6 },
+      { low: 0.9, high: 1 },
+    ]);
     for (const index of [0, 1]) split.update(index, firstProbe.interval, firstProbe.lows, firstProbe.rtts);
     expect(split.jointAim(0)).toBeCloseTo(0.2 + 1 / 3, 2);
   });
@@ -149,7 +166,10 @@ describe('standingSupport', () => {
     ensemble.update(3, { low: 5.2, high: 6.2 }, [5.2], [0.001]);
     const plan = planTeam({ servers: ensemble.servers, team: undefined });
     expect(plan.team).toEqual([0, 1, 2]);
-    const state = (): { servers: ServerState[]; team: readonly number[] | undefined } => ({ servers: ensemble.servers, team: plan.team });
+    const state = (): { servers: ServerState[]; team: readonly number[] | undefined } => ({
+      servers: ensemble.servers,
+      team: plan.team,
+    });
     expect(standingSupport(state(), plan, 0)).toEqual(plan.support);
     // Member 1 learns more: the team's interval narrows with it, without a new plan.
     ensemble.update(1, { low: 0.3, high: 0.9 }, [0.2, 0.3], [0.001, 0.001]);
@@ -169,11 +189,30 @@ describe('posteriorQuantiles', () => {
     const other = [0.3002, 0.30025 - 1];
     const support = { low: 0.29, high: 0.31 };
     const fresh = (sigma: number, within = support): number[] =>
-      posteriorQuantiles([{ lows: [...lows], sigma }, { lows: [...other], sigma: 0.0002 }], within, [0.1, 0.5, 0.9]);
+      posteriorQuantiles(
+        [
+          { lows: [...lows], sigma },
+          { lows: [...other], sigma: 0.0002 },
+        ],
+        within,
+        [0.1, 0.5, 0.9],
+      );
     const reused = (sigma: number, within = support): number[] =>
-      posteriorQuantiles([{ lows, sigma }, { lows: other, sigma: 0.0002 }], within, [0.1, 0.5, 0.9]);
+      posteriorQuantiles(
+        [
+          { lows, sigma },
+          { lows: other, sigma: 0.0002 },
+        ],
+        within,
+        [0.1, 0.5, 0.9],
+      );
     // The same probes with another noise or inside another support are another grid.
-    for (const [sigma, within] of [[0.0001, support], [0.0004, support], [0.0001, { low: 0.3, high: 0.3003 }], [0.0001, support]] as const) {
+    for (const [sigma, within] of [
+      [0.0001, support],
+      [0.0004, support],
+      [0.0001, { low: 0.3, high: 0.3003 }],
+      [0.0001, support],
+    ] as const) {
       expect(reused(sigma, within)).toEqual(fresh(sigma, within));
     }
     expect(reused(0.0001)).not.toEqual(reused(0.0004));
@@ -197,8 +236,15 @@ describe('posteriorQuantiles', () => {
   it('is not dragged by one server of the majority that is a few ms out', () => {
     // Three servers put theta at 0.300 (+-1 ms noise), a fourth at 0.306: all overlap the
     // same hard interval, so Marzullo keeps all four; the joint median stays with the three.
-    const near = (centre: number): { lows: number[]; sigma: number } => ({ lows: [centre - 0.0005, centre + 0.0005 - 1], sigma: 0.0003 });
-    const [median] = posteriorQuantiles([near(0.3), near(0.3), near(0.3), near(0.306)], { low: 0.25, high: 0.35 }, [0.5]);
+    const near = (centre: number): { lows: number[]; sigma: number } => ({
+      lows: [centre - 0.0005, centre + 0.0005 - 1],
+      sigma: 0.0003,
+    });
+    const [median] = posteriorQuantiles(
+      [near(0.3), near(0.3), near(0.3), near(0.306)],
+      { low: 0.25, high: 0.35 },
+      [0.5],
+    );
     expect(Math.abs((median ?? NaN) - 0.3)).toBeLessThan(0.0001);
   });
 
@@ -216,9 +262,15 @@ describe('posteriorQuantiles', () => {
 });
 
 describe('planTick and planProbes', () => {
-  const sharp: ServerState = { ...emptyServer(undefined), interval: { low: 0.3, high: 0.302 }, lows: [0.3, 0.302 - 1], rtts: [0.001, 0.001], lastTick: 100 };
+  const sharp: ServerState = {
+    ...emptyServer(undefined),
+    interval: { low: 0.3, high: 0.302 },
+    lows: [0.3, 0.302 - 1],
+    rtts: [0.001, 0.001],
+    lastTick: 100,
+  };
 
-  it('aims one probe per later tick at the server\'s own estimate, early by the up-leg', () => {
+  it("aims one probe per later tick at the server's own estimate, early by the up-leg", () => {
     const tick = planTick(sharp, 100.2, 1, 8);
     expect(tick?.tick).toBe(101);
     const [probe, ...rest] = planProbes(sharp, 101, undefined, 1, 8);
@@ -228,13 +280,22 @@ describe('planTick and planProbes', () => {
     expect(probe?.sendAt).toBeCloseTo(101 - 0.301 - 0.0005, 3);
   });
 
-  it('flanks the hard interval with verification probes beyond the noise in the last seconds, each side on an odd and an even request', () => {
-    const kinds = [3, 4, 5, 6, 7].map((aimed) => planProbes(sharp, 101, undefined, aimed, 8).map((probe) => probe.kind));
-    expect(kinds).toEqual([['bisect', 'verify-low'], ['verify-high', 'bisect'], ['bisect', 'verify-low'], ['verify-high', 'bisect', 'verify-low'], ['verify-high', 'bisect']]);
+  it('flanks the hard interval with checks beyond the noise at the end, each side on odd and even requests', () => {
+    const kinds = [3, 4, 5, 6, 7].map((aimed) =>
+      planProbes(sharp, 101, undefined, aimed, 8).map((probe) => probe.kind),
+    );
+    expect(kinds).toEqual([
+      ['bisect', 'verify-low'],
+      ['verify-high', 'bisect'],
+      ['bisect', 'verify-low'],
+      ['verify-high', 'bisect', 'verify-low'],
+      ['verify-high', 'bisect'],
+    ]);
     // Requests 3.. in order (0 is the unaimed first, 1 and 2 bisect): the checks just outside
     // the interval (the last three seconds) ask each side on both parities.
     const order = [5, 6, 7].flatMap((aimed) => planProbes(sharp, 101, undefined, aimed, 8).map((probe) => probe.kind));
-    const parities = (kind: string): number[] => [...new Set(order.flatMap((each, position) => (each === kind ? [(position + 7) % 2] : [])))].sort();
+    const parities = (kind: string): number[] =>
+      [...new Set(order.flatMap((each, position) => (each === kind ? [(position + 7) % 2] : [])))].sort();
     expect(parities('verify-low')).toEqual([0, 1]);
     expect(parities('verify-high')).toEqual([0, 1]);
     // Just outside the hard interval [0.3, 0.302], by more than the noise.

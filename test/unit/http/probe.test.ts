@@ -21,7 +21,9 @@ interface Request {
 }
 
 /** A raw HTTP/1.1 server: `answer` writes the response to each request (keep-alive). */
-async function rawServer(answer: (socket: Socket, request: Request) => Promise<void>): Promise<{ url: URL; requests: Request[]; connections: () => number; close: () => Promise<void> }> {
+async function rawServer(
+  answer: (socket: Socket, request: Request) => Promise<void>,
+): Promise<{ url: URL; requests: Request[]; connections: () => number; close: () => Promise<void> }> {
   const requests: Request[] = [];
   const sockets = new Set<Socket>();
   let connections = 0;
@@ -40,9 +42,11 @@ async function rawServer(answer: (socket: Socket, request: Request) => Promise<v
         buffered = buffered.slice(end + 4);
         const request: Request = { method: head.split(' ')[0] ?? '', head, arrived };
         requests.push(request);
-        queue = queue.then(() => answer(socket, request)).catch(() => {
-          socket.destroy();
-        });
+        queue = queue
+          .then(() => answer(socket, request))
+          .catch(() => {
+            socket.destroy();
+          });
       }
     });
   });
@@ -60,7 +64,15 @@ async function rawServer(answer: (socket: Socket, request: Request) => Promise<v
   };
 }
 
-const head = (status: string, fields: string[] = []): string => [`HTTP/1.1 ${status}`, `date: ${formatHttpDate(systemClock.realtime().sec)}`, 'content-length: 0', ...fields, '', ''].join('\r\n');
+const head = (status: string, fields: string[] = []): string =>
+  [
+    `HTTP/1.1 ${status}`,
+    `date: ${formatHttpDate(systemClock.realtime().sec)}`,
+    'content-length: 0',
+    ...fields,
+    '',
+    '',
+  ].join('\r\n');
 
 /** Through a proxy the raw server is the proxy, answering absolute-form requests for a server it never reaches. */
 const PROXIED_SERVER = new URL('http://time.test:8080/');
@@ -83,7 +95,7 @@ describe.each([
     return connection;
   };
 
-  it('stamps the send before the request arrives and the receive after the answer left, on one keep-alive connection', async () => {
+  it('stamps send before the request arrives, receive after the answer left, on one keep-alive socket', async () => {
     const server = await rawServer(async (socket, request) => {
       request.answerStart = systemClock.realtime();
       socket.write(head('200 OK'));
@@ -102,7 +114,9 @@ describe.each([
       expect(ns(response.headTime)).toBeGreaterThanOrEqual(ns(response.receiveTime));
       expect(response.date).toMatch(/GMT$/);
     });
-    expect(server.requests[0]?.head).toMatch(proxied ? /^HEAD http:\/\/time\.test:8080\/ HTTP\/1\.1\r\n/ : /^HEAD \/ HTTP\/1\.1\r\n/);
+    expect(server.requests[0]?.head).toMatch(
+      proxied ? /^HEAD http:\/\/time\.test:8080\/ HTTP\/1\.1\r\n/ : /^HEAD \/ HTTP\/1\.1\r\n/,
+    );
     expect(server.requests[0]?.head.toLowerCase()).toContain('cache-control: no-cache');
   });
 
@@ -138,7 +152,9 @@ describe.each([
       closers.push(server.close);
       const response = await probe(open(server), at(server), systemClock);
       expect(response.statusCode).toBe(200);
-      expect(ns(response.receiveTime)).toBeGreaterThanOrEqual(ns(server.requests[0]?.answerStart ?? { sec: Infinity, nsec: 0 }));
+      expect(ns(response.receiveTime)).toBeGreaterThanOrEqual(
+        ns(server.requests[0]?.answerStart ?? { sec: Infinity, nsec: 0 }),
+      );
     }
   });
 
@@ -151,19 +167,27 @@ describe.each([
     });
     closers.push(server.close);
     const response = await probe(open(server), at(server), systemClock);
-    expect(ns(response.receiveTime)).toBeGreaterThanOrEqual(ns(server.requests[0]?.answerStart ?? { sec: Infinity, nsec: 0 }));
+    expect(ns(response.receiveTime)).toBeGreaterThanOrEqual(
+      ns(server.requests[0]?.answerStart ?? { sec: Infinity, nsec: 0 }),
+    );
   });
 
-  it('takes a complete answer to HEAD whose connection closes with a body after it (a proxy\'s error page)', async () => {
+  it("takes a whole HEAD answer whose connection closes with a body after it (a proxy's error page)", async () => {
     const server = await rawServer(async (socket, request) => {
       const status = request.method === 'HEAD' && server.requests.length > 1 ? '500 Internal Server Error' : '200 OK';
-      socket.end(head(status, ['connection: close']).replace('content-length: 0', 'content-length: 24') + '<html>no such host</html>');
+      socket.end(
+        head(status, ['connection: close']).replace('content-length: 0', 'content-length: 24') +
+          '<html>no such host</html>',
+      );
     });
     closers.push(server.close);
     const connection = open(server);
     expect((await probe(connection, at(server), systemClock)).statusCode).toBe(200);
     // Its 500 is judged as such: the proxy's fault through a proxy, the server's own straight to it.
-    await expect(probe(connection, at(server), systemClock)).rejects.toMatchObject({ kind: proxied ? 'proxy' : 'status', message: expect.stringMatching(/500/) });
+    await expect(probe(connection, at(server), systemClock)).rejects.toMatchObject({
+      kind: proxied ? 'proxy' : 'status',
+      message: expect.stringMatching(/500/),
+    });
   });
 
   it('fails at once on a 101 never asked for, as a protocol fault', async () => {
@@ -171,12 +195,19 @@ describe.each([
       socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n');
     });
     closers.push(server.close);
-    await expect(probe(open(server), at(server), systemClock)).rejects.toMatchObject({ kind: 'protocol', code: 'ERR_HTTP_NO_RESPONSE' });
+    await expect(probe(open(server), at(server), systemClock)).rejects.toMatchObject({
+      kind: 'protocol',
+      code: 'ERR_HTTP_NO_RESPONSE',
+    });
   });
 
   it('asks a server that refuses HEAD with GET for one byte, from then on', async () => {
     const server = await rawServer(async (socket, request) => {
-      socket.write(request.method === 'HEAD' ? head('405 Method Not Allowed') : head('206 Partial Content').replace('content-length: 0', 'content-length: 1') + 'x');
+      socket.write(
+        request.method === 'HEAD'
+          ? head('405 Method Not Allowed')
+          : head('206 Partial Content').replace('content-length: 0', 'content-length: 1') + 'x',
+      );
     });
     closers.push(server.close);
     const connection = open(server);
@@ -189,10 +220,17 @@ describe.each([
   it('ends a probe whose body runs past the limit, and joins repeated fields', async () => {
     const server = await rawServer(async (socket, request) => {
       if (request.method === 'HEAD') socket.write(head('405 Method Not Allowed'));
-      else socket.write(head('200 OK', ['transfer-encoding: chunked']).replace('content-length: 0\r\n', '') + `10000\r\n${'x'.repeat(0x10000)}\r\n10000\r\n${'x'.repeat(0x10000)}\r\n0\r\n\r\n`);
+      else
+        socket.write(
+          head('200 OK', ['transfer-encoding: chunked']).replace('content-length: 0\r\n', '') +
+            `10000\r\n${'x'.repeat(0x10000)}\r\n10000\r\n${'x'.repeat(0x10000)}\r\n0\r\n\r\n`,
+        );
     });
     closers.push(server.close);
-    await expect(probe(open(server), at(server), systemClock)).rejects.toMatchObject({ code: 'ERR_HTTP_BODY_TOO_LARGE', kind: 'protocol' });
+    await expect(probe(open(server), at(server), systemClock)).rejects.toMatchObject({
+      code: 'ERR_HTTP_BODY_TOO_LARGE',
+      kind: 'protocol',
+    });
     const twice = await rawServer(async (socket) => {
       socket.write(head('200 OK', ['age: 1', 'age: 2']));
     });
@@ -200,7 +238,7 @@ describe.each([
     expect((await probe(open(twice), at(twice), systemClock)).age).toBe('1, 2');
   });
 
-  it('fails a pending probe with the reason it was destroyed for, and a head that never comes with a timeout', async () => {
+  it('fails a pending probe with the reason it was destroyed for; a head that never comes times out', async () => {
     const silent = await rawServer(() => new Promise(() => {}));
     closers.push(silent.close);
     const connection = open(silent);

@@ -30,7 +30,13 @@ describe('publishing an estimate', () => {
   it('follows the realtime clock through steps and slews, and ages out', () => {
     const clock = new FakeClockPair();
     const at = readClockPair(clock);
-    const estimate: Estimate = { monotonicRaw: at.monotonicRaw, trueTime: addSeconds(at.realtime, TRUE_OFFSET), error: 0.001, low: -0.001, high: 0.001 };
+    const estimate: Estimate = {
+      monotonicRaw: at.monotonicRaw,
+      trueTime: addSeconds(at.realtime, TRUE_OFFSET),
+      error: 0.001,
+      low: -0.001,
+      high: 0.001,
+    };
     const source = new HttpSource({ servers: ['http://127.0.0.1:1/'], interval: INTERVAL, clock });
     source.hold(estimate);
     const offsets: { expected: number; published: number; precision: number }[] = [];
@@ -40,7 +46,11 @@ describe('publishing an estimate', () => {
       if (second > 20 && second <= 60) clock.realtimeError -= 0.0005; // then slews 500 ppm back
       const sample = source.sample();
       if (!sample) throw new Error(`no sample at ${second} s`);
-      offsets.push({ expected: TRUE_OFFSET - clock.realtimeError, published: diffSeconds(sample.clockTime, sample.receiveTime), precision: sample.precision });
+      offsets.push({
+        expected: TRUE_OFFSET - clock.realtimeError,
+        published: diffSeconds(sample.clockTime, sample.receiveTime),
+        precision: sample.precision,
+      });
     }
     for (const { expected, published } of offsets) expect(published).toBeCloseTo(expected, 7);
     expect(offsets[8]?.published).toBeCloseTo(0.25, 8);
@@ -56,7 +66,13 @@ describe('publishing an estimate', () => {
 
   it('never publishes from before its estimate', () => {
     const clock = new FakeClockPair();
-    const estimate: Estimate = { monotonicRaw: addSeconds(clock.raw, 5), trueTime: fromSeconds(1_795_000_000), error: 0.01, low: -0.01, high: 0.01 };
+    const estimate: Estimate = {
+      monotonicRaw: addSeconds(clock.raw, 5),
+      trueTime: fromSeconds(1_795_000_000),
+      error: 0.01,
+      low: -0.01,
+      high: 0.01,
+    };
     expect(sampleAt(estimate, readClockPair(clock), 100)).toBeUndefined();
     expect(precisionOf(0)).toBe(-30);
     expect(precisionOf(0.5)).toBe(-1);
@@ -70,7 +86,7 @@ describe('HttpSource', () => {
     await closeAll(servers);
   });
 
-  it('measures, yields a sample about once a second with the measured offset, and with once ends when the estimate expires', async () => {
+  it('yields the measured offset about once a second; with once, ends when the estimate expires', async () => {
     servers = await startTimeServers([{ offset: 1.375 }, { offset: 1.375 }, { offset: 1.375 }]);
     const results: (number | null)[] = [];
     const source = new HttpSource({

@@ -35,7 +35,10 @@ describe('a measurement while realtime is slewed', () => {
   it('keeps the truth within the error and reports the offset against realtime at the end', async () => {
     servers = await startTimeServers([{ offset: TRUTH }, { offset: TRUTH }, { offset: TRUTH }]);
     const clock = new SlewingClock();
-    const { result, estimate } = await measure(servers.map((server) => server.url), { probes: 8, clock });
+    const { result, estimate } = await measure(
+      servers.map((server) => server.url),
+      { probes: 8, clock },
+    );
     expect(result.reason).toBeNull();
     if (!estimate || result.offset === null || result.error === null) throw new Error('no estimate');
     // The measurement spans seconds: the slew moved realtime by far more than the bound.

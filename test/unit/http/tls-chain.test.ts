@@ -11,15 +11,30 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { realtime } from '../../../src/clock.js';
 import { trustedCertificates } from '../../../src/sources/http/connection.js';
 import { verifyChainAt } from '../../../src/sources/http/tls.js';
-import { makeTestAuthority, type CertificateSpec, type TestAuthority, type TestCertificate } from '../../helpers/http/tls.js';
+import {
+  makeTestAuthority,
+  type CertificateSpec,
+  type TestAuthority,
+  type TestCertificate,
+} from '../../helpers/http/tls.js';
 
 const DAY = 86_400;
 // Years from the local clock: only the claimed time may play a part.
 const claimed = realtime().sec - 3 * 365 * DAY;
 const HOST = 'www.htntp.test';
 
-const CA = ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign', 'subjectKeyIdentifier=hash', 'authorityKeyIdentifier=keyid'];
-const LEAF = ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=serverAuth', `subjectAltName=DNS:${HOST},IP:127.0.0.1`];
+const CA = [
+  'basicConstraints=critical,CA:TRUE',
+  'keyUsage=critical,keyCertSign,cRLSign',
+  'subjectKeyIdentifier=hash',
+  'authorityKeyIdentifier=keyid',
+];
+const LEAF = [
+  'basicConstraints=critical,CA:FALSE',
+  'keyUsage=critical,digitalSignature,keyEncipherment',
+  'extendedKeyUsage=serverAuth',
+  `subjectAltName=DNS:${HOST},IP:127.0.0.1`,
+];
 
 let authority: TestAuthority;
 let root: TestCertificate;
@@ -32,8 +47,11 @@ type Spec = Partial<CertificateSpec> & { extensions: string[] };
 
 const issue = (subject: string, spec: Spec, issuer?: TestCertificate): TestCertificate =>
   authority.issue({ subject, notBefore: claimed - 30 * DAY, notAfter: claimed + 30 * DAY, ...spec }, issuer);
-const leaf = (extensions: string[] = LEAF, issuer: TestCertificate = intermediate, spec: Partial<Spec> = {}): TestCertificate =>
-  issue('server', { extensions, ...spec }, issuer);
+const leaf = (
+  extensions: string[] = LEAF,
+  issuer: TestCertificate = intermediate,
+  spec: Partial<Spec> = {},
+): TestCertificate => issue('server', { extensions, ...spec }, issuer);
 const without = (list: string[], prefix: string): string[] => list.filter((line) => !line.startsWith(prefix));
 
 interface Case {
@@ -57,11 +75,17 @@ function tlv(der: Buffer, offset: number): { tag: number; header: number; end: n
 const children = (der: Buffer): Buffer[] => {
   const { header, end } = tlv(der, 0);
   const parts: Buffer[] = [];
-  for (let offset = header; offset < end; offset = tlv(der, offset).end) parts.push(der.subarray(offset, tlv(der, offset).end));
+  for (let offset = header; offset < end; offset = tlv(der, offset).end)
+    parts.push(der.subarray(offset, tlv(der, offset).end));
   return parts;
 };
 const encode = (tag: number, content: Buffer): Buffer => {
-  const length = content.length < 0x80 ? Buffer.from([content.length]) : ((bytes) => Buffer.concat([Buffer.from([0x80 | bytes.length]), bytes]))(Buffer.from(content.length.toString(16).padStart(content.length > 0xff ? 4 : 2, '0'), 'hex'));
+  const length =
+    content.length < 0x80
+      ? Buffer.from([content.length])
+      : ((bytes) => Buffer.concat([Buffer.from([0x80 | bytes.length]), bytes]))(
+          Buffer.from(content.length.toString(16).padStart(content.length > 0xff ? 4 : 2, '0'), 'hex'),
+        );
   return Buffer.concat([Buffer.from([tag]), length, content]);
 };
 /** `certificate` re-signed by `issuer` with sha1WithRSA named by OIW's 1.3.14.3.2.29. */
@@ -72,11 +96,18 @@ function oiwSha1(certificate: TestCertificate, issuer: TestCertificate): string 
   fields[fields[0]?.[0] === 0xa0 ? 2 : 1] = algorithm;
   const newTbs = encode(0x30, Buffer.concat(fields));
   const signature = sign('sha1', newTbs, readFileSync(issuer.keyPath, 'utf8'));
-  const der = encode(0x30, Buffer.concat([newTbs, algorithm, encode(0x03, Buffer.concat([Buffer.from([0]), signature]))]));
-  return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`;
+  const der = encode(
+    0x30,
+    Buffer.concat([newTbs, algorithm, encode(0x03, Buffer.concat([Buffer.from([0]), signature]))]),
+  );
+  return (
+    `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END ` +
+    `CERTIFICATE-----\n`
+  );
 }
 
-const pems = (text: string): string[] => text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+const pems = (text: string): string[] =>
+  text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 const ders = (text: string): Buffer[] => pems(text).map((pem) => new X509Certificate(pem).raw);
 
 /** openssl verify's verdict with the trusted set htntp uses (`trustedCertificates`). */
@@ -88,13 +119,31 @@ function opensslVerdict(name: string, test: Case): 'accept' | 'reject' {
   writeFileSync(join(dir, `${name}.untrusted.pem`), `${rest.join('\n')}\n`);
   const host = test.host ?? HOST;
   const name_ = /^[\d.]+$|:/.test(host) ? ['-verify_ip', host] : ['-verify_hostname', host];
-  const result = spawnSync('openssl', ['verify', '-attime', String(test.at ?? claimed), '-auth_level', '1', '-purpose', 'sslserver', ...name_,
-    '-CAfile', join(dir, `${name}.trusted.pem`), ...(rest.length > 0 ? ['-untrusted', join(dir, `${name}.untrusted.pem`)] : []), join(dir, `${name}.leaf.pem`)], { encoding: 'utf8' });
+  const result = spawnSync(
+    'openssl',
+    [
+      'verify',
+      '-attime',
+      String(test.at ?? claimed),
+      '-auth_level',
+      '1',
+      '-purpose',
+      'sslserver',
+      ...name_,
+      '-CAfile',
+      join(dir, `${name}.trusted.pem`),
+      ...(rest.length > 0 ? ['-untrusted', join(dir, `${name}.untrusted.pem`)] : []),
+      join(dir, `${name}.leaf.pem`),
+    ],
+    { encoding: 'utf8' },
+  );
   return result.status === 0 && /: OK\s*$/.test(result.stdout) ? 'accept' : 'reject';
 }
 
 const htntpVerdict = (test: Case): 'accept' | 'reject' =>
-  (verifyChainAt(ders(test.presented), test.host ?? HOST, test.at ?? claimed, test.ca ?? root.cert).ok ? 'accept' : 'reject');
+  verifyChainAt(ders(test.presented), test.host ?? HOST, test.at ?? claimed, test.ca ?? root.cert).ok
+    ? 'accept'
+    : 'reject';
 
 const cases = new Map<string, () => Case>();
 const add = (name: string, make: () => Case): void => void cases.set(name, make);
@@ -103,88 +152,272 @@ const chainOf = (server: TestCertificate): string => server.chain;
 // The baseline and the name checks.
 add('a good chain through an intermediate', () => ({ presented: chainOf(leaf()), expected: 'accept' }));
 add('the intermediate not presented', () => ({ presented: leaf().cert, expected: 'reject' }));
-add('the root presented before the intermediate', () => ({ presented: `${leaf().cert}${root.cert}${intermediate.cert}`, expected: 'accept' }));
-add('the server certificate signed by the root itself', () => ({ presented: leaf(LEAF, root).cert, expected: 'accept' }));
+add('the root presented before the intermediate', () => ({
+  presented: `${leaf().cert}${root.cert}${intermediate.cert}`,
+  expected: 'accept',
+}));
+add('the server certificate signed by the root itself', () => ({
+  presented: leaf(LEAF, root).cert,
+  expected: 'accept',
+}));
 add('a wrong host', () => ({ presented: chainOf(leaf()), host: 'other.htntp.test', expected: 'reject' }));
 add('the host in capitals', () => ({ presented: chainOf(leaf()), host: HOST.toUpperCase() }));
 add('an IP SAN and its address', () => ({ presented: chainOf(leaf()), host: '127.0.0.1', expected: 'accept' }));
 add('an IP SAN and another address', () => ({ presented: chainOf(leaf()), host: '127.0.0.2', expected: 'reject' }));
-add('an IPv6 SAN', () => ({ presented: chainOf(leaf([...without(LEAF, 'subjectAltName'), 'subjectAltName=IP:::1'])), host: '::1', expected: 'accept' }));
-add('a DNS SAN and an address', () => ({ presented: chainOf(leaf([...without(LEAF, 'subjectAltName'), `subjectAltName=DNS:${HOST}`])), host: '127.0.0.1', expected: 'reject' }));
-add('a wildcard SAN, one label', () => ({ presented: chainOf(leaf([...without(LEAF, 'subjectAltName'), 'subjectAltName=DNS:*.htntp.test'])) }));
-add('a wildcard SAN, two labels', () => ({ presented: chainOf(leaf([...without(LEAF, 'subjectAltName'), 'subjectAltName=DNS:*.test'])), host: 'a.htntp.test' }));
-add('the name in the CN only', () => ({ presented: issue(HOST, { extensions: without(LEAF, 'subjectAltName') }, intermediate).chain }));
+add('an IPv6 SAN', () => ({
+  presented: chainOf(leaf([...without(LEAF, 'subjectAltName'), 'subjectAltName=IP:::1'])),
+  host: '::1',
+  expected: 'accept',
+}));
+add('a DNS SAN and an address', () => ({
+  presented: chainOf(leaf([...without(LEAF, 'subjectAltName'), `subjectAltName=DNS:${HOST}`])),
+  host: '127.0.0.1',
+  expected: 'reject',
+}));
+add('a wildcard SAN, one label', () => ({
+  presented: chainOf(leaf([...without(LEAF, 'subjectAltName'), 'subjectAltName=DNS:*.htntp.test'])),
+}));
+add('a wildcard SAN, two labels', () => ({
+  presented: chainOf(leaf([...without(LEAF, 'subjectAltName'), 'subjectAltName=DNS:*.test'])),
+  host: 'a.htntp.test',
+}));
+add('the name in the CN only', () => ({
+  presented: issue(HOST, { extensions: without(LEAF, 'subjectAltName') }, intermediate).chain,
+}));
 
 // Time, judged at the claimed instant.
 add('expired at the claimed time', () => ({ presented: chainOf(leaf()), at: claimed + 31 * DAY, expected: 'reject' }));
-add('not yet valid at the claimed time', () => ({ presented: chainOf(leaf()), at: claimed - 31 * DAY, expected: 'reject' }));
+add('not yet valid at the claimed time', () => ({
+  presented: chainOf(leaf()),
+  at: claimed - 31 * DAY,
+  expected: 'reject',
+}));
 add('the claimed time at notAfter', () => ({ presented: chainOf(leaf(LEAF, intermediate, { notAfter: claimed })) }));
-add('the claimed time a second after notAfter', () => ({ presented: chainOf(leaf(LEAF, intermediate, { notAfter: claimed - 1 })), expected: 'reject' }));
-add('an intermediate expired at the claimed time', () => ({ presented: chainOf(leaf(LEAF, issue('old intermediate', { extensions: CA, notAfter: claimed - DAY }, root))), expected: 'reject' }));
+add('the claimed time a second after notAfter', () => ({
+  presented: chainOf(leaf(LEAF, intermediate, { notAfter: claimed - 1 })),
+  expected: 'reject',
+}));
+add('an intermediate expired at the claimed time', () => ({
+  presented: chainOf(leaf(LEAF, issue('old intermediate', { extensions: CA, notAfter: claimed - DAY }, root))),
+  expected: 'reject',
+}));
 add('a root expired at the claimed time', () => {
   const old = issue('old root', { extensions: CA, notAfter: claimed - DAY });
   return { presented: leaf(LEAF, old).cert, ca: old.cert, expected: 'reject' };
 });
 
 // Purpose and constraints.
-add('extended key usage clientAuth only', () => ({ presented: chainOf(leaf([...without(LEAF, 'extendedKeyUsage'), 'extendedKeyUsage=clientAuth'])), expected: 'reject' }));
-add('extended key usage serverAuth and clientAuth', () => ({ presented: chainOf(leaf([...without(LEAF, 'extendedKeyUsage'), 'extendedKeyUsage=serverAuth,clientAuth'])), expected: 'accept' }));
-add('extended key usage OCSPSigning', () => ({ presented: chainOf(leaf([...without(LEAF, 'extendedKeyUsage'), 'extendedKeyUsage=OCSPSigning'])), expected: 'reject' }));
+add('extended key usage clientAuth only', () => ({
+  presented: chainOf(leaf([...without(LEAF, 'extendedKeyUsage'), 'extendedKeyUsage=clientAuth'])),
+  expected: 'reject',
+}));
+add('extended key usage serverAuth and clientAuth', () => ({
+  presented: chainOf(leaf([...without(LEAF, 'extendedKeyUsage'), 'extendedKeyUsage=serverAuth,clientAuth'])),
+  expected: 'accept',
+}));
+add('extended key usage OCSPSigning', () => ({
+  presented: chainOf(leaf([...without(LEAF, 'extendedKeyUsage'), 'extendedKeyUsage=OCSPSigning'])),
+  expected: 'reject',
+}));
 add('no extended key usage', () => ({ presented: chainOf(leaf(without(LEAF, 'extendedKeyUsage'))) }));
-add('an intermediate for client authentication only', () => ({ presented: chainOf(leaf(LEAF, issue('client CA', { extensions: [...CA, 'extendedKeyUsage=clientAuth'] }, root))), expected: 'reject' }));
-add('an issuer with CA:FALSE', () => ({ presented: chainOf(leaf(LEAF, issue('not a CA', { extensions: ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,keyCertSign'] }, root))), expected: 'reject' }));
-add('an issuer without basic constraints', () => ({ presented: chainOf(leaf(LEAF, issue('no constraints', { extensions: ['keyUsage=critical,keyCertSign'] }, root))), expected: 'reject' }));
-add('an issuer without keyCertSign', () => ({ presented: chainOf(leaf(LEAF, issue('no certsign', { extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,digitalSignature'] }, root))), expected: 'reject' }));
+add('an intermediate for client authentication only', () => ({
+  presented: chainOf(leaf(LEAF, issue('client CA', { extensions: [...CA, 'extendedKeyUsage=clientAuth'] }, root))),
+  expected: 'reject',
+}));
+add('an issuer with CA:FALSE', () => ({
+  presented: chainOf(
+    leaf(
+      LEAF,
+      issue('not a CA', { extensions: ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,keyCertSign'] }, root),
+    ),
+  ),
+  expected: 'reject',
+}));
+add('an issuer without basic constraints', () => ({
+  presented: chainOf(leaf(LEAF, issue('no constraints', { extensions: ['keyUsage=critical,keyCertSign'] }, root))),
+  expected: 'reject',
+}));
+add('an issuer without keyCertSign', () => ({
+  presented: chainOf(
+    leaf(
+      LEAF,
+      issue(
+        'no certsign',
+        { extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,digitalSignature'] },
+        root,
+      ),
+    ),
+  ),
+  expected: 'reject',
+}));
 add('pathlen:0 with a CA below it', () => {
-  const limited = issue('pathlen 0', { extensions: ['basicConstraints=critical,CA:TRUE,pathlen:0', 'keyUsage=critical,keyCertSign'] }, root);
+  const limited = issue(
+    'pathlen 0',
+    { extensions: ['basicConstraints=critical,CA:TRUE,pathlen:0', 'keyUsage=critical,keyCertSign'] },
+    root,
+  );
   return { presented: chainOf(leaf(LEAF, issue('sub CA', { extensions: CA }, limited))), expected: 'reject' };
 });
 add('pathlen:1 with a CA below it', () => {
-  const limited = issue('pathlen 1', { extensions: ['basicConstraints=critical,CA:TRUE,pathlen:1', 'keyUsage=critical,keyCertSign'] }, root);
+  const limited = issue(
+    'pathlen 1',
+    { extensions: ['basicConstraints=critical,CA:TRUE,pathlen:1', 'keyUsage=critical,keyCertSign'] },
+    root,
+  );
   return { presented: chainOf(leaf(LEAF, issue('sub CA', { extensions: CA }, limited))), expected: 'accept' };
 });
-add('pathlen:0 with the server below it', () => ({ presented: chainOf(leaf(LEAF, issue('pathlen 0 direct', { extensions: ['basicConstraints=critical,CA:TRUE,pathlen:0', 'keyUsage=critical,keyCertSign'] }, root))), expected: 'accept' }));
-add('a server key usage of keyCertSign only', () => ({ presented: chainOf(leaf([...without(LEAF, 'keyUsage'), 'keyUsage=critical,keyCertSign'])), expected: 'reject' }));
-add('a server key usage of digitalSignature only', () => ({ presented: chainOf(leaf([...without(LEAF, 'keyUsage'), 'keyUsage=critical,digitalSignature'])), expected: 'accept' }));
-add('a server certificate that is a CA', () => ({ presented: chainOf(leaf([...without(LEAF, 'basicConstraints'), 'basicConstraints=critical,CA:TRUE'])) }));
-add('name constraints that permit the name', () => ({ presented: chainOf(leaf(LEAF, issue('constrained', { extensions: [...CA, 'nameConstraints=critical,permitted;DNS:htntp.test,permitted;IP:127.0.0.0/255.0.0.0'] }, root))), expected: 'accept' }));
-add('name constraints that exclude the name', () => ({ presented: chainOf(leaf(LEAF, issue('excluding', { extensions: [...CA, 'nameConstraints=critical,excluded;DNS:htntp.test'] }, root))), expected: 'reject' }));
+add('pathlen:0 with the server below it', () => ({
+  presented: chainOf(
+    leaf(
+      LEAF,
+      issue(
+        'pathlen 0 direct',
+        { extensions: ['basicConstraints=critical,CA:TRUE,pathlen:0', 'keyUsage=critical,keyCertSign'] },
+        root,
+      ),
+    ),
+  ),
+  expected: 'accept',
+}));
+add('a server key usage of keyCertSign only', () => ({
+  presented: chainOf(leaf([...without(LEAF, 'keyUsage'), 'keyUsage=critical,keyCertSign'])),
+  expected: 'reject',
+}));
+add('a server key usage of digitalSignature only', () => ({
+  presented: chainOf(leaf([...without(LEAF, 'keyUsage'), 'keyUsage=critical,digitalSignature'])),
+  expected: 'accept',
+}));
+add('a server certificate that is a CA', () => ({
+  presented: chainOf(leaf([...without(LEAF, 'basicConstraints'), 'basicConstraints=critical,CA:TRUE'])),
+}));
+add('name constraints that permit the name', () => ({
+  presented: chainOf(
+    leaf(
+      LEAF,
+      issue(
+        'constrained',
+        { extensions: [...CA, 'nameConstraints=critical,permitted;DNS:htntp.test,permitted;IP:127.0.0.0/255.0.0.0'] },
+        root,
+      ),
+    ),
+  ),
+  expected: 'accept',
+}));
+add('name constraints that exclude the name', () => ({
+  presented: chainOf(
+    leaf(LEAF, issue('excluding', { extensions: [...CA, 'nameConstraints=critical,excluded;DNS:htntp.test'] }, root)),
+  ),
+  expected: 'reject',
+}));
 
 // Critical extensions: those OpenSSL does not process reject when critical.
-add('an unknown critical extension', () => ({ presented: chainOf(leaf([...LEAF, '1.2.3.4.5=critical,ASN1:NULL'])), expected: 'reject' }));
-add('an unknown extension, not critical', () => ({ presented: chainOf(leaf([...LEAF, '1.2.3.4.5=ASN1:NULL'])), expected: 'accept' }));
-add('a critical authority information access', () => ({ presented: chainOf(leaf([...LEAF, 'authorityInfoAccess=critical,OCSP;URI:http://ocsp.htntp.test'])), expected: 'reject' }));
-add('authority information access, not critical', () => ({ presented: chainOf(leaf([...LEAF, 'authorityInfoAccess=OCSP;URI:http://ocsp.htntp.test'])), expected: 'accept' }));
-add('a critical issuer alternative name', () => ({ presented: chainOf(leaf([...LEAF, 'issuerAltName=critical,DNS:ca.htntp.test'])), expected: 'reject' }));
-add('a critical SCT list', () => ({ presented: chainOf(leaf([...LEAF, '1.3.6.1.4.1.11129.2.4.2=critical,DER:0402000a'])), expected: 'reject' }));
-add('a critical subject key identifier', () => ({ presented: chainOf(leaf([...LEAF, 'subjectKeyIdentifier=critical,hash'])), expected: 'reject' }));
-add('a critical authority key identifier', () => ({ presented: chainOf(leaf([...LEAF, 'authorityKeyIdentifier=critical,keyid'])), expected: 'reject' }));
-add('critical CRL distribution points', () => ({ presented: chainOf(leaf([...LEAF, 'crlDistributionPoints=critical,URI:http://crl.htntp.test/ca.crl'])) }));
-add('critical certificate policies', () => ({ presented: chainOf(leaf([...LEAF, 'certificatePolicies=critical,2.23.140.1.2.1'])) }));
+add('an unknown critical extension', () => ({
+  presented: chainOf(leaf([...LEAF, '1.2.3.4.5=critical,ASN1:NULL'])),
+  expected: 'reject',
+}));
+add('an unknown extension, not critical', () => ({
+  presented: chainOf(leaf([...LEAF, '1.2.3.4.5=ASN1:NULL'])),
+  expected: 'accept',
+}));
+add('a critical authority information access', () => ({
+  presented: chainOf(leaf([...LEAF, 'authorityInfoAccess=critical,OCSP;URI:http://ocsp.htntp.test'])),
+  expected: 'reject',
+}));
+add('authority information access, not critical', () => ({
+  presented: chainOf(leaf([...LEAF, 'authorityInfoAccess=OCSP;URI:http://ocsp.htntp.test'])),
+  expected: 'accept',
+}));
+add('a critical issuer alternative name', () => ({
+  presented: chainOf(leaf([...LEAF, 'issuerAltName=critical,DNS:ca.htntp.test'])),
+  expected: 'reject',
+}));
+add('a critical SCT list', () => ({
+  presented: chainOf(leaf([...LEAF, '1.3.6.1.4.1.11129.2.4.2=critical,DER:0402000a'])),
+  expected: 'reject',
+}));
+add('a critical subject key identifier', () => ({
+  presented: chainOf(leaf([...LEAF, 'subjectKeyIdentifier=critical,hash'])),
+  expected: 'reject',
+}));
+add('a critical authority key identifier', () => ({
+  presented: chainOf(leaf([...LEAF, 'authorityKeyIdentifier=critical,keyid'])),
+  expected: 'reject',
+}));
+add('critical CRL distribution points', () => ({
+  presented: chainOf(leaf([...LEAF, 'crlDistributionPoints=critical,URI:http://crl.htntp.test/ca.crl'])),
+}));
+add('critical certificate policies', () => ({
+  presented: chainOf(leaf([...LEAF, 'certificatePolicies=critical,2.23.140.1.2.1'])),
+}));
 
 // Keys and signatures.
-add('an RSA 2048 chain signed with SHA-256', () => ({ presented: chainOf(leaf(LEAF, rsaRoot, { key: 'rsa' })), ca: rsaRoot.cert, expected: 'accept' }));
-add('an RSA 1024 server key', () => ({ presented: chainOf(leaf(LEAF, rsaRoot, { key: 'rsa1024' })), ca: rsaRoot.cert }));
-add('an Ed25519 server key', () => ({ presented: chainOf(leaf(LEAF, intermediate, { key: 'ed25519' })), expected: 'accept' }));
-add('sha1WithRSAEncryption', () => ({ presented: chainOf(leaf(LEAF, rsaRoot, { key: 'rsa', md: 'sha1' })), ca: rsaRoot.cert, expected: 'reject' }));
-add('sha1WithRSA under the OIW OID 1.3.14.3.2.29', () => ({ presented: oiwSha1(leaf(LEAF, rsaRoot, { key: 'rsa' }), rsaRoot), ca: rsaRoot.cert, expected: 'reject' }));
-add('RSASSA-PSS with SHA-1', () => ({ presented: chainOf(leaf(LEAF, rsaRoot, { key: 'rsa', md: 'sha1', sigopts: ['rsa_padding_mode:pss', 'rsa_pss_saltlen:20'] })), ca: rsaRoot.cert, expected: 'reject' }));
-add('RSASSA-PSS with SHA-256', () => ({ presented: chainOf(leaf(LEAF, rsaRoot, { key: 'rsa', sigopts: ['rsa_padding_mode:pss', 'rsa_pss_saltlen:32'] })), ca: rsaRoot.cert, expected: 'accept' }));
+add('an RSA 2048 chain signed with SHA-256', () => ({
+  presented: chainOf(leaf(LEAF, rsaRoot, { key: 'rsa' })),
+  ca: rsaRoot.cert,
+  expected: 'accept',
+}));
+add('an RSA 1024 server key', () => ({
+  presented: chainOf(leaf(LEAF, rsaRoot, { key: 'rsa1024' })),
+  ca: rsaRoot.cert,
+}));
+add('an Ed25519 server key', () => ({
+  presented: chainOf(leaf(LEAF, intermediate, { key: 'ed25519' })),
+  expected: 'accept',
+}));
+add('sha1WithRSAEncryption', () => ({
+  presented: chainOf(leaf(LEAF, rsaRoot, { key: 'rsa', md: 'sha1' })),
+  ca: rsaRoot.cert,
+  expected: 'reject',
+}));
+add('sha1WithRSA under the OIW OID 1.3.14.3.2.29', () => ({
+  presented: oiwSha1(leaf(LEAF, rsaRoot, { key: 'rsa' }), rsaRoot),
+  ca: rsaRoot.cert,
+  expected: 'reject',
+}));
+add('RSASSA-PSS with SHA-1', () => ({
+  presented: chainOf(
+    leaf(LEAF, rsaRoot, { key: 'rsa', md: 'sha1', sigopts: ['rsa_padding_mode:pss', 'rsa_pss_saltlen:20'] }),
+  ),
+  ca: rsaRoot.cert,
+  expected: 'reject',
+}));
+add('RSASSA-PSS with SHA-256', () => ({
+  presented: chainOf(leaf(LEAF, rsaRoot, { key: 'rsa', sigopts: ['rsa_padding_mode:pss', 'rsa_pss_saltlen:32'] })),
+  ca: rsaRoot.cert,
+  expected: 'accept',
+}));
 add('a forged signature: the trusted intermediate named, another key signing', () => {
   const impostor = issue('intermediate', { extensions: CA }, issue('impostor root', { extensions: CA }));
   return { presented: `${leaf(LEAF, impostor).cert}${intermediate.cert}`, expected: 'reject' };
 });
 
 // Trust anchors.
-add('an untrusted root', () => ({ presented: chainOf(leaf(LEAF, issue('stranger', { extensions: CA }))), expected: 'reject' }));
-add('an intermediate alone as the trust anchor', () => ({ presented: chainOf(leaf()), ca: intermediate.cert, expected: 'reject' }));
-add('a self-signed server certificate, not trusted', () => ({ presented: issue(HOST, { extensions: LEAF }).cert, expected: 'reject' }));
+add('an untrusted root', () => ({
+  presented: chainOf(leaf(LEAF, issue('stranger', { extensions: CA }))),
+  expected: 'reject',
+}));
+add('an intermediate alone as the trust anchor', () => ({
+  presented: chainOf(leaf()),
+  ca: intermediate.cert,
+  expected: 'reject',
+}));
+add('a self-signed server certificate, not trusted', () => ({
+  presented: issue(HOST, { extensions: LEAF }).cert,
+  expected: 'reject',
+}));
 add('a self-signed server certificate given as the CA', () => {
   const self = issue(HOST, { extensions: LEAF });
   return { presented: self.cert, ca: self.cert };
 });
-add('a root in NODE_EXTRA_CA_CERTS, with --ca', () => ({ presented: chainOf(leaf(LEAF, extraRoot)), expected: 'accept' }));
-add('a root in NODE_EXTRA_CA_CERTS, --ca another root', () => ({ presented: chainOf(leaf(LEAF, extraRoot)), ca: rsaRoot.cert, expected: 'accept' }));
+add('a root in NODE_EXTRA_CA_CERTS, with --ca', () => ({
+  presented: chainOf(leaf(LEAF, extraRoot)),
+  expected: 'accept',
+}));
+add('a root in NODE_EXTRA_CA_CERTS, --ca another root', () => ({
+  presented: chainOf(leaf(LEAF, extraRoot)),
+  ca: rsaRoot.cert,
+  expected: 'accept',
+}));
 
 beforeAll(() => {
   authority = makeTestAuthority();

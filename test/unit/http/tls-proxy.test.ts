@@ -92,9 +92,15 @@ describe('proxy', () => {
     }
   });
 
-  it('fails a refused tunnel and an unreachable proxy as the proxy\'s fault, on http and https alike', async () => {
-    const refusedTunnel = await measureOffset([httpsUrl()], { probes: 1, ca: pki.ca, proxy: `http://htntp:wrong@${authProxy.uri}` });
-    expect(refusedTunnel.servers[0]?.reason).toMatch(new RegExp(`^proxy: 127\\.0\\.0\\.1:${authProxy.port}: CONNECT 127\\.0\\.0\\.1:\\d+: HTTP/1\\.1 407`));
+  it("fails a refused tunnel and an unreachable proxy as the proxy's fault, on http and https alike", async () => {
+    const refusedTunnel = await measureOffset([httpsUrl()], {
+      probes: 1,
+      ca: pki.ca,
+      proxy: `http://htntp:wrong@${authProxy.uri}`,
+    });
+    expect(refusedTunnel.servers[0]?.reason).toMatch(
+      new RegExp(`^proxy: 127\\.0\\.0\\.1:${authProxy.port}: CONNECT 127\\.0\\.0\\.1:\\d+: HTTP/1\\.1 407`),
+    );
     const refusedForward = await measureOffset([httpUrl()], { probes: 1, proxy: authProxy.uri });
     expect(refusedForward.servers[0]?.reason).toMatch(/^proxy: .*407/);
     for (const url of [httpsUrl(), httpUrl()]) {

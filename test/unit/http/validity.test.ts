@@ -4,11 +4,16 @@ import { select } from '../../../src/sources/http/interval.js';
 import { commonWindow, selectWithinValidity, thetaWithin } from '../../../src/sources/http/validity.js';
 
 const around = (theta: number, half = 0.01) => ({ low: theta - half, high: theta + half });
-const run = (candidates: Parameters<typeof selectWithinValidity>[0]) => selectWithinValidity(candidates, select, (found) => found.bound);
+const run = (candidates: Parameters<typeof selectWithinValidity>[0]) =>
+  selectWithinValidity(candidates, select, (found) => found.bound);
 
 describe('selectWithinValidity', () => {
   it('keeps a majority whose every validity holds the agreed interval', () => {
-    const { selection, outside } = run([{ interval: around(5), validity: { low: 0, high: 10 } }, { interval: around(5), validity: undefined }, { interval: around(9), validity: undefined }]);
+    const { selection, outside } = run([
+      { interval: around(5), validity: { low: 0, high: 10 } },
+      { interval: around(5), validity: undefined },
+      { interval: around(9), validity: undefined },
+    ]);
     expect(selection?.truechimers).toEqual([0, 1]);
     expect(outside.size).toBe(0);
   });
@@ -26,9 +31,20 @@ describe('selectWithinValidity', () => {
 
   it('counts a dropped server against the majority', () => {
     // Two agree, one of them expired at that time: one of two is no majority.
-    expect(run([{ interval: around(5), validity: undefined }, { interval: around(5), validity: { low: 6, high: 9 } }]).selection).toBeUndefined();
+    expect(
+      run([
+        { interval: around(5), validity: undefined },
+        { interval: around(5), validity: { low: 6, high: 9 } },
+      ]).selection,
+    ).toBeUndefined();
     // Three, one expired, one elsewhere: the remaining honest one alone is one of three.
-    expect(run([{ interval: around(5), validity: undefined }, { interval: around(5), validity: { low: 6, high: 9 } }, { interval: around(7), validity: undefined }]).selection).toBeUndefined();
+    expect(
+      run([
+        { interval: around(5), validity: undefined },
+        { interval: around(5), validity: { low: 6, high: 9 } },
+        { interval: around(7), validity: undefined },
+      ]).selection,
+    ).toBeUndefined();
   });
 
   it('needs the whole agreed interval inside, edges included', () => {

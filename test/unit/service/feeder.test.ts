@@ -15,7 +15,14 @@ import { waitFor } from '../../helpers/wait.js';
 import { memoryLogger } from '../../helpers/log-capture.js';
 import { units } from '../../helpers/units.js';
 
-const UNITS = { reattach: units.feederReattach, stop: units.feederStop, stubborn: units.feederStubborn, rejected: units.feederRejected, failing: units.feederFailing, order: units.feederOrder };
+const UNITS = {
+  reattach: units.feederReattach,
+  stop: units.feederStop,
+  stubborn: units.feederStubborn,
+  rejected: units.feederRejected,
+  failing: units.feederFailing,
+  order: units.feederOrder,
+};
 afterEach(() => Object.values(UNITS).forEach(removeSegment));
 
 function sampleNow(offset = 0.5): Sample {
@@ -49,17 +56,27 @@ describe('segment removed under a running feeder', () => {
     const controller = new AbortController();
     const running = feed(ticker(50), { unit, signal: controller.signal, logger: log.logger });
     try {
-      const before = await waitFor(() => {
-        const snapshot = readSegment(unit);
-        return snapshot !== undefined && snapshot.count >= 4 ? snapshot : undefined;
-      }, { what: 'samples in the first segment', timeoutMs: 20_000, intervalMs: 20 });
+      const before = await waitFor(
+        () => {
+          const snapshot = readSegment(unit);
+          return snapshot !== undefined && snapshot.count >= 4 ? snapshot : undefined;
+        },
+        { what: 'samples in the first segment', timeoutMs: 20_000, intervalMs: 20 },
+      );
       const oldId = segmentId(unit);
       execFileSync('ipcrm', ['-M', `0x${keyOfUnit(unit).toString(16)}`]);
-      await waitFor(() => (log.events().includes('info segment reattached') ? true : undefined), { what: 'segment reattached', timeoutMs: 20_000, intervalMs: 20 });
-      const after = await waitFor(() => {
-        const snapshot = readSegment(unit);
-        return snapshot !== undefined && snapshot.valid === 1 && snapshot.count >= 4 ? snapshot : undefined;
-      }, { what: 'samples in the new segment', timeoutMs: 20_000, intervalMs: 20 });
+      await waitFor(() => (log.events().includes('info segment reattached') ? true : undefined), {
+        what: 'segment reattached',
+        timeoutMs: 20_000,
+        intervalMs: 20,
+      });
+      const after = await waitFor(
+        () => {
+          const snapshot = readSegment(unit);
+          return snapshot !== undefined && snapshot.valid === 1 && snapshot.count >= 4 ? snapshot : undefined;
+        },
+        { what: 'samples in the new segment', timeoutMs: 20_000, intervalMs: 20 },
+      );
       const newId = segmentId(unit);
       expect(newId).not.toBe(oldId);
       expect(after.clockTimeStampSec - after.receiveTimeStampSec).toBeGreaterThanOrEqual(0);
@@ -84,7 +101,11 @@ describe('stop', () => {
     const controller = new AbortController();
     const log = memoryLogger();
     const running = feed(ticker(60_000), { unit, signal: controller.signal, logger: log.logger });
-    await waitFor(() => (readSegment(unit)?.valid === 1 ? true : undefined), { what: 'the first sample', timeoutMs: 20_000, intervalMs: 10 });
+    await waitFor(() => (readSegment(unit)?.valid === 1 ? true : undefined), {
+      what: 'the first sample',
+      timeoutMs: 20_000,
+      intervalMs: 10,
+    });
     const started = performance.now();
     controller.abort(new Error('received SIGTERM'));
     const result = await running;
@@ -146,9 +167,23 @@ describe('order', () => {
   it('a failing afterOpen stops before the source starts, and the segment is released', async () => {
     const unit = UNITS.order;
     let started = false;
-    const source: SampleSource = { name: 'never', samples: () => { started = true; return (async function* () {})(); } };
+    const source: SampleSource = {
+      name: 'never',
+      samples: () => {
+        started = true;
+        return (async function* () {})();
+      },
+    };
     const failure = Object.assign(new Error('cannot switch to user htntp'), { code: 'ERR_PRIVILEGE_DROP' });
-    await expect(feed(source, { unit, signal: new AbortController().signal, afterOpen: () => { throw failure; } })).rejects.toBe(failure);
+    await expect(
+      feed(source, {
+        unit,
+        signal: new AbortController().signal,
+        afterOpen: () => {
+          throw failure;
+        },
+      }),
+    ).rejects.toBe(failure);
     expect(started).toBe(false);
     expect(readSegment(unit)?.valid).toBe(0);
   });
@@ -159,7 +194,12 @@ describe('faults', () => {
     const unit = UNITS.rejected;
     const log = memoryLogger();
     const samples: Sample[] = [{ ...sampleNow(), precision: Number.NaN }, sampleNow(0.75)];
-    const source: SampleSource = { name: 'list', async *samples() { yield* samples; } };
+    const source: SampleSource = {
+      name: 'list',
+      async *samples() {
+        yield* samples;
+      },
+    };
     const result = await feed(source, { unit, signal: new AbortController().signal, logger: log.logger });
     expect(result.published).toBe(1);
     expect(log.events()).toContain('warn sample rejected');
@@ -175,9 +215,10 @@ describe('faults', () => {
         throw Object.assign(new Error('device lost'), { code: 'EIO' });
       },
     };
-    await expect(feed(source, { unit, signal: new AbortController().signal, logger: log.logger })).rejects.toThrow('device lost');
+    await expect(feed(source, { unit, signal: new AbortController().signal, logger: log.logger })).rejects.toThrow(
+      'device lost',
+    );
     expect(readSegment(unit)?.valid).toBe(0);
     expect(log.events().slice(-2)).toEqual(['error source failed', 'info segment detached']);
   });
-
 });

@@ -59,7 +59,11 @@ describe('leapAt / leapStatus', () => {
 
   it('gives TAI - UTC before and after a leap second and raises 1 for the whole last day before it', () => {
     expect(leapAt(table, at('2016-12-30T23:59:59Z'))).toMatchObject({ taiOffset: 36, leap: 0 });
-    expect(leapAt(table, at('2016-12-31T00:00:00Z'))).toMatchObject({ taiOffset: 36, leap: 1, next: { step: 1, taiOffset: 37 } });
+    expect(leapAt(table, at('2016-12-31T00:00:00Z'))).toMatchObject({
+      taiOffset: 36,
+      leap: 1,
+      next: { step: 1, taiOffset: 37 },
+    });
     expect(leapAt(table, at('2016-12-31T23:59:59Z'))).toMatchObject({ taiOffset: 36, leap: 1 });
     const after = leapAt(table, at('2017-01-01T00:00:00Z'));
     expect(after).toMatchObject({ taiOffset: 37, leap: 0 });
@@ -78,7 +82,11 @@ describe('leapAt / leapStatus', () => {
     expect(insert).toMatchObject({ file: FUTURE, taiOffset: 37, leap: 1, expired: false, hashValid: true });
     expect(new Date((insert.next?.time ?? 0) * 1000).toISOString()).toBe('2027-07-01T00:00:00.000Z');
     expect(leapStatus(FUTURE, at('2027-06-29T23:59:59Z'))).toMatchObject({ leap: 0, next: { step: 1 } });
-    expect(leapStatus(FUTURE, at('2028-12-31T00:00:01Z'))).toMatchObject({ taiOffset: 38, leap: 2, next: { step: -1, taiOffset: 37 } });
+    expect(leapStatus(FUTURE, at('2028-12-31T00:00:01Z'))).toMatchObject({
+      taiOffset: 38,
+      leap: 2,
+      next: { step: -1, taiOffset: 37 },
+    });
     expect(leapStatus(FUTURE, at('2029-01-01T00:00:00Z'))).toMatchObject({ taiOffset: 37, leap: 0 });
   });
 });
@@ -130,8 +138,13 @@ describe('the feeder applies the schedule', () => {
     return seen;
   }
 
-  it('sets leap 1 on samples in the last day before the leap second, keeps a source leap 3, and 0 otherwise', async () => {
-    const sample = (iso: string, leap?: Leap): Sample => ({ clockTime: at(iso), receiveTime: at(iso), precision: -10, ...(leap === undefined ? {} : { leap }) });
+  it("sets leap 1 in the last day before the leap second, keeps a source's leap 3, and 0 otherwise", async () => {
+    const sample = (iso: string, leap?: Leap): Sample => ({
+      clockTime: at(iso),
+      receiveTime: at(iso),
+      precision: -10,
+      ...(leap === undefined ? {} : { leap }),
+    });
     const leaps = await leapsPublished(units.leapApplied, [
       sample('2027-06-29T23:59:59Z'),
       sample('2027-06-30T00:00:00Z'),
@@ -149,6 +162,8 @@ describe('the feeder applies the schedule', () => {
     const gate = new Promise<void>((resolve) => (release = resolve));
     const stuckUntilReleased: SampleSource = {
       name: 'gate',
+      // Ends without a sample once released.
+      // eslint-disable-next-line require-yield -- the generator is the SampleSource shape
       async *samples() {
         await gate;
       },
@@ -172,7 +187,11 @@ describe('htntp status: TAI and the pending leap second ', () => {
     const shm = new NtpdShm({ unit: units.leapStatus });
     shm.update(at('2027-06-30T12:00:00Z'), { receiveTime: at('2027-06-30T12:00:01Z'), leap: 1 });
     shm.detach();
-    const result = readStatus({ units: [units.leapStatus], leapfile: FUTURE, clock: fakeClock('2027-06-30T12:00:02Z') });
+    const result = readStatus({
+      units: [units.leapStatus],
+      leapfile: FUTURE,
+      clock: fakeClock('2027-06-30T12:00:02Z'),
+    });
     const [status] = result.units;
     expect(status !== undefined && 'tai' in status ? status.tai : undefined).toEqual({
       file: FUTURE,
@@ -184,10 +203,13 @@ describe('htntp status: TAI and the pending leap second ', () => {
       expired: false,
     });
     expect(formatStatus(result)).toContain(
-      '  TAI      2027-06-30T12:00:37.000000000 TAI (TAI-UTC 37 s; leap second pending: inserted before 2027-07-01T00:00:00.000Z)',
+      '  TAI      2027-06-30T12:00:37.000000000 TAI (TAI-UTC 37 s; leap second pending: inserted before ' +
+        '2027-07-01T00:00:00.000Z)',
     );
     const expired = readStatus({ units: [units.leapStatus], leapfile: REAL });
-    expect(formatStatus(expired)).toMatch(/TAI-UTC 37 s; no leap second pending; .*leap-seconds\.list EXPIRED 2026-06-28T00:00:00\.000Z\)/);
+    expect(formatStatus(expired)).toMatch(
+      /TAI-UTC 37 s; no leap second pending; .*leap-seconds\.list EXPIRED 2026-06-28T00:00:00\.000Z\)/,
+    );
     expect(readStatus({ units: [units.leapStatus] }).units[0]).not.toHaveProperty('tai');
   });
 });

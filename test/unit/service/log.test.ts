@@ -19,7 +19,12 @@ describe('redactCredentials', () => {
   });
 
   it('leaves URLs and addresses without credentials alone', () => {
-    for (const text of ['https://www.google.com.au/', 'http://[::1]:8080/x?y=1', 'mail me@example.com', '127.0.0.1:3128']) {
+    for (const text of [
+      'https://www.google.com.au/',
+      'http://[::1]:8080/x?y=1',
+      'mail me@example.com',
+      '127.0.0.1:3128',
+    ]) {
       expect(redactCredentials(text)).toBe(text);
     }
   });
@@ -29,9 +34,16 @@ describe('createLogger', () => {
   it('text: `level event key=value`, quoting what needs it, errors as their message, secrets redacted', () => {
     const log = memoryLogger();
     const error = Object.assign(new Error('connect ECONNREFUSED via http://u:pw@proxy:3128'), { code: 'ECONNREFUSED' });
-    log.logger.warn('server failed', { server: 'https://www.example.com', proxy: 'u:pw@proxy:3128', error, rtt: 0.012, skipped: undefined });
+    log.logger.warn('server failed', {
+      server: 'https://www.example.com',
+      proxy: 'u:pw@proxy:3128',
+      error,
+      rtt: 0.012,
+      skipped: undefined,
+    });
     expect(log.lines).toEqual([
-      'warn server failed server=https://www.example.com proxy=***@proxy:3128 error="connect ECONNREFUSED via http://***@proxy:3128" rtt=0.012',
+      'warn server failed server=https://www.example.com proxy=***@proxy:3128 error="connect ECONNREFUSED via ' +
+        'http://***@proxy:3128" rtt=0.012',
     ]);
     expect(log.lines.join('\n')).not.toContain('pw');
   });
@@ -41,7 +53,12 @@ describe('createLogger', () => {
     log.logger.info('measurement', { offset: -0.25, servers: [{ url: 'https://a:b@x.example/' }] });
     expect(log.lines).toHaveLength(1);
     const line = JSON.parse(log.lines[0] ?? '') as Record<string, unknown>;
-    expect(line).toMatchObject({ level: 'info', event: 'measurement', offset: -0.25, servers: [{ url: 'https://***@x.example/' }] });
+    expect(line).toMatchObject({
+      level: 'info',
+      event: 'measurement',
+      offset: -0.25,
+      servers: [{ url: 'https://***@x.example/' }],
+    });
     expect(line.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
   });
 

@@ -27,7 +27,9 @@ function parseExposition(text: string): Map<string, number> {
   return values;
 }
 
-async function scrape(url: string): Promise<{ status: number; type: string | null; values: Map<string, number>; text: string }> {
+async function scrape(
+  url: string,
+): Promise<{ status: number; type: string | null; values: Map<string, number>; text: string }> {
   const response = await fetch(url);
   const text = await response.text();
   return { status: response.status, type: response.headers.get('content-type'), values: parseExposition(text), text };
@@ -36,7 +38,10 @@ async function scrape(url: string): Promise<{ status: number; type: string | nul
 describe('ServiceMetrics over HTTP', () => {
   it('exposes what the feeder published and what the source reported, credentials removed', async () => {
     // receive times are 1000.0, 1001.0, 1002.0; the fake clock says 1004.25 at the scrape
-    const clock: Clock = { realtime: () => ({ sec: 1004, nsec: 250_000_000 }), monotonicRaw: () => ({ sec: 0, nsec: 0 }) };
+    const clock: Clock = {
+      realtime: () => ({ sec: 1004, nsec: 250_000_000 }),
+      monotonicRaw: () => ({ sec: 0, nsec: 0 }),
+    };
     const metrics = new ServiceMetrics({ unit: UNIT, clock, processMetrics: false });
     server = await serveMetrics(metrics.registry, { host: '127.0.0.1', port: 0 });
     expect(server.url).toBe(`http://127.0.0.1:${server.port}/metrics`);
@@ -52,7 +57,12 @@ describe('ServiceMetrics over HTTP', () => {
       receiveTime: { sec: 1000 + index, nsec: 0 },
       precision: -10,
     }));
-    const source: SampleSource = { name: 'list', async *samples() { yield* samples; } };
+    const source: SampleSource = {
+      name: 'list',
+      async *samples() {
+        yield* samples;
+      },
+    };
     metrics.setSource(source.name);
     await feed(source, { unit: UNIT, signal: new AbortController().signal, metrics });
     metrics.server('https://alice:secret@www.example.com/', { status: 'ok', rtt: 0.0125, offset: 0.5 });
@@ -62,7 +72,8 @@ describe('ServiceMetrics over HTTP', () => {
     const { status, type, values, text } = await scrape(server.url);
     expect(status).toBe(200);
     expect(type).toMatch(/^text\/plain; version=0\.0\.4/);
-    const get = (name: string, labels = ''): number | undefined => values.get(`${name}{${labels}${labels ? ',' : ''}unit="${UNIT}"}`);
+    const get = (name: string, labels = ''): number | undefined =>
+      values.get(`${name}{${labels}${labels ? ',' : ''}unit="${UNIT}"}`);
     expect(get('htntp_info', 'source="list"')).toBe(1);
     expect(get('htntp_samples_published_total')).toBe(3);
     expect(get('htntp_offset_seconds')).toBe(0.5);
@@ -86,7 +97,9 @@ describe('ServiceMetrics over HTTP', () => {
   it('refuses an address that is taken', async () => {
     const metrics = new ServiceMetrics({ unit: UNIT, processMetrics: false });
     server = await serveMetrics(metrics.registry, { host: '127.0.0.1', port: 0 });
-    await expect(serveMetrics(metrics.registry, { host: '127.0.0.1', port: server.port })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    await expect(serveMetrics(metrics.registry, { host: '127.0.0.1', port: server.port })).rejects.toMatchObject({
+      code: 'EADDRINUSE',
+    });
   });
 });
 

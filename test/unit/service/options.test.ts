@@ -18,7 +18,9 @@ describe('addServiceOptions', () => {
   });
 
   it('--sock-layout: native or 40, nothing else', () => {
-    expect(parse(['--sock', '/run/htntp-sock/ntpd-rs.sock', '--sock-layout', '40'])).toMatchObject({ sockLayout: '40' });
+    expect(parse(['--sock', '/run/htntp-sock/ntpd-rs.sock', '--sock-layout', '40'])).toMatchObject({
+      sockLayout: '40',
+    });
     expect(parse([]).sockLayout).toBeUndefined();
     expect(() => parse(['--sock-layout', '32'])).toThrow(/Allowed choices are native, 40/);
   });
@@ -34,7 +36,11 @@ describe('addServiceOptions', () => {
     expect(parse(['--leapfile', '/etc/leap-seconds.list']).leapfile).toBe('/etc/leap-seconds.list');
     expect(parse(['--no-leapfile']).leapfile).toBe(false);
     expect(parse(['--user', 'htntp', '--group', 'dialout'])).toMatchObject({ user: 'htntp', group: 'dialout' });
-    expect(parse(['--perm', '0644', '--log-format', 'json', '-q'])).toMatchObject({ perm: 0o644, logFormat: 'json', quiet: true });
+    expect(parse(['--perm', '0644', '--log-format', 'json', '-q'])).toMatchObject({
+      perm: 0o644,
+      logFormat: 'json',
+      quiet: true,
+    });
     expect(() => parse(['--log-format', 'xml'])).toThrow(/Allowed choices are text, json/);
   });
 });
