@@ -215,10 +215,18 @@ describeE2e('htntp doctor with chronyd -x', ['chronyd'], () => {
       );
       const diagnosis = only(await runDoctor(chronyOptions(chronyd, [unit])), unit);
       expect(diagnosis).toMatchObject({ verdict: 'problem', perm: '0600' });
+      expect(diagnosis.sample).toMatchObject({ written: false, offset: null, age: null });
+      // A feeder another test file runs meanwhile may write a unit this chrony.conf does not
+      // name: the doctor then rightly names the wrong unit in one of them, which explains the rest.
+      if (codes(diagnosis).includes('unit-mismatch')) {
+        expect(diagnosis.summary).toMatch(
+          new RegExp(`^chronyd reads unit ${unit} \\(.*\\), htntp \\w+\\[\\d+\\] writes unit \\d+: `),
+        );
+        return;
+      }
       expect(diagnosis.summary).toMatch(
         new RegExp(`nothing has ever written unit ${unit} \\(read by chronyd\\[${chronyd.process.pid}\\]\\)`),
       );
-      expect(diagnosis.sample).toMatchObject({ written: false, offset: null, age: null });
       expect(codes(diagnosis)).toContain('private');
     },
   );
