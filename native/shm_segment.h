@@ -135,7 +135,8 @@ class Segment {
   void write(const Sample& sample);
   Snapshot snapshot() const;
   SysError stat(SegmentStat* out) const;
-  // IPC_RMID (refused on a read-only attachment: looking must never destroy): the segment goes when the last process detaches.
+  // IPC_RMID (refused on a read-only attachment: looking must never destroy): the segment goes
+  // when the last process detaches.
   SysError remove();
 
  private:

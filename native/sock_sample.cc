@@ -12,7 +12,8 @@
 namespace htntp {
 
 static_assert(sizeof(sock_sample) == sizeof(struct timeval) + 24, "sock_sample must match chrony's layout");
-static_assert(sizeof(sock_sample_wide) == 40 && offsetof(sock_sample_wide, offset) == 16 && offsetof(sock_sample_wide, magic) == 36,
+static_assert(sizeof(sock_sample_wide) == 40 && offsetof(sock_sample_wide, offset) == 16 &&
+                  offsetof(sock_sample_wide, magic) == 36,
               "sock_sample_wide must be the 64-bit time_t layout");
 
 sock_sample_wide widenSockSample(const sock_sample& sample) {

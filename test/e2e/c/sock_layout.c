@@ -7,7 +7,8 @@
 #define FIELD(name, expr) printf("\"%s\":%zu,", name, (size_t)(expr))
 
 int main(void) {
-  printf("{\"size\":%zu,\"timevalSize\":%zu,\"magic\":%d,\"offsets\":{", sizeof(struct sock_sample), sizeof(struct timeval), SOCK_MAGIC);
+  printf("{\"size\":%zu,\"timevalSize\":%zu,\"magic\":%d,\"offsets\":{", sizeof(struct sock_sample),
+         sizeof(struct timeval), SOCK_MAGIC);
   FIELD("tv_sec", offsetof(struct sock_sample, tv) + offsetof(struct timeval, tv_sec));
   FIELD("tv_usec", offsetof(struct sock_sample, tv) + offsetof(struct timeval, tv_usec));
   FIELD("offset", offsetof(struct sock_sample, offset));

@@ -56,8 +56,10 @@ int main(int argc, char **argv) {
     char hex[2 * sizeof buffer + 1];
     for (ssize_t i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", buffer[i]);
     hex[2 * n] = '\0';
-    printf("{\"bytes\":%zd,\"sec\":%lld,\"usec\":%ld,\"offset\":%.17g,\"pulse\":%d,\"leap\":%d,\"pad\":%d,\"magic\":%d,\"hex\":\"%s\"}\n", n,
-           (long long)sample.tv.tv_sec, (long)sample.tv.tv_usec, sample.offset, sample.pulse, sample.leap, sample._pad, sample.magic, hex);
+    printf("{\"bytes\":%zd,\"sec\":%lld,\"usec\":%ld,\"offset\":%.17g,"
+           "\"pulse\":%d,\"leap\":%d,\"pad\":%d,\"magic\":%d,\"hex\":\"%s\"}\n",
+           n, (long long)sample.tv.tv_sec, (long)sample.tv.tv_usec, sample.offset, sample.pulse, sample.leap,
+           sample._pad, sample.magic, hex);
     fflush(stdout);
     received++;
   }
