@@ -18,7 +18,9 @@ import {
   type Chronyd,
   type ChronySource,
 } from '../helpers/daemons.js';
+import { htntpLines } from '../helpers/cli.js';
 import {
+  flags,
   htntpBin,
   makeTempDir,
   startHtntp,
@@ -186,22 +188,8 @@ describeE2e('htntp fixed --sock read by chronyd -x', ['chronyd'], () => {
   );
 
   it('htntp config --sock prints the line this chronyd took', async () => {
-    const cli = startHtntp([
-      'config',
-      '--daemon',
-      'chrony',
-      '--sock',
-      '/run/chrony.htntp.sock',
-      '--refid',
-      'HTTP',
-      '--delay',
-      '0.2',
-      '--precision',
-      '-10',
-    ]);
-    const exit = await cli.exited;
-    expect(exit.code, cli.output()).toBe(0);
-    expect(cli.stdoutLines.filter((line) => line !== '')).toEqual([
+    const options = { daemon: 'chrony', sock: '/run/chrony.htntp.sock', refid: 'HTTP', delay: '0.2', precision: '-10' };
+    expect(await htntpLines(['config', ...flags(options)])).toEqual([
       'refclock SOCK /run/chrony.htntp.sock refid HTTP poll 4 offset 0.0 delay 0.2 precision 0.0009765625',
     ]);
   });

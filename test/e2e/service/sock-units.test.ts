@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, expect, it } from 'vitest';
 import { describeE2e, findTool, startChronyd, type Chronyd } from '../../helpers/daemons.js';
 import {
-  htntpBin,
+  flags,
   makeTempDir,
-  repoRoot,
   runCommand,
-  startProcess,
+  setprivCaps,
+  startConfinedHtntp,
   type RunningProcess,
   type TempDir,
 } from '../../helpers/process.js';
@@ -140,37 +140,22 @@ async function samplesAfter(start: { logPath: string; startedAt: number }): Prom
 function feederAsTheUnit(): RunningProcess {
   const unit = settings(contrib('htntp.service'));
   const values = (key: string): string[] => unit.filter(([name]) => name === key).map(([, value]) => value);
-  const caps = (values('CapabilityBoundingSet')[0] ?? '')
-    .split(' ')
-    .map((cap) => `+${cap.replace(/^CAP_/, '').toLowerCase()}`);
+  const caps = setprivCaps(values('CapabilityBoundingSet')[0] ?? '');
   expect(values('NoNewPrivileges')).toEqual(['yes']);
   expect(values('ExecStart')[0]).toMatch(/ --user htntp /);
   const nodeOptions = values('Environment')
     .find((value) => value.startsWith('NODE_OPTIONS='))
     ?.slice('NODE_OPTIONS='.length);
-  const feeder = startProcess(
-    findTool('setpriv')!,
-    [
-      '--bounding-set',
-      ['-all', ...caps].join(','),
-      '--inh-caps',
-      '-all',
-      '--no-new-privs',
-      process.execPath,
-      htntpBin,
-      'fixed',
-      '--offset',
-      '-1',
-      '--interval',
-      '0.5',
-      '--sock',
-      socketPath,
-      '--user',
-      STAND_IN.user,
-      '--no-leapfile',
-    ],
-    { cwd: repoRoot, env: { ...process.env, ...(nodeOptions === undefined ? {} : { NODE_OPTIONS: nodeOptions }) } },
-  );
+  const options = {
+    offset: '-1',
+    interval: '0.5',
+    sock: socketPath,
+    user: STAND_IN.user,
+    'no-leapfile': true,
+  } as const;
+  const feeder = startConfinedHtntp(findTool('setpriv')!, caps, ['fixed', ...flags(options)], {
+    env: { ...process.env, ...(nodeOptions === undefined ? {} : { NODE_OPTIONS: nodeOptions }) },
+  });
   cleanups.push(() => feeder.stop('SIGTERM', 3_000));
   return feeder;
 }
