@@ -11,7 +11,7 @@ import { exclusiveSegment } from '../../helpers/exclusive.js';
 import { units } from '../../helpers/units.js';
 import { startHtntp, type RunningProcess } from '../../helpers/process.js';
 import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
-import { makeTestAuthority, makeTestPki, type TestPki } from '../../helpers/http/tls.js';
+import { makeTestPki, type TestPki } from '../../helpers/http/tls.js';
 
 const UNIT = units.httpsWrongClockChronyd;
 const DAY = 86_400;
@@ -99,27 +99,12 @@ describeE2e('htntp http with its clock far off (libfaketime)', ['libfaketime'], 
   );
 
   it('a wrong host name: still rejected', { timeout: 60_000 }, async () => {
-    const authority = makeTestAuthority();
+    const wrongPki = makeTestPki({ subject: 'wrong.example', subjectAltName: 'DNS:wrong.example' });
     try {
-      const now = Math.floor(Date.now() / 1000);
-      const window = { notBefore: now - DAY, notAfter: now + DAY };
-      const root = authority.issue({
-        subject: 'htntp test root',
-        ...window,
-        extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign'],
-      });
-      const server = authority.issue(
-        {
-          subject: 'wrong.example',
-          ...window,
-          extensions: ['extendedKeyUsage=serverAuth', 'subjectAltName=DNS:wrong.example'],
-        },
-        root,
-      );
-      const [wrong] = await startTimeServers([{ tls: { key: server.key, cert: server.chain } }]);
+      const [wrong] = await startTimeServers([{ tls: { key: wrongPki.key, cert: wrongPki.cert } }]);
       cleanups.push(() => closeAll(wrong ? [wrong] : []));
       const run = startHtntp(
-        ['http', '--once', '--dry-run', '--json', '--probes', '1', '--ca', root.certPath, wrong?.url ?? ''],
+        ['http', '--once', '--dry-run', '--json', '--probes', '1', '--ca', wrongPki.caPath, wrong?.url ?? ''],
         { env: shiftedClock(-400) },
       );
       const exit = await run.exited;
@@ -132,7 +117,7 @@ describeE2e('htntp http with its clock far off (libfaketime)', ['libfaketime'], 
         ),
       );
     } finally {
-      authority.cleanup();
+      wrongPki.cleanup();
     }
   });
 });
