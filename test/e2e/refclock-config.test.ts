@@ -145,7 +145,7 @@ describe('htntp config', () => {
   });
 
   it('the real CLI prints the lines, ready to append to a config file', async () => {
-    const options = { daemon: 'ntpd', unit: '2', refid: 'FIX', offset: '-0.5', noselect: true } as const;
+    const options = { daemon: 'ntpd', unit: '2', refid: 'FIX', offset: '-0.5', noselect: true };
     expect(await htntpLines(['config', ...flags(options)])).toEqual(
       refclockLines({ daemon: 'ntpd', unit: 2, refid: 'FIX', offset: -0.5, noselect: true }),
     );

@@ -188,11 +188,12 @@ export function startHtntp(args: readonly string[], options: StartOptions = {}):
   return startProcess(process.execPath, [htntpBin, ...args], options);
 }
 
-/** Command-line options in the order given: `{ unit: 2, noselect: true }` is `--unit 2 --noselect`. */
-export function flags(options: Record<string, string | number | true>): string[] {
-  return Object.entries(options).flatMap(([name, value]) =>
-    value === true ? [`--${name}`] : [`--${name}`, `${value}`],
-  );
+/** Command-line options in order: `{ unit: 2, noselect: true }` is `--unit 2 --noselect`; false leaves one out. */
+export function flags(options: Record<string, string | number | boolean>): string[] {
+  return Object.entries(options).flatMap(([name, value]) => {
+    if (typeof value === 'boolean') return value ? [`--${name}`] : [];
+    return [`--${name}`, `${value}`];
+  });
 }
 
 /** setpriv's names for a unit's CapabilityBoundingSet: `CAP_SETUID CAP_IPC_OWNER` is `+setuid`, `+ipc_owner`. */

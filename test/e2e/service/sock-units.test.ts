@@ -146,13 +146,7 @@ function feederAsTheUnit(): RunningProcess {
   const nodeOptions = values('Environment')
     .find((value) => value.startsWith('NODE_OPTIONS='))
     ?.slice('NODE_OPTIONS='.length);
-  const options = {
-    offset: '-1',
-    interval: '0.5',
-    sock: socketPath,
-    user: STAND_IN.user,
-    'no-leapfile': true,
-  } as const;
+  const options = { offset: '-1', interval: '0.5', sock: socketPath, user: STAND_IN.user, 'no-leapfile': true };
   const feeder = startConfinedHtntp(findTool('setpriv')!, caps, ['fixed', ...flags(options)], {
     env: { ...process.env, ...(nodeOptions === undefined ? {} : { NODE_OPTIONS: nodeOptions }) },
   });

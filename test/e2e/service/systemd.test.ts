@@ -164,7 +164,7 @@ describe.skipIf(missing !== undefined && !e2eRequired)(
       await createForeignSegment(setpriv);
       // CAP_SETUID CAP_SETGID CAP_IPC_OWNER -> setpriv's names
       const caps = setprivCaps(new Map(settings(unitFile('htntp.service'))).get('CapabilityBoundingSet') ?? '');
-      const options = { offset: '0.5', interval: '0.1', unit: UNIT, user: 'nobody', 'no-leapfile': true } as const;
+      const options = { offset: '0.5', interval: '0.1', unit: UNIT, user: 'nobody', 'no-leapfile': true };
       feeder = startConfinedHtntp(setpriv, caps, ['fixed', ...flags(options)]);
       await feeder.waitForLine(new RegExp(`^info segment attached unit=${UNIT} .*created=false perm=0600`), {
         timeoutMs: 15_000,
@@ -181,7 +181,7 @@ describe.skipIf(missing !== undefined && !e2eRequired)(
       if (missing !== undefined || setpriv === undefined)
         throw new Error(`HTNTP_E2E=required: ${missing ?? 'setpriv'}`);
       await createForeignSegment(setpriv);
-      const options = { offset: '0.5', unit: UNIT, user: 'nobody', 'no-leapfile': true } as const;
+      const options = { offset: '0.5', unit: UNIT, user: 'nobody', 'no-leapfile': true };
       feeder = startConfinedHtntp(setpriv, ['+setuid', '+setgid'], ['fixed', ...flags(options)]);
       const exit = await feeder.exited;
       expect(exit.code).toBe(1);
