@@ -2,7 +2,8 @@
 // shifts the addon's clock_gettime and OpenSSL's time alike) measures HTTPS servers on the
 // right time whose certificates are not valid at the shifted clock; and chronyd -x, on the
 // same wrong clock, receives the estimate through SHM.
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { cleanupsAfterEach } from '../../helpers/cleanups.js';
 import { clockSync } from '../../../src/clock.js';
 import { refclockLines } from '../../../src/refclock-config.js';
 import type { MeasurementResult } from '../../../src/sources/http/measure.js';
@@ -19,7 +20,7 @@ const DAEMON_SLACK = 0.002;
 
 let pki: TestPki;
 let servers: TimeServer[] = [];
-const cleanups: (() => Promise<unknown>)[] = [];
+const cleanups = cleanupsAfterEach();
 
 /** The environment of a process whose clock is `days` off (monotonic clocks untouched). */
 function shiftedClock(days: number): NodeJS.ProcessEnv {
@@ -36,10 +37,6 @@ beforeAll(async () => {
   pki = makeTestPki();
   const tls = { key: pki.key, cert: pki.cert };
   servers = await startTimeServers([{ tls }, { tls }, { tls }]);
-});
-afterEach(async () => {
-  // Last started, first stopped: chronyd, the feeder, then the segment.
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 afterAll(async () => {
   await closeAll(servers);

@@ -7,7 +7,8 @@
 // chronyd's refclocks log within 5 s of each start.
 import { chmod, chown, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
+import { cleanupsAfterEach } from '../../helpers/cleanups.js';
 import { describeE2e, findTool, startChronyd, type Chronyd } from '../../helpers/daemons.js';
 import {
   flags,
@@ -66,15 +67,12 @@ function postCommands(dir: string): { argv: string[]; ignoreFailure: boolean }[]
 let temp: TempDir;
 let socketDir: string;
 let socketPath: string;
-const cleanups: (() => Promise<unknown>)[] = [];
+const cleanups = cleanupsAfterEach();
 
 beforeAll(async () => {
   temp = await makeTempDir('sock-units');
   await chmod(temp.path, 0o755);
   return () => temp.remove();
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
 let runs = 0;
