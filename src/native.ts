@@ -181,3 +181,18 @@ export function nativeAddon(): NativeAddon {
   loaded ??= load();
   return loaded;
 }
+
+/**
+ * A view of one of the addon's layout objects whose fields are read from the addon when asked, so a module can
+ * export it without loading the addon.
+ */
+export function addonLayout<Part extends 'layout' | 'sockLayout'>(
+  part: Part,
+  fields: readonly (keyof NativeAddon[Part])[],
+): NativeAddon[Part] {
+  const view = {} as NativeAddon[Part];
+  for (const field of fields) {
+    Object.defineProperty(view, field, { enumerable: true, get: () => nativeAddon()[part][field] });
+  }
+  return view;
+}

@@ -1,5 +1,12 @@
 // The typed API of the ntpd SHM reference clock segment (driver 28).
-import { nativeAddon, type NativeAddon, type NativeLayout, type NativeSegment, type NativeStat } from './native.js';
+import {
+  addonLayout,
+  nativeAddon,
+  type NativeAddon,
+  type NativeLayout,
+  type NativeSegment,
+  type NativeStat,
+} from './native.js';
 import { explainSystemError, invalidArgType } from './errors.js';
 import { toTimespec, type Time, type Timespec } from './time.js';
 
@@ -352,20 +359,4 @@ export function rootOnlyUnitConcern(unit: number, stat: Pick<ShmStat, 'uid' | 'p
 }
 
 /** The struct as compiled on this platform (size, field offsets and C ranges), read from the addon on first use. */
-export const layout: NativeLayout = {
-  get size() {
-    return nativeAddon().layout.size;
-  },
-  get timeTSize() {
-    return nativeAddon().layout.timeTSize;
-  },
-  get fields() {
-    return nativeAddon().layout.fields;
-  },
-  get dummyOffset() {
-    return nativeAddon().layout.dummyOffset;
-  },
-  get keyBase() {
-    return nativeAddon().layout.keyBase;
-  },
-};
+export const layout: NativeLayout = addonLayout('layout', ['size', 'timeTSize', 'fields', 'dummyOffset', 'keyBase']);

@@ -3,7 +3,7 @@
 // `refclock SOCK <path>`. System faults come back as Node-style errors, never thrown:
 // a reader that is down (or restarting) is the normal case for the caller to retry.
 import { getSystemErrorName } from 'node:util';
-import { nativeAddon, type NativeSockClient, type NativeSockLayout } from './native.js';
+import { addonLayout, nativeAddon, type NativeSockClient, type NativeSockLayout } from './native.js';
 import { invalidArgType, outOfRange, systemError } from './errors.js';
 import { toTimespec, type Time } from './time.js';
 
@@ -26,23 +26,13 @@ export type SockLeap = 0 | 1 | 2;
 export const MAX_SOCK_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
 
 /** struct sock_sample as compiled on this platform (size, offsets, magic), read on first use. */
-export const sockLayout: NativeSockLayout = {
-  get size() {
-    return nativeAddon().sockLayout.size;
-  },
-  get timevalSize() {
-    return nativeAddon().sockLayout.timevalSize;
-  },
-  get offsets() {
-    return nativeAddon().sockLayout.offsets;
-  },
-  get magic() {
-    return nativeAddon().sockLayout.magic;
-  },
-  get maxPathBytes() {
-    return nativeAddon().sockLayout.maxPathBytes;
-  },
-};
+export const sockLayout: NativeSockLayout = addonLayout('sockLayout', [
+  'size',
+  'timevalSize',
+  'offsets',
+  'magic',
+  'maxPathBytes',
+]);
 
 /**
  * Where htntp's units put the SOCK sockets: a directory root owns and the htntp group may

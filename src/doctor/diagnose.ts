@@ -138,121 +138,130 @@ function daemonFindings(
     fresh && sample !== undefined && sample.offset !== null && sample.leap !== 3
       ? { ...sample, offset: sample.offset }
       : undefined;
-  const chrony = chronyFindings(facts, live, findings);
-  const ntpd = ntpdFindings(facts, live, findings);
+  const chrony = checkDaemon(chronyCheck(facts), facts, live, findings);
+  const ntpd = checkDaemon(ntpdCheck(facts), facts, live, findings);
   return { ...(chrony === undefined ? {} : { chrony }), ...(ntpd === undefined ? {} : { ntpd }) };
 }
 
-/** What chronyd says of each refclock of this unit in its config; returns the source it lists. */
-function chronyFindings(facts: UnitFacts, live: LiveSample | undefined, findings: Finding[]): ChronySource | undefined {
-  let seen: ChronySource | undefined;
-  for (const entry of facts.configured.filter((configured) => configured.daemon === 'chrony')) {
-    if (facts.chrony === undefined) continue;
-    if (!facts.chrony.ok) {
-      findings.push({
-        severity: 'unchecked',
-        code: 'chrony-unreachable',
-        message: `could not ask chronyd: ${facts.chrony.reason}`,
-        fix:
-          'run doctor as root where chronyd runs (chronyc needs its command socket; --chronyc-socket names it, ' +
-          '--chronyc PATH the program)',
-      });
+/** A finding's words. */
+type Said = Pick<Finding, 'message' | 'fix'>;
+
+/**
+ * How one daemon is checked against a unit's config entries: the same four findings for chronyd and ntpd
+ * (`<daemon>-unreachable`, `-missing`, `-no-samples`, `-disagrees`), each in that daemon's words.
+ */
+interface DaemonCheck<View, Listed extends { reach: number }> {
+  daemon: ConfiguredUnit['daemon'];
+  /** The program's name in messages. */
+  program: string;
+  answer: Answer<View> | undefined;
+  /** What the daemon calls the unit's source in its answers. */
+  label: (entry: ConfiguredUnit) => string;
+  /** The source or peer the daemon lists for a config entry. */
+  find: (view: View, entry: ConfiguredUnit) => Listed | undefined;
+  fixes: { unreachable: string; missing: string; noSamples: string };
+  /** Words when the daemon's offset is not the published one, else undefined. */
+  disagreement: (listed: Listed, entry: ConfiguredUnit, live: LiveSample, view: View) => Said | undefined;
+}
+
+/** Walks a daemon's check over this unit's entries for it; returns what the daemon lists. */
+function checkDaemon<View, Listed extends { reach: number }>(
+  check: DaemonCheck<View, Listed>,
+  facts: UnitFacts,
+  live: LiveSample | undefined,
+  findings: Finding[],
+): Listed | undefined {
+  const { daemon, program, answer, fixes } = check;
+  let seen: Listed | undefined;
+  for (const entry of facts.configured.filter((configured) => configured.daemon === daemon)) {
+    if (answer === undefined) continue;
+    if (!answer.ok) {
+      const message = `could not ask ${program}: ${answer.reason}`;
+      findings.push({ severity: 'unchecked', code: `${daemon}-unreachable`, message, fix: fixes.unreachable });
       continue;
     }
-    const source = facts.chrony.value.sources.find(
-      (candidate) => candidate.mode === '#' && candidate.name === entry.refid,
-    );
-    if (source === undefined) {
-      findings.push({
-        severity: 'problem',
-        code: 'chrony-missing',
-        message: `chronyd does not list refid ${entry.refid ?? '?'} of ${entry.file}:${entry.line}`,
-        fix: 'chronyd reads its config at start: restart it (systemctl restart chrony)',
-      });
+    const listed = check.find(answer.value, entry);
+    if (listed === undefined) {
+      const message = `${program} does not list ${check.label(entry)} of ${entry.file}:${entry.line}`;
+      findings.push({ severity: 'problem', code: `${daemon}-missing`, message, fix: fixes.missing });
       continue;
     }
-    seen = source;
+    seen = listed;
     if (live === undefined) continue;
-    if (source.reach === 0) {
-      findings.push({
-        severity: 'problem',
-        code: 'chrony-no-samples',
-        message:
-          `chronyd has accepted no sample from refid ${source.name} (reach 0) ` +
-          'although fresh samples are published',
-        fix:
-          'chronyd attached to another segment (restart it after the segment was recreated), or the samples are ' +
-          'refused: see `chronyc sources -v` and its log',
-      });
-    } else if (source.lastRx !== undefined) {
-      // chronyc: positive = local clock ahead of the source, the opposite of clock - receive;
-      // the adjusted offset is against the clock as chronyd has corrected it since (or means to).
-      const expected = -(live.offset + entry.offset) + facts.chrony.value.correction;
-      const difference = source.adjustedOffset - expected;
-      if (Math.abs(difference) > tolerance(live, source.error)) {
-        findings.push({
-          severity: 'problem',
-          code: 'chrony-disagrees',
-          message:
-            `chronyd sees refid ${source.name} at ${source.adjustedOffset.toFixed(6)} s (local - source, as ` +
-            `it corrected the clock) but ${expected.toFixed(6)} s is published: it reads another unit ` +
-            `or adds an offset`,
-          fix: `check that ${entry.file}:${entry.line} names unit ${facts.unit} and that its offset is meant`,
-        });
-      }
+    if (listed.reach === 0) {
+      const message =
+        `${program} has accepted no sample from ${check.label(entry)} (reach 0) ` +
+        'although fresh samples are published';
+      findings.push({ severity: 'problem', code: `${daemon}-no-samples`, message, fix: fixes.noSamples });
+      continue;
     }
+    const disagreement = check.disagreement(listed, entry, live, answer.value);
+    if (disagreement !== undefined)
+      findings.push({ severity: 'problem', code: `${daemon}-disagrees`, ...disagreement });
   }
   return seen;
 }
 
-/** What ntpd says of this unit's SHM peer for each config entry; returns the peer it lists. */
-function ntpdFindings(facts: UnitFacts, live: LiveSample | undefined, findings: Finding[]): NtpPeer | undefined {
-  let seen: NtpPeer | undefined;
-  for (const entry of facts.configured.filter((configured) => configured.daemon === 'ntpd')) {
-    if (facts.ntpd === undefined) continue;
-    if (!facts.ntpd.ok) {
-      findings.push({
-        severity: 'unchecked',
-        code: 'ntpd-unreachable',
-        message: `could not ask ntpd: ${facts.ntpd.reason}`,
-        fix:
-          'run doctor where ntpq can reach ntpd (same network namespace; ntpsec answers on loopback only with ' +
-          '`restrict 127.0.0.1`), or name ntpq with --ntpq PATH',
-      });
-      continue;
-    }
-    const peer = facts.ntpd.value.find((candidate) => candidate.unit === facts.unit);
-    if (peer === undefined) {
-      findings.push({
-        severity: 'problem',
-        code: 'ntpd-missing',
-        message: `ntpd does not list SHM(${facts.unit}) of ${entry.file}:${entry.line}`,
-        fix: 'ntpd reads its config at start: restart it',
-      });
-      continue;
-    }
-    seen = peer;
-    if (live === undefined) continue;
-    if (peer.reach === 0) {
-      findings.push({
-        severity: 'problem',
-        code: 'ntpd-no-samples',
-        message: `ntpd has accepted no sample from SHM(${facts.unit}) (reach 0) although fresh samples are published`,
-        fix: 'restart ntpd if the segment was recreated; see its log for "stale" or "bad mode"',
-      });
-    } else if (Math.abs(peer.offset - (live.offset + entry.offset)) > tolerance(live)) {
-      findings.push({
-        severity: 'problem',
-        code: 'ntpd-disagrees',
+/** What chronyd says of each refclock of this unit in its config. */
+const chronyCheck = (facts: UnitFacts): DaemonCheck<ChronyView, ChronySource> => ({
+  daemon: 'chrony',
+  program: 'chronyd',
+  answer: facts.chrony,
+  label: (entry) => `refid ${entry.refid ?? '?'}`,
+  find: (view, entry) => view.sources.find((candidate) => candidate.mode === '#' && candidate.name === entry.refid),
+  fixes: {
+    unreachable:
+      'run doctor as root where chronyd runs (chronyc needs its command socket; --chronyc-socket names it, ' +
+      '--chronyc PATH the program)',
+    missing: 'chronyd reads its config at start: restart it (systemctl restart chrony)',
+    noSamples:
+      'chronyd attached to another segment (restart it after the segment was recreated), or the samples are ' +
+      'refused: see `chronyc sources -v` and its log',
+  },
+  disagreement: (source, entry, live, view) => {
+    if (source.lastRx === undefined) return undefined;
+    // chronyc: positive = local clock ahead of the source, the opposite of clock - receive;
+    // the adjusted offset is against the clock as chronyd has corrected it since (or means to).
+    const expected = -(live.offset + entry.offset) + view.correction;
+    if (Math.abs(source.adjustedOffset - expected) > tolerance(live, source.error)) {
+      return {
         message:
-          `ntpd sees SHM(${facts.unit}) at ${peer.offset.toFixed(6)} s ` +
-          `but ${(live.offset + entry.offset).toFixed(6)} s is published`,
-        fix: `check the unit and time1 in ${entry.file}:${entry.line}`,
-      });
+          `chronyd sees refid ${source.name} at ${source.adjustedOffset.toFixed(6)} s (local - source, as ` +
+          `it corrected the clock) but ${expected.toFixed(6)} s is published: it reads another unit ` +
+          `or adds an offset`,
+        fix: `check that ${entry.file}:${entry.line} names unit ${facts.unit} and that its offset is meant`,
+      };
     }
-  }
-  return seen;
-}
+    return undefined;
+  },
+});
+
+/** What ntpd says of this unit's SHM peer for each config entry. */
+const ntpdCheck = (facts: UnitFacts): DaemonCheck<NtpPeer[], NtpPeer> => ({
+  daemon: 'ntpd',
+  program: 'ntpd',
+  answer: facts.ntpd,
+  label: () => `SHM(${facts.unit})`,
+  find: (peers) => peers.find((candidate) => candidate.unit === facts.unit),
+  fixes: {
+    unreachable:
+      'run doctor where ntpq can reach ntpd (same network namespace; ntpsec answers on loopback only with ' +
+      '`restrict 127.0.0.1`), or name ntpq with --ntpq PATH',
+    missing: 'ntpd reads its config at start: restart it',
+    noSamples: 'restart ntpd if the segment was recreated; see its log for "stale" or "bad mode"',
+  },
+  disagreement: (peer, entry, live) => {
+    const published = live.offset + entry.offset;
+    if (Math.abs(peer.offset - published) > tolerance(live)) {
+      return {
+        message:
+          `ntpd sees SHM(${facts.unit}) at ${peer.offset.toFixed(6)} s ` + `but ${published.toFixed(6)} s is published`,
+        fix: `check the unit and time1 in ${entry.file}:${entry.line}`,
+      };
+    }
+    return undefined;
+  },
+});
 
 /** The findings one unit mismatch explains, on either of its two units. */
 const EXPLAINED_BY_MISMATCH = new Set([
@@ -326,6 +335,9 @@ const present = (view: SegmentView): view is SegmentView & { stat: ShmStat & { s
   view.stat !== undefined;
 const rightSize = (view: SegmentView): boolean => view.stat?.size === layout.size;
 const age = (view: SegmentView): number => view.sample?.age ?? Infinity;
+/** Fresh samples are written but no config file searched names the unit. */
+const fedButNamedNowhere = (view: SegmentView): boolean =>
+  present(view) && view.facts.configured.length === 0 && view.fresh && view.feeders.length > 0;
 
 /**
  * The segment's rules, walked in order by diagnose(): each is a row (code, severity,
@@ -471,12 +483,7 @@ const SEGMENT_RULES: readonly SegmentRule[] = [
   {
     code: 'not-configured',
     severity: 'problem',
-    when: (view) =>
-      present(view) &&
-      view.facts.configured.length === 0 &&
-      view.fresh &&
-      view.feeders.length > 0 &&
-      view.readers.length === 0,
+    when: (view) => fedButNamedNowhere(view) && view.readers.length === 0,
     message: (view) =>
       `fed by ${who(view.feeders)} but no daemon reads unit ${view.facts.unit} and no config file names it ` +
       `(searched: ${view.files})`,
@@ -487,12 +494,7 @@ const SEGMENT_RULES: readonly SegmentRule[] = [
   {
     code: 'config-not-found',
     severity: 'warning',
-    when: (view) =>
-      present(view) &&
-      view.facts.configured.length === 0 &&
-      view.fresh &&
-      view.feeders.length > 0 &&
-      view.readers.length > 0,
+    when: (view) => fedButNamedNowhere(view) && view.readers.length > 0,
     message: (view) =>
       `read by ${who(view.readers)} but none of the searched config files names unit ${view.facts.unit} ` +
       `(searched: ${view.files})`,

@@ -6,6 +6,7 @@ import { watch } from 'node:fs';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { cleanupsAfterEach } from '../helpers/cleanups.js';
 import { monotonicRaw } from '../../src/clock.js';
 import { refclockLines, type RefclockConfigOptions } from '../../src/refclock-config.js';
 import { diffSeconds, type Timespec } from '../../src/time.js';
@@ -18,7 +19,9 @@ import {
   type Chronyd,
   type ChronySource,
 } from '../helpers/daemons.js';
+import { htntpLines } from '../helpers/cli.js';
 import {
+  flags,
   htntpBin,
   makeTempDir,
   startHtntp,
@@ -36,14 +39,11 @@ const TOLERANCE = 0.002;
 const RESUME_BOUND_SECONDS = 2;
 
 let temp: TempDir;
-const cleanups: (() => Promise<unknown>)[] = [];
+const cleanups = cleanupsAfterEach();
 beforeAll(async () => {
   temp = await makeTempDir('chrony-sock');
   // A non-root feeder must reach the socket's directory (the socket itself stays root-only).
   await chmod(temp.path, 0o755);
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 afterAll(async () => {
   await temp?.remove();
@@ -72,6 +72,12 @@ async function chronyd(lines: string[]): Promise<Chronyd> {
   const daemon = await startChronyd({ lines });
   cleanups.push(() => daemon.stop());
   return daemon;
+}
+
+/** chronyd reading a SOCK refclock (refid SOCK) at a new socket path. */
+async function chronydOnNewSocket(): Promise<{ path: string; daemon: Chronyd }> {
+  const { path } = await socketPath();
+  return { path, daemon: await chronyd([sockLine(path, 'SOCK')]) };
 }
 
 /** The real CLI; `asNobody`: started as user nobody (setpriv), as a non-root service would be. */
@@ -163,15 +169,20 @@ function appearance(dir: string, name: string, timeoutMs = 15_000): { at: Promis
   return { at, close: () => watcher.close() };
 }
 
+/** The real CLI once it has connected its socket. */
+async function connectedFeeder(args: string[]): Promise<RunningProcess> {
+  const fixed = feeder(args);
+  await fixed.waitForLine(/^info socket connected sink=sock:/, { stream: 'stderr', timeoutMs: 15_000 });
+  return fixed;
+}
+
 describeE2e('htntp fixed --sock read by chronyd -x', ['chronyd'], () => {
   it(
     'chronyd reports the local clock 1.000 s fast (±2 ms); no SHM segment is created',
     { timeout: 90_000 },
     async () => {
-      const { path } = await socketPath();
-      const daemon = await chronyd([sockLine(path, 'SOCK')]);
-      const fixed = feeder(['fixed', '--offset', '-1', '--sock', path, '--verbose']);
-      await fixed.waitForLine(/^info socket connected sink=sock:/, { stream: 'stderr', timeoutMs: 15_000 });
+      const { path, daemon } = await chronydOnNewSocket();
+      const fixed = await connectedFeeder(['fixed', '--offset', '-1', '--sock', path, '--verbose']);
       const tracking = await waitForChronySelection(daemon, 'SOCK');
       console.info(
         `chronyd tracking over SOCK: System time ${tracking.systemTimeFast.toFixed(9)} s fast, ` +
@@ -186,22 +197,8 @@ describeE2e('htntp fixed --sock read by chronyd -x', ['chronyd'], () => {
   );
 
   it('htntp config --sock prints the line this chronyd took', async () => {
-    const cli = startHtntp([
-      'config',
-      '--daemon',
-      'chrony',
-      '--sock',
-      '/run/chrony.htntp.sock',
-      '--refid',
-      'HTTP',
-      '--delay',
-      '0.2',
-      '--precision',
-      '-10',
-    ]);
-    const exit = await cli.exited;
-    expect(exit.code, cli.output()).toBe(0);
-    expect(cli.stdoutLines.filter((line) => line !== '')).toEqual([
+    const options = { daemon: 'chrony', sock: '/run/chrony.htntp.sock', refid: 'HTTP', delay: '0.2', precision: '-10' };
+    expect(await htntpLines(['config', ...flags(options)])).toEqual([
       'refclock SOCK /run/chrony.htntp.sock refid HTTP poll 4 offset 0.0 delay 0.2 precision 0.0009765625',
     ]);
   });
@@ -214,8 +211,7 @@ describeE2e('chronyd comes and goes under a running feeder', ['chronyd'], () => 
     async () => {
       const { dir, path } = await socketPath();
       let daemon = await chronyd([sockLine(path, 'SOCK')]);
-      const fixed = feeder(['fixed', '--offset', '-1', '--sock', path]);
-      await fixed.waitForLine(/^info socket connected /, { stream: 'stderr', timeoutMs: 15_000 });
+      const fixed = await connectedFeeder(['fixed', '--offset', '-1', '--sock', path]);
       await sampled(daemon, 'SOCK', 2);
       const resumes: number[] = [];
       for (let restart = 0; restart < 3; restart += 1) {
@@ -260,8 +256,7 @@ describeE2e("a non-root feeder and chronyd's root-only socket", ['chronyd', 'set
     'EACCES: logged once with the hint, retried, never fatal; SIGTERM still exits 0',
     { timeout: 60_000 },
     async () => {
-      const { path } = await socketPath();
-      const daemon = await chronyd([sockLine(path, 'SOCK')]);
+      const { path, daemon } = await chronydOnNewSocket();
       const fixed = feeder(['fixed', '--offset', '-1', '--sock', path, '--interval', '0.2', '--verbose'], {
         asNobody: true,
       });
@@ -283,8 +278,7 @@ describeE2e("a non-root feeder and chronyd's root-only socket", ['chronyd', 'set
   );
 
   it('root with --user nobody: connected before the drop, chronyd takes the samples', { timeout: 60_000 }, async () => {
-    const { path } = await socketPath();
-    const daemon = await chronyd([sockLine(path, 'SOCK')]);
+    const { path, daemon } = await chronydOnNewSocket();
     const fixed = feeder(['fixed', '--offset', '-1', '--sock', path, '--user', 'nobody']);
     await fixed.waitForLine(/^info privileges dropped/, { stream: 'stderr', timeoutMs: 15_000 });
     const source = await sampled(daemon, 'SOCK', 2);

@@ -10,7 +10,7 @@ import { presetOptions, refclockLines } from '../../src/refclock-config.js';
 import { keyOfUnit } from '../../src/shm.js';
 import { cBuild } from '../helpers/cc.js';
 import { describeE2e, findTool, startChronyd, startNtpd, waitFor, type Chronyd } from '../helpers/daemons.js';
-import { htntpBin, makeTempDir, startHtntp, startProcess, type RunningProcess } from '../helpers/process.js';
+import { flags, htntpBin, makeTempDir, startHtntp, startProcess, type RunningProcess } from '../helpers/process.js';
 import { ntpqCommand } from '../helpers/tools.js';
 import { units } from '../helpers/units.js';
 
@@ -56,17 +56,7 @@ async function tempDir(prefix: string): ReturnType<typeof makeTempDir> {
 }
 
 async function startFixed(unit: number, offset = -1): Promise<RunningProcess> {
-  const feeder = startHtntp([
-    'fixed',
-    '--offset',
-    String(offset),
-    '--unit',
-    String(unit),
-    '--interval',
-    '0.25',
-    '--precision',
-    '-10',
-  ]);
+  const feeder = startHtntp(['fixed', ...flags({ offset, unit, interval: '0.25', precision: '-10' })]);
   cleanups.push(() => feeder.stop('SIGTERM', 3_000));
   await feeder.waitForLine(/^info segment attached/, { stream: 'stderr', timeoutMs: 15_000 });
   return feeder;
@@ -81,6 +71,12 @@ async function chronydWith(lines: string[]): Promise<Chronyd> {
 /** doctor pointed at this chronyd's config (and nothing of the host's). */
 function chronyOptions(chronyd: Chronyd, units: number[]): DoctorOptions {
   return { units, configPaths: { chrony: [chronyd.confPath], ntp: [] }, chronyc: chronyc() };
+}
+
+/** The doctor CLI on `target` (a unit or a socket), pointed like chronyOptions() at this chronyd's config alone. */
+function doctorCli(chronyd: Chronyd, target: { unit: number } | { sock: string }): RunningProcess {
+  const pointed = { 'chrony-conf': chronyd.confPath, 'ntp-conf': '/dev/null', chronyc: chronyc() };
+  return startHtntp(['doctor', ...flags({ ...target, ...pointed })]);
 }
 
 function only(report: { units: UnitDiagnosis[] }, unit: number): UnitDiagnosis {
@@ -138,17 +134,7 @@ describeE2e('htntp doctor with chronyd -x', ['chronyd'], () => {
       expect(diagnosis.chrony?.name).toBe('FIX');
       // No disagreement found: chronyd's offset, with its pending correction, is what htntp publishes.
       expect(codes(diagnosis).filter((code) => code.startsWith('chrony'))).toEqual([]);
-      const cli = startHtntp([
-        'doctor',
-        '--unit',
-        String(unit),
-        '--chrony-conf',
-        chronyd.confPath,
-        '--ntp-conf',
-        '/dev/null',
-        '--chronyc',
-        chronyc(),
-      ]);
+      const cli = doctorCli(chronyd, { unit });
       expect((await cli.exited).code, cli.output()).toBe(0);
       expect(cli.stdoutLines[0]).toMatch(
         new RegExp(`^unit ${unit} \\(key 0x[0-9a-f]+\\): ok: fed by htntp fixed\\[\\d+\\]; read by chronyd\\[\\d+\\]`),
@@ -433,17 +419,7 @@ describeE2e('htntp doctor: SOCK outages are problems, never ok', ['chronyd', 'se
       expect(lonely?.findings.map((finding) => finding.code)).toEqual(
         expect.arrayContaining(['sock-no-feeder', 'chrony-no-samples']),
       );
-      const cli = startHtntp([
-        'doctor',
-        '--sock',
-        path,
-        '--chrony-conf',
-        chronyd.confPath,
-        '--ntp-conf',
-        '/dev/null',
-        '--chronyc',
-        chronyc(),
-      ]);
+      const cli = doctorCli(chronyd, { sock: path });
       expect((await cli.exited).code, cli.output()).toBe(1);
       expect(cli.stdoutLines[0]).toMatch(/^sock .*: PROBLEM: no feeder sends to /);
 

@@ -14,7 +14,7 @@ import {
   runNtpshmmon,
   startChronyd,
   startNtpd,
-  waitFor,
+  waitForChronySelection,
   type ChronyTracking,
   type PeerstatsLine,
 } from '../helpers/daemons.js';
@@ -70,16 +70,7 @@ describeE2e('htntp fixed --offset -1 read by chronyd -x', ['chronyd'], () => {
     });
     cleanups.push(() => chronyd.stop());
     // Synchronised to FIX, with at least 4 samples behind the estimate (reach 0o17).
-    const tracking: ChronyTracking = await waitFor(
-      async () => {
-        const source = (await chronyd.sources()).find((candidate) => candidate.name === 'FIX');
-        const current = await chronyd.tracking();
-        return source?.state === '*' && (source.reach & 0o17) === 0o17 && current.referenceName === 'FIX'
-          ? current
-          : undefined;
-      },
-      { what: 'chronyd to select FIX with 4 samples', timeoutMs: 40_000, intervalMs: 500 },
-    );
+    const tracking: ChronyTracking = await waitForChronySelection(chronyd, 'FIX', 40_000);
     console.info(
       `chronyd tracking: System time ${tracking.systemTimeFast.toFixed(9)} s fast, last ` +
         `offset ${tracking.lastOffset}, stratum ${tracking.stratum}`,

@@ -1,7 +1,8 @@
 // Date jumps over a real pty: a receiver simulated on a socat pair, paced in real time,
 // read by GpsSource in this process (so the local clock and the kernel's clock state,
 // the witness, can be set) and by the real `htntp gps --report-offset` CLI.
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { cleanupsAfterEach } from '../helpers/cleanups.js';
 import { monotonicRaw, realtime, type Clock, type ClockSync } from '../../src/clock.js';
 import { createLogger } from '../../src/log.js';
 import type { Sample } from '../../src/sample.js';
@@ -19,12 +20,9 @@ const UNSYNCHRONISED: ClockSync = { synchronised: false, maxError: 16, status: 0
 const DAY = 86_400;
 
 let temp: TempDir;
-const cleanups: (() => Promise<void> | void)[] = [];
+const cleanups = cleanupsAfterEach();
 beforeAll(async () => {
   temp = await makeTempDir('gps-dates');
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 afterAll(async () => {
   await temp?.remove();

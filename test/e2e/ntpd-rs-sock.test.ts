@@ -6,8 +6,8 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeE2e } from '../helpers/tools.js';
-import { makeTempDir, startHtntp, type TempDir } from '../helpers/process.js';
-import { cleanupSockReaders, startSockReader } from '../helpers/sock-reader.js';
+import { flags, makeTempDir, startHtntp, type TempDir } from '../helpers/process.js';
+import { cleanupSockReaders, startSockReader, type SockReader } from '../helpers/sock-reader.js';
 import { ChronySock, sockLayout } from '../../src/sock.js';
 import { realtime } from '../../src/clock.js';
 import { addSeconds } from '../../src/time.js';
@@ -100,6 +100,12 @@ async function configOutput(args: string[]): Promise<string> {
   return cli.stdoutLines.join('\n');
 }
 
+/** A SOCK reader any user may send to, at `name` in the test directory. */
+async function readerIn(name: string): Promise<{ path: string; reader: SockReader }> {
+  const path = join(temp.path, name);
+  return { path, reader: await startSockReader(path, 0o666) };
+}
+
 describeE2e('htntp for ntpd-rs: its [[source]] and the datagrams its sock source accepts', ['cc'], () => {
   it('ntpd-rs config: TOML of sock source keys; --only-source adds minimum-agreeing-sources = 1', async () => {
     const path = join(temp.path, 'ntpd-rs.sock');
@@ -127,8 +133,7 @@ describeE2e('htntp for ntpd-rs: its [[source]] and the datagrams its sock source
     "htntp fixed --sock: every datagram passes sock_source.rs's checks with the offset sent",
     { timeout: 30_000 },
     async () => {
-      const path = join(temp.path, 'fixed.sock');
-      const reader = await startSockReader(path, 0o666);
+      const { path, reader } = await readerIn('fixed.sock');
       const feeder = startHtntp(['fixed', '--offset', '-0.25', '--interval', '0.2', '--sock', path, '--no-leapfile']);
       try {
         const datagrams = await reader.waitForDatagrams(3, 15_000);
@@ -159,8 +164,7 @@ describeE2e('htntp for ntpd-rs: its [[source]] and the datagrams its sock source
     '--sock-layout 40 sends the 64-bit time_t layout on any platform; here it is byte for byte the native one',
     { timeout: 30_000 },
     async () => {
-      const path = join(temp.path, 'layout.sock');
-      const reader = await startSockReader(path, 0o666);
+      const { path, reader } = await readerIn('layout.sock');
       const native = new ChronySock(path);
       const wide = new ChronySock(path, '40');
       try {
@@ -193,20 +197,9 @@ describeE2e('htntp for ntpd-rs: its [[source]] and the datagrams its sock source
     'htntp fixed --sock-layout 40: the feeder sends 40-byte datagrams ntpd-rs accepts',
     { timeout: 30_000 },
     async () => {
-      const path = join(temp.path, 'fixed-wide.sock');
-      const reader = await startSockReader(path, 0o666);
-      const feeder = startHtntp([
-        'fixed',
-        '--offset',
-        '0.5',
-        '--interval',
-        '0.2',
-        '--sock',
-        path,
-        '--sock-layout',
-        '40',
-        '--no-leapfile',
-      ]);
+      const { path, reader } = await readerIn('fixed-wide.sock');
+      const options = { offset: '0.5', interval: '0.2', sock: path, 'sock-layout': '40', 'no-leapfile': true };
+      const feeder = startHtntp(['fixed', ...flags(options)]);
       try {
         const datagrams = await reader.waitForDatagrams(2, 15_000);
         for (const datagram of datagrams) {

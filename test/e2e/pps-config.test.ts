@@ -10,7 +10,8 @@ import { afterEach, expect, it } from 'vitest';
 import { refclockLines, type RefclockDaemon } from '../../src/refclock-config.js';
 import { NtpdShm } from '../../src/shm.js';
 import { describeE2e, findTool, removeSegment, startNtpd, waitFor } from '../helpers/daemons.js';
-import { startHtntp } from '../helpers/process.js';
+import { htntpLines } from '../helpers/cli.js';
+import { flags } from '../helpers/process.js';
 import { units } from '../helpers/units.js';
 
 const UNIT = units.gpsPpsConfig;
@@ -20,23 +21,8 @@ afterEach(async () => {
   removeSegment(UNIT);
 });
 
-async function cliLines(daemon: RefclockDaemon): Promise<string[]> {
-  const cli = startHtntp([
-    'config',
-    '--daemon',
-    daemon,
-    '--unit',
-    String(UNIT),
-    '--refid',
-    'GPS',
-    '--offset',
-    '0.35',
-    '--pps',
-    '/dev/pps0',
-  ]);
-  const exit = await cli.exited;
-  expect(exit.code, cli.output()).toBe(0);
-  return cli.stdoutLines.filter((line) => line !== '');
+function cliLines(daemon: RefclockDaemon): Promise<string[]> {
+  return htntpLines(['config', ...flags({ daemon, unit: UNIT, refid: 'GPS', offset: '0.35', pps: '/dev/pps0' })]);
 }
 
 function segmentExists(): boolean {

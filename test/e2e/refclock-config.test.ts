@@ -11,7 +11,8 @@ import {
   type SourceKind,
 } from '../../src/refclock-config.js';
 import { refclockConfig } from '../../src/cli/commands/config.js';
-import { repoRoot, startHtntp } from '../helpers/process.js';
+import { htntpLines } from '../helpers/cli.js';
+import { flags, repoRoot, startHtntp } from '../helpers/process.js';
 
 describe('refclockLines', () => {
   it('classic ntpd: a 127.127.28.N server line and a fudge line', () => {
@@ -144,21 +145,8 @@ describe('htntp config', () => {
   });
 
   it('the real CLI prints the lines, ready to append to a config file', async () => {
-    const cli = startHtntp([
-      'config',
-      '--daemon',
-      'ntpd',
-      '--unit',
-      '2',
-      '--refid',
-      'FIX',
-      '--offset',
-      '-0.5',
-      '--noselect',
-    ]);
-    const exit = await cli.exited;
-    expect(exit.code, cli.output()).toBe(0);
-    expect(cli.stdoutLines.filter((line) => line !== '')).toEqual(
+    const options = { daemon: 'ntpd', unit: '2', refid: 'FIX', offset: '-0.5', noselect: true };
+    expect(await htntpLines(['config', ...flags(options)])).toEqual(
       refclockLines({ daemon: 'ntpd', unit: 2, refid: 'FIX', offset: -0.5, noselect: true }),
     );
   });

@@ -188,6 +188,36 @@ export function startHtntp(args: readonly string[], options: StartOptions = {}):
   return startProcess(process.execPath, [htntpBin, ...args], options);
 }
 
+/** Command-line options in order: `{ unit: 2, noselect: true }` is `--unit 2 --noselect`; false leaves one out. */
+export function flags(options: Record<string, string | number | boolean>): string[] {
+  return Object.entries(options).flatMap(([name, value]) => {
+    if (typeof value === 'boolean') return value ? [`--${name}`] : [];
+    return [`--${name}`, `${value}`];
+  });
+}
+
+/** setpriv's names for a unit's CapabilityBoundingSet: `CAP_SETUID CAP_IPC_OWNER` is `+setuid`, `+ipc_owner`. */
+export function setprivCaps(boundingSet: string): string[] {
+  return boundingSet
+    .split(' ')
+    .filter((cap) => cap !== '')
+    .map((cap) => `+${cap.replace(/^CAP_/, '').toLowerCase()}`);
+}
+
+/**
+ * Starts the built CLI confined as a systemd unit confines it: `caps` its whole bounding set, none inheritable,
+ * no_new_privs (through util-linux's setpriv at `setpriv`), from the repository root.
+ */
+export function startConfinedHtntp(
+  setpriv: string,
+  caps: readonly string[],
+  args: readonly string[],
+  options: StartOptions = {},
+): RunningProcess {
+  const confinement = ['--bounding-set', ['-all', ...caps].join(','), '--inh-caps', '-all', '--no-new-privs'];
+  return startProcess(setpriv, [...confinement, process.execPath, htntpBin, ...args], { cwd: repoRoot, ...options });
+}
+
 export interface TempDir {
   path: string;
   /** A plain function: callers hand it on as a cleanup. */

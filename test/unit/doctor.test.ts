@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readDaemonConfig } from '../../src/doctor/daemon-config.js';
-import { parseNtpqPeers } from '../../src/doctor/daemon-query.js';
+import { parseNtpqPeers, type ChronySource } from '../../src/doctor/daemon-query.js';
 import { diagnose, type UnitFacts } from '../../src/doctor/diagnose.js';
 import { describeProcess, type AttachedProcess } from '../../src/doctor/processes.js';
 import type { ShmSnapshot } from '../../src/shm.js';
@@ -114,6 +114,23 @@ function snapshot(fields: Partial<ShmSnapshot> = {}): ShmSnapshot {
 const feeder = (pid: number): AttachedProcess => ({ pid, name: 'htntp fixed', role: 'feeder', shmId: 7 });
 const chronyd: AttachedProcess = { pid: 50, name: 'chronyd', role: 'reader', shmId: 7 };
 
+/** chronyd's view of the refclock refid FIX, as `chronyc -c sources` gives it. */
+function refclockSource(fields: Partial<ChronySource>): ChronySource {
+  return {
+    mode: '#',
+    state: '?',
+    name: 'FIX',
+    stratum: 0,
+    poll: 4,
+    reach: 0,
+    lastRx: undefined,
+    adjustedOffset: 0,
+    measuredOffset: 0,
+    error: 0,
+    ...fields,
+  };
+}
+
 function facts(overrides: Partial<UnitFacts> = {}): UnitFacts {
   return {
     unit: 2,
@@ -212,18 +229,7 @@ describe('diagnose', () => {
   });
 
   it('chronyd lists the refid with reach 0 while fresh samples are published', () => {
-    const source = {
-      mode: '#',
-      state: '?',
-      name: 'FIX',
-      stratum: 0,
-      poll: 4,
-      reach: 0,
-      lastRx: undefined,
-      adjustedOffset: 0,
-      measuredOffset: 0,
-      error: 0,
-    };
+    const source = refclockSource({ reach: 0 });
     const result = diagnose(facts({ chrony: { ok: true, value: { sources: [source], correction: 0 } } }));
     expect(result.summary).toMatch(/chronyd has accepted no sample from refid FIX \(reach 0\)/);
   });
@@ -231,18 +237,15 @@ describe('diagnose', () => {
   it("chronyd's offsets are against the clock as corrected: agreement counts the pending correction", () => {
     // Published clock - receive = -1 s; chronyd -x selected it and thinks the clock is 1 s fast (correction -1): it
     // measures 0.
-    const source = {
-      mode: '#',
+    const source = refclockSource({
       state: '*',
-      name: 'FIX',
-      stratum: 0,
       poll: 0,
       reach: 0o377,
       lastRx: 1,
       adjustedOffset: 0.0002,
       measuredOffset: 1.0002,
       error: 0.0001,
-    };
+    });
     const segment = {
       ...facts().segment,
       snapshot: snapshot({ clockTimeStampSec: NOW.sec - 2, receiveTimeStampSec: NOW.sec - 1 }),

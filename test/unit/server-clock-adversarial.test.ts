@@ -115,6 +115,13 @@ const honest = (offset: number, random: () => number): TimeServerConfig => ({
   random,
 });
 
+/** One honest server per offset, started in turn. */
+async function serveHonest(started: Started, random: () => number, offsets: readonly number[]): Promise<TimeServer[]> {
+  const list: TimeServer[] = [];
+  for (const offset of offsets) list.push(await serve(started, honest(offset, random)));
+  return list;
+}
+
 const scenarios: Scenario[] = [
   {
     name: 'three servers, two refusing connections, one whose Date lags its second by 600 ms',
@@ -131,11 +138,7 @@ const scenarios: Scenario[] = [
     name: 'all three servers step +400 ms during refinement, and again -400 ms later',
     serverStep: true,
     async setup(random, started) {
-      const servers = [
-        await serve(started, honest(0.2, random)),
-        await serve(started, honest(0.2, random)),
-        await serve(started, honest(0.2, random)),
-      ];
+      const servers = await serveHonest(started, random, [0.2, 0.2, 0.2]);
       return { options: { servers: servers.map((server) => server.url) }, truth: new SteppingTruth(0.2), servers };
     },
     async drive(clock, signal) {
@@ -195,11 +198,7 @@ const scenarios: Scenario[] = [
   {
     name: 'the local realtime clock stepped +2 s, then -1.5 s, under three honest servers',
     async setup(random, started) {
-      const list = [
-        await serve(started, honest(0.1, random)),
-        await serve(started, honest(0.1, random)),
-        await serve(started, honest(0.1, random)),
-      ];
+      const list = await serveHonest(started, random, [0.1, 0.1, 0.1]);
       const clock = steppableClock();
       localClocks.set(list[0] as TimeServer, clock);
       return { options: { servers: list.map((server) => server.url), clock }, truth: fixed(0.1), servers: list };
@@ -217,24 +216,14 @@ const scenarios: Scenario[] = [
   {
     name: 'two liars short of a majority (+400 ms together, and -300 ms) among five',
     async setup(random, started) {
-      const list = [
-        await serve(started, honest(0.05, random)),
-        await serve(started, honest(0.45, random)),
-        await serve(started, honest(0.05, random)),
-        await serve(started, honest(0.45, random)),
-        await serve(started, honest(0.05, random)),
-      ];
+      const list = await serveHonest(started, random, [0.05, 0.45, 0.05, 0.45, 0.05]);
       return { options: { servers: list.map((server) => server.url) }, truth: fixed(0.05), servers: list };
     },
   },
   {
     name: 'one liar short of a majority (-300 ms) among three',
     async setup(random, started) {
-      const list = [
-        await serve(started, honest(0.05, random)),
-        await serve(started, honest(-0.25, random)),
-        await serve(started, honest(0.05, random)),
-      ];
+      const list = await serveHonest(started, random, [0.05, -0.25, 0.05]);
       return { options: { servers: list.map((server) => server.url) }, truth: fixed(0.05), servers: list };
     },
   },

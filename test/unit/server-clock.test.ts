@@ -4,7 +4,8 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupsAfterEach } from '../helpers/cleanups.js';
 import { monotonicRaw, realtime, type Clock } from '../../src/clock.js';
 import { ServerClock, type ServerClockUpdate } from '../../src/server-clock/server-clock.js';
 import { addSeconds } from '../../src/time.js';
@@ -117,15 +118,22 @@ function jsonProvider(url: string): (signal: AbortSignal) => Promise<number> {
   };
 }
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 async function servers(configs: TimeServerConfig[]): Promise<TimeServer[]> {
   const started = await startTimeServers(configs);
   cleanups.push(() => closeAll(started));
   return started;
+}
+
+/** A provider that counts the times it is asked. */
+function countingProvider(provide: () => number): { provider: () => number; calls: () => number } {
+  let calls = 0;
+  const provider = (): number => {
+    calls += 1;
+    return provide();
+  };
+  return { provider, calls: () => calls };
 }
 
 function track(clock: ServerClock): ServerClock {
@@ -402,33 +410,18 @@ describe('ServerClock on a provider (JSON time endpoint, ms resolution)', () => 
   });
 
   it('shares one round among concurrent ready() callers', async () => {
-    let calls = 0;
-    const clock = track(
-      new ServerClock({
-        probes: 5,
-        target: 1e-9,
-        provider: () => {
-          calls += 1;
-          return realtimeMs() + OFFSET * 1000;
-        },
-      }),
-    );
+    const { provider, calls } = countingProvider(() => realtimeMs() + OFFSET * 1000);
+    const clock = track(new ServerClock({ probes: 5, target: 1e-9, provider }));
     await Promise.all([clock.ready(), clock.ready(), clock.ready()]);
-    expect(calls).toBe(5);
+    expect(calls()).toBe(5);
     expectBoundsHoldTruth(clock, OFFSET);
   });
 
   it('a throwing provider rejects ready(), is retried with backoff and reported by error', async () => {
-    let calls = 0;
-    const clock = track(
-      new ServerClock({
-        probes: 2,
-        provider: () => {
-          calls += 1;
-          throw Object.assign(new Error('exchange says no'), { code: 'EXCHANGE' });
-        },
-      }),
-    );
+    const { provider, calls } = countingProvider(() => {
+      throw Object.assign(new Error('exchange says no'), { code: 'EXCHANGE' });
+    });
+    const clock = track(new ServerClock({ probes: 2, provider }));
     const errors: (Error & { code?: string })[] = [];
     const twoErrors = new Promise<void>((resolve) =>
       clock.on('error', (error) => {
@@ -444,7 +437,7 @@ describe('ServerClock on a provider (JSON time endpoint, ms resolution)', () => 
     expect(errors[0]?.code).toBe('ERR_SERVER_CLOCK_PROVIDER');
     expect((errors[0]?.cause as { code?: string }).code).toBe('EXCHANGE');
     // 2 calls per round, a round after 1 s of backoff: no busy loop.
-    expect(calls).toBe(4);
+    expect(calls()).toBe(4);
   });
 
   it('keeps the last estimate, widening, while the provider fails; bad values and hangs are failures', async () => {
@@ -508,18 +501,12 @@ describe('ServerClock on a provider (JSON time endpoint, ms resolution)', () => 
   });
 
   it('a signal aborted before construction: closed at once, ready() rejects, close is emitted', async () => {
-    let calls = 0;
-    const clock = new ServerClock({
-      provider: () => {
-        calls += 1;
-        return realtimeMs();
-      },
-      signal: AbortSignal.abort(),
-    });
+    const { provider, calls } = countingProvider(realtimeMs);
+    const clock = new ServerClock({ provider, signal: AbortSignal.abort() });
     const closed = once(clock, 'close');
     await expect(clock.ready()).rejects.toMatchObject({ code: 'ERR_SERVER_CLOCK_CLOSED' });
     await closed;
-    expect(calls).toBe(0);
+    expect(calls()).toBe(0);
   });
 
   it('an aborted signal closes the clock', async () => {

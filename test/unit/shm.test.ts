@@ -22,12 +22,7 @@ import { caught } from '../helpers/caught.js';
 import { e2eRequired } from '../helpers/tools.js';
 import { units } from '../helpers/units.js';
 
-const UNIT = units.shm;
-const UNIT_PERM = units.shmPerm;
-const UNIT_EACCES = units.shmEacces;
-const UNIT_ENOENT = units.shmEnoent;
-const UNIT_RO = units.shmReadOnly;
-const UNITS = [UNIT, UNIT_PERM, UNIT_EACCES, UNIT_ENOENT, UNIT_RO];
+const UNITS = [units.shm, units.shmPerm, units.shmEacces, units.shmEnoent, units.shmReadOnly];
 
 function cleanUp(): void {
   UNITS.forEach(removeSegment);
@@ -79,17 +74,17 @@ function expectRejected(
 
 describe('constructor', () => {
   it('creates a missing segment the way gpsd does, with the convention permissions', () => {
-    const shm = open(UNIT);
+    const shm = open(units.shm);
     expect(shm.created).toBe(true);
     expect(shm.stat().perm).toBe(0o666);
     expect(shm.snapshot()).toMatchObject({ mode: 1, count: 0, valid: 0, leap: 3, precision: -20, nsamples: 3 });
-    const again = open({ unit: UNIT });
+    const again = open({ unit: units.shm });
     expect(again.created).toBe(false);
     expect(again.shmId).toBe(shm.shmId);
   });
 
   it('uses perm for a segment it creates, and 0600 by default for units 0-1 only', () => {
-    expect(open({ unit: UNIT_PERM, perm: 0o640 }).stat().perm).toBe(0o640);
+    expect(open({ unit: units.shmPerm, perm: 0o640 }).stat().perm).toBe(0o640);
     expect([defaultPerm(0), defaultPerm(1), defaultPerm(2), defaultPerm(255)]).toEqual([0o600, 0o600, 0o666, 0o666]);
   });
 
@@ -103,18 +98,18 @@ describe('constructor', () => {
       expect(error, inspect(unit)).toBeInstanceOf(TypeError);
       expect(error.code).toBe('ERR_INVALID_ARG_TYPE');
     }
-    expect(() => new NtpdShm({ unit: UNIT, create: 'yes' as unknown as boolean })).toThrow(TypeError);
-    expect(() => new NtpdShm({ unit: UNIT, perm: 0o1000 })).toThrow(RangeError);
+    expect(() => new NtpdShm({ unit: units.shm, create: 'yes' as unknown as boolean })).toThrow(TypeError);
+    expect(() => new NtpdShm({ unit: units.shm, perm: 0o1000 })).toThrow(RangeError);
   });
 
   it('create:false on a missing segment throws ENOENT from shmget and creates nothing', () => {
-    const error = caught(() => new NtpdShm({ unit: UNIT_ENOENT, create: false }));
+    const error = caught(() => new NtpdShm({ unit: units.shmEnoent, create: false }));
     expect(error).toBeInstanceOf(Error);
     expect(error).toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'shmget' });
-    expect(error.message).toContain(`no segment exists for unit ${UNIT_ENOENT}`);
-    expect(caught(() => new NtpdShm({ unit: UNIT_ENOENT, create: false, readOnly: true })).code).toBe('ENOENT');
+    expect(error.message).toContain(`no segment exists for unit ${units.shmEnoent}`);
+    expect(caught(() => new NtpdShm({ unit: units.shmEnoent, create: false, readOnly: true })).code).toBe('ENOENT');
     // readOnly alone never creates either
-    expect(caught(() => new NtpdShm({ unit: UNIT_ENOENT, readOnly: true })).code).toBe('ENOENT');
+    expect(caught(() => new NtpdShm({ unit: units.shmEnoent, readOnly: true })).code).toBe('ENOENT');
   });
 
   it('units 0-1 are a concern when not owned by root or world-writable; units >= 2 never', () => {
@@ -127,17 +122,17 @@ describe('constructor', () => {
   });
 
   it('currentShmId follows the key: ours while attached, undefined once removed', () => {
-    const shm = open(UNIT);
-    expect(currentShmId(UNIT)).toBe(shm.shmId);
+    const shm = open(units.shm);
+    expect(currentShmId(units.shm)).toBe(shm.shmId);
     shm.remove();
-    expect(currentShmId(UNIT)).toBeUndefined();
-    expect(currentShmId(UNIT_ENOENT)).toBeUndefined();
+    expect(currentShmId(units.shm)).toBeUndefined();
+    expect(currentShmId(units.shmEnoent)).toBeUndefined();
   });
 
   it('statUnit of a missing unit is ENOENT with the hint; of ours, what stat() says', () => {
-    expect(caught(() => statUnit(UNIT_ENOENT))).toMatchObject({ code: 'ENOENT', syscall: 'shmget' });
-    const shm = open(UNIT);
-    expect(statUnit(UNIT)).toEqual({ ...shm.stat(), shmId: shm.shmId });
+    expect(caught(() => statUnit(units.shmEnoent))).toMatchObject({ code: 'ENOENT', syscall: 'shmget' });
+    const shm = open(units.shm);
+    expect(statUnit(units.shm)).toEqual({ ...shm.stat(), shmId: shm.shmId });
   });
 
   it('a non-root process on a 0600 root segment gets EACCES with the permission hint', (context) => {
@@ -152,11 +147,11 @@ describe('constructor', () => {
       if (e2eRequired) throw new Error(`HTNTP_E2E=required: ${reason}`);
       return context.skip(reason);
     }
-    const shm = new NtpdShm({ unit: UNIT_EACCES, perm: 0o600 });
+    const shm = new NtpdShm({ unit: units.shmEacces, perm: 0o600 });
     shm.detach();
     const script = `
       import { NtpdShm } from ${JSON.stringify(new URL('../../src/shm.js', import.meta.url).pathname)};
-      try { new NtpdShm({ unit: ${UNIT_EACCES}, create: false }); console.log('{"attached":true}'); }
+      try { new NtpdShm({ unit: ${units.shmEacces}, create: false }); console.log('{"attached":true}'); }
       catch ({ code, errno, syscall, message }) { console.log(JSON.stringify({ code, errno, syscall, message })); }`;
     const output = execFileSync(
       setpriv,
@@ -184,9 +179,9 @@ describe('constructor', () => {
   });
 
   it('exposes unit, key, shmId and size as IPC_STAT and ipcs see them', () => {
-    const shm = open(UNIT);
-    expect(shm.unit).toBe(UNIT);
-    expect(shm.key).toBe(0x4e545030 + UNIT);
+    const shm = open(units.shm);
+    expect(shm.unit).toBe(units.shm);
+    expect(shm.key).toBe(0x4e545030 + units.shm);
     expect(shm.size).toBe(layout.size);
     expect(shm.stat()).toMatchObject({ size: layout.size, uid: process.getuid?.(), cpid: process.pid, removed: false });
     expect(shm.stat().nattch).toBeGreaterThanOrEqual(1);
@@ -230,7 +225,7 @@ describe('fields under their C names', () => {
   };
 
   it('reads back every value written, each field on its own', () => {
-    const shm = open(UNIT);
+    const shm = open(units.shm);
     for (const name of FIELDS) {
       for (const value of valid[name]) {
         shm[name] = value;
@@ -241,7 +236,7 @@ describe('fields under their C names', () => {
   });
 
   it('rejects non-integers, out-of-range values and non-numbers without writing', () => {
-    const shm = open(UNIT);
+    const shm = open(units.shm);
     for (const name of FIELDS) {
       shm[name] = valid[name][0] ?? 0;
       for (const value of [...outOfRange[name], 1.5, Number.NaN, Infinity]) {
@@ -255,7 +250,7 @@ describe('fields under their C names', () => {
   });
 
   it('clockTimeStamp/receiveTimeStamp: float seconds over Sec, USec (truncated) and NSec', () => {
-    const shm = open(UNIT);
+    const shm = open(units.shm);
     shm.clockTimeStamp = 1_700_000_000.25;
     shm.receiveTimeStamp = 1_700_000_000.0000019;
     expect(shm.snapshot()).toMatchObject({
@@ -282,7 +277,7 @@ describe('fields under their C names', () => {
 
 describe('update()', () => {
   it('writes one sample with float times: count += 2, mode 1, valid 1, USec truncated', () => {
-    const shm = open(UNIT);
+    const shm = open(units.shm);
     shm.count = 40;
     shm.mode = 0;
     shm.update(1_700_000_000.25, { receiveTime: 1_700_000_000.125, precision: -10, leap: 1 });
@@ -303,7 +298,7 @@ describe('update()', () => {
   });
 
   it('writes {sec, nsec} exactly, USec truncated (never rounded), defaults precision -20 and leap 0', () => {
-    const shm = open(UNIT);
+    const shm = open(units.shm);
     shm.update({ sec: 1_700_000_001, nsec: 999_999_999 }, { receiveTime: { sec: 1_700_000_000, nsec: 1_999 } });
     expect(shm.snapshot()).toMatchObject({
       clockTimeStampSec: 1_700_000_001,
@@ -318,7 +313,7 @@ describe('update()', () => {
   });
 
   it('receiveTime defaults to CLOCK_REALTIME read inside the call', () => {
-    const shm = open(UNIT);
+    const shm = open(units.shm);
     const before = realtime();
     shm.update({ sec: 1, nsec: 0 });
     const after = realtime();
@@ -328,14 +323,14 @@ describe('update()', () => {
   });
 
   it('count wraps at INT_MAX as in C', () => {
-    const shm = open(UNIT);
+    const shm = open(units.shm);
     shm.count = 2147483647;
     shm.update(1);
     expect(shm.count).toBe(-2147483647);
   });
 
   it('any invalid argument throws before anything is written', () => {
-    const shm = open(UNIT);
+    const shm = open(units.shm);
     shm.update(1_700_000_000, { receiveTime: 1_699_999_999 });
     const good = { sec: 1_700_000_000, nsec: 0 };
     const rangeErrors: [unknown, unknown][] = [
@@ -384,16 +379,16 @@ describe('update()', () => {
 
 describe('snapshot(), detach(), read-only', () => {
   it('snapshot() is consistent and never clears valid', () => {
-    const shm = open(UNIT);
+    const shm = open(units.shm);
     shm.update(1_700_000_000.5);
     const first = shm.snapshot();
-    expect(first).toMatchObject({ unit: UNIT, valid: 1, consistent: true, count: 2 });
+    expect(first).toMatchObject({ unit: units.shm, valid: 1, consistent: true, count: 2 });
     expect(shm.snapshot()).toEqual(first);
     expect(shm.valid).toBe(1);
   });
 
   it('detach() is idempotent and every access afterwards throws ERR_SHM_DETACHED', () => {
-    const shm = new NtpdShm(UNIT);
+    const shm = new NtpdShm(units.shm);
     shm.detach();
     expect(shm.attached).toBe(false);
     expect(() => shm.detach()).not.toThrow();
@@ -414,15 +409,15 @@ describe('snapshot(), detach(), read-only', () => {
     for (const [name, access] of accesses) {
       const error = caught(access);
       expect(error.code, name).toBe('ERR_SHM_DETACHED');
-      expect(error.message).toContain(`unit ${UNIT}`);
+      expect(error.message).toContain(`unit ${units.shm}`);
     }
     // Properties captured at attach time stay readable.
-    expect([shm.unit, shm.size]).toEqual([UNIT, layout.size]);
+    expect([shm.unit, shm.size]).toEqual([units.shm, layout.size]);
   });
 
   it('a read-only attach reads everything and refuses every write', () => {
-    const writer = open(UNIT_RO);
-    const reader = open({ unit: UNIT_RO, create: false, readOnly: true });
+    const writer = open(units.shmReadOnly);
+    const reader = open({ unit: units.shmReadOnly, create: false, readOnly: true });
     writer.update(1_700_000_000.5, { receiveTime: 1_700_000_000 });
     expect(reader.readOnly).toBe(true);
     expect(reader.snapshot()).toEqual(writer.snapshot());
@@ -439,8 +434,8 @@ describe('snapshot(), detach(), read-only', () => {
   });
 
   it('a read-only handle cannot remove the segment', () => {
-    const writer = open(UNIT_RO);
-    const reader = open({ unit: UNIT_RO, create: false, readOnly: true });
+    const writer = open(units.shmReadOnly);
+    const reader = open({ unit: units.shmReadOnly, create: false, readOnly: true });
     expectRejected(reader, () => reader.remove(), Error, 'ERR_SHM_READ_ONLY');
     expect(writer.stat().removed).toBe(false);
   });

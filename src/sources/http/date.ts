@@ -4,12 +4,6 @@ const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'] as const;
 const LONG_DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'] as const;
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'] as const;
 
-const IMF_FIXDATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) ([A-Z][a-z]{2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
-const RFC850 = new RegExp(
-  `^(${LONG_DAYS.join('|')}), (\\d{2})-([A-Z][a-z]{2})-(\\d{2}) (\\d{2}):(\\d{2}):(\\d{2}) GMT$`,
-);
-const ASCTIME = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2}) ([ \d]\d) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/;
-
 export type HttpDateFormat = 'imf-fixdate' | 'rfc850' | 'asctime';
 
 export interface HttpDate {
@@ -20,6 +14,31 @@ export interface HttpDate {
   seconds: number;
   format: HttpDateFormat;
 }
+
+const WEEKDAY = `(?<weekday>${DAYS.join('|')})`;
+const MONTH = '(?<month>[A-Z][a-z]{2})';
+const TIME = String.raw`(?<hour>\d{2}):(?<minute>\d{2}):(?<second>\d{2})`;
+
+/** The three formats; each pattern names its fields, so one path reads them all. */
+const FORMATS: readonly { format: HttpDateFormat; pattern: RegExp; weekdays: readonly string[] }[] = [
+  {
+    format: 'imf-fixdate',
+    pattern: new RegExp(String.raw`^${WEEKDAY}, (?<day>\d{2}) ${MONTH} (?<year>\d{4}) ${TIME} GMT$`),
+    weekdays: DAYS,
+  },
+  {
+    format: 'rfc850',
+    pattern: new RegExp(
+      String.raw`^(?<weekday>${LONG_DAYS.join('|')}), (?<day>\d{2})-${MONTH}-(?<year>\d{2}) ${TIME} GMT$`,
+    ),
+    weekdays: LONG_DAYS,
+  },
+  {
+    format: 'asctime',
+    pattern: new RegExp(String.raw`^${WEEKDAY} ${MONTH} (?<day>[ \d]\d) ${TIME} (?<year>\d{4})$`),
+    weekdays: DAYS,
+  },
+];
 
 function daysFromCivil(year: number, month: number, day: number): number {
   // Howard Hinnant's days_from_civil: exact for every proleptic Gregorian date.
@@ -69,44 +88,16 @@ function build(
  * two-digit years (the local clock's year is close enough: only 50-year boundaries matter).
  */
 export function parseHttpDate(value: string, nowYear: number): HttpDate | undefined {
-  let match = IMF_FIXDATE.exec(value);
-  if (match) {
-    const [, weekday = '', day = '', month = '', year = '', hour = '', minute = '', second = ''] = match;
-    return build(
-      'imf-fixdate',
-      DAYS.indexOf(weekday as (typeof DAYS)[number]),
-      Number(year),
-      month,
-      Number(day),
-      Number(hour),
-      Number(minute),
-      Number(second),
-    );
-  }
-  match = RFC850.exec(value);
-  if (match) {
-    const [, weekday = '', day = '', month = '', year = '', hour = '', minute = '', second = ''] = match;
-    const fullYear = rfc850Year(Number(year), nowYear);
-    return build(
-      'rfc850',
-      LONG_DAYS.indexOf(weekday as (typeof LONG_DAYS)[number]),
-      fullYear,
-      month,
-      Number(day),
-      Number(hour),
-      Number(minute),
-      Number(second),
-    );
-  }
-  match = ASCTIME.exec(value);
-  if (match) {
-    const [, weekday = '', month = '', day = '', hour = '', minute = '', second = '', year = ''] = match;
+  for (const { format, pattern, weekdays } of FORMATS) {
+    const fields = pattern.exec(value)?.groups;
+    if (fields === undefined) continue;
+    const { weekday = '', day = '', month = '', year = '', hour = '', minute = '', second = '' } = fields;
     // asctime pads the day with a space, never a zero.
-    if (/^0/.test(day)) return undefined;
+    if (format === 'asctime' && day.startsWith('0')) return undefined;
     return build(
-      'asctime',
-      DAYS.indexOf(weekday as (typeof DAYS)[number]),
-      Number(year),
+      format,
+      weekdays.indexOf(weekday),
+      format === 'rfc850' ? rfc850Year(Number(year), nowYear) : Number(year),
       month,
       Number(day.trim()),
       Number(hour),

@@ -8,11 +8,26 @@
 // measurement publishes only a time that lies inside them (validity.ts).
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
+import {
+  connect as tlsConnect,
+  type ConnectionOptions as TlsConnectionOptions,
+  type PeerCertificate,
+  type TLSSocket,
+} from 'node:tls';
 import { codedError } from '../../errors.js';
 import { nativeAddon, type NativeTrustStore } from '../../native.js';
 import { formatUtc, fromSeconds } from '../../time.js';
-import { caOption, hostOf, tcpConnector, trustedCertificates, whenReady, type Connector } from './connection.js';
+import {
+  caOption,
+  hostOf,
+  tcpConnector,
+  trustedCertificates,
+  whenReady,
+  type ConnectCallback,
+  type Connector,
+  type ConnectTarget,
+} from './connection.js';
 
 /** OpenSSL's verify results that say only "not at this time". */
 export const TIME_ERRORS: ReadonlySet<string> = new Set(['CERT_NOT_YET_VALID', 'CERT_HAS_EXPIRED']);
@@ -127,17 +142,32 @@ export interface ConnectorOptions {
   timeUnverified?: boolean;
 }
 
+/** What every TLS connection here asks for: the CA option, SNI for a name (never an IP literal), HTTP/1.1. */
+function tlsOptions(target: ConnectTarget, host: string, tls: { ca?: string[] }): TlsConnectionOptions {
+  return {
+    host,
+    ...tls,
+    ...(isIP(host) ? {} : { servername: target.servername ?? host }),
+    ALPNProtocols: ['http/1.1'],
+  };
+}
+
+/** Opens the raw stream below TLS with `base` (TCP, or a proxy's tunnel) and hands it on; failures go to `callback`. */
+function openRaw(base: Connector, target: ConnectTarget, callback: ConnectCallback, then: (raw: Socket) => void): void {
+  base({ ...target, protocol: 'http:', port: target.port || '443' }, (error, raw) => {
+    if (error !== null || raw === null) {
+      callback(error ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'), null);
+      return;
+    }
+    then(raw);
+  });
+}
+
 /** TLS over TCP with Node's normal verification (`tls`: its CA option). */
 function strictTlsConnector(tls: { ca?: string[] }, timeoutMs: number): Connector {
   return (target, callback) => {
     const host = hostOf(target.hostname);
-    const socket = tlsConnect({
-      host,
-      port: Number(target.port || 443),
-      ...tls,
-      ...(isIP(host) ? {} : { servername: target.servername ?? host }),
-      ALPNProtocols: ['http/1.1'],
-    });
+    const socket = tlsConnect({ ...tlsOptions(target, host, tls), port: Number(target.port || 443) });
     whenReady(socket, 'secureConnect', 'connect and TLS handshake', timeoutMs, callback);
   };
 }
@@ -145,19 +175,8 @@ function strictTlsConnector(tls: { ca?: string[] }, timeoutMs: number): Connecto
 /** TLS with Node's normal verification over the raw stream `base` opens (a proxy's tunnel). */
 function strictTlsOver(base: Connector, tls: { ca?: string[] }, timeoutMs: number): Connector {
   return (target, callback) => {
-    base({ ...target, protocol: 'http:', port: target.port || '443' }, (error, raw) => {
-      if (error !== null || raw === null) {
-        callback(error ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'), null);
-        return;
-      }
-      const host = hostOf(target.hostname);
-      const socket = tlsConnect({
-        socket: raw,
-        host,
-        ...tls,
-        ...(isIP(host) ? {} : { servername: target.servername ?? host }),
-        ALPNProtocols: ['http/1.1'],
-      });
+    openRaw(base, target, callback, (raw) => {
+      const socket = tlsConnect({ socket: raw, ...tlsOptions(target, hostOf(target.hostname), tls) });
       whenReady(socket, 'secureConnect', 'TLS handshake', timeoutMs, callback);
     });
   };
@@ -205,21 +224,9 @@ export function timeTolerantConnector(options: ConnectorOptions): Connector {
       }
       // The raw stream again (TCP, or a new tunnel to the port named: CONNECT host:port),
       // then TLS that leaves the verdict to the gate.
-      const port = connectOptions.port || '443';
-      plain({ ...connectOptions, protocol: 'http:', port }, (rawError, raw) => {
-        if (rawError !== null || raw === null) {
-          callback(rawError ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'), null);
-          return;
-        }
-        const secure = tlsConnect({
-          socket: raw,
-          // The name Node checks the certificate against should the clock be right by now.
-          host,
-          ...tls,
-          ...(isIP(host) ? {} : { servername: connectOptions.servername ?? host }),
-          ALPNProtocols: ['http/1.1'],
-          rejectUnauthorized: false,
-        });
+      openRaw(plain, connectOptions, callback, (raw) => {
+        // `host` stays the name Node checks the certificate against should the clock be right by now.
+        const secure = tlsConnect({ socket: raw, ...tlsOptions(connectOptions, host, tls), rejectUnauthorized: false });
         whenReady(secure, 'secureConnect', 'TLS handshake', options.timeoutMs, (failure) => {
           if (failure !== null) {
             callback(failure, null);

@@ -1,6 +1,7 @@
 // End to end: a receiver simulated on a socat pty pair, paced in real time; the real
 // `htntp gps` CLI publishes; ntpshmmon and chronyd -x read the segment.
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { cleanupsAfterEach } from '../../helpers/cleanups.js';
 import { realtime } from '../../../src/clock.js';
 import { addSeconds, compare, diffSeconds, type Timespec } from '../../../src/time.js';
 import {
@@ -16,7 +17,7 @@ import {
   type PeerstatsLine,
   type ShmmonSample,
 } from '../../helpers/daemons.js';
-import { makeTempDir, startHtntp, type RunningProcess, type TempDir } from '../../helpers/process.js';
+import { flags, makeTempDir, startHtntp, type RunningProcess, type TempDir } from '../../helpers/process.js';
 import { refclockLines } from '../../../src/refclock-config.js';
 import { median } from '../../../src/sources/http/posterior.js';
 import { PacedWriter, startPtyPair, startPtyPairIn, type PtyPair, type Written } from '../../helpers/gps/pty.js';
@@ -54,15 +55,10 @@ const CHRONY_SAMPLES = 4;
 const NTPD_SAMPLES = 5;
 
 let temp: TempDir;
-const cleanups: (() => Promise<void> | void)[] = [];
+const cleanups = cleanupsAfterEach(() => UNITS.forEach(removeSegment));
 
 beforeAll(async () => {
   temp = await makeTempDir('gps-e2e');
-});
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  for (const unit of UNITS) removeSegment(unit);
 });
 
 afterAll(async () => {
@@ -107,16 +103,7 @@ function writer(path: string, validFrom: number): PacedWriter {
 /** A pty with a receiver that always has a fix, and `htntp gps --offset` publishing it on `unit`. */
 async function simulatedReceiver(unit: number, offset: number): Promise<PacedWriter> {
   const pair = await ptyPair(`receiver-${unit}`);
-  const feeder = htntp([
-    '--device',
-    pair.devicePath,
-    '--unit',
-    String(unit),
-    '--offset',
-    String(offset),
-    '--min-fixes',
-    '2',
-  ]);
+  const feeder = htntp(flags({ device: pair.devicePath, unit, offset, 'min-fixes': 2 }));
   await feeder.waitForLine(/"event":"device open"/);
   const paced = writer(pair.writerPath, 0);
   paced.start();
@@ -142,16 +129,7 @@ function writtenAt(written: readonly Written[], second: number): Written | undef
 describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
   it('publishes second + offset stamped at the write; nothing before the fix; survives the device going', async () => {
     const first = await ptyPair('shmmon');
-    const feeder = htntp([
-      '--device',
-      first.devicePath,
-      '--unit',
-      String(UNIT_SHMMON),
-      '--offset',
-      String(OFFSET),
-      '--min-fixes',
-      '3',
-    ]);
+    const feeder = htntp(flags({ device: first.devicePath, unit: UNIT_SHMMON, offset: OFFSET, 'min-fixes': 3 }));
     await feeder.waitForLine(/"event":"device open"/);
 
     // ntpshmmon finds segments when it starts: start it once the feeder's exists.
@@ -304,17 +282,7 @@ describeE2e('htntp gps end to end (socat pty)', ['socat', 'ntpshmmon'], () => {
 
   it('--baud auto hunts past a rate that gives only garbage, then publishes', async () => {
     const pair = await ptyPair('hunt');
-    const feeder = htntp([
-      '--device',
-      pair.devicePath,
-      '--unit',
-      String(UNIT_HUNT),
-      '--baud',
-      'auto',
-      '--min-fixes',
-      '1',
-      '--json',
-    ]);
+    const feeder = htntp(flags({ device: pair.devicePath, unit: UNIT_HUNT, baud: 'auto', 'min-fixes': 1, json: true }));
     await feeder.waitForLine(/"event":"device open"/);
     // A pty takes any rate, so "wrong rate" is simulated: garbage until the feeder moved on.
     let hunted = false;

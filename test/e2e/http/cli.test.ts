@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../../../src/cli/index.js';
 import { runHttp, type HttpOptions } from '../../../src/cli/commands/http.js';
-import { startHtntp } from '../../helpers/process.js';
+import { flags, startHtntp } from '../../helpers/process.js';
 import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
 
 let servers: TimeServer[] = [];
@@ -90,16 +90,8 @@ describe('htntp http', () => {
   });
 
   it('exits 1 with a clear line when no estimate can be made', { timeout: 60_000 }, async () => {
-    const run = startHtntp([
-      'http',
-      '--once',
-      '--dry-run',
-      '--probes',
-      '2',
-      'http://127.0.0.1:1/',
-      servers[2]?.url ?? '',
-      servers[0]?.url ?? '',
-    ]);
+    const urls = ['http://127.0.0.1:1/', servers[2]?.url ?? '', servers[0]?.url ?? ''];
+    const run = startHtntp(['http', ...flags({ once: true, 'dry-run': true, probes: 2 }), ...urls]);
     const exit = await run.exited;
     expect(exit.code, run.output()).toBe(1);
     expect(run.stdoutLines.at(-1)).toMatch(/^no estimate: no majority/);

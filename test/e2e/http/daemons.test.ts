@@ -5,7 +5,14 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { refclockLines } from '../../../src/refclock-config.js';
 import type { NtpdShm } from '../../../src/shm.js';
-import { describeE2e, startChronyd, startNtpd, waitFor, type PeerstatsLine } from '../../helpers/daemons.js';
+import {
+  describeE2e,
+  startChronyd,
+  startNtpd,
+  waitFor,
+  waitForChronySelection,
+  type PeerstatsLine,
+} from '../../helpers/daemons.js';
 import { exclusiveSegment } from '../../helpers/exclusive.js';
 import { startHtntp, type RunningProcess } from '../../helpers/process.js';
 import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
@@ -69,16 +76,7 @@ describeE2e('htntp http read by chronyd -x', ['chronyd'], () => {
       lines: refclockLines({ daemon: 'chrony', unit, refid: 'HTTP', poll: 0, precision: -7 }),
     });
     cleanups.push(() => chronyd.stop());
-    const tracking = await waitFor(
-      async () => {
-        const source = (await chronyd.sources()).find((candidate) => candidate.name === 'HTTP');
-        const current = await chronyd.tracking();
-        return source?.state === '*' && (source.reach & 0o17) === 0o17 && current.referenceName === 'HTTP'
-          ? current
-          : undefined;
-      },
-      { what: 'chronyd to select HTTP with 4 samples', timeoutMs: 60_000, intervalMs: 500 },
-    );
+    const tracking = await waitForChronySelection(chronyd, 'HTTP');
     console.info(
       `chronyd: System time ${tracking.systemTimeFast.toFixed(6)} s fast (truth ${-TRUTH}, htntp ` +
         `error ${error.toFixed(6)})`,

@@ -2,7 +2,8 @@
 // shifts the addon's clock_gettime and OpenSSL's time alike) measures HTTPS servers on the
 // right time whose certificates are not valid at the shifted clock; and chronyd -x, on the
 // same wrong clock, receives the estimate through SHM.
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { cleanupsAfterEach } from '../../helpers/cleanups.js';
 import { clockSync } from '../../../src/clock.js';
 import { refclockLines } from '../../../src/refclock-config.js';
 import type { MeasurementResult } from '../../../src/sources/http/measure.js';
@@ -11,7 +12,7 @@ import { exclusiveSegment } from '../../helpers/exclusive.js';
 import { units } from '../../helpers/units.js';
 import { startHtntp, type RunningProcess } from '../../helpers/process.js';
 import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
-import { makeTestAuthority, makeTestPki, type TestPki } from '../../helpers/http/tls.js';
+import { makeTestPki, type TestPki } from '../../helpers/http/tls.js';
 
 const UNIT = units.httpsWrongClockChronyd;
 const DAY = 86_400;
@@ -19,7 +20,7 @@ const DAEMON_SLACK = 0.002;
 
 let pki: TestPki;
 let servers: TimeServer[] = [];
-const cleanups: (() => Promise<unknown>)[] = [];
+const cleanups = cleanupsAfterEach();
 
 /** The environment of a process whose clock is `days` off (monotonic clocks untouched). */
 function shiftedClock(days: number): NodeJS.ProcessEnv {
@@ -36,10 +37,6 @@ beforeAll(async () => {
   pki = makeTestPki();
   const tls = { key: pki.key, cert: pki.cert };
   servers = await startTimeServers([{ tls }, { tls }, { tls }]);
-});
-afterEach(async () => {
-  // Last started, first stopped: chronyd, the feeder, then the segment.
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 afterAll(async () => {
   await closeAll(servers);
@@ -99,27 +96,12 @@ describeE2e('htntp http with its clock far off (libfaketime)', ['libfaketime'], 
   );
 
   it('a wrong host name: still rejected', { timeout: 60_000 }, async () => {
-    const authority = makeTestAuthority();
+    const wrongPki = makeTestPki({ subject: 'wrong.example', subjectAltName: 'DNS:wrong.example' });
     try {
-      const now = Math.floor(Date.now() / 1000);
-      const window = { notBefore: now - DAY, notAfter: now + DAY };
-      const root = authority.issue({
-        subject: 'htntp test root',
-        ...window,
-        extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign'],
-      });
-      const server = authority.issue(
-        {
-          subject: 'wrong.example',
-          ...window,
-          extensions: ['extendedKeyUsage=serverAuth', 'subjectAltName=DNS:wrong.example'],
-        },
-        root,
-      );
-      const [wrong] = await startTimeServers([{ tls: { key: server.key, cert: server.chain } }]);
+      const [wrong] = await startTimeServers([{ tls: { key: wrongPki.key, cert: wrongPki.cert } }]);
       cleanups.push(() => closeAll(wrong ? [wrong] : []));
       const run = startHtntp(
-        ['http', '--once', '--dry-run', '--json', '--probes', '1', '--ca', root.certPath, wrong?.url ?? ''],
+        ['http', '--once', '--dry-run', '--json', '--probes', '1', '--ca', wrongPki.caPath, wrong?.url ?? ''],
         { env: shiftedClock(-400) },
       );
       const exit = await run.exited;
@@ -132,7 +114,7 @@ describeE2e('htntp http with its clock far off (libfaketime)', ['libfaketime'], 
         ),
       );
     } finally {
-      authority.cleanup();
+      wrongPki.cleanup();
     }
   });
 });

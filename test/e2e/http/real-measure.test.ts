@@ -5,7 +5,7 @@
 // proxy's failures named as the proxy's, HEAD refused, 1xx, 3xx, 5xx, and --json failures.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { measureOffset, type MeasurementResult } from '../../../src/sources/http/measure.js';
-import { startHtntp } from '../../helpers/process.js';
+import { flags, startHtntp } from '../../helpers/process.js';
 import { describeE2e } from '../../helpers/tools.js';
 import {
   startBalancer,
@@ -124,16 +124,14 @@ describeE2e('real forward proxies', ['squid', 'tinyproxy', 'nginx', 'apache2'], 
   }
 
   it('htntp http --proxy through squid: the truth within the bound', { timeout: 60_000 }, async () => {
-    const run = startHtntp([
-      '--once',
-      '--dry-run',
-      '--json',
-      '--probes',
-      String(PROBES),
-      '--proxy',
-      (proxies.squid as RealProxy).uri,
-      ...origins.map((origin) => origin.url),
-    ]);
+    const options = {
+      once: true,
+      'dry-run': true,
+      json: true,
+      probes: PROBES,
+      proxy: (proxies.squid as RealProxy).uri,
+    };
+    const run = startHtntp([...flags(options), ...origins.map((origin) => origin.url)]);
     const exit = await run.exited;
     expect(exit.code, run.output()).toBe(0);
     expectTruthWithin(JSON.parse(run.stdoutLines[0] ?? '') as MeasurementResult, truth, 'cli through squid');

@@ -7,14 +7,15 @@
 // chronyd's refclocks log within 5 s of each start.
 import { chmod, chown, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
+import { cleanupsAfterEach } from '../../helpers/cleanups.js';
 import { describeE2e, findTool, startChronyd, type Chronyd } from '../../helpers/daemons.js';
 import {
-  htntpBin,
+  flags,
   makeTempDir,
-  repoRoot,
   runCommand,
-  startProcess,
+  setprivCaps,
+  startConfinedHtntp,
   type RunningProcess,
   type TempDir,
 } from '../../helpers/process.js';
@@ -66,15 +67,12 @@ function postCommands(dir: string): { argv: string[]; ignoreFailure: boolean }[]
 let temp: TempDir;
 let socketDir: string;
 let socketPath: string;
-const cleanups: (() => Promise<unknown>)[] = [];
+const cleanups = cleanupsAfterEach();
 
 beforeAll(async () => {
   temp = await makeTempDir('sock-units');
   await chmod(temp.path, 0o755);
   return () => temp.remove();
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
 let runs = 0;
@@ -140,37 +138,16 @@ async function samplesAfter(start: { logPath: string; startedAt: number }): Prom
 function feederAsTheUnit(): RunningProcess {
   const unit = settings(contrib('htntp.service'));
   const values = (key: string): string[] => unit.filter(([name]) => name === key).map(([, value]) => value);
-  const caps = (values('CapabilityBoundingSet')[0] ?? '')
-    .split(' ')
-    .map((cap) => `+${cap.replace(/^CAP_/, '').toLowerCase()}`);
+  const caps = setprivCaps(values('CapabilityBoundingSet')[0] ?? '');
   expect(values('NoNewPrivileges')).toEqual(['yes']);
   expect(values('ExecStart')[0]).toMatch(/ --user htntp /);
   const nodeOptions = values('Environment')
     .find((value) => value.startsWith('NODE_OPTIONS='))
     ?.slice('NODE_OPTIONS='.length);
-  const feeder = startProcess(
-    findTool('setpriv')!,
-    [
-      '--bounding-set',
-      ['-all', ...caps].join(','),
-      '--inh-caps',
-      '-all',
-      '--no-new-privs',
-      process.execPath,
-      htntpBin,
-      'fixed',
-      '--offset',
-      '-1',
-      '--interval',
-      '0.5',
-      '--sock',
-      socketPath,
-      '--user',
-      STAND_IN.user,
-      '--no-leapfile',
-    ],
-    { cwd: repoRoot, env: { ...process.env, ...(nodeOptions === undefined ? {} : { NODE_OPTIONS: nodeOptions }) } },
-  );
+  const options = { offset: '-1', interval: '0.5', sock: socketPath, user: STAND_IN.user, 'no-leapfile': true };
+  const feeder = startConfinedHtntp(findTool('setpriv')!, caps, ['fixed', ...flags(options)], {
+    env: { ...process.env, ...(nodeOptions === undefined ? {} : { NODE_OPTIONS: nodeOptions }) },
+  });
   cleanups.push(() => feeder.stop('SIGTERM', 3_000));
   return feeder;
 }

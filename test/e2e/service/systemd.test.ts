@@ -6,10 +6,12 @@ import { accessSync, constants, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  htntpBin,
+  flags,
   makeTempDir,
   repoRoot,
   runCommand,
+  setprivCaps,
+  startConfinedHtntp,
   startProcess,
   type RunningProcess,
 } from '../../helpers/process.js';
@@ -161,34 +163,9 @@ describe.skipIf(missing !== undefined && !e2eRequired)(
         throw new Error(`HTNTP_E2E=required: ${missing ?? 'setpriv'}`);
       await createForeignSegment(setpriv);
       // CAP_SETUID CAP_SETGID CAP_IPC_OWNER -> setpriv's names
-      const caps =
-        new Map(settings(unitFile('htntp.service')))
-          .get('CapabilityBoundingSet')
-          ?.split(' ')
-          .map((cap) => `+${cap.replace(/^CAP_/, '').toLowerCase()}`) ?? [];
-      feeder = startProcess(
-        setpriv,
-        [
-          '--bounding-set',
-          ['-all', ...caps].join(','),
-          '--inh-caps',
-          '-all',
-          '--no-new-privs',
-          process.execPath,
-          htntpBin,
-          'fixed',
-          '--offset',
-          '0.5',
-          '--interval',
-          '0.1',
-          '--unit',
-          String(UNIT),
-          '--user',
-          'nobody',
-          '--no-leapfile',
-        ],
-        { cwd: repoRoot },
-      );
+      const caps = setprivCaps(new Map(settings(unitFile('htntp.service'))).get('CapabilityBoundingSet') ?? '');
+      const options = { offset: '0.5', interval: '0.1', unit: UNIT, user: 'nobody', 'no-leapfile': true };
+      feeder = startConfinedHtntp(setpriv, caps, ['fixed', ...flags(options)]);
       await feeder.waitForLine(new RegExp(`^info segment attached unit=${UNIT} .*created=false perm=0600`), {
         timeoutMs: 15_000,
       });
@@ -204,27 +181,8 @@ describe.skipIf(missing !== undefined && !e2eRequired)(
       if (missing !== undefined || setpriv === undefined)
         throw new Error(`HTNTP_E2E=required: ${missing ?? 'setpriv'}`);
       await createForeignSegment(setpriv);
-      feeder = startProcess(
-        setpriv,
-        [
-          '--bounding-set',
-          '-all,+setuid,+setgid',
-          '--inh-caps',
-          '-all',
-          '--no-new-privs',
-          process.execPath,
-          htntpBin,
-          'fixed',
-          '--offset',
-          '0.5',
-          '--unit',
-          String(UNIT),
-          '--user',
-          'nobody',
-          '--no-leapfile',
-        ],
-        { cwd: repoRoot },
-      );
+      const options = { offset: '0.5', unit: UNIT, user: 'nobody', 'no-leapfile': true };
+      feeder = startConfinedHtntp(setpriv, ['+setuid', '+setgid'], ['fixed', ...flags(options)]);
       const exit = await feeder.exited;
       expect(exit.code).toBe(1);
       expect(feeder.output()).toMatch(/shmat EACCES/);

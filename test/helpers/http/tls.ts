@@ -13,8 +13,13 @@ export interface TestPki {
   cleanup(): void;
 }
 
-/** A CA and a server certificate for 127.0.0.1 and localhost, valid from an hour ago for two days. */
-export function makeTestPki(): TestPki {
+const LOOPBACK_SERVER = { subject: '127.0.0.1', subjectAltName: 'IP:127.0.0.1,DNS:localhost' };
+
+/**
+ * A CA and a server certificate valid from an hour ago for two days, for 127.0.0.1 and localhost unless `server`
+ * names another subject and alternative names (`DNS:wrong.example`).
+ */
+export function makeTestPki(server: { subject: string; subjectAltName: string } = LOOPBACK_SERVER): TestPki {
   const authority = makeTestAuthority();
   const now = Math.floor(Date.now() / 1000);
   const window = { notBefore: now - 3600, notAfter: now + 2 * 86_400 };
@@ -23,11 +28,11 @@ export function makeTestPki(): TestPki {
     ...window,
     extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'],
   });
-  const server = authority.issue(
+  const leaf = authority.issue(
     {
-      subject: '127.0.0.1',
+      subject: server.subject,
       ...window,
-      extensions: ['subjectAltName=IP:127.0.0.1,DNS:localhost', 'basicConstraints=CA:FALSE'],
+      extensions: [`subjectAltName=${server.subjectAltName}`, 'basicConstraints=CA:FALSE'],
     },
     ca,
   );
@@ -35,8 +40,8 @@ export function makeTestPki(): TestPki {
     dir: authority.dir,
     caPath: ca.certPath,
     ca: ca.cert,
-    key: server.key,
-    cert: server.cert,
+    key: leaf.key,
+    cert: leaf.cert,
     cleanup: authority.cleanup,
   };
 }

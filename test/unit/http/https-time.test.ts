@@ -4,7 +4,7 @@
 // (seconds): for the measuring side that is its own clock `shift` behind (OpenSSL judges
 // certificates on the process clock, which an injected Clock does not move; the last suite
 // injects one to show the windows are judged at the agreed time).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { monotonicRaw, realtime, systemClock, type Clock } from '../../../src/clock.js';
 import { addSeconds } from '../../../src/time.js';
 import { createLogger } from '../../../src/log.js';
@@ -12,21 +12,14 @@ import { waitFor } from '../../helpers/wait.js';
 import { measureOffset } from '../../../src/sources/http/measure.js';
 import { createConnection, probe } from '../../../src/sources/http/probe.js';
 import { ServerClock } from '../../../src/server-clock/server-clock.js';
-import { startProxy, type TestProxy } from '../../helpers/http/proxy.js';
-import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
-import {
-  makeTestAuthority,
-  type CertificateSpec,
-  type TestAuthority,
-  type TestCertificate,
-} from '../../helpers/http/tls.js';
+import type { CertificateSpec, TestCertificate } from '../../helpers/http/tls.js';
+import { useTlsServers } from '../../helpers/http/tls-servers.js';
 import { expectNear, UNSYNCHRONISED } from '../../helpers/http/kernel-clock.js';
 
 const DAY = 86_400;
 const now = realtime().sec;
-let authority: TestAuthority;
-const started: TimeServer[] = [];
-let proxy: TestProxy;
+const servers = useTlsServers();
+const { serve } = servers;
 
 const CA_EXTENSIONS = [
   'basicConstraints=critical,CA:TRUE',
@@ -41,18 +34,21 @@ const leafExtensions = (hosts = 'IP:127.0.0.1,DNS:localhost'): string[] => [
   'authorityKeyIdentifier=keyid',
 ];
 
+/** A self-signed CA valid from `notBefore` to `notAfter` (seconds). */
+const rootCa = (subject: string, notBefore: number, notAfter: number): TestCertificate =>
+  servers.authority.issue({ subject, notBefore, notAfter, extensions: CA_EXTENSIONS });
+
+/** A server certificate for 127.0.0.1 and localhost valid from `notBefore` to `notAfter`, signed by `issuer`. */
+const serverCertificate = (notBefore: number, notAfter: number, issuer: TestCertificate): TestCertificate =>
+  servers.authority.issue({ subject: '127.0.0.1', notBefore, notAfter, extensions: leafExtensions() }, issuer);
+
 /** A root, an intermediate and a server certificate valid around `center` (days around it). */
 function pkiAround(
   center: number,
   leaf: Partial<CertificateSpec> = {},
 ): { root: TestCertificate; server: TestCertificate } {
-  const root = authority.issue({
-    subject: 'htntp test root',
-    notBefore: center - 400 * DAY,
-    notAfter: center + 400 * DAY,
-    extensions: CA_EXTENSIONS,
-  });
-  const intermediate = authority.issue(
+  const root = rootCa('htntp test root', center - 400 * DAY, center + 400 * DAY);
+  const intermediate = servers.authority.issue(
     {
       subject: 'htntp test intermediate',
       notBefore: center - 300 * DAY,
@@ -61,7 +57,7 @@ function pkiAround(
     },
     root,
   );
-  const server = authority.issue(
+  const server = servers.authority.issue(
     {
       subject: '127.0.0.1',
       notBefore: center - 30 * DAY,
@@ -73,25 +69,6 @@ function pkiAround(
   );
   return { root, server };
 }
-
-async function serve(offset: number, certificate: TestCertificate, count = 1): Promise<string[]> {
-  const servers = await startTimeServers(
-    Array.from({ length: count }, () => ({ offset, tls: { key: certificate.key, cert: certificate.chain } })),
-  );
-  started.push(...servers);
-  return servers.map((server) => server.url);
-}
-
-beforeAll(async () => {
-  authority = makeTestAuthority();
-  proxy = await startProxy();
-});
-
-afterAll(async () => {
-  await closeAll(started);
-  await proxy.close();
-  authority.cleanup();
-});
 
 describe('local clock 400 days behind', () => {
   const shift = 400 * DAY;
@@ -122,11 +99,11 @@ describe('local clock 400 days behind', () => {
   it('is a TLS failure for a caller that does not judge connections: no second tunnel', async () => {
     const { root, server } = pkiAround(now + shift);
     const url = new URL((await serve(shift, server))[0] as string);
-    const connection = createConnection(url, { timeoutMs: 10_000, ca: root.cert, proxy: proxy.uri });
-    const connects = proxy.connects;
+    const connection = createConnection(url, { timeoutMs: 10_000, ca: root.cert, proxy: servers.proxy.uri });
+    const connects = servers.proxy.connects;
     try {
       await expect(probe(connection, url, systemClock)).rejects.toMatchObject({ code: 'CERT_NOT_YET_VALID' });
-      expect(proxy.connects - connects).toBe(1);
+      expect(servers.proxy.connects - connects).toBe(1);
     } finally {
       await connection.destroy();
     }
@@ -177,7 +154,7 @@ describe('local clock 400 days behind: what is still rejected', () => {
   it('rejects a server whose chain is not valid at its own Date, and still publishes the majority', async () => {
     const { root, server } = pkiAround(now + shift);
     // Not yet valid at the local clock either, so it is checked the same way; valid long before the truth.
-    const expired = authority.issue(
+    const expired = servers.authority.issue(
       {
         subject: '127.0.0.1',
         notBefore: now + shift - 200 * DAY,
@@ -199,16 +176,8 @@ describe('local clock 400 days behind: what is still rejected', () => {
   it("rejects a chain valid at the wrong local clock but expired at its server's own Date", async () => {
     const { root, server } = pkiAround(now + shift);
     // The root too must be valid at the local clock for OpenSSL to accept the chain.
-    const localRoot = authority.issue({
-      subject: 'htntp test local root',
-      notBefore: now - 10 * DAY,
-      notAfter: now + 100 * DAY,
-      extensions: CA_EXTENSIONS,
-    });
-    const local = authority.issue(
-      { subject: '127.0.0.1', notBefore: now - 10 * DAY, notAfter: now + 100 * DAY, extensions: leafExtensions() },
-      localRoot,
-    );
+    const localRoot = rootCa('htntp test local root', now - 10 * DAY, now + 100 * DAY);
+    const local = serverCertificate(now - 10 * DAY, now + 100 * DAY, localRoot);
     const urls = [...(await serve(shift, server, 3)), ...(await serve(shift, local))];
     const result = await measureOffset(urls, { ...UNSYNCHRONISED, probes: 3, ca: `${root.cert}${localRoot.cert}` });
     expectNear(result, shift);
@@ -232,10 +201,7 @@ describe('local clock 400 days behind: what is still rejected', () => {
   it("rejects an expired key's claim of a time inside its old window (a falseticker and outside)", async () => {
     const { root, server } = pkiAround(now + shift);
     const old = now + shift - 150 * DAY;
-    const stolen = authority.issue(
-      { subject: '127.0.0.1', notBefore: old - 50 * DAY, notAfter: old + 50 * DAY, extensions: leafExtensions() },
-      root,
-    );
+    const stolen = serverCertificate(old - 50 * DAY, old + 50 * DAY, root);
     const urls = [...(await serve(shift, server, 2)), ...(await serve(old - now, stolen))];
     const result = await measureOffset(urls, { ...UNSYNCHRONISED, probes: 3, ca: root.cert });
     expectNear(result, shift);
@@ -265,12 +231,12 @@ describe('local clock 400 days behind: what is still rejected', () => {
   it("works through a proxy's CONNECT tunnel", async () => {
     const { root, server } = pkiAround(now + shift);
     const urls = await serve(shift, server, 3);
-    const connects = proxy.connects;
-    const result = await measureOffset(urls, { ...UNSYNCHRONISED, probes: 2, ca: root.cert, proxy: proxy.uri });
+    const connects = servers.proxy.connects;
+    const result = await measureOffset(urls, { ...UNSYNCHRONISED, probes: 2, ca: root.cert, proxy: servers.proxy.uri });
     expectNear(result, shift);
     expect(result.servers.every((entry) => entry.tls === 'time-unverified')).toBe(true);
     // Per server: the strict attempt's tunnel, then the one kept.
-    expect(proxy.connects - connects).toBe(6);
+    expect(servers.proxy.connects - connects).toBe(6);
   });
 });
 
@@ -279,27 +245,27 @@ describe('local clock right', () => {
     const { root, server } = pkiAround(now);
     const urls = await serve(0.25, server, 3);
     const lines: string[] = [];
-    const connects = proxy.connects;
+    const connects = servers.proxy.connects;
     const result = await measureOffset(urls, {
       ...UNSYNCHRONISED,
       probes: 2,
       ca: root.cert,
-      proxy: proxy.uri,
+      proxy: servers.proxy.uri,
       logger: createLogger({ level: 'warn', write: (line) => lines.push(line) }),
     });
     expectNear(result, 0.25);
     expect(result.timeUnverified).toBe(false);
     expect(result.servers.map((entry) => entry.tls)).toEqual(['verified', 'verified', 'verified']);
-    expect(proxy.connects - connects).toBe(3);
+    expect(servers.proxy.connects - connects).toBe(3);
     expect(lines.join('\n')).not.toMatch(/certificates/);
   });
 
   it('still rejects a wrong host name without trying again', async () => {
     const { root, server } = pkiAround(now, { extensions: leafExtensions('DNS:wrong.example') });
-    const connects = proxy.connects;
-    const result = await measureOffset(await serve(0, server), { probes: 1, ca: root.cert, proxy: proxy.uri });
+    const connects = servers.proxy.connects;
+    const result = await measureOffset(await serve(0, server), { probes: 1, ca: root.cert, proxy: servers.proxy.uri });
     expect(result.servers[0]?.reason).toMatch(/^tls: ERR_TLS_CERT_ALTNAME_INVALID/);
-    expect(proxy.connects - connects).toBe(1);
+    expect(servers.proxy.connects - connects).toBe(1);
   });
 });
 
@@ -337,10 +303,7 @@ describe('ServerClock with the local clock 400 days behind', () => {
   it("is ready on the servers' time, warns once, drops a server whose time is outside its chain's window", async () => {
     const { root, server } = pkiAround(now + shift);
     const old = now + shift - 150 * DAY;
-    const stolen = authority.issue(
-      { subject: '127.0.0.1', notBefore: old - 50 * DAY, notAfter: old + 50 * DAY, extensions: leafExtensions() },
-      root,
-    );
+    const stolen = serverCertificate(old - 50 * DAY, old + 50 * DAY, root);
     // The fourth tells the true time with a chain valid only long before it.
     const urls = [...(await serve(shift, server, 3)), ...(await serve(shift, stolen))];
     const lines: string[] = [];

@@ -6,14 +6,13 @@
 // cannot be changed by a test); the local clock itself is right throughout.
 import { utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { realtime } from '../../../src/clock.js';
 import { createLogger } from '../../../src/log.js';
 import { ServerClock } from '../../../src/server-clock/server-clock.js';
 import { measureOffset } from '../../../src/sources/http/measure.js';
-import { startProxy, type TestProxy } from '../../helpers/http/proxy.js';
-import { closeAll, startTimeServers, type TimeServer } from '../../helpers/http/servers.js';
-import { makeTestAuthority, type TestAuthority, type TestCertificate } from '../../helpers/http/tls.js';
+import type { TestCertificate } from '../../helpers/http/tls.js';
+import { useTlsServers } from '../../helpers/http/tls-servers.js';
 import { expectNear, SYNCHRONISED, UNSYNCHRONISED } from '../../helpers/http/kernel-clock.js';
 
 const DAY = 86_400;
@@ -21,10 +20,8 @@ const now = realtime().sec;
 const PAST = -632 * DAY;
 const FUTURE = 206 * DAY;
 
-let authority: TestAuthority;
+const servers = useTlsServers();
 let root: TestCertificate;
-let proxy: TestProxy;
-const started: TimeServer[] = [];
 
 const CA = ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'];
 const LEAF = [
@@ -36,41 +33,28 @@ const LEAF = [
 
 /** A server certificate valid for 60 days around now + `shift`, under the trusted root. */
 const certificateAround = (shift: number): TestCertificate =>
-  authority.issue(
+  servers.authority.issue(
     { subject: '127.0.0.1', notBefore: now + shift - 30 * DAY, notAfter: now + shift + 30 * DAY, extensions: LEAF },
     root,
   );
 
-async function serve(offset: number, count: number, certificate = certificateAround(offset)): Promise<string[]> {
-  const servers = await startTimeServers(
-    Array.from({ length: count }, () => ({ offset, tls: { key: certificate.key, cert: certificate.chain } })),
-  );
-  started.push(...servers);
-  return servers.map((server) => server.url);
-}
+const serve = (offset: number, count: number, certificate = certificateAround(offset)): Promise<string[]> =>
+  servers.serve(offset, certificate, count);
 
-const capture = (): { lines: string[]; logger: ReturnType<typeof createLogger> } => {
-  const lines: string[] = [];
-  return { lines, logger: createLogger({ level: 'warn', write: (line) => lines.push(line) }) };
-};
-
-beforeAll(async () => {
-  authority = makeTestAuthority();
+beforeAll(() => {
   // Valid across every window used here.
-  root = authority.issue({
+  root = servers.authority.issue({
     subject: 'htntp rollback root',
     notBefore: now - 1000 * DAY,
     notAfter: now + 1000 * DAY,
     extensions: CA,
   });
-  proxy = await startProxy();
 });
 
-afterAll(async () => {
-  await closeAll(started);
-  await proxy.close();
-  authority.cleanup();
-});
+const capture = (): { lines: string[]; logger: ReturnType<typeof createLogger> } => {
+  const lines: string[] = [];
+  return { lines, logger: createLogger({ level: 'warn', write: (line) => lines.push(line) }) };
+};
 
 describe('the local clock synchronised and after the floor', () => {
   const options = { ...SYNCHRONISED, clockFile: null, probes: 2 };
@@ -139,7 +123,7 @@ describe('the local clock synchronised and after the floor', () => {
 
   it('refuses them through a CONNECT proxy as well: four of seven servers', async () => {
     const urls = [...(await serve(PAST, 4)), ...(await serve(0.1, 3))];
-    const result = await measureOffset(urls, { ...options, ca: root.cert, proxy: proxy.uri });
+    const result = await measureOffset(urls, { ...options, ca: root.cert, proxy: servers.proxy.uri });
     // Three honest of seven are no majority of all of them: nothing is published, nothing toward the four.
     expect(result.offset).toBeNull();
     expect(result.reason).toMatch(/^no majority/);
@@ -218,12 +202,12 @@ describe('the local clock not known to be right: the kernel says unsynchronised'
 
 describe('the local clock before the floor (the kernel saying synchronised)', () => {
   it('takes servers after the floor, time-unverified, and refuses a time before it', async () => {
-    const clockFile = join(authority.dir, 'clock');
+    const clockFile = join(servers.authority.dir, 'clock');
     writeFileSync(clockFile, '');
     // Saved as last good 10 days from now: the local clock reads before it.
     utimesSync(clockFile, now + 10 * DAY, now + 10 * DAY);
     const options = { ...SYNCHRONISED, clockFile, probes: 2, ca: root.cert };
-    const later = authority.issue(
+    const later = servers.authority.issue(
       { subject: '127.0.0.1', notBefore: now + 15 * DAY, notAfter: now + 25 * DAY, extensions: LEAF },
       root,
     );

@@ -206,19 +206,19 @@ add('a root expired at the claimed time', () => {
   return { presented: leaf(LEAF, old).cert, ca: old.cert, expected: 'reject' };
 });
 
-// Purpose and constraints.
-add('extended key usage clientAuth only', () => ({
-  presented: chainOf(leaf([...without(LEAF, 'extendedKeyUsage'), 'extendedKeyUsage=clientAuth'])),
-  expected: 'reject',
-}));
-add('extended key usage serverAuth and clientAuth', () => ({
-  presented: chainOf(leaf([...without(LEAF, 'extendedKeyUsage'), 'extendedKeyUsage=serverAuth,clientAuth'])),
-  expected: 'accept',
-}));
-add('extended key usage OCSPSigning', () => ({
-  presented: chainOf(leaf([...without(LEAF, 'extendedKeyUsage'), 'extendedKeyUsage=OCSPSigning'])),
-  expected: 'reject',
-}));
+// Purpose and constraints. First the server's certificate with one of its extensions given another value; each row:
+// the case, the extension, its value, the verdict where it is known beforehand.
+const REPLACED_EXTENSIONS: [name: string, extension: string, value: string, expected?: Case['expected']][] = [
+  ['extended key usage clientAuth only', 'extendedKeyUsage', 'clientAuth', 'reject'],
+  ['extended key usage serverAuth and clientAuth', 'extendedKeyUsage', 'serverAuth,clientAuth', 'accept'],
+  ['extended key usage OCSPSigning', 'extendedKeyUsage', 'OCSPSigning', 'reject'],
+  ['a server key usage of keyCertSign only', 'keyUsage', 'critical,keyCertSign', 'reject'],
+  ['a server key usage of digitalSignature only', 'keyUsage', 'critical,digitalSignature', 'accept'],
+  ['a server certificate that is a CA', 'basicConstraints', 'critical,CA:TRUE'],
+];
+for (const [name, extension, value, expected] of REPLACED_EXTENSIONS) {
+  add(name, () => ({ presented: chainOf(leaf([...without(LEAF, extension), `${extension}=${value}`])), expected }));
+}
 add('no extended key usage', () => ({ presented: chainOf(leaf(without(LEAF, 'extendedKeyUsage'))) }));
 add('an intermediate for client authentication only', () => ({
   presented: chainOf(leaf(LEAF, issue('client CA', { extensions: [...CA, 'extendedKeyUsage=clientAuth'] }, root))),
@@ -250,45 +250,24 @@ add('an issuer without keyCertSign', () => ({
   ),
   expected: 'reject',
 }));
-add('pathlen:0 with a CA below it', () => {
-  const limited = issue(
-    'pathlen 0',
-    { extensions: ['basicConstraints=critical,CA:TRUE,pathlen:0', 'keyUsage=critical,keyCertSign'] },
+/** A CA under the root whose basic constraints allow `pathlen` CAs below it. */
+const pathlenCa = (pathlen: number, subject = `pathlen ${pathlen}`): TestCertificate =>
+  issue(
+    subject,
+    { extensions: [`basicConstraints=critical,CA:TRUE,pathlen:${pathlen}`, 'keyUsage=critical,keyCertSign'] },
     root,
   );
-  return { presented: chainOf(leaf(LEAF, issue('sub CA', { extensions: CA }, limited))), expected: 'reject' };
-});
-add('pathlen:1 with a CA below it', () => {
-  const limited = issue(
-    'pathlen 1',
-    { extensions: ['basicConstraints=critical,CA:TRUE,pathlen:1', 'keyUsage=critical,keyCertSign'] },
-    root,
-  );
-  return { presented: chainOf(leaf(LEAF, issue('sub CA', { extensions: CA }, limited))), expected: 'accept' };
-});
-add('pathlen:0 with the server below it', () => ({
-  presented: chainOf(
-    leaf(
-      LEAF,
-      issue(
-        'pathlen 0 direct',
-        { extensions: ['basicConstraints=critical,CA:TRUE,pathlen:0', 'keyUsage=critical,keyCertSign'] },
-        root,
-      ),
-    ),
-  ),
-  expected: 'accept',
-}));
-add('a server key usage of keyCertSign only', () => ({
-  presented: chainOf(leaf([...without(LEAF, 'keyUsage'), 'keyUsage=critical,keyCertSign'])),
+add('pathlen:0 with a CA below it', () => ({
+  presented: chainOf(leaf(LEAF, issue('sub CA', { extensions: CA }, pathlenCa(0)))),
   expected: 'reject',
 }));
-add('a server key usage of digitalSignature only', () => ({
-  presented: chainOf(leaf([...without(LEAF, 'keyUsage'), 'keyUsage=critical,digitalSignature'])),
+add('pathlen:1 with a CA below it', () => ({
+  presented: chainOf(leaf(LEAF, issue('sub CA', { extensions: CA }, pathlenCa(1)))),
   expected: 'accept',
 }));
-add('a server certificate that is a CA', () => ({
-  presented: chainOf(leaf([...without(LEAF, 'basicConstraints'), 'basicConstraints=critical,CA:TRUE'])),
+add('pathlen:0 with the server below it', () => ({
+  presented: chainOf(leaf(LEAF, pathlenCa(0, 'pathlen 0 direct'))),
+  expected: 'accept',
 }));
 add('name constraints that permit the name', () => ({
   presented: chainOf(
@@ -310,45 +289,23 @@ add('name constraints that exclude the name', () => ({
   expected: 'reject',
 }));
 
-// Critical extensions: those OpenSSL does not process reject when critical.
-add('an unknown critical extension', () => ({
-  presented: chainOf(leaf([...LEAF, '1.2.3.4.5=critical,ASN1:NULL'])),
-  expected: 'reject',
-}));
-add('an unknown extension, not critical', () => ({
-  presented: chainOf(leaf([...LEAF, '1.2.3.4.5=ASN1:NULL'])),
-  expected: 'accept',
-}));
-add('a critical authority information access', () => ({
-  presented: chainOf(leaf([...LEAF, 'authorityInfoAccess=critical,OCSP;URI:http://ocsp.htntp.test'])),
-  expected: 'reject',
-}));
-add('authority information access, not critical', () => ({
-  presented: chainOf(leaf([...LEAF, 'authorityInfoAccess=OCSP;URI:http://ocsp.htntp.test'])),
-  expected: 'accept',
-}));
-add('a critical issuer alternative name', () => ({
-  presented: chainOf(leaf([...LEAF, 'issuerAltName=critical,DNS:ca.htntp.test'])),
-  expected: 'reject',
-}));
-add('a critical SCT list', () => ({
-  presented: chainOf(leaf([...LEAF, '1.3.6.1.4.1.11129.2.4.2=critical,DER:0402000a'])),
-  expected: 'reject',
-}));
-add('a critical subject key identifier', () => ({
-  presented: chainOf(leaf([...LEAF, 'subjectKeyIdentifier=critical,hash'])),
-  expected: 'reject',
-}));
-add('a critical authority key identifier', () => ({
-  presented: chainOf(leaf([...LEAF, 'authorityKeyIdentifier=critical,keyid'])),
-  expected: 'reject',
-}));
-add('critical CRL distribution points', () => ({
-  presented: chainOf(leaf([...LEAF, 'crlDistributionPoints=critical,URI:http://crl.htntp.test/ca.crl'])),
-}));
-add('critical certificate policies', () => ({
-  presented: chainOf(leaf([...LEAF, 'certificatePolicies=critical,2.23.140.1.2.1'])),
-}));
+// Critical extensions: those OpenSSL does not process reject when critical. Each row: the case, the extension the
+// server's certificate adds, the verdict where it is known beforehand.
+const ADDED_EXTENSIONS: [name: string, extension: string, expected?: Case['expected']][] = [
+  ['an unknown critical extension', '1.2.3.4.5=critical,ASN1:NULL', 'reject'],
+  ['an unknown extension, not critical', '1.2.3.4.5=ASN1:NULL', 'accept'],
+  ['a critical authority information access', 'authorityInfoAccess=critical,OCSP;URI:http://ocsp.htntp.test', 'reject'],
+  ['authority information access, not critical', 'authorityInfoAccess=OCSP;URI:http://ocsp.htntp.test', 'accept'],
+  ['a critical issuer alternative name', 'issuerAltName=critical,DNS:ca.htntp.test', 'reject'],
+  ['a critical SCT list', '1.3.6.1.4.1.11129.2.4.2=critical,DER:0402000a', 'reject'],
+  ['a critical subject key identifier', 'subjectKeyIdentifier=critical,hash', 'reject'],
+  ['a critical authority key identifier', 'authorityKeyIdentifier=critical,keyid', 'reject'],
+  ['critical CRL distribution points', 'crlDistributionPoints=critical,URI:http://crl.htntp.test/ca.crl'],
+  ['critical certificate policies', 'certificatePolicies=critical,2.23.140.1.2.1'],
+];
+for (const [name, extension, expected] of ADDED_EXTENSIONS) {
+  add(name, () => ({ presented: chainOf(leaf([...LEAF, extension])), expected }));
+}
 
 // Keys and signatures.
 add('an RSA 2048 chain signed with SHA-256', () => ({
