@@ -4,8 +4,11 @@ import type { SimPath, SimServer } from './model.js';
 
 export interface Scenario {
   name: string;
-  /** Servers for one run and the true offset (server UTC - local). */
-  draw(uniform: () => number): { servers: SimServer[]; truth: number; faulty: number[] };
+  /**
+   * Servers for one run and the true offset (server UTC - local) at the end; `earlier`, what it
+   * was before a step of the servers' clocks, which an interim estimate may still hold.
+   */
+  draw(uniform: () => number): { servers: SimServer[]; truth: number; earlier?: number; faulty: number[] };
   /**
    * More than half of the distinct servers honest (one clock, Date fresh within the
    * staleness allowance), or fewer than three servers and none worse than a lagging Date:
@@ -18,6 +21,12 @@ export interface Scenario {
 
 export const PATHS: Record<string, SimPath> = {
   loopback: { up: 0.0001, down: 0.0001, jitter: 0.00003 },
+  'loopback, 5 % of legs stalled up to 0.5 s': {
+    up: 0.0001,
+    down: 0.0001,
+    jitter: 0.00003,
+    spikes: { probability: 0.05, max: 0.5 },
+  },
   '20±5 ms': { up: 0.02, down: 0.02, jitter: 0.005 },
   '50±10 ms': { up: 0.05, down: 0.05, jitter: 0.01 },
   'asymmetric 40/5 ms': { up: 0.04, down: 0.005, jitter: 0.002 },
@@ -186,6 +195,22 @@ export const FAULTS: Scenario[] = [
     ],
     true,
   ),
+  // Every server's clock steps at once (an upstream they all follow stepped) while the
+  // measurement runs, on paths where legs stall now and then (a loaded machine): the truth
+  // is the new time, and the answer must hold it or be none.
+  {
+    name: 'all 3 step together (0.05-0.9 s), 5 % of legs stalled up to 0.5 s',
+    sound: true,
+    reason: /clock stepped|not one clock|does not advance|excludes the majority|could not be ruled out/,
+    draw(uniform) {
+      const before = between(uniform, -2, 2);
+      const by = (uniform() < 0.5 ? -1 : 1) * between(uniform, 0.05, 0.9);
+      const step = { at: 1_000_000 + between(uniform, 2.5, 5), by };
+      const path = { ...loopback, spikes: { probability: 0.05, max: 0.5 } };
+      const servers = [0, 1, 2].map((): SimServer => ({ clocks: [before], step, path }));
+      return { servers, truth: before + by, earlier: before, faulty: [0, 1, 2] };
+    },
+  },
   mixed(
     '1 honest + 1 liar 5 years ahead',
     1,
