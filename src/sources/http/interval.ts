@@ -196,8 +196,11 @@ export function select(
   return { bound: { low: boundLow, high: boundHigh }, core: region, truechimers };
 }
 
-/** The latest verification probe of one side, answered too late to contradict the interval, and what it proved. */
-export interface LateCheck {
+/**
+ * The latest verification probe of one side, when it could not have contradicted the interval (sent or answered late,
+ * or answered on the near side of its tick), and what it did prove.
+ */
+export interface UnprovenCheck {
   side: 'low' | 'high';
   /** theta >= bound (a low check), theta <= bound (a high one), after any step before it. */
   bound: number;
@@ -207,11 +210,11 @@ export interface LateCheck {
  * A server's interval once its probing is over. Its probes meet as long as its clock did
  * not step between them; the probes after a step can all fall on one side and meet the ones
  * before in a sliver that holds neither time, which only a check just outside the interval,
- * answered after the step, contradicts. Where the last check of a side came back too late to
- * show a step beyond its margin, the interval reaches out to what that check did prove.
+ * answered after the step, contradicts. Where the last check of a side could not have shown a
+ * step beyond its margin, the interval reaches out to what that check did prove.
  */
-export function checkedInterval(interval: Interval, late: readonly LateCheck[]): Interval {
-  return late.reduce(
+export function checkedInterval(interval: Interval, unproven: readonly UnprovenCheck[]): Interval {
+  return unproven.reduce(
     (reached, { side, bound }) =>
       side === 'low'
         ? { ...reached, low: Math.min(reached.low, bound) }

@@ -15,7 +15,6 @@ import {
   aimedProbeDue,
   checkOf,
   emptyServer,
-  lateCheckNote,
   observe,
   planProbes,
   planSweep,
@@ -24,6 +23,7 @@ import {
   settled,
   standingSupport,
   swept,
+  unprovenCheckNote,
 } from './plan.js';
 import type { PlannedProbe, ServerState, Strategy, TeamPlan } from './plan.js';
 import { conclude, conclusionError, type Conclusion, type ServerEvidence, type ServerStatus } from './conclusion.js';
@@ -319,8 +319,9 @@ async function measureServer(probing: ServerProbing): Promise<void> {
     else outcome.verifications += 1;
   };
   const settle = (): void => {
-    const note = lateCheckNote(states.get(index));
-    if (note !== undefined) logger.warn(`http: ${url.href}: ${note}`, { lateChecks: states.get(index).lateChecks });
+    const note = unprovenCheckNote(states.get(index));
+    if (note !== undefined)
+      logger.warn(`http: ${url.href}: ${note}`, { unprovenChecks: states.get(index).unprovenChecks });
     states.set(index, settled(states.get(index)));
   };
   const endSweep = (): void => {

@@ -28,7 +28,7 @@ import {
   serverBounds,
   width,
   type Interval,
-  type LateCheck,
+  type UnprovenCheck,
   type ProbeBounds,
 } from './interval.js';
 import {
@@ -39,6 +39,7 @@ import {
   posteriorMedian,
   posteriorQuantiles,
   symmetricLow,
+  typicalAsymmetrySigma,
   type ProbeGroup,
 } from './posterior.js';
 
@@ -56,8 +57,8 @@ export interface ServerState {
   prior: Interval | undefined;
   /** The latest tick aimed at or Date second seen: the next tick is a later one. */
   lastTick: number;
-  /** Each side whose latest verification probe came back too late to contradict the interval: asked again. */
-  lateChecks: readonly LateCheck[];
+  /** Each side whose latest verification probe could not have contradicted the interval: asked again. */
+  unprovenChecks: readonly UnprovenCheck[];
 }
 
 export interface PlanState {
@@ -74,7 +75,7 @@ export const emptyServer = (prior: Interval | undefined): ServerState => ({
   rtts: [],
   prior,
   lastTick: -Infinity,
-  lateChecks: [],
+  unprovenChecks: [],
 });
 
 /**
@@ -122,7 +123,7 @@ const VERIFY_PLAN: readonly (readonly Check[])[] = [
   [{ side: 'high', near: false, own: true }],
 ];
 
-type CheckSide = LateCheck['side'];
+type CheckSide = UnprovenCheck['side'];
 
 /**
  * Seconds added after the last aimed one, at most, to send again verification probes that came back too late to
@@ -217,25 +218,30 @@ export function observe(
   const bounds = [...server.bounds, { ...probe, dateSeconds }];
   const checked = serverBounds(bounds);
   if (checked.fault !== undefined) return { fault: checked.fault };
-  const rtt = diffSeconds(receiveTime, sendTime);
-  const others = server.lateChecks.filter((late) => late.side !== check?.side);
-  // A check shows the clock is not beyond it only where its own interval ends near its aim: answered late or sent
-  // late (behind a slow answer), it proves too little and is sent again.
-  const margin = verifyMargin(server);
-  const proved = check?.side === 'low' ? probe.low : probe.high;
-  const late =
-    check !== undefined && (check.side === 'low' ? proved < check.aim - margin : proved > check.aim + margin);
   return {
     server: {
       ...server,
       interval: checked.interval,
       bounds,
       lows: [...server.lows, symmetricLow(dateSeconds, sendTime, receiveTime)],
-      rtts: [...server.rtts, rtt],
+      rtts: [...server.rtts, diffSeconds(receiveTime, sendTime)],
       lastTick: Math.max(server.lastTick, dateSeconds),
-      lateChecks: check && late ? [...others, { side: check.side, bound: proved }] : others,
+      unprovenChecks: check ? unprovenAfter(server, check, probe) : server.unprovenChecks,
     },
   };
+}
+
+/**
+ * The server's unproven sides after check `check` was answered with `probe`. A check shows the clock is not beyond it
+ * only where its own interval ends near its aim: sent late (behind a slow answer), answered late, or answered on the
+ * near side of its tick, it proves too little, and the side is asked again.
+ */
+function unprovenAfter(server: ServerState, check: NonNullable<Answer['check']>, probe: Interval): UnprovenCheck[] {
+  const others = server.unprovenChecks.filter((unproven) => unproven.side !== check.side);
+  const margin = verifyMargin(server);
+  const proved = check.side === 'low' ? probe.low : probe.high;
+  const short = check.side === 'low' ? proved < check.aim - margin : proved > check.aim + margin;
+  return short ? [...others, { side: check.side, bound: proved }] : others;
 }
 
 /** What a planned probe checks, if it is a verification probe. */
@@ -247,21 +253,22 @@ export function checkOf(planned: PlannedProbe | undefined): Answer['check'] {
 
 /** A server once its probing is over: its interval reaches out to what late checks proved (interval.ts). */
 export function settled(server: ServerState): ServerState {
-  const { interval, lateChecks } = server;
-  return interval && lateChecks.length > 0 ? { ...server, interval: checkedInterval(interval, lateChecks) } : server;
+  const { interval, unprovenChecks } = server;
+  return interval && unprovenChecks.length > 0
+    ? { ...server, interval: checkedInterval(interval, unprovenChecks) }
+    : server;
 }
 
 /** Why a settled server's interval is wider than its probes' (undefined where it is not). */
-export function lateCheckNote(server: ServerState): string | undefined {
-  if (server.lateChecks.length === 0) return undefined;
-  const sides = server.lateChecks.map(({ side }) => (side === 'low' ? 'below' : 'above')).join(' and ');
-  const widened = 'widened to what they proved';
-  return `the checks ${sides} its interval came back too late to rule out a step of its clock: ${widened}`;
+export function unprovenCheckNote(server: ServerState): string | undefined {
+  if (server.unprovenChecks.length === 0) return undefined;
+  const sides = server.unprovenChecks.map(({ side }) => (side === 'low' ? 'below' : 'above')).join(' and ');
+  return `its last checks ${sides} its interval could not rule out a step of its clock: widened to what they proved`;
 }
 
 /** Whether aimed probe `aimed` (1-based) of `probes` is to be sent: one of them, or a recheck of a slow check. */
 export const aimedProbeDue = (server: ServerState, aimed: number, probes: number): boolean =>
-  aimed < probes || (aimed < probes + RECHECKS && server.lateChecks.length > 0);
+  aimed < probes || (aimed < probes + RECHECKS && server.unprovenChecks.length > 0);
 
 const ownGroup = (server: ServerState): ProbeGroup => ({ lows: server.lows, sigma: asymmetrySigma(server.rtts) });
 
@@ -274,16 +281,14 @@ const upDelay = (server: ServerState): number => median(server.rtts) / 2;
  * "before the tick" could never fall below the interval (interval.ts widens such an answer's top by it).
  */
 export function verifyMargin(server: ServerState): number {
-  const typical = median(server.rtts);
-  // The spread without outliers (MAD, scaled as asymmetrySigma is): a few slow round trips must not push the
-  // checks past the step they are there to see; a check that comes back late is sent again instead (RECHECKS).
-  const spread = (1.4826 * median(server.rtts.map((rtt) => Math.abs(rtt - typical)))) / 2;
-  return Math.max(VERIFY_MARGIN, typical + 4 * spread) + DATE_STALENESS;
+  // The spread without outliers: a few slow round trips must not push the checks past the step they are there to
+  // see; a check that comes back late is sent again instead (RECHECKS).
+  return Math.max(VERIFY_MARGIN, median(server.rtts) + 4 * typicalAsymmetrySigma(server.rtts)) + DATE_STALENESS;
 }
 
 /** The verification probes of aimed probe `aimed` (1-based) of `probes` (after them: the slow ones again). */
 function checksOf(server: ServerState, aimed: number, probes: number): readonly Check[] {
-  if (aimed >= probes) return server.lateChecks.map(({ side }) => ({ side, near: false, own: true }));
+  if (aimed >= probes) return server.unprovenChecks.map(({ side }) => ({ side, near: false, own: true }));
   return aimed >= 1 ? (VERIFY_PLAN[aimed - (probes - VERIFY_PLAN.length)] ?? []) : [];
 }
 

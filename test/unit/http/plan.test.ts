@@ -353,14 +353,14 @@ describe('planTick and planProbes', () => {
     expect(stepped.fault).toMatch(/clock stepped|not one clock|does not advance/);
     // The clock it had: the answer fits, and the check counts.
     const steady = observe(answered, { ...answerTo(check, 0.301), check: checkOf(check) });
-    expect(steady.server?.lateChecks).toEqual([]);
+    expect(steady.server?.unprovenChecks).toEqual([]);
   });
 
   it('sends a late check again, alone in its second; then reaches out to what the last one proved', () => {
     const check = lowCheck(answered, 7 - 1);
     // Held up 300 ms on the way back: "after the tick" proves only theta > aim - 0.3 s.
     let server = observe(answered, { ...answerTo(check, 0.301, 0.0005, 0.3), check: checkOf(check) }).server;
-    expect(server?.lateChecks.map(({ side }) => side)).toEqual(['low']);
+    expect(server?.unprovenChecks.map(({ side }) => side)).toEqual(['low']);
     if (!server) return;
     expect(aimedProbeDue(server, 8, 8)).toBe(true);
     const recheck = planProbes(server, 102, undefined, 8, 8);
