@@ -10,6 +10,8 @@ export interface SimPath {
   down: number;
   /** Each leg gets a uniform extra in [-jitter, +jitter] seconds. */
   jitter: number;
+  /** A loaded machine: with this probability a leg is held up to `max` seconds more (uniform). */
+  spikes?: { probability: number; max: number };
 }
 
 export interface SimServer {
@@ -57,7 +59,9 @@ export class SimulatedServer {
 
   answer(sendAt: number): SimAnswer {
     const { path, lag = 0, stale = 0 } = this.#server;
-    const leg = (base: number): number => Math.max(0, base + (2 * this.#uniform() - 1) * path.jitter);
+    const { spikes } = path;
+    const spike = (): number => (spikes && this.#uniform() < spikes.probability ? this.#uniform() * spikes.max : 0);
+    const leg = (base: number): number => Math.max(0, base + (2 * this.#uniform() - 1) * path.jitter) + spike();
     const stampAt = sendAt + leg(path.up);
     const reading = stampAt + this.#clock(stampAt, this.#requests);
     this.#requests += 1;

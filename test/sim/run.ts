@@ -6,12 +6,15 @@
 // publishes once more than half of the servers have swept. No sockets, no timers.
 import type { Interval } from '../../src/sources/http/interval.js';
 import {
+  aimedProbeDue,
+  checkOf,
   emptyServer,
   observe,
   planProbes,
   planSweep,
   planTeam,
   planTick,
+  settled,
   standingSupport,
   swept,
   type PlannedProbe,
@@ -114,9 +117,13 @@ export function simulate(
       teamCache?.plan,
       tracks.indexOf(track),
     );
-    const tick = track.aimed < probes ? planTick(track.state, now, track.aimed, probes, support) : undefined;
+    const tick = aimedProbeDue(track.state, track.aimed, probes)
+      ? planTick(track.state, now, track.aimed, probes, support)
+      : undefined;
     if (tick === undefined) {
       track.next = { at: Infinity, action: 'done' };
+      track.state = settled(track.state);
+      version += 1;
       return;
     }
     if (tick.dropPrior) track.state = { ...track.state, prior: undefined };
@@ -143,7 +150,7 @@ export function simulate(
       continue;
     }
     const answer = track.server.answer(now);
-    const next = observe(track.state, answer);
+    const next = observe(track.state, { ...answer, check: checkOf(track.next.probe) });
     if (next.fault !== undefined) {
       track.failure = next.fault;
       track.state = { ...track.state, interval: undefined, failed: true };

@@ -4,8 +4,11 @@ import type { SimPath, SimServer } from './model.js';
 
 export interface Scenario {
   name: string;
-  /** Servers for one run and the true offset (server UTC - local). */
-  draw(uniform: () => number): { servers: SimServer[]; truth: number; faulty: number[] };
+  /**
+   * Servers for one run and the true offset (server UTC - local) at the end; `earlier`, what it
+   * was before a step of the servers' clocks, which an interim estimate may still hold.
+   */
+  draw(uniform: () => number): { servers: SimServer[]; truth: number; earlier?: number; faulty: number[] };
   /**
    * More than half of the distinct servers honest (one clock, Date fresh within the
    * staleness allowance), or fewer than three servers and none worse than a lagging Date:
@@ -18,6 +21,12 @@ export interface Scenario {
 
 export const PATHS: Record<string, SimPath> = {
   loopback: { up: 0.0001, down: 0.0001, jitter: 0.00003 },
+  'loopback, 5 % of legs stalled up to 0.5 s': {
+    up: 0.0001,
+    down: 0.0001,
+    jitter: 0.00003,
+    spikes: { probability: 0.05, max: 0.5 },
+  },
   '20±5 ms': { up: 0.02, down: 0.02, jitter: 0.005 },
   '50±10 ms': { up: 0.05, down: 0.05, jitter: 0.01 },
   'asymmetric 40/5 ms': { up: 0.04, down: 0.005, jitter: 0.002 },
@@ -69,6 +78,27 @@ function mixed(
 }
 
 const loopback = PATHS.loopback as SimPath;
+
+/** The reasons a server whose clock stepped may be named with. */
+const STEPPED = /clock stepped|not one clock|does not advance|excludes the majority/;
+
+/**
+ * Three servers whose clocks all step by `by` (drawn) at once, 2.5-5 s into the measurement
+ * (an upstream they all follow stepped): the truth is the new time, `earlier` the old one.
+ */
+function allStep(name: string, path: SimPath, by: (uniform: () => number) => number, sound: boolean): Scenario {
+  return {
+    name,
+    sound,
+    reason: STEPPED,
+    draw(uniform) {
+      const before = between(uniform, -2, 2);
+      const step = { at: 1_000_000 + between(uniform, 2.5, 5), by: (uniform() < 0.5 ? -1 : 1) * by(uniform) };
+      const servers = [0, 1, 2].map((): SimServer => ({ clocks: [before], step, path }));
+      return { servers, truth: before + step.by, earlier: before, faulty: [0, 1, 2] };
+    },
+  };
+}
 
 export const FAULTS: Scenario[] = [
   // A Date cache refreshed on its own monotonic second (lighttpd): any lag in [0, 1) s.
@@ -185,6 +215,22 @@ export const FAULTS: Scenario[] = [
       { clocks: [truth + 0.007], path: loopback },
     ],
     true,
+  ),
+  // Every server's clock steps at once while legs stall now and then (a loaded machine):
+  // the answer must hold the new time or be none.
+  allStep(
+    'all 3 step together (0.05-0.9 s), 5 % of legs stalled up to 0.5 s',
+    { ...loopback, spikes: { probability: 0.05, max: 0.5 } },
+    (uniform) => between(uniform, 0.05, 0.9),
+    true,
+  ),
+  // On 50 ± 10 ms paths a step within about two check margins (a round trip and more) of the
+  // interval's edge can pass unseen: outside what the checks resolve, reported.
+  allStep(
+    'all 3 step together (0.13-0.4 s), 50±10 ms paths',
+    PATHS['50±10 ms'] as SimPath,
+    (uniform) => between(uniform, 0.13, 0.4),
+    false,
   ),
   mixed(
     '1 honest + 1 liar 5 years ahead',

@@ -49,8 +49,11 @@ async function main() {
     segment.writeNow(1700000000, 0, 0, -10);
     parentPort.postMessage(addon.readRealtime().sec > 1700000000);
   \`, { eval: true, workerData: ${JSON.stringify(addon)} });
+  // Both listeners before either event: a worker that ends before its message is read emits
+  // 'message' and 'exit' in one turn, and an 'exit' listener added after the first would wait forever.
+  const exited = new Promise((resolve) => worker.once('exit', resolve));
   out.workerClock = await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject));
-  out.workerExit = await new Promise((resolve) => worker.once('exit', resolve));
+  out.workerExit = await exited;
   out.afterWorker = kept.snapshot().count - countBefore;
   out.attachedAfterWorker = attachments();
   out.mainClock = typeof addon.readMonotonicRaw().nsec;

@@ -196,6 +196,33 @@ export function select(
   return { bound: { low: boundLow, high: boundHigh }, core: region, truechimers };
 }
 
+/**
+ * The latest verification probe of one side, when it could not have contradicted the interval (sent or answered late,
+ * or answered on the near side of its tick), and what it did prove.
+ */
+export interface UnprovenCheck {
+  side: 'low' | 'high';
+  /** theta >= bound (a low check), theta <= bound (a high one), after any step before it. */
+  bound: number;
+}
+
+/**
+ * A server's interval once its probing is over. Its probes meet as long as its clock did
+ * not step between them; the probes after a step can all fall on one side and meet the ones
+ * before in a sliver that holds neither time, which only a check just outside the interval,
+ * answered after the step, contradicts. Where the last check of a side could not have shown a
+ * step beyond its margin, the interval reaches out to what that check did prove.
+ */
+export function checkedInterval(interval: Interval, unproven: readonly UnprovenCheck[]): Interval {
+  return unproven.reduce(
+    (reached, { side, bound }) =>
+      side === 'low'
+        ? { ...reached, low: Math.min(reached.low, bound) }
+        : { ...reached, high: Math.max(reached.high, bound) },
+    interval,
+  );
+}
+
 /** Who votes: every distinct server configured, and how many of them have not yet answered or failed. */
 export interface Electorate {
   /** Distinct servers configured (a duplicate is one clock, counted once). */

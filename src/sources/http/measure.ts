@@ -11,7 +11,20 @@ import { codedError, invalidArgValue, outOfRange } from '../../errors.js';
 import { addSeconds, diffSeconds, formatDuration, formatUtc, toSeconds, type Timespec } from '../../time.js';
 import { parseHttpDate, utcYear } from './date.js';
 import { DATE_LAG, errorAround, oneServerCaveat, type Interval } from './interval.js';
-import { emptyServer, observe, planProbes, planSweep, planTeam, planTick, standingSupport, swept } from './plan.js';
+import {
+  aimedProbeDue,
+  checkOf,
+  emptyServer,
+  observe,
+  planProbes,
+  planSweep,
+  planTeam,
+  planTick,
+  settled,
+  standingSupport,
+  swept,
+  unprovenCheckNote,
+} from './plan.js';
 import type { PlannedProbe, ServerState, Strategy, TeamPlan } from './plan.js';
 import { conclude, conclusionError, type Conclusion, type ServerEvidence, type ServerStatus } from './conclusion.js';
 import { createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
@@ -289,6 +302,7 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       dateSeconds: date.seconds,
       sendTime: response.sendTime,
       receiveTime: response.receiveTime,
+      check: checkOf(planned),
     });
     logger.debug('http probe', {
       url: url.href,
@@ -303,6 +317,12 @@ async function measureServer(probing: ServerProbing): Promise<void> {
     if (planned === undefined || planned.kind === 'bisect') outcome.probes += 1;
     else if (planned.kind === 'sweep') outcome.swept += 1;
     else outcome.verifications += 1;
+  };
+  const settle = (): void => {
+    const note = unprovenCheckNote(states.get(index));
+    if (note !== undefined)
+      logger.warn(`http: ${url.href}: ${note}`, { unprovenChecks: states.get(index).unprovenChecks });
+    states.set(index, settled(states.get(index)));
   };
   const endSweep = (): void => {
     if (outcome.sweepEnded) return;
@@ -319,7 +339,7 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       }
     }
     endSweep();
-    for (let aimed = 1; aimed < probes; aimed += 1) {
+    for (let aimed = 1; aimedProbeDue(states.get(index), aimed, probes); aimed += 1) {
       const tick = planTick(states.get(index), toSeconds(clock.realtime()), aimed, probes, states.support(index));
       if (tick === undefined) break;
       if (tick.dropPrior) states.set(index, { ...states.get(index), prior: undefined });
@@ -332,9 +352,13 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       for (const planned of planProbes(states.get(index), tick.tick, team.aim, aimed, probes, team.support))
         await send(planned);
     }
+    settle();
   } catch (error) {
     // The deadline ends probing; what was measured stands.
-    if (signal.aborted && outcome.probes + outcome.swept > 0 && !(error instanceof ServerFailure)) return endSweep();
+    if (signal.aborted && outcome.probes + outcome.swept > 0 && !(error instanceof ServerFailure)) {
+      settle();
+      return endSweep();
+    }
     states.set(index, { ...states.get(index), interval: undefined, failed: true });
     outcome.failure =
       error instanceof ServerFailure ? error.message : failureReason(signal.aborted ? signal.reason : error);

@@ -18,6 +18,8 @@
 //   interval.ts names it.
 import { diffSeconds, type Timespec } from '../../time.js';
 import {
+  checkedInterval,
+  DATE_STALENESS,
   intersect,
   intersectAll,
   midpoint,
@@ -26,6 +28,7 @@ import {
   serverBounds,
   width,
   type Interval,
+  type UnprovenCheck,
   type ProbeBounds,
 } from './interval.js';
 import {
@@ -36,6 +39,7 @@ import {
   posteriorMedian,
   posteriorQuantiles,
   symmetricLow,
+  typicalAsymmetrySigma,
   type ProbeGroup,
 } from './posterior.js';
 
@@ -53,6 +57,8 @@ export interface ServerState {
   prior: Interval | undefined;
   /** The latest tick aimed at or Date second seen: the next tick is a later one. */
   lastTick: number;
+  /** Each side whose latest verification probe could not have contradicted the interval: asked again. */
+  unprovenChecks: readonly UnprovenCheck[];
 }
 
 export interface PlanState {
@@ -69,6 +75,7 @@ export const emptyServer = (prior: Interval | undefined): ServerState => ({
   rtts: [],
   prior,
   lastTick: -Infinity,
+  unprovenChecks: [],
 });
 
 /**
@@ -111,15 +118,28 @@ const VERIFY_PLAN: readonly (readonly Check[])[] = [
   [{ side: 'low', near: false }],
   [
     { side: 'high', near: false },
-    { side: 'low', near: false },
+    { side: 'low', near: false, own: true },
   ],
-  [{ side: 'high', near: false }],
+  [{ side: 'high', near: false, own: true }],
 ];
 
+type CheckSide = UnprovenCheck['side'];
+
+/**
+ * Seconds added after the last aimed one, at most, to send again verification probes that came back too late to
+ * contradict (a loaded machine, a congested path); after them the interval reaches out to what the last one proved.
+ */
+export const RECHECKS = 2;
+
 interface Check {
-  side: 'low' | 'high';
+  side: CheckSide;
   /** Within VERIFY_REACH of the aim, or just outside the interval. */
   near: boolean;
+  /**
+   * Outside the server's own interval even in a team (whose interval is narrower): only there can a check contradict
+   * every answer so far, as the answers after a step of its clock must.
+   */
+  own?: boolean;
 }
 
 /**
@@ -184,6 +204,8 @@ export interface Answer {
   dateSeconds: number;
   sendTime: Timespec;
   receiveTime: Timespec;
+  /** The probe was a verification probe below or above the interval, aimed at `aim`. */
+  check?: { side: CheckSide; aim: number } | undefined;
 }
 
 /** The server after an answer, or why its answers cannot come from one steady clock. */
@@ -191,8 +213,9 @@ export function observe(
   server: ServerState,
   answer: Answer,
 ): { server: ServerState; fault?: undefined } | { server?: undefined; fault: string } {
-  const { dateSeconds, sendTime, receiveTime } = answer;
-  const bounds = [...server.bounds, { ...probeInterval(dateSeconds, sendTime, receiveTime), dateSeconds }];
+  const { dateSeconds, sendTime, receiveTime, check } = answer;
+  const probe = probeInterval(dateSeconds, sendTime, receiveTime);
+  const bounds = [...server.bounds, { ...probe, dateSeconds }];
   const checked = serverBounds(bounds);
   if (checked.fault !== undefined) return { fault: checked.fault };
   return {
@@ -203,9 +226,49 @@ export function observe(
       lows: [...server.lows, symmetricLow(dateSeconds, sendTime, receiveTime)],
       rtts: [...server.rtts, diffSeconds(receiveTime, sendTime)],
       lastTick: Math.max(server.lastTick, dateSeconds),
+      unprovenChecks: check ? unprovenAfter(server, check, probe) : server.unprovenChecks,
     },
   };
 }
+
+/**
+ * The server's unproven sides after check `check` was answered with `probe`. A check shows the clock is not beyond it
+ * only where its own interval ends near its aim: sent late (behind a slow answer), answered late, or answered on the
+ * near side of its tick, it proves too little, and the side is asked again.
+ */
+function unprovenAfter(server: ServerState, check: NonNullable<Answer['check']>, probe: Interval): UnprovenCheck[] {
+  const others = server.unprovenChecks.filter((unproven) => unproven.side !== check.side);
+  const margin = verifyMargin(server);
+  const proved = check.side === 'low' ? probe.low : probe.high;
+  const short = check.side === 'low' ? proved < check.aim - margin : proved > check.aim + margin;
+  return short ? [...others, { side: check.side, bound: proved }] : others;
+}
+
+/** What a planned probe checks, if it is a verification probe. */
+export function checkOf(planned: PlannedProbe | undefined): Answer['check'] {
+  if (planned?.kind === 'verify-low') return { side: 'low', aim: planned.aim };
+  if (planned?.kind === 'verify-high') return { side: 'high', aim: planned.aim };
+  return undefined;
+}
+
+/** A server once its probing is over: its interval reaches out to what late checks proved (interval.ts). */
+export function settled(server: ServerState): ServerState {
+  const { interval, unprovenChecks } = server;
+  return interval && unprovenChecks.length > 0
+    ? { ...server, interval: checkedInterval(interval, unprovenChecks) }
+    : server;
+}
+
+/** Why a settled server's interval is wider than its probes' (undefined where it is not). */
+export function unprovenCheckNote(server: ServerState): string | undefined {
+  if (server.unprovenChecks.length === 0) return undefined;
+  const sides = server.unprovenChecks.map(({ side }) => (side === 'low' ? 'below' : 'above')).join(' and ');
+  return `its last checks ${sides} its interval could not rule out a step of its clock: widened to what they proved`;
+}
+
+/** Whether aimed probe `aimed` (1-based) of `probes` is to be sent: one of them, or a recheck of a slow check. */
+export const aimedProbeDue = (server: ServerState, aimed: number, probes: number): boolean =>
+  aimed < probes || (aimed < probes + RECHECKS && server.unprovenChecks.length > 0);
 
 const ownGroup = (server: ServerState): ProbeGroup => ({ lows: server.lows, sigma: asymmetrySigma(server.rtts) });
 
@@ -214,29 +277,41 @@ const upDelay = (server: ServerState): number => median(server.rtts) / 2;
 
 /**
  * How far outside the hard interval verification probes aim at least (seconds): more than a round trip, so the
- * bisecting probe's answer is in first.
+ * bisecting probe's answer is in first, plus the Date staleness allowance, without which a low check answered
+ * "before the tick" could never fall below the interval (interval.ts widens such an answer's top by it).
  */
 export function verifyMargin(server: ServerState): number {
-  return Math.max(VERIFY_MARGIN, median(server.rtts) + 4 * asymmetrySigma(server.rtts));
+  // The spread without outliers: a few slow round trips must not push the checks past the step they are there to
+  // see; a check that comes back late is sent again instead (RECHECKS).
+  return Math.max(VERIFY_MARGIN, median(server.rtts) + 4 * typicalAsymmetrySigma(server.rtts)) + DATE_STALENESS;
 }
 
-/** The verification probes of aimed probe `aimed` (1-based) of `probes`. */
-function checksOf(aimed: number, probes: number): readonly Check[] {
+/** The verification probes of aimed probe `aimed` (1-based) of `probes` (after them: the slow ones again). */
+function checksOf(server: ServerState, aimed: number, probes: number): readonly Check[] {
+  if (aimed >= probes) return server.unprovenChecks.map(({ side }) => ({ side, near: false, own: true }));
   return aimed >= 1 ? (VERIFY_PLAN[aimed - (probes - VERIFY_PLAN.length)] ?? []) : [];
 }
 
 /**
  * Where a verification probe aims, or undefined where it would not fit the second: just
- * outside `around`, the server's own interval, or for a team member the team's (a member
+ * outside the server's own interval, or for a team member the team's, `teamSupport` (a member
  * whose Date lags the team's time answers every aim at that time "not later", and only a
  * check below the team's interval shows it is elsewhere).
  */
-function checkAim(server: ServerState, around: Interval, aim: number, { side, near }: Check): number | undefined {
+function checkAim(
+  server: ServerState,
+  teamSupport: Interval | undefined,
+  aim: number,
+  { side, near, own }: Check,
+): number | undefined {
+  const around = (own ? undefined : teamSupport) ?? server.interval;
+  if (around === undefined) return undefined;
   const margin = verifyMargin(server);
   const reach = near ? Math.max(VERIFY_REACH, margin) : Infinity;
   const target =
     side === 'low' ? Math.max(around.low - margin, aim - reach) : Math.min(around.high + margin, aim + reach);
-  return Math.abs(target - aim) + median(server.rtts) <= VERIFY_SPAN ? target : undefined;
+  // A check around the server's own interval is sent whatever the span: without it a step could pass unseen.
+  return own || Math.abs(target - aim) + median(server.rtts) <= VERIFY_SPAN ? target : undefined;
 }
 
 interface OwnQuantiles {
@@ -274,9 +349,8 @@ export function planTick(
   const prior = livePrior(server, own);
   let highest = prior ? Math.min(own.top, Math.max(prior.high, own.first)) : own.top;
   // Room for a high verification probe: it aims at most this far above any aim up to `highest`.
-  for (const check of checksOf(aimed, probes))
-    if (check.side === 'high')
-      highest = Math.max(highest, checkAim(server, teamSupport ?? interval, highest, check) ?? highest);
+  for (const check of checksOf(server, aimed, probes))
+    if (check.side === 'high') highest = Math.max(highest, checkAim(server, teamSupport, highest, check) ?? highest);
   const up = upDelay(server);
   const tick = Math.max(Math.ceil(now + TICK_LEAD + up + highest), server.lastTick + 1);
   return {
@@ -308,9 +382,10 @@ export function planProbes(
   const wanted = teamAim ?? (inPrior ? posteriorMedian(server.lows, asymmetrySigma(server.rtts), inPrior) : own.half);
   const aim = Math.min(highest, Math.min(interval.high, Math.max(interval.low, wanted)));
   const up = upDelay(server);
-  const planned: PlannedProbe[] = [{ kind: 'bisect', aim, sendAt: tick - aim - up }];
-  for (const check of checksOf(aimed, probes)) {
-    const target = checkAim(server, teamSupport ?? interval, aim, check);
+  // A recheck's second has no bisecting probe: a slow answer to it would hold the check back again.
+  const planned: PlannedProbe[] = aimed < probes ? [{ kind: 'bisect', aim, sendAt: tick - aim - up }] : [];
+  for (const check of checksOf(server, aimed, probes)) {
+    const target = checkAim(server, teamSupport, aim, check);
     if (target !== undefined)
       planned.push({
         kind: check.side === 'low' ? 'verify-low' : 'verify-high',

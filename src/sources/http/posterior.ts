@@ -54,6 +54,15 @@ export function median(values: readonly number[]): number {
 }
 
 /**
+ * The asymmetry's spread from the round trips' median absolute deviation (scaled to a standard deviation, halved as
+ * asymmetrySigma is): what a few stalled round trips do not move.
+ */
+export function typicalAsymmetrySigma(rtts: readonly number[]): number {
+  const typical = median(rtts);
+  return (1.4826 * median(rtts.map((rtt) => Math.abs(rtt - typical)))) / 2;
+}
+
+/**
  * The asymmetry's standard deviation from the round trips: Var(e) = Var(up - down) / 4 = Var(rtt) / 4 for independent
  * legs.
  */

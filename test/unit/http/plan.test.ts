@@ -2,13 +2,20 @@
 // posterior); verification probes flank a server's own estimate in the last seconds.
 import { describe, expect, it } from 'vitest';
 import type { Interval } from '../../../src/sources/http/interval.js';
+import { fromSeconds } from '../../../src/time.js';
 import {
+  aimedProbeDue,
+  checkOf,
   emptyServer,
+  observe,
   planProbes,
   planTeam,
   planTick,
   standingSupport,
+  RECHECKS,
   TEAM_SPACING,
+  settled,
+  type PlannedProbe,
   type ServerState,
 } from '../../../src/sources/http/plan.js';
 import { posteriorQuantiles } from '../../../src/sources/http/posterior.js';
@@ -298,9 +305,9 @@ describe('planTick and planProbes', () => {
       [...new Set(order.flatMap((each, position) => (each === kind ? [(position + 7) % 2] : [])))].sort();
     expect(parities('verify-low')).toEqual([0, 1]);
     expect(parities('verify-high')).toEqual([0, 1]);
-    // Just outside the hard interval [0.3, 0.302], by more than the noise.
+    // Just outside the hard interval [0.3, 0.302], by more than the noise and the Date staleness allowance.
     const [low] = planProbes(sharp, 101, undefined, 5, 8).filter((probe) => probe.kind === 'verify-low');
-    expect(low?.aim).toBeCloseTo(0.3 - 0.002, 4);
+    expect(low?.aim).toBeCloseTo(0.3 - 0.002 - 0.002, 4);
     // Earlier seconds bisect only.
     expect(planProbes(sharp, 101, undefined, 2, 8).map((probe) => probe.kind)).toEqual(['bisect']);
   });
@@ -310,7 +317,73 @@ describe('planTick and planProbes', () => {
     const [low] = planProbes(wide, 101, 0.3, 3, 8).filter((probe) => probe.kind === 'verify-low');
     expect(low?.aim).toBeCloseTo(0.29, 4);
     const [edge] = planProbes(wide, 101, 0.3, 5, 8).filter((probe) => probe.kind === 'verify-low');
-    expect(edge?.aim).toBeCloseTo(0.198, 4);
+    expect(edge?.aim).toBeCloseTo(0.196, 4);
+  });
+
+  // [0.3, 0.302] from answers of second 100, 1 ms round trips.
+  const answered: ServerState = {
+    ...sharp,
+    rtts: Array.from({ length: 6 }, () => 0.001),
+    bounds: [
+      { low: 0.3, high: 1.302, dateSeconds: 100 },
+      { low: -0.7, high: 0.302, dateSeconds: 100 },
+    ],
+  };
+  /** The answer to `planned`, sent on time, from a clock at `theta`, its legs `up` and `down` long. */
+  const answerTo = (
+    planned: { aim: number; sendAt: number } | undefined,
+    theta: number,
+    up = 0.0005,
+    down = 0.0005,
+  ) => {
+    const sendAt = planned?.sendAt ?? NaN;
+    return {
+      dateSeconds: Math.floor(sendAt + up + theta),
+      sendTime: fromSeconds(sendAt),
+      receiveTime: fromSeconds(sendAt + up + down),
+    };
+  };
+  const lowCheck = (server: ServerState, aimed: number) =>
+    planProbes(server, 101, undefined, aimed, 8).find((probe) => probe.kind === 'verify-low');
+
+  it('a low check answered before its tick contradicts the interval when the clock stepped back', () => {
+    const check = lowCheck(answered, 5);
+    // Stepped back 50 ms: the check's stamp falls before the tick, its top (staleness included) below 0.3.
+    const stepped = observe(answered, { ...answerTo(check, 0.25), check: checkOf(check) });
+    expect(stepped.fault).toMatch(/clock stepped|not one clock|does not advance/);
+    // The clock it had: the answer fits, and the check counts.
+    const steady = observe(answered, { ...answerTo(check, 0.301), check: checkOf(check) });
+    expect(steady.server?.unprovenChecks).toEqual([]);
+  });
+
+  it('sends a late check again, alone in its second; then reaches out to what the last one proved', () => {
+    const check = lowCheck(answered, 7 - 1);
+    // Held up 300 ms on the way back: "after the tick" proves only theta > aim - 0.3 s.
+    let server = observe(answered, { ...answerTo(check, 0.301, 0.0005, 0.3), check: checkOf(check) }).server;
+    expect(server?.unprovenChecks.map(({ side }) => side)).toEqual(['low']);
+    if (!server) return;
+    expect(aimedProbeDue(server, 8, 8)).toBe(true);
+    const recheck = planProbes(server, 102, undefined, 8, 8);
+    expect(recheck.map((probe) => probe.kind)).toEqual(['verify-low']);
+    expect(recheck[0]?.aim).toBeLessThan(0.3);
+    // Late every time: after RECHECKS more seconds the interval reaches down to what the last check proved.
+    let proved = NaN;
+    for (let aimed = 8; aimed < 8 + RECHECKS; aimed += 1) {
+      const again: PlannedProbe | undefined = planProbes(server, 102 + aimed, undefined, aimed, 8)[0];
+      const answer = answerTo(again, 0.301, 0.0005, 0.2 + aimed / 100);
+      proved = 102 + aimed - (again?.sendAt ?? NaN) - (0.0005 + 0.2 + aimed / 100);
+      server = observe(server, { ...answer, check: checkOf(again) }).server ?? server;
+    }
+    expect(aimedProbeDue(server, 8 + RECHECKS, 8)).toBe(false);
+    expect(server.interval).toEqual({ low: 0.3, high: 0.302 });
+    const reached = settled(server).interval;
+    expect(reached?.low).toBeCloseTo(proved, 6);
+    expect(reached?.low).toBeLessThan(0.3 - 0.2);
+    expect(reached?.high).toBe(0.302);
+    // Answered in time once: done, the interval its probes' own.
+    const quick = observe(server, { ...answerTo(recheck[0], 0.301), check: checkOf(recheck[0]) }).server;
+    expect(quick && aimedProbeDue(quick, 9, 8)).toBe(false);
+    expect(quick && settled(quick).interval).toEqual(quick?.interval);
   });
 
   it('leaves room in the tick for a verification probe above the estimate', () => {
