@@ -251,7 +251,7 @@ export function checkOf(planned: PlannedProbe | undefined): Answer['check'] {
   return undefined;
 }
 
-/** A server once its probing is over: its interval reaches out to what late checks proved (interval.ts). */
+/** A server once its probing is over: its interval reaches out to what unproven checks proved (interval.ts). */
 export function settled(server: ServerState): ServerState {
   const { interval, unprovenChecks } = server;
   return interval && unprovenChecks.length > 0
@@ -266,7 +266,7 @@ export function unprovenCheckNote(server: ServerState): string | undefined {
   return `its last checks ${sides} its interval could not rule out a step of its clock: widened to what they proved`;
 }
 
-/** Whether aimed probe `aimed` (1-based) of `probes` is to be sent: one of them, or a recheck of a slow check. */
+/** Whether aimed probe `aimed` (1-based) of `probes` is to be sent: one of them, or a recheck of an unproven side. */
 export const aimedProbeDue = (server: ServerState, aimed: number, probes: number): boolean =>
   aimed < probes || (aimed < probes + RECHECKS && server.unprovenChecks.length > 0);
 
