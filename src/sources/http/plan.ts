@@ -27,6 +27,7 @@ import {
   select,
   serverBounds,
   width,
+  type ClockFault,
   type Interval,
   type UnprovenCheck,
   type ProbeBounds,
@@ -212,7 +213,7 @@ export interface Answer {
 export function observe(
   server: ServerState,
   answer: Answer,
-): { server: ServerState; fault?: undefined } | { server?: undefined; fault: string } {
+): { server: ServerState; fault?: undefined } | { server?: undefined; fault: ClockFault } {
   const { dateSeconds, sendTime, receiveTime, check } = answer;
   const probe = probeInterval(dateSeconds, sendTime, receiveTime);
   const bounds = [...server.bounds, { ...probe, dateSeconds }];
