@@ -296,7 +296,8 @@ describe('planTick and planProbes', () => {
       ['verify-high', 'bisect'],
       ['bisect', 'verify-low'],
       ['verify-high', 'bisect', 'verify-low'],
-      ['verify-high', 'bisect'],
+      // The last second checks both sides: a step before it is seen whichever way it went.
+      ['verify-high', 'bisect', 'verify-low'],
     ]);
     // Requests 3.. in order (0 is the unaimed first, 1 and 2 bisect): the checks just outside
     // the interval (the last three seconds) ask each side on both parities.
