@@ -75,8 +75,8 @@ export interface ClockFault {
   /** The reading given: one clock that stepped, a Date that stopped advancing, or several clocks (a balancer). */
   kind: 'stepped' | 'stuck' | 'clocks';
   /**
-   * The step between the answers before and after it, seconds; for a Date that stopped advancing, the least step back
-   * that explains it; undefined for answers that alternate between clocks.
+   * The step between the answers before and after it, seconds, where they split so (for several clocks too: a step seen
+   * by a check or two may fit either reading); for a Date that stopped advancing, the least step back that explains it.
    */
   step: number | undefined;
 }
@@ -115,7 +115,8 @@ export function serverBounds(probes: readonly ProbeBounds[]): ServerBounds {
     };
   }
   const split = stepPoint(probes);
-  if (split !== undefined) {
+  const apart = probes.length >= 4 ? alternatingClocks(probes) : undefined;
+  if (split !== undefined && apart === undefined) {
     return {
       fault: {
         reason:
@@ -126,15 +127,16 @@ export function serverBounds(probes: readonly ProbeBounds[]): ServerBounds {
       },
     };
   }
-  const apart = probes.length >= 4 ? alternatingClocks(probes) : undefined;
   const alternate = apart === undefined ? '' : `, answers alternate between clocks about ${ms(apart)} apart`;
+  // Where a step fits too (the few checks that can see one contradict, of either parity), it is named beside.
+  const stepped = split === undefined ? '' : `; or one clock stepped by about ${ms(split.by)} after probe ${split.at}`;
   return {
     fault: {
       reason:
         `not one clock: Date intervals do not meet after ${probes.length} probes (a load balancer over backends ` +
-        `whose clocks differ${alternate})`,
+        `whose clocks differ${alternate}${stepped})`,
       kind: 'clocks',
-      step: undefined,
+      step: split?.by,
     },
   };
 }
@@ -146,12 +148,8 @@ function alternatingClocks(probes: readonly ProbeBounds[]): number | undefined {
   return even && odd ? Math.abs(midpoint(odd) - midpoint(even)) : undefined;
 }
 
-/**
- * Where a server's probes split into a run before and a run after (two or more each) that
- * each meet, the answers not merely alternating between two clocks; with the step's size.
- */
+/** Where a server's probes split into a run before and a run after (two or more each) that each meet; the step's size. */
 function stepPoint(probes: readonly ProbeBounds[]): { at: number; by: number } | undefined {
-  if (alternatingClocks(probes) !== undefined && probes.length >= 4) return undefined;
   for (let at = probes.length - 2; at >= 2; at -= 1) {
     const earlier = intersectAll(probes.slice(0, at));
     const later = intersectAll(probes.slice(at));

@@ -196,7 +196,12 @@ describe('serverBounds (one server, one clock?)', () => {
       [-0.2, 0.9, 102],
       [-0.5, 0.5, 102],
     ].map(([low = 0, high = 0, dateSeconds = 0]) => ({ low, high, dateSeconds }));
-    expect(serverBounds(probes).fault?.reason).toMatch(/^not one clock: .*alternate between clocks/);
+    const { fault } = serverBounds(probes);
+    expect(fault?.reason).toMatch(/^not one clock: .*alternate between clocks/);
+    // The first five meet at 0.8, the last two at 0.3: one clock stepping back fits as well, and is named beside.
+    expect(fault?.kind).toBe('clocks');
+    expect(fault?.step).toBeCloseTo(-0.6, 9);
+    expect(fault?.reason).toMatch(/or one clock stepped by about -600\.0 ms after probe 5\)$/);
   });
 
   it('names a Date that does not advance', () => {
