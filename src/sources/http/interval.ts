@@ -148,7 +148,7 @@ function alternatingClocks(probes: readonly ProbeBounds[]): number | undefined {
   return even && odd ? Math.abs(midpoint(odd) - midpoint(even)) : undefined;
 }
 
-/** Where a server's probes split into a run before and a run after (two or more each) that each meet; the step's size. */
+/** Where a server's probes split into a run before and a run after (two or more each) that each meet; its size. */
 function stepPoint(probes: readonly ProbeBounds[]): { at: number; by: number } | undefined {
   for (let at = probes.length - 2; at >= 2; at -= 1) {
     const earlier = intersectAll(probes.slice(0, at));
