@@ -95,7 +95,8 @@ export interface ServerClockStep {
   /**
    * `local`: how far realtime moved against the raw clock beyond any slew, seconds.
    * `server`: how far the servers' time moved, seconds (the middle of the new bounds
-   * against the old ones carried to now, which they no longer meet).
+   * against the old ones carried to now, which they no longer meet; or the median step
+   * that most servers' answers showed inside one measurement, which then publishes nothing).
    */
   step: number;
   /** Which clock stepped: the local realtime clock, or the servers' (provider's). */
@@ -339,13 +340,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
   ): void {
     const previous = this.#estimate;
     if (previous && intersect(carry(previous.interval, fresh.at, this.#driftPpm), fresh) === undefined) {
-      const step = point - previous.point;
-      this.#estimate = undefined;
-      this.#priors = undefined;
-      this.#withdrawn = `the servers' clock stepped by about ${formatDuration(step)}: measuring afresh`;
-      this.#logger.warn(`server clock: the new bounds exclude the ones held; ${this.#withdrawn}`, { step, source });
-      this.#remeasure = true;
-      this.emit('step', { step, clock: 'server' });
+      this.#withdraw(point - previous.point, 'the new bounds exclude the ones held', source);
       return;
     }
     const base = rawMs(steadyRealtime(this.#origin, { sec: 0, nsec: 0 })) + point * 1000;
@@ -365,6 +360,22 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     };
     this.#logger.info('server clock update', { ...update });
     this.emit('update', update);
+  }
+
+  /**
+   * The servers' time moved: what is held no longer holds it, so nothing is (a round straddling a step holds neither
+   * time either), `step` is emitted where its size is known, and a new first measurement starts at once.
+   */
+  #withdraw(step: number | undefined, why: string, source: ServerClockSource): void {
+    this.#estimate = undefined;
+    this.#priors = undefined;
+    this.#withdrawn =
+      step === undefined
+        ? "the servers' answers came from more than one clock: measuring afresh"
+        : `the servers' clock stepped by about ${formatDuration(step)}: measuring afresh`;
+    this.#logger.warn(`server clock: ${why}; ${this.#withdrawn}`, { step, source });
+    this.#remeasure = true;
+    if (step !== undefined) this.emit('step', { step, clock: 'server' });
   }
 
   /** A measurement's estimate (measure.ts) as a region of phi: the true time at its raw instant, less u there. */
@@ -455,7 +466,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     const first = this.#estimate === undefined;
     const priors = this.#priors && carryPriors(this.#priors, readClockPair(this.#clock));
     let swept: number | undefined;
-    const { result, estimate } = await measure(
+    const { result, estimate, moved } = await measure(
       urls.map((url) => url.href),
       {
         probes: this.#probes,
@@ -490,6 +501,8 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
       });
     }
     if (estimate === undefined) {
+      if (moved)
+        this.#withdraw(moved.step, 'most servers answered from more than one clock', first ? 'refine' : 'measure');
       const reasons = failed.map((server) => `${server.url}: ${server.reason ?? server.status}`).join('; ');
       const reason = `${first ? '' : 'refresh: '}${result.reason ?? 'no estimate'}${reasons ? `; ${reasons}` : ''}`;
       throw codedError(reason, 'ERR_SERVER_CLOCK_NO_MAJORITY');

@@ -4,7 +4,7 @@
 // events taken in time order so the team sees the answers that would have arrived. With
 // the `sweep` strategy it is ServerClock's first measurement, and `interim` is what that
 // publishes once more than half of the servers have swept. No sockets, no timers.
-import type { Interval } from '../../src/sources/http/interval.js';
+import type { ClockFault, Interval } from '../../src/sources/http/interval.js';
 import {
   aimedProbeDue,
   checkOf,
@@ -50,6 +50,7 @@ interface Track {
   server: SimulatedServer;
   state: ServerState;
   failure: string | null;
+  clockFault?: ClockFault;
   /** Aimed probes started (the first, unaimed, is 0). */
   aimed: number;
   queue: PlannedProbe[];
@@ -87,6 +88,7 @@ export function simulate(
       lows: track.state.lows,
       rtts: track.state.rtts,
       failure: track.failure,
+      clockFault: track.clockFault,
     }));
   let interim: Conclusion | undefined;
   const endSweep = (track: Track): void => {
@@ -152,7 +154,8 @@ export function simulate(
     const answer = track.server.answer(now);
     const next = observe(track.state, { ...answer, check: checkOf(track.next.probe) });
     if (next.fault !== undefined) {
-      track.failure = next.fault;
+      track.failure = next.fault.reason;
+      track.clockFault = next.fault;
       track.state = { ...track.state, interval: undefined, failed: true };
       track.next = { at: Infinity, action: 'done' };
       version += 1;

@@ -2,8 +2,11 @@
 // backends, and a provider that glitches, on loopback: bounds() is checked at every update
 // event and every CHECK_MS between them, against the truth read on both sides of it. The
 // promise is that no check excludes the truth; "no estimate" is always acceptable.
-// HTNTP_ADVERSARIAL_RUNS runs each scenario that many times (seeds 1..n).
+// HTNTP_ADVERSARIAL_RUNS runs each scenario that many times (seeds 1..n). HTNTP_ADVERSARIAL_LOG=<dir>
+// writes a failing run's misses, the clock's log lines and the truth's steps there, timed.
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { monotonicRaw, realtime, type Clock } from '../../src/clock.js';
@@ -13,6 +16,7 @@ import { startTimeServer, type TimeServer, type TimeServerConfig } from '../help
 import { seededRandom } from '../helpers/random.js';
 
 const RUNS = Number(process.env.HTNTP_ADVERSARIAL_RUNS ?? 1);
+const LOG_DIR = process.env.HTNTP_ADVERSARIAL_LOG;
 /** How long each scenario runs, seconds: a first measurement and a few refreshes. */
 const DURATION = Number(process.env.HTNTP_ADVERSARIAL_SECONDS ?? 14);
 const CHECK_MS = 150;
@@ -33,6 +37,8 @@ interface Tally {
   /** `step` events with clock 'server'. */
   serverSteps: number;
   misses: string[];
+  /** What happened, timed from the start of the run: log lines, events, the truth's steps. */
+  journal: string[];
 }
 
 /**
@@ -81,12 +87,15 @@ class SteppingTruth implements Truth {
   #steppedAt = -Infinity;
   /** Since the step: whether the clock emitted update or step with probes that postdate it. */
   #seen = true;
+  /** Where a step is noted (the run's journal). */
+  note: (line: string) => void = () => {};
 
   constructor(offset: number) {
     this.#offset = offset;
   }
 
   step(to: number): void {
+    this.note(`the servers' time steps from ${this.#offset} to ${to} s`);
     this.#previous = this.#offset;
     this.#offset = to;
     this.#steppedAt = performance.now();
@@ -262,15 +271,26 @@ function check(clock: ServerClock, truth: Truth, tally: Tally, at: string): void
 async function runScenario(scenario: Scenario, seed: number): Promise<Tally> {
   const random = seededRandom(seed);
   const started: Started = { servers: [] };
-  const tally: Tally = { checks: 0, updates: 0, excluded: 0, unready: 0, serverSteps: 0, misses: [] };
+  const tally: Tally = { checks: 0, updates: 0, excluded: 0, unready: 0, serverSteps: 0, misses: [], journal: [] };
   const stop = new AbortController();
   try {
     const { options, truth, servers: list } = await scenario.setup(random, started);
-    const clock = new ServerClock({ refresh: 1, probes: 4, ...options, signal: stop.signal });
-    servers.set(clock, list);
-    if (truth instanceof SteppingTruth) stepping.set(clock, truth);
     const t0 = performance.now();
-    const elapsed = (): string => `${((performance.now() - t0) / 1000).toFixed(2)} s`;
+    const elapsed = (): string => `${((performance.now() - t0) / 1000).toFixed(3)} s`;
+    const note = (line: string): void => {
+      if (LOG_DIR !== undefined) tally.journal.push(`${elapsed()} ${line}`);
+    };
+    const write =
+      (level: string) =>
+      (event: string, fields?: Record<string, unknown>): void =>
+        note(`${level} ${event} ${JSON.stringify(fields ?? {})}`);
+    const logger = { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
+    const clock = new ServerClock({ refresh: 1, probes: 4, logger, ...options, signal: stop.signal });
+    servers.set(clock, list);
+    if (truth instanceof SteppingTruth) {
+      stepping.set(clock, truth);
+      truth.note = note;
+    }
     clock.on('error', () => {});
     clock.on('update', (update) => {
       if (truth instanceof SteppingTruth) truth.event();
@@ -278,6 +298,7 @@ async function runScenario(scenario: Scenario, seed: number): Promise<Tally> {
       check(clock, truth, tally, `update ${update.source} ${update.survivors}/${update.candidates} at ${elapsed()}`);
     });
     clock.on('step', (step) => {
+      note(`step event ${JSON.stringify(step)}`);
       if (step.clock === 'server') tally.serverSteps += 1;
       if (truth instanceof SteppingTruth) truth.event();
     });
@@ -318,9 +339,14 @@ describe('ServerClock under adversarial servers: no bound excludes the truth', (
     '%s',
     { timeout: RUNS * (DURATION + 20) * 1000 },
     async (_name, scenario) => {
-      const tally: Tally = { checks: 0, updates: 0, excluded: 0, unready: 0, serverSteps: 0, misses: [] };
+      const tally: Tally = { checks: 0, updates: 0, excluded: 0, unready: 0, serverSteps: 0, misses: [], journal: [] };
       for (let seed = 1; seed <= RUNS; seed += 1) {
         const run = await runScenario(scenario, seed);
+        const unreported = scenario.serverStep === true && run.serverSteps === 0;
+        if (LOG_DIR !== undefined && (run.excluded > 0 || unreported)) {
+          const file = `${scenario.name.slice(0, 32).replace(/\W+/g, '-')}-seed${seed}-${Date.now()}.log`;
+          writeFileSync(join(LOG_DIR, file), [...run.misses, ...run.journal].join('\n'));
+        }
         tally.checks += run.checks;
         tally.updates += run.updates;
         tally.excluded += run.excluded;

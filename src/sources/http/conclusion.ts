@@ -2,8 +2,8 @@
 // hard intervals (interval.ts, within their certificates' windows: validity.ts), the point
 // inside it from the truechimers' joint posterior (posterior.ts), and a verdict per server.
 import { DATE_LAG, errorAround, midpoint, publishedBound, select } from './interval.js';
-import type { Electorate, Interval, Selection } from './interval.js';
-import { asymmetrySigma, posteriorMedian, posteriorQuantiles, type ProbeGroup } from './posterior.js';
+import type { ClockFault, Electorate, Interval, Selection } from './interval.js';
+import { asymmetrySigma, median, posteriorMedian, posteriorQuantiles, type ProbeGroup } from './posterior.js';
 import { selectWithinValidity } from './validity.js';
 
 /** One server at the end of a measurement: its hard interval and probes, or why it has none. */
@@ -13,6 +13,8 @@ export interface ServerEvidence {
   rtts: readonly number[];
   /** Why the server gave no interval (failed, duplicate, not one clock...). */
   failure: string | null;
+  /** Its answers came from more than one clock (interval.ts serverBounds): a step, a stuck Date, a balancer. */
+  clockFault?: ClockFault | undefined;
   /**
    * https: where theta must lie for its certificates to be valid over the whole measurement (validity.ts); undefined
    * for http.
@@ -39,6 +41,12 @@ export interface Conclusion {
   answered: number;
   servers: ServerConclusion[];
   reason: string | null;
+  /**
+   * More than half of the servers answered from more than one clock (stepped, a Date stuck, or several clocks): the
+   * time they serve moved during the measurement, and nothing is published. `step`: the median of the steps seen,
+   * seconds (undefined where none was).
+   */
+  moved: { step: number | undefined } | undefined;
 }
 
 const clamp = (value: number, interval: Interval): number => Math.min(interval.high, Math.max(interval.low, value));
@@ -73,7 +81,13 @@ export interface ConclusionOptions {
  * posterior gives the point inside it.
  */
 export function conclude(servers: readonly ServerEvidence[], options: ConclusionOptions = {}): Conclusion {
-  const { shift = 0, electorate = { servers: servers.length, pending: 0 }, dateLag = DATE_LAG } = options;
+  const { shift = 0, dateLag = DATE_LAG } = options;
+  const faults = servers.flatMap((server) => (server.clockFault ? [server.clockFault] : []));
+  const stepped = faults.filter((fault) => fault.kind === 'stepped').length;
+  const electorate = { ...(options.electorate ?? { servers: servers.length, pending: 0 }), stepped };
+  const steps = faults.flatMap((fault) => (fault.step === undefined ? [] : [fault.step]));
+  const moved =
+    faults.length * 2 > electorate.servers ? { step: steps.length > 0 ? median(steps) : undefined } : undefined;
   const candidates = servers.flatMap((server, index) =>
     server.interval ? [{ index, interval: server.interval, validity: server.validity }] : [],
   );
@@ -117,16 +131,20 @@ export function conclude(servers: readonly ServerEvidence[], options: Conclusion
     return { offset, status: 'falseticker', reason: `${excludes}${lag}` };
   });
   const reason =
-    candidates.length === 0
-      ? `no server gave a usable Date (${servers.length} failed)`
-      : selection === undefined
-        ? outside.size > 0
-          ? `no majority once the ${outside.size} server(s) whose certificates are not valid at the agreed time ` +
-            `are left out: no region is shared by more than half of the ${electorate.servers} servers ` +
-            `(${candidates.length} answered)`
-          : `no majority: no region is shared by more than half of the ${electorate.servers} servers ` +
-            `(${candidates.length} answered)`
-        : null;
+    moved !== undefined
+      ? `${faults.length} of the ${electorate.servers} servers answered from more than one clock` +
+        (moved.step === undefined ? '' : ` (a step of about ${(moved.step * 1000).toFixed(1)} ms, their median)`) +
+        ': the time they serve moved during the measurement'
+      : candidates.length === 0
+        ? `no server gave a usable Date (${servers.length} failed)`
+        : selection === undefined
+          ? outside.size > 0
+            ? `no majority once the ${outside.size} server(s) whose certificates are not valid at the agreed time ` +
+              `are left out: no region is shared by more than half of the ${electorate.servers} servers ` +
+              `(${candidates.length} answered)`
+            : `no majority: no region is shared by more than half of the ${electorate.servers} servers ` +
+              `(${candidates.length} answered)`
+          : null;
   let theta: number | undefined;
   if (selection && bound) {
     const team = selection.truechimers.flatMap((position) => {
@@ -136,7 +154,7 @@ export function conclude(servers: readonly ServerEvidence[], options: Conclusion
     const [jointMedian = midpoint(selection.core)] = posteriorQuantiles(team, selection.core, [0.5]);
     theta = clamp(jointMedian, bound);
   }
-  return { selection, bound, theta, answered: candidates.length, servers: verdicts, reason };
+  return { selection, bound, theta, answered: candidates.length, servers: verdicts, reason, moved };
 }
 
 /** The half-width around the point estimate that covers the published bound. */

@@ -67,7 +67,19 @@ export interface ProbeBounds extends Interval {
 }
 
 /** What a server's probes prove: its interval, or why they cannot come from one steady clock. */
-export type ServerBounds = { interval: Interval; fault?: undefined } | { interval?: undefined; fault: string };
+export type ServerBounds = { interval: Interval; fault?: undefined } | { interval?: undefined; fault: ClockFault };
+
+/** Why a server's answers cannot come from one steady clock, and how far its time stepped where that shows. */
+export interface ClockFault {
+  reason: string;
+  /** The reading given: one clock that stepped, a Date that stopped advancing, or several clocks (a balancer). */
+  kind: 'stepped' | 'stuck' | 'clocks';
+  /**
+   * The step between the answers before and after it, seconds, where they split so (for several clocks too: a step seen
+   * by a check or two may fit either reading); for a Date that stopped advancing, the least step back that explains it.
+   */
+  step: number | undefined;
+}
 
 const ms = (seconds: number): string => `${(seconds * 1000).toFixed(1)} ms`;
 
@@ -90,26 +102,42 @@ export function serverBounds(probes: readonly ProbeBounds[]): ServerBounds {
   // or more answers from each that meet among themselves, that is the reading given.
   const twoClocks = probes.length >= 6 && alternatingClocks(probes) !== undefined;
   if (last && firstSame && firstSame !== last && last.high < firstSame.low && !twoClocks) {
+    // A clock stepped back: by at least the gap between the answers.
+    const back = last.high - firstSame.low;
     return {
-      fault:
-        `Date does not advance with local time (stuck at second ${last.dateSeconds}): a cached or frozen Date, ` +
-        `or a clock stepped back`,
+      fault: {
+        reason:
+          `Date does not advance with local time (stuck at second ${last.dateSeconds}): a cached or frozen Date, ` +
+          `or a clock stepped back by ${ms(-back)} or more`,
+        kind: 'stuck',
+        step: back,
+      },
     };
   }
   const split = stepPoint(probes);
-  if (split !== undefined) {
+  const apart = probes.length >= 4 ? alternatingClocks(probes) : undefined;
+  if (split !== undefined && apart === undefined) {
     return {
-      fault:
-        `clock stepped by about ${ms(split.by)} between probes ${split.at} and ${split.at + 1}: the Date ` +
-        `intervals before and after do not meet`,
+      fault: {
+        reason:
+          `clock stepped by about ${ms(split.by)} between probes ${split.at} and ${split.at + 1}: the Date ` +
+          `intervals before and after do not meet`,
+        kind: 'stepped',
+        step: split.by,
+      },
     };
   }
-  const apart = probes.length >= 4 ? alternatingClocks(probes) : undefined;
   const alternate = apart === undefined ? '' : `, answers alternate between clocks about ${ms(apart)} apart`;
+  // Where a step fits too (the few checks that can see one contradict, of either parity), it is named beside.
+  const stepped = split === undefined ? '' : `; or one clock stepped by about ${ms(split.by)} after probe ${split.at}`;
   return {
-    fault:
-      `not one clock: Date intervals do not meet after ${probes.length} probes (a load balancer over backends ` +
-      `whose clocks differ${alternate})`,
+    fault: {
+      reason:
+        `not one clock: Date intervals do not meet after ${probes.length} probes (a load balancer over backends ` +
+        `whose clocks differ${alternate}${stepped})`,
+      kind: 'clocks',
+      step: split?.by,
+    },
   };
 }
 
@@ -120,12 +148,8 @@ function alternatingClocks(probes: readonly ProbeBounds[]): number | undefined {
   return even && odd ? Math.abs(midpoint(odd) - midpoint(even)) : undefined;
 }
 
-/**
- * Where a server's probes split into a run before and a run after (two or more each) that
- * each meet, the answers not merely alternating between two clocks; with the step's size.
- */
+/** Where a server's probes split into a run before and a run after (two or more each) that each meet; its size. */
 function stepPoint(probes: readonly ProbeBounds[]): { at: number; by: number } | undefined {
-  if (alternatingClocks(probes) !== undefined && probes.length >= 4) return undefined;
   for (let at = probes.length - 2; at >= 2; at -= 1) {
     const earlier = intersectAll(probes.slice(0, at));
     const later = intersectAll(probes.slice(at));
@@ -229,16 +253,25 @@ export interface Electorate {
   servers: number;
   /** Of those, still being probed (neither an interval nor a failure yet). */
   pending: number;
+  /**
+   * Of those, failed because their clock stepped while they were probed: they answered, and what stepped theirs may
+   * have stepped a survivor's by what its checks cannot resolve. One server alone is not published then.
+   */
+  stepped?: number;
 }
 
 /**
  * Whether a selection may be published: its truechimers are more than half of ALL the
  * distinct servers configured (one that failed or has not answered counts against it: an
  * attacker who silences honest servers gains nothing), or one server alone answered and
- * no other can any more (the one-server caveat: publishedBound leaves room for its Date lag).
+ * no other can any more, none having seen its clock step (the one-server caveat: publishedBound
+ * leaves room for its Date lag).
  */
 export function publishable(truechimers: number, answered: number, electorate: Electorate): boolean {
-  return truechimers * 2 > electorate.servers || (answered === 1 && truechimers === 1 && electorate.pending === 0);
+  return (
+    truechimers * 2 > electorate.servers ||
+    (answered === 1 && truechimers === 1 && electorate.pending === 0 && (electorate.stepped ?? 0) === 0)
+  );
 }
 
 /**

@@ -10,7 +10,7 @@ import { redactCredentials, silentLogger, type Logger } from '../../log.js';
 import { codedError, invalidArgValue, outOfRange } from '../../errors.js';
 import { addSeconds, diffSeconds, formatDuration, formatUtc, toSeconds, type Timespec } from '../../time.js';
 import { parseHttpDate, utcYear } from './date.js';
-import { DATE_LAG, errorAround, oneServerCaveat, type Interval } from './interval.js';
+import { DATE_LAG, errorAround, oneServerCaveat, type ClockFault, type Interval } from './interval.js';
 import {
   aimedProbeDue,
   checkOf,
@@ -145,6 +145,8 @@ export interface Estimate {
 export interface Measurement {
   result: MeasurementResult;
   estimate: Estimate | undefined;
+  /** Most servers' time moved during the measurement (conclusion.ts): what was held of them no longer holds. */
+  moved: Conclusion['moved'];
 }
 
 /** A failure as `kind: detail` (proxy credentials redacted). */
@@ -189,7 +191,15 @@ export async function waitUntil(clock: Clock, target: number, signal: AbortSigna
  */
 const FIRST_SPACING = 0.003;
 
-class ServerFailure extends Error {}
+class ServerFailure extends Error {
+  constructor(
+    message: string,
+    /** Its answers came from more than one clock. */
+    readonly clockFault?: ClockFault,
+  ) {
+    super(message);
+  }
+}
 
 const isStaleConnection = (error: unknown): boolean =>
   error instanceof Error &&
@@ -243,6 +253,8 @@ interface ServerOutcome {
   /** Sweep probes answered (strategy `sweep`). */
   swept: number;
   failure: string | null;
+  /** Why its answers cannot come from one clock, when that was its failure. */
+  clockFault: ClockFault | undefined;
   /** The sweep is over (or was never to be): the server no longer counts as pending. */
   sweepEnded: boolean;
   /** The https connections its answers came on, as the gate judged them. */
@@ -255,6 +267,7 @@ const newOutcome = (gate: TlsGate): ServerOutcome => ({
   verifications: 0,
   swept: 0,
   failure: null,
+  clockFault: undefined,
   sweepEnded: false,
   tls: new ServerTls(gate),
 });
@@ -312,7 +325,7 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       high: diffSeconds({ sec: date.seconds, nsec: 0 }, response.sendTime) + 1,
       rtt: diffSeconds(response.receiveTime, response.sendTime),
     });
-    if (next.fault !== undefined) throw new ServerFailure(next.fault);
+    if (next.fault !== undefined) throw new ServerFailure(next.fault.reason, next.fault);
     states.set(index, next.server);
     if (planned === undefined || planned.kind === 'bisect') outcome.probes += 1;
     else if (planned.kind === 'sweep') outcome.swept += 1;
@@ -362,6 +375,7 @@ async function measureServer(probing: ServerProbing): Promise<void> {
     states.set(index, { ...states.get(index), interval: undefined, failed: true });
     outcome.failure =
       error instanceof ServerFailure ? error.message : failureReason(signal.aborted ? signal.reason : error);
+    if (error instanceof ServerFailure) outcome.clockFault = error.clockFault;
     endSweep();
   }
 }
@@ -475,6 +489,7 @@ function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measur
       lows: server.lows,
       rtts: server.rtts,
       failure: outcome.failure,
+      clockFault: outcome.clockFault,
       validity,
     };
   });
@@ -509,11 +524,13 @@ function concludeAt(gathered: Gathered, end: ClockPair, logger?: Logger): Measur
     time: formatUtc(end.realtime),
     duration: diffSeconds(end.monotonicRaw, start.monotonicRaw),
   };
-  if (theta === undefined || error === undefined || bound === undefined) return { result, estimate: undefined };
+  const { moved } = conclusion;
+  if (theta === undefined || error === undefined || bound === undefined) return { result, estimate: undefined, moved };
   const trueTime = addSeconds(steadyEnd, theta);
   return {
     result,
     estimate: { monotonicRaw: end.monotonicRaw, trueTime, error, low: bound.low - theta, high: bound.high - theta },
+    moved,
   };
 }
 

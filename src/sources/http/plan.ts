@@ -27,6 +27,7 @@ import {
   select,
   serverBounds,
   width,
+  type ClockFault,
   type Interval,
   type UnprovenCheck,
   type ProbeBounds,
@@ -110,7 +111,9 @@ const SAME = 0.95;
  * bisecting probe, a high one before it. The first two reach at most VERIFY_REACH from the
  * aim (they still narrow a wide interval); the rest aim just outside the hard interval,
  * each side once on an odd and once on an even request, so that a load balancer taking its
- * backends in turn cannot answer every check from the backend that passes it.
+ * backends in turn cannot answer every check from the backend that passes it. The last
+ * second checks both sides around the server's own interval: a step of its clock before
+ * it is seen whichever way it went, and the estimate is as fresh as that second.
  */
 const VERIFY_PLAN: readonly (readonly Check[])[] = [
   [{ side: 'low', near: true }],
@@ -120,7 +123,10 @@ const VERIFY_PLAN: readonly (readonly Check[])[] = [
     { side: 'high', near: false },
     { side: 'low', near: false, own: true },
   ],
-  [{ side: 'high', near: false, own: true }],
+  [
+    { side: 'high', near: false, own: true },
+    { side: 'low', near: false, own: true },
+  ],
 ];
 
 type CheckSide = UnprovenCheck['side'];
@@ -212,7 +218,7 @@ export interface Answer {
 export function observe(
   server: ServerState,
   answer: Answer,
-): { server: ServerState; fault?: undefined } | { server?: undefined; fault: string } {
+): { server: ServerState; fault?: undefined } | { server?: undefined; fault: ClockFault } {
   const { dateSeconds, sendTime, receiveTime, check } = answer;
   const probe = probeInterval(dateSeconds, sendTime, receiveTime);
   const bounds = [...server.bounds, { ...probe, dateSeconds }];

@@ -108,6 +108,12 @@ describe('the electorate: a majority of all the servers configured', () => {
     expect(selection && publishedBound(selection, 1, 0)).toEqual({ low: 0.2, high: 0.3 });
   });
 
+  it('publishes no server alone where another saw its clock step: the survivor may have stepped unseen', () => {
+    const one = [{ low: 0.2, high: 0.3 }];
+    expect(select(one, { servers: 3, pending: 0, stepped: 1 })).toBeUndefined();
+    expect(select(one, { servers: 3, pending: 0, stepped: 0 })?.truechimers).toEqual([0]);
+  });
+
   it('spans every interval the tolerated liars of the electorate could leave: the truth is in the honest ones', () => {
     // Five configured, four answered: two may lie, so every point two cover is bounded (the
     // region three cover, where the two liars and one honest server meet, is not enough).
@@ -166,12 +172,16 @@ describe('serverBounds (one server, one clock?)', () => {
 
   it('names a step: the probes before and after a point each meet', () => {
     const { fault } = serverBounds([at(0.3), at(0.3), at(0.3), at(0.6), at(0.6)]);
-    expect(fault).toMatch(/^clock stepped by about 300\.0 ms between probes 3 and 4/);
+    expect(fault?.reason).toMatch(/^clock stepped by about 300\.0 ms between probes 3 and 4/);
+    expect(fault?.kind).toBe('stepped');
+    expect(fault?.step).toBeCloseTo(0.3, 6);
   });
 
   it('names several clocks when the answers alternate', () => {
     const { fault } = serverBounds([at(0.3), at(0.55), at(0.3), at(0.55)]);
-    expect(fault).toMatch(/^not one clock: .*alternate between clocks about 250\.0 ms apart/);
+    expect(fault?.reason).toMatch(/^not one clock: .*alternate between clocks about 250\.0 ms apart/);
+    expect(fault?.kind).toBe('clocks');
+    expect(fault?.step).toBeUndefined();
   });
 
   it('names two clocks answering in turn even where they repeat a second across more than one', () => {
@@ -186,7 +196,12 @@ describe('serverBounds (one server, one clock?)', () => {
       [-0.2, 0.9, 102],
       [-0.5, 0.5, 102],
     ].map(([low = 0, high = 0, dateSeconds = 0]) => ({ low, high, dateSeconds }));
-    expect(serverBounds(probes).fault).toMatch(/^not one clock: .*alternate between clocks/);
+    const { fault } = serverBounds(probes);
+    expect(fault?.reason).toMatch(/^not one clock: .*alternate between clocks/);
+    // The first five meet at 0.8, the last two at 0.3: one clock stepping back fits as well, and is named beside.
+    expect(fault?.kind).toBe('clocks');
+    expect(fault?.step).toBeCloseTo(-0.6, 9);
+    expect(fault?.reason).toMatch(/or one clock stepped by about -600\.0 ms after probe 5\)$/);
   });
 
   it('names a Date that does not advance', () => {
@@ -195,6 +210,9 @@ describe('serverBounds (one server, one clock?)', () => {
       { low: 0.2, high: 1.2, dateSeconds: 100 },
       { low: -0.9, high: 0.1, dateSeconds: 100 },
     ]);
-    expect(fault).toMatch(/^Date does not advance/);
+    expect(fault?.reason).toMatch(/^Date does not advance/);
+    // At least back from the first of them (0.2) to below the last (0.1).
+    expect(fault?.kind).toBe('stuck');
+    expect(fault?.step).toBeCloseTo(-0.1, 9);
   });
 });
