@@ -170,14 +170,54 @@ export function failureReason(error: unknown): string {
   return `${kind}: ${code ? `${code} ` : ''}${detail}`;
 }
 
-/** Waits until the local clock reads `target`: a timer for the bulk, then turns of the event loop. */
-export async function waitUntil(clock: Clock, target: number, signal: AbortSignal): Promise<void> {
-  const early = target - toSeconds(clock.realtime()) - 0.002;
-  if (early > 0) await sleep(early * 1000, undefined, { signal });
-  // Spinning through setImmediate keeps other servers' sockets served meanwhile.
-  while (toSeconds(clock.realtime()) < target) {
+/** Sleeps until about `target` on the local clock (a timer's ~1 ms), a turn of the loop at least. */
+async function sleepUntil(clock: Clock, target: number, signal: AbortSignal): Promise<void> {
+  await sleep(Math.max(0, target - toSeconds(clock.realtime())) * 1000, undefined, { signal });
+}
+
+/**
+ * When aimed requests go out: at their instants, read off the local clock by one spin of
+ * the event loop for every server (a timer alone is ~1 ms late), the earliest first. With
+ * each server spinning on its own, 50 spins a turn, and every answer worked out as it was
+ * read, the answers read after it waited to be stamped: 50 servers of one nginx on
+ * loopback had round trips of 6.2 ms median and 18 ms at the 90th percentile (0.15 ms
+ * alone). With one spin, and answers worked out a turn after they are read
+ * (measureServer), 1.1 ms and 5.0 ms.
+ */
+export class SendSchedule {
+  /** Waiting requests, earliest instant first. */
+  readonly #due: { at: number; go: () => void }[] = [];
+  #spinning = false;
+
+  readonly #clock: Clock;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  /** Resolves at `target` on the local clock (seconds), or in the first turn after it. */
+  async at(target: number, signal: AbortSignal): Promise<void> {
+    // A timer for the bulk; the last 2 ms in turns of the loop, which timers cannot resolve.
+    const early = target - toSeconds(this.#clock.realtime()) - 0.002;
+    if (early > 0) await sleep(early * 1000, undefined, { signal });
+    await new Promise<void>((go) => {
+      const later = this.#due.findIndex((waiting) => waiting.at > target);
+      this.#due.splice(later === -1 ? this.#due.length : later, 0, { at: target, go });
+      this.#spin();
+    });
     signal.throwIfAborted();
-    await nextTurn();
+  }
+
+  #spin(): void {
+    if (this.#spinning) return;
+    this.#spinning = true;
+    setImmediate(() => {
+      this.#spinning = false;
+      const now = toSeconds(this.#clock.realtime());
+      const due = this.#due.findIndex((waiting) => waiting.at > now);
+      for (const waiting of this.#due.splice(0, due === -1 ? this.#due.length : due)) waiting.go();
+      if (this.#due.length > 0) this.#spin();
+    });
   }
 }
 
@@ -272,6 +312,7 @@ interface ServerProbing {
   onSweepEnd: () => void;
   /** Seconds to wait before the first probe. */
   firstDelay: number;
+  schedule: SendSchedule;
   clock: Clock;
   signal: AbortSignal;
   logger: Logger;
@@ -280,7 +321,7 @@ interface ServerProbing {
 async function measureServer(probing: ServerProbing): Promise<void> {
   const { index, url, connection, probes, strategy, states, outcome, clock, signal, logger } = probing;
   const send = async (planned: PlannedProbe | undefined): Promise<void> => {
-    if (planned) await waitUntil(clock, planned.sendAt, signal);
+    if (planned) await probing.schedule.at(planned.sendAt, signal);
     const response = await probe(connection, url, clock).catch((error: unknown) => {
       // A kept-alive connection the other side closed as this request went out (a proxy
       // closing after each answer, with verification probes close behind): HEAD is
@@ -288,6 +329,8 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       if (signal.aborted || !isStaleConnection(error)) throw error;
       return probe(connection, url, clock);
     });
+    // What the answer says is worked out in a later turn: other answers read in this one are stamped first.
+    await nextTurn();
     outcome.rtt = Math.min(outcome.rtt ?? Infinity, diffSeconds(response.receiveTime, response.sendTime));
     if (response.age !== undefined) throw new ServerFailure(`cached: response carries Age: ${response.age}`);
     if (response.date === undefined) throw new ServerFailure(`no Date header (status ${response.statusCode})`);
@@ -345,9 +388,8 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       if (tick.dropPrior) states.set(index, { ...states.get(index), prior: undefined });
       states.set(index, { ...states.get(index), lastTick: tick.tick }, false);
       // The aim, which may need the team's posterior, is settled DECIDE_AHEAD before the
-      // earliest send; even with no time to spare, answers already read are stamped first.
-      await waitUntil(clock, tick.decideAt, signal);
-      await nextTurn();
+      // earliest send; even with no time to spare, in a later turn than the answers read by now.
+      await sleepUntil(clock, tick.decideAt, signal);
       const team = states.team(index, tick.tick);
       for (const planned of planProbes(states.get(index), tick.tick, team.aim, aimed, probes, team.support))
         await send(planned);
@@ -607,6 +649,7 @@ async function probeServers(
     },
     { once: true },
   );
+  const schedule = new SendSchedule(probing.clock);
   await Promise.all(
     urls.map(async (url, index): Promise<void> => {
       const first = duplicateOf[index];
@@ -632,6 +675,7 @@ async function probeServers(
         outcome,
         onSweepEnd,
         firstDelay,
+        schedule,
         clock,
         signal,
         logger,
