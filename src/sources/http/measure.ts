@@ -25,7 +25,7 @@ import {
   swept,
   unprovenCheckNote,
 } from './plan.js';
-import type { PlannedProbe, ServerState, Strategy, TeamPlan } from './plan.js';
+import type { CheckSpread, PlannedProbe, ServerState, Strategy, TeamPlan } from './plan.js';
 import { conclude, conclusionError, type Conclusion, type ServerEvidence, type ServerStatus } from './conclusion.js';
 import { createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
 import { serverUrl } from './servers.js';
@@ -260,14 +260,17 @@ class ServerStates {
   }
 
   /** Server `index`'s aim at tick `turn` as a team member, and the team's interval (undefined outside a team). */
-  team(index: number, turn: number): { aim: number | undefined; support: Interval | undefined } {
+  team(
+    index: number,
+    turn: number,
+  ): { aim: number | undefined; support: Interval | undefined; spread: CheckSpread | undefined } {
     if (this.#plan?.version !== this.#version || this.#plan.turn !== turn) {
       const plan = planTeam({ servers: this.servers, team: this.#team }, turn);
       this.#team = plan.team;
       this.#plan = { version: this.#version, turn, plan };
     }
-    const { aims, team, support } = this.#plan.plan;
-    return { aim: aims.get(index), support: team?.includes(index) ? support : undefined };
+    const { aims, team, support, spreads } = this.#plan.plan;
+    return { aim: aims.get(index), support: team?.includes(index) ? support : undefined, spread: spreads.get(index) };
   }
 
   /** The team's interval as its members' intervals stand, without working out a new plan (undefined outside a team). */
@@ -346,6 +349,7 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       sendTime: response.sendTime,
       receiveTime: response.receiveTime,
       check: checkOf(planned),
+      sendLag: planned && toSeconds(response.sendTime) - planned.sendAt,
     });
     logger.debug('http probe', {
       url: url.href,
@@ -354,6 +358,8 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       low: diffSeconds({ sec: date.seconds, nsec: 0 }, response.receiveTime),
       high: diffSeconds({ sec: date.seconds, nsec: 0 }, response.sendTime) + 1,
       rtt: diffSeconds(response.receiveTime, response.sendTime),
+      // How late the event loop sent it after its planned instant.
+      late: planned && toSeconds(response.sendTime) - planned.sendAt,
     });
     if (next.fault !== undefined) throw new ServerFailure(next.fault);
     states.set(index, next.server);
@@ -391,7 +397,15 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       // earliest send; even with no time to spare, in a later turn than the answers read by now.
       await sleepUntil(clock, tick.decideAt, signal);
       const team = states.team(index, tick.tick);
-      for (const planned of planProbes(states.get(index), tick.tick, team.aim, aimed, probes, team.support))
+      for (const planned of planProbes(
+        states.get(index),
+        tick.tick,
+        team.aim,
+        aimed,
+        probes,
+        team.support,
+        team.spread,
+      ))
         await send(planned);
     }
     settle();
