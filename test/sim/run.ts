@@ -158,7 +158,10 @@ export function simulate(
       continue;
     }
     const answer = track.server.answer(now);
-    const next = observe(track.state, { ...answer, check: checkOf(track.next.probe) });
+    // Released late only behind the server's previous answer (the model's loop is never busy); a sweep's is not lag.
+    const planned = track.next.probe;
+    const sendLag = planned && planned.kind !== 'sweep' ? now - planned.sendAt : undefined;
+    const next = observe(track.state, { ...answer, check: checkOf(planned), sendLag });
     if (next.fault !== undefined) {
       track.failure = next.fault;
       track.state = { ...track.state, interval: undefined, failed: true };

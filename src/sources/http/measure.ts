@@ -186,7 +186,7 @@ async function sleepUntil(clock: Clock, target: number, signal: AbortSignal): Pr
  */
 export class SendSchedule {
   /** Waiting requests, earliest instant first. */
-  readonly #due: { at: number; go: () => void }[] = [];
+  readonly #due: { at: number; go: (released: number) => void }[] = [];
   #spinning = false;
 
   readonly #clock: Clock;
@@ -195,17 +195,18 @@ export class SendSchedule {
     this.#clock = clock;
   }
 
-  /** Resolves at `target` on the local clock (seconds), or in the first turn after it. */
-  async at(target: number, signal: AbortSignal): Promise<void> {
+  /** Resolves at `target` on the local clock (seconds), or in the first turn after it, with the clock's reading. */
+  async at(target: number, signal: AbortSignal): Promise<number> {
     // A timer for the bulk; the last 2 ms in turns of the loop, which timers cannot resolve.
     const early = target - toSeconds(this.#clock.realtime()) - 0.002;
     if (early > 0) await sleep(early * 1000, undefined, { signal });
-    await new Promise<void>((go) => {
+    const released = await new Promise<number>((go) => {
       const later = this.#due.findIndex((waiting) => waiting.at > target);
       this.#due.splice(later === -1 ? this.#due.length : later, 0, { at: target, go });
       this.#spin();
     });
     signal.throwIfAborted();
+    return released;
   }
 
   #spin(): void {
@@ -215,7 +216,7 @@ export class SendSchedule {
       this.#spinning = false;
       const now = toSeconds(this.#clock.realtime());
       const due = this.#due.findIndex((waiting) => waiting.at > now);
-      for (const waiting of this.#due.splice(0, due === -1 ? this.#due.length : due)) waiting.go();
+      for (const waiting of this.#due.splice(0, due === -1 ? this.#due.length : due)) waiting.go(now);
       if (this.#due.length > 0) this.#spin();
     });
   }
@@ -324,7 +325,12 @@ interface ServerProbing {
 async function measureServer(probing: ServerProbing): Promise<void> {
   const { index, url, connection, probes, strategy, states, outcome, clock, signal, logger } = probing;
   const send = async (planned: PlannedProbe | undefined): Promise<void> => {
-    if (planned) await probing.schedule.at(planned.sendAt, signal);
+    let sendLag: number | undefined;
+    if (planned) {
+      const released = await probing.schedule.at(planned.sendAt, signal);
+      // The loop's lag alone: not a connection being opened, nor a sweep probe's wait for the answer before it.
+      if (planned.kind !== 'sweep') sendLag = released - planned.sendAt;
+    }
     const response = await probe(connection, url, clock).catch((error: unknown) => {
       // A kept-alive connection the other side closed as this request went out (a proxy
       // closing after each answer, with verification probes close behind): HEAD is
@@ -349,7 +355,7 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       sendTime: response.sendTime,
       receiveTime: response.receiveTime,
       check: checkOf(planned),
-      sendLag: planned && toSeconds(response.sendTime) - planned.sendAt,
+      sendLag,
     });
     logger.debug('http probe', {
       url: url.href,

@@ -35,6 +35,7 @@ import {
   asymmetrySigma,
   bestLogLikelihood,
   logLikelihoodAt,
+  madSigma,
   median,
   posteriorMedian,
   posteriorQuantiles,
@@ -53,7 +54,10 @@ export interface ServerState {
   /** Each answer's symmetric lower bound (posterior.ts). */
   lows: readonly number[];
   rtts: readonly number[];
-  /** How late each aimed request went out after its planned instant (the one event loop was busy), seconds. */
+  /**
+   * How late the event loop released each aimed request after its planned instant, seconds (not a sweep's, which
+   * waits for the answer before it).
+   */
   sendLags: readonly number[];
   /** Where its theta is expected (aiming only, never a bound). */
   prior: Interval | undefined;
@@ -209,7 +213,7 @@ export interface Answer {
   receiveTime: Timespec;
   /** The probe was a verification probe below or above the interval, aimed at `aim`. */
   check?: { side: CheckSide; aim: number } | undefined;
-  /** An aimed probe: how late it went out after its planned instant, seconds. */
+  /** An aimed probe: how late the event loop released it after its planned instant, seconds. */
   sendLag?: number | undefined;
 }
 
@@ -297,13 +301,13 @@ export function verifyMargin(server: ServerState): number {
 }
 
 /**
- * How late the loop sends the server's requests, at worst but for outliers: the median and 4 sigma (from the median
- * absolute deviation). 50 servers' checks went out 2-4 ms late at the median, behind the others' answers.
+ * How late the loop releases the server's requests, at worst but for outliers: the median and 4 sigma (from the
+ * median absolute deviation); 50 servers' checks went out 2-4 ms late at the median, behind the others' answers. At
+ * most CHECK_SPREAD: a check later than that is asked again (RECHECKS), not let off with a coarser margin.
  */
 function sendLagAllowance({ sendLags }: ServerState): number {
   if (sendLags.length === 0) return 0;
-  const typical = median(sendLags);
-  return typical + 4 * 1.4826 * median(sendLags.map((lag) => Math.abs(lag - typical)));
+  return Math.min(CHECK_SPREAD, median(sendLags) + 4 * madSigma(sendLags));
 }
 
 /** The verification probes of aimed probe `aimed` (1-based) of `probes` (after them: the slow ones again). */
@@ -369,13 +373,11 @@ export function planTick(
   const own = ownQuantiles(server, interval);
   const prior = livePrior(server, own);
   let highest = prior ? Math.min(own.top, Math.max(prior.high, own.first)) : own.top;
-  // Room for a high verification probe: it aims at most this far above any aim up to `highest`.
+  // Room for a high verification probe: it aims at most this far above any aim up to `highest` (a team formed by
+  // the time its aims are settled spreads it).
   for (const check of checksOf(server, aimed, probes))
     if (check.side === 'high')
-      highest = Math.max(
-        highest,
-        checkAim(server, teamSupport, highest, check, teamSupport && WIDEST_SPREAD) ?? highest,
-      );
+      highest = Math.max(highest, checkAim(server, teamSupport, highest, check, WIDEST_SPREAD) ?? highest);
   const up = upDelay(server);
   const tick = Math.max(Math.ceil(now + TICK_LEAD + up + highest), server.lastTick + 1);
   return {

@@ -195,6 +195,23 @@ describe("a team's checks", () => {
         expect((sorted[rank] ?? NaN) - (sorted[rank - 1] ?? NaN)).toBeGreaterThanOrEqual(TEAM_SPACING * (1 - 1e-9));
       expect((sorted[49] ?? NaN) - (sorted[0] ?? NaN)).toBeLessThanOrEqual(CHECK_SPREAD * (1 + 1e-9));
     }
+    // By aim, ascending (the order the bisecting probes go out, reversed): low checks go out latest first, high ones
+    // earliest first, so that each member's check stays as far from its own bisecting probe.
+    // (Members whose aim their own probes make implausible take none, and still check.)
+    const byAim = team
+      .flatMap((index) => {
+        const aim = plan.aims.get(index);
+        return aim === undefined ? [] : [{ aim, probes: planned[index] ?? [] }];
+      })
+      .sort((a, b) => a.aim - b.aim);
+    expect(byAim.length).toBeGreaterThan(3);
+    const sendOf = (probes: readonly PlannedProbe[], kind: string): number =>
+      probes.find((probe) => probe.kind === kind)?.sendAt ?? NaN;
+    for (let rank = 1; rank < byAim.length; rank += 1) {
+      const [before, after] = [byAim[rank - 1]?.probes ?? [], byAim[rank]?.probes ?? []];
+      expect(sendOf(after, 'verify-low')).toBeLessThan(sendOf(before, 'verify-low'));
+      expect(sendOf(after, 'verify-high')).toBeLessThan(sendOf(before, 'verify-high'));
+    }
     // Below and above the team's interval, by more than the noise and the Date staleness allowance.
     for (const probes of planned) {
       const low = probes.find((probe) => probe.kind === 'verify-low');
@@ -211,6 +228,10 @@ describe("a team's checks", () => {
     const [late] = planProbes(lagging, 101, undefined, 5, 8).filter((probe) => probe.kind === 'verify-low');
     // Median 2.5 ms, and 4 sigma of the spread (MAD 0.5 ms).
     expect((onTime?.aim ?? NaN) - (late?.aim ?? NaN)).toBeCloseTo(0.0025 + 4 * 1.4826 * 0.0005, 6);
+    // A loop (or a path) that late gets no coarser checks than CHECK_SPREAD: its late checks are asked again.
+    const stalled = { ...server, sendLags: [0.1, 0.3, 0.2] };
+    const [capped] = planProbes(stalled, 101, undefined, 5, 8).filter((probe) => probe.kind === 'verify-low');
+    expect((onTime?.aim ?? NaN) - (capped?.aim ?? NaN)).toBeCloseTo(CHECK_SPREAD, 6);
   });
 });
 
