@@ -170,11 +170,6 @@ export function failureReason(error: unknown): string {
   return `${kind}: ${code ? `${code} ` : ''}${detail}`;
 }
 
-/** Sleeps until about `target` on the local clock (a timer's ~1 ms), a turn of the loop at least. */
-async function sleepUntil(clock: Clock, target: number, signal: AbortSignal): Promise<void> {
-  await sleep(Math.max(0, target - toSeconds(clock.realtime())) * 1000, undefined, { signal });
-}
-
 /**
  * When aimed requests go out: at their instants, read off the local clock by one spin of
  * the event loop for every server (a timer alone is ~1 ms late), the earliest first. With
@@ -400,8 +395,11 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       if (tick.dropPrior) states.set(index, { ...states.get(index), prior: undefined });
       states.set(index, { ...states.get(index), lastTick: tick.tick }, false);
       // The aim, which may need the team's posterior, is settled DECIDE_AHEAD before the
-      // earliest send; even with no time to spare, in a later turn than the answers read by now.
-      await sleepUntil(clock, tick.decideAt, signal);
+      // earliest send, in a turn after the sockets were read: the answers that came by then are
+      // in. (On a timer, before that turn's reads, ServerClock's suite missed a step of all three
+      // servers under load.)
+      await probing.schedule.at(tick.decideAt, signal);
+      await nextTurn();
       const team = states.team(index, tick.tick);
       for (const planned of planProbes(
         states.get(index),
