@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { promisify } from 'node:util';
 import { realtime, systemClock } from '../src/clock.js';
 import { parseHttpDate, utcYear } from '../src/sources/http/date.js';
-import { measureOffset, waitUntil } from '../src/sources/http/measure.js';
+import { measureOffset, SendSchedule } from '../src/sources/http/measure.js';
 import {
   asymmetrySigma,
   median,
@@ -267,13 +267,14 @@ async function aimedAtTruth(urls: string[], truth: number): Promise<ProbeGroup[]
     );
     const lows: number[][] = urls.map(() => []);
     const start = toSeconds(systemClock.realtime());
+    const schedule = new SendSchedule(systemClock);
     for (let round = 0; round < PROBES; round += 1) {
       // Local time when the server's clock reads a whole second: t + truth is an integer.
       const tick = Math.ceil(start + truth) + 1 + round - truth;
       await Promise.all(
         urls.map(async (url, index) => {
           const ownRtts = rtts[index] ?? [];
-          await waitUntil(systemClock, tick - median(ownRtts) / 2, signal);
+          await schedule.at(tick - median(ownRtts) / 2, signal);
           const response = await probe(connections[index] as ProbeConnection, new URL(url), systemClock);
           const date = parseHttpDate(response.date ?? '', utcYear(response.sendTime.sec));
           const rtt = diffSeconds(response.receiveTime, response.sendTime);

@@ -20,6 +20,7 @@ import {
   type PlannedProbe,
   type ServerState,
   type Strategy,
+  type CheckSpread,
   type TeamPlan,
 } from '../../src/sources/http/plan.js';
 import { conclude, conclusionError, type Conclusion } from '../../src/sources/http/conclusion.js';
@@ -103,14 +104,21 @@ export function simulate(
   let team: readonly number[] | undefined;
   let teamCache: { version: number; turn: number; plan: TeamPlan } | undefined;
   let version = 0;
-  const teamOf = (index: number, turn: number): { aim: number | undefined; support: Interval | undefined } => {
+  const teamOf = (
+    index: number,
+    turn: number,
+  ): { aim: number | undefined; support: Interval | undefined; spread: CheckSpread | undefined } => {
     if (teamCache?.version !== version || teamCache.turn !== turn) {
       const plan = planTeam({ servers: tracks.map((track) => track.state), team }, turn);
       team = plan.team;
       teamCache = { version, turn, plan };
     }
-    const { aims, support } = teamCache.plan;
-    return { aim: aims.get(index), support: teamCache.plan.team?.includes(index) ? support : undefined };
+    const { aims, support, spreads } = teamCache.plan;
+    return {
+      aim: aims.get(index),
+      support: teamCache.plan.team?.includes(index) ? support : undefined,
+      spread: spreads.get(index),
+    };
   };
   const scheduleTick = (track: Track, now: number): void => {
     track.aimed += 1;
@@ -143,8 +151,8 @@ export function simulate(
     if (track === undefined) break;
     const now = track.next.at;
     if (track.next.action === 'decide') {
-      const { aim, support } = teamOf(index, track.tick);
-      track.queue = planProbes(track.state, track.tick, aim, track.aimed, probes, support);
+      const { aim, support, spread } = teamOf(index, track.tick);
+      track.queue = planProbes(track.state, track.tick, aim, track.aimed, probes, support, spread);
       const first = track.queue.shift();
       track.next = first
         ? { at: Math.max(now, first.sendAt), action: 'send', probe: first }
@@ -152,7 +160,10 @@ export function simulate(
       continue;
     }
     const answer = track.server.answer(now);
-    const next = observe(track.state, { ...answer, check: checkOf(track.next.probe) });
+    // Released late only behind the server's previous answer (the model's loop is never busy); a sweep's is not lag.
+    const planned = track.next.probe;
+    const sendLag = planned && planned.kind !== 'sweep' ? now - planned.sendAt : undefined;
+    const next = observe(track.state, { ...answer, check: checkOf(planned), sendLag });
     if (next.fault !== undefined) {
       track.failure = next.fault.reason;
       track.clockFault = next.fault;

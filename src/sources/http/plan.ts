@@ -36,6 +36,7 @@ import {
   asymmetrySigma,
   bestLogLikelihood,
   logLikelihoodAt,
+  madSigma,
   median,
   posteriorMedian,
   posteriorQuantiles,
@@ -54,6 +55,11 @@ export interface ServerState {
   /** Each answer's symmetric lower bound (posterior.ts). */
   lows: readonly number[];
   rtts: readonly number[];
+  /**
+   * How late the event loop released each aimed request after its planned instant, seconds (not a sweep's, which
+   * waits for the answer before it).
+   */
+  sendLags: readonly number[];
   /** Where its theta is expected (aiming only, never a bound). */
   prior: Interval | undefined;
   /** The latest tick aimed at or Date second seen: the next tick is a later one. */
@@ -74,6 +80,7 @@ export const emptyServer = (prior: Interval | undefined): ServerState => ({
   bounds: [],
   lows: [],
   rtts: [],
+  sendLags: [],
   prior,
   lastTick: -Infinity,
   unprovenChecks: [],
@@ -212,6 +219,8 @@ export interface Answer {
   receiveTime: Timespec;
   /** The probe was a verification probe below or above the interval, aimed at `aim`. */
   check?: { side: CheckSide; aim: number } | undefined;
+  /** An aimed probe: how late the event loop released it after its planned instant, seconds. */
+  sendLag?: number | undefined;
 }
 
 /** The server after an answer, or why its answers cannot come from one steady clock. */
@@ -219,7 +228,7 @@ export function observe(
   server: ServerState,
   answer: Answer,
 ): { server: ServerState; fault?: undefined } | { server?: undefined; fault: ClockFault } {
-  const { dateSeconds, sendTime, receiveTime, check } = answer;
+  const { dateSeconds, sendTime, receiveTime, check, sendLag } = answer;
   const probe = probeInterval(dateSeconds, sendTime, receiveTime);
   const bounds = [...server.bounds, { ...probe, dateSeconds }];
   const checked = serverBounds(bounds);
@@ -231,6 +240,7 @@ export function observe(
       bounds,
       lows: [...server.lows, symmetricLow(dateSeconds, sendTime, receiveTime)],
       rtts: [...server.rtts, diffSeconds(receiveTime, sendTime)],
+      sendLags: sendLag === undefined ? server.sendLags : [...server.sendLags, sendLag],
       lastTick: Math.max(server.lastTick, dateSeconds),
       unprovenChecks: check ? unprovenAfter(server, check, probe) : server.unprovenChecks,
     },
@@ -289,7 +299,21 @@ const upDelay = (server: ServerState): number => median(server.rtts) / 2;
 export function verifyMargin(server: ServerState): number {
   // The spread without outliers: a few slow round trips must not push the checks past the step they are there to
   // see; a check that comes back late is sent again instead (RECHECKS).
-  return Math.max(VERIFY_MARGIN, median(server.rtts) + 4 * typicalAsymmetrySigma(server.rtts)) + DATE_STALENESS;
+  return (
+    Math.max(VERIFY_MARGIN, median(server.rtts) + 4 * typicalAsymmetrySigma(server.rtts)) +
+    DATE_STALENESS +
+    sendLagAllowance(server)
+  );
+}
+
+/**
+ * How late the loop releases the server's requests, at worst but for outliers: the median and 4 sigma (from the
+ * median absolute deviation); 50 servers' checks went out 2-4 ms late at the median, behind the others' answers. At
+ * most CHECK_SPREAD: a check later than that is asked again (RECHECKS), not let off with a coarser margin.
+ */
+function sendLagAllowance({ sendLags }: ServerState): number {
+  if (sendLags.length === 0) return 0;
+  return Math.min(CHECK_SPREAD, median(sendLags) + 4 * madSigma(sendLags));
 }
 
 /** The verification probes of aimed probe `aimed` (1-based) of `probes` (after them: the slow ones again). */
@@ -309,10 +333,11 @@ function checkAim(
   teamSupport: Interval | undefined,
   aim: number,
   { side, near, own }: Check,
+  spread: CheckSpread = NO_SPREAD,
 ): number | undefined {
   const around = (own ? undefined : teamSupport) ?? server.interval;
   if (around === undefined) return undefined;
-  const margin = verifyMargin(server);
+  const margin = verifyMargin(server) + spread[side];
   const reach = near ? Math.max(VERIFY_REACH, margin) : Infinity;
   const target =
     side === 'low' ? Math.max(around.low - margin, aim - reach) : Math.min(around.high + margin, aim + reach);
@@ -354,9 +379,11 @@ export function planTick(
   const own = ownQuantiles(server, interval);
   const prior = livePrior(server, own);
   let highest = prior ? Math.min(own.top, Math.max(prior.high, own.first)) : own.top;
-  // Room for a high verification probe: it aims at most this far above any aim up to `highest`.
+  // Room for a high verification probe: it aims at most this far above any aim up to `highest` (a team formed by
+  // the time its aims are settled spreads it).
   for (const check of checksOf(server, aimed, probes))
-    if (check.side === 'high') highest = Math.max(highest, checkAim(server, teamSupport, highest, check) ?? highest);
+    if (check.side === 'high')
+      highest = Math.max(highest, checkAim(server, teamSupport, highest, check, WIDEST_SPREAD) ?? highest);
   const up = upDelay(server);
   const tick = Math.max(Math.ceil(now + TICK_LEAD + up + highest), server.lastTick + 1);
   return {
@@ -369,7 +396,7 @@ export function planTick(
 /**
  * The probes of one tick, in sending order: the bisecting one (at the team's aim for it,
  * `teamAim`, or its own), and in the last seconds verification probes (around the team's
- * interval `teamSupport` for a member).
+ * interval `teamSupport` for a member, `spread` farther out).
  */
 export function planProbes(
   server: ServerState,
@@ -378,6 +405,7 @@ export function planProbes(
   aimed: number,
   probes: number,
   teamSupport?: Interval,
+  spread?: CheckSpread,
 ): PlannedProbe[] {
   const { interval } = server;
   if (interval === undefined) return [];
@@ -391,7 +419,7 @@ export function planProbes(
   // A recheck's second has no bisecting probe: a slow answer to it would hold the check back again.
   const planned: PlannedProbe[] = aimed < probes ? [{ kind: 'bisect', aim, sendAt: tick - aim - up }] : [];
   for (const check of checksOf(server, aimed, probes)) {
-    const target = checkAim(server, teamSupport, aim, check);
+    const target = checkAim(server, teamSupport, aim, check, spread);
     if (target !== undefined)
       planned.push({
         kind: check.side === 'low' ? 'verify-low' : 'verify-high',
@@ -408,6 +436,8 @@ export interface TeamPlan {
   aims: ReadonlyMap<number, number>;
   /** The interval the team's members share (where the team's time is), with two or more members. */
   support: Interval | undefined;
+  /** How much farther out than the margin each member's verification probes aim (by server index). */
+  spreads: ReadonlyMap<number, CheckSpread>;
 }
 
 interface Answered {
@@ -507,6 +537,29 @@ function spaced(aims: readonly number[]): number[] {
 /** The golden ratio's fraction: successive multiples of it mod 1 spread evenly. */
 const GOLDEN = (Math.sqrt(5) - 1) / 2;
 
+/** How much farther out than the margin a server's verification probes aim, below and above (seconds). */
+export type CheckSpread = Readonly<Record<CheckSide, number>>;
+
+const NO_SPREAD: CheckSpread = { low: 0, high: 0 };
+
+/**
+ * A team's verification probes are spread over this much at most, TEAM_SPACING apart by
+ * rank (seconds). All aimed at the team's edge, 50 members' checks fell due at one instant
+ * and went out one after another, the low ones each behind its own bisecting probe's answer:
+ * 4 ms late at the median, 12 ms at the 90th percentile, and a quarter of them had to be
+ * sent again in an added second. The member whose bisecting probe goes out last (the
+ * lowest aim) sends its low check last, and the first its high check first.
+ */
+export const CHECK_SPREAD = 0.015;
+
+const WIDEST_SPREAD: CheckSpread = { low: CHECK_SPREAD, high: CHECK_SPREAD };
+
+/** The spread of the checks of the member of rank `rank` (its aim's, ascending) of `count`. */
+function checkSpread(rank: number, count: number): CheckSpread {
+  const step = Math.min(TEAM_SPACING, CHECK_SPREAD / Math.max(1, count - 1));
+  return { low: (count - 1 - rank) * step, high: rank * step };
+}
+
 /**
  * The rank (quantile) of the member at `position` at tick `turn`: the ranks shift by the
  * golden fraction of the team each second, so that over a few seconds every member lands on
@@ -531,7 +584,7 @@ const groupsOf = (state: PlanState, indexes: readonly number[]): ProbeGroup[] =>
  */
 export function planTeam(state: PlanState, turn = 0): TeamPlan {
   const formed = state.team ?? formTeam(state);
-  if (formed.length < 2) return { team: state.team?.slice(), aims: new Map(), support: undefined };
+  if (formed.length < 2) return { team: state.team?.slice(), aims: new Map(), support: undefined, spreads: new Map() };
   const best = bestOf;
   let members = answeredOf(state, formed);
   const selection = select(members.map((member) => member.interval));
@@ -559,7 +612,8 @@ export function planTeam(state: PlanState, turn = 0): TeamPlan {
   }
   const team = members.map((member) => member.index);
   const support = intersectAll(members.map((member) => member.interval));
-  if (team.length < 2 || support === undefined) return { team, aims: new Map(), support: undefined };
+  if (team.length < 2 || support === undefined)
+    return { team, aims: new Map(), support: undefined, spreads: new Map() };
   // The priors only place the aim (never a bound): the region more than half of the team's
   // members share, where the answers so far allow it.
   const priors = team.flatMap((index) => state.servers[index]?.prior ?? []);
@@ -571,6 +625,9 @@ export function planTeam(state: PlanState, turn = 0): TeamPlan {
   return {
     team,
     support,
+    spreads: new Map(
+      team.map((index, position) => [index, checkSpread(rankAt(position, team.length, turn), team.length)]),
+    ),
     aims: new Map(
       team.flatMap((index, position) => {
         const aim = quantiles[rankAt(position, team.length, turn)];

@@ -53,14 +53,17 @@ export function median(values: readonly number[]): number {
     : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2;
 }
 
-/**
- * The asymmetry's spread from the round trips' median absolute deviation (scaled to a standard deviation, halved as
- * asymmetrySigma is): what a few stalled round trips do not move.
- */
-export function typicalAsymmetrySigma(rtts: readonly number[]): number {
-  const typical = median(rtts);
-  return (1.4826 * median(rtts.map((rtt) => Math.abs(rtt - typical)))) / 2;
+/** A standard deviation from the median absolute deviation: what a few outliers do not move. */
+export function madSigma(values: readonly number[]): number {
+  const typical = median(values);
+  return 1.4826 * median(values.map((value) => Math.abs(value - typical)));
 }
+
+/**
+ * The asymmetry's spread from the round trips' median absolute deviation (halved as asymmetrySigma is): what a few
+ * stalled round trips do not move.
+ */
+export const typicalAsymmetrySigma = (rtts: readonly number[]): number => madSigma(rtts) / 2;
 
 /**
  * The asymmetry's standard deviation from the round trips: Var(e) = Var(up - down) / 4 = Var(rtt) / 4 for independent

@@ -14,6 +14,7 @@ import {
   standingSupport,
   RECHECKS,
   TEAM_SPACING,
+  CHECK_SPREAD,
   settled,
   type PlannedProbe,
   type ServerState,
@@ -163,6 +164,74 @@ describe('planTeam with many members', () => {
     }
     expect(sides.size).toBeGreaterThan(25);
     for (const seen of sides.values()) expect([...seen].sort()).toEqual(['above', 'below']);
+  });
+});
+
+describe("a team's checks", () => {
+  // 50 members on one clock, each [0.5, 0.502] from 1 ms round trips, at their last seconds (checks just outside).
+  const ensemble = new Ensemble(Array.from({ length: 50 }, () => undefined));
+  for (let index = 0; index < 50; index += 1) ensemble.update(index, { low: 0.5, high: 0.502 }, [0.5, -0.498], [0.001]);
+  const team = ensemble.servers.map((_, index) => index);
+
+  it('go out TEAM_SPACING apart by rank, over CHECK_SPREAD at most, not at one instant', () => {
+    const plan = planTeam({ servers: ensemble.servers, team }, 6);
+    const planned = team.map((index) =>
+      planProbes(
+        ensemble.servers[index] as ServerState,
+        101,
+        plan.aims.get(index),
+        6,
+        8,
+        plan.support,
+        plan.spreads.get(index),
+      ),
+    );
+    const sends = (kind: string): number[] =>
+      planned.flatMap((probes) => probes.filter((probe) => probe.kind === kind).map((probe) => probe.sendAt));
+    for (const kind of ['verify-low', 'verify-high']) {
+      const sorted = sends(kind).sort((a, b) => a - b);
+      expect(sorted).toHaveLength(50);
+      for (let rank = 1; rank < sorted.length; rank += 1)
+        expect((sorted[rank] ?? NaN) - (sorted[rank - 1] ?? NaN)).toBeGreaterThanOrEqual(TEAM_SPACING * (1 - 1e-9));
+      expect((sorted[49] ?? NaN) - (sorted[0] ?? NaN)).toBeLessThanOrEqual(CHECK_SPREAD * (1 + 1e-9));
+    }
+    // By aim, ascending (the order the bisecting probes go out, reversed): low checks go out latest first, high ones
+    // earliest first, so that each member's check stays as far from its own bisecting probe.
+    // (Members whose aim their own probes make implausible take none, and still check.)
+    const byAim = team
+      .flatMap((index) => {
+        const aim = plan.aims.get(index);
+        return aim === undefined ? [] : [{ aim, probes: planned[index] ?? [] }];
+      })
+      .sort((a, b) => a.aim - b.aim);
+    expect(byAim.length).toBeGreaterThan(3);
+    const sendOf = (probes: readonly PlannedProbe[], kind: string): number =>
+      probes.find((probe) => probe.kind === kind)?.sendAt ?? NaN;
+    for (let rank = 1; rank < byAim.length; rank += 1) {
+      const [before, after] = [byAim[rank - 1]?.probes ?? [], byAim[rank]?.probes ?? []];
+      expect(sendOf(after, 'verify-low')).toBeLessThan(sendOf(before, 'verify-low'));
+      expect(sendOf(after, 'verify-high')).toBeLessThan(sendOf(before, 'verify-high'));
+    }
+    // Below and above the team's interval, by more than the noise and the Date staleness allowance.
+    for (const probes of planned) {
+      const low = probes.find((probe) => probe.kind === 'verify-low');
+      const high = probes.find((probe) => probe.kind === 'verify-high');
+      expect(low?.aim).toBeLessThanOrEqual(0.5 - 0.004 + 1e-9);
+      expect(high?.aim).toBeGreaterThanOrEqual(0.502 + 0.004 - 1e-9);
+    }
+  });
+
+  it("aim beyond the loop's usual lag: a server whose requests went out late checks farther out", () => {
+    const server = ensemble.servers[0] as ServerState;
+    const [onTime] = planProbes(server, 101, undefined, 5, 8).filter((probe) => probe.kind === 'verify-low');
+    const lagging = { ...server, sendLags: [0.002, 0.003, 0.002, 0.004] };
+    const [late] = planProbes(lagging, 101, undefined, 5, 8).filter((probe) => probe.kind === 'verify-low');
+    // Median 2.5 ms, and 4 sigma of the spread (MAD 0.5 ms).
+    expect((onTime?.aim ?? NaN) - (late?.aim ?? NaN)).toBeCloseTo(0.0025 + 4 * 1.4826 * 0.0005, 6);
+    // A loop (or a path) that late gets no coarser checks than CHECK_SPREAD: its late checks are asked again.
+    const stalled = { ...server, sendLags: [0.1, 0.3, 0.2] };
+    const [capped] = planProbes(stalled, 101, undefined, 5, 8).filter((probe) => probe.kind === 'verify-low');
+    expect((onTime?.aim ?? NaN) - (capped?.aim ?? NaN)).toBeCloseTo(CHECK_SPREAD, 6);
   });
 });
 
