@@ -3,6 +3,7 @@
 // inside it from the truechimers' joint posterior (posterior.ts), and a verdict per server.
 import { DATE_LAG, errorAround, midpoint, publishedBound, select } from './interval.js';
 import type { ClockFault, Electorate, Interval, Selection } from './interval.js';
+import { formatDuration } from '../../time.js';
 import { asymmetrySigma, median, posteriorMedian, posteriorQuantiles, type ProbeGroup } from './posterior.js';
 import { selectWithinValidity } from './validity.js';
 
@@ -44,7 +45,7 @@ export interface Conclusion {
   /**
    * More than half of the servers answered from more than one clock (stepped, a Date stuck, or several clocks): the
    * time they serve moved during the measurement, and nothing is published. `step`: the median of the steps seen,
-   * seconds (undefined where none was).
+   * seconds, where more than half of the servers showed one.
    */
   moved: { step: number | undefined } | undefined;
 }
@@ -83,22 +84,28 @@ export interface ConclusionOptions {
 export function conclude(servers: readonly ServerEvidence[], options: ConclusionOptions = {}): Conclusion {
   const { shift = 0, dateLag = DATE_LAG } = options;
   const faults = servers.flatMap((server) => (server.clockFault ? [server.clockFault] : []));
-  const stepped = faults.filter((fault) => fault.kind === 'stepped').length;
-  const electorate = { ...(options.electorate ?? { servers: servers.length, pending: 0 }), stepped };
+  // Every fault a step fits (a stuck Date reads as a step back): whoever showed one may share a survivor's upstream.
   const steps = faults.flatMap((fault) => (fault.step === undefined ? [] : [fault.step]));
+  const electorate = { ...(options.electorate ?? { servers: servers.length, pending: 0 }), stepped: steps.length };
+  // A step is named only where most servers showed one: a minority cannot choose it.
   const moved =
-    faults.length * 2 > electorate.servers ? { step: steps.length > 0 ? median(steps) : undefined } : undefined;
+    faults.length * 2 > electorate.servers
+      ? { step: steps.length * 2 > electorate.servers ? median(steps) : undefined }
+      : undefined;
   const candidates = servers.flatMap((server, index) =>
     server.interval ? [{ index, interval: server.interval, validity: server.validity }] : [],
   );
   // What is published must lie where every contributing server's certificates are valid:
   // a server whose certificates are not is left out and the selection made again.
-  const { selection, outside } = selectWithinValidity(
-    candidates,
-    (intervals) => select(intervals, electorate),
-    (found) => publishedBound(found, candidates.length, dateLag),
-    electorate,
-  );
+  const { selection, outside } =
+    moved === undefined
+      ? selectWithinValidity(
+          candidates,
+          (intervals) => select(intervals, electorate),
+          (found) => publishedBound(found, candidates.length, dateLag),
+          electorate,
+        )
+      : { selection: undefined, outside: new Map<number, Interval>() };
   const truechimers = new Set(selection?.truechimers.map((position) => candidates[position]?.index));
   const outsideByServer = new Map(
     [...outside].map(([position, agreed]) => [candidates[position]?.index ?? -1, agreed]),
@@ -131,20 +138,9 @@ export function conclude(servers: readonly ServerEvidence[], options: Conclusion
     return { offset, status: 'falseticker', reason: `${excludes}${lag}` };
   });
   const reason =
-    moved !== undefined
-      ? `${faults.length} of the ${electorate.servers} servers answered from more than one clock` +
-        (moved.step === undefined ? '' : ` (a step of about ${(moved.step * 1000).toFixed(1)} ms, their median)`) +
-        ': the time they serve moved during the measurement'
-      : candidates.length === 0
-        ? `no server gave a usable Date (${servers.length} failed)`
-        : selection === undefined
-          ? outside.size > 0
-            ? `no majority once the ${outside.size} server(s) whose certificates are not valid at the agreed time ` +
-              `are left out: no region is shared by more than half of the ${electorate.servers} servers ` +
-              `(${candidates.length} answered)`
-            : `no majority: no region is shared by more than half of the ${electorate.servers} servers ` +
-              `(${candidates.length} answered)`
-          : null;
+    selection === undefined
+      ? noEstimateReason({ servers: servers.length, answered: candidates.length, electorate, faults, moved, outside })
+      : null;
   let theta: number | undefined;
   if (selection && bound) {
     const team = selection.truechimers.flatMap((position) => {
@@ -155,6 +151,39 @@ export function conclude(servers: readonly ServerEvidence[], options: Conclusion
     theta = clamp(jointMedian, bound);
   }
   return { selection, bound, theta, answered: candidates.length, servers: verdicts, reason, moved };
+}
+
+/** Why a conclusion publishes nothing. */
+function noEstimateReason(why: {
+  servers: number;
+  answered: number;
+  electorate: Required<Electorate>;
+  faults: readonly ClockFault[];
+  moved: Conclusion['moved'];
+  outside: ReadonlyMap<number, Interval>;
+}): string {
+  const { servers, answered, electorate, faults, moved, outside } = why;
+  if (moved !== undefined) {
+    const step =
+      moved.step === undefined
+        ? ''
+        : ` (a step of about ${moved.step < 0 ? '-' : '+'}${formatDuration(moved.step)}, their median)`;
+    return (
+      `${faults.length} of the ${electorate.servers} servers answered from more than one clock${step}: the time ` +
+      'they serve moved during the measurement'
+    );
+  }
+  if (answered === 0) return `no server gave a usable Date (${servers} failed)`;
+  if (answered === 1 && electorate.stepped > 0 && electorate.pending === 0)
+    return (
+      `one server alone is not published beside ${electorate.stepped} whose clock may have stepped during the ` +
+      'measurement: what stepped theirs may have stepped its own by less than its checks can see'
+    );
+  const majority = `no region is shared by more than half of the ${electorate.servers} servers (${answered} answered)`;
+  return outside.size > 0
+    ? `no majority once the ${outside.size} server(s) whose certificates are not valid at the agreed time are left ` +
+        `out: ${majority}`
+    : `no majority: ${majority}`;
 }
 
 /** The half-width around the point estimate that covers the published bound. */

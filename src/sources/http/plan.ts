@@ -250,7 +250,7 @@ export function observe(
 /**
  * The server's unproven sides after check `check` was answered with `probe`. A check shows the clock is not beyond it
  * only where its own interval ends near its aim: sent late (behind a slow answer), answered late, or answered on the
- * near side of its tick, it proves too little, and the side is asked again.
+ * near side of its tick, it proves too little, and both sides are asked again.
  */
 function unprovenAfter(server: ServerState, check: NonNullable<Answer['check']>, probe: Interval): UnprovenCheck[] {
   const others = server.unprovenChecks.filter((unproven) => unproven.side !== check.side);
@@ -316,9 +316,15 @@ function sendLagAllowance({ sendLags }: ServerState): number {
   return Math.min(CHECK_SPREAD, median(sendLags) + 4 * madSigma(sendLags));
 }
 
-/** The verification probes of aimed probe `aimed` (1-based) of `probes` (after them: the slow ones again). */
+/** The checks of a recheck second: both sides, as in the last aimed one, for a step between them is seen by one. */
+const RECHECK: readonly Check[] = [
+  { side: 'high', near: false, own: true },
+  { side: 'low', near: false, own: true },
+];
+
+/** The verification probes of aimed probe `aimed` (1-based) of `probes` (after them: both sides again). */
 function checksOf(server: ServerState, aimed: number, probes: number): readonly Check[] {
-  if (aimed >= probes) return server.unprovenChecks.map(({ side }) => ({ side, near: false, own: true }));
+  if (aimed >= probes) return RECHECK;
   return aimed >= 1 ? (VERIFY_PLAN[aimed - (probes - VERIFY_PLAN.length)] ?? []) : [];
 }
 

@@ -135,7 +135,10 @@ describeE2e('HTTP faults of real servers: lagging Date', ['nginx', 'lighttpd', '
             expect(verdict?.status).toBe('ok');
           } else {
             expect(result.caveat).toBeNull();
-            expect(result.reason).toMatch(/no server gave a usable Date \(1 failed\)/);
+            // Contradicting Dates read as its clock moving: a step fits them.
+            expect(result.reason).toMatch(
+              /no server gave a usable Date \(1 failed\)|1 of the 1 servers answered from more than one clock/,
+            );
             expect(verdict?.status, JSON.stringify(verdict)).toBe('failed');
             expect(verdict?.reason).toMatch(/not one clock|clock stepped|does not advance/);
           }

@@ -21,19 +21,32 @@ describe('conclude: servers whose answers came from more than one clock', () => 
   it('names the time of most servers moving, by their median step, and publishes nothing', () => {
     const conclusion = conclude([
       faulty('stepped', 0.4),
+      faulty('stuck', -0.3),
+      faulty('clocks', 0.5),
       honest(0.2, 0.3),
-      faulty('stuck', 0.5),
-      faulty('clocks', undefined),
     ]);
-    expect(conclusion.moved?.step).toBeCloseTo(0.45, 9);
+    expect(conclusion.moved?.step).toBeCloseTo(0.4, 9);
     expect(conclusion.bound).toBeUndefined();
     expect(conclusion.reason).toMatch(
-      /^3 of the 4 servers answered from more than one clock \(a step of about 450\.0 ms/,
+      /^3 of the 4 servers answered from more than one clock \(a step of about \+0\.400 s/,
     );
   });
 
-  it('names no step where none was seen: several clocks', () => {
-    const conclusion = conclude([faulty('clocks', undefined), faulty('clocks', undefined), honest(0.2, 0.3)]);
+  it('publishes nothing where most moved, not even two that agree', () => {
+    const moved = [faulty('clocks', undefined), faulty('clocks', undefined), faulty('stuck', -0.2)];
+    const conclusion = conclude([...moved, honest(0.2, 0.3), honest(0.2, 0.3)]);
+    expect(conclusion.moved).toEqual({ step: undefined });
+    expect(conclusion.bound).toBeUndefined();
+  });
+
+  it('names no step that only a minority showed', () => {
+    const conclusion = conclude([
+      faulty('clocks', undefined),
+      faulty('clocks', undefined),
+      faulty('stepped', 3600),
+      silent,
+      silent,
+    ]);
     expect(conclusion.moved).toEqual({ step: undefined });
   });
 
@@ -43,11 +56,17 @@ describe('conclude: servers whose answers came from more than one clock', () => 
     expect(conclusion.bound).toEqual({ low: 0.2, high: 0.35 });
   });
 
-  it('publishes one server alone beside a balancer or a stuck Date, not beside a clock that stepped', () => {
-    for (const kind of ['clocks', 'stuck'] as const)
-      expect(conclude([faulty(kind, undefined), honest(0.2, 0.3), silent]).bound).toEqual({ low: 0.2, high: 1.3 });
-    const beside = conclude([faulty('stepped', -0.4), honest(0.2, 0.3), silent]);
-    expect(beside.bound).toBeUndefined();
-    expect(beside.moved).toBeUndefined();
+  it('publishes one server alone beside a balancer, not beside any fault a step fits', () => {
+    expect(conclude([faulty('clocks', undefined), honest(0.2, 0.3), silent]).bound).toEqual({ low: 0.2, high: 1.3 });
+    for (const [kind, step] of [
+      ['stepped', -0.4],
+      ['stuck', -0.1],
+      ['clocks', -0.4],
+    ] as const) {
+      const beside = conclude([faulty(kind, step), honest(0.2, 0.3), silent]);
+      expect(beside.bound).toBeUndefined();
+      expect(beside.moved).toBeUndefined();
+      expect(beside.reason).toMatch(/^one server alone is not published beside 1 whose clock may have stepped/);
+    }
   });
 });

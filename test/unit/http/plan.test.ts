@@ -426,7 +426,7 @@ describe('planTick and planProbes', () => {
     expect(steady.server?.unprovenChecks).toEqual([]);
   });
 
-  it('sends a late check again, alone in its second; then reaches out to what the last one proved', () => {
+  it('asks both sides again after a late check, in a second of their own; then reaches out to what it proved', () => {
     const check = lowCheck(answered, 7 - 1);
     // Held up 300 ms on the way back: "after the tick" proves only theta > aim - 0.3 s.
     let server = observe(answered, { ...answerTo(check, 0.301, 0.0005, 0.3), check: checkOf(check) }).server;
@@ -434,12 +434,16 @@ describe('planTick and planProbes', () => {
     if (!server) return;
     expect(aimedProbeDue(server, 8, 8)).toBe(true);
     const recheck = planProbes(server, 102, undefined, 8, 8);
-    expect(recheck.map((probe) => probe.kind)).toEqual(['verify-low']);
-    expect(recheck[0]?.aim).toBeLessThan(0.3);
+    // No bisecting probe; the high side too, for a step after the last second's high check is seen only there.
+    expect(recheck.map((probe) => probe.kind)).toEqual(['verify-high', 'verify-low']);
+    const lowRecheck = recheck.find((probe) => probe.kind === 'verify-low');
+    expect(lowRecheck?.aim).toBeLessThan(0.3);
     // Late every time: after RECHECKS more seconds the interval reaches down to what the last check proved.
     let proved = NaN;
     for (let aimed = 8; aimed < 8 + RECHECKS; aimed += 1) {
-      const again: PlannedProbe | undefined = planProbes(server, 102 + aimed, undefined, aimed, 8)[0];
+      const again: PlannedProbe | undefined = planProbes(server, 102 + aimed, undefined, aimed, 8).find(
+        (probe) => probe.kind === 'verify-low',
+      );
       const answer = answerTo(again, 0.301, 0.0005, 0.2 + aimed / 100);
       proved = 102 + aimed - (again?.sendAt ?? NaN) - (0.0005 + 0.2 + aimed / 100);
       server = observe(server, { ...answer, check: checkOf(again) }).server ?? server;
@@ -451,7 +455,7 @@ describe('planTick and planProbes', () => {
     expect(reached?.low).toBeLessThan(0.3 - 0.2);
     expect(reached?.high).toBe(0.302);
     // Answered in time once: done, the interval its probes' own.
-    const quick = observe(server, { ...answerTo(recheck[0], 0.301), check: checkOf(recheck[0]) }).server;
+    const quick = observe(server, { ...answerTo(lowRecheck, 0.301), check: checkOf(lowRecheck) }).server;
     expect(quick && aimedProbeDue(quick, 9, 8)).toBe(false);
     expect(quick && settled(quick).interval).toEqual(quick?.interval);
   });
