@@ -254,8 +254,8 @@ export interface Electorate {
   /** Of those, still being probed (neither an interval nor a failure yet). */
   pending: number;
   /**
-   * Of those, failed because their clock stepped while they were probed: they answered, and what stepped theirs may
-   * have stepped a survivor's by what its checks cannot resolve. One server alone is not published then.
+   * Of those, failed with answers that a step of their clock fits (ClockFault.step): they answered, and what stepped
+   * theirs may have stepped a survivor's by what its checks cannot resolve. One server alone is not published then.
    */
   stepped?: number;
 }

@@ -409,8 +409,7 @@ async function measureServer(probing: ServerProbing): Promise<void> {
       states.set(index, { ...states.get(index), lastTick: tick.tick }, false);
       // The aim, which may need the team's posterior, is settled DECIDE_AHEAD before the
       // earliest send, in a turn after the sockets were read: the answers that came by then are
-      // in. (On a timer, before that turn's reads, ServerClock's suite missed a step of all three
-      // servers under load.)
+      // in (a timer fires before that turn's reads).
       await probing.schedule.at(tick.decideAt, signal);
       await nextTurn();
       const team = states.team(index, tick.tick);

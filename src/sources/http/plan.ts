@@ -113,6 +113,12 @@ const UNLIKELY = 4;
  */
 const SAME = 0.95;
 
+/** Both sides around the server's own interval: the last aimed second's checks, and every recheck second's. */
+const BOTH_SIDES: readonly Check[] = [
+  { side: 'high', near: false, own: true },
+  { side: 'low', near: false, own: true },
+];
+
 /**
  * The verification probes of the last aimed seconds. A low one is sent after that second's
  * bisecting probe, a high one before it. The first two reach at most VERIFY_REACH from the
@@ -130,10 +136,7 @@ const VERIFY_PLAN: readonly (readonly Check[])[] = [
     { side: 'high', near: false },
     { side: 'low', near: false, own: true },
   ],
-  [
-    { side: 'high', near: false, own: true },
-    { side: 'low', near: false, own: true },
-  ],
+  BOTH_SIDES,
 ];
 
 type CheckSide = UnprovenCheck['side'];
@@ -316,15 +319,12 @@ function sendLagAllowance({ sendLags }: ServerState): number {
   return Math.min(CHECK_SPREAD, median(sendLags) + 4 * madSigma(sendLags));
 }
 
-/** The checks of a recheck second: both sides, as in the last aimed one, for a step between them is seen by one. */
-const RECHECK: readonly Check[] = [
-  { side: 'high', near: false, own: true },
-  { side: 'low', near: false, own: true },
-];
-
-/** The verification probes of aimed probe `aimed` (1-based) of `probes` (after them: both sides again). */
-function checksOf(server: ServerState, aimed: number, probes: number): readonly Check[] {
-  if (aimed >= probes) return RECHECK;
+/**
+ * The verification probes of aimed probe `aimed` (1-based) of `probes`. After them, both sides again: a step between
+ * the last second's high check and a late low one is seen only by a high check.
+ */
+function checksOf(aimed: number, probes: number): readonly Check[] {
+  if (aimed >= probes) return BOTH_SIDES;
   return aimed >= 1 ? (VERIFY_PLAN[aimed - (probes - VERIFY_PLAN.length)] ?? []) : [];
 }
 
@@ -387,7 +387,7 @@ export function planTick(
   let highest = prior ? Math.min(own.top, Math.max(prior.high, own.first)) : own.top;
   // Room for a high verification probe: it aims at most this far above any aim up to `highest` (a team formed by
   // the time its aims are settled spreads it).
-  for (const check of checksOf(server, aimed, probes))
+  for (const check of checksOf(aimed, probes))
     if (check.side === 'high')
       highest = Math.max(highest, checkAim(server, teamSupport, highest, check, WIDEST_SPREAD) ?? highest);
   const up = upDelay(server);
@@ -424,7 +424,7 @@ export function planProbes(
   const up = upDelay(server);
   // A recheck's second has no bisecting probe: a slow answer to it would hold the check back again.
   const planned: PlannedProbe[] = aimed < probes ? [{ kind: 'bisect', aim, sendAt: tick - aim - up }] : [];
-  for (const check of checksOf(server, aimed, probes)) {
+  for (const check of checksOf(aimed, probes)) {
     const target = checkAim(server, teamSupport, aim, check, spread);
     if (target !== undefined)
       planned.push({
