@@ -125,12 +125,18 @@ describe('measureOffset', () => {
     // each would spend its probes where the others' time is.
     const truths = [0.2, 0.35, 0.5, 0.65];
     const urls = await start(truths.map((offset) => ({ offset })));
-    const result = await measureOffset(urls, { probes: 8 });
-    result.servers.forEach((server, index) => {
-      expectWithinBound(server, truths[index] ?? NaN);
-      // Held at the edge of its own interval, a server would end about 0.3 s wide.
-      expect(server.error).toBeLessThan(0.06);
-    });
+    // Held at the edge of its own interval, a server would end about 0.3 s wide, on every
+    // attempt; a loaded machine widens one now and then (a check its lag left unproven).
+    const { results, fine } = await untilFine(
+      RESOLUTION_ATTEMPTS,
+      async () => {
+        const result = await measureOffset(urls, { probes: 8 });
+        result.servers.forEach((server, index) => expectWithinBound(server, truths[index] ?? NaN));
+        return result.servers.map((server) => server.error ?? Infinity);
+      },
+      (errors) => errors.every((error) => error < 0.06),
+    );
+    expect(fine, `errors (s), per attempt: ${results.map((errors) => errors.join(' ')).join(' | ')}`).toBeDefined();
   });
 
   it('stays within its bound under symmetric and asymmetric delay with jitter', async () => {
