@@ -391,7 +391,10 @@ export class ServerConnection implements ProbeConnection {
       outgoing.on('information', () => timing?.restart());
       // A 101 (an upgrade never asked for) ends in 'close' alone; a settled probe ignores it.
       const noAnswer = 'the connection closed without a final answer (such as an unasked-for 101 Switching Protocols)';
-      outgoing.once('close', () => failUnlessAnswered(new ProbeFault('protocol', noAnswer, 'ERR_HTTP_NO_RESPONSE')));
+      // Every request closes: the error (a stack trace) is made only for one that closed unanswered.
+      outgoing.once('close', () => {
+        if (!settled) failUnlessAnswered(new ProbeFault('protocol', noAnswer, 'ERR_HTTP_NO_RESPONSE'));
+      });
       outgoing.once('response', (incoming: IncomingMessage) => {
         const headTime = clock.realtime();
         const receiveTime = timing?.firstByte(headTime) ?? headTime;

@@ -369,6 +369,14 @@ const livePrior = (server: ServerState, own: OwnQuantiles): Interval | undefined
   server.prior && intersect(server.prior, { low: own.first, high: own.last }) ? server.prior : undefined;
 
 /**
+ * Where a server's interval is at most this wide (seconds), its next tick is planned from the interval's top rather
+ * than from its posterior, when that tick follows its last one anyway: the aims are settled that much earlier at
+ * most. The posterior is the costly part of planning, and each server plans its next tick as its last answer comes
+ * in, while the others' checks of that second are still going out: 50 servers' plans took 10-18 ms of those ~70.
+ */
+const PLAN_FROM_TOP = 0.02;
+
+/**
  * The next tick of an answered server (aimed probe `aimed`, 1-based, of `probes`): the
  * earliest second boundary after `now` that leaves room for any aim up to the server's own
  * 99.9 % point (or its prior) and its verification probe.
@@ -382,21 +390,38 @@ export function planTick(
 ): TickPlan | undefined {
   const { interval } = server;
   if (interval === undefined) return undefined;
+  const up = upDelay(server);
+  const tickFor = (highest: number): TickPlan => {
+    const top = withCheckRoom(server, teamSupport, highest, aimed, probes);
+    const tick = Math.max(Math.ceil(now + TICK_LEAD + up + top), server.lastTick + 1);
+    return { tick, decideAt: tick - top - up - DECIDE_AHEAD, dropPrior: false };
+  };
+  // Every aim lies within the interval (and, without a prior, below its top).
+  if (server.prior === undefined && width(interval) <= PLAN_FROM_TOP) {
+    const fromTop = tickFor(interval.high);
+    if (fromTop.tick === server.lastTick + 1) return fromTop;
+  }
   const own = ownQuantiles(server, interval);
   const prior = livePrior(server, own);
-  let highest = prior ? Math.min(own.top, Math.max(prior.high, own.first)) : own.top;
-  // Room for a high verification probe: it aims at most this far above any aim up to `highest` (a team formed by
-  // the time its aims are settled spreads it).
+  const plan = tickFor(prior ? Math.min(own.top, Math.max(prior.high, own.first)) : own.top);
+  return { ...plan, dropPrior: server.prior !== undefined && prior === undefined };
+}
+
+/**
+ * The highest aim `highest` raised to leave room for a high verification probe: it aims at most this far above any
+ * aim up to `highest` (a team formed by the time its aims are settled spreads it).
+ */
+function withCheckRoom(
+  server: ServerState,
+  teamSupport: Interval | undefined,
+  highest: number,
+  aimed: number,
+  probes: number,
+): number {
+  let top = highest;
   for (const check of checksOf(aimed, probes))
-    if (check.side === 'high')
-      highest = Math.max(highest, checkAim(server, teamSupport, highest, check, WIDEST_SPREAD) ?? highest);
-  const up = upDelay(server);
-  const tick = Math.max(Math.ceil(now + TICK_LEAD + up + highest), server.lastTick + 1);
-  return {
-    tick,
-    decideAt: tick - highest - up - DECIDE_AHEAD,
-    dropPrior: server.prior !== undefined && prior === undefined,
-  };
+    if (check.side === 'high') top = Math.max(top, checkAim(server, teamSupport, top, check, WIDEST_SPREAD) ?? top);
+  return top;
 }
 
 /**

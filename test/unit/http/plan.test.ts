@@ -466,4 +466,24 @@ describe('planTick and planProbes', () => {
     expect(planTick(sharp, 100.6935, 2, 8)?.tick).toBe(101);
     expect(planTick(sharp, 100.6935, 6, 8)?.tick).toBe(102);
   });
+
+  it('plans a narrow interval from its top to the tick its posterior gives, deciding at most its width earlier', () => {
+    // A prior equal to the interval steers nothing but makes planTick work from the posterior.
+    const fromPosterior = (server: ServerState, now: number, aimed: number): ReturnType<typeof planTick> =>
+      planTick({ ...server, prior: server.interval }, now, aimed, 8);
+    let compared = 0;
+    for (const width of [0.0005, 0.002, 0.01, 0.019])
+      for (let now = 100.5; now < 101.5; now += 0.0125)
+        for (const aimed of [1, 5, 6, 7, 8]) {
+          const server = { ...sharp, interval: { low: 0.3, high: 0.3 + width } };
+          const fromTop = planTick(server, now, aimed, 8);
+          const exact = fromPosterior(server, now, aimed);
+          expect(fromTop?.tick).toBe(exact?.tick);
+          const earlier = (exact?.decideAt ?? NaN) - (fromTop?.decideAt ?? NaN);
+          expect(earlier).toBeGreaterThanOrEqual(0);
+          expect(earlier).toBeLessThanOrEqual(width + 1e-9);
+          compared += 1;
+        }
+    expect(compared).toBe(4 * 80 * 5);
+  });
 });
