@@ -282,6 +282,48 @@ describe('ServerClock on Date-header servers', () => {
     expectBoundsHoldTruth(clock, OFFSET);
   }, 90_000);
 
+  it("withdraws what it holds and emits step when every server's clock steps mid-measurement", async () => {
+    const STEP = 0.4;
+    const started = await servers([{ offset: OFFSET }, { offset: OFFSET }, { offset: OFFSET }]);
+    const clock = track(new ServerClock({ servers: started.map((server) => server.url) }));
+    await clock.ready();
+    // Whether each later update's bounds held the new time, and how many came before the step was seen.
+    const held: boolean[] = [];
+    let beforeStep: number | undefined;
+    clock.on('update', () => {
+      const before = realtimeMs() + (OFFSET + STEP) * 1000;
+      const { earliest, latest } = clock.bounds();
+      held.push(earliest <= realtimeMs() + (OFFSET + STEP) * 1000 && latest >= before);
+    });
+    clock.once('step', () => {
+      beforeStep = held.length;
+    });
+    const errors: Error[] = [];
+    clock.on('error', (error) => errors.push(error));
+    const stepped = once(clock, 'step');
+    // The first measurement refines for seconds more: its probes after this meet the ones before in no time.
+    for (const server of started) server.setOffset(OFFSET + STEP);
+    const [step] = (await stepped) as [{ step: number; clock: string }];
+    expect(step.clock).toBe('server');
+    // Its size is as good as the answers after the step: one, a second wide, puts it within half a second.
+    expect(step.step).toBeGreaterThan(0);
+    expect(Math.abs(step.step - STEP)).toBeLessThan(0.55);
+    // Nothing is held until a measurement of the new time: the round straddling the step holds neither.
+    expect(() => clock.bounds()).toThrow(expect.objectContaining({ code: 'ERR_SERVER_CLOCK_NOT_READY' }));
+    // A new first measurement publishes (its sweep) once it has the new time.
+    await updates(clock, 1);
+    expectBoundsHoldTruth(clock, OFFSET + STEP);
+    // Seen inside the round, the round itself fails as such (seen against the held bounds, it does not).
+    for (const error of errors) {
+      expect((error as NodeJS.ErrnoException).code).toBe('ERR_SERVER_CLOCK_NO_MAJORITY');
+      expect(error.message).toMatch(/answered from more than one clock/);
+    }
+    expect(errors.length).toBeLessThanOrEqual(1);
+    expect(beforeStep).toBe(0);
+    expect(held.length).toBeGreaterThan(0);
+    expect(held.every(Boolean)).toBe(true);
+  }, 60_000);
+
   it('keeps now() right through a step of the local realtime clock and emits step', async () => {
     const [server] = await servers([{ offset: OFFSET }]);
     const fake = steppableClock();
