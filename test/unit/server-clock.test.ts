@@ -7,8 +7,9 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { cleanupsAfterEach } from '../helpers/cleanups.js';
 import { monotonicRaw, realtime, type Clock } from '../../src/clock.js';
-import { ServerClock, type ServerClockUpdate } from '../../src/server-clock/server-clock.js';
+import { ServerClock, type ServerClockStep, type ServerClockUpdate } from '../../src/server-clock/server-clock.js';
 import { addSeconds } from '../../src/time.js';
+import { untilFine } from '../helpers/attempts.js';
 import { startProxy } from '../helpers/http/proxy.js';
 import { closeAll, startTimeServers, type TimeServer, type TimeServerConfig } from '../helpers/http/servers.js';
 import { makeTestPki } from '../helpers/http/tls.js';
@@ -285,44 +286,78 @@ describe('ServerClock on Date-header servers', () => {
   it("withdraws what it holds and emits step when every server's clock steps mid-measurement", async () => {
     const STEP = 0.4;
     const started = await servers([{ offset: OFFSET }, { offset: OFFSET }, { offset: OFFSET }]);
-    const clock = track(new ServerClock({ servers: started.map((server) => server.url) }));
-    await clock.ready();
-    // Whether each later update's bounds held the new time, and how many came before the step was seen.
-    const held: boolean[] = [];
-    let beforeStep: number | undefined;
-    clock.on('update', () => {
+    const holdsNewTime = (clock: ServerClock): boolean => {
       const before = realtimeMs() + (OFFSET + STEP) * 1000;
       const { earliest, latest } = clock.bounds();
-      held.push(earliest <= realtimeMs() + (OFFSET + STEP) * 1000 && latest >= before);
-    });
-    clock.once('step', () => {
-      beforeStep = held.length;
-    });
-    const errors: Error[] = [];
-    clock.on('error', (error) => errors.push(error));
-    const stepped = once(clock, 'step');
-    // The first measurement refines for seconds more: its probes after this meet the ones before in no time.
-    for (const server of started) server.setOffset(OFFSET + STEP);
-    const [step] = (await stepped) as [{ step: number; clock: string }];
-    expect(step.clock).toBe('server');
-    // Its size is as good as the answers after the step: one, a second wide, puts it within half a second.
-    expect(step.step).toBeGreaterThan(0);
-    expect(Math.abs(step.step - STEP)).toBeLessThan(0.55);
-    // Nothing is held until a measurement of the new time: the round straddling the step holds neither.
-    expect(() => clock.bounds()).toThrow(expect.objectContaining({ code: 'ERR_SERVER_CLOCK_NOT_READY' }));
-    // A new first measurement publishes (its sweep) once it has the new time.
-    await updates(clock, 1);
-    expectBoundsHoldTruth(clock, OFFSET + STEP);
-    // Seen inside the round, the round itself fails as such (seen against the held bounds, it does not).
-    for (const error of errors) {
-      expect((error as NodeJS.ErrnoException).code).toBe('ERR_SERVER_CLOCK_NO_MAJORITY');
-      expect(error.message).toMatch(/answered from more than one clock/);
-    }
-    expect(errors.length).toBeLessThanOrEqual(1);
-    expect(beforeStep).toBe(0);
-    expect(held.length).toBeGreaterThan(0);
-    expect(held.every(Boolean)).toBe(true);
-  }, 60_000);
+      return earliest <= realtimeMs() + (OFFSET + STEP) * 1000 && latest >= before;
+    };
+    // One clock whose servers step right after ready(), while its first measurement refines for seconds more: the
+    // probes after the step meet the ones before in no time. On a loaded machine every check that could show it
+    // may go out late: the servers' intervals are then widened to what the checks proved, not failed, and the round
+    // publishes a wide bound that must hold the new time. Only a step seen shows the withdrawal: tried again.
+    const attempt = async (): Promise<'step' | 'widened'> => {
+      for (const server of started) server.setOffset(OFFSET);
+      const clock = new ServerClock({ servers: started.map((server) => server.url) });
+      const errors: { error: Error; afterStep: boolean }[] = [];
+      let stepped = false;
+      clock.on('error', (error) => errors.push({ error, afterStep: stepped }));
+      try {
+        await clock.ready();
+        const seen: { source: string; held: boolean; afterStep: boolean }[] = [];
+        let heldAtStep = false;
+        const first = new Promise<ServerClockStep | 'refined'>((resolve) => {
+          clock.on('update', (update) => {
+            seen.push({ source: update.source, held: holdsNewTime(clock), afterStep: stepped });
+            if (update.source === 'refine') resolve('refined');
+          });
+          clock.once('step', (step) => {
+            stepped = true;
+            heldAtStep = (() => {
+              try {
+                clock.bounds();
+                return true;
+              } catch (error) {
+                return (error as NodeJS.ErrnoException).code !== 'ERR_SERVER_CLOCK_NOT_READY';
+              }
+            })();
+            resolve(step);
+          });
+        });
+        for (const server of started) server.setOffset(OFFSET + STEP);
+        const step = await first;
+        if (step === 'refined') {
+          expect(seen.at(-1)?.held).toBe(true);
+          return 'widened';
+        }
+        expect(step.clock).toBe('server');
+        // Its size is as good as the answers after the step: one, a second wide, puts it within half a second.
+        expect(step.step).toBeGreaterThan(0);
+        expect(Math.abs(step.step - STEP)).toBeLessThan(0.55);
+        // Nothing is held from the moment it is seen until a measurement of the new time publishes.
+        expect(heldAtStep).toBe(false);
+        await updates(clock, 1);
+        expectBoundsHoldTruth(clock, OFFSET + STEP);
+        // Before it was seen, only the sweep's last answers (read after ready()) may publish: of the old time.
+        expect(seen.filter((update) => !update.afterStep).map((update) => update.source)).not.toContain('refine');
+        expect(seen.filter((update) => update.afterStep).every((update) => update.held)).toBe(true);
+        // Seen inside the round, the round fails as such, after withdrawing (not a round later, against what it held);
+        // seen against the held bounds, it does not fail.
+        expect(errors.length).toBeLessThanOrEqual(1);
+        for (const { error, afterStep } of errors) {
+          expect((error as NodeJS.ErrnoException).code).toBe('ERR_SERVER_CLOCK_NO_MAJORITY');
+          expect(error.message).toMatch(/answered from more than one clock/);
+          expect(afterStep).toBe(true);
+        }
+        return 'step';
+      } finally {
+        const closed = once(clock, 'close');
+        clock.close();
+        await closed;
+      }
+    };
+    const { results, fine } = await untilFine(3, attempt, (outcome) => outcome === 'step');
+    expect(fine, `outcomes: ${results.join(', ')}`).toBeDefined();
+  }, 120_000);
 
   it('keeps now() right through a step of the local realtime clock and emits step', async () => {
     const [server] = await servers([{ offset: OFFSET }]);

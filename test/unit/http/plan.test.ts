@@ -469,21 +469,37 @@ describe('planTick and planProbes', () => {
 
   it('plans a narrow interval from its top to the tick its posterior gives, deciding at most its width earlier', () => {
     // A prior equal to the interval steers nothing but makes planTick work from the posterior.
-    const fromPosterior = (server: ServerState, now: number, aimed: number): ReturnType<typeof planTick> =>
-      planTick({ ...server, prior: server.interval }, now, aimed, 8);
+    const fromPosterior = (server: ServerState, now: number, aimed: number, support?: Interval) =>
+      planTick({ ...server, prior: server.interval }, now, aimed, 8, support);
+    // Round trips of 1 ms, and of 0.19 s, where a check near the span's end is kept for one aim and not another.
+    const paths = [
+      { lows: sharp.lows, rtts: sharp.rtts },
+      { lows: [0.3, 0.305 - 1, 0.301, 0.304 - 1], rtts: [0.19, 0.19, 0.19, 0.19] },
+    ];
     let compared = 0;
-    for (const width of [0.0005, 0.002, 0.01, 0.019])
-      for (let now = 100.5; now < 101.5; now += 0.0125)
-        for (const aimed of [1, 5, 6, 7, 8]) {
-          const server = { ...sharp, interval: { low: 0.3, high: 0.3 + width } };
-          const fromTop = planTick(server, now, aimed, 8);
-          const exact = fromPosterior(server, now, aimed);
-          expect(fromTop?.tick).toBe(exact?.tick);
-          const earlier = (exact?.decideAt ?? NaN) - (fromTop?.decideAt ?? NaN);
-          expect(earlier).toBeGreaterThanOrEqual(0);
-          expect(earlier).toBeLessThanOrEqual(width + 1e-9);
-          compared += 1;
-        }
-    expect(compared).toBe(4 * 80 * 5);
+    for (const path of paths)
+      for (const width of [0.0005, 0.002, 0.01, 0.019])
+        for (const teamed of [false, true])
+          for (let now = 100.1; now < 101.5; now += 0.025)
+            for (let aimed = 1; aimed <= 9; aimed += 1) {
+              const server = { ...sharp, ...path, interval: { low: 0.3, high: 0.3 + width } };
+              const support = teamed ? { low: 0.3 + width / 4, high: 0.3 + width / 2 } : undefined;
+              const fromTop = planTick(server, now, aimed, 8, support);
+              const exact = fromPosterior(server, now, aimed, support);
+              expect(fromTop?.tick).toBe(exact?.tick);
+              const earlier = (exact?.decideAt ?? NaN) - (fromTop?.decideAt ?? NaN);
+              expect(earlier).toBeGreaterThanOrEqual(0);
+              expect(earlier).toBeLessThanOrEqual(width + 1e-9);
+              compared += 1;
+            }
+    expect(compared).toBe(2 * 4 * 2 * 56 * 9);
+  });
+
+  it('plans from the posterior where the interval is wider, or a prior may have to be dropped', () => {
+    const wide = { ...sharp, interval: { low: 0.3, high: 0.33 } };
+    for (const aimed of [1, 6, 8])
+      expect(planTick(wide, 100.2, aimed, 8)).toEqual(planTick({ ...wide, prior: wide.interval }, 100.2, aimed, 8));
+    // A prior the server's own answers left behind is dropped, however narrow the interval.
+    expect(planTick({ ...sharp, prior: { low: 0.5, high: 0.6 } }, 100.2, 1, 8)?.dropPrior).toBe(true);
   });
 });
