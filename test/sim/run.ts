@@ -4,23 +4,25 @@
 // events taken in time order so the team sees the answers that would have arrived. With
 // the `sweep` strategy it is ServerClock's first measurement, and `interim` is what that
 // publishes once more than half of the servers have swept. No sockets, no timers.
-import type { ClockFault, Interval } from '../../src/sources/http/interval.js';
+import type { ClockFault } from '../../src/sources/http/interval.js';
 import {
   aimedProbeDue,
   checkOf,
   emptyServer,
+  memberPlan,
   observe,
   planProbes,
   planSweep,
   planTeam,
   planTick,
+  sendLagOf,
   settled,
   standingSupport,
   swept,
   type PlannedProbe,
   type ServerState,
   type Strategy,
-  type CheckSpread,
+  type MemberPlan,
   type TeamPlan,
 } from '../../src/sources/http/plan.js';
 import { conclude, conclusionError, type Conclusion } from '../../src/sources/http/conclusion.js';
@@ -104,21 +106,13 @@ export function simulate(
   let team: readonly number[] | undefined;
   let teamCache: { version: number; turn: number; plan: TeamPlan } | undefined;
   let version = 0;
-  const teamOf = (
-    index: number,
-    turn: number,
-  ): { aim: number | undefined; support: Interval | undefined; spread: CheckSpread | undefined } => {
+  const teamOf = (index: number, turn: number): MemberPlan => {
     if (teamCache?.version !== version || teamCache.turn !== turn) {
       const plan = planTeam({ servers: tracks.map((track) => track.state), team }, turn);
       team = plan.team;
       teamCache = { version, turn, plan };
     }
-    const { aims, support, spreads } = teamCache.plan;
-    return {
-      aim: aims.get(index),
-      support: teamCache.plan.team?.includes(index) ? support : undefined,
-      spread: spreads.get(index),
-    };
+    return memberPlan(teamCache.plan, index);
   };
   const scheduleTick = (track: Track, now: number): void => {
     track.aimed += 1;
@@ -160,10 +154,9 @@ export function simulate(
       continue;
     }
     const answer = track.server.answer(now);
-    // Released late only behind the server's previous answer (the model's loop is never busy); a sweep's is not lag.
+    // Released late only behind the server's previous answer (the model's loop is never busy).
     const planned = track.next.probe;
-    const sendLag = planned && planned.kind !== 'sweep' ? now - planned.sendAt : undefined;
-    const next = observe(track.state, { ...answer, check: checkOf(planned), sendLag });
+    const next = observe(track.state, { ...answer, check: checkOf(planned), sendLag: sendLagOf(planned, now) });
     if (next.fault !== undefined) {
       track.failure = next.fault.reason;
       track.clockFault = next.fault;

@@ -15,17 +15,19 @@ import {
   aimedProbeDue,
   checkOf,
   emptyServer,
+  memberPlan,
   observe,
   planProbes,
   planSweep,
   planTeam,
   planTick,
+  sendLagOf,
   settled,
   standingSupport,
   swept,
   unprovenCheckNote,
 } from './plan.js';
-import type { CheckSpread, PlannedProbe, ServerState, Strategy, TeamPlan } from './plan.js';
+import type { MemberPlan, PlannedProbe, ServerState, Strategy, TeamPlan } from './plan.js';
 import { conclude, conclusionError, type Conclusion, type ServerEvidence, type ServerStatus } from './conclusion.js';
 import { createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
 import { serverUrl } from './servers.js';
@@ -265,18 +267,14 @@ class ServerStates {
     if (changesPlan) this.#version += 1;
   }
 
-  /** Server `index`'s aim at tick `turn` as a team member, and the team's interval (undefined outside a team). */
-  team(
-    index: number,
-    turn: number,
-  ): { aim: number | undefined; support: Interval | undefined; spread: CheckSpread | undefined } {
+  /** Server `index`'s part of the team's plan for tick `turn` (memberPlan). */
+  team(index: number, turn: number): MemberPlan {
     if (this.#plan?.version !== this.#version || this.#plan.turn !== turn) {
       const plan = planTeam({ servers: this.servers, team: this.#team }, turn);
       this.#team = plan.team;
       this.#plan = { version: this.#version, turn, plan };
     }
-    const { aims, team, support, spreads } = this.#plan.plan;
-    return { aim: aims.get(index), support: team?.includes(index) ? support : undefined, spread: spreads.get(index) };
+    return memberPlan(this.#plan.plan, index);
   }
 
   /** The team's interval as its members' intervals stand, without working out a new plan (undefined outside a team). */
@@ -333,12 +331,8 @@ interface ServerProbing {
 async function measureServer(probing: ServerProbing): Promise<void> {
   const { index, url, connection, probes, strategy, states, outcome, clock, signal, logger } = probing;
   const send = async (planned: PlannedProbe | undefined): Promise<void> => {
-    let sendLag: number | undefined;
-    if (planned) {
-      const released = await probing.schedule.at(planned.sendAt, signal);
-      // The loop's lag alone: not a connection being opened, nor a sweep probe's wait for the answer before it.
-      if (planned.kind !== 'sweep') sendLag = released - planned.sendAt;
-    }
+    // The loop's lag alone, read as it releases the request: not a connection being opened.
+    const sendLag = planned && sendLagOf(planned, await probing.schedule.at(planned.sendAt, signal));
     const response = await probe(connection, url, clock).catch((error: unknown) => {
       // A kept-alive connection the other side closed as this request went out (a proxy
       // closing after each answer, with verification probes close behind): HEAD is

@@ -263,6 +263,13 @@ function unprovenAfter(server: ServerState, check: NonNullable<Answer['check']>,
   return short ? [...others, { side: check.side, bound: proved }] : others;
 }
 
+/**
+ * How late the loop released planned probe `planned` at local time `released`: not a sweep probe's, which waits for
+ * the answer before it.
+ */
+export const sendLagOf = (planned: PlannedProbe | undefined, released: number): number | undefined =>
+  planned && planned.kind !== 'sweep' ? released - planned.sendAt : undefined;
+
 /** What a planned probe checks, if it is a verification probe. */
 export function checkOf(planned: PlannedProbe | undefined): Answer['check'] {
   if (planned?.kind === 'verify-low') return { side: 'low', aim: planned.aim };
@@ -479,6 +486,19 @@ export interface TeamPlan {
   /** How much farther out than the margin each member's verification probes aim (by server index). */
   spreads: ReadonlyMap<number, CheckSpread>;
 }
+
+/** One server's part of a team plan: its aim, the team's interval and its checks' spread (undefined outside it). */
+export interface MemberPlan {
+  aim: number | undefined;
+  support: Interval | undefined;
+  spread: CheckSpread | undefined;
+}
+
+export const memberPlan = ({ team, aims, support, spreads }: TeamPlan, index: number): MemberPlan => ({
+  aim: aims.get(index),
+  support: team?.includes(index) ? support : undefined,
+  spread: spreads.get(index),
+});
 
 interface Answered {
   index: number;

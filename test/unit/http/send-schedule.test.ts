@@ -21,7 +21,7 @@ describe('SendSchedule', () => {
         released.push({ target, at: now(), reading });
       }),
     );
-    expect(released.map((entry) => entry.target)).toEqual([...released.map((entry) => entry.target)].sort());
+    expect(released.map((entry) => entry.target)).toEqual(released.map((entry) => entry.target).sort((a, b) => a - b));
     for (const entry of released) {
       expect(entry.reading).toBeGreaterThanOrEqual(entry.target);
       expect(entry.at).toBeGreaterThanOrEqual(entry.reading);
