@@ -207,6 +207,9 @@ interface OpenSocket {
   tls: TlsConnection | null;
 }
 
+/** What ends a kept socket between requests: the other side ending or writing anything, an error, the idle limit. */
+const IDLE_ENDS = ['data', 'end', 'error', 'close', 'timeout'] as const;
+
 const isLineEnd = (byte: number): boolean => byte === 0x0d || byte === 0x0a;
 
 /** One keep-alive connection to one server, direct or through a proxy: one request at a time, timed on its socket. */
@@ -275,13 +278,17 @@ export class ServerConnection implements ProbeConnection {
   /** The kept socket, or a new one from the connector. */
   #open(callback: (error: Error | null, open?: OpenSocket) => void): void {
     const idle = this.#idle;
+    this.#idle = undefined;
     if (idle !== undefined) {
-      this.#idle = undefined;
       const { socket } = idle.open;
-      socket.off('data', idle.drop).off('error', idle.drop).off('close', idle.drop).off('timeout', idle.drop);
-      socket.setTimeout(0).ref();
-      callback(null, idle.open);
-      return;
+      for (const event of IDLE_ENDS) socket.off(event, idle.drop);
+      // Closed by the other side in the turn that kept it: its close event is already past.
+      if (socket.destroyed || !socket.writable || socket.readableEnded) socket.destroy();
+      else {
+        socket.setTimeout(0).ref();
+        callback(null, idle.open);
+        return;
+      }
     }
     this.#connector(this.#target, (error, socket, tls) => {
       if (error !== null || socket === null) callback(error ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'));
@@ -297,7 +304,7 @@ export class ServerConnection implements ProbeConnection {
       socket.destroy();
     };
     this.#idle = { open, drop };
-    socket.on('data', drop).on('error', drop).on('close', drop).on('timeout', drop);
+    for (const event of IDLE_ENDS) socket.on(event, drop);
     socket.setTimeout(KEEP_ALIVE_MS).unref();
   }
 
@@ -344,7 +351,12 @@ export class ServerConnection implements ProbeConnection {
         }
         // An informational answer: the final one is timed by the read it began in.
         if (progress.informational) firstByte = progress.finalBegun ? readAt : undefined;
-        if (progress.head !== undefined && sendTime !== undefined) {
+        if (progress.head !== undefined) {
+          // Reads come in turns after the send; kept as a guard: without a send time there is no upper bound.
+          if (sendTime === undefined) {
+            fail(codedError('an answer came before the request was sent: no upper bound', 'ERR_HTTP_NO_SEND_TIME'));
+            return;
+          }
           const { statusCode, statusText, headers } = progress.head;
           const tls = open?.tls ?? null;
           const receiveTime = firstByte ?? readAt;
