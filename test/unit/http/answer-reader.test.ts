@@ -136,6 +136,14 @@ const VALID: ValidAnswer[] = [
     reusable: true,
   },
   {
+    name: 'three informational answers, mixed line ends, then a 204',
+    method: 'GET',
+    text: 'HTTP/1.1 100 C\r\n\r\nHTTP/1.1 102\n\n\r\nHTTP/1.1 103 E\r\nL: x\r\n\r\nHTTP/1.1 204 N\r\n\r\n',
+    head: { statusCode: 204, statusText: 'N', headers: {} },
+    complete: true,
+    reusable: true,
+  },
+  {
     name: 'obs-fold',
     method: 'HEAD',
     text: `HTTP/1.1 200 OK\r\nX-Folded: a\r\n  b\r\n\tc\r\nDate: ${DATE}\r\n\r\n`,
@@ -453,6 +461,11 @@ const INVALID: InvalidAnswer[] = [
     name: 'two Content-Lengths that differ',
     method: 'GET',
     text: 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef',
+    code: 'HPE_UNEXPECTED_CONTENT_LENGTH',
+  },
+  {
+    name: 'two Content-Lengths that differ on a HEAD answer',
+    text: 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n',
     code: 'HPE_UNEXPECTED_CONTENT_LENGTH',
   },
   {
