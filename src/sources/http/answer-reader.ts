@@ -81,6 +81,7 @@ export class AnswerReader {
       }
       if (head.statusCode === 101)
         throw new ProbeFault('protocol', 'an unasked-for 101 Switching Protocols', 'ERR_HTTP_NO_RESPONSE');
+      if (head.statusCode < 100) throw parseError(`a status of ${head.statusCode}`, 'HPE_INVALID_STATUS');
       if (head.statusCode < 200) progress.informational = true;
       else {
         this.#head = head;
@@ -160,24 +161,30 @@ export class AnswerReader {
     throw parseError(`not an HTTP/1.x status line: ${JSON.stringify(line.slice(0, 64))}`, 'HPE_INVALID_CONSTANT');
   }
 
-  /** The final answer's body framing and whether its connection stays open (RFC 9112 6.3, 9.3). */
+  /**
+   * The final answer's body framing and whether its connection stays open (RFC 9112 6.3, 9.3). The framing fields
+   * are judged whether or not a body follows (a HEAD's answer too): what is wrong there says the server's framing
+   * cannot be trusted for the next answer either.
+   */
   #frame(head: AnswerHead & { version: string }): void {
     const connection = tokens(head.headers.connection);
     this.#keepAlive = head.version === '1.1' ? !connection.includes('close') : connection.includes('keep-alive');
     const transferEncoding = head.headers['transfer-encoding'];
     const contentLength = head.headers['content-length'];
-    if (this.method === 'HEAD' || head.statusCode === 204 || head.statusCode === 304) this.#framing = 'none';
-    else if (transferEncoding !== undefined) {
-      this.#framing = tokens(transferEncoding).at(-1) === 'chunked' ? 'chunked' : 'close';
-      // Both framings given: the answer may have been smuggled past something; read it, then close.
-      if (contentLength !== undefined) this.#keepAlive = false;
-    } else if (contentLength !== undefined) {
-      const lengths = new Set(contentLength.split(',').map((length) => length.trim()));
-      const [length = ''] = lengths;
-      if (lengths.size !== 1 || !/^\d{1,15}$/.test(length))
+    let length: number | undefined;
+    if (contentLength !== undefined) {
+      const lengths = new Set(contentLength.split(',').map((value) => value.trim()));
+      const [only = ''] = lengths;
+      if (lengths.size !== 1 || !/^\d{1,15}$/.test(only))
         throw parseError(`a Content-Length of ${JSON.stringify(contentLength)}`, 'HPE_UNEXPECTED_CONTENT_LENGTH');
-      this.#framing = { length: Number(length) };
-    } else this.#framing = 'close';
+      length = Number(only);
+    }
+    // Both framings given: the answer may have been smuggled past something; read it, then close.
+    if (transferEncoding !== undefined && contentLength !== undefined) this.#keepAlive = false;
+    if (this.method === 'HEAD' || head.statusCode === 204 || head.statusCode === 304) this.#framing = 'none';
+    else if (transferEncoding !== undefined)
+      this.#framing = tokens(transferEncoding).at(-1) === 'chunked' ? 'chunked' : 'close';
+    else this.#framing = length === undefined ? 'close' : { length };
   }
 
   #readBody(): void {

@@ -90,15 +90,16 @@ function toProxy(proxy: URL, options: ConnectionOptions): Connector {
   const tcp = tcpConnector(options.timeoutMs);
   const open: Connector =
     proxy.protocol === 'https:'
-      ? (_target, callback) => {
+      ? (given, callback) => {
           const host = hostOf(proxy.hostname);
           const tls = require('node:tls') as typeof Tls;
           const socket = tls.connect({ host, port: Number(target.port), ...caOption(options.ca), servername: host });
-          whenReady(socket, 'secureConnect', 'connect and TLS handshake to the proxy', options.timeoutMs, callback);
+          const what = 'connect and TLS handshake to the proxy';
+          whenReady(socket, 'secureConnect', what, options.timeoutMs, callback, given.signal);
         }
-      : (_target, callback) => tcp(target, callback);
-  return (_target, callback) =>
-    open(target, (error, socket) => {
+      : (given, callback) => tcp(given, callback);
+  return (given, callback) =>
+    open({ ...target, signal: given.signal }, (error, socket) => {
       if (error === null && socket !== null) callback(null, socket);
       else callback(proxyFault(proxy, error ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION')), null);
     });
@@ -126,8 +127,11 @@ function tunnel(proxy: URL, options: ConnectionOptions): Connector {
           'ERR_HTTP_CONNECT_TIMEOUT',
         );
       const timer = setTimeout(() => done(slow()), options.timeoutMs);
+      const abandon = (): void => done(codedError('CONNECT abandoned', 'ABORT_ERR'));
+      target.signal?.addEventListener('abort', abandon, { once: true });
       const done = (failure: Error | null, rest?: Buffer): void => {
         clearTimeout(timer);
+        target.signal?.removeEventListener('abort', abandon);
         socket.off('data', onData);
         socket.off('error', done);
         socket.off('close', onClose);
@@ -276,7 +280,7 @@ export class ServerConnection implements ProbeConnection {
   }
 
   /** The kept socket, or a new one from the connector. */
-  #open(callback: (error: Error | null, open?: OpenSocket) => void): void {
+  #open(signal: AbortSignal, callback: (error: Error | null, open?: OpenSocket) => void): void {
     const idle = this.#idle;
     this.#idle = undefined;
     if (idle !== undefined) {
@@ -290,7 +294,7 @@ export class ServerConnection implements ProbeConnection {
         return;
       }
     }
-    this.#connector(this.#target, (error, socket, tls) => {
+    this.#connector({ ...this.#target, signal }, (error, socket, tls) => {
       if (error !== null || socket === null) callback(error ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'));
       else callback(null, { socket, tls: tls ?? null });
     });
@@ -318,11 +322,16 @@ export class ServerConnection implements ProbeConnection {
       let firstByte: Timespec | undefined;
       let answer: Answer | undefined;
       let settled = false;
+      // Ends a connection still being opened for this request.
+      const connecting = new AbortController();
       const settle = (reuse: boolean): void => {
         settled = true;
         clearTimeout(timer);
         this.#pending.delete(fail);
-        if (open === undefined) return;
+        if (open === undefined) {
+          connecting.abort();
+          return;
+        }
         open.socket.off('data', onData).off('error', fail).off('close', onClose);
         if (reuse && this.#destroyed === undefined) this.#keep(open);
         else open.socket.destroy();
@@ -382,7 +391,7 @@ export class ServerConnection implements ProbeConnection {
         else fail(codedError('the connection closed in the middle of the answer', 'ECONNRESET'));
       };
       this.#pending.add(fail);
-      this.#open((error, opened) => {
+      this.#open(connecting.signal, (error, opened) => {
         if (settled) opened?.socket.destroy();
         else if (error !== null || opened === undefined)
           fail(error ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'));

@@ -110,6 +110,8 @@ export interface ConnectTarget {
   protocol: string;
   port: string;
   servername?: string;
+  /** Ends the connecting at once (the probe that wanted it is gone): the socket is closed, the callback fails. */
+  signal?: AbortSignal;
 }
 
 /** `tls`: how a TLS connection's certificates were trusted (none for plain TCP or a tunnel below TLS). */
@@ -118,30 +120,40 @@ export type ConnectCallback = (error: Error | null, socket: Socket | null, tls?:
 /** Opens a connection and calls back once it is usable: connected, or its TLS handshake done. */
 export type Connector = (target: ConnectTarget, callback: ConnectCallback) => void;
 
-/** Calls back once `socket` emits `ready` (or fails, or takes longer than `timeoutMs`). */
+/** Calls back once `socket` emits `ready` (or fails, takes longer than `timeoutMs`, or `signal` aborts). */
 export function whenReady(
   socket: Socket,
   ready: 'connect' | 'secureConnect',
   what: string,
   timeoutMs: number,
   callback: ConnectCallback,
+  signal: AbortSignal | undefined,
 ): void {
   const timer = setTimeout(
     () => socket.destroy(codedError(`${what} took longer than ${timeoutMs} ms`, 'ERR_HTTP_CONNECT_TIMEOUT')),
     timeoutMs,
   );
-  const fail = (error: Error): void => {
+  const abort = (): void => {
+    socket.destroy(codedError(`${what} abandoned`, 'ABORT_ERR'));
+  };
+  const done = (): void => {
     clearTimeout(timer);
+    signal?.removeEventListener('abort', abort);
+  };
+  const fail = (error: Error): void => {
+    done();
     socket.destroy();
     callback(error, null);
   };
   socket.once('error', fail);
   socket.once(ready, () => {
-    clearTimeout(timer);
+    done();
     socket.off('error', fail);
     socket.setNoDelay(true);
     callback(null, socket);
   });
+  if (signal?.aborted) abort();
+  else signal?.addEventListener('abort', abort, { once: true });
 }
 
 /** Node's bundled roots and NODE_EXTRA_CA_CERTS as Node reads them (once per process). */
@@ -184,6 +196,7 @@ export const tcpConnector =
       'connect',
       timeoutMs,
       callback,
+      target.signal,
     );
   };
 
