@@ -5,7 +5,7 @@
 // Then through the client (client.ts) on raw loopback servers: receive times after
 // informational answers cut across reads, stray bytes after a HEAD answer, a kept-alive
 // connection the server closes, and destroy() while connecting.
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { AnswerReader, type AnswerHead } from '../../../src/sources/http/answer-
 import { ProbeFault, type ProbeMethod } from '../../../src/sources/http/connection.js';
 import { createConnection, type ProbeConnection } from '../../../src/sources/http/probe.js';
 import type { Timespec } from '../../../src/time.js';
+import { rawServer, type RawRequest, type RawServer } from '../../helpers/http/raw-server.js';
 import { seededRandom } from '../../helpers/random.js';
 
 const DATE = 'Mon, 07 Dec 2026 23:40:00 GMT';
@@ -630,72 +631,9 @@ describe('AnswerReader cost', () => {
 
 const ns = (time: Timespec): bigint => BigInt(time.sec) * 1_000_000_000n + BigInt(time.nsec);
 
-interface Exchange {
-  /** Which request this is, and on which connection (both counted from 0 in arrival order). */
-  index: number;
-  connection: number;
-  request: string;
-  /** When the answer's timed part was written (set by the answer). */
-  finalWritten?: Timespec;
-}
-
-interface RawServer {
-  url: URL;
-  exchanges: Exchange[];
-  connections: Socket[];
-  /** Resolves once the server's socket of connection `index` has closed. */
-  closed: (index: number) => Promise<void>;
-  close: () => Promise<void>;
-}
-
-/** A loopback TCP server that hands each request head (one per `\r\n\r\n`) to `answer`, in order. */
-async function rawServer(answer: (socket: Socket, exchange: Exchange) => Promise<void>): Promise<RawServer> {
-  const exchanges: Exchange[] = [];
-  const connections: Socket[] = [];
-  const closings: Promise<void>[] = [];
-  const server: Server = createServer((socket) => {
-    const index = connections.length;
-    connections.push(socket);
-    closings.push(new Promise((resolve) => socket.on('close', () => resolve())));
-    socket.setNoDelay(true);
-    socket.on('error', () => {});
-    let buffered = '';
-    let queue = Promise.resolve();
-    socket.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('latin1');
-      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
-        const exchange: Exchange = { index: exchanges.length, connection: index, request: buffered.slice(0, end) };
-        buffered = buffered.slice(end + 4);
-        exchanges.push(exchange);
-        queue = queue
-          .then(() => answer(socket, exchange))
-          .catch(() => {
-            socket.destroy();
-          });
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  return {
-    url: new URL(`http://127.0.0.1:${port}/`),
-    exchanges,
-    connections,
-    closed: async (index) => {
-      while (closings[index] === undefined) await sleep(5);
-      await closings[index];
-    },
-    close: async () => {
-      for (const socket of connections) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
-
 const now = (): Timespec => systemClock.realtime();
 
-const answerHead = (exchange: Exchange, extra = ''): string =>
+const answerHead = (exchange: RawRequest, extra = ''): string =>
   `HTTP/1.1 200 OK\r\nDate: ${DATE}\r\nX-Exchange: ${exchange.connection}/${exchange.index}\r\n${extra}\r\n`;
 
 /** Rejects after `ms` with a message naming `what`, else `promise`'s outcome. */
@@ -719,7 +657,7 @@ describe('the client on raw servers', () => {
     connections.push(connection);
     return connection;
   };
-  const serve = async (answer: (socket: Socket, exchange: Exchange) => Promise<void>): Promise<RawServer> => {
+  const serve = async (answer: (socket: Socket, exchange: RawRequest) => Promise<void>): Promise<RawServer> => {
     const server = await rawServer(answer);
     closers.push(server.close);
     return server;
@@ -729,16 +667,14 @@ describe('the client on raw servers', () => {
     const server = await serve(async (socket, exchange) => {
       socket.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n');
       await sleep(200);
-      exchange.finalWritten = now();
+      exchange.answerStart = now();
       socket.write(answerHead(exchange, 'Content-Length: 0\r\n'));
     });
     const connection = open(server.url);
     for (let index = 0; index < 3; index += 1) {
       const answer = await connection.send(server.url, systemClock, 'HEAD');
       expect(answer.statusCode).toBe(200);
-      expect(ns(answer.response.receiveTime)).toBeGreaterThanOrEqual(
-        ns(server.exchanges[index]?.finalWritten ?? now()),
-      );
+      expect(ns(answer.response.receiveTime)).toBeGreaterThanOrEqual(ns(server.requests[index]?.answerStart ?? now()));
     }
     expect(server.connections).toHaveLength(1);
   });
@@ -770,7 +706,7 @@ describe('the client on raw servers', () => {
       for (const [index, write] of writes.entries()) {
         if (index > 0) await sleep(200);
         const text = write.replace('#', answerHead(exchange, 'Content-Length: 0\r\n'));
-        if (write.includes('#')) exchange.finalWritten = now();
+        if (write.includes('#')) exchange.answerStart = now();
         socket.write(text);
       }
     });
@@ -778,7 +714,7 @@ describe('the client on raw servers', () => {
     for (let index = 0; index < 2; index += 1) {
       const answer = await connection.send(server.url, systemClock, 'HEAD');
       expect(answer.statusCode).toBe(200);
-      const written = server.exchanges[index]?.finalWritten;
+      const written = server.requests[index]?.answerStart;
       expect(written).toBeDefined();
       expect(ns(answer.response.receiveTime)).toBeGreaterThanOrEqual(ns(written ?? now()));
     }
@@ -839,7 +775,7 @@ describe('the client on raw servers', () => {
     }
     // Every request the server took was answered on its own connection, each answer the server's own.
     expect(answers.map((answer) => answer.headers['x-exchange'])).toEqual(
-      server.exchanges.map((exchange) => `${exchange.connection}/${exchange.index}`),
+      server.requests.map((exchange) => `${exchange.connection}/${exchange.index}`),
     );
     expect(server.connections).toHaveLength(2);
     expect(reset).toBeUndefined();
@@ -857,7 +793,7 @@ describe('the client on raw servers', () => {
       try {
         const answer = await connection.send(server.url, systemClock, 'HEAD');
         // The answer to the request just sent, never one the server wrote before it.
-        const last = server.exchanges.at(-1);
+        const last = server.requests.at(-1);
         const own = answer.headers['x-exchange'] === `${last?.connection}/${last?.index}`;
         outcomes.push(own ? 'answered' : `answered another request: ${answer.headers['x-exchange']}`);
       } catch (error) {
@@ -922,7 +858,7 @@ describe('the client on raw servers', () => {
       expect(server.connections.length).toBeLessThanOrEqual(1);
       for (let index = 0; index < server.connections.length; index += 1)
         await within(server.closed(index), 2000, `connection ${index} closing after destroy()`);
-      expect(server.exchanges).toHaveLength(0);
+      expect(server.requests).toHaveLength(0);
     },
   );
 });
