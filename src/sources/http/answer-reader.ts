@@ -55,6 +55,7 @@ export class AnswerReader {
   /** Chunked body: where the decoder is. */
   #chunk: { state: 'size' | 'trailers' | 'end-of-data' } | { state: 'data'; left: number } = { state: 'size' };
   #complete = false;
+  #trailerBytes = 0;
   /** Bytes of the head being read already searched for its end. */
   #scanned = 0;
   #statusLineChecked = false;
@@ -109,16 +110,10 @@ export class AnswerReader {
     }
     const pending = this.#pending;
     this.#checkStatusLine();
-    // Each byte searched once however the head is cut into reads.
-    const crlf = pending.indexOf('\n\r\n', this.#scanned, 'latin1');
-    const lf = pending.indexOf('\n\n', this.#scanned, 'latin1');
-    const end = crlf < 0 ? lf : lf < 0 ? crlf : Math.min(crlf, lf);
+    const end = this.#headEnd(pending);
     if ((end < 0 ? pending.length : end) > this.maxHeaderSize)
       throw parseError(`a response head over ${this.maxHeaderSize} bytes`, 'HPE_HEADER_OVERFLOW');
-    if (end < 0) {
-      this.#scanned = Math.max(0, pending.length - 2);
-      return undefined;
-    }
+    if (end < 0) return undefined;
     this.#pending = pending.subarray(end + (pending[end + 1] === 0x0a ? 2 : 3));
     this.#scanned = 0;
     this.#statusLineChecked = false;
@@ -145,6 +140,29 @@ export class AnswerReader {
     }
     if (head.statusCode >= 200) this.#frame(head);
     return head;
+  }
+
+  /**
+   * Where the head's blank line begins (the LF before it), or -1: each line end looked at
+   * once however the head is cut into reads, and nothing past the head searched.
+   */
+  #headEnd(pending: Buffer): number {
+    let from = this.#scanned;
+    for (;;) {
+      const lf = pending.indexOf(0x0a, from);
+      if (lf < 0 || lf > this.maxHeaderSize) {
+        this.#scanned = lf < 0 ? pending.length : lf;
+        return -1;
+      }
+      const next = pending[lf + 1];
+      if (next === 0x0a) return lf;
+      if (next === 0x0d && pending[lf + 2] === 0x0a) return lf;
+      if (next === undefined || (next === 0x0d && lf + 2 >= pending.length)) {
+        this.#scanned = lf;
+        return -1;
+      }
+      from = lf + 1;
+    }
   }
 
   /** Not HTTP is told from the first bytes (as llhttp tells it), not after waiting for a head's end. */
@@ -229,6 +247,9 @@ export class AnswerReader {
         if (line !== '') throw parseError('no line end after a chunk', 'HPE_STRICT');
         this.#chunk = { state: 'size' };
       } else if (chunk.state === 'trailers') {
+        this.#trailerBytes += newline + 1;
+        if (this.#trailerBytes > this.maxHeaderSize)
+          throw parseError(`trailers over ${this.maxHeaderSize} bytes`, 'HPE_HEADER_OVERFLOW');
         if (line === '') this.#complete = true;
       } else {
         const size = /^([0-9a-fA-F]{1,8})[ \t]*(?:;.*)?$/.exec(line)?.[1];
