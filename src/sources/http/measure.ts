@@ -242,7 +242,7 @@ class ServerFailure extends Error {
 const isStaleConnection = (error: unknown): boolean =>
   error instanceof Error &&
   !(error instanceof ProbeFault) &&
-  /^(UND_ERR_SOCKET|ECONNRESET|EPIPE)$/.test((error as NodeJS.ErrnoException).code ?? '');
+  /^(UND_ERR_SOCKET|ECONNRESET|EPIPE|ERR_HTTP_IDLE_408)$/.test((error as NodeJS.ErrnoException).code ?? '');
 
 /**
  * The servers' state while they are probed: each server replaces its own entry after an
