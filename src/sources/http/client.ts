@@ -74,7 +74,15 @@ function exemptFromProxy(url: URL, noProxy: string): boolean {
 /** Proxy-Authorization for a proxy URL's credentials. */
 function proxyAuthorization(proxy: URL): Record<string, string> {
   if (proxy.username === '' && proxy.password === '') return {};
-  const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+  // A `%` that starts no escape stands for itself: a throw here would be in a socket's callback.
+  const decode = (part: string): string => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      return part;
+    }
+  };
+  const credentials = `${decode(proxy.username)}:${decode(proxy.password)}`;
   return { 'proxy-authorization': `Basic ${Buffer.from(credentials).toString('base64')}` };
 }
 
