@@ -369,7 +369,7 @@ export class ServerConnection implements ProbeConnection {
         // An informational answer: the final one is timed by the read it began in.
         if (progress.informational) firstByte = progress.finalBegun ? readAt : undefined;
         if (progress.head !== undefined) {
-          // Reads come in turns after the send; kept as a guard: without a send time there is no upper bound.
+          // The socket flows only from the turn of the send (resume() defers); a guard: no send time, no upper bound.
           if (sendTime === undefined) {
             fail(codedError('an answer came before the request was sent: no upper bound', 'ERR_HTTP_NO_SEND_TIME'));
             return;

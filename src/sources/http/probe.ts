@@ -13,6 +13,7 @@ import { ServerConnection } from './client.js';
 import { ProbeFault, type ConnectionOptions, type ProbeConnection, type ProbeResponse } from './connection.js';
 
 export {
+  checkProxy,
   ProbeFault,
   PROXY_ENV,
   proxyUri,
