@@ -4,14 +4,18 @@
 // its own connection, deduplicated by port). Per run: wall, CPU of the process (user +
 // system, from the shell's `times`), |error| of the estimate against the true offset and
 // the published bound. HTNTP_BENCH_SCALE="20 50" chooses N, HTNTP_BENCH_RUNS the runs,
-// HTNTP_BENCH_NODE_ARGS options for node before the CLI (e.g. `--cpu-prof`).
+// HTNTP_BENCH_NODE_ARGS options for node before the CLI (e.g. `--cpu-prof`). `burst`: what
+// one probe costs the event loop among many, next to a raw socket.
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { connect as connectSocket, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { realtime } from '../src/clock.js';
+import { realtime, systemClock } from '../src/clock.js';
+import { createConnection, probe, type ProbeConnection } from '../src/sources/http/probe.js';
 import { diffSeconds } from '../src/time.js';
 import { htntpBin, makeTempDir, startProcess } from '../test/helpers/process.js';
 import { findTool, missingTools } from '../test/helpers/tools.js';
@@ -218,5 +222,96 @@ export async function scale(): Promise<void> {
         `±${ms(median(of((run) => run.bound)))} (${ms(Math.min(...of((run) => run.bound)))}` +
         `..${ms(Math.max(...of((run) => run.bound)))})`,
     );
+  }
+}
+
+/** A bare HEAD on a kept-alive socket, done at the answer head's end: the anchor the probe client is held against. */
+class RawHead {
+  readonly #socket: Socket;
+  #pending = '';
+  #done: (() => void) | undefined;
+
+  constructor(url: URL) {
+    this.#socket = connectSocket({ host: url.hostname, port: Number(url.port) }).setNoDelay(true);
+    this.#socket.on('data', (chunk: Buffer) => {
+      this.#pending += chunk.toString('latin1');
+      const end = this.#pending.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      this.#pending = this.#pending.slice(end + 4);
+      this.#done?.();
+    });
+  }
+
+  send(url: URL): Promise<void> {
+    return new Promise((resolve) => {
+      this.#done = resolve;
+      this.#socket.write(`HEAD ${url.pathname} HTTP/1.1\r\nhost: ${url.host}\r\ncache-control: no-cache\r\n\r\n`);
+    });
+  }
+
+  close(): void {
+    this.#socket.destroy();
+  }
+}
+
+/**
+ * `npm run bench:http -- burst`: what one probe costs the event loop when many go at once, as in
+ * a measurement's last aimed second. N ports of one nginx (HTNTP_BENCH_SCALE's first N), every
+ * server probed 3 times back to back, all at once; the loop's busy time and the process's CPU
+ * per probe, next to a raw socket writing the same HEAD and reading to the head's end.
+ */
+export async function burst(): Promise<void> {
+  const missing = missingTools(['nginx', 'libfaketime']);
+  if (missing !== undefined) {
+    console.log(`burst: skipped (${missing})`);
+    return;
+  }
+  const count = COUNTS[0] ?? 50;
+  const perServer = 3;
+  const rounds = 10;
+  const served = await nginxOnPorts(count, TRUTH);
+  const urls = served.urls.map((url) => new URL(url));
+  const connections = urls.map((url) => createConnection(url, { timeoutMs: 10_000 }));
+  const raws = urls.map((url) => new RawHead(url));
+  const ways = {
+    'probe (client.ts)': (index: number) =>
+      probe(connections[index] as ProbeConnection, urls[index] as URL, systemClock),
+    'raw socket': (index: number) => (raws[index] as RawHead).send(urls[index] as URL),
+  };
+  const costs = new Map<string, { busy: number[]; cpu: number[] }>();
+  try {
+    for (let round = 0; round < rounds; round += 1) {
+      for (const [way, one] of Object.entries(ways)) {
+        const utilization = performance.eventLoopUtilization();
+        const cpu = process.cpuUsage();
+        await Promise.all(
+          urls.map(async (_url, index) => {
+            for (let probeIndex = 0; probeIndex < perServer; probeIndex += 1) await one(index);
+          }),
+        );
+        const { active } = performance.eventLoopUtilization(utilization);
+        const used = process.cpuUsage(cpu);
+        // The first two rounds open the connections and warm the code up.
+        if (round < 2) continue;
+        const cost = costs.get(way) ?? { busy: [], cpu: [] };
+        cost.busy.push(active / 1000 / (count * perServer));
+        cost.cpu.push((used.user + used.system) / 1e6 / (count * perServer));
+        costs.set(way, cost);
+      }
+      await sleep(500);
+    }
+  } finally {
+    await Promise.all(connections.map((connection) => connection.destroy()));
+    for (const raw of raws) raw.close();
+    await served.stop();
+  }
+  console.log(
+    `burst: ${count} ports of one nginx, ${perServer} HEADs each back to back, all at once; ` +
+      `${rounds - 2} rounds after 2 (load ${loadavg()[0]?.toFixed(2)})`,
+  );
+  for (const [way, { busy, cpu }] of costs) {
+    const range = (values: number[]): string =>
+      `${ms(median(values))} (${ms(Math.min(...values))}..${ms(Math.max(...values))})`;
+    console.log(`  ${way.padEnd(18)} loop busy per probe ${range(busy)}, CPU per probe ${range(cpu)}`);
   }
 }

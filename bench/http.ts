@@ -3,7 +3,8 @@
 // offsets and three symmetric delays. Then 20 servers at once, and what the probe's
 // first-byte stamp gains over its head-parsed one, next to a raw socket. Loopback only;
 // every step has a deadline. `real`: the same cases against Debian's real web servers;
-// `scale`: one measurement over N ports of one nginx (bench/http-scale.ts).
+// `scale`: one measurement over N ports of one nginx; `burst`: the probe client's cost per
+// probe among many, next to a raw socket (bench/http-scale.ts).
 import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
 import { promisify } from 'node:util';
@@ -21,7 +22,7 @@ import {
 import { createConnection, probe, type ProbeConnection } from '../src/sources/http/probe.js';
 import { carryInterval } from '../src/sources/http/source.js';
 import { diffSeconds, toSeconds } from '../src/time.js';
-import { scale } from './http-scale.js';
+import { burst, scale } from './http-scale.js';
 import type { TimeServerConfig } from '../test/helpers/http/servers.js';
 import { serve, stop } from '../test/helpers/http/spawn.js';
 import { startRelayProcess, type LegDelay, type RelayProcess } from '../test/helpers/relay.js';
@@ -452,6 +453,7 @@ const sections: Record<string, () => Promise<void>> = {
   timing: firstByteTiming,
   real: realWorld,
   scale,
+  burst,
 };
 const chosen = process.argv.slice(2);
 for (const [name, section] of Object.entries(sections)) {

@@ -12,6 +12,7 @@ import {
   type MeasureOptions,
   type MeasurementResult,
 } from '../../sources/http/measure.js';
+import { checkProxy } from '../../sources/http/probe.js';
 import { HttpSource } from '../../sources/http/source.js';
 import { DEFAULT_SERVERS, serverUrl } from '../../sources/http/servers.js';
 import { integerOption, numberOption } from '../options.js';
@@ -95,7 +96,12 @@ export function resolveProxy(options: Pick<HttpOptions, 'proxy' | 'proxyFile'>, 
   if (options.proxy !== undefined && options.proxyFile !== undefined) {
     throw invalidArgValue('--proxy and --proxy-file exclude each other');
   }
-  if (options.proxyFile !== undefined) return readProxyFile(options.proxyFile);
+  if (options.proxyFile !== undefined) {
+    const fromFile = readProxyFile(options.proxyFile);
+    checkProxy(fromFile);
+    return fromFile;
+  }
+  checkProxy(options.proxy);
   if (options.proxy !== undefined && hasProxyCredentials(options.proxy)) {
     process.title = process.argv
       .map((arg, index) => (index === 0 ? 'htntp' : redactCredentials(arg)))

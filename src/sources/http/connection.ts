@@ -5,7 +5,8 @@ import { createRequire } from 'node:module';
 import { connect, type Socket } from 'node:net';
 import type * as Tls from 'node:tls';
 import type { Clock } from '../../clock.js';
-import { codedError } from '../../errors.js';
+import { codedError, invalidArgValue } from '../../errors.js';
+import { redactCredentials } from '../../log.js';
 import type { Timespec } from '../../time.js';
 import type { TlsConnection } from './tls.js';
 
@@ -110,6 +111,8 @@ export interface ConnectTarget {
   protocol: string;
   port: string;
   servername?: string;
+  /** Ends the connecting at once (the probe that wanted it is gone): the socket is closed, the callback fails. */
+  signal?: AbortSignal;
 }
 
 /** `tls`: how a TLS connection's certificates were trusted (none for plain TCP or a tunnel below TLS). */
@@ -118,30 +121,40 @@ export type ConnectCallback = (error: Error | null, socket: Socket | null, tls?:
 /** Opens a connection and calls back once it is usable: connected, or its TLS handshake done. */
 export type Connector = (target: ConnectTarget, callback: ConnectCallback) => void;
 
-/** Calls back once `socket` emits `ready` (or fails, or takes longer than `timeoutMs`). */
+/** Calls back once `socket` emits `ready` (or fails, takes longer than `timeoutMs`, or `signal` aborts). */
 export function whenReady(
   socket: Socket,
   ready: 'connect' | 'secureConnect',
   what: string,
   timeoutMs: number,
   callback: ConnectCallback,
+  signal: AbortSignal | undefined,
 ): void {
   const timer = setTimeout(
     () => socket.destroy(codedError(`${what} took longer than ${timeoutMs} ms`, 'ERR_HTTP_CONNECT_TIMEOUT')),
     timeoutMs,
   );
-  const fail = (error: Error): void => {
+  const abort = (): void => {
+    socket.destroy(codedError(`${what} abandoned`, 'ABORT_ERR'));
+  };
+  const done = (): void => {
     clearTimeout(timer);
+    signal?.removeEventListener('abort', abort);
+  };
+  const fail = (error: Error): void => {
+    done();
     socket.destroy();
     callback(error, null);
   };
   socket.once('error', fail);
   socket.once(ready, () => {
-    clearTimeout(timer);
+    done();
     socket.off('error', fail);
     socket.setNoDelay(true);
     callback(null, socket);
   });
+  if (signal?.aborted) abort();
+  else signal?.addEventListener('abort', abort, { once: true });
 }
 
 /** Node's bundled roots and NODE_EXTRA_CA_CERTS as Node reads them (once per process). */
@@ -184,6 +197,7 @@ export const tcpConnector =
       'connect',
       timeoutMs,
       callback,
+      target.signal,
     );
   };
 
@@ -197,6 +211,20 @@ export function proxyUri(proxy: string): string {
 /** Whether probes go through a proxy: one given, or one in the environment. */
 export const usesProxy = (proxy: string | undefined): boolean =>
   proxy !== undefined || PROXY_ENV.some((name) => process.env[name]);
+
+/**
+ * Refuses the proxy given, else a proxy variable set in the environment, that is not a URL (a space in the host, a
+ * port over 65535): it would otherwise be passed over and the servers asked directly.
+ */
+export function checkProxy(proxy: string | undefined): void {
+  const named =
+    proxy !== undefined
+      ? [{ name: 'proxy', value: proxy }]
+      : PROXY_ENV.map((name) => ({ name, value: process.env[name] ?? '' }));
+  const bad = named.find(({ value }) => value !== '' && parseProxy(value) === undefined);
+  if (bad !== undefined)
+    throw invalidArgValue(`${bad.name} is not a proxy URL: ${JSON.stringify(redactCredentials(bad.value))}`);
+}
 
 export function parseProxy(uri: string): URL | undefined {
   try {

@@ -29,7 +29,7 @@ import {
 } from './plan.js';
 import type { MemberPlan, PlannedProbe, ServerState, Strategy, TeamPlan } from './plan.js';
 import { conclude, conclusionError, type Conclusion, type ServerEvidence, type ServerStatus } from './conclusion.js';
-import { createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
+import { checkProxy, createConnection, probe, ProbeFault, usesProxy, type ProbeConnection } from './probe.js';
 import { serverUrl } from './servers.js';
 import { describeFloor, type ClockFloor } from '../../floor.js';
 import { localClockVerdict, ServerTls, TlsGate, type LocalClockOptions } from './gate.js';
@@ -165,9 +165,9 @@ export function failureReason(error: unknown): string {
     if (code === 'ECONNREFUSED') return 'refused';
     if (/TIMEOUT|ETIMEDOUT/.test(code)) return 'timeout';
     if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_/.test(code) || /certificate|ssl|tls/i.test(error.message)) return 'tls';
-    if (/^(ECONNRESET|EPIPE|UND_ERR_SOCKET)$/.test(code)) return 'reset';
-    if (code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'HPE_HEADER_OVERFLOW') return 'headers too large';
-    if (code.startsWith('HPE_') || error.name === 'HTTPParserError') return 'not HTTP';
+    if (/^(ECONNRESET|EPIPE)$/.test(code)) return 'reset';
+    if (code === 'HPE_HEADER_OVERFLOW') return 'headers too large';
+    if (code.startsWith('HPE_')) return 'not HTTP';
     if (/proxy/i.test(error.message)) return 'proxy';
     return 'error';
   })();
@@ -242,7 +242,7 @@ class ServerFailure extends Error {
 const isStaleConnection = (error: unknown): boolean =>
   error instanceof Error &&
   !(error instanceof ProbeFault) &&
-  /^(UND_ERR_SOCKET|ECONNRESET|EPIPE)$/.test((error as NodeJS.ErrnoException).code ?? '');
+  /^(ECONNRESET|EPIPE|ERR_HTTP_IDLE_408)$/.test((error as NodeJS.ErrnoException).code ?? '');
 
 /**
  * The servers' state while they are probed: each server replaces its own entry after an
@@ -604,6 +604,7 @@ function measureSettings(
   }
   if (!(dateLag >= 0) || !Number.isFinite(dateLag)) throw outOfRange('dateLag', 'a finite number >= 0', dateLag);
   if (servers.length === 0) throw invalidArgValue('At least one server is needed');
+  checkProxy(options.proxy);
   return { probes, timeout, strategy, dateLag };
 }
 

@@ -8,10 +8,12 @@
 // answered). A server refusing HEAD (405, 501) is asked with GET for one byte from then
 // on.
 import type { Clock } from '../../clock.js';
+import { codedError } from '../../errors.js';
 import { ServerConnection } from './client.js';
 import { ProbeFault, type ConnectionOptions, type ProbeConnection, type ProbeResponse } from './connection.js';
 
 export {
+  checkProxy,
   ProbeFault,
   PROXY_ENV,
   proxyUri,
@@ -93,6 +95,10 @@ export async function probe(connection: ProbeConnection, url: URL, clock: Clock)
     getInstead.add(connection);
     return probe(connection, url, clock);
   }
+  // RFC 9110 15.5.9: a server may send 408 on an idle connection with no request in
+  // progress; on a kept socket it can cross the request and be stamped before its send time.
+  if (answer.statusCode === 408)
+    throw codedError('408 Request Timeout: the server timed the connection out, not an answer', 'ERR_HTTP_IDLE_408');
   const problem = statusProblem(answer.statusCode, answer.statusText, answer.headers, viaProxy);
   if (problem) throw problem;
   return answer.response;

@@ -168,7 +168,7 @@ function strictTlsConnector(tls: { ca?: string[] }, timeoutMs: number): Connecto
   return (target, callback) => {
     const host = hostOf(target.hostname);
     const socket = tlsConnect({ ...tlsOptions(target, host, tls), port: Number(target.port || 443) });
-    whenReady(socket, 'secureConnect', 'connect and TLS handshake', timeoutMs, callback);
+    whenReady(socket, 'secureConnect', 'connect and TLS handshake', timeoutMs, callback, target.signal);
   };
 }
 
@@ -177,7 +177,7 @@ function strictTlsOver(base: Connector, tls: { ca?: string[] }, timeoutMs: numbe
   return (target, callback) => {
     openRaw(base, target, callback, (raw) => {
       const socket = tlsConnect({ socket: raw, ...tlsOptions(target, hostOf(target.hostname), tls) });
-      whenReady(socket, 'secureConnect', 'TLS handshake', timeoutMs, callback);
+      whenReady(socket, 'secureConnect', 'TLS handshake', timeoutMs, callback, target.signal);
     });
   };
 }
@@ -227,7 +227,7 @@ export function timeTolerantConnector(options: ConnectorOptions): Connector {
       openRaw(plain, connectOptions, callback, (raw) => {
         // `host` stays the name Node checks the certificate against should the clock be right by now.
         const secure = tlsConnect({ socket: raw, ...tlsOptions(connectOptions, host, tls), rejectUnauthorized: false });
-        whenReady(secure, 'secureConnect', 'TLS handshake', options.timeoutMs, (failure) => {
+        const ready = (failure: Error | null): void => {
           if (failure !== null) {
             callback(failure, null);
             return;
@@ -249,7 +249,8 @@ export function timeTolerantConnector(options: ConnectorOptions): Connector {
             return;
           }
           callback(null, secure, connection);
-        });
+        };
+        whenReady(secure, 'secureConnect', 'TLS handshake', options.timeoutMs, ready, connectOptions.signal);
       });
     });
   };

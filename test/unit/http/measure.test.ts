@@ -281,6 +281,23 @@ describe('measureOffset', () => {
     await expect(measureOffset(['http://127.0.0.1:1/'], { timeout: -1 })).rejects.toMatchObject({
       code: 'ERR_OUT_OF_RANGE',
     });
+    // A proxy that is not a URL would be passed over and the servers asked directly; credentials stay out of the error.
+    for (const proxy of ['http://proxy host:3128', 'http://proxy:99999', 'http://u:secret@[::1:3128']) {
+      const refused = measureOffset(['http://127.0.0.1:1/'], { proxy });
+      await expect(refused).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: /^proxy is not/ });
+      await expect(refused).rejects.not.toThrow(/secret/);
+    }
+    const before = process.env.HTTPS_PROXY;
+    process.env.HTTPS_PROXY = 'http://proxy host:3128';
+    try {
+      await expect(measureOffset(['https://127.0.0.1:1/'], {})).rejects.toMatchObject({
+        code: 'ERR_INVALID_ARG_VALUE',
+        message: /^HTTPS_PROXY is not a proxy URL/,
+      });
+    } finally {
+      if (before === undefined) delete process.env.HTTPS_PROXY;
+      else process.env.HTTPS_PROXY = before;
+    }
   });
 });
 

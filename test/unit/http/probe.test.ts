@@ -1,68 +1,15 @@
 // probe() on the client (client.ts), straight to a loopback server and through it as an
 // HTTP proxy (absolute form): the send and receive stamps against what the server did and
 // when, keep-alive, the GET fallback, the body limit and destroy().
-import { createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../../src/clock.js';
 import { formatHttpDate } from '../../../src/sources/http/date.js';
 import { createConnection, probe, type ProbeConnection } from '../../../src/sources/http/probe.js';
 import { diffSeconds, type Timespec } from '../../../src/time.js';
+import { rawServer } from '../../helpers/http/raw-server.js';
 
 const ns = (time: Timespec): bigint => BigInt(time.sec) * 1_000_000_000n + BigInt(time.nsec);
-
-interface Request {
-  method: string;
-  head: string;
-  /** When the request's last byte arrived, and when the server began and finished its answer. */
-  arrived: Timespec;
-  answerStart?: Timespec;
-  answerEnd?: Timespec;
-}
-
-/** A raw HTTP/1.1 server: `answer` writes the response to each request (keep-alive). */
-async function rawServer(
-  answer: (socket: Socket, request: Request) => Promise<void>,
-): Promise<{ url: URL; requests: Request[]; connections: () => number; close: () => Promise<void> }> {
-  const requests: Request[] = [];
-  const sockets = new Set<Socket>();
-  let connections = 0;
-  const server: Server = createServer((socket) => {
-    connections += 1;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let buffered = '';
-    let queue = Promise.resolve();
-    socket.on('data', (chunk: Buffer) => {
-      const arrived = systemClock.realtime();
-      buffered += chunk.toString('latin1');
-      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
-        const head = buffered.slice(0, end);
-        buffered = buffered.slice(end + 4);
-        const request: Request = { method: head.split(' ')[0] ?? '', head, arrived };
-        requests.push(request);
-        queue = queue
-          .then(() => answer(socket, request))
-          .catch(() => {
-            socket.destroy();
-          });
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  return {
-    url: new URL(`http://127.0.0.1:${port}/`),
-    requests,
-    connections: () => connections,
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 const head = (status: string, fields: string[] = []): string =>
   [
@@ -104,7 +51,7 @@ describe.each([
     const connection = open(server);
     const responses = [];
     for (let index = 0; index < 30; index += 1) responses.push(await probe(connection, at(server), systemClock));
-    expect(server.connections()).toBe(1);
+    expect(server.connections.length).toBe(1);
     expect(server.requests).toHaveLength(30);
     responses.forEach((response, index) => {
       const request = server.requests[index];
@@ -255,12 +202,12 @@ describe.each([
     const answering = probe(shared, at(silent), systemClock);
     const queued = probe(shared, at(silent), systemClock);
     while (silent.requests.length === requestsBefore) await sleep(10);
-    const connectionsBefore = silent.connections();
+    const connectionsBefore = silent.connections.length;
     await shared.destroy(reason);
     await expect(answering).rejects.toBe(reason);
     await expect(queued).rejects.toBe(reason);
     await sleep(100);
-    expect(silent.connections()).toBe(connectionsBefore);
+    expect(silent.connections.length).toBe(connectionsBefore);
     const quick = open(silent, 300);
     const started = systemClock.realtime();
     await expect(probe(quick, at(silent), systemClock)).rejects.toMatchObject({ code: 'ERR_HTTP_HEADERS_TIMEOUT' });
