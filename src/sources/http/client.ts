@@ -239,6 +239,8 @@ export class ServerConnection implements ProbeConnection {
   /** The request before the next: requests go one at a time. */
   #turn: Promise<unknown> = Promise.resolve();
   #destroyed: Error | undefined;
+  /** The last request's bytes: a server is asked the same every time. */
+  #lastRequest: { key: string; bytes: string } | undefined;
 
   constructor(url: URL, options: ConnectionOptions) {
     const proxy = proxyFor(url, options.proxy);
@@ -280,6 +282,12 @@ export class ServerConnection implements ProbeConnection {
 
   /** The request's bytes: origin form, or absolute form to a proxy (credentials never sent on). */
   #requestBytes(url: URL, method: ProbeMethod): string {
+    const key = `${method} ${url.href}`;
+    if (this.#lastRequest?.key !== key) this.#lastRequest = { key, bytes: this.#writeRequest(url, method) };
+    return this.#lastRequest.bytes;
+  }
+
+  #writeRequest(url: URL, method: ProbeMethod): string {
     const proxy = this.#httpProxy;
     const target = proxy ? `${url.protocol}//${url.host}${url.pathname}${url.search}` : `${url.pathname}${url.search}`;
     const fields = { host: url.host, connection: 'keep-alive', ...requestHeaders(method) };
@@ -287,8 +295,8 @@ export class ServerConnection implements ProbeConnection {
     return `${method} ${target} HTTP/1.1\r\n${lines.map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n`;
   }
 
-  /** The kept socket, or a new one from the connector. */
-  #open(signal: AbortSignal, callback: (error: Error | null, open?: OpenSocket) => void): void {
+  /** The kept socket, or a new one from the connector; what abandons the connecting, if it connects. */
+  #open(callback: (error: Error | null, open?: OpenSocket) => void): (() => void) | undefined {
     const idle = this.#idle;
     this.#idle = undefined;
     if (idle !== undefined) {
@@ -299,13 +307,15 @@ export class ServerConnection implements ProbeConnection {
       else {
         socket.setTimeout(0).ref();
         callback(null, idle.open);
-        return;
+        return undefined;
       }
     }
-    this.#connector({ ...this.#target, signal }, (error, socket, tls) => {
+    const connecting = new AbortController();
+    this.#connector({ ...this.#target, signal: connecting.signal }, (error, socket, tls) => {
       if (error !== null || socket === null) callback(error ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'));
       else callback(null, { socket, tls: tls ?? null });
     });
+    return () => connecting.abort();
   }
 
   /** Keeps `open` for the next request: closed when idle too long, or when anything but the end comes on it. */
@@ -331,13 +341,13 @@ export class ServerConnection implements ProbeConnection {
       let answer: Answer | undefined;
       let settled = false;
       // Ends a connection still being opened for this request.
-      const connecting = new AbortController();
+      let abandon: (() => void) | undefined;
       const settle = (reuse: boolean): void => {
         settled = true;
         clearTimeout(timer);
         this.#pending.delete(fail);
         if (open === undefined) {
-          connecting.abort();
+          abandon?.();
           return;
         }
         open.socket.off('data', onData).off('error', fail).off('close', onClose);
@@ -399,7 +409,7 @@ export class ServerConnection implements ProbeConnection {
         else fail(codedError('the connection closed in the middle of the answer', 'ECONNRESET'));
       };
       this.#pending.add(fail);
-      this.#open(connecting.signal, (error, opened) => {
+      abandon = this.#open((error, opened) => {
         if (settled) opened?.socket.destroy();
         else if (error !== null || opened === undefined)
           fail(error ?? codedError('no connection', 'ERR_HTTP_NO_CONNECTION'));
