@@ -35,8 +35,6 @@ const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([^\r\n]*))?$/;
 
 const isLineEnd = (byte: number): boolean => byte === 0x0d || byte === 0x0a;
 
-const parseError = (message: string, code: string): Error => codedError(message, code);
-
 /** A field's comma-separated tokens, lower case. */
 const tokens = (value: string | undefined): string[] =>
   (value ?? '')
@@ -82,7 +80,7 @@ export class AnswerReader {
       }
       if (head.statusCode === 101)
         throw new ProbeFault('protocol', 'an unasked-for 101 Switching Protocols', 'ERR_HTTP_NO_RESPONSE');
-      if (head.statusCode < 100) throw parseError(`a status of ${head.statusCode}`, 'HPE_INVALID_STATUS');
+      if (head.statusCode < 100) throw codedError(`a status of ${head.statusCode}`, 'HPE_INVALID_STATUS');
       if (head.statusCode < 200) progress.informational = true;
       else {
         this.#head = head;
@@ -112,7 +110,7 @@ export class AnswerReader {
     this.#checkStatusLine();
     const end = this.#headEnd(pending);
     if ((end < 0 ? pending.length : end) > this.maxHeaderSize)
-      throw parseError(`a response head over ${this.maxHeaderSize} bytes`, 'HPE_HEADER_OVERFLOW');
+      throw codedError(`a response head over ${this.maxHeaderSize} bytes`, 'HPE_HEADER_OVERFLOW');
     if (end < 0) return undefined;
     this.#pending = pending.subarray(end + (pending[end + 1] === 0x0a ? 2 : 3));
     this.#scanned = 0;
@@ -132,7 +130,7 @@ export class AnswerReader {
       const colon = line.indexOf(':');
       const name = line.slice(0, colon).toLowerCase();
       if (colon <= 0 || !TOKEN.test(name) || /[\0\r\n]/.test(line))
-        throw parseError(`not a header field: ${JSON.stringify(line.slice(0, 64))}`, 'HPE_INVALID_HEADER_TOKEN');
+        throw codedError(`not a header field: ${JSON.stringify(line.slice(0, 64))}`, 'HPE_INVALID_HEADER_TOKEN');
       const value = line.slice(colon + 1).trim();
       const before = headers[name];
       headers[name] = before === undefined ? value : `${before}, ${value}`;
@@ -176,7 +174,7 @@ export class AnswerReader {
       this.#statusLineChecked = lineEnd >= 0;
       return;
     }
-    throw parseError(`not an HTTP/1.x status line: ${JSON.stringify(line.slice(0, 64))}`, 'HPE_INVALID_CONSTANT');
+    throw codedError(`not an HTTP/1.x status line: ${JSON.stringify(line.slice(0, 64))}`, 'HPE_INVALID_CONSTANT');
   }
 
   /**
@@ -194,7 +192,7 @@ export class AnswerReader {
       const lengths = new Set(contentLength.split(',').map((value) => value.trim()));
       const [only = ''] = lengths;
       if (lengths.size !== 1 || !/^\d{1,15}$/.test(only))
-        throw parseError(`a Content-Length of ${JSON.stringify(contentLength)}`, 'HPE_UNEXPECTED_CONTENT_LENGTH');
+        throw codedError(`a Content-Length of ${JSON.stringify(contentLength)}`, 'HPE_UNEXPECTED_CONTENT_LENGTH');
       length = Number(only);
     }
     // Both framings given: the answer may have been smuggled past something; read it, then close.
@@ -238,23 +236,23 @@ export class AnswerReader {
       const newline = this.#pending.indexOf(0x0a);
       if (newline < 0) {
         if (this.#pending.length > this.maxHeaderSize)
-          throw parseError('a chunk line without end', 'HPE_INVALID_CHUNK_SIZE');
+          throw codedError('a chunk line without end', 'HPE_INVALID_CHUNK_SIZE');
         return;
       }
       const line = this.#pending.toString('latin1', 0, newline).replace(/\r$/, '');
       this.#pending = this.#pending.subarray(newline + 1);
       if (chunk.state === 'end-of-data') {
-        if (line !== '') throw parseError('no line end after a chunk', 'HPE_STRICT');
+        if (line !== '') throw codedError('no line end after a chunk', 'HPE_STRICT');
         this.#chunk = { state: 'size' };
       } else if (chunk.state === 'trailers') {
         this.#trailerBytes += newline + 1;
         if (this.#trailerBytes > this.maxHeaderSize)
-          throw parseError(`trailers over ${this.maxHeaderSize} bytes`, 'HPE_HEADER_OVERFLOW');
+          throw codedError(`trailers over ${this.maxHeaderSize} bytes`, 'HPE_HEADER_OVERFLOW');
         if (line === '') this.#complete = true;
       } else {
         const size = /^([0-9a-fA-F]{1,8})[ \t]*(?:;.*)?$/.exec(line)?.[1];
         if (size === undefined)
-          throw parseError(`a chunk size of ${JSON.stringify(line.slice(0, 32))}`, 'HPE_INVALID_CHUNK_SIZE');
+          throw codedError(`a chunk size of ${JSON.stringify(line.slice(0, 32))}`, 'HPE_INVALID_CHUNK_SIZE');
         const left = parseInt(size, 16);
         this.#countBody(left);
         this.#chunk = left === 0 ? { state: 'trailers' } : { state: 'data', left };
