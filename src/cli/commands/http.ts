@@ -92,16 +92,20 @@ export function readProxyFile(path: string): string {
  * are visible to every local user (`ps`, /proc/PID/cmdline): warn, and overwrite the
  * process title so they vanish from it for the rest of the run.
  */
-export function resolveProxy(options: Pick<HttpOptions, 'proxy' | 'proxyFile'>, logger: Logger): string | undefined {
+export function resolveProxy(
+  options: Pick<HttpOptions, 'proxy' | 'proxyFile'>,
+  servers: readonly URL[],
+  logger: Logger,
+): string | undefined {
   if (options.proxy !== undefined && options.proxyFile !== undefined) {
     throw invalidArgValue('--proxy and --proxy-file exclude each other');
   }
   if (options.proxyFile !== undefined) {
     const fromFile = readProxyFile(options.proxyFile);
-    checkProxy(fromFile);
+    checkProxy(servers, fromFile);
     return fromFile;
   }
-  checkProxy(options.proxy);
+  checkProxy(servers, options.proxy);
   if (options.proxy !== undefined && hasProxyCredentials(options.proxy)) {
     process.title = process.argv
       .map((arg, index) => (index === 0 ? 'htntp' : redactCredentials(arg)))
@@ -148,7 +152,7 @@ export async function runHttp(
   // --json logs as JSON too (a copy: the caller's object is left as given).
   const given: HttpOptions = givenOptions.json ? { ...givenOptions, logFormat: 'json' } : givenOptions;
   const { proxyFile: _proxyFile, proxy: _proxy, ...rest } = given;
-  const proxy = resolveProxy(given, serviceLogger(given));
+  const proxy = resolveProxy(given, servers.map(serverUrl), serviceLogger(given));
   const options: HttpOptions = { ...rest, proxy };
   if (options.once && options.dryRun) {
     const logger = serviceLogger(options);

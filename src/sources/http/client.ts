@@ -20,7 +20,8 @@ import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import type * as Tls from 'node:tls';
 import type { Clock } from '../../clock.js';
-import { codedError } from '../../errors.js';
+import { codedError, invalidArgValue } from '../../errors.js';
+import { redactCredentials } from '../../log.js';
 import type { Timespec } from '../../time.js';
 import {
   caOption,
@@ -45,14 +46,36 @@ import { AnswerReader, type ReadProgress } from './answer-reader.js';
 
 const require = createRequire(import.meta.url);
 
+/**
+ * The proxy setting that applies to a server, as given: the one given, else the environment's (HTTPS_PROXY for
+ * https://, falling back to HTTP_PROXY; lower case first) unless NO_PROXY exempts the server.
+ */
+function proxySetting(url: URL, proxy: string | undefined): { name: string; value: string } | undefined {
+  if (proxy !== undefined) return { name: 'proxy', value: proxy };
+  const names = [...(url.protocol === 'https:' ? ['https_proxy', 'HTTPS_PROXY'] : []), 'http_proxy', 'HTTP_PROXY'];
+  const name = names.find((candidate) => process.env[candidate] !== undefined);
+  const value = name === undefined ? '' : (process.env[name] ?? '');
+  if (name === undefined || value === '' || exemptFromProxy(url, process.env.no_proxy ?? process.env.NO_PROXY ?? ''))
+    return undefined;
+  return { name, value };
+}
+
 /** The proxy a server is reached through: the one given, else the environment's unless NO_PROXY exempts the server. */
 export function proxyFor(url: URL, proxy: string | undefined): URL | undefined {
-  if (proxy !== undefined) return parseProxy(proxy);
-  const env = process.env;
-  const http = env.http_proxy ?? env.HTTP_PROXY;
-  const value = url.protocol === 'https:' ? (env.https_proxy ?? env.HTTPS_PROXY ?? http) : http;
-  if (!value || exemptFromProxy(url, env.no_proxy ?? env.NO_PROXY ?? '')) return undefined;
-  return parseProxy(value);
+  const setting = proxySetting(url, proxy);
+  return setting && parseProxy(setting.value);
+}
+
+/**
+ * Refuses a proxy that applies to one of `servers` (given, or from the environment) and is not a URL (a space in the
+ * host, a port over 65535): it would otherwise be passed over and the server asked directly.
+ */
+export function checkProxy(servers: readonly URL[], proxy: string | undefined): void {
+  for (const url of servers) {
+    const setting = proxySetting(url, proxy);
+    if (setting !== undefined && parseProxy(setting.value) === undefined)
+      throw invalidArgValue(`${setting.name} is not a proxy URL: ${JSON.stringify(redactCredentials(setting.value))}`);
+  }
 }
 
 /** Whether NO_PROXY (`*`, or names with an optional port; `.a.org` and `*.a.org` match below a.org) exempts `url`. */

@@ -5,8 +5,7 @@ import { createRequire } from 'node:module';
 import { connect, type Socket } from 'node:net';
 import type * as Tls from 'node:tls';
 import type { Clock } from '../../clock.js';
-import { codedError, invalidArgValue } from '../../errors.js';
-import { redactCredentials } from '../../log.js';
+import { codedError } from '../../errors.js';
 import type { Timespec } from '../../time.js';
 import type { TlsConnection } from './tls.js';
 
@@ -211,20 +210,6 @@ export function proxyUri(proxy: string): string {
 /** Whether probes go through a proxy: one given, or one in the environment. */
 export const usesProxy = (proxy: string | undefined): boolean =>
   proxy !== undefined || PROXY_ENV.some((name) => process.env[name]);
-
-/**
- * Refuses the proxy given, else a proxy variable set in the environment, that is not a URL (a space in the host, a
- * port over 65535): it would otherwise be passed over and the servers asked directly.
- */
-export function checkProxy(proxy: string | undefined): void {
-  const named =
-    proxy !== undefined
-      ? [{ name: 'proxy', value: proxy }]
-      : PROXY_ENV.map((name) => ({ name, value: process.env[name] ?? '' }));
-  const bad = named.find(({ value }) => value !== '' && parseProxy(value) === undefined);
-  if (bad !== undefined)
-    throw invalidArgValue(`${bad.name} is not a proxy URL: ${JSON.stringify(redactCredentials(bad.value))}`);
-}
 
 export function parseProxy(uri: string): URL | undefined {
   try {

@@ -604,7 +604,7 @@ function measureSettings(
   }
   if (!(dateLag >= 0) || !Number.isFinite(dateLag)) throw outOfRange('dateLag', 'a finite number >= 0', dateLag);
   if (servers.length === 0) throw invalidArgValue('At least one server is needed');
-  checkProxy(options.proxy);
+  checkProxy(servers.map(serverUrl), options.proxy);
   return { probes, timeout, strategy, dateLag };
 }
 

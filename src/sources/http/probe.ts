@@ -12,8 +12,8 @@ import { codedError } from '../../errors.js';
 import { ServerConnection } from './client.js';
 import { ProbeFault, type ConnectionOptions, type ProbeConnection, type ProbeResponse } from './connection.js';
 
+export { checkProxy } from './client.js';
 export {
-  checkProxy,
   ProbeFault,
   PROXY_ENV,
   proxyUri,

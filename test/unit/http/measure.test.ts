@@ -287,16 +287,24 @@ describe('measureOffset', () => {
       await expect(refused).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: /^proxy is not/ });
       await expect(refused).rejects.not.toThrow(/secret/);
     }
-    const before = process.env.HTTPS_PROXY;
+    const before = { HTTPS_PROXY: process.env.HTTPS_PROXY, NO_PROXY: process.env.NO_PROXY };
     process.env.HTTPS_PROXY = 'http://proxy host:3128';
     try {
       await expect(measureOffset(['https://127.0.0.1:1/'], {})).rejects.toMatchObject({
         code: 'ERR_INVALID_ARG_VALUE',
         message: /^HTTPS_PROXY is not a proxy URL/,
       });
+      // Refused only where it applies: not to http:// (HTTP_PROXY's), nor to a server NO_PROXY exempts.
+      const direct = await measureOffset(['http://127.0.0.1:1/'], { probes: 1, timeout: 2 });
+      expect(direct.servers[0]?.reason).toMatch(/^refused: /);
+      process.env.NO_PROXY = '127.0.0.1';
+      const exempt = await measureOffset(['https://127.0.0.1:1/'], { probes: 1, timeout: 2 });
+      expect(exempt.servers[0]?.reason).toMatch(/^refused: /);
     } finally {
-      if (before === undefined) delete process.env.HTTPS_PROXY;
-      else process.env.HTTPS_PROXY = before;
+      for (const [name, value] of Object.entries(before)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
     }
   });
 });
