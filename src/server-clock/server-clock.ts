@@ -25,6 +25,7 @@ import {
 } from '../sources/http/carry-forward.js';
 import { DATE_LAG, intersect } from '../sources/http/interval.js';
 import { MAX_PROBES, measure, type Estimate, type MeasurementResult } from '../sources/http/measure.js';
+import { checkProxy } from '../sources/http/probe.js';
 import { serverUrl } from '../sources/http/servers.js';
 import type { LocalClockOptions } from '../sources/http/gate.js';
 import { diffSeconds, formatDuration, type Timespec } from '../time.js';
@@ -196,6 +197,7 @@ export class ServerClock extends EventEmitter<ServerClockEvents> {
     this.#dateLag = positiveOption('dateLag', options.dateLag, DATE_LAG, true);
     this.#timeout = positiveOption('timeout', options.timeout, 5);
     this.#stepThreshold = positiveOption('stepThreshold', options.stepThreshold, 0.1);
+    checkProxy(this.#urls ?? [], options.proxy);
     this.#proxy = options.proxy;
     this.#ca = options.ca;
     const { clockFile } = options;

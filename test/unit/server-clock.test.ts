@@ -610,6 +610,9 @@ describe('ServerClock options', () => {
     expect(() => new ServerClock({ provider: 5 as unknown as () => number })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }) as Error,
     );
+    expect(() => new ServerClock({ servers: ['a'], proxy: 'http://proxy host:3128' })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }) as Error,
+    );
     expect(() => new ServerClock({ provider, refresh: 0 })).toThrow(RangeError);
     expect(() => new ServerClock({ provider, target: -1 })).toThrow(
       expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }) as Error,

@@ -185,6 +185,8 @@ export class AnswerReader {
   #frame(head: AnswerHead & { version: string }): void {
     const connection = tokens(head.headers.connection);
     this.#keepAlive = head.version === '1.1' ? !connection.includes('close') : connection.includes('keep-alive');
+    // A 408 says the server is closing (RFC 9110 15.5.9): the probe sent again goes on a fresh connection.
+    if (head.statusCode === 408) this.#keepAlive = false;
     const transferEncoding = head.headers['transfer-encoding'];
     const contentLength = head.headers['content-length'];
     let length: number | undefined;

@@ -20,8 +20,7 @@ import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import type * as Tls from 'node:tls';
 import type { Clock } from '../../clock.js';
-import { codedError, invalidArgValue } from '../../errors.js';
-import { redactCredentials } from '../../log.js';
+import { codedError, invalidArgType, invalidArgValue } from '../../errors.js';
 import type { Timespec } from '../../time.js';
 import {
   caOption,
@@ -30,6 +29,7 @@ import {
   hostOf,
   KEEP_ALIVE_MS,
   parseProxy,
+  serverName,
   ProbeFault,
   requestHeaders,
   tcpConnector,
@@ -66,15 +66,21 @@ export function proxyFor(url: URL, proxy: string | undefined): URL | undefined {
   return setting && parseProxy(setting.value);
 }
 
+/** A proxy setting URL parsing refused: all before its last `@` may be a password with `#`, `/` or `?` in it. */
+const redactUnparsed = (value: string): string =>
+  value.includes('@') ? value.replace(/^([a-z][a-z0-9+.-]*:\/\/)?.*@/is, '$1***@') : value;
+
 /**
  * Refuses a proxy that applies to one of `servers` (given, or from the environment) and is not a URL (a space in the
  * host, a port over 65535): it would otherwise be passed over and the server asked directly.
  */
 export function checkProxy(servers: readonly URL[], proxy: string | undefined): void {
+  if (proxy !== undefined && typeof proxy !== 'string') throw invalidArgType('proxy', 'a string', proxy);
+  if (proxy === '') throw invalidArgValue('proxy is empty: give host:port or http://host:port');
   for (const url of servers) {
     const setting = proxySetting(url, proxy);
     if (setting !== undefined && parseProxy(setting.value) === undefined)
-      throw invalidArgValue(`${setting.name} is not a proxy URL: ${JSON.stringify(redactCredentials(setting.value))}`);
+      throw invalidArgValue(`${setting.name} is not a proxy URL: ${JSON.stringify(redactUnparsed(setting.value))}`);
   }
 }
 
@@ -124,7 +130,7 @@ function toProxy(proxy: URL, options: ConnectionOptions): Connector {
       ? (given, callback) => {
           const host = hostOf(proxy.hostname);
           const tls = require('node:tls') as typeof Tls;
-          const socket = tls.connect({ host, port: Number(target.port), ...caOption(options.ca), servername: host });
+          const socket = tls.connect({ host, port: Number(target.port), ...caOption(options.ca), ...serverName(host) });
           const what = 'connect and TLS handshake to the proxy';
           whenReady(socket, 'secureConnect', what, options.timeoutMs, callback, given.signal);
         }

@@ -2,7 +2,7 @@
 // through a proxy), and the connectors below it.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 import type * as Tls from 'node:tls';
 import type { Clock } from '../../clock.js';
 import { codedError } from '../../errors.js';
@@ -98,6 +98,10 @@ export const bodyTooLarge = (): ProbeFault =>
     `GET for one byte (Range: bytes=0-0) brought more than ${MAX_BODY} bytes of body`,
     'ERR_HTTP_BODY_TOO_LARGE',
   );
+
+/** TLS's server name for `host` (`name` if another is asked for): SNI names a host, never an address (RFC 6066 3). */
+export const serverName = (host: string, name = host): { servername?: string } =>
+  isIP(host) ? {} : { servername: name };
 
 /** A host name as sockets take it: an IPv6 literal without its brackets. */
 export const hostOf = (hostname: string): string => hostname.replace(/^\[|\]$/g, '');

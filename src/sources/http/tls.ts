@@ -7,7 +7,6 @@
 // not known to be right. Its chain's validity windows then go with its result, and the
 // measurement publishes only a time that lies inside them (validity.ts).
 import { X509Certificate } from 'node:crypto';
-import { isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import {
   connect as tlsConnect,
@@ -27,6 +26,7 @@ import {
   type ConnectCallback,
   type Connector,
   type ConnectTarget,
+  serverName,
 } from './connection.js';
 
 /** OpenSSL's verify results that say only "not at this time". */
@@ -147,7 +147,7 @@ function tlsOptions(target: ConnectTarget, host: string, tls: { ca?: string[] })
   return {
     host,
     ...tls,
-    ...(isIP(host) ? {} : { servername: target.servername ?? host }),
+    ...serverName(host, target.servername),
     ALPNProtocols: ['http/1.1'],
   };
 }

@@ -390,6 +390,15 @@ describe('AnswerReader refuses reuse', () => {
     expect(reader.reusable).toBe(false);
   });
 
+  it('after a 408, even one that keeps the connection (the server is closing it: RFC 9110 15.5.9)', () => {
+    const reader = new AnswerReader('HEAD', MAX_HEADER_SIZE);
+    const progress = reader.push(
+      Buffer.from(`HTTP/1.1 408 Request Timeout\r\nDate: ${DATE}\r\nContent-Length: 0\r\n\r\n`),
+    );
+    expect(progress.complete).toBe(true);
+    expect(reader.reusable).toBe(false);
+  });
+
   it('before the answer is whole', () => {
     const reader = new AnswerReader('GET', MAX_HEADER_SIZE);
     reader.push(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc'));

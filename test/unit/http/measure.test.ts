@@ -282,11 +282,22 @@ describe('measureOffset', () => {
       code: 'ERR_OUT_OF_RANGE',
     });
     // A proxy that is not a URL would be passed over and the servers asked directly; credentials stay out of the error.
-    for (const proxy of ['http://proxy host:3128', 'http://proxy:99999', 'http://u:secret@[::1:3128']) {
+    for (const proxy of [
+      'http://proxy host:3128',
+      'http://proxy:99999',
+      'http://u:secret@[::1:3128',
+      'http://u:se#cret@p:1',
+    ]) {
       const refused = measureOffset(['http://127.0.0.1:1/'], { proxy });
       await expect(refused).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: /^proxy is not/ });
-      await expect(refused).rejects.not.toThrow(/secret/);
+      await expect(refused).rejects.not.toThrow(/secret|cret/);
     }
+    await expect(measureOffset(['http://127.0.0.1:1/'], { proxy: '' })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG_VALUE',
+    });
+    await expect(measureOffset(['http://127.0.0.1:1/'], { proxy: 3128 as unknown as string })).rejects.toThrow(
+      TypeError,
+    );
     const before = { HTTPS_PROXY: process.env.HTTPS_PROXY, NO_PROXY: process.env.NO_PROXY };
     process.env.HTTPS_PROXY = 'http://proxy host:3128';
     try {
