@@ -17,7 +17,7 @@
 // TLS socket over with how its certificates were trusted (tls.ts), and every answer
 // carries its socket's.
 import { createRequire } from 'node:module';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type * as Tls from 'node:tls';
 import type { Clock } from '../../clock.js';
 import { codedError, invalidArgType, invalidArgValue } from '../../errors.js';
@@ -84,7 +84,10 @@ export function checkProxy(servers: readonly URL[], proxy: string | undefined): 
   }
 }
 
-/** Whether NO_PROXY (`*`, or names with an optional port; `.a.org` and `*.a.org` match below a.org) exempts `url`. */
+/**
+ * Whether NO_PROXY (`*`, or names and addresses with an optional port; `.a.org` and `*.a.org` match below a.org)
+ * exempts `url`.
+ */
 function exemptFromProxy(url: URL, noProxy: string): boolean {
   const host = hostOf(url.hostname).toLowerCase();
   const port = defaultPort(url);
@@ -93,7 +96,8 @@ function exemptFromProxy(url: URL, noProxy: string): boolean {
     .filter(Boolean)
     .some((entry) => {
       if (entry === '*') return true;
-      const [, name = entry, entryPort] = /^(.+?)(?::(\d+))?$/.exec(entry) ?? [];
+      // A bare IPv6 address (`::1`) has colons but no port; `[::1]:8080` has one.
+      const [, name = entry, entryPort] = isIP(entry) === 6 ? [] : (/^(.+?)(?::(\d+))?$/.exec(entry) ?? []);
       if (entryPort !== undefined && entryPort !== port) return false;
       const bare = hostOf(name).toLowerCase();
       return /^[.*]/.test(bare) ? host.endsWith(bare.replace(/^\*/, '')) : host === bare;

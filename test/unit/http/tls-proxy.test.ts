@@ -129,6 +129,12 @@ describe('proxy', () => {
       expect(route('http://10.0.0.1:8080/')).toBeUndefined();
       expect(route('http://10.0.0.1/')).toBe('plain.proxy:3128');
       expect(route('http://[::1]:8080/')).toBeUndefined();
+      // A bare IPv6 address as curl and Go take it; with a port only in brackets.
+      process.env.NO_PROXY = '::1, [fd00::2]:8080';
+      expect(route('http://[::1]:8080/')).toBeUndefined();
+      expect(route('http://[fd00::2]:8080/')).toBeUndefined();
+      expect(route('http://[fd00::2]/')).toBe('plain.proxy:3128');
+      process.env.NO_PROXY = 'localhost, .internal.org,*.corp.net ,10.0.0.1:8080,[::1]';
       delete process.env.HTTPS_PROXY;
       expect(route('https://a.example.org/')).toBe('plain.proxy:3128');
       process.env.NO_PROXY = '*';
