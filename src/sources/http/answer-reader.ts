@@ -33,7 +33,8 @@ type BodyFraming = 'none' | 'chunked' | 'close' | { length: number };
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([^\r\n]*))?$/;
 
-const isLineEnd = (byte: number): boolean => byte === 0x0d || byte === 0x0a;
+/** CR or LF: blank lines before an answer, never its first byte. */
+export const isLineEnd = (byte: number): boolean => byte === 0x0d || byte === 0x0a;
 
 /** A field's comma-separated tokens, lower case. */
 const tokens = (value: string | undefined): string[] =>

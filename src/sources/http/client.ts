@@ -42,7 +42,7 @@ import {
   type ProbeMethod,
 } from './connection.js';
 import type { TlsConnection } from './tls.js';
-import { AnswerReader, type ReadProgress } from './answer-reader.js';
+import { AnswerReader, isLineEnd, type ReadProgress } from './answer-reader.js';
 
 const require = createRequire(import.meta.url);
 
@@ -254,8 +254,6 @@ interface OpenSocket {
 
 /** What ends a kept socket between requests: the other side ending or writing anything, an error, the idle limit. */
 const IDLE_ENDS = ['data', 'end', 'error', 'close', 'timeout'] as const;
-
-const isLineEnd = (byte: number): boolean => byte === 0x0d || byte === 0x0a;
 
 /** One keep-alive connection to one server, direct or through a proxy: one request at a time, timed on its socket. */
 export class ServerConnection implements ProbeConnection {
